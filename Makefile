@@ -11,7 +11,7 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet "pip==26.3"
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
@@ -33,7 +33,7 @@ lint: venv
 
 ## re-pin every installed package after changing requirements.txt
 lock: venv
-	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	$(PY) -m pip freeze --all --exclude-editable | grep -vE "^(-e|pip==)" > constraints.txt
 
 clean:
 	rm -rf $(VENV) .airflow data .pytest_cache
