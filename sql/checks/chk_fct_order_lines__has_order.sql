@@ -1,0 +1,5 @@
+-- every line belongs to an order that is in fct_orders
+select l.platform, l.order_id, l.line_id
+from fct_order_lines as l
+anti join fct_orders as o
+    on o.platform = l.platform and o.order_id = l.order_id

@@ -1,0 +1,3 @@
+select *
+from fct_orders
+where platform is null or order_id is null

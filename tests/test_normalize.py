@@ -1,0 +1,199 @@
+"""The Taobao order normaliser on the contract's awkward cases (CONTRACT §3, WAREHOUSE.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from xport_etl.normalize import (
+    RejectError,
+    normalize_taobao_order,
+    normalize_taobao_pages,
+    parse_page,
+    raw_json,
+    to_money,
+)
+
+NOW = datetime(2026, 7, 1)
+
+
+def sub(**over):
+    base = {
+        "subOrderId": "1031992847890383165",
+        "orderNo": "88001",
+        "itemId": "6512345",
+        "skuId": "4970432383383",
+        "title": "2026新款 纯棉 短袖T恤",
+        "quantity": 2,
+        "purchaseAmount": "12.50",
+        "purchaseCurrency": "CNY",
+        "domesticPostFee": 0,
+        "status": 10,
+        "refundStatus": 0,
+        "taobaoPurchaseId": "200027842447",
+        "taobaoSubPurchaseId": "200027842448",
+    }
+    base.update(over)
+    return base
+
+
+def order(**over):
+    base = {
+        "id": "1031992847890383164",
+        "orderNo": "88001",
+        "status": 10,
+        "orderSource": "lazada",
+        "sellerOrderNumber": "LZ-1",
+        "purchaseAmount": "12.50",
+        "purchaseCurrency": "CNY",
+        "domesticPostFee": Decimal("3.00"),
+        "receiver": json.dumps({"name": "张三", "country": "MY"}, ensure_ascii=False),
+        "createTime": "2026-02-01 07:59:59",
+        "payTime": None,
+        "updateTime": "2026-02-01 08:00:00",
+        "subOrderVOS": [sub()],
+    }
+    base.update(over)
+    return base
+
+
+def page(records, code=200):
+    return raw_json({"requestId": "r", "code": code, "msg": "成功",
+                     "data": {"records": records, "total": len(records), "size": 100,
+                              "current": 1, "pages": 1}}).encode()
+
+
+def test_cst_times_become_utc_across_the_date_line():
+    rows = normalize_taobao_order(order())
+    # 07:59:59 CST on 1 Feb is still 31 Jan in UTC
+    assert rows.order["created_at"] == datetime(2026, 1, 31, 23, 59, 59)
+    assert rows.order["updated_at"] == datetime(2026, 2, 1, 0, 0, 0)
+    assert rows.order["paid_at"] is None
+
+
+def test_ids_as_numbers_become_strings_without_rounding():
+    rows = normalize_taobao_order(order(id=1031992847890383164, subOrderVOS=[sub(subOrderId=9007199254740993123)]))
+    assert rows.order["order_id"] == "1031992847890383164"
+    assert rows.lines[0]["line_id"] == "9007199254740993123"
+
+
+def test_money_as_strings_and_numbers_is_exact_decimal():
+    rows = normalize_taobao_order(order(purchaseAmount="0.10", domesticPostFee=Decimal("0.2")))
+    assert rows.order["goods_amount"] == Decimal("0.10")
+    assert rows.order["total_amount"] == Decimal("0.30")  # never 0.30000000000000004
+    assert rows.lines[0]["amount"] == Decimal("12.50")
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("12.345", "more than two decimals"),
+    ("abc", "not an amount"),
+    (True, "not an amount"),
+    ("1e400", "not an amount"),
+    (Decimal("1e17"), "out of range"),
+])
+def test_bad_money_is_rejected_with_a_reason(value, reason):
+    with pytest.raises(RejectError, match=reason):
+        to_money(value, "purchaseAmount")
+
+
+def test_status_mapping_and_platform_status_text():
+    expected = {12: "created", 0: "awaiting_payment", 1: "awaiting_payment", 3: "awaiting_payment",
+                5: "awaiting_payment", 2: "paid", 10: "paid", 11: "shipped", 4: "cancelled", 9: "other",
+                77: "other"}
+    for code, status in expected.items():
+        o = normalize_taobao_order(order(status=code)).order
+        assert (o["status"], o["platform_status"]) == (status, str(code))
+    o = normalize_taobao_order(order(status="11")).order
+    assert (o["status"], o["platform_status"]) == ("shipped", "11")
+
+
+def test_refund_status_mapping():
+    expected = {0: "none", 10: "applied", 20: "agreed", 30: "waiting_return", 100: "succeeded",
+                -10: "refused", -20: "closed", None: "none"}
+    for code, status in expected.items():
+        line = normalize_taobao_order(order(subOrderVOS=[sub(refundStatus=code)])).lines[0]
+        assert line["refund_status"] == status
+
+
+def test_nulls_are_allowed_almost_everywhere():
+    rows = normalize_taobao_order(order(status=None, payTime=None, domesticPostFee=None, receiver=None,
+                                        subOrderVOS=[sub(status=None, quantity="3", title=None)]))
+    assert rows.order["status"] is None and rows.order["total_amount"] is None
+    assert rows.lines[0]["quantity"] == 3 and rows.lines[0]["line_status"] is None
+
+
+def test_null_suborders_means_no_lines():
+    rows = normalize_taobao_order(order(subOrderVOS=None))
+    assert rows.order["line_count"] == 0 and rows.lines == []
+
+
+@pytest.mark.parametrize("over,reason", [
+    ({"id": None}, "missing id"),
+    ({"id": ""}, "missing id"),
+    ({"id": Decimal("1.5e18")}, "not a string or integer id"),
+    ({"createTime": "2026-02-30 10:00:00"}, "createTime"),
+    ({"createTime": "yesterday"}, "createTime"),
+    ({"subOrderVOS": {"subOrderId": "1"}}, "subOrderVOS is not a list"),
+    ({"receiver": "{not json"}, "receiver is not valid JSON"),
+])
+def test_corrupt_orders_are_rejected(over, reason):
+    with pytest.raises(RejectError, match=reason):
+        normalize_taobao_order(order(**over))
+
+
+def test_a_bad_line_is_rejected_alone_and_still_counted():
+    rows = normalize_taobao_order(order(subOrderVOS=[sub(), sub(subOrderId=None), sub(subOrderId="2", purchaseAmount="x"),
+                                                     sub()]))
+    assert rows.order["line_count"] == 4
+    assert [line["line_index"] for line in rows.lines] == [0]
+    reasons = [r.reason for r in rows.rejects]
+    assert any("missing subOrderId" in r for r in reasons)
+    assert any("purchaseAmount" in r for r in reasons)
+    assert any("duplicate subOrderId" in r for r in reasons)
+
+
+def test_window_dedupes_orders_latest_update_wins_and_rejects_land_with_raw_json():
+    old = order(status=10, updateTime="2026-02-01 08:00:00")
+    new = order(status=11, updateTime="2026-02-03 08:00:00")
+    bad = order(id=None)
+    rows = normalize_taobao_pages([(1, page([new, bad])), (2, page([old]))], endpoint="taobao_orders",
+                                  window_id="w", rejected_at=NOW)
+    assert rows.records == 3
+    assert [o["status"] for o in rows.orders] == ["shipped"]
+    assert len(rows.rejects) == 1
+    reject = rows.rejects[0]
+    assert reject["reason"] == "missing id" and reject["page"] == 1
+    assert json.loads(reject["raw_json"])["purchaseAmount"] == "12.50"
+
+
+def test_duplicate_id_within_a_page_is_rejected_keeping_the_later_version():
+    a = order(status=10, updateTime="2026-02-01 08:00:00")
+    b = order(status=11, updateTime="2026-02-02 08:00:00")
+    rows = normalize_taobao_pages([(1, page([a, b]))], endpoint="taobao_orders", window_id="w", rejected_at=NOW)
+    assert [o["status"] for o in rows.orders] == ["shipped"]
+    assert [r["reason"] for r in rows.rejects] == ["duplicate id within one page; kept the later updateTime"]
+
+
+def test_non_utf8_bytes_reject_only_the_record_that_has_them():
+    body = page([order(id="1", sellerOrderNumber="MARK"), order(id="2")])
+    body = body.replace(b"MARK", b"\xff\xfe")
+    rows = normalize_taobao_pages([(1, body)], endpoint="taobao_orders", window_id="w", rejected_at=NOW)
+    assert [o["order_id"] for o in rows.orders] == ["2"]
+    assert rows.rejects[0]["record_id"] == "1" and "UTF-8" in rows.rejects[0]["reason"]
+
+
+def test_page_level_problems_raise():
+    from xport_etl.normalize import PageError
+
+    with pytest.raises(PageError):
+        parse_page(b"<html>503</html>")
+    with pytest.raises(PageError):
+        parse_page(json.dumps({"code": 200, "data": {"records": {"a": 1}}}).encode())
+
+
+def test_raw_json_keeps_decimals_as_numbers():
+    assert raw_json({"a": Decimal("12.50"), "b": "12.50", "c": "x\u0000dec:1"}) == \
+        '{"a": 12.50, "b": "12.50", "c": "x\\u0000dec:1"}'

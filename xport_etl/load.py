@@ -1,0 +1,271 @@
+"""Parquet batches → the published DuckDB warehouse, atomically.
+
+Publishing: readers (analysts, BI tools) only ever open ``warehouse.duckdb`` read-only, and no
+writer ever opens that file. A load copies the published file to ``warehouse.duckdb.next``,
+merges the new batches into the copy, refreshes the views, runs the data checks, checkpoints,
+fsyncs, and ``os.replace``-s the copy over the published file. A reader that opened the old file
+keeps reading the old, complete state until it reconnects; a new connection sees the new state;
+nobody ever sees half a load or a lock error. A failure anywhere before the rename leaves the
+published file exactly as it was. One writer at a time is enforced with an exclusive file lock.
+
+Merge rule (latest state wins, never arrival order): per key, the version with the greatest
+``updated_at`` wins (a null ``updated_at`` is older than any time); on a tie, the later
+extraction wins. An order's lines are replaced by the lines of the winning version's batch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from xport_etl.schemas import (
+    ETL_REJECTS,
+    ETL_RUNS,
+    FCT_ORDER_LINES,
+    FCT_ORDERS,
+    WAREHOUSE_TABLES,
+)
+from xport_etl.staging import Batch
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+WAREHOUSE_FILE = "warehouse.duckdb"
+
+
+class CheckFailedError(RuntimeError):
+    """A data check returned rows: the load is not published."""
+
+
+@dataclass
+class LoadResult:
+    warehouse: str
+    batches: int = 0
+    rows_written: dict[str, int] = field(default_factory=dict)
+    rejects: int = 0
+
+
+def warehouse_path(data_dir: Path) -> Path:
+    return Path(data_dir) / WAREHOUSE_FILE
+
+
+@contextmanager
+def writer_lock(data_dir: Path) -> Iterator[None]:
+    """Exclusive lock: one writer builds the next warehouse state at a time (waits for others)."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(data_dir) / "warehouse.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def connect_writer(path: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path))
+    # Parquet times are UTC instants; the warehouse stores them as naive UTC TIMESTAMPs
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for spec in WAREHOUSE_TABLES:
+        con.execute(spec.ddl())
+        have = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_name = ?", [spec.name]
+        ).fetchall()}
+        for col in spec.columns:  # additive migrations: new columns appear, nothing is dropped
+            if col.name not in have:
+                con.execute(f"alter table {spec.name} add column {col.name} {col.duckdb_type}")
+    con.execute("create table if not exists etl_settings (key varchar, value varchar)")
+
+
+def set_settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
+    for key, value in values.items():
+        con.execute("delete from etl_settings where key = ?", [key])
+        con.execute("insert into etl_settings values (?, ?)", [key, value])
+
+
+def sql_objects(folder: str) -> list[tuple[str, str]]:
+    """``(name, select text)`` for each ``sql/<folder>/*.sql`` file, in name order."""
+    return [(p.stem, p.read_text()) for p in sorted((SQL_DIR / folder).glob("*.sql"))]
+
+
+def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+    for name, body in sql_objects("reports"):
+        con.execute(f"create or replace view {name} as\n{body}")
+
+
+def run_checks(con: duckdb.DuckDBPyConnection) -> None:
+    """Every ``sql/checks/*.sql`` must return no rows; otherwise raise with what failed."""
+    failures = []
+    for name, body in sql_objects("checks"):
+        rows = con.execute(f"select * from ({body}) limit 5").fetchall()
+        if rows:
+            failures.append(f"{name}: e.g. {rows[:3]}")
+    if failures:
+        raise CheckFailedError("data checks failed, warehouse not published: " + "; ".join(failures))
+
+
+def _cols(spec, prefix: str = "") -> str:
+    return ", ".join(prefix + c for c in spec.column_names)
+
+
+def merge_orders(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> dict[str, int]:
+    order_files = [f for b in batches for f in b.files.get("orders", [])]
+    line_files = [f for b in batches for f in b.files.get("order_lines", [])]
+    if not order_files:
+        return {"fct_orders": 0, "fct_order_lines": 0}
+    con.execute(
+        f"""
+        create or replace temp table new_orders as
+        select * from read_parquet(?, union_by_name = true)
+        qualify row_number() over (
+            partition by platform, order_id
+            order by coalesce(updated_at, '-infinity'::timestamptz) desc, extracted_at desc
+        ) = 1
+        """,
+        [order_files],
+    )
+    con.execute(
+        """
+        create or replace temp table winners as
+        select n.* from new_orders as n
+        left join fct_orders as o on o.platform = n.platform and o.order_id = n.order_id
+        where o.order_id is null
+           or coalesce(n.updated_at, '-infinity'::timestamptz) > coalesce(o.updated_at, '-infinity'::timestamp)
+           or (n.updated_at is not distinct from o.updated_at and n.extracted_at >= o.extracted_at)
+        """
+    )
+    con.execute(
+        "delete from fct_orders as o using winners as w "
+        "where o.platform = w.platform and o.order_id = w.order_id"
+    )
+    con.execute(f"insert into fct_orders ({_cols(FCT_ORDERS)}) select {_cols(FCT_ORDERS)} from winners")
+    con.execute(
+        "delete from fct_order_lines as l using winners as w "
+        "where l.platform = w.platform and l.order_id = w.order_id"
+    )
+    written = {"fct_orders": con.execute("select count(*) from winners").fetchone()[0]}
+    if line_files:
+        con.execute(
+            f"""
+            insert into fct_order_lines ({_cols(FCT_ORDER_LINES)})
+            select {_cols(FCT_ORDER_LINES, 'l.')}
+            from read_parquet(?, union_by_name = true) as l
+            semi join winners as w
+              on l.platform = w.platform and l.order_id = w.order_id and l._batch_id = w._batch_id
+            """,
+            [line_files],
+        )
+        written["fct_order_lines"] = con.execute(
+            "select count(*) from fct_order_lines as l semi join winners as w "
+            "on l.platform = w.platform and l.order_id = w.order_id"
+        ).fetchone()[0]
+    else:
+        written["fct_order_lines"] = 0
+    return written
+
+
+def merge_rejects(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> int:
+    """Replace each batch's rejects: re-normalising a window never duplicates its rejects."""
+    total = 0
+    for b in batches:
+        con.execute("delete from etl_rejects where endpoint = ? and window_id = ?", [b.endpoint, b.window_id])
+        files = b.files.get("rejects", [])
+        if files:
+            con.execute(
+                f"insert into etl_rejects ({_cols(ETL_REJECTS)}) "
+                f"select {_cols(ETL_REJECTS)} from read_parquet(?)",
+                [files],
+            )
+        total += b.counts.get("rejects", 0)
+    return total
+
+
+def replace_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[dict]) -> None:
+    """``etl_runs`` mirrors the run ledger (which also keeps failed runs that published nothing)."""
+    con.execute("delete from etl_runs")
+    if not runs:
+        return
+    cols = ETL_RUNS.column_names
+    con.executemany(
+        f"insert into etl_runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
+        [[r.get(c) for c in cols] for r in runs],
+    )
+
+
+def publish(
+    data_dir: Path,
+    batches: Sequence[Batch],
+    *,
+    runs: Sequence[dict] = (),
+    settings: dict[str, str] | None = None,
+    rebuild: bool = False,
+) -> LoadResult:
+    """Merge batches into a copy of the warehouse, check it, and swap it in atomically.
+
+    Args:
+        data_dir: where ``warehouse.duckdb`` lives.
+        batches: the staged batches to merge, in any order (the merge rule decides).
+        runs: the full run ledger to mirror into ``etl_runs``.
+        settings: values for ``etl_settings`` (e.g. ``report_tz``) that the views read.
+        rebuild: start from an empty warehouse instead of the published one.
+
+    Raises:
+        CheckFailedError: a data check failed; nothing was published.
+    """
+    data_dir = Path(data_dir)
+    published = warehouse_path(data_dir)
+    nxt = published.with_name(published.name + ".next")
+    with writer_lock(data_dir):
+        nxt.unlink(missing_ok=True)
+        Path(str(nxt) + ".wal").unlink(missing_ok=True)
+        if published.exists() and not rebuild:
+            shutil.copyfile(published, nxt)
+        try:
+            con = connect_writer(nxt)
+            try:
+                ensure_schema(con)
+                set_settings(con, settings or {})
+                con.execute("begin")
+                written = merge_orders(con, batches)
+                rejects = merge_rejects(con, batches)
+                replace_runs(con, runs)
+                con.execute("commit")
+                refresh_views(con)
+                run_checks(con)
+                con.execute("checkpoint")
+            finally:
+                con.close()
+            with open(nxt, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(nxt, published)
+            fd = os.open(data_dir, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            nxt.unlink(missing_ok=True)
+            Path(str(nxt) + ".wal").unlink(missing_ok=True)
+            raise
+    return LoadResult(str(published), len(batches), written, rejects)
+
+
+def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published warehouse (what analysts and reports use)."""
+    path = warehouse_path(data_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"no warehouse at {path}: run `xport-etl run` or `make demo` first")
+    return duckdb.connect(str(path), read_only=True)
+
+
+def rows_json(rows: dict[str, int]) -> str:
+    return json.dumps(rows, sort_keys=True)

@@ -1,0 +1,444 @@
+"""Landed pages → typed rows: orders, order lines and rejects, as declared in :mod:`schemas`.
+
+Decisions (the contract leaves these open; WAREHOUSE.md fixes the result):
+
+- Ids arrive as strings or JSON numbers and are kept as strings. A float-looking id (``1.2e18``)
+  or a non-scalar is bad input: the record is rejected rather than stored with a rounded id.
+- Money arrives as numbers or numeric strings and is parsed to ``Decimal`` without ever passing
+  through a binary float. More than two decimals, or a value that does not fit DECIMAL(18,2), is
+  bad input. ``total_amount`` is ``goods + shipping`` with SQL semantics (null if either is null).
+- Times are ``yyyy-MM-dd HH:mm:ss`` in China Standard Time (the offset is an [assumed] setting of
+  :data:`xport_etl.endpoints.ASSUMED`) and become UTC. An unparseable or impossible time is bad
+  input; a null or empty time is simply null.
+- An unknown Taobao order status maps to ``other`` (code 9's meaning, "unenumerated"), keeping the
+  raw code in ``platform_status``: an order with money on it is never dropped for its status. An
+  unknown refund status code gives a null unified ``refund_status`` (raw code kept in
+  ``platform_refund_status``); a null Taobao ``refundStatus`` means no refund: ``none``.
+- A bad order (missing id, unparseable time, bad money, ``subOrderVOS`` or ``receiver`` that is
+  not what the contract says) is rejected whole, with its lines. A bad line (missing id, bad
+  amount, duplicate id) is rejected alone; its order loads and ``line_count`` still counts it.
+- The same order seen twice in a window (data moving while pages were read) is kept once: the
+  version with the latest ``updateTime`` wins, ties go to the first seen (pages are newest first).
+  The same id twice within one page is a server fault: the losing copy goes to the rejects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+
+from xport_etl.endpoints import parse_cst
+from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
+
+CENT = Decimal("0.01")
+MAX_MONEY = Decimal("9999999999999999.99")  # DECIMAL(18,2)
+MAX_INT32 = 2**31 - 1
+
+TAOBAO_ORDER_STATUS = {
+    12: "created",
+    0: "awaiting_payment",
+    1: "awaiting_payment",
+    3: "awaiting_payment",
+    5: "awaiting_payment",
+    2: "paid",
+    10: "paid",
+    11: "shipped",
+    4: "cancelled",
+    9: "other",
+}
+TAOBAO_REFUND_STATUS = {
+    0: "none",
+    10: "applied",
+    20: "agreed",
+    30: "waiting_return",
+    100: "succeeded",
+    -10: "refused",
+    -20: "closed",
+}
+
+
+class RejectError(ValueError):
+    """A record that cannot be normalised; the message is the reason stored in etl_rejects."""
+
+
+class PageError(ValueError):
+    """A landed page that is not a page at all (not JSON, no records list): the window fails."""
+
+
+# ---- scalar parsers: each returns the typed value or raises RejectError naming the field
+
+
+def to_id(value: Any, name: str, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise RejectError(f"missing {name}")
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            if required:
+                raise RejectError(f"missing {name}")
+            return None
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise RejectError(f"{name} is not a string or integer id: {value!r}")
+
+
+def to_text(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    raise RejectError(f"{name} is not text: {type(value).__name__}")
+
+
+_NUMERIC = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
+def to_money(value: Any, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RejectError(f"{name} is not an amount: {value!r}")
+    if isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text == "":
+            return None
+        if not _NUMERIC.fullmatch(text):
+            raise RejectError(f"{name} is not an amount: {value!r}")
+        amount = Decimal(text)
+    else:
+        raise RejectError(f"{name} is not an amount: {type(value).__name__}")
+    if not amount.is_finite():
+        raise RejectError(f"{name} is not a finite amount: {value!r}")
+    try:
+        cents = amount.quantize(CENT)
+    except InvalidOperation as exc:
+        raise RejectError(f"{name} is out of range: {value!r}") from exc
+    if cents != amount:
+        raise RejectError(f"{name} has more than two decimals: {value!r}")
+    if abs(cents) > MAX_MONEY:
+        raise RejectError(f"{name} is out of range for DECIMAL(18,2): {value!r}")
+    return cents
+
+
+def to_int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RejectError(f"{name} is not an integer: {value!r}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        number = int(value)
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        number = int(value)
+    else:
+        raise RejectError(f"{name} is not an integer: {value!r}")
+    if abs(number) > MAX_INT32:
+        raise RejectError(f"{name} is out of range: {value!r}")
+    return number
+
+
+def to_quantity(value: Any, name: str) -> int | None:
+    number = to_int(value, name)
+    if number is not None and number < 0:
+        raise RejectError(f"{name} is negative: {value!r}")
+    return number
+
+
+def to_cst_time(value: Any, name: str) -> datetime | None:
+    """A CST ``yyyy-MM-dd HH:mm:ss`` string → naive UTC datetime (Arrow reads naive as UTC)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RejectError(f"{name} is not a time string: {value!r}")
+    try:
+        return parse_cst(value).astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
+        raise RejectError(f"{name} is not a valid yyyy-MM-dd HH:mm:ss time: {value!r}") from exc
+
+
+def status_code(value: Any, name: str) -> int | None:
+    return to_int(value, name)
+
+
+# ---- raw JSON for the rejects table, with decimals kept as the numbers they were
+
+_DEC_MARK = "\x00dec:"
+
+
+def _encode_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{_DEC_MARK}{value}\x00"
+    raise TypeError(type(value).__name__)
+
+
+_DEC_RE = re.compile(r'"\\u0000dec:([^"\\]*)\\u0000"')
+
+
+def raw_json(record: Any) -> str:
+    """Serialise a parsed record back to JSON, writing Decimals as bare numbers again."""
+    text = json.dumps(record, default=_encode_default, ensure_ascii=False)
+    return _DEC_RE.sub(r"\1", text)
+
+
+# ---- records
+
+
+@dataclass
+class Reject:
+    endpoint: str
+    record_id: str | None
+    reason: str
+    raw: Any
+    page: int
+
+
+@dataclass
+class OrderRows:
+    order: dict
+    lines: list[dict] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    raw: Any = None
+
+
+def normalize_taobao_order(rec: Any, *, endpoint: str = "taobao_orders", page: int = 0) -> OrderRows:
+    """One ``TaoBaoOrderVO`` → a ``fct_orders`` row, its ``fct_order_lines`` rows, line rejects.
+
+    Raises:
+        RejectError: the order as a whole cannot be normalised (the reason says why).
+    """
+    if not isinstance(rec, dict):
+        raise RejectError(f"order record is not an object: {type(rec).__name__}")
+    order_id = to_id(rec.get("id"), "id", required=True)
+    subs = rec.get("subOrderVOS")
+    if subs is not None and not isinstance(subs, list):
+        raise RejectError(f"subOrderVOS is not a list: {type(subs).__name__}")
+    receiver = rec.get("receiver")
+    if isinstance(receiver, str) and receiver.strip():
+        try:
+            json.loads(receiver)
+        except ValueError as exc:
+            raise RejectError(f"receiver is not valid JSON: {exc}") from exc
+    elif receiver is not None and not isinstance(receiver, (dict, str)):
+        raise RejectError(f"receiver is neither a JSON string nor an object: {type(receiver).__name__}")
+
+    code = status_code(rec.get("status"), "status")
+    goods = to_money(rec.get("purchaseAmount"), "purchaseAmount")
+    shipping = to_money(rec.get("domesticPostFee"), "domesticPostFee")
+    total = goods + shipping if goods is not None and shipping is not None else None
+    if total is not None and abs(total) > MAX_MONEY:
+        raise RejectError("purchaseAmount + domesticPostFee is out of range for DECIMAL(18,2)")
+    order = {
+        "platform": "taobao",
+        "order_id": order_id,
+        "order_no": to_id(rec.get("orderNo"), "orderNo"),
+        "status": None if code is None else TAOBAO_ORDER_STATUS.get(code, "other"),
+        "platform_status": None if code is None else str(code),
+        "order_source": to_text(rec.get("orderSource"), "orderSource"),
+        "seller_order_number": to_text(rec.get("sellerOrderNumber"), "sellerOrderNumber"),
+        "seller": None,
+        "currency": to_text(rec.get("purchaseCurrency"), "purchaseCurrency"),
+        "goods_amount": goods,
+        "shipping_amount": shipping,
+        "total_amount": total,
+        "line_count": len(subs) if subs else 0,
+        "created_at": to_cst_time(rec.get("createTime"), "createTime"),
+        "paid_at": to_cst_time(rec.get("payTime"), "payTime"),
+        "updated_at": to_cst_time(rec.get("updateTime"), "updateTime"),
+        "close_reason": to_text(rec.get("closeReason"), "closeReason"),
+    }
+    rows = OrderRows(order)
+    seen: set[str] = set()
+    for index, sub in enumerate(subs or ()):
+        try:
+            line = _taobao_line(sub, order_id, index)
+        except RejectError as exc:
+            line_id = sub.get("subOrderId") if isinstance(sub, dict) else None
+            rid = f"{order_id}/{line_id if line_id not in (None, '') else f'#{index}'}"
+            rows.rejects.append(Reject(endpoint, rid, f"sub-order: {exc}", sub, page))
+            continue
+        if line["line_id"] in seen:
+            rid = f"{order_id}/{line['line_id']}"
+            rows.rejects.append(Reject(endpoint, rid, "sub-order: duplicate subOrderId in order", sub, page))
+            continue
+        seen.add(line["line_id"])
+        rows.lines.append(line)
+    return rows
+
+
+def _taobao_line(sub: Any, order_id: str, index: int) -> dict:
+    if not isinstance(sub, dict):
+        raise RejectError(f"sub-order is not an object: {type(sub).__name__}")
+    refund = status_code(sub.get("refundStatus"), "refundStatus")
+    line_code = status_code(sub.get("status"), "status")
+    return {
+        "platform": "taobao",
+        "order_id": order_id,
+        "line_id": to_id(sub.get("subOrderId"), "subOrderId", required=True),
+        "line_index": index,
+        "item_id": to_id(sub.get("itemId"), "itemId"),
+        "sku_id": to_id(sub.get("skuId"), "skuId"),
+        "title": to_text(sub.get("title"), "title"),
+        "quantity": to_quantity(sub.get("quantity"), "quantity"),
+        "amount": to_money(sub.get("purchaseAmount"), "purchaseAmount"),
+        "shipping_amount": to_money(sub.get("domesticPostFee"), "domesticPostFee"),
+        "currency": to_text(sub.get("purchaseCurrency"), "purchaseCurrency"),
+        "refund_status": "none" if refund is None else TAOBAO_REFUND_STATUS.get(refund),
+        "purchase_id": to_id(sub.get("taobaoPurchaseId"), "taobaoPurchaseId"),
+        "purchase_line_id": to_id(sub.get("taobaoSubPurchaseId"), "taobaoSubPurchaseId"),
+        "line_status": None if line_code is None else str(line_code),
+        "platform_refund_status": None if refund is None else str(refund),
+        "carrier": to_text(sub.get("logisticCompanyName"), "logisticCompanyName"),
+        "tracking_number": to_id(sub.get("logisticNumber"), "logisticNumber"),
+    }
+
+
+# ---- pages and windows
+
+
+def parse_page(body: bytes) -> tuple[list, bool]:
+    """A landed page body → its records list, and whether the bytes were valid UTF-8.
+
+    Invalid UTF-8 does not fail the page: the bytes are kept as surrogate escapes, and the
+    records that contain them are rejected one by one (see :func:`has_surrogates`).
+    """
+    clean = True
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text, clean = body.decode("utf-8", errors="surrogateescape"), False
+    try:
+        envelope = json.loads(text, parse_float=Decimal)
+    except ValueError as exc:
+        raise PageError(f"page is not valid JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise PageError("page is not a JSON object")
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise PageError(f"page data is not an object (envelope code {envelope.get('code')!r})")
+    records = data.get("records")
+    if records is None:
+        return [], clean
+    if not isinstance(records, list):
+        raise PageError(f"page records is not a list: {type(records).__name__}")
+    return records, clean
+
+
+def has_surrogates(record: Any) -> bool:
+    try:
+        json.dumps(record, default=str, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _record_id(rec: Any, key: str) -> str | None:
+    if isinstance(rec, dict):
+        value = rec.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+@dataclass
+class WindowRows:
+    """Everything normalised from one landed window, ready for Parquet."""
+
+    orders: list[dict] = field(default_factory=list)
+    lines: list[dict] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    records: int = 0
+
+
+def normalize_taobao_pages(
+    pages: Iterable[tuple[int, bytes]], *, endpoint: str, window_id: str, rejected_at: datetime
+) -> WindowRows:
+    """Normalise a window's pages: dedupe orders by id (latest ``updateTime`` wins), collect rejects."""
+    best: dict[str, OrderRows] = {}
+    out = WindowRows()
+
+    def reject(record_id, reason, raw, page):
+        out.rejects.append(
+            {
+                "endpoint": endpoint,
+                "record_id": record_id,
+                "reason": reason,
+                "raw_json": raw_json(raw) if not isinstance(raw, str) else raw,
+                "window_id": window_id,
+                "page": page,
+                "rejected_at": rejected_at,
+            }
+        )
+
+    for page_no, body in pages:
+        records, clean = parse_page(body)
+        in_page: dict[str, OrderRows] = {}
+        for rec in records:
+            out.records += 1
+            rid = _record_id(rec, "id")
+            if not clean and has_surrogates(rec):
+                reject(rid, "record contains bytes that are not valid UTF-8",
+                       json.dumps(rec, default=str, ensure_ascii=True), page_no)
+                continue
+            try:
+                rows = normalize_taobao_order(rec, endpoint=endpoint, page=page_no)
+            except RejectError as exc:
+                reject(rid, str(exc), rec, page_no)
+                continue
+            for r in rows.rejects:
+                reject(r.record_id, r.reason, r.raw, r.page)
+            rows.raw = rec
+            oid = rows.order["order_id"]
+            twin = in_page.get(oid)
+            if twin is not None:
+                keep, lose = (rows, twin) if _newer(rows, twin) else (twin, rows)
+                reject(oid, "duplicate id within one page; kept the later updateTime", lose.raw, page_no)
+                if best.get(oid) is twin:
+                    best[oid] = keep
+                in_page[oid] = keep
+                continue
+            in_page[oid] = rows
+            current = best.get(oid)
+            if current is None or _newer(rows, current):
+                best[oid] = rows
+    for rows in best.values():
+        out.orders.append(rows.order)
+        out.lines.extend(rows.lines)
+    return out
+
+
+def _newer(a: OrderRows, b: OrderRows) -> bool:
+    """Is ``a`` a strictly later state than ``b`` (by updated_at; nulls are oldest)?"""
+    ta, tb = a.order["updated_at"], b.order["updated_at"]
+    if ta is None:
+        return False
+    return tb is None or ta > tb
+
+
+def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    columns = {name: [r.get(name) for r in rows] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def iter_chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+ORDER_SCHEMA = FCT_ORDERS.arrow_schema(lineage=True)
+LINE_SCHEMA = FCT_ORDER_LINES.arrow_schema(lineage=True)
+REJECT_SCHEMA = ETL_REJECTS.arrow_schema()

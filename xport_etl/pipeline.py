@@ -1,0 +1,257 @@
+"""The pipeline's steps for a time window; the CLI and the Airflow tasks call these and nothing else.
+
+- :func:`extract_window` pages one endpoint for ``[start, end)`` and lands the raw pages.
+- :func:`load_windows` normalises landed windows to Parquet and publishes them to DuckDB.
+- :func:`run_window` does both for every implemented endpoint, in bounded chunks.
+
+Every run is recorded in the run ledger (``state/runs.jsonl`` under the data directory, appended
+and fsynced), which ``etl_runs`` mirrors at each publish: a failed run that published nothing is
+still on record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from xport_etl.endpoints import ENDPOINTS, format_window_value
+from xport_etl.landing import Manifest, PageWriter, read_manifest, utc_now_iso, window_id
+from xport_etl.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+
+# endpoints `run` covers so far (issue 2: Taobao orders)
+RUN_ENDPOINTS = ("taobao_orders",)
+DEFAULT_CHUNK = timedelta(days=31)
+
+
+def _utc(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        raise ValueError(f"window bound {dt!r} has no time zone")
+    return dt.astimezone(UTC)
+
+
+def _make_client(settings: Settings):
+    from xport_etl.client import XportClient
+
+    return XportClient(settings)
+
+
+def extract_window(
+    settings: Settings,
+    endpoint: str,
+    start: datetime,
+    end: datetime,
+    *,
+    mode: str = "create",
+    client=None,
+    progress: Progress | None = None,
+) -> str:
+    """Page ``endpoint`` for records whose ``mode`` time is in ``[start, end)`` and land the pages.
+
+    Returns:
+        The path of the landed window's manifest (a small string, fit for XCom).
+    """
+    from xport_etl.paginators import PageNumberPaginator, paginate
+
+    spec = ENDPOINTS[endpoint]
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        raise ValueError(f"empty window: end {end.isoformat()} is not after start {start.isoformat()}")
+    if mode not in spec.windows:
+        raise ValueError(f"endpoint {endpoint} has no {mode!r} window; it has {sorted(spec.windows)}")
+    win = spec.windows[mode]
+    filters = {
+        win.start_field: format_window_value(start, win.time_format),
+        win.end_field: format_window_value(end, win.time_format),
+    }
+    wid = window_id(mode, start, end)
+    manifest = Manifest(
+        endpoint=endpoint,
+        mode=mode,
+        window_id=wid,
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        run_id=uuid.uuid4().hex,
+        extracted_at=utc_now_iso(),
+    )
+    own_client = client is None
+    client = client or _make_client(settings)
+    before = client.stats.as_dict()
+    paginator = PageNumberPaginator(page_size=settings.page_size, in_body=spec.pages_in_body,
+                                    max_pages=settings.max_pages)
+    try:
+        with PageWriter(settings.data_dir, manifest) as writer:
+            for page in paginate(client, spec, filters, paginator=paginator):
+                writer.write(page.raw)
+                manifest.pages += 1
+                manifest.records += len(page.records)
+                manifest.total = page.total
+                if progress:
+                    progress({"event": "page", "endpoint": endpoint, "window": wid, "page": page.number,
+                              "pages": page.pages, "records": manifest.records, "total": page.total})
+            after = client.stats.as_dict()
+            manifest.requests = int(after.get("requests", 0) - before.get("requests", 0))
+            manifest.retries = int(after.get("retries", 0) - before.get("retries", 0))
+            manifest.http_429 = int(after.get("http_429", 0) - before.get("http_429", 0))
+            manifest.finished_at = utc_now_iso()
+            path = writer.commit()
+    except Exception as exc:
+        append_run(settings.data_dir, _run_row(manifest, outcome="failed", error=str(exc)))
+        raise
+    finally:
+        if own_client:
+            client.close()
+    log.info("landed %s %s: %d pages, %d records", endpoint, wid, manifest.pages, manifest.records)
+    return str(path)
+
+
+def load_windows(
+    settings: Settings,
+    manifests: Sequence[str | Path],
+    *,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Normalise landed windows to Parquet and publish them into the warehouse atomically.
+
+    Returns:
+        Small counts: rows written per table, rejects, batches.
+    """
+    from xport_etl.load import publish, rows_json
+    from xport_etl.staging import stage_window
+
+    loaded = [read_manifest(m) for m in manifests]
+    batches = []
+    for m in loaded:
+        batches.append(stage_window(settings.data_dir, m))
+        if progress:
+            progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
+    started = time.time()
+    rows = [
+        _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0),
+                 rows_written=rows_json({"orders": b.counts.get("orders", 0),
+                                         "order_lines": b.counts.get("order_lines", 0)}))
+        for m, b in zip(loaded, batches, strict=True)
+    ]
+    try:
+        result = publish(settings.data_dir, batches, runs=read_runs(settings.data_dir, pending=rows),
+                         settings={"report_tz": settings.report_tz})
+    except Exception as exc:
+        for m in loaded:
+            append_run(settings.data_dir, _run_row(m, outcome="failed", error=str(exc)))
+        raise
+    for row in rows:
+        append_run(settings.data_dir, row)
+    log.info("published %d batches in %.1f s: %s", len(batches), time.time() - started, result.rows_written)
+    return {"batches": result.batches, "rows_written": result.rows_written, "rejects": result.rejects,
+            "warehouse": result.warehouse}
+
+
+def run_window(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    *,
+    endpoints: Iterable[str] = RUN_ENDPOINTS,
+    mode: str = "create",
+    chunk: timedelta = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Extract every endpoint for ``[start, end)`` in chunks of at most ``chunk``, then load once."""
+    manifests = []
+    client = _make_client(settings)
+    try:
+        for endpoint in endpoints:
+            for lo, hi in split_window(_utc(start), _utc(end), chunk):
+                manifests.append(extract_window(settings, endpoint, lo, hi, mode=mode, client=client,
+                                                progress=progress))
+    finally:
+        client.close()
+    return load_windows(settings, manifests, progress=progress)
+
+
+def split_window(start: datetime, end: datetime, chunk: timedelta) -> list[tuple[datetime, datetime]]:
+    out, lo = [], start
+    while lo < end:
+        hi = min(lo + chunk, end)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+# ---- the run ledger
+
+
+def _ledger(data_dir: Path) -> Path:
+    return Path(data_dir) / "state" / "runs.jsonl"
+
+
+def _run_row(m: Manifest, *, outcome: str, error: str | None = None, rejected: int = 0,
+             rows_written: str | None = None) -> dict[str, Any]:
+    started = datetime.fromisoformat(m.extracted_at)
+    finished = datetime.now(UTC)
+    return {
+        "run_id": m.run_id,
+        "endpoint": m.endpoint,
+        "window_id": m.window_id,
+        "mode": m.mode,
+        "window_start": m.window_start,
+        "window_end": m.window_end,
+        "pages": m.pages,
+        "requests": m.requests,
+        "retries": m.retries,
+        "http_429": m.http_429,
+        "records": m.records,
+        "rows_written": rows_written,
+        "rejected": rejected,
+        "drift_repages": m.drift_repages,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 3),
+        "outcome": outcome,
+        "error": error,
+    }
+
+
+def append_run(data_dir: Path, row: dict[str, Any]) -> None:
+    path = _ledger(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_runs(data_dir: Path, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The ledger (plus ``pending`` rows not yet appended), one row per (run, endpoint, window):
+    the last word on each wins. Times come back as naive UTC datetimes."""
+    path = _ledger(data_dir)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    rows: dict[tuple, dict] = {}
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a torn last line after a crash
+        rows[(row["run_id"], row["endpoint"], row["window_id"])] = row
+    for row in pending:
+        rows[(row["run_id"], row["endpoint"], row["window_id"])] = dict(row)
+    for row in rows.values():
+        for k in ("window_start", "window_end", "started_at", "finished_at"):
+            if row.get(k):
+                row[k] = datetime.fromisoformat(row[k]).astimezone(UTC).replace(tzinfo=None)
+    return list(rows.values())
+
+
+def manifest_dict(path: str | Path) -> dict[str, Any]:
+    return asdict(read_manifest(path))

@@ -1,0 +1,244 @@
+"""Declared schemas: one definition per table, used for Parquet, DuckDB DDL and documentation.
+
+Every analyst-facing table follows ``WAREHOUSE.md`` exactly (names, order, types); columns after
+the public ones are additions (allowed by the warehouse contract) and are marked ``public=False``
+when they are plumbing rather than facts.
+
+Parquet files carry the normalised rows plus a lineage column (``_batch_id``); together with
+``updated_at`` and ``extracted_at`` the loader uses it to decide which version of a record wins. Timestamps are UTC everywhere:
+``timestamp[us, tz=UTC]`` in Parquet, ``TIMESTAMP`` (naive, UTC by convention) in DuckDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+MONEY = pa.decimal128(18, 2)
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+_DUCKDB_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    MONEY: "DECIMAL(18,2)",
+    UTC_TS: "TIMESTAMP",
+    pa.date32(): "DATE",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    public: bool = True
+
+    @property
+    def duckdb_type(self) -> str:
+        return _DUCKDB_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table: its columns, key and meaning (the data dictionary is generated from these)."""
+
+    name: str
+    doc: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def public_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.public]
+
+    def arrow_schema(self, lineage: bool = False) -> pa.Schema:
+        fields = [pa.field(c.name, c.type) for c in self.columns]
+        if lineage:
+            fields += [pa.field(c.name, c.type) for c in LINEAGE]
+        return pa.schema(fields)
+
+    def ddl(self) -> str:
+        cols = ",\n    ".join(f"{c.name} {c.duckdb_type}" for c in self.columns)
+        return f"create table if not exists {self.name} (\n    {cols}\n)"
+
+
+def _c(name: str, type_: pa.DataType, doc: str, public: bool = True) -> Column:
+    return Column(name, type_, doc, public)
+
+
+S, I32, TS = pa.string(), pa.int32(), UTC_TS
+
+# in Parquet only: which landed window (batch) a row was normalised from, so the loader can take
+# an order's lines from the same batch as the order version that wins
+LINEAGE = (_c("_batch_id", S, "the landed window this row was normalised from", public=False),)
+
+FCT_ORDERS = TableSpec(
+    name="fct_orders",
+    doc="One row per purchase order, latest known state.",
+    key=("platform", "order_id"),
+    columns=(
+        _c("platform", S, "'taobao' or '1688'"),
+        _c("order_id", S, "Taobao: the xportcn order `id`; 1688: `orderId`"),
+        _c("order_no", S, "Taobao `orderNo`; null for 1688"),
+        _c("status", S, "unified: created, awaiting_payment, paid, shipped, completed, cancelled, other"),
+        _c("platform_status", S, "the platform's own status code as text ('10', 'waitsellersend')"),
+        _c("order_source", S, "Taobao `orderSource`: the merchant's sales channel"),
+        _c("seller_order_number", S, "Taobao `sellerOrderNumber`: the merchant's own order number"),
+        _c("seller", S, "1688 `sellerLoginId`; null for Taobao"),
+        _c("currency", S, "currency of every amount on the row"),
+        _c("goods_amount", MONEY, "Taobao `purchaseAmount`; 1688 `totalAmount - shippingFee`"),
+        _c("shipping_amount", MONEY, "Taobao `domesticPostFee`; 1688 `shippingFee`"),
+        _c("total_amount", MONEY, "goods_amount + shipping_amount"),
+        _c("line_count", I32, "entries in the order's line list as served (a rejected line still counts)"),
+        _c("created_at", TS, "order creation, UTC"),
+        _c("paid_at", TS, "payment (Taobao `payTime`), UTC"),
+        _c("updated_at", TS, "last change of the order at the source, UTC"),
+        _c("close_reason", S, "why the order was closed, as the platform says", public=False),
+        _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
+    ),
+)
+
+FCT_ORDER_LINES = TableSpec(
+    name="fct_order_lines",
+    doc="One row per Taobao sub-order (`subOrderVOS[]`) or 1688 product item (`productItems[]`).",
+    key=("platform", "order_id", "line_id"),
+    columns=(
+        _c("platform", S, "'taobao' or '1688'"),
+        _c("order_id", S, "the order the line belongs to (fct_orders.order_id)"),
+        _c("line_id", S, "Taobao `subOrderId`; 1688 `subItemId`"),
+        _c("line_index", I32, "0-based position in the order's list"),
+        _c("item_id", S, "product id"),
+        _c("sku_id", S, "SKU id"),
+        _c("title", S, "product title (usually Chinese)"),
+        _c("quantity", I32, "units"),
+        _c("amount", MONEY, "Taobao sub-order `purchaseAmount`; 1688 `itemAmount`"),
+        _c("shipping_amount", MONEY, "Taobao sub-order `domesticPostFee`; null for 1688"),
+        _c("currency", S, "currency of the amounts"),
+        _c("refund_status", S, "unified: none, applied, agreed, waiting_return, succeeded, refused, closed"),
+        _c("purchase_id", S, "Taobao `taobaoPurchaseId`; null for 1688"),
+        _c("purchase_line_id", S, "Taobao `taobaoSubPurchaseId` (the logistics key); null for 1688"),
+        _c("line_status", S, "the line's own platform status code as text", public=False),
+        _c("platform_refund_status", S, "the platform's refund status code as text", public=False),
+        _c("carrier", S, "carrier of the line's first parcel, once shipped", public=False),
+        _c("tracking_number", S, "tracking number of the line's first parcel", public=False),
+    ),
+)
+
+FCT_REFUNDS = TableSpec(
+    name="fct_refunds",
+    doc="One row per after-sale (refund) order.",
+    key=("platform", "refund_id"),
+    columns=(
+        _c("platform", S, "'taobao' or '1688'"),
+        _c("refund_id", S, "the refund's id (1688 ids start with TQ)"),
+        _c("order_id", S, "the order refunded"),
+        _c("line_id", S, "the line refunded"),
+        _c("status", S, "unified: none, applied, agreed, waiting_return, succeeded, refused, closed"),
+        _c("platform_status", S, "the platform's refund status code as text"),
+        _c("refund_amount", MONEY, "Taobao `refundFee`; 1688 `refundPayment` converted from fen"),
+        _c("currency", S, "currency of refund_amount"),
+        _c("reason", S, "Taobao `reasonDesc`; 1688 `applyReason`"),
+        _c("created_at", TS, "refund created, UTC"),
+        _c("updated_at", TS, "refund last changed, UTC"),
+    ),
+)
+
+FCT_PARCELS = TableSpec(
+    name="fct_parcels",
+    doc="One row per parcel (Taobao `pnmLogisticsDetails[]`, 1688 `logisticsTrace[]`).",
+    key=("platform", "tracking_number"),
+    columns=(
+        _c("platform", S, "'taobao' or '1688'"),
+        _c("tracking_number", S, "`mailNo` / `logisticsBillNo`"),
+        _c("order_id", S, "the order the parcel belongs to"),
+        _c("purchase_line_id", S, "Taobao purchase line (`purchaseOrderOuterId`); null for 1688"),
+        _c("carrier", S, "Taobao `logisticsPartner[0].company`; 1688 `logisticsCompanyName`"),
+        _c("first_event_at", TS, "time of the first event in the API's order, UTC"),
+        _c("last_event_at", TS, "time of the last event in the API's order, UTC"),
+        _c("delivered_at", TS, "Taobao: first SIGN event; 1688: last step once the order is confirm_goods/success"),
+        _c("last_status", S, "status of the latest event; null for 1688"),
+        _c("event_count", I32, "number of tracking events"),
+    ),
+)
+
+FCT_PARCEL_EVENTS = TableSpec(
+    name="fct_parcel_events",
+    doc="One row per tracking event.",
+    key=("platform", "tracking_number", "event_index"),
+    columns=(
+        _c("platform", S, "'taobao' or '1688'"),
+        _c("tracking_number", S, "the parcel (fct_parcels.tracking_number)"),
+        _c("event_index", I32, "0-based position in the API's order"),
+        _c("event_at", TS, "UTC"),
+        _c("status", S, "Taobao trace `status`; null for 1688"),
+        _c("description", S, "Taobao `statusDesc`; 1688 `remark`"),
+        _c("city", S, "Taobao `city`; null for 1688"),
+    ),
+)
+
+ETL_REJECTS = TableSpec(
+    name="etl_rejects",
+    doc="Each record that could not be normalised, with the reason and the raw JSON.",
+    key=(),
+    columns=(
+        _c("endpoint", S, "the endpoint the record came from"),
+        _c("record_id", S, "the record's id where it could be read"),
+        _c("reason", S, "why it was rejected"),
+        _c("raw_json", S, "the record exactly as served (re-serialised JSON)"),
+        _c("window_id", S, "the landed window it came from"),
+        _c("page", I32, "page number within the window"),
+        _c("rejected_at", TS, "when the normaliser rejected it, UTC"),
+    ),
+)
+
+ETL_RUNS = TableSpec(
+    name="etl_runs",
+    doc="One row per pipeline run and endpoint.",
+    key=("run_id", "endpoint", "window_id"),
+    columns=(
+        _c("run_id", S, "the run (one extraction of one window)"),
+        _c("endpoint", S, "endpoint name"),
+        _c("window_id", S, "the landed window"),
+        _c("mode", S, "window mode: create or update time"),
+        _c("window_start", TS, "window start (inclusive), UTC"),
+        _c("window_end", TS, "window end (exclusive), UTC"),
+        _c("pages", I32, "pages fetched"),
+        _c("requests", I32, "HTTP requests made (retries included)"),
+        _c("retries", I32, "requests retried"),
+        _c("http_429", I32, "requests answered 429"),
+        _c("records", I32, "records received"),
+        _c("rows_written", S, "rows written per table, as JSON"),
+        _c("rejected", I32, "records rejected (see etl_rejects)"),
+        _c("drift_repages", I32, "times the window was paged again because the data moved"),
+        _c("started_at", TS, "UTC"),
+        _c("finished_at", TS, "UTC"),
+        _c("duration_s", pa.float64(), "seconds"),
+        _c("outcome", S, "success or failed"),
+        _c("error", S, "the error message of a failed run"),
+    ),
+)
+
+WAREHOUSE_TABLES: tuple[TableSpec, ...] = (
+    FCT_ORDERS,
+    FCT_ORDER_LINES,
+    FCT_REFUNDS,
+    FCT_PARCELS,
+    FCT_PARCEL_EVENTS,
+    ETL_REJECTS,
+    ETL_RUNS,
+)
+
+# the normalised Parquet tables and the warehouse table each one feeds
+PARQUET_TABLES: dict[str, TableSpec] = {
+    "orders": FCT_ORDERS,
+    "order_lines": FCT_ORDER_LINES,
+    "rejects": ETL_REJECTS,
+}

@@ -1,0 +1,144 @@
+"""Landed window → typed Parquet, partitioned by business date (the order's UTC creation date).
+
+Layout under the data directory::
+
+    parquet/orders/created_date=2026-03-14/<batch>.parquet
+    parquet/order_lines/created_date=2026-03-14/<batch>.parquet
+    parquet/rejects/<batch>.parquet
+    parquet/_batches/<batch>.json          written last: the batch is complete
+
+A batch is one landed window (``<endpoint>__<window_id>``). Normalising the same window again
+replaces exactly that batch's files, so this layer is idempotent and can always be rebuilt from
+the raw pages. Rows carry ``_batch_id`` and ``extracted_at`` so that the loader can pick, for each
+order, the latest state across overlapping windows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from xport_etl.landing import Manifest, _write_atomic, read_pages
+from xport_etl.normalize import (
+    LINE_SCHEMA,
+    ORDER_SCHEMA,
+    REJECT_SCHEMA,
+    normalize_taobao_pages,
+    to_table,
+)
+
+UNKNOWN_DATE = "unknown"
+
+# which normaliser reads which endpoint's pages (order endpoints share the TaoBaoOrderVO shape)
+NORMALIZERS = {
+    "taobao_orders": normalize_taobao_pages,
+    "taobao_orders_legacy": normalize_taobao_pages,
+}
+
+
+@dataclass
+class Batch:
+    """One normalised window: its Parquet files per table and what it held."""
+
+    batch_id: str
+    endpoint: str
+    window_id: str
+    extracted_at: str
+    files: dict[str, list[str]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    records: int = 0
+
+    @property
+    def name(self) -> str:
+        return batch_name(self.endpoint, self.window_id)
+
+
+def batch_name(endpoint: str, wid: str) -> str:
+    return f"{endpoint}__{wid}"
+
+
+def parquet_root(data_dir: Path) -> Path:
+    return Path(data_dir) / "parquet"
+
+
+def _partition(ts: datetime | None) -> str:
+    return UNKNOWN_DATE if ts is None else ts.date().isoformat()
+
+
+def stage_window(data_dir: Path, manifest: Manifest) -> Batch:
+    """Normalise one landed window into Parquet and return the batch description."""
+    normalize = NORMALIZERS.get(manifest.endpoint)
+    if normalize is None:
+        raise ValueError(f"no normaliser for endpoint {manifest.endpoint!r}")
+    extracted_at = datetime.fromisoformat(manifest.extracted_at).astimezone(UTC).replace(tzinfo=None)
+    rows = normalize(
+        read_pages(manifest.directory),
+        endpoint=manifest.endpoint,
+        window_id=manifest.window_id,
+        rejected_at=datetime.now(UTC).replace(tzinfo=None),
+    )
+    name = batch_name(manifest.endpoint, manifest.window_id)
+    batch = Batch(
+        batch_id=f"{manifest.endpoint}/{manifest.window_id}",
+        endpoint=manifest.endpoint,
+        window_id=manifest.window_id,
+        extracted_at=manifest.extracted_at,
+        records=rows.records,
+    )
+    root = parquet_root(data_dir)
+    created_of: dict[str, str] = {}
+    orders_by_day: dict[str, list[dict]] = defaultdict(list)
+    for order in rows.orders:
+        order["extracted_at"] = extracted_at
+        order["_batch_id"] = batch.batch_id
+        day = _partition(order["created_at"])
+        created_of[order["order_id"]] = day
+        orders_by_day[day].append(order)
+    lines_by_day: dict[str, list[dict]] = defaultdict(list)
+    for line in rows.lines:
+        line["_batch_id"] = batch.batch_id
+        lines_by_day[created_of[line["order_id"]]].append(line)
+    for r in rows.rejects:
+        r["window_id"] = manifest.window_id
+
+    marker = root / "_batches" / f"{name}.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    # the marker goes first: a crash while rewriting leaves no complete-looking batch behind
+    marker.unlink(missing_ok=True)
+    for table in ("orders", "order_lines", "rejects"):
+        for old in (root / table).glob(f"**/{name}.parquet"):
+            old.unlink()
+    batch.files["orders"] = _write_days(root / "orders", name, orders_by_day, ORDER_SCHEMA)
+    batch.files["order_lines"] = _write_days(root / "order_lines", name, lines_by_day, LINE_SCHEMA)
+    rejects_path = root / "rejects" / f"{name}.parquet"
+    rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_table(rows.rejects, REJECT_SCHEMA), rejects_path)
+    batch.files["rejects"] = [str(rejects_path)]
+    batch.counts = {"orders": len(rows.orders), "order_lines": len(rows.lines), "rejects": len(rows.rejects)}
+    _write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
+    return batch
+
+
+def _write_days(table_dir: Path, name: str, by_day: dict[str, list[dict]], schema) -> list[str]:
+    paths = []
+    for day, rows in sorted(by_day.items()):
+        path = table_dir / f"created_date={day}" / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(to_table(rows, schema), path)
+        paths.append(str(path))
+    return paths
+
+
+def read_batch(path: Path) -> Batch:
+    return Batch(**json.loads(Path(path).read_text()))
+
+
+def all_batches(data_dir: Path) -> list[Batch]:
+    """Every complete batch on disk, oldest extraction first."""
+    markers = (parquet_root(data_dir) / "_batches").glob("*.json")
+    return sorted((read_batch(p) for p in markers), key=lambda b: (b.extracted_at, b.batch_id))
