@@ -152,7 +152,7 @@ def merge_orders(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> di
         "delete from fct_order_lines as l using winners as w "
         "where l.platform = w.platform and l.order_id = w.order_id"
     )
-    written = {"fct_orders": con.execute("select count(*) from winners").fetchone()[0]}
+    written = {"fct_orders": con.execute("select count(*) from winners").fetchall()[0][0]}
     if line_files:
         con.execute(
             f"""
@@ -167,7 +167,7 @@ def merge_orders(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> di
         written["fct_order_lines"] = con.execute(
             "select count(*) from fct_order_lines as l semi join winners as w "
             "on l.platform = w.platform and l.order_id = w.order_id"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     else:
         written["fct_order_lines"] = 0
     return written

@@ -1,0 +1,422 @@
+"""The client: sorting responses, retries, signing per attempt, rate limiting, no secret leaks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from xport_etl.auth import sign
+from xport_etl.client import (
+    ApiResponse,
+    RetryPolicy,
+    XportClient,
+    classify,
+    dumps_json,
+    parse_retry_after,
+    should_retry,
+)
+from xport_etl.endpoints import ENDPOINTS
+from xport_etl.errors import (
+    AuthenticationError,
+    BadPageError,
+    FatalError,
+    MalformedBodyError,
+    RateLimitedError,
+    RetriableError,
+    XportError,
+    redact_url,
+)
+from xport_etl.ratelimit import RateLimiter, limiter_for, reset_limiters
+from xport_etl.settings import Settings
+
+SECRET = "top-secret-value-do-not-leak"
+AK = "b" * 32
+ORDERS = ENDPOINTS["taobao_orders"]
+DETAIL = ENDPOINTS["taobao_order_detail"]
+
+
+def envelope(code=200, data=None, msg="成功", request_id="req-1"):
+    return {"requestId": request_id, "code": code, "developId": "1", "msg": msg, "data": data}
+
+
+def ok(data=None, **kw):
+    return httpx.Response(200, json=envelope(200, data, **kw))
+
+
+class Server:
+    """A scripted MockTransport: answers (or raises) in order, repeating the last one."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.requests.append(request)
+            answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        if callable(answer):
+            return answer(request)
+        return answer
+
+
+@pytest.fixture
+def settings():
+    return Settings(access_key=AK, access_secret=SECRET, user_id="7", rate_limit=0)
+
+
+@pytest.fixture
+def sleeps():
+    return []
+
+
+def make_client(settings, server, sleeps, **kw):
+    return XportClient(settings, transport=httpx.MockTransport(server), sleep=sleeps.append, **kw)
+
+
+def test_success_post_body_and_decimal(settings, sleeps):
+    body = b'{"requestId":"r9","code":200,"msg":"ok","data":{"records":[{"purchaseAmount":12.50,"n":3}]}}'
+    server = Server(httpx.Response(200, content=body))
+    with make_client(settings, server, sleeps) as client:
+        resp = client.request(
+            ORDERS, body={"pageNo": 1, "pageSize": 100, "status": None, "amount": Decimal("0.10")}
+        )
+    assert isinstance(resp, ApiResponse)
+    assert resp.raw == body
+    assert resp.request_id == "r9"
+    assert resp.status_code == 200 and resp.attempts == 1
+    amount = resp.data["records"][0]["purchaseAmount"]
+    assert isinstance(amount, Decimal) and amount == Decimal("12.50")
+    req = server.requests[0]
+    assert req.method == "POST" and req.url.path == "/open/purchase/page"
+    assert req.headers["content-type"] == "application/json"
+    assert req.content == b'{"pageNo":1,"pageSize":100,"amount":0.10}'
+    assert sleeps == []
+    assert client.stats.requests == 1 and client.stats.successes == 1
+
+
+def test_get_params_in_query(settings, sleeps):
+    server = Server(ok({"id": "1"}))
+    with make_client(settings, server, sleeps) as client:
+        client.request(DETAIL, params={"orderId": "1031992847890383164"})
+    req = server.requests[0]
+    assert req.method == "GET"
+    assert req.url.params["orderId"] == "1031992847890383164"
+    assert req.content == b""
+    with make_client(settings, server, sleeps) as client, pytest.raises(ValueError):
+        client.request(DETAIL, body={"x": 1})
+
+
+def test_http_429_retry_after_honoured(settings, sleeps):
+    server = Server(httpx.Response(429, headers={"Retry-After": "7"}, text="slow down"), ok([]))
+    with make_client(settings, server, sleeps) as client:
+        resp = client.request(ORDERS)
+    assert sleeps == [7.0]
+    assert resp.attempts == 2
+    assert client.stats.http_429 == 1 and client.stats.retries == 1 and client.stats.requests == 2
+
+
+def test_retry_after_is_capped(settings, sleeps):
+    server = Server(httpx.Response(429, headers={"Retry-After": "3600"}), ok([]))
+    with make_client(settings, server, sleeps) as client:
+        client.request(ORDERS)
+    assert sleeps == [60.0]
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("2.5") == 2.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: 1445412470.0) == 10.0
+
+
+def test_503_html_body_retried(settings, sleeps):
+    html = httpx.Response(
+        503, headers={"content-type": "text/html"}, text="<html>Bad Gateway</html>"
+    )
+    server = Server(html, html, ok({"x": 1}))
+    with make_client(settings, server, sleeps) as client:
+        resp = client.request(ORDERS)
+    assert resp.data == {"x": 1} and resp.attempts == 3
+    # jittered exponential backoff: 0.5·[0.75, 1], then 1.0·[0.75, 1]
+    assert 0.375 <= sleeps[0] <= 0.5 and 0.75 <= sleeps[1] <= 1.0
+    assert client.stats.http_errors == 2
+
+
+def test_envelope_500_on_http_200_retried(settings, sleeps):
+    server = Server(httpx.Response(200, json=envelope(500, msg="系统错误")), ok([]))
+    with make_client(settings, server, sleeps) as client:
+        assert client.request(ORDERS).attempts == 2
+    assert client.stats.envelope_errors == 1
+
+
+def test_envelope_429_is_rate_limited(settings, sleeps):
+    server = Server(httpx.Response(200, json=envelope(429, msg="too many")), ok([]))
+    with make_client(settings, server, sleeps) as client:
+        client.request(ORDERS)
+    assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "msg", "hint"),
+    [
+        (401, "signature error", "XPORT_ACCESS_SECRET"),
+        (401, "timestamp expired", "clock"),
+        (403, "forbidden", "XPORT_USER_ID"),
+    ],
+)
+def test_envelope_auth_errors_not_retried(settings, sleeps, code, msg, hint):
+    server = Server(httpx.Response(200, json=envelope(code, msg=msg, request_id="rid-401")), ok([]))
+    with (
+        make_client(settings, server, sleeps) as client,
+        pytest.raises(AuthenticationError) as info,
+    ):
+        client.request(ORDERS)
+    assert len(server.requests) == 1 and sleeps == []
+    text = str(info.value)
+    assert hint in text and "taobao_orders" in text and "rid-401" in text and f"code={code}" in text
+    assert info.value.code == code and info.value.attempts == 1
+    assert SECRET not in text
+
+
+def test_http_401_not_retried(settings, sleeps):
+    server = Server(httpx.Response(401, text="no"))
+    with make_client(settings, server, sleeps) as client, pytest.raises(AuthenticationError):
+        client.request(ORDERS)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("code", [400, 404, 418])
+def test_envelope_fatal_codes(settings, sleeps, code):
+    server = Server(httpx.Response(200, json=envelope(code, msg="bad pageSize")))
+    with make_client(settings, server, sleeps) as client, pytest.raises(FatalError) as info:
+        client.request(ORDERS)
+    assert len(server.requests) == 1 and sleeps == []
+    assert f"code={code}" in str(info.value) and "bad pageSize" in str(info.value)
+    assert not should_retry(info.value)
+
+
+def test_http_404_html_fatal(settings, sleeps):
+    server = Server(httpx.Response(404, text="<h1>not found</h1>"))
+    with make_client(settings, server, sleeps) as client, pytest.raises(FatalError, match="404"):
+        client.request(ORDERS)
+    assert len(server.requests) == 1
+
+
+def test_connection_error_retried_then_exhausted(settings, sleeps):
+    server = Server(httpx.ConnectError("connection refused"))
+    with make_client(settings, server, sleeps) as client, pytest.raises(RetriableError) as info:
+        client.request(ORDERS)
+    assert len(server.requests) == 6
+    assert len(sleeps) == 5
+    for i, s in enumerate(sleeps):  # 0.5, 1, 2, 4, 8 with jitter in [0.75, 1]
+        assert 0.75 * 0.5 * 2**i <= s <= 0.5 * 2**i
+    exc = info.value
+    assert exc.attempts == 6 and exc.endpoint == "taobao_orders"
+    text = str(exc)
+    assert "6 attempts" in text and "taobao_orders" in text and "ConnectError" in text
+    assert "/open/purchase/page" in text
+    assert client.stats.transport_errors == 6 and client.stats.retries == 5
+
+
+def test_exhausted_envelope_error_names_code_and_request_id(settings, sleeps):
+    server = Server(httpx.Response(200, json=envelope(500, msg="busy", request_id="abc123")))
+    policy = RetryPolicy(max_tries=3)
+    client = make_client(settings, server, sleeps, retry=policy)
+    with client, pytest.raises(RetriableError) as info:
+        client.request(ORDERS)
+    text = str(info.value)
+    assert "code=500" in text and "request_id=abc123" in text and "3 attempts" in text
+    assert len(server.requests) == 3
+
+
+def test_read_timeout_and_cut_body_retried(settings, sleeps):
+    server = Server(
+        httpx.ReadTimeout("timed out"),
+        httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+        ok([]),
+    )
+    with make_client(settings, server, sleeps) as client:
+        assert client.request(ORDERS).attempts == 3
+
+
+def test_truncated_json_retried(settings, sleeps):
+    cut = httpx.Response(200, content=b'{"requestId":"r","code":200,"data":{"records":[{"id":"1')
+    server = Server(cut, ok({"records": []}))
+    with make_client(settings, server, sleeps) as client:
+        resp = client.request(ORDERS)
+    assert resp.attempts == 2 and client.stats.malformed_bodies == 1
+
+
+def test_non_json_200_exhausted_is_bad_page(settings, sleeps):
+    server = Server(httpx.Response(200, text="<html>gateway</html>"))
+    client = make_client(settings, server, sleeps, retry=RetryPolicy(max_tries=2))
+    with client, pytest.raises(BadPageError) as info:
+        client.request(ORDERS)
+    assert isinstance(info.value, MalformedBodyError) and isinstance(info.value, RetriableError)
+    assert "gateway" in str(info.value)
+
+
+def test_each_retry_signed_afresh(settings, sleeps):
+    server = Server(httpx.Response(503), httpx.Response(429), ok([]))
+    with make_client(settings, server, sleeps) as client:
+        client.request(ORDERS)
+    nonces = [r.headers["nonce-str"] for r in server.requests]
+    sigs = [r.headers["signature"] for r in server.requests]
+    assert len(set(nonces)) == 3 and len(set(sigs)) == 3
+    for r in server.requests:
+        h = r.headers
+        assert h["signature"] == sign(AK, h["nonce-str"], h["timestamp"], SECRET)
+        assert h["user-id"] == "7" and h["access-key"] == AK
+        assert (
+            SECRET not in str(r.url)
+            and SECRET not in str(dict(h))
+            and SECRET.encode() not in r.content
+        )
+
+
+def test_secret_not_in_logs_or_reprs(settings, sleeps, caplog):
+    caplog.set_level(logging.DEBUG)
+    server = Server(httpx.Response(503), httpx.ConnectError("boom"), ok([]))
+    with make_client(settings, server, sleeps) as client:
+        client.request(ORDERS)
+        assert SECRET not in repr(client)
+        assert SECRET not in repr(client._http.auth)
+    assert caplog.records  # the retries were logged
+    assert SECRET not in caplog.text
+
+
+def test_classify_directly():
+    req = httpx.Request("GET", "http://x/open/order/detail?orderId=1")
+    assert isinstance(
+        classify(httpx.Response(200, json=envelope(200, {}), request=req)), ApiResponse
+    )
+    err = classify(httpx.Response(200, json={"status": "ok"}, request=req), "e")
+    assert isinstance(err, MalformedBodyError)
+    err = classify(httpx.Response(502, content=b"", request=req), "e")
+    assert type(err) is RetriableError and err.http_status == 502
+    err = classify(httpx.Response(200, json=envelope("500"), request=req), "e")
+    assert type(err) is RetriableError and err.code == 500
+    err = classify(
+        httpx.Response(429, json=envelope(429), headers={"retry-after": "1"}, request=req)
+    )
+    assert isinstance(err, RateLimitedError) and err.retry_after == 1.0
+
+
+def test_dumps_json():
+    assert dumps_json({"a": Decimal("1.50"), "b": [1, "标题", None, True]}) == (
+        '{"a":1.50,"b":[1,"标题",null,true]}'.encode()
+    )
+    assert json.loads(dumps_json({"a": Decimal("1E+2")})) == {"a": 100.0}
+    with pytest.raises(TypeError):
+        dumps_json({"a": 1.5})
+    with pytest.raises(TypeError):
+        dumps_json({"a": Decimal("NaN")})
+
+
+def test_redact_url_and_error_text():
+    url = "https://u:pw@h/p?orderId=1&signature=ABC&client_secret=zzz&token=t"
+    red = redact_url(url)
+    assert "pw" not in red and "ABC" not in red and "zzz" not in red and "=t" not in red
+    assert "orderId=1" in red
+    err = XportError("boom", endpoint="e", code=500, request_id="r", url=url, attempts=3)
+    assert "zzz" not in str(err) and "zzz" not in repr(err)
+    assert "gave up after 3 attempts" in str(err)
+
+
+# rate limiting ---------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds):
+        with self.lock:
+            self.now += seconds
+
+
+def test_limiter_spaces_requests_with_fake_clock():
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    for _ in range(11):
+        limiter.acquire()
+    assert clock.now - 100.0 == pytest.approx(1.0)  # 11 requests over ≥ 10/10 s
+
+
+def test_limiter_burst_and_idle():
+    clock = FakeClock()
+    limiter = RateLimiter(10, burst=3, clock=clock, sleep=clock.sleep)
+    assert [limiter.acquire() for _ in range(4)] == [0, 0, 0, pytest.approx(0.1)]
+    clock.now += 10  # idle refills the bucket, but never above burst
+    assert [limiter.acquire() for _ in range(4)] == [0, 0, 0, pytest.approx(0.1)]
+
+
+def test_limiter_reserves_distinct_slots_across_threads():
+    waits = []
+    lock = threading.Lock()
+
+    def record(seconds):
+        with lock:
+            waits.append(round(seconds, 6))
+
+    limiter = RateLimiter(20, clock=lambda: 0.0, sleep=record)
+    threads = [threading.Thread(target=limiter.acquire) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(waits) == [round(i / 20, 6) for i in range(1, 10)]  # the first went at once
+
+
+def test_limiter_unlimited_and_validation():
+    assert RateLimiter(0).acquire() == 0 and RateLimiter(None).acquire() == 0
+    with pytest.raises(ValueError):
+        RateLimiter(-1)
+
+
+def test_limiter_for_is_shared_per_key():
+    reset_limiters()
+    a = limiter_for("key-a", 10)
+    assert limiter_for("key-a", 10) is a
+    assert limiter_for("key-b", 10) is not a
+    reset_limiters()
+
+
+def test_threads_share_the_budget_over_real_time(sleeps):
+    reset_limiters()
+    rate, n = 50.0, 8
+    settings = Settings(access_key="c" * 32, access_secret=SECRET, user_id="7", rate_limit=rate)
+    times = []
+    lock = threading.Lock()
+
+    def handler(request):
+        with lock:
+            times.append(time.monotonic())
+        return ok([])
+
+    clients = [XportClient(settings, transport=httpx.MockTransport(handler)) for _ in range(2)]
+    assert clients[0].limiter is clients[1].limiter  # one budget per access key
+    threads = [threading.Thread(target=clients[i % 2].request, args=(ORDERS,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for c in clients:
+        c.close()
+    assert len(times) == n
+    assert max(times) - min(times) >= (n - 1) / rate - 0.01
+    reset_limiters()

@@ -1,0 +1,230 @@
+"""Page-number paging: stop conditions, loop guards, page shape, where the parameters go."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from xport_etl.client import XportClient
+from xport_etl.endpoints import ENDPOINTS
+from xport_etl.errors import BadPageError, PaginationError
+from xport_etl.paginators import Page, PageNumberPaginator, paginate
+from xport_etl.settings import Settings
+
+ORDERS = ENDPOINTS["taobao_orders"]
+LEGACY = ENDPOINTS["taobao_orders_legacy"]
+DETAIL = ENDPOINTS["taobao_order_detail"]
+
+
+class PagingServer:
+    """A tiny MyBatis-Plus-like list endpoint over ``n`` records, newest first."""
+
+    def __init__(self, n, *, ignore_page_no=False, send_counts=True, send_current=True, data=None):
+        self.records = [{"id": str(1000 + n - i), "purchaseAmount": "1.10"} for i in range(n)]
+        self.ignore_page_no = ignore_page_no
+        self.send_counts = send_counts
+        self.send_current = send_current
+        self.data = data  # a fixed `data` to answer with, for shape tests
+        self.calls: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            args = json.loads(request.content)
+            where = "body"
+        else:
+            args = {k: int(v) if v.isdigit() else v for k, v in request.url.params.items()}
+            where = "query"
+        self.calls.append({"where": where, **args})
+        if self.data is not None:
+            data = self.data
+        else:
+            page_no, size = args["pageNo"], args["pageSize"]
+            if self.ignore_page_no:
+                page_no = 1
+            chunk = self.records[(page_no - 1) * size : page_no * size]
+            data = {"records": chunk}
+            if self.send_counts:
+                data |= {
+                    "total": len(self.records),
+                    "size": size,
+                    "pages": -(-len(self.records) // size),
+                }
+            if self.send_current:
+                data["current"] = page_no
+        body = {"requestId": f"r{len(self.calls)}", "code": 200, "msg": "ok", "data": data}
+        return httpx.Response(200, content=json.dumps(body).replace('"1.10"', "1.10").encode())
+
+
+def client_for(server, **settings_kw):
+    settings = Settings(rate_limit=0, **settings_kw)
+    return XportClient(settings, transport=httpx.MockTransport(server), sleep=lambda s: None)
+
+
+def ids(pages):
+    return [r["id"] for p in pages for r in p.records]
+
+
+def test_stops_on_total():
+    server = PagingServer(25)
+    with client_for(server) as client:
+        pages = list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10)))
+    assert [p.number for p in pages] == [1, 2, 3]
+    assert len(ids(pages)) == 25 == len(set(ids(pages)))
+    assert len(server.calls) == 3  # no extra request for an empty page
+    assert pages[0].total == 25 and pages[0].pages == 3 and pages[0].request_id == "r1"
+    assert isinstance(pages[0].records[0]["purchaseAmount"], Decimal)
+    assert isinstance(pages[0], Page) and pages[0].raw.startswith(b'{"requestId": "r1"')
+
+
+def test_exact_multiple_stops_on_total():
+    server = PagingServer(20)
+    with client_for(server) as client:
+        pages = list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10)))
+    assert len(pages) == 2 and len(server.calls) == 2
+
+
+def test_stops_on_empty_page_without_counts():
+    server = PagingServer(25, send_counts=False)
+    with client_for(server) as client:
+        pages = list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10)))
+    assert [len(p.records) for p in pages] == [10, 10, 5, 0]
+    assert pages[-1].total is None
+
+
+def test_empty_result_is_one_page():
+    server = PagingServer(0)
+    with client_for(server) as client:
+        pages = list(paginate(client, ORDERS))
+    assert len(pages) == 1 and pages[0].records == [] and pages[0].total == 0
+
+
+def test_max_pages_raises_when_server_says_more():
+    server = PagingServer(50)
+    with client_for(server) as client:
+        gen = paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10, max_pages=2))
+        with pytest.raises(PaginationError, match="max_pages=2") as info:
+            list(gen)
+    assert len(server.calls) == 2
+    assert info.value.endpoint == "taobao_orders"
+
+
+def test_max_pages_from_settings():
+    server = PagingServer(50)
+    with client_for(server, page_size=10, max_pages=3) as client, pytest.raises(PaginationError):
+        list(paginate(client, ORDERS))
+    assert len(server.calls) == 3
+
+
+def test_max_pages_only_stops_quietly_when_server_says_nothing():
+    server = PagingServer(50, send_counts=False)
+    paginator = PageNumberPaginator(
+        page_size=10, max_pages=2, stop_on_total=False, stop_on_empty=False
+    )
+    with client_for(server) as client:
+        pages = list(paginate(client, ORDERS, paginator=paginator))
+    assert len(pages) == 2
+
+
+def test_max_pages_not_an_error_on_the_last_page():
+    server = PagingServer(20)
+    with client_for(server) as client:
+        pages = list(
+            paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10, max_pages=2))
+        )
+    assert len(pages) == 2
+
+
+def test_refuses_construction_without_stop_condition():
+    with pytest.raises(ValueError, match="stop condition"):
+        PageNumberPaginator(stop_on_total=False, stop_on_empty=False, max_pages=None)
+    PageNumberPaginator(stop_on_total=False, stop_on_empty=False, max_pages=5)
+    with pytest.raises(ValueError):
+        PageNumberPaginator(page_size=101)
+    with pytest.raises(ValueError):
+        PageNumberPaginator(page_size=0)
+    with pytest.raises(ValueError):
+        PageNumberPaginator(max_pages=0)
+
+
+def test_detects_server_ignoring_page_no_by_current():
+    server = PagingServer(30, ignore_page_no=True)
+    with client_for(server) as client, pytest.raises(PaginationError, match="ignores"):
+        list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10)))
+    assert len(server.calls) == 2
+
+
+def test_detects_server_ignoring_page_no_by_repeated_records():
+    server = PagingServer(30, ignore_page_no=True, send_current=False, send_counts=False)
+    with client_for(server) as client, pytest.raises(PaginationError, match="repeats"):
+        list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10)))
+    assert len(server.calls) == 2
+
+
+def test_post_pages_and_filters_in_body():
+    server = PagingServer(5)
+    filters = {"createStartTime": "2024-03-01 00:00:00", "createEndTime": "2024-03-02 00:00:00"}
+    with client_for(server) as client:
+        list(paginate(client, ORDERS, filters, paginator=PageNumberPaginator(page_size=2)))
+    assert [c["pageNo"] for c in server.calls] == [1, 2, 3]
+    assert all(c["where"] == "body" and c["pageSize"] == 2 for c in server.calls)
+    assert all(c["createStartTime"] == "2024-03-01 00:00:00" for c in server.calls)
+
+
+def test_get_pages_and_filters_in_query():
+    server = PagingServer(5)
+    with client_for(server) as client:
+        list(
+            paginate(
+                client,
+                LEGACY,
+                {"createStartTime": "2024-03-01 00:00:00"},
+                paginator=PageNumberPaginator(page_size=2),
+            )
+        )
+    assert [c["pageNo"] for c in server.calls] == [1, 2, 3]
+    assert all(c["where"] == "query" for c in server.calls)
+    assert server.calls[0]["createStartTime"] == "2024-03-01 00:00:00"
+
+
+def test_in_body_contradicting_endpoint_refused():
+    with client_for(PagingServer(5)) as client, pytest.raises(ValueError, match="query string"):
+        list(paginate(client, LEGACY, paginator=PageNumberPaginator(in_body=True)))
+    with client_for(PagingServer(5)) as client, pytest.raises(ValueError, match="not a paged"):
+        list(paginate(client, DETAIL))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [1, 2],
+        "records",
+        {"records": {"id": 1}, "total": 1},
+        {"records": "x", "total": 1},
+        {"total": 5, "pages": 1},
+        {"records": [], "total": "many"},
+    ],
+)
+def test_bad_page_shapes(data):
+    with client_for(PagingServer(0, data=data)) as client, pytest.raises(BadPageError) as info:
+        list(paginate(client, ORDERS))
+    assert info.value.endpoint == "taobao_orders"
+
+
+def test_null_data_is_bad_page():
+    # a success envelope whose data is null is not a page
+    body = {"requestId": "r", "code": 200, "data": None}
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=body))
+    client = XportClient(Settings(rate_limit=0), transport=transport)
+    with client, pytest.raises(BadPageError, match="'data' must be an object"):
+        list(paginate(client, ORDERS))
+
+
+def test_lazy_iteration():
+    server = PagingServer(30)
+    with client_for(server) as client:
+        gen = paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10))
+        next(gen)
+        assert len(server.calls) == 1

@@ -1,0 +1,191 @@
+"""Library settings: one frozen object, built from the environment only when asked.
+
+Nothing here reads the environment at import time. :meth:`Settings.from_env` reads it when
+called (``XPORT_*`` variables, below), and keyword overrides win over the environment. With no
+configuration at all the settings point at the local sandbox with its (non-secret) defaults.
+
+================  =======================  ==================================
+field             environment variable     default
+================  =======================  ==================================
+base_url          XPORT_BASE_URL           the sandbox (http://127.0.0.1:8765)
+access_key        XPORT_ACCESS_KEY         the sandbox key
+access_secret     XPORT_ACCESS_SECRET      the sandbox secret (never shown)
+user_id           XPORT_USER_ID            the sandbox user
+data_dir          XPORT_DATA_DIR           ``data``
+report_tz         XPORT_REPORT_TZ          ``Asia/Shanghai``
+rate_limit        XPORT_RATE_LIMIT         10 requests/s (0 = unlimited)
+page_size         XPORT_PAGE_SIZE          100 (1..100)
+timeout           XPORT_TIMEOUT            30 s per request
+max_pages         (none)                   100 000
+================  =======================  ==================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from xport_etl.endpoints import ASSUMED
+from xport_etl.errors import ConfigError
+from xport_etl.sandbox import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_ACCESS_SECRET,
+    DEFAULT_BASE_URL,
+    DEFAULT_USER_ID,
+)
+
+__all__ = ["ENV_VARS", "Settings"]
+
+ENV_VARS: Mapping[str, str] = {
+    "base_url": "XPORT_BASE_URL",
+    "access_key": "XPORT_ACCESS_KEY",
+    "access_secret": "XPORT_ACCESS_SECRET",
+    "user_id": "XPORT_USER_ID",
+    "data_dir": "XPORT_DATA_DIR",
+    "report_tz": "XPORT_REPORT_TZ",
+    "rate_limit": "XPORT_RATE_LIMIT",
+    "page_size": "XPORT_PAGE_SIZE",
+    "timeout": "XPORT_TIMEOUT",
+}
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _is_sandbox_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the client and pipeline need to know about the API and where to put data.
+
+    The secret is excluded from ``repr``/``str``; use :meth:`redacted` for logs.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    access_key: str = DEFAULT_ACCESS_KEY
+    access_secret: str = field(default=DEFAULT_ACCESS_SECRET, repr=False)
+    user_id: str = DEFAULT_USER_ID
+    data_dir: Path = Path("data")
+    report_tz: str = "Asia/Shanghai"
+    rate_limit: float | None = ASSUMED.rate_limit
+    page_size: int = 100
+    timeout: float = 30.0
+    max_pages: int = 100_000
+
+    def __post_init__(self) -> None:
+        # normalise types so Settings(data_dir="x", user_id=123) behaves
+        if not isinstance(self.data_dir, Path):
+            object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "user_id", str(self.user_id).strip())
+        object.__setattr__(self, "base_url", str(self.base_url).strip().rstrip("/"))
+        self._validate()
+
+    def _validate(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"XPORT_BASE_URL must be an http(s) URL, got {self.base_url!r}")
+        if parts.username or parts.password or parts.query:
+            raise ConfigError(
+                "XPORT_BASE_URL must not contain credentials or a query string; "
+                "set XPORT_ACCESS_KEY / XPORT_ACCESS_SECRET instead"
+            )
+        if not self.access_key or not self.access_secret or not self.user_id:
+            raise ConfigError(
+                "XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID must not be empty"
+            )
+        if not _is_sandbox_url(self.base_url):
+            defaults = [
+                var
+                for var, value, default in (
+                    ("XPORT_ACCESS_KEY", self.access_key, DEFAULT_ACCESS_KEY),
+                    ("XPORT_ACCESS_SECRET", self.access_secret, DEFAULT_ACCESS_SECRET),
+                    ("XPORT_USER_ID", self.user_id, DEFAULT_USER_ID),
+                )
+                if value == default
+            ]
+            if defaults:
+                raise ConfigError(
+                    f"{self.base_url} is not the sandbox but {', '.join(defaults)} still hold the "
+                    "sandbox defaults: set XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID"
+                )
+        try:
+            ZoneInfo(self.report_tz)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ConfigError(
+                f"XPORT_REPORT_TZ: unknown time zone {self.report_tz!r} (try 'Asia/Shanghai')"
+            ) from None
+        if self.rate_limit is not None and not self.rate_limit >= 0:
+            raise ConfigError(
+                f"XPORT_RATE_LIMIT must be >= 0 (0 = unlimited), got {self.rate_limit!r}"
+            )
+        if (
+            isinstance(self.page_size, bool)
+            or not isinstance(self.page_size, int)
+            or not (1 <= self.page_size <= ASSUMED.max_page_size)
+        ):
+            raise ConfigError(
+                f"XPORT_PAGE_SIZE must be an integer in 1..{ASSUMED.max_page_size}, got {self.page_size!r}"
+            )
+        if not self.timeout > 0:
+            raise ConfigError(f"XPORT_TIMEOUT must be > 0 seconds, got {self.timeout!r}")
+        if not isinstance(self.max_pages, int) or self.max_pages < 1:
+            raise ConfigError(f"max_pages must be a positive integer, got {self.max_pages!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``XPORT_*`` environment variables, then keyword overrides.
+
+        Args:
+            environ: the environment to read (default: ``os.environ``, read now).
+            **overrides: field values; non-None ones win over the environment.
+
+        Raises:
+            ConfigError: an unknown override, a value that does not parse, or a failed check.
+        """
+        env = os.environ if environ is None else environ
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name, var in ENV_VARS.items():
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            values[name] = _parse(name, var, raw.strip())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def redacted(self) -> dict[str, Any]:
+        """All fields as a dict for logs, with the secret shown as ``'***'``."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["access_secret"] = "***"
+        out["data_dir"] = str(self.data_dir)
+        return out
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+def _parse(name: str, var: str, raw: str) -> Any:
+    try:
+        if name == "rate_limit":
+            return float(raw)
+        if name == "page_size":
+            return int(raw)
+        if name == "timeout":
+            return float(raw)
+        if name == "data_dir":
+            return Path(raw).expanduser()
+    except ValueError:
+        kind = "an integer" if name == "page_size" else "a number"
+        raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
+    return raw
