@@ -197,3 +197,13 @@ def test_page_level_problems_raise():
 def test_raw_json_keeps_decimals_as_numbers():
     assert raw_json({"a": Decimal("12.50"), "b": "12.50", "c": "x\u0000dec:1"}) == \
         '{"a": 12.50, "b": "12.50", "c": "x\\u0000dec:1"}'
+
+
+def test_assumed_source_offset_is_configurable_through_settings(tmp_path):
+    from xport_etl.settings import Settings
+
+    path = tmp_path / "assumptions.json"
+    path.write_text('{"source_utc_offset": "+09:00"}')
+    settings = Settings.from_env({"XPORT_API_ASSUMPTIONS": str(path)})
+    rows = normalize_taobao_order(order(), assumptions=settings.assumptions)
+    assert rows.order["created_at"] == datetime(2026, 1, 31, 22, 59, 59)

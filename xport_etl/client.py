@@ -379,7 +379,7 @@ class XportClient:
         auth: httpx.Auth | None = None,
     ) -> None:
         self.settings = settings
-        self.assumptions = assumptions or ASSUMED
+        self.assumptions = assumptions or settings.assumptions
         self.retry = retry or RetryPolicy()
         if self.retry.max_tries < 1:
             raise ValueError("RetryPolicy.max_tries must be >= 1")

@@ -34,7 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from xport_etl.endpoints import parse_cst
+from xport_etl.endpoints import ASSUMED, ApiAssumptions, parse_cst
 from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
 CENT = Decimal("0.01")
@@ -159,14 +159,14 @@ def to_quantity(value: Any, name: str) -> int | None:
     return number
 
 
-def to_cst_time(value: Any, name: str) -> datetime | None:
+def to_cst_time(value: Any, name: str, assumptions: ApiAssumptions = ASSUMED) -> datetime | None:
     """A CST ``yyyy-MM-dd HH:mm:ss`` string → naive UTC datetime (Arrow reads naive as UTC)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise RejectError(f"{name} is not a time string: {value!r}")
     try:
-        return parse_cst(value).astimezone(UTC).replace(tzinfo=None)
+        return parse_cst(value, assumptions=assumptions).astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError) as exc:
         raise RejectError(f"{name} is not a valid yyyy-MM-dd HH:mm:ss time: {value!r}") from exc
 
@@ -215,7 +215,9 @@ class OrderRows:
     raw: Any = None
 
 
-def normalize_taobao_order(rec: Any, *, endpoint: str = "taobao_orders", page: int = 0) -> OrderRows:
+def normalize_taobao_order(
+    rec: Any, *, endpoint: str = "taobao_orders", page: int = 0, assumptions: ApiAssumptions = ASSUMED
+) -> OrderRows:
     """One ``TaoBaoOrderVO`` → a ``fct_orders`` row, its ``fct_order_lines`` rows, line rejects.
 
     Raises:
@@ -256,9 +258,9 @@ def normalize_taobao_order(rec: Any, *, endpoint: str = "taobao_orders", page: i
         "shipping_amount": shipping,
         "total_amount": total,
         "line_count": len(subs) if subs else 0,
-        "created_at": to_cst_time(rec.get("createTime"), "createTime"),
-        "paid_at": to_cst_time(rec.get("payTime"), "payTime"),
-        "updated_at": to_cst_time(rec.get("updateTime"), "updateTime"),
+        "created_at": to_cst_time(rec.get("createTime"), "createTime", assumptions),
+        "paid_at": to_cst_time(rec.get("payTime"), "payTime", assumptions),
+        "updated_at": to_cst_time(rec.get("updateTime"), "updateTime", assumptions),
         "close_reason": to_text(rec.get("closeReason"), "closeReason"),
     }
     rows = OrderRows(order)
@@ -365,7 +367,12 @@ class WindowRows:
 
 
 def normalize_taobao_pages(
-    pages: Iterable[tuple[int, bytes]], *, endpoint: str, window_id: str, rejected_at: datetime
+    pages: Iterable[tuple[int, bytes]],
+    *,
+    endpoint: str,
+    window_id: str,
+    rejected_at: datetime,
+    assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise a window's pages: dedupe orders by id (latest ``updateTime`` wins), collect rejects."""
     best: dict[str, OrderRows] = {}
@@ -395,7 +402,7 @@ def normalize_taobao_pages(
                        json.dumps(rec, default=str, ensure_ascii=True), page_no)
                 continue
             try:
-                rows = normalize_taobao_order(rec, endpoint=endpoint, page=page_no)
+                rows = normalize_taobao_order(rec, endpoint=endpoint, page=page_no, assumptions=assumptions)
             except RejectError as exc:
                 reject(rid, str(exc), rec, page_no)
                 continue

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from xport_etl.endpoints import ENDPOINTS, format_window_value
+from xport_etl.endpoints import endpoints_for, format_window_value
 from xport_etl.landing import Manifest, PageWriter, read_manifest, utc_now_iso, window_id
 from xport_etl.settings import Settings
 
@@ -64,7 +64,7 @@ def extract_window(
     """
     from xport_etl.paginators import PageNumberPaginator, paginate
 
-    spec = ENDPOINTS[endpoint]
+    spec = endpoints_for(settings.assumptions)[endpoint]
     start, end = _utc(start), _utc(end)
     if end <= start:
         raise ValueError(f"empty window: end {end.isoformat()} is not after start {start.isoformat()}")
@@ -72,8 +72,8 @@ def extract_window(
         raise ValueError(f"endpoint {endpoint} has no {mode!r} window; it has {sorted(spec.windows)}")
     win = spec.windows[mode]
     filters = {
-        win.start_field: format_window_value(start, win.time_format),
-        win.end_field: format_window_value(end, win.time_format),
+        win.start_field: format_window_value(start, win.time_format, assumptions=settings.assumptions),
+        win.end_field: format_window_value(end, win.time_format, assumptions=settings.assumptions),
     }
     wid = window_id(mode, start, end)
     manifest = Manifest(
@@ -133,7 +133,7 @@ def load_windows(
     loaded = [read_manifest(m) for m in manifests]
     batches = []
     for m in loaded:
-        batches.append(stage_window(settings.data_dir, m))
+        batches.append(stage_window(settings.data_dir, m, assumptions=settings.assumptions))
         if progress:
             progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
     started = time.time()

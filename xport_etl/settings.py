@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from xport_etl.endpoints import ASSUMED
+from xport_etl.endpoints import ASSUMED, ApiAssumptions, load_assumptions
 from xport_etl.errors import ConfigError
 from xport_etl.sandbox import (
     DEFAULT_ACCESS_KEY,
@@ -79,6 +79,8 @@ class Settings:
     page_size: int = 100
     timeout: float = 30.0
     max_pages: int = 100_000
+    # every [assumed] contract choice; from_env reads the file named by XPORT_API_ASSUMPTIONS
+    assumptions: ApiAssumptions = field(default=ASSUMED, repr=False)
 
     def __post_init__(self) -> None:
         # normalise types so Settings(data_dir="x", user_id=123) behaves
@@ -129,10 +131,10 @@ class Settings:
         if (
             isinstance(self.page_size, bool)
             or not isinstance(self.page_size, int)
-            or not (1 <= self.page_size <= ASSUMED.max_page_size)
+            or not (1 <= self.page_size <= self.assumptions.max_page_size)
         ):
             raise ConfigError(
-                f"XPORT_PAGE_SIZE must be an integer in 1..{ASSUMED.max_page_size}, got {self.page_size!r}"
+                f"XPORT_PAGE_SIZE must be an integer in 1..{self.assumptions.max_page_size}, got {self.page_size!r}"
             )
         if not self.timeout > 0:
             raise ConfigError(f"XPORT_TIMEOUT must be > 0 seconds, got {self.timeout!r}")
@@ -162,6 +164,7 @@ class Settings:
                 continue
             values[name] = _parse(name, var, raw.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values.setdefault("assumptions", load_assumptions(env))
         return cls(**values)
 
     def redacted(self) -> dict[str, Any]:
@@ -169,6 +172,7 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["access_secret"] = "***"
         out["data_dir"] = str(self.data_dir)
+        out.pop("assumptions", None)
         return out
 
     def __str__(self) -> str:

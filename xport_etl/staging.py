@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from xport_etl.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.landing import Manifest, _write_atomic, read_pages
 from xport_etl.normalize import (
     LINE_SCHEMA,
@@ -70,7 +71,7 @@ def _partition(ts: datetime | None) -> str:
     return UNKNOWN_DATE if ts is None else ts.date().isoformat()
 
 
-def stage_window(data_dir: Path, manifest: Manifest) -> Batch:
+def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumptions = ASSUMED) -> Batch:
     """Normalise one landed window into Parquet and return the batch description."""
     normalize = NORMALIZERS.get(manifest.endpoint)
     if normalize is None:
@@ -81,6 +82,7 @@ def stage_window(data_dir: Path, manifest: Manifest) -> Batch:
         endpoint=manifest.endpoint,
         window_id=manifest.window_id,
         rejected_at=datetime.now(UTC).replace(tzinfo=None),
+        assumptions=assumptions,
     )
     name = batch_name(manifest.endpoint, manifest.window_id)
     batch = Batch(
