@@ -2,6 +2,10 @@
 
 The constants below are the sandbox's defaults; they are also what the pipeline uses when no
 credentials are configured and the base URL points at the sandbox. They are not secrets.
+
+Modules: ``world`` (the deterministic world and its clock), ``server`` (``create_app``, the
+FastAPI app), ``truth`` (the WAREHOUSE.md tables the pipeline must produce), ``testing``
+(``SandboxServer``, the app on a free loopback port) and ``cli`` (the ``sandbox`` command).
 """
 
 DEFAULT_HOST = "127.0.0.1"

@@ -1,0 +1,162 @@
+"""The ``sandbox`` CLI command: serve the sandbox, or write its ground truth.
+
+    xport-etl sandbox --port 8765 --seed 7 --orders 2000 --rate-limit 10
+    xport-etl sandbox truth --seed 7 --orders 2000 --out data/truth
+
+``register(subparsers)`` adds the command to the main CLI; each parsed namespace carries
+``func(args) -> int``. ``python -m xport_etl.sandbox.cli`` runs this command alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import datetime
+
+from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_HOST, DEFAULT_PORT
+from xport_etl.sandbox.world import WorldConfig
+
+log = logging.getLogger("xport_etl.sandbox")
+
+_DEFAULTS = WorldConfig()
+
+
+def _aware_datetime(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs an offset, e.g. 2026-07-01T00:00:00+08:00"
+        )
+    return value
+
+
+def _add_world_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # the truth sub-command repeats these with SUPPRESS defaults, so values given before
+    # "truth" are not overwritten by the sub-parser's defaults
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=default(_DEFAULTS.seed),
+        help=f"seed of the world (default {_DEFAULTS.seed}), e.g. --seed 42",
+    )
+    parser.add_argument(
+        "--orders",
+        type=int,
+        default=default(_DEFAULTS.orders),
+        help="Taobao orders created between the start and the clock "
+        f"(default {_DEFAULTS.orders}), e.g. --orders 20000",
+    )
+    parser.add_argument(
+        "--start",
+        type=_aware_datetime,
+        default=default(_DEFAULTS.start),
+        help="when the world begins, ISO 8601 with offset "
+        "(default 2026-01-01T00:00:00+08:00), e.g. --start 2026-03-01T00:00:00+08:00",
+    )
+    parser.add_argument(
+        "--clock",
+        type=_aware_datetime,
+        default=default(_DEFAULTS.clock),
+        help="initial simulated now, ISO 8601 with offset "
+        "(default 2026-07-01T00:00:00+08:00), e.g. --clock 2026-07-15T12:00:00+08:00",
+    )
+
+
+def _config(args: argparse.Namespace) -> WorldConfig:
+    return WorldConfig(seed=args.seed, orders=args.orders, start=args.start, clock=args.clock)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve the sandbox until interrupted."""
+    import uvicorn
+
+    from xport_etl.sandbox.server import create_app
+    from xport_etl.sandbox.world import World
+
+    world = World(_config(args))
+    rate = args.rate_limit if args.rate_limit and args.rate_limit > 0 else None
+    app = create_app(world, rate_limit=rate)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # the sandbox secret is a public default, still never printed
+    log.info(
+        "xport-etl sandbox at http://%s:%d (access-key %s, clock %s, %d orders, rate limit %s)",
+        args.host,
+        args.port,
+        DEFAULT_ACCESS_KEY,
+        world.clock.isoformat(),
+        world.taobao.count_visible(world.clock_ms),
+        f"{rate}/s" if rate else "off",
+    )
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
+    )
+    return 0
+
+
+def truth(args: argparse.Namespace) -> int:
+    """Write the ground-truth Parquet files of the configured world."""
+    from xport_etl.sandbox.truth import write_truth
+    from xport_etl.sandbox.world import World
+
+    world = World(_config(args))
+    for name, path in write_truth(world, args.out).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``sandbox`` command (and its ``truth`` sub-command) to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="serve a local Xportcn sandbox, or write its ground truth",
+        description="Serve a faithful local Xportcn API with a deterministic world of orders. "
+        "Example: xport-etl sandbox --port 8765 --seed 7 --orders 2000",
+    )
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"interface to listen on (default {DEFAULT_HOST}), e.g. --host 0.0.0.0",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default {DEFAULT_PORT}), e.g. --port 9000",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=10.0,
+        help="requests per second per access key; 0 turns the limit off "
+        "(default 10), e.g. --rate-limit 50",
+    )
+    _add_world_options(parser, suppress=False)
+    parser.set_defaults(func=serve)
+    commands = parser.add_subparsers(dest="sandbox_command", metavar="{truth}")
+    truth_parser = commands.add_parser(
+        "truth",
+        help="write the ground-truth warehouse tables as Parquet",
+        description="Write fct_orders.parquet, fct_order_lines.parquet ... for the world at its "
+        "clock. Example: xport-etl sandbox truth --seed 7 --out data/truth",
+    )
+    _add_world_options(truth_parser, suppress=True)
+    truth_parser.add_argument(
+        "--out", required=True, help="directory for the Parquet files, e.g. --out data/truth"
+    )
+    truth_parser.set_defaults(func=truth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``sandbox`` command alone: ``python -m xport_etl.sandbox.cli sandbox ...``."""
+    parser = argparse.ArgumentParser(prog="xport-etl")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
