@@ -69,22 +69,22 @@ def page(records, code=200):
 def test_cst_times_become_utc_across_the_date_line():
     rows = normalize_taobao_order(order())
     # 07:59:59 CST on 1 Feb is still 31 Jan in UTC
-    assert rows.order["created_at"] == datetime(2026, 1, 31, 23, 59, 59)
-    assert rows.order["updated_at"] == datetime(2026, 2, 1, 0, 0, 0)
-    assert rows.order["paid_at"] is None
+    assert rows.row["created_at"] == datetime(2026, 1, 31, 23, 59, 59)
+    assert rows.row["updated_at"] == datetime(2026, 2, 1, 0, 0, 0)
+    assert rows.row["paid_at"] is None
 
 
 def test_ids_as_numbers_become_strings_without_rounding():
     rows = normalize_taobao_order(order(id=1031992847890383164, subOrderVOS=[sub(subOrderId=9007199254740993123)]))
-    assert rows.order["order_id"] == "1031992847890383164"
-    assert rows.lines[0]["line_id"] == "9007199254740993123"
+    assert rows.row["order_id"] == "1031992847890383164"
+    assert rows.children["order_lines"][0]["line_id"] == "9007199254740993123"
 
 
 def test_money_as_strings_and_numbers_is_exact_decimal():
     rows = normalize_taobao_order(order(purchaseAmount="0.10", domesticPostFee=Decimal("0.2")))
-    assert rows.order["goods_amount"] == Decimal("0.10")
-    assert rows.order["total_amount"] == Decimal("0.30")  # never 0.30000000000000004
-    assert rows.lines[0]["amount"] == Decimal("12.50")
+    assert rows.row["goods_amount"] == Decimal("0.10")
+    assert rows.row["total_amount"] == Decimal("0.30")  # never 0.30000000000000004
+    assert rows.children["order_lines"][0]["amount"] == Decimal("12.50")
 
 
 @pytest.mark.parametrize("value,reason", [
@@ -104,9 +104,9 @@ def test_status_mapping_and_platform_status_text():
                 5: "awaiting_payment", 2: "paid", 10: "paid", 11: "shipped", 4: "cancelled", 9: "other",
                 77: "other"}
     for code, status in expected.items():
-        o = normalize_taobao_order(order(status=code)).order
+        o = normalize_taobao_order(order(status=code)).row
         assert (o["status"], o["platform_status"]) == (status, str(code))
-    o = normalize_taobao_order(order(status="11")).order
+    o = normalize_taobao_order(order(status="11")).row
     assert (o["status"], o["platform_status"]) == ("shipped", "11")
 
 
@@ -114,20 +114,20 @@ def test_refund_status_mapping():
     expected = {0: "none", 10: "applied", 20: "agreed", 30: "waiting_return", 100: "succeeded",
                 -10: "refused", -20: "closed", None: "none"}
     for code, status in expected.items():
-        line = normalize_taobao_order(order(subOrderVOS=[sub(refundStatus=code)])).lines[0]
+        line = normalize_taobao_order(order(subOrderVOS=[sub(refundStatus=code)])).children["order_lines"][0]
         assert line["refund_status"] == status
 
 
 def test_nulls_are_allowed_almost_everywhere():
     rows = normalize_taobao_order(order(status=None, payTime=None, domesticPostFee=None, receiver=None,
                                         subOrderVOS=[sub(status=None, quantity="3", title=None)]))
-    assert rows.order["status"] is None and rows.order["total_amount"] is None
-    assert rows.lines[0]["quantity"] == 3 and rows.lines[0]["line_status"] is None
+    assert rows.row["status"] is None and rows.row["total_amount"] is None
+    assert rows.children["order_lines"][0]["quantity"] == 3 and rows.children["order_lines"][0]["line_status"] is None
 
 
 def test_null_suborders_means_no_lines():
     rows = normalize_taobao_order(order(subOrderVOS=None))
-    assert rows.order["line_count"] == 0 and rows.lines == []
+    assert rows.row["line_count"] == 0 and rows.children["order_lines"] == []
 
 
 @pytest.mark.parametrize("over,reason", [
@@ -147,8 +147,8 @@ def test_corrupt_orders_are_rejected(over, reason):
 def test_a_bad_line_is_rejected_alone_and_still_counted():
     rows = normalize_taobao_order(order(subOrderVOS=[sub(), sub(subOrderId=None), sub(subOrderId="2", purchaseAmount="x"),
                                                      sub()]))
-    assert rows.order["line_count"] == 4
-    assert [line["line_index"] for line in rows.lines] == [0]
+    assert rows.row["line_count"] == 4
+    assert [line["line_index"] for line in rows.children["order_lines"]] == [0]
     reasons = [r.reason for r in rows.rejects]
     assert any("missing subOrderId" in r for r in reasons)
     assert any("purchaseAmount" in r for r in reasons)
@@ -159,10 +159,10 @@ def test_window_dedupes_orders_latest_update_wins_and_rejects_land_with_raw_json
     old = order(status=10, updateTime="2026-02-01 08:00:00")
     new = order(status=11, updateTime="2026-02-03 08:00:00")
     bad = order(id=None)
-    rows = normalize_taobao_pages([(1, page([new, bad])), (2, page([old]))], endpoint="taobao_orders",
+    rows = normalize_taobao_pages([(1, page([new, bad]), None), (2, page([old]), None)], endpoint="taobao_orders",
                                   window_id="w", rejected_at=NOW)
     assert rows.records == 3
-    assert [o["status"] for o in rows.orders] == ["shipped"]
+    assert [o["status"] for o in rows.tables["orders"]] == ["shipped"]
     assert len(rows.rejects) == 1
     reject = rows.rejects[0]
     assert reject["reason"] == "missing id" and reject["page"] == 1
@@ -172,16 +172,16 @@ def test_window_dedupes_orders_latest_update_wins_and_rejects_land_with_raw_json
 def test_duplicate_id_within_a_page_is_rejected_keeping_the_later_version():
     a = order(status=10, updateTime="2026-02-01 08:00:00")
     b = order(status=11, updateTime="2026-02-02 08:00:00")
-    rows = normalize_taobao_pages([(1, page([a, b]))], endpoint="taobao_orders", window_id="w", rejected_at=NOW)
-    assert [o["status"] for o in rows.orders] == ["shipped"]
-    assert [r["reason"] for r in rows.rejects] == ["duplicate id within one page; kept the later updateTime"]
+    rows = normalize_taobao_pages([(1, page([a, b]), None)], endpoint="taobao_orders", window_id="w", rejected_at=NOW)
+    assert [o["status"] for o in rows.tables["orders"]] == ["shipped"]
+    assert [r["reason"] for r in rows.rejects] == ["duplicate id within one page; kept the later version"]
 
 
 def test_non_utf8_bytes_reject_only_the_record_that_has_them():
     body = page([order(id="1", sellerOrderNumber="MARK"), order(id="2")])
     body = body.replace(b"MARK", b"\xff\xfe")
-    rows = normalize_taobao_pages([(1, body)], endpoint="taobao_orders", window_id="w", rejected_at=NOW)
-    assert [o["order_id"] for o in rows.orders] == ["2"]
+    rows = normalize_taobao_pages([(1, body, None)], endpoint="taobao_orders", window_id="w", rejected_at=NOW)
+    assert [o["order_id"] for o in rows.tables["orders"]] == ["2"]
     assert rows.rejects[0]["record_id"] == "1" and "UTF-8" in rows.rejects[0]["reason"]
 
 
@@ -206,4 +206,4 @@ def test_assumed_source_offset_is_configurable_through_settings(tmp_path):
     path.write_text('{"source_utc_offset": "+09:00"}')
     settings = Settings.from_env({"XPORT_API_ASSUMPTIONS": str(path)})
     rows = normalize_taobao_order(order(), assumptions=settings.assumptions)
-    assert rows.order["created_at"] == datetime(2026, 1, 31, 22, 59, 59)
+    assert rows.row["created_at"] == datetime(2026, 1, 31, 22, 59, 59)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 PAGES_FILE = "pages.jsonl.gz"
+CONTEXT_FILE = "context.json"  # fan-out windows: what each page was asked for (page → context)
 MANIFEST_FILE = "manifest.json"
 
 
@@ -97,9 +98,15 @@ class PageWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._partial = self.dir / (PAGES_FILE + ".partial")
         self._file = gzip.open(self._partial, "wb", compresslevel=5)
+        self._contexts: dict[int, dict] = {}
+        self._count = 0
 
-    def write(self, raw: bytes) -> None:
+    def write(self, raw: bytes, context: dict | None = None) -> None:
+        """Append one page; ``context`` records what it answered (e.g. the key of a detail call)."""
         self._file.write(raw.replace(b"\r", b" ").replace(b"\n", b" ") + b"\n")
+        self._count += 1
+        if context is not None:
+            self._contexts[self._count] = context
 
     def commit(self) -> Path:
         self._file.close()
@@ -109,6 +116,10 @@ class PageWriter:
         # incomplete rather than a mix of old manifest and new pages
         (self.dir / MANIFEST_FILE).unlink(missing_ok=True)
         os.replace(self._partial, self.dir / PAGES_FILE)
+        if self._contexts:
+            _write_atomic(self.dir / CONTEXT_FILE, json.dumps(self._contexts, ensure_ascii=False).encode())
+        else:
+            (self.dir / CONTEXT_FILE).unlink(missing_ok=True)
         _fsync_dir(self.dir)
         path = self.dir / MANIFEST_FILE
         _write_atomic(path, json.dumps(asdict(self.manifest), indent=2).encode())
@@ -135,11 +146,14 @@ def read_manifest(path: Path | str) -> Manifest:
     return Manifest(**data).bind(path.parent)
 
 
-def read_pages(directory: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(page_number, body)`` for every landed page of a window, in landing order."""
-    with gzip.open(Path(directory) / PAGES_FILE, "rb") as f:
+def read_pages(directory: Path) -> Iterator[tuple[int, bytes, dict | None]]:
+    """Yield ``(page_number, body, context)`` for every landed page of a window, in landing order."""
+    directory = Path(directory)
+    ctx_path = directory / CONTEXT_FILE
+    contexts = {int(k): v for k, v in json.loads(ctx_path.read_text()).items()} if ctx_path.exists() else {}
+    with gzip.open(directory / PAGES_FILE, "rb") as f:
         for number, line in enumerate(f, start=1):
-            yield number, line.rstrip(b"\n")
+            yield number, line.rstrip(b"\n"), contexts.get(number)
 
 
 def complete_windows(data_dir: Path, endpoint: str | None = None) -> list[Manifest]:

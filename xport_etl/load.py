@@ -9,8 +9,9 @@ nobody ever sees half a load or a lock error. A failure anywhere before the rena
 published file exactly as it was. One writer at a time is enforced with an exclusive file lock.
 
 Merge rule (latest state wins, never arrival order): per key, the version with the greatest
-``updated_at`` wins (a null ``updated_at`` is older than any time); on a tie, the later
-extraction wins. An order's lines are replaced by the lines of the winning version's batch.
+version column wins (``updated_at``; for parcels ``last_event_at``; null is older than any time);
+on a tie, the later extraction wins. A parent's children (an order's lines, a parcel's events)
+are replaced by the children from the winning version's batch.
 """
 
 from __future__ import annotations
@@ -26,13 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from xport_etl.schemas import (
-    ETL_REJECTS,
-    ETL_RUNS,
-    FCT_ORDER_LINES,
-    FCT_ORDERS,
-    WAREHOUSE_TABLES,
-)
+from xport_etl.schemas import ETL_REJECTS, ETL_RUNS, STAGED_TABLES, WAREHOUSE_TABLES, StagedTable
 from xport_etl.staging import Batch
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -117,60 +112,89 @@ def _cols(spec, prefix: str = "") -> str:
     return ", ".join(prefix + c for c in spec.column_names)
 
 
-def merge_orders(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> dict[str, int]:
-    order_files = [f for b in batches for f in b.files.get("orders", [])]
-    line_files = [f for b in batches for f in b.files.get("order_lines", [])]
-    if not order_files:
-        return {"fct_orders": 0, "fct_order_lines": 0}
+def merge_staged(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> dict[str, int]:
+    """Merge every staged parent table (and its children) of the batches; rows written per table."""
+    written: dict[str, int] = {}
+    for staged in STAGED_TABLES.values():
+        if staged.parent is None:
+            children = [c for c in STAGED_TABLES.values() if c.parent == staged.name]
+            written.update(_merge_parent(con, batches, staged, children))
+    _derive(con)
+    return written
+
+
+def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) -> dict[str, int]:
+    spec = staged.spec
+    files = [f for b in batches for f in b.files.get(staged.name, [])]
+    if not files:
+        return {}
+    key = spec.key
+    on = " and ".join(f"t.{k} = n.{k}" for k in key)
+    version = staged.version
+    # latest state wins: greatest version (null = oldest), then the later extraction
     con.execute(
         f"""
-        create or replace temp table new_orders as
+        create or replace temp table new_rows as
         select * from read_parquet(?, union_by_name = true)
         qualify row_number() over (
-            partition by platform, order_id
-            order by coalesce(updated_at, '-infinity'::timestamptz) desc, extracted_at desc
+            partition by {", ".join(key)}
+            order by coalesce({version}, '-infinity'::timestamptz) desc, extracted_at desc
         ) = 1
         """,
-        [order_files],
+        [files],
     )
     con.execute(
-        """
+        f"""
         create or replace temp table winners as
-        select n.* from new_orders as n
-        left join fct_orders as o on o.platform = n.platform and o.order_id = n.order_id
-        where o.order_id is null
-           or coalesce(n.updated_at, '-infinity'::timestamptz) > coalesce(o.updated_at, '-infinity'::timestamp)
-           or (n.updated_at is not distinct from o.updated_at and n.extracted_at >= o.extracted_at)
+        select n.* from new_rows as n
+        left join {spec.name} as t on {on}
+        where t.{key[-1]} is null
+           or coalesce(n.{version}, '-infinity'::timestamptz) > coalesce(t.{version}, '-infinity'::timestamp)
+           or (n.{version} is not distinct from t.{version} and n.extracted_at >= t.extracted_at)
         """
     )
-    con.execute(
-        "delete from fct_orders as o using winners as w "
-        "where o.platform = w.platform and o.order_id = w.order_id"
-    )
-    con.execute(f"insert into fct_orders ({_cols(FCT_ORDERS)}) select {_cols(FCT_ORDERS)} from winners")
-    con.execute(
-        "delete from fct_order_lines as l using winners as w "
-        "where l.platform = w.platform and l.order_id = w.order_id"
-    )
-    written = {"fct_orders": con.execute("select count(*) from winners").fetchall()[0][0]}
-    if line_files:
-        con.execute(
-            f"""
-            insert into fct_order_lines ({_cols(FCT_ORDER_LINES)})
-            select {_cols(FCT_ORDER_LINES, 'l.')}
-            from read_parquet(?, union_by_name = true) as l
-            semi join winners as w
-              on l.platform = w.platform and l.order_id = w.order_id and l._batch_id = w._batch_id
-            """,
-            [line_files],
-        )
-        written["fct_order_lines"] = con.execute(
-            "select count(*) from fct_order_lines as l semi join winners as w "
-            "on l.platform = w.platform and l.order_id = w.order_id"
+    where = " and ".join(f"t.{k} = n.{k}" for k in key)
+    con.execute(f"delete from {spec.name} as t using winners as n where {where}")
+    con.execute(f"insert into {spec.name} ({_cols(spec)}) select {_cols(spec)} from winners")
+    written = {spec.name: con.execute("select count(*) from winners").fetchall()[0][0]}
+    for child in children:
+        cspec = child.spec
+        link = " and ".join(f"c.{k} = n.{k}" for k in child.parent_key)
+        con.execute(f"delete from {cspec.name} as c using winners as n where {link}")
+        child_files = [f for b in batches for f in b.files.get(child.name, [])]
+        if child_files:
+            con.execute(
+                f"""
+                insert into {cspec.name} ({_cols(cspec)})
+                select {_cols(cspec, 'c.')}
+                from read_parquet(?, union_by_name = true) as c
+                semi join winners as n on {link} and c._batch_id = n._batch_id
+                """,
+                [child_files],
+            )
+        written[cspec.name] = con.execute(
+            f"select count(*) from {cspec.name} as c semi join winners as n on {link}"
         ).fetchall()[0][0]
-    else:
-        written["fct_order_lines"] = 0
     return written
+
+
+def _derive(con: duckdb.DuckDBPyConnection) -> None:
+    """Columns that depend on other tables, recomputed after every merge.
+
+    1688 parcels are delivered once their order is confirm_goods/success (their steps carry no
+    status): ``delivered_at`` is then the time of the parcel's last step.
+    """
+    con.execute(
+        """
+        update fct_parcels as p
+        set delivered_at = case when o.platform_status in ('confirm_goods', 'success')
+                                then p.last_event_at end
+        from fct_orders as o
+        where p.platform = '1688' and o.platform = '1688' and o.order_id = p.order_id
+          and p.delivered_at is distinct from
+              (case when o.platform_status in ('confirm_goods', 'success') then p.last_event_at end)
+        """
+    )
 
 
 def merge_rejects(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> int:
@@ -235,7 +259,7 @@ def publish(
                 ensure_schema(con)
                 set_settings(con, settings or {})
                 con.execute("begin")
-                written = merge_orders(con, batches)
+                written = merge_staged(con, batches)
                 rejects = merge_rejects(con, batches)
                 replace_runs(con, runs)
                 con.execute("commit")

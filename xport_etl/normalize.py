@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -35,7 +35,6 @@ from typing import Any
 import pyarrow as pa
 
 from xport_etl.endpoints import ASSUMED, ApiAssumptions, parse_cst
-from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("9999999999999999.99")  # DECIMAL(18,2)
@@ -208,16 +207,30 @@ class Reject:
 
 
 @dataclass
-class OrderRows:
-    order: dict
-    lines: list[dict] = field(default_factory=list)
+class Rows:
+    """One normalised record: its row in a parent table, its child rows, and child rejects.
+
+    ``version`` orders two states of the same ``key`` (e.g. ``updated_at``); None is oldest.
+    """
+
+    table: str
+    row: dict
+    key: tuple
+    version: Any = None
+    children: dict[str, list[dict]] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     raw: Any = None
+
+    def newer_than(self, other: Rows) -> bool:
+        """Is this a strictly later state than ``other`` (nulls are oldest)?"""
+        if self.version is None:
+            return False
+        return other.version is None or self.version > other.version
 
 
 def normalize_taobao_order(
     rec: Any, *, endpoint: str = "taobao_orders", page: int = 0, assumptions: ApiAssumptions = ASSUMED
-) -> OrderRows:
+) -> Rows:
     """One ``TaoBaoOrderVO`` → a ``fct_orders`` row, its ``fct_order_lines`` rows, line rejects.
 
     Raises:
@@ -263,7 +276,8 @@ def normalize_taobao_order(
         "updated_at": to_cst_time(rec.get("updateTime"), "updateTime", assumptions),
         "close_reason": to_text(rec.get("closeReason"), "closeReason"),
     }
-    rows = OrderRows(order)
+    lines: list[dict] = []
+    rows = Rows("orders", order, ("taobao", order_id), order["updated_at"], {"order_lines": lines}, raw=rec)
     seen: set[str] = set()
     for index, sub in enumerate(subs or ()):
         try:
@@ -278,7 +292,7 @@ def normalize_taobao_order(
             rows.rejects.append(Reject(endpoint, rid, "sub-order: duplicate subOrderId in order", sub, page))
             continue
         seen.add(line["line_id"])
-        rows.lines.append(line)
+        lines.append(line)
     return rows
 
 
@@ -356,96 +370,99 @@ def _record_id(rec: Any, key: str) -> str | None:
     return None
 
 
-@dataclass
 class WindowRows:
-    """Everything normalised from one landed window, ready for Parquet."""
+    """Everything normalised from one landed window, ready for Parquet.
 
-    orders: list[dict] = field(default_factory=list)
-    lines: list[dict] = field(default_factory=list)
-    rejects: list[dict] = field(default_factory=list)
-    records: int = 0
+    Records are kept once per key: across pages the later ``version`` wins (ties: first seen,
+    as pages are newest first); the same key twice within one page is a server fault and the
+    losing copy is rejected.
+    """
+
+    def __init__(self, endpoint: str, window_id: str, rejected_at: datetime):
+        self.endpoint, self.window_id, self.rejected_at = endpoint, window_id, rejected_at
+        self.tables: dict[str, list[dict]] = {}
+        self.rejects: list[dict] = []
+        self.records = 0
+        self._best: dict[tuple, Rows] = {}
+        self._page: dict[tuple, Rows] = {}
+        self._page_no: int | None = None
+
+    def reject(self, record_id: str | None, reason: str, raw: Any, page: int) -> None:
+        self.rejects.append(
+            {
+                "endpoint": self.endpoint,
+                "record_id": record_id,
+                "reason": reason,
+                "raw_json": raw if isinstance(raw, str) else raw_json(raw),
+                "window_id": self.window_id,
+                "page": page,
+                "rejected_at": self.rejected_at,
+            }
+        )
+
+    def readable(self, rec: Any, clean: bool, page: int, id_field: str) -> bool:
+        """False (and rejected) when the record holds bytes that were not valid UTF-8."""
+        if clean or not has_surrogates(rec):
+            return True
+        self.reject(_record_id(rec, id_field), "record contains bytes that are not valid UTF-8",
+                    json.dumps(rec, default=str, ensure_ascii=True), page)
+        return False
+
+    def keep(self, rows: Rows, page: int) -> None:
+        for r in rows.rejects:
+            self.reject(r.record_id, r.reason, r.raw, r.page)
+        if page != self._page_no:
+            self._page, self._page_no = {}, page
+        twin = self._page.get(rows.key)
+        if twin is not None:
+            keep, lose = (rows, twin) if rows.newer_than(twin) else (twin, rows)
+            self.reject(rows.key[-1], "duplicate id within one page; kept the later version", lose.raw, page)
+            if self._best.get(rows.key) is twin:
+                self._best[rows.key] = keep
+            self._page[rows.key] = keep
+            return
+        self._page[rows.key] = rows
+        current = self._best.get(rows.key)
+        if current is None or rows.newer_than(current):
+            self._best[rows.key] = rows
+
+    def finish(self) -> WindowRows:
+        for rows in self._best.values():
+            self.tables.setdefault(rows.table, []).append(rows.row)
+            for table, children in rows.children.items():
+                self.tables.setdefault(table, []).extend(children)
+        self._best, self._page = {}, {}
+        return self
+
+
+Page = tuple[int, bytes, Any]  # (page number, body as landed, request context or None)
 
 
 def normalize_taobao_pages(
-    pages: Iterable[tuple[int, bytes]],
+    pages: Iterable[Page],
     *,
     endpoint: str,
     window_id: str,
     rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
-    """Normalise a window's pages: dedupe orders by id (latest ``updateTime`` wins), collect rejects."""
-    best: dict[str, OrderRows] = {}
-    out = WindowRows()
-
-    def reject(record_id, reason, raw, page):
-        out.rejects.append(
-            {
-                "endpoint": endpoint,
-                "record_id": record_id,
-                "reason": reason,
-                "raw_json": raw_json(raw) if not isinstance(raw, str) else raw,
-                "window_id": window_id,
-                "page": page,
-                "rejected_at": rejected_at,
-            }
-        )
-
-    for page_no, body in pages:
+    """Normalise a window of ``TaoBaoOrderVO`` pages into orders, order lines and rejects."""
+    out = WindowRows(endpoint, window_id, rejected_at)
+    for page_no, body, _ctx in pages:
         records, clean = parse_page(body)
-        in_page: dict[str, OrderRows] = {}
         for rec in records:
             out.records += 1
-            rid = _record_id(rec, "id")
-            if not clean and has_surrogates(rec):
-                reject(rid, "record contains bytes that are not valid UTF-8",
-                       json.dumps(rec, default=str, ensure_ascii=True), page_no)
+            if not out.readable(rec, clean, page_no, "id"):
                 continue
             try:
                 rows = normalize_taobao_order(rec, endpoint=endpoint, page=page_no, assumptions=assumptions)
             except RejectError as exc:
-                reject(rid, str(exc), rec, page_no)
+                out.reject(_record_id(rec, "id"), str(exc), rec, page_no)
                 continue
-            for r in rows.rejects:
-                reject(r.record_id, r.reason, r.raw, r.page)
-            rows.raw = rec
-            oid = rows.order["order_id"]
-            twin = in_page.get(oid)
-            if twin is not None:
-                keep, lose = (rows, twin) if _newer(rows, twin) else (twin, rows)
-                reject(oid, "duplicate id within one page; kept the later updateTime", lose.raw, page_no)
-                if best.get(oid) is twin:
-                    best[oid] = keep
-                in_page[oid] = keep
-                continue
-            in_page[oid] = rows
-            current = best.get(oid)
-            if current is None or _newer(rows, current):
-                best[oid] = rows
-    for rows in best.values():
-        out.orders.append(rows.order)
-        out.lines.extend(rows.lines)
-    return out
-
-
-def _newer(a: OrderRows, b: OrderRows) -> bool:
-    """Is ``a`` a strictly later state than ``b`` (by updated_at; nulls are oldest)?"""
-    ta, tb = a.order["updated_at"], b.order["updated_at"]
-    if ta is None:
-        return False
-    return tb is None or ta > tb
+            out.keep(rows, page_no)
+    return out.finish()
 
 
 def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     columns = {name: [r.get(name) for r in rows] for name in schema.names}
     return pa.Table.from_pydict(columns, schema=schema)
-
-
-def iter_chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-ORDER_SCHEMA = FCT_ORDERS.arrow_schema(lineage=True)
-LINE_SCHEMA = FCT_ORDER_LINES.arrow_schema(lineage=True)
-REJECT_SCHEMA = ETL_REJECTS.arrow_schema()

@@ -129,6 +129,7 @@ FCT_ORDER_LINES = TableSpec(
         _c("platform_refund_status", S, "the platform's refund status code as text", public=False),
         _c("carrier", S, "carrier of the line's first parcel, once shipped", public=False),
         _c("tracking_number", S, "tracking number of the line's first parcel", public=False),
+        _c("refund_id", S, "1688 `refundId` of the item's after-sale order, if any", public=False),
     ),
 )
 
@@ -148,6 +149,7 @@ FCT_REFUNDS = TableSpec(
         _c("reason", S, "Taobao `reasonDesc`; 1688 `applyReason`"),
         _c("created_at", TS, "refund created, UTC"),
         _c("updated_at", TS, "refund last changed, UTC"),
+        _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
     ),
 )
 
@@ -166,6 +168,7 @@ FCT_PARCELS = TableSpec(
         _c("delivered_at", TS, "Taobao: first SIGN event; 1688: last step once the order is confirm_goods/success"),
         _c("last_status", S, "status of the latest event; null for 1688"),
         _c("event_count", I32, "number of tracking events"),
+        _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
     ),
 )
 
@@ -236,9 +239,33 @@ WAREHOUSE_TABLES: tuple[TableSpec, ...] = (
     ETL_RUNS,
 )
 
-# the normalised Parquet tables and the warehouse table each one feeds
-PARQUET_TABLES: dict[str, TableSpec] = {
-    "orders": FCT_ORDERS,
-    "order_lines": FCT_ORDER_LINES,
-    "rejects": ETL_REJECTS,
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """A normalised Parquet table: the warehouse table it feeds, and how it is partitioned.
+
+    A parent table is partitioned by the date of its business time (``partition_by``) and merged
+    by ``key`` with the latest ``version`` winning; a child table sits in its parent's partition
+    and is replaced together with its parent (``parent``, joined on ``parent_key``).
+    """
+
+    name: str
+    spec: TableSpec
+    partition_by: str | None = None
+    version: str | None = None
+    parent: str | None = None
+    parent_key: tuple[str, ...] = ()
+
+
+STAGED_TABLES: dict[str, StagedTable] = {
+    t.name: t
+    for t in (
+        StagedTable("orders", FCT_ORDERS, partition_by="created_at", version="updated_at"),
+        StagedTable("order_lines", FCT_ORDER_LINES, parent="orders", parent_key=("platform", "order_id")),
+        StagedTable("refunds", FCT_REFUNDS, partition_by="created_at", version="updated_at"),
+        StagedTable("parcels", FCT_PARCELS, partition_by="first_event_at", version="last_event_at"),
+        StagedTable("parcel_events", FCT_PARCEL_EVENTS, parent="parcels",
+                    parent_key=("platform", "tracking_number")),
+    )
 }

@@ -1,9 +1,12 @@
 """Landed window → typed Parquet, partitioned by business date (the order's UTC creation date).
 
+Parent tables are partitioned by their business date (orders and refunds by UTC creation date,
+parcels by their first event's date); child rows sit in their parent's partition.
+
 Layout under the data directory::
 
-    parquet/orders/created_date=2026-03-14/<batch>.parquet
-    parquet/order_lines/created_date=2026-03-14/<batch>.parquet
+    parquet/orders/created_date=2026-03-14/<batch>.parquet      (and refunds, parcels)
+    parquet/order_lines/created_date=2026-03-14/<batch>.parquet (children: their parent's date)
     parquet/rejects/<batch>.parquet
     parquet/_batches/<batch>.json          written last: the batch is complete
 
@@ -25,21 +28,24 @@ import pyarrow.parquet as pq
 
 from xport_etl.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.landing import Manifest, _write_atomic, read_pages
-from xport_etl.normalize import (
-    LINE_SCHEMA,
-    ORDER_SCHEMA,
-    REJECT_SCHEMA,
-    normalize_taobao_pages,
-    to_table,
-)
+from xport_etl.normalize import to_table
+from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
 
 UNKNOWN_DATE = "unknown"
+REJECTS = "rejects"
 
-# which normaliser reads which endpoint's pages (order endpoints share the TaoBaoOrderVO shape)
-NORMALIZERS = {
-    "taobao_orders": normalize_taobao_pages,
-    "taobao_orders_legacy": normalize_taobao_pages,
-}
+
+def _normalizers() -> dict:
+    """Which normaliser reads which endpoint's pages (order endpoints share a record shape)."""
+    from xport_etl import normalize
+
+    found = {"taobao_orders": normalize.normalize_taobao_pages,
+             "taobao_orders_legacy": normalize.normalize_taobao_pages}
+    try:  # the after-sale, logistics and 1688 normalisers
+        from xport_etl.normalize_more import NORMALIZERS
+    except ImportError:
+        NORMALIZERS = {}
+    return {**found, **NORMALIZERS}
 
 
 @dataclass
@@ -67,13 +73,13 @@ def parquet_root(data_dir: Path) -> Path:
     return Path(data_dir) / "parquet"
 
 
-def _partition(ts: datetime | None) -> str:
+def _day(ts: datetime | None) -> str:
     return UNKNOWN_DATE if ts is None else ts.date().isoformat()
 
 
 def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumptions = ASSUMED) -> Batch:
     """Normalise one landed window into Parquet and return the batch description."""
-    normalize = NORMALIZERS.get(manifest.endpoint)
+    normalize = _normalizers().get(manifest.endpoint)
     if normalize is None:
         raise ValueError(f"no normaliser for endpoint {manifest.endpoint!r}")
     extracted_at = datetime.fromisoformat(manifest.extracted_at).astimezone(UTC).replace(tzinfo=None)
@@ -93,35 +99,38 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
         records=rows.records,
     )
     root = parquet_root(data_dir)
-    created_of: dict[str, str] = {}
-    orders_by_day: dict[str, list[dict]] = defaultdict(list)
-    for order in rows.orders:
-        order["extracted_at"] = extracted_at
-        order["_batch_id"] = batch.batch_id
-        day = _partition(order["created_at"])
-        created_of[order["order_id"]] = day
-        orders_by_day[day].append(order)
-    lines_by_day: dict[str, list[dict]] = defaultdict(list)
-    for line in rows.lines:
-        line["_batch_id"] = batch.batch_id
-        lines_by_day[created_of[line["order_id"]]].append(line)
-    for r in rows.rejects:
-        r["window_id"] = manifest.window_id
-
     marker = root / "_batches" / f"{name}.json"
     marker.parent.mkdir(parents=True, exist_ok=True)
     # the marker goes first: a crash while rewriting leaves no complete-looking batch behind
     marker.unlink(missing_ok=True)
-    for table in ("orders", "order_lines", "rejects"):
+    for table in [*STAGED_TABLES, REJECTS]:
         for old in (root / table).glob(f"**/{name}.parquet"):
             old.unlink()
-    batch.files["orders"] = _write_days(root / "orders", name, orders_by_day, ORDER_SCHEMA)
-    batch.files["order_lines"] = _write_days(root / "order_lines", name, lines_by_day, LINE_SCHEMA)
-    rejects_path = root / "rejects" / f"{name}.parquet"
+
+    # parents by their business date; children in their parent's partition
+    day_of: dict[tuple[str, tuple], str] = {}
+    by_table_day: dict[str, dict[str, list[dict]]] = {}
+    for table in sorted(rows.tables, key=lambda t: STAGED_TABLES[t].parent is not None):
+        staged = STAGED_TABLES[table]
+        days = by_table_day.setdefault(table, defaultdict(list))
+        for row in rows.tables[table]:
+            row["_batch_id"] = batch.batch_id
+            if staged.parent is None:
+                row["extracted_at"] = extracted_at
+                day = _day(row.get(staged.partition_by))
+                day_of[(table, tuple(row[k] for k in staged.spec.key))] = day
+            else:
+                day = day_of.get((staged.parent, tuple(row[k] for k in staged.parent_key)), UNKNOWN_DATE)
+            days[day].append(row)
+    for table, days in by_table_day.items():
+        schema = STAGED_TABLES[table].spec.arrow_schema(lineage=True)
+        batch.files[table] = _write_days(root / table, name, days, schema)
+        batch.counts[table] = sum(len(v) for v in days.values())
+    rejects_path = root / REJECTS / f"{name}.parquet"
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_table(rows.rejects, REJECT_SCHEMA), rejects_path)
-    batch.files["rejects"] = [str(rejects_path)]
-    batch.counts = {"orders": len(rows.orders), "order_lines": len(rows.lines), "rejects": len(rows.rejects)}
+    pq.write_table(to_table(rows.rejects, ETL_REJECTS.arrow_schema()), rejects_path)
+    batch.files[REJECTS] = [str(rejects_path)]
+    batch.counts[REJECTS] = len(rows.rejects)
     _write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
     return batch
 
