@@ -254,6 +254,7 @@ class EndpointSpec:
 
 
 _CST = "cst_string"
+_EPOCH_MS = "epoch_ms"
 
 ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
     {
@@ -291,6 +292,85 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 paging=None,
                 records_path=(),
                 primary_key=("id",),
+                detail_param="orderId",
+            ),
+            # CONTRACT §5.4 [doc: method, path, body fields, refundStart/EndTime in epoch ms on the
+            # refund's creation time; assumed: record fields, primary key, paging shape, window
+            # bounds inclusive/exclusive]
+            EndpointSpec(
+                name="taobao_refunds",
+                platform="taobao",
+                path="/open/order/refund/queryList",
+                method="POST",
+                paging="page_number_body",
+                primary_key=("refundId",),
+                windows={"create": WindowSpec("refundStartTime", "refundEndTime", _EPOCH_MS, "body")},
+            ),
+            # CONTRACT §5.5 [doc: method, path, refundId parameter, data nesting; assumed: 404 for
+            # an unknown id, what drives the calls]
+            EndpointSpec(
+                name="taobao_refund_detail",
+                platform="taobao",
+                path="/v2/taobao/order/refund/query",
+                method="GET",
+                paging=None,
+                records_path=(),
+                primary_key=("refundId",),
+                detail_param="refundId",
+            ),
+            # CONTRACT §5.6 [doc: method, path, subPurchaseOrderId parameter, data nesting;
+            # assumed: trace status codes, empty pnmLogisticsDetails for an unshipped line, one
+            # call per shipped order line]
+            EndpointSpec(
+                name="taobao_logistics",
+                platform="taobao",
+                path="/v2/taobao/order/logistics/detail/get",
+                method="GET",
+                paging=None,
+                records_path=(),
+                primary_key=("mailNo",),
+                fans_out_from="order_lines",
+                detail_param="subPurchaseOrderId",
+            ),
+            # CONTRACT §5.7 [doc: method and path; assumed: body filters, window fields,
+            # record fields and status values]
+            EndpointSpec(
+                name="alibaba_orders",
+                platform="1688",
+                path="/v2/alibaba/order/page",
+                method="POST",
+                paging="page_number_body",
+                primary_key=("orderId",),
+                windows={
+                    "create": WindowSpec("createStartTime", "createEndTime", _CST, "body"),
+                    "update": WindowSpec("modifyStartTime", "modifyEndTime", _CST, "body"),
+                },
+            ),
+            # CONTRACT §5.8 [doc: method, path, refundId in the body (POST), first data fields;
+            # assumed: refundId/orderId/subItemId/status/refundPayment fields, fen as ints,
+            # discovery through productItems[].refundId]
+            EndpointSpec(
+                name="alibaba_refunds",
+                platform="1688",
+                path="/alibaba/refund/info",
+                method="POST",
+                paging=None,
+                records_path=(),
+                primary_key=("refundId",),
+                fans_out_from="order_lines",
+                detail_param="refundId",
+            ),
+            # CONTRACT §5.9 [doc: method and title; assumed: path, orderId parameter, data shape,
+            # one call per 1688 order]
+            EndpointSpec(
+                name="alibaba_logistics",
+                platform="1688",
+                path="/alibaba/order/logistics/trace",
+                method="GET",
+                paging=None,
+                records_path=(),
+                primary_key=("logisticsBillNo",),
+                fans_out_from="orders",
                 detail_param="orderId",
             ),
         )

@@ -97,7 +97,7 @@ class PageWriter:
         self.dir = window_dir(data_dir, manifest.endpoint, manifest.window_id)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._partial = self.dir / (PAGES_FILE + ".partial")
-        self._file = gzip.open(self._partial, "wb", compresslevel=5)
+        self._file = gzip.open(self._partial, "wb", compresslevel=5)  # noqa: SIM115 (closed by commit/abort)
         self._contexts: dict[int, dict] = {}
         self._count = 0
 

@@ -140,9 +140,7 @@ def to_int(value: Any, name: str) -> int | None:
         raise RejectError(f"{name} is not an integer: {value!r}")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        number = int(value)
-    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value) or isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         number = int(value)
     else:
         raise RejectError(f"{name} is not an integer: {value!r}")

@@ -30,9 +30,14 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 
-# endpoints `run` covers so far (issue 2: Taobao orders)
-RUN_ENDPOINTS = ("taobao_orders",)
+# what `run` covers: list endpoints paged by time window, then fan-out endpoints whose keys come
+# from what the lists loaded (logistics per shipped line/order, 1688 refunds per refundId)
+LIST_ENDPOINTS = ("taobao_orders", "alibaba_orders", "taobao_refunds")
+FANOUT_ENDPOINTS = ("taobao_logistics", "alibaba_refunds", "alibaba_logistics")
+RUN_ENDPOINTS = LIST_ENDPOINTS + FANOUT_ENDPOINTS
 DEFAULT_CHUNK = timedelta(days=31)
+FANOUT_BATCH = 2000  # keys per landed fan-out window (the unit of checkpointing)
+FANOUT_WORKERS = 4  # concurrent detail calls; the shared rate limiter paces them
 
 
 def _utc(dt: datetime) -> datetime:
@@ -100,10 +105,7 @@ def extract_window(
                 if progress:
                     progress({"event": "page", "endpoint": endpoint, "window": wid, "page": page.number,
                               "pages": page.pages, "records": manifest.records, "total": page.total})
-            after = client.stats.as_dict()
-            manifest.requests = int(after.get("requests", 0) - before.get("requests", 0))
-            manifest.retries = int(after.get("retries", 0) - before.get("retries", 0))
-            manifest.http_429 = int(after.get("http_429", 0) - before.get("http_429", 0))
+            _count_requests(manifest, before, client.stats.as_dict())
             manifest.finished_at = utc_now_iso()
             path = writer.commit()
     except Exception as exc:
@@ -139,8 +141,7 @@ def load_windows(
     started = time.time()
     rows = [
         _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0),
-                 rows_written=rows_json({"orders": b.counts.get("orders", 0),
-                                         "order_lines": b.counts.get("order_lines", 0)}))
+                 rows_written=rows_json({t: n for t, n in b.counts.items() if t != "rejects"}))
         for m, b in zip(loaded, batches, strict=True)
     ]
     try:
@@ -157,6 +158,107 @@ def load_windows(
             "warehouse": result.warehouse}
 
 
+def fanout_keys(settings: Settings, endpoint: str) -> list[dict[str, Any]]:
+    """The keys a fan-out endpoint must (re)fetch, from the published warehouse.
+
+    Each row has ``key`` (the detail call's parameter) and context columns (parent ids) that are
+    landed with the page. The query is ``sql/fanout/<endpoint>.sql``: it asks only for what can
+    still change (a delivered parcel or a finished refund is not fetched again).
+    """
+    from xport_etl.load import SQL_DIR, connect_reader, warehouse_path
+
+    if not warehouse_path(settings.data_dir).exists():
+        return []
+    con = connect_reader(settings.data_dir)
+    try:
+        cur = con.execute((SQL_DIR / "fanout" / f"{endpoint}.sql").read_text())
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def extract_fanout(
+    settings: Settings,
+    endpoint: str,
+    *,
+    keys: Sequence[dict[str, Any]] | None = None,
+    client=None,
+    progress: Progress | None = None,
+) -> list[str]:
+    """Call a detail endpoint once per key and land the answers, ``FANOUT_BATCH`` keys a window.
+
+    A key the server does not know (code 404) is skipped and counted; any other failure fails
+    the window, and windows already landed stay landed.
+
+    Returns:
+        The manifest paths of the landed windows (possibly none).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xport_etl.errors import FatalError
+
+    spec = endpoints_for(settings.assumptions)[endpoint]
+    keys = fanout_keys(settings, endpoint) if keys is None else list(keys)
+    if not keys:
+        return []
+    own_client = client is None
+    client = client or _make_client(settings)
+    stamp = datetime.now(UTC)
+    paths = []
+
+    def call(row: dict[str, Any]):
+        args = {spec.detail_param: row["key"]}
+        try:
+            if spec.method == "POST":
+                return client.request(spec, body=args)
+            return client.request(spec, params=args)
+        except FatalError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    try:
+        with ThreadPoolExecutor(max_workers=FANOUT_WORKERS) as pool:
+            for n, lo in enumerate(range(0, len(keys), FANOUT_BATCH)):
+                chunk = keys[lo : lo + FANOUT_BATCH]
+                wid = f"keys_{stamp:%Y%m%dT%H%M%S%fZ}_{n:04d}"
+                manifest = Manifest(endpoint=endpoint, mode="keys", window_id=wid,
+                                    window_start=stamp.isoformat(), window_end=stamp.isoformat(),
+                                    run_id=uuid.uuid4().hex, extracted_at=utc_now_iso())
+                before = client.stats.as_dict()
+                try:
+                    with PageWriter(settings.data_dir, manifest) as writer:
+                        for row, response in zip(chunk, pool.map(call, chunk), strict=True):
+                            if response is None:
+                                manifest.extra["not_found"] = manifest.extra.get("not_found", 0) + 1
+                                continue
+                            context = {k: (None if v is None else str(v)) for k, v in row.items()}
+                            writer.write(response.raw, context=context)
+                            manifest.pages += 1
+                            manifest.records += 1
+                            if progress and manifest.pages % 50 == 0:
+                                progress({"event": "page", "endpoint": endpoint, "window": wid,
+                                          "page": manifest.pages, "pages": len(chunk),
+                                          "records": manifest.records, "total": len(chunk)})
+                        _count_requests(manifest, before, client.stats.as_dict())
+                        manifest.finished_at = utc_now_iso()
+                        paths.append(str(writer.commit()))
+                except Exception as exc:
+                    append_run(settings.data_dir, _run_row(manifest, outcome="failed", error=str(exc)))
+                    raise
+    finally:
+        if own_client:
+            client.close()
+    return paths
+
+
+def _count_requests(manifest: Manifest, before: dict, after: dict) -> None:
+    manifest.requests = int(after.get("requests", 0) - before.get("requests", 0))
+    manifest.retries = int(after.get("retries", 0) - before.get("retries", 0))
+    manifest.http_429 = int(after.get("http_429", 0) - before.get("http_429", 0))
+
+
 def run_window(
     settings: Settings,
     start: datetime,
@@ -167,17 +269,35 @@ def run_window(
     chunk: timedelta = DEFAULT_CHUNK,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Extract every endpoint for ``[start, end)`` in chunks of at most ``chunk``, then load once."""
-    manifests = []
+    """Extract the list endpoints for ``[start, end)`` in chunks of at most ``chunk`` and publish;
+    then the fan-out endpoints for what that load made known, and publish again."""
+    endpoints = list(endpoints)
+    results: dict[str, Any] = {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
     client = _make_client(settings)
     try:
-        for endpoint in endpoints:
-            for lo, hi in split_window(_utc(start), _utc(end), chunk):
-                manifests.append(extract_window(settings, endpoint, lo, hi, mode=mode, client=client,
-                                                progress=progress))
+        lists = [e for e in endpoints if e not in FANOUT_ENDPOINTS]
+        fanouts = [e for e in endpoints if e in FANOUT_ENDPOINTS]
+        manifests = [
+            extract_window(settings, e, lo, hi, mode=mode, client=client, progress=progress)
+            for e in lists
+            for lo, hi in split_window(_utc(start), _utc(end), chunk)
+        ]
+        if manifests:
+            _add_result(results, load_windows(settings, manifests, progress=progress))
+        fan = [p for e in fanouts for p in extract_fanout(settings, e, client=client, progress=progress)]
+        if fan:
+            _add_result(results, load_windows(settings, fan, progress=progress))
     finally:
         client.close()
-    return load_windows(settings, manifests, progress=progress)
+    return results
+
+
+def _add_result(total: dict[str, Any], one: dict[str, Any]) -> None:
+    total["batches"] += one["batches"]
+    total["rejects"] += one["rejects"]
+    total["warehouse"] = one["warehouse"]
+    for table, n in one["rows_written"].items():
+        total["rows_written"][table] = total["rows_written"].get(table, 0) + n
 
 
 def split_window(start: datetime, end: datetime, chunk: timedelta) -> list[tuple[datetime, datetime]]:

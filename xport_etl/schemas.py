@@ -168,6 +168,7 @@ FCT_PARCELS = TableSpec(
         _c("delivered_at", TS, "Taobao: first SIGN event; 1688: last step once the order is confirm_goods/success"),
         _c("last_status", S, "status of the latest event; null for 1688"),
         _c("event_count", I32, "number of tracking events"),
+        _c("order_status_at_fetch", S, "1688: the order's status when the trace was fetched", public=False),
         _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
     ),
 )

@@ -1,0 +1,5 @@
+-- every tracking event belongs to a parcel that is in fct_parcels
+select e.platform, e.tracking_number, e.event_index
+from fct_parcel_events as e
+anti join fct_parcels as p
+    on p.platform = e.platform and p.tracking_number = e.tracking_number

@@ -1,0 +1,3 @@
+select *
+from fct_parcels
+where platform is null or tracking_number is null

@@ -1,0 +1,3 @@
+select *
+from fct_refunds
+where platform is null or refund_id is null

@@ -1,0 +1,29 @@
+-- keys for GET /alibaba/order/logistics/trace: shipped 1688 orders, unless the trace was already
+-- fetched while the order was confirm_goods/success (1688 steps carry no status, so the order's
+-- status at fetch time is what makes a trace final).
+with
+
+shipped_orders as (
+    select order_id, platform_status
+    from fct_orders
+    where platform = '1688'
+      and platform_status in ('waitbuyerreceive', 'confirm_goods', 'success')
+),
+
+fetched as (
+    select order_id, count(*) as parcels,
+        count(*) filter (where order_status_at_fetch in ('confirm_goods', 'success')) as final_parcels,
+    from fct_parcels
+    where platform = '1688'
+    group by all
+),
+
+final as (
+    select s.order_id as key, s.order_id, s.platform_status as order_status
+    from shipped_orders as s
+    left join fetched as f on f.order_id = s.order_id
+    where f.parcels is null or f.final_parcels < f.parcels
+)
+
+select * from final
+order by key

@@ -1,0 +1,21 @@
+-- keys for POST /alibaba/refund/info (there is no 1688 refund list): every refundId named by a
+-- 1688 item, unless we already hold that refund in a final state (refundsuccess, refundclose).
+with
+
+named as (
+    select distinct l.refund_id, l.order_id, l.line_id
+    from fct_order_lines as l
+    where l.platform = '1688' and l.refund_id is not null
+),
+
+final as (
+    select n.refund_id as key, n.refund_id, n.order_id, n.line_id
+    from named as n
+    left join fct_refunds as r on r.platform = '1688' and r.refund_id = n.refund_id
+    where r.refund_id is null
+       or r.platform_status is null
+       or r.platform_status not in ('refundsuccess', 'refundclose')
+)
+
+select * from final
+order by key

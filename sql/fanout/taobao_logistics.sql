@@ -1,0 +1,29 @@
+-- keys for GET /v2/taobao/order/logistics/detail/get: shipped Taobao purchase lines (status 11
+-- or a logisticNumber, CONTRACT §5.1) unless every parcel we hold for the line is delivered
+-- (a SIGN event is final). [assumed] a line's parcels all ship before any of them is delivered.
+with
+
+shipped_lines as (
+    select l.order_id, l.purchase_line_id
+    from fct_order_lines as l
+    where l.platform = 'taobao'
+      and l.purchase_line_id is not null
+      and (l.line_status = '11' or l.tracking_number is not null)
+),
+
+parcels as (
+    select purchase_line_id, count(*) as parcels, count(delivered_at) as delivered
+    from fct_parcels
+    where platform = 'taobao'
+    group by all
+),
+
+final as (
+    select s.purchase_line_id as key, s.order_id, s.purchase_line_id
+    from shipped_lines as s
+    left join parcels as p on p.purchase_line_id = s.purchase_line_id
+    where p.parcels is null or p.delivered < p.parcels
+)
+
+select * from final
+order by key

@@ -1,0 +1,51 @@
+-- after-sale per order-creation month (reporting time zone) and platform, over the lines of
+-- orders that were not cancelled. a line is refunded when it has a succeeded refund;
+-- refund_rate = refunded_lines / lines; after_sale_lines counts any after-sale request.
+with
+
+report_zone as (
+    select coalesce(max(value) filter (where key = 'report_tz'), 'Asia/Shanghai') as tz
+    from etl_settings
+),
+
+lines as (
+    select l.*, o.created_at as order_created_at
+    from fct_order_lines as l
+    inner join fct_orders as o on o.platform = l.platform and o.order_id = l.order_id
+    where o.status is distinct from 'cancelled'
+),
+
+refunds_by_line as (
+    select platform, order_id, line_id, sum(refund_amount) as refund_amount,
+    from fct_refunds
+    where status = 'succeeded'
+    group by all
+),
+
+line_facts as (
+    select
+        date_trunc('month', timezone(z.tz, timezone('UTC', l.order_created_at)))::date as month,
+        l.platform,
+        l.refund_status,
+        r.refund_amount,
+    from lines as l
+    cross join report_zone as z
+    left join refunds_by_line as r
+        on r.platform = l.platform and r.order_id = l.order_id and r.line_id = l.line_id
+),
+
+final as (
+    select
+        month,
+        platform,
+        count(*) as lines,
+        count(*) filter (where refund_status is not null and refund_status <> 'none') as after_sale_lines,
+        count(refund_amount) as refunded_lines,
+        round(count(refund_amount) / count(*), 4) as refund_rate,
+        coalesce(sum(refund_amount), 0)::decimal(18, 2) as refund_amount,
+    from line_facts
+    group by all
+)
+
+select * from final
+order by month, platform

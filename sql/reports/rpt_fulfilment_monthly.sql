@@ -1,0 +1,71 @@
+-- fulfilment per order-creation month (reporting time zone) and platform. an order is shipped
+-- when its status says so or a parcel exists, delivered when it has parcels and all are
+-- delivered (then at the last delivery). lead times in hours: p50 / p90.
+with
+
+report_zone as (
+    select coalesce(max(value) filter (where key = 'report_tz'), 'Asia/Shanghai') as tz
+    from etl_settings
+),
+
+orders as (
+    select * from fct_orders
+),
+
+parcels_by_order as (
+    select
+        platform,
+        order_id,
+        count(*) as parcels,
+        count(delivered_at) as delivered_parcels,
+        min(first_event_at) as first_event_at,
+        max(delivered_at) as last_delivered_at,
+    from fct_parcels
+    group by all
+),
+
+order_facts as (
+    select
+        date_trunc('month', timezone(z.tz, timezone('UTC', o.created_at)))::date as month,
+        o.platform,
+        o.status,
+        o.created_at,
+        o.paid_at,
+        p.first_event_at,
+        o.status in ('shipped', 'completed') or p.parcels > 0 as is_shipped,
+        case when p.parcels > 0 and p.delivered_parcels = p.parcels then p.last_delivered_at end as delivered_at,
+    from orders as o
+    cross join report_zone as z
+    left join parcels_by_order as p on p.platform = o.platform and p.order_id = o.order_id
+),
+
+hours as (
+    select
+        *,
+        date_diff('second', created_at, paid_at) / 3600.0 as created_to_paid_h,
+        date_diff('second', paid_at, first_event_at) / 3600.0 as paid_to_first_event_h,
+        date_diff('second', first_event_at, delivered_at) / 3600.0 as first_event_to_delivered_h,
+    from order_facts
+),
+
+final as (
+    select
+        month,
+        platform,
+        count(*) as orders,
+        count(*) filter (where status = 'cancelled') as cancelled_orders,
+        count(paid_at) as paid_orders,
+        count(*) filter (where is_shipped) as shipped_orders,
+        count(delivered_at) as delivered_orders,
+        round(quantile_cont(created_to_paid_h, 0.5), 1) as created_to_paid_p50_h,
+        round(quantile_cont(created_to_paid_h, 0.9), 1) as created_to_paid_p90_h,
+        round(quantile_cont(paid_to_first_event_h, 0.5), 1) as paid_to_first_event_p50_h,
+        round(quantile_cont(paid_to_first_event_h, 0.9), 1) as paid_to_first_event_p90_h,
+        round(quantile_cont(first_event_to_delivered_h, 0.5), 1) as first_event_to_delivered_p50_h,
+        round(quantile_cont(first_event_to_delivered_h, 0.9), 1) as first_event_to_delivered_p90_h,
+    from hours
+    group by all
+)
+
+select * from final
+order by month, platform
