@@ -61,8 +61,13 @@ class _PageProgress:
     """Rich progress bar fed by the pipeline's progress events (pages and records, with rates)."""
 
     def __init__(self, quiet: bool = False):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -138,7 +143,7 @@ def cmd_report(args) -> int:
 def cmd_demo(args) -> int:
     from xport_etl.demo import run_demo
 
-    return run_demo([])
+    return run_demo(args.demo_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,8 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("demo", help="start the sandbox, run the DAG through Airflow, print the reports",
-                       description="What `make demo` runs.")
+    p = sub.add_parser("demo", help="start the sandbox, run the DAGs through Airflow, print the reports",
+                       description="What `make demo` runs. Options after `demo` go to the demo "
+                                   "(see `python -m xport_etl.demo --help`).")
+    p.add_argument("demo_args", nargs=argparse.REMAINDER, help="options for the demo, e.g. --orders 3000 --fresh")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -300,6 +300,19 @@ def _add_result(total: dict[str, Any], one: dict[str, Any]) -> None:
         total["rows_written"][table] = total["rows_written"].get(table, 0) + n
 
 
+def refresh_warehouse(settings: Settings) -> dict[str, Any]:
+    """Re-create the report views and re-run every data check, publishing atomically.
+
+    What the reports DAG runs after the loads: a new state is published only when every check
+    passes (``CheckFailedError`` otherwise), with the reporting time zone from ``settings``.
+    """
+    from xport_etl.load import publish
+
+    result = publish(settings.data_dir, [], runs=read_runs(settings.data_dir),
+                     settings={"report_tz": settings.report_tz})
+    return {"warehouse": result.warehouse}
+
+
 def split_window(start: datetime, end: datetime, chunk: timedelta) -> list[tuple[datetime, datetime]]:
     out, lo = [], start
     while lo < end:

@@ -1,0 +1,125 @@
+"""An Airflow hook that turns an ``xport`` Connection into ``xport_etl`` settings.
+
+The hook is deliberately thin: it reads the Connection, masks the secret in Airflow's logs and
+returns a :class:`xport_etl.settings.Settings`. Paging, parsing and retries live in the library.
+
+Connection fields:
+
+- ``host``: the API base URL, either whole (``https://www.xportcn.com/api``) or split into
+  ``schema`` (``http``/``https``, default ``https``), ``host`` (may carry a path) and ``port``.
+- ``login``: the AccessKey; ``password``: the AccessSecret.
+- ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``data_dir``, ``report_tz``.
+
+Whatever the Connection does not set falls back to the ``XPORT_*`` environment variables (for
+example ``XPORT_DATA_DIR``), then to the library's defaults.
+
+Airflow puts ``plugins/`` on ``sys.path``, so DAGs import it as ``from xport_hook import
+XportHook``. Build the hook inside a task, never at import time.
+
+Example (environment variable)::
+
+    AIRFLOW_CONN_XPORT_DEFAULT='{"conn_type": "xport", "host": "https://www.xportcn.com/api",
+        "login": "<access key>", "password": "<access secret>", "extra": {"user_id": "1000001"}}'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from xport_etl.settings import Settings
+
+
+def base_url_from_connection(conn: Connection) -> str | None:
+    """Return the API base URL a Connection describes, without a trailing slash.
+
+    A host that already holds a scheme (``http://…``) is taken whole; otherwise the URL is built
+    from ``schema`` (the URL scheme, as the HTTP provider does), ``host`` and ``port``.
+    """
+    host = (conn.host or "").strip()
+    if not host:
+        return None
+    if "://" in host:
+        return host.rstrip("/")
+    scheme = (conn.schema or "https").strip().rstrip(":/") or "https"
+    netloc, sep, path = host.partition("/")
+    if conn.port:
+        netloc = f"{netloc}:{conn.port}"
+    return f"{scheme}://{netloc}{sep}{path}".rstrip("/")
+
+
+class XportHook(BaseHook):
+    """Read an ``xport`` Connection and return the library's settings.
+
+    Args:
+        xport_conn_id: the Connection id; ``xport_default`` unless told otherwise.
+    """
+
+    conn_name_attr = "xport_conn_id"
+    default_conn_name = "xport_default"
+    conn_type = "xport"
+    hook_name = "Xportcn OpenAPI"
+
+    def __init__(self, xport_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.xport_conn_id = xport_conn_id
+
+    def get_settings(self) -> Settings:
+        """Map the Connection onto :class:`~xport_etl.settings.Settings`.
+
+        Fields the Connection leaves empty are ``None`` overrides, so the ``XPORT_*`` environment
+        variables and the library's defaults still apply to them.
+        """
+        from xport_etl.settings import Settings
+
+        conn = self.get_connection(self.xport_conn_id)
+        if conn.password:
+            # the task sdk masks sensitive extras but not always the password field itself
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(conn.password, name="access_secret")
+        extra = conn.extra_dejson
+        overrides: dict[str, Any] = {
+            "base_url": base_url_from_connection(conn),
+            "access_key": conn.login or None,
+            "access_secret": conn.password or None,
+            "user_id": _str_or_none(extra.get("user_id")),
+            "rate_limit": _float_or_none(extra.get("rate_limit")),
+            "data_dir": Path(extra["data_dir"]) if extra.get("data_dir") else None,
+            "report_tz": extra.get("report_tz") or None,
+        }
+        return Settings.from_env(**overrides)
+
+    def get_conn(self) -> Settings:
+        """Return the settings (the library's client is built from them by the caller)."""
+        return self.get_settings()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel the generic Connection form for the Xportcn API."""
+        return {
+            "hidden_fields": [],
+            "relabeling": {
+                "host": "Base URL",
+                "schema": "Scheme (when Base URL has none)",
+                "login": "AccessKey",
+                "password": "AccessSecret",
+            },
+            "placeholders": {
+                "host": "https://www.xportcn.com/api",
+                "extra": '{"user_id": "1000001", "rate_limit": 10}',
+            },
+        }
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)
