@@ -27,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 
+from xport_etl.faults import crashpoint
 from xport_etl.schemas import ETL_REJECTS, ETL_RUNS, STAGED_TABLES, WAREHOUSE_TABLES, StagedTable
 from xport_etl.staging import Batch
 
@@ -263,6 +264,7 @@ def publish(
                 rejects = merge_rejects(con, batches)
                 replace_runs(con, runs)
                 con.execute("commit")
+                crashpoint("publish.merged")
                 refresh_views(con)
                 run_checks(con)
                 con.execute("checkpoint")
@@ -270,6 +272,7 @@ def publish(
                 con.close()
             with open(nxt, "rb+") as f:
                 os.fsync(f.fileno())
+            crashpoint("publish.replace")
             os.replace(nxt, published)
             fd = os.open(data_dir, os.O_RDONLY)
             try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from xport_etl.endpoints import endpoints_for, format_window_value
+from xport_etl.faults import crashpoint
 from xport_etl.landing import Manifest, PageWriter, read_manifest, utc_now_iso, window_id
 from xport_etl.settings import Settings
 
@@ -38,6 +39,7 @@ RUN_ENDPOINTS = LIST_ENDPOINTS + FANOUT_ENDPOINTS
 DEFAULT_CHUNK = timedelta(days=31)
 FANOUT_BATCH = 2000  # keys per landed fan-out window (the unit of checkpointing)
 FANOUT_WORKERS = 4  # concurrent detail calls; the shared rate limiter paces them
+MAX_PASSES = 3  # passes over a window whose data moves while it is paged
 
 
 def _utc(dt: datetime) -> datetime:
@@ -67,7 +69,7 @@ def extract_window(
     Returns:
         The path of the landed window's manifest (a small string, fit for XCom).
     """
-    from xport_etl.paginators import PageNumberPaginator, paginate
+    from xport_etl.paginators import PageNumberPaginator
 
     spec = endpoints_for(settings.assumptions)[endpoint]
     start, end = _utc(start), _utc(end)
@@ -97,16 +99,21 @@ def extract_window(
                                     max_pages=settings.max_pages)
     try:
         with PageWriter(settings.data_dir, manifest) as writer:
-            for page in paginate(client, spec, filters, paginator=paginator):
-                writer.write(page.raw)
-                manifest.pages += 1
-                manifest.records += len(page.records)
-                manifest.total = page.total
-                if progress:
-                    progress({"event": "page", "endpoint": endpoint, "window": wid, "page": page.number,
-                              "pages": page.pages, "records": manifest.records, "total": page.total})
+            for attempt in range(1, MAX_PASSES + 1):
+                drift = _page_window(client, spec, filters, paginator, writer, manifest, progress)
+                if drift is None:
+                    break
+                manifest.drift_repages += 1
+                log.warning("%s %s: data moved while paging (%s); paging the window again (%d/%d)",
+                            endpoint, wid, drift, attempt, MAX_PASSES)
+            else:
+                # every pass saw the data move: keep all passes (the normaliser merges them, latest
+                # state wins) and say so; the next run of this window settles it
+                manifest.extra["inconsistent"] = drift
+                log.warning("%s %s: still moving after %d passes; landed all passes", endpoint, wid, MAX_PASSES)
             _count_requests(manifest, before, client.stats.as_dict())
             manifest.finished_at = utc_now_iso()
+            crashpoint("extract.commit")
             path = writer.commit()
     except Exception as exc:
         append_run(settings.data_dir, _run_row(manifest, outcome="failed", error=str(exc)))
@@ -116,6 +123,37 @@ def extract_window(
             client.close()
     log.info("landed %s %s: %d pages, %d records", endpoint, wid, manifest.pages, manifest.records)
     return str(path)
+
+
+def _page_window(client, spec, filters, paginator, writer, manifest, progress) -> str | None:
+    """One pass over the window's pages, landing each; returns why the pass is inconsistent, or
+    None. Pages are newest first (CONTRACT §4), so records created or changed while we page shift
+    between pages: the server's ``total`` changes between the first and last page, or we see
+    fewer distinct records than it reported."""
+    from xport_etl.paginators import paginate
+
+    first_total = last_total = None
+    seen: set[str] = set()
+    key = spec.primary_key[0] if spec.primary_key else None
+    for page in paginate(client, spec, filters, paginator=paginator):
+        writer.write(page.raw)
+        crashpoint("extract.page")
+        manifest.pages += 1
+        manifest.records += len(page.records)
+        if first_total is None:
+            first_total = page.total
+        last_total = manifest.total = page.total
+        if key:
+            seen.update(str(r.get(key)) for r in page.records if isinstance(r, dict))
+        if progress:
+            progress({"event": "page", "endpoint": spec.name, "window": manifest.window_id,
+                      "page": page.number, "pages": page.pages, "records": manifest.records,
+                      "total": page.total})
+    if first_total != last_total:
+        return f"total changed from {first_total} to {last_total} while paging"
+    if key and last_total is not None and len(seen) != last_total:
+        return f"saw {len(seen)} distinct records but the server reported {last_total}"
+    return None
 
 
 def load_windows(

@@ -27,6 +27,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from xport_etl.endpoints import ASSUMED, ApiAssumptions
+from xport_etl.faults import crashpoint
 from xport_etl.landing import Manifest, _write_atomic, read_pages
 from xport_etl.normalize import to_table
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
@@ -126,11 +127,13 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
         schema = STAGED_TABLES[table].spec.arrow_schema(lineage=True)
         batch.files[table] = _write_days(root / table, name, days, schema)
         batch.counts[table] = sum(len(v) for v in days.values())
+        crashpoint("stage.table")
     rejects_path = root / REJECTS / f"{name}.parquet"
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(to_table(rows.rejects, ETL_REJECTS.arrow_schema()), rejects_path)
     batch.files[REJECTS] = [str(rejects_path)]
     batch.counts[REJECTS] = len(rows.rejects)
+    crashpoint("stage.marker")
     _write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
     return batch
 

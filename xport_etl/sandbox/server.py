@@ -1,8 +1,8 @@
-"""The sandbox's HTTP face: a FastAPI app that answers like the Xportcn OpenAPI (CONTRACT §1–§5.3).
+"""The sandbox's HTTP face: a FastAPI app that answers like the Xportcn OpenAPI (CONTRACT §1–§5.9).
 
-Every ``/open/...`` request passes, in order, the gateway's rate limit (HTTP 429 with
-``Retry-After``), the authentication check (envelope ``code`` 401/403 inside HTTP 200), then the
-endpoint itself (envelope ``code`` 200, or 400/404). ``/_sandbox/...`` endpoints are for tests and
+Every API request (``/open/...``, ``/v2/...``, ``/alibaba/...``) passes, in order, the gateway's
+rate limit (HTTP 429 with ``Retry-After``), the authentication check (envelope ``code`` 401/403
+inside HTTP 200), then the endpoint itself (envelope ``code`` 200, or 400/404). ``/_sandbox/...`` endpoints are for tests and
 demos: no authentication, no rate limit, never part of the contract.
 
 The signature check is written here on its own, from the contract, and does not share code with
@@ -227,6 +227,34 @@ def _text_param(params: dict, name: str) -> str | None:
     return str(value)
 
 
+def _epoch_ms_param(params: dict, name: str) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"\d{1,15}", value))
+    ):
+        raise ApiError(400, f"参数错误: {name} must be epoch milliseconds, got {value!r}")
+    return int(value)
+
+
+def _body(raw: bytes) -> dict:
+    try:
+        params = json.loads(raw, parse_float=Decimal) if raw.strip() else {}
+    except ValueError:
+        raise ApiError(400, "参数错误: body is not valid JSON") from None
+    if not isinstance(params, dict):
+        raise ApiError(400, "参数错误: body must be a JSON object")
+    return params
+
+
+def _required_text(params: dict, name: str) -> str:
+    value = _text_param(params, name)
+    if value is None:
+        raise ApiError(400, f"参数错误: {name} is required")
+    return value
+
+
 def _paging(params: dict) -> tuple[int, int]:
     page_no = _int_param(params, "pageNo", 1)
     page_size = _int_param(params, "pageSize", DEFAULT_PAGE_SIZE)
@@ -366,6 +394,100 @@ def create_app(
 
         return serve("/open/order/detail", request, handler)
 
+    # -- taobao refunds and logistics (CONTRACT §5.4-§5.6) --------------------------------------
+
+    @app.post("/open/order/refund/queryList")
+    async def refund_query_list(request: Request) -> Response:
+        raw = await request.body()
+
+        def handler() -> dict:
+            params = _body(raw)
+            for name in ("pageNo", "pageSize"):
+                if params.get(name) in (None, ""):
+                    raise ApiError(400, f"参数错误: {name} is required")
+            page_no, page_size = _paging(params)
+            total, records = world.taobao_refund_page(
+                page_no,
+                page_size,
+                start_ms=_epoch_ms_param(params, "refundStartTime"),
+                end_ms=_epoch_ms_param(params, "refundEndTime"),
+                refund_id=_text_param(params, "refundId"),
+                purchase_order_id=_text_param(params, "purchaseOrderId"),
+                sales_order_id=_text_param(params, "salesOrderId"),
+                refund_status=_int_param(params, "refundStatus"),
+            )
+            return _page_data(total, records, page_no, page_size)
+
+        return serve("/open/order/refund/queryList", request, handler)
+
+    @app.get("/v2/taobao/order/refund/query")
+    async def refund_query(request: Request) -> Response:
+        def handler() -> dict:
+            refund_id = _required_text(dict(request.query_params), "refundId")
+            record = world.taobao_refund(refund_id)
+            if record is None:
+                raise ApiError(404, f"售后单不存在: {refund_id}")
+            return record
+
+        return serve("/v2/taobao/order/refund/query", request, handler)
+
+    @app.get("/v2/taobao/order/logistics/detail/get")
+    async def logistics_detail(request: Request) -> Response:
+        def handler() -> dict:
+            line_id = _required_text(dict(request.query_params), "subPurchaseOrderId")
+            record = world.taobao_logistics(line_id)
+            if record is None:
+                raise ApiError(404, f"采购单不存在: {line_id}")
+            return record
+
+        return serve("/v2/taobao/order/logistics/detail/get", request, handler)
+
+    # -- 1688 (CONTRACT §5.7-§5.9) ----------------------------------------------------------------
+
+    @app.post("/v2/alibaba/order/page")
+    async def alibaba_order_page(request: Request) -> Response:
+        raw = await request.body()
+
+        def handler() -> dict:
+            params = _body(raw)
+            page_no, page_size = _paging(params)
+            total, records = world.alibaba_page(
+                page_no,
+                page_size,
+                status=_text_param(params, "status"),
+                create_start=_time_param(params, "createStartTime"),
+                create_end=_time_param(params, "createEndTime"),
+                modify_start=_time_param(params, "modifyStartTime"),
+                modify_end=_time_param(params, "modifyEndTime"),
+            )
+            return _page_data(total, records, page_no, page_size)
+
+        return serve("/v2/alibaba/order/page", request, handler)
+
+    @app.post("/alibaba/refund/info")
+    async def alibaba_refund_info(request: Request) -> Response:
+        raw = await request.body()
+
+        def handler() -> dict:
+            refund_id = _required_text(_body(raw), "refundId")
+            record = world.alibaba_refund(refund_id)
+            if record is None:
+                raise ApiError(404, f"退款单不存在: {refund_id}")
+            return record
+
+        return serve("/alibaba/refund/info", request, handler)
+
+    @app.get("/alibaba/order/logistics/trace")
+    async def alibaba_logistics_trace(request: Request) -> Response:
+        def handler() -> dict:
+            order_id = _required_text(dict(request.query_params), "orderId")
+            record = world.alibaba_logistics(order_id)
+            if record is None:
+                raise ApiError(404, f"订单不存在: {order_id}")
+            return record
+
+        return serve("/alibaba/order/logistics/trace", request, handler)
+
     # -- admin ---------------------------------------------------------------------------------
 
     def clock_info() -> dict:
@@ -376,8 +498,16 @@ def create_app(
     async def health() -> Response:
         with world.lock:
             orders = world.taobao.count_visible(world.clock_ms)
+            orders_1688 = world.alibaba.count_visible(world.clock_ms)
         return Response(
-            dumps({"status": "ok", **clock_info(), "taobao_orders": orders}),
+            dumps(
+                {
+                    "status": "ok",
+                    **clock_info(),
+                    "taobao_orders": orders,
+                    "orders_1688": orders_1688,
+                }
+            ),
             media_type="application/json",
         )
 

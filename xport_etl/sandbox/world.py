@@ -4,7 +4,8 @@ The world is a set of *plans*: for every order, when it is created and when its 
 What the API shows at simulated time ``T`` is derived from the plans and ``T`` alone, so a world
 advanced to ``T`` and a world read at ``T`` agree, whatever path the clock took.
 
-Layout, so that later entities (refunds, parcels, 1688 orders) slot in beside the Taobao orders:
+Layout (Taobao refunds and parcels live here beside the Taobao orders; 1688 orders, refunds and
+parcels in ``alibaba.py``; the parcels' tracking plans in ``logistics.py``):
 
 - ``WorldConfig`` holds the knobs; ``World`` owns the clock, the lock and one store per entity.
 - ``TaobaoOrderStore`` keeps the compact plans (flat ``array`` columns, no per-order objects),
@@ -32,6 +33,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
+
+from xport_etl.sandbox.logistics import (
+    CARRIER_CONTACTS,
+    CARRIER_LOGOS,
+    ORIGINS,
+    Parcel,
+    draw_end,
+    make_parcel,
+    plan_traces,
+)
 
 CST = timezone(timedelta(hours=8), "CST")
 CST_OFFSET_S = 8 * 3600
@@ -63,6 +75,10 @@ class WorldConfig:
             numbers, money as strings, quantity as a string, null sub-order status, ...).
         catalog_size: number of distinct Taobao products orders are drawn from.
         detail_cache: orders whose static details are kept in memory.
+        orders_1688: 1688 orders created in ``[start, clock)``; None means ``orders // 3``.
+        refund_rate: share of paid Taobao orders that get a refund on one line (about 4% of
+            lines).
+        refund_rate_1688: share of paid 1688 orders that get a refund on one item.
     """
 
     seed: int = 7
@@ -72,6 +88,14 @@ class WorldConfig:
     awkward: float = 0.1
     catalog_size: int = 3000
     detail_cache: int = 65_536
+    orders_1688: int | None = None
+    refund_rate: float = 0.09
+    refund_rate_1688: float = 0.07
+
+    @property
+    def n_orders_1688(self) -> int:
+        """1688 orders created in ``[start, clock)`` (``orders_1688``, default ``orders // 3``)."""
+        return self.orders // 3 if self.orders_1688 is None else self.orders_1688
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.clock.tzinfo is None:
@@ -82,6 +106,11 @@ class WorldConfig:
             raise ValueError("WorldConfig.orders must be >= 0")
         if not 0.0 <= self.awkward <= 1.0:
             raise ValueError("WorldConfig.awkward must be within [0, 1]")
+        if self.orders_1688 is not None and self.orders_1688 < 0:
+            raise ValueError("WorldConfig.orders_1688 must be >= 0")
+        for name in ("refund_rate", "refund_rate_1688"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"WorldConfig.{name} must be within [0, 1]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,12 +448,19 @@ class TaobaoOrderDetail:
 
 @dataclass(frozen=True, slots=True)
 class TaobaoOrderState:
-    """What a plan says about an order at one instant."""
+    """What a plan says about an order at one instant.
+
+    ``update_s`` is the latest change of the order record: a status change or a change of its
+    refund. ``refund_line``/``refund_status`` are the refunded line's index and refund status
+    (None/0 when the order has no refund yet).
+    """
 
     status: int
     update_s: int
     pay_s: int | None
     previous_status: int | None  # the status before the current one (close reasons)
+    refund_line: int | None = None
+    refund_status: int = REFUND_NONE
 
 
 def _lifecycle(rng: random.Random, create_s: int) -> list[tuple[int, int]]:
@@ -481,6 +517,143 @@ def _lifecycle(rng: random.Random, create_s: int) -> list[tuple[int, int]]:
     return out
 
 
+def _draw_create_times(rng: random.Random, lo: int, hi: int, count: int) -> list[int]:
+    """``count`` distinct creation times (epoch ms) in ``[lo, hi)``, weighted by hour, sorted."""
+    chosen: set[int] = set()
+    while len(chosen) < count:
+        ms = rng.randrange(lo, hi)
+        hour = ((ms // 1000 + CST_OFFSET_S) // 3600) % 24
+        if rng.random() * _HOUR_MAX < _HOUR_WEIGHTS[hour]:
+            chosen.add(ms)
+    return sorted(chosen)
+
+
+# taobao refund status codes (CONTRACT §5.1)
+REFUND_APPLIED, REFUND_AGREED, REFUND_WAITING_RETURN, REFUND_SUCCEEDED = 10, 20, 30, 100
+REFUND_REFUSED, REFUND_CLOSED = -10, -20
+REFUND_OPEN = (REFUND_APPLIED, REFUND_AGREED, REFUND_WAITING_RETURN, REFUND_REFUSED)
+# (reasonId, reasonDesc, buyer's descriptions)
+_TB_REASONS_UNSHIPPED = [
+    (1, "不想要了", ["不需要了", "客户取消了订单", "买重复了"]),
+    (2, "拍错/多拍", ["颜色拍错了", "数量拍多了"]),
+    (3, "未按约定时间发货", ["三天了还没发货", "催了几次都不发"]),
+    (4, "缺货", ["卖家说没货了"]),
+]
+_TB_REASONS_NOT_RECEIVED = [
+    (5, "快递一直未送达", ["物流一直不更新", "快递停在中转站好几天了"]),
+    (6, "快递无跟踪记录", ["单号查不到物流信息"]),
+    (7, "空包裹/少货", ["仓库收到是空包裹"]),
+]
+_TB_REASONS_RECEIVED = [
+    (8, "商品质量问题", ["开线了", "有污渍", "质量太差"]),
+    (9, "尺码拍错/不喜欢/效果不好", ["尺码偏小", "颜色和图片不一样"]),
+    (10, "与商品描述不符", ["材质不对", "不是描述的纯棉"]),
+    (11, "少件/漏发", ["少发了一件", "缺配件"]),
+    (12, "商品破损", ["外包装破损，商品摔坏了"]),
+]
+_TB_REFUSE_REASONS = [
+    "商品已发出，请拒收后再申请",
+    "买家退回的商品影响二次销售",
+    "商品无质量问题，不同意退款",
+    "未收到退货",
+]
+_SHOP_WORDS = ["鑫达", "恒源", "佳美", "宏图", "金盛", "嘉禾", "优品", "百汇", "瑞丰", "创新"]
+_SUB_PURCHASE_INV = pow(1_597_334_677, -1, 10**11)
+
+
+def taobao_refund_id(r: int) -> str:
+    """The Taobao refund id of refund number ``r`` (18 digits, unique)."""
+    return str(2 * 10**17 + _scramble(r, 4_093_082_899, 10**17))
+
+
+def _taobao_refund_plan(
+    rng: random.Random, transitions: list[tuple[int, int]], rate: float
+) -> tuple[int, int, int, list[tuple[int, int]]] | None:
+    """``(refundType, goodsStatus, line pick, [(epoch ms, refundStatus)])`` or None.
+
+    Only paid orders get refunds: created after the order reached 10 (awaiting shipment) and
+    before it was closed, or after it shipped.
+    """
+    if rng.random() >= rate:
+        return None
+    t10 = ship = after10 = None
+    for k, (t, status) in enumerate(transitions):
+        if status == PAID_AWAITING_SHIPMENT:
+            t10 = t
+            if k + 1 < len(transitions):
+                after10 = transitions[k + 1][0]
+        elif status == SHIPPED:
+            ship = t
+    if t10 is None:
+        return None
+    pick = rng.randrange(2**31)
+    if ship is not None:
+        u = rng.random()
+        if u < 0.55:
+            refund_type, goods, create_s = 2, 2, ship + rng.randint(2 * 86_400, 15 * 86_400)
+        elif u < 0.8:
+            refund_type, goods, create_s = 1, 2, ship + rng.randint(2 * 86_400, 15 * 86_400)
+        else:
+            refund_type, goods, create_s = 1, 1, ship + rng.randint(86_400, 6 * 86_400)
+    else:
+        hi = min(t10 + 5 * 86_400, (after10 or 2**62) - 600)
+        if hi <= t10 + 600:
+            return None
+        refund_type, goods, create_s = 1, 1, rng.randint(t10 + 600, hi)
+    t = create_s * 1000 + rng.randrange(1000)
+    steps = [(t, REFUND_APPLIED)]
+
+    def step(lo: int, hi: int, status: int) -> None:
+        nonlocal t
+        t += rng.randint(lo, hi) * 1000 + rng.randrange(1000)
+        steps.append((t, status))
+
+    u = rng.random()
+    if u < 0.06:  # the buyer withdraws
+        step(3600, 2 * 86_400, REFUND_CLOSED)
+    elif u < 0.16:  # the seller refuses; most buyers then give up
+        step(6 * 3600, 3 * 86_400, REFUND_REFUSED)
+        if rng.random() < 0.6:
+            step(86_400, 7 * 86_400, REFUND_CLOSED)
+    else:
+        step(600, 2 * 86_400, REFUND_AGREED)
+        if refund_type == 2:
+            v = rng.random()
+            if v < 0.05:  # goods never sent back
+                step(7 * 86_400, 8 * 86_400, REFUND_CLOSED)
+            elif v >= 0.1:  # else the buyer is slow and it stays agreed
+                step(2 * 3600, 3 * 86_400, REFUND_WAITING_RETURN)
+                if rng.random() < 0.95:
+                    step(2 * 86_400, 7 * 86_400, REFUND_SUCCEEDED)
+        else:
+            step(60, 86_400, REFUND_SUCCEEDED)
+    return refund_type, goods, pick, steps
+
+
+@dataclass(frozen=True, slots=True)
+class TaobaoRefundDetail:
+    """Static facts of one Taobao refund (its status comes from the plan)."""
+
+    index: int
+    refund_id: str
+    order_index: int
+    line_index: int
+    refund_type: int  # 1 refund only, 2 return and refund
+    goods_status: int  # 1 not received, 2 received
+    create_ms: int
+    fee_cents: int
+    reason_id: int
+    reason_desc: str
+    refund_desc: str | None
+    refuse_reason: str  # shown once refused
+    pay_order_id: str
+    supplier_id: int
+    return_carrier: int
+    return_address: str
+    buyer_phone: str
+    warehouse_address: str
+
+
 class TaobaoOrderStore:
     """Plans of every Taobao order, as flat columns sorted by creation time.
 
@@ -505,6 +678,21 @@ class TaobaoOrderStore:
         self._state_cache: tuple[int, array, array] | None = None
         self._select_cache: dict[tuple, list[int]] = {}
         self.detail = lru_cache(maxsize=config.detail_cache)(self._make_detail)
+        # refunds, one at most per order: refund r belongs to order rf_order[r], its status
+        # changes are rf_t/rf_s[rf_off[r]:rf_off[r+1]] (epoch ms), the first one its creation
+        self.rf_order = array("q")
+        self.rf_type = array("b")
+        self.rf_goods = array("b")
+        self.rf_pick = array("q")
+        self.rf_off = array("q", [0])
+        self.rf_t = array("q")
+        self.rf_s = array("b")
+        self.refund_of_order: dict[int, int] = {}
+        self.refund_by_id: dict[str, int] = {}
+        self._rf_sorted: list[tuple[int, int, int]] = []  # (create ms, refund id, r), ascending
+        self._rf_select_cache: dict[tuple, list[int]] = {}
+        self.refund_detail = lru_cache(maxsize=config.detail_cache)(self._make_refund_detail)
+        self.parcels = lru_cache(maxsize=config.detail_cache)(self._make_parcels)
 
     # -- generation ------------------------------------------------------------------------
 
@@ -523,20 +711,38 @@ class TaobaoOrderStore:
             hi = lo + DAY_MS
             x = self._day_mean * rng.uniform(0.8, 1.2)
             count = int(x) + (1 if rng.random() < x - int(x) else 0)
-        chosen: set[int] = set()
-        while len(chosen) < count:
-            ms = rng.randrange(lo, hi)
-            hour = ((ms // 1000 + CST_OFFSET_S) // 3600) % 24
-            if rng.random() * _HOUR_MAX < _HOUR_WEIGHTS[hour]:
-                chosen.add(ms)
-        for ms in sorted(chosen):
+        # refunds draw from their own stream, so the orders are the same with or without them
+        refund_rng = random.Random(f"{self.config.seed}/taobao/refunds/{k}")
+        for ms in _draw_create_times(rng, lo, hi, count):
+            i = len(self.create_ms)
             self.create_ms.append(ms)
-            for t, s in _lifecycle(rng, ms // 1000):
+            transitions = _lifecycle(rng, ms // 1000)
+            for t, s in transitions:
                 self.trans_t.append(t)
                 self.trans_s.append(s)
             self.trans_off.append(len(self.trans_t))
+            plan = _taobao_refund_plan(refund_rng, transitions, self.config.refund_rate)
+            if plan is not None:
+                self._add_refund(i, *plan)
         self.generated_until_ms = hi
         self._chunks += 1
+
+    def _add_refund(
+        self, i: int, refund_type: int, goods_status: int, pick: int, steps: list[tuple[int, int]]
+    ) -> None:
+        r = len(self.rf_order)
+        self.rf_order.append(i)
+        self.rf_type.append(refund_type)
+        self.rf_goods.append(goods_status)
+        self.rf_pick.append(pick)
+        for t, s in steps:
+            self.rf_t.append(t)
+            self.rf_s.append(s)
+        self.rf_off.append(len(self.rf_t))
+        self.refund_of_order[i] = r
+        refund_id = taobao_refund_id(r)
+        self.refund_by_id[refund_id] = r
+        bisect.insort(self._rf_sorted, (steps[0][0], int(refund_id), r))
 
     def _make_detail(self, i: int) -> TaobaoOrderDetail:
         cfg = self.config
@@ -579,7 +785,7 @@ class TaobaoOrderStore:
             first_of_shop = shop not in seen_shop
             seen_shop.add(shop)
             carrier = carriers[shop]
-            tracking_digits = f"{_scramble(i * 8 + shop, 3_367_900_313, 10**12):012d}"
+            tracking_digits = f"{_scramble(i * 128 + n, 3_367_900_313, 10**12):012d}"
             lines.append(
                 TaobaoLineDetail(
                     sub_order_id=order_id | (n + 1),
@@ -631,12 +837,187 @@ class TaobaoOrderStore:
             if self.trans_s[k] == FINANCE_APPROVED:
                 pay_s = self.trans_t[k]
                 break
+        update_s = self.trans_t[j]
+        refund_line, refund_status = None, REFUND_NONE
+        r = self.refund_of_order.get(i)
+        if r is not None and self.rf_t[self.rf_off[r]] <= clock_ms:
+            refund_status, modified_ms = self.refund_state(r, clock_ms)
+            update_s = max(update_s, modified_ms // 1000)
+            refund_line = self.refund_line(r)
         return TaobaoOrderState(
             status=self.trans_s[j],
-            update_s=self.trans_t[j],
+            update_s=update_s,
             pay_s=pay_s,
             previous_status=self.trans_s[j - 1] if j > lo else None,
+            refund_line=refund_line,
+            refund_status=refund_status,
         )
+
+    def ship_s(self, i: int) -> int | None:
+        """When order ``i`` is (or will be) shipped, per its plan; None if it never ships."""
+        for k in range(self.trans_off[i], self.trans_off[i + 1]):
+            if self.trans_s[k] == SHIPPED:
+                return self.trans_t[k]
+        return None
+
+    # -- refunds ---------------------------------------------------------------------------
+
+    def refund_state(self, r: int, clock_ms: int) -> tuple[int, int]:
+        """Status and last-modified time (epoch ms) of refund ``r`` at the clock (created)."""
+        lo, hi = self.rf_off[r], self.rf_off[r + 1]
+        j = bisect.bisect_right(self.rf_t, clock_ms, lo, hi) - 1
+        return self.rf_s[j], self.rf_t[j]
+
+    def refund_history(self, r: int, clock_ms: int) -> list[tuple[int, int]]:
+        """``(epoch ms, status)`` changes of refund ``r`` up to the clock, oldest first."""
+        lo, hi = self.rf_off[r], self.rf_off[r + 1]
+        j = bisect.bisect_right(self.rf_t, clock_ms, lo, hi)
+        return [(self.rf_t[k], self.rf_s[k]) for k in range(lo, j)]
+
+    def refund_line(self, r: int) -> int:
+        """Index of the refunded line inside its order."""
+        return self.rf_pick[r] % len(self.detail(self.rf_order[r]).lines)
+
+    def refund_create_ms(self, r: int) -> int:
+        return self.rf_t[self.rf_off[r]]
+
+    def count_refunds_visible(self, clock_ms: int) -> int:
+        return bisect.bisect_right(self._rf_sorted, (clock_ms, 2**63, 0))
+
+    def find_refund(self, refund_id: str, clock_ms: int) -> int | None:
+        """Index of the refund with this id, if it exists at the clock."""
+        r = self.refund_by_id.get(refund_id)
+        return r if r is not None and self.refund_create_ms(r) <= clock_ms else None
+
+    def select_refunds(
+        self,
+        clock_ms: int,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        refund_id: str | None = None,
+        purchase_order_id: str | None = None,
+        sales_order_id: str | None = None,
+        refund_status: int | None = None,
+    ) -> list[int]:
+        """Indices of the refunds created at or before the clock matching the filters, newest
+        first (createTime, then refund id). Cached: a pipeline pages through one filter."""
+        key = (clock_ms, start_ms, end_ms, refund_id, purchase_order_id, sales_order_id,
+               refund_status)  # fmt: skip
+        selected = self._rf_select_cache.get(key)
+        if selected is not None:
+            return selected
+        visible = self._rf_sorted[: self.count_refunds_visible(clock_ms)]
+        lo = 0 if start_ms is None else bisect.bisect_left(visible, (start_ms, -1, -1))
+        hi = len(visible) if end_ms is None else bisect.bisect_left(visible, (end_ms, -1, -1))
+        selected = []
+        for k in range(hi - 1, lo - 1, -1):
+            r = visible[k][2]
+            if refund_id is not None and taobao_refund_id(r) != refund_id:
+                continue
+            if refund_status is not None and self.refund_state(r, clock_ms)[0] != refund_status:
+                continue
+            if purchase_order_id is not None or sales_order_id is not None:
+                detail = self.detail(self.rf_order[r])
+                if sales_order_id is not None and str(detail.order_id) != sales_order_id:
+                    continue
+                line = detail.lines[self.refund_line(r)]
+                if purchase_order_id is not None and line.purchase_id != purchase_order_id:
+                    continue
+            selected.append(r)
+        if len(self._rf_select_cache) >= 32:
+            self._rf_select_cache.pop(next(iter(self._rf_select_cache)))
+        self._rf_select_cache[key] = selected
+        return selected
+
+    def _make_refund_detail(self, r: int) -> TaobaoRefundDetail:
+        cfg = self.config
+        rng = random.Random(f"{cfg.seed}/taobao/refund/{r}")
+        i = self.rf_order[r]
+        detail = self.detail(i)
+        n = self.refund_line(r)
+        line = detail.lines[n]
+        refund_type, goods_status = self.rf_type[r], self.rf_goods[r]
+        shipped = self.ship_s(i) is not None and self.ship_s(i) * 1000 < self.refund_create_ms(r)
+        if not shipped:
+            reasons = _TB_REASONS_UNSHIPPED
+        elif goods_status == 1:
+            reasons = _TB_REASONS_NOT_RECEIVED
+        else:
+            reasons = _TB_REASONS_RECEIVED
+        reason_id, reason_desc, descs = reasons[rng.randrange(len(reasons))]
+        if refund_type == 1 and goods_status == 2:  # kept the goods: a partial refund
+            fee = max(1, round(line.amount_cents * rng.uniform(0.1, 0.6)))
+        elif refund_type == 2 and line.quantity > 1 and rng.random() < 0.3:
+            fee = line.amount_cents * rng.randint(1, line.quantity - 1) // line.quantity
+        else:
+            fee = line.amount_cents
+        wh = _WAREHOUSES[detail.warehouse]
+        return TaobaoRefundDetail(
+            index=r,
+            refund_id=taobao_refund_id(r),
+            order_index=i,
+            line_index=n,
+            refund_type=refund_type,
+            goods_status=goods_status,
+            create_ms=self.refund_create_ms(r),
+            fee_cents=max(1, min(fee, line.amount_cents)),
+            reason_id=reason_id,
+            reason_desc=reason_desc,
+            refund_desc=rng.choice(descs) if rng.random() >= cfg.awkward else None,
+            refuse_reason=rng.choice(_TB_REFUSE_REASONS),
+            pay_order_id=f"2026{rng.randrange(10**23, 10**24)}",
+            supplier_id=2_200_000_000 + _scramble(i * 8 + line.shop, 48_271, 10**9),
+            return_carrier=rng.choices(range(len(_CARRIERS)), _CARRIER_WEIGHTS)[0],
+            return_address=f"{rng.choice(ORIGINS)[1]}{rng.choice(_SHOP_WORDS)}商贸售后部",
+            buyer_phone=json.loads(detail.receiver)["phone"],
+            warehouse_address=wh[1],
+        )
+
+    # -- logistics -------------------------------------------------------------------------
+
+    def find_sub_purchase(self, sub_purchase_id: str, clock_ms: int) -> tuple[int, int] | None:
+        """``(order index, line index)`` of a visible line by its ``taobaoSubPurchaseId``."""
+        if len(sub_purchase_id) != 12 or not sub_purchase_id.isdigit():
+            return None
+        x = ((int(sub_purchase_id) - 300_000_000_000 - 12_345_678_901) * _SUB_PURCHASE_INV) % (
+            10**11
+        )
+        i, n = divmod(x, 64)
+        if i >= self.count_visible(clock_ms):
+            return None
+        lines = self.detail(i).lines
+        if n >= len(lines) or lines[n].sub_purchase_id != sub_purchase_id:
+            return None
+        return i, n
+
+    def _make_parcels(self, i: int, n: int) -> tuple[Parcel, ...]:
+        """Plans of the parcels of line ``n`` of order ``i`` (empty if it never ships)."""
+        ship_s = self.ship_s(i)
+        if ship_s is None:
+            return ()
+        detail = self.detail(i)
+        line = detail.lines[n]
+        rng = random.Random(f"{self.config.seed}/taobao/parcels/{i}/{n}")
+        origin = ORIGINS[_scramble(i * 8 + line.shop, 2_654_435_761) % len(ORIGINS)]
+        dest = _WAREHOUSES[detail.warehouse][2:5]
+        two = line.quantity >= 2 and rng.random() < 0.12
+        first_qty = rng.randint(1, line.quantity - 1) if two else line.quantity
+        carrier = _CARRIERS[line.carrier][0]
+        start = ship_s + rng.randint(300, 3 * 3600)
+        traces = plan_traces(rng, start, carrier, origin, dest, draw_end(rng))
+        parcels = [make_parcel(line.tracking_number, carrier, first_qty, traces)]
+        if two:
+            c2 = rng.choices(range(len(_CARRIERS)), _CARRIER_WEIGHTS)[0]
+            number = (
+                _CARRIERS[c2][1]
+                + "3"
+                + f"{_scramble(i * 128 + 64 + n, 3_367_900_313, 10**12):012d}"
+            )
+            start = ship_s + rng.randint(12 * 3600, 3 * 86_400)
+            traces = plan_traces(rng, start, _CARRIERS[c2][0], origin, dest, draw_end(rng))
+            parcels.append(make_parcel(number, _CARRIERS[c2][0], line.quantity - first_qty, traces))
+        return tuple(parcels)
 
     def states(self, clock_ms: int) -> tuple[array, array]:
         """Status and update time (epoch s) of every visible order; cached per clock."""
@@ -654,6 +1035,10 @@ class TaobaoOrderStore:
                 j = bisect.bisect_right(tt, now_s, lo, hi) - 1
             status[i] = ts[j]
             update[i] = tt[j]
+        # a refund's change is a change of its order's record
+        for _, _, r in self._rf_sorted[: self.count_refunds_visible(clock_ms)]:
+            i = self.rf_order[r]
+            update[i] = max(update[i], self.refund_state(r, clock_ms)[1] // 1000)
         self._state_cache = (clock_ms, status, update)
         return status, update
 
@@ -780,7 +1165,9 @@ def close_reason(detail: TaobaoOrderDetail, state: TaobaoOrderState) -> str | No
 
 
 def line_refund_status(line: TaobaoLineDetail, state: TaobaoOrderState, clock_ms: int) -> int:
-    """Refund status of a line at the clock (refunds arrive in a later issue: always none)."""
+    """Refund status of a line at the clock: its refund's current status, or 0 (none)."""
+    if state.refund_line is not None and (line.sub_order_id & 0xFFF) - 1 == state.refund_line:
+        return state.refund_status
     return REFUND_NONE
 
 
@@ -837,6 +1224,211 @@ def render_taobao_order(detail: TaobaoOrderDetail, state: TaobaoOrderState, cloc
 
 
 # ---------------------------------------------------------------------------------------------
+# taobao refunds and logistics on the wire
+
+_CARRIER_CODES = {"中通快递": "ZTO", "圆通速递": "YTO", "韵达快递": "YUNDA", "顺丰速运": "SF",
+                  "申通快递": "STO", "极兔速递": "JTSD"}  # fmt: skip
+_TIMEOUT_S = {REFUND_APPLIED: 2 * 86_400, REFUND_AGREED: 7 * 86_400,
+              REFUND_WAITING_RETURN: 10 * 86_400, REFUND_REFUSED: 7 * 86_400}  # fmt: skip
+_TIMEOUT_TYPES = {REFUND_APPLIED: "WAIT_SELLER_AGREE", REFUND_AGREED: "WAIT_BUYER_RETURN_GOODS",
+                  REFUND_WAITING_RETURN: "WAIT_SELLER_CONFIRM_GOODS",
+                  REFUND_REFUSED: "WAIT_BUYER_MODIFY"}  # fmt: skip
+_COLORS = ["黑色", "白色", "灰色", "米白色", "卡其色", "藏青色", "粉色", "浅蓝色"]
+_SIZES = ["S", "M", "L", "XL", "XXL", "均码", "36", "38", "40", "大号", "小号"]
+
+
+def distributor_id(seed: int) -> str:
+    """The world's distributor id (the xportcn account on Taobao's distribution platform)."""
+    return str(2_206_000_000_000 + _scramble(seed, 6_700_417, 10**9))
+
+
+def refund_timeout_s(refund_type: int, status: int, since_ms: int) -> int | None:
+    """Deadline (epoch s) of the refund's current stage; None once it is over."""
+    if status not in _TIMEOUT_S:
+        return None
+    days = _TIMEOUT_S[status] if (status, refund_type) != (REFUND_AGREED, 1) else 86_400
+    return since_ms // 1000 + days
+
+
+def render_taobao_refund(
+    rd: TaobaoRefundDetail,
+    order: TaobaoOrderDetail,
+    history: list[tuple[int, int]],
+) -> dict:
+    """A record of the refund list (CONTRACT §5.4); ``history`` = its changes up to the clock."""
+    line = order.lines[rd.line_index]
+    modified_ms, status = history[-1]
+    timeout = refund_timeout_s(rd.refund_type, status, modified_ms)
+    refused = any(s == REFUND_REFUSED for _, s in history)
+    return {
+        "refundId": rd.refund_id,
+        "orderId": order.order_id if order.id_as_number else str(order.order_id),
+        "subOrderId": line.sub_order_id if line.id_as_number else str(line.sub_order_id),
+        "purchaseOrderId": line.purchase_id,
+        "purchaseOrderLineId": line.sub_purchase_id,
+        "salesOrderId": str(order.order_id),
+        "refundType": rd.refund_type,
+        "goodsStatus": rd.goods_status,
+        "refundStatus": status,
+        "refundFee": money(rd.fee_cents, line.money_style),
+        "currency": "CNY",
+        "reasonId": rd.reason_id,
+        "reasonDesc": rd.reason_desc,
+        "refundDesc": rd.refund_desc,
+        "sellerRefuseReason": rd.refuse_reason if refused else None,
+        "createTime": rd.create_ms,
+        "modifiedTime": modified_ms,
+        "timeoutDate": cst_text(timeout) if timeout is not None else None,
+    }
+
+
+def _remaining(seconds: int) -> str:
+    seconds = max(0, seconds)
+    return f"{seconds // 86_400}天{seconds % 86_400 // 3600}小时{seconds % 3600 // 60}分"
+
+
+def render_taobao_refund_detail(
+    rd: TaobaoRefundDetail,
+    order: TaobaoOrderDetail,
+    history: list[tuple[int, int]],
+    clock_ms: int,
+    seed: int,
+) -> dict:
+    """``data`` of the refund detail (CONTRACT §5.5), nested as the documentation's example."""
+    line = order.lines[rd.line_index]
+    modified_ms, status = history[-1]
+    seen = {s for _, s in history}
+    timeout = refund_timeout_s(rd.refund_type, status, modified_ms)
+    returning = rd.refund_type == 2 and REFUND_AGREED in seen
+    sent_back = rd.refund_type == 2 and REFUND_WAITING_RETURN in seen
+    carrier = _CARRIERS[rd.return_carrier][0]
+    price = line.amount_cents // line.quantity
+    return {
+        "distributorId": distributor_id(seed),
+        "currency": "CNY",
+        "refundOrderAggregate": {
+            "logistics": {
+                "receiverAddress": rd.return_address if returning else None,
+                "returnGoodsDesc": "退货已寄出，请注意查收" if sent_back else None,
+                "buyerPhone": rd.buyer_phone,
+                "logisticsCompany": {
+                    "logisticsCompanyCode": _CARRIER_CODES[carrier] if sent_back else None,
+                    "logisticsCompanyName": carrier if sent_back else None,
+                },
+                "sellerAgreeReturnDescribe": (
+                    "请在包裹内附上订单号，不接受到付" if returning else None
+                ),
+            },
+            "refundOrder": {
+                "refundFee": money(rd.fee_cents, 1),
+                "payOrderId": rd.pay_order_id,
+                "timeoutType": _TIMEOUT_TYPES.get(status) if timeout is not None else None,
+                "sellerRefuseReason": rd.refuse_reason if REFUND_REFUSED in seen else None,
+                "refundStatus": status,
+                "canEditFee": status in (REFUND_APPLIED, REFUND_REFUSED),
+                "remainingTime": (
+                    _remaining(timeout - clock_ms // 1000) if timeout is not None else None
+                ),
+                "refundType": rd.refund_type,
+                "feeTips": f"最多可退¥{money(line.amount_cents, 0)}",
+                "reasonDesc": rd.reason_desc,
+                "goodsStatus": rd.goods_status,
+                "refundDesc": rd.refund_desc,
+                "reasonId": rd.reason_id,
+                "timeoutDate": cst_text(timeout) if timeout is not None else None,
+                "sellerRefuseReasonDescribe": (
+                    f"{rd.refuse_reason}，如有疑问请联系客服" if REFUND_REFUSED in seen else None
+                ),
+                "refundId": rd.refund_id,
+            },
+            "purchaseOrderLine": {
+                "salesOrderId": str(order.order_id),
+                "supplierId": rd.supplier_id,
+                "quantity": line.quantity,
+                "totalPrice": money(line.amount_cents + line.post_fee_cents, 1),
+                "itemTitle": line.title,
+                "postFee": money(line.post_fee_cents, 1),
+                "productFee": money(line.amount_cents, 1),
+                "salesMarket": order.order_source,
+                "purchaseOrderLineId": int(line.sub_purchase_id),
+                "createTime": order.create_ms,
+                "purchaseOrderId": int(line.purchase_id),
+                "price": money(price, 1),
+            },
+        },
+    }
+
+
+def render_taobao_logistics(
+    order: TaobaoOrderDetail,
+    line: TaobaoLineDetail,
+    parcels: tuple[Parcel, ...],
+    clock_ms: int,
+) -> dict:
+    """``data`` of the logistics detail (CONTRACT §5.6) of one purchase line at the clock.
+
+    ``parcels`` are the line's plans; a parcel shows once its first event has happened.
+    """
+    receiver = json.loads(order.receiver)
+    clock_s = clock_ms // 1000
+    details = []
+    for parcel in parcels:
+        traces = parcel.visible(clock_s)
+        if not traces:
+            continue
+        h = int(line.sku_id) if line.sku_id.isdigit() else 0
+        details.append(
+            {
+                "mailNo": parcel.tracking_number,
+                "logisticsTraces": [
+                    {
+                        "statusDesc": tr.status_desc,
+                        "province": tr.province,
+                        "city": tr.city,
+                        "district": tr.district,
+                        "action": tr.action,
+                        "facilityName": tr.facility,
+                        "time": cst_text(tr.time_s),
+                        "standerdDesc": tr.standard_desc,
+                        "status": tr.status,
+                        "nextCity": tr.next_city,
+                        "nextNodeName": tr.next_node,
+                    }
+                    for tr in traces
+                ],
+                "logisticsPartner": [
+                    {
+                        "companyImageUrl": "https://img.alicdn.com/tfs/logistics/"
+                        f"{CARRIER_LOGOS[parcel.carrier]}.png",
+                        "company": parcel.carrier,
+                        "companyContact": CARRIER_CONTACTS[parcel.carrier],
+                    }
+                ],
+                "receiver": {
+                    "zipCode": receiver["zip"],
+                    "address": receiver["address"],
+                    "province": receiver["state"],
+                    "city": receiver["city"],
+                    "district": receiver["district"],
+                    "phone": receiver["phone"],
+                    "name": receiver["name"],
+                },
+                "logisticsGoods": [
+                    {
+                        "title": line.title,
+                        "property": f"颜色分类:{_COLORS[h % len(_COLORS)]};"
+                        f"尺码:{_SIZES[h // 7 % len(_SIZES)]}",
+                        "imageUrl": f"https://img.alicdn.com/bao/uploaded/i{h % 4 + 1}/"
+                        f"{line.item_id}/O1CN01{h % 10**10:010d}.jpg",
+                        "quantity": str(parcel.quantity),
+                    }
+                ],
+            }
+        )
+    return {"purchaseOrderOuterId": line.sub_purchase_id, "pnmLogisticsDetails": details}
+
+
+# ---------------------------------------------------------------------------------------------
 # the world
 
 
@@ -858,7 +1450,15 @@ class World:
         self._clock = _Clock(to_ms(self.config.clock))
         self.catalog = _make_catalog(self.config.seed, self.config.catalog_size)
         self.taobao = TaobaoOrderStore(self.config, self.catalog)
-        self.taobao.ensure(self._clock.ms)
+        # imported here: alibaba.py builds on this module's helpers
+        from xport_etl.sandbox.alibaba import AlibabaOrderStore
+
+        self.alibaba = AlibabaOrderStore(self.config, self.catalog)
+        self._ensure(self._clock.ms)
+
+    def _ensure(self, clock_ms: int) -> None:
+        self.taobao.ensure(clock_ms)
+        self.alibaba.ensure(clock_ms)
 
     # -- the clock -------------------------------------------------------------------------
 
@@ -882,7 +1482,7 @@ class World:
             raise ValueError("the clock only moves forward")
         with self.lock:
             self._clock.ms += int(round(seconds * 1000))
-            self.taobao.ensure(self._clock.ms)
+            self._ensure(self._clock.ms)
             return self.clock
 
     def set_clock(self, when: datetime) -> datetime:
@@ -894,7 +1494,7 @@ class World:
                     f"the clock only moves forward: {when.isoformat()} < {self.clock.isoformat()}"
                 )
             self._clock.ms = ms
-            self.taobao.ensure(ms)
+            self._ensure(ms)
             return self.clock
 
     # -- taobao orders ---------------------------------------------------------------------
@@ -962,3 +1562,232 @@ class World:
             n = self.taobao.count_visible(clock_ms)
         for i in range(n):
             yield self.taobao.detail(i), self.taobao.state(i, clock_ms)
+
+    # -- taobao refunds --------------------------------------------------------------------
+
+    def taobao_refund_query(
+        self,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        refund_id: str | None = None,
+        purchase_order_id: str | None = None,
+        sales_order_id: str | None = None,
+        refund_status: int | None = None,
+    ) -> tuple[int, list[int]]:
+        """The clock (ms) and the refunds matching the filters, newest first.
+
+        ``start_ms``/``end_ms`` bound the refund's creation time (epoch ms, inclusive/exclusive).
+        """
+        with self.lock:
+            clock_ms = self._clock.ms
+            return clock_ms, self.taobao.select_refunds(
+                clock_ms,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                refund_id=refund_id,
+                purchase_order_id=purchase_order_id,
+                sales_order_id=sales_order_id,
+                refund_status=refund_status,
+            )
+
+    def render_taobao_refund(self, r: int, clock_ms: int) -> dict:
+        """Wire record (CONTRACT §5.4) of refund ``r`` at ``clock_ms``."""
+        rd = self.taobao.refund_detail(r)
+        return render_taobao_refund(
+            rd, self.taobao.detail(rd.order_index), self.taobao.refund_history(r, clock_ms)
+        )
+
+    def taobao_refund_page(self, page_no: int, page_size: int, **filters) -> tuple[int, list[dict]]:
+        """Total matching refunds and the records of one page (1-based), newest first."""
+        clock_ms, selected = self.taobao_refund_query(**filters)
+        start = (page_no - 1) * page_size
+        return len(selected), [
+            self.render_taobao_refund(r, clock_ms) for r in selected[start : start + page_size]
+        ]
+
+    def taobao_refunds(self, **filters) -> list[dict]:
+        """Every matching refund record (CONTRACT §5.4) at the current clock, newest first."""
+        clock_ms, selected = self.taobao_refund_query(**filters)
+        return [self.render_taobao_refund(r, clock_ms) for r in selected]
+
+    def taobao_refund(self, refund_id: str) -> dict | None:
+        """The refund detail (CONTRACT §5.5), or None if no such refund exists (yet)."""
+        with self.lock:
+            clock_ms = self._clock.ms
+            r = self.taobao.find_refund(str(refund_id), clock_ms)
+            if r is None:
+                return None
+            rd = self.taobao.refund_detail(r)
+            return render_taobao_refund_detail(
+                rd,
+                self.taobao.detail(rd.order_index),
+                self.taobao.refund_history(r, clock_ms),
+                clock_ms,
+                self.config.seed,
+            )
+
+    def iter_taobao_refunds(
+        self,
+    ) -> Iterator[tuple[TaobaoRefundDetail, TaobaoOrderDetail, list[tuple[int, int]]]]:
+        """Every refund existing at the clock with its order and its changes so far, by
+        creation time."""
+        with self.lock:
+            clock_ms = self._clock.ms
+            visible = self.taobao._rf_sorted[: self.taobao.count_refunds_visible(clock_ms)]
+        for _, _, r in visible:
+            rd = self.taobao.refund_detail(r)
+            yield rd, self.taobao.detail(rd.order_index), self.taobao.refund_history(r, clock_ms)
+
+    # -- taobao logistics ------------------------------------------------------------------
+
+    def taobao_logistics(self, sub_purchase_id: str | int) -> dict | None:
+        """The logistics detail (CONTRACT §5.6) of a purchase line, or None if unknown."""
+        with self.lock:
+            clock_ms = self._clock.ms
+            found = self.taobao.find_sub_purchase(str(sub_purchase_id), clock_ms)
+            if found is None:
+                return None
+            i, n = found
+            detail = self.taobao.detail(i)
+            shipped = self.taobao.state(i, clock_ms).status == SHIPPED
+            parcels = self.taobao.parcels(i, n) if shipped else ()
+            return render_taobao_logistics(detail, detail.lines[n], parcels, clock_ms)
+
+    def iter_taobao_parcels(self) -> Iterator[tuple[TaobaoOrderDetail, TaobaoLineDetail, Parcel]]:
+        """Every Taobao parcel with at least one event at the clock, with its order and line;
+        ``parcel.visible(clock_s)`` gives the events so far."""
+        with self.lock:
+            clock_ms = self._clock.ms
+            statuses, _ = self.taobao.states(clock_ms)
+        clock_s = clock_ms // 1000
+        for i, status in enumerate(statuses):
+            if status != SHIPPED:
+                continue
+            detail = self.taobao.detail(i)
+            for n, line in enumerate(detail.lines):
+                for parcel in self.taobao.parcels(i, n):
+                    if parcel.first_s <= clock_s:
+                        yield detail, line, parcel
+
+    # -- 1688 ------------------------------------------------------------------------------
+
+    def alibaba_query(
+        self,
+        *,
+        status: str | None = None,
+        create_start: datetime | None = None,
+        create_end: datetime | None = None,
+        modify_start: datetime | None = None,
+        modify_end: datetime | None = None,
+    ) -> tuple[int, list[int] | range]:
+        """The clock (ms) and the indices of matching 1688 orders, newest first.
+
+        ``status`` is a 1688 status string; an unknown one matches nothing.
+        """
+        from xport_etl.sandbox.alibaba import STATUS_CODE
+
+        def sec(dt: datetime | None) -> int | None:
+            return None if dt is None else -(-to_ms(dt) // 1000)
+
+        code = None
+        if status is not None:
+            code = STATUS_CODE.get(status)
+            if code is None:
+                with self.lock:
+                    return self._clock.ms, []
+        with self.lock:
+            clock_ms = self._clock.ms
+            return clock_ms, self.alibaba.select(
+                clock_ms,
+                status=code,
+                create_start_s=sec(create_start),
+                create_end_s=sec(create_end),
+                modify_start_s=sec(modify_start),
+                modify_end_s=sec(modify_end),
+            )
+
+    def render_1688(self, index: int, clock_ms: int) -> dict:
+        """Wire record (CONTRACT §5.7) of the 1688 order with index ``index`` at ``clock_ms``."""
+        from xport_etl.sandbox.alibaba import render_1688_order
+
+        return render_1688_order(self.alibaba.detail(index), self.alibaba.state(index, clock_ms))
+
+    def alibaba_page(self, page_no: int, page_size: int, **filters) -> tuple[int, list[dict]]:
+        """Total matching 1688 orders and the records of one page (1-based), newest first."""
+        clock_ms, indices = self.alibaba_query(**filters)
+        start = (page_no - 1) * page_size
+        return len(indices), [
+            self.render_1688(i, clock_ms) for i in indices[start : start + page_size]
+        ]
+
+    def alibaba_orders(self, **filters) -> list[dict]:
+        """Every matching 1688 order record at the current clock, newest first."""
+        clock_ms, indices = self.alibaba_query(**filters)
+        return [self.render_1688(i, clock_ms) for i in indices]
+
+    def alibaba_order(self, order_id: str | int) -> dict | None:
+        """One 1688 order record by ``orderId``, or None."""
+        with self.lock:
+            clock_ms = self._clock.ms
+            i = self.alibaba.find_order_id(str(order_id), clock_ms)
+            return None if i is None else self.render_1688(i, clock_ms)
+
+    def alibaba_refund(self, refund_id: str) -> dict | None:
+        """The 1688 refund detail (CONTRACT §5.8), or None if no such refund exists (yet)."""
+        from xport_etl.sandbox.alibaba import render_1688_refund
+
+        with self.lock:
+            clock_ms = self._clock.ms
+            r = self.alibaba.find_refund(str(refund_id), clock_ms)
+            if r is None:
+                return None
+            rd = self.alibaba.refund_detail(r)
+            history = self.alibaba.refund_history(r, clock_ms // 1000)
+            return render_1688_refund(rd, self.alibaba.detail(rd.order_index), history)
+
+    def alibaba_logistics(self, order_id: str | int) -> dict | None:
+        """The 1688 logistics trace (CONTRACT §5.9) of an order, or None if unknown."""
+        from xport_etl.sandbox.alibaba import render_1688_logistics
+
+        with self.lock:
+            clock_ms = self._clock.ms
+            i = self.alibaba.find_order_id(str(order_id), clock_ms)
+            if i is None:
+                return None
+            state = self.alibaba.state(i, clock_ms)
+            parcels = self.alibaba.parcels(i) if state.ship_s is not None else ()
+            return render_1688_logistics(self.alibaba.detail(i), parcels, clock_ms)
+
+    def iter_1688_plans(self) -> Iterator[tuple[Any, Any]]:
+        """Static details and current state of every visible 1688 order, oldest first."""
+        with self.lock:
+            clock_ms = self._clock.ms
+            n = self.alibaba.count_visible(clock_ms)
+        for i in range(n):
+            yield self.alibaba.detail(i), self.alibaba.state(i, clock_ms)
+
+    def iter_1688_refunds(self) -> Iterator[tuple[Any, Any, list[tuple[int, int]]]]:
+        """Every 1688 refund existing at the clock: its static detail, its order's detail and its
+        ``(epoch s, status)`` changes so far."""
+        with self.lock:
+            clock_s = self._clock.ms // 1000
+            refunds = list(range(len(self.alibaba.rf_order)))
+        for r in refunds:
+            history = self.alibaba.refund_history(r, clock_s)
+            if history:
+                rd = self.alibaba.refund_detail(r)
+                yield rd, self.alibaba.detail(rd.order_index), history
+
+    def iter_1688_parcels(self) -> Iterator[tuple[Any, Any, int, Parcel]]:
+        """Every 1688 parcel with at least one step at the clock: the order's detail and state,
+        the parcel's position in the order and its plan."""
+        with self.lock:
+            clock_ms = self._clock.ms
+        clock_s = clock_ms // 1000
+        for detail, state in self.iter_1688_plans():
+            if state.ship_s is None:
+                continue
+            for p, parcel in enumerate(self.alibaba.parcels(detail.index)):
+                if parcel.first_s <= clock_s:
+                    yield detail, state, p, parcel
