@@ -16,7 +16,13 @@ from xport_etl.pipeline import run_window
 from xport_etl.sandbox.testing import SandboxServer
 from xport_etl.sandbox.truth import truth_tables
 from xport_etl.sandbox.world import WorldConfig
-from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_PARCEL_EVENTS, FCT_PARCELS, FCT_REFUNDS
+from xport_etl.schemas import (
+    FCT_ORDER_LINES,
+    FCT_ORDERS,
+    FCT_PARCEL_EVENTS,
+    FCT_PARCELS,
+    FCT_REFUNDS,
+)
 from xport_etl.settings import Settings
 
 TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
