@@ -128,8 +128,28 @@ def cmd_run(args) -> int:
     s = _settings(args)
     with _PageProgress(args.quiet) as progress:
         result = run_window(s, _parse_time(args.start, s.report_tz), _parse_time(args.end, s.report_tz),
-                            mode=args.mode, chunk=timedelta(days=args.chunk_days), progress=progress)
+                            mode=args.mode, incremental=args.incremental,
+                            chunk=timedelta(days=args.chunk_days), progress=progress)
     print(f"published {result['warehouse']}: {result['rows_written']}, {result['rejects']} rejects")
+    return 0
+
+
+def cmd_backfill(args) -> int:
+    args.incremental = False
+    return cmd_run(args)
+
+
+def cmd_status(args) -> int:
+    from xport_etl.reports import format_rows
+    from xport_etl.status import freshness, last_runs
+
+    s = _settings(args)
+    for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir))):
+        if not rows:
+            print(f"{title}: none yet under {s.data_dir}")
+            continue
+        columns = list(rows[0])
+        print(format_rows(title, columns, [tuple(r[c] for c in columns) for r in rows], args.format))
     return 0
 
 
@@ -191,7 +211,26 @@ def build_parser() -> argparse.ArgumentParser:
                                    "example: xport-etl run --start 2026-01-01 --end 2026-07-01",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk-days", type=int, default=31, help="split the window into chunks of this many days (default 31)")
+    p.add_argument("--incremental", action="store_true",
+                   help="each list endpoint reads its declared incremental window for the interval "
+                        "(update time, or creation time with a lookback), as the hourly DAG does")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backfill", parents=[common, window], help="load a past period in bounded windows",
+                       description="Extract and publish a past period by creation time, in bounded windows, "
+                                   "idempotently and resumably (run the same command again after a crash).\n"
+                                   "example: xport-etl backfill --start 2025-01-01 --end 2026-01-01 --chunk-days 7",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--chunk-days", type=int, default=7, help="window size in days (default 7)")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("status", parents=[common], help="the last runs and how fresh each table is",
+                       description="Show the last runs from the run ledger and each fact table's freshness.\n"
+                                   "example: xport-etl status --limit 5",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--limit", type=int, default=15, help="how many runs to show (default 15)")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("report", parents=[common], help="print a report",
                        description="Print a report view from the published warehouse.\n"
@@ -242,6 +281,9 @@ def run_command(args) -> int:
     except PageError as exc:
         _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
         return 5
+    except BrokenPipeError:  # `xport-etl report … | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         _fail("interrupted", "re-run the same command: windows are replaced, never duplicated")
         return 130

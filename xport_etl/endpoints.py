@@ -217,6 +217,10 @@ class EndpointSpec:
         windows: the time-window filters, by name (``"create"``, ``"update"``).
         fans_out_from: the endpoint whose records drive one call each (later: logistics, ...).
         detail_param: the query parameter naming the resource of a detail endpoint.
+        incremental: the window an incremental run uses: ``"update"`` where the endpoint filters
+            on update time (each run reads what changed), else ``"create"`` with ``lookback``
+            (records keep changing for weeks after creation, so each run re-reads that far back).
+        lookback: how far before the interval a ``"create"``-mode incremental window starts.
     """
 
     name: str
@@ -229,8 +233,12 @@ class EndpointSpec:
     windows: Mapping[str, WindowSpec] = field(default_factory=lambda: MappingProxyType({}))
     fans_out_from: str | None = None
     detail_param: str | None = None
+    incremental: str | None = None
+    lookback: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
+        if self.incremental is not None and self.incremental not in self.windows:
+            raise ValueError(f"{self.name}: incremental mode {self.incremental!r} is not one of its windows")
         if self.method not in ("GET", "POST"):
             raise ValueError(f"method must be GET or POST, got {self.method!r}")
         if self.paging is not None and self.paging not in PAGING_STYLES:
@@ -272,6 +280,7 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                     "create": WindowSpec("createStartTime", "createEndTime", _CST, "body"),
                     "update": WindowSpec("updateStartTime", "updateEndTime", _CST, "body"),
                 },
+                incremental="update",
             ),
             # CONTRACT §5.2 [doc method; path assumed]
             EndpointSpec(
@@ -305,6 +314,9 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 paging="page_number_body",
                 primary_key=("refundId",),
                 windows={"create": WindowSpec("refundStartTime", "refundEndTime", _EPOCH_MS, "body")},
+                # the list filters on creation only, and a refund moves for weeks after it is opened
+                incremental="create",
+                lookback=timedelta(days=45),
             ),
             # CONTRACT §5.5 [doc: method, path, refundId parameter, data nesting; assumed: 404 for
             # an unknown id, what drives the calls]
@@ -345,6 +357,7 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                     "create": WindowSpec("createStartTime", "createEndTime", _CST, "body"),
                     "update": WindowSpec("modifyStartTime", "modifyEndTime", _CST, "body"),
                 },
+                incremental="update",
             ),
             # CONTRACT §5.8 [doc: method, path, refundId in the body (POST), first data fields;
             # assumed: refundId/orderId/subItemId/status/refundPayment fields, fen as ints,

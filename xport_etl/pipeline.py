@@ -11,13 +11,14 @@ still on record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,9 @@ def fanout_keys(settings: Settings, endpoint: str) -> list[dict[str, Any]]:
         return []
     con = connect_reader(settings.data_dir)
     try:
-        cur = con.execute((SQL_DIR / "fanout" / f"{endpoint}.sql").read_text())
+        refetch_before = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=settings.refetch_after)
+        cur = con.execute((SQL_DIR / "fanout" / f"{endpoint}.sql").read_text(),
+                          {"refetch_before": refetch_before})
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     finally:
@@ -223,6 +226,7 @@ def extract_fanout(
     keys: Sequence[dict[str, Any]] | None = None,
     client=None,
     progress: Progress | None = None,
+    on_landed: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Call a detail endpoint once per key and land the answers, ``FANOUT_BATCH`` keys a window.
 
@@ -273,6 +277,7 @@ def extract_fanout(
                                 continue
                             context = {k: (None if v is None else str(v)) for k, v in row.items()}
                             writer.write(response.raw, context=context)
+                            crashpoint("fanout.page")
                             manifest.pages += 1
                             manifest.records += 1
                             if progress and manifest.pages % 50 == 0:
@@ -282,6 +287,8 @@ def extract_fanout(
                         _count_requests(manifest, before, client.stats.as_dict())
                         manifest.finished_at = utc_now_iso()
                         paths.append(str(writer.commit()))
+                        if on_landed:
+                            on_landed(paths[-1])
                 except Exception as exc:
                     append_run(settings.data_dir, _run_row(manifest, outcome="failed", error=str(exc)))
                     raise
@@ -297,6 +304,77 @@ def _count_requests(manifest: Manifest, before: dict, after: dict) -> None:
     manifest.http_429 = int(after.get("http_429", 0) - before.get("http_429", 0))
 
 
+def interval_window(
+    settings: Settings, endpoint: str, start: datetime, end: datetime, *, now: datetime | None = None
+) -> tuple[str, datetime, datetime]:
+    """The window an incremental run reads for the data interval ``[start, end)``.
+
+    An endpoint declared ``incremental="update"`` reads what changed in the interval; one declared
+    ``"create"`` re-reads its ``lookback`` before the interval (records keep changing after they
+    are created). Either way the window ends ``settings.safety_lag`` before ``now``.
+
+    Returns:
+        ``(mode, window_start, window_end)``.
+    """
+    spec = endpoints_for(settings.assumptions)[endpoint]
+    mode = spec.incremental or "create"
+    start, end = _utc(start), _utc(end)
+    now = _utc(now) if now else datetime.now(UTC)
+    end = min(end, now - timedelta(seconds=settings.safety_lag))
+    start = start - spec.lookback
+    if end <= start:
+        raise ValueError(f"{endpoint}: the interval ends within the safety lag of now; nothing to read yet")
+    return mode, start, end
+
+
+def extract_interval(settings: Settings, endpoint: str, start: datetime, end: datetime, *,
+                     client=None, progress: Progress | None = None) -> str:
+    """:func:`extract_window` for an incremental run's data interval (see :func:`interval_window`)."""
+    mode, lo, hi = interval_window(settings, endpoint, start, end)
+    return extract_window(settings, endpoint, lo, hi, mode=mode, client=client, progress=progress)
+
+
+@dataclass
+class RunPlan:
+    """A run's progress, kept with the data so that any worker can resume it after a crash.
+
+    ``state/plans/<id>.json``, where the id is a hash of the run's parameters: running the same
+    command again continues an unfinished plan from what it had landed (landed windows are
+    checkpoints; staging and publishing are idempotent), and starts a fresh plan once the previous
+    one is done.
+    """
+
+    path: Path
+    params: dict[str, Any]
+    landed: dict[str, str] = field(default_factory=dict)
+    lists_published: bool = False
+    fanout_pending: list[str] = field(default_factory=list)
+    fanout_done: list[str] = field(default_factory=list)
+    status: str = "running"
+    resumed: bool = False
+
+    @classmethod
+    def open(cls, data_dir: Path, params: dict[str, Any]) -> RunPlan:
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        path = Path(data_dir) / "state" / "plans" / f"{digest}.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            if data.get("status") == "running":
+                data.pop("path", None)
+                data.pop("resumed", None)
+                return cls(path=path, resumed=True, **data)
+        plan = cls(path=path, params=json.loads(json.dumps(params, default=str)))
+        plan.save()
+        return plan
+
+    def save(self) -> None:
+        from xport_etl.landing import _write_atomic
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {k: v for k, v in asdict(self).items() if k not in ("path", "resumed")}
+        _write_atomic(self.path, json.dumps(data, indent=2).encode())
+
+
 def run_window(
     settings: Settings,
     start: datetime,
@@ -304,30 +382,81 @@ def run_window(
     *,
     endpoints: Iterable[str] = RUN_ENDPOINTS,
     mode: str = "create",
+    incremental: bool = False,
     chunk: timedelta = DEFAULT_CHUNK,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Extract the list endpoints for ``[start, end)`` in chunks of at most ``chunk`` and publish;
-    then the fan-out endpoints for what that load made known, and publish again."""
+    """Extract the list endpoints for ``[start, end)`` and publish; then the fan-out endpoints for
+    what that load made known, and publish again. Resumable: see :class:`RunPlan`.
+
+    Args:
+        mode: the list endpoints' window (``"create"``: by creation time), in chunks of ``chunk``.
+        incremental: instead of ``mode``, each list endpoint reads its declared incremental
+            window for the interval (update time, or creation time with a lookback; see
+            :func:`interval_window`), as the hourly DAG does.
+    """
     endpoints = list(endpoints)
-    results: dict[str, Any] = {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
+    lists = [e for e in endpoints if e not in FANOUT_ENDPOINTS]
+    fanouts = [e for e in endpoints if e in FANOUT_ENDPOINTS]
+    start, end = _utc(start), _utc(end)
+    windows = []
+    for e in lists:
+        if incremental:
+            m, lo, hi = interval_window(settings, e, start, end)
+            windows += [(e, m, a, b) for a, b in split_window(lo, hi, chunk)]
+        else:
+            windows += [(e, mode, a, b) for a, b in split_window(start, end, chunk)]
+    plan = RunPlan.open(settings.data_dir, {
+        "endpoints": endpoints, "windows": [(e, m, a.isoformat(), b.isoformat()) for e, m, a, b in windows],
+    })
+    if plan.resumed:
+        log.warning("resuming an unfinished run from %s", plan.path)
+        if progress:
+            progress({"event": "resume", "plan": str(plan.path)})
+    results: dict[str, Any] = {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None,
+                               "resumed": plan.resumed}
     client = _make_client(settings)
     try:
-        lists = [e for e in endpoints if e not in FANOUT_ENDPOINTS]
-        fanouts = [e for e in endpoints if e in FANOUT_ENDPOINTS]
-        manifests = [
-            extract_window(settings, e, lo, hi, mode=mode, client=client, progress=progress)
-            for e in lists
-            for lo, hi in split_window(_utc(start), _utc(end), chunk)
-        ]
-        if manifests:
+        manifests = []
+        for e, m, lo, hi in windows:
+            key = f"{e}/{window_id(m, lo, hi)}"
+            path = plan.landed.get(key)
+            if path is None or not Path(path).exists():
+                path = extract_window(settings, e, lo, hi, mode=m, client=client, progress=progress)
+                plan.landed[key] = path
+                plan.save()
+            manifests.append(path)
+        if manifests and not plan.lists_published:
             _add_result(results, load_windows(settings, manifests, progress=progress))
-        fan = [p for e in fanouts for p in extract_fanout(settings, e, client=client, progress=progress)]
-        if fan:
-            _add_result(results, load_windows(settings, fan, progress=progress))
+            plan.lists_published = True
+            plan.save()
+        crashpoint("run.fanout")
+
+        def landed(path: str) -> None:
+            plan.fanout_pending.append(path)
+            plan.save()
+
+        for e in fanouts:
+            if e in plan.fanout_done:
+                continue
+            if plan.fanout_pending:  # landed by a crashed attempt: publish before asking again
+                _publish_pending(settings, plan, results, progress)
+            extract_fanout(settings, e, client=client, progress=progress, on_landed=landed)
+            plan.fanout_done.append(e)
+            plan.save()
+        if plan.fanout_pending:
+            _publish_pending(settings, plan, results, progress)
+        plan.status = "done"
+        plan.save()
     finally:
         client.close()
     return results
+
+
+def _publish_pending(settings: Settings, plan: RunPlan, results: dict[str, Any], progress) -> None:
+    _add_result(results, load_windows(settings, plan.fanout_pending, progress=progress))
+    plan.fanout_pending = []
+    plan.save()
 
 
 def _add_result(total: dict[str, Any], one: dict[str, Any]) -> None:

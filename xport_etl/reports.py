@@ -72,9 +72,10 @@ def format_rows(title: str, columns: list[str], rows: list[tuple], fmt: str = "t
         table.add_column(col, justify="right" if rows and isinstance(rows[0][columns.index(col)], (int, Decimal)) else "left")
     for r in rows:
         table.add_row(*("" if v is None else str(_plain(v)) for v in r))
-    console = Console(record=True, width=200, file=io.StringIO())
+    # as wide as the table needs: a report is read whole (or piped), never truncated to a terminal
+    console = Console(record=True, width=1000, file=io.StringIO())
     console.print(table)
-    return console.export_text()
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 def render_report(settings, name: str, fmt: str = "table") -> str:

@@ -52,6 +52,8 @@ ENV_VARS: Mapping[str, str] = {
     "rate_limit": "XPORT_RATE_LIMIT",
     "page_size": "XPORT_PAGE_SIZE",
     "timeout": "XPORT_TIMEOUT",
+    "safety_lag": "XPORT_SAFETY_LAG",
+    "refetch_after": "XPORT_REFETCH_AFTER",
 }
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -79,6 +81,12 @@ class Settings:
     page_size: int = 100
     timeout: float = 30.0
     max_pages: int = 100_000
+    # incremental windows end this many seconds before now: what the API wrote in the last
+    # moments may not be visible to its list queries yet, and clocks are never quite in step
+    safety_lag: float = 300.0
+    # a fan-out key that can still change (a parcel in transit, an open refund) is fetched again
+    # only when its last fetch is at least this many seconds old (0: on every run)
+    refetch_after: float = 0.0
     # every [assumed] contract choice; from_env reads the file named by XPORT_API_ASSUMPTIONS
     assumptions: ApiAssumptions = field(default=ASSUMED, repr=False)
 
@@ -136,6 +144,8 @@ class Settings:
             raise ConfigError(
                 f"XPORT_PAGE_SIZE must be an integer in 1..{self.assumptions.max_page_size}, got {self.page_size!r}"
             )
+        if not (self.safety_lag >= 0 and self.refetch_after >= 0):
+            raise ConfigError("XPORT_SAFETY_LAG and XPORT_REFETCH_AFTER must be >= 0 seconds")
         if not self.timeout > 0:
             raise ConfigError(f"XPORT_TIMEOUT must be > 0 seconds, got {self.timeout!r}")
         if not isinstance(self.max_pages, int) or self.max_pages < 1:
@@ -185,7 +195,7 @@ def _parse(name: str, var: str, raw: str) -> Any:
             return float(raw)
         if name == "page_size":
             return int(raw)
-        if name == "timeout":
+        if name in ("timeout", "safety_lag", "refetch_after"):
             return float(raw)
         if name == "data_dir":
             return Path(raw).expanduser()

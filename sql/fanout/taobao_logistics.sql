@@ -1,6 +1,8 @@
 -- keys for GET /v2/taobao/order/logistics/detail/get: shipped Taobao purchase lines (status 11
 -- or a logisticNumber, CONTRACT §5.1) unless every parcel we hold for the line is delivered
--- (a SIGN event is final). [assumed] a line's parcels all ship before any of them is delivered.
+-- (a SIGN event is final), and an in-transit line only when its last fetch is older than
+-- $refetch_before (settings.refetch_after). [assumed] a line's parcels all ship before any of
+-- them is delivered.
 with
 
 shipped_lines as (
@@ -12,7 +14,8 @@ shipped_lines as (
 ),
 
 parcels as (
-    select purchase_line_id, count(*) as parcels, count(delivered_at) as delivered
+    select purchase_line_id, count(*) as parcels, count(delivered_at) as delivered,
+        min(extracted_at) as fetched_at,
     from fct_parcels
     where platform = 'taobao'
     group by all
@@ -22,7 +25,8 @@ final as (
     select s.purchase_line_id as key, s.order_id, s.purchase_line_id
     from shipped_lines as s
     left join parcels as p on p.purchase_line_id = s.purchase_line_id
-    where p.parcels is null or p.delivered < p.parcels
+    where p.parcels is null
+       or (p.delivered < p.parcels and p.fetched_at < $refetch_before)
 )
 
 select * from final

@@ -1,0 +1,103 @@
+"""Kill test: the pipeline process is SIGKILLed at many points (page landed, window committing,
+fan-out call landed, Parquet table written, batch marker, merge done, swap about to happen…),
+then the same command is run again. The resumed run must continue from what was landed and end
+with every fact table equal to the sandbox truth, with no duplicates."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
+from xport_etl.load import warehouse_path
+from xport_etl.sandbox.testing import SandboxServer
+from xport_etl.sandbox.world import WorldConfig
+
+# (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load
+FAST_POINTS = [
+    ("extract.page", 2),
+    ("fanout.page", 30),
+    ("stage.table", 3),
+    ("publish.replace", 1),
+]
+SLOW_POINTS = [
+    ("extract.page", 1),
+    ("extract.page", 5),
+    ("extract.page", 11),
+    ("extract.page", 19),
+    ("extract.commit", 1),
+    ("extract.commit", 8),
+    ("extract.commit", 20),
+    ("fanout.page", 1),
+    ("fanout.page", 120),
+    ("stage.table", 1),
+    ("stage.table", 9),
+    ("stage.marker", 2),
+    ("stage.marker", 21),
+    ("publish.merged", 1),
+    ("publish.merged", 2),
+    ("publish.replace", 2),
+    ("run.fanout", 1),
+    ("stage.marker", 23),
+]
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with SandboxServer(WorldConfig(seed=5, orders=300), rate_limit=None) as server:
+        yield server
+
+
+def run_cli(sandbox, data_dir, crash_at=None):
+    world = sandbox.world
+    start = world.config.start.isoformat()
+    end = (world.clock + timedelta(days=30)).isoformat()
+    env = {**os.environ, "XPORT_RATE_LIMIT": "0"}
+    env.pop("XPORT_CRASH_AT", None)
+    if crash_at:
+        env["XPORT_CRASH_AT"] = f"{crash_at[0]}:{crash_at[1]}"
+    return subprocess.run(
+        [sys.executable, "-m", "xport_etl.cli", "run", "--quiet", "--base-url", sandbox.base_url,
+         "--data-dir", str(data_dir), "--start", start, "--end", end, "--chunk-days", "30"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def assert_no_duplicates(data_dir):
+    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    try:
+        for spec in TABLES:
+            keys = ", ".join(spec.key)
+            dupes = con.execute(f"select count(*) from (select {keys} from {spec.name} group by all having count(*) > 1)").fetchall()[0][0]
+            assert dupes == 0, spec.name
+    finally:
+        con.close()
+
+
+def kill_then_resume(sandbox, data_dir, point):
+    crashed = run_cli(sandbox, data_dir, crash_at=point)
+    assert crashed.returncode == -signal.SIGKILL, (point, crashed.returncode, crashed.stderr[-2000:])
+    resumed = run_cli(sandbox, data_dir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_warehouse_equals_truth(data_dir, sandbox.world)
+    assert_no_duplicates(data_dir)
+    return resumed
+
+
+@pytest.mark.parametrize("point", FAST_POINTS, ids=[f"{p}:{n}" for p, n in FAST_POINTS])
+def test_sigkill_then_resume_equals_truth(sandbox, tmp_path, point):
+    resumed = kill_then_resume(sandbox, tmp_path, point)
+    assert "resuming an unfinished run" in resumed.stderr  # it continued, it did not start over
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", SLOW_POINTS, ids=[f"{p}:{n}" for p, n in SLOW_POINTS])
+def test_sigkill_at_many_points_then_resume_equals_truth(sandbox, tmp_path, point):
+    resumed = kill_then_resume(sandbox, tmp_path, point)
+    assert "resuming an unfinished run" in resumed.stderr

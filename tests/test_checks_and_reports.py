@@ -1,0 +1,156 @@
+"""Data checks catch planted violations; report views bucket months in the reporting time zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from xport_etl.load import (
+    CheckFailedError,
+    ensure_schema,
+    refresh_views,
+    run_checks,
+    set_settings,
+    sql_objects,
+)
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    c.execute("set TimeZone = 'UTC'")
+    ensure_schema(c)
+    set_settings(c, {"report_tz": "Asia/Shanghai"})
+    refresh_views(c)
+    yield c
+    c.close()
+
+
+def order(con, oid, created, *, platform="taobao", status="paid", goods="10.00", shipping="2.00",
+          line_count=1, paid=None):
+    con.execute(
+        "insert into fct_orders (platform, order_id, status, currency, goods_amount, shipping_amount, total_amount, "
+        "line_count, created_at, paid_at, updated_at) values (?, ?, ?, 'CNY', ?, ?, ?, ?, ?, ?, ?)",
+        [platform, oid, status, Decimal(goods), Decimal(shipping), Decimal(goods) + Decimal(shipping),
+         line_count, created, paid, created])
+
+
+def line(con, oid, lid, amount="10.00", platform="taobao", index=0):
+    con.execute("insert into fct_order_lines (platform, order_id, line_id, line_index, amount, currency, refund_status) "
+                "values (?, ?, ?, ?, ?, 'CNY', 'none')", [platform, oid, lid, index, Decimal(amount)])
+
+
+def refund(con, rid, oid, lid, amount, created, status="succeeded", platform="taobao"):
+    con.execute("insert into fct_refunds (platform, refund_id, order_id, line_id, status, refund_amount, currency, "
+                "created_at, updated_at) values (?, ?, ?, ?, ?, ?, 'CNY', ?, ?)",
+                [platform, rid, oid, lid, status, Decimal(amount), created, created])
+
+
+def parcel(con, tn, oid, first, last, delivered=None, events=1, platform="taobao"):
+    con.execute("insert into fct_parcels (platform, tracking_number, order_id, first_event_at, last_event_at, "
+                "delivered_at, event_count, carrier) values (?, ?, ?, ?, ?, ?, ?, '中通快递')",
+                [platform, tn, oid, first, last, delivered, events])
+
+
+def event(con, tn, index, at, platform="taobao"):
+    con.execute("insert into fct_parcel_events (platform, tracking_number, event_index, event_at) values (?, ?, ?, ?)",
+                [platform, tn, index, at])
+
+
+def valid_world(con):
+    order(con, "1", datetime(2026, 1, 10))
+    line(con, "1", "11")
+    refund(con, "r1", "1", "11", "5.00", datetime(2026, 1, 20))
+    parcel(con, "P1", "1", datetime(2026, 1, 11), datetime(2026, 1, 13), datetime(2026, 1, 13), events=2)
+    event(con, "P1", 0, datetime(2026, 1, 11))
+    event(con, "P1", 1, datetime(2026, 1, 13))
+
+
+PLANTED = {
+    "chk_fct_orders__unique_key": lambda c: order(c, "1", datetime(2026, 1, 10)),
+    "chk_fct_orders__not_null_key": lambda c: order(c, None, datetime(2026, 1, 10), line_count=0),
+    "chk_fct_order_lines__unique_key": lambda c: line(c, "1", "11"),
+    "chk_fct_order_lines__not_null_key": lambda c: (order(c, "2", datetime(2026, 1, 10), line_count=0),
+                                                    line(c, "2", None)),
+    "chk_fct_order_lines__has_order": lambda c: line(c, "missing", "m1"),
+    "chk_fct_orders__amount_equals_lines": lambda c: (order(c, "3", datetime(2026, 1, 10), goods="99.00"),
+                                                      line(c, "3", "31", "10.00")),
+    "chk_fct_refunds__unique_key": lambda c: refund(c, "r1", "1", "11", "1.00", datetime(2026, 1, 20)),
+    "chk_fct_refunds__not_null_key": lambda c: refund(c, None, "1", "11", "1.00", datetime(2026, 1, 20)),
+    "chk_fct_refunds__amount_within_line": lambda c: refund(c, "r2", "1", "11", "12.01", datetime(2026, 1, 21)),
+    "chk_fct_parcels__unique_key": lambda c: parcel(c, "P1", "1", datetime(2026, 1, 11), datetime(2026, 1, 12)),
+    "chk_fct_parcels__not_null_key": lambda c: parcel(c, None, "1", datetime(2026, 1, 11), datetime(2026, 1, 12)),
+    "chk_fct_parcel_events__unique_key": lambda c: event(c, "P1", 1, datetime(2026, 1, 14)),
+    "chk_fct_parcel_events__not_null_key": lambda c: event(c, "P1", None, datetime(2026, 1, 14)),
+    "chk_fct_parcel_events__has_parcel": lambda c: event(c, "NOPARCEL", 0, datetime(2026, 1, 14)),
+    "chk_all__no_future_timestamps": lambda c: event(c, "P1", 2, datetime(2099, 1, 1)),
+}
+
+
+def test_every_check_is_covered_by_a_planted_violation():
+    assert {name for name, _ in sql_objects("checks")} == set(PLANTED)
+
+
+def test_valid_data_passes_every_check(con):
+    valid_world(con)
+    run_checks(con)
+
+
+@pytest.mark.parametrize("check", sorted(PLANTED))
+def test_each_check_catches_its_planted_violation(con, check):
+    valid_world(con)
+    PLANTED[check](con)
+    with pytest.raises(CheckFailedError) as failure:
+        run_checks(con)
+    assert check in str(failure.value)
+
+
+def test_refund_within_line_allows_returned_shipping(con):
+    valid_world(con)
+    refund(con, "r3", "1", "11", "12.00", datetime(2026, 1, 21))  # line 10.00 + shipping 2.00
+    run_checks(con)
+
+
+def spend(con):
+    return con.execute("select month, platform, orders, goods_amount, shipping_amount, refund_amount, net_spend "
+                       "from rpt_spend_monthly").fetchall()
+
+
+def test_spend_months_are_cst_months_at_the_boundary(con):
+    # 15:59:59 UTC on 31 Jan is 23:59:59 CST (January); 16:00:00 UTC is 00:00 on 1 Feb CST
+    order(con, "a", datetime(2026, 1, 31, 15, 59, 59))
+    order(con, "b", datetime(2026, 1, 31, 16, 0, 0))
+    order(con, "c", datetime(2026, 1, 15), status="cancelled")  # excluded from spend
+    refund(con, "r", "b", "x", "3.50", datetime(2026, 2, 28, 16, 0, 0))  # 1 March CST
+    refund(con, "r-open", "b", "x", "1.00", datetime(2026, 2, 2), status="applied")  # not succeeded
+    rows = spend(con)
+    jan, feb, mar = (datetime(2026, m, 1).date() for m in (1, 2, 3))
+    assert rows == [
+        (jan, "taobao", 1, Decimal("10.00"), Decimal("2.00"), Decimal("0.00"), Decimal("12.00")),
+        (feb, "taobao", 1, Decimal("10.00"), Decimal("2.00"), Decimal("0.00"), Decimal("12.00")),
+        (mar, "taobao", 0, Decimal("0.00"), Decimal("0.00"), Decimal("3.50"), Decimal("-3.50")),
+    ]
+
+
+def test_reporting_time_zone_is_configurable(con):
+    order(con, "a", datetime(2026, 1, 31, 15, 59, 59))
+    order(con, "b", datetime(2026, 1, 31, 16, 0, 0))
+    set_settings(con, {"report_tz": "UTC"})
+    assert [(r[0].month, r[2]) for r in spend(con)] == [(1, 2)]
+
+
+def test_fulfilment_and_after_sale_and_carrier_reports(con):
+    valid_world(con)
+    order(con, "2", datetime(2026, 1, 12), paid=datetime(2026, 1, 12, 2), status="shipped")
+    line(con, "2", "21")
+    con.execute("update fct_orders set paid_at = created_at + interval 1 hour where order_id = '1'")
+    f = con.execute("select orders, paid_orders, shipped_orders, delivered_orders, created_to_paid_p50_h, "
+                    "first_event_to_delivered_p50_h from rpt_fulfilment_monthly").fetchall()
+    assert f == [(2, 2, 2, 1, 1.5, 48.0)]
+    a = con.execute("select lines, refunded_lines, refund_rate, refund_amount from rpt_after_sale_monthly").fetchall()
+    assert a == [(2, 1, 0.5, Decimal("5.00"))]
+    c = con.execute("select carrier, parcels, delivered, transit_p50_h from rpt_carrier_performance").fetchall()
+    assert c == [("中通快递", 1, 1, 48.0)]

@@ -1,0 +1,45 @@
+"""``xport-etl status``: the last runs from the run ledger and how fresh each table is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from xport_etl.load import connect_reader, warehouse_path
+from xport_etl.pipeline import read_runs
+from xport_etl.schemas import (
+    FCT_ORDER_LINES,
+    FCT_ORDERS,
+    FCT_PARCEL_EVENTS,
+    FCT_PARCELS,
+    FCT_REFUNDS,
+)
+
+RUN_COLUMNS = ("finished_at", "endpoint", "window_id", "outcome", "pages", "requests", "retries",
+               "http_429", "records", "rejected", "drift_repages", "duration_s", "error")
+
+
+def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
+    runs = sorted(read_runs(data_dir), key=lambda r: r.get("finished_at") or datetime.min, reverse=True)
+    return [{c: r.get(c) for c in RUN_COLUMNS} for r in runs[:limit]]
+
+
+def freshness(data_dir: Path) -> list[dict[str, Any]]:
+    """Per fact table: rows, when its newest state was read from the API, and how long ago."""
+    if not warehouse_path(data_dir).exists():
+        return []
+    con = connect_reader(data_dir)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    out = []
+    try:
+        for spec in (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS):
+            # child tables have no extraction time of their own: their parent's is theirs
+            source = {"fct_order_lines": FCT_ORDERS.name, "fct_parcel_events": FCT_PARCELS.name}.get(spec.name, spec.name)
+            rows = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
+            latest = con.execute(f"select max(extracted_at) from {source}").fetchall()[0][0]
+            age_h = round((now - latest).total_seconds() / 3600, 2) if latest else None
+            out.append({"table": spec.name, "rows": rows, "last_extracted_at": latest, "age_hours": age_h})
+    finally:
+        con.close()
+    return out
