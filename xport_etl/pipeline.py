@@ -197,24 +197,31 @@ def load_windows(
             "warehouse": result.warehouse}
 
 
-def fanout_keys(settings: Settings, endpoint: str) -> list[dict[str, Any]]:
+def fanout_keys(settings: Settings, endpoint: str) -> tuple[list[dict[str, Any]], datetime | None]:
     """The keys a fan-out endpoint must (re)fetch, from the published warehouse.
 
     Each row has ``key`` (the detail call's parameter) and context columns (parent ids) that are
     landed with the page. The query is ``sql/fanout/<endpoint>.sql``: it asks only for what can
-    still change (a delivered parcel or a finished refund is not fetched again).
+    still change (a delivered parcel or a finished refund is not fetched again), and something
+    that can still change only once the API's clock has moved ``settings.refetch_after`` seconds
+    since its last fetch. The API's clock is the latest order update the warehouse has seen: it
+    follows the real API's "now" and the sandbox's simulated one alike.
+
+    Returns:
+        The key rows, and the API clock they were chosen at (None for an empty warehouse).
     """
     from xport_etl.load import SQL_DIR, connect_reader, warehouse_path
 
     if not warehouse_path(settings.data_dir).exists():
-        return []
+        return [], None
     con = connect_reader(settings.data_dir)
     try:
-        refetch_before = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=settings.refetch_after)
+        data_now = con.execute("select max(updated_at) from fct_orders").fetchall()[0][0]
+        refetch_before = (data_now or datetime(1970, 1, 1)) - timedelta(seconds=settings.refetch_after)
         cur = con.execute((SQL_DIR / "fanout" / f"{endpoint}.sql").read_text(),
                           {"refetch_before": refetch_before})
         cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()], data_now
     finally:
         con.close()
 
@@ -241,7 +248,10 @@ def extract_fanout(
     from xport_etl.errors import FatalError
 
     spec = endpoints_for(settings.assumptions)[endpoint]
-    keys = fanout_keys(settings, endpoint) if keys is None else list(keys)
+    data_now = None
+    if keys is None:
+        keys, data_now = fanout_keys(settings, endpoint)
+    keys = list(keys)
     if not keys:
         return []
     own_client = client is None
@@ -268,6 +278,8 @@ def extract_fanout(
                 manifest = Manifest(endpoint=endpoint, mode="keys", window_id=wid,
                                     window_start=stamp.isoformat(), window_end=stamp.isoformat(),
                                     run_id=uuid.uuid4().hex, extracted_at=utc_now_iso())
+                if data_now is not None:
+                    manifest.extra["data_clock"] = data_now.isoformat()
                 before = client.stats.as_dict()
                 try:
                     with PageWriter(settings.data_dir, manifest) as writer:

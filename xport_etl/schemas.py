@@ -150,6 +150,7 @@ FCT_REFUNDS = TableSpec(
         _c("created_at", TS, "refund created, UTC"),
         _c("updated_at", TS, "refund last changed, UTC"),
         _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
+        _c("data_clock", TS, "fan-out fetches: the API's clock then (latest order update seen)", public=False),
     ),
 )
 
@@ -170,6 +171,7 @@ FCT_PARCELS = TableSpec(
         _c("event_count", I32, "number of tracking events"),
         _c("order_status_at_fetch", S, "1688: the order's status when the trace was fetched", public=False),
         _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
+        _c("data_clock", TS, "the API's clock when fetched (latest order update seen)", public=False),
     ),
 )
 

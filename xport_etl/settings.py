@@ -85,8 +85,9 @@ class Settings:
     # moments may not be visible to its list queries yet, and clocks are never quite in step
     safety_lag: float = 300.0
     # a fan-out key that can still change (a parcel in transit, an open refund) is fetched again
-    # only when its last fetch is at least this many seconds old (0: on every run)
-    refetch_after: float = 0.0
+    # only once the API's clock has moved this many seconds since its last fetch (0: every run).
+    # parcels get an event every several hours, so polling each one hourly mostly finds nothing
+    refetch_after: float = 6 * 3600.0
     # every [assumed] contract choice; from_env reads the file named by XPORT_API_ASSUMPTIONS
     assumptions: ApiAssumptions = field(default=ASSUMED, repr=False)
 

@@ -84,6 +84,8 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
     if normalize is None:
         raise ValueError(f"no normaliser for endpoint {manifest.endpoint!r}")
     extracted_at = datetime.fromisoformat(manifest.extracted_at).astimezone(UTC).replace(tzinfo=None)
+    clock = manifest.extra.get("data_clock")
+    data_clock = datetime.fromisoformat(clock) if clock else None
     rows = normalize(
         read_pages(manifest.directory),
         endpoint=manifest.endpoint,
@@ -118,6 +120,7 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
             row["_batch_id"] = batch.batch_id
             if staged.parent is None:
                 row["extracted_at"] = extracted_at
+                row["data_clock"] = data_clock
                 day = _day(row.get(staged.partition_by))
                 day_of[(table, tuple(row[k] for k in staged.spec.key))] = day
             else:

@@ -1,7 +1,7 @@
 -- keys for GET /alibaba/order/logistics/trace: shipped 1688 orders, unless the trace was already
 -- fetched while the order was confirm_goods/success (1688 steps carry no status, so the order's
 -- status at fetch time is what makes a trace final); a trace that can still change only when its
--- last fetch is older than $refetch_before (settings.refetch_after).
+-- last fetch is older than $refetch_before (the API clock minus settings.refetch_after).
 with
 
 shipped_orders as (
@@ -14,7 +14,7 @@ shipped_orders as (
 fetched as (
     select order_id, count(*) as parcels,
         count(*) filter (where order_status_at_fetch in ('confirm_goods', 'success')) as final_parcels,
-        min(extracted_at) as fetched_at,
+        min(data_clock) as fetched_at,
     from fct_parcels
     where platform = '1688'
     group by all
@@ -25,7 +25,7 @@ final as (
     from shipped_orders as s
     left join fetched as f on f.order_id = s.order_id
     where f.parcels is null
-       or (f.final_parcels < f.parcels and f.fetched_at < $refetch_before)
+       or (f.final_parcels < f.parcels and coalesce(f.fetched_at, '-infinity'::timestamp) <= $refetch_before)
 )
 
 select * from final

@@ -1,8 +1,8 @@
 -- keys for GET /v2/taobao/order/logistics/detail/get: shipped Taobao purchase lines (status 11
 -- or a logisticNumber, CONTRACT §5.1) unless every parcel we hold for the line is delivered
 -- (a SIGN event is final), and an in-transit line only when its last fetch is older than
--- $refetch_before (settings.refetch_after). [assumed] a line's parcels all ship before any of
--- them is delivered.
+-- $refetch_before (the API clock minus settings.refetch_after). [assumed] a line's parcels all
+-- ship before any of them is delivered.
 with
 
 shipped_lines as (
@@ -15,7 +15,7 @@ shipped_lines as (
 
 parcels as (
     select purchase_line_id, count(*) as parcels, count(delivered_at) as delivered,
-        min(extracted_at) as fetched_at,
+        min(data_clock) as fetched_at,
     from fct_parcels
     where platform = 'taobao'
     group by all
@@ -26,7 +26,7 @@ final as (
     from shipped_lines as s
     left join parcels as p on p.purchase_line_id = s.purchase_line_id
     where p.parcels is null
-       or (p.delivered < p.parcels and p.fetched_at < $refetch_before)
+       or (p.delivered < p.parcels and coalesce(p.fetched_at, '-infinity'::timestamp) <= $refetch_before)
 )
 
 select * from final
