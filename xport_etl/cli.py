@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     from xport_etl.sandbox.cli import register as register_sandbox
 
     register_sandbox(sub)
+    from xport_etl.dashboard import register as register_dashboard
+
+    register_dashboard(sub)
 
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--start", required=True, help="window start, inclusive, e.g. 2026-01-01")
