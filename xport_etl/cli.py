@@ -23,6 +23,8 @@ EXAMPLES = """examples:
   xport-etl sandbox --port 8765 --seed 7 --orders 2000     serve the sandbox API
   xport-etl run --start 2026-01-01 --end 2026-07-01        extract + load a creation-time window
   xport-etl report spend --format csv                      print a report
+  xport-etl callbacks serve --port 8780                    receive message callbacks
+  xport-etl dashboard --out report.html                    the dashboard as one HTML file
 """
 
 
@@ -185,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     from xport_etl.sandbox.cli import register as register_sandbox
 
     register_sandbox(sub)
+    from xport_etl.callbacks import register as register_callbacks
+
+    register_callbacks(sub)
     from xport_etl.dashboard import register as register_dashboard
 
     register_dashboard(sub)

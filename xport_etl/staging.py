@@ -39,14 +39,15 @@ REJECTS = "rejects"
 def _normalizers() -> dict:
     """Which normaliser reads which endpoint's pages (order endpoints share a record shape)."""
     from xport_etl import normalize
+    from xport_etl.callbacks import REFRESH_NORMALIZERS
+    from xport_etl.normalize_more import NORMALIZERS
 
-    found = {"taobao_orders": normalize.normalize_taobao_pages,
-             "taobao_orders_legacy": normalize.normalize_taobao_pages}
-    try:  # the after-sale, logistics and 1688 normalisers
-        from xport_etl.normalize_more import NORMALIZERS
-    except ImportError:
-        NORMALIZERS = {}
-    return {**found, **NORMALIZERS}
+    return {
+        "taobao_orders": normalize.normalize_taobao_pages,
+        "taobao_orders_legacy": normalize.normalize_taobao_pages,
+        **NORMALIZERS,
+        **REFRESH_NORMALIZERS,  # the detail endpoints that callbacks refresh through
+    }
 
 
 @dataclass

@@ -1,0 +1,541 @@
+"""The callback receiver (CONTRACT §6): HMAC, replay window, durable de-duplicated inbox, the
+1000 ms budget, SIGKILL right after the 200; and the consumer's message parsing and offset."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from xport_etl import callbacks
+from xport_etl.callbacks import (
+    CALLBACK_PATH,
+    HEALTH_PATH,
+    InboxEntry,
+    InboxStore,
+    collect,
+    create_receiver,
+    normalize_taobao_order_detail_pages,
+    read_inbox,
+    refresh_from_callbacks,
+    sign_body,
+)
+from xport_etl.normalize import raw_json
+from xport_etl.sandbox.world import World, WorldConfig
+from xport_etl.settings import Settings
+
+SECRET = "callback-test-secret"
+NOW = 1_790_000_000.0  # a fixed receiver clock (epoch s)
+
+
+def message(mtype="TAOBAO_ORDER_STATUS_MODIFY", body=None, ts=None, platform=0) -> bytes:
+    msg = {
+        "messageType": mtype,
+        "messageBody": body
+        if body is not None
+        else {"orderId": "1031992847890383164", "status": 11},
+        "messagePlatform": platform,
+        "timestamp": str(int((NOW if ts is None else ts) * 1000)),
+    }
+    return json.dumps(msg, ensure_ascii=False).encode()
+
+
+def post(client, body: bytes, secret: str | None = SECRET, auth: str | None = None):
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = auth
+    elif secret is not None:
+        headers["Authorization"] = sign_body(secret, body)
+    return client.post(CALLBACK_PATH, content=body, headers=headers)
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    app = create_receiver(SECRET, tmp_path / "callbacks", clock=lambda: NOW)
+    with serve_app(app) as url, httpx.Client(base_url=url) as client:
+        yield app, client, tmp_path / "callbacks" / "inbox.jsonl"
+    app.state.store.close()
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+# ---- receiving
+
+
+def test_good_message_is_stored_before_the_answer(receiver):
+    app, client, inbox = receiver
+    body = message()
+    r = post(client, body)
+    assert r.status_code == 200 and r.json()["duplicate"] is False
+    assert "app;dur=" in r.headers["server-timing"]
+    [row] = lines(inbox)
+    assert row["id"] == hashlib.sha256(body).hexdigest() == r.json()["id"]
+    assert row["type"] == "TAOBAO_ORDER_STATUS_MODIFY" and row["body"].encode() == body
+    assert SECRET not in inbox.read_text() and sign_body(SECRET, body) not in inbox.read_text()
+
+
+@pytest.mark.parametrize("auth", [None, "", "deadbeef", "0" * 64, "not hex at all" * 5])
+def test_missing_or_forged_signature_is_401(receiver, auth):
+    _app, client, inbox = receiver
+    body = message()
+    r = (
+        post(client, body, secret=None, auth=auth)
+        if auth is not None
+        else post(client, body, secret=None)
+    )
+    assert r.status_code == 401
+    assert not inbox.exists() or inbox.read_text() == ""
+
+
+def test_signature_over_other_bytes_or_other_secret_is_401(receiver):
+    _app, client, _inbox = receiver
+    body = message()
+    assert post(client, body, secret="another-secret").status_code == 401
+    # the same JSON re-serialised is other bytes: the HMAC covers the raw body
+    respaced = json.dumps(json.loads(body), indent=1).encode()
+    assert post(client, respaced, auth=sign_body(SECRET, body)).status_code == 401
+    # upper-case hex of the right HMAC is accepted
+    assert post(client, body, auth=sign_body(SECRET, body).upper()).status_code == 200
+
+
+@pytest.mark.parametrize("ts", [NOW - 601, NOW + 601, "missing", "abc", "-5"])
+def test_stale_future_or_missing_timestamp_is_401(receiver, ts):
+    _app, client, _inbox = receiver
+    msg = json.loads(message())
+    if ts == "missing":
+        del msg["timestamp"]
+    elif isinstance(ts, str):
+        msg["timestamp"] = ts
+    else:
+        msg["timestamp"] = str(int(ts * 1000))
+    assert post(client, json.dumps(msg).encode()).status_code == 401
+
+
+def test_timestamp_in_seconds_and_as_a_number_is_accepted(receiver):
+    _app, client, inbox = receiver
+    for ts in (str(int(NOW - 500)), int(NOW * 1000) + 500_000):
+        msg = json.loads(message())
+        msg["timestamp"] = ts
+        assert post(client, json.dumps(msg).encode()).status_code == 200
+    assert len(lines(inbox)) == 2
+
+
+def test_signed_body_that_is_not_a_json_object_is_400(receiver):
+    _app, client, _inbox = receiver
+    for body in (b"not json", b"[1, 2]", "\xff".encode("latin-1")):
+        assert post(client, body).status_code == 400
+
+
+def test_redelivery_is_stored_once_also_after_a_restart(receiver, tmp_path):
+    app, client, inbox = receiver
+    body = message()
+    assert [post(client, body).json()["duplicate"] for _ in range(3)] == [False, True, True]
+    assert post(client, message(body={"orderId": "2", "status": 4})).json()["duplicate"] is False
+    assert len(lines(inbox)) == 2
+    assert app.state.stats["duplicate"] == 2
+    app.state.store.close()
+    again = create_receiver(SECRET, tmp_path / "callbacks", clock=lambda: NOW)
+    with serve_app(again) as url, httpx.Client(base_url=url) as client2:
+        assert post(client2, body).json()["duplicate"] is True
+        assert client2.get(HEALTH_PATH).json()["stored"] == 2
+    again.state.store.close()
+    app.state.store = InboxStore(tmp_path / "callbacks")  # for the fixture's close
+    assert len(lines(inbox)) == 2
+
+
+def test_torn_last_line_is_skipped_by_the_reader_and_sealed_on_restart(tmp_path):
+    store = InboxStore(tmp_path)
+    store.append(message(), json.loads(message()))
+    store.close()
+    inbox = tmp_path / "inbox.jsonl"
+    with open(inbox, "ab") as f:
+        f.write(b'{"id": "abc", "received_at": "2026-07-')  # a crash mid-write
+    entries, end, corrupt = read_inbox(inbox)
+    assert len(entries) == 1 and corrupt == 0 and end < inbox.stat().st_size  # not consumed yet
+    store = InboxStore(tmp_path)  # the receiver restarts: the torn tail gets its newline
+    second = message(body={"orderId": "77", "status": 0})
+    assert store.append(second, json.loads(second))[1] is True
+    store.close()
+    entries, end, corrupt = read_inbox(inbox)
+    assert [e.message["messageBody"].get("orderId") for e in entries] == [
+        "1031992847890383164",
+        "77",
+    ]
+    assert corrupt == 1 and end == inbox.stat().st_size
+    with pytest.raises(ValueError, match="past the end"):
+        read_inbox(inbox, end + 10)
+
+
+def test_store_is_safe_under_concurrent_appends(tmp_path):
+    store = InboxStore(tmp_path)
+    bodies = [message(body={"orderId": str(i), "status": 0}) for i in range(40)]
+
+    def work(chunk):
+        for b in chunk:
+            store.append(b, json.loads(b))
+
+    threads = [threading.Thread(target=work, args=(bodies[i::4] + bodies[:5],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    entries, _end, corrupt = read_inbox(tmp_path / "inbox.jsonl")
+    assert corrupt == 0 and sorted(e.id for e in entries) == sorted(
+        {hashlib.sha256(b).hexdigest() for b in bodies}
+    )
+
+
+# ---- a receiver over real HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(app):
+    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "receiver did not start"
+        time.sleep(0.01)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def test_answers_within_the_1000_ms_budget_over_real_http(tmp_path):
+    app = create_receiver(SECRET, tmp_path)
+    timings = []
+    with serve_app(app) as url, httpx.Client(base_url=url) as client:
+        for i in range(200):
+            body = json.dumps(
+                {
+                    "messageType": "TAOBAO_ORDER_STATUS_MODIFY",
+                    "messageBody": {"orderId": str(i), "status": 10},
+                    "messagePlatform": 0,
+                    "timestamp": str(int(time.time() * 1000)),
+                }
+            ).encode()
+            started = time.perf_counter()
+            r = client.post(
+                CALLBACK_PATH, content=body, headers={"Authorization": sign_body(SECRET, body)}
+            )
+            timings.append(time.perf_counter() - started)
+            assert r.status_code == 200
+    app.state.store.close()
+    timings.sort()
+    p95, worst = timings[int(len(timings) * 0.95)], timings[-1]
+    print(
+        f"callback answer: p50 {timings[100] * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, max {worst * 1000:.1f} ms"
+    )
+    assert p95 < 1.0 and app.state.stats["stored"] == 200
+    assert len(lines(tmp_path / "inbox.jsonl")) == 200
+
+
+def test_sigkill_right_after_the_200_loses_nothing(tmp_path):
+    port = free_port()
+    env = {**os.environ, "XPORT_ACCESS_SECRET": SECRET, "PYTHONUNBUFFERED": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "xport_etl.callbacks",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path),
+    ]
+    url = f"http://127.0.0.1:{port}"
+
+    log_path = tmp_path / "receiver.log"
+
+    def start():
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(url + HEALTH_PATH, timeout=0.5).status_code == 200:
+                    return proc
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"receiver did not start: {log_path.read_text()}")
+            time.sleep(0.05)
+
+    def body_for(order_id: str) -> bytes:
+        return json.dumps(
+            {
+                "messageType": "TAOBAO_ORDER_STATUS_MODIFY",
+                "messageBody": {"orderId": order_id, "status": 11},
+                "messagePlatform": 0,
+                "timestamp": str(int(time.time() * 1000)),
+            }
+        ).encode()
+
+    inbox = tmp_path / "callbacks" / "inbox.jsonl"
+    proc = start()
+    try:
+        body = body_for("1031992847890383164")
+        r = httpx.post(
+            url + CALLBACK_PATH, content=body, headers={"Authorization": sign_body(SECRET, body)}
+        )
+        os.kill(proc.pid, signal.SIGKILL)  # as soon as the 200 is in
+        assert r.status_code == 200
+        proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        assert hashlib.sha256(body).hexdigest() in {row["id"] for row in lines(inbox)}
+        with open(inbox, "ab") as f:  # as if the next write had been torn by the kill
+            f.write(b'{"id": "0123", "received_at": "2026')
+        proc = start()
+        later = body_for("1031992847890383999")
+        assert (
+            httpx.post(
+                url + CALLBACK_PATH,
+                content=later,
+                headers={"Authorization": sign_body(SECRET, later)},
+            ).status_code
+            == 200
+        )
+        assert (
+            httpx.post(
+                url + CALLBACK_PATH,
+                content=body,  # the redelivery is still known
+                headers={"Authorization": sign_body(SECRET, body)},
+            ).json()["duplicate"]
+            is True
+        )
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    entries, end, corrupt = read_inbox(inbox)
+    assert [e.message["messageBody"]["orderId"] for e in entries] == [
+        "1031992847890383164",
+        "1031992847890383999",
+    ]
+    assert corrupt == 1 and end == inbox.stat().st_size
+    assert SECRET not in inbox.read_text() and SECRET not in log_path.read_text()
+
+
+# ---- consuming
+
+
+def entry(mtype, body, platform=0, n=[0]) -> InboxEntry:  # noqa: B006 (a counter for unique ids)
+    n[0] += 1
+    return InboxEntry(
+        f"id{n[0]}",
+        "",
+        mtype,
+        {"messageType": mtype, "messageBody": body, "messagePlatform": platform},
+    )
+
+
+def test_collect_names_distinct_orders_and_refunds():
+    same = entry("TAOBAO_ORDER_STATUS_MODIFY", {"orderId": 1031992847890383164, "status": 11})
+    wanted = collect(
+        [
+            same,
+            same,
+            entry("TAOBAO_ORDER_STATUS_MODIFY", {"orderId": "1031992847890383164", "status": 4}),
+            entry(
+                "TAOBAO_ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY",
+                {"salesOrderId": "1031992847890383999", "subOrders": []},
+            ),
+            entry(
+                "TAOBAO_ORDER_REFUND",
+                {
+                    "orderId": "5",
+                    "subOrderId": "6",
+                    "refundId": "200000090114253982",
+                    "refundStatus": 10,
+                    "createTime": 1782624150579,
+                    "modifiedTime": 1782624150579,
+                },
+            ),
+            entry(
+                "TAOBAO_ORDER_REFUND",
+                {
+                    "refundId": "200000090114253982",
+                    "refundStatus": 20,
+                    "modifiedTime": "1782924150579",
+                },
+            ),
+            entry(
+                "TAOBAO_ORDER_REFUND",
+                {
+                    "refundId": "200000090114253982",
+                    "refundStatus": 10,
+                    "modifiedTime": 1782624150579,
+                },
+            ),  # late, older: not the newest time
+            entry("TAOBAO_ORDER_STATUS_MODIFY", {"orderId": "1; drop table fct_orders; --"}),
+            entry("TAOBAO_ORDER_REFUND", {"orderId": "5"}),
+            entry("TAOBAO_ORDER_STATUS_MODIFY", "not an object"),
+            entry("ALIBABA_ORDER_STATUS_CHANGE", {"orderId": "9"}, platform=1),
+            entry("SOMETHING_NEW", {}),
+        ]
+    )
+    assert sorted(wanted.orders) == ["1031992847890383164", "1031992847890383999", "5"]
+    assert wanted.refunds == {
+        "200000090114253982": {
+            "order_id": "5",
+            "line_id": "6",
+            "created_at_ms": 1782624150579,
+            "modified_at_ms": 1782924150579,
+        }
+    }
+    assert wanted.bad == 3
+    assert wanted.unknown == {"ALIBABA_ORDER_STATUS_CHANGE": 1, "SOMETHING_NEW": 1}
+
+
+def test_order_detail_normaliser_reads_one_taobaoordervo_per_page():
+    world = World(WorldConfig(seed=3, orders=50))
+    order = world.taobao_orders()[0]
+
+    def env(data, code=200):
+        return raw_json(
+            {"requestId": "r", "code": code, "developId": 1, "msg": "成功", "data": data}
+        ).encode()
+
+    broken = dict(order, id=None)
+    pages = [
+        (1, env(order), {"key": str(order["id"]), "order_id": str(order["id"])}),
+        (2, env(order), None),
+        (3, env(broken), {"key": "42", "order_id": "42"}),
+    ]
+    rows = normalize_taobao_order_detail_pages(
+        pages, endpoint="taobao_order_detail", window_id="w", rejected_at=datetime(2026, 7, 1)
+    )
+    assert rows.records == 3
+    [o] = rows.tables["orders"]
+    assert o["order_id"] == str(order["id"]) and o["line_count"] == len(order["subOrderVOS"])
+    assert len(rows.tables["order_lines"]) == len(order["subOrderVOS"])
+    assert [(r["record_id"], r["reason"]) for r in rows.rejects] == [("42", "missing id")]
+
+
+def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
+    from xport_etl import pipeline
+
+    settings = Settings(data_dir=tmp_path, rate_limit=0)
+    store = InboxStore(tmp_path / "callbacks")
+    for oid in ("11", "12", "11"):
+        b = message(body={"orderId": oid, "status": 10})
+        store.append(b, json.loads(b))
+    store.close()
+    calls = []
+    monkeypatch.setattr(
+        pipeline,
+        "extract_fanout",
+        lambda s, endpoint, *, keys, client=None: (
+            calls.append((endpoint, keys)) or [f"{endpoint}.json"]
+        ),
+    )
+
+    def failing_load(s, paths):
+        raise RuntimeError("publish failed")
+
+    monkeypatch.setattr(pipeline, "load_windows", failing_load)
+    with pytest.raises(RuntimeError):
+        refresh_from_callbacks(settings, client=object())
+    assert not (tmp_path / "callbacks" / "offset.json").exists()
+    monkeypatch.setattr(
+        pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 2}, "rejects": 0}
+    )
+    result = refresh_from_callbacks(settings, client=object())
+    assert result["messages"] == 2 and result["orders"] == 2 and result["refunds"] == 0
+    assert calls[-1] == (
+        "taobao_order_detail",
+        [{"key": "11", "order_id": "11"}, {"key": "12", "order_id": "12"}],
+    )
+    offset = json.loads((tmp_path / "callbacks" / "offset.json").read_text())
+    assert (
+        offset["offset"] == (tmp_path / "callbacks" / "inbox.jsonl").stat().st_size
+        and offset["consumed"] == 2
+    )
+    calls.clear()
+    assert refresh_from_callbacks(settings, client=object())["messages"] == 0 and calls == []
+
+
+def test_cli_parses_and_helps(capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    callbacks.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["callbacks", "serve", "--port", "9000", "--data-dir", "d"])
+    assert args.func is callbacks.cmd_serve and args.port == 9000 and args.host == "127.0.0.1"
+    args = parser.parse_args(["callbacks", "consume", "--data-dir", "d"])
+    assert args.func is callbacks.cmd_consume
+    with pytest.raises(SystemExit):
+        callbacks.main(["serve", "--help"])
+    assert "example:" in capsys.readouterr().out
+
+
+# ---- the sandbox's pusher
+
+
+def test_pusher_signs_retries_redelivers_and_shuffles():
+    from xport_etl.sandbox.push import ORDER_STATUS, CallbackPusher
+
+    world = World(WorldConfig(seed=3, orders=300))
+    t0 = world.clock
+    world.advance(2 * 86_400)
+    seen: list[bytes] = []
+    failures = {"left": 3}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == sign_body(SECRET, request.content)
+        if failures["left"]:
+            failures["left"] -= 1
+            return httpx.Response(503)
+        seen.append(request.content)
+        return httpx.Response(200)
+
+    pusher = CallbackPusher(
+        world,
+        "http://receiver/callbacks",
+        SECRET,
+        seed=4,
+        duplicate_share=0.5,
+        transport=httpx.MockTransport(handler),
+    )
+    messages = pusher.messages_between(t0, world.clock)
+    assert {m["messageType"] for m in messages} >= {ORDER_STATUS}
+    sent = pusher.push(messages)
+    assert all(d.delivered for d in sent) and sum(d.tries for d in sent) == len(sent) + 3
+    assert len(sent) > len(messages) and any(d.duplicate for d in sent)
+    assert len(set(seen)) == len(messages) and len(seen) == len(sent)
+    assert [d.message for d in sent if not d.duplicate] != messages  # shuffled
