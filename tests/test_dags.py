@@ -1,7 +1,9 @@
 """DAG integrity and the Airflow hook.
 
 Every DAG file imports without errors and fast, with tags, retries, docs, an explicit schedule
-and catchup off; the hook maps an ``xport`` Connection onto the library's settings.
+and catchup off; ``xport_ingest`` has a real daily data interval, its API tasks in the
+``xport_api`` pool, the wiring the fan-outs need and the fact assets as outlets; ``xport_reports``
+is scheduled on those assets. The hook maps an ``xport`` Connection onto the library's settings.
 
 Airflow reads its configuration when it is first imported, so the module-scoped fixture points
 ``AIRFLOW_HOME`` at a temporary directory before any test here imports it: these tests never
@@ -73,12 +75,45 @@ def test_dags_import_without_errors(dagbag):
     assert loaded_files == {p.name for p in DAG_FILES}
 
 
+FACT_ASSETS = {
+    f"xport://warehouse/{t}"
+    for t in ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events")
+}
+API_TASKS = {
+    "taobao.extract_orders",
+    "taobao.extract_refunds",
+    "taobao.extract_logistics",
+    "alibaba.extract_orders",
+    "alibaba.extract_refunds",
+    "alibaba.extract_logistics",
+}
+LOAD_OUTLETS = {
+    "taobao.load_orders": {"xport://warehouse/fct_orders", "xport://warehouse/fct_order_lines"},
+    "alibaba.load_orders": {"xport://warehouse/fct_orders", "xport://warehouse/fct_order_lines"},
+    "taobao.load_refunds": {"xport://warehouse/fct_refunds"},
+    "alibaba.load_refunds": {"xport://warehouse/fct_refunds"},
+    "taobao.load_logistics": {
+        "xport://warehouse/fct_parcels",
+        "xport://warehouse/fct_parcel_events",
+    },
+    "alibaba.load_logistics": {
+        "xport://warehouse/fct_parcels",
+        "xport://warehouse/fct_parcel_events",
+    },
+}
+
+
+def test_the_expected_dags(dagbag):
+    assert set(dagbag.dags) == {"xport_ingest", "xport_reports"}
+
+
 def test_dag_headers(dagbag):
     for dag_id, dag in dagbag.dags.items():
-        assert dag.tags, f"{dag_id}: no tags"
+        assert dag.tags and "xport" in dag.tags, f"{dag_id}: no tags"
         assert dag.doc_md and dag.doc_md.strip(), f"{dag_id}: no doc_md"
-        assert isinstance(dag.schedule, str) and dag.schedule, f"{dag_id}: implicit schedule"
+        assert dag.schedule is not None, f"{dag_id}: no schedule"
         assert dag.catchup is False, f"{dag_id}: catchup must be off (backfills are explicit)"
+        assert dag.max_active_runs == 1, f"{dag_id}: runs must not overlap"
         assert dag.start_date is not None and dag.start_date.tzinfo is not None
         assert dag.default_args.get("retries", 0) >= 2, f"{dag_id}: default retries < 2"
         for task in dag.tasks:
@@ -86,15 +121,89 @@ def test_dag_headers(dagbag):
             assert task.doc_md, f"{dag_id}.{task.task_id}: no doc_md"
 
 
-def test_orders_dag_wiring(dagbag):
-    dag = dagbag.dags["xport_taobao_orders"]
-    assert dag.schedule == "@daily"
-    assert dag.max_active_runs == 1
-    assert set(dag.tags) == {"xport", "taobao", "orders"}
+def test_ingest_schedule_has_a_real_daily_data_interval(dagbag):
+    from airflow.sdk import CronDataIntervalTimetable
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    dag = dagbag.dags["xport_ingest"]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    # the scheduler's (and `dags test`'s) view of it
+    timetable = coerce_to_core_timetable(dag.timetable)
+    # what `airflow dags test xport_ingest 2026-07-01` runs: the day that ends at that date
+    end = datetime(2026, 7, 1, tzinfo=UTC)
+    interval = timetable.infer_manual_data_interval(run_after=end)
+    assert (interval.start, interval.end) == (end - timedelta(days=1), end)
+    # a scheduled run: logical date D covers [D, D+1) and is created once that day is over
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=interval,
+        restriction=_restriction(),
+    )
+    assert info.logical_date == end
+    assert (info.data_interval.start, info.data_interval.end) == (end, end + timedelta(days=1))
+    assert info.run_after == end + timedelta(days=1)
+
+
+def _restriction():
+    from airflow.timetables.base import TimeRestriction
+
+    # catchup=True only so that the next run follows the last one, whatever today's date is
+    return TimeRestriction(earliest=datetime(2026, 1, 1, tzinfo=UTC), latest=None, catchup=True)
+
+
+def test_ingest_wiring(dagbag):
+    dag = dagbag.dags["xport_ingest"]
+    assert {"taobao", "1688"} <= set(dag.tags)
     assert dag.params["lookback_days"] == 30
-    assert dag.task_dict["extract"].downstream_task_ids == {"load"}
-    outlets = {asset.uri for asset in dag.task_dict["load"].outlets}
-    assert outlets == {"xport://warehouse/fct_orders", "xport://warehouse/fct_order_lines"}
+    assert set(dag.task_group.children) == {"taobao", "alibaba"}
+    tasks = dag.task_dict
+    assert set(tasks) == API_TASKS | set(LOAD_OUTLETS)
+
+    def downstream(task_id):
+        return tasks[task_id].downstream_task_ids
+
+    # every extract feeds its load
+    for task_id in API_TASKS:
+        assert downstream(task_id) == {task_id.replace(".extract_", ".load_")}
+    # fan-outs read keys from the published orders: they run after their platform's orders load
+    assert downstream("taobao.load_orders") == {"taobao.extract_logistics"}
+    assert downstream("alibaba.load_orders") == {
+        "alibaba.extract_refunds",
+        "alibaba.extract_logistics",
+    }
+    # list endpoints start the run
+    for task_id in ("taobao.extract_orders", "taobao.extract_refunds", "alibaba.extract_orders"):
+        assert tasks[task_id].upstream_task_ids == set()
+    for task_id in ("taobao.load_refunds", "taobao.load_logistics", "alibaba.load_refunds"):
+        assert downstream(task_id) == set()
+
+
+def test_ingest_api_tasks_run_in_the_api_pool(dagbag):
+    dag = dagbag.dags["xport_ingest"]
+    for task in dag.tasks:
+        expected = "xport_api" if task.task_id in API_TASKS else "default_pool"
+        assert task.pool == expected, f"{task.task_id}: pool {task.pool}"
+    assert "airflow pools set xport_api" in dag.doc_md
+
+
+def test_ingest_loads_publish_the_fact_assets(dagbag):
+    dag = dagbag.dags["xport_ingest"]
+    for task in dag.tasks:
+        outlets = {asset.uri for asset in task.outlets}
+        assert outlets == LOAD_OUTLETS.get(task.task_id, set()), task.task_id
+    assert set().union(*LOAD_OUTLETS.values()) == FACT_ASSETS
+
+
+def test_reports_dag_is_scheduled_on_any_fact_asset(dagbag):
+    from airflow.sdk import AssetAny
+    from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
+
+    dag = dagbag.dags["xport_reports"]
+    assert isinstance(dag.timetable, AssetTriggeredTimetable)
+    condition = dag.timetable.asset_condition
+    assert isinstance(condition, AssetAny)
+    assert {asset.uri for asset in condition.objects} == FACT_ASSETS
+    assert set(dag.task_dict) == {"refresh"}
+    assert dag.task_dict["refresh"].pool == "default_pool"
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
@@ -128,28 +237,39 @@ print(json.dumps({{"airflow_s": t1 - t0, "dag_s": t2 - t1, "heavy": heavy}}))
     )
 
 
-def _orders_dag_module(airflow_env):
+def _ingest_module(airflow_env):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "_xport_taobao_orders_under_test", DAGS_DIR / "xport_taobao_orders.py"
+        "_xport_ingest_under_test", DAGS_DIR / "xport_ingest.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_order_window(airflow_env):
-    order_window = _orders_dag_module(airflow_env).order_window
+def test_ingest_window(airflow_env):
+    import pendulum
+
+    ingest_window = _ingest_module(airflow_env).ingest_window
     d = datetime(2026, 6, 30, tzinfo=UTC)
-    # "@daily" in Airflow 3 has a zero-width data interval: the day ending at the logical date
-    assert order_window(d, d, 0) == (d - timedelta(days=1), d)
-    assert order_window(d, d, 30) == (d - timedelta(days=31), d)
-    assert order_window(None, d, 2) == (d - timedelta(days=3), d)
-    # a real interval (e.g. CronDataIntervalTimetable) is kept and widened by the lookback
-    assert order_window(d - timedelta(days=1), d, 30) == (d - timedelta(days=31), d)
+    day = timedelta(days=1)
+    # the data interval, widened by the lookback
+    assert ingest_window(d, d + day, 0) == (d, d + day)
+    assert ingest_window(d, d + day, 30) == (d - timedelta(days=30), d + day)
+    # a run without a logical date has no interval: the day that ends when it runs
+    assert ingest_window(None, None, 2, run_after=d) == (d - timedelta(days=3), d)
+    # Airflow hands over pendulum datetimes; the window is plain UTC (pendulum drops
+    # datetime.UTC in `+ timedelta`, which broke the library's split_window)
+    p = pendulum.datetime(2026, 6, 30, tz="UTC")
+    start, end = ingest_window(p, p.add(days=1), 200)
+    assert type(start) is datetime and type(end) is datetime
+    assert (start + timedelta(days=31)).tzinfo is not None
+    assert (start, end) == (d - timedelta(days=200), d + day)
     with pytest.raises(ValueError):
-        order_window(d, d, -1)
+        ingest_window(d, d + day, -1)
+    with pytest.raises(ValueError):
+        ingest_window(d, d, 0)
 
 
 SECRET = "the-access-secret-0123456789"

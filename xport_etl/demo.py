@@ -1,4 +1,4 @@
-"""`make demo`: the sandbox, one Airflow run of the orders DAG, and the spend report.
+"""`make demo`: the sandbox, one run of each Airflow DAG, and the reports.
 
 The library never imports Airflow, so the demo drives it as subprocesses, configured entirely
 through environment variables (Airflow still writes a default ``airflow.cfg`` into its home on
@@ -6,17 +6,24 @@ first use; the variables below override it):
 
 1. ``AIRFLOW_HOME=<project>/.airflow`` with the project's ``dags/`` and ``plugins/``, no
    examples, and a SQLite metadata database under ``.airflow/``.
-2. The sandbox (``xport-etl sandbox``) on a free loopback port, until ``/_sandbox/health``
-   answers.
+2. The sandbox (``xport-etl sandbox --rate-limit 100``) on a free loopback port, until
+   ``/_sandbox/health`` answers. The connection paces the client at the same 100 requests/s, so
+   the fan-out (a logistics call per shipped line) takes seconds, not minutes.
 3. ``airflow db migrate``, only when the database is missing or was migrated by another Airflow
-   version.
+   version; then ``airflow pools set xport_api 1 …`` (the DAG's API tasks run in that pool, and a
+   scheduler never schedules a task whose pool does not exist).
 4. The ``xport_default`` connection as ``AIRFLOW_CONN_XPORT_DEFAULT`` (JSON) and
    ``XPORT_DATA_DIR=<project>/data/demo``.
-5. ``airflow dags test xport_taobao_orders 2026-07-01 --conf '{"lookback_days": 200}'``: one
-   run whose window, ``[2025-12-12, 2026-07-01)`` UTC, covers the sandbox's whole history. Its
-   output goes to ``.airflow/logs/demo-dags-test.log``.
-6. The spend report, rendered in-process from the same data directory.
-7. The sandbox is stopped whatever happens.
+5. ``airflow dags test xport_ingest 2026-07-01 --conf '{"lookback_days": 200}'``: ``dags test``
+   gives the run the data interval that ends at the date, ``[2026-06-30, 2026-07-01)`` UTC, which
+   ends after the sandbox clock (2026-06-30 16:00 UTC); with the lookback the run re-reads
+   ``[2025-12-12, 2026-07-01)``, the sandbox's whole history.
+6. ``airflow dags test xport_reports 2026-07-01``: views and data checks (no scheduler runs, so
+   nothing reacts to the ingest's asset events by itself).
+7. The spend and fulfilment reports and the fact tables' row counts, read in-process from the
+   published warehouse (read-only).
+8. The sandbox is stopped whatever happens. Each ``dags test`` writes
+   ``.airflow/logs/demo-<dag_id>.log``; a failed task stops the run at its first failed try.
 
 Run it as ``xport-etl demo`` or ``python -m xport_etl.demo``.
 """
@@ -46,13 +53,20 @@ from rich.console import Console
 from xport_etl import sandbox
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-DAG_ID = "xport_taobao_orders"
-# in Airflow 3 "@daily" is a CronTriggerTimetable: a run's data interval ends at its logical
-# date, so the run of 2026-07-01 (00:00 UTC) covers orders up to the sandbox clock (2026-07-01 CST)
+INGEST_DAG = "xport_ingest"
+REPORTS_DAG = "xport_reports"
+# `dags test DAG D` runs with the data interval that ends at D (the last complete day before D),
+# so the run of 2026-07-01 covers [2026-06-30, 2026-07-01) UTC, past the sandbox clock
+# (2026-07-01 00:00 CST = 2026-06-30 16:00 UTC)
 LOGICAL_DATE = "2026-07-01"
 LOOKBACK_DAYS = 200
 SANDBOX_SEED = 7
-SANDBOX_ORDERS = 3000
+SANDBOX_ORDERS = 1500
+RATE_LIMIT = 100.0  # requests/s: the sandbox's limit per access key, and the client's pace
+API_POOL = "xport_api"
+API_POOL_SLOTS = 1  # slots x the connection's rate_limit must stay within the key's limit
+REPORTS = ("spend", "fulfilment")
+FACT_TABLES = ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events")
 SANDBOX_START_TIMEOUT = 60.0
 DAG_RUN_TIMEOUT = 30 * 60.0
 
@@ -98,14 +112,14 @@ def airflow_environ(paths: DemoPaths, base: dict[str, str] | None = None) -> dic
     return env
 
 
-def xport_environ(base_url: str, data_dir: Path) -> dict[str, str]:
+def xport_environ(base_url: str, data_dir: Path, rate_limit: float = RATE_LIMIT) -> dict[str, str]:
     """Return the library's and the connection's variables for a sandbox at `base_url`."""
     connection = {
         "conn_type": "xport",
         "host": base_url,
         "login": sandbox.DEFAULT_ACCESS_KEY,
         "password": sandbox.DEFAULT_ACCESS_SECRET,
-        "extra": {"user_id": sandbox.DEFAULT_USER_ID},
+        "extra": {"user_id": sandbox.DEFAULT_USER_ID, "rate_limit": rate_limit},
     }
     return {
         "AIRFLOW_CONN_XPORT_DEFAULT": json.dumps(connection),
@@ -113,6 +127,7 @@ def xport_environ(base_url: str, data_dir: Path) -> dict[str, str]:
         "XPORT_ACCESS_KEY": sandbox.DEFAULT_ACCESS_KEY,
         "XPORT_ACCESS_SECRET": sandbox.DEFAULT_ACCESS_SECRET,
         "XPORT_USER_ID": sandbox.DEFAULT_USER_ID,
+        "XPORT_RATE_LIMIT": str(rate_limit),
         "XPORT_DATA_DIR": str(data_dir),
     }
 
@@ -137,20 +152,26 @@ def run_demo(argv: Sequence[str] | None = None) -> int:
             port = args.port or _free_port()
             base_url = f"http://127.0.0.1:{port}"
             sandbox_log = paths.log_dir / "demo-sandbox.log"
-            sandbox_proc = _start_sandbox(port, args.seed, args.orders, sandbox_log)
+            sandbox_proc = _start_sandbox(
+                port, args.seed, args.orders, args.rate_limit, sandbox_log
+            )
             _wait_healthy(base_url, sandbox_proc, sandbox_log, SANDBOX_START_TIMEOUT)
-            _ok(f"sandbox: {base_url} (seed {args.seed}, {args.orders} orders)")
+            _ok(
+                f"sandbox: {base_url} (seed {args.seed}, {args.orders} Taobao orders,"
+                f" {args.rate_limit:g} requests/s)"
+            )
 
         env = airflow_environ(paths)
-        env.update(xport_environ(base_url, paths.data_dir))
+        env.update(xport_environ(base_url, paths.data_dir, args.rate_limit))
         _migrate_if_needed(paths, env)
-        results = _dags_test(paths, env, args.logical_date, args.lookback_days)
-        for task_id, value in results.items():
-            _ok(f"{task_id}: {value}")
-        try:
-            _print_report(base_url, paths.data_dir)
-        except Exception as exc:  # the run succeeded; say which step did not
-            raise DemoError(f"the spend report failed: {type(exc).__name__}: {exc}") from exc
+        _ensure_pool(paths, env)
+        conf = {"lookback_days": args.lookback_days}
+        for dag_id, dag_conf in ((INGEST_DAG, conf), (REPORTS_DAG, None)):
+            log_path = paths.log_dir / f"demo-{dag_id}.log"
+            results = dags_test(env, dag_id, args.logical_date, log_path, conf=dag_conf)
+            for task_id, value in results.items():
+                _ok(f"  {task_id}: {_shorten(value)}")
+        _print_reports(base_url, paths.data_dir, args.rate_limit)
     except DemoError as exc:
         console.print(f"[bold red]✗ demo failed:[/] {exc}")
         return 1
@@ -167,15 +188,26 @@ def run_demo(argv: Sequence[str] | None = None) -> int:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="xport-etl demo",
-        description="Serve the sandbox, run the orders DAG once through Airflow, print the reports.",
+        description="Serve the sandbox, run the ingest and reports DAGs once through Airflow,"
+        " print the reports.",
     )
     parser.add_argument("--port", type=int, default=None, help="sandbox port (default: a free one)")
     parser.add_argument("--seed", type=int, default=SANDBOX_SEED, help="sandbox world seed")
-    parser.add_argument("--orders", type=int, default=SANDBOX_ORDERS, help="orders in the world")
+    parser.add_argument(
+        "--orders", type=int, default=SANDBOX_ORDERS, help="Taobao orders in the world"
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=RATE_LIMIT,
+        help="the sandbox's requests/s per key, and the connection's pace",
+    )
     parser.add_argument(
         "--sandbox-url", default=None, help="use a sandbox already running at this URL"
     )
-    parser.add_argument("--logical-date", default=LOGICAL_DATE, help="the DAG run's logical date")
+    parser.add_argument(
+        "--logical-date", default=LOGICAL_DATE, help="the DAG runs' logical date (interval end)"
+    )
     parser.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
     parser.add_argument("--fresh", action="store_true", help="delete data/demo before the run")
     return parser.parse_args(argv)
@@ -200,9 +232,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_sandbox(port: int, seed: int, orders: int, log_path: Path) -> subprocess.Popen[bytes]:
+def _start_sandbox(
+    port: int, seed: int, orders: int, rate_limit: float, log_path: Path
+) -> subprocess.Popen[bytes]:
     cmd = [_bin("xport-etl"), "sandbox", "--port", str(port), "--seed", str(seed)]
-    cmd += ["--orders", str(orders)]
+    cmd += ["--orders", str(orders), "--rate-limit", f"{rate_limit:g}"]
     with log_path.open("wb") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -256,6 +290,19 @@ def _migrate_if_needed(paths: DemoPaths, env: dict[str, str]) -> None:
     _ok(f"airflow {version}: metadata database migrated in {time.monotonic() - t0:.1f} s ({db})")
 
 
+def _ensure_pool(paths: DemoPaths, env: dict[str, str]) -> None:
+    """Create (or resize) the API pool; `pools set` is idempotent."""
+    log_path = paths.log_dir / "demo-pools-set.log"
+    cmd = [_bin("airflow"), "pools", "set", API_POOL, str(API_POOL_SLOTS), "Xportcn API calls"]
+    with console.status(f"airflow pools set {API_POOL} …"), log_path.open("wb") as log:
+        rc = subprocess.call(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    if rc != 0:
+        raise DemoError(f"`airflow pools set {API_POOL}` exited with code {rc} (log: {log_path})")
+    _ok(f"pool {API_POOL}: {API_POOL_SLOTS} slot(s)")
+
+
 _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
 _TASK_RETURN = re.compile(r"Done\. Returned value was: (.*?)\s+\[airflow\.task")
 _TASK_STATE = re.compile(r"new_state=(\w+)")
@@ -263,17 +310,27 @@ _RUN_FINISHED = re.compile(r"DagRun Finished: .*?state=(\w+)")
 _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b.*)$")
 
 
-def _dags_test(
-    paths: DemoPaths, env: dict[str, str], logical_date: str, lookback_days: int
+def dags_test(
+    env: dict[str, str],
+    dag_id: str,
+    logical_date: str,
+    log_path: Path,
+    *,
+    conf: dict | None = None,
+    timeout: float = DAG_RUN_TIMEOUT,
 ) -> dict[str, str]:
-    """Run ``airflow dags test`` and return each task's logged return value.
+    """Run ``airflow dags test``, its output into `log_path`; return each task's return value.
 
     ``dags test`` honours the DAG's retries and waits out `retry_delay` between tries (minutes),
-    and it ignores SIGTERM; so the demo stops it with SIGINT at the first failed try.
+    and it ignores SIGTERM; so this stops it with SIGINT at the first failed try.
+
+    Raises:
+        DemoError: a task failed, the run did not succeed, or it took longer than `timeout`;
+            one line, naming the task, the exception and the log.
     """
-    log_path = paths.log_dir / "demo-dags-test.log"
-    cmd = [_bin("airflow"), "dags", "test", DAG_ID, logical_date]
-    cmd += ["--conf", json.dumps({"lookback_days": lookback_days})]
+    cmd = [_bin("airflow"), "dags", "test", dag_id, logical_date]
+    if conf:
+        cmd += ["--conf", json.dumps(conf)]
     results: dict[str, str] = {}
     task = "parsing the DAG"
     run_state: str | None = None
@@ -294,7 +351,7 @@ def _dags_test(
             errors="replace",
         )
         try:
-            with console.status(f"airflow dags test {DAG_ID} {logical_date} …") as status:
+            with console.status(f"airflow dags test {dag_id} {logical_date} …") as status:
                 for line in _lines(proc.stdout, log):
                     if m := _TASK_START.search(line):
                         task = m.group(1)
@@ -311,10 +368,10 @@ def _dags_test(
                     elif m := _RUN_FINISHED.search(line):
                         run_state = m.group(1)
                     status.update(
-                        f"airflow dags test {DAG_ID} {logical_date}: {task}"
+                        f"airflow dags test {dag_id} {logical_date}: {task}"
                         f" ({time.monotonic() - t0:.0f} s)"
                     )
-                    if time.monotonic() - t0 > DAG_RUN_TIMEOUT:
+                    if time.monotonic() - t0 > timeout:
                         failed_task = f"{task} (timed out)"
                         break
         finally:
@@ -337,7 +394,7 @@ def _dags_test(
             f"`airflow dags test` ended with code {rc}, run state {run_state}{why}"
             f" (log: {log_path})"
         )
-    _ok(f"airflow dags test {DAG_ID} {logical_date}: success in {elapsed:.0f} s (log: {log_path})")
+    _ok(f"airflow dags test {dag_id} {logical_date}: success in {elapsed:.0f} s (log: {log_path})")
     return results
 
 
@@ -349,16 +406,51 @@ def _lines(stream: IO[str] | None, log: IO[str]):
         yield line
 
 
-def _print_report(base_url: str, data_dir: Path) -> None:
-    from xport_etl.load import warehouse_path
+def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
+    from xport_etl.load import connect_reader, warehouse_path
     from xport_etl.reports import render_report
     from xport_etl.settings import Settings
 
-    settings = Settings.from_env({**os.environ, **xport_environ(base_url, data_dir)})
-    console.rule("spend")
-    console.print(render_report(settings, "spend"), markup=False)
+    settings = Settings.from_env({**os.environ, **xport_environ(base_url, data_dir, rate_limit)})
+    for name in REPORTS:
+        try:
+            text = render_report(settings, name)
+        except Exception as exc:  # the runs succeeded; say which step did not
+            raise DemoError(f"the {name} report failed: {type(exc).__name__}: {exc}") from exc
+        console.rule(name)
+        console.print(text, markup=False)
     console.rule()
-    console.print(f"warehouse: {warehouse_path(settings.data_dir)}")
+    try:
+        con = connect_reader(settings.data_dir)
+        try:
+            counts = {
+                t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in FACT_TABLES
+            }
+        finally:
+            con.close()
+    except Exception as exc:
+        raise DemoError(f"counting the fact tables failed: {type(exc).__name__}: {exc}") from exc
+    _ok(
+        "warehouse: {fct_orders:,} orders, {fct_order_lines:,} lines, {fct_refunds:,} refunds,"
+        " {fct_parcels:,} parcels, {fct_parcel_events:,} tracking events".format(**counts)
+    )
+    path = warehouse_path(settings.data_dir)
+    shown = path.relative_to(PROJECT_DIR) if path.is_relative_to(PROJECT_DIR) else path
+    console.print(f"  {path}")
+    console.print(f"  open it read-only: duckdb -readonly {shown}")
+    console.print(
+        f"  or: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{shown}',"
+        " read_only=True).sql('from rpt_spend_monthly'))\"",
+        markup=False,
+    )
+
+
+def _shorten(value: str, width: int = 160) -> str:
+    """A task's logged return value, with a list of manifest paths shown as a count."""
+    if value.startswith("[") and "manifest.json" in value:
+        n = value.count("manifest.json")
+        return f"{n} window{'s' if n != 1 else ''} landed"
+    return value if len(value) <= width else value[: width - 1] + "…"
 
 
 def _stop(proc: subprocess.Popen, sig: int, timeout: float = 15.0) -> None:

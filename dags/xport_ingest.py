@@ -1,0 +1,252 @@
+"""
+# xport_ingest
+
+Daily ingest of the merchant's Taobao and 1688 purchases from the Xportcn OpenAPI into the
+DuckDB warehouse: orders and lines, refunds, parcels and their tracking events.
+
+```
+taobao   extract_orders → load_orders → extract_logistics → load_logistics
+         extract_refunds → load_refunds
+alibaba  extract_orders → load_orders ┬→ extract_refunds → load_refunds
+                                      └→ extract_logistics → load_logistics
+```
+
+**Schedule and window.** A data-interval timetable, `CronDataIntervalTimetable("0 0 * * *",
+"UTC")`: the run for logical date *D* covers the UTC day `[D, D+1)` and starts once that day is
+over. Orders and refunds keep changing for weeks after they are created, so each list endpoint
+(`extract_orders`, Taobao `extract_refunds`) re-reads everything *created* in
+`[data_interval_start - lookback_days, data_interval_end)` (in chunks of at most 31 days) and the
+load replaces exactly that window; re-runs and backfills are idempotent. `lookback_days` is a
+run parameter (default 30); one run with a large value reloads the whole history:
+`airflow dags test xport_ingest 2026-07-01 -c '{"lookback_days": 200}'` (`dags test` infers the
+interval that *ends* at the date it is given: here `[2026-06-30, 2026-07-01)`).
+
+`catchup=False` on purpose: history is loaded by an explicit backfill or one run with a larger
+`lookback_days`, never by a burst of catch-up runs. `max_active_runs=1`: runs of the same
+endpoints never overlap.
+
+**Fan-out.** `extract_logistics` (both platforms) and 1688 `extract_refunds` have no list to
+page: they call a detail endpoint once per key the *published* warehouse names (shipped lines
+or orders whose parcels are not all delivered; 1688 refundIds not yet final), so they run after
+their platform's `load_orders`. When there is nothing to fetch, the load is skipped.
+
+**Pool `xport_api`.** Every task that calls the API runs in the pool `xport_api`. Airflow does
+not create it, and the scheduler never schedules a task whose pool does not exist, so create it
+once per installation:
+
+    airflow pools set xport_api 1 "Xportcn API calls"
+
+Inside a task the library's rate limiter paces every request to the connection's `rate_limit`
+(requests per second, default 10, the API's assumed per-key limit). That limiter is shared by the
+threads of one process, not across tasks: the pool caps how many API tasks run at once, so keep
+`slots × rate_limit ≤` the key's limit. One slot at the full rate is the simplest and, since every
+call counts against one budget, as fast as any; e.g. 4 slots need `"rate_limit": 2.5`.
+
+**Assets.** Each load publishes the warehouse atomically and emits the assets of the tables it
+wrote (`xport://warehouse/fct_orders`, `fct_order_lines`, `fct_refunds`, `fct_parcels`,
+`fct_parcel_events`); `xport_reports` is scheduled on them.
+
+**Connection.** `xport_default` (type `xport`): host = base URL, login = AccessKey,
+password = AccessSecret, extra `{"user_id": "…", "rate_limit": 10}`. See `plugins/xport_hook.py`.
+
+Every task is a thin call into `xport_etl.pipeline` and returns small values (manifest paths,
+row counts); paging, retries and parsing live in the library.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TaskGroup, dag, task
+
+API_POOL = "xport_api"
+LIST_CHUNK = timedelta(days=31)  # the same bound as `xport-etl run --chunk-days`
+
+FCT_ORDERS = Asset("xport://warehouse/fct_orders")
+FCT_ORDER_LINES = Asset("xport://warehouse/fct_order_lines")
+FCT_REFUNDS = Asset("xport://warehouse/fct_refunds")
+FCT_PARCELS = Asset("xport://warehouse/fct_parcels")
+FCT_PARCEL_EVENTS = Asset("xport://warehouse/fct_parcel_events")
+FACT_ASSETS = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
+
+
+def ingest_window(
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    lookback_days: int,
+    *,
+    run_after: datetime | None = None,
+) -> tuple[datetime, datetime]:
+    """Return the `[start, end)` window of creation times a list endpoint re-reads.
+
+    That is the run's data interval widened by `lookback_days`. A run triggered without a
+    logical date has no data interval; it covers the day that ends at `run_after`.
+    """
+    if lookback_days < 0:
+        raise ValueError(f"lookback_days must be >= 0, got {lookback_days}")
+    if interval_start is None or interval_end is None:
+        if run_after is None:
+            raise ValueError("a run without a data interval needs run_after")
+        interval_end = run_after
+        interval_start = run_after - timedelta(days=1)
+    start, end = _utc(interval_start), _utc(interval_end)
+    if end <= start:
+        raise ValueError(f"empty data interval [{start}, {end})")
+    return start - timedelta(days=lookback_days), end
+
+
+def _utc(value: datetime) -> datetime:
+    # a plain datetime in UTC: pendulum's DateTime (what Airflow puts in the context) loses its
+    # tzinfo in `+ timedelta` when that tzinfo is `datetime.UTC`
+    if value.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone")
+    v = value.astimezone(UTC)
+    return datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=UTC)
+
+
+def _settings():
+    from xport_hook import XportHook
+
+    return XportHook().get_settings()
+
+
+# three generic tasks; the DAG names each use of them (task id, docs, outlets) with `.override`
+
+
+@task(pool=API_POOL)
+def extract_list(endpoint: str, **context: Any) -> list[str]:
+    """Land `endpoint` for the run's window, one manifest per chunk of at most `LIST_CHUNK`."""
+    from xport_etl.pipeline import extract_window, split_window
+
+    start, end = ingest_window(
+        context.get("data_interval_start"),
+        context.get("data_interval_end"),
+        int(context["params"]["lookback_days"]),
+        run_after=context["dag_run"].run_after,
+    )
+    settings = _settings()
+    return [
+        extract_window(settings, endpoint, lo, hi, mode="create")
+        for lo, hi in split_window(start, end, LIST_CHUNK)
+    ]
+
+
+@task(pool=API_POOL)
+def extract_fanout(endpoint: str) -> list[str]:
+    """Call `endpoint` once per key the published warehouse names; land the answers."""
+    from xport_etl.pipeline import extract_fanout as fanout
+
+    return fanout(_settings(), endpoint)
+
+
+@task
+def load(manifests: list[str]) -> dict[str, Any]:
+    """Publish the landed windows; skipped when nothing was landed."""
+    if not manifests:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("nothing was landed: nothing to load")
+    from xport_etl.pipeline import load_windows
+
+    result = load_windows(_settings(), manifests)
+    return {"rows_written": result["rows_written"], "rejects": result["rejects"]}
+
+
+def _extract_list_doc(endpoint: str) -> str:
+    return (
+        f"Page `{endpoint}` for the records created in the run's window (the data interval plus"
+        " `lookback_days`, in chunks of at most 31 days) and land the raw pages. Returns the"
+        " manifest paths. Runs in the `xport_api` pool."
+    )
+
+
+def _extract_fanout_doc(endpoint: str, keys: str) -> str:
+    return (
+        f"Call `{endpoint}` once per key the published warehouse names ({keys}) and land the"
+        " answers. Returns the manifest paths (none when there is nothing to fetch). Runs in"
+        " the `xport_api` pool."
+    )
+
+
+def _load_doc(upstream: str, *assets: Asset) -> str:
+    uris = ", ".join(f"`{a.uri}`" for a in assets)
+    return (
+        f"Normalise what `{upstream}` landed and publish it into the DuckDB warehouse atomically"
+        f" (data checks included), emitting {uris}. Returns the rows written per table and the"
+        " rejects; skipped when nothing was landed."
+    )
+
+
+def _load_task(upstream: str, *assets: Asset):
+    task_id = upstream.replace("extract_", "load_")
+    return load.override(task_id=task_id, outlets=list(assets), doc_md=_load_doc(upstream, *assets))
+
+
+@dag(
+    dag_id="xport_ingest",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "xport-etl",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+    },
+    params={
+        "lookback_days": Param(
+            30,
+            type="integer",
+            minimum=0,
+            description="Re-read orders and refunds created this many days before the data"
+            " interval (they keep changing for weeks).",
+        ),
+    },
+    tags=["xport", "ingest", "taobao", "1688"],
+)
+def xport_ingest() -> None:
+    with TaskGroup("taobao", tooltip="Taobao purchase orders, refunds and parcels"):
+        orders = extract_list.override(
+            task_id="extract_orders", doc_md=_extract_list_doc("taobao_orders")
+        )("taobao_orders")
+        loaded = _load_task("extract_orders", FCT_ORDERS, FCT_ORDER_LINES)(orders)
+        logistics = extract_fanout.override(
+            task_id="extract_logistics",
+            doc_md=_extract_fanout_doc(
+                "taobao_logistics", "shipped purchase lines whose parcels are not all delivered"
+            ),
+        )("taobao_logistics")
+        loaded >> logistics
+        _load_task("extract_logistics", FCT_PARCELS, FCT_PARCEL_EVENTS)(logistics)
+
+        refunds = extract_list.override(
+            task_id="extract_refunds", doc_md=_extract_list_doc("taobao_refunds")
+        )("taobao_refunds")
+        _load_task("extract_refunds", FCT_REFUNDS)(refunds)
+
+    with TaskGroup("alibaba", tooltip="1688 purchase orders, then their refunds and parcels"):
+        orders = extract_list.override(
+            task_id="extract_orders", doc_md=_extract_list_doc("alibaba_orders")
+        )("alibaba_orders")
+        loaded = _load_task("extract_orders", FCT_ORDERS, FCT_ORDER_LINES)(orders)
+        refunds = extract_fanout.override(
+            task_id="extract_refunds",
+            doc_md=_extract_fanout_doc(
+                "alibaba_refunds", "refundIds on 1688 items whose refund is not yet final"
+            ),
+        )("alibaba_refunds")
+        logistics = extract_fanout.override(
+            task_id="extract_logistics",
+            doc_md=_extract_fanout_doc(
+                "alibaba_logistics", "shipped 1688 orders whose trace is not yet final"
+            ),
+        )("alibaba_logistics")
+        loaded >> [refunds, logistics]
+        _load_task("extract_refunds", FCT_REFUNDS)(refunds)
+        _load_task("extract_logistics", FCT_PARCELS, FCT_PARCEL_EVENTS)(logistics)
+
+
+xport_ingest()

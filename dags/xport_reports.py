@@ -1,0 +1,67 @@
+"""
+# xport_reports
+
+Re-create the warehouse's report views and run every data check, whenever `xport_ingest` has
+published any fact table.
+
+**Schedule.** On assets: a run is queued as soon as any of `xport://warehouse/fct_orders`,
+`fct_order_lines`, `fct_refunds`, `fct_parcels` or `fct_parcel_events` has a new event (the load
+tasks of `xport_ingest` emit them). Several loads in one ingest run collapse into one or a few
+report runs; `max_active_runs=1` keeps them from overlapping.
+
+**Task.** `refresh` builds the next warehouse state with the views re-created and every check in
+`sql/checks/` run, and publishes it atomically only if all checks pass; otherwise it fails with
+`CheckFailedError` (the published warehouse stays as it was) and names the failed checks. The
+reporting time zone comes from the connection (`report_tz` extra) or `XPORT_REPORT_TZ`.
+
+Reports are read from the published warehouse, e.g. `xport-etl report spend` or
+`duckdb -readonly data/warehouse.duckdb`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, dag, task
+
+FACT_TABLES = ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events")
+FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS = (
+    Asset(f"xport://warehouse/{name}") for name in FACT_TABLES
+)
+
+
+@dag(
+    dag_id="xport_reports",
+    doc_md=__doc__,
+    # any of the fact tables updated → one run
+    schedule=(FCT_ORDERS | FCT_ORDER_LINES | FCT_REFUNDS | FCT_PARCELS | FCT_PARCEL_EVENTS),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "xport-etl",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+    },
+    tags=["xport", "reports"],
+)
+def xport_reports() -> None:
+    @task(
+        doc_md=(
+            "Re-create the report views and run every data check; publish atomically only if"
+            " all pass (`CheckFailedError` otherwise). Returns the warehouse path."
+        )
+    )
+    def refresh() -> dict[str, Any]:
+        from xport_hook import XportHook
+
+        from xport_etl.pipeline import refresh_warehouse
+
+        return refresh_warehouse(XportHook().get_settings())
+
+    refresh()
+
+
+xport_reports()
