@@ -13,11 +13,13 @@ alibaba  extract_orders → load_orders ┬→ extract_refunds → load_refunds
 
 **Schedule and window.** A data-interval timetable, `CronDataIntervalTimetable("0 0 * * *",
 "UTC")`: the run for logical date *D* covers the UTC day `[D, D+1)` and starts once that day is
-over. Orders and refunds keep changing for weeks after they are created, so each list endpoint
-(`extract_orders`, Taobao `extract_refunds`) re-reads everything *created* in
-`[data_interval_start - lookback_days, data_interval_end)` (in chunks of at most 31 days) and the
-load replaces exactly that window; re-runs and backfills are idempotent. `lookback_days` is a
-run parameter (default 30); one run with a large value reloads the whole history:
+over. Each list endpoint reads the window its declaration in `xport_etl/endpoints.py` chooses
+(`xport_etl.pipeline.interval_window`): Taobao and 1688 orders by **update time** (what changed
+in the interval), Taobao refunds by **creation time** with a 45-day lookback (the refund list
+filters on creation only, and refunds move for weeks). Windows end `XPORT_SAFETY_LAG` (5 min)
+before now, split into chunks of at most 31 days, and the load merges by key with the latest
+update winning, so re-runs and backfills are idempotent. The run parameter `lookback_days`
+(default 0) widens every window: one run with a large value loads the whole history,
 `airflow dags test xport_ingest 2026-07-01 -c '{"lookback_days": 200}'` (`dags test` infers the
 interval that *ends* at the date it is given: here `[2026-06-30, 2026-07-01)`).
 
@@ -30,17 +32,16 @@ page: they call a detail endpoint once per key the *published* warehouse names (
 or orders whose parcels are not all delivered; 1688 refundIds not yet final), so they run after
 their platform's `load_orders`. When there is nothing to fetch, the load is skipped.
 
-**Pool `xport_api`.** Every task that calls the API runs in the pool `xport_api`. Airflow does
-not create it, and the scheduler never schedules a task whose pool does not exist, so create it
-once per installation:
+**Pool `xport_api`.** Every task that calls the API runs in the pool `xport_api`, which caps
+how many of them run at once. Airflow does not create it, and the scheduler never schedules a
+task whose pool does not exist, so create it once per installation:
 
-    airflow pools set xport_api 1 "Xportcn API calls"
+    airflow pools set xport_api 4 "Xportcn API calls"
 
-Inside a task the library's rate limiter paces every request to the connection's `rate_limit`
-(requests per second, default 10, the API's assumed per-key limit). That limiter is shared by the
-threads of one process, not across tasks: the pool caps how many API tasks run at once, so keep
-`slots × rate_limit ≤` the key's limit. One slot at the full rate is the simplest and, since every
-call counts against one budget, as fast as any; e.g. 4 slots need `"rate_limit": 2.5`.
+The pool caps concurrency; the rate is the library's: every process using the same data
+directory shares one budget per access key (`XPORT_RATE_LIMIT` / the connection's `rate_limit`,
+default 10 requests/s, the API's assumed per-key limit) through a lock file under
+`<data_dir>/state/ratelimit/`, so four concurrent tasks together still stay under the limit.
 
 **Assets.** Each load publishes the warehouse atomically and emits the assets of the tables it
 wrote (`xport://warehouse/fct_orders`, `fct_order_lines`, `fct_refunds`, `fct_parcels`,
@@ -117,7 +118,7 @@ def _settings():
 @task(pool=API_POOL)
 def extract_list(endpoint: str, **context: Any) -> list[str]:
     """Land `endpoint` for the run's window, one manifest per chunk of at most `LIST_CHUNK`."""
-    from xport_etl.pipeline import extract_window, split_window
+    from xport_etl.pipeline import extract_interval
 
     start, end = ingest_window(
         context.get("data_interval_start"),
@@ -125,11 +126,7 @@ def extract_list(endpoint: str, **context: Any) -> list[str]:
         int(context["params"]["lookback_days"]),
         run_after=context["dag_run"].run_after,
     )
-    settings = _settings()
-    return [
-        extract_window(settings, endpoint, lo, hi, mode="create")
-        for lo, hi in split_window(start, end, LIST_CHUNK)
-    ]
+    return extract_interval(_settings(), endpoint, start, end, chunk=LIST_CHUNK)
 
 
 @task(pool=API_POOL)
@@ -155,9 +152,9 @@ def load(manifests: list[str]) -> dict[str, Any]:
 
 def _extract_list_doc(endpoint: str) -> str:
     return (
-        f"Page `{endpoint}` for the records created in the run's window (the data interval plus"
-        " `lookback_days`, in chunks of at most 31 days) and land the raw pages. Returns the"
-        " manifest paths. Runs in the `xport_api` pool."
+        f"Page `{endpoint}` for the run's window (its declared incremental window for the data"
+        " interval, widened by `lookback_days`, in chunks of at most 31 days) and land the raw"
+        " pages. Returns the manifest paths. Runs in the `xport_api` pool."
     )
 
 
@@ -198,11 +195,11 @@ def _load_task(upstream: str, *assets: Asset):
     },
     params={
         "lookback_days": Param(
-            30,
+            0,
             type="integer",
             minimum=0,
-            description="Re-read orders and refunds created this many days before the data"
-            " interval (they keep changing for weeks).",
+            description="Widen every list window this many days before the data interval"
+            " (a first load or a backfill; the declared lookbacks apply anyway).",
         ),
     },
     tags=["xport", "ingest", "taobao", "1688"],

@@ -153,7 +153,7 @@ def _restriction():
 def test_ingest_wiring(dagbag):
     dag = dagbag.dags["xport_ingest"]
     assert {"taobao", "1688"} <= set(dag.tags)
-    assert dag.params["lookback_days"] == 30
+    assert dag.params["lookback_days"] == 0
     assert set(dag.task_group.children) == {"taobao", "alibaba"}
     tasks = dag.task_dict
     assert set(tasks) == API_TASKS | set(LOAD_OUTLETS)

@@ -193,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     from xport_etl.dashboard import register as register_dashboard
 
     register_dashboard(sub)
+    from xport_etl.docs import register as register_docs
+
+    register_docs(sub)
 
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--start", required=True, help="window start, inclusive, e.g. 2026-01-01")
@@ -251,14 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="start the sandbox, run the DAGs through Airflow, print the reports",
                        description="What `make demo` runs. Options after `demo` go to the demo "
                                    "(see `python -m xport_etl.demo --help`).")
-    p.add_argument("demo_args", nargs=argparse.REMAINDER, help="options for the demo, e.g. --orders 3000 --fresh")
     p.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "command", None) == "demo":
+        args.demo_args = extra  # everything after `demo` is the demo's own (see its --help)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run_command(args)

@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,7 +59,7 @@ from xport_etl.errors import (
     RetriableError,
     XportError,
 )
-from xport_etl.ratelimit import Limiter, RateLimiter, limiter_for
+from xport_etl.ratelimit import Limiter, RateLimiter, shared_limiter
 from xport_etl.settings import Settings
 
 __all__ = [
@@ -357,7 +358,8 @@ class XportClient:
     Args:
         settings: where and who (base URL, credentials, rate limit, timeout).
         transport: an httpx transport (e.g. ``httpx.MockTransport`` in tests).
-        limiter: a rate limiter; default: the process-wide limiter of the access key.
+        limiter: a rate limiter; default: the machine-wide limiter of the access key (a file
+            under ``<data_dir>/state/ratelimit/``), shared by every process and thread.
         sleep: how to wait between retries (injectable for tests).
         retry: the retry constants.
         assumptions: the [assumed] contract choices (default :data:`~xport_etl.endpoints.ASSUMED`).
@@ -387,7 +389,7 @@ class XportClient:
             limiter
             if limiter is not None
             else (
-                limiter_for(settings.access_key, settings.rate_limit)
+                shared_limiter(Path(settings.data_dir) / "state", settings.access_key, settings.rate_limit)
                 if settings.rate_limit
                 else RateLimiter(None)
             )

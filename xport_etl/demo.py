@@ -10,7 +10,7 @@ first use; the variables below override it):
    ``/_sandbox/health`` answers. The connection paces the client at the same 100 requests/s, so
    the fan-out (a logistics call per shipped line) takes seconds, not minutes.
 3. ``airflow db migrate``, only when the database is missing or was migrated by another Airflow
-   version; then ``airflow pools set xport_api 1 …`` (the DAG's API tasks run in that pool, and a
+   version; then ``airflow pools set xport_api 4 …`` (the DAG's API tasks run in that pool, and a
    scheduler never schedules a task whose pool does not exist).
 4. The ``xport_default`` connection as ``AIRFLOW_CONN_XPORT_DEFAULT`` (JSON) and
    ``XPORT_DATA_DIR=<project>/data/demo``.
@@ -64,7 +64,7 @@ SANDBOX_SEED = 7
 SANDBOX_ORDERS = 1500
 RATE_LIMIT = 100.0  # requests/s: the sandbox's limit per access key, and the client's pace
 API_POOL = "xport_api"
-API_POOL_SLOTS = 1  # slots x the connection's rate_limit must stay within the key's limit
+API_POOL_SLOTS = 4  # concurrency only: the rate limiter is shared across processes (a lock file)
 REPORTS = ("spend", "fulfilment")
 FACT_TABLES = ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events")
 SANDBOX_START_TIMEOUT = 60.0
@@ -443,6 +443,15 @@ def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
         " read_only=True).sql('from rpt_spend_monthly'))\"",
         markup=False,
     )
+    from xport_etl.dashboard import build_dashboard
+
+    try:
+        board = build_dashboard(settings.data_dir, settings.data_dir / "dashboard.html",
+                                report_tz=settings.report_tz)
+    except Exception as exc:
+        raise DemoError(f"the dashboard failed: {type(exc).__name__}: {exc}") from exc
+    shown = board.relative_to(PROJECT_DIR) if board.is_relative_to(PROJECT_DIR) else board
+    _ok(f"dashboard: {shown} (one self-contained HTML file: open it in a browser)")
 
 
 def _shorten(value: str, width: int = 160) -> str:

@@ -317,13 +317,20 @@ def _count_requests(manifest: Manifest, before: dict, after: dict) -> None:
 
 
 def interval_window(
-    settings: Settings, endpoint: str, start: datetime, end: datetime, *, now: datetime | None = None
+    settings: Settings,
+    endpoint: str,
+    start: datetime,
+    end: datetime,
+    *,
+    lookback: timedelta = timedelta(0),
+    now: datetime | None = None,
 ) -> tuple[str, datetime, datetime]:
     """The window an incremental run reads for the data interval ``[start, end)``.
 
     An endpoint declared ``incremental="update"`` reads what changed in the interval; one declared
-    ``"create"`` re-reads its ``lookback`` before the interval (records keep changing after they
-    are created). Either way the window ends ``settings.safety_lag`` before ``now``.
+    ``"create"`` re-reads its declared ``lookback`` before the interval (records keep changing
+    after they are created). ``lookback`` widens either (a first load, a backfill). The window
+    ends ``settings.safety_lag`` before ``now``: the newest writes may not be visible yet.
 
     Returns:
         ``(mode, window_start, window_end)``.
@@ -333,17 +340,28 @@ def interval_window(
     start, end = _utc(start), _utc(end)
     now = _utc(now) if now else datetime.now(UTC)
     end = min(end, now - timedelta(seconds=settings.safety_lag))
-    start = start - spec.lookback
+    start = start - spec.lookback - lookback
     if end <= start:
         raise ValueError(f"{endpoint}: the interval ends within the safety lag of now; nothing to read yet")
     return mode, start, end
 
 
-def extract_interval(settings: Settings, endpoint: str, start: datetime, end: datetime, *,
-                     client=None, progress: Progress | None = None) -> str:
-    """:func:`extract_window` for an incremental run's data interval (see :func:`interval_window`)."""
-    mode, lo, hi = interval_window(settings, endpoint, start, end)
-    return extract_window(settings, endpoint, lo, hi, mode=mode, client=client, progress=progress)
+def extract_interval(
+    settings: Settings,
+    endpoint: str,
+    start: datetime,
+    end: datetime,
+    *,
+    lookback: timedelta = timedelta(0),
+    chunk: timedelta = DEFAULT_CHUNK,
+    client=None,
+    progress: Progress | None = None,
+) -> list[str]:
+    """Land a list endpoint for an incremental run's data interval (see :func:`interval_window`),
+    in windows of at most ``chunk``; returns the manifest paths (what the DAG's tasks call)."""
+    mode, lo, hi = interval_window(settings, endpoint, start, end, lookback=lookback)
+    return [extract_window(settings, endpoint, a, b, mode=mode, client=client, progress=progress)
+            for a, b in split_window(lo, hi, chunk)]
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Client-side rate limiting: one budget per access key, shared by every thread of the process.
+"""Client-side rate limiting: one budget per access key, shared by every thread of the process
+(:class:`RateLimiter`) or by every process on the machine (:class:`FileRateLimiter`).
 
 The server's limit is **[assumed]** 10 requests/s per access key (CONTRACT §2), shared by every
 caller using that key. :func:`limiter_for` hands out one :class:`RateLimiter` per access key per
@@ -9,12 +10,16 @@ or Redis, without touching the client.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Limiter", "RateLimiter", "limiter_for", "reset_limiters"]
+__all__ = ["FileRateLimiter", "Limiter", "RateLimiter", "limiter_for", "reset_limiters", "shared_limiter"]
 
 
 class Limiter(Protocol):
@@ -114,3 +119,75 @@ def reset_limiters() -> None:
     """Forget every shared limiter (for tests)."""
     with _registry_lock:
         _registry.clear()
+
+
+class FileRateLimiter:
+    """The same GCRA budget, shared by every process that uses the same file.
+
+    Airflow runs each task in its own process, so a per-process limiter lets N concurrent tasks
+    send N times the key's budget. This one keeps the "theoretical arrival time" of the next
+    request in a small file and updates it under an exclusive ``flock``: every process and thread
+    reserving a slot through the same file shares one budget. On several hosts, put the file on
+    storage that supports ``flock`` (NFSv4) or swap in a Redis-backed limiter with the same
+    ``acquire()``. Times come from ``time.time`` (comparable across processes).
+    """
+
+    def __init__(self, path: Path | str, rate: float | None, burst: int = 1, *,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst!r}")
+        self.path = Path(path)
+        self.rate = float(rate or 0.0)
+        self.burst = burst
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()  # flock does not exclude threads sharing one descriptor
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def reserve(self) -> float:
+        if self.rate <= 0:
+            return 0.0
+        interval = 1.0 / self.rate
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                raw = os.pread(self._fd, 64, 0)
+                now = self._clock()
+                try:
+                    tat = max(float(raw.decode().strip()), now) if raw.strip() else now
+                except ValueError:
+                    tat = now  # a torn or foreign file: start afresh
+                allowed_at = tat - (self.burst - 1) * interval
+                data = f"{tat + interval:.6f}".ljust(32).encode()
+                os.pwrite(self._fd, data, 0)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return max(0.0, allowed_at - now)
+
+    def acquire(self) -> float:
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def __repr__(self) -> str:
+        return f"FileRateLimiter(path={str(self.path)!r}, rate={self.rate!r}, burst={self.burst!r})"
+
+
+_shared: dict[Path, FileRateLimiter] = {}
+
+
+def shared_limiter(state_dir: Path | str, access_key: str, rate: float | None) -> FileRateLimiter:
+    """The machine-wide limiter of ``access_key``: one file per key under ``state_dir``.
+
+    The file is named by a hash of the key, never the key itself. Within a process the same
+    object is returned for the same file, so its threads also share one descriptor and lock.
+    """
+    name = hashlib.sha256(access_key.encode()).hexdigest()[:16]
+    path = (Path(state_dir) / "ratelimit" / f"{name}.tat").resolve()
+    with _registry_lock:
+        limiter = _shared.get(path)
+        if limiter is None:
+            limiter = _shared[path] = FileRateLimiter(path, rate)
+        limiter.rate = float(rate or 0.0)
+        return limiter

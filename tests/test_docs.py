@@ -1,0 +1,202 @@
+"""The data dictionary (``xport_etl.docs``): the committed files are current, and what they say
+agrees with a real warehouse built from the sandbox and with the ``WAREHOUSE.md`` contract."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from datetime import timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from xport_etl import docs
+from xport_etl.load import SQL_DIR, warehouse_path
+from xport_etl.pipeline import run_window
+from xport_etl.sandbox.testing import SandboxServer
+from xport_etl.sandbox.world import WorldConfig
+from xport_etl.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+WAREHOUSE_MD = Path(os.environ.get("XPORT_WAREHOUSE_MD", REPO.parent / "shared" / "xport-api" / "WAREHOUSE.md"))
+STALE = ("{} is not what `xport-etl docs` generates now (a schema, view or status mapping changed): "
+         "run `xport-etl docs` (or `python -m xport_etl.docs`) and commit the result")
+
+
+def parse_dictionary(markdown: str) -> dict[str, dict[str, tuple[str, bool]]]:
+    """``object → {column: (type, contract)}``, read back from the generated Markdown."""
+    objects: dict[str, dict[str, tuple[str, bool]]] = {}
+    current = None
+    for line in markdown.splitlines():
+        if m := re.fullmatch(r"### `(\w+)`", line):
+            current = objects.setdefault(m[1], {})
+        elif line.startswith("#"):
+            current = None
+        elif current is not None and (m := re.match(r"\| `(\w+)` \| ([^|]+?) \| (contract|addition) \|", line)):
+            assert m[1] not in current, f"column {m[1]} listed twice"
+            current[m[1]] = (m[2], m[3] == "contract")
+    return objects
+
+
+def analyst_facing(name: str) -> bool:
+    return name.startswith(("fct_", "rpt_")) or name in ("etl_runs", "etl_rejects")
+
+
+@pytest.fixture(scope="module")
+def markdown() -> str:
+    return docs.build_dictionary("md")
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    """A warehouse from a small sandbox run over real HTTP (every endpoint, both platforms)."""
+    data_dir = tmp_path_factory.mktemp("docs_wh")
+    with SandboxServer(WorldConfig(seed=3, orders=80), rate_limit=None) as sandbox:
+        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
+        world = sandbox.world
+        run_window(settings, world.config.start, world.clock + timedelta(days=30), chunk=timedelta(days=400))
+    return warehouse_path(data_dir)
+
+
+def test_committed_dictionary_is_current(markdown):
+    for fmt, name in docs.FILES.items():
+        path = SQL_DIR / name
+        assert path.exists(), STALE.format(f"sql/{name} is missing; it")
+        expected = markdown if fmt == "md" else docs.build_dictionary(fmt)
+        assert path.read_text(encoding="utf-8") == expected, STALE.format(f"sql/{name}")
+
+
+def test_dictionary_matches_a_real_warehouse(markdown, warehouse):
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "select table_name, column_name, data_type from information_schema.columns "
+            "where table_schema = 'main' order by table_name, ordinal_position").fetchall()
+        kinds = dict(con.execute("select table_name, table_type from information_schema.tables").fetchall())
+        assert con.execute("select count(*) from fct_orders").fetchone()[0] > 0
+    finally:
+        con.close()
+    actual: dict[str, list[tuple[str, str]]] = {}
+    for table, column, type_ in rows:
+        if analyst_facing(table):
+            actual.setdefault(table, []).append((column, type_))
+
+    parsed = parse_dictionary(markdown)  # the rendered text, so a broken renderer fails here
+    assert sorted(parsed) == sorted(actual), "objects in the dictionary differ from the warehouse's"
+    for name, columns in actual.items():
+        listed = [(c, t) for c, (t, _) in parsed[name].items()]
+        assert listed == columns, f"{name}: dictionary {listed} != warehouse {columns}"
+        assert kinds[name] == ("VIEW" if name.startswith("rpt_") else "BASE TABLE"), name
+
+    model = {o.name: o for s in docs.sections() for o in s.objects}  # and the generator's model
+    assert {n: [(c.name, c.type) for c in o.columns] for n, o in model.items()} == actual
+
+
+def test_every_view_column_has_a_meaning(markdown):
+    assert docs.UNDOCUMENTED not in markdown, "a view column has no entry in docs.VIEW_COLUMNS"
+    described = docs.view_columns()
+    assert set(docs.VIEW_COLUMNS) == set(described), "VIEW_COLUMNS names a view that does not exist"
+    for view, meanings in docs.VIEW_COLUMNS.items():
+        stale = set(meanings) - {c for c, _ in described[view]}
+        assert not stale, f"docs.VIEW_COLUMNS[{view!r}] documents columns the view no longer has: {stale}"
+    for obj in (o for s in docs.sections() for o in s.objects):
+        assert obj.doc.strip(), f"{obj.name} has no description"
+        assert all(c.doc.strip() for c in obj.columns), f"{obj.name} has a column without a meaning"
+
+
+def parse_warehouse_md(text: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """``WAREHOUSE.md`` → (fact table → its column names, report view → the columns its bullet names)."""
+    tables: dict[str, set[str]] = {}
+    views: dict[str, set[str]] = {}
+    current = None
+    bullet = None
+    for line in text.splitlines():
+        if m := re.match(r"`(fct_\w+)` — ", line):
+            current = tables.setdefault(m[1], set())
+        elif current is not None and line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            current.update(re.findall(r"`(\w+)`", first_cell))
+        if m := re.match(r"- `(rpt_\w+)` — ", line):
+            bullet = views.setdefault(m[1], set())
+            line = line[m.end():]
+        elif not line.startswith("  "):
+            bullet = None
+        if bullet is not None:
+            bullet.update(re.findall(r"`([a-z_0-9]+)`", line))
+    return tables, views
+
+
+def test_every_warehouse_md_column_is_in_the_dictionary(markdown):
+    if not WAREHOUSE_MD.exists():
+        pytest.skip(f"the contract WAREHOUSE.md is not at {WAREHOUSE_MD} (set XPORT_WAREHOUSE_MD)")
+    tables, views = parse_warehouse_md(WAREHOUSE_MD.read_text(encoding="utf-8"))
+    assert set(tables) == {"fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events"}
+    assert all(len(cols) >= 7 for cols in tables.values()), tables  # the parser really read the tables
+    parsed = parse_dictionary(markdown)
+    for table, columns in tables.items():
+        assert table in parsed, f"{table} (WAREHOUSE.md) is missing from the dictionary"
+        missing = columns - set(parsed[table])
+        assert not missing, f"{table}: WAREHOUSE.md columns missing from the dictionary: {missing}"
+        contract = {c for c, (_, public) in parsed[table].items() if public}
+        assert contract == columns, (f"{table}: columns marked contract {sorted(contract)} differ from "
+                                     f"WAREHOUSE.md {sorted(columns)}")
+    assert set(views) <= set(parsed) and len(views) == 5, views
+    for view, columns in views.items():
+        not_contract = {c for c in columns if not parsed[view].get(c, ("", False))[1]}
+        assert not not_contract, f"{view}: WAREHOUSE.md names {not_contract}, not contract columns here"
+
+
+def test_status_mappings_come_from_the_normalisers(markdown):
+    from xport_etl.normalize import TAOBAO_ORDER_STATUS
+    from xport_etl.normalize_more import ALIBABA_REFUND_STATUS
+
+    for code, unified in TAOBAO_ORDER_STATUS.items():
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| `{unified}` |"))
+        assert f"`{code}`" in row.split("|")[2]
+    for status in (s for s in ALIBABA_REFUND_STATUS if s):
+        assert f"`{status}`" in markdown
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids, self.hrefs, self.tags, self.external = set(), set(), [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a":
+            self.hrefs.add(attrs.get("href"))
+        if tag in ("script", "link", "img") or (attrs.get("src") or "").startswith("http"):
+            self.external.append(tag)
+
+
+def test_html_is_one_self_contained_page_with_a_table_of_contents(markdown):
+    page = docs.build_dictionary("html")
+    parser = _Collect()
+    parser.feed(page)
+    names = set(parse_dictionary(markdown))
+    assert names <= parser.ids, names - parser.ids
+    assert {f"#{n}" for n in names} <= parser.hrefs  # the table of contents links every object
+    assert all(h.startswith("#") for h in parser.hrefs)
+    assert not parser.external and "<style>" in page
+    assert parser.tags.count("table") == len(names) + 2  # one per object, two status mappings
+
+
+def test_cli_writes_the_requested_formats(tmp_path, capsys):
+    assert docs.main(["--out", str(tmp_path / "md"), "--format", "md"]) == 0
+    assert [p.name for p in (tmp_path / "md").iterdir()] == ["DATA_DICTIONARY.md"]
+
+    parser = argparse.ArgumentParser(prog="xport-etl")
+    docs.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["docs", "--out", str(tmp_path / "both")])
+    assert args.func(args) == 0
+    assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["DATA_DICTIONARY.md", "data_dictionary.html"]
+    assert "data_dictionary.html" in capsys.readouterr().out
+    with pytest.raises(ValueError):
+        docs.build_dictionary("pdf")
