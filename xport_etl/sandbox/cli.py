@@ -1,6 +1,7 @@
 """The ``sandbox`` CLI command: serve the sandbox, or write its ground truth.
 
     xport-etl sandbox --port 8765 --seed 7 --orders 2000 --rate-limit 10
+    xport-etl sandbox --faults flaky --fault-seed 3
     xport-etl sandbox truth --seed 7 --orders 2000 --out data/truth
 
 ``register(subparsers)`` adds the command to the main CLI; each parsed namespace carries
@@ -14,6 +15,7 @@ import logging
 from datetime import datetime
 
 from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_HOST, DEFAULT_PORT
+from xport_etl.sandbox.faults import PROFILES
 from xport_etl.sandbox.world import WorldConfig
 
 log = logging.getLogger("xport_etl.sandbox")
@@ -71,14 +73,20 @@ def _config(args: argparse.Namespace) -> WorldConfig:
 
 def serve(args: argparse.Namespace) -> int:
     """Serve the sandbox until interrupted."""
+    import dataclasses
+
     import uvicorn
 
+    from xport_etl.sandbox.faults import profile_for
     from xport_etl.sandbox.server import create_app
     from xport_etl.sandbox.world import World
 
     world = World(_config(args))
     rate = args.rate_limit if args.rate_limit and args.rate_limit > 0 else None
-    app = create_app(world, rate_limit=rate)
+    profile = profile_for(args.faults)
+    if args.fault_slow is not None:
+        profile = dataclasses.replace(profile, slow_s=args.fault_slow)
+    app = create_app(world, rate_limit=rate, faults=profile, fault_seed=args.fault_seed)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # the sandbox secret is a public default, still never printed
     log.info(
@@ -90,6 +98,18 @@ def serve(args: argparse.Namespace) -> int:
         world.taobao.count_visible(world.clock_ms),
         f"{rate}/s" if rate else "off",
     )
+    if profile.active:
+        log.info(
+            "fault profile %r (seed %d): %.0f%% of API requests get a fault%s; "
+            "counts at /_sandbox/stats",
+            profile.name,
+            args.fault_seed,
+            profile.rate * 100,
+            f", the first {profile.drift_requests} list pages move the clock "
+            f"{profile.drift_step_s:g} s each"
+            if profile.drift_requests and profile.drift_step_s
+            else "",
+        )
     uvicorn.run(
         app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
     )
@@ -132,6 +152,29 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=10.0,
         help="requests per second per access key; 0 turns the limit off "
         "(default 10), e.g. --rate-limit 50",
+    )
+    parser.add_argument(
+        "--faults",
+        choices=sorted(PROFILES),
+        default="none",
+        help="fault profile: none; flaky (~10%% of API requests get a retriable gateway or "
+        "envelope error); drift (the clock jumps while a run pages); nasty (~25%%: also "
+        "dropped connections, cut-off and slow answers, some drift). Default none, "
+        "e.g. --faults flaky",
+    )
+    parser.add_argument(
+        "--fault-seed",
+        type=int,
+        default=0,
+        help="seed of the fault decisions (default 0), e.g. --fault-seed 3",
+    )
+    parser.add_argument(
+        "--fault-slow",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a 'slow' fault waits before answering (default 2); make it longer than "
+        "the client's XPORT_TIMEOUT to see timeouts, e.g. --fault-slow 35",
     )
     _add_world_options(parser, suppress=False)
     parser.set_defaults(func=serve)

@@ -5,6 +5,10 @@ rate limit (HTTP 429 with ``Retry-After``), the authentication check (envelope `
 inside HTTP 200), then the endpoint itself (envelope ``code`` 200, or 400/404). ``/_sandbox/...`` endpoints are for tests and
 demos: no authentication, no rate limit, never part of the contract.
 
+In front of all that sits an optional fault profile (``faults="flaky"`` …, see
+:mod:`xport_etl.sandbox.faults`): gateway errors, dropped connections, cut-off and slow answers
+and clock drift, injected deterministically per ``fault_seed`` and counted in ``/_sandbox/stats``.
+
 The signature check is written here on its own, from the contract, and does not share code with
 the client: a shared bug would otherwise pass unnoticed.
 """
@@ -28,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+from xport_etl.sandbox.faults import APP_SERVES, FaultInjector, FaultProfile
 from xport_etl.sandbox.world import CST, World, cst_text, parse_cst
 
 NONCE_TTL_S = 600
@@ -144,12 +149,17 @@ class Authenticator:
 
 
 class Stats:
-    """Counts requests, HTTP 429s and envelope codes per endpoint."""
+    """Counts requests, HTTP 429s, envelope codes and injected faults per endpoint."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._per: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"requests": 0, "throttled": 0, "codes": defaultdict(int)}
+            lambda: {
+                "requests": 0,
+                "throttled": 0,
+                "codes": defaultdict(int),
+                "faults": defaultdict(int),
+            }
         )
 
     def record(self, endpoint: str, *, throttled: bool = False, code: int | None = None) -> None:
@@ -161,6 +171,14 @@ class Stats:
             if code is not None:
                 entry["codes"][str(code)] += 1
 
+    def fault(self, endpoint: str, kind: str, *, request: bool = False) -> None:
+        """Count an injected fault; ``request``: also count the request (the app never saw it)."""
+        with self._lock:
+            entry = self._per[endpoint]
+            entry["faults"][kind] += 1
+            if request:
+                entry["requests"] += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             endpoints = {
@@ -168,12 +186,19 @@ class Stats:
                     "requests": e["requests"],
                     "throttled": e["throttled"],
                     "codes": dict(e["codes"]),
+                    # only where a fault was injected: without faults the shape is unchanged
+                    **({"faults": dict(e["faults"])} if e["faults"] else {}),
                 }
                 for name, e in self._per.items()
             }
+        faults: dict[str, int] = defaultdict(int)
+        for e in endpoints.values():
+            for kind, n in e.get("faults", {}).items():
+                faults[kind] += n
         return {
             "requests": sum(e["requests"] for e in endpoints.values()),
             "throttled": sum(e["throttled"] for e in endpoints.values()),
+            "faults": dict(sorted(faults.items())),
             "endpoints": endpoints,
         }
 
@@ -280,6 +305,35 @@ def _page_data(total: int, records: list, page_no: int, page_size: int) -> dict:
 # the app
 
 
+class SandboxApp(FastAPI):
+    """The FastAPI app with the fault profile in front of every API route.
+
+    Faults are injected here, outside Starlette's middleware, because a dropped connection needs
+    the server's own ``send`` (see :func:`xport_etl.sandbox.faults._drop`).
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        injector: FaultInjector | None = getattr(self.state, "faults", None)
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if injector is None or not injector.active or path not in self.state.api_paths:
+            await super().__call__(scope, receive, send)
+            return
+        stats: Stats = self.state.stats
+        seconds = injector.drift(path)
+        if seconds:
+            self.state.world.advance(seconds)
+            stats.fault(path, "drift")
+        kind = injector.decide(path)
+        if kind is None:
+            await super().__call__(scope, receive, send)
+            return
+        # counted before it happens: a slow answer may outlive the client's patience (and the test)
+        stats.fault(path, kind, request=kind not in APP_SERVES)
+        await injector.inject(
+            kind, scope, receive, send, super().__call__, develop_id=self.state.develop_id
+        )
+
+
 def create_app(
     world: World,
     *,
@@ -288,6 +342,8 @@ def create_app(
     user_id: str = DEFAULT_USER_ID,
     rate_limit: float | None = 10.0,
     real_clock: Callable[[], float] = time.time,
+    faults: str | FaultProfile | None = "none",
+    fault_seed: int = 0,
 ) -> FastAPI:
     """A FastAPI app serving ``world`` as the Xportcn OpenAPI.
 
@@ -296,8 +352,11 @@ def create_app(
         access_key, access_secret, user_id: the one set of credentials the app accepts.
         rate_limit: requests per second per access key (token bucket); None for no limit.
         real_clock: the server's real clock (epoch seconds), for the timestamp window.
+        faults: a fault profile (``"none"``, ``"flaky"``, ``"drift"``, ``"nasty"`` or a
+            :class:`~xport_etl.sandbox.faults.FaultProfile`); ``app.state.faults`` may switch it.
+        fault_seed: the seed of the fault decisions.
     """
-    app = FastAPI(
+    app = SandboxApp(
         title="xport-etl sandbox",
         docs_url="/_sandbox/docs",
         redoc_url=None,
@@ -309,6 +368,8 @@ def create_app(
     develop_id = str(10**18 + int(hashlib.md5(access_key.encode()).hexdigest(), 16) % (9 * 10**18))
     app.state.world = world
     app.state.stats = stats
+    app.state.develop_id = develop_id
+    app.state.faults = FaultInjector(faults, fault_seed)
 
     def envelope(code: int, msg: str, data: Any) -> Response:
         body = {
@@ -538,12 +599,42 @@ def create_app(
     async def get_stats() -> Response:
         return Response(dumps({**stats.snapshot(), **clock_info()}), media_type="application/json")
 
+    def faults_info() -> dict:
+        injector: FaultInjector = app.state.faults
+        return {
+            "profile": injector.profile.describe(),
+            "seed": injector.seed,
+            "injected": stats.snapshot()["faults"],
+        }
+
+    @app.get("/_sandbox/faults")
+    async def get_faults() -> Response:
+        return Response(dumps(faults_info()), media_type="application/json")
+
+    @app.post("/_sandbox/faults")
+    async def set_faults(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+            app.state.faults.configure(body.get("profile", "none"), int(body.get("seed", 0)))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return Response(
+                dumps({"error": str(exc)}), status_code=400, media_type="application/json"
+            )
+        return Response(dumps(faults_info()), media_type="application/json")
+
+    # the API routes, the only ones faults touch
+    app.state.api_paths = frozenset(
+        route.path
+        for route in app.routes
+        if getattr(route, "path", "/_sandbox").startswith(("/open/", "/v2/", "/alibaba/"))
+    )
     return app
 
 
 __all__ = [
     "ApiError",
     "Authenticator",
+    "SandboxApp",
     "Stats",
     "TokenBucket",
     "create_app",

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from xport_etl.sandbox.faults import FaultProfile
 from xport_etl.sandbox.server import create_app
 from xport_etl.sandbox.world import World, WorldConfig
 
@@ -27,6 +28,9 @@ class SandboxServer:
     Args:
         config: the world's config; ``WorldConfig()`` if omitted.
         rate_limit: requests per second per access key; None (the default here) for no limit.
+        faults: a fault profile (``"none"``, ``"flaky"``, ``"drift"``, ``"nasty"`` or a
+            ``FaultProfile``; see :mod:`xport_etl.sandbox.faults`); :meth:`set_faults` swaps it.
+        fault_seed: the seed of the fault decisions.
         **app_kwargs: passed to ``create_app`` (``access_key``, ``access_secret``, ``user_id``,
             ``real_clock``).
 
@@ -41,11 +45,15 @@ class SandboxServer:
         config: WorldConfig | None = None,
         *,
         rate_limit: float | None = None,
+        faults: str | FaultProfile | None = "none",
+        fault_seed: int = 0,
         startup_timeout: float = 10.0,
         **app_kwargs: Any,
     ) -> None:
         self.world = World(config)
-        self.app = create_app(self.world, rate_limit=rate_limit, **app_kwargs)
+        self.app = create_app(
+            self.world, rate_limit=rate_limit, faults=faults, fault_seed=fault_seed, **app_kwargs
+        )
         self._startup_timeout = startup_timeout
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -71,6 +79,8 @@ class SandboxServer:
             loop="asyncio",
             http="httptools",
             timeout_keep_alive=30,
+            # a "slow" fault may still be sleeping when the test ends: do not wait for it
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -113,5 +123,15 @@ class SandboxServer:
         self.world.advance(seconds)
 
     def stats(self) -> dict[str, Any]:
-        """Requests served and HTTP 429s sent, per endpoint (as ``GET /_sandbox/stats``)."""
+        """Requests served, HTTP 429s sent and faults injected (``faults``: ``{kind: n}``), in
+        total and per endpoint (as ``GET /_sandbox/stats``)."""
         return self.app.state.stats.snapshot()
+
+    def set_faults(self, faults: str | FaultProfile | None, seed: int = 0) -> None:
+        """Switch the fault profile (fresh random stream, fresh drift burst); counts are kept."""
+        self.app.state.faults.configure(faults, seed)
+
+    @property
+    def faults(self):
+        """The app's :class:`~xport_etl.sandbox.faults.FaultInjector` (profile, ``history``)."""
+        return self.app.state.faults

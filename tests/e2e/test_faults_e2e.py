@@ -1,0 +1,124 @@
+"""End to end under faults: a whole run (every endpoint, both platforms) against a sandbox whose
+gateway misbehaves still lands a warehouse equal to the truth; a fault that outlasts the retry
+policy fails the run with a message naming the endpoint, the envelope code and the request id,
+and the next run, faults gone, recovers."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+import xport_etl.pipeline as pipeline
+from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from xport_etl.client import RetryPolicy, XportClient
+from xport_etl.errors import RetriableError
+from xport_etl.sandbox.faults import FAULT_KINDS, PROFILES, FaultProfile
+from xport_etl.sandbox.testing import SandboxServer
+from xport_etl.sandbox.world import WorldConfig
+from xport_etl.settings import Settings
+
+WORLD = WorldConfig(seed=11, orders=300)
+
+
+class FastClients:
+    """Makes ``pipeline._make_client`` build clients with a quick retry policy and a sleep that
+    records what was asked (``Retry-After`` included) but waits at most 20 ms."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.delays: list[float] = []
+        self.clients: list[XportClient] = []
+        self._lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.delays.append(seconds)
+        time.sleep(min(seconds, 0.02))
+
+    def __call__(self, settings: Settings) -> XportClient:
+        client = XportClient(settings, retry=self.policy, sleep=self.sleep)
+        self.clients.append(client)
+        return client
+
+    def stat(self, name: str) -> float:
+        return sum(c.stats.as_dict()[name] for c in self.clients)
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    def install(**policy) -> FastClients:
+        clients = FastClients(RetryPolicy(initial_delay=0.01, max_delay=0.05, **policy))
+        monkeypatch.setattr(pipeline, "_make_client", clients)
+        return clients
+
+    return install
+
+
+def run(sandbox: SandboxServer, data_dir, **settings) -> dict:
+    world = sandbox.world
+    s = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, **settings)
+    return pipeline.run_window(s, world.config.start, world.clock + timedelta(days=30))
+
+
+def test_flaky_run_equals_truth(fast, tmp_path) -> None:
+    clients = fast()  # the default 6 tries
+    with SandboxServer(WORLD, faults="flaky", fault_seed=1) as sandbox:
+        run(sandbox, tmp_path, timeout=5)
+        counts = assert_warehouse_equals_truth(tmp_path, sandbox.world)
+        stats = sandbox.stats()
+    assert min(counts.values()) > 0
+    faults = stats["faults"]
+    assert set(faults) == set(PROFILES["flaky"].weights), faults
+    assert 0.05 < sum(faults.values()) / stats["requests"] < 0.15
+    assert clients.stat("retries") == sum(faults.values())  # every fault cost exactly one retry
+    assert 1.0 in clients.delays  # Retry-After: 1 honoured
+
+
+def test_nasty_run_equals_truth(fast, tmp_path) -> None:
+    # 25 % of requests fail independently: 10 tries make giving up on one of a run's ~850
+    # requests a one-in-a-thousand event (with the default 6 it would be ~1 run in 5)
+    clients = fast(max_tries=10)
+    with SandboxServer(WORLD, faults="nasty", fault_seed=1) as sandbox:
+        started = time.monotonic()
+        run(sandbox, tmp_path, timeout=0.5)  # a "slow" answer (2 s) times out
+        elapsed = time.monotonic() - started
+        assert_warehouse_equals_truth(tmp_path, sandbox.world)
+        stats = sandbox.stats()
+    faults = stats["faults"]
+    assert set(faults) == set(FAULT_KINDS) | {"drift"}, faults
+    assert faults["drift"] == PROFILES["nasty"].drift_requests
+    assert 0.18 < (sum(faults.values()) - faults["drift"]) / stats["requests"] < 0.32
+    assert clients.stat("transport_errors") >= faults["drop"] + faults["slow"]
+    assert clients.stat("malformed_bodies") == faults["cutoff"]
+    assert elapsed < 30
+
+
+def test_fault_outlasting_retries_fails_clearly_then_recovers(fast, tmp_path) -> None:
+    clients = fast(max_tries=4)
+    broken = FaultProfile("broken", always={"/v2/alibaba/order/page": "envelope_500"})
+    with SandboxServer(WORLD, faults=broken) as sandbox:
+        with pytest.raises(RetriableError) as info:
+            run(sandbox, tmp_path, timeout=5)
+        message = str(info.value)
+        assert "alibaba_orders" in message and "code=500" in message
+        assert re.search(r"request_id=[0-9a-f]{32}", message), message
+        assert "gave up after 4 attempts" in message
+        # bounded: exactly max_tries requests to the broken endpoint, then the run stopped
+        assert sandbox.stats()["endpoints"]["/v2/alibaba/order/page"]["requests"] == 4
+        assert clients.stat("retries") == 3
+        ledger = [
+            json.loads(line)
+            for line in (tmp_path / "state" / "runs.jsonl").read_text().splitlines()
+        ]
+        failed = [r for r in ledger if r["outcome"] == "failed"]
+        assert failed and failed[-1]["endpoint"] == "alibaba_orders"
+        assert "code=500" in failed[-1]["error"]
+
+        sandbox.set_faults("none")
+        run(sandbox, tmp_path, timeout=5)  # the same command again: resumes and completes
+        assert_warehouse_equals_truth(tmp_path, sandbox.world)
