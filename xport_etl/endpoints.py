@@ -10,6 +10,7 @@ file and call :func:`load_assumptions` (see its docstring for the keys).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -80,9 +81,9 @@ class ApiAssumptions:
         if self.max_page_size < 1:
             raise ConfigError(f"max_page_size must be >= 1, got {self.max_page_size!r}")
 
-    @property
+    @functools.cached_property
     def source_tz(self) -> timezone:
-        """The source offset as a ``datetime.timezone``."""
+        """The source offset as a ``datetime.timezone`` (parsed once per instance)."""
         m = re.fullmatch(r"([+-])(\d{2}):(\d{2})", self.source_utc_offset)
         if not m:
             raise ConfigError(
@@ -446,7 +447,13 @@ def parse_cst(s: str, *, assumptions: ApiAssumptions = ASSUMED) -> datetime:
     if not isinstance(s, str):
         raise ValueError(f"expected a 'yyyy-MM-dd HH:mm:ss' string, got {type(s).__name__}")
     text = s.strip()
-    if assumptions.cst_time_format == "%Y-%m-%d %H:%M:%S" and not _CST_PATTERN.fullmatch(text):
-        raise ValueError(f"expected 'yyyy-MM-dd HH:mm:ss', got {s!r}")
-    naive = datetime.strptime(text, assumptions.cst_time_format)
-    return naive.replace(tzinfo=assumptions.source_tz).astimezone(UTC)
+    if assumptions.cst_time_format == "%Y-%m-%d %H:%M:%S":
+        # the hot path (three times per order): slicing + the datetime constructor is ~10x
+        # faster than strptime, and just as strict (the pattern, then the calendar)
+        if not _CST_PATTERN.fullmatch(text):
+            raise ValueError(f"expected 'yyyy-MM-dd HH:mm:ss', got {s!r}")
+        naive = datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]),
+                         int(text[11:13]), int(text[14:16]), int(text[17:19]))
+    else:
+        naive = datetime.strptime(text, assumptions.cst_time_format)
+    return (naive - assumptions.source_tz.utcoffset(None)).replace(tzinfo=UTC)

@@ -291,7 +291,10 @@ def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
     path = warehouse_path(data_dir)
     if not path.exists():
         raise FileNotFoundError(f"no warehouse at {path}: run `xport-etl run` or `make demo` first")
-    return duckdb.connect(str(path), read_only=True)
+    # read-only, and no way out of the file either: no ATTACH of another database for writing, no
+    # COPY/EXPORT to files, and the settings cannot be changed back from inside the session
+    return duckdb.connect(str(path), read_only=True,
+                          config={"enable_external_access": False, "lock_configuration": True})
 
 
 def rows_json(rows: dict[str, int]) -> str:

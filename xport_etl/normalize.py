@@ -20,15 +20,38 @@ Decisions (the contract leaves these open; WAREHOUSE.md fixes the result):
 - The same order seen twice in a window (data moving while pages were read) is kept once: the
   version with the latest ``updateTime`` wins, ties go to the first seen (pages are newest first).
   The same id twice within one page is a server fault: the losing copy goes to the rejects.
+- Amounts are never negative (a purchase, a fee, a refund): a negative amount is bad input.
+- A record with any time more than an hour after the moment it is normalised (``rejected_at``, the
+  tolerance of ``sql/checks/chk_all__no_future_timestamps.sql``) is rejected whole: one corrupt
+  record must not stop the publish of every other one.
+
+Record-level or page-level (bad input never crashes the normaliser with anything but these two):
+
+- **Record-level** (``RejectError``: the record lands in ``etl_rejects`` with its reason and raw
+  JSON, every other record of the page loads): a record that is not an object; a field of the
+  wrong type (an id that is a float, bool, list or object; money that is an object, a float
+  ``NaN``, a non-numeric string, negative, more than two decimals or beyond DECIMAL(18,2); a
+  quantity or status that is not an integer or beyond INTEGER); a missing id; an impossible or
+  malformed time; a nested list (``subOrderVOS``, ``productItems``, ``pnmLogisticsDetails``,
+  ``logisticsTraces``, ``logisticsTrace``, ``logisticsSteps``) that is an object or a scalar (null
+  is an empty list); an undecodable ``receiver`` (or one that is not a JSON object); a duplicate
+  id within one page (the losing copy) or within one order (the line); bytes that are not valid
+  UTF-8, or a JSON ``\\uD800``-style lone surrogate, anywhere in the record; a number too long
+  for Python's int conversion limit (kept as a decimal, so it only rejects its record).
+- **Page-level** (``PageError``: the window fails, nothing of it is staged, the raw page is kept
+  for a re-run): the body is not JSON (or nested too deeply to parse); not a JSON object; an
+  envelope ``code`` other than 200; ``data`` not an object; ``records`` present but not a list.
+  An absent or null ``records`` is an empty page.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -39,6 +62,8 @@ from xport_etl.endpoints import ASSUMED, ApiAssumptions, parse_cst
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("9999999999999999.99")  # DECIMAL(18,2)
 MAX_INT32 = 2**31 - 1
+FUTURE_TOLERANCE = timedelta(hours=1)  # as sql/checks/chk_all__no_future_timestamps.sql
+_SHOW = 80  # longest value quoted in a reject reason
 
 TAOBAO_ORDER_STATUS = {
     12: "created",
@@ -74,6 +99,23 @@ class PageError(ValueError):
 # ---- scalar parsers: each returns the typed value or raises RejectError naming the field
 
 
+def show(value: Any) -> str:
+    """``repr(value)`` for a reject reason, cut short: a reason never carries a megabyte."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int beyond Python's digit limit; absurd nesting
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= _SHOW else text[: _SHOW - 3] + "..."
+
+
+def _int_text(value: int) -> str | None:
+    """``str(value)``, or None for an int beyond Python's int→str digit limit."""
+    try:
+        return str(value)
+    except ValueError:
+        return None
+
+
 def to_id(value: Any, name: str, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:
@@ -87,15 +129,21 @@ def to_id(value: Any, name: str, required: bool = False) -> str | None:
             return None
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise RejectError(f"{name} is not a string or integer id: {value!r}")
+        text = _int_text(value)
+        if text is None:
+            raise RejectError(f"{name} is too long for an id: {show(value)}")
+        return text
+    raise RejectError(f"{name} is not a string or integer id: {show(value)}")
 
 
 def to_text(value: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-        return str(value)
+        text = _int_text(value) if isinstance(value, int) else str(value)
+        if text is None:
+            raise RejectError(f"{name} is too long for text: {show(value)}")
+        return text
     raise RejectError(f"{name} is not text: {type(value).__name__}")
 
 
@@ -116,21 +164,28 @@ def to_money(value: Any, name: str) -> Decimal | None:
         if text == "":
             return None
         if not _NUMERIC.fullmatch(text):
-            raise RejectError(f"{name} is not an amount: {value!r}")
+            raise RejectError(f"{name} is not an amount: {show(value)}")
         amount = Decimal(text)
     else:
         raise RejectError(f"{name} is not an amount: {type(value).__name__}")
     if not amount.is_finite():
-        raise RejectError(f"{name} is not a finite amount: {value!r}")
+        raise RejectError(f"{name} is not a finite amount: {show(value)}")
+    if amount and amount.adjusted() > 18:  # beyond DECIMAL(18,2), and beyond what quantize can hold
+        raise RejectError(f"{name} is out of range for DECIMAL(18,2): {show(value)}")
     try:
         cents = amount.quantize(CENT)
     except InvalidOperation as exc:
-        raise RejectError(f"{name} is out of range: {value!r}") from exc
+        raise RejectError(f"{name} is out of range: {show(value)}") from exc
     if cents != amount:
-        raise RejectError(f"{name} has more than two decimals: {value!r}")
+        raise RejectError(f"{name} has more than two decimals: {show(value)}")
     if abs(cents) > MAX_MONEY:
-        raise RejectError(f"{name} is out of range for DECIMAL(18,2): {value!r}")
+        raise RejectError(f"{name} is out of range for DECIMAL(18,2): {show(value)}")
+    if cents < 0:
+        raise RejectError(f"{name} is negative: {show(value)}")
     return cents
+
+
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 def to_int(value: Any, name: str) -> int | None:
@@ -140,19 +195,27 @@ def to_int(value: Any, name: str) -> int | None:
         raise RejectError(f"{name} is not an integer: {value!r}")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value) or isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        number = int(value)
+    elif isinstance(value, str) and _INTEGER.fullmatch(value):
+        text = value.strip()
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        if len(digits) > 18:  # and int() of more than 4300 digits raises ValueError
+            raise RejectError(f"{name} is out of range: {show(value)}")
+        number = -int(digits) if text.startswith("-") else int(digits)
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        if value and value.adjusted() > 18:  # int(Decimal("1E+999999999")) runs for hours
+            raise RejectError(f"{name} is out of range: {show(value)}")
+        number = int(value) if value else 0
     else:
-        raise RejectError(f"{name} is not an integer: {value!r}")
+        raise RejectError(f"{name} is not an integer: {show(value)}")
     if abs(number) > MAX_INT32:
-        raise RejectError(f"{name} is out of range: {value!r}")
+        raise RejectError(f"{name} is out of range: {show(value)}")
     return number
 
 
 def to_quantity(value: Any, name: str) -> int | None:
     number = to_int(value, name)
     if number is not None and number < 0:
-        raise RejectError(f"{name} is negative: {value!r}")
+        raise RejectError(f"{name} is negative: {show(value)}")
     return number
 
 
@@ -161,11 +224,11 @@ def to_cst_time(value: Any, name: str, assumptions: ApiAssumptions = ASSUMED) ->
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise RejectError(f"{name} is not a time string: {value!r}")
+        raise RejectError(f"{name} is not a time string: {show(value)}")
     try:
         return parse_cst(value, assumptions=assumptions).astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError) as exc:
-        raise RejectError(f"{name} is not a valid yyyy-MM-dd HH:mm:ss time: {value!r}") from exc
+        raise RejectError(f"{name} is not a valid yyyy-MM-dd HH:mm:ss time: {show(value)}") from exc
 
 
 def status_code(value: Any, name: str) -> int | None:
@@ -174,7 +237,9 @@ def status_code(value: Any, name: str) -> int | None:
 
 # ---- raw JSON for the rejects table, with decimals kept as the numbers they were
 
-_DEC_MARK = "\x00dec:"
+# a marker no served string can forge: random per process
+_DEC_TOKEN = secrets.token_hex(8)
+_DEC_MARK = f"\x00dec{_DEC_TOKEN}:"
 
 
 def _encode_default(value: Any) -> Any:
@@ -183,7 +248,7 @@ def _encode_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-_DEC_RE = re.compile(r'"\\u0000dec:([^"\\]*)\\u0000"')
+_DEC_RE = re.compile(r'"\\u0000dec' + _DEC_TOKEN + r':([^"\\]*)\\u0000"')
 
 
 def raw_json(record: Any) -> str:
@@ -243,9 +308,11 @@ def normalize_taobao_order(
     receiver = rec.get("receiver")
     if isinstance(receiver, str) and receiver.strip():
         try:
-            json.loads(receiver)
-        except ValueError as exc:
-            raise RejectError(f"receiver is not valid JSON: {exc}") from exc
+            decoded = json.loads(receiver)
+        except (ValueError, RecursionError) as exc:
+            raise RejectError(f"receiver is not valid JSON: {show(exc)}") from exc
+        if not isinstance(decoded, dict):
+            raise RejectError(f"receiver JSON is not an object: {type(decoded).__name__}")
     elif receiver is not None and not isinstance(receiver, (dict, str)):
         raise RejectError(f"receiver is neither a JSON string nor an object: {type(receiver).__name__}")
 
@@ -281,8 +348,7 @@ def normalize_taobao_order(
         try:
             line = _taobao_line(sub, order_id, index)
         except RejectError as exc:
-            line_id = sub.get("subOrderId") if isinstance(sub, dict) else None
-            rid = f"{order_id}/{line_id if line_id not in (None, '') else f'#{index}'}"
+            rid = f"{order_id}/{_record_id(sub, 'subOrderId') or f'#{index}'}"
             rows.rejects.append(Reject(endpoint, rid, f"sub-order: {exc}", sub, page))
             continue
         if line["line_id"] in seen:
@@ -324,26 +390,59 @@ def _taobao_line(sub: Any, order_id: str, index: int) -> dict:
 # ---- pages and windows
 
 
-def parse_page(body: bytes) -> tuple[list, bool]:
-    """A landed page body → its records list, and whether the bytes were valid UTF-8.
+_LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_MAX_INT_DIGITS = 4000  # below Python's int<->str conversion limit (4300 digits)
 
-    Invalid UTF-8 does not fail the page: the bytes are kept as surrogate escapes, and the
-    records that contain them are rejected one by one (see :func:`has_surrogates`).
+
+def _big_int(text: str) -> int | Decimal:
+    """JSON integers too long for ``int()``: kept as Decimals, so they reject their record only."""
+    return int(text) if len(text) <= _MAX_INT_DIGITS else Decimal(text)
+
+
+def parse_envelope(body: bytes) -> tuple[dict, bool]:
+    """A landed body → its ``data`` object, and whether every string in it is valid Unicode.
+
+    "Not clean" means the bytes were not valid UTF-8 (kept as surrogate escapes) or the JSON
+    holds a ``\\uD800``-style escape that may be a lone surrogate: the records that contain one
+    are rejected one by one (see :func:`has_surrogates`) rather than failing the page.
+
+    Raises:
+        PageError: not JSON, not an object, an envelope ``code`` other than 200, or ``data`` is
+            not an object.
     """
     clean = True
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         text, clean = body.decode("utf-8", errors="surrogateescape"), False
+    if clean and _LONE_SURROGATE.search(body):
+        clean = False
     try:
-        envelope = json.loads(text, parse_float=Decimal)
-    except ValueError as exc:
-        raise PageError(f"page is not valid JSON: {exc}") from exc
+        try:
+            envelope = json.loads(text, parse_float=Decimal)
+        except ValueError:  # perhaps an integer beyond int()'s digit limit: try once more
+            envelope = json.loads(text, parse_float=Decimal, parse_int=_big_int)
+    except (ValueError, RecursionError) as exc:
+        raise PageError(f"page is not valid JSON: {show(exc)}") from exc
     if not isinstance(envelope, dict):
         raise PageError("page is not a JSON object")
+    code = envelope.get("code")
+    if code is not None and code not in (200, "200"):
+        raise PageError(f"page is an error answer (envelope code {show(code)}, msg {show(envelope.get('msg'))})")
     data = envelope.get("data")
     if not isinstance(data, dict):
-        raise PageError(f"page data is not an object (envelope code {envelope.get('code')!r})")
+        raise PageError(f"page data is not an object (envelope code {show(code)})")
+    return data, clean
+
+
+def parse_page(body: bytes) -> tuple[list, bool]:
+    """A landed list page body → its records list, and whether it is clean (see
+    :func:`parse_envelope`).
+
+    Raises:
+        PageError: see :func:`parse_envelope`; also ``records`` present but not a list.
+    """
+    data, clean = parse_envelope(body)
     records = data.get("records")
     if records is None:
         return [], clean
@@ -357,15 +456,27 @@ def has_surrogates(record: Any) -> bool:
         json.dumps(record, default=str, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         return True
+    except (ValueError, RecursionError):  # an int beyond the digit limit; absurd nesting
+        return False
     return False
 
 
 def _record_id(rec: Any, key: str) -> str | None:
+    """The record's id for a reject row, if it is a readable string or integer."""
     if isinstance(rec, dict):
         value = rec.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return str(value)
+        if isinstance(value, str) and not has_surrogates(value):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _int_text(value)
     return None
+
+
+def _id_text(value: Any) -> str | None:
+    """A record id fit for a Parquet string column (readable text), else None."""
+    if value is None or not isinstance(value, str) or has_surrogates(value):
+        return None
+    return value
 
 
 class WindowRows:
@@ -386,12 +497,21 @@ class WindowRows:
         self._page_no: int | None = None
 
     def reject(self, record_id: str | None, reason: str, raw: Any, page: int) -> None:
+        if isinstance(raw, str):
+            text = raw
+        else:
+            try:
+                text = raw_json(raw)
+            except (ValueError, RecursionError):  # absurd nesting or an overlong int: keep a trace
+                text = json.dumps({"unserialisable": show(raw)})
+        if has_surrogates(text):  # only ever stored as escapes: Parquet strings are UTF-8
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         self.rejects.append(
             {
                 "endpoint": self.endpoint,
-                "record_id": record_id,
+                "record_id": _id_text(record_id),
                 "reason": reason,
-                "raw_json": raw if isinstance(raw, str) else raw_json(raw),
+                "raw_json": text,
                 "window_id": self.window_id,
                 "page": page,
                 "rejected_at": self.rejected_at,
@@ -406,7 +526,20 @@ class WindowRows:
                     json.dumps(rec, default=str, ensure_ascii=True), page)
         return False
 
+    def _in_future(self, rows: Rows) -> str | None:
+        """The first time of the record (or of its children) beyond ``rejected_at`` + 1 hour."""
+        ceiling = self.rejected_at + FUTURE_TOLERANCE
+        for table, row in [(rows.table, rows.row)] + [(t, r) for t, rs in rows.children.items() for r in rs]:
+            for column, value in row.items():
+                if isinstance(value, datetime) and value > ceiling:
+                    return f"{table}.{column} {value:%Y-%m-%d %H:%M:%S} UTC is in the future"
+        return None
+
     def keep(self, rows: Rows, page: int) -> None:
+        future = self._in_future(rows)
+        if future is not None:
+            self.reject(_id_text(rows.key[-1]), future, rows.raw, page)
+            return
         for r in rows.rejects:
             self.reject(r.record_id, r.reason, r.raw, r.page)
         if page != self._page_no:

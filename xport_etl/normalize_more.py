@@ -17,7 +17,13 @@ Decisions (where CONTRACT.md and WAREHOUSE.md are silent):
   A null 1688 refund status is ``none`` (WAREHOUSE.md); a null Taobao refund ``refundStatus`` on a
   refund record gives a null unified status (a refund order is never "no refund").
 - 1688 ``goods_amount = totalAmount - shippingFee`` and ``total_amount = goods + shipping`` with
-  SQL semantics: null if either input is null.
+  SQL semantics: null if either input is null. A ``shippingFee`` above ``totalAmount`` (negative
+  goods) is bad input, as every negative amount is (:mod:`xport_etl.normalize`).
+- What is record-level (a reject) and what is page-level (``PageError``) is listed in
+  :mod:`xport_etl.normalize`. For detail answers (one object per page) a ``data`` that is not an
+  object fails the page; a ``pnmLogisticsDetails``/``logisticsTrace`` that is not a list rejects
+  that answer; a parcel whose ``logisticsTraces``/``logisticsSteps`` (or ``logisticsPartner``) is
+  not a list, or holds a non-object, is rejected alone.
 - Refund ``line_id`` is the xportcn sub-order id (``subOrderId``/``subItemId``), the key of
   ``fct_order_lines``; the Taobao refund detail only documents Taobao purchase ids
   (``purchaseOrderLineId``), which are never used as ``line_id``. The detail's ``orderId`` /
@@ -55,14 +61,16 @@ from xport_etl.normalize import (
     MAX_MONEY,
     TAOBAO_REFUND_STATUS,
     Page,
-    PageError,
+    PageError,  # noqa: F401 (raised by parse_detail, re-exported for callers)
     Reject,
     RejectError,
     Rows,
     WindowRows,
     _record_id,
     has_surrogates,
+    parse_envelope,
     parse_page,
+    show,
     status_code,
     to_cst_time,
     to_id,
@@ -109,10 +117,12 @@ ALIBABA_REFUND_STATUS = {
     "refundsuccess": "succeeded",
     "refundclose": "closed",
 }
+MAX_FEN = int(MAX_MONEY * 100)
 SIGN = "SIGN"  # the trace status of a delivered parcel (CONTRACT §5.6)
 
 _EPOCH = datetime(1970, 1, 1)
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_DIGITS = 20  # more than any epoch time or DECIMAL(18,2) amount in fen
 
 
 # ---- scalar parsers
@@ -127,18 +137,24 @@ def _digits(value: Any, name: str, what: str) -> int | None:
     if isinstance(value, int):
         number = value
     elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        number = int(value)
+        if value and value.adjusted() > _MAX_DIGITS:  # int(Decimal("1E+999999999")) runs for hours
+            raise RejectError(f"{name} is out of range: {show(value)}")
+        number = int(value) if value else 0
     elif isinstance(value, str):
         text = value.strip()
         if text == "":
             return None
         if not _DIGITS.fullmatch(text):
-            raise RejectError(f"{name} is not {what}: {value!r}")
+            raise RejectError(f"{name} is not {what}: {show(value)}")
+        if len(text.lstrip("0")) > _MAX_DIGITS:  # and int() of more than 4300 digits raises
+            raise RejectError(f"{name} is out of range: {show(value)}")
         number = int(text)
     else:
-        raise RejectError(f"{name} is not {what}: {value!r}")
+        raise RejectError(f"{name} is not {what}: {show(value)}")
     if number < 0:
-        raise RejectError(f"{name} is negative: {value!r}")
+        raise RejectError(f"{name} is negative: {show(value)}")
+    if number >= 10**_MAX_DIGITS:
+        raise RejectError(f"{name} is out of range: {show(value)}")
     return number
 
 
@@ -158,7 +174,7 @@ def to_epoch_ms_time(value: Any, name: str) -> datetime | None:
         return _EPOCH + timedelta(milliseconds=number)
     if width == 10:
         return _EPOCH + timedelta(seconds=number)
-    raise RejectError(f"{name} is not epoch milliseconds (13 digits) or seconds (10 digits): {value!r}")
+    raise RejectError(f"{name} is not epoch milliseconds (13 digits) or seconds (10 digits): {show(value)}")
 
 
 def to_fen_money(value: Any, name: str) -> Decimal | None:
@@ -170,10 +186,9 @@ def to_fen_money(value: Any, name: str) -> Decimal | None:
     fen = _digits(value, name, "a whole number of fen")
     if fen is None:
         return None
-    yuan = Decimal(fen).scaleb(-2).quantize(CENT)
-    if yuan > MAX_MONEY:
-        raise RejectError(f"{name} is out of range for DECIMAL(18,2): {value!r}")
-    return yuan
+    if fen > MAX_FEN:  # before any Decimal arithmetic: its 28-digit context would overflow
+        raise RejectError(f"{name} is out of range for DECIMAL(18,2): {show(value)}")
+    return Decimal(fen).scaleb(-2).quantize(CENT)
 
 
 def _context(ctx: Any, key: str) -> str | None:
@@ -219,30 +234,16 @@ def _first_id(*candidates: tuple[Any, str]) -> str | None:
 
 
 def parse_detail(body: bytes) -> tuple[dict, bool]:
-    """A landed detail page body → its ``data`` object, and whether the bytes were valid UTF-8.
+    """A landed detail page body → its ``data`` object, and whether it is clean.
 
-    As :func:`xport_etl.normalize.parse_page`: invalid UTF-8 does not fail the page, the bytes are
-    kept as surrogate escapes and the caller rejects the records holding them; anything that is
-    not an envelope with an object ``data`` fails the page.
+    As :func:`xport_etl.normalize.parse_page`: invalid UTF-8 (or a lone surrogate escape) does not
+    fail the page, the caller rejects the records holding it; anything that is not a code-200
+    envelope with an object ``data`` fails the page.
 
     Raises:
-        PageError: not JSON, not an object, or ``data`` is not an object.
+        PageError: not JSON, not an object, an error code, or ``data`` is not an object.
     """
-    clean = True
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text, clean = body.decode("utf-8", errors="surrogateescape"), False
-    try:
-        envelope = json.loads(text, parse_float=Decimal)
-    except ValueError as exc:
-        raise PageError(f"page is not valid JSON: {exc}") from exc
-    if not isinstance(envelope, dict):
-        raise PageError("page is not a JSON object")
-    data = envelope.get("data")
-    if not isinstance(data, dict):
-        raise PageError(f"page data is not an object (envelope code {envelope.get('code')!r})")
-    return data, clean
+    return parse_envelope(body)
 
 
 # ---- refunds
@@ -368,8 +369,8 @@ def normalize_alibaba_order(
     total_in = to_money(rec.get("totalAmount"), "totalAmount")
     shipping = to_money(rec.get("shippingFee"), "shippingFee")
     goods = total_in - shipping if total_in is not None and shipping is not None else None
-    if goods is not None and abs(goods) > MAX_MONEY:
-        raise RejectError("totalAmount - shippingFee is out of range for DECIMAL(18,2)")
+    if goods is not None and goods < 0:
+        raise RejectError(f"totalAmount {total_in} is less than shippingFee {shipping}")
     total = goods + shipping if goods is not None and shipping is not None else None
     currency = to_text(rec.get("currency"), "currency")
     order = {
@@ -398,8 +399,7 @@ def normalize_alibaba_order(
         try:
             line = _alibaba_line(item, order_id, index, currency)
         except RejectError as exc:
-            line_id = item.get("subItemId") if isinstance(item, dict) else None
-            rid = f"{order_id}/{line_id if line_id not in (None, '') else f'#{index}'}"
+            rid = f"{order_id}/{_record_id(item, 'subItemId') or f'#{index}'}"
             rows.rejects.append(Reject(endpoint, rid, f"product item: {exc}", item, page))
             continue
         if line["line_id"] in seen:

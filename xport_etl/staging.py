@@ -1,12 +1,12 @@
 """Landed window → typed Parquet, partitioned by business date (the order's UTC creation date).
 
-Parent tables are partitioned by their business date (orders and refunds by UTC creation date,
-parcels by their first event's date); child rows sit in their parent's partition.
+Parent tables are partitioned by the month of their business date (orders and refunds by UTC
+creation month, parcels by their first event's month); child rows sit in their parent's partition.
 
 Layout under the data directory::
 
-    parquet/orders/created_date=2026-03-14/<batch>.parquet      (and refunds, parcels)
-    parquet/order_lines/created_date=2026-03-14/<batch>.parquet (children: their parent's date)
+    parquet/orders/created_month=2026-03/<batch>.parquet       (and refunds, parcels)
+    parquet/order_lines/created_month=2026-03/<batch>.parquet  (children: their parent's month)
     parquet/rejects/<batch>.parquet
     parquet/_batches/<batch>.json          written last: the batch is complete
 
@@ -76,7 +76,8 @@ def parquet_root(data_dir: Path) -> Path:
 
 
 def _day(ts: datetime | None) -> str:
-    return UNKNOWN_DATE if ts is None else ts.date().isoformat()
+    # monthly partitions of the business date: a window writes a handful of files, not hundreds
+    return UNKNOWN_DATE if ts is None else f"{ts:%Y-%m}"
 
 
 def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumptions = ASSUMED) -> Batch:
@@ -145,7 +146,7 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
 def _write_days(table_dir: Path, name: str, by_day: dict[str, list[dict]], schema) -> list[str]:
     paths = []
     for day, rows in sorted(by_day.items()):
-        path = table_dir / f"created_date={day}" / f"{name}.parquet"
+        path = table_dir / f"created_month={day}" / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(to_table(rows, schema), path)
         paths.append(str(path))

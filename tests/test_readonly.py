@@ -1,0 +1,201 @@
+"""Least privilege for readers, and no user-supplied value spliced into SQL text.
+
+- A reader's connection (:func:`xport_etl.load.connect_reader`, what analysts, reports and the
+  fan-out queries use) cannot change the warehouse, nor write files into the data directory.
+- Every ``execute``/``sql``/``executemany`` call in ``xport_etl/`` whose SQL is an f-string (or
+  built with ``%``/``.format``/``+``) splices only reviewed expressions: table, column and view
+  names from ``schemas.py`` / ``sql/`` file names, fixed constants, ``sql/`` file contents. A new
+  splice fails :func:`test_sql_text_splices_only_reviewed_expressions` until it is reviewed and
+  added to :data:`REVIEWED_SPLICES` with where its value comes from.
+- Hostile report names given to the CLI are refused (exit code 2) and change nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.test_load import land
+from tests.test_normalize import order, page
+from xport_etl.cli import main
+from xport_etl.load import connect_reader, publish, warehouse_path
+from xport_etl.staging import stage_window
+
+PACKAGE = Path(__file__).resolve().parents[1] / "xport_etl"
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Path:
+    data_dir = tmp_path / "data"
+    m = land(data_dir, [page([order(id="1"), order(id="2")])])
+    publish(data_dir, [stage_window(data_dir, m)])
+    return data_dir
+
+
+def _state(data_dir: Path) -> tuple[str, list[str]]:
+    """The warehouse's bytes and every file under the data directory."""
+    digest = hashlib.sha256(warehouse_path(data_dir).read_bytes()).hexdigest()
+    return digest, sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*"))
+
+
+WRITES = {
+    "insert": "insert into fct_orders (platform, order_id) values ('taobao', 'x')",
+    "update": "update fct_orders set status = 'cancelled'",
+    "delete": "delete from fct_orders",
+    "create table": "create table evil (a int)",
+    "create view": "create view evil as select 1",
+    "drop table": "drop table fct_orders",
+    "drop view": "drop view rpt_spend_monthly",
+    "alter": "alter table fct_orders add column evil int",
+    "truncate": "truncate fct_order_lines",
+    "attach new file": "attach '{dir}/evil.duckdb' as evil",
+    "detach main and attach writable": "attach '{dir}/warehouse.duckdb' as rw (read_only false)",
+    "create sequence": "create sequence evil_seq",
+}
+# a read-only DuckDB database still lets a connection write outside it; connect_reader must
+# disable external access (enable_external_access = false) to stop these
+FILE_WRITES = {
+    "attach writable new file": "attach '{dir}/evil2.duckdb' as evil2 (read_only false)",
+    "copy query to csv": "copy (select * from fct_orders) to '{dir}/orders.csv'",
+    "copy table to parquet": "copy fct_orders to '{dir}/orders.parquet' (format parquet)",
+    "export database": "export database '{dir}/dump'",
+}
+
+
+@pytest.mark.parametrize("sql", WRITES.values(), ids=WRITES.keys())
+def test_reader_cannot_modify_the_warehouse(warehouse, sql):
+    before = _state(warehouse)
+    con = connect_reader(warehouse)
+    try:
+        with pytest.raises(duckdb.Error):
+            con.execute(sql.format(dir=warehouse))
+        assert con.execute("select count(*) from fct_orders").fetchall() == [(2,)]
+    finally:
+        con.close()
+    assert _state(warehouse) == before
+
+
+@pytest.mark.parametrize("sql", FILE_WRITES.values(), ids=FILE_WRITES.keys())
+def test_reader_cannot_write_files(warehouse, sql):
+    before = _state(warehouse)
+    con = connect_reader(warehouse)
+    try:
+        with pytest.raises(duckdb.Error):
+            con.execute(sql.format(dir=warehouse))
+    finally:
+        con.close()
+    assert _state(warehouse) == before
+
+
+def test_reader_still_reads_reports(warehouse):
+    con = connect_reader(warehouse)
+    try:
+        assert con.execute("select count(*) from fct_orders").fetchall() == [(2,)]
+        con.execute("select * from rpt_spend_monthly").fetchall()
+    finally:
+        con.close()
+
+
+# ---- no user-supplied value spliced into SQL text
+
+# (module, expression spliced into SQL text) → where its value comes from
+REVIEWED_SPLICES = {
+    ("load.py", "spec.name"): "TableSpec names in schemas.py",
+    ("load.py", "col.name"): "Column names in schemas.py",
+    ("load.py", "col.duckdb_type"): "types mapped in schemas.py",
+    ("load.py", "name"): "view name: a sql/reports/*.sql file stem",
+    ("load.py", "body"): "sql/reports or sql/checks file contents",
+    ("load.py", "', '.join(key)"): "TableSpec.key in schemas.py",
+    ("load.py", "version"): "StagedTable.version in schemas.py",
+    ("load.py", "on"): "join condition built from TableSpec.key",
+    ("load.py", "where"): "join condition built from TableSpec.key",
+    ("load.py", "key[-1]"): "TableSpec.key in schemas.py",
+    ("load.py", "_cols(spec)"): "column names in schemas.py",
+    ("load.py", "cspec.name"): "TableSpec names in schemas.py",
+    ("load.py", "_cols(cspec, 'c.')"): "column names in schemas.py",
+    ("load.py", "_cols(cspec)"): "column names in schemas.py",
+    ("load.py", "link"): "join condition built from StagedTable.parent_key",
+    ("load.py", "_cols(ETL_REJECTS)"): "column names in schemas.py",
+    ("load.py", "', '.join(cols)"): "ETL_RUNS column names in schemas.py",
+    ("load.py", "', '.join(('?' for _ in cols))"): "placeholders only",
+    ("reports.py", "view"): "resolve(): only sql/reports/*.sql file stems",
+    ("dashboard.py", "view"): "checked against MONTHLY_REPORTS keys first",
+    ("dashboard.py", "t"): "FACT_TABLES constant",
+    ("demo.py", "t"): "FACT_TABLES constant",
+    ("status.py", "spec.name"): "TableSpec names in schemas.py",
+    ("status.py", "source"): "TableSpec names in schemas.py",
+    ("docs.py", "name"): "view name: a sql/reports/*.sql file stem",
+}
+SQL_METHODS = {"execute", "executemany", "sql", "query"}
+
+
+def _splices(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, expression) for each value put into the SQL text of a DB call."""
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in SQL_METHODS and node.args):
+            continue
+        sql = node.args[0]
+        if isinstance(sql, ast.JoinedStr):
+            found += [(node.lineno, ast.unparse(v.value)) for v in sql.values if isinstance(v, ast.FormattedValue)]
+        elif isinstance(sql, ast.BinOp) and isinstance(sql.op, (ast.Mod, ast.Add)):
+            found.append((node.lineno, f"<{type(sql.op).__name__} built SQL> {ast.unparse(sql)}"))
+        elif (isinstance(sql, ast.Call) and isinstance(sql.func, ast.Attribute) and sql.func.attr == "format"):
+            found.append((node.lineno, f"<.format built SQL> {ast.unparse(sql)}"))
+    return found
+
+
+def test_sql_text_splices_only_reviewed_expressions():
+    unreviewed = []
+    seen = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line, expr in _splices(ast.parse(path.read_text(), filename=str(path))):
+            key = (path.name, expr)
+            seen.add(key)
+            if key not in REVIEWED_SPLICES:
+                unreviewed.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {expr}")
+    assert unreviewed == [], "SQL text built from unreviewed values (use ? parameters):\n" + "\n".join(unreviewed)
+    assert ("reports.py", "view") in seen  # the audit does see the splices it reviews
+
+
+def test_the_audit_flags_a_spliced_value():
+    code = 'con.execute(f"select * from t where name = \'{name}\'")\ncon.sql("select %s" % x)\n'
+    assert [e for _line, e in _splices(ast.parse(code))] == ["name", "<Mod built SQL> 'select %s' % x"]
+
+
+HOSTILE_NAMES = [
+    "spend; drop table fct_orders",
+    "rpt_spend_monthly; drop table fct_orders",
+    "spend' or '1'='1",
+    "fct_orders",
+    "etl_settings",
+    "information_schema.tables",
+    "rpt_spend_monthly union select * from etl_runs",
+    "../../etc/passwd",
+    "",
+    "spend\n; delete from fct_orders",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_cli_refuses_hostile_report_names_and_changes_nothing(warehouse, name, capsys):
+    before = _state(warehouse)
+    assert main(["report", name, "--data-dir", str(warehouse), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown report" in err and "spend" in err
+    assert _state(warehouse) == before
+    con = duckdb.connect(str(warehouse_path(warehouse)), read_only=True)
+    try:
+        assert con.execute("select count(*) from fct_orders").fetchall() == [(2,)]
+    finally:
+        con.close()
+
+
+def test_cli_report_still_works(warehouse, capsys):
+    assert main(["report", "spend", "--data-dir", str(warehouse), "--format", "csv", "-q"]) == 0
+    assert capsys.readouterr().out.startswith("month,")
