@@ -567,6 +567,7 @@ def test_taobao_parcel_and_events():
         "first_event_at": datetime(2026, 1, 1, 23), "last_event_at": datetime(2026, 1, 3, 3),
         "delivered_at": datetime(2026, 1, 3, 1),  # the first SIGN, not the second
         "last_status": "FAILED", "event_count": 5, "order_status_at_fetch": None,
+        "goods_quantity": 2,  # the sum of logisticsGoods quantities: what the line shipped in it
     }]
     events = out.tables["parcel_events"]
     assert [e["event_index"] for e in events] == [0, 1, 2, 3, 4]
@@ -675,6 +676,7 @@ def test_alibaba_parcel_and_events():
         "first_event_at": datetime(2026, 3, 2, 2), "last_event_at": datetime(2026, 3, 4, 0),
         "delivered_at": None, "last_status": None, "event_count": 3,
         "order_status_at_fetch": "success",  # from the fan-out context: the loader derives delivery
+        "goods_quantity": None,
     }]
     assert out.tables["parcel_events"][1] == {
         "platform": "1688", "tracking_number": "YT900001", "event_index": 1,

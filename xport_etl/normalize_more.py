@@ -477,6 +477,24 @@ def _parcel_rows(
     return Rows("parcels", row, key, _parcel_version(row), {"parcel_events": events}, raw=raw)
 
 
+def _goods_quantity(goods: Any) -> int | None:
+    """Units the parcel carries (sum of ``logisticsGoods[].quantity``), or None when any is
+    missing or unreadable: it only tells the fan-out whether a line has shipped in full, so an odd
+    value makes it unknown rather than rejecting the parcel."""
+    if not isinstance(goods, list) or not goods:
+        return None
+    total = 0
+    for item in goods:
+        try:
+            quantity = to_quantity(item.get("quantity"), "quantity") if isinstance(item, dict) else None
+        except RejectError:
+            return None
+        if quantity is None:
+            return None
+        total += quantity
+    return total if total <= 2**31 - 1 else None
+
+
 def _taobao_parcel(detail: Any, order_id: str | None, line_id: str | None,
                    assumptions: ApiAssumptions) -> Rows:
     if not isinstance(detail, dict):
@@ -503,6 +521,7 @@ def _taobao_parcel(detail: Any, order_id: str | None, line_id: str | None,
         "purchase_line_id": line_id,
         "carrier": to_text(partner.get("company"), "logisticsPartner[0].company") if partner else None,
         "order_status_at_fetch": None,  # only 1688 needs it: its steps carry no status
+        "goods_quantity": _goods_quantity(detail.get("logisticsGoods")),
     }
     return _parcel_rows("taobao", tracking, fields, events, detail)
 
@@ -531,6 +550,7 @@ def _alibaba_parcel(trace: Any, order_id: str | None, order_status: str | None,
         "purchase_line_id": None,
         "carrier": to_text(trace.get("logisticsCompanyName"), "logisticsCompanyName"),
         "order_status_at_fetch": order_status,
+        "goods_quantity": None,
     }
     return _parcel_rows("1688", tracking, fields, events, trace)
 

@@ -170,6 +170,7 @@ FCT_PARCELS = TableSpec(
         _c("last_status", S, "status of the latest event; null for 1688"),
         _c("event_count", I32, "number of tracking events"),
         _c("order_status_at_fetch", S, "1688: the order's status when the trace was fetched", public=False),
+        _c("goods_quantity", I32, "Taobao: units the parcel carries (sum of logisticsGoods quantities)", public=False),
         _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
         _c("data_clock", TS, "the API's clock when fetched (latest order update seen)", public=False),
     ),
