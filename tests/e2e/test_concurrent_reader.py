@@ -1,0 +1,81 @@
+"""Readers are never blocked: a separate process queries every report view in a loop, read-only,
+while ten consecutive loads publish. It must see zero errors, and every state it sees must be a
+complete load (the sum of line amounts equals the sum of order amounts, for orders whose lines all
+loaded; every line has its order)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from xport_etl.load import sql_objects, warehouse_path
+from xport_etl.pipeline import run_window
+from xport_etl.sandbox.testing import SandboxServer
+from xport_etl.sandbox.world import WorldConfig
+from xport_etl.settings import Settings
+
+READER = r"""
+import json, sys, time
+from pathlib import Path
+import duckdb
+
+path, stop, views = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(",")
+stats = {"iterations": 0, "errors": [], "states": set(), "incomplete": []}
+while not stop.exists():
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            for view in views:
+                con.execute(f"select * from {view}").fetchall()
+            orders, goods, lines = con.execute('''
+                with l as (select platform, order_id, count(*) as n, sum(amount) as amount
+                           from fct_order_lines group by all)
+                select (select count(*) from fct_orders),
+                       sum(o.goods_amount) filter (where l.n = o.line_count),
+                       sum(l.amount) filter (where l.n = o.line_count)
+                from fct_orders as o join l using (platform, order_id)''').fetchall()[0]
+            orphans = con.execute("select count(*) from fct_order_lines anti join fct_orders "
+                                  "using (platform, order_id)").fetchall()[0][0]
+            stats["states"].add(orders)
+            if goods != lines or orphans:
+                stats["incomplete"].append([str(goods), str(lines), orphans])
+        finally:
+            con.close()
+    except Exception as exc:
+        stats["errors"].append(f"{type(exc).__name__}: {exc}")
+    stats["iterations"] += 1
+stats["states"] = sorted(stats["states"])
+print(json.dumps(stats))
+"""
+
+
+@pytest.mark.slow
+def test_reader_process_sees_only_complete_loads_during_ten_loads(tmp_path):
+    views = [name for name, _ in sql_objects("reports")]
+    with SandboxServer(WorldConfig(seed=9, orders=300), rate_limit=None) as sandbox:
+        world = sandbox.world
+        settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0, refetch_after=0)
+        run_window(settings, world.config.start, world.clock + timedelta(days=30))
+        stop = tmp_path / "stop-reader"
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(warehouse_path(tmp_path)), str(stop), ",".join(views)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)
+            for _ in range(10):  # ten loads, each of a world that moved on a day
+                sandbox.advance(24 * 3600)
+                run_window(settings, world.config.start, world.clock + timedelta(days=30))
+        finally:
+            stop.touch()
+            out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    stats = json.loads(out)
+    assert stats["errors"] == []
+    assert stats["incomplete"] == []
+    assert stats["iterations"] >= 20
+    assert len(stats["states"]) >= 3  # it really read through several different loads
