@@ -252,9 +252,9 @@ def fanout_keys(settings: Settings, endpoint: str) -> tuple[list[dict[str, Any]]
     con = connect_reader(settings.data_dir)
     try:
         data_now = con.execute("select max(updated_at) from fct_orders").fetchall()[0][0]
-        refetch_before = (data_now or datetime(1970, 1, 1)) - timedelta(seconds=settings.refetch_after)
-        cur = con.execute((SQL_DIR / "fanout" / f"{endpoint}.sql").read_text(),
-                          {"refetch_before": refetch_before})
+        params = {"data_now": data_now or datetime(1970, 1, 1), "refetch_s": float(settings.refetch_after)}
+        sql = (SQL_DIR / "fanout" / f"{endpoint}.sql").read_text()
+        cur = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()], data_now
     finally:

@@ -1,6 +1,7 @@
 -- keys for POST /alibaba/refund/info (there is no 1688 refund list): every refundId named by a
 -- 1688 item, unless we already hold that refund in a final state (refundsuccess, refundclose);
--- an open refund only when its last fetch is older than $refetch_before (the API clock minus settings.refetch_after).
+-- an open refund once the API clock ($data_now) moved settings.refetch_after ($refetch_s) since its
+-- last fetch.
 with
 
 named as (
@@ -15,7 +16,7 @@ final as (
     left join fct_refunds as r on r.platform = '1688' and r.refund_id = n.refund_id
     where r.refund_id is null
        or ((r.platform_status is null or r.platform_status not in ('refundsuccess', 'refundclose'))
-           and coalesce(r.data_clock, '-infinity'::timestamp) <= $refetch_before)
+           and ($refetch_s = 0 or coalesce(r.data_clock, '-infinity'::timestamp) <= $data_now - to_seconds($refetch_s)))
 )
 
 select * from final
