@@ -73,21 +73,28 @@ class RateLimiter:
             return 0.0
         interval = 1.0 / self.rate
         with self._lock:
-            now = self._clock()
-            tat = now if self._tat is None else max(self._tat, now)
-            allowed_at = tat - (self.burst - 1) * interval
-            self._tat = tat + interval
-        return max(0.0, allowed_at - now)
+            self._tat, wait = _gcra(self._tat, self._clock(), interval, self.burst)
+        return wait
 
     def acquire(self) -> float:
         """Block until one request may be sent; return the seconds waited."""
-        wait = self.reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+        return _acquire(self)
 
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate!r}, burst={self.burst!r})"
+
+
+def _gcra(tat: float | None, now: float, interval: float, burst: int) -> tuple[float, float]:
+    """One reservation: the next theoretical arrival time, and how long this caller must wait."""
+    tat = now if tat is None else max(tat, now)
+    return tat + interval, max(0.0, tat - (burst - 1) * interval - now)
+
+
+def _acquire(limiter) -> float:
+    wait = limiter.reserve()
+    if wait > 0:
+        limiter._sleep(wait)
+    return wait
 
 
 _registry: dict[str, RateLimiter] = {}
@@ -152,23 +159,18 @@ class FileRateLimiter:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 raw = os.pread(self._fd, 64, 0)
-                now = self._clock()
                 try:
-                    tat = max(float(raw.decode().strip()), now) if raw.strip() else now
+                    tat = float(raw.decode().strip()) if raw.strip() else None
                 except ValueError:
-                    tat = now  # a torn or foreign file: start afresh
-                allowed_at = tat - (self.burst - 1) * interval
-                data = f"{tat + interval:.6f}".ljust(32).encode()
-                os.pwrite(self._fd, data, 0)
+                    tat = None  # a torn or foreign file: start afresh
+                tat, wait = _gcra(tat, self._clock(), interval, self.burst)
+                os.pwrite(self._fd, f"{tat:.6f}".ljust(32).encode(), 0)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
-        return max(0.0, allowed_at - now)
+        return wait
 
     def acquire(self) -> float:
-        wait = self.reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+        return _acquire(self)
 
     def __repr__(self) -> str:
         return f"FileRateLimiter(path={str(self.path)!r}, rate={self.rate!r}, burst={self.burst!r})"
