@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
 configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 a data check
-failed (nothing was published); 5 bad input data that stopped a window (a malformed page).
+failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
+6 stale data (``status --check-freshness``).
 
 Times given without an offset (``--start 2026-01-01``) are read in the reporting time zone
 (``XPORT_REPORT_TZ``, default Asia/Shanghai: the merchant's business calendar, the same one the
@@ -143,9 +144,13 @@ def cmd_backfill(args) -> int:
 
 def cmd_status(args) -> int:
     from xport_etl.reports import format_rows
-    from xport_etl.status import freshness, last_runs
+    from xport_etl.status import check_freshness, freshness, last_runs
 
     s = _settings(args)
+    if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale
+        rows = check_freshness(s.data_dir, args.check_freshness)
+        print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
+        return 0
     for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir))):
         if not rows:
             print(f"{title}: none yet under {s.data_dir}")
@@ -240,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "example: xport-etl status --limit 5",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--limit", type=int, default=15, help="how many runs to show (default 15)")
+    p.add_argument("--check-freshness", type=float, metavar="HOURS",
+                   help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26")
     p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
     p.set_defaults(func=cmd_status)
 
@@ -253,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="start the sandbox, run the DAGs through Airflow, print the reports",
                        description="What `make demo` runs. Options after `demo` go to the demo "
-                                   "(see `python -m xport_etl.demo --help`).")
+                                   "(see `python -m xport_etl.demo --help`).\n"
+                                   "example: xport-etl demo --orders 3000 --fresh",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -274,6 +283,7 @@ def run_command(args) -> int:
     from xport_etl.errors import AuthenticationError, ConfigError, XportError
     from xport_etl.load import CheckFailedError
     from xport_etl.normalize import PageError
+    from xport_etl.status import StaleDataError
 
     try:
         return args.func(args)
@@ -292,6 +302,9 @@ def run_command(args) -> int:
     except CheckFailedError as exc:
         _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means")
         return 4
+    except StaleDataError as exc:
+        _fail(str(exc), "see `xport-etl status` for the last runs and their errors")
+        return 6
     except PageError as exc:
         _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
         return 5

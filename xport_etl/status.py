@@ -43,3 +43,45 @@ def freshness(data_dir: Path) -> list[dict[str, Any]]:
     finally:
         con.close()
     return out
+
+
+class StaleDataError(RuntimeError):
+    """A fact table has not been refreshed within its expected freshness."""
+
+
+# which list endpoints feed each fact table (fan-out tables are as fresh as the loads their keys
+# come from: with nothing in transit there is nothing to fetch, and that is not staleness)
+FEEDS = {
+    "fct_orders": ("taobao_orders", "alibaba_orders"),
+    "fct_order_lines": ("taobao_orders", "alibaba_orders"),
+    "fct_refunds": ("taobao_refunds", "alibaba_orders"),
+    "fct_parcels": ("taobao_orders", "alibaba_orders"),
+    "fct_parcel_events": ("taobao_orders", "alibaba_orders"),
+}
+
+
+def check_freshness(data_dir: Path, max_age_hours: float, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Each fact table's age: the time since the oldest of its feeding endpoints last succeeded.
+
+    Raises:
+        StaleDataError: a table is older than ``max_age_hours`` (or was never loaded); the message
+            names each stale table, its age and the endpoints to look at.
+    """
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    last_ok: dict[str, datetime] = {}
+    for run in read_runs(data_dir):
+        if run.get("outcome") == "success" and run.get("finished_at"):
+            last_ok[run["endpoint"]] = max(last_ok.get(run["endpoint"], datetime.min), run["finished_at"])
+    rows, stale = [], []
+    for table, endpoints in FEEDS.items():
+        times = [last_ok.get(e) for e in endpoints]
+        oldest = None if any(t is None for t in times) else min(times)
+        age = None if oldest is None else round((now - oldest).total_seconds() / 3600, 2)
+        row = {"table": table, "refreshed_at": oldest, "age_hours": age, "max_age_hours": max_age_hours,
+               "fresh": age is not None and age <= max_age_hours}
+        rows.append(row)
+        if not row["fresh"]:
+            stale.append(f"{table} ({'never loaded' if age is None else f'{age} h old'}; endpoints {', '.join(endpoints)})")
+    if stale:
+        raise StaleDataError(f"stale data, expected fresher than {max_age_hours} h: " + "; ".join(stale))
+    return rows

@@ -1,0 +1,46 @@
+"""
+# xport_freshness
+
+Alerts on stale data, SLA-style: every hour, fail when a fact table's feeding endpoints have not
+succeeded within the expected freshness (`XPORT_FRESHNESS_HOURS`, default 26: a daily ingest plus
+two hours of slack). A failed run is the alert: route it with the task's `on_failure_callback`,
+email or your alerting integration.
+
+The reports DAG runs only when loads publish, so it cannot notice that loads stopped; this DAG
+runs on the clock. Freshness is read from the run ledger (`xport_etl.status.check_freshness`):
+a fan-out table (parcels, 1688 refunds) is as fresh as the loads its keys come from.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, task
+
+
+@dag(
+    dag_id="xport_freshness",
+    doc_md=__doc__,
+    schedule="@hourly",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "xport-etl", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    tags=["xport", "monitoring"],
+)
+def xport_freshness() -> None:
+    @task(doc_md="Fail (alert) when a fact table is older than `XPORT_FRESHNESS_HOURS` hours.")
+    def check_freshness() -> list[dict[str, Any]]:
+        from xport_hook import XportHook
+
+        from xport_etl.status import check_freshness as check
+
+        rows = check(XportHook().get_settings().data_dir, float(os.environ.get("XPORT_FRESHNESS_HOURS", "26")))
+        return [{"table": r["table"], "age_hours": r["age_hours"]} for r in rows]
+
+    check_freshness()
+
+
+xport_freshness()

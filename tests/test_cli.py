@@ -1,0 +1,101 @@
+"""The CLI: report output formats, documented exit codes, one-line errors with a hint, --help
+with an example for every command, and the stale-data check."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.test_load import land
+from tests.test_normalize import order, page
+from xport_etl.cli import build_parser, main
+from xport_etl.load import publish
+from xport_etl.pipeline import append_run
+from xport_etl.staging import stage_window
+from xport_etl.status import StaleDataError, check_freshness
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    m = land(tmp_path, [page([order(id="1"), order(id="2", createTime="2026-03-05 10:00:00")])])
+    publish(tmp_path, [stage_window(tmp_path, m)])
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_report_as_table_csv_and_json(warehouse, capsys):
+    code, out, _ = run(capsys, "report", "spend", "--data-dir", str(warehouse))
+    assert code == 0 and "rpt_spend_monthly" in out and "net_spend" in out
+    code, out, _ = run(capsys, "report", "spend", "--format", "csv", "--data-dir", str(warehouse))
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [(r["month"], r["orders"], r["goods_amount"]) for r in rows] == [
+        ("2026-02-01", "1", "12.50"), ("2026-03-01", "1", "12.50")]
+    code, out, _ = run(capsys, "report", "rpt_spend_monthly", "--format", "json", "--data-dir", str(warehouse))
+    data = json.loads(out)
+    assert code == 0 and data[0]["net_spend"] == "15.50" and data[0]["month"] == "2026-02-01"
+
+
+@pytest.mark.parametrize("argv,code,needle", [
+    (["run", "--start", "not-a-date", "--end", "2026-02-01"], 2, "not a date"),
+    (["report", "no_such_report"], 2, "unknown report"),
+    (["report", "spend", "--data-dir", "/nonexistent/xport"], 2, "no warehouse"),
+    (["run", "--start", "2026-01-01", "--end", "2026-01-02", "--base-url", "http://127.0.0.1:9"], 3, "error:"),
+    (["status", "--check-freshness", "1"], 6, "never loaded"),
+])
+def test_expected_failures_are_one_line_with_a_hint_and_an_exit_code(tmp_path, capsys, monkeypatch, argv, code, needle):
+    monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XPORT_TIMEOUT", "2")
+    got, _, err = run(capsys, *argv, "--quiet") if argv[0] == "run" else run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert got == code, err
+    assert needle in err and lines[0].startswith("error: ") and lines[-1].startswith("hint: ")
+    assert "Traceback" not in err
+
+
+def test_a_failed_check_exits_4_and_publishes_nothing(tmp_path, capsys):
+    m = land(tmp_path, [page([order(id="1", purchaseAmount="99.00")])])  # lines sum to 12.50
+    code, _, err = run(capsys, "load", "--manifest", str(m.directory / "manifest.json"), "--data-dir", str(tmp_path))
+    assert code == 4 and "amount_equals_lines" in err
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_bad_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["report"])
+    assert exit_.value.code == 2
+
+
+def test_every_command_has_help_with_an_example():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name, sub in commands.items():
+        text = sub.format_help()
+        assert "example" in text.lower(), f"`xport-etl {name} --help` shows no example"
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"`{name} {action.option_strings[0]}` has no help text"
+
+
+def test_freshness_check_uses_the_run_ledger(tmp_path):
+    now = datetime(2026, 7, 2, tzinfo=UTC)
+    for endpoint in ("taobao_orders", "alibaba_orders", "taobao_refunds"):
+        append_run(tmp_path, {"run_id": endpoint, "endpoint": endpoint, "window_id": "w", "outcome": "success",
+                              "finished_at": (now - timedelta(hours=3)).isoformat()})
+    rows = check_freshness(tmp_path, 26, now=now)
+    assert {r["table"]: r["age_hours"] for r in rows}["fct_orders"] == 3.0
+    with pytest.raises(StaleDataError, match=r"fct_orders \(3.0 h old"):
+        check_freshness(tmp_path, 2, now=now)
+    # a failed run does not make a table fresh
+    append_run(tmp_path, {"run_id": "x", "endpoint": "taobao_orders", "window_id": "w", "outcome": "failed",
+                          "finished_at": now.isoformat()})
+    with pytest.raises(StaleDataError):
+        check_freshness(tmp_path, 2, now=now)
