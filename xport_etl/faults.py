@@ -4,7 +4,8 @@ itself the n-th time it reaches ``<point>`` (no cleanup, no atexit: a real crash
 The points sit between the steps whose ordering makes a crash safe (a page written, a window
 committed, a Parquet table written, a merge done, the swap about to happen…), so a kill test
 can crash at each of them deterministically instead of at a random time. Unset, a crash point
-costs one dictionary lookup.
+costs one dictionary lookup. In a staging worker process the point kills the pipeline process
+as well (hits are counted per process).
 """
 
 from __future__ import annotations
@@ -25,4 +26,7 @@ def crashpoint(name: str) -> None:
         return
     _hits[name] += 1
     if _hits[name] == int(nth or 1):
+        parent = os.environ.get("XPORT_PIPELINE_PID")  # a staging worker: the pipeline dies too
+        if parent:
+            os.kill(int(parent), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -46,6 +46,7 @@ Record-level or page-level (bad input never crashes the normaliser with anything
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -479,6 +480,14 @@ def _id_text(value: Any) -> str | None:
     return value
 
 
+@functools.cache
+def _time_columns(table: str) -> tuple[str, ...]:
+    """The timestamp columns of a staged table (what the future-time check looks at)."""
+    from xport_etl.schemas import STAGED_TABLES, UTC_TS
+
+    return tuple(c.name for c in STAGED_TABLES[table].spec.columns if c.type == UTC_TS)
+
+
 class WindowRows:
     """Everything normalised from one landed window, ready for Parquet.
 
@@ -530,8 +539,9 @@ class WindowRows:
         """The first time of the record (or of its children) beyond ``rejected_at`` + 1 hour."""
         ceiling = self.rejected_at + FUTURE_TOLERANCE
         for table, row in [(rows.table, rows.row)] + [(t, r) for t, rs in rows.children.items() for r in rs]:
-            for column, value in row.items():
-                if isinstance(value, datetime) and value > ceiling:
+            for column in _time_columns(table):
+                value = row.get(column)
+                if value is not None and value > ceiling:
                     return f"{table}.{column} {value:%Y-%m-%d %H:%M:%S} UTC is in the future"
         return None
 
@@ -595,5 +605,5 @@ def normalize_taobao_pages(
 
 
 def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    columns = {name: [r.get(name) for r in rows] for name in schema.names}
-    return pa.Table.from_pydict(columns, schema=schema)
+    # from_pylist walks the dicts in C++: about twice as fast as building columns in Python
+    return pa.Table.from_pylist(rows, schema=schema)

@@ -11,6 +11,7 @@ still on record.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -192,6 +193,47 @@ def _catch_up(client, spec, filters, paginator, writer, manifest, settings) -> N
     manifest.extra["catch_up_records"] = found
 
 
+PARALLEL_STAGE_BYTES = 8 * 2**20  # below this much landed (gzip) data, one process is faster
+
+
+def _stage_workers(manifests: Sequence[Manifest]) -> int:
+    """How many processes normalise the windows: ``XPORT_WORKERS`` if set, else every core once
+    the landed pages are large enough to pay for starting the workers (about a second)."""
+    if len(manifests) < 2:
+        return 1
+    configured = os.environ.get("XPORT_WORKERS")
+    if configured:
+        return max(1, min(int(configured), len(manifests)))
+    size = sum((m.directory / "pages.jsonl.gz").stat().st_size for m in manifests)
+    return min(os.cpu_count() or 1, len(manifests)) if size >= PARALLEL_STAGE_BYTES else 1
+
+
+def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], workers: int) -> list:
+    """Normalise windows in parallel worker processes (they are independent; publishing stays
+    single). Each worker is ``python -m xport_etl.staging`` over its share of the windows, so
+    nothing depends on how the caller's ``__main__`` was started; the batches come back through
+    the batch markers they write. A crash point reached in a worker takes the pipeline process
+    down with it (see :mod:`xport_etl.faults`), exactly as in a single-process run.
+    """
+    import subprocess
+    import sys
+
+    from xport_etl.staging import batch_marker, read_batch
+
+    fields = {f.name: getattr(settings.assumptions, f.name) for f in dataclasses.fields(settings.assumptions)}
+    spec = json.dumps({k: sorted(v) if isinstance(v, frozenset) else v for k, v in fields.items()}, default=dict)
+    env = {**os.environ, "XPORT_PIPELINE_PID": str(os.getpid())}
+    shares = [manifests[i::workers] for i in range(workers)]
+    procs = [subprocess.Popen([sys.executable, "-m", "xport_etl.staging", str(settings.data_dir), spec,
+                               *[str(m.directory) for m in share]], env=env, stderr=subprocess.PIPE, text=True)
+             for share in shares]
+    errors = [err for p in procs if (err := p.communicate()[1]) is not None and p.returncode != 0]
+    if errors:
+        last = (errors[0].strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"normalising a window failed in a worker process: {last}")
+    return [read_batch(batch_marker(settings.data_dir, m.endpoint, m.window_id)) for m in manifests]
+
+
 def load_windows(
     settings: Settings,
     manifests: Sequence[str | Path],
@@ -207,11 +249,15 @@ def load_windows(
     from xport_etl.staging import stage_window
 
     loaded = [read_manifest(m) for m in manifests]
-    batches = []
-    for m in loaded:
-        batches.append(stage_window(settings.data_dir, m, assumptions=settings.assumptions))
-        if progress:
-            progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
+    workers = _stage_workers(loaded)
+    if workers > 1:
+        batches = _stage_in_processes(settings, loaded, workers)
+    else:
+        batches = []
+        for m in loaded:
+            batches.append(stage_window(settings.data_dir, m, assumptions=settings.assumptions))
+            if progress:
+                progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
     started = time.time()
     rows = [
         _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0),

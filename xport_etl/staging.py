@@ -75,6 +75,11 @@ def parquet_root(data_dir: Path) -> Path:
     return Path(data_dir) / "parquet"
 
 
+def batch_marker(data_dir: Path, endpoint: str, wid: str) -> Path:
+    """The file that says a window's batch is complete (and lists its Parquet files)."""
+    return parquet_root(data_dir) / "_batches" / f"{batch_name(endpoint, wid)}.json"
+
+
 def _day(ts: datetime | None) -> str:
     # monthly partitions of the business date: a window writes a handful of files, not hundreds
     return UNKNOWN_DATE if ts is None else f"{ts:%Y-%m}"
@@ -104,7 +109,7 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
         records=rows.records,
     )
     root = parquet_root(data_dir)
-    marker = root / "_batches" / f"{name}.json"
+    marker = batch_marker(data_dir, manifest.endpoint, manifest.window_id)
     marker.parent.mkdir(parents=True, exist_ok=True)
     # the marker goes first: a crash while rewriting leaves no complete-looking batch behind
     marker.unlink(missing_ok=True)
@@ -161,3 +166,23 @@ def all_batches(data_dir: Path) -> list[Batch]:
     """Every complete batch on disk, oldest extraction first."""
     markers = (parquet_root(data_dir) / "_batches").glob("*.json")
     return sorted((read_batch(p) for p in markers), key=lambda b: (b.extracted_at, b.batch_id))
+
+
+def _worker_main(argv: list[str]) -> int:
+    """``python -m xport_etl.staging DATA_DIR ASSUMPTIONS_JSON WINDOW_DIR…``: a staging worker."""
+    from xport_etl.landing import read_manifest
+
+    data_dir, spec, *directories = argv
+    fields = json.loads(spec)
+    for key in ("retriable_codes", "auth_codes", "http_retriable_statuses"):
+        fields[key] = frozenset(fields[key])
+    assumptions = ApiAssumptions(**fields)
+    for directory in directories:
+        stage_window(Path(data_dir), read_manifest(directory), assumptions=assumptions)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_worker_main(sys.argv[1:]))

@@ -54,11 +54,12 @@ def sandbox():
         yield server
 
 
-def run_cli(sandbox, data_dir, crash_at=None):
+def run_cli(sandbox, data_dir, crash_at=None, workers="1"):
     world = sandbox.world
     start = world.config.start.isoformat()
     end = (world.clock + timedelta(days=30)).isoformat()
-    env = {**os.environ, "XPORT_RATE_LIMIT": "0"}
+    # one staging process unless a test asks for more: crash points count hits per process
+    env = {**os.environ, "XPORT_RATE_LIMIT": "0", "XPORT_WORKERS": workers}
     env.pop("XPORT_CRASH_AT", None)
     if crash_at:
         env["XPORT_CRASH_AT"] = f"{crash_at[0]}:{crash_at[1]}"
@@ -94,6 +95,16 @@ def kill_then_resume(sandbox, data_dir, point):
 def test_sigkill_then_resume_equals_truth(sandbox, tmp_path, point):
     resumed = kill_then_resume(sandbox, tmp_path, point)
     assert "resuming an unfinished run" in resumed.stderr  # it continued, it did not start over
+
+
+def test_sigkill_in_a_staging_worker_takes_the_run_down_and_resumes(sandbox, tmp_path):
+    crashed = run_cli(sandbox, tmp_path, crash_at=("stage.table", 1), workers="2")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    resumed = run_cli(sandbox, tmp_path, workers="2")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming an unfinished run" in resumed.stderr
+    assert_warehouse_equals_truth(tmp_path, sandbox.world)
+    assert_no_duplicates(tmp_path)
 
 
 @pytest.mark.slow
