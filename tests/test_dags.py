@@ -104,7 +104,7 @@ LOAD_OUTLETS = {
 
 
 def test_the_expected_dags(dagbag):
-    assert set(dagbag.dags) == {"xport_ingest", "xport_reports", "xport_freshness"}
+    assert set(dagbag.dags) == {"xport_ingest", "xport_reports", "xport_freshness", "xport_callbacks"}
 
 
 def test_dag_headers(dagbag):

@@ -1,0 +1,45 @@
+"""
+# xport_callbacks
+
+Applies Xportcn's message callbacks within minutes instead of at the next daily window. The
+receiver (`xport-etl callbacks serve`, an ASGI app behind your HTTPS endpoint) verifies each
+message's HMAC and appends it, fsynced, to `<data_dir>/callbacks/inbox.jsonl` before answering
+200. Every five minutes this DAG's one task reads the messages stored since the last consumed
+offset and re-queries exactly the orders and refunds they name through the detail endpoints
+(`/open/order/detail`, `/v2/taobao/order/refund/query`), then publishes them atomically. The
+offset only advances after a successful publish, so a failed run is simply retried.
+
+Runs in the `xport_api` pool (it calls the API). `max_active_runs=1`: consumers never overlap.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, task
+
+
+@dag(
+    dag_id="xport_callbacks",
+    doc_md=__doc__,
+    schedule="*/5 * * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "xport-etl", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["xport", "callbacks", "taobao"],
+)
+def xport_callbacks() -> None:
+    @task(pool="xport_api", doc_md="Refresh the orders and refunds named by the callbacks stored since the last run.")
+    def consume() -> dict[str, Any]:
+        from xport_hook import XportHook
+
+        from xport_etl.callbacks import refresh_from_callbacks
+
+        return refresh_from_callbacks(XportHook().get_settings())
+
+    consume()
+
+
+xport_callbacks()
