@@ -1,0 +1,125 @@
+"""(b) normalise + load from pages already on disk: ours vs the plain-DuckDB reference vs dlt.
+
+    python bench/bench_load.py --orders 70000 [--seed 7] [--skip-dlt-default] [--profile]
+
+Every system reads the SAME landed Taobao order pages (``raw/taobao_orders/*/pages.jsonl.gz``,
+landed once by our extractor and cached under bench/.cache/) in its own fresh process:
+
+- ours:         ``xport_etl.pipeline.load_windows`` = ``stage_window`` per window + ``publish``
+                (typed Parquet, rejects, latest-state merge, report views, data checks, atomic swap)
+- duckdb_ref:   one ``read_json`` + ``unnest(data.records)`` + ``unnest(subOrderVOS)``, typed casts,
+                (duckdb_ref_text: the same, each page read as text and its records cast from JSON)
+                into two tables of a DuckDB file; no rejects, no dedup, no checks
+- dlt_default:  a ``@dlt.resource`` yielding each page's ``data.records`` → ``dlt.pipeline(duckdb)``
+                out of the box (``subOrderVOS`` becomes ``taobao_orders__sub_order_vos``)
+- dlt_best:     the same with parquet loader files, 2 normalise workers, big buffers, rotation
+
+lines/s = landed order lines (sub-orders as on the pages) / seconds, the same numerator for all.
+speed-up vs X = X's seconds / our seconds (> 1: we are faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.world import RESULTS, fresh_dir, landed_cache, page_files, run_child, table, write_result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=70000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--skip-dlt-default", action="store_true", help="dlt default is slow (~1,300 lines/s)")
+    ap.add_argument("--profile", action="store_true", help="also profile ours with pyinstrument (a 2nd run)")
+    a = ap.parse_args()
+
+    meta = landed_cache(a.orders, seed=a.seed)
+    summary = meta["summary"]["taobao_orders"]
+    files = page_files(meta)
+    manifests = meta["manifests"]["taobao_orders"]
+    print(f"landed pages: {summary['windows']} windows, {summary['pages']:,} pages, "
+          f"{summary['records']:,} records, {summary['gz_bytes'] / 2**20:.1f} MB gzip", flush=True)
+
+    systems = [("ours", "ours_load", {"manifests": manifests}),
+               ("duckdb_ref", "duckdb_ref", {"files": files, "variant": "read_json"}),
+               ("duckdb_ref_text", "duckdb_ref", {"files": files, "variant": "text"}),
+               ("dlt_best", "dlt_load", {"files": files, "config": "best", "stages": True})]
+    if not a.skip_dlt_default:
+        systems.append(("dlt_default", "dlt_load", {"files": files, "config": "default", "stages": True}))
+    res: dict[str, dict] = {}
+    for name, task, args in systems:
+        work = fresh_dir(f"load_{name}")
+        print(f"running {name} ...", flush=True)
+        res[name] = run_child(task, {**args, "data_dir": str(work), "workdir": str(work)})
+        print(f"  {name}: {res[name]['seconds']:.1f} s, peak RSS {res[name]['peak_rss_mb']:.0f} MB", flush=True)
+
+    # the same data in each: dlt and the reference keep every landed record (the sandbox repeats
+    # some records across pages); ours merges them to one row per order (or rejects them)
+    ref = res["duckdb_ref"]
+    errors = []
+    if ref["orders"] != summary["records"]:
+        errors.append(f"duckdb_ref loaded {ref['orders']} orders, the pages hold {summary['records']}")
+    for name in ("dlt_best", "dlt_default"):
+        if name in res and (res[name]["orders"], res[name]["lines"]) != (ref["orders"], ref["lines"]):
+            errors.append(f"{name} loaded {res[name]['orders']}/{res[name]['lines']} orders/lines, "
+                          f"duckdb_ref {ref['orders']}/{ref['lines']}")
+    if (res["duckdb_ref_text"]["orders"], res["duckdb_ref_text"]["lines"], res["duckdb_ref_text"]["checksum"]) != (
+            ref["orders"], ref["lines"], ref["checksum"]):
+        errors.append("the two plain-DuckDB variants disagree")
+    distinct = (ref["distinct_orders"], ref["distinct_lines"])
+    ours = res["ours"]
+    if (ours["orders"] + ours["order_rejects"], ours["lines"] + ours["line_rejects"]) != distinct:
+        errors.append(f"ours loaded {ours['orders']}+{ours['order_rejects']} rejected orders and "
+                      f"{ours['lines']}+{ours['line_rejects']} rejected lines; distinct on the pages: {distinct}")
+
+    lines = ref["lines"]
+    rows = []
+    for name, r in res.items():
+        rows.append({"system": name, "seconds": r["seconds"], "lines/s": lines / r["seconds"],
+                     "peak RSS MB": r["peak_rss_mb"], "orders": r["orders"], "lines": r["lines"],
+                     "speed-up vs it": r["seconds"] / ours["seconds"]})
+    print()
+    print(table(rows, ["system", "seconds", "lines/s", "peak RSS MB", "orders", "lines", "speed-up vs it"]))
+    ratios = {f"ours_time/{n}_time": ours["seconds"] / r["seconds"] for n, r in res.items() if n != "ours"}
+    print()
+    for k, v in ratios.items():
+        print(f"{k:32s} {v:6.3f}   (speed-up {1 / v:.2f}x)")
+    fastest_ref = min(ref["seconds"], res["duckdb_ref_text"]["seconds"])
+    targets = {
+        "speedup_vs_dlt_best>=5": res["ours"]["seconds"] * 5 <= res["dlt_best"]["seconds"],
+        "ours>=duckdb_ref(fastest variant)": res["ours"]["seconds"] <= fastest_ref,
+    }
+    print("targets:", targets)
+    for name in ("dlt_best", "dlt_default"):
+        if name in res:
+            print(f"{name} stages: extract {res[name].get('extract_s', 0):.1f} s, normalize "
+                  f"{res[name].get('normalize_s', 0):.1f} s, load {res[name].get('load_s', 0):.1f} s")
+
+    profile = None
+    if a.profile:
+        work = fresh_dir("load_ours_profile")
+        prof_path = RESULTS / f"profile_load_ours_{a.orders}.txt"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        r = run_child("ours_load", {"manifests": manifests, "data_dir": str(work), "workdir": str(work),
+                                    "profile": str(prof_path)})
+        profile = {"seconds_under_profiler": r["seconds"], "file": str(prof_path.relative_to(RESULTS.parent.parent))}
+        print(f"\npyinstrument profile of ours ({r['seconds']:.1f} s under the profiler): {prof_path}")
+
+    path = write_result(f"load_{a.orders}", {
+        "orders": a.orders, "seed": a.seed, "landed": summary, "lines_on_pages": lines,
+        "distinct_orders_lines": distinct, "systems": res, "ratios": ratios, "targets": targets,
+        "errors": errors, "profile": profile,
+    })
+    print(f"\nresult: {path}")
+    if errors:
+        print("COUNT MISMATCH:\n  " + "\n  ".join(errors), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
