@@ -665,7 +665,3 @@ def read_runs(data_dir: Path, pending: Sequence[dict[str, Any]] = ()) -> list[di
             if row.get(k):
                 row[k] = datetime.fromisoformat(row[k]).astimezone(UTC).replace(tzinfo=None)
     return list(rows.values())
-
-
-def manifest_dict(path: str | Path) -> dict[str, Any]:
-    return asdict(read_manifest(path))

@@ -162,12 +162,6 @@ def read_batch(path: Path) -> Batch:
     return Batch(**json.loads(Path(path).read_text()))
 
 
-def all_batches(data_dir: Path) -> list[Batch]:
-    """Every complete batch on disk, oldest extraction first."""
-    markers = (parquet_root(data_dir) / "_batches").glob("*.json")
-    return sorted((read_batch(p) for p in markers), key=lambda b: (b.extracted_at, b.batch_id))
-
-
 def _worker_main(argv: list[str]) -> int:
     """``python -m xport_etl.staging DATA_DIR ASSUMPTIONS_JSON WINDOW_DIR…``: a staging worker."""
     from xport_etl.landing import read_manifest
