@@ -42,7 +42,7 @@ def test_recorded_taobao_page_has_the_awkward_cases_and_normalises_exactly():
                                  window_id="w", rejected_at=NOW)
     assert out.rejects == []
     orders = {o["order_id"]: o for o in out.tables["orders"]}
-    lines = {(l["order_id"], l["line_id"]): l for l in out.tables["order_lines"]}
+    lines = {(ln["order_id"], ln["line_id"]): ln for ln in out.tables["order_lines"]}
     assert len(orders) == len(raw) and len(lines) == len(subs)
     for r in raw:
         o = orders[str(r["id"])]
