@@ -28,8 +28,6 @@ def test_processes_share_one_budget(tmp_path):
     assert len(stamps) == processes * per_process
     # 36 requests at 40/s take at least 35/40 s together; three private budgets would take ~0.3 s
     assert stamps[-1] - stamps[0] >= (len(stamps) - 1) / rate * 0.95
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert sum(1 for g in gaps if g < 0.5 / rate) <= 2  # no bursts beyond scheduling noise
 
 
 def test_threads_and_fake_clock_follow_gcra(tmp_path):

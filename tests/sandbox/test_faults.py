@@ -129,7 +129,7 @@ def test_slow_answers_after_the_client_gave_up(server, http) -> None:
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         page(http)  # timeout 0.5 s
-    assert 0.4 < time.monotonic() - started < 0.9
+    assert 0.4 < time.monotonic() - started < 1.0  # gave up before the 1 s answer came
     assert delta(before, server.stats())[1] == {"slow": 1}  # counted at once
     with httpx.Client(base_url=server.base_url, timeout=5) as patient:
         started = time.monotonic()
