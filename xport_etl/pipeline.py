@@ -140,11 +140,7 @@ def _page_window(client, spec, filters, paginator, writer, manifest, progress) -
     seen: set[str] = set()
     key = spec.primary_key[0] if spec.primary_key else None
     version = _VERSION_FIELDS.get(spec.name)
-    for page in paginate(client, spec, filters, paginator=paginator):
-        writer.write(page.raw)
-        crashpoint("extract.page")
-        manifest.pages += 1
-        manifest.records += len(page.records)
+    for page in _land(paginate(client, spec, filters, paginator=paginator), writer, manifest):
         if first_total is None:
             first_total = page.total
             # the newest update on the first page: a lower bound of the server's clock when this
@@ -166,6 +162,16 @@ def _page_window(client, spec, filters, paginator, writer, manifest, progress) -
     return None
 
 
+def _land(pages, writer, manifest):
+    """Land each page as it arrives (a checkpoint for resume) and count it; yield it on."""
+    for page in pages:
+        writer.write(page.raw)
+        crashpoint("extract.page")
+        manifest.pages += 1
+        manifest.records += len(page.records)
+        yield page
+
+
 # the field holding a list record's update time, as the API's own time string
 _VERSION_FIELDS = {"taobao_orders": "updateTime", "alibaba_orders": "modifyTime"}
 
@@ -185,10 +191,7 @@ def _catch_up(client, spec, filters, paginator, writer, manifest, settings) -> N
     upd = spec.windows["update"]
     query = {**filters, upd.start_field: since}
     found = 0
-    for page in paginate(client, spec, query, paginator=paginator):
-        writer.write(page.raw)
-        manifest.pages += 1
-        manifest.records += len(page.records)
+    for page in _land(paginate(client, spec, query, paginator=paginator), writer, manifest):
         found += len(page.records)
     manifest.extra["catch_up_records"] = found
 

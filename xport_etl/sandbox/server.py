@@ -334,6 +334,13 @@ class SandboxApp(FastAPI):
         )
 
 
+def _found(record: dict | None, missing: str) -> dict:
+    """A detail endpoint's answer: the record, or envelope code 404 with ``missing`` as the msg."""
+    if record is None:
+        raise ApiError(404, missing)
+    return record
+
+
 def create_app(
     world: World,
     *,
@@ -448,10 +455,7 @@ def create_app(
             order_id = _text_param(dict(request.query_params), "orderId")
             if order_id is None:
                 raise ApiError(400, "参数错误: orderId is required")
-            record = world.taobao_order(order_id)
-            if record is None:
-                raise ApiError(404, f"订单不存在: {order_id}")
-            return record
+            return _found(world.taobao_order(order_id), f"订单不存在: {order_id}")
 
         return serve("/open/order/detail", request, handler)
 
@@ -485,10 +489,7 @@ def create_app(
     async def refund_query(request: Request) -> Response:
         def handler() -> dict:
             refund_id = _required_text(dict(request.query_params), "refundId")
-            record = world.taobao_refund(refund_id)
-            if record is None:
-                raise ApiError(404, f"售后单不存在: {refund_id}")
-            return record
+            return _found(world.taobao_refund(refund_id), f"售后单不存在: {refund_id}")
 
         return serve("/v2/taobao/order/refund/query", request, handler)
 
@@ -496,10 +497,7 @@ def create_app(
     async def logistics_detail(request: Request) -> Response:
         def handler() -> dict:
             line_id = _required_text(dict(request.query_params), "subPurchaseOrderId")
-            record = world.taobao_logistics(line_id)
-            if record is None:
-                raise ApiError(404, f"采购单不存在: {line_id}")
-            return record
+            return _found(world.taobao_logistics(line_id), f"采购单不存在: {line_id}")
 
         return serve("/v2/taobao/order/logistics/detail/get", request, handler)
 
@@ -531,10 +529,7 @@ def create_app(
 
         def handler() -> dict:
             refund_id = _required_text(_body(raw), "refundId")
-            record = world.alibaba_refund(refund_id)
-            if record is None:
-                raise ApiError(404, f"退款单不存在: {refund_id}")
-            return record
+            return _found(world.alibaba_refund(refund_id), f"退款单不存在: {refund_id}")
 
         return serve("/alibaba/refund/info", request, handler)
 
@@ -542,10 +537,7 @@ def create_app(
     async def alibaba_logistics_trace(request: Request) -> Response:
         def handler() -> dict:
             order_id = _required_text(dict(request.query_params), "orderId")
-            record = world.alibaba_logistics(order_id)
-            if record is None:
-                raise ApiError(404, f"订单不存在: {order_id}")
-            return record
+            return _found(world.alibaba_logistics(order_id), f"订单不存在: {order_id}")
 
         return serve("/alibaba/order/logistics/trace", request, handler)
 

@@ -1538,10 +1538,7 @@ class World:
 
     def taobao_page(self, page_no: int, page_size: int, **filters) -> tuple[int, list[dict]]:
         """Total matching orders and the wire records of one page (1-based), newest first."""
-        clock_ms, indices = self.taobao_query(**filters)
-        start = (page_no - 1) * page_size
-        page = indices[start : start + page_size]
-        return len(indices), [self.render_taobao(i, clock_ms) for i in page]
+        return _page(*self.taobao_query(**filters), self.render_taobao, page_no, page_size)
 
     def taobao_orders(self, **filters) -> list[dict]:
         """Every matching ``TaoBaoOrderVO`` at the current clock, newest first."""
@@ -1600,11 +1597,7 @@ class World:
 
     def taobao_refund_page(self, page_no: int, page_size: int, **filters) -> tuple[int, list[dict]]:
         """Total matching refunds and the records of one page (1-based), newest first."""
-        clock_ms, selected = self.taobao_refund_query(**filters)
-        start = (page_no - 1) * page_size
-        return len(selected), [
-            self.render_taobao_refund(r, clock_ms) for r in selected[start : start + page_size]
-        ]
+        return _page(*self.taobao_refund_query(**filters), self.render_taobao_refund, page_no, page_size)
 
     def taobao_refunds(self, **filters) -> list[dict]:
         """Every matching refund record (CONTRACT §5.4) at the current clock, newest first."""
@@ -1715,11 +1708,7 @@ class World:
 
     def alibaba_page(self, page_no: int, page_size: int, **filters) -> tuple[int, list[dict]]:
         """Total matching 1688 orders and the records of one page (1-based), newest first."""
-        clock_ms, indices = self.alibaba_query(**filters)
-        start = (page_no - 1) * page_size
-        return len(indices), [
-            self.render_1688(i, clock_ms) for i in indices[start : start + page_size]
-        ]
+        return _page(*self.alibaba_query(**filters), self.render_1688, page_no, page_size)
 
     def alibaba_orders(self, **filters) -> list[dict]:
         """Every matching 1688 order record at the current clock, newest first."""
@@ -1791,3 +1780,9 @@ class World:
             for p, parcel in enumerate(self.alibaba.parcels(detail.index)):
                 if parcel.first_s <= clock_s:
                     yield detail, state, p, parcel
+
+
+def _page(clock_ms: int, selected, render, page_no: int, page_size: int) -> tuple[int, list[dict]]:
+    """Total of a query's matches and the wire records of one page (1-based) of them."""
+    start = (page_no - 1) * page_size
+    return len(selected), [render(i, clock_ms) for i in selected[start : start + page_size]]
