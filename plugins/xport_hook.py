@@ -8,7 +8,8 @@ Connection fields:
 - ``host``: the API base URL, either whole (``https://www.xportcn.com/api``) or split into
   ``schema`` (``http``/``https``, default ``https``), ``host`` (may carry a path) and ``port``.
 - ``login``: the AccessKey; ``password``: the AccessSecret.
-- ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``data_dir``, ``report_tz``.
+- ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``data_dir``, ``raw_url``
+  (the raw landing layer, e.g. ``s3://bucket/raw``: see ``xport_etl.storage``), ``report_tz``.
 
 Whatever the Connection does not set falls back to the ``XPORT_*`` environment variables (for
 example ``XPORT_DATA_DIR``), then to the library's defaults.
@@ -91,6 +92,7 @@ class XportHook(BaseHook):
             "user_id": _str_or_none(extra.get("user_id")),
             "rate_limit": _float_or_none(extra.get("rate_limit")),
             "data_dir": Path(extra["data_dir"]) if extra.get("data_dir") else None,
+            "raw_url": extra.get("raw_url") or None,
             "report_tz": extra.get("report_tz") or None,
         }
         return Settings.from_env(**overrides)

@@ -113,11 +113,14 @@ def cmd_extract(args) -> int:
 def cmd_load(args) -> int:
     from xport_etl.landing import complete_windows
     from xport_etl.pipeline import load_windows
+    from xport_etl.storage import redact
 
     s = _settings(args)
-    manifests = args.manifest or [str(m.directory / "manifest.json") for m in complete_windows(s.data_dir)]
+    manifests = args.manifest or [str(m.directory / "manifest.json")
+                                  for m in complete_windows(s.data_dir, raw_url=s.raw_url)]
     if not manifests:
-        raise UsageError(f"nothing landed under {s.data_dir}/raw: run `xport-etl extract` first")
+        where = redact(s.raw_url) if s.raw_url else f"{s.data_dir}/raw"
+        raise UsageError(f"nothing landed under {where}: run `xport-etl extract` first")
     result = load_windows(s, manifests)
     print(f"published {result['warehouse']}: {result['rows_written']}, {result['rejects']} rejects")
     return 0

@@ -1,18 +1,26 @@
 """Raw pages as received: one gzip-compressed JSON-lines file per endpoint and window.
 
-Layout under the data directory::
+Layout under the raw root (``<data_dir>/raw`` unless ``XPORT_RAW_URL`` names another directory or
+an fsspec URL such as ``s3://bucket/raw``; see :mod:`xport_etl.storage`)::
 
-    raw/<endpoint>/<window_id>/pages.jsonl.gz   one line per page: the response body as received
-    raw/<endpoint>/<window_id>/manifest.json    written last, atomically: the window is complete
+    <raw>/<endpoint>/<window_id>/pages.jsonl.gz   one line per page: the response body as received
+    <raw>/<endpoint>/<window_id>/context.json     fan-out windows: what each page was asked for
+    <raw>/<endpoint>/<window_id>/manifest.json    written last, atomically: the window is complete
 
 A window without a manifest was interrupted and is never normalised. Each line is the page's
 body byte for byte, except that line breaks (which JSON only allows as whitespace between tokens)
 are replaced by spaces so that one page stays one line. Every later layer (Parquet, DuckDB) can be
 rebuilt from these files.
+
+On a local disk every file is written to a temporary name, fsynced and renamed into place. On an
+object store (no rename, but every PUT is atomic per object) the pages are spooled to the local
+data directory while the window is paged and uploaded at commit, in the same order: the old
+manifest is deleted, then the pages, the context and finally the new manifest are written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -20,10 +28,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
+
+from xport_etl import storage
 
 PAGES_FILE = "pages.jsonl.gz"
 CONTEXT_FILE = "context.json"  # fan-out windows: what each page was asked for (page → context)
 MANIFEST_FILE = "manifest.json"
+SPOOL_DIR = "spool"  # under the data directory: pages on their way to a remote raw root
 
 
 def window_id(mode: str, start: datetime, end: datetime) -> str:
@@ -32,8 +44,18 @@ def window_id(mode: str, start: datetime, end: datetime) -> str:
     return f"{mode}_{start.astimezone(UTC):{fmt}}_{end.astimezone(UTC):{fmt}}"
 
 
-def window_dir(data_dir: Path, endpoint: str, wid: str) -> Path:
-    return Path(data_dir) / "raw" / endpoint / wid
+def raw_root(data_dir: Path, raw_url: str | None = None):
+    """The raw layer's root: ``raw_url`` if given, else ``<data_dir>/raw``.
+
+    Returns:
+        A :class:`pathlib.Path` for a local root, a :class:`upath.UPath` for a remote one.
+    """
+    return storage.to_path(raw_url) if raw_url else Path(data_dir) / "raw"
+
+
+def window_dir(data_dir: Path, endpoint: str, wid: str, *, raw_url: str | None = None):
+    """A window's directory (a ``Path`` locally, a ``UPath`` on a remote store)."""
+    return raw_root(data_dir, raw_url) / endpoint / wid
 
 
 @dataclass
@@ -58,11 +80,13 @@ class Manifest:
     extra: dict = field(default_factory=dict)
 
     @property
-    def directory(self) -> Path:
+    def directory(self):
+        """The window's directory: a ``Path`` locally, a ``UPath`` on a remote store (both take
+        ``/``; ``str()`` of either is what :func:`read_manifest` and :func:`read_pages` accept)."""
         return self._dir
 
-    def bind(self, directory: Path) -> Manifest:
-        self._dir = Path(directory)
+    def bind(self, directory) -> Manifest:
+        self._dir = storage.to_path(directory)
         return self
 
 
@@ -84,19 +108,35 @@ def _write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _remote_rm(fs, path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):  # deleting what is not there is fine
+        fs.rm_file(path)
+
+
 class PageWriter:
     """Writes one window's pages; the window only becomes visible when :meth:`commit` runs.
 
-    Pages go to a ``.partial`` file; ``commit`` closes it, renames it into place and writes the
-    manifest atomically, so a crash at any point leaves either the previous complete window or
-    no manifest at all.
+    Pages go to a ``.partial`` file (next to the window locally; under ``<data_dir>/spool/`` for
+    a remote raw root); ``commit`` closes it, moves it into place and writes the manifest last,
+    so a crash at any point leaves either the previous complete window or no manifest at all.
+
+    Args:
+        data_dir: the data directory (the raw root is ``<data_dir>/raw`` unless ``raw_url``).
+        manifest: the window's manifest, filled in while paging.
+        raw_url: the raw root (a path or fsspec URL, ``Settings.raw_url``); None: the default.
     """
 
-    def __init__(self, data_dir: Path, manifest: Manifest):
+    def __init__(self, data_dir: Path, manifest: Manifest, *, raw_url: str | None = None):
         self.manifest = manifest
-        self.dir = window_dir(data_dir, manifest.endpoint, manifest.window_id)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._partial = self.dir / (PAGES_FILE + ".partial")
+        self.dir = window_dir(data_dir, manifest.endpoint, manifest.window_id, raw_url=raw_url)
+        self.remote = not storage.is_local(self.dir)
+        if self.remote:
+            spool = Path(data_dir) / SPOOL_DIR / manifest.endpoint
+            spool.mkdir(parents=True, exist_ok=True)
+            self._partial = spool / f"{manifest.window_id}.{PAGES_FILE}.partial"
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._partial = self.dir / (PAGES_FILE + ".partial")
         self._file = gzip.open(self._partial, "wb", compresslevel=5)  # noqa: SIM115 (closed by commit/abort)
         self._contexts: dict[int, dict] = {}
         self._count = 0
@@ -108,8 +148,11 @@ class PageWriter:
         if context is not None:
             self._contexts[self._count] = context
 
-    def commit(self) -> Path:
+    def commit(self):
+        """Make the window visible; returns its manifest's path (``Path`` or ``UPath``)."""
         self._file.close()
+        if self.remote:
+            return self._commit_remote()
         with open(self._partial, "rb+") as f:
             os.fsync(f.fileno())
         # the old manifest goes first: from here until the new one is written, the window is
@@ -125,6 +168,25 @@ class PageWriter:
         _write_atomic(path, json.dumps(asdict(self.manifest), indent=2).encode())
         return path
 
+    def _commit_remote(self):
+        # an object store has no rename, but each PUT replaces one object atomically: the same
+        # order as on disk, with the manifest (the commit marker) deleted first and written last
+        fs, root = storage.filesystem(self.dir)
+        try:
+            _remote_rm(fs, f"{root}/{MANIFEST_FILE}")
+            fs.put_file(str(self._partial), f"{root}/{PAGES_FILE}")
+            if self._contexts:
+                fs.pipe_file(f"{root}/{CONTEXT_FILE}", json.dumps(self._contexts, ensure_ascii=False).encode())
+            else:
+                _remote_rm(fs, f"{root}/{CONTEXT_FILE}")
+            fs.pipe_file(f"{root}/{MANIFEST_FILE}", json.dumps(asdict(self.manifest), indent=2).encode())
+        except OSError as exc:
+            raise storage.located(exc, self.dir, "cannot land the window at") from exc
+        finally:
+            fs.invalidate_cache(root)
+        self._partial.unlink(missing_ok=True)
+        return self.dir / MANIFEST_FILE
+
     def abort(self) -> None:
         self._file.close()
         self._partial.unlink(missing_ok=True)
@@ -137,31 +199,114 @@ class PageWriter:
             self.abort()
 
 
-def read_manifest(path: Path | str) -> Manifest:
-    """Read a window's manifest (give the manifest file or its window directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_FILE
-    data = json.loads(path.read_text())
-    return Manifest(**data).bind(path.parent)
+def _manifest_location(path) -> tuple[str, str]:
+    """``(window directory, manifest file)`` of a remote manifest file or window directory."""
+    text = str(path).rstrip("/")
+    if text.endswith("/" + MANIFEST_FILE):
+        return text[: -len(MANIFEST_FILE) - 1], text
+    return text, f"{text}/{MANIFEST_FILE}"
 
 
-def read_pages(directory: Path) -> Iterator[tuple[int, bytes, dict | None]]:
+def read_manifest(path) -> Manifest:
+    """Read a window's manifest (give the manifest file or its window directory, as a path or
+    URL)."""
+    if storage.is_local(path):
+        path = storage.local_path(path)
+        if path.is_dir():
+            path = path / MANIFEST_FILE
+        data = json.loads(path.read_text())
+        return Manifest(**data).bind(path.parent)
+    directory, file = _manifest_location(path)
+    fs, fpath = storage.filesystem(file)
+    return Manifest(**json.loads(fs.cat_file(fpath))).bind(directory)
+
+
+class _GzipReader(gzip.GzipFile):
+    """A gzip reader that closes the (remote) file it reads when it is closed."""
+
+    def __init__(self, raw: IO[bytes]):
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+def open_pages(directory) -> gzip.GzipFile:
+    """Open a window's pages for reading: the DECOMPRESSED ``pages.jsonl`` (one page a line).
+
+    A binary file object and a context manager; closing it closes the underlying local or
+    remote file. ``directory`` is the window's directory as a path, ``UPath`` or URL
+    (``Manifest.directory``, or its ``str``).
+    """
+    if storage.is_local(directory):
+        return gzip.open(storage.local_path(directory) / PAGES_FILE, "rb")
+    fs, root = storage.filesystem(directory)
+    return _GzipReader(fs.open(f"{root.rstrip('/')}/{PAGES_FILE}", "rb"))
+
+
+def _read_contexts(directory) -> dict[int, Any]:
+    if storage.is_local(directory):
+        ctx_path = storage.local_path(directory) / CONTEXT_FILE
+        if not ctx_path.exists():
+            return {}
+        text = ctx_path.read_bytes()
+    else:
+        fs, root = storage.filesystem(directory)
+        try:
+            text = fs.cat_file(f"{root.rstrip('/')}/{CONTEXT_FILE}")
+        except FileNotFoundError:
+            return {}
+    return {int(k): v for k, v in json.loads(text).items()}
+
+
+def read_pages(directory) -> Iterator[tuple[int, bytes, dict | None]]:
     """Yield ``(page_number, body, context)`` for every landed page of a window, in landing order."""
-    directory = Path(directory)
-    ctx_path = directory / CONTEXT_FILE
-    contexts = {int(k): v for k, v in json.loads(ctx_path.read_text()).items()} if ctx_path.exists() else {}
-    with gzip.open(directory / PAGES_FILE, "rb") as f:
+    contexts = _read_contexts(directory)
+    with open_pages(directory) as f:
         for number, line in enumerate(f, start=1):
             yield number, line.rstrip(b"\n"), contexts.get(number)
 
 
-def complete_windows(data_dir: Path, endpoint: str | None = None) -> list[Manifest]:
-    """Every landed window that has a manifest, oldest extraction first."""
-    root = Path(data_dir) / "raw"
-    pattern = f"{endpoint}/*/{MANIFEST_FILE}" if endpoint else f"*/*/{MANIFEST_FILE}"
-    manifests = [read_manifest(p) for p in root.glob(pattern)]
+def complete_windows(data_dir: Path, endpoint: str | None = None, *, raw_url: str | None = None) -> list[Manifest]:
+    """Every landed window that has a manifest, oldest extraction first.
+
+    Args:
+        data_dir: the data directory (the raw root is ``<data_dir>/raw`` unless ``raw_url``).
+        endpoint: only this endpoint's windows.
+        raw_url: the raw root (a path or fsspec URL, ``Settings.raw_url``).
+    """
+    root = raw_root(data_dir, raw_url)
+    if storage.is_local(root):
+        pattern = f"{endpoint}/*/{MANIFEST_FILE}" if endpoint else f"*/*/{MANIFEST_FILE}"
+        manifests = [read_manifest(p) for p in root.glob(pattern)]
+    else:
+        manifests = _remote_windows(str(root), endpoint)
     return sorted(manifests, key=lambda m: (m.extracted_at, m.endpoint, m.window_id))
+
+
+def _remote_windows(root_url: str, endpoint: str | None) -> list[Manifest]:
+    # one flat listing of the prefix (an object store lists keys, not directories), then one
+    # concurrent fetch of every manifest
+    fs, root = storage.filesystem(root_url)
+    root = root.rstrip("/")
+    base = f"{root}/{endpoint}" if endpoint else root
+    fs.invalidate_cache(base)
+    try:
+        keys = fs.find(base)
+    except FileNotFoundError:
+        return []
+    depth = 2 if endpoint else 3  # [<endpoint>/]<window>/manifest.json below base
+    files = [k for k in keys if k.endswith("/" + MANIFEST_FILE)
+             and len(k[len(base) + 1:].split("/")) == depth]
+    if not files:
+        return []
+    blobs = fs.cat(files)
+    return [Manifest(**json.loads(blobs[key])).bind(fs.unstrip_protocol(key[: -len(MANIFEST_FILE) - 1]))
+            for key in files]
 
 
 def utc_now_iso() -> str:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from xport_etl import storage
 from xport_etl.endpoints import endpoints_for, format_window_value
 from xport_etl.faults import crashpoint
 from xport_etl.landing import Manifest, PageWriter, read_manifest, utc_now_iso, window_id
@@ -100,7 +101,7 @@ def extract_window(
     paginator = PageNumberPaginator(page_size=settings.page_size, in_body=spec.pages_in_body,
                                     max_pages=settings.max_pages)
     try:
-        with PageWriter(settings.data_dir, manifest) as writer:
+        with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
             for attempt in range(1, MAX_PASSES + 1):
                 drift = _page_window(client, spec, filters, paginator, writer, manifest, progress)
                 if drift is None:
@@ -366,7 +367,7 @@ def extract_fanout(
                     manifest.extra["data_clock"] = data_now.isoformat()
                 before = client.stats.as_dict()
                 try:
-                    with PageWriter(settings.data_dir, manifest) as writer:
+                    with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
                         for row, response in zip(chunk, pool.map(call, chunk), strict=True):
                             if response is None:
                                 manifest.extra["not_found"] = manifest.extra.get("not_found", 0) + 1
@@ -537,7 +538,7 @@ def run_window(
         for e, m, lo, hi in windows:
             key = f"{e}/{window_id(m, lo, hi)}"
             path = plan.landed.get(key)
-            if path is None or not Path(path).exists():
+            if path is None or not storage.exists(path):  # a local path or a URL
                 path = extract_window(settings, e, lo, hi, mode=m, client=client, progress=progress)
                 plan.landed[key] = path
                 plan.save()

@@ -12,12 +12,18 @@ access_key        XPORT_ACCESS_KEY         the sandbox key
 access_secret     XPORT_ACCESS_SECRET      the sandbox secret (never shown)
 user_id           XPORT_USER_ID            the sandbox user
 data_dir          XPORT_DATA_DIR           ``data``
+raw_url           XPORT_RAW_URL            ``<data_dir>/raw`` (a path or fsspec URL, e.g. ``s3://bucket/raw``)
 report_tz         XPORT_REPORT_TZ          ``Asia/Shanghai``
 rate_limit        XPORT_RATE_LIMIT         10 requests/s (0 = unlimited)
 page_size         XPORT_PAGE_SIZE          100 (1..100)
 timeout           XPORT_TIMEOUT            30 s per request
 max_pages         (none)                   100 000
 ================  =======================  ==================================
+
+``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
+that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
+``data_dir`` on the one machine that loads (see :mod:`xport_etl.storage`). Its credentials and
+endpoint come from the storage's own environment (``AWS_*`` for S3), never from the URL.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from xport_etl.sandbox import (
     DEFAULT_BASE_URL,
     DEFAULT_USER_ID,
 )
+from xport_etl.storage import check_url, normalize, redact
 
 __all__ = ["ENV_VARS", "Settings"]
 
@@ -48,6 +55,7 @@ ENV_VARS: Mapping[str, str] = {
     "access_secret": "XPORT_ACCESS_SECRET",
     "user_id": "XPORT_USER_ID",
     "data_dir": "XPORT_DATA_DIR",
+    "raw_url": "XPORT_RAW_URL",
     "report_tz": "XPORT_REPORT_TZ",
     "rate_limit": "XPORT_RATE_LIMIT",
     "page_size": "XPORT_PAGE_SIZE",
@@ -76,6 +84,8 @@ class Settings:
     access_secret: str = field(default=DEFAULT_ACCESS_SECRET, repr=False)
     user_id: str = DEFAULT_USER_ID
     data_dir: Path = Path("data")
+    # the raw landing layer: a path or an fsspec URL (s3://bucket/prefix); None = data_dir/raw
+    raw_url: str | None = None
     report_tz: str = "Asia/Shanghai"
     rate_limit: float | None = ASSUMED.rate_limit
     page_size: int = 100
@@ -97,6 +107,8 @@ class Settings:
             object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "user_id", str(self.user_id).strip())
         object.__setattr__(self, "base_url", str(self.base_url).strip().rstrip("/"))
+        raw_url = normalize(str(self.raw_url)) if self.raw_url is not None else ""
+        object.__setattr__(self, "raw_url", raw_url or None)
         self._validate()
 
     def _validate(self) -> None:
@@ -127,6 +139,8 @@ class Settings:
                     f"{self.base_url} is not the sandbox but {', '.join(defaults)} still hold the "
                     "sandbox defaults: set XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID"
                 )
+        if self.raw_url is not None:
+            check_url(self.raw_url, name="XPORT_RAW_URL")
         try:
             ZoneInfo(self.report_tz)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -183,6 +197,7 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["access_secret"] = "***"
         out["data_dir"] = str(self.data_dir)
+        out["raw_url"] = redact(self.raw_url) or None
         out.pop("assumptions", None)
         return out
 
