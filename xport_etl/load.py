@@ -3,7 +3,10 @@
 Publishing: readers (analysts, BI tools) only ever open ``warehouse.duckdb`` read-only, and no
 writer ever opens that file. A load copies the published file to ``warehouse.duckdb.next``,
 merges the new batches into the copy, refreshes the views, runs the data checks, checkpoints,
-fsyncs, and ``os.replace``-s the copy over the published file. A reader that opened the old file
+fsyncs, and ``os.replace``-s the copy over the published file. A load runs the checks that read a
+table it changed; the others already passed on the rest of the state, which ``etl_settings``
+records per check text (a new or edited check runs on the next publish); a publish without
+batches (the reports DAG's refresh) or a rebuild runs every check. A reader that opened the old file
 keeps reading the old, complete state until it reconnects; a new connection sees the new state;
 nobody ever sees half a load or a lock error. A failure anywhere before the rename leaves the
 published file exactly as it was. One writer at a time is enforced with an exclusive file lock.
@@ -17,8 +20,10 @@ are replaced by the children from the winning version's batch.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,9 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from xport_etl.faults import crashpoint
-from xport_etl.schemas import ETL_REJECTS, ETL_RUNS, STAGED_TABLES, WAREHOUSE_TABLES, StagedTable
+from xport_etl.schemas import (
+    ETL_REJECTS,
+    ETL_RUNS,
+    FCT_PARCELS,
+    STAGED_TABLES,
+    WAREHOUSE_TABLES,
+    StagedTable,
+)
 from xport_etl.staging import Batch
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -98,29 +111,75 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create or replace view {name} as\n{body}")
 
 
-def run_checks(con: duckdb.DuckDBPyConnection) -> None:
-    """Every ``sql/checks/*.sql`` must return no rows; otherwise raise with what failed."""
-    failures = []
+_CHECK_PASSED = "check_passed:"  # etl_settings key prefix: the digest of a check's SQL this state passed
+_TABLE_NAME = re.compile(r"\b((?:fct|etl|rpt)_[a-z0-9_]+)\b")
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def run_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None) -> dict[str, str]:
+    """Every ``sql/checks/*.sql`` must return no rows; otherwise raise with what failed.
+
+    Args:
+        changed: the tables this load wrote. Given, a check is skipped when it reads none of them
+            and this warehouse state already passed the same check text (recorded in
+            ``etl_settings`` by :func:`record_checks`): the rows it reads are the rows it passed.
+            A check that reads a view, or names no table, always runs. None: run every check.
+
+    Returns:
+        ``{check name: "ran" | "skipped"}``.
+    """
+    failures, done = [], {}
+    passed = {}
+    if changed is not None:
+        passed = dict(con.execute(
+            "select key, value from etl_settings where starts_with(key, ?)", [_CHECK_PASSED]).fetchall())
     for name, body in sql_objects("checks"):
+        tables = set(_TABLE_NAME.findall(body))
+        if (changed is not None and tables and not any(t.startswith("rpt_") for t in tables)
+                and not tables & changed and passed.get(_CHECK_PASSED + name) == _digest(body)):
+            done[name] = "skipped"
+            continue
         rows = con.execute(f"select * from ({body}) limit 5").fetchall()
+        done[name] = "ran"
         if rows:
             failures.append(f"{name}: e.g. {rows[:3]}")
     if failures:
         raise CheckFailedError("data checks failed, warehouse not published: " + "; ".join(failures))
+    return done
+
+
+def record_checks(con: duckdb.DuckDBPyConnection) -> None:
+    """Record that this state passes every current check (after :func:`run_checks` passed)."""
+    con.execute("delete from etl_settings where starts_with(key, ?)", [_CHECK_PASSED])
+    rows = [(_CHECK_PASSED + name, _digest(body)) for name, body in sql_objects("checks")]
+    if rows:
+        con.executemany("insert into etl_settings values (?, ?)", rows)
 
 
 def _cols(spec, prefix: str = "") -> str:
     return ", ".join(prefix + c for c in spec.column_names)
 
 
-def merge_staged(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> dict[str, int]:
-    """Merge every staged parent table (and its children) of the batches; rows written per table."""
+def merge_staged(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch],
+                 changed: set[str] | None = None) -> dict[str, int]:
+    """Merge every staged parent table (and its children) of the batches; rows written per table.
+
+    ``changed``, if given, receives the names of the tables whose rows changed (a parent with
+    winning versions, and its children, which are replaced; a table ``_derive`` updated)."""
     written: dict[str, int] = {}
+    changed = set() if changed is None else changed
     for staged in STAGED_TABLES.values():
         if staged.parent is None:
             children = [c for c in STAGED_TABLES.values() if c.parent == staged.name]
-            written.update(_merge_parent(con, batches, staged, children))
-    _derive(con)
+            rows = _merge_parent(con, batches, staged, children)
+            written.update(rows)
+            if rows.get(staged.spec.name):
+                changed.update([staged.spec.name, *(c.spec.name for c in children)])
+    if _derive(con):
+        changed.add(FCT_PARCELS.name)
     return written
 
 
@@ -179,13 +238,13 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
     return written
 
 
-def _derive(con: duckdb.DuckDBPyConnection) -> None:
+def _derive(con: duckdb.DuckDBPyConnection) -> int:
     """Columns that depend on other tables, recomputed after every merge.
 
     1688 parcels are delivered once their order is confirm_goods/success (their steps carry no
-    status): ``delivered_at`` is then the time of the parcel's last step.
+    status): ``delivered_at`` is then the time of the parcel's last step. Returns the rows updated.
     """
-    con.execute(
+    return con.execute(
         """
         update fct_parcels as p
         set delivered_at = case when o.platform_status in ('confirm_goods', 'success')
@@ -195,7 +254,7 @@ def _derive(con: duckdb.DuckDBPyConnection) -> None:
           and p.delivered_at is distinct from
               (case when o.platform_status in ('confirm_goods', 'success') then p.last_event_at end)
         """
-    )
+    ).fetchall()[0][0]
 
 
 def merge_rejects(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> int:
@@ -220,10 +279,21 @@ def replace_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[dict]) -> None:
     if not runs:
         return
     cols = ETL_RUNS.column_names
-    con.executemany(
-        f"insert into etl_runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
-        [[r.get(c) for c in cols] for r in runs],
-    )
+    # one Arrow insert: executemany costs ~1 ms a row, and the ledger grows with every run
+    naive = {c.name: pa.timestamp("us") if pa.types.is_timestamp(c.type) else c.type for c in ETL_RUNS.columns}
+    try:
+        ledger = pa.table({c: pa.array([r.get(c) for r in runs], type=naive[c]) for c in cols})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value Arrow will not cast: let DuckDB cast it
+        con.executemany(
+            f"insert into etl_runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
+            [[r.get(c) for c in cols] for r in runs],
+        )
+        return
+    con.register("_ledger", ledger)
+    try:
+        con.execute(f"insert into etl_runs ({', '.join(cols)}) select {', '.join(cols)} from _ledger")
+    finally:
+        con.unregister("_ledger")
 
 
 def publish(
@@ -260,13 +330,18 @@ def publish(
                 ensure_schema(con)
                 set_settings(con, settings or {})
                 con.execute("begin")
-                written = merge_staged(con, batches)
+                changed: set[str] = set()
+                written = merge_staged(con, batches, changed)
                 rejects = merge_rejects(con, batches)
                 replace_runs(con, runs)
                 con.execute("commit")
                 crashpoint("publish.merged")
                 refresh_views(con)
-                run_checks(con)
+                # a load re-runs the checks over the tables it changed (the rest of this state
+                # passed them when it was published); a rebuild or a publish with no batches
+                # (the reports DAG's refresh) runs every check
+                run_checks(con, changed if batches and not rebuild else None)
+                record_checks(con)
                 con.execute("checkpoint")
             finally:
                 con.close()

@@ -1,0 +1,52 @@
+"""A load re-runs the data checks over the tables it changed; the rest of the state passed them
+when it was published (recorded per check text in ``etl_settings``)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from tests.test_checks_and_reports import PLANTED, con, valid_world  # noqa: F401  (con: fixture)
+from tests.test_load import land
+from tests.test_normalize import order, page
+from xport_etl.load import (
+    CheckFailedError,
+    publish,
+    record_checks,
+    run_checks,
+    sql_objects,
+    warehouse_path,
+)
+from xport_etl.staging import stage_window
+
+
+def test_a_check_is_skipped_only_when_its_tables_are_unchanged_and_it_passed_this_text(con):  # noqa: F811
+    valid_world(con)
+    # nothing recorded yet (a warehouse published before checks were recorded): every check runs
+    assert set(run_checks(con, changed=set()).values()) == {"ran"}
+    record_checks(con)
+    assert set(run_checks(con, changed=set()).values()) == {"skipped"}
+    done = run_checks(con, changed={"fct_parcel_events"})
+    assert done["chk_fct_parcel_events__unique_key"] == "ran" and done["chk_fct_orders__unique_key"] == "skipped"
+
+    PLANTED["chk_fct_parcel_events__unique_key"](con)
+    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__unique_key"):
+        run_checks(con, changed={"fct_parcel_events"})
+    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__unique_key"):
+        run_checks(con)  # None: every check
+    # a check whose text changed since this state passed it runs again, changed table or not
+    con.execute("update etl_settings set value = 'older text' "
+                "where key = 'check_passed:chk_fct_parcel_events__unique_key'")
+    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__unique_key"):
+        run_checks(con, changed=set())
+
+
+def test_publish_records_the_checks_the_state_passed(tmp_path):
+    publish(tmp_path, [stage_window(tmp_path, land(tmp_path, [page([order(id="1")])]))])
+    reader = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    try:
+        recorded = {k for (k,) in reader.execute(
+            "select key from etl_settings where key like 'check_passed:%'").fetchall()}
+    finally:
+        reader.close()
+    assert recorded == {f"check_passed:{name}" for name, _ in sql_objects("checks")}
