@@ -556,7 +556,9 @@ def run_window(
         for e in fanouts:
             if e in plan.fanout_done:
                 continue
-            if plan.fanout_pending:  # landed by a crashed attempt: publish before asking again
+            # windows of this endpoint landed by a crashed attempt: publish before asking again
+            # (the fan-outs' keys do not depend on each other: the rest is published once, below)
+            if any(read_manifest(p).endpoint == e for p in plan.fanout_pending):
                 _publish_pending(settings, plan, results, progress)
             extract_fanout(settings, e, client=client, progress=progress, on_landed=landed)
             plan.fanout_done.append(e)
