@@ -558,9 +558,10 @@ class WindowRows:
         if twin is not None:
             keep, lose = (rows, twin) if rows.newer_than(twin) else (twin, rows)
             self.reject(rows.key[-1], "duplicate id within one page; kept the later version", lose.raw, page)
-            if self._best.get(rows.key) is twin:
-                self._best[rows.key] = keep
             self._page[rows.key] = keep
+            current = self._best[rows.key]  # the twin, or an earlier page's version the twin lost to
+            if current is twin or keep.newer_than(current):
+                self._best[rows.key] = keep
             return
         self._page[rows.key] = rows
         current = self._best.get(rows.key)

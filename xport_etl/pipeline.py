@@ -250,18 +250,24 @@ def load_windows(
         Small counts: rows written per table, rejects, batches.
     """
     from xport_etl.load import publish, rows_json
-    from xport_etl.staging import stage_window
+    from xport_etl.staging import stage_window, use_sql
 
     loaded = [read_manifest(m) for m in manifests]
-    workers = _stage_workers(loaded)
+    # windows the DuckDB normaliser reads are staged here, one after another (DuckDB uses every
+    # core, in bounded memory); the Python normalisers' windows go to worker processes when large
+    in_sql = [m for m in loaded if use_sql(m.endpoint, settings.assumptions)]
+    in_python = [m for m in loaded if not use_sql(m.endpoint, settings.assumptions)]
+    staged: dict[tuple[str, str], Any] = {}
+    workers = _stage_workers(in_python)
     if workers > 1:
-        batches = _stage_in_processes(settings, loaded, workers)
-    else:
-        batches = []
-        for m in loaded:
-            batches.append(stage_window(settings.data_dir, m, assumptions=settings.assumptions))
-            if progress:
-                progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
+        for m, b in zip(in_python, _stage_in_processes(settings, in_python, workers), strict=True):
+            staged[(m.endpoint, m.window_id)] = b
+        in_python = []
+    for m in [*in_python, *in_sql]:
+        staged[(m.endpoint, m.window_id)] = stage_window(settings.data_dir, m, assumptions=settings.assumptions)
+        if progress:
+            progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
+    batches = [staged[(m.endpoint, m.window_id)] for m in loaded]
     started = time.time()
     rows = [
         _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0),

@@ -19,11 +19,14 @@ order, the latest state across overlapping windows.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xport_etl.endpoints import ASSUMED, ApiAssumptions
@@ -93,22 +96,14 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
     extracted_at = datetime.fromisoformat(manifest.extracted_at).astimezone(UTC).replace(tzinfo=None)
     clock = manifest.extra.get("data_clock")
     data_clock = datetime.fromisoformat(clock) if clock else None
-    rows = normalize(
-        read_pages(manifest.directory),
-        endpoint=manifest.endpoint,
-        window_id=manifest.window_id,
-        rejected_at=datetime.now(UTC).replace(tzinfo=None),
-        assumptions=assumptions,
-    )
+    root = parquet_root(data_dir)
     name = batch_name(manifest.endpoint, manifest.window_id)
     batch = Batch(
         batch_id=f"{manifest.endpoint}/{manifest.window_id}",
         endpoint=manifest.endpoint,
         window_id=manifest.window_id,
         extracted_at=manifest.extracted_at,
-        records=rows.records,
     )
-    root = parquet_root(data_dir)
     marker = batch_marker(data_dir, manifest.endpoint, manifest.window_id)
     marker.parent.mkdir(parents=True, exist_ok=True)
     # the marker goes first: a crash while rewriting leaves no complete-looking batch behind
@@ -116,7 +111,33 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
     for table in [*STAGED_TABLES, REJECTS]:
         for old in (root / table).glob(f"**/{name}.parquet"):
             old.unlink()
+    rejected_at = datetime.now(UTC).replace(tzinfo=None)
+    if use_sql(manifest.endpoint, assumptions):
+        rejects = _stage_sql(root, name, batch, manifest, extracted_at, rejected_at, assumptions)
+    else:
+        rejects = _stage_python(root, name, batch, manifest, normalize, extracted_at, data_clock,
+                                rejected_at, assumptions)
+    rejects_path = root / REJECTS / f"{name}.parquet"
+    rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_table(rejects, ETL_REJECTS.arrow_schema()), rejects_path)
+    batch.files[REJECTS] = [str(rejects_path)]
+    batch.counts[REJECTS] = len(rejects)
+    crashpoint("stage.marker")
+    _write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
+    return batch
 
+
+def _stage_python(root: Path, name: str, batch: Batch, manifest: Manifest, normalize, extracted_at: datetime,
+                  data_clock: datetime | None, rejected_at: datetime, assumptions: ApiAssumptions) -> list[dict]:
+    """The reference normalisers: a window's rows as Python dicts, then Parquet per month."""
+    rows = normalize(
+        read_pages(manifest.directory),
+        endpoint=manifest.endpoint,
+        window_id=manifest.window_id,
+        rejected_at=rejected_at,
+        assumptions=assumptions,
+    )
+    batch.records = rows.records
     # parents by their business date; children in their parent's partition
     day_of: dict[tuple[str, tuple], str] = {}
     by_table_day: dict[str, dict[str, list[dict]]] = {}
@@ -138,14 +159,73 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
         batch.files[table] = _write_days(root / table, name, days, schema)
         batch.counts[table] = sum(len(v) for v in days.values())
         crashpoint("stage.table")
-    rejects_path = root / REJECTS / f"{name}.parquet"
-    rejects_path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_table(rows.rejects, ETL_REJECTS.arrow_schema()), rejects_path)
-    batch.files[REJECTS] = [str(rejects_path)]
-    batch.counts[REJECTS] = len(rows.rejects)
-    crashpoint("stage.marker")
-    _write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
-    return batch
+    return rows.rejects
+
+
+def use_sql(endpoint: str, assumptions: ApiAssumptions) -> bool:
+    """Does this window take the DuckDB normaliser? (``XPORT_SQL_NORMALIZER=0`` turns it off.)"""
+    from xport_etl.normalize_sql import DEFAULT_TIME_FORMAT, ENDPOINTS
+
+    return (endpoint in ENDPOINTS and assumptions.cst_time_format == DEFAULT_TIME_FORMAT
+            and os.environ.get("XPORT_SQL_NORMALIZER", "1") != "0")
+
+
+def stage_connection(tmp_dir: Path):
+    """A DuckDB connection for staging: bounded memory, spilling to ``tmp_dir`` beyond it."""
+    import duckdb
+
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={
+        "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", "256MB"),
+        "temp_directory": str(tmp_dir),
+        "preserve_insertion_order": False,
+    })
+    return con
+
+
+def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracted_at: datetime,
+               rejected_at: datetime, assumptions: ApiAssumptions) -> list[dict]:
+    """The DuckDB normaliser (:mod:`xport_etl.normalize_sql`): pages stream through, never a window in memory."""
+    from xport_etl.normalize_sql import TaobaoOrdersSql, feed_window
+
+    tmp = root.parent / "tmp" / f"stage-{name}"
+    con = stage_connection(tmp)
+    try:
+        norm = TaobaoOrdersSql(con, endpoint=manifest.endpoint, window_id=manifest.window_id,
+                               rejected_at=rejected_at, assumptions=assumptions)
+        feed_window(norm, manifest.directory)
+        norm.finish()
+        batch.records = norm.stats.records
+        for table, source in (("orders", "out_orders"), ("order_lines", "out_lines")):
+            schema = STAGED_TABLES[table].spec.arrow_schema(lineage=True)
+            batch.files[table], batch.counts[table] = _copy_months(
+                con, source, root / table, name, schema,
+                {"_batch_id": batch.batch_id, "extracted_at": extracted_at})
+            crashpoint("stage.table")
+        return norm.rejects
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_months(con, source: str, table_dir: Path, name: str, schema: pa.Schema,
+                 constants: dict) -> tuple[list[str], int]:
+    """``source`` → one Parquet file per ``created_month``, streamed a record batch at a time."""
+    select = ", ".join("?" if c in constants else c for c in schema.names)
+    params = [constants[c] for c in schema.names if c in constants]
+    paths, count = [], 0
+    for (month,) in con.execute(f"select distinct created_month from {source} order by 1").fetchall():
+        path = table_dir / f"created_month={month}" / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        reader = con.sql(f"select {select} from {source} where created_month = ?",
+                         params=[*params, month]).to_arrow_reader(65536)
+        with pq.ParquetWriter(path, schema) as writer:
+            for chunk in reader:
+                table = pa.Table.from_batches([chunk])
+                writer.write_table(table.rename_columns(schema.names).cast(schema))
+                count += chunk.num_rows
+        paths.append(str(path))
+    return paths, count
 
 
 def _write_days(table_dir: Path, name: str, by_day: dict[str, list[dict]], schema) -> list[str]:

@@ -1,0 +1,304 @@
+"""The DuckDB normaliser of Taobao order pages against the Python reference (``normalize.py``).
+
+The two must give the same orders, order lines and rejects (reasons included), or the same
+``PageError``, on every window: the bad-input corpus, hypothesis-generated windows of valid and
+garbage records in every JSON shape, hand-made cases aimed at each SQL shape predicate, and
+sandbox pages. The fast path must also really be taken: sandbox pages never go to Python.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_bad_input import CASES
+from tests.test_bad_input import pages as corpus_pages
+from tests.test_normalize_properties import PROFILE, garbage_tb_order, valid_tb_order
+from xport_etl.landing import read_manifest, read_pages
+from xport_etl.normalize import PageError, normalize_taobao_pages, raw_json, to_table
+from xport_etl.normalize_sql import TaobaoOrdersSql, feed_pages, feed_window
+from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
+
+NOW = datetime(2026, 7, 1)
+ENDPOINT = "taobao_orders"
+
+
+def _schema(spec) -> pa.Schema:
+    schema = spec.arrow_schema()
+    return schema.remove(schema.get_field_index("extracted_at")) if "extracted_at" in schema.names else schema
+
+
+def _sorted(table: pa.Table, spec) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in spec.key])
+
+
+def _rejects(rows: list[dict]) -> list[tuple]:
+    return sorted((r["page"], r["record_id"] or "", r["reason"], r["raw_json"]) for r in rows)
+
+
+class Sql:
+    """The SQL path's result in the reference's terms (Arrow tables per table, rejects)."""
+
+    def __init__(self, pages, rejected_at: datetime = NOW, chunk_bytes: int | None = None, path: Path | None = None):
+        self.con = duckdb.connect()
+        self.norm = TaobaoOrdersSql(self.con, endpoint=ENDPOINT, window_id="w1", rejected_at=rejected_at)
+        if path is not None:
+            feed_window(self.norm, path, **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
+        else:
+            feed_pages(self.norm, pages)
+        self.norm.finish()
+
+    def table(self, source: str, spec) -> pa.Table:
+        schema = _schema(spec)
+        return _sorted(self.con.sql(f"select {', '.join(schema.names)} from {source}").to_arrow_table().cast(schema),
+                       spec)
+
+
+def assert_same(pages, rejected_at: datetime = NOW, **kwargs) -> Sql:
+    """Both normalisers on the same window: equal tables and rejects, or the same page error."""
+    pages = list(pages)
+    try:
+        ref = normalize_taobao_pages(iter(pages), endpoint=ENDPOINT, window_id="w1", rejected_at=rejected_at)
+    except PageError as exc:
+        with pytest.raises(PageError) as info:
+            Sql(pages, rejected_at, **kwargs)
+        assert str(info.value) == str(exc)
+        return None
+    sql = Sql(pages, rejected_at, **kwargs)
+    for table, source, spec in (("orders", "out_orders", FCT_ORDERS), ("order_lines", "out_lines", FCT_ORDER_LINES)):
+        want = _sorted(to_table(ref.tables.get(table, []), _schema(spec)), spec)
+        got = sql.table(source, spec)
+        assert got.num_rows == want.num_rows, (table, got.num_rows, want.num_rows)
+        for name in want.schema.names:
+            assert got.column(name).equals(want.column(name)), (table, name, got.column(name), want.column(name))
+    assert _rejects(sql.norm.rejects) == _rejects(ref.rejects)
+    to_table(sql.norm.rejects, ETL_REJECTS.arrow_schema())
+    assert sql.norm.stats.records == ref.records
+    return sql
+
+
+def page(records, **envelope) -> bytes:
+    body = {"requestId": "r", "code": 200, "msg": "ok",
+            "data": {"records": records, "total": len(records), "size": 100, "current": 1, "pages": 1}}
+    body.update(envelope)
+    return raw_json(body).encode("utf-8")
+
+
+def order(oid="9100000000001", *, lines=1, **fields) -> dict:
+    rec = {"id": oid, "orderNo": "8800000000001", "status": 11, "orderSource": "shopee",
+           "sellerOrderNumber": "S1", "purchaseAmount": "10.50", "purchaseCurrency": "CNY",
+           "domesticPostFee": 3, "receiver": json.dumps({"name": "张三", "city": "广州"}, ensure_ascii=False),
+           "closeReason": None, "createTime": "2026-03-01 10:00:00", "payTime": "2026-03-01 10:05:00",
+           "updateTime": "2026-03-02 08:00:00",
+           "subOrderVOS": [{"subOrderId": f"{oid}{i}", "itemId": "6001", "skuId": None, "title": "杯子 \"大\"",
+                            "quantity": 2, "purchaseAmount": Decimal("5.25"), "purchaseCurrency": "CNY",
+                            "domesticPostFee": "1.5", "status": 11, "refundStatus": 0,
+                            "taobaoPurchaseId": "2001", "taobaoSubPurchaseId": f"200{i}",
+                            "logisticCompanyName": "中通", "logisticNumber": "ZT1"} for i in range(lines)]}
+    rec.update(fields)
+    return rec
+
+
+# ---- the corpus
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["endpoint"] == ENDPOINT], ids=lambda c: c["name"])
+def test_corpus_case_gives_what_the_reference_gives(case):
+    assert_same(corpus_pages(case))
+
+
+# ---- plain pages take the fast path, and every shape predicate diverts what it must
+
+
+def test_a_plain_page_is_typed_in_sql_and_never_reaches_python():
+    sql = assert_same([(1, page([order("91001"), order("91002", lines=3)]), None)])
+    assert (sql.norm.stats.fast_pages, sql.norm.stats.python_pages) == (1, 0)
+
+
+# each: (what, record fields); every one must send its page to Python, and still equal the reference
+DIVERTED = [
+    ("money with three decimals as a string", {"purchaseAmount": "1.005"}),
+    ("money with 17 significant digits", {"purchaseAmount": Decimal("10.5000000000000001")}),
+    ("money with an exponent", {"purchaseAmount": "@@"}, "1.05E1"),
+    ("money with an exponent that hides a third decimal", {"purchaseAmount": "@@"}, "1050000000000000001e-17"),
+    ("negative money", {"purchaseAmount": "-1"}),
+    ("money that is a bool", {"purchaseAmount": True}),
+    ("money with spaces", {"purchaseAmount": " 10.50 "}),
+    ("an id that is a float", {"id": Decimal("9100000000001.0")}),
+    ("an id beyond 19 digits", {"id": 10**25}),
+    ("an id with spaces", {"id": " 91001 "}),
+    ("an empty id", {"id": ""}),
+    ("a missing id", {"id": None}),
+    ("text that is a number", {"orderSource": Decimal("12.50")}),
+    ("text that is an object", {"closeReason": {"a": 1}}),
+    ("a status that is text", {"status": "eleven"}),
+    ("a status beyond INTEGER", {"status": 2**31}),
+    ("a time with a T", {"createTime": "2026-03-01T10:00:00"}),
+    ("an impossible date", {"payTime": "2026-02-30 10:00:00"}),
+    ("a leap second", {"payTime": "2026-02-28 23:59:60"}),
+    ("year one", {"payTime": "0001-01-01 00:00:00"}),
+    ("a time in the future", {"updateTime": "2027-01-01 00:00:00"}),
+    ("a receiver that is not JSON", {"receiver": "{not json"}),
+    ("a receiver that is a JSON list", {"receiver": "[1, 2]"}),
+    ("a receiver that is a number", {"receiver": 5}),
+    ("subOrderVOS as an object", {"subOrderVOS": {"subOrderId": "1"}}),
+    ("subOrderVOS as null", {"subOrderVOS": None}),
+    ("a sub-order that is not an object", {"subOrderVOS": [5]}),
+    ("a sub-order without an id", {"subOrderVOS": [{"quantity": 1}]}),
+    ("a repeated sub-order id", {"subOrderVOS": [{"subOrderId": "7"}, {"subOrderId": "7"}]}),
+    ("a negative quantity", {"subOrderVOS": [{"subOrderId": "7", "quantity": -1}]}),
+    ("a NUL in a title", {"subOrderVOS": [{"subOrderId": "7", "title": "a\x00b"}]}),
+    ("a lone surrogate", {"closeReason": "@@"}, r'"\ud800"'),
+    ("an escaped NUL", {"closeReason": "@@"}, r'"a\u0000"'),
+]
+
+
+@pytest.mark.parametrize("case", DIVERTED, ids=[d[0] for d in DIVERTED])
+def test_a_page_outside_the_plain_shapes_goes_to_python_and_comes_out_the_same(case):
+    what, fields, *raw = case
+    body = page([order("91001"), order("91002", **fields)])
+    if raw:  # a literal json.dumps cannot write, put into the JSON text as is
+        body = body.replace(b'"@@"', raw[0].encode())
+    sql = assert_same([(1, body, None)])
+    assert sql.norm.stats.python_pages == 1, what
+
+
+def test_a_repeated_key_sends_the_page_to_python_where_the_last_one_wins():
+    text = page([order("91001")]).decode().replace('"status": 11', '"status": 11, "status": 4', 1)
+    sql = assert_same([(1, text.encode(), None)])
+    assert sql.norm.stats.reasons == {"duplicate key": 1}
+
+
+def test_bytes_that_are_not_utf8_go_to_python_in_page_order():
+    bad = page([order("91003", closeReason="MARK")]).replace(b"MARK", b"\xff\xfe")
+    sql = assert_same([(1, page([order("91001")]), None), (2, bad, None), (3, page([order("91002")]), None)])
+    assert (sql.norm.stats.fast_pages, sql.norm.stats.python_pages) == (2, 1)
+
+
+@pytest.mark.parametrize("envelope", [{"code": 500}, {"code": "200"}, {"data": None}, {"data": [1]},
+                                      {"data": {"records": {"a": 1}}}, {"data": {"records": None}}, {"data": {}}])
+def test_envelopes_fail_or_pass_as_in_the_reference(envelope):
+    assert_same([(1, page([order("91001")]), None), (2, page([order("91002")], **envelope), None)])
+
+
+def test_a_page_that_is_not_json_fails_the_window_with_the_reference_message():
+    assert_same([(1, page([order("91001")]), None), (2, b'{"code": 200, "data": {"records": [', None)])
+
+
+def test_versions_across_pages_latest_wins_ties_first_nulls_oldest():
+    t = "2026-03-0{} 08:00:00".format
+    pages = [
+        (1, page([order("1", updateTime=t(2)), order("2", updateTime=None), order("3", updateTime=t(5))]), None),
+        (2, page([order("1", updateTime=t(4), status=4), order("2", updateTime=t(1)),
+                  order("3", updateTime=t(5), status=2)]), None),
+        (3, page([order("1", updateTime=t(3)), order("2", updateTime=None)]), None),
+    ]
+    sql = assert_same(pages)
+    got = {r["order_id"]: r["status"] for r in sql.table("out_orders", FCT_ORDERS).to_pylist()}
+    assert got == {"1": "cancelled", "2": "shipped", "3": "shipped"}  # 1: page 2; 3: tie → page 1
+
+
+def test_the_same_id_twice_in_a_page_goes_to_python_which_rejects_the_older_copy():
+    t = "2026-03-0{} 08:00:00".format
+    pages = [(1, page([order("1", updateTime=t(5))]), None),
+             (2, page([order("1", updateTime=t(3)), order("1", updateTime=t(7), status=4)]), None)]
+    sql = assert_same(pages)
+    assert sql.norm.stats.reasons == {"record": 1}
+    assert [r["reason"] for r in sql.norm.rejects] == ["duplicate id within one page; kept the later version"]
+    assert sql.table("out_orders", FCT_ORDERS).column("status").to_pylist() == ["cancelled"]
+
+
+def test_the_reference_keeps_a_page_twin_newer_than_an_earlier_pages_version():
+    """page 1 has v5; page 2 has v3 then v7 of the same order: v7 wins (the twin v3 lost to v5)."""
+    t = "2026-03-0{} 08:00:00".format
+    pages = [(1, page([order("1", updateTime=t(5))]), None),
+             (2, page([order("1", updateTime=t(3)), order("1", updateTime=t(7), status=4)]), None)]
+    ref = normalize_taobao_pages(iter(pages), endpoint=ENDPOINT, window_id="w1", rejected_at=NOW)
+    assert [o["status"] for o in ref.tables["orders"]] == ["cancelled"]
+
+
+def test_empty_pages_and_orders_without_lines():
+    assert_same([(1, page([]), None), (2, page([order("1", subOrderVOS=[])]), None)])
+
+
+def test_chunks_split_anywhere_give_the_same_window(tmp_path):
+    import gzip
+
+    pages = [(n, page([order(f"9{n}{i}", lines=i % 3) for i in range(5)]), None) for n in range(1, 8)]
+    path = tmp_path
+    with gzip.open(tmp_path / "pages.jsonl.gz", "wb") as f:
+        for _, body, _ctx in pages:
+            f.write(body + b"\n")
+    whole = assert_same(pages)
+    for chunk_bytes in (100, 2000, 10**6):
+        split = Sql(None, path=path, chunk_bytes=chunk_bytes)
+        for source, spec in (("out_orders", FCT_ORDERS), ("out_lines", FCT_ORDER_LINES)):
+            assert split.table(source, spec).equals(whole.table(source, spec)), chunk_bytes
+        assert split.norm.stats.pages == 7
+
+
+# ---- generated windows
+
+
+@PROFILE
+@given(st.lists(st.lists(valid_tb_order | garbage_tb_order, max_size=6), min_size=1, max_size=4), st.booleans())
+def test_generated_windows_match_the_reference(window, ascii_):
+    pages = [(n, raw_json({"code": 200, "data": {"records": records}}).encode("utf-8", "surrogatepass"), None)
+             for n, records in enumerate(window, start=1)]
+    if ascii_:
+        pages = [(n, json.dumps(json.loads(body.decode("utf-8", "surrogatepass"), parse_float=Decimal),
+                                default=str).encode(), ctx) for n, body, ctx in pages]
+    assert_same(pages)
+
+
+@settings(PROFILE, max_examples=40)
+@given(st.lists(valid_tb_order, min_size=1, max_size=8))
+def test_generated_valid_orders_mostly_take_the_fast_path(records):
+    ids = [str(r["id"]) for r in records]
+    body = raw_json({"code": 200, "data": {"records": records}}).encode()
+    sql = assert_same([(1, body, None)])
+    if len(set(ids)) == len(ids) and all(_plain(r) for r in records):
+        assert sql.norm.stats.python_pages == 0, records
+
+
+def _plain(rec: dict) -> bool:
+    """What the generator can produce that is valid but deliberately not fast: text that is not a
+    string (hypothesis draws only strings, so none), a receiver string that is not a JSON object,
+    NUL characters, lone surrogates, orders without lines."""
+    text = json.dumps(rec, default=str, ensure_ascii=False)
+    return rec.get("subOrderVOS") is not None and "\\u0000" not in text and not any(
+        0xD800 <= ord(c) <= 0xDFFF for c in text) and "\x00" not in text
+
+
+# ---- sandbox pages
+
+
+@pytest.fixture(scope="module")
+def landed_sandbox_window(tmp_path_factory):
+    from xport_etl.pipeline import extract_window
+    from xport_etl.sandbox.testing import SandboxServer
+    from xport_etl.sandbox.world import WorldConfig
+    from xport_etl.settings import Settings
+
+    data = tmp_path_factory.mktemp("sandbox")
+    with SandboxServer(WorldConfig(seed=5, orders=1500), rate_limit=None) as sandbox:
+        settings_ = Settings(base_url=sandbox.base_url, data_dir=data, rate_limit=0)
+        start, end = sandbox.world.config.start, sandbox.world.clock + timedelta(days=30)
+        manifest = extract_window(settings_, ENDPOINT, start, end)
+    return read_manifest(manifest)
+
+
+def test_sandbox_pages_all_take_the_fast_path_and_match_the_reference(landed_sandbox_window):
+    m = landed_sandbox_window
+    sql = assert_same(list(read_pages(m.directory)))
+    assert sql.norm.stats.python_pages == 0 and sql.norm.stats.fast_pages == sql.norm.stats.pages > 5
+    streamed = Sql(None, path=m.directory, chunk_bytes=50_000)
+    assert streamed.table("out_lines", FCT_ORDER_LINES).equals(sql.table("out_lines", FCT_ORDER_LINES))

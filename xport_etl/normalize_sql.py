@@ -1,0 +1,479 @@
+"""Taobao order pages → orders and order lines, in DuckDB: the fast path of the normaliser.
+
+:mod:`xport_etl.normalize` is the reference: it states every rule (ids, money, times, statuses,
+rejects, duplicates) in Python, one record at a time. At a million orders that costs minutes of
+per-record Python, so the order pages (by far the largest endpoint) take this path instead:
+
+1. pages are decompressed in bounded chunks (``CHUNK_BYTES`` of JSON at a time: memory does not
+   grow with the window) and handed to DuckDB as Arrow, zero-copy;
+2. one ``json_transform`` per page types every field as raw JSON, and SQL predicates decide
+   whether the page is **plain**: every value has a shape whose typed value is certain (an id is
+   printable ASCII or a JSON integer, money is ``[0-9]{1,13}(.[0-9]{1,2})?`` as a string or a
+   number, a time is a real ``yyyy-MM-dd HH:mm:ss``, ...), no object repeats a key, nothing is in
+   the future, no order id repeats within the page, no sub-order id repeats within an order;
+3. plain pages are typed in SQL; every other page goes, whole, to the Python reference, which
+   gives its rejects their exact reasons. A plain page never produces a reject;
+4. the latest version of each order wins across the window in one SQL window function (the
+   reference's rule: later ``updateTime`` wins, ties go to the first seen, nulls are oldest),
+   and the winners stream to Parquet a record batch at a time.
+
+So every SQL predicate is *narrower* than the Python rule it shadows: when in doubt, a page goes
+to Python, which costs time but never correctness. ``tests/test_normalize_sql.py`` runs both
+paths on the bad-input corpus, on generated pages and on sandbox pages and requires identical
+tables and rejects, and checks that plain pages really take the fast path.
+
+Why a page is not plain although it may be fine, and what it costs (nothing but time):
+
+- a number literal with three or more decimals, an exponent, or 16+ digits before a fraction
+  anywhere on the page (DuckDB parses JSON numbers to binary doubles: for money the path must
+  be sure the double is the literal, so such a page goes to Python's exact ``Decimal``);
+- any ``\\u`` escape of a NUL or a surrogate, or bytes that are not UTF-8;
+- text that is a number (the reference keeps ``12.50`` as written; DuckDB would print ``12.5``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from xport_etl.endpoints import ASSUMED, ApiAssumptions
+from xport_etl.landing import open_pages
+from xport_etl.normalize import (
+    FUTURE_TOLERANCE,
+    TAOBAO_ORDER_STATUS,
+    TAOBAO_REFUND_STATUS,
+    RejectError,
+    WindowRows,
+    _record_id,
+    normalize_taobao_order,
+    parse_page,
+)
+from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
+
+ENDPOINTS = ("taobao_orders", "taobao_orders_legacy")
+CHUNK_BYTES = 16 * 2**20  # decompressed JSON handed to DuckDB at a time
+PAGES_PER_BATCH = 8  # Arrow record batch size in pages: DuckDB scans batches in parallel
+DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+ORDER_FIELDS = ("id", "orderNo", "status", "orderSource", "sellerOrderNumber", "purchaseAmount",
+                "purchaseCurrency", "domesticPostFee", "receiver", "closeReason", "createTime", "payTime",
+                "updateTime")
+LINE_FIELDS = ("subOrderId", "itemId", "skuId", "title", "quantity", "purchaseAmount", "purchaseCurrency",
+               "domesticPostFee", "status", "refundStatus", "taobaoPurchaseId", "taobaoSubPurchaseId",
+               "logisticCompanyName", "logisticNumber")
+# every field as raw JSON: the SQL sees each value's JSON text, so it can tell "12" from 12
+STRUCTURE = json.dumps({"code": "JSON", "data": {"records": [
+    {**{f: "JSON" for f in ORDER_FIELDS}, "subOrderVOS": [{f: "JSON" for f in LINE_FIELDS}]}]}})
+
+# number literals DuckDB might not hold exactly as a double (see the module docstring)
+INEXACT_NUMBER = r"""[:,\[]\s*-?[0-9]+\.[0-9]{3}|[:,\[]\s*-?[0-9]+(\.[0-9]+)?[eE]|[:,\[]\s*-?[0-9]{16,}\."""
+UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
+
+# SQL shapes, each narrower than the Python rule of the same name in normalize.py. Values
+# are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
+_MACROS = r"""
+create or replace temp macro jtext(x) as (x::varchar);
+create or replace temp macro jstr(x) as (case when left(x::varchar, 1) = '"' then
+    (case when contains(x::varchar, '\') then x->>'$' else (x::varchar)[2:-2] end) end);
+create or replace temp macro is_str(x) as (left(x::varchar, 1) = '"');
+create or replace temp macro scalar_text(x) as (case when is_str(x) then jstr(x) else x::varchar end);
+
+-- to_id: null, "" (null), printable ASCII without spaces, or a JSON integer
+create or replace temp macro id_ok(x) as coalesce(x is null
+    or (is_str(x) and regexp_full_match(jstr(x), '[!-~]*'))
+    or regexp_full_match(x::varchar, '0|[1-9][0-9]{0,18}'), false);
+create or replace temp macro id_val(x) as nullif(scalar_text(x), '');
+
+-- to_text: null or a JSON string
+create or replace temp macro text_ok(x) as coalesce(x is null or is_str(x), false);
+
+-- to_money: null, "" (null), or up to 13 digits and 2 decimals, as a string or a number
+create or replace temp macro money_ok(x) as coalesce(x is null or jstr(x) = ''
+    or regexp_full_match(scalar_text(x), '[0-9]{1,13}(\.[0-9]{1,2})?'), false);
+create or replace temp macro money_val(x) as try_cast(nullif(scalar_text(x), '') as decimal(18, 2));
+
+-- to_int / to_quantity: null, or up to 9 digits as a string or a number
+create or replace temp macro int_ok(x) as coalesce(x is null
+    or regexp_full_match(scalar_text(x), '-?[0-9]{1,9}'), false);
+create or replace temp macro qty_ok(x) as coalesce(x is null
+    or regexp_full_match(scalar_text(x), '[0-9]{1,9}'), false);
+create or replace temp macro int_val(x) as try_cast(scalar_text(x) as integer);
+
+-- to_cst_time: null, "" (null), or a real yyyy-MM-dd HH:mm:ss in years 1900..9998
+create or replace temp macro ts_ok(x) as coalesce(x is null or jstr(x) = ''
+    or (regexp_full_match(jstr(x),
+            '(19|[2-9][0-9])[0-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]')
+        and jstr(x) < '9999' and try_strptime(jstr(x), '%Y-%m-%d %H:%M:%S') is not null), false);
+create or replace temp macro ts_val(x, offset_s) as
+    try_strptime(nullif(jstr(x), ''), '%Y-%m-%d %H:%M:%S') - to_seconds(offset_s);
+
+-- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{')
+create or replace temp macro receiver_ok(x) as coalesce(x is null or left(x::varchar, 1) = '{' or jstr(x) = ''
+    or (strlen(jstr(x)) < 2000 and left(jstr(x), 1) = '{' and json_valid(jstr(x))), false);
+
+create or replace temp macro has_dup_keys(keys) as
+    coalesce(list_bool_or(list_transform(keys, lambda k: len(k) <> len(list_distinct(k)))), false);
+"""
+
+
+def _case(mapping: dict, column: str, other: str) -> str:
+    """``mapping[column]``, ``other`` for an unknown code, null for a null code."""
+    whens = " ".join(f"when {code} then '{name}'" for code, name in mapping.items())
+    return f"(case when {column} is null then null else (case {column} {whens} else {other} end) end)"
+
+
+@dataclass
+class SqlStats:
+    """How a window went: pages and records per path (the tests check the fast path is taken)."""
+
+    pages: int = 0
+    fast_pages: int = 0
+    python_pages: int = 0
+    records: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # why pages went to Python
+
+
+class TaobaoOrdersSql:
+    """Normalise one window of Taobao order pages in a DuckDB connection.
+
+    ``feed`` pages (in landing order), then ``finish``; the winners are then in the temp tables
+    ``out_orders`` and ``out_lines`` (with ``created_month``), the rejects in :attr:`rejects`.
+    """
+
+    def __init__(self, con, *, endpoint: str, window_id: str, rejected_at: datetime,
+                 assumptions: ApiAssumptions = ASSUMED):
+        if assumptions.cst_time_format != DEFAULT_TIME_FORMAT:
+            raise ValueError("the SQL normaliser reads only the yyyy-MM-dd HH:mm:ss time format")
+        self.con, self.endpoint, self.window_id = con, endpoint, window_id
+        self.rejected_at, self.assumptions = rejected_at, assumptions
+        self.offset_s = int(assumptions.source_tz.utcoffset(None).total_seconds())
+        self.ceiling = rejected_at + FUTURE_TOLERANCE
+        self.window = WindowRows(endpoint, window_id, rejected_at)  # rejects of the Python pages
+        self.stats = SqlStats()
+        con.execute(_MACROS)
+        con.execute(f"create or replace temp table cand_orders as select {self._order_cols()} from "
+                    "(select null::json as r, 0::bigint as seq, 0::integer as idx) where false")
+        con.execute(f"create or replace temp table cand_lines as select {self._line_cols()} from "
+                    "(select null::json as oid, null::json as l, 0::bigint as seq, 0::integer as idx, "
+                    "0::integer as li) where false")
+
+    # ---- the typed columns, from a record ``r`` and a line ``l``
+
+    def _order_cols(self) -> str:
+        o = self.offset_s
+        status = _case(TAOBAO_ORDER_STATUS, "int_val(r.status)", "'other'")
+        return f"""
+            'taobao' as platform, id_val(r.id) as order_id, id_val(r.orderNo) as order_no,
+            {status} as status, int_val(r.status)::varchar as platform_status,
+            jstr(r.orderSource) as order_source, jstr(r.sellerOrderNumber) as seller_order_number,
+            null::varchar as seller, jstr(r.purchaseCurrency) as currency,
+            money_val(r.purchaseAmount) as goods_amount, money_val(r.domesticPostFee) as shipping_amount,
+            money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
+            coalesce(len(r.subOrderVOS), 0)::integer as line_count,
+            ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
+            ts_val(r.updateTime, {o}) as updated_at, jstr(r.closeReason) as close_reason,
+            seq, idx"""
+
+    def _line_cols(self) -> str:
+        refund = _case(TAOBAO_REFUND_STATUS, "int_val(l.refundStatus)", "null")
+        return f"""
+            'taobao' as platform, id_val(oid) as order_id, id_val(l.subOrderId) as line_id,
+            li::integer as line_index, id_val(l.itemId) as item_id, id_val(l.skuId) as sku_id,
+            jstr(l.title) as title, int_val(l.quantity) as quantity,
+            money_val(l.purchaseAmount) as amount, money_val(l.domesticPostFee) as shipping_amount,
+            jstr(l.purchaseCurrency) as currency,
+            (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
+            id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
+            int_val(l.status)::varchar as line_status, int_val(l.refundStatus)::varchar as platform_refund_status,
+            jstr(l.logisticCompanyName) as carrier, id_val(l.logisticNumber) as tracking_number,
+            null::varchar as refund_id, seq, idx"""
+
+    # ---- feeding pages
+
+    def feed(self, seqs: np.ndarray, bodies: pa.Array) -> None:
+        """One chunk of pages: ``seqs`` their page numbers, ``bodies`` the JSON texts (UTF-8)."""
+        self.stats.pages += len(bodies)
+        table = pa.table({"seq": pa.array(seqs, pa.int64()), "body": bodies})
+        chunk = pa.Table.from_batches(table.to_batches(max_chunksize=PAGES_PER_BATCH))
+        con = self.con
+        con.register("chunk", chunk)
+        try:
+            try:
+                self._parse(con)
+            except Exception as exc:  # noqa: BLE001 - not JSON somewhere: find the page(s) first
+                if "JSON" not in str(exc):
+                    raise
+                con.execute("create or replace temp table bad_json as "
+                            "select seq from chunk where not json_valid(body)")
+                self._parse(con, skip_bad_json=True)
+                python_pages = self._classify_and_type(con, skip_bad_json=True)
+            else:
+                python_pages = self._classify_and_type(con)
+        finally:
+            con.unregister("chunk")
+        if python_pages:
+            by_seq = dict(zip(table.column("seq").to_pylist(), range(len(table)), strict=True))
+            for seq, reason in python_pages:
+                self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+                self._python_page(seq, bodies[by_seq[seq]].as_py().rstrip("\n").encode("utf-8"))
+
+    def feed_python(self, seq: int, body: bytes, reason: str) -> None:
+        """A page that cannot even reach DuckDB (its bytes are not UTF-8)."""
+        self.stats.pages += 1
+        self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+        self._python_page(seq, body)
+
+    def _parse(self, con, skip_bad_json: bool = False) -> None:
+        where = "where seq not in (select seq from bad_json)" if skip_bad_json else ""
+        con.execute(f"""
+            create or replace temp table pages as
+            select seq, json_transform(body, '{STRUCTURE}') as t, false as bad_json from chunk {where}
+        """)
+        if skip_bad_json:
+            con.execute("insert into pages select seq, null, true from bad_json")
+
+    def _classify_and_type(self, con, skip_bad_json: bool = False) -> list[tuple[int, str]]:
+        ceiling = self.ceiling.isoformat(sep=" ")
+        # page level: the envelope, then the things only the raw text shows
+        # (three small steps: a CASE over a join of the bodies with the parsed struct blows memory)
+        con.execute("""
+            create or replace temp table envelope as
+            select seq, bad_json, t.data is null as no_data, t.code::varchar as code,
+                   t.data.records is null as no_records
+            from pages
+        """)
+        con.execute(rf"""
+            create or replace temp table body_flags as
+            select seq,
+                contains(body, '\u') and regexp_matches(body, '{UNSAFE_ESCAPE}') as escape,
+                regexp_matches(body, '{INEXACT_NUMBER}') as number,
+                has_dup_keys([json_keys(body)]) or has_dup_keys([json_keys(body, '$.data')])
+                    or has_dup_keys(json_keys(body, '$.data.records[*]'))
+                    or has_dup_keys(json_keys(body, '$.data.records[*].subOrderVOS[*]')) as duplicate_key
+            from chunk {"where seq not in (select seq from bad_json)" if skip_bad_json else ""}
+        """)
+        con.execute("""
+            create or replace temp table page_flags as
+            select e.seq,
+                case
+                  when e.bad_json then 'not json'
+                  when e.no_data then 'envelope'
+                  when e.code is not null and e.code not in ('200', '"200"') then 'envelope'
+                  when e.no_records then 'no records'  -- null, or not a list: Python tells which
+                  when b.escape then 'escape'
+                  when b.number then 'number'
+                  when b.duplicate_key then 'duplicate key'
+                end as reason
+            from envelope e left join body_flags b using (seq)
+        """)
+        # records and lines, typed once; ``ok``: every raw value had a plain shape
+        con.execute("""
+            create or replace temp table recs as
+            select p.seq, unnest(p.t.data.records) as r, generate_subscripts(p.t.data.records, 1) - 1 as idx
+            from pages p semi join page_flags f on p.seq = f.seq and f.reason is null
+        """)
+        con.execute(f"""
+            create or replace temp table typed_lines as
+            select {self._line_cols()},
+                   coalesce(l.subOrderId is not null and id_ok(l.subOrderId) and id_val(l.subOrderId) is not null
+                       and id_ok(l.itemId) and id_ok(l.skuId) and text_ok(l.title) and qty_ok(l.quantity)
+                       and money_ok(l.purchaseAmount) and money_ok(l.domesticPostFee)
+                       and text_ok(l.purchaseCurrency) and int_ok(l.status) and int_ok(l.refundStatus)
+                       and id_ok(l.taobaoPurchaseId) and id_ok(l.taobaoSubPurchaseId)
+                       and text_ok(l.logisticCompanyName) and id_ok(l.logisticNumber), false) as ok
+            from (select seq, idx, r.id as oid, unnest(r.subOrderVOS) as l,
+                         generate_subscripts(r.subOrderVOS, 1) - 1 as li from recs)
+        """)
+        con.execute(f"""
+            create or replace temp table typed_orders as
+            select {self._order_cols()},
+                   coalesce(r.id is not null and id_ok(r.id) and id_val(r.id) is not null
+                    and id_ok(r.orderNo) and int_ok(r.status) and text_ok(r.orderSource)
+                    and text_ok(r.sellerOrderNumber) and money_ok(r.purchaseAmount)
+                    and text_ok(r.purchaseCurrency) and money_ok(r.domesticPostFee)
+                    and receiver_ok(r.receiver) and text_ok(r.closeReason)
+                    and ts_ok(r.createTime) and ts_ok(r.payTime) and ts_ok(r.updateTime), false) as ok,
+                   r.subOrderVOS is null and r is not null as no_subs
+            from recs
+        """)
+        # (a null subOrderVOS may be a real null or something the transform could not read as a
+        # list: such records send their page to Python, which tells which)
+        con.execute(f"""
+            create or replace temp table rec_flags as
+            with lines as (
+                select seq, idx, bool_and(ok) as ok, count(*) <> count(distinct line_id) as dup
+                from typed_lines group by all
+            )
+            select o.seq,
+                   o.ok and not o.no_subs and coalesce(l.ok and not l.dup, true)
+                   and coalesce(o.created_at <= '{ceiling}', true) and coalesce(o.paid_at <= '{ceiling}', true)
+                   and coalesce(o.updated_at <= '{ceiling}', true)
+                   and count(*) over (partition by o.seq, o.order_id) = 1 as ok
+            from typed_orders o left join lines l using (seq, idx)
+        """)
+        con.execute("""
+            create or replace temp table python_pages as
+            select seq, reason from page_flags where reason is not null
+            union all
+            select seq, 'record' from rec_flags group by seq having not bool_and(ok)
+        """)
+        python_pages = con.execute("select seq, reason from python_pages order by seq").fetchall()
+        fast = "seq not in (select seq from python_pages)"
+        con.execute(f"insert into cand_orders by name select * exclude (ok, no_subs) from typed_orders where {fast}")
+        con.execute(f"insert into cand_lines by name select * exclude (ok) from typed_lines where {fast}")
+        records, pages = con.execute(f"select count(*), count(distinct seq) from typed_orders where {fast}").fetchall()[0]
+        self.stats.records += records
+        self.stats.fast_pages += pages + con.execute(
+            "select count(*) from page_flags where reason is null and seq not in (select seq from typed_orders)"
+        ).fetchall()[0][0]
+        return python_pages
+
+    def _python_page(self, seq: int, body: bytes) -> None:
+        """The reference normaliser on one whole page; its winners join the candidates."""
+        self.stats.python_pages += 1
+        records, clean = parse_page(body)  # PageError: the window fails, as with the reference
+        page = WindowRows(self.endpoint, self.window_id, self.rejected_at)
+        positions: dict[int, int] = {}
+        for idx, rec in enumerate(records):
+            self.stats.records += 1
+            if not page.readable(rec, clean, seq, "id"):
+                continue
+            try:
+                rows = normalize_taobao_order(rec, endpoint=self.endpoint, page=seq, assumptions=self.assumptions)
+            except RejectError as exc:
+                page.reject(_record_id(rec, "id"), str(exc), rec, seq)
+                continue
+            positions[id(rows)] = idx
+            page.keep(rows, seq)
+        self.window.rejects.extend(page.rejects)
+        orders, lines = [], []
+        for rows in page._best.values():
+            idx = positions[id(rows)]
+            orders.append({**rows.row, "seq": seq, "idx": idx})
+            lines.extend({**line, "seq": seq, "idx": idx} for line in rows.children.get("order_lines", ()))
+        if orders:
+            self._append("cand_orders", orders, FCT_ORDERS.arrow_schema())
+        if lines:
+            self._append("cand_lines", lines, FCT_ORDER_LINES.arrow_schema())
+
+    def _append(self, table: str, rows: list[dict], schema: pa.Schema) -> None:
+        schema = schema.append(pa.field("seq", pa.int64())).append(pa.field("idx", pa.int32()))
+        if "extracted_at" in schema.names:
+            schema = schema.remove(schema.get_field_index("extracted_at"))
+        arrow = pa.Table.from_pylist(rows, schema=schema)
+        self.con.register("python_rows", arrow)
+        try:
+            self.con.execute(f"insert into {table} by name select * from python_rows")
+        finally:
+            self.con.unregister("python_rows")
+
+    # ---- the window
+
+    def finish(self) -> None:
+        """Keep the latest version of each order (ties: first seen; nulls oldest) and its lines."""
+        con = self.con
+        con.execute("""
+            create or replace temp table out_orders as
+            select * exclude (rn),
+                   coalesce(strftime(created_at, '%Y-%m'), 'unknown') as created_month
+            from (select *, row_number() over (partition by order_id
+                                               order by updated_at desc nulls last, seq, idx) as rn
+                  from cand_orders)
+            where rn = 1
+        """)
+        con.execute("""
+            create or replace temp table out_lines as
+            select l.*, o.created_month from cand_lines l join out_orders o using (seq, idx)
+        """)
+        con.execute("drop table cand_orders; drop table cand_lines")
+
+    @property
+    def rejects(self) -> list[dict]:
+        return self.window.rejects
+
+
+# ---- reading landed pages in bounded chunks
+
+
+def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(first page number, bytes of whole lines)`` from a landed window's pages (a local
+    directory or a storage URL: see :func:`xport_etl.landing.open_pages`)."""
+    first, rest = 1, b""
+    with open_pages(directory) as f:
+        while True:
+            block = f.read(chunk_bytes)
+            if not block:
+                break
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            whole, rest = data[:cut], data[cut:]
+            yield first, whole
+            first += whole.count(b"\n")
+    if rest:
+        yield first, rest + b"\n"
+
+
+def split_lines(first: int, data: bytes) -> tuple[np.ndarray, pa.Array]:
+    """Whole lines → (page numbers, a zero-copy Arrow binary array of the lines)."""
+    buf = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(buf == 10) + 1
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    lines = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
+                                             [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)])
+    return np.arange(first, first + len(ends), dtype=np.int64), lines
+
+
+def feed_window(norm: TaobaoOrdersSql, directory, chunk_bytes: int = CHUNK_BYTES) -> None:
+    """Every page of a landed window, in bounded chunks."""
+    for first, data in iter_chunks(directory, chunk_bytes):
+        feed_bytes(norm, first, data)
+
+
+def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes) -> None:
+    seqs, lines = split_lines(first, data)
+    feed_lines(norm, seqs, lines)
+
+
+def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None:
+    """Pages as a binary array (each ending in a newline); those that are not UTF-8 go to Python."""
+    try:
+        norm.feed(seqs, lines.cast(pa.large_string()))
+        return
+    except pa.ArrowInvalid:  # bytes that are not UTF-8 somewhere: find the pages
+        pass
+    run: list[tuple[int, bytes]] = []  # UTF-8 pages in a row; the others go to Python in order
+
+    def flush() -> None:
+        if run:
+            norm.feed(np.array([s for s, _ in run], np.int64),
+                      pa.array([b for _, b in run], pa.large_binary()).cast(pa.large_string()))
+            run.clear()
+
+    for seq, line in zip(seqs.tolist(), lines.to_pylist(), strict=True):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            flush()
+            norm.feed_python(seq, line.rstrip(b"\n"), "not utf-8")
+        else:
+            run.append((seq, line))
+    flush()
+
+
+def feed_pages(norm: TaobaoOrdersSql, pages: Iterable[tuple[int, bytes, Any]]) -> None:
+    """Landed ``(page, body, context)`` triples held in memory (tests; small windows)."""
+    seqs, lines = [], []
+    for page_no, body, _ctx in pages:
+        seqs.append(page_no)
+        lines.append(body.replace(b"\n", b" ") + b"\n")
+    if lines:
+        feed_lines(norm, np.array(seqs, np.int64), pa.array(lines, pa.large_binary()))
