@@ -108,8 +108,18 @@ def main() -> int:
     else:
         md.append("| peak RSS < 500 MB, 1,000,000-order full load | — | — | not measured | "
                   "`python bench/bench_load.py --orders 1000000 --skip-dlt-default` |")
-    md.append("| incremental hourly run, 1,000,000-order history, 0.1% changed, < 60 s non-API | — | — | "
-              "not measured (no benchmark script yet) | — |")
+    incs = sorted((json.loads(p.read_text()) for p in RESULTS.glob("incremental_*.json")), key=lambda r: r["orders"])
+    for r in incs:
+        x = r["runs"][f"{r['base']}:run"]
+        md.append(f"| incremental hourly run, {r['orders']:,}-order history, 0.1% changed, < 60 s non-API | "
+                  f"non-API {x['non_api_s']:.2f} s (wall {x['seconds']:.2f} s − API wait {x['api_wait_s']:.2f} s); "
+                  f"{sum(r['changed_orders'].values()):,} of {r['total_orders']:,} orders changed "
+                  f"({100 * r['changed_share']:.2f}%) in {r['hours']:g} h, {x['requests']:,} requests, "
+                  f"peak RSS {x['peak_rss_mb']:,.0f} MB, load avg {x.get('loadavg_1m', '')} | — | "
+                  f"{pf(x['non_api_s'] < 60)} | `{r['command']}` |")
+    if not any(r["orders"] >= 1_000_000 for r in incs):
+        md.append("| incremental hourly run, 1,000,000-order history, 0.1% changed, < 60 s non-API | — | — | "
+                  "not measured | `python bench/bench_incremental.py --orders 1000000` |")
     for r in reps:
         worst = max(v["cold_s"] for v in r["views"].values())
         worst = max(worst, *(max(v["warm_s"]) for v in r["views"].values()))
