@@ -207,3 +207,11 @@ def test_assumed_source_offset_is_configurable_through_settings(tmp_path):
     settings = Settings.from_env({"XPORT_API_ASSUMPTIONS": str(path)})
     rows = normalize_taobao_order(order(), assumptions=settings.assumptions)
     assert rows.row["created_at"] == datetime(2026, 1, 31, 22, 59, 59)
+
+
+def test_a_repeated_member_name_keeps_its_first_occurrence_at_every_level():
+    from xport_etl.normalize import parse_page
+
+    body = b'{"code": 200, "code": 500, "data": {"records": [{"id": "1", "id": "2", "x": {"a": 1, "a": 2}}]}}'
+    records, clean = parse_page(body)
+    assert records == [{"id": "1", "x": {"a": 1}}] and clean

@@ -17,6 +17,7 @@ Decisions (the contract leaves these open; WAREHOUSE.md fixes the result):
 - A bad order (missing id, unparseable time, bad money, ``subOrderVOS`` or ``receiver`` that is
   not what the contract says) is rejected whole, with its lines. A bad line (missing id, bad
   amount, duplicate id) is rejected alone; its order loads and ``line_count`` still counts it.
+- A JSON object that repeats a member name keeps the first occurrence (see :func:`first_wins`).
 - The same order seen twice in a window (data moving while pages were read) is kept once: the
   version with the latest ``updateTime`` wins, ties go to the first seen (pages are newest first).
   The same id twice within one page is a server fault: the losing copy goes to the rejects.
@@ -400,6 +401,21 @@ def _big_int(text: str) -> int | Decimal:
     return int(text) if len(text) <= _MAX_INT_DIGITS else Decimal(text)
 
 
+def first_wins(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose member names repeat keeps the first occurrence of each.
+
+    RFC 8259 leaves repeated names to the reader; Python's default keeps the last, DuckDB (yyjson)
+    the first. The DuckDB normaliser (:mod:`xport_etl.normalize_sql`) cannot see repeats without
+    parsing every page again, so the reference reads them as DuckDB does, and both agree.
+    """
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        obj = {}
+        for key, value in pairs:
+            obj.setdefault(key, value)
+    return obj
+
+
 def parse_envelope(body: bytes) -> tuple[dict, bool]:
     """A landed body → its ``data`` object, and whether every string in it is valid Unicode.
 
@@ -420,9 +436,9 @@ def parse_envelope(body: bytes) -> tuple[dict, bool]:
         clean = False
     try:
         try:
-            envelope = json.loads(text, parse_float=Decimal)
+            envelope = json.loads(text, parse_float=Decimal, object_pairs_hook=first_wins)
         except ValueError:  # perhaps an integer beyond int()'s digit limit: try once more
-            envelope = json.loads(text, parse_float=Decimal, parse_int=_big_int)
+            envelope = json.loads(text, parse_float=Decimal, parse_int=_big_int, object_pairs_hook=first_wins)
     except (ValueError, RecursionError) as exc:
         raise PageError(f"page is not valid JSON: {show(exc)}") from exc
     if not isinstance(envelope, dict):

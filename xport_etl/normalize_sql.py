@@ -9,8 +9,9 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
 2. one ``json_transform`` per page types every field as raw JSON, and SQL predicates decide
    whether the page is **plain**: every value has a shape whose typed value is certain (an id is
    printable ASCII or a JSON integer, money is ``[0-9]{1,13}(.[0-9]{1,2})?`` as a string or a
-   number, a time is a real ``yyyy-MM-dd HH:mm:ss``, ...), no object repeats a key, nothing is in
-   the future, no order id repeats within the page, no sub-order id repeats within an order;
+   number, a time is a real ``yyyy-MM-dd HH:mm:ss``, ...), nothing is in the future, no order id
+   repeats within the page, no sub-order id repeats within an order (an object that repeats a
+   member name keeps the first, in DuckDB as in the reference: ``normalize.first_wins``);
 3. plain pages are typed in SQL; every other page goes, whole, to the Python reference, which
    gives its rejects their exact reasons. A plain page never produces a reject;
 4. the latest version of each order wins across the window in one SQL window function (the
@@ -84,10 +85,12 @@ create or replace temp macro jstr(x) as (case when left(x::varchar, 1) = '"' the
 create or replace temp macro is_str(x) as (left(x::varchar, 1) = '"');
 create or replace temp macro scalar_text(x) as (case when is_str(x) then jstr(x) else x::varchar end);
 
--- to_id: null, "" (null), printable ASCII without spaces, or a JSON integer
-create or replace temp macro id_ok(x) as coalesce(x is null
-    or (is_str(x) and regexp_full_match(jstr(x), '[!-~]*'))
-    or regexp_full_match(x::varchar, '0|[1-9][0-9]{0,18}'), false);
+-- to_id: null, "" (null), a string that starts and ends with printable ASCII (so Python's
+-- strip() leaves it as it is), or a JSON integer
+create or replace temp macro id_ok(x) as coalesce(case
+    when x is null then true
+    when is_str(x) then jstr(x) = '' or (left(jstr(x), 1) between '!' and '~' and right(jstr(x), 1) between '!' and '~')
+    else regexp_full_match(x::varchar, '0|[1-9][0-9]{0,18}') end, false);
 create or replace temp macro id_val(x) as nullif(scalar_text(x), '');
 
 -- to_text: null or a JSON string
@@ -116,9 +119,6 @@ create or replace temp macro ts_val(x, offset_s) as
 -- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{')
 create or replace temp macro receiver_ok(x) as coalesce(x is null or left(x::varchar, 1) = '{' or jstr(x) = ''
     or (strlen(jstr(x)) < 2000 and left(jstr(x), 1) = '{' and json_valid(jstr(x))), false);
-
-create or replace temp macro has_dup_keys(keys) as
-    coalesce(list_bool_or(list_transform(keys, lambda k: len(k) <> len(list_distinct(k)))), false);
 """
 
 
@@ -252,10 +252,7 @@ class TaobaoOrdersSql:
             create or replace temp table body_flags as
             select seq,
                 contains(body, '\u') and regexp_matches(body, '{UNSAFE_ESCAPE}') as escape,
-                regexp_matches(body, '{INEXACT_NUMBER}') as number,
-                has_dup_keys([json_keys(body)]) or has_dup_keys([json_keys(body, '$.data')])
-                    or has_dup_keys(json_keys(body, '$.data.records[*]'))
-                    or has_dup_keys(json_keys(body, '$.data.records[*].subOrderVOS[*]')) as duplicate_key
+                regexp_matches(body, '{INEXACT_NUMBER}') as number
             from chunk {"where seq not in (select seq from bad_json)" if skip_bad_json else ""}
         """)
         con.execute("""
@@ -268,7 +265,6 @@ class TaobaoOrdersSql:
                   when e.no_records then 'no records'  -- null, or not a list: Python tells which
                   when b.escape then 'escape'
                   when b.number then 'number'
-                  when b.duplicate_key then 'duplicate key'
                 end as reason
             from envelope e left join body_flags b using (seq)
         """)

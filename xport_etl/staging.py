@@ -88,8 +88,12 @@ def _day(ts: datetime | None) -> str:
     return UNKNOWN_DATE if ts is None else f"{ts:%Y-%m}"
 
 
-def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumptions = ASSUMED) -> Batch:
-    """Normalise one landed window into Parquet and return the batch description."""
+def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumptions = ASSUMED,
+                 duckdb_threads: int | None = None) -> Batch:
+    """Normalise one landed window into Parquet and return the batch description.
+
+    ``duckdb_threads``: the DuckDB normaliser's threads (default: every core).
+    """
     normalize = _normalizers().get(manifest.endpoint)
     if normalize is None:
         raise ValueError(f"no normaliser for endpoint {manifest.endpoint!r}")
@@ -113,7 +117,7 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
             old.unlink()
     rejected_at = datetime.now(UTC).replace(tzinfo=None)
     if use_sql(manifest.endpoint, assumptions):
-        rejects = _stage_sql(root, name, batch, manifest, extracted_at, rejected_at, assumptions)
+        rejects = _stage_sql(root, name, batch, manifest, extracted_at, rejected_at, assumptions, duckdb_threads)
     else:
         rejects = _stage_python(root, name, batch, manifest, normalize, extracted_at, data_clock,
                                 rejected_at, assumptions)
@@ -170,12 +174,14 @@ def use_sql(endpoint: str, assumptions: ApiAssumptions) -> bool:
             and os.environ.get("XPORT_SQL_NORMALIZER", "1") != "0")
 
 
-def stage_connection(tmp_dir: Path):
-    """A DuckDB connection for staging: bounded memory, spilling to ``tmp_dir`` beyond it."""
+def stage_connection(tmp_dir: Path, threads: int | None = None):
+    """A DuckDB connection for staging: bounded memory (``XPORT_STAGE_MEMORY``, default 256MB),
+    spilling to ``tmp_dir`` beyond it."""
     import duckdb
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={
+        **({"threads": threads} if threads else {}),
         "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", "256MB"),
         "temp_directory": str(tmp_dir),
         "preserve_insertion_order": False,
@@ -184,12 +190,12 @@ def stage_connection(tmp_dir: Path):
 
 
 def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracted_at: datetime,
-               rejected_at: datetime, assumptions: ApiAssumptions) -> list[dict]:
+               rejected_at: datetime, assumptions: ApiAssumptions, threads: int | None = None) -> list[dict]:
     """The DuckDB normaliser (:mod:`xport_etl.normalize_sql`): pages stream through, never a window in memory."""
     from xport_etl.normalize_sql import TaobaoOrdersSql, feed_window
 
     tmp = root.parent / "tmp" / f"stage-{name}"
-    con = stage_connection(tmp)
+    con = stage_connection(tmp, threads)
     try:
         norm = TaobaoOrdersSql(con, endpoint=manifest.endpoint, window_id=manifest.window_id,
                                rejected_at=rejected_at, assumptions=assumptions)
