@@ -58,7 +58,7 @@ from xport_etl.normalize import (
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
 
 ENDPOINTS = ("taobao_orders", "taobao_orders_legacy")
-CHUNK_BYTES = 16 * 2**20  # decompressed JSON handed to DuckDB at a time
+CHUNK_BYTES = 32 * 2**20  # decompressed JSON handed to DuckDB at a time
 PAGES_PER_BATCH = 8  # Arrow record batch size in pages: DuckDB scans batches in parallel
 DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
