@@ -3,11 +3,13 @@ when it was published (recorded per check text in ``etl_settings``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import duckdb
 import pytest
 
 from tests.test_checks_and_reports import PLANTED, con, valid_world  # noqa: F401  (con: fixture)
-from tests.test_load import land
+from tests.test_load import T0, land
 from tests.test_normalize import order, page
 from xport_etl.load import (
     CheckFailedError,
@@ -27,17 +29,17 @@ def test_a_check_is_skipped_only_when_its_tables_are_unchanged_and_it_passed_thi
     record_checks(con)
     assert set(run_checks(con, changed=set()).values()) == {"skipped"}
     done = run_checks(con, changed={"fct_parcel_events"})
-    assert done["chk_fct_parcel_events__unique_key"] == "ran" and done["chk_fct_orders__unique_key"] == "skipped"
+    assert done["chk_fct_parcel_events__not_null_key"] == "ran" and done["chk_fct_orders__unique_key"] == "skipped"
 
-    PLANTED["chk_fct_parcel_events__unique_key"](con)
-    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__unique_key"):
+    PLANTED["chk_fct_parcel_events__not_null_key"](con)
+    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__not_null_key"):
         run_checks(con, changed={"fct_parcel_events"})
-    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__unique_key"):
+    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__not_null_key"):
         run_checks(con)  # None: every check
     # a check whose text changed since this state passed it runs again, changed table or not
     con.execute("update etl_settings set value = 'older text' "
-                "where key = 'check_passed:chk_fct_parcel_events__unique_key'")
-    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__unique_key"):
+                "where key = 'check_passed:chk_fct_parcel_events__not_null_key'")
+    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__not_null_key"):
         run_checks(con, changed=set())
 
 
@@ -50,3 +52,30 @@ def test_publish_records_the_checks_the_state_passed(tmp_path):
     finally:
         reader.close()
     assert recorded == {f"check_passed:{name}" for name, _ in sql_objects("checks")}
+
+
+def test_a_scoped_check_reads_the_merged_keys_and_finds_a_violation_there(con):  # noqa: F811
+    valid_world(con)
+    record_checks(con)
+    # a duplicate event of parcel P1: a scoped check sees it only when P1 was merged by this load
+    PLANTED["chk_fct_parcel_events__unique_key"](con)
+    done = run_checks(con, changed={"fct_parcel_events"})  # nothing merged: no key to re-check
+    assert done["chk_fct_parcel_events__unique_key"] == "ran on the merged keys"
+    con.execute("create temp table _merged_fct_parcels as select 'taobao' as platform, 'P1' as tracking_number")
+    con.execute("insert into _merged_fct_parcels select platform, tracking_number from fct_parcels")
+    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__unique_key"):
+        run_checks(con, changed={"fct_parcel_events"})
+    # a check whose text this state did not pass runs in full, scope or not
+    con.execute("drop table _merged_fct_parcels")
+    con.execute("delete from etl_settings where key = 'check_passed:chk_fct_parcel_events__unique_key'")
+    with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__unique_key"):
+        run_checks(con, changed={"fct_parcel_events"})
+
+
+def test_a_load_that_breaks_a_scoped_check_is_not_published(tmp_path):
+    # the second publish runs chk_fct_orders__amount_equals_lines on the merged order only
+    publish(tmp_path, [stage_window(tmp_path, land(tmp_path, [page([order(id="1")])]))])
+    broken = order(id="3", purchaseAmount="99.00", updateTime="2026-02-02 00:00:00")
+    m = land(tmp_path, [page([broken])], start=T0 + timedelta(days=1))
+    with pytest.raises(CheckFailedError, match="amount_equals_lines"):
+        publish(tmp_path, [stage_window(tmp_path, m)])

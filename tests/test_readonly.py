@@ -109,6 +109,7 @@ REVIEWED_SPLICES = {
     ("load.py", "col.duckdb_type"): "types mapped in schemas.py",
     ("load.py", "name"): "view name: a sql/reports/*.sql file stem",
     ("load.py", "body"): "sql/reports or sql/checks file contents",
+    ("load.py", "query or body"): "a sql/checks file, or it wrapped in CTEs of STAGED_TABLES names and keys (_scoped)",
     ("load.py", "', '.join(key)"): "TableSpec.key in schemas.py",
     ("load.py", "version"): "StagedTable.version in schemas.py",
     ("load.py", "on"): "join condition built from TableSpec.key",

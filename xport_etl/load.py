@@ -113,23 +113,54 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
 
 _CHECK_PASSED = "check_passed:"  # etl_settings key prefix: the digest of a check's SQL this state passed
 _TABLE_NAME = re.compile(r"\b((?:fct|etl|rpt)_[a-z0-9_]+)\b")
+_SCOPE = re.compile(r"^--\s*scope:\s*([a-z0-9_, ]+)$", re.M)
 
 
 def _digest(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
+def _scoped(con: duckdb.DuckDBPyConnection, body: str) -> str | None:
+    """The check restricted to the keys this publish merged, if it declares ``-- scope: t1, t2``.
+
+    The declaration says: every violation of the check lies within one key of the listed tables'
+    merge parent (a parent's own key; a child's ``parent_key``), so on a state that passed it,
+    only rows of the keys a merge replaced can make a new one (a merge deletes and re-inserts the
+    winning keys and their children, and deletes nothing else). Each listed table is shadowed by a
+    CTE of its rows of those keys; the other tables are read whole."""
+    match = _SCOPE.search(body)
+    if not match:
+        return None
+    by_spec = {t.spec.name: t for t in STAGED_TABLES.values()}
+    temp = {r[0] for r in con.execute("select table_name from duckdb_tables() where temporary").fetchall()}
+    ctes = []
+    for table in (t.strip() for t in match.group(1).split(",")):
+        staged = by_spec.get(table)
+        if staged is None:
+            return None
+        parent = STAGED_TABLES[staged.parent].spec if staged.parent else staged.spec
+        merged = f"_merged_{parent.name}"
+        if merged not in temp:
+            ctes.append(f"{table} as (select * from main.{table} where false)")
+            continue
+        on = " and ".join(f"t.{k} = m.{k}" for k in parent.key)
+        ctes.append(f"{table} as (select t.* from main.{table} as t semi join {merged} as m on {on})")
+    return f"with {', '.join(ctes)}\nselect * from (\n{body}\n)"
+
+
 def run_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None) -> dict[str, str]:
     """Every ``sql/checks/*.sql`` must return no rows; otherwise raise with what failed.
 
     Args:
-        changed: the tables this load wrote. Given, a check is skipped when it reads none of them
-            and this warehouse state already passed the same check text (recorded in
-            ``etl_settings`` by :func:`record_checks`): the rows it reads are the rows it passed.
-            A check that reads a view, or names no table, always runs. None: run every check.
+        changed: the tables this load wrote. Given, and if this warehouse state already passed
+            the same check text (recorded in ``etl_settings`` by :func:`record_checks`), a check
+            that reads none of them is skipped (the rows it reads are the rows it passed), and a
+            check that declares ``-- scope:`` runs on the keys this publish merged only (see
+            :func:`_scoped`). A check that reads a view, or names no table, always runs in full.
+            None: run every check in full.
 
     Returns:
-        ``{check name: "ran" | "skipped"}``.
+        ``{check name: "ran" | "ran on the merged keys" | "skipped"}``.
     """
     failures, done = [], {}
     passed = {}
@@ -138,12 +169,14 @@ def run_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None) 
             "select key, value from etl_settings where starts_with(key, ?)", [_CHECK_PASSED]).fetchall())
     for name, body in sql_objects("checks"):
         tables = set(_TABLE_NAME.findall(body))
-        if (changed is not None and tables and not any(t.startswith("rpt_") for t in tables)
-                and not tables & changed and passed.get(_CHECK_PASSED + name) == _digest(body)):
+        incremental = (changed is not None and tables and not any(t.startswith("rpt_") for t in tables)
+                       and passed.get(_CHECK_PASSED + name) == _digest(body))
+        if incremental and not tables & changed:
             done[name] = "skipped"
             continue
-        rows = con.execute(f"select * from ({body}) limit 5").fetchall()
-        done[name] = "ran"
+        query = (_scoped(con, body) if incremental else None)
+        done[name] = "ran" if query is None else "ran on the merged keys"
+        rows = con.execute(f"select * from ({query or body}) limit 5").fetchall()
         if rows:
             failures.append(f"{name}: e.g. {rows[:3]}")
     if failures:
@@ -213,6 +246,9 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
            or (n.{version} is not distinct from t.{version} and n.extracted_at >= t.extracted_at)
         """
     )
+    # the keys merged by this publish (the data checks can be scoped to them: see run_checks)
+    con.execute(f"create temp table if not exists _merged_{spec.name} as select {', '.join(key)} from winners limit 0")
+    con.execute(f"insert into _merged_{spec.name} select {', '.join(key)} from winners")
     where = " and ".join(f"t.{k} = n.{k}" for k in key)
     con.execute(f"delete from {spec.name} as t using winners as n where {where}")
     con.execute(f"insert into {spec.name} ({_cols(spec)}) select {_cols(spec)} from winners")

@@ -1,5 +1,7 @@
 -- the order's goods amount is the sum of its line amounts. orders with a rejected line (fewer
 -- loaded lines than served, see etl_rejects) or with a null amount cannot be checked and are skipped.
+-- a violation lies within one merge key (see load.run_checks): a load re-checks the keys it merged
+-- scope: fct_orders, fct_order_lines
 with
 
 lines as (

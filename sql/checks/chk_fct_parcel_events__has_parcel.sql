@@ -1,4 +1,6 @@
 -- every tracking event belongs to a parcel that is in fct_parcels
+-- a violation lies within one merge key (see load.run_checks): a load re-checks the keys it merged
+-- scope: fct_parcel_events
 select e.platform, e.tracking_number, e.event_index
 from fct_parcel_events as e
 anti join fct_parcels as p

@@ -1,4 +1,6 @@
 -- one row per (platform, tracking_number, event_index)
+-- a violation lies within one merge key (see load.run_checks): a load re-checks the keys it merged
+-- scope: fct_parcel_events
 select platform, tracking_number, event_index, count(*) as copies
 from fct_parcel_events
 group by all

@@ -1,4 +1,6 @@
 -- one row per (platform, tracking_number)
+-- a violation lies within one merge key (see load.run_checks): a load re-checks the keys it merged
+-- scope: fct_parcels
 select platform, tracking_number, count(*) as copies
 from fct_parcels
 group by all

@@ -1,4 +1,6 @@
 -- one row per (platform, refund_id)
+-- a violation lies within one merge key (see load.run_checks): a load re-checks the keys it merged
+-- scope: fct_refunds
 select platform, refund_id, count(*) as copies
 from fct_refunds
 group by all
