@@ -195,6 +195,7 @@ def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracte
     from xport_etl.normalize_sql import TaobaoOrdersSql, feed_window
 
     tmp = root.parent / "tmp" / f"stage-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this window left behind
     con = stage_connection(tmp, threads)
     try:
         norm = TaobaoOrdersSql(con, endpoint=manifest.endpoint, window_id=manifest.window_id,
