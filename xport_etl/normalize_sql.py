@@ -239,7 +239,6 @@ class TaobaoOrdersSql:
             con.execute("insert into pages select seq, null, true from bad_json")
 
     def _classify_and_type(self, con, skip_bad_json: bool = False) -> list[tuple[int, str]]:
-        ceiling = self.ceiling.isoformat(sep=" ")
         # page level: the envelope, then the things only the raw text shows
         # (three small steps: a CASE over a join of the bodies with the parsed struct blows memory)
         con.execute("""
@@ -300,7 +299,7 @@ class TaobaoOrdersSql:
         """)
         # (a null subOrderVOS may be a real null or something the transform could not read as a
         # list: such records send their page to Python, which tells which)
-        con.execute(f"""
+        con.execute("""
             create or replace temp table rec_flags as
             with lines as (
                 select seq, idx, bool_and(ok) as ok, count(*) <> count(distinct line_id) as dup
@@ -308,11 +307,11 @@ class TaobaoOrdersSql:
             )
             select o.seq,
                    o.ok and not o.no_subs and coalesce(l.ok and not l.dup, true)
-                   and coalesce(o.created_at <= '{ceiling}', true) and coalesce(o.paid_at <= '{ceiling}', true)
-                   and coalesce(o.updated_at <= '{ceiling}', true)
+                   and coalesce(o.created_at <= $ceiling, true) and coalesce(o.paid_at <= $ceiling, true)
+                   and coalesce(o.updated_at <= $ceiling, true)
                    and count(*) over (partition by o.seq, o.order_id) = 1 as ok
             from typed_orders o left join lines l using (seq, idx)
-        """)
+        """, {"ceiling": self.ceiling})
         con.execute("""
             create or replace temp table python_pages as
             select seq, reason from page_flags where reason is not null
