@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,7 +226,10 @@ def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], worke
 
     fields = {f.name: getattr(settings.assumptions, f.name) for f in dataclasses.fields(settings.assumptions)}
     spec = json.dumps({k: sorted(v) if isinstance(v, frozenset) else v for k, v in fields.items()}, default=dict)
-    env = {**os.environ, "XPORT_PIPELINE_PID": str(os.getpid())}
+    # the workers share the cores: each DuckDB normaliser gets its share of threads (DuckDB runs a
+    # window's small per-chunk statements on one thread anyway; processes are what spread them)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    env = {"XPORT_STAGE_THREADS": str(threads), **os.environ, "XPORT_PIPELINE_PID": str(os.getpid())}
     shares = [manifests[i::workers] for i in range(workers)]
     procs = [subprocess.Popen([sys.executable, "-m", "xport_etl.staging", str(settings.data_dir), spec,
                                *[str(m.directory) for m in share]], env=env, stderr=subprocess.PIPE, text=True)
@@ -236,31 +239,6 @@ def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], worke
         last = (errors[0].strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeError(f"normalising a window failed in a worker process: {last}")
     return [read_batch(batch_marker(settings.data_dir, m.endpoint, m.window_id)) for m in manifests]
-
-
-def _stage_sql_windows(settings: Settings, manifests: Sequence[Manifest]) -> Iterator[tuple[Manifest, Any]]:
-    """Stage the DuckDB normaliser's windows, several at once on threads when there are several.
-
-    One window's statements run on small tables (a chunk of pages), which DuckDB scans on one
-    thread; so windows, not statements, are what spreads over the cores. Each window has its own
-    connection (one DuckDB thread, bounded memory); DuckDB releases the GIL while it works.
-    ``XPORT_WORKERS`` caps the threads as it caps the Python normalisers' processes.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from xport_etl.staging import stage_window
-
-    configured = os.environ.get("XPORT_WORKERS")
-    workers = min(int(configured) if configured else (os.cpu_count() or 1), len(manifests))
-    if workers <= 1:
-        for m in manifests:
-            yield m, stage_window(settings.data_dir, m, assumptions=settings.assumptions)
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="stage") as pool:
-        futures = [pool.submit(stage_window, settings.data_dir, m, assumptions=settings.assumptions,
-                               duckdb_threads=1) for m in manifests]
-        for m, future in zip(manifests, futures, strict=True):
-            yield m, future.result()
 
 
 def load_windows(
@@ -275,28 +253,18 @@ def load_windows(
         Small counts: rows written per table, rejects, batches.
     """
     from xport_etl.load import publish, rows_json
-    from xport_etl.staging import stage_window, use_sql
+    from xport_etl.staging import stage_window
 
     loaded = [read_manifest(m) for m in manifests]
-    # windows the DuckDB normaliser reads are staged here, one after another (DuckDB uses every
-    # core, in bounded memory); the Python normalisers' windows go to worker processes when large
-    in_sql = [m for m in loaded if use_sql(m.endpoint, settings.assumptions)]
-    in_python = [m for m in loaded if not use_sql(m.endpoint, settings.assumptions)]
-    staged: dict[tuple[str, str], Any] = {}
-    workers = _stage_workers(in_python)
+    workers = _stage_workers(loaded)
     if workers > 1:
-        for m, b in zip(in_python, _stage_in_processes(settings, in_python, workers), strict=True):
-            staged[(m.endpoint, m.window_id)] = b
-        in_python = []
-    for m in in_python:
-        staged[(m.endpoint, m.window_id)] = stage_window(settings.data_dir, m, assumptions=settings.assumptions)
-        if progress:
-            progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
-    for m, batch in _stage_sql_windows(settings, in_sql):
-        staged[(m.endpoint, m.window_id)] = batch
-        if progress:
-            progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
-    batches = [staged[(m.endpoint, m.window_id)] for m in loaded]
+        batches = _stage_in_processes(settings, loaded, workers)
+    else:
+        batches = []
+        for m in loaded:
+            batches.append(stage_window(settings.data_dir, m, assumptions=settings.assumptions))
+            if progress:
+                progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
     started = time.time()
     rows = [
         _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0),
