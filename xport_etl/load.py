@@ -77,7 +77,9 @@ def writer_lock(data_dir: Path) -> Iterator[None]:
 
 
 def connect_writer(path: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path))
+    """The publishing connection: ``XPORT_LOAD_MEMORY`` (default 256MB) bounds DuckDB's memory;
+    a merge larger than that spills to a temp directory beside the warehouse file."""
+    con = duckdb.connect(str(path), config={"memory_limit": os.environ.get("XPORT_LOAD_MEMORY", "256MB")})
     # Parquet times are UTC instants; the warehouse stores them as naive UTC TIMESTAMPs
     con.execute("set TimeZone = 'UTC'")
     return con
