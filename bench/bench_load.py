@@ -35,6 +35,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--skip-dlt-default", action="store_true", help="dlt default is slow (~1,300 lines/s)")
     ap.add_argument("--profile", action="store_true", help="also profile ours with pyinstrument (a 2nd run)")
+    ap.add_argument("--one-worker", action="store_true",
+                    help="also run ours with XPORT_WORKERS=1 (one window at a time: the bounded-memory setting)")
     a = ap.parse_args()
 
     meta = landed_cache(a.orders, seed=a.seed)
@@ -48,13 +50,17 @@ def main() -> int:
                ("duckdb_ref", "duckdb_ref", {"files": files, "variant": "read_json"}),
                ("duckdb_ref_text", "duckdb_ref", {"files": files, "variant": "text"}),
                ("dlt_best", "dlt_load", {"files": files, "config": "best", "stages": True})]
+    if a.one_worker:
+        systems.insert(1, ("ours_1worker", "ours_load", {"manifests": manifests, "env": {"XPORT_WORKERS": "1"}}))
     if not a.skip_dlt_default:
         systems.append(("dlt_default", "dlt_load", {"files": files, "config": "default", "stages": True}))
     res: dict[str, dict] = {}
     for name, task, args in systems:
         work = fresh_dir(f"load_{name}")
         print(f"running {name} ...", flush=True)
-        res[name] = run_child(task, {**args, "data_dir": str(work), "workdir": str(work)})
+        env = args.pop("env", None)
+        res[name] = run_child(task, {**args, "data_dir": str(work), "workdir": str(work)},
+                              env=env)
         print(f"  {name}: {res[name]['seconds']:.1f} s, peak RSS {res[name]['peak_rss_mb']:.0f} MB", flush=True)
 
     # the same data in each: dlt and the reference keep every landed record (the sandbox repeats

@@ -175,7 +175,7 @@ def use_sql(endpoint: str, assumptions: ApiAssumptions) -> bool:
 
 
 def stage_connection(tmp_dir: Path, threads: int | None = None):
-    """A DuckDB connection for staging: bounded memory (``XPORT_STAGE_MEMORY``, default 256MB),
+    """A DuckDB connection for staging: bounded memory (``XPORT_STAGE_MEMORY``, default 128MB),
     spilling to ``tmp_dir`` beyond it."""
     import duckdb
 
@@ -183,7 +183,7 @@ def stage_connection(tmp_dir: Path, threads: int | None = None):
     threads = threads or int(os.environ.get("XPORT_STAGE_THREADS", "0"))
     con = duckdb.connect(config={
         **({"threads": threads} if threads else {}),
-        "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", "256MB"),
+        "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", "128MB"),
         "temp_directory": str(tmp_dir),
         "preserve_insertion_order": False,
     })
