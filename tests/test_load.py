@@ -80,3 +80,27 @@ def test_failed_check_leaves_the_published_warehouse_untouched(tmp_path):
         publish(tmp_path, [stage_window(tmp_path, m)])
     assert hashlib.sha256(warehouse_path(tmp_path).read_bytes()).hexdigest() == before
     assert not list(tmp_path.glob("*.next"))
+
+
+def test_a_merge_beyond_the_memory_limit_is_retried_once_without_it(tmp_path, monkeypatch, caplog):
+    import xport_etl.load as load
+
+    limits = []
+    real = load.connect_writer
+
+    def tight_then_real(path, memory_limit=None):
+        limits.append(memory_limit)
+        con = real(path, memory_limit)
+        if memory_limit:  # a limit no merge fits in: DuckDB's own OutOfMemoryException
+            con.execute("set memory_limit = '1KB'")
+        return con
+
+    monkeypatch.setattr(load, "connect_writer", tight_then_real)
+    monkeypatch.setenv("XPORT_LOAD_MEMORY", "300MB")
+    m = land(tmp_path, [page([order(id="1"), order(id="2")])])
+    with caplog.at_level("WARNING", logger="xport_etl.load"):
+        publish(tmp_path, [stage_window(tmp_path, m)])
+    assert limits == ["300MB", None]
+    assert "XPORT_LOAD_MEMORY=300MB" in caplog.text
+    assert [r[0] for r in facts(tmp_path)["orders"]] == ["1", "2"]
+    assert not warehouse_path(tmp_path).with_name("warehouse.duckdb.next").exists()

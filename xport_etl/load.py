@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -46,6 +47,8 @@ from xport_etl.staging import Batch
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 WAREHOUSE_FILE = "warehouse.duckdb"
+
+log = logging.getLogger(__name__)
 
 
 class CheckFailedError(RuntimeError):
@@ -76,10 +79,19 @@ def writer_lock(data_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def connect_writer(path: Path) -> duckdb.DuckDBPyConnection:
-    """The publishing connection: ``XPORT_LOAD_MEMORY`` (default 256MB) bounds DuckDB's memory;
-    a merge larger than that spills to a temp directory beside the warehouse file."""
-    con = duckdb.connect(str(path), config={"memory_limit": os.environ.get("XPORT_LOAD_MEMORY", "256MB")})
+def load_memory() -> str:
+    """DuckDB's memory limit for publishing (``XPORT_LOAD_MEMORY``, default 256MB)."""
+    return os.environ.get("XPORT_LOAD_MEMORY", "256MB")
+
+
+def connect_writer(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """The publishing connection. ``memory_limit`` bounds DuckDB's memory (a merge larger than it
+    spills to a temp directory beside the file; one that cannot spill raises, and :func:`publish`
+    retries it once without the limit); None leaves DuckDB's default (80% of RAM)."""
+    config: dict = {"preserve_insertion_order": False}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(str(path), config=config)
     # Parquet times are UTC instants; the warehouse stores them as naive UTC TIMESTAMPs
     con.execute("set TimeZone = 'UTC'")
     return con
@@ -360,29 +372,14 @@ def publish(
     with writer_lock(data_dir):
         nxt.unlink(missing_ok=True)
         Path(str(nxt) + ".wal").unlink(missing_ok=True)
-        if published.exists() and not rebuild:
-            shutil.copyfile(published, nxt)
         try:
-            con = connect_writer(nxt)
             try:
-                ensure_schema(con)
-                set_settings(con, settings or {})
-                con.execute("begin")
-                changed: set[str] = set()
-                written = merge_staged(con, batches, changed)
-                rejects = merge_rejects(con, batches)
-                replace_runs(con, runs)
-                con.execute("commit")
-                crashpoint("publish.merged")
-                refresh_views(con)
-                # a load re-runs the checks over the tables it changed (the rest of this state
-                # passed them when it was published); a rebuild or a publish with no batches
-                # (the reports DAG's refresh) runs every check
-                run_checks(con, changed if batches and not rebuild else None)
-                record_checks(con)
-                con.execute("checkpoint")
-            finally:
-                con.close()
+                written, rejects = _build_next(published, nxt, batches, runs, settings, rebuild, load_memory())
+            except duckdb.OutOfMemoryException as exc:
+                # the bounded default did not fit this merge: once more with DuckDB's own limit
+                log.warning("publish needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
+                            load_memory(), str(exc).splitlines()[0])
+                written, rejects = _build_next(published, nxt, batches, runs, settings, rebuild, None)
             with open(nxt, "rb+") as f:
                 os.fsync(f.fileno())
             crashpoint("publish.replace")
@@ -397,6 +394,36 @@ def publish(
             Path(str(nxt) + ".wal").unlink(missing_ok=True)
             raise
     return LoadResult(str(published), len(batches), written, rejects)
+
+
+def _build_next(published: Path, nxt: Path, batches, runs, settings, rebuild: bool,
+                memory_limit: str | None) -> tuple[dict[str, int], int]:
+    """The next warehouse state in ``nxt``: a copy of the published one, merged and checked."""
+    nxt.unlink(missing_ok=True)
+    Path(str(nxt) + ".wal").unlink(missing_ok=True)
+    if published.exists() and not rebuild:
+        shutil.copyfile(published, nxt)
+    con = connect_writer(nxt, memory_limit)
+    try:
+        ensure_schema(con)
+        set_settings(con, settings or {})
+        con.execute("begin")
+        changed: set[str] = set()
+        written = merge_staged(con, batches, changed)
+        rejects = merge_rejects(con, batches)
+        replace_runs(con, runs)
+        con.execute("commit")
+        crashpoint("publish.merged")
+        refresh_views(con)
+        # a load re-runs the checks over the tables it changed (the rest of this state passed
+        # them when it was published); a rebuild or a publish with no batches (the reports
+        # DAG's refresh) runs every check
+        run_checks(con, changed if batches and not rebuild else None)
+        record_checks(con)
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    return written, rejects
 
 
 def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
