@@ -285,6 +285,7 @@ class Rows:
     children: dict[str, list[dict]] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     raw: Any = None
+    index: int = 0  # the record's position in its page
 
     def newer_than(self, other: Rows) -> bool:
         """Is this a strictly later state than ``other`` (nulls are oldest)?"""
@@ -584,6 +585,10 @@ class WindowRows:
         if current is None or rows.newer_than(current):
             self._best[rows.key] = rows
 
+    def winners(self) -> list[Rows]:
+        """The records kept so far, one per key (before :meth:`finish` turns them into tables)."""
+        return list(self._best.values())
+
     def finish(self) -> WindowRows:
         for rows in self._best.values():
             self.tables.setdefault(rows.table, []).append(rows.row)
@@ -605,10 +610,24 @@ def normalize_taobao_pages(
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise a window of ``TaoBaoOrderVO`` pages into orders, order lines and rejects."""
+    return taobao_window(pages, endpoint=endpoint, window_id=window_id, rejected_at=rejected_at,
+                         assumptions=assumptions).finish()
+
+
+def taobao_window(
+    pages: Iterable[Page],
+    *,
+    endpoint: str,
+    window_id: str,
+    rejected_at: datetime,
+    assumptions: ApiAssumptions = ASSUMED,
+) -> WindowRows:
+    """The records of ``TaoBaoOrderVO`` pages, kept once per order (:meth:`WindowRows.winners`)
+    with their rejects; :func:`normalize_taobao_pages` turns it into tables."""
     out = WindowRows(endpoint, window_id, rejected_at)
     for page_no, body, _ctx in pages:
         records, clean = parse_page(body)
-        for rec in records:
+        for index, rec in enumerate(records):
             out.records += 1
             if not out.readable(rec, clean, page_no, "id"):
                 continue
@@ -617,8 +636,9 @@ def normalize_taobao_pages(
             except RejectError as exc:
                 out.reject(_record_id(rec, "id"), str(exc), rec, page_no)
                 continue
+            rows.index = index
             out.keep(rows, page_no)
-    return out.finish()
+    return out
 
 
 def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:

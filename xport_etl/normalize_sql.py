@@ -49,11 +49,7 @@ from xport_etl.normalize import (
     FUTURE_TOLERANCE,
     TAOBAO_ORDER_STATUS,
     TAOBAO_REFUND_STATUS,
-    RejectError,
-    WindowRows,
-    _record_id,
-    normalize_taobao_order,
-    parse_page,
+    taobao_window,
 )
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
 
@@ -80,7 +76,6 @@ UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
 # SQL shapes, each narrower than the Python rule of the same name in normalize.py. Values
 # are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
 _MACROS = r"""
-create or replace temp macro jtext(x) as (x::varchar);
 create or replace temp macro jstr(x) as (case when left(x::varchar, 1) = '"' then
     (case when contains(x::varchar, '\') then x->>'$' else (x::varchar)[2:-2] end) end);
 create or replace temp macro is_str(x) as (left(x::varchar, 1) = '"');
@@ -155,7 +150,7 @@ class TaobaoOrdersSql:
         self.rejected_at, self.assumptions = rejected_at, assumptions
         self.offset_s = int(assumptions.source_tz.utcoffset(None).total_seconds())
         self.ceiling = rejected_at + FUTURE_TOLERANCE
-        self.window = WindowRows(endpoint, window_id, rejected_at)  # rejects of the Python pages
+        self.rejects: list[dict] = []  # all from the Python pages: a plain page has none
         self.stats = SqlStats()
         con.execute(_MACROS)
         con.execute(f"create or replace temp table cand_orders as select {self._order_cols()} from "
@@ -331,28 +326,20 @@ class TaobaoOrdersSql:
         return python_pages
 
     def _python_page(self, seq: int, body: bytes) -> None:
-        """The reference normaliser on one whole page; its winners join the candidates."""
+        """The reference normaliser on one whole page; its winners join the candidates.
+
+        Raises:
+            PageError: as with the reference: the window fails.
+        """
         self.stats.python_pages += 1
-        records, clean = parse_page(body)  # PageError: the window fails, as with the reference
-        page = WindowRows(self.endpoint, self.window_id, self.rejected_at)
-        positions: dict[int, int] = {}
-        for idx, rec in enumerate(records):
-            self.stats.records += 1
-            if not page.readable(rec, clean, seq, "id"):
-                continue
-            try:
-                rows = normalize_taobao_order(rec, endpoint=self.endpoint, page=seq, assumptions=self.assumptions)
-            except RejectError as exc:
-                page.reject(_record_id(rec, "id"), str(exc), rec, seq)
-                continue
-            positions[id(rows)] = idx
-            page.keep(rows, seq)
-        self.window.rejects.extend(page.rejects)
+        page = taobao_window([(seq, body, None)], endpoint=self.endpoint, window_id=self.window_id,
+                             rejected_at=self.rejected_at, assumptions=self.assumptions)
+        self.stats.records += page.records
+        self.rejects.extend(page.rejects)
         orders, lines = [], []
-        for rows in page._best.values():
-            idx = positions[id(rows)]
-            orders.append({**rows.row, "seq": seq, "idx": idx})
-            lines.extend({**line, "seq": seq, "idx": idx} for line in rows.children.get("order_lines", ()))
+        for rows in page.winners():
+            orders.append({**rows.row, "seq": seq, "idx": rows.index})
+            lines.extend({**line, "seq": seq, "idx": rows.index} for line in rows.children.get("order_lines", ()))
         if orders:
             self._append("cand_orders", orders, FCT_ORDERS.arrow_schema())
         if lines:
@@ -388,10 +375,6 @@ class TaobaoOrdersSql:
             select l.*, o.created_month from cand_lines l join out_orders o using (seq, idx)
         """)
         con.execute("drop table cand_orders; drop table cand_lines")
-
-    @property
-    def rejects(self) -> list[dict]:
-        return self.window.rejects
 
 
 # ---- reading landed pages in bounded chunks

@@ -226,10 +226,7 @@ def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], worke
 
     fields = {f.name: getattr(settings.assumptions, f.name) for f in dataclasses.fields(settings.assumptions)}
     spec = json.dumps({k: sorted(v) if isinstance(v, frozenset) else v for k, v in fields.items()}, default=dict)
-    # the workers share the cores: each DuckDB normaliser gets its share of threads (DuckDB runs a
-    # window's small per-chunk statements on one thread anyway; processes are what spread them)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    env = {"XPORT_STAGE_THREADS": str(threads), **os.environ, "XPORT_PIPELINE_PID": str(os.getpid())}
+    env = {**os.environ, "XPORT_PIPELINE_PID": str(os.getpid())}
     shares = [manifests[i::workers] for i in range(workers)]
     procs = [subprocess.Popen([sys.executable, "-m", "xport_etl.staging", str(settings.data_dir), spec,
                                *[str(m.directory) for m in share]], env=env, stderr=subprocess.PIPE, text=True)

@@ -180,7 +180,6 @@ def stage_connection(tmp_dir: Path, threads: int | None = None):
     import duckdb
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    threads = threads or int(os.environ.get("XPORT_STAGE_THREADS", "0"))
     con = duckdb.connect(config={
         **({"threads": threads} if threads else {}),
         "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", "128MB"),
