@@ -69,7 +69,7 @@ def main() -> int:
 
     wh = prep_warehouse(a.orders, a.seed) if rate > 0 and not a.skip_concurrent else None
     out: dict = {"orders": a.orders, "seed": a.seed, "rate_limit": rate}
-    with Sandbox(a.orders, seed=a.seed, rate_limit=rate) as sb:
+    with Sandbox(a.orders, seed=a.seed, rate_limit=rate, warm=True) as sb:
         print(f"sandbox: {a.orders:,} orders, rate limit {rate or 'off'}, started in {sb.startup_s:.1f} s",
               flush=True)
         rows, res = [], {}

@@ -41,7 +41,7 @@ def main() -> int:
 
         systems.append(("ours_all_endpoints", "ours_run", {"endpoints": list(RUN_ENDPOINTS)}))
     res: dict[str, dict] = {}
-    with Sandbox(a.orders, seed=a.seed, rate_limit=0) as sb:
+    with Sandbox(a.orders, seed=a.seed, rate_limit=0, warm=True) as sb:
         print(f"sandbox: {a.orders:,} orders, no rate limit, started in {sb.startup_s:.1f} s", flush=True)
         for name, task, args in systems:
             work = fresh_dir(f"run_{name}")

@@ -47,10 +47,14 @@ def _free_port() -> int:
 
 
 class Sandbox:
-    """``xport-etl sandbox`` in a subprocess: ``base_url``, ``stats()``."""
+    """``xport-etl sandbox`` in a subprocess: ``base_url``, ``stats()``.
 
-    def __init__(self, orders: int, *, seed: int = 7, rate_limit: float = 0.0) -> None:
-        self.orders, self.seed, self.rate_limit = orders, seed, rate_limit
+    ``warm``: the server builds every order's details before it answers (``--warm``), so that a
+    measured client never waits for the sandbox generating its world (startup is not measured).
+    """
+
+    def __init__(self, orders: int, *, seed: int = 7, rate_limit: float = 0.0, warm: bool = False) -> None:
+        self.orders, self.seed, self.rate_limit, self.warm = orders, seed, rate_limit, warm
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -61,7 +65,7 @@ class Sandbox:
         self.proc = subprocess.Popen(
             [PY, "-m", "xport_etl.sandbox.cli", "sandbox", "--port", str(self.port),
              "--seed", str(self.seed), "--orders", str(self.orders),
-             "--rate-limit", str(self.rate_limit)],
+             "--rate-limit", str(self.rate_limit), *(["--warm"] if self.warm else [])],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 600

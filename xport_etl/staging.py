@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -89,10 +90,12 @@ def _day(ts: datetime | None) -> str:
 
 
 def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumptions = ASSUMED,
-                 duckdb_threads: int | None = None) -> Batch:
+                 duckdb_threads: int | None = None, shared=None) -> Batch:
     """Normalise one landed window into Parquet and return the batch description.
 
     ``duckdb_threads``: the DuckDB normaliser's threads (default: every core).
+    ``shared``: a :class:`SharedStaging` whose DuckDB the window uses (a cursor of it) instead of
+    a connection of its own, so that windows staged at once share one memory budget.
     """
     normalize = _normalizers().get(manifest.endpoint)
     if normalize is None:
@@ -117,7 +120,8 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
             old.unlink()
     rejected_at = datetime.now(UTC).replace(tzinfo=None)
     if use_sql(manifest.endpoint, assumptions):
-        rejects = _stage_sql(root, name, batch, manifest, extracted_at, rejected_at, assumptions, duckdb_threads)
+        rejects = _stage_sql(root, name, batch, manifest, extracted_at, rejected_at, assumptions, duckdb_threads,
+                             shared)
     else:
         rejects = _stage_python(root, name, batch, manifest, normalize, extracted_at, data_clock,
                                 rejected_at, assumptions)
@@ -174,29 +178,75 @@ def use_sql(endpoint: str, assumptions: ApiAssumptions) -> bool:
             and os.environ.get("XPORT_SQL_NORMALIZER", "1") != "0")
 
 
+STAGE_MEMORY = "192MB"  # XPORT_STAGE_MEMORY: DuckDB's budget for staging, however many windows at once
+COPY_ROWS = 16384  # rows per Parquet row group written while staging (64k held ~80 MB more a window)
+
+
 def stage_connection(tmp_dir: Path, threads: int | None = None):
-    """A DuckDB connection for staging: bounded memory (``XPORT_STAGE_MEMORY``, default 128MB),
+    """A DuckDB connection for staging: bounded memory (``XPORT_STAGE_MEMORY``, default 192MB),
     spilling to ``tmp_dir`` beyond it."""
     import duckdb
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={
         **({"threads": threads} if threads else {}),
-        "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", "128MB"),
+        "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", STAGE_MEMORY),
         "temp_directory": str(tmp_dir),
         "preserve_insertion_order": False,
     })
     return con
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SharedStaging:
+    """One DuckDB for the windows the DuckDB normaliser stages at once, each on its own cursor
+    (its own temp tables) and thread.
+
+    One database means one memory budget (``XPORT_STAGE_MEMORY``) for all of them: two windows of
+    the 1M-order world staged at once peak at ~430-470 MB of RSS with a shared 192MB, against
+    ~700 MB with 128MB each, at the same speed. ``threads=1``: each query runs on the thread that
+    issued it, so windows, not statements, spread over the cores (a window's statements work on
+    small tables anyway). Use as a context manager; the spill directory goes with it.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        tmp = parquet_root(data_dir).parent / "tmp"
+        for old in tmp.glob("stage-shared-*"):  # spill files of a killed process
+            if not _alive(int(old.name.split("-")[2])):
+                shutil.rmtree(old, ignore_errors=True)
+        self.tmp = tmp / f"stage-shared-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.con = stage_connection(self.tmp, threads=1)
+
+    def cursor(self):
+        return self.con.cursor()
+
+    def __enter__(self) -> SharedStaging:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.con.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracted_at: datetime,
-               rejected_at: datetime, assumptions: ApiAssumptions, threads: int | None = None) -> list[dict]:
+               rejected_at: datetime, assumptions: ApiAssumptions, threads: int | None = None,
+               shared: SharedStaging | None = None) -> list[dict]:
     """The DuckDB normaliser (:mod:`xport_etl.normalize_sql`): pages stream through, never a window in memory."""
     from xport_etl.normalize_sql import TaobaoOrdersSql, feed_window
 
     tmp = root.parent / "tmp" / f"stage-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this window left behind
-    con = stage_connection(tmp, threads)
+    if shared is None:
+        shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this window left behind
+    con = shared.cursor() if shared is not None else stage_connection(tmp, threads)
     try:
         norm = TaobaoOrdersSql(con, endpoint=manifest.endpoint, window_id=manifest.window_id,
                                rejected_at=rejected_at, assumptions=assumptions)
@@ -209,10 +259,13 @@ def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracte
                 con, source, root / table, name, schema,
                 {"_batch_id": batch.batch_id, "extracted_at": extracted_at})
             crashpoint("stage.table")
+        if shared is not None:
+            con.execute("drop table out_orders; drop table out_lines")
         return norm.rejects
     finally:
         con.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if shared is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _copy_months(con, source: str, table_dir: Path, name: str, schema: pa.Schema,
@@ -225,7 +278,7 @@ def _copy_months(con, source: str, table_dir: Path, name: str, schema: pa.Schema
         path = table_dir / f"created_month={month}" / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         reader = con.sql(f"select {select} from {source} where created_month = ?",
-                         params=[*params, month]).to_arrow_reader(65536)
+                         params=[*params, month]).to_arrow_reader(COPY_ROWS)
         with pq.ParquetWriter(path, schema) as writer:
             for chunk in reader:
                 table = pa.Table.from_batches([chunk])

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from tests.sandbox.conftest import SMALL, Api, signed_headers
 from xport_etl.sandbox.testing import SandboxServer
@@ -186,3 +187,63 @@ def test_decimal_parsing_round_trip(api: Api) -> None:
         assert Decimal(str(r["purchaseAmount"])) == sum(
             Decimal(str(s["purchaseAmount"])) for s in r["subOrderVOS"]
         )
+
+
+def _stdlib_dumps(obj) -> bytes:
+    """The reference encoding: the standard library, Decimals as their exact text (slow path)."""
+    import json
+
+    def exact(value):
+        if isinstance(value, Decimal):
+            return f"\x00{value:f}\x00"
+        raise TypeError(type(value).__name__)
+
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=exact)
+    return re.sub(r'"\\u0000(-?[0-9]+(?:\.[0-9]+)?)\\u0000"', r"\1", text).encode()
+
+
+def test_dumps_writes_what_the_standard_library_writes_with_exact_decimals() -> None:
+    from xport_etl.sandbox.server import dumps
+    from xport_etl.sandbox.world import World, WorldConfig
+
+    awkward = {
+        "money": [Decimal("12.50"), Decimal("0.00"), Decimal("-3.1"), Decimal("1234567890123.45"), Decimal("7")],
+        "text": ["淘宝 订单", "tab\tnew\nline", 'quote " and \\ backslash', "\x01\x1f\x7f", "emoji 📦", ""],
+        "ints": [0, -1, 2**53 + 1, 9_223_372_036_854_775_807],
+        "nested": {"a": None, "b": True, "c": [{"d": Decimal("99.99")}]},
+    }
+    assert dumps(awkward) == _stdlib_dumps(awkward)
+    world = World(WorldConfig(seed=5, orders=300))
+    _, records = world.taobao_page(1, 100)
+    _, records_1688 = world.alibaba_page(1, 100)
+    for page in (records, records_1688):
+        assert dumps({"data": {"records": page}}) == _stdlib_dumps({"data": {"records": page}})
+    with pytest.raises(TypeError):
+        dumps({"x": Decimal("NaN")})
+
+
+def test_a_warm_world_serves_pages_without_building_details() -> None:
+    from xport_etl.sandbox.world import World, WorldConfig
+
+    world = World(WorldConfig(seed=5, orders=400, detail_cache=2_000))
+    built = world.warm()
+    assert built == world.taobao.count_visible(world.clock_ms) + world.alibaba.count_visible(world.clock_ms)
+    before = world.taobao.detail.cache_info().misses, world.alibaba.detail.cache_info().misses
+    total, _ = world.taobao_page(1, 100)
+    for page in range(1, -(-total // 100) + 1):
+        world.taobao_page(page, 100)
+    world.alibaba_page(1, 100)
+    assert (world.taobao.detail.cache_info().misses, world.alibaba.detail.cache_info().misses) == before
+
+
+def test_warm_option_sizes_the_cache_for_the_whole_world() -> None:
+    import argparse
+
+    from xport_etl.sandbox.cli import _config
+
+    args = argparse.Namespace(seed=7, orders=100_000, start=SMALL.start, clock=SMALL.clock, warm=True)
+    config = _config(args)
+    assert config.detail_cache >= config.orders + config.n_orders_1688
+    from xport_etl.sandbox.world import WorldConfig
+
+    assert _config(argparse.Namespace(**{**vars(args), "warm": False})).detail_cache == WorldConfig().detail_cache

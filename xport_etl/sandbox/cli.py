@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from datetime import datetime
 
@@ -68,12 +69,18 @@ def _add_world_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
 
 
 def _config(args: argparse.Namespace) -> WorldConfig:
-    return WorldConfig(seed=args.seed, orders=args.orders, start=args.start, clock=args.clock)
+    config = WorldConfig(seed=args.seed, orders=args.orders, start=args.start, clock=args.clock)
+    if getattr(args, "warm", False):
+        # every order of the world, plus room for a few months of orders created later
+        config = dataclasses.replace(
+            config, detail_cache=max(config.detail_cache, 2 * (config.orders + config.n_orders_1688))
+        )
+    return config
 
 
 def serve(args: argparse.Namespace) -> int:
     """Serve the sandbox until interrupted."""
-    import dataclasses
+    import time
 
     import uvicorn
 
@@ -81,13 +88,17 @@ def serve(args: argparse.Namespace) -> int:
     from xport_etl.sandbox.server import create_app
     from xport_etl.sandbox.world import World
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     world = World(_config(args))
+    if args.warm:
+        started = time.perf_counter()
+        built = world.warm()
+        log.info("warmed: %d orders' details built in %.1f s", built, time.perf_counter() - started)
     rate = args.rate_limit if args.rate_limit and args.rate_limit > 0 else None
     profile = profile_for(args.faults)
     if args.fault_slow is not None:
         profile = dataclasses.replace(profile, slow_s=args.fault_slow)
     app = create_app(world, rate_limit=rate, faults=profile, fault_seed=args.fault_seed)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     # the sandbox secret is a public default, still never printed
     log.info(
         "xport-etl sandbox at http://%s:%d (access-key %s, clock %s, %d orders, rate limit %s)",
@@ -175,6 +186,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a 'slow' fault waits before answering (default 2); make it longer than "
         "the client's XPORT_TIMEOUT to see timeouts, e.g. --fault-slow 35",
+    )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="build every order's details before serving and keep them all in memory (about "
+        "4.5 KB an order), so that no request pays for generating them: what the benchmarks "
+        "use, e.g. --warm",
     )
     _add_world_options(parser, suppress=False)
     parser.set_defaults(func=serve)

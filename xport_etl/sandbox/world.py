@@ -1560,6 +1560,24 @@ class World:
         for i in range(n):
             yield self.taobao.detail(i), self.taobao.state(i, clock_ms)
 
+    def warm(self) -> int:
+        """Build the static details of every order visible now (both platforms), once.
+
+        Details are generated on first use and kept in an LRU cache of ``detail_cache`` orders;
+        generating them is most of what the first pass over a large world costs (about 80 µs an
+        order, against about 20 µs to render a cached one). A server whose cache holds the whole
+        world (``detail_cache`` >= its orders; about 4.5 KB an order) serves every later page
+        from memory, as a real API serves rows from its database. Returns the orders built.
+        """
+        with self.lock:
+            clock_ms = self._clock.ms
+            stores = (self.taobao, self.alibaba)
+            counts = [store.count_visible(clock_ms) for store in stores]
+        for store, n in zip(stores, counts, strict=True):
+            for i in range(n):
+                store.detail(i)
+        return sum(counts)
+
     # -- taobao refunds --------------------------------------------------------------------
 
     def taobao_refund_query(
