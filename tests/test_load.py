@@ -104,3 +104,42 @@ def test_a_merge_beyond_the_memory_limit_is_retried_once_without_it(tmp_path, mo
     assert "XPORT_LOAD_MEMORY=300MB" in caplog.text
     assert [r[0] for r in facts(tmp_path)["orders"]] == ["1", "2"]
     assert not warehouse_path(tmp_path).with_name("warehouse.duckdb.next").exists()
+
+
+def test_merge_groups_cut_batches_in_order_by_staged_rows():
+    from xport_etl.load import merge_groups
+    from xport_etl.staging import Batch
+
+    batches = [Batch(batch_id=f"b{i}", endpoint="taobao_orders", window_id=f"w{i}", extracted_at="",
+                     counts={"orders": n}) for i, n in enumerate([150, 150, 150, 500, 10, 0])]
+    groups = merge_groups(batches, "orders", limit=400)
+    assert [[b.batch_id for b in g] for g in groups] == [["b0", "b1"], ["b2"], ["b3"], ["b4", "b5"]]
+    assert merge_groups(batches, "orders", limit=10_000) == [batches]
+    assert merge_groups([], "orders") == []
+
+
+def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
+    """Versions of the same orders spread over several batches: merged one batch at a time (a
+    group each) or all at once, the latest version of each order wins with its own lines."""
+    from xport_etl import load
+
+    def versions(day: int, status: int, amount: str) -> bytes:
+        return page([order(id=str(i), status=status, updateTime=f"2026-02-0{day} 10:00:00",
+                           purchaseAmount=amount, subOrderVOS=[sub(subOrderId=f"{i}{day}", purchaseAmount=amount)])
+                     for i in range(1, 6)] + [order(id=f"only{day}", updateTime=f"2026-02-0{day} 09:00:00")])
+
+    # out of order on purpose: the newest versions (day 4) are in the middle batch
+    pages = [versions(2, 10, "3.00"), versions(4, 11, "4.00"), versions(3, 12, "5.00")]
+    results = {}
+    for limit in (1, 10_000):
+        root = tmp_path / f"limit{limit}"
+        batches = [stage_window(root, land(root, [p], start=T0 + timedelta(days=i))) for i, p in enumerate(pages)]
+        monkeypatch.setattr(load, "MERGE_ROWS", limit)
+        assert len(load.merge_groups(batches, "orders")) == (3 if limit == 1 else 1)
+        publish(root, batches)
+        results[limit] = facts(root)
+    assert results[1] == results[10_000]
+    orders = dict((r[0], r[1:]) for r in results[1]["orders"])
+    assert all(orders[str(i)][0] == "shipped" and str(orders[str(i)][1]) == "4.00" for i in range(1, 6))
+    assert {r[1] for r in results[1]["lines"] if not r[0].startswith("only")} == {f"{i}4" for i in range(1, 6)}
+    assert {"only2", "only3", "only4"} <= set(orders)
