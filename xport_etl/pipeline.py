@@ -681,9 +681,11 @@ def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, 
     is written (the real API's round trip is its latency, not its rate limit), and what lets
     staging overlap paging. A ``client`` passed in is used alone, one window at a time.
 
-    A window that fails stops the run from starting more windows (a broken endpoint is not asked
-    again for every window), but the windows already in flight finish and are checkpointed in the
-    plan; then the first error is raised, and a re-run pages only what is missing.
+    The other windows start once the first has landed a page, so a run with wrong credentials or
+    an API that is down fails after one request. A window that fails stops the run from starting
+    more windows (a broken endpoint is not asked again for every window), but the windows already
+    in flight finish and are checkpointed in the plan; then the first error is raised, and a
+    re-run pages only what is missing.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -702,16 +704,33 @@ def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, 
             stager.submit(path)
 
         failing = threading.Event()  # set by the first window that fails: start no more
+        # the other windows wait until the first one has landed a page (or finished): wrong
+        # credentials or a down API cost one request, not one per window in flight
+        opened = threading.Event()
+        first = todo[0] if todo else None
+
+        def paged(event: dict[str, Any]) -> None:
+            if event.get("event") == "page":
+                opened.set()
+            if progress:
+                progress(event)
 
         def extract(i: int, with_client=None) -> str | None:
+            if i != first:
+                while not opened.wait(0.05):
+                    if failing.is_set():
+                        return None
             if failing.is_set():
                 return None
             e, m, lo, hi = windows[i]
             try:
-                return extract_window(settings, e, lo, hi, mode=m, client=with_client, progress=progress)
+                return extract_window(settings, e, lo, hi, mode=m, client=with_client, progress=paged)
             except Exception:
                 failing.set()
                 raise
+            finally:
+                if i == first:
+                    opened.set()
 
         workers = 1 if client is not None else _extract_workers(len(todo))
         if workers <= 1:
