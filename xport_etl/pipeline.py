@@ -240,75 +240,66 @@ def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], worke
     return [read_batch(batch_marker(settings.data_dir, m.endpoint, m.window_id)) for m in manifests]
 
 
-def _stage_threads(count: int) -> int:
-    """Windows the DuckDB normaliser stages at once: ``XPORT_WORKERS`` if set, else every core."""
-    configured = os.environ.get("XPORT_WORKERS")
-    return max(1, min(int(configured) if configured else (os.cpu_count() or 1), count))
+def _workers(variable: str, default: int, count: int) -> int:
+    """``count`` capped by the environment ``variable`` (else ``default``), at least 1."""
+    configured = os.environ.get(variable)
+    return max(1, min(int(configured) if configured else default, count))
 
 
-class EarlyStager:
-    """Stages the DuckDB normaliser's windows on threads as soon as they land, while the run goes
-    on paging the next ones; :func:`load_windows` then only waits for them and publishes.
+class SqlStager:
+    """Stages the DuckDB normaliser's windows on threads, as they are submitted: the windows of a
+    load, or (``run``) each window as soon as it lands while the next ones are paged.
 
-    Staging is idempotent per window, so a window staged by a run that fails later is simply
-    staged again by the re-run. Windows of the Python normalisers are left to ``load_windows``
-    (they hold the GIL, which the paging threads need).
+    One window's statements run on small tables (a chunk of pages), which DuckDB scans on one
+    thread; so windows, not statements, are what spreads over the cores (``XPORT_WORKERS`` of
+    them, default every core). They share one DuckDB (:class:`xport_etl.staging.SharedStaging`:
+    one memory budget, a cursor and a thread each); DuckDB releases the GIL while it works, so
+    threads do what worker processes would (70k-order pages on 2 cores: 2.8 s against 2.9 s with
+    two processes and 5.0 s one window after another) in one process's memory. Staging is
+    idempotent per window, so a window staged by a run that fails later is simply staged again
+    by the re-run. Windows of the Python normalisers are not for this class (they hold the GIL).
     """
 
     def __init__(self, settings: Settings) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.settings = settings
-        self._pool = ThreadPoolExecutor(_stage_threads(os.cpu_count() or 1), thread_name_prefix="stage")
-        self._futures: dict[str, Any] = {}
+        self._pool = ThreadPoolExecutor(_workers("XPORT_WORKERS", os.cpu_count() or 1, os.cpu_count() or 1),
+                                        thread_name_prefix="stage")
+        self._futures: dict[Any, Any] = {}
         self._shared = None
 
-    def submit(self, path: str) -> None:
-        from xport_etl.staging import SharedStaging, stage_window, use_sql
+    def submit(self, key: Any, manifest: Manifest) -> None:
+        from xport_etl.staging import SharedStaging, stage_window
 
-        m = read_manifest(path)
-        if use_sql(m.endpoint, self.settings.assumptions):
-            self._shared = self._shared or SharedStaging(self.settings.data_dir)
-            self._futures[str(path)] = self._pool.submit(
-                stage_window, self.settings.data_dir, m, assumptions=self.settings.assumptions, shared=self._shared)
+        self._shared = self._shared or SharedStaging(self.settings.data_dir)
+        self._futures[key] = self._pool.submit(stage_window, self.settings.data_dir, manifest,
+                                               assumptions=self.settings.assumptions, shared=self._shared)
 
-    def batches(self) -> dict[str, Any]:
-        """Every submitted window's batch (waits for them; a staging error is raised here)."""
-        return {path: future.result() for path, future in self._futures.items()}
+    def result(self, key: Any):
+        """The batch of the window submitted as ``key`` (waits; a staging error is raised here)."""
+        return self._futures[key].result()
+
+    def batches(self) -> dict[Any, Any]:
+        """Every submitted window's batch, by key."""
+        return {key: self.result(key) for key in self._futures}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._shared is not None:
-            self._shared.__exit__()
+            self._shared.close()
 
 
 def _stage_sql_windows(settings: Settings, manifests: Sequence[Manifest]) -> Iterator[tuple[Manifest, Any]]:
-    """Stage the DuckDB normaliser's windows, several at once on threads when there are several.
-
-    One window's statements run on small tables (a chunk of pages), which DuckDB scans on one
-    thread; so windows, not statements, are what spreads over the cores. The windows share one
-    DuckDB (:class:`xport_etl.staging.SharedStaging`: one memory budget, a cursor and a thread
-    each); DuckDB releases the GIL while it works, so threads do what worker processes would
-    (70k-order pages on 2 cores: 2.8 s against 2.9 s with two processes and 5.0 s one window
-    after another) in one process's memory. ``XPORT_WORKERS`` caps the threads as it caps the
-    Python normalisers' processes.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from xport_etl.staging import SharedStaging, stage_window
-
-    if not manifests:
-        return
-    workers = _stage_threads(len(manifests))
-    if workers <= 1:  # one DuckDB thread here too: as fast at 1M (97 s either way), 40 MB less
-        for m in manifests:
-            yield m, stage_window(settings.data_dir, m, assumptions=settings.assumptions, duckdb_threads=1)
-        return
-    with SharedStaging(settings.data_dir) as shared, ThreadPoolExecutor(workers, thread_name_prefix="stage") as pool:
-        futures = [pool.submit(stage_window, settings.data_dir, m, assumptions=settings.assumptions,
-                               shared=shared) for m in manifests]
-        for m, future in zip(manifests, futures, strict=True):
-            yield m, future.result()
+    """Stage the DuckDB normaliser's windows (:class:`SqlStager`); yield each batch in order."""
+    stager = SqlStager(settings)
+    try:
+        for i, m in enumerate(manifests):
+            stager.submit(i, m)
+        for i, m in enumerate(manifests):
+            yield m, stager.result(i)
+    finally:
+        stager.close()
 
 
 def load_windows(
@@ -321,7 +312,7 @@ def load_windows(
     """Normalise landed windows to Parquet and publish them into the warehouse atomically.
 
     Args:
-        staged: batches already staged, by manifest path (see :class:`EarlyStager`); the other
+        staged: batches already staged, by manifest path (see :func:`_land_lists`); the other
             windows are staged here.
 
     Returns:
@@ -626,11 +617,10 @@ def run_window(
     client = client or _make_client(settings)
     try:
         if not plan.lists_published:
-            manifests = _land_lists(settings, plan, windows, client=None if own_client else client,
-                                    progress=progress)
+            manifests, staged = _land_lists(settings, plan, windows, client=None if own_client else client,
+                                            progress=progress)
             if manifests:
-                _add_result(results, load_windows(settings, list(manifests), progress=progress,
-                                                  staged=manifests.staged))
+                _add_result(results, load_windows(settings, manifests, progress=progress, staged=staged))
             plan.lists_published = True
             plan.save()
         crashpoint("run.fanout")
@@ -659,27 +649,18 @@ def run_window(
     return results
 
 
-class _Landed(list):
-    """The list windows' manifest paths in plan order, with the batches staged while paging."""
-
-    staged: dict[str, Any]
-
-
-def _extract_workers(count: int) -> int:
-    configured = os.environ.get("XPORT_EXTRACT_WORKERS")
-    return max(1, min(int(configured) if configured else EXTRACT_WORKERS, count))
-
-
 def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, client=None,
-                progress: Progress | None = None) -> _Landed:
+                progress: Progress | None = None) -> tuple[list[str], dict[str, Any]]:
     """Land the run's list windows not landed yet, several at once, and stage each DuckDB-normalised
-    window as soon as it lands (:class:`EarlyStager`).
+    window as soon as it lands (:class:`SqlStager`). Returns the windows' manifest paths in plan
+    order and the batches staged, by path.
 
     Each paging thread has its own client (its own request counts for the window's manifest); they
     share the access key's machine-wide rate limiter, so the budget is the same as one client's.
-    Paging several windows at once is what keeps requests in flight while one answer travels or
-    is written (the real API's round trip is its latency, not its rate limit), and what lets
-    staging overlap paging. A ``client`` passed in is used alone, one window at a time.
+    Paging several windows at once (``XPORT_EXTRACT_WORKERS``) is what keeps requests in flight
+    while one answer travels or is written (the real API's round trip is its latency, not its
+    rate limit), and what lets staging overlap paging. A ``client`` passed in is used alone, one
+    window at a time.
 
     The other windows start once the first has landed a page, so a run with wrong credentials or
     an API that is down fails after one request. A window that fails stops the run from starting
@@ -689,76 +670,70 @@ def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, 
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
+    from xport_etl.staging import use_sql
+
     keys = [f"{e}/{window_id(m, lo, hi)}" for e, m, lo, hi in windows]
     paths: list[str | None] = [plan.landed.get(k) for k in keys]
     todo = [i for i, p in enumerate(paths) if p is None or not storage.exists(p)]  # a path or a URL
-    stager = EarlyStager(settings)
-    try:
-        for i, p in enumerate(paths):
-            if i not in todo:
-                stager.submit(p)
+    missing = set(todo)
+    stager = SqlStager(settings)
 
-        def landed(i: int, path: str) -> None:
-            paths[i] = plan.landed[keys[i]] = path
-            plan.save()
-            stager.submit(path)
+    def landed(path: str) -> None:
+        m = read_manifest(path)
+        if use_sql(m.endpoint, settings.assumptions):
+            stager.submit(path, m)
 
-        failing = threading.Event()  # set by the first window that fails: start no more
-        # the other windows wait until the first one has landed a page (or finished): wrong
-        # credentials or a down API cost one request, not one per window in flight
-        opened = threading.Event()
-        first = todo[0] if todo else None
+    failing = threading.Event()  # set by the first window that fails: start no more
+    # the other windows wait until the first one has landed a page (or finished): wrong
+    # credentials or a down API cost one request, not one per window in flight
+    opened = threading.Event()
+    first = todo[0] if todo else None
 
-        def paged(event: dict[str, Any]) -> None:
-            if event.get("event") == "page":
+    def paged(event: dict[str, Any]) -> None:
+        if event.get("event") == "page":
+            opened.set()
+        if progress:
+            progress(event)
+
+    def extract(i: int) -> str | None:
+        if i != first:
+            while not opened.wait(0.05):
+                if failing.is_set():
+                    return None
+        if failing.is_set():
+            return None
+        e, m, lo, hi = windows[i]
+        try:
+            return extract_window(settings, e, lo, hi, mode=m, client=client, progress=paged)
+        except Exception:
+            failing.set()
+            raise
+        finally:
+            if i == first:
                 opened.set()
-            if progress:
-                progress(event)
 
-        def extract(i: int, with_client=None) -> str | None:
-            if i != first:
-                while not opened.wait(0.05):
-                    if failing.is_set():
-                        return None
-            if failing.is_set():
-                return None
-            e, m, lo, hi = windows[i]
-            try:
-                return extract_window(settings, e, lo, hi, mode=m, client=with_client, progress=paged)
-            except Exception:
-                failing.set()
-                raise
-            finally:
-                if i == first:
-                    opened.set()
-
-        workers = 1 if client is not None else _extract_workers(len(todo))
-        if workers <= 1:
-            own = client is None
-            one = client or _make_client(settings)
-            try:
-                for i in todo:
-                    landed(i, extract(i, one))
-            finally:
-                if own:
-                    one.close()
-        else:
-            failures = []
-            with ThreadPoolExecutor(workers, thread_name_prefix="extract") as pool:
-                futures = {pool.submit(extract, i): i for i in todo}
-                for future in as_completed(futures):
-                    try:
-                        path = future.result()
-                    except Exception as exc:  # windows in flight still land; raised below
-                        failures.append(exc)
-                    else:
-                        if path is not None:
-                            landed(futures[future], path)
-            if failures:
-                raise failures[0]
-        result = _Landed(p for p in paths if p is not None)
-        result.staged = stager.batches()
-        return result
+    try:
+        for i, path in enumerate(paths):
+            if i not in missing:
+                landed(path)
+        failures = []
+        workers = 1 if client is not None else _workers("XPORT_EXTRACT_WORKERS", EXTRACT_WORKERS, len(todo))
+        with ThreadPoolExecutor(workers, thread_name_prefix="extract") as pool:
+            futures = {pool.submit(extract, i): i for i in todo}
+            for future in as_completed(futures):
+                try:
+                    path = future.result()
+                except Exception as exc:  # windows in flight still land; raised below
+                    failures.append(exc)
+                    continue
+                if path is not None:
+                    i = futures[future]
+                    paths[i] = plan.landed[keys[i]] = path
+                    plan.save()
+                    landed(path)
+        if failures:
+            raise failures[0]
+        return [p for p in paths if p is not None], stager.batches()
     finally:
         stager.close()
 

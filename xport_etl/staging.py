@@ -229,12 +229,15 @@ class SharedStaging:
     def cursor(self):
         return self.con.cursor()
 
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
     def __enter__(self) -> SharedStaging:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.con.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.close()
 
 
 def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracted_at: datetime,
@@ -246,7 +249,9 @@ def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracte
     tmp = root.parent / "tmp" / f"stage-{name}"
     if shared is None:
         shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this window left behind
-    con = shared.cursor() if shared is not None else stage_connection(tmp, threads)
+        con = stage_connection(tmp, threads)
+    else:
+        con = shared.cursor()  # closing it drops the window's temp tables
     try:
         norm = TaobaoOrdersSql(con, endpoint=manifest.endpoint, window_id=manifest.window_id,
                                rejected_at=rejected_at, assumptions=assumptions)
@@ -259,8 +264,6 @@ def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracte
                 con, source, root / table, name, schema,
                 {"_batch_id": batch.batch_id, "extracted_at": extracted_at})
             crashpoint("stage.table")
-        if shared is not None:
-            con.execute("drop table out_orders; drop table out_lines")
         return norm.rejects
     finally:
         con.close()

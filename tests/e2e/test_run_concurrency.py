@@ -1,5 +1,5 @@
 """`run` pages its list windows several at once and stages each DuckDB-normalised window as soon as
-it lands (pipeline._land_lists, EarlyStager); the windows staged at once share one DuckDB
+it lands (pipeline._land_lists, SqlStager); the windows staged at once share one DuckDB
 (staging.SharedStaging). Same warehouse as one window at a time, per-window request counts still
 right, a failing window stops new ones without losing those in flight, and the shared staging writes what a window's
 own connection writes."""
