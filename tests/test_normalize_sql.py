@@ -161,6 +161,10 @@ DIVERTED = [
     ("a NUL in a title", {"subOrderVOS": [{"subOrderId": "7", "title": "a\x00b"}]}),
     ("a lone surrogate", {"closeReason": "@@"}, r'"\ud800"'),
     ("an escaped NUL", {"closeReason": "@@"}, r'"a\u0000"'),
+    # number literals a double may not hold: caught by the page guard or by the value's shape
+    ("an exponent before a space", {"purchaseAmount": "@@"}, "1.05E1 "),
+    ("money with 16 digits before the point", {"purchaseAmount": Decimal("1234567890123456.5")}),
+    ("an id with 16 digits and a fraction", {"id": Decimal("1234567890123456.0")}),
 ]
 
 
@@ -172,6 +176,33 @@ def test_a_page_outside_the_plain_shapes_goes_to_python_and_comes_out_the_same(c
         body = body.replace(b'"@@"', raw[0].encode())
     sql = assert_same([(1, body, None)])
     assert sql.norm.stats.python_pages == 1, what
+
+
+# values written with escapes: the shapes read a value as DuckDB re-serialises it (escapes
+# that JSON does not need are gone), so either path may take them; both give the same rows
+ESCAPED = [
+    ("an id", {"orderNo": "@@"}, r'"\u0038\u0038"'),
+    ("an id with an escaped quote", {"orderNo": "@@"}, r'"8\"8"'),
+    ("an id that ends in a backslash", {"orderNo": "@@"}, r'"88\\"'),
+    ("money", {"purchaseAmount": "@@"}, r'"1\u0030.50"'),
+    ("a status", {"status": "@@"}, r'"\u0031\u0031"'),
+    ("a time", {"createTime": "@@"}, r'"2026-03-01\u002010:00:00"'),
+    ("a time with an escaped tab", {"createTime": "@@"}, r'"2026-03-01\t10:00:00"'),
+]
+
+
+@pytest.mark.parametrize("case", ESCAPED, ids=[d[0] for d in ESCAPED])
+def test_values_written_with_escapes_come_out_as_in_the_reference(case):
+    what, fields, raw = case
+    body = page([order("91001"), order("91002", **fields)]).replace(b'"@@"', raw.encode())
+    assert_same([(1, body, None)])
+
+
+def test_text_that_only_looks_like_an_inexact_number_keeps_the_page_plain():
+    # the page guard's quick scan finds ".2345" and "e5," but inside strings, not as numbers
+    body = page([order("91001", closeReason="v1.2345", orderSource="x1e5, y")])
+    sql = assert_same([(1, body, None)])
+    assert (sql.norm.stats.fast_pages, sql.norm.stats.python_pages) == (1, 0)
 
 
 def test_a_repeated_member_name_keeps_the_first_in_both_paths():

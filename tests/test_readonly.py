@@ -110,6 +110,8 @@ REVIEWED_SPLICES = {
     ("normalize_sql.py", "where"): "a constant clause (bad_json) in normalize_sql.py",
     ("normalize_sql.py", "UNSAFE_ESCAPE"): "a regular-expression constant in normalize_sql.py",
     ("normalize_sql.py", "INEXACT_NUMBER"): "a regular-expression constant in normalize_sql.py",
+    ("normalize_sql.py", "MAYBE_INEXACT[0]"): "a regular-expression constant in normalize_sql.py",
+    ("normalize_sql.py", "MAYBE_INEXACT[1]"): "a regular-expression constant in normalize_sql.py",
     ("normalize_sql.py", "'where seq not in (select seq from bad_json)' if skip_bad_json else ''"): "constant clauses",
     ("normalize_sql.py", "fast"): "a constant clause (python_pages) in normalize_sql.py",
     ("normalize_sql.py", "table"): "'cand_orders' or 'cand_lines'",

@@ -47,8 +47,17 @@ def sign(access_key: str, nonce: str, timestamp_ms: str, secret: str) -> str:
 
 
 def make_nonce(length: int = NONCE_LENGTH) -> str:
-    """A cryptographically random ``nonce-str`` of ``length`` characters ``[0-9a-zA-Z]``."""
-    return "".join(secrets.choice(NONCE_ALPHABET) for _ in range(length))
+    """A cryptographically random ``nonce-str`` of ``length`` characters ``[0-9a-zA-Z]``.
+
+    One ``token_bytes`` call instead of a system call per character (``secrets.choice``): bytes
+    below 248 (4 x 62) map to the alphabet with every character equally likely, the rest are
+    dropped."""
+    size = len(NONCE_ALPHABET)
+    keep = 256 - 256 % size
+    out = ""
+    while len(out) < length:
+        out += "".join(NONCE_ALPHABET[b % size] for b in secrets.token_bytes(length + 8) if b < keep)
+    return out[:length]
 
 
 def now_ms() -> int:
