@@ -420,3 +420,63 @@ def test_threads_share_the_budget_over_real_time(sleeps):
     assert len(times) == n
     assert max(times) - min(times) >= (n - 1) / rate - 0.01
     reset_limiters()
+
+
+# ---- the outline: fast parsing for what paging reads, exact data on demand
+
+# (text, whether orjson refuses it: then the exact parser's result is the outline)
+OUTLINE_TEXTS = [
+    (b'{"a": 12.50, "b": [1, -0, 18446744073709551615, "x\\u00e9"], "c": null, "d": true}', False),
+    (b'{"big": 123456789012345678901234567890, "e": 1E2, "neg": -9223372036854775809}', False),
+    (b'{"nan": NaN, "s": "x"}', True),
+    (b'{"s": "\\ud800"}', True),  # a lone surrogate
+    (b'\xef\xbb\xbf{"a": 1.5}', True),  # a UTF-8 byte order mark
+    ('{"a": 1.5}'.encode("utf-16"), True),
+    (b'{"a": [1, 2', None),  # not JSON: both raise
+]
+
+
+def _approx(value):
+    """What the outline holds for an exact value: numbers that are not 64-bit integers as floats."""
+    if isinstance(value, dict):
+        return {k: _approx(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_approx(v) for v in value]
+    if isinstance(value, Decimal) or (isinstance(value, int) and not isinstance(value, bool)
+                                       and not -(2**63) <= value < 2**64):
+        return float(value)
+    return value
+
+
+@pytest.mark.parametrize(("raw", "refused"), OUTLINE_TEXTS)
+def test_the_outline_is_the_exact_parse_but_for_numbers_that_are_floats(raw, refused):
+    from xport_etl.client import loads_json, loads_outline
+
+    if refused is None:
+        with pytest.raises(ValueError) as exact_error:
+            loads_json(raw)
+        with pytest.raises(type(exact_error.value)):
+            loads_outline(raw)
+        return
+    exact, outline = loads_json(raw), loads_outline(raw)
+    assert repr(outline) == repr(exact if refused else _approx(exact))
+    assert refused or repr(outline) != repr(exact)  # each accepted text has a number to approximate
+
+
+def test_a_response_carries_the_outline_and_parses_exact_data_on_demand(settings, sleeps):
+    body = b'{"requestId":"r1","code":200,"msg":"ok","data":{"records":[{"id":123456789012345678901,"amount":0.10}]}}'
+    with make_client(settings, Server(httpx.Response(200, content=body)), sleeps) as client:
+        resp = client.request(ORDERS, body={"pageNo": 1})
+    assert type(resp.outline["records"][0]["amount"]) is float
+    assert type(resp.outline["records"][0]["id"]) is float  # beyond 64 bits
+    assert resp.data["records"][0] == {"id": 123456789012345678901, "amount": Decimal("0.10")}
+
+
+@pytest.mark.parametrize("code", [b"2E+2", b"200.0", b"2.0E2"])
+def test_an_envelope_code_written_as_a_fraction_classifies_as_the_exact_parse_says(code):
+    req = httpx.Request("POST", "https://x/open/purchase/page")
+    body = b'{"requestId": 1.5, "code": ' + code + b', "msg": "m", "data": {}}'
+    err = classify(httpx.Response(200, content=body, request=req), "e")
+    # the exact parse gives code Decimal(...) → its text (not 200): a fatal error naming it
+    assert isinstance(err, FatalError) and err.code == str(Decimal(code.decode()))
+    assert err.request_id == "1.5"

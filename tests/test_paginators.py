@@ -228,3 +228,42 @@ def test_lazy_iteration():
         gen = paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10))
         next(gen)
         assert len(server.calls) == 1
+
+
+# ---- the outline (fast parse) and the exact records
+
+
+def test_ids_beyond_64_bits_are_told_apart_although_the_outline_holds_them_as_one_float():
+    # 2**70 + i are one float each: read from the outline, page 2 would "repeat" page 1
+    server = PagingServer(25)
+    for i, r in enumerate(server.records):
+        r["id"] = 2**70 + i
+    with client_for(server) as client:
+        pages = list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10)))
+    assert [len(p.outline) for p in pages] == [10, 10, 5]
+    assert len({float(i) for p in pages for i in p.values("id")}) == 1
+    assert sorted(i for p in pages for i in p.values("id")) == [2**70 + i for i in range(25)]
+
+
+def test_the_outline_approximates_amounts_and_the_records_keep_them_exact():
+    with client_for(PagingServer(3)) as client:
+        (page,) = paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10))
+    assert type(page.outline[0]["purchaseAmount"]) is float
+    assert page.records[0]["purchaseAmount"] == Decimal("1.10")
+    assert page.values("id") == [r["id"] for r in page.records] == ["1003", "1002", "1001"]
+
+
+@pytest.mark.parametrize("total", ["25.0", "2.5E1"])
+def test_counts_written_as_fractions_page_as_the_exact_counts_say(total):
+    server = PagingServer(25)
+
+    def answer(request):
+        response = server(request)
+        text = response.content.replace(b'"total": 25', b'"total": ' + total.encode())
+        return httpx.Response(200, content=text.replace(b'"pages": 3, ', b""))
+
+    with XportClient(Settings(rate_limit=0), transport=httpx.MockTransport(answer), sleep=lambda s: None) as client:
+        pages = list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10)))
+    assert total.encode() in pages[0].raw and b'"pages"' not in pages[0].raw
+    assert type(pages[0].outline) is list and [p.total for p in pages] == [25, 25, 25]
+    assert len(server.calls) == 3  # stopped by the total, as an exact parse reads it

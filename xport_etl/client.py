@@ -26,7 +26,9 @@ One request goes through these steps, every attempt afresh:
 4. retrying with tenacity when :func:`should_retry` says so: ``Retry-After`` honoured up to
    :data:`RETRY_AFTER_CAP`, else jittered exponential backoff (openai-python's constants).
 
-JSON is parsed with ``parse_float=Decimal``; request bodies are serialised without floats.
+Bodies are parsed fast (orjson) into an *outline* for what paging reads; the exact ``data``
+(every non-integer number a ``Decimal``) is parsed on demand. Request bodies are serialised
+without floats.
 The access secret never appears in logs, errors or reprs.
 """
 
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import tenacity
 
 from xport_etl import __version__
@@ -122,18 +125,27 @@ class ApiResponse:
     """A successful answer (envelope code 200).
 
     Attributes:
-        data: the envelope's ``data``, parsed with ``parse_float=Decimal``.
+        outline: the envelope's ``data`` parsed fast (:func:`loads_outline`): objects, lists,
+            strings, booleans, nulls and integers up to 64 bits are exact, any other number is a
+            float. What paging reads (counts, ids, times) comes from here, with a float there
+            meaning "read it from :attr:`data`".
         raw: the body exactly as received.
         request_id: the envelope's ``requestId``.
         status_code: the HTTP status.
         attempts: how many attempts it took.
     """
 
-    data: Any
+    outline: Any
     raw: bytes
     request_id: str | None
     status_code: int
     attempts: int = 1
+
+    @functools.cached_property
+    def data(self) -> Any:
+        """The envelope's ``data``, exact (every non-integer number a ``Decimal``), parsed from
+        :attr:`raw` on first use: the pipeline lands ``raw`` and rarely needs it."""
+        return loads_json(self.raw).get("data")
 
 
 class ClientStats:
@@ -179,6 +191,20 @@ def tls_context() -> ssl.SSLContext:
 def loads_json(raw: bytes | str) -> Any:
     """Parse JSON with every non-integer number as a ``Decimal``."""
     return json.loads(raw, parse_float=Decimal)
+
+
+def loads_outline(raw: bytes | str) -> Any:
+    """Parse JSON fast (orjson, ~5x :func:`loads_json`): objects, lists, strings, booleans, nulls
+    and integers up to 64 bits come out exactly as :func:`loads_json` gives them; any other number
+    (a fraction, an exponent, an integer beyond 64 bits) becomes a float, which a reader must
+    take as "not exact here". A text orjson refuses (NaN, a lone surrogate, UTF-16, nesting
+    deeper than 1024, not JSON) goes to :func:`loads_json`, which then parses it exactly or
+    raises its own error for it.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return loads_json(raw)
 
 
 def dumps_json(obj: Any) -> bytes:
@@ -290,12 +316,14 @@ def classify(
     parse_error: str | None = None
     if raw.strip():
         try:
-            parsed = loads_json(raw)
+            parsed = loads_outline(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             parse_error = f"{type(exc).__name__}: {exc}"
         else:
             if isinstance(parsed, dict) and "code" in parsed:
                 envelope = parsed
+                if any(type(envelope.get(k)) is float for k in ("code", "msg", "requestId")):
+                    envelope = loads_json(raw)  # a number the outline holds as a float: exactly
             else:
                 parse_error = f"JSON {type(parsed).__name__} without an envelope 'code'"
     else:
@@ -347,7 +375,7 @@ def classify(
         )
     if code == assumptions.success_code:
         return ApiResponse(
-            data=envelope.get("data"), raw=raw, request_id=request_id, status_code=status
+            outline=envelope.get("data"), raw=raw, request_id=request_id, status_code=status
         )
     if code in assumptions.retriable_codes:
         if code == 429:

@@ -7,10 +7,11 @@ several concurrent runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from xport_etl.client import ApiResponse, XportClient
@@ -29,18 +30,33 @@ class Page:
     Attributes:
         number: the page number asked for (1-based).
         raw: the response body exactly as received (for the landing layer).
-        records: the records of the page (``Decimal`` for non-integer numbers).
+        outline: the records as parsed fast (see :attr:`ApiResponse.outline`): exact but for
+            numbers that are not 64-bit integers, which are floats. :meth:`values` reads it.
         total: the server's ``total`` record count, if given.
         pages: the server's ``pages`` count, if given.
         request_id: the envelope's ``requestId``.
+        records: the records, exact (``Decimal`` for non-integer numbers), parsed on first use.
     """
 
     number: int
     raw: bytes
-    records: list
+    outline: list
     total: int | None
     pages: int | None
     request_id: str | None
+    exact: Callable[[], list] = field(repr=False, compare=False, default=list)
+
+    @functools.cached_property
+    def records(self) -> list:
+        return self.exact()
+
+    def values(self, name: str) -> list:
+        """``name`` of each record that is an object (None where it lacks one), exact: from the
+        outline, or from :attr:`records` when one of them is a float there."""
+        values = [r.get(name) for r in self.outline if isinstance(r, dict)]
+        if any(type(v) is float for v in values):
+            values = [r.get(name) for r in self.records if isinstance(r, dict)]
+        return values
 
 
 def _opt_int(value: Any, name: str, page_no: int) -> int | None:
@@ -137,7 +153,9 @@ class PageNumberPaginator:
             BadPageError: ``data`` not an object, records not a list, bad counts.
             PaginationError: ``current`` is not the page asked for.
         """
-        data = response.data
+        data = response.outline
+        if isinstance(data, dict) and any(type(data.get(k)) is float for k in ("total", "pages", "current")):
+            data = response.data  # a count the outline holds as a float: read the counts exactly
         if not isinstance(data, dict):
             raise BadPageError(
                 f"page {page_no}: 'data' must be an object, got {type(data).__name__}",
@@ -164,10 +182,11 @@ class PageNumberPaginator:
         return Page(
             number=page_no,
             raw=response.raw,
-            records=node,
+            outline=node,
             total=_opt_int(data.get("total"), "total", page_no),
             pages=_opt_int(data.get("pages"), "pages", page_no),
             request_id=response.request_id,
+            exact=functools.partial(_exact_records, response, records_path),
         )
 
     def more_by_server(self, page: Page) -> bool | None:
@@ -180,18 +199,30 @@ class PageNumberPaginator:
 
     def is_last(self, page: Page) -> bool:
         """Whether ``page`` ends the run (without the ``max_pages`` check)."""
-        if self.stop_on_empty and not page.records:
+        if self.stop_on_empty and not page.outline:
             return True
         return bool(self.stop_on_total and self.more_by_server(page) is False)
 
 
-def _page_keys(records: list, primary_key: Sequence[str]) -> tuple:
+def _exact_records(response: ApiResponse, records_path: Sequence[str]) -> list:
+    node: Any = response.data
+    for key in records_path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, list) else []
+
+
+def _page_keys(page: Page, primary_key: Sequence[str]) -> tuple:
+    """What identifies the page's records, to notice a page that repeats the previous one."""
+    if primary_key and all(isinstance(r, dict) for r in page.outline):
+        columns = [[str(v) for v in page.values(k)] for k in primary_key]
+        return tuple(zip(*columns, strict=True))
+
     def key(record: Any) -> Any:
         if primary_key and isinstance(record, dict):
             return tuple(str(record.get(k)) for k in primary_key)
         return json.dumps(record, sort_keys=True, default=str)
 
-    return tuple(key(r) for r in records)
+    return tuple(key(r) for r in page.records)
 
 
 def paginate(
@@ -248,8 +279,8 @@ def paginate(
         except (BadPageError, PaginationError) as exc:
             exc.endpoint = exc.endpoint or endpoint.name
             raise
-        keys = _page_keys(page.records, endpoint.primary_key)
-        if page.records and keys == previous_keys:
+        keys = _page_keys(page, endpoint.primary_key)
+        if page.outline and keys == previous_keys:
             raise PaginationError(
                 f"page {page_no} repeats the records of page {page_no - 1}: "
                 "the server ignores pageNo",

@@ -148,12 +148,12 @@ def _page_window(client, spec, filters, paginator, writer, manifest, progress) -
             first_total = page.total
             # the newest update on the first page: a lower bound of the server's clock when this
             # pass began (no clock of ours is involved), for the catch-up query after the pass
-            stamps = [r.get(version) for r in page.records if version and isinstance(r, dict)]
+            stamps = page.values(version) if version else []
             stamps = [t for t in stamps if isinstance(t, str) and t]
             manifest.extra["pass_start"] = max(stamps) if stamps else None
         last_total = manifest.total = page.total
         if key:
-            seen.update(str(r.get(key)) for r in page.records if isinstance(r, dict))
+            seen.update(str(v) for v in page.values(key))
         if progress:
             progress({"event": "page", "endpoint": spec.name, "window": manifest.window_id,
                       "page": page.number, "pages": page.pages, "records": manifest.records,
@@ -171,7 +171,7 @@ def _land(pages, writer, manifest):
         writer.write(page.raw)
         crashpoint("extract.page")
         manifest.pages += 1
-        manifest.records += len(page.records)
+        manifest.records += len(page.outline)
         yield page
 
 
@@ -195,7 +195,7 @@ def _catch_up(client, spec, filters, paginator, writer, manifest, settings) -> N
     query = {**filters, upd.start_field: since}
     found = 0
     for page in _land(paginate(client, spec, query, paginator=paginator), writer, manifest):
-        found += len(page.records)
+        found += len(page.outline)
     manifest.extra["catch_up_records"] = found
 
 
