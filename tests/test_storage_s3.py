@@ -315,3 +315,30 @@ def test_s3_failure_never_shows_the_secret(sandbox, s3, tmp_path, caplog, capsys
         assert AWS_SECRET.encode() not in p.read_bytes(), p
     assert AWS_SECRET not in repr(settings) and AWS_SECRET not in json.dumps(settings.redacted(), default=str)
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == AWS_SECRET
+
+
+def test_a_store_that_cannot_take_a_window_fails_before_any_api_request(s3, tmp_path):
+    """A missing bucket is found by an empty write-check object before the window's first page
+    is asked for (it used to surface at commit, after a whole window of requests)."""
+    import httpx
+
+    from xport_etl.client import XportClient
+
+    asked: list[httpx.Request] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(500)
+
+    settings = Settings(data_dir=tmp_path, rate_limit=0, raw_url="s3://no-such-bucket-xport/raw")
+    client = XportClient(settings, transport=httpx.MockTransport(api), sleep=lambda s: None)
+    start = WorldConfig().start
+    with pytest.raises(OSError, match="cannot write to the raw store at s3://no-such-bucket-xport/raw"):
+        extract_window(settings, "taobao_orders", start, start + timedelta(days=5), client=client)
+    assert asked == []
+    assert json.loads((tmp_path / "state" / "runs.jsonl").read_text().splitlines()[-1])["outcome"] == "failed"
+
+    # a store that takes it keeps one empty object at the raw root, which no window listing sees
+    storage.check_writable(f"s3://{BUCKET}/raw")
+    assert _keys(s3) == [f"raw/{storage.WRITE_CHECK}"]
+    assert complete_windows(tmp_path, raw_url=f"s3://{BUCKET}/raw") == []

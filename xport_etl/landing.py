@@ -133,6 +133,9 @@ class PageWriter:
         self.dir = window_dir(data_dir, manifest.endpoint, manifest.window_id, raw_url=raw_url)
         self.remote = not storage.is_local(self.dir)
         if self.remote:
+            # before any page is asked for: a store that cannot take the window fails the run
+            # now, not at commit after the window's requests were spent
+            storage.check_writable(raw_root(data_dir, raw_url))
             spool = Path(data_dir) / SPOOL_DIR / manifest.endpoint
             spool.mkdir(parents=True, exist_ok=True)
             self._partial = spool / f"{manifest.window_id}.{PAGES_FILE}.partial"

@@ -23,10 +23,11 @@ from xport_etl.errors import ConfigError
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-__all__ = ["check_url", "exists", "filesystem", "is_local", "join", "local_path", "located", "normalize", "redact",
-           "to_path"]
+__all__ = ["check_url", "check_writable", "exists", "filesystem", "is_local", "join", "local_path", "located",
+           "normalize", "redact", "to_path"]
 
 _LOCAL_PROTOCOLS = {"file", "local"}
+WRITE_CHECK = ".xport-write-check"  # the empty object check_writable puts at a remote root
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 PathLike = Any  # pathlib.Path, upath.UPath or str
@@ -152,3 +153,22 @@ def exists(url: PathLike) -> bool:
     fs, path = filesystem(url)
     fs.invalidate_cache(path)
     return fs.exists(path)
+
+
+def check_writable(root: PathLike) -> None:
+    """Fail now, not after a window of API requests, if a remote ``root`` cannot take objects:
+    put an empty :data:`WRITE_CHECK` object there (a missing bucket, a wrong endpoint or missing
+    PutObject rights show up here). An object store's bucket probes (HEAD bucket) need rights a
+    least-privilege writer may not have, so the check is the write itself; the object is
+    overwritten by the next check and never read. A local root is created where needed.
+
+    Raises:
+        OSError: what the store said, with the redacted URL (:func:`located`).
+    """
+    if is_local(root):
+        return
+    fs, path = filesystem(root)
+    try:
+        fs.pipe_file(f"{path.rstrip('/')}/{WRITE_CHECK}", b"")
+    except OSError as exc:
+        raise located(exc, root, "cannot write to the raw store at") from exc
