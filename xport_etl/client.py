@@ -43,7 +43,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -207,6 +207,12 @@ def loads_outline(raw: bytes | str) -> Any:
         return loads_json(raw)
 
 
+def inexact(values: Iterable[Any]) -> bool:
+    """Whether any of ``values`` (read from an outline) is a float: a number the outline does not
+    hold exactly, to be read from the exact parse instead (see :func:`loads_outline`)."""
+    return any(type(v) is float for v in values)
+
+
 def dumps_json(obj: Any) -> bytes:
     """Serialise ``obj`` to compact UTF-8 JSON, writing ``Decimal`` as a JSON number.
 
@@ -322,7 +328,7 @@ def classify(
         else:
             if isinstance(parsed, dict) and "code" in parsed:
                 envelope = parsed
-                if any(type(envelope.get(k)) is float for k in ("code", "msg", "requestId")):
+                if inexact(envelope.get(k) for k in ("code", "msg", "requestId")):
                     envelope = loads_json(raw)  # a number the outline holds as a float: exactly
             else:
                 parse_error = f"JSON {type(parsed).__name__} without an envelope 'code'"

@@ -259,8 +259,8 @@ class TaobaoOrdersSql:
         con.execute(rf"""
             create or replace temp table body_flags as
             select seq,
-                contains(body, '\u') and regexp_matches(body, '{UNSAFE_ESCAPE}') as escape,
-                -- (a CASE, not an AND: DuckDB evaluates both sides of an AND for every row)
+                -- (CASEs, not ANDs: DuckDB evaluates both sides of an AND for every row)
+                case when contains(body, '\u') then regexp_matches(body, '{UNSAFE_ESCAPE}') else false end as escape,
                 case when regexp_matches(body, '{MAYBE_INEXACT[0]}') or regexp_matches(body, '{MAYBE_INEXACT[1]}')
                      then regexp_matches(body, '{INEXACT_NUMBER}') else false end as number
             from chunk {"where seq not in (select seq from bad_json)" if skip_bad_json else ""}

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from xport_etl.client import ApiResponse, XportClient
+from xport_etl.client import ApiResponse, XportClient, inexact
 from xport_etl.endpoints import ASSUMED, EndpointSpec
 from xport_etl.errors import BadPageError, PaginationError
 
@@ -54,7 +54,7 @@ class Page:
         """``name`` of each record that is an object (None where it lacks one), exact: from the
         outline, or from :attr:`records` when one of them is a float there."""
         values = [r.get(name) for r in self.outline if isinstance(r, dict)]
-        if any(type(v) is float for v in values):
+        if inexact(values):
             values = [r.get(name) for r in self.records if isinstance(r, dict)]
         return values
 
@@ -154,16 +154,14 @@ class PageNumberPaginator:
             PaginationError: ``current`` is not the page asked for.
         """
         data = response.outline
-        if isinstance(data, dict) and any(type(data.get(k)) is float for k in ("total", "pages", "current")):
+        if isinstance(data, dict) and inexact(data.get(k) for k in ("total", "pages", "current")):
             data = response.data  # a count the outline holds as a float: read the counts exactly
         if not isinstance(data, dict):
             raise BadPageError(
                 f"page {page_no}: 'data' must be an object, got {type(data).__name__}",
                 request_id=response.request_id,
             )
-        node: Any = data
-        for key in records_path:
-            node = node.get(key) if isinstance(node, dict) else None
+        node = _records_at(data, records_path)
         if node is None and data.get("total") in (0, None) and not data.get("pages"):
             node = []  # some servers send records: null on an empty result
         if not isinstance(node, list):
@@ -204,11 +202,16 @@ class PageNumberPaginator:
         return bool(self.stop_on_total and self.more_by_server(page) is False)
 
 
-def _exact_records(response: ApiResponse, records_path: Sequence[str]) -> list:
-    node: Any = response.data
+def _records_at(data: Any, records_path: Sequence[str]) -> Any:
+    """What lies at ``records_path`` in ``data`` (None where the path breaks off)."""
     for key in records_path:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if isinstance(node, list) else []
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _exact_records(response: ApiResponse, records_path: Sequence[str]) -> list:
+    records = _records_at(response.data, records_path)
+    return records if isinstance(records, list) else []
 
 
 def _page_keys(page: Page, primary_key: Sequence[str]) -> tuple:
