@@ -283,6 +283,29 @@ def test_chunks_split_anywhere_give_the_same_window(tmp_path):
         assert split.norm.stats.pages == 7
 
 
+@pytest.mark.parametrize("read_bytes", [1, 7, 4096])
+@pytest.mark.parametrize("chunk_bytes", [1, 30, 10**6])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_chunks_hold_whole_lines_in_order_numbered_from_one(tmp_path, monkeypatch, read_bytes, chunk_bytes,
+                                                            final_newline):
+    import gzip
+
+    from xport_etl import normalize_sql
+
+    monkeypatch.setattr(normalize_sql, "READ_BYTES", read_bytes)
+    lines = [b"a", b"", b"x" * 100, b"bc", b"d" * 31]  # one line longer than a chunk, one empty
+    body = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    with gzip.open(tmp_path / "pages.jsonl.gz", "wb") as f:
+        f.write(body)
+    chunks = [(first, bytes(data)) for first, data in normalize_sql.iter_chunks(tmp_path, chunk_bytes)]
+    assert b"".join(data for _, data in chunks) == b"\n".join(lines) + b"\n"
+    expected_first = 1
+    for first, data in chunks:
+        assert data.endswith(b"\n") and first == expected_first
+        expected_first += data.count(b"\n")
+    assert expected_first == len(lines) + 1
+
+
 # ---- generated windows
 
 

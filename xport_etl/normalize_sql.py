@@ -87,11 +87,11 @@ UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
 # SQL shapes, each narrower than the Python rule of the same name in normalize.py. Values
 # are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
 _MACROS = r"""
-create or replace temp macro jstr(x) as (case when left(x::varchar, 1) = '"' then
-    (case when contains(x::varchar, '\') then x->>'$' else (x::varchar)[2:-2] end) end);
+-- to_text's value: what a JSON string says (read only where text_ok holds, so x is a string or null)
+create or replace temp macro text_val(x) as x->>'$';
 -- the text of a plain scalar: its raw JSON without the quotes (the shapes below that use it
--- admit no escape, so the raw text between the quotes is the value)
-create or replace temp macro bare(x) as trim(x::varchar, '"');
+-- admit no quote or escape inside, so this is the value; replace is ~2x cheaper than trim)
+create or replace temp macro bare(x) as replace(x::varchar, '"', '');
 
 -- Each shape is one regular expression over the value's raw JSON text: a string of the shape
 -- (with no escape: a string with one goes to Python) or a number of it.
@@ -126,8 +126,9 @@ create or replace temp macro ts_val(x, offset_s) as
     try_strptime(nullif(bare(x), ''), '%Y-%m-%d %H:%M:%S') - to_seconds(offset_s);
 
 -- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{')
-create or replace temp macro receiver_ok(x) as coalesce(x is null or left(x::varchar, 1) = '{' or jstr(x) = ''
-    or (strlen(jstr(x)) < 2000 and left(jstr(x), 1) = '{' and json_valid(jstr(x))), false);
+create or replace temp macro receiver_ok(x) as coalesce(x is null or left(x::varchar, 1) = '{'
+    or (left(x::varchar, 1) = '"' and (x::varchar = '""' or (strlen(text_val(x)) < 2000
+        and left(text_val(x), 1) = '{' and json_valid(text_val(x))))), false);
 """
 
 
@@ -180,13 +181,13 @@ class TaobaoOrdersSql:
         return f"""
             'taobao' as platform, id_val(r.id) as order_id, id_val(r.orderNo) as order_no,
             {status} as status, int_val(r.status)::varchar as platform_status,
-            jstr(r.orderSource) as order_source, jstr(r.sellerOrderNumber) as seller_order_number,
-            null::varchar as seller, jstr(r.purchaseCurrency) as currency,
+            text_val(r.orderSource) as order_source, text_val(r.sellerOrderNumber) as seller_order_number,
+            null::varchar as seller, text_val(r.purchaseCurrency) as currency,
             money_val(r.purchaseAmount) as goods_amount, money_val(r.domesticPostFee) as shipping_amount,
             money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
             coalesce(len(r.subOrderVOS), 0)::integer as line_count,
             ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
-            ts_val(r.updateTime, {o}) as updated_at, jstr(r.closeReason) as close_reason,
+            ts_val(r.updateTime, {o}) as updated_at, text_val(r.closeReason) as close_reason,
             seq, idx"""
 
     def _line_cols(self) -> str:
@@ -194,13 +195,13 @@ class TaobaoOrdersSql:
         return f"""
             'taobao' as platform, id_val(oid) as order_id, id_val(l.subOrderId) as line_id,
             li::integer as line_index, id_val(l.itemId) as item_id, id_val(l.skuId) as sku_id,
-            jstr(l.title) as title, int_val(l.quantity) as quantity,
+            text_val(l.title) as title, int_val(l.quantity) as quantity,
             money_val(l.purchaseAmount) as amount, money_val(l.domesticPostFee) as shipping_amount,
-            jstr(l.purchaseCurrency) as currency,
+            text_val(l.purchaseCurrency) as currency,
             (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
             id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
             int_val(l.status)::varchar as line_status, int_val(l.refundStatus)::varchar as platform_refund_status,
-            jstr(l.logisticCompanyName) as carrier, id_val(l.logisticNumber) as tracking_number,
+            text_val(l.logisticCompanyName) as carrier, id_val(l.logisticNumber) as tracking_number,
             null::varchar as refund_id, seq, idx"""
 
     # ---- feeding pages
@@ -395,33 +396,40 @@ class TaobaoOrdersSql:
 # ---- reading landed pages in bounded chunks
 
 
-def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(first page number, bytes of whole lines)`` from a landed window's pages (a local
+def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, memoryview]]:
+    """Yield ``(first page number, whole lines)`` from a landed window's pages (a local
     directory or a storage URL: see :func:`xport_etl.landing.open_pages`).
 
-    Reads 1 MB at a time into one buffer: a single large ``read`` of a gzip file holds several
-    copies of what it returns (about 6x the chunk at its peak), this about 2x."""
-    first, buf = 1, bytearray()
+    Reads 1 MB at a time and joins the blocks once per chunk: a single large ``read`` of a gzip
+    file holds several copies of what it returns (about 6x the chunk at its peak), this about 2x.
+    The lines are a view of the joined chunk (no further copy; 22 MB of pages: 0.027 s against
+    0.047 s when a growing buffer was copied out)."""
+    first, parts, size, need = 1, [], 0, chunk_bytes
     with open_pages(directory) as f:
         while True:
             block = f.read(READ_BYTES)
             if block:
-                buf += block
-                if len(buf) < chunk_bytes:
+                parts.append(block)
+                size += len(block)
+                if size < need:
                     continue
-            cut = buf.rfind(b"\n") + 1
+            if not parts:
+                break
+            data = b"".join(parts)
+            cut = data.rfind(b"\n") + 1
+            parts, need = [data], max(chunk_bytes, 2 * size)  # no whole line yet: read on
             if cut:
-                whole = bytes(memoryview(buf)[:cut])
-                del buf[:cut]
+                whole = memoryview(data)[:cut]
+                parts, size, need = ([data[cut:]] if cut < len(data) else []), len(data) - cut, chunk_bytes
                 yield first, whole
-                first += whole.count(b"\n")
+                first += int(np.count_nonzero(np.frombuffer(whole, np.uint8) == 10))
             if not block:
                 break
-    if buf:
-        yield first, bytes(buf) + b"\n"
+    if parts:
+        yield first, memoryview(b"".join(parts) + b"\n")
 
 
-def split_lines(first: int, data: bytes) -> tuple[np.ndarray, pa.Array]:
+def split_lines(first: int, data: bytes | memoryview) -> tuple[np.ndarray, pa.Array]:
     """Whole lines → (page numbers, a zero-copy Arrow binary array of the lines)."""
     buf = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(buf == 10) + 1
@@ -437,7 +445,7 @@ def feed_window(norm: TaobaoOrdersSql, directory, chunk_bytes: int = CHUNK_BYTES
         feed_bytes(norm, first, data)
 
 
-def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes) -> None:
+def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes | memoryview) -> None:
     seqs, lines = split_lines(first, data)
     feed_lines(norm, seqs, lines)
 

@@ -180,6 +180,11 @@ def use_sql(endpoint: str, assumptions: ApiAssumptions) -> bool:
 
 STAGE_MEMORY = "160MB"  # XPORT_STAGE_MEMORY: DuckDB's budget for staging, however many windows at once
 COPY_ROWS = 16384  # rows per Parquet row group written while staging (64k held ~80 MB more a window)
+# columns with (nearly) one value per row: a Parquet dictionary of them costs time and saves nothing
+# (pyarrow builds one for every column by default: writing a window's tables took 0.044 CPU s,
+# 0.034 s without these, and the files are 10% smaller)
+UNIQUE_ISH = frozenset({"order_id", "order_no", "line_id", "purchase_id", "purchase_line_id",
+                        "tracking_number", "seller_order_number", "created_at", "paid_at", "updated_at"})
 
 
 def stage_connection(tmp_dir: Path, threads: int | None = None):
@@ -282,7 +287,7 @@ def _copy_months(con, source: str, table_dir: Path, name: str, schema: pa.Schema
         path.parent.mkdir(parents=True, exist_ok=True)
         reader = con.sql(f"select {select} from {source} where created_month = ?",
                          params=[*params, month]).to_arrow_reader(COPY_ROWS)
-        with pq.ParquetWriter(path, schema) as writer:
+        with pq.ParquetWriter(path, schema, use_dictionary=[c for c in schema.names if c not in UNIQUE_ISH]) as writer:
             for chunk in reader:
                 table = pa.Table.from_batches([chunk])
                 writer.write_table(table.rename_columns(schema.names).cast(schema))
