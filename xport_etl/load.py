@@ -261,18 +261,25 @@ def merge_groups(batches: Sequence[Batch], table: str, limit: int | None = None)
 
 
 def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) -> dict[str, int]:
+    """Merge one parent table's staged rows (and their children) of ``batches``.
+
+    The versions are ranked on the keys alone (key, batch, version, extraction time); the rows
+    themselves stream from the Parquet files once, into the table, picked by (key, batch), which
+    names one row because a batch stages one row per key (its window's winner; the children are
+    picked the same way). Ranking whole rows copied every staged row twice into temp tables first:
+    publishing the 1M-order load took 9.5 s (15.8 CPU s), now 7.6 s (13.9), at the same peak RSS
+    (the DuckDB budget, ``XPORT_LOAD_MEMORY``, is what bounds it)."""
     spec = staged.spec
-    files = [f for b in batches for f in b.files.get(staged.name, [])]
+    files = list(dict.fromkeys(f for b in batches for f in b.files.get(staged.name, [])))
     if not files:
         return {}
     key = spec.key
-    on = " and ".join(f"t.{k} = n.{k}" for k in key)
     version = staged.version
     # latest state wins: greatest version (null = oldest), then the later extraction
     con.execute(
         f"""
-        create or replace temp table new_rows as
-        select * from read_parquet(?, union_by_name = true)
+        create or replace temp table new_keys as
+        select {", ".join(key)}, _batch_id, {version}, extracted_at from read_parquet(?, union_by_name = true)
         qualify row_number() over (
             partition by {", ".join(key)}
             order by coalesce({version}, '-infinity'::timestamptz) desc, extracted_at desc
@@ -280,10 +287,11 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
         """,
         [files],
     )
+    on = " and ".join(f"t.{k} = n.{k}" for k in key)
     con.execute(
         f"""
         create or replace temp table winners as
-        select n.* from new_rows as n
+        select {", ".join(f"n.{k}" for k in key)}, n._batch_id from new_keys as n
         left join {spec.name} as t on {on}
         where t.{key[-1]} is null
            or coalesce(n.{version}, '-infinity'::timestamptz) > coalesce(t.{version}, '-infinity'::timestamp)
@@ -293,15 +301,22 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
     # the keys merged by this publish (the data checks can be scoped to them: see run_checks)
     con.execute(f"create temp table if not exists _merged_{spec.name} as select {', '.join(key)} from winners limit 0")
     con.execute(f"insert into _merged_{spec.name} select {', '.join(key)} from winners")
-    where = " and ".join(f"t.{k} = n.{k}" for k in key)
-    con.execute(f"delete from {spec.name} as t using winners as n where {where}")
-    con.execute(f"insert into {spec.name} ({_cols(spec)}) select {_cols(spec)} from winners")
+    con.execute(f"delete from {spec.name} as t using winners as n where {on}")
+    by_key = " and ".join(f"p.{k} = n.{k}" for k in key)
+    con.execute(
+        f"""
+        insert into {spec.name} ({_cols(spec)})
+        select {_cols(spec, 'p.')} from read_parquet(?, union_by_name = true) as p
+        semi join winners as n on {by_key} and p._batch_id = n._batch_id
+        """,
+        [files],
+    )
     written = {spec.name: con.execute("select count(*) from winners").fetchall()[0][0]}
     for child in children:
         cspec = child.spec
         link = " and ".join(f"c.{k} = n.{k}" for k in child.parent_key)
         con.execute(f"delete from {cspec.name} as c using winners as n where {link}")
-        child_files = [f for b in batches for f in b.files.get(child.name, [])]
+        child_files = list(dict.fromkeys(f for b in batches for f in b.files.get(child.name, [])))
         if child_files:
             con.execute(
                 f"""
