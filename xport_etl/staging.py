@@ -189,7 +189,12 @@ UNIQUE_ISH = frozenset({"order_id", "order_no", "line_id", "purchase_id", "purch
 
 def stage_connection(tmp_dir: Path, threads: int | None = None):
     """A DuckDB connection for staging: bounded memory (``XPORT_STAGE_MEMORY``, default 160MB),
-    spilling to ``tmp_dir`` beyond it."""
+    spilling to ``tmp_dir`` beyond it.
+
+    Its tables are a window's scratch (temp tables, dropped with the window), so they are not
+    compressed: DuckDB compresses a temp table's row group once it fills (122,880 rows), and the
+    candidate rows of a 171k-order window fill a dozen (its staging took 19% less time
+    uncompressed; the 1M-order load 44.4 s against 46.7 s, at the same peak RSS)."""
     import duckdb
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -198,6 +203,7 @@ def stage_connection(tmp_dir: Path, threads: int | None = None):
         "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", STAGE_MEMORY),
         "temp_directory": str(tmp_dir),
         "preserve_insertion_order": False,
+        "force_compression": "uncompressed",
     })
     return con
 
