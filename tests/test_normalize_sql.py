@@ -306,6 +306,23 @@ def test_chunks_hold_whole_lines_in_order_numbered_from_one(tmp_path, monkeypatc
     assert expected_first == len(lines) + 1
 
 
+def test_a_chunk_is_a_view_released_when_the_next_is_read(tmp_path):
+    """The reader reuses one buffer: a chunk kept past the next one must fail loudly, never show
+    the next chunk's bytes."""
+    import gzip
+
+    from xport_etl.normalize_sql import iter_chunks
+
+    with gzip.open(tmp_path / "pages.jsonl.gz", "wb") as f:
+        f.write(b"".join(b"page %d\n" % i for i in range(20)))
+    chunks = iter_chunks(tmp_path, 30)
+    _, first = next(chunks)
+    assert bytes(first).startswith(b"page 0\n")
+    next(chunks)
+    with pytest.raises(ValueError, match="released"):
+        bytes(first)
+
+
 # ---- generated windows
 
 
