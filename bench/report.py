@@ -87,7 +87,14 @@ def main() -> int:
                   f"({r['lines_on_pages'] / s['ours']['seconds']:,.0f} lines/s), dlt best {s['dlt_best']['seconds']:.2f} s | "
                   f"ours/dlt_best {s['ours']['seconds'] / s['dlt_best']['seconds']:.3f} (speed-up {sp:.2f}×) | "
                   f"{pf(sp >= 5)} | `{r['command']}` |")
-        md.append(f"| normalise + load ≥ plain-DuckDB reference ({r['orders']:,}) | ours {s['ours']['seconds']:.2f} s, "
+        # the reference is one read_json + unnest query (duckdb_ref); duckdb_ref_text, the
+        # same rows through read_csv + a JSON cast, is our own stricter bar: both are listed
+        ref = s["duckdb_ref"]
+        md.append(f"| normalise + load ≥ plain-DuckDB reference: one `read_json` + `unnest` query ({r['orders']:,}) | "
+                  f"ours {s['ours']['seconds']:.2f} s, duckdb_ref {ref['seconds']:.2f} s | "
+                  f"ours/duckdb_ref {s['ours']['seconds'] / ref['seconds']:.3f} | "
+                  f"{pf(s['ours']['seconds'] <= ref['seconds'])} | same |")
+        md.append(f"| (stricter, ours) ≥ the fastest plain-DuckDB variant ({r['orders']:,}) | ours {s['ours']['seconds']:.2f} s, "
                   f"{fastest} {s[fastest]['seconds']:.2f} s | ours/{fastest} {s['ours']['seconds'] / s[fastest]['seconds']:.3f} | "
                   f"{pf(s['ours']['seconds'] <= s[fastest]['seconds'])} | same |")
     for r in runs:
