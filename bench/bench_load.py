@@ -71,9 +71,8 @@ def main() -> int:
                 continue
             work = fresh_dir(f"load_{name}")
             print(f"running {name} (round {round_}) ...", flush=True)
-            env = {k: v for k, v in args.items() if k == "env"}.get("env")
-            r = run_child(task, {**{k: v for k, v in args.items() if k != "env"},
-                                 "data_dir": str(work), "workdir": str(work)}, env=env)
+            child = {k: v for k, v in args.items() if k != "env"}
+            r = run_child(task, {**child, "data_dir": str(work), "workdir": str(work)}, env=args.get("env"))
             print(f"  {name}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
             samples.setdefault(name, []).append(round(r["seconds"], 3))
             peaks.setdefault(name, []).append(r["peak_rss_mb"])
