@@ -443,7 +443,10 @@ class XportClient:
         self._http = httpx.Client(
             base_url=settings.base_url,
             verify=tls_context(),
-            auth=auth or XportAuth(settings.access_key, settings.access_secret, settings.user_id),
+            auth=auth
+            or XportAuth(
+                settings.access_key, settings.access_secret, settings.user_id, recipe=settings.signer
+            ),
             timeout=httpx.Timeout(settings.timeout),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": f"xport-etl/{__version__}"},
