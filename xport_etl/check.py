@@ -46,7 +46,14 @@ import httpx
 
 from xport_etl import __version__
 from xport_etl.auth import SIGN_RECIPES, SignRecipe, XportAuth, now_ms
-from xport_etl.client import ApiResponse, classify, dumps_json, loads_json, parse_retry_after, tls_context
+from xport_etl.client import (
+    ApiResponse,
+    classify,
+    dumps_json,
+    loads_json,
+    parse_retry_after,
+    tls_context,
+)
 from xport_etl.endpoints import EndpointSpec, endpoints_for
 from xport_etl.errors import AuthenticationError, RetriableError, XportError
 from xport_etl.ratelimit import Limiter, RateLimiter
@@ -329,7 +336,7 @@ def check_connection(
     )
     prober = _Prober(settings, endpoint, transport, limiter or RateLimiter(settings.rate_limit or None))
     try:
-        steps, probes = _diagnose(settings, endpoint, configured, prober, clock, sleep, report)
+        steps = _diagnose(settings, configured, prober, clock, sleep, report)
     finally:
         prober.close()
         report.requests = prober.sent
@@ -339,13 +346,14 @@ def check_connection(
 
 def _diagnose(
     settings: Settings,
-    endpoint: EndpointSpec,
     configured: SignRecipe,
     prober: _Prober,
     clock: Callable[[], int],
     sleep: Callable[[float], None],
     report: CheckReport,
-) -> tuple[dict[str, CheckStep], list[_Probe]]:
+) -> dict[str, CheckStep]:
+    """Send the first request (and the few the answers call for); the steps by name."""
+    endpoint = prober.endpoint
     steps: dict[str, CheckStep] = {}
     first = prober.send(configured, clock)
     probes = [first]
@@ -359,13 +367,13 @@ def _diagnose(
     if first.response is None:
         assert first.error is not None
         steps["reachable"] = _unreachable(first.error, settings)
-        return _skip_rest(steps, "not checked: the API was not reached"), probes
+        return _skip_rest(steps, "not checked: the API was not reached")
     steps["reachable"] = _reachable(first, settings)
     window_s = settings.assumptions.timestamp_window_s
     steps["clock skew"], report.skew_s = _skew(first, window_s)
     if not steps["reachable"].ok:
         steps["rate-limit headers"] = _rate_limit_headers(probes, settings)
-        return _skip_rest(steps, "not checked: the answer was not the API's"), probes
+        return _skip_rest(steps, "not checked: the answer was not the API's")
 
     effective = first
     if first.kind == "refused":
@@ -402,7 +410,7 @@ def _diagnose(
     steps["user-id accepted"] = _user_id(effective, settings)
     steps["envelope and paging"] = _shape(effective, endpoint)
     steps["rate-limit headers"] = _rate_limit_headers(probes, settings)
-    return steps, probes
+    return steps
 
 
 def _skip_rest(steps: dict[str, CheckStep], why: str) -> dict[str, CheckStep]:
@@ -502,7 +510,7 @@ def _reachable(probe: _Probe, settings: Settings) -> CheckStep:
     if status == 404:
         hint = (
             "check the path in XPORT_BASE_URL: it should be the OpenAPI's base, e.g. "
-            "https://www.xportcn.com/api (the check asks for <base>" + probe_path(probe) + ")"
+            "https://www.xportcn.com/api (the check asks for <base>" + _probe_path(probe) + ")"
         )
     elif status in (301, 302, 303, 307, 308):
         location = probe.response.headers.get("location", "?")
@@ -516,7 +524,7 @@ def _reachable(probe: _Probe, settings: Settings) -> CheckStep:
     return CheckStep("reachable", "fail", f"{seen} from the server or a gateway: {body!r}", hint)
 
 
-def probe_path(probe: _Probe) -> str:
+def _probe_path(probe: _Probe) -> str:
     response = probe.response
     return response.request.url.path if response is not None else ""
 
@@ -646,6 +654,8 @@ def _shape(probe: _Probe, endpoint: EndpointSpec) -> CheckStep:
         else:
             hint = "an envelope code the pipeline does not expect for a list request"
         return CheckStep(name, "fail", f"envelope code {code}: {msg}", hint)
+    if kind == "refused":
+        return CheckStep(name, "skip", "not checked: the signature was refused")
     if kind != "accepted":
         return CheckStep(name, "skip", "not checked: no accepted answer")
     envelope = probe.envelope
