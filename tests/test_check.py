@@ -273,3 +273,25 @@ def test_the_request_is_one_record_of_the_taobao_order_list():
     assert request.method == "POST" and request.url.path == "/api/open/purchase/page"
     assert json.loads(request.content) == {"pageNo": 1, "pageSize": 1}
     assert "s3cr3t-x" not in str(request.headers) + str(request.url)
+
+
+def test_a_busy_gateway_gets_one_more_try_after_a_pause_and_no_more():
+    answers = iter([httpx.Response(503, text="<html>busy</html>", headers={"Retry-After": "2"}),
+                    httpx.Response(200, json=envelope(page_data([{"id": "1"}])))])
+    sleeps = []
+    report = check_connection(Settings(**REAL), transport=mock(lambda r: next(answers)), sleep=sleeps.append)
+    assert report.ok and report.requests == 2 and sleeps == [2.0]
+
+    sleeps.clear()
+    throttled = httpx.Response(429, json={"code": 429, "msg": "Too Many Requests"}, headers={"Retry-After": "60"})
+    report = check_connection(Settings(**REAL), transport=mock(lambda r: throttled), sleep=sleeps.append)
+    assert report.requests == 2 and sleeps == [5.0]  # the pause is capped
+    step = report.step("reachable")
+    assert step.status == "fail" and "429" in step.detail and "later" in step.hint
+    assert report.step("rate-limit headers").status == "warn"
+
+
+def test_a_gateway_403_is_not_blamed_on_the_user_id():
+    report = check_connection(Settings(**REAL), transport=mock(lambda r: httpx.Response(403, text="denied")))
+    assert report.step("reachable").status == "fail" and "gateway" in report.step("reachable").hint
+    assert report.step("user-id accepted").status == "skip"

@@ -359,7 +359,8 @@ def _diagnose(
     probes = [first]
     if first.kind in ("http", "malformed", "envelope") and isinstance(first.outcome, RetriableError):
         # a busy or failing gateway: one more try after a pause, not the client's retry loop
-        retry_after = getattr(first.outcome, "retry_after", None)
+        assert first.response is not None
+        retry_after = parse_retry_after(first.response.headers.get("retry-after"))
         sleep(min(RETRY_PAUSE_CAP_S, retry_after if retry_after is not None else 1.0))
         first = prober.send(configured, clock)
         probes.append(first)
