@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 EXAMPLES = """examples:
   xport-etl sandbox --port 8765 --seed 7 --orders 2000     serve the sandbox API
+  xport-etl check                                          one signed request: what works, what to fix
   xport-etl run --start 2026-01-01 --end 2026-07-01        extract + load a creation-time window
   xport-etl report spend --format csv                      print a report
   xport-etl callbacks serve --port 8780                    receive message callbacks
@@ -58,6 +59,7 @@ def _settings(args):
         data_dir=Path(args.data_dir) if args.data_dir else None,
         rate_limit=args.rate_limit,
         report_tz=args.report_tz,
+        sign_recipe=getattr(args, "sign_recipe", None),
     )
 
 
@@ -176,6 +178,28 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from xport_etl.check import check_connection, format_json
+
+    report = check_connection(_settings(args))
+    if args.format == "json":
+        print(format_json(report))
+    else:
+        print(report.format_text(unicode=_can_print("✓✗–")))
+    if not report.ok:
+        first = report.failed[0]
+        _fail(f"{first.name}: {first.detail}", first.hint or "see the report above")
+    return report.exit_code
+
+
+def _can_print(text: str) -> bool:
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
 def cmd_demo(args) -> int:
     from xport_etl.demo import run_demo
 
@@ -194,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-dir", help="raw pages, Parquet and warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
     g.add_argument("--rate-limit", type=float, help="requests per second for this access key (env XPORT_RATE_LIMIT, default 10)")
     g.add_argument("--report-tz", help="reporting time zone (env XPORT_REPORT_TZ, default Asia/Shanghai)")
+    g.add_argument("--sign-recipe", help="signing recipe (env XPORT_SIGN_RECIPE, default query), e.g. concat; "
+                   "`xport-etl check` says which one the API accepts")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g.add_argument("-v", "--verbose", action="store_true", help="log each step")
 
@@ -266,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="report name, e.g. spend (= rpt_spend_monthly)")
     p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("check", parents=[common], help="diagnose first contact with the API",
+                       description="Send one cheap signed request (one record of the Taobao order list) and "
+                                   "report, one line each: reachable (DNS, TLS, connect), clock skew, signature "
+                                   "accepted (trying the other shipped recipes if refused), user-id accepted, "
+                                   "envelope and paging shapes, rate-limit headers. Exit 0 all good, 2 bad "
+                                   "configuration, 3 the API refused or could not be reached.\n"
+                                   "example: XPORT_BASE_URL=https://www.xportcn.com/api xport-etl check",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--format", default="text", choices=("text", "json"), help="output format (default text)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("demo", help="start the sandbox, run the DAGs through Airflow, print the reports",
                        description="What `make demo` runs. Options after `demo` go to the demo "

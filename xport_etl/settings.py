@@ -11,6 +11,9 @@ base_url          XPORT_BASE_URL           the sandbox (http://127.0.0.1:8765)
 access_key        XPORT_ACCESS_KEY         the sandbox key
 access_secret     XPORT_ACCESS_SECRET      the sandbox secret (never shown)
 user_id           XPORT_USER_ID            the sandbox user
+sign_recipe       XPORT_SIGN_RECIPE        ``query`` (or ``concat``: see :mod:`xport_etl.auth`)
+sign_template     XPORT_SIGN_TEMPLATE      none (a custom signed string, e.g. ``{access_key}{timestamp}{nonce}{secret}``)
+timestamp_unit    XPORT_TIMESTAMP_UNIT     the recipe's (``ms`` or ``s``)
 data_dir          XPORT_DATA_DIR           ``data``
 raw_url           XPORT_RAW_URL            ``<data_dir>/raw`` (a path or fsspec URL, e.g. ``s3://bucket/raw``)
 report_tz         XPORT_REPORT_TZ          ``Asia/Shanghai``
@@ -33,7 +36,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,6 +50,9 @@ from xport_etl.sandbox import (
 )
 from xport_etl.storage import check_url, normalize, redact
 
+if TYPE_CHECKING:
+    from xport_etl.auth import SignRecipe
+
 __all__ = ["ENV_VARS", "Settings"]
 
 ENV_VARS: Mapping[str, str] = {
@@ -54,6 +60,9 @@ ENV_VARS: Mapping[str, str] = {
     "access_key": "XPORT_ACCESS_KEY",
     "access_secret": "XPORT_ACCESS_SECRET",
     "user_id": "XPORT_USER_ID",
+    "sign_recipe": "XPORT_SIGN_RECIPE",
+    "sign_template": "XPORT_SIGN_TEMPLATE",
+    "timestamp_unit": "XPORT_TIMESTAMP_UNIT",
     "data_dir": "XPORT_DATA_DIR",
     "raw_url": "XPORT_RAW_URL",
     "report_tz": "XPORT_REPORT_TZ",
@@ -83,6 +92,10 @@ class Settings:
     access_key: str = DEFAULT_ACCESS_KEY
     access_secret: str = field(default=DEFAULT_ACCESS_SECRET, repr=False)
     user_id: str = DEFAULT_USER_ID
+    # the signing recipe [assumed]: a shipped one, optionally with its template or unit replaced
+    sign_recipe: str = "query"
+    sign_template: str | None = None
+    timestamp_unit: str | None = None
     data_dir: Path = Path("data")
     # the raw landing layer: a path or an fsspec URL (s3://bucket/prefix); None = data_dir/raw
     raw_url: str | None = None
@@ -139,6 +152,7 @@ class Settings:
                     f"{self.base_url} is not the sandbox but {', '.join(defaults)} still hold the "
                     "sandbox defaults: set XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID"
                 )
+        self.signer  # noqa: B018 (raises ConfigError naming the variable)
         if self.raw_url is not None:
             check_url(self.raw_url, name="XPORT_RAW_URL")
         try:
@@ -191,6 +205,13 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         values.setdefault("assumptions", load_assumptions(env))
         return cls(**values)
+
+    @property
+    def signer(self) -> SignRecipe:
+        """The signing recipe these settings describe (:func:`xport_etl.auth.resolve_recipe`)."""
+        from xport_etl.auth import resolve_recipe  # httpx is not needed to read settings
+
+        return resolve_recipe(self.sign_recipe, self.sign_template, self.timestamp_unit)
 
     def redacted(self) -> dict[str, Any]:
         """All fields as a dict for logs, with the secret shown as ``'***'``."""
