@@ -13,8 +13,8 @@ import pytest
 
 from tests.test_checks_and_reports import con, line, order, valid_world  # noqa: F401  (con: fixture)
 from tests.test_load import T0, land
-from tests.test_normalize import page
 from tests.test_normalize import order as served_order
+from tests.test_normalize import page
 from xport_etl.checks import parse_check, parse_overrides
 from xport_etl.errors import ConfigError
 from xport_etl.load import (
@@ -61,7 +61,7 @@ def digest(data_dir):
 
 
 def test_headers_declare_severity_and_threshold_and_default_to_a_blocking_zero():
-    assert parse_check("a", "select 1") .severity == "error"
+    assert parse_check("a", "select 1").severity == "error"
     assert parse_check("a", "select 1").threshold == 0
     spec = parse_check("a", "-- money the source computes\n-- severity: warn\n-- threshold: 10\nselect 1")
     assert (spec.severity, spec.threshold) == ("warn", 10)
@@ -208,10 +208,10 @@ def test_an_operator_override_flips_a_warn_check_to_error_through_the_pipeline(t
 
 def test_an_existing_warehouse_without_the_results_table_migrates(tmp_path):
     publish(tmp_path, [mismatched(tmp_path)], run_id="old")
-    con = duckdb.connect(str(warehouse_path(tmp_path)))  # as published before the table existed
-    con.execute("drop table etl_check_results")
-    con.execute("delete from etl_settings where key like 'check_results%'")
-    con.close()
+    old = duckdb.connect(str(warehouse_path(tmp_path)))  # as published before the table existed
+    old.execute("drop table etl_check_results")
+    old.execute("delete from etl_settings where key like 'check_results%'")
+    old.close()
     publish(tmp_path, [], run_id="new")
     rows = check_results(tmp_path)
     assert {r["run_id"] for r in rows} == {"old", "new"}

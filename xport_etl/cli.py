@@ -153,16 +153,18 @@ def cmd_backfill(args) -> int:
 
 def cmd_status(args) -> int:
     from xport_etl.reports import format_rows
-    from xport_etl.status import check_freshness, freshness, last_runs
+    from xport_etl.status import check_freshness, freshness, last_checks, last_runs
 
     s = _settings(args)
     if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale
         rows = check_freshness(s.data_dir, args.check_freshness)
         print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
         return 0
-    for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir))):
+    run_id, checks = last_checks(s.data_dir)
+    for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir)),
+                        (f"checks with violations in the last publish ({run_id})", checks)):
         if not rows:
-            print(f"{title}: none yet under {s.data_dir}")
+            print(f"{title}: none" if run_id and title.startswith("checks") else f"{title}: none yet under {s.data_dir}")
             continue
         columns = list(rows[0])
         print(format_rows(title, columns, [tuple(r[c] for c in columns) for r in rows], args.format))
