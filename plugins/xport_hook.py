@@ -9,7 +9,8 @@ Connection fields:
   ``schema`` (``http``/``https``, default ``https``), ``host`` (may carry a path) and ``port``.
 - ``login``: the AccessKey; ``password``: the AccessSecret.
 - ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``data_dir``, ``raw_url``
-  (the raw landing layer, e.g. ``s3://bucket/raw``: see ``xport_etl.storage``), ``report_tz``.
+  (the raw landing layer, e.g. ``s3://bucket/raw``: see ``xport_etl.storage``), ``report_tz``,
+  ``check_overrides`` (data checks' severity/threshold: see ``docs/data-checks.md``).
 
 Whatever the Connection does not set falls back to the ``XPORT_*`` environment variables (for
 example ``XPORT_DATA_DIR``), then to the library's defaults.
@@ -94,6 +95,7 @@ class XportHook(BaseHook):
             "data_dir": Path(extra["data_dir"]) if extra.get("data_dir") else None,
             "raw_url": extra.get("raw_url") or None,
             "report_tz": extra.get("report_tz") or None,
+            "check_overrides": extra.get("check_overrides") or None,  # an object or its JSON text
         }
         return Settings.from_env(**overrides)
 

@@ -272,6 +272,8 @@ def mirror_check_results(con: duckdb.DuckDBPyConnection, data_dir: Path) -> int:
     got = con.execute("select value from etl_settings where key = ?", [_MIRRORED]).fetchall()
     offset = int(got[0][0]) if got and got[0][0] and got[0][0].isdigit() else 0
     rows, end = read_check_results(data_dir, offset)
+    # one row per run and check (a publish retried without the memory limit appended twice)
+    rows = list({(r["run_id"], r["check_name"]): r for r in rows}.values())
     if rows:
         cols = ETL_CHECK_RESULTS.column_names
         naive = {c.name: pa.timestamp("us") if pa.types.is_timestamp(c.type) else c.type
