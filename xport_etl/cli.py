@@ -1,8 +1,8 @@
 """``xport-etl``: every pipeline step without Airflow.
 
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
-configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 a data check
-failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
+configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 an error data
+check failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
 6 stale data (``status --check-freshness``).
 
 Times given without an offset (``--start 2026-01-01``) are read in the reporting time zone
@@ -311,7 +311,8 @@ def run_command(args) -> int:
         _fail(str(exc), "is the API reachable at XPORT_BASE_URL? (`xport-etl sandbox` starts a local one)")
         return 3
     except CheckFailedError as exc:
-        _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means")
+        _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means "
+                        "and docs/data-checks.md for XPORT_CHECK_OVERRIDES")
         return 4
     except StaleDataError as exc:
         _fail(str(exc), "see `xport-etl status` for the last runs and their errors")

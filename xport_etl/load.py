@@ -5,13 +5,13 @@ writer ever opens that file. A load copies the published file to ``warehouse.duc
 merges the new batches into the copy, refreshes the views, runs the data checks, checkpoints,
 fsyncs, and ``os.replace``-s the copy over the published file. An error check above its threshold
 blocks the publish; a warn check is recorded and the state published (see :mod:`xport_etl.checks`);
-every check's outcome goes to the check ledger and ``etl_check_results``. A load runs the error
-checks with no threshold only where it changed a table they read; the others already passed on the
-rest of the state, which ``etl_settings`` records per check text (a new or edited check runs on the
-next publish); a publish without batches (the reports DAG's refresh) or a rebuild runs every check.
-Warn and thresholded checks always run in full: their count is the whole state's. A reader that opened the old file
-keeps reading the old, complete state until it reconnects; a new connection sees the new state;
-nobody ever sees half a load or a lock error. A failure anywhere before the rename leaves the
+every check's outcome goes to the check ledger and ``etl_check_results``. A load runs an error check
+with no threshold only where it changed a table the check reads; the rest of the state passed it,
+which ``etl_settings`` records per check text (a new or edited check runs on the next publish).
+Warn and thresholded checks always run in full (their count is the whole state's), and a publish
+without batches (the reports DAG's refresh) or a rebuild runs every check. A reader that opened the
+old file keeps reading the old, complete state until it reconnects; a new connection sees the new
+state; nobody ever sees half a load or a lock error. A failure anywhere before the rename leaves the
 published file exactly as it was. One writer at a time is enforced with an exclusive file lock.
 
 Merge rule (latest state wins, never arrival order): per key, the version with the greatest
@@ -561,6 +561,10 @@ def _build_next(published: Path, nxt: Path, batches, runs, settings, rebuild: bo
         results = evaluate_checks(con, changed if batches and not rebuild else None, check_overrides)
         # the ledger first: a blocked publish's outcomes outlive the copy it discards
         append_check_results(published.parent, run_id, results)
+        for r in results:
+            if r.outcome == "warn":
+                log.warning("data check %s: %d violations (warn, published anyway), e.g. %s",
+                            r.name, r.violations, r.samples[:3])
         if any(r.outcome == "error" for r in results):
             raise CheckFailedError(failure_message(results), results)
         mirror_check_results(con, published.parent)
