@@ -16,6 +16,7 @@ Connection fields:
 :meth:`XportHook.test_connection` (Airflow's "Test connection" button) runs the library's
 ``xport-etl check`` and answers ``(ok, message)``; when the API refuses the configured signing
 recipe but accepts another, the message names the extra to set.
+  ``check_overrides`` (data checks' severity/threshold: see ``docs/data-checks.md``).
 
 Whatever the Connection does not set falls back to the ``XPORT_*`` environment variables (for
 example ``XPORT_DATA_DIR``), then to the library's defaults.
@@ -103,6 +104,7 @@ class XportHook(BaseHook):
             "sign_recipe": _str_or_none(extra.get("sign_recipe")),
             "sign_template": _str_or_none(extra.get("sign_template")),
             "timestamp_unit": _str_or_none(extra.get("timestamp_unit")),
+            "check_overrides": extra.get("check_overrides") or None,  # an object or its JSON text
         }
         return Settings.from_env(**overrides)
 

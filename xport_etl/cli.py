@@ -1,8 +1,8 @@
 """``xport-etl``: every pipeline step without Airflow.
 
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
-configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 a data check
-failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
+configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 an error data
+check failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
 6 stale data (``status --check-freshness``).
 
 Times given without an offset (``--start 2026-01-01``) are read in the reporting time zone
@@ -155,16 +155,18 @@ def cmd_backfill(args) -> int:
 
 def cmd_status(args) -> int:
     from xport_etl.reports import format_rows
-    from xport_etl.status import check_freshness, freshness, last_runs
+    from xport_etl.status import check_freshness, freshness, last_checks, last_runs
 
     s = _settings(args)
     if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale
         rows = check_freshness(s.data_dir, args.check_freshness)
         print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
         return 0
-    for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir))):
+    run_id, checks = last_checks(s.data_dir)
+    for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir)),
+                        (f"checks with violations in the last publish ({run_id})", checks)):
         if not rows:
-            print(f"{title}: none yet under {s.data_dir}")
+            print(f"{title}: none" if run_id and title.startswith("checks") else f"{title}: none yet under {s.data_dir}")
             continue
         columns = list(rows[0])
         print(format_rows(title, columns, [tuple(r[c] for c in columns) for r in rows], args.format))
@@ -346,7 +348,8 @@ def run_command(args) -> int:
         _fail(str(exc), "is the API reachable at XPORT_BASE_URL? (`xport-etl sandbox` starts a local one)")
         return 3
     except CheckFailedError as exc:
-        _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means")
+        _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means "
+                        "and docs/data-checks.md for XPORT_CHECK_OVERRIDES")
         return 4
     except StaleDataError as exc:
         _fail(str(exc), "see `xport-etl status` for the last runs and their errors")

@@ -352,7 +352,7 @@ def load_windows(
     ]
     try:
         result = publish(settings.data_dir, batches, runs=read_runs(settings.data_dir, pending=rows),
-                         settings={"report_tz": settings.report_tz})
+                         settings={"report_tz": settings.report_tz}, check_overrides=settings.check_overrides)
     except Exception as exc:
         for m in loaded:
             append_run(settings.data_dir, _run_row(m, outcome="failed", error=str(exc)))
@@ -761,7 +761,7 @@ def refresh_warehouse(settings: Settings) -> dict[str, Any]:
     from xport_etl.load import publish
 
     result = publish(settings.data_dir, [], runs=read_runs(settings.data_dir),
-                     settings={"report_tz": settings.report_tz})
+                     settings={"report_tz": settings.report_tz}, check_overrides=settings.check_overrides)
     return {"warehouse": result.warehouse}
 
 

@@ -21,6 +21,7 @@ rate_limit        XPORT_RATE_LIMIT         10 requests/s (0 = unlimited)
 page_size         XPORT_PAGE_SIZE          100 (1..100)
 timeout           XPORT_TIMEOUT            30 s per request
 max_pages         (none)                   100 000
+check_overrides   XPORT_CHECK_OVERRIDES    none (JSON: check name -> severity/threshold)
 ================  =======================  ==================================
 
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from xport_etl.checks import parse_overrides
 from xport_etl.endpoints import ASSUMED, ApiAssumptions, load_assumptions
 from xport_etl.errors import ConfigError
 from xport_etl.sandbox import (
@@ -71,6 +73,7 @@ ENV_VARS: Mapping[str, str] = {
     "timeout": "XPORT_TIMEOUT",
     "safety_lag": "XPORT_SAFETY_LAG",
     "refetch_after": "XPORT_REFETCH_AFTER",
+    "check_overrides": "XPORT_CHECK_OVERRIDES",
 }
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -113,6 +116,9 @@ class Settings:
     refetch_after: float = 6 * 3600.0
     # every [assumed] contract choice; from_env reads the file named by XPORT_API_ASSUMPTIONS
     assumptions: ApiAssumptions = field(default=ASSUMED, repr=False)
+    # data checks' severity/threshold without editing SQL: {"chk_…": {"severity": "error", "threshold": 0}}
+    # (a dict or its JSON text; see xport_etl.checks)
+    check_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # normalise types so Settings(data_dir="x", user_id=123) behaves
@@ -122,6 +128,7 @@ class Settings:
         object.__setattr__(self, "base_url", str(self.base_url).strip().rstrip("/"))
         raw_url = normalize(str(self.raw_url)) if self.raw_url is not None else ""
         object.__setattr__(self, "raw_url", raw_url or None)
+        object.__setattr__(self, "check_overrides", parse_overrides(self.check_overrides))
         self._validate()
 
     def _validate(self) -> None:
