@@ -11,12 +11,12 @@ Connection fields:
 - ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``data_dir``, ``raw_url``
   (the raw landing layer, e.g. ``s3://bucket/raw``: see ``xport_etl.storage``), ``report_tz``,
   and the signing recipe: ``sign_recipe`` (``query`` or ``concat``), or a custom
-  ``sign_template`` with ``timestamp_unit`` (``ms`` or ``s``); see ``xport_etl.auth``.
+  ``sign_template`` with ``timestamp_unit`` (``ms`` or ``s``); see ``xport_etl.auth``;
+  ``check_overrides`` (data checks' severity/threshold: see ``docs/data-checks.md``).
 
 :meth:`XportHook.test_connection` (Airflow's "Test connection" button) runs the library's
 ``xport-etl check`` and answers ``(ok, message)``; when the API refuses the configured signing
 recipe but accepts another, the message names the extra to set.
-  ``check_overrides`` (data checks' severity/threshold: see ``docs/data-checks.md``).
 
 Whatever the Connection does not set falls back to the ``XPORT_*`` environment variables (for
 example ``XPORT_DATA_DIR``), then to the library's defaults.
