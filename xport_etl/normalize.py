@@ -237,6 +237,23 @@ def status_code(value: Any, name: str) -> int | None:
     return to_int(value, name)
 
 
+def to_json_object(value: Any, name: str) -> dict | None:
+    """A JSON object, or a string holding one (``receiver``, CONTRACT §3); null or blank is None."""
+    if value is None or isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise RejectError(f"{name} is neither a JSON string nor an object: {type(value).__name__}")
+    if not value.strip():
+        return None
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        raise RejectError(f"{name} is not valid JSON: {show(exc)}") from exc
+    if not isinstance(decoded, dict):
+        raise RejectError(f"{name} JSON is not an object: {type(decoded).__name__}")
+    return decoded
+
+
 # ---- raw JSON for the rejects table, with decimals kept as the numbers they were
 
 # a marker no served string can forge: random per process
@@ -262,13 +279,50 @@ def raw_json(record: Any) -> str:
 # ---- records
 
 
+REJECTED = "rejected"  # etl_rejects.severity: the record did not load
+WARNING = "warning"  # etl_rejects.severity: the record loaded, one non-public column of it is null
+
+
 @dataclass
 class Reject:
+    """A row for ``etl_rejects``: a rejected record, or (``severity`` WARNING) a field of a loaded
+    record that could not be read, ``field`` naming it and ``raw`` holding its value."""
+
     endpoint: str
     record_id: str | None
     reason: str
     raw: Any
     page: int
+    severity: str = REJECTED
+    field: str | None = None
+
+
+class Lenient:
+    """Reads the fields that no public warehouse column is defined from (see the module docstring).
+
+    ``lenient(parse, value, name)`` is ``parse(value, name)``, except that a ``RejectError`` does
+    not reject the record: the value is read as None and ``(name, reason, value)`` is kept in
+    :attr:`found`, for the caller to record as a warning.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, str, Any]] = []
+
+    def __call__(self, parse: Any, value: Any, name: str, *args: Any) -> Any:
+        try:
+            return parse(value, name, *args)
+        except RejectError as exc:
+            self.found.append((name, str(exc), value))
+            return None
+
+    def warnings(self, endpoint: str, record_id: str | None, page: int, *, prefix: str = "",
+                 reason_prefix: str = "") -> list[Reject]:
+        """What was found, as warnings of ``record_id``: ``field`` is the name prefixed with
+        ``prefix`` (the path of the record in what was served), except for a page's request
+        context (``context …``), which is not part of the record."""
+        return [Reject(endpoint, record_id, f"{reason_prefix}{reason}", value, page, WARNING,
+                       name if name.startswith("context ") else f"{prefix}{name}")
+                for name, reason, value in self.found]
 
 
 @dataclass
@@ -308,16 +362,8 @@ def normalize_taobao_order(
     subs = rec.get("subOrderVOS")
     if subs is not None and not isinstance(subs, list):
         raise RejectError(f"subOrderVOS is not a list: {type(subs).__name__}")
-    receiver = rec.get("receiver")
-    if isinstance(receiver, str) and receiver.strip():
-        try:
-            decoded = json.loads(receiver)
-        except (ValueError, RecursionError) as exc:
-            raise RejectError(f"receiver is not valid JSON: {show(exc)}") from exc
-        if not isinstance(decoded, dict):
-            raise RejectError(f"receiver JSON is not an object: {type(decoded).__name__}")
-    elif receiver is not None and not isinstance(receiver, (dict, str)):
-        raise RejectError(f"receiver is neither a JSON string nor an object: {type(receiver).__name__}")
+    lenient = Lenient()
+    lenient(to_json_object, rec.get("receiver"), "receiver")  # no column: read only to check it
 
     code = status_code(rec.get("status"), "status")
     goods = to_money(rec.get("purchaseAmount"), "purchaseAmount")
@@ -342,14 +388,16 @@ def normalize_taobao_order(
         "created_at": to_cst_time(rec.get("createTime"), "createTime", assumptions),
         "paid_at": to_cst_time(rec.get("payTime"), "payTime", assumptions),
         "updated_at": to_cst_time(rec.get("updateTime"), "updateTime", assumptions),
-        "close_reason": to_text(rec.get("closeReason"), "closeReason"),
+        "close_reason": lenient(to_text, rec.get("closeReason"), "closeReason"),
     }
     lines: list[dict] = []
     rows = Rows("orders", order, ("taobao", order_id), order["updated_at"], {"order_lines": lines}, raw=rec)
+    rows.rejects.extend(lenient.warnings(endpoint, order_id, page))
     seen: set[str] = set()
     for index, sub in enumerate(subs or ()):
+        line_lenient = Lenient()
         try:
-            line = _taobao_line(sub, order_id, index)
+            line = _taobao_line(sub, order_id, index, line_lenient)
         except RejectError as exc:
             rid = f"{order_id}/{_record_id(sub, 'subOrderId') or f'#{index}'}"
             rows.rejects.append(Reject(endpoint, rid, f"sub-order: {exc}", sub, page))
@@ -360,14 +408,16 @@ def normalize_taobao_order(
             continue
         seen.add(line["line_id"])
         lines.append(line)
+        rows.rejects.extend(line_lenient.warnings(endpoint, f"{order_id}/{line['line_id']}", page,
+                                                  prefix=f"subOrderVOS[{index}].", reason_prefix="sub-order: "))
     return rows
 
 
-def _taobao_line(sub: Any, order_id: str, index: int) -> dict:
+def _taobao_line(sub: Any, order_id: str, index: int, lenient: Lenient) -> dict:
     if not isinstance(sub, dict):
         raise RejectError(f"sub-order is not an object: {type(sub).__name__}")
     refund = status_code(sub.get("refundStatus"), "refundStatus")
-    line_code = status_code(sub.get("status"), "status")
+    line_code = lenient(status_code, sub.get("status"), "status")
     return {
         "platform": "taobao",
         "order_id": order_id,
@@ -385,8 +435,8 @@ def _taobao_line(sub: Any, order_id: str, index: int) -> dict:
         "purchase_line_id": to_id(sub.get("taobaoSubPurchaseId"), "taobaoSubPurchaseId"),
         "line_status": None if line_code is None else str(line_code),
         "platform_refund_status": None if refund is None else str(refund),
-        "carrier": to_text(sub.get("logisticCompanyName"), "logisticCompanyName"),
-        "tracking_number": to_id(sub.get("logisticNumber"), "logisticNumber"),
+        "carrier": lenient(to_text, sub.get("logisticCompanyName"), "logisticCompanyName"),
+        "tracking_number": lenient(to_id, sub.get("logisticNumber"), "logisticNumber"),
     }
 
 
@@ -497,6 +547,12 @@ def _id_text(value: Any) -> str | None:
     return value
 
 
+def count_warned(rejects: Iterable[dict]) -> int:
+    """Records loaded with a warning among ``etl_rejects`` rows: distinct ``record_id`` of the
+    WARNING rows (an order and one of its lines are two records)."""
+    return len({(r["endpoint"], r["record_id"]) for r in rejects if r.get("severity") == WARNING})
+
+
 @functools.cache
 def _time_columns(table: str) -> tuple[str, ...]:
     """The timestamp columns of a staged table (what the future-time check looks at)."""
@@ -522,8 +578,11 @@ class WindowRows:
         self._page: dict[tuple, Rows] = {}
         self._page_no: int | None = None
 
-    def reject(self, record_id: str | None, reason: str, raw: Any, page: int) -> None:
-        if isinstance(raw, str):
+    def reject(self, record_id: str | None, reason: str, raw: Any, page: int, *,
+               severity: str = REJECTED, field: str | None = None) -> None:
+        """A row for ``etl_rejects``. ``raw``: the record (a string is taken as its JSON text
+        already), or for a WARNING the field's value (always serialised, strings included)."""
+        if isinstance(raw, str) and severity == REJECTED:
             text = raw
         else:
             try:
@@ -541,8 +600,20 @@ class WindowRows:
                 "window_id": self.window_id,
                 "page": page,
                 "rejected_at": self.rejected_at,
+                "severity": severity,
+                "field": field,
             }
         )
+
+    @property
+    def rejected(self) -> int:
+        """Rows of :attr:`rejects` that are rejections (records, lines, losing copies)."""
+        return sum(1 for r in self.rejects if r["severity"] == REJECTED)
+
+    @property
+    def warned(self) -> int:
+        """Records (or lines) loaded with at least one warning."""
+        return count_warned(self.rejects)
 
     def readable(self, rec: Any, clean: bool, page: int, id_field: str) -> bool:
         """False (and rejected) when the record holds bytes that were not valid UTF-8."""
@@ -568,7 +639,7 @@ class WindowRows:
             self.reject(_id_text(rows.key[-1]), future, rows.raw, page)
             return
         for r in rows.rejects:
-            self.reject(r.record_id, r.reason, r.raw, r.page)
+            self.reject(r.record_id, r.reason, r.raw, page, severity=r.severity, field=r.field)
         if page != self._page_no:
             self._page, self._page_no = {}, page
         twin = self._page.get(rows.key)
