@@ -14,31 +14,54 @@ Decisions (the contract leaves these open; WAREHOUSE.md fixes the result):
   raw code in ``platform_status``: an order with money on it is never dropped for its status. An
   unknown refund status code gives a null unified ``refund_status`` (raw code kept in
   ``platform_refund_status``); a null Taobao ``refundStatus`` means no refund: ``none``.
-- A bad order (missing id, unparseable time, bad money, ``subOrderVOS`` or ``receiver`` that is
-  not what the contract says) is rejected whole, with its lines. A bad line (missing id, bad
-  amount, duplicate id) is rejected alone; its order loads and ``line_count`` still counts it.
-- A JSON object that repeats a member name keeps the first occurrence (see :func:`first_wins`).
 - The same order seen twice in a window (data moving while pages were read) is kept once: the
   version with the latest ``updateTime`` wins, ties go to the first seen (pages are newest first).
   The same id twice within one page is a server fault: the losing copy goes to the rejects.
+- A JSON object that repeats a member name keeps the first occurrence (see :func:`first_wins`).
 - Amounts are never negative (a purchase, a fee, a refund): a negative amount is bad input.
-- A record with any time more than an hour after the moment it is normalised (``rejected_at``, the
-  tolerance of ``sql/checks/chk_all__no_future_timestamps.sql``) is rejected whole: one corrupt
-  record must not stop the publish of every other one.
+
+**The rule: a record is dropped only when the warehouse cannot hold it.** Bad input in a record
+ends in one of two ways, each a row of ``etl_rejects`` (its ``severity``):
+
+- **rejected** — the record is not loaded (with its lines or events), only when
+  (a) its key is unusable: the record is not an object, its id is missing or cannot be typed
+  (a float, bool, list or object; too long), or it is the losing copy of a key seen twice in one
+  page (an order) or one order (a line); or
+  (b) a value that a **public** warehouse column (``Column.public`` in :mod:`xport_etl.schemas`,
+  the analyst contract) is defined from cannot be typed: money that is an object, a float
+  ``NaN``, a non-numeric string, negative, more than two decimals or beyond DECIMAL(18,2); a
+  quantity or status that is not an integer or beyond INTEGER; an impossible or malformed time;
+  text that is not text; a nested list (``subOrderVOS``, ``productItems``,
+  ``pnmLogisticsDetails``, ``logisticsTraces``, ``logisticsTrace``, ``logisticsSteps``,
+  ``logisticsPartner``) that is an object or a scalar (null is an empty list) — ``line_count``,
+  ``event_count`` and the parcels are defined from them; or
+  (c) the record cannot be read as a whole: bytes that are not valid UTF-8, or a JSON
+  ``\\uD800``-style lone surrogate, anywhere in it; or
+  (d) any of its times is more than an hour after the moment it is normalised (``rejected_at``,
+  the tolerance of ``sql/checks/chk_all__no_future_timestamps.sql``). Such a time is treated as
+  an impossible value: a corrupt future ``updateTime`` would otherwise win the latest-version
+  merge for ever, and one corrupt record must not stop the publish of every other one.
+- **warning** — everything else: a field that no column is defined from (``receiver``, a JSON
+  string that does not decode or is not an object), or one that only a non-public (plumbing)
+  column is defined from (``close_reason``, a line's ``line_status``, ``carrier``,
+  ``tracking_number``, a 1688 item's ``refund_id``, a parcel's ``goods_quantity`` and
+  ``order_status_at_fetch``, the refund detail's ``purchaseOrderLine`` whose ids have fallbacks).
+  The record loads, the affected column is null, and the ``etl_rejects`` row names the record
+  (``record_id``: the order id, ``order/line`` for a line), the ``field`` (a path in the record as
+  served, e.g. ``subOrderVOS[2].logisticNumber``), the reason, and the field's raw value as JSON
+  (``raw_json``). A line (or item) that is itself rejected carries no warnings. A record version
+  that the window reads is checked whole: a warning of a version that a later one replaced stays
+  in ``etl_rejects`` (as a line reject does).
+
+Per normaliser, field by field: ``docs/rejects-and-warnings.md``. In code a warned field is read
+through :class:`Lenient`, everything else through the scalar parsers, which raise
+``RejectError``; a bad line is rejected alone, its order loads and ``line_count`` still counts it.
 
 Record-level or page-level (bad input never crashes the normaliser with anything but these two):
 
-- **Record-level** (``RejectError``: the record lands in ``etl_rejects`` with its reason and raw
-  JSON, every other record of the page loads): a record that is not an object; a field of the
-  wrong type (an id that is a float, bool, list or object; money that is an object, a float
-  ``NaN``, a non-numeric string, negative, more than two decimals or beyond DECIMAL(18,2); a
-  quantity or status that is not an integer or beyond INTEGER); a missing id; an impossible or
-  malformed time; a nested list (``subOrderVOS``, ``productItems``, ``pnmLogisticsDetails``,
-  ``logisticsTraces``, ``logisticsTrace``, ``logisticsSteps``) that is an object or a scalar (null
-  is an empty list); an undecodable ``receiver`` (or one that is not a JSON object); a duplicate
-  id within one page (the losing copy) or within one order (the line); bytes that are not valid
-  UTF-8, or a JSON ``\\uD800``-style lone surrogate, anywhere in the record; a number too long
-  for Python's int conversion limit (kept as a decimal, so it only rejects its record).
+- **Record-level** (``RejectError`` or a warning: the record lands in ``etl_rejects`` as above,
+  every other record of the page loads): see the rule above; also a number too long for Python's
+  int conversion limit (kept as a decimal, so it only affects its record).
 - **Page-level** (``PageError``: the window fails, nothing of it is staged, the raw page is kept
   for a re-run): the body is not JSON (or nested too deeply to parse); not a JSON object; an
   envelope ``code`` other than 200; ``data`` not an object; ``records`` present but not a list.

@@ -19,8 +19,12 @@ Decisions (where CONTRACT.md and WAREHOUSE.md are silent):
 - 1688 ``goods_amount = totalAmount - shippingFee`` and ``total_amount = goods + shipping`` with
   SQL semantics: null if either input is null. A ``shippingFee`` above ``totalAmount`` (negative
   goods) is bad input, as every negative amount is (:mod:`xport_etl.normalize`).
-- What is record-level (a reject) and what is page-level (``PageError``) is listed in
-  :mod:`xport_etl.normalize`. For detail answers (one object per page) a ``data`` that is not an
+- What is rejected, what is only a warning (the record loads, a non-public column is null) and
+  what is page-level (``PageError``) follows the rule in :mod:`xport_etl.normalize`: here the
+  warned fields are a 1688 item's ``status`` and ``refundId``, a Taobao parcel's
+  ``logisticsGoods`` (``goods_quantity``), a 1688 parcel's context ``order_status`` and the
+  Taobao refund detail's ``purchaseOrderLine`` when it is not an object (the ids it may carry
+  fall back to ``refundOrder`` and the request context). For detail answers (one object per page) a ``data`` that is not an
   object fails the page; a ``pnmLogisticsDetails``/``logisticsTrace`` that is not a list rejects
   that answer; a parcel whose ``logisticsTraces``/``logisticsSteps`` (or ``logisticsPartner``) is
   not a list, or holds a non-object, is rejected alone.
