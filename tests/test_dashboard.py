@@ -147,6 +147,20 @@ def test_load_quality_shows_rejected_and_warnings_and_the_fields_that_warned(tmp
     assert 'id="load-quality-table"' in html and "subOrderVOS[].logisticNumber (1)" in html
 
 
+def test_load_quality_of_a_warehouse_published_before_warnings_existed(tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("create table etl_runs (run_id varchar, endpoint varchar, window_id varchar, records integer, "
+                "rejected integer, finished_at timestamp, outcome varchar)")
+    con.execute("insert into etl_runs values ('r', 'taobao_orders', 'w', 5, 1, timestamp '2026-03-01', 'success')")
+    con.execute("create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
+                "window_id varchar, page integer, rejected_at timestamp)")
+    (row,) = dashboard.load_quality(con)
+    assert (row["endpoint"], row["records"], row["rejected"], row["warnings"], row["warned_fields"]) == (
+        "taobao_orders", 5, 1, None, None)
+
+
 def _markup_outside_scripts(html: str) -> str:
     return re.sub(r"(<script\b[^>]*>).*?(</script>)", r"\1\2", html, flags=re.S | re.I)
 

@@ -194,7 +194,7 @@ recent as (
 ),
 fields as (
     select endpoint, regexp_replace(field, '\\[[0-9]+\\]', '[]', 'g') as field, count(*) as n
-    from etl_rejects
+    from {rejects}
     where severity = 'warning'
       and rejected_at >= (select max(finished_at) from etl_runs) - to_days(?::integer)
     group by all
@@ -219,10 +219,15 @@ select * from final order by endpoint
 def load_quality(con: duckdb.DuckDBPyConnection, days: int = QUALITY_DAYS) -> list[dict]:
     """Per endpoint, its successful runs in the ``days`` before the latest run: records, rejected
     records, records loaded with a warning, and the fields that warned most."""
-    have = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = 'etl_runs'").fetchall()}
-    # a warehouse not yet published by a version that counts warnings has no such column
-    sql = _QUALITY_SQL.replace("{warnings}", "r.warnings" if "warnings" in have else "null::integer")
+    have = {(r[0], r[1]) for r in con.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_name in ('etl_runs', 'etl_rejects')").fetchall()}
+    # a warehouse not yet published by a version that keeps warnings has neither column
+    sql = (_QUALITY_SQL
+           .replace("{warnings}", "r.warnings" if ("etl_runs", "warnings") in have else "null::integer")
+           .replace("{rejects}", "etl_rejects" if ("etl_rejects", "severity") in have else
+                    "(select null::varchar as endpoint, null::varchar as field, null::varchar as severity, "
+                    "null::timestamp as rejected_at where false)"))
     return _records(con.execute(sql, [days, days]))
 
 
