@@ -204,7 +204,7 @@ ETL_REJECTS = TableSpec(
         _c("raw_json", S, "rejected: the record exactly as served (re-serialised JSON); warning: the field's value"),
         _c("window_id", S, "the landed window it came from", public=False),
         _c("page", I32, "page number within the window", public=False),
-        _c("rejected_at", TS, "when the normaliser rejected it, UTC", public=False),
+        _c("rejected_at", TS, "when the normaliser rejected it (or warned), UTC", public=False),
         _c("severity", S, "'rejected' (the record did not load) or 'warning' (it loaded without one field)"),
         _c("field", S, "warning: the field that could not be read, as a path (subOrderVOS[2].logisticNumber)"),
     ),
