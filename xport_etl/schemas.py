@@ -205,8 +205,10 @@ ETL_REJECTS = TableSpec(
         _c("window_id", S, "the landed window it came from", public=False),
         _c("page", I32, "page number within the window", public=False),
         _c("rejected_at", TS, "when the normaliser rejected it (or warned), UTC", public=False),
-        _c("severity", S, "'rejected' (the record did not load) or 'warning' (it loaded without one field)"),
-        _c("field", S, "warning: the field that could not be read, as a path (subOrderVOS[2].logisticNumber)"),
+        _c("severity", S, "'rejected' (the record did not load) or 'warning' (it loaded without one field)",
+           public=False),
+        _c("field", S, "warning: the field that could not be read, as a path (subOrderVOS[2].logisticNumber)",
+           public=False),
     ),
 )
 
@@ -229,7 +231,7 @@ ETL_RUNS = TableSpec(
         _c("rows_written", S, "rows written per table, as JSON"),
         _c("rejected", I32, "records rejected (etl_rejects rows of severity 'rejected')"),
         _c("warnings", I32, "records loaded with a warning (distinct record ids of etl_rejects rows of "
-                            "severity 'warning')"),
+                            "severity 'warning')", public=False),
         _c("drift_repages", I32, "times the window was paged again because the data moved", public=False),
         _c("started_at", TS, "UTC"),
         _c("finished_at", TS, "UTC"),
