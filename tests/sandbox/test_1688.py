@@ -174,18 +174,24 @@ def test_default_world_serves_both_shapes_and_both_time_formats(served: list[dic
     nested = [r for r in served if "baseInfo" in r]
     assert 0.3 < len(nested) / len(served) < 0.7
     assert all(list(r) == NESTED_KEYS and isinstance(r["nativeLogistics"], dict) for r in nested)
-    assert all("baseInfo" not in r and "nativeLogistics" not in r for r in served if r not in nested)
+    assert all(
+        "baseInfo" not in r and "nativeLogistics" not in r for r in served if r not in nested
+    )
     times = [(r.get("baseInfo") or r)[k] for r in served for k in ORDER_TIMES_1688]
     times = [t for t in times if t is not None]
     compact = [t for t in times if COMPACT_RE.fullmatch(t)]
     assert 0.3 < len(compact) / len(times) < 0.7
     assert len(compact) + sum(1 for t in times if CST_RE.fullmatch(t)) == len(times)
     # the two choices are independent: every combination is served
-    combos = {("baseInfo" in r, COMPACT_RE.fullmatch((r.get("baseInfo") or r)["createTime"]) is not None)
-              for r in served}
+    combos = {
+        ("baseInfo" in r, COMPACT_RE.fullmatch((r.get("baseInfo") or r)["createTime"]) is not None)
+        for r in served
+    }
     assert combos == {(False, False), (False, True), (True, False), (True, True)}
     # in 1688's own shape the discount is integer fen (CONTRACT §5.7), never subtracted again
-    assert any(type(r["baseInfo"]["discount"]) is int and r["baseInfo"]["discount"] < 0 for r in nested)
+    assert any(
+        type(r["baseInfo"]["discount"]) is int and r["baseInfo"]["discount"] < 0 for r in nested
+    )
 
 
 def test_the_flat_shape_only_world() -> None:
@@ -203,7 +209,10 @@ def test_order_list_filters_work_on_nested_records_with_compact_times(
     api: Api, served: list[dict]
 ) -> None:
     target = next(
-        r for r in served if "baseInfo" in r and COMPACT_RE.fullmatch(r["baseInfo"]["modifyTime"])
+        r
+        for r in served
+        if "baseInfo" in r
+        and COMPACT_RE.fullmatch(r["baseInfo"]["modifyTime"])
         and COMPACT_RE.fullmatch(r["baseInfo"]["createTime"])
     )
     base = target["baseInfo"]

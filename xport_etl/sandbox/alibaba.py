@@ -451,7 +451,9 @@ class AlibabaOrderStore:
             # the wire's shape and time formats: drawn last, so no other fact depends on them
             nested=rng.random() < cfg.nested_share_1688,
             compact_times=sum(
-                1 << k for k in range(len(ORDER_TIMES)) if rng.random() < cfg.compact_time_share_1688
+                1 << k
+                for k in range(len(ORDER_TIMES))
+                if rng.random() < cfg.compact_time_share_1688
             ),
         )
 
@@ -659,8 +661,14 @@ def _order_time(epoch_s: int | None, detail: AlibabaOrderDetail, field: int) -> 
 def _native_logistics(detail: AlibabaOrderDetail) -> dict:
     """1688's ``nativeLogistics`` of a nested record: the receiving warehouse's address."""
     name, address, province, city, area, zip_code, _weight = _WAREHOUSES[detail.warehouse]
-    return {"contactPerson": name, "province": province, "city": city, "area": area,
-            "address": address, "zip": zip_code}
+    return {
+        "contactPerson": name,
+        "province": province,
+        "city": city,
+        "area": area,
+        "address": address,
+        "zip": zip_code,
+    }
 
 
 def logistics_status(status: int) -> int:
