@@ -225,6 +225,9 @@ class EndpointSpec:
             on update time (each run reads what changed), else ``"create"`` with ``lookback``
             (records keep changing for weeks after creation, so each run re-reads that far back).
         lookback: how far before the interval a ``"create"``-mode incremental window starts.
+        members_in: objects inside a record whose members count as the record's own, winning
+            over the record's (1688's ``baseInfo``): where paging reads the primary key and the
+            version time of a record that nests them.
     """
 
     name: str
@@ -239,6 +242,7 @@ class EndpointSpec:
     detail_param: str | None = None
     incremental: str | None = None
     lookback: timedelta = timedelta(0)
+    members_in: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.incremental is not None and self.incremental not in self.windows:
@@ -362,6 +366,8 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                     "update": WindowSpec("modifyStartTime", "modifyEndTime", _CST, "body"),
                 },
                 incremental="update",
+                # [doc] a record may nest its fields in baseInfo (1688's own shape)
+                members_in=("baseInfo",),
             ),
             # CONTRACT §5.8 [doc: method, path, refundId in the body (POST), first data fields;
             # assumed: refundId/orderId/subItemId/status/refundPayment fields, fen as ints,
