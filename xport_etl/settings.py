@@ -24,6 +24,19 @@ max_pages         (none)                   100 000
 check_overrides   XPORT_CHECK_OVERRIDES    none (JSON: check name -> severity/threshold)
 ================  =======================  ==================================
 
+The callback receiver's limits (``xport-etl callbacks serve``, see ``docs/callbacks.md``):
+
+========================  ===============================  =====================================
+field                     environment variable             default
+========================  ===============================  =====================================
+callback_max_body         XPORT_CALLBACK_MAX_BODY          1 MiB (bytes; 413 past it, counted as it streams)
+callback_read_timeout     XPORT_CALLBACK_READ_TIMEOUT      10 s to receive one request, headers and body
+callback_keep_alive       XPORT_CALLBACK_KEEP_ALIVE        5 s idle between requests on one connection
+callback_max_connections  XPORT_CALLBACK_MAX_CONNECTIONS   200 open connections (503 past it)
+inbox_rotate_bytes        XPORT_INBOX_ROTATE_BYTES         64 MiB per inbox segment
+callback_dedup_horizon    XPORT_CALLBACK_DEDUP_HORIZON     86 400 s: how long a message id is remembered
+========================  ===============================  =====================================
+
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
 that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
 ``data_dir`` on the one machine that loads (see :mod:`xport_etl.storage`). Its credentials and
@@ -74,7 +87,24 @@ ENV_VARS: Mapping[str, str] = {
     "safety_lag": "XPORT_SAFETY_LAG",
     "refetch_after": "XPORT_REFETCH_AFTER",
     "check_overrides": "XPORT_CHECK_OVERRIDES",
+    "callback_max_body": "XPORT_CALLBACK_MAX_BODY",
+    "callback_read_timeout": "XPORT_CALLBACK_READ_TIMEOUT",
+    "callback_keep_alive": "XPORT_CALLBACK_KEEP_ALIVE",
+    "callback_max_connections": "XPORT_CALLBACK_MAX_CONNECTIONS",
+    "inbox_rotate_bytes": "XPORT_INBOX_ROTATE_BYTES",
+    "callback_dedup_horizon": "XPORT_CALLBACK_DEDUP_HORIZON",
 }
+
+_INT_FIELDS = ("page_size", "callback_max_body", "callback_max_connections", "inbox_rotate_bytes")
+_FLOAT_FIELDS = (
+    "rate_limit",
+    "timeout",
+    "safety_lag",
+    "refetch_after",
+    "callback_read_timeout",
+    "callback_keep_alive",
+    "callback_dedup_horizon",
+)
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -119,6 +149,20 @@ class Settings:
     # data checks' severity/threshold without editing SQL: {"chk_…": {"severity": "error", "threshold": 0}}
     # (a dict or its JSON text; see xport_etl.checks)
     check_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    # the callback receiver: the largest body it reads (counted while it streams in)
+    callback_max_body: int = 1 << 20
+    # a request's headers and body must arrive within this many seconds of its first byte
+    # (of the connection, for the first request): slow clients are cut off, not waited for
+    callback_read_timeout: float = 10.0
+    # an idle kept-alive connection is closed after this many seconds
+    callback_keep_alive: float = 5.0
+    # open connections beyond this are answered 503 (uvicorn's limit_concurrency)
+    callback_max_connections: int = 200
+    # the inbox's active segment is rotated before it would grow past this many bytes
+    inbox_rotate_bytes: int = 64 << 20
+    # how long the receiver remembers a message id to answer a redelivery `duplicate`: Xportcn
+    # retries a failed message 30 minutes apart at most 5 times (CONTRACT §6, about 2.5 h)
+    callback_dedup_horizon: float = 86_400.0
 
     def __post_init__(self) -> None:
         # normalise types so Settings(data_dir="x", user_id=123) behaves
@@ -184,6 +228,14 @@ class Settings:
             raise ConfigError("XPORT_SAFETY_LAG and XPORT_REFETCH_AFTER must be >= 0 seconds")
         if not self.timeout > 0:
             raise ConfigError(f"XPORT_TIMEOUT must be > 0 seconds, got {self.timeout!r}")
+        for name in ("callback_max_body", "callback_max_connections", "inbox_rotate_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{ENV_VARS[name]} must be a positive integer, got {value!r}")
+        for name in ("callback_read_timeout", "callback_keep_alive", "callback_dedup_horizon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{ENV_VARS[name]} must be > 0 seconds, got {value!r}")
         if not isinstance(self.max_pages, int) or self.max_pages < 1:
             raise ConfigError(f"max_pages must be a positive integer, got {self.max_pages!r}")
 
@@ -235,15 +287,13 @@ class Settings:
 
 def _parse(name: str, var: str, raw: str) -> Any:
     try:
-        if name == "rate_limit":
+        if name in _FLOAT_FIELDS:
             return float(raw)
-        if name == "page_size":
+        if name in _INT_FIELDS:
             return int(raw)
-        if name in ("timeout", "safety_lag", "refetch_after"):
-            return float(raw)
         if name == "data_dir":
             return Path(raw).expanduser()
     except ValueError:
-        kind = "an integer" if name == "page_size" else "a number"
+        kind = "an integer" if name in _INT_FIELDS else "a number"
         raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
     return raw
