@@ -67,6 +67,7 @@ counted as bad and skipped. Unknown message types stay in the inbox and are coun
 from __future__ import annotations
 
 import argparse
+import asyncio
 import fcntl
 import hashlib
 import hmac
@@ -605,6 +606,9 @@ def create_receiver(
     *,
     max_skew_s: float = DEFAULT_MAX_SKEW_S,
     clock: Callable[[], float] = time.time,
+    max_body: int = MAX_BODY_BYTES,
+    rotate_bytes: int = DEFAULT_ROTATE_BYTES,
+    seen_horizon_s: float = DEFAULT_SEEN_HORIZON_S,
 ):
     """The callback receiver as an ASGI app (Starlette): ``POST /callbacks``, ``GET /callbacks/health``.
 
@@ -613,47 +617,80 @@ def create_receiver(
         inbox_dir: where ``inbox.jsonl`` lives (created if missing).
         max_skew_s: how far a message's ``timestamp`` may be from ``clock()`` (seconds).
         clock: epoch seconds (injectable for tests).
+        max_body: the largest body read, in bytes, counted as it streams in (413 past it).
+        rotate_bytes: the inbox segment size (:class:`InboxStore`).
+        seen_horizon_s: how long a message id is remembered (:class:`InboxStore`).
 
     The app's ``state.store`` is the :class:`InboxStore`, ``state.stats`` a Counter of outcomes
     plus ``max_ms`` (the slowest answer).
     """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     if not secret:
         raise ValueError("the callback receiver needs the access secret")
     key = secret.encode("utf-8")
-    store = InboxStore(inbox_dir)
+    store = InboxStore(inbox_dir, rotate_bytes=rotate_bytes, seen_horizon_s=seen_horizon_s)
     stats: Counter = Counter()
 
-    def answer(status: int, payload: dict, started: float, outcome: str) -> JSONResponse:
+    def answer(
+        status: int, payload: dict, started: float, outcome: str, *, close: bool = False
+    ) -> JSONResponse:
         ms = (time.perf_counter() - started) * 1000
         stats[outcome] += 1
         stats["max_ms"] = max(stats["max_ms"], round(ms, 3))
         if ms > 500:
             log.warning("callback answered in %.0f ms (budget 1000 ms)", ms)
-        return JSONResponse(
-            payload, status_code=status, headers={"Server-Timing": f"app;dur={ms:.1f}"}
-        )
+        headers = {"Server-Timing": f"app;dur={ms:.1f}"}
+        if close:
+            # the rest of the body is not read: the connection cannot carry another request
+            headers["Connection"] = "close"
+        return JSONResponse(payload, status_code=status, headers=headers)
 
     async def receive(request: Request) -> JSONResponse:
         started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return answer(413, {"ok": False, "error": "body too large"}, started, "too_large")
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return answer(413, {"ok": False, "error": "body too large"}, started, "too_large")
+        # refuse before reading a byte of the body: no signature, no body
         given = (request.headers.get("authorization") or "").strip()
         if not given:
             return answer(
-                401, {"ok": False, "error": "missing Authorization"}, started, "unauthorized"
+                401,
+                {"ok": False, "error": "missing Authorization"},
+                started,
+                "unauthorized",
+                close=True,
             )
+        if not _HEX64.fullmatch(given):
+            return answer(
+                401, {"ok": False, "error": "bad signature"}, started, "unauthorized", close=True
+            )
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_body:
+            return answer(
+                413, {"ok": False, "error": "body too large"}, started, "too_large", close=True
+            )
+        # the cap holds while the body streams in, chunked or not
+        chunks, size = [], 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:
+                    return answer(
+                        413,
+                        {"ok": False, "error": "body too large"},
+                        started,
+                        "too_large",
+                        close=True,
+                    )
+                chunks.append(chunk)
+        except ClientDisconnect:
+            # the client left, or the read deadline cut it off: nobody to answer
+            return answer(400, {"ok": False, "error": "disconnected"}, started, "disconnected")
+        raw = b"".join(chunks)
         expected = hmac.new(key, raw, hashlib.sha256).hexdigest()
-        if not (_HEX64.fullmatch(given) and hmac.compare_digest(given.lower(), expected)):
+        if not hmac.compare_digest(given.lower(), expected):
             return answer(401, {"ok": False, "error": "bad signature"}, started, "unauthorized")
         try:
             message = json.loads(raw.decode("utf-8"), parse_float=Decimal)
@@ -670,10 +707,22 @@ def create_receiver(
             return answer(
                 401, {"ok": False, "error": "stale or missing timestamp"}, started, "stale"
             )
-        mid, stored = await run_in_threadpool(store.append, raw, message)
+        try:
+            mid, stored = await run_in_threadpool(store.append, raw, message)
+        except OSError as exc:
+            # the disk (full, failing): retriable, and nothing of the message was kept
+            log.error("callback not stored: %s", exc.strerror or exc)
+            return answer(
+                500, {"ok": False, "error": "message not stored"}, started, "store_failed"
+            )
+        except (ValueError, RecursionError, UnicodeError):
+            # it can never be stored: a refusal Xportcn need not retry
+            return answer(
+                422, {"ok": False, "error": "message cannot be stored"}, started, "unstorable"
+            )
         log.info(
             "callback %s %s%s",
-            message.get("messageType"),
+            _clean_scalar(message.get("messageType")),
             mid[:12],
             "" if stored else " (duplicate)",
         )
@@ -696,6 +745,102 @@ def create_receiver(
     app.state.store = store
     app.state.stats = stats
     return app
+
+
+# ---- serving the receiver
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) can only be reached from this machine."""
+    import ipaddress
+
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def deadline_protocol(read_timeout: float) -> type:
+    """uvicorn's h11 protocol with a deadline to receive each request, headers and body.
+
+    uvicorn bounds header size (``h11_max_incomplete_event_size``) and idle kept-alive
+    connections (``timeout_keep_alive``) but has no time limit on receiving a request: a client
+    dribbling a byte a second holds a connection for ever, and a connection that never sends a
+    byte is never closed. Here the clock starts when a connection opens (first request) or when
+    the first byte of a later request arrives, and stops once the whole request is in; when it
+    runs out, the connection is closed (an app still reading the body sees a disconnect).
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class DeadlineH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(read_timeout, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                log.warning(
+                    "callback receiver: closed a connection from %s that did not send its request "
+                    "within %.0f s",
+                    self.client[0] if self.client else "?",
+                    read_timeout,
+                )
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and self.conn.their_state is h11.IDLE:
+                self._arm()  # the first byte of a request on a kept-alive connection
+            super().data_received(data)
+            if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+                self._disarm()  # the whole request is in (or the connection is done)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return DeadlineH11Protocol
+
+
+def receiver_config(app, settings, *, host: str = "127.0.0.1", port: int = 8780):
+    """The uvicorn configuration of the receiver: its limits come from ``settings``.
+
+    Args:
+        app: the app from :func:`create_receiver`.
+        settings: :class:`xport_etl.settings.Settings` (``callback_*``).
+        host, port: where to listen (``port`` is unused when the server is given sockets).
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=deadline_protocol(settings.callback_read_timeout),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=settings.callback_keep_alive,
+        limit_concurrency=settings.callback_max_connections,
+        # request line and headers: 16 KiB is plenty for a callback (h11's own default)
+        h11_max_incomplete_event_size=16 * 1024,
+        timeout_graceful_shutdown=5,
+    )
 
 
 # ---- normalisers for the detail endpoints the refresh calls
@@ -787,6 +932,10 @@ class _Wanted:
     refunds: dict[str, dict] = field(default_factory=dict)
     unknown: Counter = field(default_factory=Counter)
     bad: int = 0
+    # (message, reason) of each bad message: they go to the dead letters
+    dead: list[tuple[InboxEntry, str]] = field(default_factory=list, compare=False)
+    # what each message names, by message id: ("order" | "refund", id)
+    names: dict[str, list[tuple[str, str]]] = field(default_factory=dict, compare=False)
 
 
 def _msg_id(value: Any) -> str | None:
@@ -816,17 +965,24 @@ def collect(entries: Iterable[InboxEntry]) -> _Wanted:
         seen.add(entry.id)
         mtype = entry.message.get("messageType")
         if mtype not in KNOWN_TYPES or message_platform(entry.message) != 0:
-            wanted.unknown[str(mtype)] += 1
+            # a type that is not text (or not UTF-8 text) is counted under its ascii() form
+            label = mtype if isinstance(mtype, str) and _clean_scalar(mtype) else ascii(mtype)
+            wanted.unknown[label[:200]] += 1
             continue
         body = message_body(entry.message)
         if body is None:
             wanted.bad += 1
+            wanted.dead.append((entry, "messageBody is missing or does not decode to an object"))
             continue
         if mtype == ORDER_REFUND:
             refund_id, order_id = _msg_id(body.get("refundId")), _msg_id(body.get("orderId"))
             if refund_id is None:
                 wanted.bad += 1
+                wanted.dead.append((entry, "no usable refundId (1-64 letters and digits)"))
                 continue
+            wanted.names[entry.id] = [("refund", refund_id)] + (
+                [("order", order_id)] if order_id is not None else []
+            )
             hint = wanted.refunds.setdefault(refund_id, {})
             for name, value in (
                 ("order_id", order_id),
@@ -846,7 +1002,10 @@ def collect(entries: Iterable[InboxEntry]) -> _Wanted:
         )
         if order_id is None:
             wanted.bad += 1
+            field_name = "orderId" if mtype == ORDER_STATUS else "salesOrderId"
+            wanted.dead.append((entry, f"no usable {field_name} (1-64 letters and digits)"))
             continue
+        wanted.names[entry.id] = [("order", order_id)]
         wanted.orders.setdefault(order_id, {})
     return wanted
 
@@ -871,30 +1030,128 @@ def _refund_hints_from_warehouse(settings, refund_ids: list[str]) -> dict[str, d
 
 def _read_offset(path: Path) -> dict:
     if not path.exists():
-        return {"offset": 0, "consumed": 0}
-    return json.loads(path.read_text(encoding="utf-8"))
+        return {"segment": 1, "offset": 0, "consumed": 0}
+    state = json.loads(path.read_text(encoding="utf-8"))
+    # an offset written before the inbox rotated is an offset into its first segment
+    state.setdefault("segment", 1)
+    return state
 
 
 def _write_offset(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(state, indent=2))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _write_atomic(path, json.dumps(state, indent=2))
+
+
+_KINDS = {"taobao_order_detail": "order", "taobao_refund_detail": "refund"}
+
+
+class _KeyFailures:
+    """The client as :func:`pipeline.extract_fanout` sees it, with each key whose detail call
+    fails for good (a non-retriable error, 404 included) recorded and then skipped.
+
+    ``extract_fanout`` skips a key answered 404 and fails the window on any other error; a key
+    that will never refresh must not hold back every other message, so its error is recorded here
+    (the consumer dead-letters the messages naming it) and handed on as a 404. Retriable errors,
+    authentication errors and network errors pass through untouched: they stop the batch.
+    """
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.failed: dict[tuple[str, str], str] = {}
+
+    def request(self, endpoint, *, params=None, body=None):
+        from xport_etl.errors import FatalError
+
+        try:
+            return self._client.request(endpoint, params=params, body=body)
+        except FatalError as exc:
+            args = params if params is not None else body or {}
+            key = str(args.get(endpoint.detail_param))
+            kind = _KINDS.get(endpoint.name, endpoint.name)
+            self.failed[(kind, key)] = f"{endpoint.name} {key}: {exc.message} (code {exc.code})"
+            raise FatalError(exc.message, endpoint=endpoint.name, code=404) from exc
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+def _rejected_keys(settings, manifests: list[str]) -> dict[tuple[str, str], str]:
+    """The orders and refunds the publish rejected (``etl_rejects`` rows of the windows just
+    landed whose severity is 'rejected'), with the reason."""
+    from xport_etl.landing import read_manifest
+    from xport_etl.load import connect_reader, warehouse_path
+
+    windows = []
+    for path in manifests:
+        m = read_manifest(path)
+        if m.endpoint in _KINDS:
+            windows.append(m.window_id)
+    if not windows or not warehouse_path(settings.data_dir).exists():
+        return {}
+    con = connect_reader(settings.data_dir)
+    try:
+        columns = {r[0] for r in con.execute("describe etl_rejects").fetchall()}
+        severity = "and severity = 'rejected'" if "severity" in columns else ""
+        rows = con.execute(
+            "select endpoint, record_id, reason from etl_rejects "
+            f"where window_id in (select unnest(?::varchar[])) {severity}",
+            [windows],
+        ).fetchall()
+    finally:
+        con.close()
+    out = {}
+    for endpoint, record_id, reason in rows:
+        if endpoint in _KINDS and record_id:
+            # a line's record id is 'order/line': the order is what a message names
+            out[(_KINDS[endpoint], str(record_id).split("/")[0])] = f"rejected: {reason}"
+    return out
+
+
+def _dead_letter(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` to the dead letters and fsync (before the offset moves past them)."""
+    if not rows:
+        return
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        # ascii: an unreadable line's bytes and lone surrogates survive as escapes
+        data = "".join(json.dumps(r, ensure_ascii=True, default=str) + "\n" for r in rows)
+        _write_all(fd, data.encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        _fsync_dir(path.parent)
+
+
+def _letter(entry: InboxEntry, reason: str, now: str) -> dict:
+    return {
+        "dead_at": now,
+        "reason": reason,
+        "id": entry.id,
+        "received_at": entry.received_at,
+        "type": entry.type,
+        "message": entry.message,
+    }
 
 
 def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
     """Refresh the orders and refunds named by the messages received since the last run.
 
-    Reads ``<data_dir>/callbacks/inbox.jsonl`` from the stored offset, calls the detail endpoints
-    once per distinct order and refund, publishes, and only then advances the offset.
+    Reads the inbox (``<data_dir>/callbacks/``, every segment) from the stored position, calls
+    the detail endpoints once per distinct order and refund, publishes, writes what can never be
+    refreshed to ``dead-letter.jsonl``, and only then advances the position. Rotated segments
+    consumed past and older than the receiver's dedup horizon are then removed.
+
+    A message goes to the dead letters, with its reason, when it is unreadable (a line that does
+    not parse), bad (a known type without a usable body or id), or names an order or refund whose
+    detail call fails for good (a 404 or another non-retriable error) or whose record the publish
+    rejected. A transient failure (network, 5xx, rate limit after retries, authentication) stops
+    the batch: nothing is published, dead-lettered or skipped, and the position stays.
 
     Returns:
         Small counts: ``messages``, ``corrupt`` (unreadable lines), ``bad`` (known type, unusable
         body), ``unknown`` (per message type), ``orders``, ``refunds``, ``rows_written``,
-        ``rejects``, ``offset``.
+        ``rejects``, ``dead_lettered``, ``segment``, ``offset``.
     """
     from xport_etl.faults import crashpoint
     from xport_etl.pipeline import _make_client, extract_fanout, load_windows
@@ -905,19 +1162,23 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
     with open(cdir / "consume.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = _read_offset(offset_path)
-        entries, end, corrupt = read_inbox(cdir / INBOX_FILE, int(state.get("offset", 0)))
+        batch = read_segments(cdir, int(state["segment"]), int(state.get("offset", 0)))
+        entries = batch.entries
         wanted = collect(entries)
         result: dict[str, Any] = {
             "messages": len(entries),
-            "corrupt": corrupt,
+            "corrupt": len(batch.corrupt),
             "bad": wanted.bad,
             "unknown": dict(wanted.unknown),
             "orders": len(wanted.orders),
             "refunds": len(wanted.refunds),
             "rows_written": {},
             "rejects": 0,
-            "offset": end,
+            "dead_lettered": 0,
+            "segment": batch.segment,
+            "offset": batch.offset,
         }
+        failed: dict[tuple[str, str], str] = {}
         if wanted.orders or wanted.refunds:
             missing = [
                 r
@@ -927,13 +1188,14 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
             known = _refund_hints_from_warehouse(settings, missing)
             own_client = client is None
             client = client or _make_client(settings)
+            tracked = _KeyFailures(client)
             try:
                 paths: list[str] = []
                 if wanted.orders:
                     paths += extract_fanout(
                         settings,
                         "taobao_order_detail",
-                        client=client,
+                        client=tracked,
                         keys=[{"key": o, "order_id": o} for o in sorted(wanted.orders)],
                     )
                 refund_keys = []
@@ -943,29 +1205,64 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
                     refund_keys.append({"key": refund_id, "refund_id": refund_id, **row})
                 if refund_keys:
                     paths += extract_fanout(
-                        settings, "taobao_refund_detail", client=client, keys=refund_keys
+                        settings, "taobao_refund_detail", client=tracked, keys=refund_keys
                     )
             finally:
                 if own_client:
                     client.close()
+            failed.update(tracked.failed)
             if paths:
                 loaded = load_windows(settings, paths)
                 result["rows_written"], result["rejects"] = (
                     loaded["rows_written"],
                     loaded["rejects"],
                 )
+                if loaded["rejects"]:
+                    failed.update(_rejected_keys(settings, paths))
         crashpoint("callbacks.published")
-        if end != state.get("offset", 0):
+        now = datetime.now(UTC).isoformat()
+        letters = [
+            {
+                "dead_at": now,
+                "reason": "unreadable inbox line (torn by a crash, or not a message)",
+                "line": line.decode("utf-8", "backslashreplace"),
+            }
+            for line in batch.corrupt
+        ]
+        letters += [_letter(e, reason, now) for e, reason in wanted.dead]
+        for e in entries:
+            reasons = [failed[n] for n in wanted.names.get(e.id, ()) if n in failed]
+            if reasons:
+                letters.append(_letter(e, "; ".join(reasons), now))
+        _dead_letter(cdir / DEAD_LETTER_FILE, letters)
+        result["dead_lettered"] = len(letters)
+        if (batch.segment, batch.offset) != (state["segment"], state.get("offset", 0)):
             _write_offset(
                 offset_path,
                 {
-                    "offset": end,
+                    "segment": batch.segment,
+                    "offset": batch.offset,
                     "consumed": int(state.get("consumed", 0)) + len(entries),
-                    "updated_at": datetime.now(UTC).isoformat(),
+                    "dead_lettered": int(state.get("dead_lettered", 0)) + len(letters),
+                    "updated_at": now,
                 },
             )
+        _remove_consumed_segments(cdir, batch.segment, settings.callback_dedup_horizon)
     log.info("callbacks consumed: %s", result)
     return result
+
+
+def _remove_consumed_segments(cdir: Path, segment: int, horizon_s: float) -> None:
+    """Remove the rotated segments before ``segment`` (consumed) last written more than
+    ``horizon_s`` ago: until then a restarted receiver reads its ids to answer redeliveries."""
+    cutoff = time.time() - horizon_s
+    for seg in rotated_segments(cdir):
+        path = segment_path(cdir, seg)
+        if seg < segment:
+            with suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    log.info("removed consumed inbox segment %s", path.name)
 
 
 # ---- CLI
@@ -978,26 +1275,32 @@ def cmd_serve(args) -> int:
     from xport_etl.settings import Settings
 
     settings = Settings.from_env(data_dir=Path(args.data_dir) if args.data_dir else None)
+    if settings.access_secret == DEFAULT_ACCESS_SECRET and not is_loopback(args.host):
+        # the sandbox's secret is published in the source: anyone could sign a callback
+        print(
+            f"error: refusing to receive callbacks on {args.host} with the sandbox's published "
+            "secret: set XPORT_ACCESS_SECRET, or listen on 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
     if settings.access_secret == DEFAULT_ACCESS_SECRET:
         log.warning("XPORT_ACCESS_SECRET is not set: verifying callbacks with the sandbox's secret")
+    inbox_dir = callbacks_dir(settings.data_dir)
     app = create_receiver(
-        settings.access_secret, callbacks_dir(settings.data_dir), max_skew_s=args.max_skew
+        settings.access_secret,
+        inbox_dir,
+        max_skew_s=args.max_skew,
+        max_body=settings.callback_max_body,
+        rotate_bytes=settings.inbox_rotate_bytes,
+        seen_horizon_s=settings.callback_dedup_horizon,
     )
     print(
         f"receiving callbacks on http://{args.host}:{args.port}{CALLBACK_PATH} "
-        f"into {callbacks_dir(settings.data_dir) / INBOX_FILE}",
+        f"into {inbox_dir / INBOX_FILE}",
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_keep_alive=30,
-    )
+    uvicorn.Server(receiver_config(app, settings, host=args.host, port=args.port)).run()
     return 0
 
 
