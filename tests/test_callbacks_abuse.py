@@ -136,7 +136,9 @@ def test_failed_fsync_and_a_failed_cut_leave_no_torn_line(tmp_path, monkeypatch)
     assert store.append(second, json.loads(second))[1] is True  # the cut comes first
     assert store.append(first, json.loads(first))[1] is True
     store.close()
-    assert [json.loads(r["body"])["messageBody"]["orderId"] for r in lines(tmp_path / "inbox.jsonl")] == ["2", "1"]
+    assert [
+        json.loads(r["body"])["messageBody"]["orderId"] for r in lines(tmp_path / "inbox.jsonl")
+    ] == ["2", "1"]
 
 
 def test_disk_full_over_http_is_500_then_the_next_and_the_resend_are_stored(tmp_path, monkeypatch):
@@ -224,7 +226,11 @@ def test_serve_refuses_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, ca
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.com"):
         assert callbacks.main([*argv, "--host", host]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error: refusing") and "XPORT_ACCESS_SECRET" in err[0]
+        assert (
+            len(err) == 1
+            and err[0].startswith("error: refusing")
+            and "XPORT_ACCESS_SECRET" in err[0]
+        )
     assert started == []
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         assert callbacks.main([*argv, "--host", host]) == 0
@@ -252,7 +258,8 @@ def test_idle_and_dribbling_connections_are_closed_within_the_read_timeout(tmp_p
         head = b"POST /callbacks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
         body_slow = socket.create_connection(addr, timeout=3)
         body_slow.sendall(
-            b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: " + b"0" * 64
+            b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + b"0" * 64
             + b"\r\nContent-Length: 500\r\n\r\n"
         )
         dribbler = socket.create_connection(addr, timeout=3)
@@ -272,7 +279,8 @@ def test_idle_and_dribbling_connections_are_closed_within_the_read_timeout(tmp_p
             kept.sendall(
                 b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: "
                 + callbacks.sign_body(SECRET, req).encode()
-                + b"\r\nContent-Length: %d\r\n\r\n" % len(req) + req
+                + b"\r\nContent-Length: %d\r\n\r\n" % len(req)
+                + req
             )
             took = closed_within(kept, 4.0)
             assert took is not None and took < 2.5, took
@@ -305,17 +313,27 @@ def test_messages_that_cannot_be_copied_are_stored_safely_not_500(tmp_path):
     app = create_receiver(SECRET, tmp_path / "callbacks", clock=lambda: NOW)
     surrogate = message().replace(b'"TAOBAO_ORDER_STATUS_MODIFY"', b'"\\ud800"')
     deep = json.loads(message())
-    deep = json.dumps(deep).replace('"messagePlatform": 0', '"messagePlatform": ' + "[" * 800 + "]" * 800).encode()
+    deep = (
+        json.dumps(deep)
+        .replace('"messagePlatform": 0', '"messagePlatform": ' + "[" * 800 + "]" * 800)
+        .encode()
+    )
     with serve_app(app) as url, httpx.Client(base_url=url) as client:
         for body in (surrogate, deep):
             first, again = post(client, body), post(client, body)
             assert first.status_code == 200 and again.json()["duplicate"] is True, first.text
     app.state.store.close()
     rows = lines(tmp_path / "callbacks" / "inbox.jsonl")
-    assert [(r["type"], r["platform"]) for r in rows] == [(None, 0), ("TAOBAO_ORDER_STATUS_MODIFY", None)]
+    assert [(r["type"], r["platform"]) for r in rows] == [
+        (None, 0),
+        ("TAOBAO_ORDER_STATUS_MODIFY", None),
+    ]
     assert [r["body"].encode() for r in rows] == [surrogate, deep]  # the body exactly as sent
     result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=object())
-    assert result["messages"] == 2 and result["unknown"] == {"'\\ud800'": 1, "TAOBAO_ORDER_STATUS_MODIFY": 1}
+    assert result["messages"] == 2 and result["unknown"] == {
+        "'\\ud800'": 1,
+        "TAOBAO_ORDER_STATUS_MODIFY": 1,
+    }
     json.dumps(result, ensure_ascii=False).encode("utf-8")  # printable
 
 
@@ -370,30 +388,42 @@ def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offse
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     fill_inbox(
         tmp_path,
-        [body_for("11"), body_for("12"), body_for("13"), body_for("14"),
-         message(body={"orderId": "no; such id"}), message(body="{not json")],
+        [
+            body_for("11"),
+            body_for("12"),
+            body_for("13"),
+            body_for("14"),
+            message(body={"orderId": "no; such id"}),
+            message(body="{not json"),
+        ],
     )
     with open(tmp_path / "callbacks" / "inbox.jsonl", "ab") as f:
         f.write(b'{"id": 5, "garbage": true}\n')  # not a message
     published = []
     monkeypatch.setattr(pipeline, "extract_fanout", fake_fanout)
     monkeypatch.setattr(
-        pipeline, "load_windows",
-        lambda s, paths: published.append(paths) or {"rows_written": {"fct_orders": 1}, "rejects": 1},
+        pipeline,
+        "load_windows",
+        lambda s, paths: (
+            published.append(paths) or {"rows_written": {"fct_orders": 1}, "rejects": 1}
+        ),
     )
     monkeypatch.setattr(
         callbacks, "_rejected_keys", lambda s, paths: {("order", "11"): "rejected: missing id"}
     )
-    client = FakeDetail({
-        "13": FatalError("invalid orderId", code=400),
-        "14": FatalError("order not found", code=404),
-    })
+    client = FakeDetail(
+        {
+            "13": FatalError("invalid orderId", code=400),
+            "14": FatalError("order not found", code=404),
+        }
+    )
     result = refresh_from_callbacks(settings, client=client)
     assert published == [["taobao_order_detail:11,12"]]  # the others did not hold it back
     assert result["dead_lettered"] == 6 and result["corrupt"] == 1 and result["bad"] == 2
     reasons = {
-        (row.get("message") or {}).get("messageBody", {}).get("orderId") if isinstance(
-            (row.get("message") or {}).get("messageBody"), dict) else None: row["reason"]
+        (row.get("message") or {}).get("messageBody", {}).get("orderId")
+        if isinstance((row.get("message") or {}).get("messageBody"), dict)
+        else None: row["reason"]
         for row in dead_letters(tmp_path)
     }
     assert "invalid orderId" in reasons["13"] and "code 400" in reasons["13"]
@@ -438,11 +468,14 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
     assert store.append(bodies[0], json.loads(bodies[0]))[1] is False
     store.close()
     batch = read_segments(cdir, 1, 0)
-    assert [e.message["messageBody"]["orderId"] for e in batch.entries] == [str(i) for i in range(20)]
+    assert [e.message["messageBody"]["orderId"] for e in batch.entries] == [
+        str(i) for i in range(20)
+    ]
 
     calls = []
     monkeypatch.setattr(
-        pipeline, "extract_fanout",
+        pipeline,
+        "extract_fanout",
         lambda s, endpoint, *, keys, client=None: calls.append([k["key"] for k in keys]) or ["p"],
     )
     monkeypatch.setattr(pipeline, "load_windows", lambda s, p: {"rows_written": {}, "rejects": 0})
@@ -456,7 +489,9 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
     drop = Settings(data_dir=tmp_path, rate_limit=0, callback_dedup_horizon=0.001)
     time.sleep(0.01)
     result = refresh_from_callbacks(drop, client=object())
-    assert result["messages"] == 10 and sorted(calls[-1], key=int) == [str(i) for i in range(20, 30)]
+    assert result["messages"] == 10 and sorted(calls[-1], key=int) == [
+        str(i) for i in range(20, 30)
+    ]
     offset = json.loads((cdir / "offset.json").read_text())
     assert offset["segment"] == callbacks.active_segment(cdir)
     assert rotated_segments(cdir) == []  # consumed past and older than the horizon: removed

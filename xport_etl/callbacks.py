@@ -32,7 +32,11 @@ Inbox format: UTF-8 JSON lines, append-only, one per distinct message::
 ``body`` is the request body exactly as received and verified; ``type`` and ``platform`` are
 copied from it as sent, for reading the file by eye. A line that does not parse (a write torn by a
 crash) is skipped and counted by the reader; the receiver, when it starts, ends such a torn tail
-with a newline so the next message starts on a line of its own.
+with a newline so the next message starts on a line of its own, and a write that fails (a full
+disk) is cut back before the 500. The inbox rotates by size into ``inbox.<n>.jsonl`` segments;
+ids are remembered for a bounded horizon; the consumer dead-letters what it can never use to
+``dead-letter.jsonl``. The limits on slow, idle and oversized requests and these decisions are in
+``docs/callbacks.md``.
 
 The message body — ``messageBody`` arrives as a JSON object or as a string holding one (CONTRACT
 §6) — is decoded when it is consumed, by :func:`message_body`, the one reader of it. A string
@@ -320,9 +324,7 @@ class InboxStore:
 
     def _forget_old(self) -> None:
         horizon = self._clock() - self.seen_horizon_s
-        while self.seen and (
-            len(self.seen) > SEEN_MAX or next(iter(self.seen.values())) < horizon
-        ):
+        while self.seen and (len(self.seen) > SEEN_MAX or next(iter(self.seen.values())) < horizon):
             self.seen.popitem(last=False)
 
     def append(self, raw: bytes, message: dict) -> tuple[str, bool]:
