@@ -173,6 +173,7 @@ def child_incremental(args: dict) -> dict:
         (load, "merge_rejects", "publish.rejects"), (load, "replace_runs", "publish.ledger"),
         (pipeline, "read_runs", "publish.read_ledger"),
         (load, "refresh_views", "publish.views"), (load, "run_checks", "publish.checks"),
+        (load, "evaluate_checks", "publish.checks"), (load, "mirror_check_results", "publish.check_results"),
         (load, "ensure_schema", "publish.schema"), (load, "connect_writer", "publish.open"),
     ):
         if hasattr(mod, name):

@@ -10,8 +10,9 @@ tasks of `xport_ingest` emit them). Several loads in one ingest run collapse int
 report runs; `max_active_runs=1` keeps them from overlapping.
 
 **Task.** `refresh` builds the next warehouse state with the views re-created and every check in
-`sql/checks/` run, and publishes it atomically only if all checks pass; otherwise it fails with
-`CheckFailedError` (the published warehouse stays as it was) and names the failed checks. The
+`sql/checks/` run, and publishes it atomically unless an error check fails: then it fails with
+`CheckFailedError` (the published warehouse stays as it was) and names the failed checks. Warn
+checks never block; every check's outcome lands in `etl_check_results` (see docs/data-checks.md). The
 reporting time zone comes from the connection (`report_tz` extra) or `XPORT_REPORT_TZ`.
 
 Reports are read from the published warehouse, e.g. `xport-etl report spend` or
@@ -50,8 +51,8 @@ FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS = (
 def xport_reports() -> None:
     @task(
         doc_md=(
-            "Re-create the report views and run every data check; publish atomically only if"
-            " all pass (`CheckFailedError` otherwise). Returns the warehouse path."
+            "Re-create the report views and run every data check; publish atomically unless an"
+            " error check fails (`CheckFailedError`). Returns the warehouse path."
         )
     )
     def refresh() -> dict[str, Any]:

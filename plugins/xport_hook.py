@@ -9,7 +9,14 @@ Connection fields:
   ``schema`` (``http``/``https``, default ``https``), ``host`` (may carry a path) and ``port``.
 - ``login``: the AccessKey; ``password``: the AccessSecret.
 - ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``data_dir``, ``raw_url``
-  (the raw landing layer, e.g. ``s3://bucket/raw``: see ``xport_etl.storage``), ``report_tz``.
+  (the raw landing layer, e.g. ``s3://bucket/raw``: see ``xport_etl.storage``), ``report_tz``,
+  and the signing recipe: ``sign_recipe`` (``query`` or ``concat``), or a custom
+  ``sign_template`` with ``timestamp_unit`` (``ms`` or ``s``); see ``xport_etl.auth``;
+  ``check_overrides`` (data checks' severity/threshold: see ``docs/data-checks.md``).
+
+:meth:`XportHook.test_connection` (Airflow's "Test connection" button) runs the library's
+``xport-etl check`` and answers ``(ok, message)``; when the API refuses the configured signing
+recipe but accepts another, the message names the extra to set.
 
 Whatever the Connection does not set falls back to the ``XPORT_*`` environment variables (for
 example ``XPORT_DATA_DIR``), then to the library's defaults.
@@ -94,8 +101,28 @@ class XportHook(BaseHook):
             "data_dir": Path(extra["data_dir"]) if extra.get("data_dir") else None,
             "raw_url": extra.get("raw_url") or None,
             "report_tz": extra.get("report_tz") or None,
+            "sign_recipe": _str_or_none(extra.get("sign_recipe")),
+            "sign_template": _str_or_none(extra.get("sign_template")),
+            "timestamp_unit": _str_or_none(extra.get("timestamp_unit")),
+            "check_overrides": extra.get("check_overrides") or None,  # an object or its JSON text
         }
         return Settings.from_env(**overrides)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap signed request, diagnosed (``xport-etl check``): ``(ok, message)``.
+
+        The message names each failed step with its hint (which signing recipe the API accepts
+        and the extra that selects it, the user-id, the clock, ...), or what was checked.
+        """
+        from xport_etl.check import check_connection
+        from xport_etl.errors import ConfigError
+
+        try:
+            settings = self.get_settings()
+        except (ConfigError, ValueError) as exc:
+            return False, f"the Connection's settings are invalid: {exc}"
+        report = check_connection(settings)
+        return report.ok, report.summary()
 
     def get_conn(self) -> Settings:
         """Return the settings (the library's client is built from them by the caller)."""
@@ -114,7 +141,7 @@ class XportHook(BaseHook):
             },
             "placeholders": {
                 "host": "https://www.xportcn.com/api",
-                "extra": '{"user_id": "1000001", "rate_limit": 10}',
+                "extra": '{"user_id": "1000001", "rate_limit": 10, "sign_recipe": "query"}',
             },
         }
 

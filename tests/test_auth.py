@@ -8,6 +8,7 @@ import itertools
 import re
 
 import httpx
+import pytest
 
 from xport_etl.auth import NONCE_ALPHABET, XportAuth, make_nonce, sign
 
@@ -96,3 +97,68 @@ def test_repr_hides_secret():
     auth = XportAuth(AK, SECRET, "1")
     assert SECRET not in repr(auth)
     assert SECRET not in str(auth)
+
+
+# -- signing recipes as configuration (CONTRACT §1: the recipe is [assumed]) --------------------
+
+TS_S = "1700000000"
+
+
+def test_shipped_recipes_known_vectors():
+    from xport_etl.auth import SIGN_RECIPES
+
+    # md5sum of the base strings, computed outside Python
+    query, concat = SIGN_RECIPES["query"], SIGN_RECIPES["concat"]
+    assert query.timestamp_unit == "ms" and concat.timestamp_unit == "s"
+    assert query.sign(AK, NONCE, TS, SECRET) == "562FB1FDA72C3CC25C3F22B4C75650D1"
+    assert concat.sign(AK, NONCE, TS_S, SECRET) == "8BEB721532E0FAAF35A7D85C6C191C2E"
+    assert concat.base(AK, NONCE, TS_S, SECRET) == AK + TS_S + NONCE + SECRET
+
+
+def test_recipe_timestamp_in_its_unit():
+    from xport_etl.auth import SIGN_RECIPES
+
+    assert SIGN_RECIPES["query"].timestamp(1_700_000_000_999) == "1700000000999"
+    assert SIGN_RECIPES["concat"].timestamp(1_700_000_000_999) == "1700000000"
+
+
+def test_auth_signs_with_its_recipe_and_sends_the_recipe_unit():
+    from xport_etl.auth import SIGN_RECIPES
+
+    auth = XportAuth(AK, SECRET, "1", clock=lambda: 1_700_000_000_123, nonce=lambda: NONCE,
+                     recipe=SIGN_RECIPES["concat"])
+    h = auth.headers()
+    assert h["timestamp"] == TS_S
+    assert h["signature"] == "8BEB721532E0FAAF35A7D85C6C191C2E"
+    # the default is today's recipe
+    h = XportAuth(AK, SECRET, "1", clock=lambda: 1_700_000_000_000, nonce=lambda: NONCE).headers()
+    assert h["timestamp"] == TS and h["signature"] == "562FB1FDA72C3CC25C3F22B4C75650D1"
+
+
+def test_resolve_recipe_custom_template_and_unit():
+    from xport_etl.auth import resolve_recipe
+
+    assert resolve_recipe("concat").name == "concat"
+    custom = resolve_recipe("query", template="{secret}|{access_key}|{nonce}|{timestamp}", timestamp_unit="s")
+    assert custom.name == "custom" and custom.timestamp_unit == "s"
+    assert custom.sign(AK, NONCE, TS_S, SECRET) == "F7EBF49BB24B36FC7AF28FF439837CF3"
+    # a unit alone changes a shipped recipe's unit, keeping its template
+    query_s = resolve_recipe("query", timestamp_unit="s")
+    assert query_s.timestamp_unit == "s" and query_s.sign(AK, NONCE, TS, SECRET) == sign(AK, NONCE, TS, SECRET)
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"name": "hmac"}, "query, concat"),
+    ({"name": "query", "template": "{access_key}{nonce}{timestamp}"}, "{secret}"),
+    ({"name": "query", "template": "{access_key}{nonce}{timestamp}{secret}{salt}"}, "salt"),
+    ({"name": "query", "template": "{secret}{access_key}{nonce}{timestamp"}, "template"),
+    ({"name": "query", "timestamp_unit": "us"}, "ms"),
+])
+def test_resolve_recipe_refuses_bad_configuration(kwargs, needle):
+    from xport_etl.auth import resolve_recipe
+    from xport_etl.errors import ConfigError
+
+    name = kwargs.pop("name")
+    with pytest.raises(ConfigError) as info:
+        resolve_recipe(name, **kwargs)
+    assert needle in str(info.value)

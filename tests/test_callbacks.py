@@ -13,7 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -139,6 +141,82 @@ def test_signed_body_that_is_not_a_json_object_is_400(receiver):
     _app, client, _inbox = receiver
     for body in (b"not json", b"[1, 2]", "\xff".encode("latin-1")):
         assert post(client, body).status_code == 400
+
+
+def test_timestamp_as_a_json_number_with_a_fraction_is_accepted(receiver):
+    _app, client, inbox = receiver
+    for ts in (f"{int(NOW * 1000)}.0", f"{NOW + 5:.3f}", "1.79e12"):
+        msg = message().decode().replace(f'"{int(NOW * 1000)}"', ts)
+        assert post(client, msg.encode()).status_code == 200, ts
+    assert len(lines(inbox)) == 3
+    stale = message().decode().replace(f'"{int(NOW * 1000)}"', f"{int(NOW * 1000) - 700_000}.5")
+    assert post(client, stale.encode()).status_code == 401
+
+
+def test_signed_body_nested_past_the_recursion_limit_is_400(receiver):
+    _app, client, inbox = receiver
+    assert post(client, b"[" * 100_000).status_code == 400
+    assert post(client, b'{"a": ' * 50_000).status_code == 400
+    assert not inbox.exists() or inbox.read_text() == ""
+
+
+def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(
+    receiver, tmp_path, monkeypatch
+):
+    from xport_etl import pipeline
+
+    _app, client, inbox = receiver
+    as_object = message(body={"orderId": "11", "status": 10})
+    as_string = message(body=json.dumps({"orderId": "12", "status": 10}))
+    refund = message("TAOBAO_ORDER_REFUND", body=json.dumps(REFUND_BODY, separators=(",", ":")))
+    undecodable = message(body='{"orderId": "13"')  # a well-formed, signed envelope: stored
+    platform_text = json.loads(message(body=json.dumps({"orderId": "14", "status": 2})))
+    platform_text["messagePlatform"] = "0"
+    platform_text = json.dumps(platform_text).encode()
+    for body in (as_object, as_string, refund, undecodable, platform_text):
+        assert post(client, body).status_code == 200
+    rows = lines(inbox)
+    assert [r["body"].encode() for r in rows] == [
+        as_object,
+        as_string,
+        refund,
+        undecodable,
+        platform_text,
+    ]  # the inbox keeps what was sent, string bodies included
+    assert isinstance(json.loads(rows[1]["body"])["messageBody"], str)
+
+    calls = []
+    monkeypatch.setattr(
+        pipeline,
+        "extract_fanout",
+        lambda s, endpoint, *, keys, client=None: (
+            calls.append((endpoint, keys)) or [f"{endpoint}.json"]
+        ),
+    )
+    monkeypatch.setattr(
+        pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 3}, "rejects": 0}
+    )
+    result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=object())
+    assert result["messages"] == 5 and result["bad"] == 1 and result["unknown"] == {}
+    assert calls == [
+        (
+            "taobao_order_detail",
+            [{"key": o, "order_id": o} for o in ("11", "12", "14", "5")],
+        ),
+        (
+            "taobao_refund_detail",
+            [
+                {
+                    "key": "200000090114253982",
+                    "refund_id": "200000090114253982",
+                    "order_id": "5",
+                    "line_id": "6",
+                    "created_at_ms": 1782624150579,
+                    "modified_at_ms": 1782924150579,
+                }
+            ],
+        ),
+    ]
 
 
 def test_redelivery_is_stored_once_also_after_a_restart(receiver, tmp_path):
@@ -422,6 +500,91 @@ def test_collect_names_distinct_orders_and_refunds():
     assert wanted.unknown == {"ALIBABA_ORDER_STATUS_CHANGE": 1, "SOMETHING_NEW": 1}
 
 
+STATUS_BODY = {"orderId": "1031992847890383164", "status": 11}
+PRICE_BODY = {
+    "salesOrderId": "1031992847890383999",
+    "subOrders": [],
+    "purchaseOrderPriceDTO": {"purchaseAmount": 12.5},
+}
+REFUND_BODY = {
+    "orderId": "5",
+    "subOrderId": "6",
+    "refundId": "200000090114253982",
+    "refundStatus": 10,
+    "createTime": 1782624150579,
+    "modifiedTime": "1782924150579",
+}
+
+
+@pytest.mark.parametrize(
+    "mtype, body",
+    [
+        ("TAOBAO_ORDER_STATUS_MODIFY", STATUS_BODY),
+        ("TAOBAO_ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY", PRICE_BODY),
+        ("TAOBAO_ORDER_REFUND", REFUND_BODY),
+    ],
+)
+@pytest.mark.parametrize("separators", [None, (",", ":")])
+def test_collect_reads_a_json_string_body_as_the_object_it_encodes(mtype, body, separators):
+    as_object = collect([entry(mtype, body)])
+    as_string = collect([entry(mtype, json.dumps(body, separators=separators))])
+    assert as_object.bad == 0 and (as_object.orders or as_object.refunds)
+    assert as_string == as_object
+
+
+def test_undecodable_string_body_is_bad_and_the_batch_goes_on():
+    undecodable = [
+        "not json",
+        "",
+        "   ",
+        '{"orderId": "1"',  # cut short
+        "[1, 2]",
+        "null",
+        '"1031992847890383164"',
+        json.dumps(json.dumps(STATUS_BODY)),  # encoded twice: a string, not the object
+        "[" * 100_000,  # nested past the decoder's recursion limit
+        json.dumps({"orderId": "1; drop table fct_orders; --"}),
+    ]
+    wanted = collect(
+        [entry("TAOBAO_ORDER_STATUS_MODIFY", json.dumps({"orderId": "41", "status": 1}))]
+        + [entry("TAOBAO_ORDER_STATUS_MODIFY", b) for b in undecodable]
+        + [entry("TAOBAO_ORDER_REFUND", json.dumps(REFUND_BODY))]
+    )
+    assert wanted.bad == len(undecodable)
+    assert sorted(wanted.orders) == ["41", "5"] and list(wanted.refunds) == ["200000090114253982"]
+
+
+def test_message_body_decodes_objects_and_strings_only():
+    assert callbacks.message_body({"messageBody": STATUS_BODY}) == STATUS_BODY
+    decoded = callbacks.message_body({"messageBody": json.dumps(PRICE_BODY)})
+    assert decoded == PRICE_BODY
+    # decimals stay exact, as in the object form read from the inbox
+    assert str(decoded["purchaseOrderPriceDTO"]["purchaseAmount"]) == "12.5"
+    for odd in (None, 5, [STATUS_BODY], "x", "[" * 100_000, b"{}"):
+        assert callbacks.message_body({"messageBody": odd}) is None
+    assert callbacks.message_body({}) is None
+
+
+@pytest.mark.parametrize(
+    "platform, taobao",
+    [
+        (0, True),
+        ("0", True),
+        (" 0 ", True),
+        (None, True),
+        (1, False),
+        ("1", False),
+        (False, False),
+        (True, False),
+        ("taobao", False),
+    ],
+)
+def test_message_platform_as_number_or_string(platform, taobao):
+    wanted = collect([entry("TAOBAO_ORDER_STATUS_MODIFY", STATUS_BODY, platform=platform)])
+    assert bool(wanted.orders) is taobao
+    assert wanted.unknown == ({} if taobao else {"TAOBAO_ORDER_STATUS_MODIFY": 1})
+
+
 def test_order_detail_normaliser_reads_one_taobaoordervo_per_page():
     world = World(WorldConfig(seed=3, orders=50))
     order = world.taobao_orders()[0]
@@ -539,3 +702,57 @@ def test_pusher_signs_retries_redelivers_and_shuffles():
     assert len(sent) > len(messages) and any(d.duplicate for d in sent)
     assert len(set(seen)) == len(messages) and len(seen) == len(sent)
     assert [d.message for d in sent if not d.duplicate] != messages  # shuffled
+
+
+def test_pusher_sends_half_the_bodies_as_json_strings():
+    from xport_etl.sandbox.push import ORDER_REFUND, CallbackPusher
+
+    world = World(WorldConfig(seed=3, orders=300))
+    t0 = world.clock
+    world.advance(2 * 86_400)
+    received: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == sign_body(SECRET, request.content)
+        received.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    pusher = CallbackPusher(
+        world,
+        "http://receiver/callbacks",
+        SECRET,
+        seed=4,
+        clock=lambda: NOW,
+        transport=httpx.MockTransport(handler),
+    )
+    messages = pusher.messages_between(t0, world.clock)
+    sent = pusher.push(messages)
+    first = [d for d in sent if not d.duplicate]
+    forms = Counter(
+        (m["messageType"], type(m["messageBody"]).__name__)
+        for m in (json.loads(d.body) for d in first)
+    )
+    per_type = Counter(m["messageType"] for m in messages)
+    assert per_type[ORDER_REFUND] > 0 and len(per_type) == 3, per_type
+    for mtype, n in per_type.items():  # the 1st, 3rd, 5th … of each type as a string
+        assert (forms[mtype, "str"], forms[mtype, "dict"]) == ((n + 1) // 2, n // 2), mtype
+    assert set(Counter(type(m["messageBody"]).__name__ for m in received)) == {"str", "dict"}
+    for d in first:
+        sent_envelope = json.loads(d.body, parse_float=Decimal)
+        raw = sent_envelope["messageBody"]
+        body = json.loads(raw, parse_float=Decimal) if isinstance(raw, str) else raw
+        assert isinstance(body, dict) and callbacks.message_body(sent_envelope) == body
+        assert d.message == json.loads(d.body) or d.message["messageBody"] == raw  # as sent
+        assert d.message_body.keys() == body.keys()
+    again = CallbackPusher(world, "http://receiver/callbacks", SECRET, seed=4, clock=lambda: NOW)
+    assert [json.dumps(m) for m in again.messages_between(t0, world.clock)] == [
+        json.dumps(m) for m in messages
+    ]  # the same messages in the same forms: the choice is deterministic
+    everything = CallbackPusher(world, "x", SECRET, string_body_share=1.0)
+    nothing = CallbackPusher(world, "x", SECRET, string_body_share=0.0)
+    assert all(
+        isinstance(m["messageBody"], str) for m in everything.messages_between(t0, world.clock)
+    )
+    assert all(
+        isinstance(m["messageBody"], dict) for m in nothing.messages_between(t0, world.clock)
+    )

@@ -61,7 +61,9 @@ def test_expected_failures_are_one_line_with_a_hint_and_an_exit_code(tmp_path, c
     assert "Traceback" not in err
 
 
-def test_a_failed_check_exits_4_and_publishes_nothing(tmp_path, capsys):
+def test_a_failed_check_exits_4_and_publishes_nothing(tmp_path, capsys, monkeypatch):
+    # the amount check warns by default; the operator makes it blocking
+    monkeypatch.setenv("XPORT_CHECK_OVERRIDES", '{"chk_fct_orders__amount_equals_lines": {"severity": "error"}}')
     m = land(tmp_path, [page([order(id="1", purchaseAmount="99.00")])])  # lines sum to 12.50
     code, _, err = run(capsys, "load", "--manifest", str(m.directory / "manifest.json"), "--data-dir", str(tmp_path))
     assert code == 4 and "amount_equals_lines" in err

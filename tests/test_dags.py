@@ -380,3 +380,57 @@ def test_hook_reads_the_connection_from_the_environment(airflow_env, monkeypatch
     assert settings.access_key == "fedcba9876543210fedcba9876543210"
     assert settings.user_id == "1000001"
     assert settings.data_dir == tmp_path
+
+
+def test_hook_maps_the_signing_recipe_extras(airflow_env, monkeypatch):
+    monkeypatch.delenv("XPORT_SIGN_RECIPE", raising=False)
+    assert _hook_with(monkeypatch, _connection()).get_settings().signer.name == "query"
+    extra = {"user_id": "1000042", "sign_recipe": "concat"}
+    settings = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).get_settings()
+    assert settings.sign_recipe == "concat" and settings.signer.timestamp_unit == "s"
+    extra = {"user_id": "1000042", "sign_template": "{secret}{access_key}{nonce}{timestamp}",
+             "timestamp_unit": "s"}
+    settings = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).get_settings()
+    assert settings.signer.name == "custom" and settings.signer.timestamp_unit == "s"
+
+
+@pytest.fixture(scope="module")
+def concat_sandbox():
+    from xport_etl.sandbox.testing import SandboxServer
+    from xport_etl.sandbox.world import WorldConfig
+
+    with SandboxServer(WorldConfig(seed=3, orders=30), sign_recipe="concat") as server:
+        yield server
+
+
+def _sandbox_connection(server, **extra):
+    from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+
+    return _connection(host=server.base_url, login=DEFAULT_ACCESS_KEY, password=DEFAULT_ACCESS_SECRET,
+                       extra=json.dumps({"user_id": DEFAULT_USER_ID, **extra}))
+
+
+def test_hook_test_connection_passes_against_the_sandbox(airflow_env, monkeypatch, tmp_path, concat_sandbox):
+    monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
+    hook = _hook_with(monkeypatch, _sandbox_connection(concat_sandbox, sign_recipe="concat"))
+    ok, message = hook.test_connection()
+    assert ok is True, message
+    assert isinstance(message, str) and message
+
+
+def test_hook_test_connection_says_which_recipe_to_set(airflow_env, monkeypatch, tmp_path, concat_sandbox):
+    monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("XPORT_SIGN_RECIPE", raising=False)
+    hook = _hook_with(monkeypatch, _sandbox_connection(concat_sandbox))
+    ok, message = hook.test_connection()
+    assert ok is False
+    assert '{"sign_recipe": "concat"}' in message
+    from xport_etl.sandbox import DEFAULT_ACCESS_SECRET
+
+    assert DEFAULT_ACCESS_SECRET not in message
+
+
+def test_hook_test_connection_reports_bad_configuration(airflow_env, monkeypatch):
+    extra = {"user_id": "1000042", "sign_recipe": "sha1"}
+    ok, message = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).test_connection()
+    assert ok is False and "sign_recipe" in message.lower().replace("xport_sign_recipe", "sign_recipe")

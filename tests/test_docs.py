@@ -42,7 +42,7 @@ def parse_dictionary(markdown: str) -> dict[str, dict[str, tuple[str, bool]]]:
 
 
 def analyst_facing(name: str) -> bool:
-    return name.startswith(("fct_", "rpt_")) or name in ("etl_runs", "etl_rejects")
+    return name.startswith(("fct_", "rpt_")) or name in ("etl_runs", "etl_rejects", "etl_check_results")
 
 
 @pytest.fixture(scope="module")

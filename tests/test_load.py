@@ -73,14 +73,18 @@ def test_failed_check_leaves_the_published_warehouse_untouched(tmp_path):
     m = land(tmp_path, [page([order(id="1")])])
     publish(tmp_path, [stage_window(tmp_path, m)])
     before = hashlib.sha256(warehouse_path(tmp_path).read_bytes()).hexdigest()
-    # the served order amount disagrees with its lines: the amount check must stop the publish
+    # the served order amount disagrees with its lines: a warn check by default (the source's own
+    # inconsistency), an error check once the operator says so, and then it stops the publish
     broken = order(id="3", purchaseAmount="99.00", updateTime="2026-02-02 00:00:00")
     m = land(tmp_path, [page([broken])], start=T0 + timedelta(days=1))
+    as_error = {"chk_fct_orders__amount_equals_lines": {"severity": "error"}}
     with pytest.raises(CheckFailedError, match="amount_equals_lines"):
-        publish(tmp_path, [stage_window(tmp_path, m)])
+        publish(tmp_path, [stage_window(tmp_path, m)], check_overrides=as_error)
     assert hashlib.sha256(warehouse_path(tmp_path).read_bytes()).hexdigest() == before
     assert not list(tmp_path.glob("*.next"))
     assert not list((tmp_path / "state" / "next").glob("*.duckdb*"))
+    publish(tmp_path, [stage_window(tmp_path, m)])  # the default policy publishes it
+    assert [r[0] for r in facts(tmp_path)["orders"]] == ["1", "3"]
 
 
 def test_a_merge_beyond_the_memory_limit_is_retried_once_without_it(tmp_path, monkeypatch, caplog):

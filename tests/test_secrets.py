@@ -150,3 +150,31 @@ def test_settings_and_client_never_show_the_secret(tmp_path):
         client.close()
     assert not [s for s in shown if SECRET in s]
     assert settings.access_secret == SECRET
+
+
+def test_check_never_shows_the_secret(sandbox, tmp_path, debug_log, capsys, monkeypatch):
+    from xport_etl.auth import now_ms
+    from xport_etl.check import check_connection
+    from xport_etl.cli import main
+
+    base = dict(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
+    shown = []
+    for settings, clock in [
+        (Settings(**base, access_secret=SECRET), None),  # all good
+        (Settings(**base, access_secret=SECRET, sign_recipe="concat"), None),  # the other recipe
+        (Settings(**base, access_secret=SECRET + "-wrong"), None),  # every recipe refused
+        (Settings(**base, access_secret=SECRET, user_id="999999"), None),
+        (Settings(**base, access_secret=SECRET), lambda: now_ms() + 900_000),  # a skewed clock
+        (Settings(**{**base, "base_url": "http://127.0.0.1:9"}, access_secret=SECRET), None),
+    ]:
+        report = check_connection(settings, **({"clock": clock} if clock else {}))
+        shown += [report.format_text(), repr(report), str(report.as_dict()), report.summary()]
+    monkeypatch.setenv("XPORT_ACCESS_SECRET", SECRET)
+    monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
+    for argv in (["check", "--base-url", sandbox.base_url, "-v"],
+                 ["check", "--base-url", sandbox.base_url, "--sign-recipe", "concat", "--format", "json"]):
+        main(argv)
+        out, err = capsys.readouterr()
+        shown += [out, err]
+    assert [s[:80] for s in shown if SECRET in s] == []
+    assert SECRET not in debug_log.read_text(encoding="utf-8")

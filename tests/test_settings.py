@@ -102,3 +102,18 @@ def test_frozen():
     s = Settings()
     with pytest.raises(AttributeError):
         s.page_size = 5  # type: ignore[misc]
+
+
+def test_sign_recipe_settings_from_env_and_validated():
+    s = Settings.from_env({})
+    assert s.sign_recipe == "query" and s.sign_template is None and s.timestamp_unit is None
+    assert s.signer.name == "query" and s.signer.timestamp_unit == "ms"
+    s = Settings.from_env({"XPORT_SIGN_RECIPE": "concat"})
+    assert s.signer.name == "concat" and s.signer.timestamp_unit == "s"
+    s = Settings.from_env({"XPORT_SIGN_TEMPLATE": "{timestamp}{nonce}{access_key}{secret}",
+                           "XPORT_TIMESTAMP_UNIT": "s"})
+    assert s.signer.name == "custom" and s.signer.timestamp_unit == "s"
+    with pytest.raises(ConfigError, match="XPORT_SIGN_RECIPE"):
+        Settings.from_env({"XPORT_SIGN_RECIPE": "sha1"})
+    with pytest.raises(ConfigError, match="XPORT_SIGN_TEMPLATE"):
+        Settings.from_env({"XPORT_SIGN_TEMPLATE": "{access_key}{nonce}{timestamp}"})

@@ -7,12 +7,14 @@ serve``):
 1. ``Authorization`` must be the lower-case hex HMAC-SHA256 of the RAW request body keyed with the
    access secret (compared in constant time; upper-case hex is accepted too). Missing or wrong:
    HTTP 401.
-2. The body must be a JSON object. Its ``timestamp`` (epoch milliseconds as a string or number;
-   a value below 10^11 is read as epoch seconds) must be within ``max_skew_s`` (600 s, the API's
+2. The body must be a JSON object. Its ``timestamp`` (epoch milliseconds as a string of digits or
+   a JSON number, a fraction allowed; a value below 10^11 is read as epoch seconds) must be within ``max_skew_s`` (600 s, the API's
    own window) of the receiver's clock; missing, unparseable or outside: HTTP 401. This bounds
    replays. Should Xportcn redeliver a failed message (30 minutes later, CONTRACT §6) with its
    original body, raise ``max_skew_s`` above 3 h: a replay is harmless anyway (it is de-duplicated,
-   and consuming a message only re-queries the API).
+   and consuming a message only re-queries the API). Nothing else is checked here: a
+   well-formed, signed envelope whose ``messageBody`` or type is unusable is stored and answered
+   200 (Xportcn would only retry it), and the consumer counts it.
 3. The message is appended to ``<inbox_dir>/inbox.jsonl`` and fsynced BEFORE the HTTP 200, so a
    crash after the answer loses nothing. A body already stored (same content id, the sha256 of
    the raw body) is answered 200 and not stored again.
@@ -27,9 +29,16 @@ Inbox format: UTF-8 JSON lines, append-only, one per distinct message::
     {"id": "<sha256 hex of the raw body>", "received_at": "2026-07-01T08:00:00.123456+00:00",
      "type": "TAOBAO_ORDER_STATUS_MODIFY", "platform": 0, "body": "<the raw body, as text>"}
 
-A line that does not parse (a write torn by a crash) is skipped and counted by the reader; the
-receiver, when it starts, ends such a torn tail with a newline so the next message starts on a
-line of its own.
+``body`` is the request body exactly as received and verified; ``type`` and ``platform`` are
+copied from it as sent, for reading the file by eye. A line that does not parse (a write torn by a
+crash) is skipped and counted by the reader; the receiver, when it starts, ends such a torn tail
+with a newline so the next message starts on a line of its own.
+
+The message body — ``messageBody`` arrives as a JSON object or as a string holding one (CONTRACT
+§6) — is decoded when it is consumed, by :func:`message_body`, the one reader of it. A string
+that does not decode to an object (not JSON, a list, a string encoded twice, nested too deep) is
+a bad message. ``messagePlatform`` may be ``0``/``1`` or ``"0"``/``"1"`` (:func:`message_platform`);
+a missing one is read as Taobao.
 
 Consuming — :func:`refresh_from_callbacks` (``xport-etl callbacks consume``) reads the inbox from
 ``<data_dir>/callbacks/offset.json`` (``{"offset": <byte offset>, "consumed": n, "updated_at":
@@ -94,6 +103,8 @@ __all__ = [
     "InboxStore",
     "create_receiver",
     "main",
+    "message_body",
+    "message_platform",
     "normalize_taobao_order_detail_pages",
     "normalize_taobao_refund_detail_refresh_pages",
     "read_inbox",
@@ -258,18 +269,61 @@ def read_inbox(path: Path, offset: int = 0) -> tuple[list[InboxEntry], int, int]
             message = json.loads(row["body"], parse_float=Decimal)
             if not isinstance(message, dict) or not isinstance(row["id"], str):
                 raise ValueError("not a message")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             corrupt += 1
             continue
         entries.append(InboxEntry(row["id"], row.get("received_at", ""), row.get("type"), message))
     return entries, offset + cut, corrupt
 
 
+# ---- the message's fields
+
+
+def message_body(message: dict) -> dict | None:
+    """The ``messageBody`` of a callback as an object, whichever form it arrived in.
+
+    Xportcn sends the body as a JSON object or as a JSON-encoded string of that object (CONTRACT
+    §6). A string is decoded once, with decimals kept exact as in the object form.
+
+    Returns:
+        The body, or None when it is missing, not an object, or a string that does not decode to
+        an object (the caller counts such a message as bad).
+    """
+    body = message.get("messageBody")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body, parse_float=Decimal)
+        except (ValueError, RecursionError):
+            # not JSON, or nested past the decoder's limit: a bad message, never a crash
+            return None
+    return body if isinstance(body, dict) else None
+
+
+def message_platform(message: dict) -> int | None:
+    """``messagePlatform`` as 0 (Taobao) or 1 (1688), from a number or a string of one digit.
+
+    A missing platform is read as 0; anything else (a boolean, another value) is None.
+    """
+    value = message.get("messagePlatform", 0)
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        value = value.strip()
+        return int(value) if value in ("0", "1") else None
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return value
+    return None
+
+
 # ---- the receiver
 
 
 def _parse_timestamp(value: Any) -> float | None:
-    """Epoch seconds from a callback ``timestamp`` (ms, or s when below 10^11), else None."""
+    """Epoch seconds from a callback ``timestamp`` (ms, or s when below 10^11), else None.
+
+    A string must be digits; a JSON number (an int, or a Decimal as the receiver parses floats)
+    may have a fraction.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -277,7 +331,12 @@ def _parse_timestamp(value: Any) -> float | None:
         if not value.isdigit() or len(value) > 16:
             return None
         value = int(value)
-    if not isinstance(value, int) or value < 0:
+    if isinstance(value, Decimal):
+        # bounded before converting: 1e999999 is a valid JSON number
+        if not value.is_finite() or not 0 <= value < 10**16:
+            return None
+        value = float(value)
+    if not isinstance(value, (int, float)) or not 0 <= value < 10**16:
         return None
     return value / 1000 if value >= 10**11 else float(value)
 
@@ -340,7 +399,7 @@ def create_receiver(
             return answer(401, {"ok": False, "error": "bad signature"}, started, "unauthorized")
         try:
             message = json.loads(raw.decode("utf-8"), parse_float=Decimal)
-        except ValueError:
+        except (ValueError, RecursionError):
             return answer(
                 400, {"ok": False, "error": "body is not UTF-8 JSON"}, started, "bad_request"
             )
@@ -497,11 +556,12 @@ def collect(entries: Iterable[InboxEntry]) -> _Wanted:
         if entry.id in seen:
             continue
         seen.add(entry.id)
-        mtype, body = entry.message.get("messageType"), entry.message.get("messageBody")
-        if mtype not in KNOWN_TYPES or entry.message.get("messagePlatform") not in (0, "0", None):
+        mtype = entry.message.get("messageType")
+        if mtype not in KNOWN_TYPES or message_platform(entry.message) != 0:
             wanted.unknown[str(mtype)] += 1
             continue
-        if not isinstance(body, dict):
+        body = message_body(entry.message)
+        if body is None:
             wanted.bad += 1
             continue
         if mtype == ORDER_REFUND:

@@ -1,8 +1,8 @@
 """``xport-etl``: every pipeline step without Airflow.
 
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
-configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 a data check
-failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
+configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 an error data
+check failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
 6 stale data (``status --check-freshness``).
 
 Times given without an offset (``--start 2026-01-01``) are read in the reporting time zone
@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 EXAMPLES = """examples:
   xport-etl sandbox --port 8765 --seed 7 --orders 2000     serve the sandbox API
+  xport-etl check                                          one signed request: what works, what to fix
   xport-etl run --start 2026-01-01 --end 2026-07-01        extract + load a creation-time window
   xport-etl report spend --format csv                      print a report
   xport-etl callbacks serve --port 8780                    receive message callbacks
@@ -58,6 +59,7 @@ def _settings(args):
         data_dir=Path(args.data_dir) if args.data_dir else None,
         rate_limit=args.rate_limit,
         report_tz=args.report_tz,
+        sign_recipe=getattr(args, "sign_recipe", None),
     )
 
 
@@ -153,16 +155,18 @@ def cmd_backfill(args) -> int:
 
 def cmd_status(args) -> int:
     from xport_etl.reports import format_rows
-    from xport_etl.status import check_freshness, freshness, last_runs
+    from xport_etl.status import check_freshness, freshness, last_checks, last_runs
 
     s = _settings(args)
     if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale
         rows = check_freshness(s.data_dir, args.check_freshness)
         print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
         return 0
-    for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir))):
+    run_id, checks = last_checks(s.data_dir)
+    for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir)),
+                        (f"checks with violations in the last publish ({run_id})", checks)):
         if not rows:
-            print(f"{title}: none yet under {s.data_dir}")
+            print(f"{title}: none" if run_id and title.startswith("checks") else f"{title}: none yet under {s.data_dir}")
             continue
         columns = list(rows[0])
         print(format_rows(title, columns, [tuple(r[c] for c in columns) for r in rows], args.format))
@@ -174,6 +178,28 @@ def cmd_report(args) -> int:
 
     print(render_report(_settings(args), args.name, args.format))
     return 0
+
+
+def cmd_check(args) -> int:
+    from xport_etl.check import check_connection, format_json
+
+    report = check_connection(_settings(args))
+    if args.format == "json":
+        print(format_json(report))
+    else:
+        print(report.format_text(unicode=_can_print("✓✗–")))
+    if not report.ok:
+        first = report.failed[0]
+        _fail(f"{first.name}: {first.detail}", first.hint or "see the report above")
+    return report.exit_code
+
+
+def _can_print(text: str) -> bool:
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def cmd_demo(args) -> int:
@@ -194,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-dir", help="raw pages, Parquet and warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
     g.add_argument("--rate-limit", type=float, help="requests per second for this access key (env XPORT_RATE_LIMIT, default 10)")
     g.add_argument("--report-tz", help="reporting time zone (env XPORT_REPORT_TZ, default Asia/Shanghai)")
+    g.add_argument("--sign-recipe", help="signing recipe (env XPORT_SIGN_RECIPE, default query), e.g. concat; "
+                   "`xport-etl check` says which one the API accepts")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g.add_argument("-v", "--verbose", action="store_true", help="log each step")
 
@@ -267,6 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("check", parents=[common], help="diagnose first contact with the API",
+                       description="Send one cheap signed request (one record of the Taobao order list) and "
+                                   "report, one line each: reachable (DNS, TLS, connect), clock skew, signature "
+                                   "accepted (trying the other shipped recipes if refused), user-id accepted, "
+                                   "envelope and paging shapes, rate-limit headers. Exit 0 all good, 2 bad "
+                                   "configuration, 3 the API refused or could not be reached.\n"
+                                   "example: XPORT_BASE_URL=https://www.xportcn.com/api xport-etl check",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--format", default="text", choices=("text", "json"), help="output format (default text)")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("demo", help="start the sandbox, run the DAGs through Airflow, print the reports",
                        description="What `make demo` runs. Options after `demo` go to the demo "
                                    "(see `python -m xport_etl.demo --help`).\n"
@@ -309,7 +348,8 @@ def run_command(args) -> int:
         _fail(str(exc), "is the API reachable at XPORT_BASE_URL? (`xport-etl sandbox` starts a local one)")
         return 3
     except CheckFailedError as exc:
-        _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means")
+        _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means "
+                        "and docs/data-checks.md for XPORT_CHECK_OVERRIDES")
         return 4
     except StaleDataError as exc:
         _fail(str(exc), "see `xport-etl status` for the last runs and their errors")

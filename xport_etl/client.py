@@ -300,7 +300,8 @@ def _auth_hint(code: int | str | None, msg: str, window_s: int = ASSUMED.timesta
         )
     return (
         "check XPORT_ACCESS_KEY / XPORT_ACCESS_SECRET (and XPORT_USER_ID); if they are right, "
-        f"check the machine clock is within {window_s} s of real time"
+        f"check the machine clock is within {window_s} s of real time, and run `xport-etl check`: "
+        "it tries each signing recipe (XPORT_SIGN_RECIPE)"
     )
 
 
@@ -443,7 +444,10 @@ class XportClient:
         self._http = httpx.Client(
             base_url=settings.base_url,
             verify=tls_context(),
-            auth=auth or XportAuth(settings.access_key, settings.access_secret, settings.user_id),
+            auth=auth
+            or XportAuth(
+                settings.access_key, settings.access_secret, settings.user_id, recipe=settings.signer
+            ),
             timeout=httpx.Timeout(settings.timeout),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": f"xport-etl/{__version__}"},

@@ -29,7 +29,7 @@ import duckdb
 from xport_etl.load import SQL_DIR, ensure_schema, refresh_views, set_settings, sql_objects
 from xport_etl.normalize import TAOBAO_ORDER_STATUS, TAOBAO_REFUND_STATUS
 from xport_etl.normalize_more import ALIBABA_ORDER_STATUS, ALIBABA_REFUND_STATUS
-from xport_etl.schemas import ETL_REJECTS, ETL_RUNS, WAREHOUSE_TABLES, TableSpec
+from xport_etl.schemas import ETL_CHECK_RESULTS, ETL_REJECTS, ETL_RUNS, WAREHOUSE_TABLES, TableSpec
 
 FORMATS = ("md", "html")
 FILES = {"md": "DATA_DICTIONARY.md", "html": "data_dictionary.html"}
@@ -190,7 +190,7 @@ def view_docs() -> list[ObjectDoc]:
 
 def sections() -> list[Section]:
     tables = {spec.name: table_doc(spec) for spec in WAREHOUSE_TABLES}
-    meta = (ETL_RUNS.name, ETL_REJECTS.name)
+    meta = (ETL_RUNS.name, ETL_REJECTS.name, ETL_CHECK_RESULTS.name)
     facts = tuple(t for name, t in tables.items() if name not in meta)
     return [
         Section("Facts", "facts", facts),

@@ -2,9 +2,10 @@
 choice of the contract gathered in ONE object, :data:`ASSUMED`.
 
 The contract (``CONTRACT.md``) tags what the public documentation does not show as [assumed].
-Those choices live here (and the signature recipe in :func:`xport_etl.auth.sign`), so that a user
-with real credentials can correct them by configuration: point ``XPORT_API_ASSUMPTIONS`` at a JSON
-file and call :func:`load_assumptions` (see its docstring for the keys).
+Those choices live here (and the signing recipes in :mod:`xport_etl.auth`, chosen by
+``XPORT_SIGN_RECIPE``), so that a user with real credentials can correct them by configuration:
+point ``XPORT_API_ASSUMPTIONS`` at a JSON file and call :func:`load_assumptions` (see its
+docstring for the keys).
 """
 
 from __future__ import annotations

@@ -10,14 +10,17 @@ whose parcels belong to another run. If another writer published in the meantime
 batches are merged again onto that newer state before the swap (the merge rule below makes the
 result independent of the order), so nothing another writer published is lost.
 
-A publish runs the checks that read a table the run changed; the others already passed on the
-rest of the state, which ``etl_settings`` records per check text (a new or edited check runs on
-the next publish); a publish without batches (the reports DAG's refresh) or a rebuild runs every
-check. A reader that opened the old file keeps reading the old, complete state until it
-reconnects; a new connection sees the new state; nobody ever sees half a load or a lock error. A
-failure anywhere before the rename leaves the published file exactly as it was. One publisher at
-a time is enforced with an exclusive file lock; one run's loads into its next state are
-serialised by a lock of their own.
+An error check above its threshold blocks the publish; a warn check is recorded and the state
+published (see :mod:`xport_etl.checks`); every check's outcome goes to the check ledger and
+``etl_check_results``. A publish runs an error check with no threshold only where the run changed a
+table the check reads; the rest of the state passed it, which ``etl_settings`` records per check
+text (a new or edited check runs on the next publish). Warn and thresholded checks always run in
+full (their count is the whole state's), and a publish without batches (the reports DAG's refresh)
+or a rebuild runs every check. A reader that opened the old file keeps reading the old, complete
+state until it reconnects; a new connection sees the new state; nobody ever sees half a load or a
+lock error. A failure anywhere before the rename leaves the published file exactly as it was. One
+publisher at a time is enforced with an exclusive file lock; one run's loads into its next state
+are serialised by a lock of their own.
 
 Merge rule (latest state wins, never arrival order): per key, the version with the greatest
 version column wins (``updated_at``; for parcels ``last_event_at``; null is older than any time);
@@ -34,6 +37,7 @@ import logging
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,8 +46,20 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from xport_etl.checks import (
+    SAMPLE_ROWS,
+    CheckResult,
+    append_check_results,
+    apply_overrides,
+    failure_message,
+    grade,
+    jsonable,
+    parse_check,
+    read_check_results,
+)
 from xport_etl.faults import crashpoint
 from xport_etl.schemas import (
+    ETL_CHECK_RESULTS,
     ETL_REJECTS,
     ETL_RUNS,
     FCT_PARCELS,
@@ -60,7 +76,13 @@ log = logging.getLogger(__name__)
 
 
 class CheckFailedError(RuntimeError):
-    """A data check returned rows: the load is not published."""
+    """An error check found more violations than its threshold: the load is not published.
+
+    ``results`` holds every check's outcome of the attempt."""
+
+    def __init__(self, message: str, results: Sequence[CheckResult] = ()):
+        super().__init__(message)
+        self.results = list(results)
 
 
 @dataclass
@@ -177,48 +199,109 @@ def _scoped(con: duckdb.DuckDBPyConnection, body: str) -> str | None:
     return f"with {', '.join(ctes)}\nselect * from (\n{body}\n)"
 
 
-def run_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None) -> dict[str, str]:
-    """Every ``sql/checks/*.sql`` must return no rows; otherwise raise with what failed.
+def evaluate_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None,
+                    overrides: dict | None = None) -> list[CheckResult]:
+    """Run every ``sql/checks/*.sql`` and grade it (severity, threshold: see :mod:`xport_etl.checks`).
 
     Args:
-        changed: the tables this load wrote. Given, and if this warehouse state already passed
-            the same check text (recorded in ``etl_settings`` by :func:`record_checks`), a check
-            that reads none of them is skipped (the rows it reads are the rows it passed), and a
-            check that declares ``-- scope:`` runs on the keys this publish merged only (see
-            :func:`_scoped`). A check that reads a view, or names no table, always runs in full.
+        changed: the tables this load wrote. Given, an error check with no threshold that this
+            warehouse state already passed with the same text (recorded in ``etl_settings`` by
+            :func:`record_checks`) is skipped when it reads none of them (the rows it reads are
+            the rows it passed), and runs on the keys this publish merged only when it declares
+            ``-- scope:`` (see :func:`_scoped`): on a state with no violation, every new one lies
+            there, so that count is the full count. A check that reads a view or names no table,
+            a warn check and a thresholded check run in full (their count is the whole state's).
             None: run every check in full.
+        overrides: the operator's ``{check: {"severity": ..., "threshold": ...}}``.
 
-    Returns:
-        ``{check name: "ran" | "ran on the merged keys" | "skipped"}``.
+    Raises:
+        ConfigError: an override names an unknown check or holds a bad value.
     """
-    failures, done = [], {}
     passed = {}
     if changed is not None:
         passed = dict(con.execute(
             "select key, value from etl_settings where starts_with(key, ?)", [_CHECK_PASSED]).fetchall())
-    for name, body in sql_objects("checks"):
-        tables = set(_TABLE_NAME.findall(body))
-        incremental = (changed is not None and tables and not any(t.startswith("rpt_") for t in tables)
-                       and passed.get(_CHECK_PASSED + name) == _digest(body))
+    specs = apply_overrides([parse_check(name, body) for name, body in sql_objects("checks")], overrides)
+    results = []
+    for spec in specs:
+        tables = set(_TABLE_NAME.findall(spec.body))
+        incremental = (spec.must_pass and changed is not None and tables
+                       and not any(t.startswith("rpt_") for t in tables)
+                       and passed.get(_CHECK_PASSED + spec.name) == _digest(spec.body))
         if incremental and not tables & changed:
-            done[name] = "skipped"
+            results.append(CheckResult(spec.name, spec.severity, spec.threshold, None, [], "skipped", "skipped"))
             continue
-        query = (_scoped(con, body) if incremental else None)
-        done[name] = "ran" if query is None else "ran on the merged keys"
-        rows = con.execute(f"select * from ({query or body}) limit 5").fetchall()
-        if rows:
-            failures.append(f"{name}: e.g. {rows[:3]}")
-    if failures:
-        raise CheckFailedError("data checks failed, warehouse not published: " + "; ".join(failures))
-    return done
+        query = (_scoped(con, spec.body) if incremental else None)
+        how = "ran" if query is None else "ran on the merged keys"
+        query = query or spec.body
+        violations = con.execute(f"select count(*) from (\n{query}\n)").fetchall()[0][0]
+        samples = []
+        if violations:  # the common case, none, reads the check once
+            samples = [jsonable(list(r)) for r in
+                       con.execute(f"select * from (\n{query}\n) limit {SAMPLE_ROWS}").fetchall()]
+        results.append(CheckResult(spec.name, spec.severity, spec.threshold, violations, samples,
+                                   grade(violations, spec.severity, spec.threshold), how))
+    return results
 
 
-def record_checks(con: duckdb.DuckDBPyConnection) -> None:
-    """Record that this state passes every current check (after :func:`run_checks` passed)."""
+def run_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None,
+               overrides: dict | None = None) -> dict[str, str]:
+    """:func:`evaluate_checks`, raising if an error check failed.
+
+    Returns:
+        ``{check name: "ran" | "ran on the merged keys" | "skipped"}``.
+
+    Raises:
+        CheckFailedError: an error check has more violations than its threshold; the message names
+            each, its count and a few sample rows.
+    """
+    results = evaluate_checks(con, changed, overrides)
+    if any(r.outcome == "error" for r in results):
+        raise CheckFailedError(failure_message(results), results)
+    return {r.name: r.how for r in results}
+
+
+def record_checks(con: duckdb.DuckDBPyConnection, results: Sequence[CheckResult] | None = None) -> None:
+    """Record the checks this state passes with no violation at all (with ``results``: those that
+    found none, or were skipped as passed before; without: every current check, as after a
+    :func:`run_checks` that found nothing). A warn check with violations is not recorded: made
+    an error check later, it runs in full."""
+    clean = None if results is None else {r.name for r in results if r.violations == 0 or r.how == "skipped"}
     con.execute("delete from etl_settings where starts_with(key, ?)", [_CHECK_PASSED])
-    rows = [(_CHECK_PASSED + name, _digest(body)) for name, body in sql_objects("checks")]
+    rows = [(_CHECK_PASSED + name, _digest(body)) for name, body in sql_objects("checks")
+            if clean is None or name in clean]
     if rows:
         con.executemany("insert into etl_settings values (?, ?)", rows)
+
+
+_MIRRORED = "check_results_offset"  # etl_settings: how far into the check ledger etl_check_results holds
+
+
+def mirror_check_results(con: duckdb.DuckDBPyConnection, data_dir: Path) -> int:
+    """Add the check ledger's rows this warehouse does not hold yet to ``etl_check_results``.
+
+    The ledger only grows, so the rows past the offset recorded at the last publish are the new
+    ones (a blocked publish's among them); a row already there (same run and check) is replaced.
+    Returns the rows added."""
+    got = con.execute("select value from etl_settings where key = ?", [_MIRRORED]).fetchall()
+    offset = int(got[0][0]) if got and got[0][0] and got[0][0].isdigit() else 0
+    rows, end = read_check_results(data_dir, offset)
+    # one row per run and check (a publish retried without the memory limit appended twice)
+    rows = list({(r["run_id"], r["check_name"]): r for r in rows}.values())
+    if rows:
+        cols = ETL_CHECK_RESULTS.column_names
+        naive = {c.name: pa.timestamp("us") if pa.types.is_timestamp(c.type) else c.type
+                 for c in ETL_CHECK_RESULTS.columns}
+        con.register("_check_ledger", pa.table({c: pa.array([r.get(c) for r in rows], type=naive[c]) for c in cols}))
+        try:
+            con.execute("delete from etl_check_results as t using _check_ledger as n "
+                        "where t.run_id = n.run_id and t.check_name = n.check_name")
+            con.execute(f"insert into etl_check_results ({', '.join(cols)}) "
+                        f"select {', '.join(cols)} from _check_ledger")
+        finally:
+            con.unregister("_check_ledger")
+    set_settings(con, {_MIRRORED: str(end)})
+    return len(rows)
 
 
 def _cols(spec, prefix: str = "") -> str:
@@ -542,7 +625,8 @@ class NextState:
 
     # ---- publishing it
 
-    def publish(self, *, runs: Sequence[dict] = (), settings: dict[str, str] | None = None) -> LoadResult:
+    def publish(self, *, runs: Sequence[dict] = (), settings: dict[str, str] | None = None,
+                run_id: str | None = None, check_overrides: dict | None = None) -> LoadResult:
         """Check the next state and swap it in for the published warehouse, atomically.
 
         If another writer published since this next state was started, the run's batches are
@@ -553,10 +637,18 @@ class NextState:
         Args:
             runs: the full run ledger to mirror into ``etl_runs`` (``pending_rows`` included).
             settings: values for ``etl_settings`` (e.g. ``report_tz``) that the views read.
+            run_id: this publish's id in ``etl_check_results`` (default: a new one).
+            check_overrides: the operator's check severities and thresholds
+                (``Settings.check_overrides``).
 
         Raises:
-            CheckFailedError: a data check failed; nothing was published, the next state is kept.
+            CheckFailedError: an error check failed; nothing was published, the next state is kept
+                (its outcomes are in the check ledger, and in ``etl_check_results`` from the next
+                successful publish on).
+            ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
         """
+        run_id = run_id or uuid.uuid4().hex
+        apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)  # fail early
         published = warehouse_path(self.data_dir)
         with writer_lock(self.data_dir), _file_lock(self._lock_path):
             meta = self.meta()
@@ -571,12 +663,13 @@ class NextState:
                 meta["changed"] = sorted(changed)
             full = not meta["batches"] or meta.get("rebuild")
             changed = None if full else set(meta["changed"])
+            args = (runs, settings, changed, run_id, check_overrides)
             try:
-                self._finish(runs, settings, changed, load_memory())
+                self._finish(*args, load_memory())
             except duckdb.OutOfMemoryException as exc:
                 log.warning("checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); "
                             "retrying without the limit", load_memory(), str(exc).splitlines()[0])
-                self._finish(runs, settings, changed, None)
+                self._finish(*args, None)
             with open(self.path, "rb+") as f:
                 os.fsync(f.fileno())
             crashpoint("publish.replace")
@@ -585,7 +678,8 @@ class NextState:
             self.meta_path.unlink(missing_ok=True)
         return LoadResult(str(published), len(meta["batches"]), dict(meta["rows_written"]), meta["rejects"])
 
-    def _finish(self, runs, settings, changed: set[str] | None, memory_limit) -> None:
+    def _finish(self, runs, settings, changed: set[str] | None, run_id: str, check_overrides: dict | None,
+                memory_limit) -> None:
         con = connect_writer(self.path, memory_limit)
         try:
             ensure_schema(con)
@@ -594,11 +688,20 @@ class NextState:
             replace_runs(con, runs)
             con.execute("commit")
             refresh_views(con)
-            # a load re-runs the checks over the tables it changed (the rest of this state passed
-            # them when it was published); a rebuild or a publish with no batches (the reports
-            # DAG's refresh) runs every check
-            run_checks(con, changed)
-            record_checks(con)
+            # the run re-runs the must-pass checks over the tables it changed (the rest of this
+            # state passed them when it was published); a rebuild or a publish with no batches
+            # (the reports DAG's refresh) runs every check
+            results = evaluate_checks(con, changed, check_overrides)
+            # the ledger first: a blocked publish's outcomes outlive the state it does not publish
+            append_check_results(self.data_dir, run_id, results)
+            for r in results:
+                if r.outcome == "warn":
+                    log.warning("data check %s: %d violations (warn, published anyway), e.g. %s",
+                                r.name, r.violations, r.samples[:3])
+            if any(r.outcome == "error" for r in results):
+                raise CheckFailedError(failure_message(results), results)
+            mirror_check_results(con, self.data_dir)
+            record_checks(con, results)
             for spec in WAREHOUSE_TABLES:
                 con.execute(f"drop table if exists _merged_{spec.name}")
             con.execute("checkpoint")
@@ -636,6 +739,8 @@ def publish(
     runs: Sequence[dict] = (),
     settings: dict[str, str] | None = None,
     rebuild: bool = False,
+    run_id: str | None = None,
+    check_overrides: dict | None = None,
 ) -> LoadResult:
     """Merge batches into a next state of the warehouse, check it, and swap it in atomically.
 
@@ -648,16 +753,19 @@ def publish(
         runs: the full run ledger to mirror into ``etl_runs``.
         settings: values for ``etl_settings`` (e.g. ``report_tz``) that the views read.
         rebuild: start from an empty warehouse instead of the published one.
+        run_id: this publish's id in ``etl_check_results`` (default: a new one).
+        check_overrides: the operator's check severities and thresholds
+            (``Settings.check_overrides``).
 
     Raises:
-        CheckFailedError: a data check failed; nothing was published.
+        CheckFailedError: an error check failed; nothing was published (its outcomes are in the
+            check ledger, and in ``etl_check_results`` from the next successful publish on).
+        ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
     """
-    import uuid
-
     state = NextState(data_dir, f"publish-{uuid.uuid4().hex}")
     try:
         state.merge(batches, rebuild=rebuild)
-        return state.publish(runs=runs, settings=settings)
+        return state.publish(runs=runs, settings=settings, run_id=run_id, check_overrides=check_overrides)
     finally:
         state.discard()
         state.forget()

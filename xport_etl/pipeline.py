@@ -380,7 +380,8 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
         progress({"event": "publish", "windows": len(pending)})
     try:
         result = state.publish(runs=read_runs(settings.data_dir, pending=pending),
-                               settings={"report_tz": settings.report_tz})
+                               settings={"report_tz": settings.report_tz},
+                               check_overrides=settings.check_overrides)
     except Exception as exc:
         for row in pending:
             append_run(settings.data_dir, {**row, "outcome": "failed", "error": str(exc)})
@@ -898,13 +899,13 @@ def publish_run(settings: Settings, key: str) -> dict[str, Any]:
 def refresh_warehouse(settings: Settings) -> dict[str, Any]:
     """Re-create the report views and re-run every data check, publishing atomically.
 
-    What the reports DAG runs after the loads: a new state is published only when every check
-    passes (``CheckFailedError`` otherwise), with the reporting time zone from ``settings``.
+    What the reports DAG runs after the loads: a new state is published unless an error check
+    fails (``CheckFailedError``), with the reporting time zone from ``settings``.
     """
     from xport_etl.load import publish
 
     result = publish(settings.data_dir, [], runs=read_runs(settings.data_dir),
-                     settings={"report_tz": settings.report_tz})
+                     settings={"report_tz": settings.report_tz}, check_overrides=settings.check_overrides)
     return {"warehouse": result.warehouse}
 
 

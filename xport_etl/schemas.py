@@ -233,6 +233,26 @@ ETL_RUNS = TableSpec(
     ),
 )
 
+ETL_CHECK_RESULTS = TableSpec(
+    name="etl_check_results",
+    doc="One row per publish and data check (`sql/checks/`): what it found and what that meant. "
+        "A blocked publish's rows appear from the next successful publish on.",
+    key=("run_id", "check_name"),
+    # an addition to the warehouse contract, which does not list it (yet)
+    columns=(
+        _c("run_id", S, "the publish (one attempt to publish the warehouse)", public=False),
+        _c("check_name", S, "the check: `sql/checks/<check_name>.sql`", public=False),
+        _c("severity", S, "error (blocks the publish above its threshold) or warn (recorded only)", public=False),
+        _c("threshold", I32, "violations allowed before the check counts as failed", public=False),
+        _c("violations", pa.int64(), "rows the check returned; null when skipped", public=False),
+        _c("sample_keys", S, "up to 20 violating rows as JSON arrays, the check's columns in order "
+                             "(its key columns first); null when skipped", public=False),
+        _c("outcome", S, "pass, warn, error (the publish was blocked) or skipped (the tables it reads did "
+                         "not change since it last passed)", public=False),
+        _c("checked_at", TS, "when the check ran, UTC", public=False),
+    ),
+)
+
 WAREHOUSE_TABLES: tuple[TableSpec, ...] = (
     FCT_ORDERS,
     FCT_ORDER_LINES,
@@ -241,6 +261,7 @@ WAREHOUSE_TABLES: tuple[TableSpec, ...] = (
     FCT_PARCEL_EVENTS,
     ETL_REJECTS,
     ETL_RUNS,
+    ETL_CHECK_RESULTS,
 )
 
 

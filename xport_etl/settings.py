@@ -11,6 +11,9 @@ base_url          XPORT_BASE_URL           the sandbox (http://127.0.0.1:8765)
 access_key        XPORT_ACCESS_KEY         the sandbox key
 access_secret     XPORT_ACCESS_SECRET      the sandbox secret (never shown)
 user_id           XPORT_USER_ID            the sandbox user
+sign_recipe       XPORT_SIGN_RECIPE        ``query`` (or ``concat``: see :mod:`xport_etl.auth`)
+sign_template     XPORT_SIGN_TEMPLATE      none (a custom signed string, e.g. ``{access_key}{timestamp}{nonce}{secret}``)
+timestamp_unit    XPORT_TIMESTAMP_UNIT     the recipe's (``ms`` or ``s``)
 data_dir          XPORT_DATA_DIR           ``data``
 raw_url           XPORT_RAW_URL            ``<data_dir>/raw`` (a path or fsspec URL, e.g. ``s3://bucket/raw``)
 report_tz         XPORT_REPORT_TZ          ``Asia/Shanghai``
@@ -18,6 +21,7 @@ rate_limit        XPORT_RATE_LIMIT         10 requests/s (0 = unlimited)
 page_size         XPORT_PAGE_SIZE          100 (1..100)
 timeout           XPORT_TIMEOUT            30 s per request
 max_pages         (none)                   100 000
+check_overrides   XPORT_CHECK_OVERRIDES    none (JSON: check name -> severity/threshold)
 ================  =======================  ==================================
 
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
@@ -33,10 +37,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from xport_etl.checks import parse_overrides
 from xport_etl.endpoints import ASSUMED, ApiAssumptions, load_assumptions
 from xport_etl.errors import ConfigError
 from xport_etl.sandbox import (
@@ -47,6 +52,9 @@ from xport_etl.sandbox import (
 )
 from xport_etl.storage import check_url, normalize, redact
 
+if TYPE_CHECKING:
+    from xport_etl.auth import SignRecipe
+
 __all__ = ["ENV_VARS", "Settings"]
 
 ENV_VARS: Mapping[str, str] = {
@@ -54,6 +62,9 @@ ENV_VARS: Mapping[str, str] = {
     "access_key": "XPORT_ACCESS_KEY",
     "access_secret": "XPORT_ACCESS_SECRET",
     "user_id": "XPORT_USER_ID",
+    "sign_recipe": "XPORT_SIGN_RECIPE",
+    "sign_template": "XPORT_SIGN_TEMPLATE",
+    "timestamp_unit": "XPORT_TIMESTAMP_UNIT",
     "data_dir": "XPORT_DATA_DIR",
     "raw_url": "XPORT_RAW_URL",
     "report_tz": "XPORT_REPORT_TZ",
@@ -62,6 +73,7 @@ ENV_VARS: Mapping[str, str] = {
     "timeout": "XPORT_TIMEOUT",
     "safety_lag": "XPORT_SAFETY_LAG",
     "refetch_after": "XPORT_REFETCH_AFTER",
+    "check_overrides": "XPORT_CHECK_OVERRIDES",
 }
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -83,6 +95,10 @@ class Settings:
     access_key: str = DEFAULT_ACCESS_KEY
     access_secret: str = field(default=DEFAULT_ACCESS_SECRET, repr=False)
     user_id: str = DEFAULT_USER_ID
+    # the signing recipe [assumed]: a shipped one, optionally with its template or unit replaced
+    sign_recipe: str = "query"
+    sign_template: str | None = None
+    timestamp_unit: str | None = None
     data_dir: Path = Path("data")
     # the raw landing layer: a path or an fsspec URL (s3://bucket/prefix); None = data_dir/raw
     raw_url: str | None = None
@@ -100,6 +116,9 @@ class Settings:
     refetch_after: float = 6 * 3600.0
     # every [assumed] contract choice; from_env reads the file named by XPORT_API_ASSUMPTIONS
     assumptions: ApiAssumptions = field(default=ASSUMED, repr=False)
+    # data checks' severity/threshold without editing SQL: {"chk_…": {"severity": "error", "threshold": 0}}
+    # (a dict or its JSON text; see xport_etl.checks)
+    check_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # normalise types so Settings(data_dir="x", user_id=123) behaves
@@ -109,6 +128,7 @@ class Settings:
         object.__setattr__(self, "base_url", str(self.base_url).strip().rstrip("/"))
         raw_url = normalize(str(self.raw_url)) if self.raw_url is not None else ""
         object.__setattr__(self, "raw_url", raw_url or None)
+        object.__setattr__(self, "check_overrides", parse_overrides(self.check_overrides))
         self._validate()
 
     def _validate(self) -> None:
@@ -139,6 +159,7 @@ class Settings:
                     f"{self.base_url} is not the sandbox but {', '.join(defaults)} still hold the "
                     "sandbox defaults: set XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID"
                 )
+        self.signer  # noqa: B018 (raises ConfigError naming the variable)
         if self.raw_url is not None:
             check_url(self.raw_url, name="XPORT_RAW_URL")
         try:
@@ -191,6 +212,13 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         values.setdefault("assumptions", load_assumptions(env))
         return cls(**values)
+
+    @property
+    def signer(self) -> SignRecipe:
+        """The signing recipe these settings describe (:func:`xport_etl.auth.resolve_recipe`)."""
+        from xport_etl.auth import resolve_recipe  # httpx is not needed to read settings
+
+        return resolve_recipe(self.sign_recipe, self.sign_template, self.timestamp_unit)
 
     def redacted(self) -> dict[str, Any]:
         """All fields as a dict for logs, with the secret shown as ``'***'``."""

@@ -1,11 +1,14 @@
-"""``xport-etl status``: the last runs from the run ledger and how fresh each table is."""
+"""``xport-etl status``: the last runs from the run ledger, how fresh each table is, and the data
+checks that found violations in the last publish (from the check ledger)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from xport_etl.checks import read_check_results
 from xport_etl.load import connect_reader, warehouse_path
 from xport_etl.pipeline import read_runs
 from xport_etl.schemas import (
@@ -23,6 +26,25 @@ RUN_COLUMNS = ("finished_at", "endpoint", "window_id", "outcome", "pages", "requ
 def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
     runs = sorted(read_runs(data_dir), key=lambda r: r.get("finished_at") or datetime.min, reverse=True)
     return [{c: r.get(c) for c in RUN_COLUMNS} for r in runs[:limit]]
+
+
+CHECK_COLUMNS = ("checked_at", "check_name", "severity", "threshold", "violations", "outcome", "sample_keys")
+
+
+def last_checks(data_dir: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """The last publish's id (blocked or not) and its checks with violations (warn or error
+    outcomes, and passes within a threshold), errors first; ``(None, [])`` before any publish."""
+    rows, _ = read_check_results(data_dir)
+    if not rows:
+        return None, []
+    run_id = rows[-1]["run_id"]
+    last = {r["check_name"]: r for r in rows if r["run_id"] == run_id}  # a retried publish appends twice
+    found = [r for r in last.values() if r.get("violations")]
+    found.sort(key=lambda r: ({"error": 0, "warn": 1}.get(r["outcome"], 2), r["check_name"]))
+    out = [{c: r.get(c) for c in CHECK_COLUMNS} for r in found]
+    for r in out:  # a few samples fit a terminal; etl_check_results keeps them all
+        r["sample_keys"] = json.dumps(json.loads(r["sample_keys"] or "[]")[:3], ensure_ascii=False)
+    return run_id, out
 
 
 def freshness(data_dir: Path) -> list[dict[str, Any]]:

@@ -1,5 +1,9 @@
 -- no source time lies in the future of the machine's clock (one hour of tolerance for clock
 -- skew): a future time means a time zone was converted wrongly or the source is corrupt.
+-- the normalisers reject a record with a time more than an hour after the moment they read it,
+-- and this check runs later against the same tolerance, so a violation here is our bug (or a
+-- clock that went back), not the source's: it blocks the publish.
+-- severity: error
 with
 
 limit_at as (

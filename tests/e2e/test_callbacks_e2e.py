@@ -4,6 +4,7 @@ now equal the ground truth, refreshed through the detail endpoints alone."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 
@@ -67,22 +68,21 @@ def test_callbacks_refresh_exactly_the_named_orders_and_refunds(tmp_path, refres
             kinds
         )
         assert any(d.duplicate for d in sent)
+        # both forms of messageBody (CONTRACT §6) go through the receiver and the consumer
+        forms = Counter(
+            type(json.loads(d.body)["messageBody"]).__name__ for d in sent if not d.duplicate
+        )
+        assert forms["str"] > 10 and forms["dict"] > 10 and set(forms) == {"str", "dict"}, forms
         entries, _end, corrupt = read_inbox(tmp_path / "callbacks" / "inbox.jsonl")
         assert (
             len(entries) == len({d.id for d in sent}) and corrupt == 0
         )  # redeliveries stored once
 
         orders = {
-            str(
-                d.message["messageBody"].get("orderId")
-                or d.message["messageBody"].get("salesOrderId")
-            )
-            for d in sent
+            str(d.message_body.get("orderId") or d.message_body.get("salesOrderId")) for d in sent
         }
         refunds = {
-            d.message["messageBody"]["refundId"]
-            for d in sent
-            if d.message["messageType"] == ORDER_REFUND
+            d.message_body["refundId"] for d in sent if d.message["messageType"] == ORDER_REFUND
         }
 
         before = sandbox.stats()["endpoints"]

@@ -2,6 +2,7 @@
 
     xport-etl sandbox --port 8765 --seed 7 --orders 2000 --rate-limit 10
     xport-etl sandbox --faults flaky --fault-seed 3
+    xport-etl sandbox --sign-recipe concat
     xport-etl sandbox truth --seed 7 --orders 2000 --out data/truth
 
 ``register(subparsers)`` adds the command to the main CLI; each parsed namespace carries
@@ -98,13 +99,21 @@ def serve(args: argparse.Namespace) -> int:
     profile = profile_for(args.faults)
     if args.fault_slow is not None:
         profile = dataclasses.replace(profile, slow_s=args.fault_slow)
-    app = create_app(world, rate_limit=rate, faults=profile, fault_seed=args.fault_seed)
+    app = create_app(
+        world,
+        rate_limit=rate,
+        faults=profile,
+        fault_seed=args.fault_seed,
+        sign_recipe=args.sign_recipe,
+    )
     # the sandbox secret is a public default, still never printed
     log.info(
-        "xport-etl sandbox at http://%s:%d (access-key %s, clock %s, %d orders, rate limit %s)",
+        "xport-etl sandbox at http://%s:%d (access-key %s, signing recipe %s, clock %s, "
+        "%d orders, rate limit %s)",
         args.host,
         args.port,
         DEFAULT_ACCESS_KEY,
+        args.sign_recipe,
         world.clock.isoformat(),
         world.taobao.count_visible(world.clock_ms),
         f"{rate}/s" if rate else "off",
@@ -186,6 +195,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a 'slow' fault waits before answering (default 2); make it longer than "
         "the client's XPORT_TIMEOUT to see timeouts, e.g. --fault-slow 35",
+    )
+    parser.add_argument(
+        "--sign-recipe",
+        choices=("query", "concat"),
+        default="query",
+        help="the signing recipe the sandbox accepts (both are assumptions about the real API): query = "
+        "md5(access-key=…&nonce-str=…&timestamp=…&secret=…) with an epoch-ms timestamp; concat = "
+        "md5(ak + ts + nonce + secret) with an epoch-seconds timestamp (default query), "
+        "e.g. --sign-recipe concat",
     )
     parser.add_argument(
         "--warm",

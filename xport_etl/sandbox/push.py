@@ -19,6 +19,11 @@ Messages (bodies [assumed] beyond the documented fields, named as the API's reco
 - ``TAOBAO_ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY``: for a ``price_share`` of those orders, the
   documented shape: ``salesOrderId``, snake_case ``subOrders[]`` and ``purchaseOrderPriceDTO``.
 
+``messageBody`` goes out in both forms the contract allows: a ``string_body_share`` of the messages
+of each type (half by default, the first of a type included) carry it as a JSON-encoded string of
+the object, the rest as the object itself. The form follows the message's place in build order
+among its type, so it is deterministic and independent of the seed.
+
 The envelope's ``timestamp`` is the real clock (epoch ms as a string), as the receiver checks it
 against its own real clock; the simulated times are in the bodies. ``Authorization`` is the
 lower-case hex HMAC-SHA256 of the exact body bytes sent. A retry or a redelivery sends the
@@ -30,12 +35,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import httpx
@@ -52,7 +60,7 @@ MAX_TRIES = 6  # the first delivery and at most 5 retries [doc]
 class Delivery:
     """One POST of a message (a redelivery is a Delivery of its own, ``duplicate=True``)."""
 
-    message: dict
+    message: dict  # the envelope as sent: ``messageBody`` may be a JSON string
     body: bytes
     id: str  # sha256 of the body, as the receiver's content id
     duplicate: bool = False
@@ -63,11 +71,21 @@ class Delivery:
     def delivered(self) -> bool:
         return self.status == 200
 
+    @property
+    def message_body(self) -> dict:
+        """The message body as an object, whichever form it was sent in."""
+        body = self.message["messageBody"]
+        return json.loads(body, parse_float=Decimal) if isinstance(body, str) else body
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(type(value).__name__)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
 class CallbackPusher:
@@ -80,6 +98,8 @@ class CallbackPusher:
         seed: seeds the shuffle, the redeliveries and the price messages.
         duplicate_share: share of messages delivered a second time.
         price_share: share of changed orders that also get a price-modify message.
+        string_body_share: share of each type's messages whose ``messageBody`` is sent as a
+            JSON-encoded string (the 1st, 3rd, 5th … at 0.5), by build order.
         max_tries: tries per delivery (first + retries).
         retry_delay_s: pause before a retry.
         clock: the real clock for the envelope ``timestamp`` (epoch seconds).
@@ -95,6 +115,7 @@ class CallbackPusher:
         seed: int = 0,
         duplicate_share: float = 0.2,
         price_share: float = 0.1,
+        string_body_share: float = 0.5,
         max_tries: int = MAX_TRIES,
         retry_delay_s: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -103,15 +124,29 @@ class CallbackPusher:
         self.world, self.url, self._key = world, url, secret.encode("utf-8")
         self.rng = random.Random(seed)
         self.duplicate_share, self.price_share = duplicate_share, price_share
+        if not 0.0 <= string_body_share <= 1.0:
+            raise ValueError(f"string_body_share must be within [0, 1], not {string_body_share}")
+        self.string_body_share = string_body_share
+        self._built: Counter[str] = Counter()  # envelopes built per type: the next body's form
         self.max_tries, self.retry_delay_s, self.clock = max_tries, retry_delay_s, clock
         self._transport = transport
 
     # -- building
 
-    def envelope(self, message_type: str, body: dict, platform: int = 0) -> dict:
+    def envelope(
+        self, message_type: str, body: dict, platform: int = 0, *, as_string: bool | None = None
+    ) -> dict:
+        """One callback; ``as_string`` None lets ``string_body_share`` pick the body's form."""
+        k = self._built[message_type]
+        self._built[message_type] += 1
+        if as_string is None:
+            # the k-th of a type is a string when the running count of strings steps up: exactly
+            # ceil(n * share) of the first n, spread evenly (a Fraction: no float drift)
+            share = Fraction(str(self.string_body_share))
+            as_string = math.ceil((k + 1) * share) > math.ceil(k * share)
         return {
             "messageType": message_type,
-            "messageBody": body,
+            "messageBody": _dumps(body) if as_string else body,
             "messagePlatform": platform,
             "timestamp": str(int(self.clock() * 1000)),
         }
@@ -162,9 +197,7 @@ class CallbackPusher:
         """Deliver ``messages`` shuffled, a share of them twice; returns every delivery made."""
         deliveries = []
         for message in messages:
-            body = json.dumps(
-                message, ensure_ascii=False, separators=(",", ":"), default=_json_default
-            ).encode("utf-8")
+            body = _dumps(message).encode("utf-8")
             deliveries.append(Delivery(message, body, hashlib.sha256(body).hexdigest()))
         deliveries += [
             Delivery(d.message, d.body, d.id, duplicate=True)

@@ -43,7 +43,17 @@ DEFAULT_PAGE_SIZE = 10  # mybatis-plus' default when the caller sends none
 REQUIRED_HEADERS = ("access-key", "timestamp", "nonce-str", "user-id", "signature")
 
 _NONCE_RE = re.compile(r"[0-9A-Za-z]{32}")
-_TIMESTAMP_RE = re.compile(r"\d{13}")
+
+# CONTRACT §1: the signing recipes the sandbox can be told to accept, written from the contract's
+# text: (the signed string, the timestamp unit's digits and its milliseconds)
+SIGN_RECIPES: dict[str, tuple[Callable[[str, str, str, str], str], int, int]] = {
+    "query": (
+        lambda ak, nonce, ts, secret: f"access-key={ak}&nonce-str={nonce}&timestamp={ts}&secret={secret}",
+        13,
+        1,
+    ),
+    "concat": (lambda ak, nonce, ts, secret: ak + ts + nonce + secret, 10, 1000),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,14 +105,27 @@ class TokenBucket:
             return max(1, math.ceil((1.0 - tokens) / self.rate))
 
 
-def expected_signature(access_key: str, nonce: str, timestamp: str, secret: str) -> str:
-    """The contract's signature (CONTRACT §1; the recipe is [assumed] there)."""
-    base = f"access-key={access_key}&nonce-str={nonce}&timestamp={timestamp}&secret={secret}"
+def expected_signature(
+    access_key: str, nonce: str, timestamp: str, secret: str, recipe: str = "query"
+) -> str:
+    """The contract's signature (CONTRACT §1; the recipe is [assumed] there) with ``recipe``."""
+    base = SIGN_RECIPES[recipe][0](access_key, nonce, timestamp, secret)
     return hashlib.md5(base.encode("utf-8")).hexdigest().upper()
 
 
+def check_recipe(name: str) -> str:
+    """``name`` if the sandbox knows that signing recipe, else ValueError."""
+    if name not in SIGN_RECIPES:
+        raise ValueError(f"unknown signing recipe {name!r}; known: {', '.join(SIGN_RECIPES)}")
+    return name
+
+
 class Authenticator:
-    """Checks the five headers of CONTRACT §1; remembers nonces for ``NONCE_TTL_S``."""
+    """Checks the five headers of CONTRACT §1; remembers nonces for ``NONCE_TTL_S``.
+
+    ``recipe`` names the one signing recipe accepted (:data:`SIGN_RECIPES`); the ``timestamp``
+    header must be in that recipe's unit and within the 600 s window of ``clock``.
+    """
 
     def __init__(
         self,
@@ -110,11 +133,16 @@ class Authenticator:
         access_secret: str,
         user_id: str,
         clock: Callable[[], float] = time.time,
+        recipe: str = "query",
     ) -> None:
         self.access_key = access_key
         self._secret = access_secret
         self.user_id = user_id
         self._clock = clock
+        self.recipe = check_recipe(recipe)
+        _, digits, self._unit_ms = SIGN_RECIPES[recipe]
+        self._timestamp_re = re.compile(rf"\d{{{digits}}}")
+        self._unit_text = "epoch milliseconds (13 digits)" if digits == 13 else "epoch seconds (10 digits)"
         self._nonces: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -127,14 +155,14 @@ class Authenticator:
         ak, ts, nonce = values["access-key"], values["timestamp"], values["nonce-str"]
         if ak != self.access_key:
             return 401, "认证失败: unknown access-key"
-        if not _TIMESTAMP_RE.fullmatch(ts):
-            return 401, "认证失败: timestamp must be epoch milliseconds (13 digits)"
+        if not self._timestamp_re.fullmatch(ts):
+            return 401, f"认证失败: timestamp must be {self._unit_text}"
         now = self._clock()
-        if abs(now * 1000 - int(ts)) > TIMESTAMP_WINDOW_MS:
+        if abs(now * 1000 - int(ts) * self._unit_ms) > TIMESTAMP_WINDOW_MS:
             return 401, "认证失败: timestamp outside the 600 s window"
         if not _NONCE_RE.fullmatch(nonce):
             return 401, "认证失败: nonce-str must be 32 characters [0-9a-zA-Z]"
-        if values["signature"] != expected_signature(ak, nonce, ts, self._secret):
+        if values["signature"] != expected_signature(ak, nonce, ts, self._secret, self.recipe):
             return 401, "认证失败: bad signature"
         with self._lock:
             if len(self._nonces) > 10_000:
@@ -351,6 +379,7 @@ def create_app(
     real_clock: Callable[[], float] = time.time,
     faults: str | FaultProfile | None = "none",
     fault_seed: int = 0,
+    sign_recipe: str = "query",
 ) -> FastAPI:
     """A FastAPI app serving ``world`` as the Xportcn OpenAPI.
 
@@ -362,14 +391,17 @@ def create_app(
         faults: a fault profile (``"none"``, ``"flaky"``, ``"drift"``, ``"nasty"`` or a
             :class:`~xport_etl.sandbox.faults.FaultProfile`); ``app.state.faults`` may switch it.
         fault_seed: the seed of the fault decisions.
+        sign_recipe: the one signing recipe accepted, ``"query"`` or ``"concat"``
+            (:data:`SIGN_RECIPES`); timestamps are checked in its unit.
     """
+    check_recipe(sign_recipe)
     app = SandboxApp(
         title="xport-etl sandbox",
         docs_url="/_sandbox/docs",
         redoc_url=None,
         openapi_url="/_sandbox/openapi.json",
     )
-    auth = Authenticator(access_key, access_secret, user_id, real_clock)
+    auth = Authenticator(access_key, access_secret, user_id, real_clock, sign_recipe)
     bucket = TokenBucket(rate_limit) if rate_limit is not None else None
     stats = Stats()
     develop_id = str(10**18 + int(hashlib.md5(access_key.encode()).hexdigest(), 16) % (9 * 10**18))
@@ -624,6 +656,7 @@ def create_app(
 
 
 __all__ = [
+    "SIGN_RECIPES",
     "ApiError",
     "Authenticator",
     "SandboxApp",

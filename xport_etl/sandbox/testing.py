@@ -32,7 +32,7 @@ class SandboxServer:
             ``FaultProfile``; see :mod:`xport_etl.sandbox.faults`); :meth:`set_faults` swaps it.
         fault_seed: the seed of the fault decisions.
         **app_kwargs: passed to ``create_app`` (``access_key``, ``access_secret``, ``user_id``,
-            ``real_clock``).
+            ``real_clock``, ``sign_recipe``: ``"query"`` by default, or ``"concat"``).
 
     Attributes:
         base_url: ``http://127.0.0.1:<port>``, the API's base URL.
