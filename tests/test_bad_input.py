@@ -5,7 +5,9 @@ Each corpus case is a window of landed pages for one endpoint and what must come
 
 - ``level: record`` — the bad records become rejects with the exact ``record_id`` and a reason
   (prefix match), and every good record of the same pages is in the output with the exact
-  values listed (Decimals and times compared as text);
+  values listed (Decimals and times compared as text). An expected reject with ``severity:
+  warning`` is a record that loads (it is listed in the rows too) with its ``field`` named and
+  that field's value (``raw``) as the row's raw JSON; without ``severity`` it is ``rejected``;
 - ``level: page`` — the window raises ``PageError`` whose message contains ``page_error``.
 
 The rule deciding which is which is in the :mod:`xport_etl.normalize` module docstring.
@@ -109,6 +111,9 @@ def assert_rejects(actual: list[dict], expected: list[dict]) -> None:
     for got, want in zip(actual, expected, strict=True):
         assert got["reason"].startswith(want["reason"]), (got["reason"], want["reason"])
         assert got["raw_json"] and got["window_id"] == "w1" and got["rejected_at"] == NOW
+        assert (got["severity"], got["field"]) == (want.get("severity", "rejected"), want.get("field")), got
+        if "raw" in want:
+            assert json.loads(got["raw_json"], parse_float=Decimal) == want["raw"], got["raw_json"]
 
 
 def test_the_corpus_covers_every_normaliser_and_both_levels():
@@ -170,22 +175,27 @@ def test_end_to_end_rejects_land_with_reason_and_raw_json_and_good_records_load(
     manifests = [(case, _land(tmp_path, case, n)) for n, case in enumerate(RECORD_CASES)]
     batches = [stage_window(tmp_path, m) for _c, m in manifests]
     result = publish(tmp_path, batches)
-    assert result.rejects == sum(len(c["expect"]["rejects"]) for c in RECORD_CASES)
+    expected = [r for c in RECORD_CASES for r in c["expect"]["rejects"]]
+    assert result.rejects == sum(1 for r in expected if r.get("severity", "rejected") == "rejected")
+    assert sum(b.counts["warnings"] for b in batches) == len(
+        {(c["name"], r["record_id"]) for c in RECORD_CASES for r in c["expect"]["rejects"] if r.get("severity") == "warning"})
 
     con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
     try:
         for case, m in manifests:
             got = con.execute(
-                "select record_id, reason, raw_json from etl_rejects where endpoint = ? and window_id = ? "
-                "order by page, rowid", [case["endpoint"], m.window_id]).fetchall()
+                "select record_id, reason, raw_json, severity, field from etl_rejects "
+                "where endpoint = ? and window_id = ? order by page, rowid", [case["endpoint"], m.window_id]).fetchall()
             want = case["expect"]["rejects"]
             assert [r[0] for r in got] == [w["record_id"] for w in want], _id(case)
-            for (_rid, reason, raw), w in zip(got, want, strict=True):
+            for (_rid, reason, raw, severity, field), w in zip(got, want, strict=True):
                 assert reason.startswith(w["reason"]), _id(case)
+                assert (severity, field) == (w.get("severity", "rejected"), w.get("field")), _id(case)
                 json.loads(raw, parse_int=Decimal, parse_float=Decimal)
             # the raw JSON is the record as served (where the record was readable)
             first = case["pages"][0].get("records", [None])[0]
-            if isinstance(first, dict) and got and got[0][0] == first.get("id") and not case.get("bad_bytes") and not case.get("replace_text"):
+            if (isinstance(first, dict) and got and got[0][0] == first.get("id") and got[0][3] == "rejected"
+                    and not case.get("bad_bytes") and not case.get("replace_text")):
                 assert json.loads(got[0][2], parse_int=Decimal, parse_float=Decimal) == first, _id(case)
         # every good record is in its fact table, with the listed values
         checked = 0

@@ -101,3 +101,20 @@ def test_freshness_check_uses_the_run_ledger(tmp_path):
                           "finished_at": now.isoformat()})
     with pytest.raises(StaleDataError):
         check_freshness(tmp_path, 2, now=now)
+
+
+def test_status_shows_rejected_and_warnings_per_run(tmp_path, capsys):
+    from tests.test_normalize import sub
+
+    records = [order(id="1", receiver="{not json"), order(id="2", subOrderVOS=[sub(logisticNumber={"no": 1})]),
+               order(id=None)]
+    m = land(tmp_path, [page(records)])
+    code, _, err = run(capsys, "load", "--manifest", str(m.directory / "manifest.json"), "--data-dir", str(tmp_path))
+    assert code == 0, err
+    code, out, _ = run(capsys, "status", "--format", "json", "--data-dir", str(tmp_path))
+    assert code == 0
+    runs, _end = json.JSONDecoder().raw_decode(out)  # the runs, then the freshness table
+    assert [(r["endpoint"], r["rejected"], r["warnings"]) for r in runs] == [("taobao_orders", 1, 2)]
+    code, out, _ = run(capsys, "status", "--data-dir", str(tmp_path))
+    header = next(line for line in out.splitlines() if "rejected" in line)
+    assert "warnings" in header

@@ -122,6 +122,45 @@ def test_date_range_keeps_months_in_start_inclusive_end_exclusive(data_dir, tmp_
 # --- the file ----------------------------------------------------------------------------------
 
 
+def test_load_quality_lists_every_endpoint_of_the_recent_runs(data_dir):
+    d = collect(data_dir)
+    assert {r["endpoint"] for r in d.quality} >= {"taobao_orders", "alibaba_orders"}
+    for r in d.quality:
+        assert r["runs"] > 0 and r["rejected"] >= 0 and r["warnings"] >= 0
+
+
+def test_load_quality_shows_rejected_and_warnings_and_the_fields_that_warned(tmp_path):
+    from tests.test_load import land
+    from tests.test_normalize import order, page, sub
+    from xport_etl.pipeline import load_windows
+
+    records = [order(id="1", receiver="{x"), order(id="2", receiver=5, subOrderVOS=[sub(logisticNumber={"a": 1})]),
+               order(id=None)]
+    m = land(tmp_path, [page(records)])
+    load_windows(Settings(data_dir=tmp_path), [m.directory / "manifest.json"])
+    d = collect(tmp_path)
+    (row,) = d.quality
+    # (records: what extraction counted; these pages were written by hand)
+    assert (row["endpoint"], row["runs"], row["rejected"], row["warnings"]) == ("taobao_orders", 1, 1, 3)
+    assert row["warned_fields"] == "receiver (2), subOrderVOS[].logisticNumber (1)"
+    html = dashboard.render_html(d)
+    assert 'id="load-quality-table"' in html and "subOrderVOS[].logisticNumber (1)" in html
+
+
+def test_load_quality_of_a_warehouse_published_before_warnings_existed(tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("create table etl_runs (run_id varchar, endpoint varchar, window_id varchar, records integer, "
+                "rejected integer, finished_at timestamp, outcome varchar)")
+    con.execute("insert into etl_runs values ('r', 'taobao_orders', 'w', 5, 1, timestamp '2026-03-01', 'success')")
+    con.execute("create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
+                "window_id varchar, page integer, rejected_at timestamp)")
+    (row,) = dashboard.load_quality(con)
+    assert (row["endpoint"], row["records"], row["rejected"], row["warnings"], row["warned_fields"]) == (
+        "taobao_orders", 5, 1, None, None)
+
+
 def _markup_outside_scripts(html: str) -> str:
     return re.sub(r"(<script\b[^>]*>).*?(</script>)", r"\1\2", html, flags=re.S | re.I)
 

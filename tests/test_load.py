@@ -150,3 +150,62 @@ def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
     assert all(orders[str(i)][0] == "shipped" and str(orders[str(i)][1]) == "4.00" for i in range(1, 6))
     assert {r[1] for r in results[1]["lines"] if not r[0].startswith("only")} == {f"{i}4" for i in range(1, 6)}
     assert {"only2", "only3", "only4"} <= set(orders)
+
+
+# ---- rejects and warnings: what etl_runs counts, and warehouses written before warnings existed
+
+
+def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apart(tmp_path):
+    from xport_etl.pipeline import load_windows
+    from xport_etl.settings import Settings
+
+    records = [
+        order(id="1", receiver="{not json"),  # warning: the order loads
+        order(id="2", subOrderVOS=[sub(subOrderId="21", logisticNumber={"no": 1}, status="x")]),  # one line, 2 fields
+        order(id=None),  # rejected
+        order(id="4", subOrderVOS=[sub(subOrderId="41"), sub(subOrderId="42", quantity="two")],
+              purchaseAmount="12.50"),  # line 42 rejected
+    ]
+    m = land(tmp_path, [page(records)])
+    result = load_windows(Settings(data_dir=tmp_path), [m.directory / "manifest.json"])
+    assert result["rejects"] == 2
+    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    try:
+        assert con.sql("select rejected, warnings, rows_written from etl_runs").fetchall() == [
+            (2, 2, '{"order_lines": 3, "orders": 3}')]
+        assert con.sql("select order_id from fct_orders order by 1").fetchall() == [("1",), ("2",), ("4",)]
+        assert con.sql("select severity, count(*), count(distinct record_id) from etl_rejects group by 1 order by 1"
+                       ).fetchall() == [("rejected", 2, 1), ("warning", 3, 2)]  # a missing id is a null record_id
+    finally:
+        con.close()
+
+
+def test_an_old_warehouse_migrates_in_place_and_its_rejects_are_rejections(tmp_path):
+    import pyarrow.parquet as pq
+
+    old = duckdb.connect(str(warehouse_path(tmp_path)))
+    # etl_rejects and etl_runs as the code before warnings wrote them
+    old.execute("create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
+                "window_id varchar, page integer, rejected_at timestamp)")
+    old.execute("insert into etl_rejects values ('taobao_orders', '9', 'missing id', '{}', 'w-old', 1, "
+                "timestamp '2026-01-01 00:00:00')")
+    old.execute("create table etl_runs (run_id varchar, endpoint varchar, window_id varchar, rejected integer)")
+    old.close()
+
+    m = land(tmp_path, [page([order(id="1", receiver=5), order(id=None)])])
+    batch = stage_window(tmp_path, m)
+    # and a batch staged by that code: its rejects file has no severity nor field
+    (path,) = batch.files["rejects"]
+    table = pq.read_table(path)
+    assert table.num_rows == 2
+    old_rows = table.filter([s == "rejected" for s in table.column("severity").to_pylist()])
+    pq.write_table(old_rows.drop_columns(["severity", "field"]), path)
+    publish(tmp_path, [batch])
+    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    try:
+        assert con.sql("select window_id, record_id, severity, field from etl_rejects order by 1").fetchall() == [
+            (m.window_id, None, "rejected", None), ("w-old", "9", "rejected", None)]
+        columns = {r[0] for r in con.sql("describe etl_runs").fetchall()}
+        assert {"warnings", "rejected"} <= columns
+    finally:
+        con.close()

@@ -137,11 +137,70 @@ def test_null_suborders_means_no_lines():
     ({"createTime": "2026-02-30 10:00:00"}, "createTime"),
     ({"createTime": "yesterday"}, "createTime"),
     ({"subOrderVOS": {"subOrderId": "1"}}, "subOrderVOS is not a list"),
-    ({"receiver": "{not json"}, "receiver is not valid JSON"),
+    ({"purchaseAmount": {"a": 1}}, "purchaseAmount is not an amount"),
+    ({"orderSource": ["lazada"]}, "orderSource is not text"),
 ])
 def test_corrupt_orders_are_rejected(over, reason):
     with pytest.raises(RejectError, match=reason):
         normalize_taobao_order(order(**over))
+
+
+# ---- a record is dropped only when the warehouse cannot hold it: fields that no public column is
+# defined from are warnings (the record loads, the non-public column is null)
+
+
+@pytest.mark.parametrize("receiver,reason", [
+    ("{not json", "receiver is not valid JSON"),
+    ("[1, 2]", "receiver JSON is not an object: list"),
+    (5, "receiver is neither a JSON string nor an object: int"),
+])
+def test_an_unreadable_receiver_is_a_warning_and_the_order_loads_with_its_lines(receiver, reason):
+    rows = normalize_taobao_pages([(1, page([order(receiver=receiver)]), None)], endpoint="taobao_orders",
+                                  window_id="w", rejected_at=NOW)
+    assert [o["order_id"] for o in rows.tables["orders"]] == ["1031992847890383164"]
+    assert [line["line_id"] for line in rows.tables["order_lines"]] == ["1031992847890383165"]
+    (warning,) = rows.rejects
+    assert warning["severity"] == "warning" and warning["field"] == "receiver"
+    assert warning["record_id"] == "1031992847890383164" and warning["reason"].startswith(reason)
+    assert json.loads(warning["raw_json"]) == receiver  # the field's raw value, as JSON
+    assert (rows.rejected, rows.warned) == (0, 1)
+
+
+def test_a_bad_non_public_line_field_keeps_the_line_with_a_null_column_and_a_warning():
+    subs = [sub(), sub(subOrderId="2", logisticNumber={"no": "ZT1"}, logisticCompanyName=["中通"], status="shipped")]
+    rows = normalize_taobao_pages([(1, page([order(subOrderVOS=subs, closeReason={"why": 1})]), None)],
+                                  endpoint="taobao_orders", window_id="w", rejected_at=NOW)
+    (o,) = rows.tables["orders"]
+    assert o["line_count"] == 2 and o["close_reason"] is None
+    line = rows.tables["order_lines"][1]
+    assert (line["line_id"], line["tracking_number"], line["carrier"], line["line_status"]) == ("2", None, None, None)
+    assert line["amount"] == Decimal("12.50")
+    got = [(r["severity"], r["record_id"], r["field"], json.loads(r["raw_json"])) for r in rows.rejects]
+    assert got == [
+        ("warning", "1031992847890383164", "closeReason", {"why": 1}),
+        ("warning", "1031992847890383164/2", "subOrderVOS[1].status", "shipped"),
+        ("warning", "1031992847890383164/2", "subOrderVOS[1].logisticCompanyName", ["中通"]),
+        ("warning", "1031992847890383164/2", "subOrderVOS[1].logisticNumber", {"no": "ZT1"}),
+    ]
+    assert all(r["reason"].startswith("sub-order: ") for r in rows.rejects[1:])
+    assert (rows.rejected, rows.warned) == (0, 2)  # the order and one line
+
+
+def test_a_bad_public_field_still_rejects_and_a_rejected_line_carries_no_warning():
+    subs = [sub(quantity="two", logisticNumber={"no": 1}), sub(subOrderId="2")]
+    rows = normalize_taobao_pages([(1, page([order(subOrderVOS=subs)]), None)], endpoint="taobao_orders",
+                                  window_id="w", rejected_at=NOW)
+    assert [line["line_id"] for line in rows.tables["order_lines"]] == ["2"]
+    (reject,) = rows.rejects
+    assert reject["severity"] == "rejected" and reject["field"] is None and "quantity" in reject["reason"]
+
+
+def test_a_future_update_time_rejects_the_order_whole_with_no_warning():
+    # a corrupt future updateTime would win the latest-version merge forever
+    rows = normalize_taobao_pages([(1, page([order(updateTime="2027-01-01 00:00:00", receiver="{x")]), None)],
+                                  endpoint="taobao_orders", window_id="w", rejected_at=NOW)
+    assert rows.tables.get("orders", []) == []
+    assert [(r["severity"], "future" in r["reason"]) for r in rows.rejects] == [("rejected", True)]
 
 
 def test_a_bad_line_is_rejected_alone_and_still_counted():

@@ -683,6 +683,17 @@ def test_alibaba_parcel_and_events():
         "event_at": datetime(2026, 3, 3, 10, 30), "status": None, "description": "派送中", "city": None}
 
 
+def test_an_unreadable_context_order_status_is_a_warning_and_the_parcels_load():
+    data = {"orderId": "301", "logisticsTrace": [alibaba_trace("YT1", STEPS), alibaba_trace("YT2", STEPS)]}
+    out = run("alibaba_logistics", [(envelope(data), {"order_id": "301", "order_status": {"s": "success"}})])
+    assert [(r["tracking_number"], r["order_status_at_fetch"]) for r in out.tables["parcels"]] == [
+        ("YT1", None), ("YT2", None)]
+    assert [(r["severity"], r["record_id"], r["field"], r["raw_json"]) for r in out.rejects] == [
+        ("warning", "301/YT1", "context order_status", '{"s": "success"}'),
+        ("warning", "301/YT2", "context order_status", '{"s": "success"}')]
+    assert (out.rejected, out.warned) == (0, 2)
+
+
 def test_alibaba_logistics_empty_no_steps_and_context_order():
     out = run("alibaba_logistics", [(envelope({"orderId": "301", "logisticsTrace": []}), {"order_id": "301"})])
     assert out.tables == {} and out.rejects == []

@@ -41,7 +41,9 @@ def _sorted(table: pa.Table, spec) -> pa.Table:
 
 
 def _rejects(rows: list[dict]) -> list[tuple]:
-    return sorted((r["page"], r["record_id"] or "", r["reason"], r["raw_json"]) for r in rows)
+    """Rejects and warnings, every column the normaliser decides."""
+    return sorted((r["page"], r["record_id"] or "", r["severity"], r["field"] or "", r["reason"], r["raw_json"])
+                  for r in rows)
 
 
 class Sql:
@@ -176,6 +178,28 @@ def test_a_page_outside_the_plain_shapes_goes_to_python_and_comes_out_the_same(c
         body = body.replace(b'"@@"', raw[0].encode())
     sql = assert_same([(1, body, None)])
     assert sql.norm.stats.python_pages == 1, what
+
+
+# fields no public column is defined from: the page goes to Python, whose warnings come out
+# exactly as the reference's and the record loads
+WARNED = [
+    ("receiver", {"receiver": "{not json"}, "receiver", "{not json"),
+    ("closeReason", {"closeReason": {"a": 1}}, "closeReason", {"a": 1}),
+    ("a line's logisticNumber", {"subOrderVOS": [{"subOrderId": "7", "logisticNumber": {"no": "ZT1"}}]},
+     "subOrderVOS[0].logisticNumber", {"no": "ZT1"}),
+    ("a line's status", {"subOrderVOS": [{"subOrderId": "7", "status": "shipped"}]}, "subOrderVOS[0].status", "shipped"),
+]
+
+
+@pytest.mark.parametrize("case", WARNED, ids=[w[0] for w in WARNED])
+def test_a_warned_field_sends_its_page_to_python_and_the_record_loads_with_the_same_warning(case):
+    _what, fields, name, value = case
+    sql = assert_same([(1, page([order("91001"), order("91002", **fields)]), None)])
+    assert sql.norm.stats.python_pages == 1
+    assert sorted(sql.table("out_orders", FCT_ORDERS).column("order_id").to_pylist()) == ["91001", "91002"]
+    (warning,) = sql.norm.rejects
+    assert (warning["severity"], warning["field"], json.loads(warning["raw_json"])) == ("warning", name, value)
+    assert warning["record_id"] == ("91002/7" if name.startswith("subOrderVOS") else "91002")
 
 
 # values written with escapes: the shapes read a value as DuckDB re-serialises it (escapes

@@ -3,7 +3,8 @@
 ``build_dashboard(data_dir, out_path)`` reads ``warehouse.duckdb`` read-only and writes one HTML
 file that opens without a network: plotly.js is embedded inline, there are no CDN scripts, web
 fonts or images. It shows monthly spend by platform with net spend, refunds, fulfilment lead
-times, the after-sale (refund) rate, carrier performance and the stuck orders to chase.
+times, the after-sale (refund) rate, carrier performance, the stuck orders to chase, and the load
+quality per endpoint: records rejected and records loaded with a warning in recent runs.
 
 Months are calendar months in the reporting time zone. When that zone is the warehouse's own
 (``etl_settings.report_tz``) the monthly figures come straight from the ``rpt_*`` views; for any
@@ -181,6 +182,55 @@ MONTHLY_REPORTS = {
 }
 
 
+QUALITY_DAYS = 7
+# successful runs in the QUALITY_DAYS before the latest run, per endpoint, and the fields that
+# warned most (list positions folded: subOrderVOS[3].logisticNumber counts as subOrderVOS[].logisticNumber)
+_QUALITY_SQL = """
+with
+recent as (
+    select * from etl_runs
+    where outcome = 'success'
+      and finished_at >= (select max(finished_at) from etl_runs) - to_days(?::integer)
+),
+fields as (
+    select endpoint, regexp_replace(field, '\\[[0-9]+\\]', '[]', 'g') as field, count(*) as n
+    from {rejects}
+    where severity = 'warning'
+      and rejected_at >= (select max(finished_at) from etl_runs) - to_days(?::integer)
+    group by all
+),
+top_fields as (
+    select endpoint, string_agg(field || ' (' || n || ')', ', ' order by n desc, field) as fields
+    from (select *, row_number() over (partition by endpoint order by n desc, field) as rn from fields)
+    where rn <= 3
+    group by endpoint
+),
+final as (
+    select r.endpoint, count(*) as runs, sum(r.records) as records, sum(r.rejected) as rejected,
+           sum({warnings}) as warnings, max(r.finished_at) as last_run, any_value(t.fields) as warned_fields
+    from recent as r
+    left join top_fields as t using (endpoint)
+    group by r.endpoint
+)
+select * from final order by endpoint
+"""
+
+
+def load_quality(con: duckdb.DuckDBPyConnection, days: int = QUALITY_DAYS) -> list[dict]:
+    """Per endpoint, its successful runs in the ``days`` before the latest run: records, rejected
+    records, records loaded with a warning, and the fields that warned most."""
+    have = {(r[0], r[1]) for r in con.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_name in ('etl_runs', 'etl_rejects')").fetchall()}
+    # a warehouse not yet published by a version that keeps warnings has neither column
+    sql = (_QUALITY_SQL
+           .replace("{warnings}", "r.warnings" if ("etl_runs", "warnings") in have else "null::integer")
+           .replace("{rejects}", "etl_rejects" if ("etl_rejects", "severity") in have else
+                    "(select null::varchar as endpoint, null::varchar as field, null::varchar as severity, "
+                    "null::timestamp as rejected_at where false)"))
+    return _records(con.execute(sql, [days, days]))
+
+
 def check_tz(tz: str) -> str:
     """The zone name if ``zoneinfo`` knows it; otherwise a ``ValueError`` naming it."""
     try:
@@ -236,6 +286,7 @@ class DashboardData:
     stuck_total: int
     as_of: datetime | None
     other_currencies: list[str] = field(default_factory=list)
+    quality: list[dict] = field(default_factory=list)
 
     @property
     def months(self) -> list[date]:
@@ -288,6 +339,7 @@ def collect(data_dir: Path, *, start: date | None = None, end: date | None = Non
             stuck_total=stuck_total,
             as_of=as_of,
             other_currencies=other,
+            quality=load_quality(con),
         )
     finally:
         con.close()
@@ -588,6 +640,14 @@ def _stuck_rows(d: DashboardData) -> list[dict]:
     return out
 
 
+def _quality_rows(d: DashboardData) -> list[dict]:
+    return [{"endpoint": r["endpoint"], "runs": f"{r['runs']:,}", "records": f"{r['records'] or 0:,}",
+             "rejected": f"{r['rejected'] or 0:,}", "warnings": "–" if r["warnings"] is None else f"{r['warnings']:,}",
+             "alert": bool(r["rejected"]), "warn": bool(r["warnings"]),
+             "last_run": _fmt_time(r["last_run"], d.report_tz), "fields": r["warned_fields"] or ""}
+            for r in d.quality]
+
+
 _TEMPLATE = r"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -630,6 +690,8 @@ table.stuck td { border-bottom: 1px solid var(--line); padding: 5px 8px; white-s
 table.stuck tbody tr:nth-child(even) { background: #f9fafb; }
 table.stuck td.num, table.stuck th.num { text-align: right; }
 table.stuck td.mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
+table.stuck td.alert { color: var(--alert); font-weight: 600; }
+table.stuck td.warn { color: #92400e; font-weight: 600; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 11.5px; }
 .badge.paid-no-parcel-event { background: #fef3c7; color: #92400e; }
 .badge.parcel-no-progress { background: #fee2e2; color: #991b1b; }
@@ -709,6 +771,23 @@ window.__dashboardErrors = [];
       <p class="more" id="stuck-more">{% if stuck_rest %}… and {{ "{:,}".format(stuck_rest) }} more (showing the top {{ stuck|length }} of {{ "{:,}".format(stuck_total) }} by time stuck). Full list: <code>xport-etl report stuck_orders</code>.{% else %}{{ stuck_total }} in all.{% endif %}</p>
       {% else %}
       <p class="empty" id="stuck-more">Nothing stuck.</p>
+      {% endif %}
+    </article>
+    <article class="card wide" id="load-quality">
+      <h2>Load quality by endpoint</h2>
+      <p class="sub">Successful runs in the {{ quality_days }} days before the latest run: records received, records rejected (not in the warehouse) and records loaded with a warning (loaded; one field that feeds no analyst column could not be read, that column is null). Details: <code>select * from etl_rejects</code>.</p>
+      {% if quality %}
+      <div class="table-wrap">
+      <table class="stuck" id="load-quality-table">
+        <thead><tr><th>endpoint</th><th class="num">runs</th><th class="num">records</th><th class="num">rejected</th><th class="num">warnings</th><th>fields warned most</th><th>last run</th></tr></thead>
+        <tbody>
+        {% for r in quality %}<tr><td class="mono">{{ r.endpoint }}</td><td class="num">{{ r.runs }}</td><td class="num">{{ r.records }}</td><td class="num{% if r.alert %} alert{% endif %}">{{ r.rejected }}</td><td class="num{% if r.warn %} warn{% endif %}">{{ r.warnings }}</td><td class="mono">{{ r.fields }}</td><td>{{ r.last_run }}</td></tr>
+        {% endfor %}
+        </tbody>
+      </table>
+      </div>
+      {% else %}
+      <p class="empty">No successful run yet.</p>
       {% endif %}
     </article>
   </section>
@@ -802,6 +881,8 @@ def render_html(d: DashboardData) -> str:
         kpis=_kpis(d),
         charts=order,
         stuck=_stuck_rows(d),
+        quality=_quality_rows(d),
+        quality_days=QUALITY_DAYS,
         stuck_total=d.stuck_total,
         stuck_rest=max(d.stuck_total - len(d.stuck), 0),
         as_of=_fmt_time(d.as_of, d.report_tz) or "–",

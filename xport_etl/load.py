@@ -142,6 +142,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         for col in spec.columns:  # additive migrations: new columns appear, nothing is dropped
             if col.name not in have:
                 con.execute(f"alter table {spec.name} add column {col.name} {col.duckdb_type}")
+    # rejects written before warnings existed were all rejections
+    con.execute("update etl_rejects set severity = 'rejected' where severity is null")
     con.execute("create table if not exists etl_settings (key varchar, value varchar)")
 
 
@@ -451,15 +453,20 @@ def _derive(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def merge_rejects(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> int:
-    """Replace each batch's rejects: re-normalising a window never duplicates its rejects."""
+    """Replace each batch's rejects and warnings: re-normalising a window never duplicates them.
+    Returns the rejected records (rows of severity 'rejected')."""
     total = 0
     for b in batches:
         con.execute("delete from etl_rejects where endpoint = ? and window_id = ?", [b.endpoint, b.window_id])
         files = b.files.get("rejects", [])
         if files:
+            # a batch staged before a column existed (severity, field) lacks it: null, and a
+            # severity-less reject was a rejection
+            have = {r[0] for r in con.execute("describe select * from read_parquet(?)", [files]).fetchall()}
+            select = ", ".join(
+                c if c in have else ("'rejected'" if c == "severity" else "null") for c in ETL_REJECTS.column_names)
             con.execute(
-                f"insert into etl_rejects ({_cols(ETL_REJECTS)}) "
-                f"select {_cols(ETL_REJECTS)} from read_parquet(?)",
+                f"insert into etl_rejects ({_cols(ETL_REJECTS)}) select {select} from read_parquet(?)",
                 [files],
             )
         total += b.counts.get("rejects", 0)

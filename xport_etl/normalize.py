@@ -14,31 +14,54 @@ Decisions (the contract leaves these open; WAREHOUSE.md fixes the result):
   raw code in ``platform_status``: an order with money on it is never dropped for its status. An
   unknown refund status code gives a null unified ``refund_status`` (raw code kept in
   ``platform_refund_status``); a null Taobao ``refundStatus`` means no refund: ``none``.
-- A bad order (missing id, unparseable time, bad money, ``subOrderVOS`` or ``receiver`` that is
-  not what the contract says) is rejected whole, with its lines. A bad line (missing id, bad
-  amount, duplicate id) is rejected alone; its order loads and ``line_count`` still counts it.
-- A JSON object that repeats a member name keeps the first occurrence (see :func:`first_wins`).
 - The same order seen twice in a window (data moving while pages were read) is kept once: the
   version with the latest ``updateTime`` wins, ties go to the first seen (pages are newest first).
   The same id twice within one page is a server fault: the losing copy goes to the rejects.
+- A JSON object that repeats a member name keeps the first occurrence (see :func:`first_wins`).
 - Amounts are never negative (a purchase, a fee, a refund): a negative amount is bad input.
-- A record with any time more than an hour after the moment it is normalised (``rejected_at``, the
-  tolerance of ``sql/checks/chk_all__no_future_timestamps.sql``) is rejected whole: one corrupt
-  record must not stop the publish of every other one.
+
+**The rule: a record is dropped only when the warehouse cannot hold it.** Bad input in a record
+ends in one of two ways, each a row of ``etl_rejects`` (its ``severity``):
+
+- **rejected** — the record is not loaded (with its lines or events), only when
+  (a) its key is unusable: the record is not an object, its id is missing or cannot be typed
+  (a float, bool, list or object; too long), or it is the losing copy of a key seen twice in one
+  page (an order) or one order (a line); or
+  (b) a value that a **public** warehouse column (``Column.public`` in :mod:`xport_etl.schemas`,
+  the analyst contract) is defined from cannot be typed: money that is an object, a float
+  ``NaN``, a non-numeric string, negative, more than two decimals or beyond DECIMAL(18,2); a
+  quantity or status that is not an integer or beyond INTEGER; an impossible or malformed time;
+  text that is not text; a nested list (``subOrderVOS``, ``productItems``,
+  ``pnmLogisticsDetails``, ``logisticsTraces``, ``logisticsTrace``, ``logisticsSteps``,
+  ``logisticsPartner``) that is an object or a scalar (null is an empty list) — ``line_count``,
+  ``event_count`` and the parcels are defined from them; or
+  (c) the record cannot be read as a whole: bytes that are not valid UTF-8, or a JSON
+  ``\\uD800``-style lone surrogate, anywhere in it; or
+  (d) any of its times is more than an hour after the moment it is normalised (``rejected_at``,
+  the tolerance of ``sql/checks/chk_all__no_future_timestamps.sql``). Such a time is treated as
+  an impossible value: a corrupt future ``updateTime`` would otherwise win the latest-version
+  merge for ever, and one corrupt record must not stop the publish of every other one.
+- **warning** — everything else: a field that no column is defined from (``receiver``, a JSON
+  string that does not decode or is not an object), or one that only a non-public (plumbing)
+  column is defined from (``close_reason``, a line's ``line_status``, ``carrier``,
+  ``tracking_number``, a 1688 item's ``refund_id``, a parcel's ``goods_quantity`` and
+  ``order_status_at_fetch``, the refund detail's ``purchaseOrderLine`` whose ids have fallbacks).
+  The record loads, the affected column is null, and the ``etl_rejects`` row names the record
+  (``record_id``: the order id, ``order/line`` for a line), the ``field`` (a path in the record as
+  served, e.g. ``subOrderVOS[2].logisticNumber``), the reason, and the field's raw value as JSON
+  (``raw_json``). A line (or item) that is itself rejected carries no warnings. A record version
+  that the window reads is checked whole: a warning of a version that a later one replaced stays
+  in ``etl_rejects`` (as a line reject does).
+
+Per normaliser, field by field: ``docs/rejects-and-warnings.md``. In code a warned field is read
+through :class:`Lenient`, everything else through the scalar parsers, which raise
+``RejectError``; a bad line is rejected alone, its order loads and ``line_count`` still counts it.
 
 Record-level or page-level (bad input never crashes the normaliser with anything but these two):
 
-- **Record-level** (``RejectError``: the record lands in ``etl_rejects`` with its reason and raw
-  JSON, every other record of the page loads): a record that is not an object; a field of the
-  wrong type (an id that is a float, bool, list or object; money that is an object, a float
-  ``NaN``, a non-numeric string, negative, more than two decimals or beyond DECIMAL(18,2); a
-  quantity or status that is not an integer or beyond INTEGER); a missing id; an impossible or
-  malformed time; a nested list (``subOrderVOS``, ``productItems``, ``pnmLogisticsDetails``,
-  ``logisticsTraces``, ``logisticsTrace``, ``logisticsSteps``) that is an object or a scalar (null
-  is an empty list); an undecodable ``receiver`` (or one that is not a JSON object); a duplicate
-  id within one page (the losing copy) or within one order (the line); bytes that are not valid
-  UTF-8, or a JSON ``\\uD800``-style lone surrogate, anywhere in the record; a number too long
-  for Python's int conversion limit (kept as a decimal, so it only rejects its record).
+- **Record-level** (``RejectError`` or a warning: the record lands in ``etl_rejects`` as above,
+  every other record of the page loads): see the rule above; also a number too long for Python's
+  int conversion limit (kept as a decimal, so it only affects its record).
 - **Page-level** (``PageError``: the window fails, nothing of it is staged, the raw page is kept
   for a re-run): the body is not JSON (or nested too deeply to parse); not a JSON object; an
   envelope ``code`` other than 200; ``data`` not an object; ``records`` present but not a list.
@@ -237,6 +260,23 @@ def status_code(value: Any, name: str) -> int | None:
     return to_int(value, name)
 
 
+def to_json_object(value: Any, name: str) -> dict | None:
+    """A JSON object, or a string holding one (``receiver``, CONTRACT §3); null or blank is None."""
+    if value is None or isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise RejectError(f"{name} is neither a JSON string nor an object: {type(value).__name__}")
+    if not value.strip():
+        return None
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        raise RejectError(f"{name} is not valid JSON: {show(exc)}") from exc
+    if not isinstance(decoded, dict):
+        raise RejectError(f"{name} JSON is not an object: {type(decoded).__name__}")
+    return decoded
+
+
 # ---- raw JSON for the rejects table, with decimals kept as the numbers they were
 
 # a marker no served string can forge: random per process
@@ -262,13 +302,50 @@ def raw_json(record: Any) -> str:
 # ---- records
 
 
+REJECTED = "rejected"  # etl_rejects.severity: the record did not load
+WARNING = "warning"  # etl_rejects.severity: the record loaded, one non-public column of it is null
+
+
 @dataclass
 class Reject:
+    """A row for ``etl_rejects``: a rejected record, or (``severity`` WARNING) a field of a loaded
+    record that could not be read, ``field`` naming it and ``raw`` holding its value."""
+
     endpoint: str
     record_id: str | None
     reason: str
     raw: Any
     page: int
+    severity: str = REJECTED
+    field: str | None = None
+
+
+class Lenient:
+    """Reads the fields that no public warehouse column is defined from (see the module docstring).
+
+    ``lenient(parse, value, name)`` is ``parse(value, name)``, except that a ``RejectError`` does
+    not reject the record: the value is read as None and ``(name, reason, value)`` is kept in
+    :attr:`found`, for the caller to record as a warning.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, str, Any]] = []
+
+    def __call__(self, parse: Any, value: Any, name: str, *args: Any) -> Any:
+        try:
+            return parse(value, name, *args)
+        except RejectError as exc:
+            self.found.append((name, str(exc), value))
+            return None
+
+    def warnings(self, endpoint: str, record_id: str | None, page: int, *, prefix: str = "",
+                 reason_prefix: str = "") -> list[Reject]:
+        """What was found, as warnings of ``record_id``: ``field`` is the name prefixed with
+        ``prefix`` (the path of the record in what was served), except for a page's request
+        context (``context …``), which is not part of the record."""
+        return [Reject(endpoint, record_id, f"{reason_prefix}{reason}", value, page, WARNING,
+                       name if name.startswith("context ") else f"{prefix}{name}")
+                for name, reason, value in self.found]
 
 
 @dataclass
@@ -308,16 +385,8 @@ def normalize_taobao_order(
     subs = rec.get("subOrderVOS")
     if subs is not None and not isinstance(subs, list):
         raise RejectError(f"subOrderVOS is not a list: {type(subs).__name__}")
-    receiver = rec.get("receiver")
-    if isinstance(receiver, str) and receiver.strip():
-        try:
-            decoded = json.loads(receiver)
-        except (ValueError, RecursionError) as exc:
-            raise RejectError(f"receiver is not valid JSON: {show(exc)}") from exc
-        if not isinstance(decoded, dict):
-            raise RejectError(f"receiver JSON is not an object: {type(decoded).__name__}")
-    elif receiver is not None and not isinstance(receiver, (dict, str)):
-        raise RejectError(f"receiver is neither a JSON string nor an object: {type(receiver).__name__}")
+    lenient = Lenient()
+    lenient(to_json_object, rec.get("receiver"), "receiver")  # no column: read only to check it
 
     code = status_code(rec.get("status"), "status")
     goods = to_money(rec.get("purchaseAmount"), "purchaseAmount")
@@ -342,14 +411,16 @@ def normalize_taobao_order(
         "created_at": to_cst_time(rec.get("createTime"), "createTime", assumptions),
         "paid_at": to_cst_time(rec.get("payTime"), "payTime", assumptions),
         "updated_at": to_cst_time(rec.get("updateTime"), "updateTime", assumptions),
-        "close_reason": to_text(rec.get("closeReason"), "closeReason"),
+        "close_reason": lenient(to_text, rec.get("closeReason"), "closeReason"),
     }
     lines: list[dict] = []
     rows = Rows("orders", order, ("taobao", order_id), order["updated_at"], {"order_lines": lines}, raw=rec)
+    rows.rejects.extend(lenient.warnings(endpoint, order_id, page))
     seen: set[str] = set()
     for index, sub in enumerate(subs or ()):
+        line_lenient = Lenient()
         try:
-            line = _taobao_line(sub, order_id, index)
+            line = _taobao_line(sub, order_id, index, line_lenient)
         except RejectError as exc:
             rid = f"{order_id}/{_record_id(sub, 'subOrderId') or f'#{index}'}"
             rows.rejects.append(Reject(endpoint, rid, f"sub-order: {exc}", sub, page))
@@ -360,14 +431,16 @@ def normalize_taobao_order(
             continue
         seen.add(line["line_id"])
         lines.append(line)
+        rows.rejects.extend(line_lenient.warnings(endpoint, f"{order_id}/{line['line_id']}", page,
+                                                  prefix=f"subOrderVOS[{index}].", reason_prefix="sub-order: "))
     return rows
 
 
-def _taobao_line(sub: Any, order_id: str, index: int) -> dict:
+def _taobao_line(sub: Any, order_id: str, index: int, lenient: Lenient) -> dict:
     if not isinstance(sub, dict):
         raise RejectError(f"sub-order is not an object: {type(sub).__name__}")
     refund = status_code(sub.get("refundStatus"), "refundStatus")
-    line_code = status_code(sub.get("status"), "status")
+    line_code = lenient(status_code, sub.get("status"), "status")
     return {
         "platform": "taobao",
         "order_id": order_id,
@@ -385,8 +458,8 @@ def _taobao_line(sub: Any, order_id: str, index: int) -> dict:
         "purchase_line_id": to_id(sub.get("taobaoSubPurchaseId"), "taobaoSubPurchaseId"),
         "line_status": None if line_code is None else str(line_code),
         "platform_refund_status": None if refund is None else str(refund),
-        "carrier": to_text(sub.get("logisticCompanyName"), "logisticCompanyName"),
-        "tracking_number": to_id(sub.get("logisticNumber"), "logisticNumber"),
+        "carrier": lenient(to_text, sub.get("logisticCompanyName"), "logisticCompanyName"),
+        "tracking_number": lenient(to_id, sub.get("logisticNumber"), "logisticNumber"),
     }
 
 
@@ -497,6 +570,12 @@ def _id_text(value: Any) -> str | None:
     return value
 
 
+def count_warned(rejects: Iterable[dict]) -> int:
+    """Records loaded with a warning among ``etl_rejects`` rows: distinct ``record_id`` of the
+    WARNING rows (an order and one of its lines are two records)."""
+    return len({(r["endpoint"], r["record_id"]) for r in rejects if r.get("severity") == WARNING})
+
+
 @functools.cache
 def _time_columns(table: str) -> tuple[str, ...]:
     """The timestamp columns of a staged table (what the future-time check looks at)."""
@@ -522,8 +601,11 @@ class WindowRows:
         self._page: dict[tuple, Rows] = {}
         self._page_no: int | None = None
 
-    def reject(self, record_id: str | None, reason: str, raw: Any, page: int) -> None:
-        if isinstance(raw, str):
+    def reject(self, record_id: str | None, reason: str, raw: Any, page: int, *,
+               severity: str = REJECTED, field: str | None = None) -> None:
+        """A row for ``etl_rejects``. ``raw``: the record (a string is taken as its JSON text
+        already), or for a WARNING the field's value (always serialised, strings included)."""
+        if isinstance(raw, str) and severity == REJECTED:
             text = raw
         else:
             try:
@@ -541,8 +623,20 @@ class WindowRows:
                 "window_id": self.window_id,
                 "page": page,
                 "rejected_at": self.rejected_at,
+                "severity": severity,
+                "field": field,
             }
         )
+
+    @property
+    def rejected(self) -> int:
+        """Rows of :attr:`rejects` that are rejections (records, lines, losing copies)."""
+        return sum(1 for r in self.rejects if r["severity"] == REJECTED)
+
+    @property
+    def warned(self) -> int:
+        """Records (or lines) loaded with at least one warning."""
+        return count_warned(self.rejects)
 
     def readable(self, rec: Any, clean: bool, page: int, id_field: str) -> bool:
         """False (and rejected) when the record holds bytes that were not valid UTF-8."""
@@ -568,7 +662,7 @@ class WindowRows:
             self.reject(_id_text(rows.key[-1]), future, rows.raw, page)
             return
         for r in rows.rejects:
-            self.reject(r.record_id, r.reason, r.raw, r.page)
+            self.reject(r.record_id, r.reason, r.raw, page, severity=r.severity, field=r.field)
         if page != self._page_no:
             self._page, self._page_no = {}, page
         twin = self._page.get(rows.key)

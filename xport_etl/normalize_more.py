@@ -19,8 +19,12 @@ Decisions (where CONTRACT.md and WAREHOUSE.md are silent):
 - 1688 ``goods_amount = totalAmount - shippingFee`` and ``total_amount = goods + shipping`` with
   SQL semantics: null if either input is null. A ``shippingFee`` above ``totalAmount`` (negative
   goods) is bad input, as every negative amount is (:mod:`xport_etl.normalize`).
-- What is record-level (a reject) and what is page-level (``PageError``) is listed in
-  :mod:`xport_etl.normalize`. For detail answers (one object per page) a ``data`` that is not an
+- What is rejected, what is only a warning (the record loads, a non-public column is null) and
+  what is page-level (``PageError``) follows the rule in :mod:`xport_etl.normalize`: here the
+  warned fields are a 1688 item's ``status`` and ``refundId``, a Taobao parcel's
+  ``logisticsGoods`` (``goods_quantity``), a 1688 parcel's context ``order_status`` and the
+  Taobao refund detail's ``purchaseOrderLine`` when it is not an object (the ids it may carry
+  fall back to ``refundOrder`` and the request context). For detail answers (one object per page) a ``data`` that is not an
   object fails the page; a ``pnmLogisticsDetails``/``logisticsTrace`` that is not a list rejects
   that answer; a parcel whose ``logisticsTraces``/``logisticsSteps`` (or ``logisticsPartner``) is
   not a list, or holds a non-object, is rejected alone.
@@ -58,8 +62,10 @@ from typing import Any
 from xport_etl.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.normalize import (
     CENT,
+    MAX_INT32,
     MAX_MONEY,
     TAOBAO_REFUND_STATUS,
+    Lenient,
     Page,
     PageError,  # noqa: F401 (raised by parse_detail, re-exported for callers)
     Reject,
@@ -278,6 +284,10 @@ def normalize_taobao_refund(rec: Any) -> Rows:
 def normalize_taobao_refund_detail(data: Any, context: Any = None) -> Rows:
     """One Taobao refund detail ``data`` (CONTRACT §5.5) → a ``fct_refunds`` row.
 
+    A ``purchaseOrderLine`` that is not an object is a warning (the ids it may carry have their
+    fallbacks: ``refundOrder``, then the request context); its record id is filled in by the
+    window.
+
     Raises:
         RejectError: the object cannot be normalised (the reason says why).
     """
@@ -285,7 +295,8 @@ def normalize_taobao_refund_detail(data: Any, context: Any = None) -> Rows:
         raise RejectError(f"refund detail is not an object: {type(data).__name__}")
     aggregate = _required_obj(data.get("refundOrderAggregate"), "refundOrderAggregate")
     refund = _required_obj(aggregate.get("refundOrder"), "refundOrderAggregate.refundOrder")
-    line = _obj(aggregate.get("purchaseOrderLine"), "refundOrderAggregate.purchaseOrderLine") or {}
+    lenient = Lenient()
+    line = lenient(_obj, aggregate.get("purchaseOrderLine"), "refundOrderAggregate.purchaseOrderLine") or {}
     refund_id = _first_id((refund.get("refundId"), "refundOrder.refundId"),
                           (_context(context, "refund_id"), "context refund_id"))
     if refund_id is None:
@@ -308,7 +319,9 @@ def normalize_taobao_refund_detail(data: Any, context: Any = None) -> Rows:
         "created_at": to_epoch_ms_time(refund.get("createTime"), "refundOrder.createTime"),
         "updated_at": to_epoch_ms_time(refund.get("modifiedTime"), "refundOrder.modifiedTime"),
     }
-    return Rows("refunds", row, ("taobao", refund_id), row["updated_at"], raw=data)
+    rows = Rows("refunds", row, ("taobao", refund_id), row["updated_at"], raw=data)
+    rows.rejects.extend(lenient.warnings("taobao_refund_detail", None, 0))
+    return rows
 
 
 def normalize_alibaba_refund(
@@ -396,8 +409,9 @@ def normalize_alibaba_order(
     rows = Rows("orders", order, ("1688", order_id), order["updated_at"], {"order_lines": lines}, raw=rec)
     seen: set[str] = set()
     for index, item in enumerate(items or ()):
+        lenient = Lenient()
         try:
-            line = _alibaba_line(item, order_id, index, currency)
+            line = _alibaba_line(item, order_id, index, currency, lenient)
         except RejectError as exc:
             rid = f"{order_id}/{_record_id(item, 'subItemId') or f'#{index}'}"
             rows.rejects.append(Reject(endpoint, rid, f"product item: {exc}", item, page))
@@ -408,10 +422,12 @@ def normalize_alibaba_order(
             continue
         seen.add(line["line_id"])
         lines.append(line)
+        rows.rejects.extend(lenient.warnings(endpoint, f"{order_id}/{line['line_id']}", page,
+                                             prefix=f"productItems[{index}].", reason_prefix="product item: "))
     return rows
 
 
-def _alibaba_line(item: Any, order_id: str, index: int, currency: str | None) -> dict:
+def _alibaba_line(item: Any, order_id: str, index: int, currency: str | None, lenient: Lenient) -> dict:
     if not isinstance(item, dict):
         raise RejectError(f"product item is not an object: {type(item).__name__}")
     refund = to_text(item.get("refundStatus"), "refundStatus")
@@ -432,11 +448,11 @@ def _alibaba_line(item: Any, order_id: str, index: int, currency: str | None) ->
         "refund_status": ALIBABA_REFUND_STATUS.get(refund),
         "purchase_id": None,
         "purchase_line_id": None,
-        "line_status": to_text(item.get("status"), "status"),
+        "line_status": lenient(to_text, item.get("status"), "status"),
         "platform_refund_status": refund,
         "carrier": None,
         "tracking_number": None,
-        "refund_id": to_id(item.get("refundId"), "refundId"),
+        "refund_id": lenient(to_id, item.get("refundId"), "refundId"),
     }
 
 
@@ -477,26 +493,27 @@ def _parcel_rows(
     return Rows("parcels", row, key, _parcel_version(row), {"parcel_events": events}, raw=raw)
 
 
-def _goods_quantity(goods: Any) -> int | None:
+def _goods_quantity(goods: Any, lenient: Lenient) -> int | None:
     """Units the parcel carries (sum of ``logisticsGoods[].quantity``), or None when any is
     missing or unreadable: it only tells the fan-out whether a line has shipped in full, so an odd
-    value makes it unknown rather than rejecting the parcel."""
-    if not isinstance(goods, list) or not goods:
+    value makes it unknown (and a warning) rather than rejecting the parcel."""
+    goods = lenient(_list, goods, "logisticsGoods")
+    if not goods:
         return None
-    total = 0
-    for item in goods:
-        try:
-            quantity = to_quantity(item.get("quantity"), "quantity") if isinstance(item, dict) else None
-        except RejectError:
-            return None
-        if quantity is None:
-            return None
-        total += quantity
-    return total if total <= 2**31 - 1 else None
+    total: int | None = 0
+    for index, item in enumerate(goods):
+        item = lenient(_obj, item, f"logisticsGoods[{index}]")
+        quantity = lenient(to_quantity, item.get("quantity"), f"logisticsGoods[{index}].quantity") if item else None
+        total = None if total is None or quantity is None else total + quantity
+    if total is not None and total > MAX_INT32:
+        lenient.found.append(("logisticsGoods", f"the sum of logisticsGoods quantities is out of range: {total}",
+                              goods))
+        return None
+    return total
 
 
 def _taobao_parcel(detail: Any, order_id: str | None, line_id: str | None,
-                   assumptions: ApiAssumptions) -> Rows:
+                   assumptions: ApiAssumptions, lenient: Lenient) -> Rows:
     if not isinstance(detail, dict):
         raise RejectError(f"parcel is not an object: {type(detail).__name__}")
     tracking = to_id(detail.get("mailNo"), "mailNo", required=True)
@@ -521,7 +538,7 @@ def _taobao_parcel(detail: Any, order_id: str | None, line_id: str | None,
         "purchase_line_id": line_id,
         "carrier": to_text(partner.get("company"), "logisticsPartner[0].company") if partner else None,
         "order_status_at_fetch": None,  # only 1688 needs it: its steps carry no status
-        "goods_quantity": _goods_quantity(detail.get("logisticsGoods")),
+        "goods_quantity": _goods_quantity(detail.get("logisticsGoods"), lenient),
     }
     return _parcel_rows("taobao", tracking, fields, events, detail)
 
@@ -577,8 +594,16 @@ def _list_window(
             except RejectError as exc:
                 out.reject(_record_id(rec, id_field), str(exc), rec, page_no)
                 continue
+            _own_warnings(rows, _record_id(rec, id_field))
             out.keep(rows, page_no)
     return out.finish()
+
+
+def _own_warnings(rows: Rows, record_id: str | None) -> None:
+    """Warnings made without knowing the record's id (detail answers, parcels) get it here."""
+    for r in rows.rejects:
+        if r.record_id is None:
+            r.record_id = record_id
 
 
 def _detail_window(
@@ -599,6 +624,7 @@ def _detail_window(
         except RejectError as exc:
             out.reject(rid, str(exc), data, page_no)
             continue
+        _own_warnings(rows, rid)
         out.keep(rows, page_no)
     return out.finish()
 
@@ -623,7 +649,7 @@ def _parcels_window(
     out: WindowRows,
     parcels_field: str,
     record_id: Callable[[dict, Any], str | None],
-    parcel: Callable[[Any, dict, Any], Rows],
+    parcel: Callable[[Any, dict, Any, Lenient], Rows],
     parcel_id: str,
 ) -> WindowRows:
     for page_no, body, ctx in pages:
@@ -649,11 +675,13 @@ def _parcels_window(
             if not clean and has_surrogates(entry):
                 _reject_unreadable(out, entry_id, entry, page_no)
                 continue
+            lenient = Lenient()
             try:
-                rows = parcel(entry, data, ctx)
+                rows = parcel(entry, data, ctx, lenient)
             except RejectError as exc:
                 out.reject(entry_id, str(exc), entry, page_no)
                 continue
+            rows.rejects.extend(lenient.warnings(out.endpoint, entry_id, page_no, prefix=f"{parcels_field}[{index}]."))
             out.keep(rows, page_no)
     return out.finish()
 
@@ -721,10 +749,10 @@ def normalize_taobao_logistics_pages(
     def record_id(data: dict, ctx: Any) -> str | None:
         return _record_id(data, "purchaseOrderOuterId") or _context(ctx, "purchase_line_id")
 
-    def parcel(entry: Any, data: dict, ctx: Any) -> Rows:
+    def parcel(entry: Any, data: dict, ctx: Any, lenient: Lenient) -> Rows:
         line_id = _first_id((data.get("purchaseOrderOuterId"), "purchaseOrderOuterId"),
                             (_context(ctx, "purchase_line_id"), "context purchase_line_id"))
-        return _taobao_parcel(entry, _context(ctx, "order_id"), line_id, assumptions)
+        return _taobao_parcel(entry, _context(ctx, "order_id"), line_id, assumptions, lenient)
 
     out = WindowRows(endpoint, window_id, rejected_at)
     return _parcels_window(pages, out, "pnmLogisticsDetails", record_id, parcel, "mailNo")
@@ -744,10 +772,10 @@ def normalize_alibaba_logistics_pages(
     def record_id(data: dict, ctx: Any) -> str | None:
         return _record_id(data, "orderId") or _context(ctx, "order_id")
 
-    def parcel(entry: Any, data: dict, ctx: Any) -> Rows:
+    def parcel(entry: Any, data: dict, ctx: Any, lenient: Lenient) -> Rows:
         order_id = _first_id((data.get("orderId"), "orderId"),
                              (_context(ctx, "order_id"), "context order_id"))
-        status = to_text(ctx.get("order_status"), "context order_status") if isinstance(ctx, dict) else None
+        status = lenient(to_text, ctx.get("order_status"), "context order_status") if isinstance(ctx, dict) else None
         return _alibaba_parcel(entry, order_id, status or None, assumptions)
 
     out = WindowRows(endpoint, window_id, rejected_at)

@@ -13,7 +13,10 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
    repeats within the page, no sub-order id repeats within an order (an object that repeats a
    member name keeps the first, in DuckDB as in the reference: ``normalize.first_wins``);
 3. plain pages are typed in SQL; every other page goes, whole, to the Python reference, which
-   gives its rejects their exact reasons. A plain page never produces a reject;
+   gives its rejects and warnings their exact reasons. A plain page never produces either: every
+   value that would warn (a ``receiver`` that is not a JSON object, a ``closeReason`` that is not
+   text, a line ``status``/``logisticCompanyName``/``logisticNumber`` of the wrong type) is
+   outside the plain shapes, so its page goes to the reference;
 4. the latest version of each order wins across the window in one SQL window function (the
    reference's rule: later ``updateTime`` wins, ties go to the first seen, nulls are oldest),
    and the winners stream to Parquet a record batch at a time.

@@ -347,8 +347,8 @@ def _success_rows(loaded: Sequence[Manifest], batches: Sequence[Any]) -> list[di
     from xport_etl.load import rows_json
 
     return [
-        _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0),
-                 rows_written=rows_json({t: n for t, n in b.counts.items() if t != "rejects"}))
+        _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0), warnings=b.counts.get("warnings", 0),
+                 rows_written=rows_json({t: n for t, n in b.counts.items() if t not in ("rejects", "warnings")}))
         for m, b in zip(loaded, batches, strict=True)
     ]
 
@@ -925,7 +925,7 @@ def _ledger(data_dir: Path) -> Path:
     return Path(data_dir) / "state" / "runs.jsonl"
 
 
-def _run_row(m: Manifest, *, outcome: str, error: str | None = None, rejected: int = 0,
+def _run_row(m: Manifest, *, outcome: str, error: str | None = None, rejected: int = 0, warnings: int = 0,
              rows_written: str | None = None) -> dict[str, Any]:
     started = datetime.fromisoformat(m.extracted_at)
     finished = datetime.now(UTC)
@@ -943,6 +943,7 @@ def _run_row(m: Manifest, *, outcome: str, error: str | None = None, rejected: i
         "records": m.records,
         "rows_written": rows_written,
         "rejected": rejected,
+        "warnings": warnings,
         "drift_repages": m.drift_repages,
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),

@@ -193,16 +193,22 @@ FCT_PARCEL_EVENTS = TableSpec(
 
 ETL_REJECTS = TableSpec(
     name="etl_rejects",
-    doc="Each record that could not be normalised, with the reason and the raw JSON.",
+    doc=("Each record that could not be normalised (severity 'rejected': it is not in the warehouse), "
+         "and each field of a loaded record that could not be read (severity 'warning': the record "
+         "loaded, the non-public column read from that field is null)."),
     key=(),
     columns=(
         _c("endpoint", S, "the endpoint the record came from"),
-        _c("record_id", S, "the record's id where it could be read"),
-        _c("reason", S, "why it was rejected"),
-        _c("raw_json", S, "the record exactly as served (re-serialised JSON)"),
+        _c("record_id", S, "the record's id where it could be read ('order/line' for a line)"),
+        _c("reason", S, "why it was rejected, or why the field could not be read"),
+        _c("raw_json", S, "rejected: the record exactly as served (re-serialised JSON); warning: the field's value"),
         _c("window_id", S, "the landed window it came from", public=False),
         _c("page", I32, "page number within the window", public=False),
-        _c("rejected_at", TS, "when the normaliser rejected it, UTC", public=False),
+        _c("rejected_at", TS, "when the normaliser rejected it (or warned), UTC", public=False),
+        _c("severity", S, "'rejected' (the record did not load) or 'warning' (it loaded without one field)",
+           public=False),
+        _c("field", S, "warning: the field that could not be read, as a path (subOrderVOS[2].logisticNumber)",
+           public=False),
     ),
 )
 
@@ -223,7 +229,9 @@ ETL_RUNS = TableSpec(
         _c("http_429", I32, "requests answered 429", public=False),
         _c("records", I32, "records received"),
         _c("rows_written", S, "rows written per table, as JSON"),
-        _c("rejected", I32, "records rejected (see etl_rejects)"),
+        _c("rejected", I32, "records rejected (etl_rejects rows of severity 'rejected')"),
+        _c("warnings", I32, "records loaded with a warning (distinct record ids of etl_rejects rows of "
+                            "severity 'warning')", public=False),
         _c("drift_repages", I32, "times the window was paged again because the data moved", public=False),
         _c("started_at", TS, "UTC"),
         _c("finished_at", TS, "UTC"),

@@ -33,11 +33,12 @@ import pyarrow.parquet as pq
 from xport_etl.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.faults import crashpoint
 from xport_etl.landing import Manifest, _write_atomic, read_pages
-from xport_etl.normalize import to_table
+from xport_etl.normalize import REJECTED, count_warned, to_table
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
 
 UNKNOWN_DATE = "unknown"
 REJECTS = "rejects"
+WARNINGS = "warnings"  # in Batch.counts next to REJECTS: not a table, records loaded with a warning
 
 
 def _normalizers() -> dict:
@@ -63,7 +64,7 @@ class Batch:
     window_id: str
     extracted_at: str
     files: dict[str, list[str]] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # rows per table, and REJECTS, WARNINGS
     records: int = 0
 
     @property
@@ -129,7 +130,10 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(to_table(rejects, ETL_REJECTS.arrow_schema()), rejects_path)
     batch.files[REJECTS] = [str(rejects_path)]
-    batch.counts[REJECTS] = len(rejects)
+    # the rejects file holds both severities: REJECTS counts the rejected rows, WARNINGS the
+    # records that loaded with a warning
+    batch.counts[REJECTS] = sum(1 for r in rejects if r["severity"] == REJECTED)
+    batch.counts[WARNINGS] = count_warned(rejects)
     crashpoint("stage.marker")
     _write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
     return batch

@@ -20,7 +20,7 @@ from xport_etl.schemas import (
 )
 
 RUN_COLUMNS = ("finished_at", "endpoint", "window_id", "outcome", "pages", "requests", "retries",
-               "http_429", "records", "rejected", "drift_repages", "duration_s", "error")
+               "http_429", "records", "rejected", "warnings", "drift_repages", "duration_s", "error")
 
 
 def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
