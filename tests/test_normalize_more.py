@@ -735,3 +735,178 @@ def test_logistics_invalid_utf8_rejects_the_parcel():
 def test_normalizers_cover_the_new_endpoints():
     assert set(NORMALIZERS) == {"taobao_refunds", "taobao_refund_detail", "alibaba_orders",
                                 "alibaba_refunds", "taobao_logistics", "alibaba_logistics"}
+
+
+# ---- 1688 orders in both shapes (flat, nested baseInfo) and both time formats (CONTRACT §5.7)
+
+ORDER_TIMES = ("createTime", "payTime", "allDeliveredTime", "completeTime", "modifyTime")
+
+
+def compact(text, offset="+0800"):
+    """A ``yyyy-MM-dd HH:mm:ss`` CST time written as 1688 writes it: ``yyyyMMddHHmmssSSS+0800``."""
+    if text is None:
+        return None
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").strftime("%Y%m%d%H%M%S") + "000" + offset
+
+
+def nested(rec, *, times=()):
+    """The flat record in 1688's own shape; the ``times`` named are written compact."""
+    base = {k: (compact(v) if k in times else v) for k, v in rec.items() if k != "productItems"}
+    return {"baseInfo": base, "productItems": rec.get("productItems"),
+            "nativeLogistics": {"province": "浙江省", "city": "金华市", "address": "春晗路88号",
+                                "zip": "322000", "contactPerson": "张三"}}
+
+
+def with_compact_times(rec, times=ORDER_TIMES):
+    return {k: (compact(v) if k in times else v) for k, v in rec.items()}
+
+
+def alibaba_rows(rec):
+    out = run("alibaba_orders", [(list_page([rec]), None)])
+    return out.tables, out.rejects
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param(lambda r: nested(r), id="nested"),
+        pytest.param(lambda r: with_compact_times(r), id="flat-compact"),
+        pytest.param(lambda r: nested(r, times=ORDER_TIMES), id="nested-compact"),
+        pytest.param(lambda r: nested(r, times=("createTime", "modifyTime")), id="nested-mixed"),
+        pytest.param(lambda r: with_compact_times(r, ("payTime",)), id="flat-mixed"),
+    ],
+)
+def test_alibaba_order_shapes_and_time_formats_give_identical_rows(shape):
+    flat = alibaba_order(allDeliveredTime="2026-03-02 09:00:00", completeTime="2026-03-05 10:00:00",
+                         productItems=[item(), item(subItemId="3012345678901234569", refundId="TQ7",
+                                                    refundStatus="waitselleragree")])
+    expected, no_rejects = alibaba_rows(flat)
+    assert no_rejects == [] and len(expected["order_lines"]) == 2
+    tables, rejects = alibaba_rows(shape(copy.deepcopy(flat)))
+    assert rejects == []
+    assert tables == expected
+
+
+def test_alibaba_compact_time_uses_its_own_offset_and_drops_milliseconds():
+    def created(value):
+        rec = nested(alibaba_order(createTime=value))
+        return normalize_alibaba_order(rec).row["created_at"]
+
+    assert created("20180801104333000+0800") == datetime(2018, 8, 1, 2, 43, 33)
+    assert created("20180801104333000+0000") == datetime(2018, 8, 1, 10, 43, 33)
+    assert created("20180801104333000-0530") == datetime(2018, 8, 1, 16, 13, 33)
+    assert created("20180801014333000+0930") == datetime(2018, 7, 31, 16, 13, 33)
+    # whole seconds, as the yyyy-MM-dd HH:mm:ss form: a record's version never depends on its format
+    assert created("20180801104333999+0800") == datetime(2018, 8, 1, 2, 43, 33)
+    assert created(" 20180801104333000+0800 ") == datetime(2018, 8, 1, 2, 43, 33)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["20260230080000000+0800",  # no 30 February
+     "20260301250000000+0800",  # hour 25
+     "20260301080000000+0860",  # offset minutes
+     "20260301080000000+1500",  # beyond any real offset
+     "20260301080000000",  # no offset
+     "2026030108000000+0800",  # 16 digits
+     "20260301080000+0800",  # no milliseconds
+     "20260301080000000+08:00",
+     "20260301080000000Z",
+     "1767225600000"],  # epoch milliseconds as a string
+)
+def test_alibaba_malformed_compact_time_rejects_naming_the_field(value):
+    tables, rejects = alibaba_rows(nested(alibaba_order(modifyTime=value)))
+    assert tables == {}
+    assert [(r["record_id"], r["reason"]) for r in rejects] == [
+        ("3012345678901234567", f"modifyTime is not a valid yyyyMMddHHmmssSSS±hhmm time: {value!r}")]
+
+
+def test_alibaba_other_bad_times_keep_their_reasons():
+    _, rejects = alibaba_rows(nested(alibaba_order(payTime="2026-02-30 08:00:00")))
+    assert [r["reason"] for r in rejects] == [
+        "payTime is not a valid yyyy-MM-dd HH:mm:ss time: '2026-02-30 08:00:00'"]
+    _, rejects = alibaba_rows(alibaba_order(payTime=20260301080000000))
+    assert [r["reason"] for r in rejects] == ["payTime is not a time string: 20260301080000000"]
+
+
+def test_alibaba_base_info_wins_over_record_level_members():
+    rec = nested(alibaba_order(status="success", totalAmount="48.00"))
+    rec.update({"orderId": "999", "status": "cancel", "totalAmount": "1.00", "sellerLoginId": "top"})
+    row = normalize_alibaba_order(rec).row
+    assert (row["order_id"], row["status"], row["total_amount"]) == (
+        "3012345678901234567", "completed", Decimal("48.00"))
+    # a member only at the record level is still read
+    del rec["baseInfo"]["sellerLoginId"]
+    assert normalize_alibaba_order(rec).row["seller"] == "top"
+    # productItems are read at the record level, never inside baseInfo
+    rec["baseInfo"]["productItems"] = [item(subItemId="1")]
+    lines = normalize_alibaba_order(rec).children["order_lines"]
+    assert [line["line_id"] for line in lines] == ["3012345678901234568"]
+
+
+def test_alibaba_bad_base_info_and_nested_reject_ids():
+    pages = [(list_page([
+        {"baseInfo": ["x"], "productItems": []},
+        nested(alibaba_order(orderId="3012345678901234570", totalAmount="abc")),
+        nested(alibaba_order(orderId=None)),
+        {"baseInfo": None, **alibaba_order(orderId="3012345678901234571")},
+    ]), None)]
+    out = run("alibaba_orders", pages)
+    assert out.records == 4
+    assert [r["order_id"] for r in out.tables["orders"]] == ["3012345678901234571"]
+    assert [(r["record_id"], r["reason"]) for r in out.rejects] == [
+        (None, "baseInfo is not an object: list"),
+        ("3012345678901234570", "totalAmount is not an amount: 'abc'"),
+        (None, "missing orderId"),
+    ]
+
+
+def test_alibaba_nested_invalid_utf8_reject_keeps_the_order_id():
+    body = list_page([nested(alibaba_order(sellerLoginId="AAAA"))]).replace(b"AAAA", b"\xff")
+    out = run("alibaba_orders", [(body, None)])
+    assert [(r["record_id"], r["reason"]) for r in out.rejects] == [
+        ("3012345678901234567", "record contains bytes that are not valid UTF-8")]
+
+
+@pytest.mark.parametrize("discount", [-226, "-226", "0", Decimal("-2.26"), "abc", 1.5, {"x": 1}, [1], True, None])
+def test_alibaba_discount_never_costs_the_order(discount):
+    for rec in (alibaba_order(discount=discount), nested(alibaba_order(discount=discount))):
+        tables, rejects = alibaba_rows(rec)
+        assert rejects == [] and len(tables["orders"]) == 1
+
+
+def test_alibaba_orders_dedupe_across_shapes_and_formats():
+    old = alibaba_order(status="waitbuyerpay", modifyTime="2026-03-01 08:00:00")
+    new = nested(alibaba_order(status="waitbuyerreceive", modifyTime="2026-03-02 08:00:00"),
+                 times=ORDER_TIMES)
+    for pages in ([new], [old]), ([old], [new]):
+        out = run("alibaba_orders", [(list_page(p), None) for p in pages])
+        assert [o["status"] for o in out.tables["orders"]] == ["shipped"]
+        assert out.tables["orders"][0]["updated_at"] == datetime(2026, 3, 2, 0, 0)
+
+
+def test_alibaba_refund_and_logistics_accept_compact_times():
+    dashed = run("alibaba_refunds", [(envelope(alibaba_refund()), None)])
+    data = alibaba_refund(createTime=compact("2026-03-01 07:30:00"),
+                          updateTime=compact("2026-03-02 02:00:00", "+0100"))
+    assert run("alibaba_refunds", [(envelope(data), None)]).tables == dashed.tables
+    bad = run("alibaba_refunds", [(envelope(alibaba_refund(updateTime="20260302090000000+08")), None)])
+    assert [r["reason"] for r in bad.rejects] == [
+        "updateTime is not a valid yyyyMMddHHmmssSSS±hhmm time: '20260302090000000+08'"]
+
+    ctx = {"order_id": "301", "order_status": "success"}
+    trace = {"orderId": "301", "logisticsTrace": [alibaba_trace("YT1", STEPS)]}
+    steps = [{**s, "acceptTime": compact(s["acceptTime"])} for s in STEPS]
+    mixed = {"orderId": "301", "logisticsTrace": [alibaba_trace("YT1", steps[:1] + STEPS[1:])]}
+    all_compact = {"orderId": "301", "logisticsTrace": [alibaba_trace("YT1", steps)]}
+    expected = run("alibaba_logistics", [(envelope(trace), ctx)]).tables
+    assert run("alibaba_logistics", [(envelope(mixed), ctx)]).tables == expected
+    assert run("alibaba_logistics", [(envelope(all_compact), ctx)]).tables == expected
+
+
+def test_alibaba_nested_rejects_keep_the_record_as_served():
+    rec = nested(alibaba_order(modifyTime="2027-01-01 00:00:00"))  # in the future of NOW
+    out = run("alibaba_orders", [(list_page([rec]), None)])
+    assert [r["reason"] for r in out.rejects] == [
+        "orders.updated_at 2026-12-31 16:00:00 UTC is in the future"]
+    assert json.loads(out.rejects[0]["raw_json"]) == json.loads(raw_json(rec))

@@ -267,3 +267,22 @@ def test_counts_written_as_fractions_page_as_the_exact_counts_say(total):
     assert total.encode() in pages[0].raw and b'"pages"' not in pages[0].raw
     assert type(pages[0].outline) is list and [p.total for p in pages] == [25, 25, 25]
     assert len(server.calls) == 3  # stopped by the total, as an exact parse reads it
+
+
+def test_records_nesting_their_key_in_base_info_are_told_apart():
+    # 1688 may nest an order's fields in baseInfo (CONTRACT §5.7), per record
+    alibaba = ENDPOINTS["alibaba_orders"]
+    server = PagingServer(25)
+    server.records = [{"baseInfo": {"orderId": r["id"]}} if i % 2 else {"orderId": r["id"]}
+                      for i, r in enumerate(server.records)]
+    with client_for(server) as client:
+        pages = list(paginate(client, alibaba, paginator=PageNumberPaginator(page_size=10)))
+    assert [len(p.outline) for p in pages] == [10, 10, 5]
+    assert alibaba.members_in == ("baseInfo",)
+    keys = [k for p in pages for k in p.values("orderId", alibaba.members_in)]
+    assert keys == [str(1025 - i) for i in range(25)]
+    # baseInfo wins over a member of the same name at the record level, as in the normaliser
+    page = Page(number=1, raw=b"", outline=[{"orderId": "1", "baseInfo": {"orderId": "2"}}, "x"],
+                total=None, pages=None, request_id=None)
+    assert page.values("orderId", ("baseInfo",)) == ["2"]
+    assert page.values("orderId") == ["1"]

@@ -27,13 +27,16 @@ from xport_etl.errors import ConfigError
 __all__ = [
     "ASSUMED",
     "ASSUMPTIONS_ENV_VAR",
+    "COMPACT_TIME_FORMAT",
     "ENDPOINTS",
     "ApiAssumptions",
     "EndpointSpec",
     "WindowSpec",
     "endpoints_for",
     "format_window_value",
+    "is_compact_time",
     "load_assumptions",
+    "parse_alibaba_time",
     "parse_cst",
 ]
 
@@ -223,6 +226,9 @@ class EndpointSpec:
             on update time (each run reads what changed), else ``"create"`` with ``lookback``
             (records keep changing for weeks after creation, so each run re-reads that far back).
         lookback: how far before the interval a ``"create"``-mode incremental window starts.
+        members_in: objects inside a record whose members count as the record's own, winning
+            over the record's (1688's ``baseInfo``): where paging reads the primary key and the
+            version time of a record that nests them.
     """
 
     name: str
@@ -237,6 +243,7 @@ class EndpointSpec:
     detail_param: str | None = None
     incremental: str | None = None
     lookback: timedelta = timedelta(0)
+    members_in: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.incremental is not None and self.incremental not in self.windows:
@@ -360,6 +367,8 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                     "update": WindowSpec("modifyStartTime", "modifyEndTime", _CST, "body"),
                 },
                 incremental="update",
+                # [doc] a record may nest its fields in baseInfo (1688's own shape)
+                members_in=("baseInfo",),
             ),
             # CONTRACT §5.8 [doc: method, path, refundId in the body (POST), first data fields;
             # assumed: refundId/orderId/subItemId/status/refundPayment fields, fen as ints,
@@ -458,3 +467,44 @@ def parse_cst(s: str, *, assumptions: ApiAssumptions = ASSUMED) -> datetime:
     else:
         naive = datetime.strptime(text, assumptions.cst_time_format)
     return (naive - assumptions.source_tz.utcoffset(None)).replace(tzinfo=UTC)
+
+
+# 1688's own time format (CONTRACT §5.7): yyyyMMddHHmmssSSS and an explicit ±hhmm offset
+_COMPACT_PATTERN = re.compile(
+    r"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{3})([+-])([0-9]{2})([0-9]{2})"
+)
+COMPACT_TIME_FORMAT = "yyyyMMddHHmmssSSS±hhmm"
+MAX_UTC_OFFSET = timedelta(hours=14)  # the widest offset in use (Kiribati); beyond it is not a time
+
+
+def is_compact_time(s: str) -> bool:
+    """Whether a time string is written in 1688's compact form (it starts with eight digits),
+    rather than ``yyyy-MM-dd HH:mm:ss``: what decides which format a value is held to."""
+    text = s.strip()
+    return len(text) >= 8 and text[:8].isascii() and text[:8].isdigit()
+
+
+def parse_alibaba_time(s: str, *, assumptions: ApiAssumptions = ASSUMED) -> datetime:
+    """Parse a 1688 time to an aware UTC datetime, in either of its formats.
+
+    ``yyyy-MM-dd HH:mm:ss`` is read as :func:`parse_cst` reads it (the assumed source offset);
+    ``yyyyMMddHHmmssSSS±hhmm`` (``20180801104333000+0800``) carries its own offset, which is used.
+    The milliseconds of the compact form are dropped: every other API time string has whole
+    seconds, and a record whose format varies from one answer to the next must keep one version.
+
+    Raises:
+        ValueError: neither format, or not a real date, time or offset.
+    """
+    if not isinstance(s, str):
+        raise ValueError(f"expected a time string, got {type(s).__name__}")
+    if not is_compact_time(s):
+        return parse_cst(s, assumptions=assumptions)
+    found = _COMPACT_PATTERN.fullmatch(s.strip())
+    if found is None:
+        raise ValueError(f"expected {COMPACT_TIME_FORMAT!r}, got {s!r}")
+    year, month, day, hour, minute, second, _ms, sign, off_h, off_m = found.groups()
+    offset = timedelta(hours=int(off_h), minutes=int(off_m))
+    if int(off_m) >= 60 or offset > MAX_UTC_OFFSET:
+        raise ValueError(f"not a UTC offset: {sign}{off_h}{off_m}")
+    naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+    return (naive - offset if sign == "+" else naive + offset).replace(tzinfo=UTC)

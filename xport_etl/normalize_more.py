@@ -16,6 +16,12 @@ Decisions (where CONTRACT.md and WAREHOUSE.md are silent):
   ``other`` (WAREHOUSE.md); an unknown refund status (either platform) has a null unified status.
   A null 1688 refund status is ``none`` (WAREHOUSE.md); a null Taobao refund ``refundStatus`` on a
   refund record gives a null unified status (a refund order is never "no refund").
+- A 1688 order record may be flat or nest its facts in ``baseInfo`` (1688's own shape), per
+  record: :func:`alibaba_order_view` reads either (``baseInfo`` wins over a record-level member of
+  the same name; ``productItems`` is read at the record level only). Every 1688 time (orders,
+  refund details, logistics steps) may be ``yyyy-MM-dd HH:mm:ss`` (CST) or
+  ``yyyyMMddHHmmssSSS±hhmm`` (its own offset, milliseconds dropped), per value:
+  :func:`to_alibaba_time`. ``discount`` is informational (money or integer fen) and never read.
 - 1688 ``goods_amount = totalAmount - shippingFee`` and ``total_amount = goods + shipping`` with
   SQL semantics: null if either input is null. A ``shippingFee`` above ``totalAmount`` (negative
   goods) is bad input, as every negative amount is (:mod:`xport_etl.normalize`).
@@ -59,7 +65,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from xport_etl.endpoints import ASSUMED, ApiAssumptions
+from xport_etl.endpoints import (
+    ASSUMED,
+    COMPACT_TIME_FORMAT,
+    ApiAssumptions,
+    is_compact_time,
+    parse_alibaba_time,
+)
 from xport_etl.normalize import (
     CENT,
     MAX_INT32,
@@ -90,6 +102,7 @@ __all__ = [
     "ALIBABA_REFUND_STATUS",
     "NORMALIZERS",
     "TAOBAO_REFUND_STATUS",
+    "alibaba_order_view",
     "normalize_alibaba_logistics_pages",
     "normalize_alibaba_order",
     "normalize_alibaba_order_pages",
@@ -101,6 +114,7 @@ __all__ = [
     "normalize_taobao_refund_detail_pages",
     "normalize_taobao_refund_pages",
     "parse_detail",
+    "to_alibaba_time",
     "to_epoch_ms_time",
     "to_fen_money",
 ]
@@ -181,6 +195,23 @@ def to_epoch_ms_time(value: Any, name: str) -> datetime | None:
     if width == 10:
         return _EPOCH + timedelta(seconds=number)
     raise RejectError(f"{name} is not epoch milliseconds (13 digits) or seconds (10 digits): {show(value)}")
+
+
+def to_alibaba_time(value: Any, name: str, assumptions: ApiAssumptions = ASSUMED) -> datetime | None:
+    """A 1688 time → naive UTC datetime: ``yyyy-MM-dd HH:mm:ss`` (CST, as :func:`to_cst_time`) or
+    ``yyyyMMddHHmmssSSS±hhmm`` (its own offset; milliseconds dropped, see
+    :func:`xport_etl.endpoints.parse_alibaba_time`). Null and ``""`` are null.
+
+    Raises:
+        RejectError: not a string, or not a valid time in the format it is written in (a value
+            starting with eight digits is held to the compact format, any other to the CST one).
+    """
+    if not isinstance(value, str) or not is_compact_time(value):
+        return to_cst_time(value, name, assumptions)
+    try:
+        return parse_alibaba_time(value, assumptions=assumptions).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
+        raise RejectError(f"{name} is not a valid {COMPACT_TIME_FORMAT} time: {show(value)}") from exc
 
 
 def to_fen_money(value: Any, name: str) -> Decimal | None:
@@ -353,13 +384,46 @@ def normalize_alibaba_refund(
         "refund_amount": to_fen_money(data.get("refundPayment"), "refundPayment"),
         "currency": to_text(data.get("currency"), "currency") or "CNY",
         "reason": to_text(data.get("applyReason"), "applyReason"),
-        "created_at": to_cst_time(data.get("createTime"), "createTime", assumptions),
-        "updated_at": to_cst_time(data.get("updateTime"), "updateTime", assumptions),
+        "created_at": to_alibaba_time(data.get("createTime"), "createTime", assumptions),
+        "updated_at": to_alibaba_time(data.get("updateTime"), "updateTime", assumptions),
     }
     return Rows("refunds", row, ("1688", refund_id), row["updated_at"], raw=data)
 
 
 # ---- 1688 orders
+
+_BASE_INFO = "baseInfo"
+
+
+def alibaba_order_view(rec: Any) -> dict:
+    """A 1688 order record of either shape (CONTRACT §5.7) → one mapping of its fields.
+
+    A flat record is its own view (returned as it is). A record with a ``baseInfo`` object (1688's
+    own shape) reads the members of ``baseInfo`` as the record's own; where a member is both in
+    ``baseInfo`` and at the record level, ``baseInfo`` wins (it is where 1688 writes the order's
+    facts), silently. ``productItems`` is always read at the record level (where both shapes put
+    it), never inside ``baseInfo``; ``nativeLogistics`` is not read. A null ``baseInfo`` is the
+    flat shape.
+
+    Raises:
+        RejectError: the record, or its ``baseInfo``, is not an object.
+    """
+    if not isinstance(rec, dict):
+        raise RejectError(f"order record is not an object: {type(rec).__name__}")
+    base = rec.get(_BASE_INFO)
+    if base is None:
+        return rec
+    if not isinstance(base, dict):
+        raise RejectError(f"{_BASE_INFO} is not an object: {type(base).__name__}")
+    view = {**rec, **base}
+    view["productItems"] = rec.get("productItems")
+    return view
+
+
+def _alibaba_order_id(rec: Any) -> str | None:
+    """The order id of a 1688 record of either shape for a reject row (never raises)."""
+    base = rec.get(_BASE_INFO) if isinstance(rec, dict) else None
+    return _record_id(base, "orderId") or _record_id(rec, "orderId")
 
 
 def normalize_alibaba_order(
@@ -370,8 +434,7 @@ def normalize_alibaba_order(
     Raises:
         RejectError: the order as a whole cannot be normalised (the reason says why).
     """
-    if not isinstance(rec, dict):
-        raise RejectError(f"order record is not an object: {type(rec).__name__}")
+    raw, rec = rec, alibaba_order_view(rec)
     order_id = to_id(rec.get("orderId"), "orderId", required=True)
     items = rec.get("productItems")
     if items is not None and not isinstance(items, list):
@@ -400,13 +463,13 @@ def normalize_alibaba_order(
         "shipping_amount": shipping,
         "total_amount": total,
         "line_count": len(items) if items else 0,
-        "created_at": to_cst_time(rec.get("createTime"), "createTime", assumptions),
-        "paid_at": to_cst_time(rec.get("payTime"), "payTime", assumptions),
-        "updated_at": to_cst_time(rec.get("modifyTime"), "modifyTime", assumptions),
+        "created_at": to_alibaba_time(rec.get("createTime"), "createTime", assumptions),
+        "paid_at": to_alibaba_time(rec.get("payTime"), "payTime", assumptions),
+        "updated_at": to_alibaba_time(rec.get("modifyTime"), "modifyTime", assumptions),
         "close_reason": None,
     }
     lines: list[dict] = []
-    rows = Rows("orders", order, ("1688", order_id), order["updated_at"], {"order_lines": lines}, raw=rec)
+    rows = Rows("orders", order, ("1688", order_id), order["updated_at"], {"order_lines": lines}, raw=raw)
     seen: set[str] = set()
     for index, item in enumerate(items or ()):
         lenient = Lenient()
@@ -557,7 +620,7 @@ def _alibaba_parcel(trace: Any, order_id: str | None, order_status: str | None,
             "platform": "1688",
             "tracking_number": tracking,
             "event_index": index,
-            "event_at": to_cst_time(step.get("acceptTime"), f"{where}.acceptTime", assumptions),
+            "event_at": to_alibaba_time(step.get("acceptTime"), f"{where}.acceptTime", assumptions),
             "status": None,
             "description": to_text(step.get("remark"), f"{where}.remark"),
             "city": None,
@@ -582,17 +645,22 @@ def _list_window(
     out: WindowRows,
     id_field: str,
     normalize_one: Callable[[Any, int], Rows],
+    record_id: Callable[[Any], str | None] | None = None,
 ) -> WindowRows:
+    def rid(rec: Any) -> str | None:
+        return record_id(rec) if record_id is not None else _record_id(rec, id_field)
+
     for page_no, body, _ctx in pages:
         records, clean = parse_page(body)
         for rec in records:
             out.records += 1
-            if not out.readable(rec, clean, page_no, id_field):
+            if not clean and has_surrogates(rec):
+                _reject_unreadable(out, rid(rec), rec, page_no)
                 continue
             try:
                 rows = normalize_one(rec, page_no)
             except RejectError as exc:
-                out.reject(_record_id(rec, id_field), str(exc), rec, page_no)
+                out.reject(rid(rec), str(exc), rec, page_no)
                 continue
             _own_warnings(rows, _record_id(rec, id_field))
             out.keep(rows, page_no)
@@ -734,6 +802,7 @@ def normalize_alibaba_order_pages(
     return _list_window(
         pages, out, "orderId",
         lambda rec, page: normalize_alibaba_order(rec, endpoint=endpoint, page=page, assumptions=assumptions),
+        _alibaba_order_id,
     )
 
 

@@ -50,13 +50,24 @@ class Page:
     def records(self) -> list:
         return self.exact()
 
-    def values(self, name: str) -> list:
+    def values(self, name: str, within: Sequence[str] = ()) -> list:
         """``name`` of each record that is an object (None where it lacks one), exact: from the
-        outline, or from :attr:`records` when one of them is a float there."""
-        values = [r.get(name) for r in self.outline if isinstance(r, dict)]
+        outline, or from :attr:`records` when one of them is a float there. ``within`` names
+        objects of a record whose members count as its own and win (an endpoint's
+        ``members_in``)."""
+        values = [_member(r, name, within) for r in self.outline if isinstance(r, dict)]
         if inexact(values):
-            values = [r.get(name) for r in self.records if isinstance(r, dict)]
+            values = [_member(r, name, within) for r in self.records if isinstance(r, dict)]
         return values
+
+
+def _member(record: dict, name: str, within: Sequence[str]) -> Any:
+    """``record[name]``, or the member ``name`` of the first of its ``within`` objects holding it."""
+    for key in within:
+        inner = record.get(key)
+        if isinstance(inner, dict) and name in inner:
+            return inner[name]
+    return record.get(name)
 
 
 def _opt_int(value: Any, name: str, page_no: int) -> int | None:
@@ -214,15 +225,15 @@ def _exact_records(response: ApiResponse, records_path: Sequence[str]) -> list:
     return records if isinstance(records, list) else []
 
 
-def _page_keys(page: Page, primary_key: Sequence[str]) -> tuple:
+def _page_keys(page: Page, primary_key: Sequence[str], within: Sequence[str] = ()) -> tuple:
     """What identifies the page's records, to notice a page that repeats the previous one."""
     if primary_key and all(isinstance(r, dict) for r in page.outline):
-        columns = [[str(v) for v in page.values(k)] for k in primary_key]
+        columns = [[str(v) for v in page.values(k, within)] for k in primary_key]
         return tuple(zip(*columns, strict=True))
 
     def key(record: Any) -> Any:
         if primary_key and isinstance(record, dict):
-            return tuple(str(record.get(k)) for k in primary_key)
+            return tuple(str(_member(record, k, within)) for k in primary_key)
         return json.dumps(record, sort_keys=True, default=str)
 
     return tuple(key(r) for r in page.records)
@@ -282,7 +293,7 @@ def paginate(
         except (BadPageError, PaginationError) as exc:
             exc.endpoint = exc.endpoint or endpoint.name
             raise
-        keys = _page_keys(page, endpoint.primary_key)
+        keys = _page_keys(page, endpoint.primary_key, endpoint.members_in)
         if page.outline and keys == previous_keys:
             raise PaginationError(
                 f"page {page_no} repeats the records of page {page_no - 1}: "

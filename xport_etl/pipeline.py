@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from xport_etl import storage
-from xport_etl.endpoints import endpoints_for, format_window_value
+from xport_etl.endpoints import (
+    ASSUMED,
+    ApiAssumptions,
+    EndpointSpec,
+    endpoints_for,
+    format_window_value,
+    parse_alibaba_time,
+)
 from xport_etl.faults import crashpoint
 from xport_etl.landing import Manifest, PageWriter, read_manifest, utc_now_iso, window_id
 from xport_etl.settings import Settings
@@ -149,12 +156,11 @@ def _page_window(client, spec, filters, paginator, writer, manifest, progress) -
             first_total = page.total
             # the newest update on the first page: a lower bound of the server's clock when this
             # pass began (no clock of ours is involved), for the catch-up query after the pass
-            stamps = page.values(version) if version else []
-            stamps = [t for t in stamps if isinstance(t, str) and t]
-            manifest.extra["pass_start"] = max(stamps) if stamps else None
+            stamps = page.values(version, spec.members_in) if version else []
+            manifest.extra["pass_start"] = pass_start(stamps, spec, client.assumptions)
         last_total = manifest.total = page.total
         if key:
-            seen.update(str(v) for v in page.values(key))
+            seen.update(str(v) for v in page.values(key, spec.members_in))
         if progress:
             progress({"event": "page", "endpoint": spec.name, "window": manifest.window_id,
                       "page": page.number, "pages": page.pages, "records": manifest.records,
@@ -178,6 +184,24 @@ def _land(pages, writer, manifest):
 
 # the field holding a list record's update time, as the API's own time string
 _VERSION_FIELDS = {"taobao_orders": "updateTime", "alibaba_orders": "modifyTime"}
+
+
+def pass_start(stamps: Iterable[Any], spec: EndpointSpec, assumptions: ApiAssumptions = ASSUMED) -> str | int | None:
+    """The newest of a page's update times, written as the endpoint's update window wants it.
+
+    The times may come in either API format (1688 writes ``yyyyMMddHHmmssSSS±hhmm`` too,
+    CONTRACT §5.7), so they are compared as times, not as text; unreadable ones are skipped.
+    """
+    times = []
+    for stamp in stamps:
+        if isinstance(stamp, str) and stamp:
+            try:
+                times.append(parse_alibaba_time(stamp, assumptions=assumptions))
+            except (ValueError, OverflowError):
+                continue
+    if not times:
+        return None
+    return format_window_value(max(times), spec.windows["update"].time_format, assumptions=assumptions)
 
 
 def _catch_up(client, spec, filters, paginator, writer, manifest, settings) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -68,3 +69,26 @@ def api(sandbox: SandboxServer) -> Iterator[Api]:
     caller = Api(sandbox.base_url)
     yield caller
     caller.http.close()
+
+
+def cst_1688(value: str | None) -> str | None:
+    """A served 1688 time as ``yyyy-MM-dd HH:mm:ss`` CST, whichever of its two formats it is in
+    (``yyyyMMddHHmmssSSS±hhmm`` is converted through its own offset, milliseconds dropped)."""
+    if value is None or value[4] == "-":
+        return value
+    at = datetime.strptime(value[:14], "%Y%m%d%H%M%S")
+    sign = 1 if value[17] == "+" else -1
+    offset = timedelta(hours=int(value[18:20]), minutes=int(value[20:22]))
+    return (at - sign * offset + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+ORDER_TIMES_1688 = ("createTime", "payTime", "allDeliveredTime", "completeTime", "modifyTime")
+
+
+def flat_1688(record: dict) -> dict:
+    """A served 1688 order record in the flat shape with CST times, whichever shape it came in."""
+    flat = dict(record.get("baseInfo") or record)
+    flat["productItems"] = record["productItems"]
+    for key in ORDER_TIMES_1688:
+        flat[key] = cst_1688(flat[key])
+    return flat

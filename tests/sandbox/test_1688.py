@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.sandbox.conftest import Api
+from tests.sandbox.conftest import ORDER_TIMES_1688, Api, cst_1688, flat_1688
 from xport_etl.sandbox.testing import SandboxServer
 from xport_etl.sandbox.world import World, WorldConfig
 
@@ -81,6 +81,8 @@ REFUND_STATUSES = {
     "refundclose",
 }
 CST_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+COMPACT_RE = re.compile(r"\d{17}\+0800")
+NESTED_KEYS = ["baseInfo", "productItems", "nativeLogistics"]
 
 
 def dec(value: object) -> Decimal:
@@ -110,19 +112,32 @@ def shift(text: str, seconds: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def orders(api: Api) -> list[dict]:
+def served(api: Api) -> list[dict]:
+    """The 1688 order records as served: flat or nested, times in either format."""
     return all_orders(api)
 
 
+@pytest.fixture(scope="module")
+def orders(served: list[dict]) -> list[dict]:
+    """The same records in the flat shape with CST times."""
+    return [flat_1688(r) for r in served]
+
+
 def test_order_list_shape_amounts_and_order(
-    api: Api, sandbox: SandboxServer, orders: list[dict]
+    api: Api, sandbox: SandboxServer, served: list[dict], orders: list[dict]
 ) -> None:
     assert len(orders) == 200 == sandbox.world.config.n_orders_1688
-    assert orders == sandbox.world.alibaba_orders()
+    assert served == sandbox.world.alibaba_orders()
     keys = [(r["createTime"], int(r["orderId"])) for r in orders]
     assert keys == sorted(keys, reverse=True)
-    for r in orders:
-        assert list(r) == ORDER_KEYS
+    for raw, r in zip(served, orders, strict=True):
+        if "baseInfo" in raw:
+            assert list(raw) == NESTED_KEYS
+            assert list(raw["baseInfo"]) == [k for k in ORDER_KEYS if k != "productItems"]
+        else:
+            assert list(r) == ORDER_KEYS
+        times = [(raw.get("baseInfo") or raw)[k] for k in ORDER_TIMES_1688]
+        assert all(t is None or CST_RE.fullmatch(t) or COMPACT_RE.fullmatch(t) for t in times)
         assert r["webSite"] == "1688" and r["currency"] == "CNY" and r["status"] in STATUSES
         assert str(r["orderId"]).isdigit() and len(str(r["orderId"])) == 19
         items = r["productItems"]
@@ -138,8 +153,6 @@ def test_order_list_shape_amounts_and_order(
             assert item["refundStatus"] in REFUND_STATUSES | {None}
             assert item["refundId"] is None or item["refundId"].startswith("TQ")
             assert item["logisticsStatus"] in (1, 2, 3)
-        times = [r[k] for k in ("createTime", "payTime", "allDeliveredTime", "modifyTime")]
-        assert all(t is None or CST_RE.fullmatch(t) for t in times)
         assert r["createTime"] <= r["modifyTime"]
         assert (r["payTime"] is None) == (r["status"] in ("waitbuyerpay", "cancel"))
         assert (r["allDeliveredTime"] is not None) == (
@@ -157,12 +170,71 @@ def test_order_list_shape_amounts_and_order(
     )
 
 
+def test_default_world_serves_both_shapes_and_both_time_formats(served: list[dict]) -> None:
+    nested = [r for r in served if "baseInfo" in r]
+    assert 0.3 < len(nested) / len(served) < 0.7
+    assert all(list(r) == NESTED_KEYS and isinstance(r["nativeLogistics"], dict) for r in nested)
+    assert all(
+        "baseInfo" not in r and "nativeLogistics" not in r for r in served if r not in nested
+    )
+    times = [(r.get("baseInfo") or r)[k] for r in served for k in ORDER_TIMES_1688]
+    times = [t for t in times if t is not None]
+    compact = [t for t in times if COMPACT_RE.fullmatch(t)]
+    assert 0.3 < len(compact) / len(times) < 0.7
+    assert len(compact) + sum(1 for t in times if CST_RE.fullmatch(t)) == len(times)
+    # the two choices are independent: every combination is served
+    combos = {
+        ("baseInfo" in r, COMPACT_RE.fullmatch((r.get("baseInfo") or r)["createTime"]) is not None)
+        for r in served
+    }
+    assert combos == {(False, False), (False, True), (True, False), (True, True)}
+    # in 1688's own shape the discount is integer fen (CONTRACT §5.7), never subtracted again
+    assert any(
+        type(r["baseInfo"]["discount"]) is int and r["baseInfo"]["discount"] < 0 for r in nested
+    )
+
+
+def test_the_flat_shape_only_world() -> None:
+    world = World(WorldConfig(orders=600, nested_share_1688=0.0, compact_time_share_1688=0.0))
+    records = world.alibaba_orders()
+    assert records and all(list(r) == ORDER_KEYS for r in records)
+    assert all(r[k] is None or CST_RE.fullmatch(r[k]) for r in records for k in ORDER_TIMES_1688)
+    # the same world apart from the rendering: the same facts
+    default = World(WorldConfig(orders=600))
+    for flat, r in zip(records, map(flat_1688, default.alibaba_orders()), strict=True):
+        assert {**r, "discount": flat["discount"]} == flat
+
+
+def test_order_list_filters_work_on_nested_records_with_compact_times(
+    api: Api, served: list[dict]
+) -> None:
+    target = next(
+        r
+        for r in served
+        if "baseInfo" in r
+        and COMPACT_RE.fullmatch(r["baseInfo"]["modifyTime"])
+        and COMPACT_RE.fullmatch(r["baseInfo"]["createTime"])
+    )
+    base = target["baseInfo"]
+    oid = str(base["orderId"])
+    created, modified = cst_1688(base["createTime"]), cst_1688(base["modifyTime"])
+
+    def ids(body: dict) -> set[str]:
+        return {str(flat_1688(r)["orderId"]) for r in all_orders(api, body)}
+
+    assert oid in ids({"createStartTime": created, "createEndTime": shift(created, 1)})
+    assert oid not in ids({"createStartTime": shift(created, 1)})
+    assert oid in ids({"modifyStartTime": modified, "modifyEndTime": shift(modified, 1)})
+    assert oid not in ids({"modifyStartTime": shift(modified, 1)})
+    assert oid in ids({"status": base["status"]})
+
+
 def test_order_list_windows_status_and_bad_parameters(api: Api, orders: list[dict]) -> None:
     target = orders[37]
     oid = str(target["orderId"])
 
     def ids(body: dict) -> set[str]:
-        return {str(r["orderId"]) for r in all_orders(api, body)}
+        return {str(flat_1688(r)["orderId"]) for r in all_orders(api, body)}
 
     created, modified = target["createTime"], target["modifyTime"]
     assert oid in ids({"createStartTime": created, "createEndTime": shift(created, 1)})
@@ -177,7 +249,7 @@ def test_order_list_windows_status_and_bad_parameters(api: Api, orders: list[dic
     assert ids({"status": "nosuchstatus"}) == set()
     data = ok(api.post(PAGE, {"pageNo": 3, "pageSize": 30}))
     assert (data["total"], data["size"], data["current"], data["pages"]) == (200, 30, 3, 7)
-    assert data["records"] == orders[60:90]
+    assert [flat_1688(r) for r in data["records"]] == orders[60:90]
     assert ok(api.post(PAGE, {"pageNo": 9, "pageSize": 30}))["records"] == []
     for body in (
         {"pageNo": 1, "pageSize": 101},
@@ -244,7 +316,7 @@ def test_logistics_trace(api: Api, orders: list[dict], sandbox: SandboxServer) -
 
 def test_orders_refunds_and_steps_move_with_the_clock() -> None:
     world = World(WorldConfig(orders=3000))
-    before = {str(r["orderId"]): r for r in world.alibaba_orders()}
+    before = {str(r["orderId"]): r for r in map(flat_1688, world.alibaba_orders())}
     open_refunds = {
         i["refundId"]: world.alibaba_refund(i["refundId"])
         for r in before.values()
@@ -254,7 +326,7 @@ def test_orders_refunds_and_steps_move_with_the_clock() -> None:
     shipping = [k for k, r in before.items() if r["status"] == "waitbuyerreceive"]
     traces_before = {k: world.alibaba_logistics(k) for k in shipping}
     world.advance(10 * 86_400)
-    after = {str(r["orderId"]): r for r in world.alibaba_orders()}
+    after = {str(r["orderId"]): r for r in map(flat_1688, world.alibaba_orders())}
     assert set(before) < set(after)
     moved = [k for k in before if before[k]["status"] != after[k]["status"]]
     assert moved and all(after[k]["modifyTime"] > before[k]["modifyTime"] for k in moved)

@@ -9,6 +9,13 @@ in 1-2 parcels whose steps carry no status, so a parcel counts as delivered once
 ``confirm_goods``/``success`` (the plan makes every step happen before that); refund amounts are
 integer fen; the refund of an item shows on the item (``refundStatus``, ``refundId``) and moves the
 order's ``modifyTime``.
+
+Order records come in both shapes of CONTRACT §5.7: flat, or 1688's own nested shape (``baseInfo``
+holding the order's fields, ``productItems`` beside it, ``nativeLogistics`` the receiving
+warehouse, ``discount`` as negative integer fen), chosen per order; and each order time in either
+``yyyy-MM-dd HH:mm:ss`` or ``yyyyMMddHHmmssSSS+0800``, chosen per order and field. Both are drawn
+after every other fact of the order, so the facts (and the ground truth) do not depend on them,
+and the list filters select on the plans, never on the rendered record.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import random
+import time
 from array import array
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +41,7 @@ from xport_etl.sandbox.world import (
     _CARRIER_WEIGHTS,
     _CARRIERS,
     _WAREHOUSES,
+    CST_OFFSET_S,
     DAY_MS,
     SNOWFLAKE_EPOCH_MS,
     Product,
@@ -68,6 +77,8 @@ REFUND_STATUSES = (
     "refundsuccess",
     "refundclose",
 )
+# the order times of a record, in the order of its fields; bit k of ``compact_times`` is field k
+ORDER_TIMES = ("createTime", "payTime", "allDeliveredTime", "completeTime", "modifyTime")
 # 19-digit order ids: base + milliseconds since the snowflake epoch * 10**6 + index digits
 ORDER_ID_BASE = 2 * 10**18
 R_AGREE, R_MODIFY, R_SEND, R_RECEIVE, R_SUCCESS, R_CLOSE = range(6)
@@ -282,6 +293,8 @@ class AlibabaOrderDetail:
     discount_cents: int  # already taken off the item prices
     id_as_number: bool
     money_style: int
+    nested: bool = False  # served in 1688's own shape (baseInfo, productItems, nativeLogistics)
+    compact_times: int = 0  # bit k: ORDER_TIMES[k] written yyyyMMddHHmmssSSS+0800
 
     @property
     def goods_cents(self) -> int:
@@ -435,6 +448,13 @@ class AlibabaOrderStore:
             discount_cents=discount,
             id_as_number=rng.random() < aw,
             money_style=_money_style(rng, aw),
+            # the wire's shape and time formats: drawn last, so no other fact depends on them
+            nested=rng.random() < cfg.nested_share_1688,
+            compact_times=sum(
+                1 << k
+                for k in range(len(ORDER_TIMES))
+                if rng.random() < cfg.compact_time_share_1688
+            ),
         )
 
     def _make_refund_detail(self, r: int) -> AlibabaRefundDetail:
@@ -627,6 +647,30 @@ def _cst(epoch_s: int | None) -> str | None:
     return None if epoch_s is None else cst_text(epoch_s)
 
 
+def compact_text(epoch_s: int) -> str:
+    """``yyyyMMddHHmmssSSS+0800``, as 1688's own API writes times (CONTRACT §5.7)."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch_s + CST_OFFSET_S)) + "000+0800"
+
+
+def _order_time(epoch_s: int | None, detail: AlibabaOrderDetail, field: int) -> str | None:
+    if epoch_s is None:
+        return None
+    return compact_text(epoch_s) if detail.compact_times >> field & 1 else cst_text(epoch_s)
+
+
+def _native_logistics(detail: AlibabaOrderDetail) -> dict:
+    """1688's ``nativeLogistics`` of a nested record: the receiving warehouse's address."""
+    name, address, province, city, area, zip_code, _weight = _WAREHOUSES[detail.warehouse]
+    return {
+        "contactPerson": name,
+        "province": province,
+        "city": city,
+        "area": area,
+        "address": address,
+        "zip": zip_code,
+    }
+
+
 def logistics_status(status: int) -> int:
     """An item's ``logisticsStatus``: 1 not shipped, 2 shipped, 3 received."""
     if status == WAITBUYERRECEIVE:
@@ -637,7 +681,7 @@ def logistics_status(status: int) -> int:
 
 
 def render_1688_order(detail: AlibabaOrderDetail, state: AlibabaOrderState) -> dict:
-    """The 1688 order record of CONTRACT §5.7 at the state's instant."""
+    """The 1688 order record of CONTRACT §5.7 at the state's instant, in the order's shape."""
     style = detail.money_style
     status = STATUSES[state.status]
     items = []
@@ -660,7 +704,7 @@ def render_1688_order(detail: AlibabaOrderDetail, state: AlibabaOrderState) -> d
                 "logisticsStatus": logistics_status(state.status),
             }
         )
-    return {
+    record = {
         "orderId": detail.order_id if detail.id_as_number else str(detail.order_id),
         "webSite": "1688",
         "status": status,
@@ -670,13 +714,17 @@ def render_1688_order(detail: AlibabaOrderDetail, state: AlibabaOrderState) -> d
         "shippingFee": money(detail.shipping_cents, style),
         "discount": money(detail.discount_cents, style),
         "currency": "CNY",
-        "createTime": cst_text(detail.create_ms // 1000),
-        "payTime": _cst(state.pay_s),
-        "allDeliveredTime": _cst(state.ship_s),
-        "completeTime": _cst(state.complete_s),
-        "modifyTime": cst_text(state.modify_s),
-        "productItems": items,
+        "createTime": _order_time(detail.create_ms // 1000, detail, 0),
+        "payTime": _order_time(state.pay_s, detail, 1),
+        "allDeliveredTime": _order_time(state.ship_s, detail, 2),
+        "completeTime": _order_time(state.complete_s, detail, 3),
+        "modifyTime": _order_time(state.modify_s, detail, 4),
     }
+    if not detail.nested:
+        record["productItems"] = items
+        return record
+    record["discount"] = -detail.discount_cents  # 1688 writes it as (negative) integer fen
+    return {"baseInfo": record, "productItems": items, "nativeLogistics": _native_logistics(detail)}
 
 
 def render_1688_refund(

@@ -79,6 +79,12 @@ class WorldConfig:
         refund_rate: share of paid Taobao orders that get a refund on one line (about 4% of
             lines).
         refund_rate_1688: share of paid 1688 orders that get a refund on one item.
+        nested_share_1688: share of 1688 order records served in 1688's own nested shape
+            (``baseInfo``, ``productItems``, ``nativeLogistics``) instead of the flat one; 0 serves
+            the flat shape only. Drawn per order, so an order keeps its shape.
+        compact_time_share_1688: share of 1688 order times (each field of each order, drawn
+            independently of the shape) written ``yyyyMMddHHmmssSSS+0800`` instead of
+            ``yyyy-MM-dd HH:mm:ss``; 0 writes the latter only.
     """
 
     seed: int = 7
@@ -91,6 +97,8 @@ class WorldConfig:
     orders_1688: int | None = None
     refund_rate: float = 0.09
     refund_rate_1688: float = 0.07
+    nested_share_1688: float = 0.5
+    compact_time_share_1688: float = 0.5
 
     @property
     def n_orders_1688(self) -> int:
@@ -108,7 +116,7 @@ class WorldConfig:
             raise ValueError("WorldConfig.awkward must be within [0, 1]")
         if self.orders_1688 is not None and self.orders_1688 < 0:
             raise ValueError("WorldConfig.orders_1688 must be >= 0")
-        for name in ("refund_rate", "refund_rate_1688"):
+        for name in ("refund_rate", "refund_rate_1688", "nested_share_1688", "compact_time_share_1688"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"WorldConfig.{name} must be within [0, 1]")
 
