@@ -140,10 +140,13 @@ def cmd_run(args) -> int:
     from xport_etl.pipeline import run_window
 
     s = _settings(args)
+    if args.chunk_days < 1 or args.run_days < 1:
+        raise UsageError("--chunk-days and --run-days must be at least 1")
     with _PageProgress(args.quiet) as progress:
         result = run_window(s, _parse_time(args.start, s.report_tz), _parse_time(args.end, s.report_tz),
                             mode=args.mode, incremental=args.incremental,
-                            chunk=timedelta(days=args.chunk_days), progress=progress)
+                            chunk=timedelta(days=args.chunk_days), span=timedelta(days=args.run_days),
+                            progress=progress)
     print(f"published {result['warehouse']}: {result['rows_written']}, {result['rejects']} rejects")
     return 0
 
@@ -259,22 +262,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", action="append", help="a landed window's manifest.json (repeatable; default: all)")
     p.set_defaults(func=cmd_load)
 
+    run_days = ("each bounded run loads this many days (lists, then their fan-outs) and publishes once, "
+                "newest first, so the latest period is readable while older ones load (default 31)")
     p = sub.add_parser("run", parents=[common, window], help="extract + load every endpoint for a window",
-                       description="Extract every implemented endpoint for a window (in chunks) and publish.\n"
+                       description="Extract every implemented endpoint for a window and publish it, in bounded "
+                                   "runs (newest first) that each publish once.\n"
                                    "example: xport-etl run --start 2026-01-01 --end 2026-07-01",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk-days", type=int, default=31, help="split the window into chunks of this many days (default 31)")
+    p.add_argument("--run-days", type=int, default=31, help=run_days)
     p.add_argument("--incremental", action="store_true",
                    help="each list endpoint reads its declared incremental window for the interval "
                         "(update time, or creation time with a lookback), as the hourly DAG does")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("backfill", parents=[common, window], help="load a past period in bounded windows",
-                       description="Extract and publish a past period by creation time, in bounded windows, "
-                                   "idempotently and resumably (run the same command again after a crash).\n"
+                       description="Extract and publish a past period by creation time, in bounded runs "
+                                   "(newest first, each published once), idempotently and resumably (run the "
+                                   "same command again after a crash).\n"
                                    "example: xport-etl backfill --start 2025-01-01 --end 2026-01-01 --chunk-days 7",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk-days", type=int, default=7, help="window size in days (default 7)")
+    p.add_argument("--run-days", type=int, default=31, help=run_days)
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("status", parents=[common], help="the last runs and how fresh each table is",
