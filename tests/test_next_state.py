@@ -103,3 +103,18 @@ def test_a_failed_publish_marks_the_run_rows_failed_and_a_rerun_succeeds(tmp_pat
     assert [r["outcome"] for r in read_runs(tmp_path)] == ["failed"]
     publish_state(Settings(data_dir=tmp_path), state)
     assert [r["outcome"] for r in read_runs(tmp_path)] == ["success"]
+
+
+def test_next_states_abandoned_for_a_week_are_removed_when_a_run_starts(tmp_path):
+    import os
+    import time
+
+    old = NextState(tmp_path, "run-old")
+    old.merge([_batch(tmp_path, [order(id="1")])])
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(old.path, (week_ago, week_ago))
+    recent = NextState(tmp_path, "run-recent")
+    recent.merge([_batch(tmp_path, [order(id="2")], day=1)])
+    NextState(tmp_path, "run-new").merge([_batch(tmp_path, [order(id="3")], day=2)])
+    assert not old.path.exists() and not old.meta_path.exists()
+    assert recent.exists()

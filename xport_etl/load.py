@@ -571,6 +571,7 @@ class NextState:
         published = warehouse_path(self.data_dir)
         self.discard()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(self.path.parent)
         base = None if rebuild else _identity(published)
         if base is not None:
             shutil.copyfile(published, self.path)
@@ -723,6 +724,25 @@ class NextState:
     def forget(self) -> None:
         """Remove the lock file too: for a one-off key that no other process can be waiting on."""
         self._lock_path.unlink(missing_ok=True)
+
+
+ABANDONED_AFTER_S = 7 * 24 * 3600  # a next state untouched this long belongs to a run nobody resumes
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Delete next states untouched for :data:`ABANDONED_AFTER_S` (a failed Airflow run never
+    cleared, an abandoned command): each is a copy of the warehouse, and only its own run reads it."""
+    import time
+
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for path in folder.glob("*.duckdb"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                log.warning("removing the abandoned next state %s (untouched for 7 days)", path.name)
+                for stale in (path, path.with_suffix(".json"), Path(str(path) + ".wal")):
+                    stale.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue
 
 
 def _batch_dict(batch: Batch) -> dict:
