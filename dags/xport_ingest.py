@@ -33,8 +33,10 @@ update winning, so re-runs and backfills are idempotent. The run parameter `look
 `airflow dags test xport_ingest 2026-07-01 -c '{"lookback_days": 200}'` (`dags test` infers the
 interval that *ends* at the date it is given: here `[2026-06-30, 2026-07-01)`).
 
-`catchup=False` on purpose: history is loaded by an explicit backfill or one run with a larger
-`lookback_days`, never by a burst of catch-up runs. `max_active_runs=1`: runs of the same
+`catchup=False` on purpose: history is loaded by an explicit backfill (`airflow backfill create
+--dag-id xport_ingest --from-date … --to-date … --run-backwards`: bounded daily runs, each
+published once, the newest first) or one run with a larger `lookback_days` (published once, at its
+end), never by a burst of catch-up runs. `max_active_runs=1`: runs of the same
 endpoints never overlap.
 
 **Fan-out.** `extract_logistics` (both platforms) and 1688 `extract_refunds` have no list to
