@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
 configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 an error data
 check failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
-6 stale data (``status --check-freshness``).
+6 stale data (``status --check-freshness``); 7 another run is in progress on the data directory
+(``run``/``backfill --no-wait``).
 
 Times given without an offset (``--start 2026-01-01``) are read in the reporting time zone
 (``XPORT_REPORT_TZ``, default Asia/Shanghai: the merchant's business calendar, the same one the
@@ -146,7 +147,7 @@ def cmd_run(args) -> int:
         result = run_window(s, _parse_time(args.start, s.report_tz), _parse_time(args.end, s.report_tz),
                             mode=args.mode, incremental=args.incremental,
                             chunk=timedelta(days=args.chunk_days), span=timedelta(days=args.run_days),
-                            progress=progress)
+                            wait=not args.no_wait, progress=progress)
     print(f"published {result['warehouse']}: {result['rows_written']}, {result['rejects']} rejects")
     return 0
 
@@ -262,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", action="append", help="a landed window's manifest.json (repeatable; default: all)")
     p.set_defaults(func=cmd_load)
 
+    no_wait = ("when another run or backfill is in progress on the same data directory, refuse (exit 7) "
+               "instead of waiting for it to finish")
     run_days = ("each bounded run loads this many days (lists, then their fan-outs) and publishes once, "
                 "newest first, so the latest period is readable while older ones load (default 31)")
     p = sub.add_parser("run", parents=[common, window], help="extract + load every endpoint for a window",
@@ -271,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk-days", type=int, default=31, help="split the window into chunks of this many days (default 31)")
     p.add_argument("--run-days", type=int, default=31, help=run_days)
+    p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.add_argument("--incremental", action="store_true",
                    help="each list endpoint reads its declared incremental window for the interval "
                         "(update time, or creation time with a lookback), as the hourly DAG does")
@@ -284,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk-days", type=int, default=7, help="window size in days (default 7)")
     p.add_argument("--run-days", type=int, default=31, help=run_days)
+    p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("status", parents=[common], help="the last runs and how fresh each table is",
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args) -> int:
-    from xport_etl.errors import AuthenticationError, ConfigError, XportError
+    from xport_etl.errors import AuthenticationError, ConfigError, RunInProgressError, XportError
     from xport_etl.load import CheckFailedError
     from xport_etl.normalize import PageError
     from xport_etl.status import StaleDataError
@@ -363,6 +368,10 @@ def run_command(args) -> int:
     except StaleDataError as exc:
         _fail(str(exc), "see `xport-etl status` for the last runs and their errors")
         return 6
+    except RunInProgressError as exc:
+        _fail(str(exc), "wait for it (run again without --no-wait), or stop it; a killed run resumes "
+                        "from its checkpoints when the same command runs again")
+        return 7
     except PageError as exc:
         _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
         return 5

@@ -11,6 +11,7 @@ still on record.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -685,6 +686,7 @@ def run_window(
     incremental: bool = False,
     chunk: timedelta = DEFAULT_CHUNK,
     span: timedelta = DEFAULT_RUN,
+    wait: bool = True,
     client=None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -703,7 +705,57 @@ def run_window(
         incremental: instead of ``mode``, each list endpoint reads its declared incremental
             window for the interval (update time, or creation time with a lookback; see
             :func:`interval_window`), as the hourly DAG does: one run.
+        wait: when another command is running on the same data directory, wait for it to finish
+            (logged); ``False``: raise :class:`~xport_etl.errors.RunInProgressError` at once.
     """
+    with run_lock(settings.data_dir, wait=wait, progress=progress):
+        return _run_window(settings, start, end, endpoints=endpoints, mode=mode, incremental=incremental,
+                           chunk=chunk, span=span, client=client, progress=progress)
+
+
+@contextlib.contextmanager
+def run_lock(data_dir: Path, *, wait: bool = True, progress: Progress | None = None) -> Iterator[None]:
+    """One ``run``/``backfill`` at a time on a data directory (``state/run.lock``, an ``flock``
+    released by the kernel when the process dies, so a crashed run never leaves it held).
+
+    A second run would otherwise resume the first's plan while it is still running. It waits for
+    the first (saying so once), or with ``wait=False`` refuses at once.
+    """
+    import fcntl
+
+    from xport_etl.errors import RunInProgressError
+
+    path = Path(data_dir) / "state" / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(handle)
+            if not wait:
+                raise RunInProgressError(f"another run{holder} is in progress on {data_dir}") from None
+            log.warning("another run%s is in progress on %s: waiting for it to finish", holder, data_dir)
+            if progress:
+                progress({"event": "wait", "reason": f"another run{holder} is in progress"})
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_holder(handle) -> str:
+    handle.seek(0)
+    pid = handle.read().strip()
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints, mode, incremental, chunk,
+                span, client, progress) -> dict[str, Any]:
     endpoints = list(endpoints)
     lists = [e for e in endpoints if e not in FANOUT_ENDPOINTS]
     fanouts = [e for e in endpoints if e in FANOUT_ENDPOINTS]
