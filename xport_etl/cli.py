@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
 configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 an error data
 check failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
-6 stale data (``status --check-freshness``); 7 another run is in progress on the data directory
+6 stale data (``status --check-freshness``); 8 another run is in progress on the data directory
 (``run``/``backfill --no-wait``).
 
 Times given without an offset (``--start 2026-01-01``) are read in the reporting time zone
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", action="append", help="a landed window's manifest.json (repeatable; default: all)")
     p.set_defaults(func=cmd_load)
 
-    no_wait = ("when another run or backfill is in progress on the same data directory, refuse (exit 7) "
+    no_wait = ("when another run or backfill is in progress on the same data directory, refuse (exit 8) "
                "instead of waiting for it to finish")
     run_days = ("each bounded run loads this many days (lists, then their fan-outs) and publishes once, "
                 "newest first, so the latest period is readable while older ones load (default 31)")
@@ -371,7 +371,7 @@ def run_command(args) -> int:
     except RunInProgressError as exc:
         _fail(str(exc), "wait for it (run again without --no-wait), or stop it; a killed run resumes "
                         "from its checkpoints when the same command runs again")
-        return 7
+        return 8
     except PageError as exc:
         _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
         return 5

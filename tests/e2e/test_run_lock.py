@@ -1,5 +1,5 @@
 """One run at a time on a data directory: a second `xport-etl run` waits for the first (saying
-so) or, with --no-wait, refuses with exit code 7. The first run is another real process here,
+so) or, with --no-wait, refuses with exit code 8. The first run is another real process here,
 holding the lock exactly as `run_window` does."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_a_second_run_waits_for_the_first_or_refuses_with_no_wait(tmp_path):
         with SandboxServer(WorldConfig(seed=3, orders=60), rate_limit=None) as sandbox:
             refused = _cli(sandbox, tmp_path, "--no-wait")
             out, err = refused.communicate(timeout=60)
-            assert refused.returncode == 7, err
+            assert refused.returncode == 8, err
             assert f"another run (pid {first.pid}) is in progress" in err
             assert "Traceback" not in err
 
