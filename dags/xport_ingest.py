@@ -5,11 +5,21 @@ Daily ingest of the merchant's Taobao and 1688 purchases from the Xportcn OpenAP
 DuckDB warehouse: orders and lines, refunds, parcels and their tracking events.
 
 ```
-taobao   extract_orders → load_orders → extract_logistics → load_logistics
-         extract_refunds → load_refunds
-alibaba  extract_orders → load_orders ┬→ extract_refunds → load_refunds
-                                      └→ extract_logistics → load_logistics
+taobao   extract_orders → load_orders → extract_logistics → load_logistics ┐
+         extract_refunds → load_refunds                                      │
+alibaba  extract_orders → load_orders ┬→ extract_refunds → load_refunds     ├→ publish
+                                      └→ extract_logistics → load_logistics ┘
 ```
+
+**One published state per run.** The `load_*` tasks normalise what their extract landed and
+merge it into this DAG run's *next state* of the warehouse (`<data_dir>/state/next/`), which no
+reader sees; the final `publish` task checks it and swaps it in atomically, once, and emits the
+fact Assets. A reader sees the warehouse before the run or after it, never a run's orders
+without its parcels and refunds, and `rpt_stuck_orders` raises no false alarm mid-run. A failed
+task leaves the published warehouse as it was; clearing it (or a retry) merges again into the
+same next state (merges are idempotent) and the run still publishes once. If another writer
+(the callbacks DAG) published meanwhile, `publish` merges the run's batches onto that newer
+state first.
 
 **Schedule and window.** A data-interval timetable, `CronDataIntervalTimetable("0 0 * * *",
 "UTC")`: the run for logical date *D* covers the UTC day `[D, D+1)` and starts once that day is
@@ -23,14 +33,17 @@ update winning, so re-runs and backfills are idempotent. The run parameter `look
 `airflow dags test xport_ingest 2026-07-01 -c '{"lookback_days": 200}'` (`dags test` infers the
 interval that *ends* at the date it is given: here `[2026-06-30, 2026-07-01)`).
 
-`catchup=False` on purpose: history is loaded by an explicit backfill or one run with a larger
-`lookback_days`, never by a burst of catch-up runs. `max_active_runs=1`: runs of the same
+`catchup=False` on purpose: history is loaded by an explicit backfill (`airflow backfill create
+--dag-id xport_ingest --from-date … --to-date … --run-backwards`: bounded daily runs, each
+published once, the newest first) or one run with a larger `lookback_days` (published once, at its
+end), never by a burst of catch-up runs. `max_active_runs=1`: runs of the same
 endpoints never overlap.
 
 **Fan-out.** `extract_logistics` (both platforms) and 1688 `extract_refunds` have no list to
-page: they call a detail endpoint once per key the *published* warehouse names (shipped lines
-or orders whose parcels are not all delivered; 1688 refundIds not yet final), so they run after
-their platform's `load_orders`. When there is nothing to fetch, the load is skipped.
+page: they call a detail endpoint once per key the run's *next state* names (shipped lines or
+orders whose parcels are not all delivered; 1688 refundIds not yet final: what this run loaded
+included), so they run after their platform's `load_orders`. When there is nothing to fetch, the
+load is skipped.
 
 **Pool `xport_api`.** Every task that calls the API runs in the pool `xport_api`, which caps
 how many of them run at once. Airflow does not create it, and the scheduler never schedules a
@@ -43,9 +56,9 @@ directory shares one budget per access key (`XPORT_RATE_LIMIT` / the connection'
 default 10 requests/s, the API's assumed per-key limit) through a lock file under
 `<data_dir>/state/ratelimit/`, so four concurrent tasks together still stay under the limit.
 
-**Assets.** Each load publishes the warehouse atomically and emits the assets of the tables it
-wrote (`xport://warehouse/fct_orders`, `fct_order_lines`, `fct_refunds`, `fct_parcels`,
-`fct_parcel_events`); `xport_reports` is scheduled on them.
+**Assets.** `publish` emits the assets of the fact tables (`xport://warehouse/fct_orders`,
+`fct_order_lines`, `fct_refunds`, `fct_parcels`, `fct_parcel_events`); `xport_reports` is
+scheduled on them.
 
 **Connection.** `xport_default` (type `xport`): host = base URL, login = AccessKey,
 password = AccessSecret, extra `{"user_id": "…", "rate_limit": 10}`. See `plugins/xport_hook.py`.
@@ -112,6 +125,13 @@ def _settings():
     return XportHook().get_settings()
 
 
+def _run_key(context: dict[str, Any]) -> str:
+    """This DAG run's next-state key (the same for every task and every retry of the run)."""
+    from xport_etl.pipeline import run_key
+
+    return run_key(context["dag"].dag_id, context["run_id"])
+
+
 # three generic tasks; the DAG names each use of them (task id, docs, outlets) with `.override`
 
 
@@ -129,24 +149,42 @@ def extract_list(endpoint: str, **context: Any) -> list[str]:
     return extract_interval(_settings(), endpoint, start, end, chunk=LIST_CHUNK)
 
 
-@task(pool=API_POOL)
-def extract_fanout(endpoint: str) -> list[str]:
-    """Call `endpoint` once per key the published warehouse names; land the answers."""
-    from xport_etl.pipeline import extract_fanout as fanout
+@task(pool=API_POOL, trigger_rule="none_failed")
+def extract_fanout(endpoint: str, **context: Any) -> list[str]:
+    """Call `endpoint` once per key the run's next state names; land the answers.
 
-    return fanout(_settings(), endpoint)
+    Runs also when its platform's order load was skipped (nothing new landed): parcels and
+    refunds of earlier orders still move, and the keys then come from the published state."""
+    from xport_etl.pipeline import extract_fanout_for_run
+
+    return extract_fanout_for_run(_settings(), endpoint, _run_key(context))
 
 
 @task
-def load(manifests: list[str]) -> dict[str, Any]:
-    """Publish the landed windows; skipped when nothing was landed."""
+def load(manifests: list[str], **context: Any) -> dict[str, Any]:
+    """Merge the landed windows into the run's next state; skipped when nothing was landed."""
     if not manifests:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("nothing was landed: nothing to load")
-    from xport_etl.pipeline import load_windows
+    from xport_etl.pipeline import load_into_run
 
-    result = load_windows(_settings(), manifests)
+    return {"rows_written": load_into_run(_settings(), manifests, _run_key(context))}
+
+
+@task(
+    outlets=list(FACT_ASSETS),
+    trigger_rule="none_failed",
+    doc_md="Check the run's next state and publish it atomically, once: the warehouse readers see"
+    " moves from the state before this run to the state after it. Emits the fact-table Assets."
+    " Runs when no load failed (a skipped load merged nothing); returns the rows written per table"
+    " and the rejects.",
+)
+def publish(**context: Any) -> dict[str, Any]:
+    """Publish the run's next state (what every load merged), once."""
+    from xport_etl.pipeline import publish_run
+
+    result = publish_run(_settings(), _run_key(context))
     return {"rows_written": result["rows_written"], "rejects": result["rejects"]}
 
 
@@ -160,24 +198,24 @@ def _extract_list_doc(endpoint: str) -> str:
 
 def _extract_fanout_doc(endpoint: str, keys: str) -> str:
     return (
-        f"Call `{endpoint}` once per key the published warehouse names ({keys}) and land the"
+        f"Call `{endpoint}` once per key the run's next state names ({keys}) and land the"
         " answers. Returns the manifest paths (none when there is nothing to fetch). Runs in"
         " the `xport_api` pool."
     )
 
 
-def _load_doc(upstream: str, *assets: Asset) -> str:
-    uris = ", ".join(f"`{a.uri}`" for a in assets)
+def _load_doc(upstream: str, *tables: str) -> str:
+    names = ", ".join(f"`{t}`" for t in tables)
     return (
-        f"Normalise what `{upstream}` landed and publish it into the DuckDB warehouse atomically"
-        f" (data checks included), emitting {uris}. Returns the rows written per table and the"
-        " rejects; skipped when nothing was landed."
+        f"Normalise what `{upstream}` landed and merge it into the run's next state of the"
+        f" warehouse ({names}), unpublished: the `publish` task publishes the run once. Returns"
+        " the rows written per table; skipped when nothing was landed."
     )
 
 
-def _load_task(upstream: str, *assets: Asset):
+def _load_task(upstream: str, *tables: str):
     task_id = upstream.replace("extract_", "load_")
-    return load.override(task_id=task_id, outlets=list(assets), doc_md=_load_doc(upstream, *assets))
+    return load.override(task_id=task_id, doc_md=_load_doc(upstream, *tables))
 
 
 @dag(
@@ -209,7 +247,7 @@ def xport_ingest() -> None:
         orders = extract_list.override(
             task_id="extract_orders", doc_md=_extract_list_doc("taobao_orders")
         )("taobao_orders")
-        loaded = _load_task("extract_orders", FCT_ORDERS, FCT_ORDER_LINES)(orders)
+        loaded = _load_task("extract_orders", "fct_orders", "fct_order_lines")(orders)
         logistics = extract_fanout.override(
             task_id="extract_logistics",
             doc_md=_extract_fanout_doc(
@@ -217,18 +255,18 @@ def xport_ingest() -> None:
             ),
         )("taobao_logistics")
         loaded >> logistics
-        _load_task("extract_logistics", FCT_PARCELS, FCT_PARCEL_EVENTS)(logistics)
+        loads = [_load_task("extract_logistics", "fct_parcels", "fct_parcel_events")(logistics)]
 
         refunds = extract_list.override(
             task_id="extract_refunds", doc_md=_extract_list_doc("taobao_refunds")
         )("taobao_refunds")
-        _load_task("extract_refunds", FCT_REFUNDS)(refunds)
+        loads.append(_load_task("extract_refunds", "fct_refunds")(refunds))
 
     with TaskGroup("alibaba", tooltip="1688 purchase orders, then their refunds and parcels"):
         orders = extract_list.override(
             task_id="extract_orders", doc_md=_extract_list_doc("alibaba_orders")
         )("alibaba_orders")
-        loaded = _load_task("extract_orders", FCT_ORDERS, FCT_ORDER_LINES)(orders)
+        loaded = _load_task("extract_orders", "fct_orders", "fct_order_lines")(orders)
         refunds = extract_fanout.override(
             task_id="extract_refunds",
             doc_md=_extract_fanout_doc(
@@ -242,8 +280,10 @@ def xport_ingest() -> None:
             ),
         )("alibaba_logistics")
         loaded >> [refunds, logistics]
-        _load_task("extract_refunds", FCT_REFUNDS)(refunds)
-        _load_task("extract_logistics", FCT_PARCELS, FCT_PARCEL_EVENTS)(logistics)
+        loads.append(_load_task("extract_refunds", "fct_refunds")(refunds))
+        loads.append(_load_task("extract_logistics", "fct_parcels", "fct_parcel_events")(logistics))
+
+    loads >> publish()
 
 
 xport_ingest()

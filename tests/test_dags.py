@@ -87,19 +87,13 @@ API_TASKS = {
     "alibaba.extract_refunds",
     "alibaba.extract_logistics",
 }
-LOAD_OUTLETS = {
-    "taobao.load_orders": {"xport://warehouse/fct_orders", "xport://warehouse/fct_order_lines"},
-    "alibaba.load_orders": {"xport://warehouse/fct_orders", "xport://warehouse/fct_order_lines"},
-    "taobao.load_refunds": {"xport://warehouse/fct_refunds"},
-    "alibaba.load_refunds": {"xport://warehouse/fct_refunds"},
-    "taobao.load_logistics": {
-        "xport://warehouse/fct_parcels",
-        "xport://warehouse/fct_parcel_events",
-    },
-    "alibaba.load_logistics": {
-        "xport://warehouse/fct_parcels",
-        "xport://warehouse/fct_parcel_events",
-    },
+LOAD_TASKS = {
+    "taobao.load_orders",
+    "alibaba.load_orders",
+    "taobao.load_refunds",
+    "alibaba.load_refunds",
+    "taobao.load_logistics",
+    "alibaba.load_logistics",
 }
 
 
@@ -154,9 +148,9 @@ def test_ingest_wiring(dagbag):
     dag = dagbag.dags["xport_ingest"]
     assert {"taobao", "1688"} <= set(dag.tags)
     assert dag.params["lookback_days"] == 0
-    assert set(dag.task_group.children) == {"taobao", "alibaba"}
+    assert set(dag.task_group.children) == {"taobao", "alibaba", "publish"}
     tasks = dag.task_dict
-    assert set(tasks) == API_TASKS | set(LOAD_OUTLETS)
+    assert set(tasks) == API_TASKS | LOAD_TASKS | {"publish"}
 
     def downstream(task_id):
         return tasks[task_id].downstream_task_ids
@@ -164,7 +158,7 @@ def test_ingest_wiring(dagbag):
     # every extract feeds its load
     for task_id in API_TASKS:
         assert downstream(task_id) == {task_id.replace(".extract_", ".load_")}
-    # fan-outs read keys from the published orders: they run after their platform's orders load
+    # fan-outs read keys from the run's next state: they run after their platform's orders load
     assert downstream("taobao.load_orders") == {"taobao.extract_logistics"}
     assert downstream("alibaba.load_orders") == {
         "alibaba.extract_refunds",
@@ -173,8 +167,14 @@ def test_ingest_wiring(dagbag):
     # list endpoints start the run
     for task_id in ("taobao.extract_orders", "taobao.extract_refunds", "alibaba.extract_orders"):
         assert tasks[task_id].upstream_task_ids == set()
-    for task_id in ("taobao.load_refunds", "taobao.load_logistics", "alibaba.load_refunds"):
-        assert downstream(task_id) == set()
+    # the run publishes once, after every load; the fan-outs and the publish run when an
+    # upstream load merged nothing (skipped), never when one failed
+    for task_id in ("taobao.load_refunds", "taobao.load_logistics", "alibaba.load_refunds",
+                    "alibaba.load_logistics"):
+        assert downstream(task_id) == {"publish"}
+    assert tasks["publish"].upstream_task_ids == LOAD_TASKS - {"taobao.load_orders", "alibaba.load_orders"}
+    for task_id in ("publish", "taobao.extract_logistics", "alibaba.extract_refunds", "alibaba.extract_logistics"):
+        assert tasks[task_id].trigger_rule == "none_failed", task_id
 
 
 def test_ingest_api_tasks_run_in_the_api_pool(dagbag):
@@ -185,12 +185,11 @@ def test_ingest_api_tasks_run_in_the_api_pool(dagbag):
     assert "airflow pools set xport_api" in dag.doc_md
 
 
-def test_ingest_loads_publish_the_fact_assets(dagbag):
+def test_ingest_publish_emits_the_fact_assets_and_nothing_else_does(dagbag):
     dag = dagbag.dags["xport_ingest"]
     for task in dag.tasks:
         outlets = {asset.uri for asset in task.outlets}
-        assert outlets == LOAD_OUTLETS.get(task.task_id, set()), task.task_id
-    assert set().union(*LOAD_OUTLETS.values()) == FACT_ASSETS
+        assert outlets == (FACT_ASSETS if task.task_id == "publish" else set()), task.task_id
 
 
 def test_reports_dag_is_scheduled_on_any_fact_asset(dagbag):

@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
 configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 an error data
 check failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
-6 stale data (``status --check-freshness``).
+6 stale data (``status --check-freshness``); 8 another run is in progress on the data directory
+(``run``/``backfill --no-wait``).
 
 Times given without an offset (``--start 2026-01-01``) are read in the reporting time zone
 (``XPORT_REPORT_TZ``, default Asia/Shanghai: the merchant's business calendar, the same one the
@@ -140,10 +141,13 @@ def cmd_run(args) -> int:
     from xport_etl.pipeline import run_window
 
     s = _settings(args)
+    if args.chunk_days < 1 or args.run_days < 1:
+        raise UsageError("--chunk-days and --run-days must be at least 1")
     with _PageProgress(args.quiet) as progress:
         result = run_window(s, _parse_time(args.start, s.report_tz), _parse_time(args.end, s.report_tz),
                             mode=args.mode, incremental=args.incremental,
-                            chunk=timedelta(days=args.chunk_days), progress=progress)
+                            chunk=timedelta(days=args.chunk_days), span=timedelta(days=args.run_days),
+                            wait=not args.no_wait, progress=progress)
     print(f"published {result['warehouse']}: {result['rows_written']}, {result['rejects']} rejects")
     return 0
 
@@ -259,22 +263,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", action="append", help="a landed window's manifest.json (repeatable; default: all)")
     p.set_defaults(func=cmd_load)
 
+    no_wait = ("when another run or backfill is in progress on the same data directory, refuse (exit 8) "
+               "instead of waiting for it to finish")
+    run_days = ("each bounded run loads this many days (lists, then their fan-outs) and publishes once, "
+                "newest first, so the latest period is readable while older ones load (default 31)")
     p = sub.add_parser("run", parents=[common, window], help="extract + load every endpoint for a window",
-                       description="Extract every implemented endpoint for a window (in chunks) and publish.\n"
+                       description="Extract every implemented endpoint for a window and publish it, in bounded "
+                                   "runs (newest first) that each publish once.\n"
                                    "example: xport-etl run --start 2026-01-01 --end 2026-07-01",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk-days", type=int, default=31, help="split the window into chunks of this many days (default 31)")
+    p.add_argument("--run-days", type=int, default=31, help=run_days)
+    p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.add_argument("--incremental", action="store_true",
                    help="each list endpoint reads its declared incremental window for the interval "
                         "(update time, or creation time with a lookback), as the hourly DAG does")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("backfill", parents=[common, window], help="load a past period in bounded windows",
-                       description="Extract and publish a past period by creation time, in bounded windows, "
-                                   "idempotently and resumably (run the same command again after a crash).\n"
+                       description="Extract and publish a past period by creation time, in bounded runs "
+                                   "(newest first, each published once), idempotently and resumably (run the "
+                                   "same command again after a crash).\n"
                                    "example: xport-etl backfill --start 2025-01-01 --end 2026-01-01 --chunk-days 7",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk-days", type=int, default=7, help="window size in days (default 7)")
+    p.add_argument("--run-days", type=int, default=31, help=run_days)
+    p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("status", parents=[common], help="the last runs and how fresh each table is",
@@ -328,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args) -> int:
-    from xport_etl.errors import AuthenticationError, ConfigError, XportError
+    from xport_etl.errors import AuthenticationError, ConfigError, RunInProgressError, XportError
     from xport_etl.load import CheckFailedError
     from xport_etl.normalize import PageError
     from xport_etl.status import StaleDataError
@@ -354,6 +368,10 @@ def run_command(args) -> int:
     except StaleDataError as exc:
         _fail(str(exc), "see `xport-etl status` for the last runs and their errors")
         return 6
+    except RunInProgressError as exc:
+        _fail(str(exc), "wait for it (run again without --no-wait), or stop it; a killed run resumes "
+                        "from its checkpoints when the same command runs again")
+        return 8
     except PageError as exc:
         _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
         return 5

@@ -169,3 +169,7 @@ class PaginationError(XportError):
 
 class ConfigError(XportError, ValueError):
     """Invalid configuration (settings or API assumptions). The message is one line."""
+
+
+class RunInProgressError(RuntimeError):
+    """Another run holds the data directory and the caller asked not to wait (``--no-wait``)."""

@@ -1,18 +1,26 @@
-"""Parquet batches → the published DuckDB warehouse, atomically.
+"""Parquet batches → the published DuckDB warehouse, atomically, once per run.
 
 Publishing: readers (analysts, BI tools) only ever open ``warehouse.duckdb`` read-only, and no
-writer ever opens that file. A load copies the published file to ``warehouse.duckdb.next``,
-merges the new batches into the copy, refreshes the views, runs the data checks, checkpoints,
-fsyncs, and ``os.replace``-s the copy over the published file. An error check above its threshold
-blocks the publish; a warn check is recorded and the state published (see :mod:`xport_etl.checks`);
-every check's outcome goes to the check ledger and ``etl_check_results``. A load runs an error check
-with no threshold only where it changed a table the check reads; the rest of the state passed it,
-which ``etl_settings`` records per check text (a new or edited check runs on the next publish).
-Warn and thresholded checks always run in full (their count is the whole state's), and a publish
-without batches (the reports DAG's refresh) or a rebuild runs every check. A reader that opened the
-old file keeps reading the old, complete state until it reconnects; a new connection sees the new
-state; nobody ever sees half a load or a lock error. A failure anywhere before the rename leaves the
-published file exactly as it was. One writer at a time is enforced with an exclusive file lock.
+writer ever opens that file. A run builds its **next state** (:class:`NextState`): a copy of the
+published file under ``state/next/``, into which each of the run's loads merges its batches (the
+list endpoints first, then the fan-outs, whose keys are read from this next state, not from the
+published one). At the end of the run the next state is checked and ``os.replace``-d over the
+published file, once: a reader sees the state before the run or the state after it, never orders
+whose parcels belong to another run. If another writer published in the meantime, the run's
+batches are merged again onto that newer state before the swap (the merge rule below makes the
+result independent of the order), so nothing another writer published is lost.
+
+An error check above its threshold blocks the publish; a warn check is recorded and the state
+published (see :mod:`xport_etl.checks`); every check's outcome goes to the check ledger and
+``etl_check_results``. A publish runs an error check with no threshold only where the run changed a
+table the check reads; the rest of the state passed it, which ``etl_settings`` records per check
+text (a new or edited check runs on the next publish). Warn and thresholded checks always run in
+full (their count is the whole state's), and a publish without batches (the reports DAG's refresh)
+or a rebuild runs every check. A reader that opened the old file keeps reading the old, complete
+state until it reconnects; a new connection sees the new state; nobody ever sees half a load or a
+lock error. A failure anywhere before the rename leaves the published file exactly as it was. One
+publisher at a time is enforced with an exclusive file lock; one run's loads into its next state
+are serialised by a lock of their own.
 
 Merge rule (latest state wins, never arrival order): per key, the version with the greatest
 version column wins (``updated_at``; for parcels ``last_event_at``; null is older than any time);
@@ -90,15 +98,20 @@ def warehouse_path(data_dir: Path) -> Path:
 
 
 @contextmanager
-def writer_lock(data_dir: Path) -> Iterator[None]:
-    """Exclusive lock: one writer builds the next warehouse state at a time (waits for others)."""
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(data_dir) / "warehouse.lock", "w") as handle:
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing); waits for the holder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def writer_lock(data_dir: Path):
+    """Exclusive lock: one publisher swaps a next state in at a time (waits for others)."""
+    return _file_lock(Path(data_dir) / "warehouse.lock")
 
 
 def load_memory() -> str:
@@ -171,7 +184,8 @@ def _scoped(con: duckdb.DuckDBPyConnection, body: str) -> str | None:
     if not match:
         return None
     by_spec = {t.spec.name: t for t in STAGED_TABLES.values()}
-    temp = {r[0] for r in con.execute("select table_name from duckdb_tables() where temporary").fetchall()}
+    merged_tables = {r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where starts_with(table_name, '_merged_')").fetchall()}
     ctes = []
     for table in (t.strip() for t in match.group(1).split(",")):
         staged = by_spec.get(table)
@@ -179,7 +193,7 @@ def _scoped(con: duckdb.DuckDBPyConnection, body: str) -> str | None:
             return None
         parent = STAGED_TABLES[staged.parent].spec if staged.parent else staged.spec
         merged = f"_merged_{parent.name}"
-        if merged not in temp:
+        if merged not in merged_tables:
             ctes.append(f"{table} as (select * from main.{table} where false)")
             continue
         on = " and ".join(f"t.{k} = m.{k}" for k in parent.key)
@@ -383,8 +397,9 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
            or (n.{version} is not distinct from t.{version} and n.extracted_at >= t.extracted_at)
         """
     )
-    # the keys merged by this publish (the data checks can be scoped to them: see run_checks)
-    con.execute(f"create temp table if not exists _merged_{spec.name} as select {', '.join(key)} from winners limit 0")
+    # the keys merged into this next state (the data checks can be scoped to them: see run_checks);
+    # a table of the next state's file, as a run merges in several steps, dropped before the swap
+    con.execute(f"create table if not exists _merged_{spec.name} as select {', '.join(key)} from winners limit 0")
     con.execute(f"insert into _merged_{spec.name} select {', '.join(key)} from winners")
     con.execute(f"delete from {spec.name} as t using winners as n where {on}")
     by_key = " and ".join(f"p.{k} = n.{k}" for k in key)
@@ -481,6 +496,269 @@ def replace_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[dict]) -> None:
         con.unregister("_ledger")
 
 
+def _identity(path: Path) -> list[int] | None:
+    """What distinguishes one published file from the next: every swap brings a new inode."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
+class NextState:
+    """A run's unpublished next state of the warehouse, built by its loads and published once.
+
+    ``state/next/<key>.duckdb`` starts as a copy of the published warehouse (or empty); each
+    :meth:`merge` adds batches to it (the rows, rejects and the keys each merge touched), and
+    ``<key>.json`` beside it lists the batches merged and the ledger rows they make, written after
+    each merge. Fan-out endpoints read their keys from it (:meth:`connect_reader`) so that they
+    see what the run loaded before it is published. :meth:`publish` checks it and swaps it in.
+
+    Every step is idempotent and resumable: a crash leaves the published file as it was and a
+    next state that is either discarded or merged into again (a merge of the same batch twice
+    gives the same rows). Several processes may work on one run (Airflow tasks): merges into the
+    same next state are serialised by ``<key>.lock``.
+
+    Args:
+        data_dir: the data directory holding ``warehouse.duckdb``.
+        key: names the run (letters, digits, ``-`` and ``_``).
+    """
+
+    def __init__(self, data_dir: Path, key: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", key):
+            raise ValueError(f"next-state key {key!r} is not [A-Za-z0-9_-]")
+        self.data_dir = Path(data_dir)
+        self.key = key
+        folder = self.data_dir / "state" / "next"
+        self.path = folder / f"{key}.duckdb"
+        self.meta_path = folder / f"{key}.json"
+        self._lock_path = folder / f"{key}.lock"
+
+    def __repr__(self) -> str:
+        return f"NextState({str(self.path)!r})"
+
+    # ---- the sidecar
+
+    def meta(self) -> dict | None:
+        """What has been merged (``batches``, ``rows``, ``changed``, ``base``), or None if nothing."""
+        if not self.meta_path.exists() or not self.path.exists():
+            return None
+        return json.loads(self.meta_path.read_text(encoding="utf-8"))
+
+    def _save_meta(self, meta: dict) -> None:
+        from xport_etl.landing import _write_atomic
+
+        _write_atomic(self.meta_path, json.dumps(meta, default=str).encode())
+
+    @property
+    def batches(self) -> list[Batch]:
+        meta = self.meta()
+        return [Batch(**b) for b in meta["batches"]] if meta else []
+
+    @property
+    def pending_rows(self) -> list[dict]:
+        """The run-ledger rows of the windows merged so far (appended once published)."""
+        meta = self.meta()
+        return list(meta["rows"]) if meta else []
+
+    def exists(self) -> bool:
+        return self.meta() is not None
+
+    # ---- building it
+
+    def _start(self, *, rebuild: bool = False) -> dict:
+        """A fresh next state: a copy of the published file (unless ``rebuild``), nothing merged."""
+        published = warehouse_path(self.data_dir)
+        self.discard()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(self.path.parent)
+        base = None if rebuild else _identity(published)
+        if base is not None:
+            shutil.copyfile(published, self.path)
+        con = connect_writer(self.path)
+        try:
+            ensure_schema(con)
+        finally:
+            con.close()
+        return {"base": base, "rebuild": rebuild, "batches": [], "rows": [], "changed": [],
+                "rows_written": {}, "rejects": 0}
+
+    def merge(self, batches: Sequence[Batch], *, rows: Sequence[dict] = (), rebuild: bool = False) -> dict[str, int]:
+        """Merge ``batches`` into the next state (started on first use); rows written per table.
+
+        Args:
+            rows: the run-ledger rows of the windows the batches come from, kept until publish.
+            rebuild: start from an empty warehouse instead of the published one (first use only).
+        """
+        with _file_lock(self._lock_path):
+            meta = self.meta() or self._start(rebuild=rebuild)
+            written, rejects, changed = self._merge_into(batches)
+            meta["batches"] += [_batch_dict(b) for b in batches]
+            meta["rows"] += [dict(r) for r in rows]
+            meta["changed"] = sorted(set(meta["changed"]) | changed)
+            for table, n in written.items():
+                meta["rows_written"][table] = meta["rows_written"].get(table, 0) + n
+            meta["rejects"] += rejects
+            self._save_meta(meta)
+            crashpoint("publish.merged")
+        return written
+
+    def _merge_into(self, batches: Sequence[Batch]) -> tuple[dict[str, int], int, set[str]]:
+        if not batches:
+            return {}, 0, set()
+        try:
+            return self._merge_once(batches, load_memory())
+        except duckdb.OutOfMemoryException as exc:
+            # the bounded default did not fit this merge (rolled back): once more with DuckDB's own
+            log.warning("publish needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
+                        load_memory(), str(exc).splitlines()[0])
+            return self._merge_once(batches, None)
+
+    def _merge_once(self, batches, memory_limit) -> tuple[dict[str, int], int, set[str]]:
+        con = connect_writer(self.path, memory_limit)
+        try:
+            con.execute("begin")
+            changed: set[str] = set()
+            written = merge_staged(con, batches, changed)
+            rejects = merge_rejects(con, batches)
+            con.execute("commit")
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        return written, rejects, changed
+
+    def connect_reader(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the next state (what the run's fan-outs choose keys from)."""
+        return duckdb.connect(str(self.path), read_only=True)
+
+    # ---- publishing it
+
+    def publish(self, *, runs: Sequence[dict] = (), settings: dict[str, str] | None = None,
+                run_id: str | None = None, check_overrides: dict | None = None) -> LoadResult:
+        """Check the next state and swap it in for the published warehouse, atomically.
+
+        If another writer published since this next state was started, the run's batches are
+        merged again onto the newer published state first (same rows: the merge rule orders
+        versions, not arrivals). With nothing merged yet, the published state is re-checked and
+        re-published with fresh views (the reports DAG's refresh).
+
+        Args:
+            runs: the full run ledger to mirror into ``etl_runs`` (``pending_rows`` included).
+            settings: values for ``etl_settings`` (e.g. ``report_tz``) that the views read.
+            run_id: this publish's id in ``etl_check_results`` (default: a new one).
+            check_overrides: the operator's check severities and thresholds
+                (``Settings.check_overrides``).
+
+        Raises:
+            CheckFailedError: an error check failed; nothing was published, the next state is kept
+                (its outcomes are in the check ledger, and in ``etl_check_results`` from the next
+                successful publish on).
+            ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
+        """
+        run_id = run_id or uuid.uuid4().hex
+        apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)  # fail early
+        published = warehouse_path(self.data_dir)
+        with writer_lock(self.data_dir), _file_lock(self._lock_path):
+            meta = self.meta()
+            if meta is None:
+                meta = self._start()
+            elif not meta.get("rebuild") and meta["base"] != _identity(published):
+                log.warning("another writer published since this run started: merging the run's %d "
+                            "batches onto the newer state", len(meta["batches"]))
+                batches = [Batch(**b) for b in meta["batches"]]
+                meta = {**self._start(), "rows": meta["rows"], "batches": meta["batches"]}
+                _, _, changed = self._merge_into(batches)
+                meta["changed"] = sorted(changed)
+            full = not meta["batches"] or meta.get("rebuild")
+            changed = None if full else set(meta["changed"])
+            args = (runs, settings, changed, run_id, check_overrides)
+            try:
+                self._finish(*args, load_memory())
+            except duckdb.OutOfMemoryException as exc:
+                log.warning("checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); "
+                            "retrying without the limit", load_memory(), str(exc).splitlines()[0])
+                self._finish(*args, None)
+            with open(self.path, "rb+") as f:
+                os.fsync(f.fileno())
+            crashpoint("publish.replace")
+            os.replace(self.path, published)
+            _fsync_dir(self.data_dir)
+            self.meta_path.unlink(missing_ok=True)
+        return LoadResult(str(published), len(meta["batches"]), dict(meta["rows_written"]), meta["rejects"])
+
+    def _finish(self, runs, settings, changed: set[str] | None, run_id: str, check_overrides: dict | None,
+                memory_limit) -> None:
+        con = connect_writer(self.path, memory_limit)
+        try:
+            ensure_schema(con)
+            set_settings(con, settings or {})
+            con.execute("begin")
+            replace_runs(con, runs)
+            con.execute("commit")
+            refresh_views(con)
+            # the run re-runs the must-pass checks over the tables it changed (the rest of this
+            # state passed them when it was published); a rebuild or a publish with no batches
+            # (the reports DAG's refresh) runs every check
+            results = evaluate_checks(con, changed, check_overrides)
+            # the ledger first: a blocked publish's outcomes outlive the state it does not publish
+            append_check_results(self.data_dir, run_id, results)
+            for r in results:
+                if r.outcome == "warn":
+                    log.warning("data check %s: %d violations (warn, published anyway), e.g. %s",
+                                r.name, r.violations, r.samples[:3])
+            if any(r.outcome == "error" for r in results):
+                raise CheckFailedError(failure_message(results), results)
+            mirror_check_results(con, self.data_dir)
+            record_checks(con, results)
+            for spec in WAREHOUSE_TABLES:
+                con.execute(f"drop table if exists _merged_{spec.name}")
+            con.execute("checkpoint")
+        finally:
+            con.close()
+
+    def discard(self) -> None:
+        """Forget the next state (its files); the published warehouse is untouched."""
+        for path in (self.meta_path, self.path, Path(str(self.path) + ".wal")):
+            path.unlink(missing_ok=True)
+
+    def forget(self) -> None:
+        """Remove the lock file too: for a one-off key that no other process can be waiting on."""
+        self._lock_path.unlink(missing_ok=True)
+
+
+ABANDONED_AFTER_S = 7 * 24 * 3600  # a next state untouched this long belongs to a run nobody resumes
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Delete next states untouched for :data:`ABANDONED_AFTER_S` (a failed Airflow run never
+    cleared, an abandoned command): each is a copy of the warehouse, and only its own run reads it."""
+    import time
+
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for path in folder.glob("*.duckdb"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                log.warning("removing the abandoned next state %s (untouched for 7 days)", path.name)
+                for stale in (path, path.with_suffix(".json"), Path(str(path) + ".wal")):
+                    stale.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue
+
+
+def _batch_dict(batch: Batch) -> dict:
+    from dataclasses import asdict
+
+    return asdict(batch)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def publish(
     data_dir: Path,
     batches: Sequence[Batch],
@@ -491,7 +769,10 @@ def publish(
     run_id: str | None = None,
     check_overrides: dict | None = None,
 ) -> LoadResult:
-    """Merge batches into a copy of the warehouse, check it, and swap it in atomically.
+    """Merge batches into a next state of the warehouse, check it, and swap it in atomically.
+
+    One :class:`NextState` merged and published in one go (``xport-etl load``, the reports
+    refresh, tests); a run with several loads uses a :class:`NextState` of its own.
 
     Args:
         data_dir: where ``warehouse.duckdb`` lives.
@@ -508,78 +789,13 @@ def publish(
             check ledger, and in ``etl_check_results`` from the next successful publish on).
         ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
     """
-    data_dir = Path(data_dir)
-    run_id = run_id or uuid.uuid4().hex
-    apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)  # fail early
-    published = warehouse_path(data_dir)
-    nxt = published.with_name(published.name + ".next")
-    with writer_lock(data_dir):
-        nxt.unlink(missing_ok=True)
-        Path(str(nxt) + ".wal").unlink(missing_ok=True)
-        try:
-            try:
-                written, rejects = _build_next(published, nxt, batches, runs, settings, rebuild, load_memory(),
-                                               run_id, check_overrides)
-            except duckdb.OutOfMemoryException as exc:
-                # the bounded default did not fit this merge: once more with DuckDB's own limit
-                log.warning("publish needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
-                            load_memory(), str(exc).splitlines()[0])
-                written, rejects = _build_next(published, nxt, batches, runs, settings, rebuild, None,
-                                               run_id, check_overrides)
-            with open(nxt, "rb+") as f:
-                os.fsync(f.fileno())
-            crashpoint("publish.replace")
-            os.replace(nxt, published)
-            fd = os.open(data_dir, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except BaseException:
-            nxt.unlink(missing_ok=True)
-            Path(str(nxt) + ".wal").unlink(missing_ok=True)
-            raise
-    return LoadResult(str(published), len(batches), written, rejects)
-
-
-def _build_next(published: Path, nxt: Path, batches, runs, settings, rebuild: bool,
-                memory_limit: str | None, run_id: str = "", check_overrides: dict | None = None,
-                ) -> tuple[dict[str, int], int]:
-    """The next warehouse state in ``nxt``: a copy of the published one, merged and checked."""
-    nxt.unlink(missing_ok=True)
-    Path(str(nxt) + ".wal").unlink(missing_ok=True)
-    if published.exists() and not rebuild:
-        shutil.copyfile(published, nxt)
-    con = connect_writer(nxt, memory_limit)
+    state = NextState(data_dir, f"publish-{uuid.uuid4().hex}")
     try:
-        ensure_schema(con)
-        set_settings(con, settings or {})
-        con.execute("begin")
-        changed: set[str] = set()
-        written = merge_staged(con, batches, changed)
-        rejects = merge_rejects(con, batches)
-        replace_runs(con, runs)
-        con.execute("commit")
-        crashpoint("publish.merged")
-        refresh_views(con)
-        # a load re-runs the must-pass checks over the tables it changed (the rest of this state
-        # passed them when it was published); a rebuild or a publish with no batches (the
-        # reports DAG's refresh) runs every check
-        results = evaluate_checks(con, changed if batches and not rebuild else None, check_overrides)
-        # the ledger first: a blocked publish's outcomes outlive the copy it discards
-        append_check_results(published.parent, run_id, results)
-        for r in results:
-            if r.outcome == "warn":
-                log.warning("data check %s: %d violations (warn, published anyway), e.g. %s",
-                            r.name, r.violations, r.samples[:3])
-        if any(r.outcome == "error" for r in results):
-            raise CheckFailedError(failure_message(results), results)
-        mirror_check_results(con, published.parent)
-        record_checks(con, results)
-        con.execute("checkpoint")
+        state.merge(batches, rebuild=rebuild)
+        return state.publish(runs=runs, settings=settings, run_id=run_id, check_overrides=check_overrides)
     finally:
-        con.close()
-    return written, rejects
+        state.discard()
+        state.forget()
 
 
 def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:

@@ -11,6 +11,7 @@ still on record.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -47,7 +48,8 @@ Progress = Callable[[dict[str, Any]], None]
 LIST_ENDPOINTS = ("taobao_orders", "alibaba_orders", "taobao_refunds")
 FANOUT_ENDPOINTS = ("taobao_logistics", "alibaba_refunds", "alibaba_logistics")
 RUN_ENDPOINTS = LIST_ENDPOINTS + FANOUT_ENDPOINTS
-DEFAULT_CHUNK = timedelta(days=31)
+DEFAULT_CHUNK = timedelta(days=31)  # the longest list window (one manifest, one checkpoint)
+DEFAULT_RUN = timedelta(days=31)  # the period one bounded run of `run` loads and publishes
 FANOUT_BATCH = 2000  # keys per landed fan-out window (the unit of checkpointing)
 FANOUT_WORKERS = 4  # concurrent detail calls; the shared rate limiter paces them
 EXTRACT_WORKERS = 4  # list windows paged at once by `run` (XPORT_EXTRACT_WORKERS); same limiter
@@ -326,23 +328,19 @@ def _stage_sql_windows(settings: Settings, manifests: Sequence[Manifest]) -> Ite
         stager.close()
 
 
-def load_windows(
+def stage_windows(
     settings: Settings,
     manifests: Sequence[str | Path],
     *,
     progress: Progress | None = None,
     staged: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Normalise landed windows to Parquet and publish them into the warehouse atomically.
+) -> tuple[list[Manifest], list[Any]]:
+    """Normalise landed windows to Parquet; returns the manifests and their batches, in order.
 
     Args:
         staged: batches already staged, by manifest path (see :func:`_land_lists`); the other
             windows are staged here.
-
-    Returns:
-        Small counts: rows written per table, rejects, batches.
     """
-    from xport_etl.load import publish, rows_json
     from xport_etl.staging import stage_window, use_sql
 
     loaded = [read_manifest(m) for m in manifests]
@@ -367,29 +365,89 @@ def load_windows(
         staged[(m.endpoint, m.window_id)] = batch
         if progress:
             progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
-    batches = [staged[(m.endpoint, m.window_id)] for m in loaded]
-    started = time.time()
-    rows = [
+    return loaded, [staged[(m.endpoint, m.window_id)] for m in loaded]
+
+
+def _success_rows(loaded: Sequence[Manifest], batches: Sequence[Any]) -> list[dict[str, Any]]:
+    from xport_etl.load import rows_json
+
+    return [
         _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0), warnings=b.counts.get("warnings", 0),
                  rows_written=rows_json({t: n for t, n in b.counts.items() if t not in ("rejects", "warnings")}))
         for m, b in zip(loaded, batches, strict=True)
     ]
+
+
+def merge_windows(
+    settings: Settings,
+    state,
+    manifests: Sequence[str | Path],
+    *,
+    progress: Progress | None = None,
+    staged: dict[str, Any] | None = None,
+) -> dict[str, int]:
+    """Normalise landed windows and merge them into a run's next state (published later, once,
+    by :func:`publish_state`); returns the rows written per table."""
+    loaded, batches = stage_windows(settings, manifests, progress=progress, staged=staged)
+    return state.merge(batches, rows=_success_rows(loaded, batches))
+
+
+def publish_state(settings: Settings, state, *, progress: Progress | None = None) -> dict[str, Any]:
+    """Check a run's next state and swap it in for the published warehouse (see
+    :class:`xport_etl.load.NextState`); then record its windows in the run ledger.
+
+    Returns:
+        Small counts: rows written per table, rejects, batches, the warehouse path.
+    """
+    pending = state.pending_rows
+    started = time.time()
+    if progress:
+        progress({"event": "publish", "windows": len(pending)})
     try:
-        result = publish(settings.data_dir, batches, runs=read_runs(settings.data_dir, pending=rows),
-                         settings={"report_tz": settings.report_tz}, check_overrides=settings.check_overrides)
+        result = state.publish(runs=read_runs(settings.data_dir, pending=pending),
+                               settings={"report_tz": settings.report_tz},
+                               check_overrides=settings.check_overrides)
     except Exception as exc:
-        for m in loaded:
-            append_run(settings.data_dir, _run_row(m, outcome="failed", error=str(exc)))
+        for row in pending:
+            append_run(settings.data_dir, {**row, "outcome": "failed", "error": str(exc)})
         raise
-    for row in rows:
+    for row in pending:
         append_run(settings.data_dir, row)
-    log.info("published %d batches in %.1f s: %s", len(batches), time.time() - started, result.rows_written)
+    log.info("published %d batches in %.1f s: %s", result.batches, time.time() - started, result.rows_written)
     return {"batches": result.batches, "rows_written": result.rows_written, "rejects": result.rejects,
             "warehouse": result.warehouse}
 
 
-def fanout_keys(settings: Settings, endpoint: str) -> tuple[list[dict[str, Any]], datetime | None]:
-    """The keys a fan-out endpoint must (re)fetch, from the published warehouse.
+def load_windows(
+    settings: Settings,
+    manifests: Sequence[str | Path],
+    *,
+    progress: Progress | None = None,
+    staged: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Normalise landed windows to Parquet and publish them into the warehouse atomically, at once
+    (``xport-etl load``, the callbacks' refresh: a run of one load).
+
+    Args:
+        staged: batches already staged, by manifest path; the other windows are staged here.
+
+    Returns:
+        Small counts: rows written per table, rejects, batches.
+    """
+    from xport_etl.load import NextState
+
+    state = NextState(settings.data_dir, f"load-{uuid.uuid4().hex}")
+    try:
+        merge_windows(settings, state, manifests, progress=progress, staged=staged)
+        return publish_state(settings, state, progress=progress)
+    finally:
+        state.discard()
+        state.forget()
+
+
+def fanout_keys(settings: Settings, endpoint: str, state=None) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The keys a fan-out endpoint must (re)fetch, from the run's next state ``state`` (what the
+    run has loaded so far, unpublished) if it has one, else from the published warehouse.
 
     Each row has ``key`` (the detail call's parameter) and context columns (parent ids) that are
     landed with the page. The query is ``sql/fanout/<endpoint>.sql``: it asks only for what can
@@ -403,9 +461,12 @@ def fanout_keys(settings: Settings, endpoint: str) -> tuple[list[dict[str, Any]]
     """
     from xport_etl.load import SQL_DIR, connect_reader, warehouse_path
 
-    if not warehouse_path(settings.data_dir).exists():
+    if state is not None and state.exists():
+        con = state.connect_reader()
+    elif warehouse_path(settings.data_dir).exists():
+        con = connect_reader(settings.data_dir)
+    else:
         return [], None
-    con = connect_reader(settings.data_dir)
     try:
         data_now = con.execute("select max(updated_at) from fct_orders").fetchall()[0][0]
         params = {"data_now": data_now or datetime(1970, 1, 1), "refetch_s": float(settings.refetch_after)}
@@ -422,11 +483,15 @@ def extract_fanout(
     endpoint: str,
     *,
     keys: Sequence[dict[str, Any]] | None = None,
+    state=None,
     client=None,
     progress: Progress | None = None,
     on_landed: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Call a detail endpoint once per key and land the answers, ``FANOUT_BATCH`` keys a window.
+
+    The keys are ``keys`` if given, else what :func:`fanout_keys` chooses from the run's next
+    state ``state`` (or the published warehouse).
 
     A key the server does not know (code 404) is skipped and counted; any other failure fails
     the window, and windows already landed stay landed.
@@ -441,7 +506,7 @@ def extract_fanout(
     spec = endpoints_for(settings.assumptions)[endpoint]
     data_now = None
     if keys is None:
-        keys, data_now = fanout_keys(settings, endpoint)
+        keys, data_now = fanout_keys(settings, endpoint, state)
     keys = list(keys)
     if not keys:
         return []
@@ -557,22 +622,28 @@ def extract_interval(
 
 @dataclass
 class RunPlan:
-    """A run's progress, kept with the data so that any worker can resume it after a crash.
+    """A command's progress, kept with the data so that any worker can resume it after a crash.
 
-    ``state/plans/<id>.json``, where the id is a hash of the run's parameters: running the same
-    command again continues an unfinished plan from what it had landed (landed windows are
-    checkpoints; staging and publishing are idempotent), and starts a fresh plan once the previous
-    one is done.
+    ``state/plans/<id>.json``, where the id is a hash of the command's parameters: running the
+    same command again continues an unfinished plan from what it had landed (landed windows are
+    checkpoints; staging and merging are idempotent), and starts a fresh plan once the previous
+    one is done. A command is a sequence of bounded runs (``runs``: each a list of list windows),
+    each published once; ``published`` holds the runs done, the other fields the current one.
     """
 
     path: Path
     params: dict[str, Any]
     landed: dict[str, str] = field(default_factory=dict)
-    lists_published: bool = False
+    published: list[int] = field(default_factory=list)
+    lists_merged: bool = False
     fanout_pending: list[str] = field(default_factory=list)
     fanout_done: list[str] = field(default_factory=list)
     status: str = "running"
     resumed: bool = False
+
+    @property
+    def digest(self) -> str:
+        return self.path.stem
 
     @classmethod
     def open(cls, data_dir: Path, params: dict[str, Any]) -> RunPlan:
@@ -580,10 +651,9 @@ class RunPlan:
         path = Path(data_dir) / "state" / "plans" / f"{digest}.json"
         if path.exists():
             data = json.loads(path.read_text())
-            if data.get("status") == "running":
-                data.pop("path", None)
-                data.pop("resumed", None)
-                return cls(path=path, resumed=True, **data)
+            known = {f.name for f in dataclasses.fields(cls)} - {"path", "resumed"}
+            if data.get("status") == "running" and "published" in data:  # (a plan of this layout)
+                return cls(path=path, resumed=True, **{k: v for k, v in data.items() if k in known})
         plan = cls(path=path, params=json.loads(json.dumps(params, default=str)))
         plan.save()
         return plan
@@ -595,6 +665,16 @@ class RunPlan:
         data = {k: v for k, v in asdict(self).items() if k not in ("path", "resumed")}
         _write_atomic(self.path, json.dumps(data, indent=2).encode())
 
+    def next_run(self) -> None:
+        """The current run is published: clear its progress for the next one."""
+        self.lists_merged = False
+        self.fanout_pending, self.fanout_done = [], []
+
+
+def run_key(*parts: str) -> str:
+    """A next-state key for a run named by ``parts`` (e.g. an Airflow DAG id and run id)."""
+    return "run-" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:20]
+
 
 def run_window(
     settings: Settings,
@@ -605,72 +685,165 @@ def run_window(
     mode: str = "create",
     incremental: bool = False,
     chunk: timedelta = DEFAULT_CHUNK,
+    span: timedelta = DEFAULT_RUN,
+    wait: bool = True,
     client=None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Extract the list endpoints for ``[start, end)`` and publish; then the fan-out endpoints for
-    what that load made known, and publish again. Resumable: see :class:`RunPlan`.
+    """Load ``[start, end)`` as a sequence of bounded runs, each published once.
+
+    A run lands its list windows, merges them into the run's next state, fetches the fan-out
+    endpoints for the keys that next state names (what the run loaded, before anyone can see it),
+    merges them too, and publishes: a reader sees the warehouse before the run or after it,
+    never orders whose parcels or refunds belong to another run. A period longer than ``span``
+    is several runs, the newest first, so the latest month is readable while older ones load.
+    Resumable: see :class:`RunPlan`.
 
     Args:
-        mode: the list endpoints' window (``"create"``: by creation time), in chunks of ``chunk``.
+        mode: the list endpoints' window (``"create"``: by creation time), in windows of at most
+            ``chunk`` (several paged at once), in runs of ``span``.
         incremental: instead of ``mode``, each list endpoint reads its declared incremental
             window for the interval (update time, or creation time with a lookback; see
-            :func:`interval_window`), as the hourly DAG does.
+            :func:`interval_window`), as the hourly DAG does: one run.
+        wait: when another command is running on the same data directory, wait for it to finish
+            (logged); ``False``: raise :class:`~xport_etl.errors.RunInProgressError` at once.
     """
+    with run_lock(settings.data_dir, wait=wait, progress=progress):
+        return _run_window(settings, start, end, endpoints=endpoints, mode=mode, incremental=incremental,
+                           chunk=chunk, span=span, client=client, progress=progress)
+
+
+@contextlib.contextmanager
+def run_lock(data_dir: Path, *, wait: bool = True, progress: Progress | None = None) -> Iterator[None]:
+    """One ``run``/``backfill`` at a time on a data directory (``state/run.lock``, an ``flock``
+    released by the kernel when the process dies, so a crashed run never leaves it held).
+
+    A second run would otherwise resume the first's plan while it is still running. It waits for
+    the first (saying so once), or with ``wait=False`` refuses at once.
+    """
+    import fcntl
+
+    from xport_etl.errors import RunInProgressError
+
+    path = Path(data_dir) / "state" / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(handle)
+            if not wait:
+                raise RunInProgressError(f"another run{holder} is in progress on {data_dir}") from None
+            log.warning("another run%s is in progress on %s: waiting for it to finish", holder, data_dir)
+            if progress:
+                progress({"event": "wait", "reason": f"another run{holder} is in progress"})
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_holder(handle) -> str:
+    handle.seek(0)
+    pid = handle.read().strip()
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints, mode, incremental, chunk,
+                span, client, progress) -> dict[str, Any]:
     endpoints = list(endpoints)
     lists = [e for e in endpoints if e not in FANOUT_ENDPOINTS]
     fanouts = [e for e in endpoints if e in FANOUT_ENDPOINTS]
     start, end = _utc(start), _utc(end)
-    windows = []
-    for e in lists:
-        if incremental:
+    runs: list[list[tuple]] = []
+    if incremental:
+        windows = []
+        for e in lists:
             m, lo, hi = interval_window(settings, e, start, end)
             windows += [(e, m, a, b) for a, b in split_window(lo, hi, chunk)]
-        else:
-            windows += [(e, mode, a, b) for a, b in split_window(start, end, chunk)]
+        runs.append(windows)
+    else:
+        for lo, hi in reversed(split_window(start, end, max(span, chunk))):
+            runs.append([(e, mode, a, b) for e in lists for a, b in split_window(lo, hi, chunk)])
     plan = RunPlan.open(settings.data_dir, {
-        "endpoints": endpoints, "windows": [(e, m, a.isoformat(), b.isoformat()) for e, m, a, b in windows],
+        "endpoints": endpoints,
+        "runs": [[(e, m, a.isoformat(), b.isoformat()) for e, m, a, b in w] for w in runs],
     })
     if plan.resumed:
         log.warning("resuming an unfinished run from %s", plan.path)
         if progress:
             progress({"event": "resume", "plan": str(plan.path)})
     results: dict[str, Any] = {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None,
-                               "resumed": plan.resumed}
+                               "resumed": plan.resumed, "runs": len(runs)}
     own_client = client is None
     client = client or _make_client(settings)
     try:
-        if not plan.lists_published:
-            manifests, staged = _land_lists(settings, plan, windows, client=None if own_client else client,
-                                            progress=progress)
-            if manifests:
-                _add_result(results, load_windows(settings, manifests, progress=progress, staged=staged))
-            plan.lists_published = True
-            plan.save()
-        crashpoint("run.fanout")
-
-        def landed(path: str) -> None:
-            plan.fanout_pending.append(path)
-            plan.save()
-
-        for e in fanouts:
-            if e in plan.fanout_done:
+        for i, windows in enumerate(runs):
+            if i in plan.published:
                 continue
-            # windows of this endpoint landed by a crashed attempt: publish before asking again
-            # (the fan-outs' keys do not depend on each other: the rest is published once, below)
-            if any(read_manifest(p).endpoint == e for p in plan.fanout_pending):
-                _publish_pending(settings, plan, results, progress)
-            extract_fanout(settings, e, client=client, progress=progress, on_landed=landed)
-            plan.fanout_done.append(e)
+            if progress:
+                progress({"event": "run", "run": i + 1, "runs": len(runs),
+                          "start": min(w[2] for w in windows).isoformat() if windows else None,
+                          "end": max(w[3] for w in windows).isoformat() if windows else None})
+            one = _run_once(settings, plan, i, windows, fanouts, client=client, own_client=own_client,
+                            progress=progress)
+            _add_result(results, one)
+            plan.published.append(i)
+            plan.next_run()
             plan.save()
-        if plan.fanout_pending:
-            _publish_pending(settings, plan, results, progress)
         plan.status = "done"
         plan.save()
     finally:
         if own_client:
             client.close()
     return results
+
+
+def _run_once(settings: Settings, plan: RunPlan, index: int, windows: Sequence[tuple], fanouts: Sequence[str],
+              *, client, own_client: bool, progress: Progress | None) -> dict[str, Any]:
+    """One bounded run of :func:`run_window`: lists, fan-outs, one publish."""
+    from xport_etl.load import NextState
+
+    state = NextState(settings.data_dir, f"plan-{plan.digest}-{index:04d}")
+    if not plan.lists_merged:
+        manifests, staged = _land_lists(settings, plan, windows, client=None if own_client else client,
+                                        progress=progress)
+        if manifests:
+            merge_windows(settings, state, manifests, progress=progress, staged=staged)
+        plan.lists_merged = True
+        plan.save()
+    crashpoint("run.fanout")
+
+    def landed(path: str) -> None:
+        plan.fanout_pending.append(path)
+        plan.save()
+
+    for e in fanouts:
+        if e in plan.fanout_done:
+            continue
+        # windows of this endpoint landed by a crashed attempt: merge them before asking again
+        # (the keys are chosen from the next state, so what they answered is not asked again)
+        if plan.fanout_pending:
+            _merge_pending(settings, plan, state, progress)
+        extract_fanout(settings, e, state=state, client=client, progress=progress, on_landed=landed)
+        _merge_pending(settings, plan, state, progress)
+        plan.fanout_done.append(e)
+        plan.save()
+    if not state.exists():  # nothing landed at all: nothing to publish
+        return {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
+    return publish_state(settings, state, progress=progress)
+
+
+def _merge_pending(settings: Settings, plan: RunPlan, state, progress: Progress | None) -> None:
+    if plan.fanout_pending:
+        merge_windows(settings, state, plan.fanout_pending, progress=progress)
+    plan.fanout_pending = []
+    plan.save()
 
 
 def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, client=None,
@@ -762,25 +935,48 @@ def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, 
         stager.close()
 
 
-def _publish_pending(settings: Settings, plan: RunPlan, results: dict[str, Any], progress) -> None:
-    _add_result(results, load_windows(settings, plan.fanout_pending, progress=progress))
-    plan.fanout_pending = []
-    plan.save()
-
-
 def _add_result(total: dict[str, Any], one: dict[str, Any]) -> None:
     total["batches"] += one["batches"]
     total["rejects"] += one["rejects"]
-    total["warehouse"] = one["warehouse"]
+    total["warehouse"] = one["warehouse"] or total["warehouse"]
     for table, n in one["rows_written"].items():
         total["rows_written"][table] = total["rows_written"].get(table, 0) + n
+
+
+# ---- one run in several processes (the Airflow tasks of one DAG run)
+
+
+def load_into_run(settings: Settings, manifests: Sequence[str | Path], key: str) -> dict[str, int]:
+    """Normalise landed windows and merge them into the next state of run ``key`` (see
+    :func:`run_key`), unpublished: :func:`publish_run` publishes it once, at the end of the run."""
+    from xport_etl.load import NextState
+
+    return merge_windows(settings, NextState(settings.data_dir, key), manifests)
+
+
+def extract_fanout_for_run(settings: Settings, endpoint: str, key: str) -> list[str]:
+    """:func:`extract_fanout` with the keys chosen from run ``key``'s next state."""
+    from xport_etl.load import NextState
+
+    return extract_fanout(settings, endpoint, state=NextState(settings.data_dir, key))
+
+
+def publish_run(settings: Settings, key: str) -> dict[str, Any]:
+    """Publish run ``key``'s next state, once (:func:`publish_state`); a run that merged nothing,
+    or whose next state was already published (a retried task), publishes nothing."""
+    from xport_etl.load import NextState
+
+    state = NextState(settings.data_dir, key)
+    if not state.exists():
+        return {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
+    return publish_state(settings, state)
 
 
 def refresh_warehouse(settings: Settings) -> dict[str, Any]:
     """Re-create the report views and re-run every data check, publishing atomically.
 
-    What the reports DAG runs after the loads: a new state is published only when every check
-    passes (``CheckFailedError`` otherwise), with the reporting time zone from ``settings``.
+    What the reports DAG runs after the loads: a new state is published unless an error check
+    fails (``CheckFailedError``), with the reporting time zone from ``settings``.
     """
     from xport_etl.load import publish
 

@@ -148,9 +148,11 @@ def test_dags_end_to_end_equal_truth_then_clock_moves(sandbox, airflow, tmp_path
 
     results = run_dag(airflow, "xport_ingest", first_date, conf)
     # every task ran (a load with nothing to load would have been skipped, with no result)
-    assert len(results) == 12, sorted(results)
+    assert len(results) == 13, sorted(results)
+    # the run published once: one event per fact asset, and no next state left behind
     events = asset_events(airflow)
-    assert set(events) == {f"xport://warehouse/{spec.name}" for spec in TABLES}
+    assert events == {f"xport://warehouse/{spec.name}": 1 for spec in TABLES}
+    assert not list((tmp_path / "data" / "state" / "next").glob("*.duckdb"))
     run_dag(airflow, "xport_reports", first_date)
 
     first = assert_warehouse_equals_truth(tmp_path / "data", world)

@@ -79,13 +79,13 @@ def test_windows_paged_at_once_equal_one_at_a_time_and_the_truth(sandbox, tmp_pa
         spy = _InFlight(pipeline.extract_window)
         monkeypatch.setattr(pipeline, "extract_window", spy)
         staged_seen = {}
-        real_load = pipeline.load_windows
+        real_merge = pipeline.merge_windows
 
-        def load(settings, manifests, staged=None, _seen=staged_seen, _real=real_load, **kw):
+        def merge(settings, state, manifests, staged=None, _seen=staged_seen, _real=real_merge, **kw):
             _seen.update(staged or {})
-            return _real(settings, manifests, staged=staged, **kw)
+            return _real(settings, state, manifests, staged=staged, **kw)
 
-        monkeypatch.setattr(pipeline, "load_windows", load)
+        monkeypatch.setattr(pipeline, "merge_windows", merge)
         data_dir = tmp_path / f"workers{workers}"
         settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
         requests_before = _list_requests(sandbox)
@@ -109,7 +109,9 @@ def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missi
                                                                                    monkeypatch):
     monkeypatch.setenv("XPORT_EXTRACT_WORKERS", "3")
     start, end = _bounds(sandbox.world)
-    victim = f"taobao_orders/{(start + 2 * WEEK).astimezone(pipeline.UTC).isoformat()}"
+    runs = pipeline.split_window(pipeline._utc(start), pipeline._utc(end), pipeline.DEFAULT_RUN)
+    # the second window of the newest run, which goes first (runs are newest first)
+    victim = f"taobao_orders/{(runs[-1][0] + WEEK).isoformat()}"
     spy = _InFlight(pipeline.extract_window, fail_once=victim)
     monkeypatch.setattr(pipeline, "extract_window", spy)
     settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
@@ -119,7 +121,7 @@ def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missi
     (plan,) = (tmp_path / "state" / "plans").glob("*.json")
     landed_first = set(json.loads(plan.read_text())["landed"])
     started_first = list(spy.calls)
-    total = 3 * len(pipeline.split_window(pipeline._utc(start), pipeline._utc(end), WEEK))
+    total = 3 * sum(len(pipeline.split_window(lo, hi, WEEK)) for lo, hi in runs)
     # the windows in flight when the victim failed landed; no window was started after it
     assert victim in started_first and len(landed_first) == len(started_first) - 1
     assert len(started_first) <= started_first.index(victim) + 3 < total
