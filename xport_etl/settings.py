@@ -22,6 +22,11 @@ page_size         XPORT_PAGE_SIZE          100 (1..100)
 timeout           XPORT_TIMEOUT            30 s per request
 max_pages         (none)                   100 000
 check_overrides   XPORT_CHECK_OVERRIDES    none (JSON: check name -> severity/threshold)
+workers           XPORT_WORKERS            every core (processes/threads that normalise windows)
+extract_workers   XPORT_EXTRACT_WORKERS    the pipeline's default (windows paged at once)
+stage_memory      XPORT_STAGE_MEMORY       160MB (DuckDB memory limit while normalising)
+load_memory       XPORT_LOAD_MEMORY        192MB (DuckDB memory limit while publishing)
+umask             XPORT_UMASK              ``077``: files 0600, directories 0700 (see docs/operations.md)
 ================  =======================  ==================================
 
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +80,16 @@ ENV_VARS: Mapping[str, str] = {
     "safety_lag": "XPORT_SAFETY_LAG",
     "refetch_after": "XPORT_REFETCH_AFTER",
     "check_overrides": "XPORT_CHECK_OVERRIDES",
+    "workers": "XPORT_WORKERS",
+    "extract_workers": "XPORT_EXTRACT_WORKERS",
+    "stage_memory": "XPORT_STAGE_MEMORY",
+    "load_memory": "XPORT_LOAD_MEMORY",
+    "umask": "XPORT_UMASK",
 }
+
+# a DuckDB memory limit: a number with a unit (DuckDB's own spelling), or a share of the RAM
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|m|g|t)(i?b)?$|^(\d+(?:\.\d+)?)\s*%$", re.I)
+_MIN_MEMORY = 16 * 10**6  # below this DuckDB cannot even hold its buffers
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -119,6 +134,17 @@ class Settings:
     # data checks' severity/threshold without editing SQL: {"chk_…": {"severity": "error", "threshold": 0}}
     # (a dict or its JSON text; see xport_etl.checks)
     check_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    # how many windows are normalised at once (None: every core) and paged at once (None: the
+    # pipeline's default); the DuckDB memory limits of normalising and publishing (None: their
+    # defaults). The pipeline reads these from the environment too; they are validated here so
+    # that a bad value fails at start with one line, not in the middle of a run
+    workers: int | None = None
+    extract_workers: int | None = None
+    stage_memory: str | None = None
+    load_memory: str | None = None
+    # the umask the CLI runs under: 0o077 keeps raw pages, Parquet, the ledger and the warehouse
+    # (all of them hold receivers' names, phones and addresses) to the owner
+    umask: int = 0o077
 
     def __post_init__(self) -> None:
         # normalise types so Settings(data_dir="x", user_id=123) behaves
@@ -186,6 +212,21 @@ class Settings:
             raise ConfigError(f"XPORT_TIMEOUT must be > 0 seconds, got {self.timeout!r}")
         if not isinstance(self.max_pages, int) or self.max_pages < 1:
             raise ConfigError(f"max_pages must be a positive integer, got {self.max_pages!r}")
+        for name in ("workers", "extract_workers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{ENV_VARS[name]} must be a positive integer, got {value!r}")
+        for name in ("stage_memory", "load_memory"):
+            value = getattr(self, name)
+            if value is not None:
+                check_memory(ENV_VARS[name], value)
+        if isinstance(self.umask, bool) or not isinstance(self.umask, int) or not 0 <= self.umask <= 0o777:
+            raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {self.umask!r}")
+        if self.umask & 0o007 != 0o007:
+            raise ConfigError(
+                f"XPORT_UMASK={self.umask:03o} would let every user of the machine read personal data; "
+                "use 077 (owner only) or 027 (owner and the data directory's group)"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -233,8 +274,30 @@ class Settings:
         return repr(self)
 
 
+def check_memory(var: str, value: str) -> str:
+    """A DuckDB memory limit (``192MB``, ``1.5GiB``, ``50%``), or ConfigError naming ``var``."""
+    m = _MEMORY.match(str(value).strip())
+    if not m:
+        raise ConfigError(f"{var} must be a size such as 192MB, 1GB or 50%, got {value!r}")
+    if m.group(4) is not None:
+        if not 0 < float(m.group(4)) <= 100:
+            raise ConfigError(f"{var} must be a share of the memory in (0, 100]%, got {value!r}")
+        return value
+    scale = 1024 if (m.group(3) or "").lower() == "ib" else 1000
+    size = float(m.group(1)) * scale ** "kmgt".index(m.group(2).lower()) * scale
+    if size < _MIN_MEMORY:
+        raise ConfigError(f"{var} must be at least 16MB, got {value!r}")
+    return value
+
+
 def _parse(name: str, var: str, raw: str) -> Any:
+    if name == "umask":
+        if not re.fullmatch(r"0?o?[0-7]{1,3}", raw):
+            raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {raw!r}")
+        return int(raw.replace("o", ""), 8)
     try:
+        if name in ("workers", "extract_workers"):
+            return int(raw)
         if name == "rate_limit":
             return float(raw)
         if name == "page_size":
@@ -244,6 +307,6 @@ def _parse(name: str, var: str, raw: str) -> Any:
         if name == "data_dir":
             return Path(raw).expanduser()
     except ValueError:
-        kind = "an integer" if name == "page_size" else "a number"
+        kind = "a positive integer" if name in ("page_size", "workers", "extract_workers") else "a number"
         raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
     return raw

@@ -1,0 +1,133 @@
+"""Issue 17, items 8-17: hostile files, slow servers, permissions, one-line failures, the CLI's
+rough edges. Each test reproduces the fault (an injected ``OSError``, a read-only directory, a
+raw socket server that dribbles bytes) and checks what the operator now gets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+
+import pytest
+
+from xport_etl.client import RetryPolicy, XportClient, classify
+from xport_etl.endpoints import ENDPOINTS
+from xport_etl.errors import MalformedBodyError, RetriableError
+from xport_etl.ratelimit import RateLimiter
+from xport_etl.settings import Settings
+
+ORDERS = ENDPOINTS["taobao_orders"]
+BODY = json.dumps({"code": 200, "msg": "ok", "requestId": "r", "data": {"total": 0, "records": []}}).encode()
+
+
+class DribblingServer:
+    """A loopback HTTP server that sends its answer ``chunk`` bytes every ``every`` seconds:
+    the headers too when ``headers`` is set, else only the body."""
+
+    def __init__(self, *, every: float = 0.3, chunk: int = 8, headers: bool = False):
+        self.every, self.chunk, self.headers = every, chunk, headers
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    _read_request(conn)
+                    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                            f"Content-Length: {len(BODY)}\r\n\r\n").encode()
+                    slow = head + BODY if self.headers else BODY
+                    if not self.headers:
+                        conn.sendall(head)
+                    for i in range(0, len(slow), self.chunk):
+                        if self._stop.wait(self.every):
+                            return
+                        conn.sendall(slow[i:i + self.chunk])
+                except OSError:
+                    continue  # the client hung up: what it should do
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def _read_request(conn: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += conn.recv(65536)
+
+
+# ---- 9: XPORT_TIMEOUT bounds the whole request
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["dribbled body", "dribbled headers"])
+def test_timeout_bounds_the_whole_request_not_each_read(tmp_path, headers):
+    with DribblingServer(headers=headers) as server:
+        settings = Settings(base_url=server.url, data_dir=tmp_path, timeout=1.0, rate_limit=0)
+        # the answer would take len(BODY)/8 * 0.3 s (about 4-6 s); each read alone is quick
+        with XportClient(settings, limiter=RateLimiter(None), retry=RetryPolicy(max_tries=1)) as client:
+            started = time.monotonic()
+            with pytest.raises(RetriableError) as info:
+                client.request(ORDERS, body={"pageNo": 1})
+            elapsed = time.monotonic() - started
+    assert elapsed < 1.8, elapsed
+    assert "XPORT_TIMEOUT=1 s" in str(info.value)
+
+
+def test_a_deadline_does_not_outlive_its_request(tmp_path):
+    with DribblingServer(every=0.01, chunk=64) as server:
+        settings = Settings(base_url=server.url, data_dir=tmp_path, timeout=0.5, rate_limit=0)
+        with XportClient(settings, limiter=RateLimiter(None), retry=RetryPolicy(max_tries=1)) as client:
+            assert client.request(ORDERS, body={"pageNo": 1}).outline == {"total": 0, "records": []}
+            time.sleep(0.6)  # longer than the timeout: the next request has its own deadline
+            assert client.request(ORDERS, body={"pageNo": 1}).status_code == 200
+
+
+# ---- 12: a body nested 5,000 deep is a bad response, not a crash
+
+
+def test_a_body_nested_too_deep_is_a_malformed_body_not_a_recursion_error():
+    import httpx
+
+    deep = b'{"code": 200, "data": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    req = httpx.Request("POST", "http://x/api")
+    outcome = classify(httpx.Response(200, content=deep, request=req), "taobao_orders")
+    assert isinstance(outcome, MalformedBodyError) and "nested too deep" in str(outcome)
+
+
+# ---- 17: retry warnings do not say "gave up" while retrying
+
+
+def test_retry_warnings_say_what_happens_next(tmp_path, caplog):
+    import httpx
+
+    answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, content=BODY)])
+    settings = Settings(data_dir=tmp_path, rate_limit=0)
+    client = XportClient(settings, transport=httpx.MockTransport(lambda r: next(answers)),
+                         limiter=RateLimiter(None), sleep=lambda s: None)
+    with caplog.at_level(logging.WARNING, logger="xport_etl.client"):
+        client.request(ORDERS, body={"pageNo": 1})
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "gave up" not in line and "attempt 1 of 6 failed" in line and "trying again in" in line
