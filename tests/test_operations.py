@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -131,3 +133,133 @@ def test_retry_warnings_say_what_happens_next(tmp_path, caplog):
         client.request(ORDERS, body={"pageNo": 1})
     (line,) = [r.getMessage() for r in caplog.records]
     assert "gave up" not in line and "attempt 1 of 6 failed" in line and "trying again in" in line
+
+
+# ---- 8: a landed manifest cannot make `load` write or delete outside the data directory
+
+
+def _hostile_window(data_dir, wid: str):
+    """A copy of a real landed window whose manifest claims ``wid`` (as a shared raw bucket
+    could hold)."""
+    import shutil
+
+    from tests.test_load import land
+    from tests.test_normalize import order, page
+
+    m = land(data_dir, [page([order(id="1")])])
+    hostile = m.directory.parent / "w_hostile"
+    shutil.copytree(m.directory, hostile)
+    shutil.rmtree(m.directory)
+    doc = json.loads((hostile / "manifest.json").read_text())
+    doc["window_id"] = wid
+    (hostile / "manifest.json").write_text(json.dumps(doc))
+    return hostile
+
+
+def test_a_manifest_with_a_path_for_window_id_is_refused_by_load(tmp_path, capsys):
+    from xport_etl.cli import main
+
+    data_dir = tmp_path / "data"
+    hostile = _hostile_window(data_dir, "x/../../../../outside")
+    bait = tmp_path / "outside.json"
+    code = main(["load", "--data-dir", str(data_dir)])
+    err = capsys.readouterr().err
+    assert code == 5, err
+    assert "window_id 'x/../../../../outside' is not a plain name" in err
+    assert err.count("\n") == 2 and err.startswith("error: ") and "hint: " in err
+    assert not bait.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert not (data_dir / "parquet").exists() and (hostile / "pages.jsonl.gz").exists()
+
+
+def test_staging_refuses_a_hostile_window_id_even_without_reading_a_manifest(tmp_path):
+    from xport_etl.landing import Manifest, ManifestError
+    from xport_etl.staging import stage_window
+
+    m = Manifest(endpoint="taobao_orders", mode="create", window_id="../../../../evil", window_start="",
+                 window_end="", run_id="r", extracted_at="2026-01-01T00:00:00+00:00")
+    with pytest.raises(ManifestError):
+        stage_window(tmp_path / "data", m)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"endpoint": "../orders"}, "endpoint '../orders'"),
+    ({"window_id": "create_20260201T000000Z_20260202T000000Z"}, "not the directory it is in"),
+    ({"unexpected": 1}, "unexpected"),
+])
+def test_manifests_are_checked_when_read(tmp_path, change, needle):
+    from xport_etl.landing import ManifestError, read_manifest
+
+    hostile = _hostile_window(tmp_path, "w_hostile")
+    doc = {**json.loads((hostile / "manifest.json").read_text()), **change}
+    (hostile / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match="refusing") as info:
+        read_manifest(hostile)
+    assert needle in str(info.value)
+
+
+def test_contained_follows_symlinks(tmp_path):
+    from xport_etl.storage import PathOutsideError, contained
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "link").symlink_to(tmp_path)
+    assert contained(tmp_path / "data", tmp_path / "data" / "a" / "b") == tmp_path / "data" / "a" / "b"
+    with pytest.raises(PathOutsideError):
+        contained(tmp_path / "data", tmp_path / "data" / "link" / "x")
+
+
+# ---- 10: a new reader sees the newest published state, even while an old reader is open
+
+
+def test_a_new_reader_sees_a_newer_publish_while_an_old_reader_is_open(tmp_path):
+    from tests.test_load import land
+    from tests.test_normalize import order, page
+    from xport_etl.load import connect_reader, publish
+    from xport_etl.staging import stage_window
+
+    publish(tmp_path, [stage_window(tmp_path, land(tmp_path, [page([order(id="1")])]))])
+    old = connect_reader(tmp_path)  # a BI pool's connection, kept open
+    try:
+        assert old.execute("select count(*) from fct_orders").fetchall() == [(1,)]
+        later = land(tmp_path, [page([order(id="2")])], start=datetime(2026, 3, 1, tzinfo=UTC))
+        publish(tmp_path, [stage_window(tmp_path, later)])
+        new = connect_reader(tmp_path)
+        try:
+            assert new.execute("select count(*) from fct_orders").fetchall() == [(2,)]
+            assert new.execute("select count(*) from rpt_spend_monthly").fetchall()[0][0] >= 1  # views too
+        finally:
+            new.close()
+        assert old.execute("select count(*) from fct_orders").fetchall() == [(1,)]  # its own snapshot
+    finally:
+        old.close()
+
+
+def test_a_corrupt_warehouse_is_one_line_not_a_traceback(tmp_path, capsys):
+    from xport_etl.cli import main
+
+    (tmp_path / "warehouse.duckdb").write_bytes(b"not a database " * 1000)
+    code = main(["report", "spend", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 7, err
+    assert err.startswith("error: cannot open the warehouse") and "Traceback" not in err
+    assert "xport-etl load" in err.splitlines()[-1]
+
+
+# ---- 11: personal data is written for the pipeline's user only
+
+
+def _mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_landed_windows_are_private_whatever_the_umask(tmp_path):
+    from tests.test_load import land
+    from tests.test_normalize import order, page
+
+    old = os.umask(0o022)  # a typical login shell's
+    try:
+        m = land(tmp_path, [page([order(id="1")])])
+    finally:
+        os.umask(old)
+    assert {p.name: _mode(p) for p in m.directory.iterdir()} == {"pages.jsonl.gz": 0o600, "manifest.json": 0o600}
+    assert _mode(m.directory) == 0o700

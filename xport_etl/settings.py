@@ -274,6 +274,22 @@ class Settings:
         return repr(self)
 
 
+def umask_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """The umask ``XPORT_UMASK`` asks for (default 077), checked as :class:`Settings` checks it;
+    what the CLI runs under, read before any other setting is needed."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(ENV_VARS["umask"]) or "").strip()
+    if not raw:
+        return Settings.umask
+    value = _parse("umask", ENV_VARS["umask"], raw)
+    if value & 0o007 != 0o007:
+        raise ConfigError(
+            f"XPORT_UMASK={value:03o} would let every user of the machine read personal data; "
+            "use 077 (owner only) or 027 (owner and the data directory's group)"
+        )
+    return value
+
+
 def check_memory(var: str, value: str) -> str:
     """A DuckDB memory limit (``192MB``, ``1.5GiB``, ``50%``), or ConfigError naming ``var``."""
     m = _MEMORY.match(str(value).strip())
