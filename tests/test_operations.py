@@ -4,6 +4,7 @@ raw socket server that dribbles bytes) and checks what the operator now gets."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -263,3 +264,173 @@ def test_landed_windows_are_private_whatever_the_umask(tmp_path):
         os.umask(old)
     assert {p.name: _mode(p) for p in m.directory.iterdir()} == {"pages.jsonl.gz": 0o600, "manifest.json": 0o600}
     assert _mode(m.directory) == 0o700
+
+
+def test_what_the_cli_creates_is_private(tmp_path, capsys):
+    from tests.test_load import land
+    from tests.test_normalize import order, page
+    from xport_etl.cli import main
+
+    data_dir = tmp_path / "data"
+    land(data_dir, [page([order(id="1")])])
+    old = os.umask(0o022)
+    try:
+        assert main(["load", "--quiet", "--data-dir", str(data_dir)]) == 0, capsys.readouterr().err
+        assert os.umask(0o022) == 0o022  # the CLI gives the caller's umask back
+    finally:
+        os.umask(old)
+    files = {p.relative_to(data_dir).as_posix(): _mode(p) for p in data_dir.rglob("*") if p.is_file()}
+    dirs = {p.relative_to(data_dir).as_posix(): _mode(p) for p in data_dir.rglob("*") if p.is_dir()}
+    assert {"warehouse.duckdb", "state/runs.jsonl"} <= set(files)
+    assert any(name.startswith("parquet/orders/") for name in files)
+    assert {name: mode for name, mode in files.items() if mode != 0o600} == {}
+    assert {name: mode for name, mode in dirs.items() if mode != 0o700} == {}
+
+
+def test_a_group_for_readers_is_a_documented_choice(tmp_path, capsys, monkeypatch):
+    from tests.test_load import land
+    from tests.test_normalize import order, page
+    from xport_etl.cli import main
+
+    data_dir = tmp_path / "data"
+    m = land(data_dir, [page([order(id="1")])])
+    monkeypatch.setenv("XPORT_UMASK", "027")
+    assert main(["load", "--quiet", "--data-dir", str(data_dir)]) == 0, capsys.readouterr().err
+    assert _mode(data_dir / "warehouse.duckdb") == 0o640 and _mode(data_dir / "state") == 0o750
+    assert _mode(m.directory / "pages.jsonl.gz") == 0o600  # raw pages stay the pipeline's own
+    monkeypatch.setenv("XPORT_UMASK", "022")
+    assert main(["status", "--data-dir", str(data_dir)]) == 2
+    assert "every user of the machine" in capsys.readouterr().err
+
+
+# ---- 12: one line and an exit code, never a traceback
+
+
+def _one_line(err: str) -> None:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len(lines) == 2, err
+    assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), err
+
+
+@pytest.mark.parametrize("var,value,needle", [
+    ("XPORT_WORKERS", "abc", "XPORT_WORKERS must be a positive integer"),
+    ("XPORT_EXTRACT_WORKERS", "0", "XPORT_EXTRACT_WORKERS must be a positive integer"),
+    ("XPORT_STAGE_MEMORY", "lots", "XPORT_STAGE_MEMORY must be a size"),
+    ("XPORT_LOAD_MEMORY", "-5", "XPORT_LOAD_MEMORY must be a size"),
+    ("XPORT_LOAD_MEMORY", "10KB", "at least 16MB"),
+])
+def test_bad_knobs_fail_at_start(tmp_path, capsys, monkeypatch, var, value, needle):
+    from xport_etl.cli import main
+
+    monkeypatch.setenv(var, value)
+    assert main(["load", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    _one_line(err)
+    assert needle in err
+
+
+def test_a_data_directory_that_is_a_file(tmp_path, capsys):
+    from xport_etl.cli import main
+
+    (tmp_path / "data").write_text("oops")
+    assert main(["run", "--start", "2026-01-01", "--end", "2026-01-02", "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    _one_line(err)
+    assert "is a file" in err
+
+
+def _read_only(monkeypatch, path):
+    """``path`` made read-only; as root (who writes anyway) the refusal is injected where the
+    data directory is first written."""
+    path.chmod(0o555)
+    if os.geteuid() == 0:
+        real = os.open
+
+        def refuse(file, flags, *args, **kwargs):
+            if str(file).startswith(str(path)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                raise PermissionError(errno.EACCES, "Permission denied", str(file))
+            return real(file, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refuse)
+
+
+def test_a_read_only_data_directory(tmp_path, capsys, monkeypatch):
+    from tests.test_load import land
+    from tests.test_normalize import order, page
+    from xport_etl.cli import main
+
+    data_dir = tmp_path / "data"
+    land(data_dir, [page([order(id="1")])])
+    _read_only(monkeypatch, data_dir)
+    try:
+        code = main(["load", "--quiet", "--data-dir", str(data_dir)])
+    finally:
+        data_dir.chmod(0o755)
+    err = capsys.readouterr().err
+    assert code == 7, err
+    _one_line(err)
+    assert "Permission denied" in err and str(data_dir) in err and "writable" in err
+
+
+@pytest.mark.parametrize("fault", ["OSError", "duckdb"])
+def test_disk_full_while_publishing(tmp_path, capsys, monkeypatch, fault):
+    import duckdb
+
+    from tests.test_load import land
+    from tests.test_normalize import order, page
+    from xport_etl import load
+    from xport_etl.cli import main
+
+    land(tmp_path, [page([order(id="1")])])
+    assert main(["load", "--quiet", "--data-dir", str(tmp_path)]) == 0
+    before = (tmp_path / "warehouse.duckdb").read_bytes()
+    land(tmp_path, [page([order(id="2")])], start=datetime(2026, 3, 1, tzinfo=UTC))
+
+    def full(name):
+        if name == "publish.replace":
+            if fault == "duckdb":
+                raise duckdb.IOException("IO Error: Could not write file: No space left on device")
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "warehouse.duckdb.next"))
+
+    monkeypatch.setattr(load, "crashpoint", full)
+    code = main(["load", "--quiet", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 7, err
+    _one_line(err)
+    assert "space" in err and "unchanged" in err
+    assert (tmp_path / "warehouse.duckdb").read_bytes() == before
+    assert not (tmp_path / "warehouse.duckdb.next").exists()
+
+
+def test_dashboard_into_a_read_only_folder(tmp_path, capsys, monkeypatch):
+    from xport_etl import dashboard
+    from xport_etl.cli import main
+
+    target = tmp_path / "site"
+    target.mkdir()
+
+    def refuse(data_dir, out, **kwargs):  # the write, refused as a read-only folder refuses it
+        raise PermissionError(errno.EACCES, "Permission denied", str(out.with_name(out.name + ".tmp")))
+
+    monkeypatch.setattr(dashboard, "build_dashboard", refuse)
+    code = main(["dashboard", "--out", str(target / "report.html"), "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 7, err
+    _one_line(err)
+    assert str(target) in err
+
+
+# ---- 13: an empty or reversed window is refused
+
+
+@pytest.mark.parametrize("start,end", [("2026-06-05", "2026-06-01"), ("2026-06-01", "2026-06-01")])
+@pytest.mark.parametrize("command", ["run", "backfill", "extract"])
+def test_an_empty_window_is_refused(tmp_path, capsys, command, start, end):
+    from xport_etl.cli import main
+
+    code = main([command, "--start", start, "--end", end, "--data-dir", str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    _one_line(err)
+    assert f"--end {end} is not after --start {start}" in err
+    assert list(tmp_path.iterdir()) == []

@@ -251,14 +251,12 @@ def format_result(result: dict) -> str:
         lines.append("nothing was published: no window was landed")
         return "\n".join(lines)
     batches = result.get("batches")
-    lines.append(f"published {result['warehouse']}" + (f" ({batches} windows)" if batches is not None else ""))
-    rows = result.get("rows_written") or {}
-    if rows:
-        width = max(len(t) for t in rows)
-        lines += [f"  {table:<{width}}  {n:>12,} rows" for table, n in sorted(rows.items())]
-    else:
-        lines.append("  no rows changed")
-    lines.append(f"  {'rejected records':<{max(16, *(len(t) for t in rows))}}  {result.get('rejects', 0):>12,}")
+    windows = f" ({batches} window{'' if batches == 1 else 's'})" if batches is not None else ""
+    lines.append(f"published {result['warehouse']}{windows}")
+    rows = dict(sorted((result.get("rows_written") or {}).items()))
+    width = max(len("rejected records"), *(len(t) for t in rows))
+    lines += [f"  {table:<{width}}  {n:>12,} rows" for table, n in rows.items()] or ["  no rows changed"]
+    lines.append(f"  {'rejected records':<{width}}  {result.get('rejects', 0):>12,}")
     return "\n".join(lines)
 
 

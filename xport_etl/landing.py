@@ -144,6 +144,21 @@ class Manifest:
         return self
 
 
+def _private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents 0700 (``mkdir(parents=True)`` gives the parents
+    the umask's mode); directories that exist keep theirs."""
+    missing = []
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another window's writer made it first
+            p.mkdir(mode=DIR_MODE)
+            os.chmod(p, DIR_MODE)
+    path.mkdir(parents=True, exist_ok=True)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -191,11 +206,10 @@ class PageWriter:
             # now, not at commit after the window's requests were spent
             storage.check_writable(raw_root(data_dir, raw_url))
             spool = Path(data_dir) / SPOOL_DIR / manifest.endpoint
-            spool.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            _private_dirs(spool)
             self._partial = spool / f"{manifest.window_id}.{PAGES_FILE}.partial"
         else:
-            self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            os.chmod(self.dir, DIR_MODE)
+            _private_dirs(self.dir)
             self._partial = self.dir / (PAGES_FILE + ".partial")
         # created 0600 before a byte is written, whatever the process umask
         os.close(os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
