@@ -434,3 +434,181 @@ def test_an_empty_window_is_refused(tmp_path, capsys, command, start, end):
     _one_line(err)
     assert f"--end {end} is not after --start {start}" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- 14: status is one JSON document, or one CSV section
+
+
+@pytest.fixture
+def loaded(tmp_path, capsys):
+    from tests.test_load import land
+    from tests.test_normalize import order, page
+    from xport_etl.cli import main
+
+    land(tmp_path, [page([order(id="1")])])
+    assert main(["load", "--quiet", "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    return tmp_path
+
+
+def test_status_json_is_one_document(loaded, capsys):
+    from xport_etl.cli import main
+
+    assert main(["status", "--format", "json", "--data-dir", str(loaded)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"data_dir", "runs", "freshness", "checks"}
+    assert doc["runs"][0]["endpoint"] == "taobao_orders" and doc["freshness"][0]["table"] == "fct_orders"
+    assert set(doc["checks"]) == {"publish_id", "violations"}
+    assert main(["status", "--format", "json", "--section", "freshness", "--data-dir", str(loaded)]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"data_dir", "freshness"}
+
+
+def test_status_csv_is_one_section(loaded, capsys):
+    import csv
+    import io
+
+    from xport_etl.cli import main
+
+    assert main(["status", "--format", "csv", "--data-dir", str(loaded)]) == 0
+    out = capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["endpoint"] for r in rows] == ["taobao_orders"] and not out.endswith("\n\n")
+    assert main(["status", "--format", "csv", "--section", "freshness", "--data-dir", str(loaded)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["table"] for r in rows} >= {"fct_orders", "fct_order_lines"}
+
+
+# ---- 15: the sandbox says where it listens
+
+
+def test_sandbox_prints_its_address(capsys, monkeypatch):
+    import uvicorn
+
+    from xport_etl.cli import main
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
+    assert main(["sandbox", "--port", "8799", "--orders", "20"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("xport-etl sandbox at http://127.0.0.1:8799 ") and served[0]["port"] == 8799
+
+
+# ---- 16: --out: a .html/.md path is a file, anything without a suffix a directory
+
+
+def test_docs_out_names_a_file_or_a_directory(tmp_path, capsys):
+    from xport_etl.cli import main
+
+    assert main(["docs", "--out", str(tmp_path / "dict.html")]) == 0
+    assert (tmp_path / "dict.html").is_file() and "<html" in (tmp_path / "dict.html").read_text()
+    assert main(["docs", "--out", str(tmp_path / "d.md")]) == 0 and (tmp_path / "d.md").is_file()
+    assert main(["docs", "--out", str(tmp_path / "folder"), "--format", "md"]) == 0
+    assert [p.name for p in (tmp_path / "folder").iterdir()] == ["DATA_DICTIONARY.md"]
+    capsys.readouterr()
+    for bad in (["--out", str(tmp_path / "x.md"), "--format", "html"], ["--out", str(tmp_path / "x.pdf")]):
+        assert main(["docs", *bad]) == 2
+        _one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.md", "dict.html", "folder"]
+
+
+def test_dashboard_out_names_a_file_or_a_directory(tmp_path):
+    from xport_etl.dashboard import dashboard_file
+    from xport_etl.errors import ConfigError
+
+    assert dashboard_file(tmp_path / "report.html") == tmp_path / "report.html"
+    assert dashboard_file(tmp_path / "site") == tmp_path / "site" / "dashboard.html"
+    (tmp_path / "v1.2").mkdir()
+    assert dashboard_file(tmp_path / "v1.2") == tmp_path / "v1.2" / "dashboard.html"
+    with pytest.raises(ConfigError, match="HTML"):
+        dashboard_file(tmp_path / "report.pdf")
+
+
+# ---- 17: progress, summary, tables
+
+
+def test_window_labels_are_the_dates_typed():
+    from xport_etl.cli import window_label
+
+    assert window_label("taobao_orders", "create_20260531T160000Z_20260607T160000Z", "Asia/Shanghai") == (
+        "taobao_orders 2026-06-01 → 2026-06-08")
+    assert window_label("taobao_orders", "update_20260601T010000Z_20260601T020000Z", "UTC") == (
+        "taobao_orders updated 2026-06-01 01:00 → 2026-06-01 02:00")
+    assert window_label("taobao_logistics", "keys_20260601T010203123456Z_0002") == "taobao_logistics details, batch 3"
+
+
+def test_piped_progress_says_one_line_per_window_and_step():
+    import io
+
+    from xport_etl.cli import _PageProgress
+
+    stream = io.StringIO()
+    wid = "create_20260531T160000Z_20260607T160000Z"
+    with _PageProgress(report_tz="Asia/Shanghai", stream=stream, interactive=False) as progress:
+        for n in range(1, 155):
+            progress({"event": "page", "endpoint": "taobao_orders", "window": wid, "page": n, "pages": 154,
+                      "records": n * 100})
+        progress({"event": "staged", "endpoint": "taobao_orders", "window": wid})
+        progress({"event": "page", "endpoint": "alibaba_logistics", "window": "keys_20260601T000000000001Z_0000",
+                  "page": 50, "pages": 80, "records": 50})
+        progress({"event": "publish", "phase": "start", "batches": 2})
+        progress({"event": "publish", "phase": "done", "batches": 2, "rows_written": {"fct_orders": 5}, "seconds": 1.5})
+    lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "landed taobao_orders 2026-06-01 → 2026-06-08: 154 pages, 15,400 records",
+        "staged taobao_orders 2026-06-01 → 2026-06-08",
+        "publishing 2 windows",
+        "published 2 windows in 1.5 s: 5 rows written",
+        "landed alibaba_logistics details, batch 1: 50 pages, 50 records",  # said when the command ends well
+    ]
+
+
+def test_bars_finish_when_the_command_ends_well():
+    import io
+
+    from xport_etl.cli import _PageProgress
+
+    progress = _PageProgress(stream=io.StringIO(), interactive=True)
+    with progress:
+        progress({"event": "page", "endpoint": "taobao_orders", "window": "w1", "page": 150, "pages": 154,
+                  "records": 15000})
+        progress({"event": "page", "endpoint": "alibaba_logistics", "window": "keys_20260601T000000Z_0000",
+                  "page": 50, "pages": 80, "records": 50})
+    assert [(t.completed, t.total) for t in progress.progress.tasks] == [(154, 154), (80, 80)]
+
+
+def test_the_summary_is_readable_lines():
+    from xport_etl.cli import format_result
+
+    text = format_result({"warehouse": "data/warehouse.duckdb", "batches": 3, "rejects": 2,
+                          "rows_written": {"fct_orders": 1234, "fct_order_lines": 2345}})
+    assert text.splitlines() == [
+        "published data/warehouse.duckdb (3 windows)",
+        "  fct_order_lines          2,345 rows",
+        "  fct_orders               1,234 rows",
+        "  rejected records             2",
+    ]
+    assert "{" not in text
+    assert format_result({"warehouse": None, "rows_written": {}}) == "nothing was published: no window was landed"
+
+
+def test_tables_fit_the_terminal_with_numbers_right_aligned(monkeypatch):
+    from decimal import Decimal
+
+    from xport_etl.reports import format_rows
+
+    rows = [("a" * 80, 1.5, Decimal("10.00"), None), ("b", 22.25, Decimal("1.00"), 3)]
+    text = format_rows("t", ["text", "hours", "amount", "n"], rows, width=60)
+    assert max(len(line) for line in text.splitlines()) <= 60
+    line = next(line for line in text.splitlines() if "22.25" in line)
+    cells = [c for c in line.split("│") if c.strip()]
+    assert cells[1].endswith("22.25 ") and cells[2].endswith("1.00 ") and cells[3].endswith("3 ")
+    monkeypatch.setenv("COLUMNS", "70")
+    assert max(len(line) for line in format_rows("t", ["text"], [("x" * 200,)]).splitlines()) <= 70
+    monkeypatch.delenv("COLUMNS")
+    assert "x" * 200 in format_rows("t", ["text"], [("x" * 200,)])  # piped: as wide as needed
+
+
+def test_csv_has_no_blank_record_at_the_end():
+    from xport_etl.reports import format_rows
+
+    assert format_rows("t", ["a", "b"], [(1, "x")], "csv") == "a,b\n1,x"
