@@ -192,8 +192,9 @@ class _PageProgress:
         if w["task"] is not None:
             total = w["pages"] or w["page"] or 1
             self.progress.update(w["task"], total=total, completed=total)
-        elif not self.interactive:
-            self._say(f"landed {w['label']}: {w['page']:,} pages, {w['records']:,} records")
+        elif not self.interactive and w["page"]:  # a window first heard of when staged: its staged line says it
+            pages = f"{w['page']:,} page{'' if w['page'] == 1 else 's'}"
+            self._say(f"landed {w['label']}: {pages}, {w['records']:,} record{'' if w['records'] == 1 else 's'}")
 
     def _on_staged(self, event: dict) -> None:
         w = self._window(event)
