@@ -113,7 +113,7 @@ def test_status_shows_rejected_and_warnings_per_run(tmp_path, capsys):
     assert code == 0, err
     code, out, _ = run(capsys, "status", "--format", "json", "--data-dir", str(tmp_path))
     assert code == 0
-    runs, _end = json.JSONDecoder().raw_decode(out)  # the runs, then the freshness table
+    runs = json.loads(out)["runs"]  # one document: runs, freshness, checks
     assert [(r["endpoint"], r["rejected"], r["warnings"]) for r in runs] == [("taobao_orders", 1, 2)]
     code, out, _ = run(capsys, "status", "--data-dir", str(tmp_path))
     header = next(line for line in out.splitlines() if "rejected" in line)

@@ -2,9 +2,18 @@
 
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
 configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 an error data
-check failed (nothing was published); 5 bad input data that stopped a window (a malformed page);
-6 stale data (``status --check-freshness``); 8 another run is in progress on the data directory
-(``run``/``backfill --no-wait``).
+check failed (nothing was published); 5 bad input data that stopped a window (a malformed page, or a
+landed manifest xport-etl did not write); 6 stale data (``status --check-freshness``); 7 the local
+files cannot be used (the data directory or ``--out`` not writable, a file where a directory should
+be, the disk full, the warehouse not a DuckDB file); 8 another run is in progress on the data
+directory (``run``/``backfill --no-wait``). Every expected failure is one ``error:`` line and one
+``hint:`` line on stderr; only a bug prints a traceback (exit 1).
+
+Files the CLI creates get the umask ``XPORT_UMASK`` (default 077: 0600 files, 0700 directories);
+see docs/operations.md.
+
+Progress goes to stderr: bars on a terminal, one line per window and step (landed, staged,
+published) otherwise, nothing with ``--quiet``. Results go to stdout.
 
 Times given without an offset (``--start 2026-01-01``) are read in the reporting time zone
 (``XPORT_REPORT_TZ``, default Asia/Shanghai: the merchant's business calendar, the same one the
@@ -14,11 +23,15 @@ monthly reports use). Give an explicit offset (``2026-01-01T00:00:00+00:00``) to
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
+import re
 import sys
 import threading
+import time
 import traceback
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -53,7 +66,7 @@ def _parse_time(text: str, tz: str) -> datetime:
 def _settings(args):
     from xport_etl.settings import Settings
 
-    return Settings.from_env(
+    settings = Settings.from_env(
         base_url=args.base_url,
         access_key=args.access_key,
         user_id=args.user_id,
@@ -62,12 +75,60 @@ def _settings(args):
         report_tz=args.report_tz,
         sign_recipe=getattr(args, "sign_recipe", None),
     )
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise UsageError(f"the data directory {settings.data_dir} is a file: give --data-dir / XPORT_DATA_DIR a directory")
+    return settings
+
+
+def _window(args, s) -> tuple[datetime, datetime]:
+    """``--start`` and ``--end`` as aware times; refuses an empty or reversed window."""
+    start, end = _parse_time(args.start, s.report_tz), _parse_time(args.end, s.report_tz)
+    if end <= start:
+        raise UsageError(f"--end {args.end} is not after --start {args.start}: the window [start, end) is empty")
+    return start, end
+
+
+_WINDOW = re.compile(r"^([a-z]+)_(\d{8}T\d{6})Z_(\d{8}T\d{6})Z$")
+_KEYS = re.compile(r"^keys_\d{8}T\d{6}\d*Z_(\d{4})$")
+
+
+def window_label(endpoint: str, wid: str, tz: str = "UTC") -> str:
+    """What a person reads for a window: its dates in the reporting time zone, as typed.
+
+    ``create_20260531T160000Z_20260607T160000Z`` in Asia/Shanghai is ``2026-06-01 → 2026-06-08``
+    (the end exclusive, as ``--end``); a bound that is not a midnight shows its time; an update
+    window says so; a fan-out window is ``details, batch 2``.
+    """
+    m = _WINDOW.match(wid)
+    if m:
+        zone = ZoneInfo(tz)
+        lo, hi = (datetime.strptime(t, "%Y%m%dT%H%M%S").replace(tzinfo=UTC).astimezone(zone) for t in m.groups()[1:])
+        midnight = all((t.hour, t.minute, t.second) == (0, 0, 0) for t in (lo, hi))
+        fmt = "%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M"
+        kind = "" if m.group(1) == "create" else f"{m.group(1)}d "
+        return f"{endpoint} {kind}{lo:{fmt}} → {hi:{fmt}}"
+    k = _KEYS.match(wid)
+    if k:
+        return f"{endpoint} details, batch {int(k.group(1)) + 1}"
+    return f"{endpoint} {wid}"
 
 
 class _PageProgress:
-    """Rich progress bar fed by the pipeline's progress events (pages and records, with rates)."""
+    """Shows the pipeline's progress events on stderr (results go to stdout).
 
-    def __init__(self, quiet: bool = False):
+    On a terminal: a bar per window (pages, records, rate), and one for each publish; every bar is
+    completed when its window is staged or the command ends well. Otherwise (piped, under cron):
+    one line per window and step, ``HH:MM:SS landed|staged|publishing|published …``, so that a log
+    shows what happened and when, without ``-v``. ``--quiet``: nothing.
+
+    Events (dicts from :mod:`xport_etl.pipeline`): ``page`` (endpoint, window, page, pages, records),
+    ``staged`` (endpoint, window), ``publish`` (``phase`` "start" with ``batches``, then "done"
+    with ``rows_written``/``seconds``; without a phase: one line), ``resume`` (plan), ``run``
+    (``message``). Unknown events and fields are ignored.
+    """
+
+    def __init__(self, quiet: bool = False, report_tz: str = "UTC", *, stream=None, interactive: bool | None = None):
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -76,45 +137,138 @@ class _PageProgress:
             TimeElapsedColumn,
         )
 
+        self.stream = stream or sys.stderr
+        self.interactive = (self.stream.isatty() if interactive is None else interactive) and not quiet
+        self.quiet = quiet
+        self.tz = report_tz
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[records]} records"), TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(), disable=quiet or not sys.stderr.isatty(), transient=False,
+            TextColumn("{task.fields[records]}"), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), console=Console(file=self.stream), disable=not self.interactive, transient=False,
         )
-        self.tasks: dict[str, int] = {}
+        self.windows: dict[str, dict] = {}
+        self._publish_task: int | None = None
         self._lock = threading.Lock()  # `run` pages several windows at once, on threads
 
     def __call__(self, event: dict) -> None:
-        if event.get("event") != "page":
+        if self.quiet:
             return
-        with self._lock:
-            self._page(event)
+        handler = getattr(self, f"_on_{event.get('event')}", None)
+        if handler is not None:
+            with self._lock:
+                handler(event)
 
-    def _page(self, event: dict) -> None:
-        key = f"{event['endpoint']} {event['window']}"
-        if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(key, total=event.get("pages") or None, records=0, rate="")
-        task_id = self.tasks[key]
-        task = self.progress.tasks[task_id]
-        rate = f"{event['records'] / task.elapsed:,.0f} rec/s" if task.elapsed else ""
-        self.progress.update(task_id, completed=event["page"], total=event.get("pages") or None,
-                             records=f"{event['records']:,}", rate=rate)
+    def _say(self, text: str) -> None:
+        if self.interactive:
+            self.progress.console.print(text, highlight=False)
+        else:
+            print(f"{time.strftime('%H:%M:%S')} {text}", file=self.stream, flush=True)
+
+    def _window(self, event: dict) -> dict:
+        key = f"{event.get('endpoint')}/{event.get('window')}"
+        if key not in self.windows:
+            label = window_label(str(event.get("endpoint")), str(event.get("window")), self.tz)
+            self.windows[key] = {"label": label, "page": 0, "pages": None, "records": 0, "landed": False,
+                                 "task": None, "started": time.monotonic()}
+        return self.windows[key]
+
+    def _on_page(self, event: dict) -> None:
+        w = self._window(event)
+        w.update(page=event.get("page") or w["page"], pages=event.get("pages") or w["pages"],
+                 records=event.get("records") or w["records"])
+        if self.interactive:
+            elapsed = time.monotonic() - w["started"]
+            rate = f"{w['records'] / elapsed:,.0f} rec/s" if elapsed > 0 else ""
+            if w["task"] is None:
+                w["task"] = self.progress.add_task(w["label"], total=w["pages"], records="", rate="")
+            self.progress.update(w["task"], completed=w["page"], total=w["pages"],
+                                 records=f"{w['records']:,} records", rate=rate)
+        elif w["pages"] and w["page"] >= w["pages"]:
+            self._landed(w)
+
+    def _landed(self, w: dict) -> None:
+        if w["landed"]:
+            return
+        w["landed"] = True
+        if w["task"] is not None:
+            total = w["pages"] or w["page"] or 1
+            self.progress.update(w["task"], total=total, completed=total)
+        elif not self.interactive and w["page"]:  # a window first heard of when staged: its staged line says it
+            pages = f"{w['page']:,} page{'' if w['page'] == 1 else 's'}"
+            self._say(f"landed {w['label']}: {pages}, {w['records']:,} record{'' if w['records'] == 1 else 's'}")
+
+    def _on_staged(self, event: dict) -> None:
+        w = self._window(event)
+        self._landed(w)
+        if not self.interactive:
+            self._say(f"staged {w['label']}")
+
+    def _on_publish(self, event: dict) -> None:
+        phase = event.get("phase")
+        batches = event.get("batches")
+        what = f"{batches} window{'s' if batches != 1 else ''}" if batches is not None else "the warehouse"
+        if phase == "start":
+            if self.interactive:
+                self._publish_task = self.progress.add_task(f"publish {what}", total=None, records="", rate="")
+            else:
+                self._say(f"publishing {what}")
+            return
+        rows = event.get("rows_written") or {}
+        seconds = event.get("seconds")
+        took = f" in {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+        summary = f"published {what}{took}: {sum(rows.values()):,} rows written" if rows else f"published {what}{took}"
+        if self._publish_task is not None:
+            self.progress.update(self._publish_task, total=1, completed=1, description=summary)
+            self._publish_task = None
+        else:
+            self._say(summary)
+
+    def _on_resume(self, event: dict) -> None:
+        self._say(f"resuming an unfinished run (plan {event.get('plan')})")
+
+    def _on_run(self, event: dict) -> None:
+        if event.get("message"):
+            self._say(str(event["message"]))
 
     def __enter__(self):
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:  # the command ended well: every window it touched is landed
+            with self._lock:
+                for w in self.windows.values():
+                    self._landed(w)
+                if self._publish_task is not None:
+                    self.progress.update(self._publish_task, total=1, completed=1)
+        self.progress.__exit__(exc_type, *exc)
+
+
+def format_result(result: dict) -> str:
+    """A load's or run's outcome for people: where it went, then rows written per table."""
+    lines = []
+    if result.get("resumed"):
+        lines.append("resumed an unfinished run")
+    if not result.get("warehouse"):
+        lines.append("nothing was published: no window was landed")
+        return "\n".join(lines)
+    batches = result.get("batches")
+    windows = f" ({batches} window{'' if batches == 1 else 's'})" if batches is not None else ""
+    lines.append(f"published {result['warehouse']}{windows}")
+    rows = dict(sorted((result.get("rows_written") or {}).items()))
+    width = max(len("rejected records"), *(len(t) for t in rows))
+    lines += [f"  {table:<{width}}  {n:>12,} rows" for table, n in rows.items()] or ["  no rows changed"]
+    lines.append(f"  {'rejected records':<{width}}  {result.get('rejects', 0):>12,}")
+    return "\n".join(lines)
 
 
 def cmd_extract(args) -> int:
     from xport_etl.pipeline import extract_window
 
     s = _settings(args)
-    with _PageProgress(args.quiet) as progress:
-        path = extract_window(s, args.endpoint, _parse_time(args.start, s.report_tz),
-                              _parse_time(args.end, s.report_tz), mode=args.mode, progress=progress)
+    start, end = _window(args, s)
+    with _PageProgress(args.quiet, s.report_tz) as progress:
+        path = extract_window(s, args.endpoint, start, end, mode=args.mode, progress=progress)
     print(path)
     return 0
 
@@ -130,8 +284,9 @@ def cmd_load(args) -> int:
     if not manifests:
         where = redact(s.raw_url) if s.raw_url else f"{s.data_dir}/raw"
         raise UsageError(f"nothing landed under {where}: run `xport-etl extract` first")
-    result = load_windows(s, manifests)
-    print(f"published {result['warehouse']}: {result['rows_written']}, {result['rejects']} rejects")
+    with _PageProgress(args.quiet, s.report_tz) as progress:
+        result = load_windows(s, manifests, progress=progress)
+    print(format_result(result))
     return 0
 
 
@@ -141,14 +296,15 @@ def cmd_run(args) -> int:
     from xport_etl.pipeline import run_window
 
     s = _settings(args)
+    start, end = _window(args, s)
     if args.chunk_days < 1 or args.run_days < 1:
-        raise UsageError("--chunk-days and --run-days must be at least 1")
-    with _PageProgress(args.quiet) as progress:
-        result = run_window(s, _parse_time(args.start, s.report_tz), _parse_time(args.end, s.report_tz),
-                            mode=args.mode, incremental=args.incremental,
+        raise UsageError("--chunk-days and --run-days must be at least 1, got "
+                         f"{args.chunk_days} and {args.run_days}")
+    with _PageProgress(args.quiet, s.report_tz) as progress:
+        result = run_window(s, start, end, mode=args.mode, incremental=args.incremental,
                             chunk=timedelta(days=args.chunk_days), span=timedelta(days=args.run_days),
                             wait=not args.no_wait, progress=progress)
-    print(f"published {result['warehouse']}: {result['rows_written']}, {result['rejects']} rejects")
+    print(format_result(result))
     return 0
 
 
@@ -157,23 +313,54 @@ def cmd_backfill(args) -> int:
     return cmd_run(args)
 
 
+STATUS_SECTIONS = ("runs", "freshness", "checks")
+
+
 def cmd_status(args) -> int:
-    from xport_etl.reports import format_rows
-    from xport_etl.status import check_freshness, freshness, last_checks, last_runs
+    import json
+
+    from xport_etl.reports import format_rows, plain
+    from xport_etl.status import (
+        CHECK_COLUMNS,
+        RUN_COLUMNS,
+        check_freshness,
+        freshness,
+        last_checks,
+        last_runs,
+    )
 
     s = _settings(args)
     if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale
         rows = check_freshness(s.data_dir, args.check_freshness)
         print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
         return 0
-    run_id, checks = last_checks(s.data_dir)
-    for title, rows in (("last runs", last_runs(s.data_dir, args.limit)), ("freshness", freshness(s.data_dir)),
-                        (f"checks with violations in the last publish ({run_id})", checks)):
-        if not rows:
-            print(f"{title}: none" if run_id and title.startswith("checks") else f"{title}: none yet under {s.data_dir}")
+    # CSV holds one table: one section per call (runs unless --section says otherwise)
+    wanted = [args.section] if args.section else (["runs"] if args.format == "csv" else list(STATUS_SECTIONS))
+    run_id, checks = last_checks(s.data_dir) if "checks" in wanted else (None, [])
+    sections = {
+        "runs": last_runs(s.data_dir, args.limit) if "runs" in wanted else [],
+        "freshness": freshness(s.data_dir) if "freshness" in wanted else [],
+        "checks": checks,
+    }
+    if args.format == "json":  # one document, one key per section
+        doc: dict = {"data_dir": str(s.data_dir)}
+        for name in wanted:
+            doc[name] = ({"publish_id": run_id, "violations": sections[name]} if name == "checks"
+                         else sections[name])
+        print(json.dumps(doc, ensure_ascii=False, indent=2, default=plain))
+        return 0
+    empty = {"runs": RUN_COLUMNS, "freshness": ("table", "rows", "last_extracted_at", "age_hours"),
+             "checks": CHECK_COLUMNS}
+    titles = {"runs": "last runs", "freshness": "freshness",
+              "checks": f"checks with violations in the last publish ({run_id})"}
+    for name in wanted:
+        rows = sections[name]
+        if not rows and args.format == "table":
+            print(f"{titles[name]}: none" if run_id and name == "checks" else
+                  f"{titles[name]}: none yet under {s.data_dir}")
             continue
-        columns = list(rows[0])
-        print(format_rows(title, columns, [tuple(r[c] for c in columns) for r in rows], args.format))
+        columns = list(rows[0]) if rows else list(empty[name])
+        print(format_rows(titles[name], columns, [tuple(r[c] for c in columns) for r in rows], args.format))
     return 0
 
 
@@ -298,7 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=15, help="how many runs to show (default 15)")
     p.add_argument("--check-freshness", type=float, metavar="HOURS",
                    help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26")
-    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json"),
+                   help="output format (default table); json is one object with a key per section; csv is one "
+                        "section (--section, default runs)")
+    p.add_argument("--section", choices=STATUS_SECTIONS,
+                   help="show only this section (default: all; csv: runs), e.g. --section freshness")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("report", parents=[common], help="print a report",
@@ -342,12 +533,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args) -> int:
-    from xport_etl.errors import AuthenticationError, ConfigError, RunInProgressError, XportError
-    from xport_etl.load import CheckFailedError
-    from xport_etl.normalize import PageError
-    from xport_etl.status import StaleDataError
+    """Run the parsed command; map every expected failure to one error line, one hint line and
+    the documented exit code (see the module docstring)."""
+    import duckdb
 
+    from xport_etl.errors import AuthenticationError, ConfigError, RunInProgressError, XportError
+    from xport_etl.landing import ManifestError
+    from xport_etl.load import CheckFailedError, WarehouseError
+    from xport_etl.normalize import PageError
+    from xport_etl.settings import umask_from_env
+    from xport_etl.status import StaleDataError
+    from xport_etl.storage import PathOutsideError
+
+    old_umask = None
     try:
+        old_umask = os.umask(umask_from_env())
         return args.func(args)
     except (UsageError, ConfigError, KeyError) as exc:
         _fail(str(exc).strip("'\""), "see `xport-etl {} --help`".format(getattr(args, "command", "")))
@@ -375,15 +575,55 @@ def run_command(args) -> int:
     except PageError as exc:
         _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
         return 5
+    except (ManifestError, PathOutsideError) as exc:
+        _fail(str(exc), "xport-etl did not write this window: move its directory out of the raw root (and check "
+                        "who may write to XPORT_RAW_URL), then extract the window again; nothing was loaded")
+        return 5
+    except WarehouseError as exc:
+        _fail(str(exc), "move the file aside and run `xport-etl load`: every landed window is published "
+                        "again from its raw pages")
+        return 7
     except BrokenPipeError:  # `xport-etl report … | head`: the reader left; not an error
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        _fail(*_storage_failure(exc))
+        return 7
+    except duckdb.IOException as exc:  # DuckDB's own file errors (a full disk while publishing, say)
+        message = str(exc).splitlines()[0]
+        full = "space" in message.lower()
+        _fail(message, _DISK_FULL if full else "check the data directory's disk and permissions (--data-dir / "
+                                                "XPORT_DATA_DIR); the published warehouse is unchanged")
+        return 7
     except KeyboardInterrupt:
         _fail("interrupted", "re-run the same command: windows are replaced, never duplicated")
         return 130
     except Exception:
         traceback.print_exc()
         return 1
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
+
+
+_DISK_FULL = ("free space on that disk (Parquet under parquet/ and old raw windows can be rebuilt or removed), "
+              "then re-run the same command: the published warehouse is replaced only by a complete state, so "
+              "it is unchanged")
+
+
+def _storage_failure(exc: OSError) -> tuple[str, str]:
+    """One line and a hint for a file system error: what failed where, and what to do."""
+    where = exc.filename or ""
+    what = exc.strerror or str(exc)
+    message = f"{what}: {where}" if where else str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full: {message}", _DISK_FULL
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return message, ("this user cannot write there: fix the owner or mode of that path, or point "
+                         "--data-dir / XPORT_DATA_DIR (or --out) at a writable directory")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return message, "a file is where a directory should be (or the reverse): check --data-dir / XPORT_DATA_DIR and --out"
+    return message, "check the data directory (--data-dir / XPORT_DATA_DIR), --out and the disk"
 
 
 def _fail(message: str, hint: str) -> None:

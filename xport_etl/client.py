@@ -11,7 +11,8 @@ One request goes through these steps, every attempt afresh:
    ==========================================  =============================================
    HTTP 429                                    :class:`RateLimitedError` (``Retry-After``)
    HTTP 500/502/503/504 (any body)             :class:`RetriableError`
-   connection error, timeout, cut-off body     :class:`RetriableError`
+   connection error, timeout, cut-off body     :class:`RetriableError` (``XPORT_TIMEOUT``
+                                               bounds the whole request, not each read)
    HTTP 401/403                                :class:`AuthenticationError`
    other HTTP status ≥ 300                     :class:`FatalError`
    HTTP 200, body not a JSON envelope          :class:`MalformedBodyError` (retriable): a
@@ -49,6 +50,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 import orjson
 import tenacity
@@ -178,6 +180,83 @@ class ClientStats:
 
     def __repr__(self) -> str:
         return f"ClientStats({self.as_dict()})"
+
+
+class _Deadline(threading.local):
+    """The monotonic time by which the current thread's request must be over (None: no limit)."""
+
+    at: float | None = None
+
+    def left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        """``timeout`` cut to what is left before the deadline; ``error`` once it has passed."""
+        if self.at is None:
+            return timeout
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise error("the request took longer than XPORT_TIMEOUT")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits no longer than the request's deadline.
+
+    httpx's timeouts are per socket operation: a server that sends a byte every few seconds never
+    trips a read timeout. Cutting each operation's timeout to the time left makes
+    ``XPORT_TIMEOUT`` a bound on the whole request (connect, TLS, headers and body)."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._deadline.left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        stream = self._stream.start_tls(ssl_context, server_hostname,
+                                        self._deadline.left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(stream, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, with every connection a :class:`_DeadlineStream`."""
+
+    def __init__(self, backend: httpcore.NetworkBackend, deadline: _Deadline) -> None:
+        self._backend = backend
+        self._deadline = deadline
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._backend.connect_tcp(host, port, self._deadline.left(timeout, httpcore.ConnectTimeout),
+                                           local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        stream = self._backend.connect_unix_socket(path, self._deadline.left(timeout, httpcore.ConnectTimeout),
+                                                   socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _bound_requests(client: httpx.Client, deadline: _Deadline) -> None:
+    """Make every connection ``client`` opens honour ``deadline`` (its own transports and the
+    proxies taken from the environment; an injected transport such as ``MockTransport`` opens no
+    connection and is left alone)."""
+    transports = [client._transport, *client._mounts.values()]  # noqa: SLF001 (httpx has no public hook)
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(backend, deadline)  # noqa: SLF001
 
 
 @functools.cache
@@ -326,6 +405,8 @@ def classify(
             parsed = loads_outline(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             parse_error = f"{type(exc).__name__}: {exc}"
+        except RecursionError:  # nested deeper than any envelope: not an answer, not a crash
+            parse_error = "JSON nested too deep"
         else:
             if isinstance(parsed, dict) and "code" in parsed:
                 envelope = parsed
@@ -453,6 +534,8 @@ class XportClient:
             headers={"Accept": "application/json", "User-Agent": f"xport-etl/{__version__}"},
             follow_redirects=False,
         )
+        self._deadline = _Deadline()
+        _bound_requests(self._http, self._deadline)
 
     def request(
         self,
@@ -492,13 +575,14 @@ class XportClient:
             exc = state.outcome.exception() if state.outcome else None
             self.stats.incr("retries")
             delay = state.upcoming_sleep
+            # the error is not final yet: it carries no attempt count, so it does not say "gave up"
             log.warning(
-                "retrying %s in %.2fs (attempt %d/%d failed: %s)",
+                "%s: attempt %d of %d failed (%s); trying again in %.1f s",
                 endpoint.name,
-                delay,
                 state.attempt_number,
                 policy.max_tries,
                 exc,
+                delay,
             )
 
         retrying = tenacity.Retrying(
@@ -513,14 +597,14 @@ class XportClient:
 
         def attempt() -> ApiResponse:
             counter["n"] += 1
-            try:
-                result = self._attempt(endpoint, query, content, headers)
-            except XportError as exc:
-                exc.attempts = counter["n"]
-                raise
+            result = self._attempt(endpoint, query, content, headers)
             return dataclasses.replace(result, attempts=counter["n"])
 
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except XportError as exc:
+            exc.attempts = counter["n"]  # final: retries are over (or were never worth it)
+            raise
 
     def _attempt(
         self,
@@ -533,6 +617,7 @@ class XportClient:
         if waited:
             self.stats.incr("rate_limit_wait_s", waited)
         self.stats.incr("requests")
+        self._deadline.at = time.monotonic() + self.settings.timeout
         try:
             response = self._http.request(
                 endpoint.method,
@@ -542,10 +627,12 @@ class XportClient:
                 headers=headers,
             )
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            # a cut connection or a body cut off mid-read: transient
+            # a cut connection, a body cut off mid-read, or no whole answer in time: transient
             self.stats.incr("transport_errors")
+            detail = (f"no complete answer within XPORT_TIMEOUT={self.settings.timeout:g} s"
+                      if isinstance(exc, httpx.TimeoutException) else str(exc))
             raise RetriableError(
-                f"{type(exc).__name__} talking to the server: {exc}",
+                f"{type(exc).__name__} talking to the server: {detail}",
                 endpoint=endpoint.name,
                 url=_request_url(exc) or endpoint.path,
             ) from exc
@@ -553,6 +640,8 @@ class XportClient:
             raise FatalError(
                 f"{type(exc).__name__}: {exc}", endpoint=endpoint.name, url=endpoint.path
             ) from exc
+        finally:
+            self._deadline.at = None
         outcome = classify(response, endpoint.name, assumptions=self.assumptions)
         if isinstance(outcome, ApiResponse):
             self.stats.incr("successes")

@@ -936,13 +936,35 @@ def cmd_dashboard(args) -> int:
             raise ValueError(f"--start {args.start:%Y-%m} must be before --end {args.end:%Y-%m}")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    out = build_dashboard(data_dir, Path(args.out), start=args.start, end=args.end, report_tz=tz)
+    out = build_dashboard(data_dir, dashboard_file(Path(args.out)), start=args.start, end=args.end, report_tz=tz)
     print(out)
     return 0
 
 
+DASHBOARD_FILE = "dashboard.html"
+
+
+def dashboard_file(out: Path) -> Path:
+    """Where ``--out`` puts the dashboard: a path ending in ``.html`` is the file; an existing
+    directory, or a path without a suffix, is a directory to write ``dashboard.html`` into (as
+    ``docs --out`` does with its files); any other suffix is refused.
+
+    Raises:
+        ConfigError: ``out`` names a file that is not HTML.
+    """
+    from xport_etl.errors import ConfigError
+
+    if out.is_dir() or not out.suffix:
+        return out / DASHBOARD_FILE
+    if out.suffix.lower() in (".html", ".htm"):
+        return out
+    raise ConfigError(f"--out {out}: the dashboard is one HTML file; give a path ending in .html, or a directory")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="HTML file to write, e.g. report.html")
+    p.add_argument("--out", required=True,
+                   help="the HTML file to write (ending in .html), or a directory to write dashboard.html "
+                        "into, e.g. report.html")
     p.add_argument("--start", type=parse_month, help="first month shown, inclusive, e.g. 2026-01 (default: the earliest)")
     p.add_argument("--end", type=parse_month, help="month after the last shown, exclusive, e.g. 2026-07 (default: the latest)")
     p.add_argument("--report-tz", help="time zone of the report months (env XPORT_REPORT_TZ, default Asia/Shanghai)")

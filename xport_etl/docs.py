@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -398,15 +399,38 @@ EXAMPLE = """examples:
 """
 
 
+SUFFIXES = {".md": "md", ".html": "html"}
+
+
 def cmd_docs(args) -> int:
+    """``--out`` ending in ``.md`` or ``.html`` is the file to write (in that format); any other
+    ``--out`` is a directory to write ``DATA_DICTIONARY.md`` and/or ``data_dictionary.html`` into."""
+    from xport_etl.errors import ConfigError
+
+    out = Path(args.out) if args.out else SQL_DIR
+    fmt = SUFFIXES.get(out.suffix.lower())
+    if fmt is not None and not out.is_dir():
+        if args.format not in ("both", fmt):
+            raise ConfigError(f"--out {out} is a {fmt} file but --format is {args.format}: "
+                              f"give a .{args.format} file or a directory")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(build_dictionary(fmt), encoding="utf-8")
+        os.replace(tmp, out)
+        print(out)
+        return 0
+    if out.suffix and not out.is_dir():
+        raise ConfigError(f"--out {out}: give a directory, or a file ending in .md or .html")
     formats = FORMATS if args.format == "both" else (args.format,)
-    for path in write_dictionary(Path(args.out) if args.out else SQL_DIR, formats):
+    for path in write_dictionary(out, formats):
         print(path)
     return 0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", metavar="DIR", help=f"directory to write into (default: {SQL_DIR})")
+    p.add_argument("--out", metavar="PATH",
+                   help="a file ending in .md or .html (that format alone), or a directory to write "
+                        f"DATA_DICTIONARY.md and/or data_dictionary.html into (default: {SQL_DIR})")
     p.add_argument("--format", choices=("md", "html", "both"), default="both",
                    help="md = DATA_DICTIONARY.md, html = data_dictionary.html (default: both)")
 

@@ -12,6 +12,12 @@ body byte for byte, except that line breaks (which JSON only allows as whitespac
 are replaced by spaces so that one page stays one line. Every later layer (Parquet, DuckDB) can be
 rebuilt from these files.
 
+A manifest is read as untrusted input (the raw root may be a bucket other machines write to): its
+endpoint and ``window_id`` must be plain names (:func:`check_window`) naming the directory it was
+found in, or it is refused with a :class:`ManifestError`; no path is ever built from a name that
+could climb out of the data directory. Raw pages, contexts and manifests hold receivers' names,
+phones and addresses: they are written 0600, in window directories made 0700.
+
 On a local disk every file is written to a temporary name, fsynced and renamed into place. On an
 object store (no rename, but every PUT is atomic per object) the pages are spooled to the local
 data directory while the window is paged and uploaded at commit, in the same order: the old
@@ -23,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +45,51 @@ CONTEXT_FILE = "context.json"  # fan-out windows: what each page was asked for (
 MANIFEST_FILE = "manifest.json"
 COMPRESS_LEVEL = 1  # ISA-L gzip level (0-3) of landed pages (see PageWriter)
 SPOOL_DIR = "spool"  # under the data directory: pages on their way to a remote raw root
+
+
+# what an endpoint, a mode and a window id may look like: plain names, never a path
+ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MODE_NAME = re.compile(r"^[a-z]{1,16}$")
+WINDOW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+FILE_MODE = 0o600  # raw pages, contexts, manifests: personal data, for the pipeline's user only
+DIR_MODE = 0o700
+
+
+class ManifestError(ValueError):
+    """A manifest that xport-etl did not write: not JSON, missing fields, or names that are not
+    plain names (``window_id`` such as ``x/../../tmp/evil``). The window is not loaded."""
+
+
+def check_window(endpoint: object, wid: object, mode: object = "create", *, where: object = None) -> None:
+    """Refuse an endpoint, window id or mode that is not a plain name (a path in disguise).
+
+    Raises:
+        ManifestError: naming the bad value and, if given, where it was read.
+    """
+    at = f" in {storage.redact(where)}" if where is not None else ""
+    for what, value, pattern in (("endpoint", endpoint, ENDPOINT_NAME), ("window_id", wid, WINDOW_ID),
+                                 ("mode", mode, MODE_NAME)):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ManifestError(f"refusing a manifest{at}: {what} {value!r} is not a plain name "
+                                f"(expected {pattern.pattern})")
+
+
+def _manifest_from(data: object, directory) -> Manifest:
+    """A :class:`Manifest` from the parsed JSON of the manifest found in ``directory``, checked."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"refusing the manifest in {storage.redact(directory)}: not a JSON object")
+    try:
+        manifest = Manifest(**data)
+    except TypeError as exc:
+        raise ManifestError(f"refusing the manifest in {storage.redact(directory)}: {exc}") from None
+    check_window(manifest.endpoint, manifest.window_id, manifest.mode, where=directory)
+    # a manifest speaks for the window directory it sits in, and no other
+    parts = str(directory).rstrip("/").split("/")
+    if parts[-2:] != [manifest.endpoint, manifest.window_id]:
+        raise ManifestError(
+            f"refusing the manifest in {storage.redact(directory)}: it names window "
+            f"{manifest.endpoint}/{manifest.window_id}, not the directory it is in")
+    return manifest.bind(directory)
 
 
 def window_id(mode: str, start: datetime, end: datetime) -> str:
@@ -92,6 +144,21 @@ class Manifest:
         return self
 
 
+def _private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents 0700 (``mkdir(parents=True)`` gives the parents
+    the umask's mode); directories that exist keep theirs."""
+    missing = []
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another window's writer made it first
+            p.mkdir(mode=DIR_MODE)
+            os.chmod(p, DIR_MODE)
+    path.mkdir(parents=True, exist_ok=True)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -100,9 +167,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
+        os.fchmod(f.fileno(), mode)  # an older tmp file keeps its mode through O_CREAT
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -129,6 +197,7 @@ class PageWriter:
     """
 
     def __init__(self, data_dir: Path, manifest: Manifest, *, raw_url: str | None = None):
+        check_window(manifest.endpoint, manifest.window_id, manifest.mode)
         self.manifest = manifest
         self.dir = window_dir(data_dir, manifest.endpoint, manifest.window_id, raw_url=raw_url)
         self.remote = not storage.is_local(self.dir)
@@ -137,11 +206,14 @@ class PageWriter:
             # now, not at commit after the window's requests were spent
             storage.check_writable(raw_root(data_dir, raw_url))
             spool = Path(data_dir) / SPOOL_DIR / manifest.endpoint
-            spool.mkdir(parents=True, exist_ok=True)
+            _private_dirs(spool)
             self._partial = spool / f"{manifest.window_id}.{PAGES_FILE}.partial"
         else:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            _private_dirs(self.dir)
             self._partial = self.dir / (PAGES_FILE + ".partial")
+        # created 0600 before a byte is written, whatever the process umask
+        os.close(os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
+        os.chmod(self._partial, FILE_MODE)
         # ISA-L's gzip (isal.igzip: the same gzip format, any gzip reader reads it): a 22 MB window
         # of order pages compresses in 0.033 s to 4.0 MB at its level 1, against 0.15 s and 3.8 MB
         # with zlib at level 3, and reads back in 0.023 s against 0.064 s; landing and staging are
@@ -223,11 +295,17 @@ def read_manifest(path) -> Manifest:
         path = storage.local_path(path)
         if path.is_dir():
             path = path / MANIFEST_FILE
-        data = json.loads(path.read_text())
-        return Manifest(**data).bind(path.parent)
+        return _manifest_from(_parse_json(path.read_bytes(), path), path.parent)
     directory, file = _manifest_location(path)
     fs, fpath = storage.filesystem(file)
-    return Manifest(**json.loads(fs.cat_file(fpath))).bind(directory)
+    return _manifest_from(_parse_json(fs.cat_file(fpath), file), directory)
+
+
+def _parse_json(raw: bytes, where) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ManifestError(f"refusing the manifest {storage.redact(where)}: not JSON") from None
 
 
 class _GzipReader(igzip.GzipFile):
@@ -314,7 +392,7 @@ def _remote_windows(root_url: str, endpoint: str | None) -> list[Manifest]:
     if not files:
         return []
     blobs = fs.cat(files)
-    return [Manifest(**json.loads(blobs[key])).bind(fs.unstrip_protocol(key[: -len(MANIFEST_FILE) - 1]))
+    return [_manifest_from(_parse_json(blobs[key], key), fs.unstrip_protocol(key[: -len(MANIFEST_FILE) - 1]))
             for key in files]
 
 

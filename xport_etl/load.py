@@ -798,15 +798,40 @@ def publish(
         state.forget()
 
 
+class WarehouseError(RuntimeError):
+    """The published warehouse cannot be opened: not a DuckDB file (corrupt, truncated, or
+    written by a newer DuckDB), or unreadable."""
+
+
 def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the published warehouse (what analysts and reports use)."""
+    """A read-only connection to the published warehouse (what analysts and reports use).
+
+    Each call opens the file as it is now, in a database instance of its own: ``duckdb.connect``
+    on a path hands back the process's cached instance of that path while any connection to it
+    is open, which after a publish (``os.replace``) is the *old* file, so a pool of readers would
+    never see a newer load and would keep the old file's space. An unnamed in-memory database is
+    never cached; the warehouse is attached to it read-only and made the default catalog.
+
+    Raises:
+        FileNotFoundError: nothing has been published under ``data_dir``.
+        WarehouseError: the file is not a readable DuckDB database.
+    """
     path = warehouse_path(data_dir)
     if not path.exists():
         raise FileNotFoundError(f"no warehouse at {path}: run `xport-etl run` or `make demo` first")
-    # read-only, and no way out of the file either: no ATTACH of another database for writing, no
-    # COPY/EXPORT to files, and the settings cannot be changed back from inside the session
-    return duckdb.connect(str(path), read_only=True,
-                          config={"enable_external_access": False, "lock_configuration": True})
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("attach ? as warehouse (read_only)", [str(path)])
+        con.execute("use warehouse")
+        # read-only, and no way out of the file either: no ATTACH of another database for writing,
+        # no COPY/EXPORT to files, and the settings cannot be changed back from inside the session
+        con.execute("set enable_external_access = false")
+        con.execute("set lock_configuration = true")
+    except duckdb.Error as exc:
+        con.close()
+        first = str(exc).splitlines()[0]
+        raise WarehouseError(f"cannot open the warehouse {path}: {first}") from exc
+    return con
 
 
 def rows_json(rows: dict[str, int]) -> str:

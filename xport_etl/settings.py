@@ -22,6 +22,11 @@ page_size         XPORT_PAGE_SIZE          100 (1..100)
 timeout           XPORT_TIMEOUT            30 s per request
 max_pages         (none)                   100 000
 check_overrides   XPORT_CHECK_OVERRIDES    none (JSON: check name -> severity/threshold)
+workers           XPORT_WORKERS            every core (processes/threads that normalise windows)
+extract_workers   XPORT_EXTRACT_WORKERS    the pipeline's default (windows paged at once)
+stage_memory      XPORT_STAGE_MEMORY       160MB (DuckDB memory limit while normalising)
+load_memory       XPORT_LOAD_MEMORY        192MB (DuckDB memory limit while publishing)
+umask             XPORT_UMASK              ``077``: files 0600, directories 0700 (see docs/operations.md)
 ================  =======================  ==================================
 
 The callback receiver's limits (``xport-etl callbacks serve``, see ``docs/callbacks.md``):
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,9 +99,15 @@ ENV_VARS: Mapping[str, str] = {
     "callback_max_connections": "XPORT_CALLBACK_MAX_CONNECTIONS",
     "inbox_rotate_bytes": "XPORT_INBOX_ROTATE_BYTES",
     "callback_dedup_horizon": "XPORT_CALLBACK_DEDUP_HORIZON",
+    "workers": "XPORT_WORKERS",
+    "extract_workers": "XPORT_EXTRACT_WORKERS",
+    "stage_memory": "XPORT_STAGE_MEMORY",
+    "load_memory": "XPORT_LOAD_MEMORY",
+    "umask": "XPORT_UMASK",
 }
 
-_INT_FIELDS = ("page_size", "callback_max_body", "callback_max_connections", "inbox_rotate_bytes")
+_INT_FIELDS = ("page_size", "callback_max_body", "callback_max_connections", "inbox_rotate_bytes",
+               "workers", "extract_workers")
 _FLOAT_FIELDS = (
     "rate_limit",
     "timeout",
@@ -105,6 +117,10 @@ _FLOAT_FIELDS = (
     "callback_keep_alive",
     "callback_dedup_horizon",
 )
+
+# a DuckDB memory limit: a number with a unit (DuckDB's own spelling), or a share of the RAM
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|m|g|t)(i?b)?$|^(\d+(?:\.\d+)?)\s*%$", re.I)
+_MIN_MEMORY = 16 * 10**6  # below this DuckDB cannot even hold its buffers
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -163,6 +179,13 @@ class Settings:
     # how long the receiver remembers a message id to answer a redelivery `duplicate`: Xportcn
     # retries a failed message 30 minutes apart at most 5 times (CONTRACT §6, about 2.5 h)
     callback_dedup_horizon: float = 86_400.0
+    workers: int | None = None
+    extract_workers: int | None = None
+    stage_memory: str | None = None
+    load_memory: str | None = None
+    # the umask the CLI runs under: 0o077 keeps raw pages, Parquet, the ledger and the warehouse
+    # (all of them hold receivers' names, phones and addresses) to the owner
+    umask: int = 0o077
 
     def __post_init__(self) -> None:
         # normalise types so Settings(data_dir="x", user_id=123) behaves
@@ -238,6 +261,21 @@ class Settings:
                 raise ConfigError(f"{ENV_VARS[name]} must be > 0 seconds, got {value!r}")
         if not isinstance(self.max_pages, int) or self.max_pages < 1:
             raise ConfigError(f"max_pages must be a positive integer, got {self.max_pages!r}")
+        for name in ("workers", "extract_workers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{ENV_VARS[name]} must be a positive integer, got {value!r}")
+        for name in ("stage_memory", "load_memory"):
+            value = getattr(self, name)
+            if value is not None:
+                check_memory(ENV_VARS[name], value)
+        if isinstance(self.umask, bool) or not isinstance(self.umask, int) or not 0 <= self.umask <= 0o777:
+            raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {self.umask!r}")
+        if self.umask & 0o007 != 0o007:
+            raise ConfigError(
+                f"XPORT_UMASK={self.umask:03o} would let every user of the machine read personal data; "
+                "use 077 (owner only) or 027 (owner and the data directory's group)"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -285,7 +323,43 @@ class Settings:
         return repr(self)
 
 
+def umask_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """The umask ``XPORT_UMASK`` asks for (default 077), checked as :class:`Settings` checks it;
+    what the CLI runs under, read before any other setting is needed."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(ENV_VARS["umask"]) or "").strip()
+    if not raw:
+        return Settings.umask
+    value = _parse("umask", ENV_VARS["umask"], raw)
+    if value & 0o007 != 0o007:
+        raise ConfigError(
+            f"XPORT_UMASK={value:03o} would let every user of the machine read personal data; "
+            "use 077 (owner only) or 027 (owner and the data directory's group)"
+        )
+    return value
+
+
+def check_memory(var: str, value: str) -> str:
+    """A DuckDB memory limit (``192MB``, ``1.5GiB``, ``50%``), or ConfigError naming ``var``."""
+    m = _MEMORY.match(str(value).strip())
+    if not m:
+        raise ConfigError(f"{var} must be a size such as 192MB, 1GB or 50%, got {value!r}")
+    if m.group(4) is not None:
+        if not 0 < float(m.group(4)) <= 100:
+            raise ConfigError(f"{var} must be a share of the memory in (0, 100]%, got {value!r}")
+        return value
+    scale = 1024 if (m.group(3) or "").lower() == "ib" else 1000
+    size = float(m.group(1)) * scale ** "kmgt".index(m.group(2).lower()) * scale
+    if size < _MIN_MEMORY:
+        raise ConfigError(f"{var} must be at least 16MB, got {value!r}")
+    return value
+
+
 def _parse(name: str, var: str, raw: str) -> Any:
+    if name == "umask":
+        if not re.fullmatch(r"0?o?[0-7]{1,3}", raw):
+            raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {raw!r}")
+        return int(raw.replace("o", ""), 8)
     try:
         if name in _FLOAT_FIELDS:
             return float(raw)
@@ -294,6 +368,7 @@ def _parse(name: str, var: str, raw: str) -> Any:
         if name == "data_dir":
             return Path(raw).expanduser()
     except ValueError:
-        kind = "an integer" if name in _INT_FIELDS else "a number"
+        kind = "a positive integer" if name in ("page_size", "workers", "extract_workers") else (
+            "an integer" if name in _INT_FIELDS else "a number")
         raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
     return raw

@@ -32,9 +32,10 @@ import pyarrow.parquet as pq
 
 from xport_etl.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.faults import crashpoint
-from xport_etl.landing import Manifest, _write_atomic, read_pages
+from xport_etl.landing import Manifest, _write_atomic, check_window, read_pages
 from xport_etl.normalize import REJECTED, count_warned, to_table
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
+from xport_etl.storage import contained
 
 UNKNOWN_DATE = "unknown"
 REJECTS = "rejects"
@@ -98,6 +99,10 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
     ``shared``: a :class:`SharedStaging` whose DuckDB the window uses (a cursor of it) instead of
     a connection of its own, so that windows staged at once share one memory budget.
     """
+    # every path below is built from the manifest's names: plain names only, and inside the data
+    # directory (a hostile manifest must not write or delete anything elsewhere)
+    check_window(manifest.endpoint, manifest.window_id, manifest.mode, where=manifest.directory
+                 if hasattr(manifest, "_dir") else None)
     normalize = _normalizers().get(manifest.endpoint)
     if normalize is None:
         raise ValueError(f"no normaliser for endpoint {manifest.endpoint!r}")
@@ -113,6 +118,8 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
         extracted_at=manifest.extracted_at,
     )
     marker = batch_marker(data_dir, manifest.endpoint, manifest.window_id)
+    contained(root, marker)
+    contained(root, root / REJECTS / f"{name}.parquet")
     marker.parent.mkdir(parents=True, exist_ok=True)
     # the marker goes first: a crash while rewriting leaves no complete-looking batch behind
     marker.unlink(missing_ok=True)

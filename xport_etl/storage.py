@@ -23,7 +23,7 @@ from xport_etl.errors import ConfigError
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-__all__ = ["check_url", "check_writable", "exists", "filesystem", "is_local", "join", "local_path", "located",
+__all__ = ["PathOutsideError", "check_url", "check_writable", "contained", "exists", "filesystem", "is_local", "join", "local_path", "located",
            "normalize", "redact", "to_path"]
 
 _LOCAL_PROTOCOLS = {"file", "local"}
@@ -144,6 +144,24 @@ def located(exc: OSError, url: PathLike, doing: str) -> OSError:
         return type(exc)(message)
     except TypeError:
         return OSError(message)
+
+
+class PathOutsideError(ValueError):
+    """A path derived from data (a window id, an endpoint name) that resolves outside the
+    directory it must stay in."""
+
+
+def contained(root: PathLike, path: PathLike) -> Path:
+    """``path``, resolved, if it lies under ``root`` (resolved too: symlinks followed).
+
+    Raises:
+        PathOutsideError: it does not; nothing is written or deleted there.
+    """
+    base = Path(root).resolve()
+    resolved = Path(path).resolve()
+    if resolved != base and base not in resolved.parents:
+        raise PathOutsideError(f"refusing to touch {path}: it is outside {base}")
+    return resolved
 
 
 def exists(url: PathLike) -> bool:

@@ -106,29 +106,21 @@ def serve(args: argparse.Namespace) -> int:
         fault_seed=args.fault_seed,
         sign_recipe=args.sign_recipe,
     )
-    # the sandbox secret is a public default, still never printed
-    log.info(
-        "xport-etl sandbox at http://%s:%d (access-key %s, signing recipe %s, clock %s, "
-        "%d orders, rate limit %s)",
-        args.host,
-        args.port,
-        DEFAULT_ACCESS_KEY,
-        args.sign_recipe,
-        world.clock.isoformat(),
-        world.taobao.count_visible(world.clock_ms),
-        f"{rate}/s" if rate else "off",
+    # the sandbox secret is a public default, still never printed. printed, not logged: the
+    # main CLI's log level (warnings, unless -v) would hide where the sandbox listens
+    print(
+        f"xport-etl sandbox at http://{args.host}:{args.port} (access-key {DEFAULT_ACCESS_KEY}, "
+        f"signing recipe {args.sign_recipe}, clock {world.clock.isoformat()}, "
+        f"{world.taobao.count_visible(world.clock_ms)} orders, rate limit {f'{rate}/s' if rate else 'off'})",
+        flush=True,
     )
     if profile.active:
-        log.info(
-            "fault profile %r (seed %d): %.0f%% of API requests get a fault%s; "
-            "counts at /_sandbox/stats",
-            profile.name,
-            args.fault_seed,
-            profile.rate * 100,
-            f", the first {profile.drift_requests} list pages move the clock "
-            f"{profile.drift_step_s:g} s each"
-            if profile.drift_requests and profile.drift_step_s
-            else "",
+        drift = (f", the first {profile.drift_requests} list pages move the clock {profile.drift_step_s:g} s each"
+                 if profile.drift_requests and profile.drift_step_s else "")
+        print(
+            f"fault profile {profile.name!r} (seed {args.fault_seed}): {profile.rate * 100:.0f}% of API "
+            f"requests get a fault{drift}; counts at /_sandbox/stats",
+            flush=True,
         )
     uvicorn.run(
         app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
