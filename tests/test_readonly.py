@@ -118,6 +118,8 @@ REVIEWED_SPLICES = {
     ("staging.py", "source"): "'out_orders' or 'out_lines'",
     ("staging.py", "select"): "column names of a schemas.py TableSpec, or '?' for a parameter",
     ("load.py", "spec.name"): "TableSpec names in schemas.py",
+    ("load.py", "select"): "ETL_REJECTS column names in schemas.py, or constant literals for a missing column",
+    ("callbacks.py", "severity"): "a constant clause, or empty on a warehouse without the column",
     ("load.py", "col.name"): "Column names in schemas.py",
     ("load.py", "col.duckdb_type"): "types mapped in schemas.py",
     ("load.py", "name"): "view name: a sql/reports/*.sql file stem",
