@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from xport_etl import storage
 from xport_etl.endpoints import (
@@ -302,6 +303,10 @@ class SqlStager:
         self._futures[key] = self._pool.submit(stage_window, self.settings.data_dir, manifest,
                                                assumptions=self.settings.assumptions, shared=self._shared)
 
+    def on_done(self, key: Any, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(future)`` when the window submitted as ``key`` is staged (or failed)."""
+        self._futures[key].add_done_callback(callback)
+
     def result(self, key: Any):
         """The batch of the window submitted as ``key`` (waits; a staging error is raised here)."""
         return self._futures[key].result()
@@ -314,6 +319,10 @@ class SqlStager:
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._shared is not None:
             self._shared.close()
+
+
+def _staged_ok(future) -> bool:
+    return not future.cancelled() and future.exception() is None
 
 
 def _stage_sql_windows(settings: Settings, manifests: Sequence[Manifest]) -> Iterator[tuple[Manifest, Any]]:
@@ -402,7 +411,7 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
     pending = state.pending_rows
     started = time.time()
     if progress:
-        progress({"event": "publish", "windows": len(pending)})
+        progress({"event": "publish", "phase": "start", "batches": len(state.batches)})
     try:
         result = state.publish(runs=read_runs(settings.data_dir, pending=pending),
                                settings={"report_tz": settings.report_tz},
@@ -414,6 +423,9 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
     for row in pending:
         append_run(settings.data_dir, row)
     log.info("published %d batches in %.1f s: %s", result.batches, time.time() - started, result.rows_written)
+    if progress:
+        progress({"event": "publish", "phase": "done", "batches": result.batches,
+                  "rows_written": result.rows_written, "seconds": time.time() - started})
     return {"batches": result.batches, "rows_written": result.rows_written, "rejects": result.rejects,
             "warehouse": result.warehouse}
 
@@ -539,18 +551,19 @@ def extract_fanout(
                 before = client.stats.as_dict()
                 try:
                     with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
-                        for row, response in zip(chunk, pool.map(call, chunk), strict=True):
+                        for done, (row, response) in enumerate(zip(chunk, pool.map(call, chunk), strict=True), 1):
                             if response is None:
                                 manifest.extra["not_found"] = manifest.extra.get("not_found", 0) + 1
-                                continue
-                            context = {k: (None if v is None else str(v)) for k, v in row.items()}
-                            writer.write(response.raw, context=context)
-                            crashpoint("fanout.page")
-                            manifest.pages += 1
-                            manifest.records += 1
-                            if progress and manifest.pages % 50 == 0:
+                            else:
+                                context = {k: (None if v is None else str(v)) for k, v in row.items()}
+                                writer.write(response.raw, context=context)
+                                crashpoint("fanout.page")
+                                manifest.pages += 1
+                                manifest.records += 1
+                            # a page event per 50 keys answered, and one for the last
+                            if progress and (done % 50 == 0 or done == len(chunk)):
                                 progress({"event": "page", "endpoint": endpoint, "window": wid,
-                                          "page": manifest.pages, "pages": len(chunk),
+                                          "page": done, "pages": len(chunk),
                                           "records": manifest.records, "total": len(chunk)})
                         _count_requests(manifest, before, client.stats.as_dict())
                         manifest.finished_at = utc_now_iso()
@@ -735,8 +748,6 @@ def run_lock(data_dir: Path, *, wait: bool = True, progress: Progress | None = N
             if not wait:
                 raise RunInProgressError(f"another run{holder} is in progress on {data_dir}") from None
             log.warning("another run%s is in progress on %s: waiting for it to finish", holder, data_dir)
-            if progress:
-                progress({"event": "wait", "reason": f"another run{holder} is in progress"})
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             handle.seek(0)
@@ -786,10 +797,11 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
         for i, windows in enumerate(runs):
             if i in plan.published:
                 continue
-            if progress:
+            if progress and len(runs) > 1 and windows:
+                tz = ZoneInfo(settings.report_tz)
+                lo, hi = min(w[2] for w in windows).astimezone(tz), max(w[3] for w in windows).astimezone(tz)
                 progress({"event": "run", "run": i + 1, "runs": len(runs),
-                          "start": min(w[2] for w in windows).isoformat() if windows else None,
-                          "end": max(w[3] for w in windows).isoformat() if windows else None})
+                          "message": f"run {i + 1} of {len(runs)}: {lo:%Y-%m-%d %H:%M} → {hi:%Y-%m-%d %H:%M}"})
             one = _run_once(settings, plan, i, windows, fanouts, client=client, own_client=own_client,
                             progress=progress)
             _add_result(results, one)
@@ -879,6 +891,9 @@ def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, 
         m = read_manifest(path)
         if use_sql(m.endpoint, settings.assumptions):
             stager.submit(path, m)
+            if progress:
+                event = {"event": "staged", "endpoint": m.endpoint, "window": m.window_id}
+                stager.on_done(path, lambda _future, event=event: _staged_ok(_future) and progress(event))
 
     failing = threading.Event()  # set by the first window that fails: start no more
     # the other windows wait until the first one has landed a page (or finished): wrong
