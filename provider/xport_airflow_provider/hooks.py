@@ -8,7 +8,8 @@ Connection fields:
 - ``host``: the API base URL, either whole (``https://www.xportcn.com/api``) or split into
   ``schema`` (``http``/``https``, default ``https``), ``host`` (may carry a path) and ``port``.
 - ``login``: the AccessKey; ``password``: the AccessSecret.
-- ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``data_dir``, ``raw_url``
+- ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``rate_limit_url`` (a shared
+  budget across machines, ``redis://host:6379/0``: see ``xport_etl.ratelimit``), ``data_dir``, ``raw_url``
   (the raw landing layer, e.g. ``s3://bucket/raw``: see ``xport_etl.storage``), ``report_tz``,
   and the signing recipe: ``sign_recipe`` (``query`` or ``concat``), or a custom
   ``sign_template`` with ``timestamp_unit`` (``ms`` or ``s``); see ``xport_etl.auth``;
@@ -21,8 +22,9 @@ recipe but accepts another, the message names the extra to set.
 Whatever the Connection does not set falls back to the ``XPORT_*`` environment variables (for
 example ``XPORT_DATA_DIR``), then to the library's defaults.
 
-Airflow puts ``plugins/`` on ``sys.path``, so DAGs import it as ``from xport_hook import
-XportHook``. Build the hook inside a task, never at import time.
+The provider (``get_provider_info`` in this package) registers the ``xport`` connection type with
+this hook, its labelled form fields and field behaviour. DAGs import it as ``from
+xport_airflow_provider.hooks import XportHook``. Build the hook inside a task, never at import time.
 
 Example (environment variable)::
 
@@ -98,6 +100,7 @@ class XportHook(BaseHook):
             "access_secret": conn.password or None,
             "user_id": _str_or_none(extra.get("user_id")),
             "rate_limit": _float_or_none(extra.get("rate_limit")),
+            "rate_limit_url": _str_or_none(extra.get("rate_limit_url")),
             "data_dir": Path(extra["data_dir"]) if extra.get("data_dir") else None,
             "raw_url": extra.get("raw_url") or None,
             "report_tz": extra.get("report_tz") or None,
@@ -127,23 +130,6 @@ class XportHook(BaseHook):
     def get_conn(self) -> Settings:
         """Return the settings (the library's client is built from them by the caller)."""
         return self.get_settings()
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the generic Connection form for the Xportcn API."""
-        return {
-            "hidden_fields": [],
-            "relabeling": {
-                "host": "Base URL",
-                "schema": "Scheme (when Base URL has none)",
-                "login": "AccessKey",
-                "password": "AccessSecret",
-            },
-            "placeholders": {
-                "host": "https://www.xportcn.com/api",
-                "extra": '{"user_id": "1000001", "rate_limit": 10, "sign_recipe": "query"}',
-            },
-        }
 
 
 def _str_or_none(value: Any) -> str | None:
