@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from xport_etl.errors import ConfigError, RateLimiterUnavailableError
-from xport_etl.ratelimit import FileRateLimiter, RedisRateLimiter, limiter_for_settings, redis_limiter
+from xport_etl.ratelimit import (
+    FileRateLimiter,
+    RedisRateLimiter,
+    limiter_for_settings,
+    redis_limiter,
+)
 from xport_etl.settings import Settings
 
 REDIS_SERVER = shutil.which("redis-server")
