@@ -330,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("airflow", help="deploy into an Airflow installation",
                        description="Deploy into Airflow. The DAG files import the provider "
                                    "(`pip install xport-airflow-provider`), which registers the `xport` "
-                                   "connection type.")
+                                   "connection type (see docs/deploy-airflow.md).\n"
+                                   "example: xport-etl airflow install-dags --to $AIRFLOW_HOME/dags",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     airflow_sub = p.add_subparsers(dest="airflow_command", metavar="ACTION", required=True)
     q = airflow_sub.add_parser("install-dags", help="copy this version's DAG files into a DAGs folder",
                                description="Copy this version's DAG files into DIR (Airflow's "

@@ -165,8 +165,8 @@ class FileRateLimiter:
     send N times the key's budget. This one keeps the "theoretical arrival time" of the next
     request in a small file and updates it under an exclusive ``flock``: every process and thread
     reserving a slot through the same file shares one budget. On several hosts, put the file on
-    storage that supports ``flock`` (NFSv4) or swap in a Redis-backed limiter with the same
-    ``acquire()``. Times come from ``time.time`` (comparable across processes).
+    storage that supports ``flock`` (NFSv4) or use :class:`RedisRateLimiter`
+    (``XPORT_RATE_LIMIT_URL``). Times come from ``time.time`` (comparable across processes).
     """
 
     def __init__(self, path: Path | str, rate: float | None, burst: int = 1, *,
