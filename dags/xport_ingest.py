@@ -38,18 +38,18 @@ task whose pool does not exist, so create it once per installation:
 
     airflow pools set xport_api 4 "Xportcn API calls"
 
-**Timeouts and alerts.** List extracts time out after 2 h, fan-outs after 6 h
-(`execution_timeout`; a timed-out try is retried like any failure). A failed task calls the
-configured notifier, if any: the Airflow Variable `xport_failure_notifier` or
-`XPORT_FAILURE_NOTIFIER`, `module:attribute` of a callable such as an `SmtpNotifier`
-(`xport_airflow_provider.notifications`).
-
 The pool caps concurrency; the rate is the library's: every process using the same data
 directory shares one budget per access key (`XPORT_RATE_LIMIT` / the connection's `rate_limit`,
 default 10 requests/s, the API's assumed per-key limit) through a lock file under
 `<data_dir>/state/ratelimit/`, so four concurrent tasks together still stay under the limit. Workers
 on several machines share it through Redis instead: `XPORT_RATE_LIMIT_URL=redis://…` (or the
 connection's `rate_limit_url`; see docs/deploy-airflow.md).
+
+**Timeouts and alerts.** List extracts time out after 2 h, fan-outs after 6 h
+(`execution_timeout`; a timed-out try is retried like any failure). A failed task calls the
+configured notifier, if any: the Airflow Variable `xport_failure_notifier` or
+`XPORT_FAILURE_NOTIFIER`, `module:attribute` of a callable such as an `SmtpNotifier`
+(`xport_airflow_provider.notifications`).
 
 **Assets.** Each load publishes the warehouse atomically and emits the assets of the tables it
 wrote (`xport://warehouse/fct_orders`, `fct_order_lines`, `fct_refunds`, `fct_parcels`,
