@@ -16,6 +16,22 @@ import pytest
 pytestmark = pytest.mark.airflow
 
 
+@pytest.fixture(scope="module", autouse=True)
+def airflow_home(tmp_path_factory: pytest.TempPathFactory):
+    """Airflow writes its config into its home on first import: a throwaway one, unless an
+    earlier test module (test_dags.py) already chose one."""
+    if "airflow" in sys.modules:
+        yield
+        return
+    home = tmp_path_factory.mktemp("airflow_home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AIRFLOW_HOME", str(home))
+    mp.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    mp.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
+    yield
+    mp.undo()
+
+
 def _schema(name: str) -> dict:
     import airflow
 
