@@ -5,16 +5,26 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint lock clean
+.PHONY: venv venv-bench demo test test-fast lint lock wheels clean
 
+## the test environment: runtime + sandbox + test tools, the library and the Airflow provider
+## (both editable, so `airflow providers list` knows `xport` and the DAGs import its hook)
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml provider/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "pip==26.3"
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . -e ./provider
 	@touch $(STAMP)
+
+## the benchmarks' comparison systems and profilers, on top of the test environment
+venv-bench: venv
+	$(PY) -m pip install --quiet -r requirements-bench.txt -c constraints.txt
+
+## the two wheels into dist/: xport-etl and xport-airflow-provider
+wheels: venv
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist . ./provider
 
 ## run the sandbox, the pipeline through Airflow, and print the reports
 demo: venv
@@ -31,9 +41,10 @@ test-fast: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-## re-pin every installed package after changing requirements.txt
-lock: venv
+## re-pin every installed package after changing requirements*.txt (from the bench environment,
+## which holds all three layers, so the one lock covers them all)
+lock: venv-bench
 	$(PY) -m pip freeze --all --exclude-editable | grep -vE "^(-e|pip==)" > constraints.txt
 
 clean:
-	rm -rf $(VENV) .airflow data .pytest_cache
+	rm -rf $(VENV) .airflow data .pytest_cache build dist provider/build

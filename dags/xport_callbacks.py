@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
+from xport_airflow_provider.notifications import notify_failure
 
 
 @dag(
@@ -27,13 +28,18 @@ from airflow.sdk import dag, task
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "xport-etl", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "owner": "xport-etl",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": notify_failure,
+    },
     tags=["xport", "callbacks", "taobao"],
 )
 def xport_callbacks() -> None:
-    @task(pool="xport_api", doc_md="Refresh the orders and refunds named by the callbacks stored since the last run.")
+    @task(pool="xport_api", execution_timeout=timedelta(minutes=30), doc_md="Refresh the orders and refunds named by the callbacks stored since the last run.")
     def consume() -> dict[str, Any]:
-        from xport_hook import XportHook
+        from xport_airflow_provider.hooks import XportHook
 
         from xport_etl.callbacks import refresh_from_callbacks
 

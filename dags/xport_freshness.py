@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
+from xport_airflow_provider.notifications import notify_failure
 
 
 @dag(
@@ -27,13 +28,18 @@ from airflow.sdk import dag, task
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "xport-etl", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={
+        "owner": "xport-etl",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": notify_failure,
+    },
     tags=["xport", "monitoring"],
 )
 def xport_freshness() -> None:
     @task(doc_md="Fail (alert) when a fact table is older than `XPORT_FRESHNESS_HOURS` hours.")
     def check_freshness() -> list[dict[str, Any]]:
-        from xport_hook import XportHook
+        from xport_airflow_provider.hooks import XportHook
 
         from xport_etl.status import check_freshness as check
 

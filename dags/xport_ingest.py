@@ -54,14 +54,23 @@ task whose pool does not exist, so create it once per installation:
 The pool caps concurrency; the rate is the library's: every process using the same data
 directory shares one budget per access key (`XPORT_RATE_LIMIT` / the connection's `rate_limit`,
 default 10 requests/s, the API's assumed per-key limit) through a lock file under
-`<data_dir>/state/ratelimit/`, so four concurrent tasks together still stay under the limit.
+`<data_dir>/state/ratelimit/`, so four concurrent tasks together still stay under the limit. Workers
+on several machines share it through Redis instead: `XPORT_RATE_LIMIT_URL=redis://…` (or the
+connection's `rate_limit_url`; see docs/deploy-airflow.md).
+
+**Timeouts and alerts.** List extracts time out after 2 h, fan-outs after 6 h
+(`execution_timeout`; a timed-out try is retried like any failure). A failed task calls the
+configured notifier, if any: the Airflow Variable `xport_failure_notifier` or
+`XPORT_FAILURE_NOTIFIER`, `module:attribute` of a callable such as an `SmtpNotifier`
+(`xport_airflow_provider.notifications`).
 
 **Assets.** `publish` emits the assets of the fact tables (`xport://warehouse/fct_orders`,
 `fct_order_lines`, `fct_refunds`, `fct_parcels`, `fct_parcel_events`); `xport_reports` is
 scheduled on them.
 
 **Connection.** `xport_default` (type `xport`): host = base URL, login = AccessKey,
-password = AccessSecret, extra `{"user_id": "…", "rate_limit": 10}`. See `plugins/xport_hook.py`.
+password = AccessSecret, extra `{"user_id": "…", "rate_limit": 10}`; the type comes from the provider
+`xport-airflow-provider` (`xport_airflow_provider.hooks.XportHook`).
 
 Every task is a thin call into `xport_etl.pipeline` and returns small values (manifest paths,
 row counts); paging, retries and parsing live in the library.
@@ -73,9 +82,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TaskGroup, dag, task
+from xport_airflow_provider.notifications import notify_failure
 
 API_POOL = "xport_api"
 LIST_CHUNK = timedelta(days=31)  # the same bound as `xport-etl run --chunk-days`
+# a list extract of one day pages in minutes; a fan-out calls a detail endpoint per open key
+LIST_TIMEOUT = timedelta(hours=2)
+FANOUT_TIMEOUT = timedelta(hours=6)
 
 FCT_ORDERS = Asset("xport://warehouse/fct_orders")
 FCT_ORDER_LINES = Asset("xport://warehouse/fct_order_lines")
@@ -120,7 +133,7 @@ def _utc(value: datetime) -> datetime:
 
 
 def _settings():
-    from xport_hook import XportHook
+    from xport_airflow_provider.hooks import XportHook
 
     return XportHook().get_settings()
 
@@ -135,7 +148,7 @@ def _run_key(context: dict[str, Any]) -> str:
 # three generic tasks; the DAG names each use of them (task id, docs, outlets) with `.override`
 
 
-@task(pool=API_POOL)
+@task(pool=API_POOL, execution_timeout=LIST_TIMEOUT)
 def extract_list(endpoint: str, **context: Any) -> list[str]:
     """Land `endpoint` for the run's window, one manifest per chunk of at most `LIST_CHUNK`."""
     from xport_etl.pipeline import extract_interval
@@ -149,7 +162,7 @@ def extract_list(endpoint: str, **context: Any) -> list[str]:
     return extract_interval(_settings(), endpoint, start, end, chunk=LIST_CHUNK)
 
 
-@task(pool=API_POOL, trigger_rule="none_failed")
+@task(pool=API_POOL, execution_timeout=FANOUT_TIMEOUT, trigger_rule="none_failed")
 def extract_fanout(endpoint: str, **context: Any) -> list[str]:
     """Call `endpoint` once per key the run's next state names; land the answers.
 
@@ -230,6 +243,7 @@ def _load_task(upstream: str, *tables: str):
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
         "retry_exponential_backoff": True,
+        "on_failure_callback": notify_failure,
     },
     params={
         "lookback_days": Param(

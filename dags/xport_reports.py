@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, dag, task
+from xport_airflow_provider.notifications import notify_failure
 
 FACT_TABLES = ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events")
 FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS = (
@@ -45,6 +46,7 @@ FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS = (
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
         "retry_exponential_backoff": True,
+        "on_failure_callback": notify_failure,
     },
     tags=["xport", "reports"],
 )
@@ -56,7 +58,7 @@ def xport_reports() -> None:
         )
     )
     def refresh() -> dict[str, Any]:
-        from xport_hook import XportHook
+        from xport_airflow_provider.hooks import XportHook
 
         from xport_etl.pipeline import refresh_warehouse
 

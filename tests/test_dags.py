@@ -3,7 +3,9 @@
 Every DAG file imports without errors and fast, with tags, retries, docs, an explicit schedule
 and catchup off; ``xport_ingest`` has a real daily data interval, its API tasks in the
 ``xport_api`` pool, the wiring the fan-outs need and the fact assets as outlets; ``xport_reports``
-is scheduled on those assets. The hook maps an ``xport`` Connection onto the library's settings.
+is scheduled on those assets; API tasks have timeouts and every task the failure-notifier hook
+point. The provider registers the ``xport`` connection type; its hook maps an ``xport``
+Connection onto the library's settings.
 
 Airflow reads its configuration when it is first imported, so the module-scoped fixture points
 ``AIRFLOW_HOME`` at a temporary directory before any test here imports it: these tests never
@@ -24,6 +26,7 @@ import pytest
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DAGS_DIR = PROJECT_DIR / "dags"
 PLUGINS_DIR = PROJECT_DIR / "plugins"
+PROVIDER_DIR = PROJECT_DIR / "provider"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 IMPORT_BUDGET_S = 0.5
 HEAVY_MODULES = ("duckdb", "pyarrow", "pandas", "xport_etl.pipeline", "xport_etl.load")
@@ -50,7 +53,6 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         # airflow was imported earlier in this session; its home is fixed by then
         mp.undo()
         pytest.skip("airflow was imported before this module could point AIRFLOW_HOME elsewhere")
-    mp.syspath_prepend(str(PLUGINS_DIR))
     yield env
     mp.undo()
 
@@ -192,6 +194,28 @@ def test_ingest_publish_emits_the_fact_assets_and_nothing_else_does(dagbag):
         assert outlets == (FACT_ASSETS if task.task_id == "publish" else set()), task.task_id
 
 
+def test_api_tasks_time_out(dagbag):
+    tasks = dagbag.dags["xport_ingest"].task_dict
+    fanouts = {"taobao.extract_logistics", "alibaba.extract_refunds", "alibaba.extract_logistics"}
+    for task_id in API_TASKS:
+        expected = timedelta(hours=6) if task_id in fanouts else timedelta(hours=2)
+        assert tasks[task_id].execution_timeout == expected, task_id
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.pool == "xport_api":
+                assert task.execution_timeout is not None, f"{dag.dag_id}.{task.task_id}: no timeout"
+
+
+def test_every_task_has_the_failure_notifier_hook_point(dagbag):
+    from xport_airflow_provider.notifications import notify_failure
+
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert notify_failure in callbacks, f"{dag.dag_id}.{task.task_id}"
+
+
 def test_reports_dag_is_scheduled_on_any_fact_asset(dagbag):
     from airflow.sdk import AssetAny
     from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
@@ -213,7 +237,6 @@ def test_dag_file_imports_fast_and_light(dag_file: Path, airflow_env, tmp_path):
     """
     code = f"""
 import json, sys, time
-sys.path.insert(0, {str(PLUGINS_DIR)!r})
 t0 = time.perf_counter()
 import airflow.sdk
 t1 = time.perf_counter()
@@ -290,7 +313,7 @@ def _connection(**overrides):
 
 
 def _hook_with(monkeypatch, conn):
-    from xport_hook import XportHook
+    from xport_airflow_provider.hooks import XportHook
 
     monkeypatch.setattr(XportHook, "get_connection", classmethod(lambda cls, conn_id: conn))
     return XportHook()
@@ -298,7 +321,7 @@ def _hook_with(monkeypatch, conn):
 
 def test_hook_declares_its_connection_type(airflow_env):
     from airflow.sdk import BaseHook
-    from xport_hook import XportHook
+    from xport_airflow_provider.hooks import XportHook
 
     assert issubclass(XportHook, BaseHook)
     assert XportHook.conn_name_attr == "xport_conn_id"
@@ -345,6 +368,31 @@ def test_hook_extras_override_the_environment(airflow_env, monkeypatch, tmp_path
     assert settings.report_tz == "UTC"
 
 
+def test_every_setting_is_a_connection_extra_and_typos_are_refused(airflow_env, monkeypatch, tmp_path):
+    import os
+
+    from xport_etl.errors import ConfigError
+
+    extra = {"workers": "2", "extract_workers": 3, "stage_memory": "256MB", "load_memory": "300MB",
+             "refetch_after": 0, "umask": "027", "check_overrides":
+             {"chk_fct_orders__amount_equals_lines": {"severity": "error"}}}
+    before = os.umask(0o022)
+    try:
+        settings = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).get_settings()
+        applied = os.umask(0o022)
+    finally:
+        os.umask(before)
+    assert (settings.workers, settings.extract_workers) == (2, 3)
+    assert (settings.stage_memory, settings.load_memory) == ("256MB", "300MB")
+    assert settings.refetch_after == 0 and settings.umask == 0o027
+    assert settings.check_overrides["chk_fct_orders__amount_equals_lines"]["severity"] == "error"
+    assert applied == 0o027  # the task process writes personal data with the settings' umask
+    with pytest.raises(ConfigError, match="unknown Connection extra 'wokers'"):
+        _hook_with(monkeypatch, _connection(extra=json.dumps({"wokers": 2}))).get_settings()
+    with pytest.raises(ConfigError, match="XPORT_WORKERS|workers"):
+        _hook_with(monkeypatch, _connection(extra=json.dumps({"workers": "many"}))).get_settings()
+
+
 @pytest.mark.parametrize(
     ("schema", "host", "port", "expected"),
     [
@@ -356,7 +404,7 @@ def test_hook_extras_override_the_environment(airflow_env, monkeypatch, tmp_path
     ],
 )
 def test_base_url_from_connection(airflow_env, schema, host, port, expected):
-    from xport_hook import base_url_from_connection
+    from xport_airflow_provider.hooks import base_url_from_connection
 
     conn = _connection(schema=schema, host=host, port=port)
     assert base_url_from_connection(conn) == expected
@@ -372,7 +420,7 @@ def test_hook_reads_the_connection_from_the_environment(airflow_env, monkeypatch
     }
     monkeypatch.setenv("AIRFLOW_CONN_XPORT_ENVTEST", json.dumps(conn))
     monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
-    from xport_hook import XportHook
+    from xport_airflow_provider.hooks import XportHook
 
     settings = XportHook(xport_conn_id="xport_envtest").get_settings()
     assert settings.base_url == "http://127.0.0.1:9999"

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from xport_etl.errors import ConfigError
+from xport_etl.resources import SQL_DIR
 
-CHECKS_DIR = Path(__file__).resolve().parent.parent / "sql" / "checks"
+CHECKS_DIR = SQL_DIR / "checks"
 SEVERITIES = ("error", "warn")
 OUTCOMES = ("pass", "warn", "error", "skipped")
 SAMPLE_ROWS = 20  # violating rows kept per check and publish

@@ -1,7 +1,8 @@
 """``xport-etl``: every pipeline step without Airflow.
 
 Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad arguments or
-configuration; 3 the API failed (unreachable, bad credentials, retries exhausted); 4 an error data
+configuration; 3 the API failed (unreachable, bad credentials, retries exhausted) or the shared
+rate-limit store (``XPORT_RATE_LIMIT_URL``, Redis) could not be reached; 4 an error data
 check failed (nothing was published); 5 bad input data that stopped a window (a malformed page, or a
 landed manifest xport-etl did not write); 6 stale data (``status --check-freshness``); 7 the local
 files cannot be used (the data directory or ``--out`` not writable, a file where a directory should
@@ -42,6 +43,7 @@ EXAMPLES = """examples:
   xport-etl report spend --format csv                      print a report
   xport-etl callbacks serve --port 8780                    receive message callbacks
   xport-etl dashboard --out report.html                    the dashboard as one HTML file
+  xport-etl airflow install-dags --to $AIRFLOW_HOME/dags   copy the DAG files into Airflow
 """
 
 
@@ -399,6 +401,25 @@ def cmd_demo(args) -> int:
     return run_demo(args.demo_args)
 
 
+def cmd_airflow_install_dags(args) -> int:
+    import shutil
+
+    from xport_etl.resources import dag_files
+
+    target = Path(args.to).expanduser()
+    files = dag_files()
+    if not files:
+        raise UsageError("this installation carries no DAG files (a broken install?)")
+    target.mkdir(parents=True, exist_ok=True)
+    for src in files:
+        dest = target / src.name
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)  # the DAG processor never reads a half-written file
+        print(dest)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xport-etl", description="Xportcn orders → DuckDB reporting pipeline, without Airflow.",
@@ -511,6 +532,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="text", choices=("text", "json"), help="output format (default text)")
     p.set_defaults(func=cmd_check)
 
+    p = sub.add_parser("airflow", help="deploy into an Airflow installation",
+                       description="Deploy into Airflow. The DAG files import the provider "
+                                   "(`pip install xport-airflow-provider`), which registers the `xport` "
+                                   "connection type (see docs/deploy-airflow.md).\n"
+                                   "example: xport-etl airflow install-dags --to $AIRFLOW_HOME/dags",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    airflow_sub = p.add_subparsers(dest="airflow_command", metavar="ACTION", required=True)
+    q = airflow_sub.add_parser("install-dags", help="copy this version's DAG files into a DAGs folder",
+                               description="Copy this version's DAG files into DIR (Airflow's "
+                                           "[core] dags_folder, or a folder synced to it), replacing older copies; prints each path.\n"
+                                           "example: xport-etl airflow install-dags --to $AIRFLOW_HOME/dags",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("--to", required=True, metavar="DIR", help="the DAGs folder (created if missing)")
+    q.set_defaults(func=cmd_airflow_install_dags)
+
     p = sub.add_parser("demo", help="start the sandbox, run the DAGs through Airflow, print the reports",
                        description="What `make demo` runs. Options after `demo` go to the demo "
                                    "(see `python -m xport_etl.demo --help`).\n"
@@ -537,7 +573,13 @@ def run_command(args) -> int:
     the documented exit code (see the module docstring)."""
     import duckdb
 
-    from xport_etl.errors import AuthenticationError, ConfigError, RunInProgressError, XportError
+    from xport_etl.errors import (
+        AuthenticationError,
+        ConfigError,
+        RateLimiterUnavailableError,
+        RunInProgressError,
+        XportError,
+    )
     from xport_etl.landing import ManifestError
     from xport_etl.load import CheckFailedError, WarehouseError
     from xport_etl.normalize import PageError
@@ -557,6 +599,10 @@ def run_command(args) -> int:
         return 2
     except AuthenticationError as exc:
         _fail(str(exc), "check XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET, XPORT_USER_ID and the machine clock")
+        return 3
+    except RateLimiterUnavailableError as exc:
+        _fail(str(exc), "start Redis or fix XPORT_RATE_LIMIT_URL (unset it to share the budget through a "
+                        "lock file on this machine only)")
         return 3
     except XportError as exc:
         _fail(str(exc), "is the API reachable at XPORT_BASE_URL? (`xport-etl sandbox` starts a local one)")

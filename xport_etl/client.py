@@ -47,7 +47,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpcore
@@ -66,7 +65,7 @@ from xport_etl.errors import (
     RetriableError,
     XportError,
 )
-from xport_etl.ratelimit import Limiter, RateLimiter, shared_limiter
+from xport_etl.ratelimit import Limiter, limiter_for_settings
 from xport_etl.settings import Settings
 
 __all__ = [
@@ -484,8 +483,10 @@ class XportClient:
     Args:
         settings: where and who (base URL, credentials, rate limit, timeout).
         transport: an httpx transport (e.g. ``httpx.MockTransport`` in tests).
-        limiter: a rate limiter; default: the machine-wide limiter of the access key (a file
-            under ``<data_dir>/state/ratelimit/``), shared by every process and thread.
+        limiter: a rate limiter; default: the access key's limiter the settings describe
+            (:func:`~xport_etl.ratelimit.limiter_for_settings`): a file under
+            ``<data_dir>/state/ratelimit/`` shared by every process and thread of the machine, or
+            Redis (``rate_limit_url``) shared by every machine.
         sleep: how to wait between retries (injectable for tests).
         retry: the retry constants.
         assumptions: the [assumed] contract choices (default :data:`~xport_etl.endpoints.ASSUMED`).
@@ -511,15 +512,7 @@ class XportClient:
         self.retry = retry or RetryPolicy()
         if self.retry.max_tries < 1:
             raise ValueError("RetryPolicy.max_tries must be >= 1")
-        self.limiter: Limiter = (
-            limiter
-            if limiter is not None
-            else (
-                shared_limiter(Path(settings.data_dir) / "state", settings.access_key, settings.rate_limit)
-                if settings.rate_limit
-                else RateLimiter(None)
-            )
-        )
+        self.limiter: Limiter = limiter if limiter is not None else limiter_for_settings(settings)
         self._sleep = sleep
         self.stats = ClientStats()
         self._http = httpx.Client(

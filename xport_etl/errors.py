@@ -32,6 +32,7 @@ __all__ = [
     "MalformedBodyError",
     "PaginationError",
     "RateLimitedError",
+    "RateLimiterUnavailableError",
     "RetriableError",
     "XportError",
     "redact_url",
@@ -165,6 +166,14 @@ class MalformedBodyError(RetriableError, BadPageError):
 
 class PaginationError(XportError):
     """Paging cannot go on safely: the server ignores ``pageNo``, or ``max_pages`` was hit."""
+
+
+class RateLimiterUnavailableError(XportError):
+    """The shared rate-limit store (``XPORT_RATE_LIMIT_URL``, Redis) cannot be reached.
+
+    Never retried by the client and never answered by sending unpaced: without the shared budget,
+    several machines would together exceed the access key's limit.
+    """
 
 
 class ConfigError(XportError, ValueError):

@@ -58,6 +58,7 @@ from xport_etl.checks import (
     read_check_results,
 )
 from xport_etl.faults import crashpoint
+from xport_etl.resources import SQL_DIR  # the checkout's sql/, or the wheel's copy
 from xport_etl.schemas import (
     ETL_CHECK_RESULTS,
     ETL_REJECTS,
@@ -69,7 +70,6 @@ from xport_etl.schemas import (
 )
 from xport_etl.staging import Batch
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 WAREHOUSE_FILE = "warehouse.duckdb"
 
 log = logging.getLogger(__name__)

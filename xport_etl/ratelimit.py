@@ -1,11 +1,22 @@
 """Client-side rate limiting: one budget per access key, shared by every thread of the process
-(:class:`RateLimiter`) or by every process on the machine (:class:`FileRateLimiter`).
+(:class:`RateLimiter`), by every process on the machine (:class:`FileRateLimiter`, the default)
+or by every machine that uses the same Redis (:class:`RedisRateLimiter`,
+``XPORT_RATE_LIMIT_URL=redis://…``).
 
 The server's limit is **[assumed]** 10 requests/s per access key (CONTRACT §2), shared by every
 caller using that key. :func:`limiter_for` hands out one :class:`RateLimiter` per access key per
 process, so parallel workers (threads) share the budget. Anything with an ``acquire()`` method
 (the :class:`Limiter` protocol) can stand in, e.g. a cross-process limiter backed by a file lock
-or Redis, without touching the client.
+or Redis, without touching the client; :func:`limiter_for_settings` picks the one the settings
+describe.
+
+Redis: one atomic Lua script per request keeps the same GCRA "theoretical arrival time" under a
+key named by a hash of the access key, with Redis's own clock (so the hosts' clocks need not
+agree). If Redis cannot be reached when the limiter is built, it refuses with
+:class:`~xport_etl.errors.RateLimiterUnavailableError` (the CLI's exit code 3) instead of falling
+back to a per-machine budget: several machines each on their own budget would together exceed the
+key's limit, which is the thing this limiter exists to prevent. A Redis that goes away mid-run is
+retried briefly, then the same error stops the run; requests are never sent unpaced.
 """
 
 from __future__ import annotations
@@ -17,9 +28,28 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
-__all__ = ["FileRateLimiter", "Limiter", "RateLimiter", "limiter_for", "reset_limiters", "shared_limiter"]
+from xport_etl.errors import ConfigError, RateLimiterUnavailableError
+
+if TYPE_CHECKING:
+    from xport_etl.settings import Settings
+
+__all__ = [
+    "FileRateLimiter",
+    "Limiter",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "check_rate_limit_url",
+    "limiter_for",
+    "limiter_for_settings",
+    "redis_limiter",
+    "reset_limiters",
+    "shared_limiter",
+]
+
+RATE_LIMIT_URL_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Limiter(Protocol):
@@ -135,8 +165,8 @@ class FileRateLimiter:
     send N times the key's budget. This one keeps the "theoretical arrival time" of the next
     request in a small file and updates it under an exclusive ``flock``: every process and thread
     reserving a slot through the same file shares one budget. On several hosts, put the file on
-    storage that supports ``flock`` (NFSv4) or swap in a Redis-backed limiter with the same
-    ``acquire()``. Times come from ``time.time`` (comparable across processes).
+    storage that supports ``flock`` (NFSv4) or use :class:`RedisRateLimiter`
+    (``XPORT_RATE_LIMIT_URL``). Times come from ``time.time`` (comparable across processes).
     """
 
     def __init__(self, path: Path | str, rate: float | None, burst: int = 1, *,
@@ -185,11 +215,143 @@ def shared_limiter(state_dir: Path | str, access_key: str, rate: float | None) -
     The file is named by a hash of the key, never the key itself. Within a process the same
     object is returned for the same file, so its threads also share one descriptor and lock.
     """
-    name = hashlib.sha256(access_key.encode()).hexdigest()[:16]
-    path = (Path(state_dir) / "ratelimit" / f"{name}.tat").resolve()
+    path = (Path(state_dir) / "ratelimit" / f"{_key_name(access_key)}.tat").resolve()
     with _registry_lock:
         limiter = _shared.get(path)
         if limiter is None:
             limiter = _shared[path] = FileRateLimiter(path, rate)
         limiter.rate = float(rate or 0.0)
         return limiter
+
+
+def _key_name(access_key: str) -> str:
+    return hashlib.sha256(access_key.encode()).hexdigest()[:16]
+
+
+def check_rate_limit_url(url: str) -> None:
+    """Refuse a ``XPORT_RATE_LIMIT_URL`` that is not a Redis URL.
+
+    Raises:
+        ConfigError: naming the variable, with any password removed from the URL shown.
+    """
+    from xport_etl.storage import redact
+
+    parts = urlsplit(url)
+    if parts.scheme not in RATE_LIMIT_URL_SCHEMES or not (parts.hostname or parts.path):
+        raise ConfigError(
+            f"XPORT_RATE_LIMIT_URL must be a Redis URL (redis://host:6379/0, rediss://…, unix:///path),"
+            f" got {redact(url)!r}"
+        )
+
+
+# GCRA in one atomic step on Redis's clock. KEYS[1]: the key's state; ARGV: interval (s), burst.
+# Returns the caller's wait as text (a Lua number would be truncated to an integer reply).
+_GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local raw = redis.call('GET', KEYS[1])
+local tat = raw and tonumber(raw) or now
+if tat < now then tat = now end
+local wait = tat - (burst - 1) * interval - now
+if wait < 0 then wait = 0 end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.6f', next_tat), 'PX', math.ceil((next_tat - now) * 1000) + 60000)
+return string.format('%.6f', wait)
+"""
+
+
+class RedisRateLimiter:
+    """The same GCRA budget, shared through Redis by every process on every machine.
+
+    Args:
+        url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
+        access_key: whose budget; the Redis key is ``xport:ratelimit:<sha256(key)[:16]>``.
+        rate: requests per second; ``0`` or ``None`` = unlimited.
+        burst: bucket size (as :class:`RateLimiter`).
+        client: a ``redis.Redis`` to use instead of one built from ``url`` (tests).
+        retries: how many times a failed reservation is retried before giving up.
+
+    Raises:
+        ConfigError: the ``redis`` package is missing (``pip install 'xport-etl[redis]'``).
+        RateLimiterUnavailableError: Redis does not answer a PING when the limiter is built.
+    """
+
+    def __init__(self, url: str, access_key: str, rate: float | None, burst: int = 1, *,
+                 client: Any = None, retries: int = 3, sleep: Callable[[float], None] = time.sleep,
+                 timeout: float = 5.0):
+        from xport_etl.storage import redact
+
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst!r}")
+        check_rate_limit_url(url)
+        self.url = redact(url)
+        self.key = f"xport:ratelimit:{_key_name(access_key)}"
+        self.rate = float(rate or 0.0)
+        self.burst = burst
+        self.retries = retries
+        self._sleep = sleep
+        try:
+            import redis
+        except ImportError:
+            raise ConfigError(
+                "XPORT_RATE_LIMIT_URL needs the redis client library: pip install 'xport-etl[redis]'"
+            ) from None
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._client = client if client is not None else redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            self._client.ping()
+        except self._errors as exc:
+            raise RateLimiterUnavailableError(
+                f"the shared rate-limit store {self.url} (XPORT_RATE_LIMIT_URL) is unreachable:"
+                f" {type(exc).__name__}: {exc}; refusing to run without the shared budget"
+            ) from None
+        self._script = self._client.register_script(_GCRA_LUA)
+
+    def reserve(self) -> float:
+        """Reserve the next slot in Redis; return how long the caller must wait for it."""
+        if self.rate <= 0:
+            return 0.0
+        interval = 1.0 / self.rate
+        for attempt in range(self.retries + 1):
+            try:
+                return float(self._script(keys=[self.key], args=[f"{interval:.9f}", self.burst]))
+            except self._errors as exc:
+                if attempt >= self.retries:
+                    raise RateLimiterUnavailableError(
+                        f"the shared rate-limit store {self.url} (XPORT_RATE_LIMIT_URL) failed:"
+                        f" {type(exc).__name__}: {exc}"
+                    ) from None
+                self._sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def acquire(self) -> float:
+        return _acquire(self)
+
+    def __repr__(self) -> str:
+        return f"RedisRateLimiter(url={self.url!r}, rate={self.rate!r}, burst={self.burst!r})"
+
+
+_redis: dict[tuple[str, str], RedisRateLimiter] = {}
+
+
+def redis_limiter(url: str, access_key: str, rate: float | None) -> RedisRateLimiter:
+    """The process's limiter of ``access_key`` in the Redis at ``url`` (built, and pinged, once)."""
+    with _registry_lock:
+        limiter = _redis.get((url, access_key))
+        if limiter is None:
+            limiter = _redis[(url, access_key)] = RedisRateLimiter(url, access_key, rate)
+        limiter.rate = float(rate or 0.0)
+        return limiter
+
+
+def limiter_for_settings(settings: Settings) -> Limiter:
+    """The limiter ``settings`` describe: none when the rate is 0, Redis when
+    ``rate_limit_url`` is set, else the machine-wide lock file under ``<data_dir>/state``."""
+    if not settings.rate_limit:
+        return RateLimiter(None)
+    if settings.rate_limit_url:
+        return redis_limiter(settings.rate_limit_url, settings.access_key, settings.rate_limit)
+    return shared_limiter(Path(settings.data_dir) / "state", settings.access_key, settings.rate_limit)

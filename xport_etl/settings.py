@@ -18,6 +18,7 @@ data_dir          XPORT_DATA_DIR           ``data``
 raw_url           XPORT_RAW_URL            ``<data_dir>/raw`` (a path or fsspec URL, e.g. ``s3://bucket/raw``)
 report_tz         XPORT_REPORT_TZ          ``Asia/Shanghai``
 rate_limit        XPORT_RATE_LIMIT         10 requests/s (0 = unlimited)
+rate_limit_url    XPORT_RATE_LIMIT_URL     none: a lock file under ``<data_dir>/state`` (or ``redis://host:6379/0``)
 page_size         XPORT_PAGE_SIZE          100 (1..100)
 timeout           XPORT_TIMEOUT            30 s per request
 max_pages         (none)                   100 000
@@ -46,6 +47,10 @@ callback_dedup_horizon    XPORT_CALLBACK_DEDUP_HORIZON     86 400 s: how long a 
 that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
 ``data_dir`` on the one machine that loads (see :mod:`xport_etl.storage`). Its credentials and
 endpoint come from the storage's own environment (``AWS_*`` for S3), never from the URL.
+
+``rate_limit_url`` moves the access key's request budget from a lock file (shared by the processes
+of one machine) to Redis (shared by every machine that names the same Redis): see
+:mod:`xport_etl.ratelimit`. A password in it (``redis://:secret@host/0``) is never shown.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ ENV_VARS: Mapping[str, str] = {
     "raw_url": "XPORT_RAW_URL",
     "report_tz": "XPORT_REPORT_TZ",
     "rate_limit": "XPORT_RATE_LIMIT",
+    "rate_limit_url": "XPORT_RATE_LIMIT_URL",
     "page_size": "XPORT_PAGE_SIZE",
     "timeout": "XPORT_TIMEOUT",
     "safety_lag": "XPORT_SAFETY_LAG",
@@ -150,6 +156,9 @@ class Settings:
     raw_url: str | None = None
     report_tz: str = "Asia/Shanghai"
     rate_limit: float | None = ASSUMED.rate_limit
+    # where the access key's budget is kept: None = a lock file under data_dir/state (one machine);
+    # redis://… (or rediss://, unix://) = shared by every machine using that Redis
+    rate_limit_url: str | None = field(default=None, repr=False)
     page_size: int = 100
     timeout: float = 30.0
     max_pages: int = 100_000
@@ -195,6 +204,7 @@ class Settings:
         object.__setattr__(self, "base_url", str(self.base_url).strip().rstrip("/"))
         raw_url = normalize(str(self.raw_url)) if self.raw_url is not None else ""
         object.__setattr__(self, "raw_url", raw_url or None)
+        object.__setattr__(self, "rate_limit_url", str(self.rate_limit_url or "").strip() or None)
         object.__setattr__(self, "check_overrides", parse_overrides(self.check_overrides))
         self._validate()
 
@@ -239,6 +249,10 @@ class Settings:
             raise ConfigError(
                 f"XPORT_RATE_LIMIT must be >= 0 (0 = unlimited), got {self.rate_limit!r}"
             )
+        if self.rate_limit_url is not None:
+            from xport_etl.ratelimit import check_rate_limit_url
+
+            check_rate_limit_url(self.rate_limit_url)
         if (
             isinstance(self.page_size, bool)
             or not isinstance(self.page_size, int)
@@ -316,11 +330,38 @@ class Settings:
         out["access_secret"] = "***"
         out["data_dir"] = str(self.data_dir)
         out["raw_url"] = redact(self.raw_url) or None
+        out["rate_limit_url"] = redact(self.rate_limit_url) or None
         out.pop("assumptions", None)
         return out
 
     def __str__(self) -> str:
         return repr(self)
+
+
+CONNECTION_FIELDS = ("base_url", "access_key", "access_secret")  # the Connection's own fields
+
+
+def overrides_from_extras(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings overrides from an Airflow Connection's extras: any field of :class:`Settings` by
+    its name (``{"user_id": "1000001", "workers": 2, "stage_memory": "256MB"}``), read as its
+    environment variable would be; a JSON object (``check_overrides``) is taken as it is. The
+    URL and the credentials are the Connection's own fields, never extras.
+
+    Raises:
+        ConfigError: an extra that names no setting, or a value that does not parse.
+    """
+    out: dict[str, Any] = {}
+    for name, value in extra.items():
+        if name not in ENV_VARS or name in CONNECTION_FIELDS:
+            known = ", ".join(sorted(set(ENV_VARS) - set(CONNECTION_FIELDS)))
+            raise ConfigError(f"unknown Connection extra {name!r}; the extras are: {known}")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, Mapping | list):
+            out[name] = value
+        else:
+            out[name] = _parse(name, f"Connection extra {name!r}", str(value).strip())
+    return out
 
 
 def umask_from_env(environ: Mapping[str, str] | None = None) -> int:

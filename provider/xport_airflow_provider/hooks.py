@@ -8,11 +8,12 @@ Connection fields:
 - ``host``: the API base URL, either whole (``https://www.xportcn.com/api``) or split into
   ``schema`` (``http``/``https``, default ``https``), ``host`` (may carry a path) and ``port``.
 - ``login``: the AccessKey; ``password``: the AccessSecret.
-- ``extra``: ``{"user_id": "…"}`` and optionally ``rate_limit``, ``data_dir``, ``raw_url``
-  (the raw landing layer, e.g. ``s3://bucket/raw``: see ``xport_etl.storage``), ``report_tz``,
-  and the signing recipe: ``sign_recipe`` (``query`` or ``concat``), or a custom
-  ``sign_template`` with ``timestamp_unit`` (``ms`` or ``s``); see ``xport_etl.auth``;
-  ``check_overrides`` (data checks' severity/threshold: see ``docs/data-checks.md``).
+- ``extra``: ``{"user_id": "…"}`` and any other setting of ``xport_etl.settings.Settings`` by
+  its name, written as its ``XPORT_*`` environment variable would be (``xport_etl.settings.
+  overrides_from_extras``): e.g. ``rate_limit``, ``rate_limit_url`` (a shared budget across
+  machines, ``redis://host:6379/0``), ``data_dir``, ``raw_url`` (e.g. ``s3://bucket/raw``),
+  ``report_tz``, ``sign_recipe`` (``query`` or ``concat``), ``check_overrides``, ``workers``,
+  ``stage_memory``. An extra that names no setting is refused (a typo would otherwise be ignored).
 
 :meth:`XportHook.test_connection` (Airflow's "Test connection" button) runs the library's
 ``xport-etl check`` and answers ``(ok, message)``; when the API refuses the configured signing
@@ -21,8 +22,9 @@ recipe but accepts another, the message names the extra to set.
 Whatever the Connection does not set falls back to the ``XPORT_*`` environment variables (for
 example ``XPORT_DATA_DIR``), then to the library's defaults.
 
-Airflow puts ``plugins/`` on ``sys.path``, so DAGs import it as ``from xport_hook import
-XportHook``. Build the hook inside a task, never at import time.
+The provider (``get_provider_info`` in this package) registers the ``xport`` connection type with
+this hook, its labelled form fields and field behaviour. DAGs import it as ``from
+xport_airflow_provider.hooks import XportHook``. Build the hook inside a task, never at import time.
 
 Example (environment variable)::
 
@@ -32,7 +34,7 @@ Example (environment variable)::
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -83,7 +85,7 @@ class XportHook(BaseHook):
         Fields the Connection leaves empty are ``None`` overrides, so the ``XPORT_*`` environment
         variables and the library's defaults still apply to them.
         """
-        from xport_etl.settings import Settings
+        from xport_etl.settings import Settings, overrides_from_extras
 
         conn = self.get_connection(self.xport_conn_id)
         if conn.password:
@@ -91,22 +93,18 @@ class XportHook(BaseHook):
             from airflow.sdk.log import mask_secret
 
             mask_secret(conn.password, name="access_secret")
-        extra = conn.extra_dejson
         overrides: dict[str, Any] = {
             "base_url": base_url_from_connection(conn),
             "access_key": conn.login or None,
             "access_secret": conn.password or None,
-            "user_id": _str_or_none(extra.get("user_id")),
-            "rate_limit": _float_or_none(extra.get("rate_limit")),
-            "data_dir": Path(extra["data_dir"]) if extra.get("data_dir") else None,
-            "raw_url": extra.get("raw_url") or None,
-            "report_tz": extra.get("report_tz") or None,
-            "sign_recipe": _str_or_none(extra.get("sign_recipe")),
-            "sign_template": _str_or_none(extra.get("sign_template")),
-            "timestamp_unit": _str_or_none(extra.get("timestamp_unit")),
-            "check_overrides": extra.get("check_overrides") or None,  # an object or its JSON text
+            # every other setting by its name (user_id, rate_limit, data_dir, workers, ...)
+            **overrides_from_extras(conn.extra_dejson),
         }
-        return Settings.from_env(**overrides)
+        settings = Settings.from_env(**overrides)
+        # this is a task's own process: what it writes (raw pages, Parquet, the ledger, the
+        # warehouse) holds receivers' personal data, so it gets the settings' umask (077)
+        os.umask(settings.umask)
+        return settings
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap signed request, diagnosed (``xport-etl check``): ``(ok, message)``.
@@ -127,28 +125,3 @@ class XportHook(BaseHook):
     def get_conn(self) -> Settings:
         """Return the settings (the library's client is built from them by the caller)."""
         return self.get_settings()
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the generic Connection form for the Xportcn API."""
-        return {
-            "hidden_fields": [],
-            "relabeling": {
-                "host": "Base URL",
-                "schema": "Scheme (when Base URL has none)",
-                "login": "AccessKey",
-                "password": "AccessSecret",
-            },
-            "placeholders": {
-                "host": "https://www.xportcn.com/api",
-                "extra": '{"user_id": "1000001", "rate_limit": 10, "sign_recipe": "query"}',
-            },
-        }
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None or value == "" else float(value)
