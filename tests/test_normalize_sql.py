@@ -3,7 +3,9 @@
 The two must give the same orders, order lines and rejects (reasons included), or the same
 ``PageError``, on every window: the bad-input corpus, hypothesis-generated windows of valid and
 garbage records in every JSON shape, hand-made cases aimed at each SQL shape predicate, and
-sandbox pages. The fast path must also really be taken: sandbox pages never go to Python.
+sandbox pages (the varied world and the plain one). The fast path must also really be taken: a
+record outside the plain shapes goes alone to Python, its page stays in SQL, and on the varied
+sandbox world at least 99% of the records are typed in SQL (on the plain world, all).
 """
 
 from __future__ import annotations
@@ -385,8 +387,12 @@ def test_generated_valid_orders_mostly_take_the_fast_path(records):
     ids = [str(r["id"]) for r in records]
     body = raw_json({"code": 200, "data": {"records": records}}).encode()
     sql = assert_same([(1, body, None)])
+    stats = sql.norm.stats
     if len(set(ids)) == len(ids) and all(_plain(r) for r in records):
-        assert sql.norm.stats.python_pages == 0, records
+        assert stats.python_records == 0, records
+    text = json.dumps(records, default=str, ensure_ascii=False)
+    if not any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # (DuckDB cannot read a lone surrogate)
+        assert stats.python_pages == 0, records  # the records outside the shapes went alone
 
 
 def _plain(rec: dict) -> bool:
@@ -401,24 +407,49 @@ def _plain(rec: dict) -> bool:
 # ---- sandbox pages
 
 
-@pytest.fixture(scope="module")
-def landed_sandbox_window(tmp_path_factory):
+def _land(tmp_path_factory, config):
     from xport_etl.pipeline import extract_window
     from xport_etl.sandbox.testing import SandboxServer
-    from xport_etl.sandbox.world import WorldConfig
     from xport_etl.settings import Settings
 
     data = tmp_path_factory.mktemp("sandbox")
-    with SandboxServer(WorldConfig(seed=5, orders=1500), rate_limit=None) as sandbox:
+    with SandboxServer(config, rate_limit=None) as sandbox:
         settings_ = Settings(base_url=sandbox.base_url, data_dir=data, rate_limit=0)
         start, end = sandbox.world.config.start, sandbox.world.clock + timedelta(days=30)
         manifest = extract_window(settings_, ENDPOINT, start, end)
     return read_manifest(manifest)
 
 
-def test_sandbox_pages_all_take_the_fast_path_and_match_the_reference(landed_sandbox_window):
+@pytest.fixture(scope="module")
+def landed_sandbox_window(tmp_path_factory):
+    """The default (varied) world: every value form CONTRACT §3 allows, warnings and rejects."""
+    from xport_etl.sandbox.world import WorldConfig
+
+    return _land(tmp_path_factory, WorldConfig(seed=5, orders=3000))
+
+
+@pytest.fixture(scope="module")
+def landed_plain_window(tmp_path_factory):
+    from xport_etl.sandbox.world import WorldConfig
+
+    return _land(tmp_path_factory, WorldConfig(seed=5, orders=1500, variety=False))
+
+
+def test_varied_sandbox_pages_match_the_reference_with_99_percent_on_the_fast_path(landed_sandbox_window):
     m = landed_sandbox_window
     sql = assert_same(list(read_pages(m.directory)))
-    assert sql.norm.stats.python_pages == 0 and sql.norm.stats.fast_pages == sql.norm.stats.pages > 5
+    stats = sql.norm.stats
+    assert stats.python_pages == 0 and stats.pages > 25
+    assert stats.fast_share >= 0.99, stats
+    severities = {r["severity"] for r in sql.norm.rejects}
+    assert severities == {"warning", "rejected"}, "the varied world serves both"
+    assert stats.fast_records + stats.python_records == stats.records
     streamed = Sql(None, path=m.directory, chunk_bytes=50_000)
     assert streamed.table("out_lines", FCT_ORDER_LINES).equals(sql.table("out_lines", FCT_ORDER_LINES))
+    assert _rejects(streamed.norm.rejects) == _rejects(sql.norm.rejects)
+
+
+def test_plain_sandbox_pages_all_take_the_fast_path_and_match_the_reference(landed_plain_window):
+    m = landed_plain_window
+    sql = assert_same(list(read_pages(m.directory)))
+    assert sql.norm.stats.python_records == 0 and sql.norm.stats.fast_pages == sql.norm.stats.pages > 5
