@@ -6,39 +6,51 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
 
 1. pages are decompressed in bounded chunks (``CHUNK_BYTES`` of JSON at a time: memory does not
    grow with the window) and handed to DuckDB as Arrow, zero-copy;
-2. one ``json_transform`` per page types every field as raw JSON, and SQL predicates decide
-   whether the page is **plain**: every value has a shape whose typed value is certain (an id is
-   printable ASCII or a JSON integer, money is ``[0-9]{1,13}(.[0-9]{1,2})?`` as a string or a
-   number, a time is a real ``yyyy-MM-dd HH:mm:ss``, ...), nothing is in the future, no order id
-   repeats within the page, no sub-order id repeats within an order (an object that repeats a
-   member name keeps the first, in DuckDB as in the reference: ``normalize.first_wins``);
-3. plain pages are typed in SQL; every other page goes, whole, to the Python reference, which
-   gives its rejects and warnings their exact reasons. A plain page never produces either: every
-   value that would warn (a ``receiver`` that is not a JSON object, a ``closeReason`` that is not
-   text, a line ``status``/``logisticCompanyName``/``logisticNumber`` of the wrong type) is
-   outside the plain shapes, so its page goes to the reference;
+2. one ``json_transform`` per page types every field as raw JSON, and SQL predicates decide,
+   **record by record**, whether a record is **plain**: every value has a shape whose typed
+   value is certain (an id is printable ASCII or a JSON integer, money is
+   ``[0-9]{1,13}(.[0-9]{1,2})?`` as a string or a number, text is a string or a JSON integer, a
+   time is a real ``yyyy-MM-dd HH:mm:ss``, ...), with its lines, nothing is in the future, its
+   order id does not repeat within the page, no sub-order id repeats within it (an object that
+   repeats a member name keeps the first, in DuckDB as in the reference: ``normalize.first_wins``);
+3. plain records are typed in SQL; every other record goes **alone** to the Python reference,
+   with its page number and its position in the page (so its rejects, warnings and place in
+   the version order are the reference's), while the rest of its page stays in SQL. A plain
+   record never produces a reject or a warning: every value that would warn (a ``receiver``
+   that does not decode to an object, a ``closeReason`` that is not text, a line
+   ``status``/``logisticCompanyName``/``logisticNumber`` of the wrong type) is outside the plain
+   shapes, so the reference reads that record;
 4. the latest version of each order wins across the window in one SQL window function (the
    reference's rule: later ``updateTime`` wins, ties go to the first seen, nulls are oldest),
    and the winners stream to Parquet a record batch at a time.
 
-So every SQL predicate is *narrower* than the Python rule it shadows: when in doubt, a page goes
-to Python, which costs time but never correctness. ``tests/test_normalize_sql.py`` runs both
-paths on the bad-input corpus, on generated pages and on sandbox pages and requires identical
-tables and rejects, and checks that plain pages really take the fast path.
+So every SQL predicate is *narrower* than the Python rule it shadows: when in doubt, a record
+goes to Python, which costs time but never correctness. ``tests/test_normalize_sql.py`` runs
+both paths on the bad-input corpus, on generated pages and on sandbox pages (the varied world
+and the plain one) and requires identical tables, rejects and warnings, and checks the share of
+records that took the fast path.
 
-Why a page is not plain although it may be fine, and what it costs (nothing but time):
+Why a record goes to the reference although it may be fine, and what it costs (its own time):
 
-- a number literal with three or more decimals or an exponent anywhere on the page (DuckDB
-  parses JSON numbers to binary doubles: for money the path must be sure the double is the
-  literal, so such a page goes to Python's exact ``Decimal``). Longer literals need no check of
-  their own: a double keeps a literal's magnitude, and the shapes allow at most 13 digits before
-  the point (money), 9 (integers) or an integer of 19 (ids), so a literal that a double cannot
-  hold never passes as one it can;
-- any ``\\u`` escape of a NUL or a surrogate, or bytes that are not UTF-8;
+- a number literal with three or more decimals or an exponent anywhere in it (DuckDB parses JSON
+  numbers to binary doubles: for money the path must be sure the double is the literal). A
+  cheap scan of the page's text finds the pages that may hold one; only those pages are parsed
+  in Python (:func:`_suspect_records`) to find the records that do. Longer literals need no
+  check of their own: a double keeps a literal's magnitude, and the shapes allow at most 13
+  digits before the point (money), 9 (integers) or an integer of 19 (ids), so a literal that a
+  double cannot hold never passes as one it can;
+- a ``\\u`` escape of a NUL or a surrogate in it (found the same way);
 - an id, amount, integer or time written as a string that still needs an escape once DuckDB has
   re-serialised it (a quote, a backslash or a control character): the shapes are regular
   expressions over that text, which is ~2x cheaper than unescaping every value first;
-- text that is a number (the reference keeps ``12.50`` as written; DuckDB would print ``12.5``).
+- text that is a number with a fraction (the reference keeps ``12.50`` as written; DuckDB would
+  print ``12.5``); an integer is kept as written by both.
+
+A page goes whole to the reference only when it is not a page of records (not JSON to DuckDB,
+an error envelope, ``records`` not a list: the reference says which, or fails the window),
+when its bytes are not UTF-8, or when a record the reference reads has the same order id as a
+record typed in SQL (an id such as ``" 91001 "`` that the shapes do not accept but the reference
+reads as ``91001``): the same id twice in one page makes the older copy a reject, a page matter.
 """
 
 from __future__ import annotations
