@@ -1,6 +1,9 @@
 """(b) normalise + load from pages already on disk: ours vs the plain-DuckDB reference vs dlt.
 
-    python bench/bench_load.py --orders 70000 [--seed 7] [--skip-dlt-default] [--profile] [--repeat 3]
+    python bench/bench_load.py --orders 70000 [--seed 7] [--plain] [--skip-dlt-default] [--profile] [--repeat 3]
+
+The pages come from the sandbox's default world, which carries the variety CONTRACT §3 allows
+(``WorldConfig.variety``); ``--plain`` measures the plain world instead (result ``load_<N>_plain``).
 
 Every system reads the SAME landed Taobao order pages (``raw/taobao_orders/*/pages.jsonl.gz``,
 landed once by our extractor and cached under bench/.cache/) in its own fresh process:
@@ -39,6 +42,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=70000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--plain", action="store_true", help="the plain world (WorldConfig(variety=False))")
     ap.add_argument("--skip-dlt-default", action="store_true", help="dlt default is slow (~1,300 lines/s)")
     ap.add_argument("--profile", action="store_true", help="also profile ours with pyinstrument (a 2nd run)")
     ap.add_argument("--one-worker", action="store_true",
@@ -47,7 +51,7 @@ def main() -> int:
                     help="rounds of every system; each keeps its fastest (dlt default runs once)")
     a = ap.parse_args()
 
-    meta = landed_cache(a.orders, seed=a.seed)
+    meta = landed_cache(a.orders, seed=a.seed, plain=a.plain)
     summary = meta["summary"]["taobao_orders"]
     files = page_files(meta)
     manifests = meta["manifests"]["taobao_orders"]
@@ -119,6 +123,8 @@ def main() -> int:
         "ours>=duckdb_ref(fastest variant)": res["ours"]["seconds"] <= fastest_ref,
     }
     print("targets:", targets)
+    print(f"ours: records typed in SQL {ours.get('fast_records')} of {ours.get('records')} "
+          f"(fast-path share {ours.get('fast_share')})")
     for name in ("dlt_best", "dlt_default"):
         if name in res:
             print(f"{name} stages: extract {res[name].get('extract_s', 0):.1f} s, normalize "
@@ -134,8 +140,9 @@ def main() -> int:
         profile = {"seconds_under_profiler": r["seconds"], "file": str(prof_path.relative_to(RESULTS.parent.parent))}
         print(f"\npyinstrument profile of ours ({r['seconds']:.1f} s under the profiler): {prof_path}")
 
-    path = write_result(f"load_{a.orders}", {
-        "orders": a.orders, "seed": a.seed, "repeat": max(1, a.repeat), "landed": summary, "lines_on_pages": lines,
+    path = write_result(f"load_{a.orders}{'_plain' if a.plain else ''}", {
+        "orders": a.orders, "seed": a.seed, "world": "plain" if a.plain else "varied",
+        "fast_share": ours.get("fast_share"), "fast_records": ours.get("fast_records"), "repeat": max(1, a.repeat), "landed": summary, "lines_on_pages": lines,
         "distinct_orders_lines": distinct, "systems": res, "ratios": ratios, "targets": targets,
         "errors": errors, "profile": profile,
     })

@@ -83,13 +83,29 @@ def _ours_counts(data_dir: Path) -> dict:
         return {
             "orders": q("select count(*) from fct_orders where platform = 'taobao'"),
             "lines": q("select count(*) from fct_order_lines where platform = 'taobao'"),
-            "order_rejects": q("select count(*) from etl_rejects where endpoint = 'taobao_orders' "
-                               "and reason not like 'sub-order:%'"),
+            # rejected orders that did not load (a rejected copy of an order whose other copy
+            # loaded is not one: the check is orders + these = distinct ids on the pages)
+            "order_rejects": q("select count(distinct record_id) from etl_rejects where endpoint = 'taobao_orders' "
+                               "and severity = 'rejected' and reason not like 'sub-order:%' and record_id not in "
+                               "(select order_id from fct_orders where platform = 'taobao')"),
             "line_rejects": q("select count(*) from etl_rejects where endpoint = 'taobao_orders' "
-                              "and reason like 'sub-order:%'"),
+                              "and severity = 'rejected' and reason like 'sub-order:%'"),
+            "warnings": q("select count(*) from etl_rejects where endpoint = 'taobao_orders' "
+                          "and severity = 'warning'"),
         }
     finally:
         con.close()
+
+
+def _fast_share(data_dir: Path) -> dict:
+    """Records of the Taobao order windows and how many the DuckDB normaliser typed in SQL (the
+    batch markers say; the rest went, one by one or by page, to the Python reference)."""
+    records = fast = 0
+    for marker in (Path(data_dir) / "parquet" / "_batches").glob("taobao_orders__*.json"):
+        batch = json.loads(marker.read_text())
+        records += batch.get("records") or 0
+        fast += batch.get("fast_records") or 0
+    return {"records": records, "fast_records": fast, "fast_share": round(fast / records, 5) if records else None}
 
 
 def ours_load(args: dict) -> dict:
@@ -105,7 +121,7 @@ def ours_load(args: dict) -> dict:
     result = load_windows(settings, args["manifests"])
     seconds = time.perf_counter() - t0
     out = {"seconds": seconds, "rows_written": result["rows_written"], "rejects": result["rejects"],
-           **_ours_counts(settings.data_dir)}
+           **_ours_counts(settings.data_dir), **_fast_share(settings.data_dir)}
     if args.get("profile"):
         prof.stop()
         Path(args["profile"]).write_text(prof.output_text(unicode=False, color=False, show_all=False))

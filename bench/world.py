@@ -53,8 +53,10 @@ class Sandbox:
     measured client never waits for the sandbox generating its world (startup is not measured).
     """
 
-    def __init__(self, orders: int, *, seed: int = 7, rate_limit: float = 0.0, warm: bool = False) -> None:
+    def __init__(self, orders: int, *, seed: int = 7, rate_limit: float = 0.0, warm: bool = False,
+                 plain: bool = False) -> None:
         self.orders, self.seed, self.rate_limit, self.warm = orders, seed, rate_limit, warm
+        self.plain = plain
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -65,7 +67,8 @@ class Sandbox:
         self.proc = subprocess.Popen(
             [PY, "-m", "xport_etl.sandbox.cli", "sandbox", "--port", str(self.port),
              "--seed", str(self.seed), "--orders", str(self.orders),
-             "--rate-limit", str(self.rate_limit), *(["--warm"] if self.warm else [])],
+             "--rate-limit", str(self.rate_limit), *(["--warm"] if self.warm else []),
+             *(["--plain"] if self.plain else [])],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 600
@@ -161,20 +164,22 @@ def fresh_dir(name: str) -> Path:
 # ---- the landed-pages cache
 
 
-def landed_cache(orders: int, *, seed: int = 7, endpoints: tuple[str, ...] = ("taobao_orders",)) -> dict:
+def landed_cache(orders: int, *, seed: int = 7, endpoints: tuple[str, ...] = ("taobao_orders",),
+                 plain: bool = False) -> dict:
     """Land the whole history of ``endpoints`` once with our pipeline (no rate limit) and reuse it.
 
     Returns ``{"data_dir", "manifests": {endpoint: [paths]}, "pages", "records", "bytes"}``.
-    The cache lives in ``bench/.cache/seed<seed>_orders<orders>/`` (keyed by seed and size).
+    The cache lives in ``bench/.cache/seed<seed>_orders<orders>_<varied|plain>/`` (keyed by seed,
+    size and world: the default world is varied, ``plain`` is ``WorldConfig(variety=False)``).
     """
-    root = CACHE / f"seed{seed}_orders{orders}"
+    root = CACHE / f"seed{seed}_orders{orders}_{'plain' if plain else 'varied'}"
     meta_path = root / "cache.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"manifests": {}}
     missing = [e for e in endpoints if e not in meta["manifests"]]
     if missing:
         data_dir = root / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
-        with Sandbox(orders, seed=seed, rate_limit=0) as sb:
+        with Sandbox(orders, seed=seed, rate_limit=0, plain=plain) as sb:
             print(f"[cache] landing {missing} for seed={seed} orders={orders} "
                   f"(sandbox started in {sb.startup_s:.1f} s) ...", flush=True)
             res = run_child("ours_extract", {"base_url": sb.base_url, "data_dir": str(data_dir),

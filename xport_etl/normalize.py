@@ -715,13 +715,19 @@ def taobao_window(
     window_id: str,
     rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
+    only: dict[int, list[int]] | None = None,
 ) -> WindowRows:
     """The records of ``TaoBaoOrderVO`` pages, kept once per order (:meth:`WindowRows.winners`)
-    with their rejects; :func:`normalize_taobao_pages` turns it into tables."""
+    with their rejects; :func:`normalize_taobao_pages` turns it into tables.
+
+    ``only``: page number → the positions of the records to read (in page order); the page's
+    other records are skipped (the DuckDB normaliser typed them). None reads every record.
+    """
     out = WindowRows(endpoint, window_id, rejected_at)
     for page_no, body, _ctx in pages:
         records, clean = parse_page(body)
-        for index, rec in enumerate(records):
+        chosen = enumerate(records) if only is None else ((i, records[i]) for i in only[page_no])
+        for index, rec in chosen:
             out.records += 1
             if not out.readable(rec, clean, page_no, "id"):
                 continue

@@ -67,6 +67,7 @@ class Batch:
     files: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)  # rows per table, and REJECTS, WARNINGS
     records: int = 0
+    fast_records: int | None = None  # records the DuckDB normaliser typed in SQL (None: not that path)
 
     @property
     def name(self) -> str:
@@ -280,6 +281,7 @@ def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracte
         feed_window(norm, manifest.directory)
         norm.finish()
         batch.records = norm.stats.records
+        batch.fast_records = norm.stats.fast_records
         for table, source in (("orders", "out_orders"), ("order_lines", "out_lines")):
             schema = STAGED_TABLES[table].spec.arrow_schema(lineage=True)
             batch.files[table], batch.counts[table] = _copy_months(

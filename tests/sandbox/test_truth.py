@@ -100,12 +100,15 @@ def test_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: Api) -> 
         api.post("/open/purchase/page", {"pageNo": 2, "pageSize": 100}).text, parse_float=Decimal
     )["data"]["records"]
     assert served
+    # the varied wire forms (WorldConfig.variety) read as the contract says: ids and text as
+    # strings, codes as integers; a corrupt copy right after its record is skipped (a reject)
+    served = [r for k, r in enumerate(served) if not k or str(r["id"]) != str(served[k - 1]["id"])]
     for r in served:
         row = orders[str(r["id"])]
         assert row["platform"] == "taobao" and row["seller"] is None
-        assert row["order_no"] == r["orderNo"]
-        assert row["status"] == UNIFIED[r["status"]]
-        assert row["platform_status"] == str(r["status"])
+        assert row["order_no"] == str(r["orderNo"])
+        assert row["status"] == UNIFIED[int(r["status"])]
+        assert row["platform_status"] == str(int(r["status"]))
         assert row["goods_amount"] == Decimal(str(r["purchaseAmount"]))
         assert row["shipping_amount"] == Decimal(str(r["domesticPostFee"]))
         assert row["total_amount"] == row["goods_amount"] + row["shipping_amount"]
@@ -115,7 +118,7 @@ def test_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: Api) -> 
         assert row["updated_at"] == utc(r["updateTime"])
         assert (row["order_source"], row["seller_order_number"]) == (
             r["orderSource"],
-            r["sellerOrderNumber"],
+            str(r["sellerOrderNumber"]),
         )
         for index, s in enumerate(r["subOrderVOS"]):
             line = lines[str(s["subOrderId"])]
@@ -124,15 +127,15 @@ def test_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: Api) -> 
             assert line["amount"] == Decimal(str(s["purchaseAmount"]))
             assert line["shipping_amount"] == Decimal(str(s["domesticPostFee"]))
             assert (line["item_id"], line["sku_id"], line["title"]) == (
-                s["itemId"],
-                s["skuId"],
+                str(s["itemId"]),
+                str(s["skuId"]),
                 s["title"],
             )
             assert (line["purchase_id"], line["purchase_line_id"]) == (
-                s["taobaoPurchaseId"],
-                s["taobaoSubPurchaseId"],
+                str(s["taobaoPurchaseId"]),
+                str(s["taobaoSubPurchaseId"]),
             )
-            assert line["refund_status"] == REFUND[s["refundStatus"]]
+            assert line["refund_status"] == REFUND[int(s["refundStatus"])]
 
 
 def test_a_hand_checked_order() -> None:

@@ -193,3 +193,35 @@ def test_refunds_parcels_and_1688_are_deterministic_and_path_independent() -> No
         r.get("baseInfo", r)["orderId"] for r in direct.alibaba_orders()
     ]
     assert World(WorldConfig(orders=600, orders_1688=0)).alibaba_orders() == []
+
+
+def test_the_varied_world_serves_every_allowed_form_and_the_same_values() -> None:
+    """WorldConfig.variety: list pages carry CONTRACT §3's variety; every form types to the value
+    the plain world serves, and a corrupt copy follows its record now and then."""
+    varied = World(WorldConfig(orders=3000))
+    plain = World(WorldConfig(orders=3000, variety=False))
+    forms: Counter = Counter()
+    for page_no in range(1, 31):
+        total, records = varied.taobao_page(page_no, 100)
+        _, want = plain.taobao_page(page_no, 100)
+        good = [r for k, r in enumerate(records) if not k or str(r["id"]) != str(records[k - 1]["id"])]
+        forms["corrupt copy"] += len(records) - len(good)
+        assert [str(r["id"]) for r in good] == [str(r["id"]) for r in want]
+        for got, exp in zip(good, want, strict=True):
+            assert Decimal(str(got["purchaseAmount"])) == Decimal(str(exp["purchaseAmount"]))
+            assert str(got["orderNo"]) == exp["orderNo"] and int(got["status"]) == exp["status"]
+            forms[f"money {type(got['purchaseAmount']).__name__}"] += 1
+            forms[f"id {type(got['id']).__name__}"] += 1
+            forms[f"receiver {type(got['receiver']).__name__}"] += 1
+            if isinstance(got["receiver"], str) and got["receiver"]:
+                try:
+                    json.loads(got["receiver"])
+                except ValueError:
+                    forms["receiver undecodable"] += 1
+            forms[f"sellerOrderNumber {type(got['sellerOrderNumber']).__name__}"] += 1
+            for s, e in zip(got["subOrderVOS"], exp["subOrderVOS"], strict=True):
+                assert Decimal(str(s["purchaseAmount"])) == Decimal(str(e["purchaseAmount"]))
+                assert str(s["subOrderId"]) == str(e["subOrderId"]) and int(s["quantity"]) == int(e["quantity"])
+    assert {"money str", "money Decimal", "id str", "id int", "receiver str", "receiver dict",
+            "receiver NoneType", "receiver undecodable", "sellerOrderNumber int", "corrupt copy"} <= set(forms)
+    assert varied.taobao_page(3, 100) == varied.taobao_page(3, 100)  # deterministic

@@ -67,10 +67,18 @@ def _add_world_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         help="initial simulated now, ISO 8601 with offset "
         "(default 2026-07-01T00:00:00+08:00), e.g. --clock 2026-07-15T12:00:00+08:00",
     )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        default=default(False),
+        help="serve the plain Taobao order list (no WorldConfig.variety: no odd-but-allowed "
+        "forms beyond the awkward share, no undecodable receiver, no corrupt copy)",
+    )
 
 
 def _config(args: argparse.Namespace) -> WorldConfig:
-    config = WorldConfig(seed=args.seed, orders=args.orders, start=args.start, clock=args.clock)
+    config = WorldConfig(seed=args.seed, orders=args.orders, start=args.start, clock=args.clock,
+                         variety=not getattr(args, "plain", False))
     if getattr(args, "warm", False):
         # every order of the world, plus room for a few months of orders created later
         config = dataclasses.replace(

@@ -85,6 +85,14 @@ class WorldConfig:
         compact_time_share_1688: share of 1688 order times (each field of each order, drawn
             independently of the shape) written ``yyyyMMddHHmmssSSS+0800`` instead of
             ``yyyy-MM-dd HH:mm:ss``; 0 writes the latter only.
+        variety: the Taobao order list pages carry the variety CONTRACT §3 allows, at the rates
+            of :data:`VARIETY` (each amount as a number or a numeric string with 0-2 decimals,
+            ids and digit-only text as JSON numbers, codes as strings, a ``receiver`` that is an
+            object, null, empty or, rarely, undecodable, and now and then a corrupt copy of a
+            record served right after it). Every form types to the same value, and a corrupt
+            copy is rejected while its good twin loads, so the ground truth does not change.
+            False serves the plain pages (only the ``awkward`` forms): the benchmarks' second
+            column. Drawn per order and page request from the seed: deterministic.
     """
 
     seed: int = 7
@@ -99,6 +107,7 @@ class WorldConfig:
     refund_rate_1688: float = 0.07
     nested_share_1688: float = 0.5
     compact_time_share_1688: float = 0.5
+    variety: bool = True
 
     @property
     def n_orders_1688(self) -> int:
@@ -1231,6 +1240,82 @@ def render_taobao_order(detail: TaobaoOrderDetail, state: TaobaoOrderState, cloc
     }
 
 
+# rates of the varied Taobao order list (``WorldConfig.variety``), per value unless said otherwise
+VARIETY = {
+    "money": (0.45, 0.15, 0.25, 0.15),  # money(): 12.50 / 12.5 (4) / "12.50" / "12.5" ("4")
+    "order_id_number": 0.3,  # id, subOrderId as JSON numbers
+    "other_id_number": 0.1,  # orderNo, itemId, skuId, taobao(Sub)PurchaseId as JSON numbers
+    "digits_text_number": 0.3,  # a digit-only sellerOrderNumber as a JSON number
+    "code_text": 0.1,  # status, refundStatus, quantity as strings
+    "receiver_object": 0.05,  # receiver as a JSON object instead of a JSON string
+    "receiver_null": 0.03,
+    "receiver_empty": 0.01,
+    "receiver_undecodable": 0.002,  # a warning: no column is defined from it
+    "corrupt_copy": 0.001,  # per record: a copy that cannot be typed (a reject) follows it
+}
+_MONEY_STYLES = (1, 2, 0, 3)
+_VARIETY_TAG = 0x5EED
+
+
+def vary_taobao_order(rec: dict, rng: random.Random) -> list[dict]:
+    """The varied wire forms of one rendered ``TaoBaoOrderVO`` (changed in place), followed by a
+    corrupt copy now and then: the records a varied list page serves for it."""
+    v = VARIETY
+
+    def amount(value):
+        cents = int(round(Decimal(value) * 100))
+        style = _MONEY_STYLES[_pick(rng.random(), v["money"])]
+        return money(cents, style)
+
+    def maybe_number(value, share):
+        if isinstance(value, str) and value.isdigit() and len(value) <= 18 and rng.random() < share:
+            return int(value)
+        return value
+
+    def maybe_text(value):
+        return str(value) if isinstance(value, int) and rng.random() < v["code_text"] else value
+
+    rec["id"] = int(rec["id"]) if rng.random() < v["order_id_number"] else str(rec["id"])
+    rec["orderNo"] = maybe_number(rec["orderNo"], v["other_id_number"])
+    rec["sellerOrderNumber"] = maybe_number(rec["sellerOrderNumber"], v["digits_text_number"])
+    rec["status"] = maybe_text(rec["status"])
+    for name in ("purchaseAmount", "domesticPostFee"):
+        rec[name] = amount(rec[name])
+    r = rng.random()
+    if r < v["receiver_undecodable"]:
+        rec["receiver"] = rec["receiver"][: len(rec["receiver"]) // 2]
+    elif r < v["receiver_undecodable"] + v["receiver_null"]:
+        rec["receiver"] = None
+    elif r < v["receiver_undecodable"] + v["receiver_null"] + v["receiver_empty"]:
+        rec["receiver"] = ""
+    elif r < v["receiver_undecodable"] + v["receiver_null"] + v["receiver_empty"] + v["receiver_object"]:
+        rec["receiver"] = json.loads(rec["receiver"])
+    for sub in rec["subOrderVOS"]:
+        sub["subOrderId"] = int(sub["subOrderId"]) if rng.random() < v["order_id_number"] else str(sub["subOrderId"])
+        for name in ("itemId", "skuId", "taobaoPurchaseId", "taobaoSubPurchaseId"):
+            sub[name] = maybe_number(sub[name], v["other_id_number"])
+        for name in ("status", "refundStatus", "quantity"):
+            sub[name] = maybe_text(sub[name])
+        for name in ("purchaseAmount", "domesticPostFee"):
+            sub[name] = amount(sub[name])
+    if rng.random() >= v["corrupt_copy"]:
+        return [rec]
+    copy = {**rec}
+    if rng.random() < 0.5:
+        copy["purchaseAmount"] = "12.5O"  # a letter O for a zero: not an amount
+    else:
+        copy["updateTime"] = copy["updateTime"][:5] + "02-30" + copy["updateTime"][10:]  # no such day
+    return [rec, copy]
+
+
+def _pick(r: float, weights: tuple[float, ...]) -> int:
+    for k, w in enumerate(weights):
+        if r < w:
+            return k
+        r -= w
+    return len(weights) - 1
+
+
 # ---------------------------------------------------------------------------------------------
 # taobao refunds and logistics on the wire
 
@@ -1545,8 +1630,17 @@ class World:
         )
 
     def taobao_page(self, page_no: int, page_size: int, **filters) -> tuple[int, list[dict]]:
-        """Total matching orders and the wire records of one page (1-based), newest first."""
-        return _page(*self.taobao_query(**filters), self.render_taobao, page_no, page_size)
+        """Total matching orders and the wire records of one page (1-based), newest first
+        (with ``WorldConfig.variety``: in the varied wire forms, see :func:`vary_taobao_order`)."""
+        total, records = _page(*self.taobao_query(**filters), self.render_taobao, page_no, page_size)
+        if not self.config.variety:
+            return total, records
+        varied: list[dict] = []
+        for rec in records:
+            order_id = int(rec["id"])
+            rng = random.Random((self.config.seed << 72) ^ (_VARIETY_TAG << 64) ^ order_id ^ (page_no << 100))
+            varied.extend(vary_taobao_order(rec, rng))
+        return total, varied
 
     def taobao_orders(self, **filters) -> list[dict]:
         """Every matching ``TaoBaoOrderVO`` at the current clock, newest first."""
