@@ -105,6 +105,8 @@ def test_reader_still_reads_reports(warehouse):
 # (module, expression spliced into SQL text) → where its value comes from
 REVIEWED_SPLICES = {
     ("normalize_sql.py", "self._order_cols()"): "column expressions written in normalize_sql.py",
+    ("normalize_sql.py", "SUSPECT"): "a regular-expression constant in normalize_sql.py",
+    ("normalize_sql.py", "', '.join(map(str, whole))"): "page sequence numbers (ints) the SQL itself returned",
     ("normalize_sql.py", "self._line_cols()"): "column expressions written in normalize_sql.py",
     ("normalize_sql.py", "STRUCTURE"): "json.dumps of the field-name constants in normalize_sql.py",
     ("normalize_sql.py", "where"): "a constant clause (bad_json) in normalize_sql.py",

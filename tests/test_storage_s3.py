@@ -271,7 +271,7 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
 
     # a run that dies after landing its lists resumes from the landed s3:// windows
     extracted: list[str] = []
-    real_extract, real_load = pipeline.extract_window, pipeline.load_windows
+    real_extract, real_merge = pipeline.extract_window, pipeline.merge_windows
 
     def counting_extract(*args, **kwargs):
         extracted.append(args[1])
@@ -281,14 +281,15 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
         raise RuntimeError("the writer went away")
 
     monkeypatch.setattr(pipeline, "extract_window", counting_extract)
-    monkeypatch.setattr(pipeline, "load_windows", failing_load)
+    monkeypatch.setattr(pipeline, "merge_windows", failing_load)
     lists = ("taobao_orders", "alibaba_orders")
+    one_run = end - start  # one bounded run of several 31-day windows
     with pytest.raises(RuntimeError, match="went away"):
-        run_window(settings, start, end, endpoints=lists)
+        run_window(settings, start, end, endpoints=lists, span=one_run)
     assert set(extracted) == set(lists) and len(extracted) > len(lists)  # 31-day chunks
-    monkeypatch.setattr(pipeline, "load_windows", real_load)
+    monkeypatch.setattr(pipeline, "merge_windows", real_merge)
     extracted.clear()
-    result = run_window(settings, start, end, endpoints=lists)
+    result = run_window(settings, start, end, endpoints=lists, span=one_run)
     assert result["resumed"] and extracted == [], "landed windows on S3 are checkpoints"
 
 
