@@ -22,8 +22,8 @@ import httpx
 import pytest
 import uvicorn
 
-from xport_etl import callbacks
-from xport_etl.callbacks import (
+from xport_etl.callbacks import receiver as callbacks
+from xport_etl.callbacks.receiver import (
     CALLBACK_PATH,
     HEALTH_PATH,
     InboxEntry,
@@ -35,9 +35,9 @@ from xport_etl.callbacks import (
     refresh_from_callbacks,
     sign_body,
 )
-from xport_etl.normalize import raw_json
-from xport_etl.sandbox.world import World, WorldConfig
+from xport_etl.normalize.values import raw_json
 from xport_etl.settings import Settings
+from xport_sandbox.world import World, WorldConfig
 
 SECRET = "callback-test-secret"
 NOW = 1_790_000_000.0  # a fixed receiver clock (epoch s)
@@ -163,7 +163,7 @@ def test_signed_body_nested_past_the_recursion_limit_is_400(receiver):
 def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(
     receiver, tmp_path, monkeypatch
 ):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     _app, client, inbox = receiver
     as_object = message(body={"orderId": "11", "status": 10})
@@ -347,7 +347,7 @@ def test_sigkill_right_after_the_200_loses_nothing(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "xport_etl.callbacks",
+        "xport_etl.callbacks.receiver",
         "serve",
         "--host",
         "127.0.0.1",
@@ -611,7 +611,7 @@ def test_order_detail_normaliser_reads_one_taobaoordervo_per_page():
 
 
 def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     store = InboxStore(tmp_path / "callbacks")
@@ -671,7 +671,7 @@ def test_cli_parses_and_helps(capsys):
 
 
 def test_pusher_signs_retries_redelivers_and_shuffles():
-    from xport_etl.sandbox.push import ORDER_STATUS, CallbackPusher
+    from xport_sandbox.push import ORDER_STATUS, CallbackPusher
 
     world = World(WorldConfig(seed=3, orders=300))
     t0 = world.clock
@@ -705,7 +705,7 @@ def test_pusher_signs_retries_redelivers_and_shuffles():
 
 
 def test_pusher_sends_half_the_bodies_as_json_strings():
-    from xport_etl.sandbox.push import ORDER_REFUND, CallbackPusher
+    from xport_sandbox.push import ORDER_REFUND, CallbackPusher
 
     world = World(WorldConfig(seed=3, orders=300))
     t0 = world.clock

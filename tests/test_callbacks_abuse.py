@@ -17,8 +17,8 @@ import pytest
 import uvicorn
 
 from tests.test_callbacks import NOW, SECRET, lines, message, post, serve_app
-from xport_etl import callbacks
-from xport_etl.callbacks import (
+from xport_etl.callbacks import receiver as callbacks
+from xport_etl.callbacks.receiver import (
     DEAD_LETTER_FILE,
     InboxStore,
     create_receiver,
@@ -355,7 +355,7 @@ class FakeDetail:
 def fake_fanout(settings, endpoint, *, keys, client=None):
     """``pipeline.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
     fails the whole call."""
-    from xport_etl.endpoints import endpoints_for
+    from xport_etl.extract.endpoints import endpoints_for
 
     spec = endpoints_for(settings.assumptions)[endpoint]
     landed = []
@@ -383,7 +383,7 @@ def dead_letters(tmp_path) -> list[dict]:
 def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offset_moves(
     tmp_path, monkeypatch
 ):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     fill_inbox(
@@ -436,7 +436,7 @@ def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offse
 
 
 def test_transient_failure_stops_the_batch_and_keeps_the_offset(tmp_path, monkeypatch):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     fill_inbox(tmp_path, [body_for("11"), body_for("15")])
@@ -453,7 +453,7 @@ def test_transient_failure_stops_the_batch_and_keeps_the_offset(tmp_path, monkey
 
 
 def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, monkeypatch):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     cdir = tmp_path / "callbacks"
     bodies = [body_for(str(i)) for i in range(30)]

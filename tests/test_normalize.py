@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from xport_etl.normalize import (
+from xport_etl.normalize.values import (
     RejectError,
     normalize_taobao_order,
     normalize_taobao_pages,
@@ -245,7 +245,7 @@ def test_non_utf8_bytes_reject_only_the_record_that_has_them():
 
 
 def test_page_level_problems_raise():
-    from xport_etl.normalize import PageError
+    from xport_etl.normalize.values import PageError
 
     with pytest.raises(PageError):
         parse_page(b"<html>503</html>")
@@ -269,7 +269,7 @@ def test_assumed_source_offset_is_configurable_through_settings(tmp_path):
 
 
 def test_a_repeated_member_name_keeps_its_first_occurrence_at_every_level():
-    from xport_etl.normalize import parse_page
+    from xport_etl.normalize.values import parse_page
 
     body = b'{"code": 200, "code": 500, "data": {"records": [{"id": "1", "id": "2", "x": {"a": 1, "a": 2}}]}}'
     records, clean = parse_page(body)

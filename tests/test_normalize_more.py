@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xport_etl.normalize import PageError, RejectError, raw_json, to_table
-from xport_etl.normalize_more import (
+from xport_etl.normalize.more import (
     ALIBABA_ORDER_STATUS,
     ALIBABA_REFUND_STATUS,
     NORMALIZERS,
@@ -25,6 +24,7 @@ from xport_etl.normalize_more import (
     to_epoch_ms_time,
     to_fen_money,
 )
+from xport_etl.normalize.values import PageError, RejectError, raw_json, to_table
 from xport_etl.schemas import STAGED_TABLES
 
 NOW = datetime(2026, 7, 1)

@@ -1,6 +1,6 @@
 """Least privilege for readers, and no user-supplied value spliced into SQL text.
 
-- A reader's connection (:func:`xport_etl.load.connect_reader`, what analysts, reports and the
+- A reader's connection (:func:`xport_etl.load.publish.connect_reader`, what analysts, reports and the
   fan-out queries use) cannot change the warehouse, nor write files into the data directory.
 - Every ``execute``/``sql``/``executemany`` call in ``xport_etl/`` whose SQL is an f-string (or
   built with ``%``/``.format``/``+``) splices only reviewed expressions: table, column and view
@@ -22,8 +22,8 @@ import pytest
 from tests.test_load import land
 from tests.test_normalize import order, page
 from xport_etl.cli import main
-from xport_etl.load import connect_reader, publish, warehouse_path
-from xport_etl.staging import stage_window
+from xport_etl.load.publish import connect_reader, publish, warehouse_path
+from xport_etl.load.staging import stage_window
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xport_etl"
 
