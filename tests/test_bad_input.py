@@ -31,7 +31,8 @@ import pytest
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
 from xport_etl.load.publish import publish, warehouse_path
 from xport_etl.load.staging import _normalizers, stage_window
-from xport_etl.normalize.values import PageError, raw_json, to_table
+from xport_etl.normalize.pages import to_table
+from xport_etl.normalize.values import PageError, raw_json
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
 
 CORPUS = Path(__file__).parent / "corpus"

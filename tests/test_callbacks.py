@@ -22,19 +22,17 @@ import httpx
 import pytest
 import uvicorn
 
-from xport_etl.callbacks import receiver as callbacks
+from xport_etl.callbacks import cli as callbacks_cli
+from xport_etl.callbacks import receiver as callbacks_receiver
+from xport_etl.callbacks.inbox import InboxEntry, InboxStore, read_inbox
 from xport_etl.callbacks.receiver import (
     CALLBACK_PATH,
     HEALTH_PATH,
-    InboxEntry,
-    InboxStore,
-    collect,
     create_receiver,
-    normalize_taobao_order_detail_pages,
-    read_inbox,
-    refresh_from_callbacks,
     sign_body,
 )
+from xport_etl.callbacks.refresh import collect, refresh_from_callbacks
+from xport_etl.normalize.callback_details import normalize_taobao_order_detail_pages
 from xport_etl.normalize.values import raw_json
 from xport_etl.settings import Settings
 from xport_sandbox.world import World, WorldConfig
@@ -347,7 +345,7 @@ def test_sigkill_right_after_the_200_loses_nothing(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "xport_etl.callbacks.receiver",
+        "xport_etl.callbacks.cli",
         "serve",
         "--host",
         "127.0.0.1",
@@ -555,14 +553,14 @@ def test_undecodable_string_body_is_bad_and_the_batch_goes_on():
 
 
 def test_message_body_decodes_objects_and_strings_only():
-    assert callbacks.message_body({"messageBody": STATUS_BODY}) == STATUS_BODY
-    decoded = callbacks.message_body({"messageBody": json.dumps(PRICE_BODY)})
+    assert callbacks_receiver.message_body({"messageBody": STATUS_BODY}) == STATUS_BODY
+    decoded = callbacks_receiver.message_body({"messageBody": json.dumps(PRICE_BODY)})
     assert decoded == PRICE_BODY
     # decimals stay exact, as in the object form read from the inbox
     assert str(decoded["purchaseOrderPriceDTO"]["purchaseAmount"]) == "12.5"
     for odd in (None, 5, [STATUS_BODY], "x", "[" * 100_000, b"{}"):
-        assert callbacks.message_body({"messageBody": odd}) is None
-    assert callbacks.message_body({}) is None
+        assert callbacks_receiver.message_body({"messageBody": odd}) is None
+    assert callbacks_receiver.message_body({}) is None
 
 
 @pytest.mark.parametrize(
@@ -657,13 +655,13 @@ def test_cli_parses_and_helps(capsys):
     import argparse
 
     parser = argparse.ArgumentParser()
-    callbacks.register(parser.add_subparsers(dest="command"))
+    callbacks_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["callbacks", "serve", "--port", "9000", "--data-dir", "d"])
-    assert args.func is callbacks.cmd_serve and args.port == 9000 and args.host == "127.0.0.1"
+    assert args.func is callbacks_cli.cmd_serve and args.port == 9000 and args.host == "127.0.0.1"
     args = parser.parse_args(["callbacks", "consume", "--data-dir", "d"])
-    assert args.func is callbacks.cmd_consume
+    assert args.func is callbacks_cli.cmd_consume
     with pytest.raises(SystemExit):
-        callbacks.main(["serve", "--help"])
+        callbacks_cli.main(["serve", "--help"])
     assert "example:" in capsys.readouterr().out
 
 
@@ -741,7 +739,7 @@ def test_pusher_sends_half_the_bodies_as_json_strings():
         sent_envelope = json.loads(d.body, parse_float=Decimal)
         raw = sent_envelope["messageBody"]
         body = json.loads(raw, parse_float=Decimal) if isinstance(raw, str) else raw
-        assert isinstance(body, dict) and callbacks.message_body(sent_envelope) == body
+        assert isinstance(body, dict) and callbacks_receiver.message_body(sent_envelope) == body
         assert d.message == json.loads(d.body) or d.message["messageBody"] == raw  # as sent
         assert d.message_body.keys() == body.keys()
     again = CallbackPusher(world, "http://receiver/callbacks", SECRET, seed=4, clock=lambda: NOW)

@@ -150,8 +150,8 @@ def test_every_warehouse_md_column_is_in_the_dictionary(markdown):
 
 
 def test_status_mappings_come_from_the_normalisers(markdown):
-    from xport_etl.normalize.more import ALIBABA_REFUND_STATUS
-    from xport_etl.normalize.values import TAOBAO_ORDER_STATUS
+    from xport_etl.normalize.refunds import ALIBABA_REFUND_STATUS
+    from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS
 
     for code, unified in TAOBAO_ORDER_STATUS.items():
         row = next(line for line in markdown.splitlines() if line.startswith(f"| `{unified}` |"))

@@ -91,7 +91,8 @@ def test_a_new_process_continues_the_same_next_state(tmp_path):
 
 
 def test_a_failed_publish_marks_the_run_rows_failed_and_a_rerun_succeeds(tmp_path):
-    from xport_etl.run import merge_windows, read_runs
+    from xport_etl.ledger import read_runs
+    from xport_etl.run import merge_windows
 
     settings = Settings(data_dir=tmp_path, check_overrides={"chk_fct_orders__amount_equals_lines":
                                                             {"severity": "error"}})

@@ -25,8 +25,10 @@ from tests.test_bad_input import CASES
 from tests.test_bad_input import pages as corpus_pages
 from tests.test_normalize_properties import PROFILE, garbage_tb_order, valid_tb_order
 from xport_etl.extract.landing import read_manifest, read_pages
+from xport_etl.normalize.pages import to_table
+from xport_etl.normalize.taobao_orders import normalize_taobao_pages
 from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_pages, feed_window
-from xport_etl.normalize.values import PageError, normalize_taobao_pages, raw_json, to_table
+from xport_etl.normalize.values import PageError, raw_json
 from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
 NOW = datetime(2026, 7, 1)

@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", action="store_true", help="log each step")
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from xport_etl.callbacks.receiver import register as register_callbacks
+    from xport_etl.callbacks.cli import register as register_callbacks
 
     register_callbacks(sub)
     from xport_etl.report.dashboard import register as register_dashboard

@@ -5,7 +5,8 @@ defaults (``xport_etl.settings``), re-exported here; they are not secrets.
 
 Modules: ``world`` (the deterministic world and its clock), ``server`` (``create_app``, the
 FastAPI app), ``truth`` (the WAREHOUSE.md tables the pipeline must produce), ``testing``
-(``SandboxServer``, the app on a free loopback port) and ``cli`` (the ``sandbox`` command).
+(``SandboxServer``, the app on a free loopback port), ``common`` (what the Taobao and 1688 worlds
+share), ``demo`` and ``cli`` (``xport-sandbox serve|truth|demo``).
 """
 
 from xport_etl.settings import (

@@ -28,16 +28,7 @@ from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 
-from xport_sandbox.logistics import (
-    END_SIGN,
-    END_STUCK,
-    ORIGINS,
-    Parcel,
-    fit_times,
-    make_parcel,
-    plan_traces,
-)
-from xport_sandbox.world import (
+from xport_sandbox.common import (
     _CARRIER_WEIGHTS,
     _CARRIERS,
     _WAREHOUSES,
@@ -52,6 +43,15 @@ from xport_sandbox.world import (
     cst_text,
     money,
     to_ms,
+)
+from xport_sandbox.logistics import (
+    END_SIGN,
+    END_STUCK,
+    ORIGINS,
+    Parcel,
+    fit_times,
+    make_parcel,
+    plan_traces,
 )
 
 # order statuses, coded by their index

@@ -48,7 +48,8 @@ from typing import Any
 
 import httpx
 
-from xport_sandbox.world import World, parse_cst, to_ms
+from xport_sandbox.common import parse_cst, to_ms
+from xport_sandbox.world import World
 
 ORDER_STATUS = "TAOBAO_ORDER_STATUS_MODIFY"
 ORDER_PRICE = "TAOBAO_ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY"

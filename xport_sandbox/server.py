@@ -33,8 +33,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+from xport_sandbox.common import CST, cst_text, parse_cst
 from xport_sandbox.faults import APP_SERVES, FaultInjector, FaultProfile
-from xport_sandbox.world import CST, World, cst_text, parse_cst
+from xport_sandbox.world import World
 
 NONCE_TTL_S = 600
 TIMESTAMP_WINDOW_MS = 600_000

@@ -34,7 +34,8 @@ from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.extract.landing import Manifest, _write_atomic, check_window, read_pages
 from xport_etl.extract.storage import contained
 from xport_etl.faults import crashpoint
-from xport_etl.normalize.values import REJECTED, count_warned, to_table
+from xport_etl.normalize.pages import count_warned, to_table
+from xport_etl.normalize.values import REJECTED
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
 
 UNKNOWN_DATE = "unknown"
@@ -43,17 +44,10 @@ WARNINGS = "warnings"  # in Batch.counts next to REJECTS: not a table, records l
 
 
 def _normalizers() -> dict:
-    """Which normaliser reads which endpoint's pages (order endpoints share a record shape)."""
-    from xport_etl.callbacks.receiver import REFRESH_NORMALIZERS
-    from xport_etl.normalize import values as normalize
-    from xport_etl.normalize.more import NORMALIZERS
+    """Which normaliser reads which endpoint's pages (:mod:`xport_etl.normalize.registry`)."""
+    from xport_etl.normalize.registry import NORMALIZERS
 
-    return {
-        "taobao_orders": normalize.normalize_taobao_pages,
-        "taobao_orders_legacy": normalize.normalize_taobao_pages,
-        **NORMALIZERS,
-        **REFRESH_NORMALIZERS,  # the detail endpoints that callbacks refresh through
-    }
+    return NORMALIZERS
 
 
 @dataclass

@@ -68,14 +68,9 @@ import pyarrow as pa
 
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.extract.landing import open_pages
-from xport_etl.normalize.values import (
-    FUTURE_TOLERANCE,
-    TAOBAO_ORDER_STATUS,
-    TAOBAO_REFUND_STATUS,
-    PageError,
-    first_wins,
-    taobao_window,
-)
+from xport_etl.normalize.pages import first_wins
+from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS, taobao_window
+from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, PageError
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
 
 ENDPOINTS = ("taobao_orders", "taobao_orders_legacy")

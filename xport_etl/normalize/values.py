@@ -36,7 +36,7 @@ ends in one of two ways, each a row of ``etl_rejects`` (its ``severity``):
   ``logisticsPartner``) that is an object or a scalar (null is an empty list) — ``line_count``,
   ``event_count`` and the parcels are defined from them; or
   (c) the record cannot be read as a whole: bytes that are not valid UTF-8, or a JSON
-  ``\\uD800``-style lone surrogate, anywhere in it; or
+  ``\uD800``-style lone surrogate, anywhere in it; or
   (d) any of its times is more than an hour after the moment it is normalised (``rejected_at``,
   the tolerance of ``sql/checks/chk_all__no_future_timestamps.sql``). Such a time is treated as
   an impossible value: a corrupt future ``updateTime`` would otherwise win the latest-version
@@ -66,42 +66,83 @@ Record-level or page-level (bad input never crashes the normaliser with anything
   for a re-run): the body is not JSON (or nested too deeply to parse); not a JSON object; an
   envelope ``code`` other than 200; ``data`` not an object; ``records`` present but not a list.
   An absent or null ``records`` is an empty page.
+
+Refunds, parcels and 1688 orders: Decisions (where CONTRACT.md and WAREHOUSE.md are silent):
+
+- Epoch times (Taobao refunds' ``createTime``/``modifiedTime``) may be numbers or digit strings.
+  13 digits are milliseconds, 10 digits are seconds (CONTRACT §3 mentions both); any other length,
+  a fraction or a sign is bad input. ``0`` is the Java default of an unset ``long`` (the doc
+  templates show it) and means null, not 1970.
+- 1688 fen amounts (``refundPayment``) are integers or digit strings, converted exactly
+  (``Decimal(fen).scaleb(-2)``); a fraction of a fen or a negative amount is bad input.
+- Unknown status codes keep the raw code in ``platform_status``: an unknown 1688 order status is
+  ``other`` (WAREHOUSE.md); an unknown refund status (either platform) has a null unified status.
+  A null 1688 refund status is ``none`` (WAREHOUSE.md); a null Taobao refund ``refundStatus`` on a
+  refund record gives a null unified status (a refund order is never "no refund").
+- A 1688 order record may be flat or nest its facts in ``baseInfo`` (1688's own shape), per
+  record: :func:`alibaba_order_view` reads either (``baseInfo`` wins over a record-level member of
+  the same name; ``productItems`` is read at the record level only). Every 1688 time (orders,
+  refund details, logistics steps) may be ``yyyy-MM-dd HH:mm:ss`` (CST) or
+  ``yyyyMMddHHmmssSSS±hhmm`` (its own offset, milliseconds dropped), per value:
+  :func:`to_alibaba_time`. ``discount`` is informational (money or integer fen) and never read.
+- 1688 ``goods_amount = totalAmount - shippingFee`` and ``total_amount = goods + shipping`` with
+  SQL semantics: null if either input is null. A ``shippingFee`` above ``totalAmount`` (negative
+  goods) is bad input, as every negative amount is (:mod:`xport_etl.normalize.values`).
+- What is rejected, what is only a warning (the record loads, a non-public column is null) and
+  what is page-level (``PageError``) follows the rule in :mod:`xport_etl.normalize.values`: here the
+  warned fields are a 1688 item's ``status`` and ``refundId``, a Taobao parcel's
+  ``logisticsGoods`` (``goods_quantity``), a 1688 parcel's context ``order_status`` and the
+  Taobao refund detail's ``purchaseOrderLine`` when it is not an object (the ids it may carry
+  fall back to ``refundOrder`` and the request context). For detail answers (one object per page) a ``data`` that is not an
+  object fails the page; a ``pnmLogisticsDetails``/``logisticsTrace`` that is not a list rejects
+  that answer; a parcel whose ``logisticsTraces``/``logisticsSteps`` (or ``logisticsPartner``) is
+  not a list, or holds a non-object, is rejected alone.
+- Refund ``line_id`` is the xportcn sub-order id (``subOrderId``/``subItemId``), the key of
+  ``fct_order_lines``; the Taobao refund detail only documents Taobao purchase ids
+  (``purchaseOrderLineId``), which are never used as ``line_id``. The detail's ``orderId`` /
+  ``subOrderId`` are taken from ``purchaseOrderLine`` or ``refundOrder`` if served, else from the
+  page's request context (``order_id``/``line_id``).
+- The Taobao refund detail has no documented creation or modification time. ``refundOrder``'s
+  ``createTime``/``modifiedTime`` (the list's names, epoch ms) are used if served; otherwise both
+  are null (``purchaseOrderLine.createTime`` is the purchase line's creation, not the refund's).
+  A null ``updated_at`` is the oldest version, so a list row of the same refund wins over it.
+- Parcels: a bad trace (not an object, bad time) rejects its whole parcel, as the parcel's times,
+  delivery and status are derived from its traces. A trace with a null time is kept, with a null
+  ``event_at``. ``delivered_at`` is the time of the first trace whose status is exactly ``SIGN``.
+- 1688 parcels keep the order's status at fetch time (``order_status_at_fetch``, from the fan-out
+  context's ``order_status``): the loader derives ``delivered_at`` from it; null for Taobao.
+- The same tracking number twice in one window (a parcel carrying several purchase lines is
+  answered for each of them) is kept once: the later ``last_event_at`` wins, then the one with
+  more events, ties go to the first seen. Twice within one response is a server fault: the losing
+  copy goes to the rejects (as for orders).
+- ``records`` counts list records, one per detail page for refund details, and one per parcel
+  entry for logistics (a detail object rejected whole counts as one).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import pyarrow as pa
-
-from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions, parse_cst
+from xport_etl.extract.endpoints import (
+    ASSUMED,
+    COMPACT_TIME_FORMAT,
+    ApiAssumptions,
+    is_compact_time,
+    parse_alibaba_time,
+    parse_cst,
+)
 
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("9999999999999999.99")  # DECIMAL(18,2)
 MAX_INT32 = 2**31 - 1
 FUTURE_TOLERANCE = timedelta(hours=1)  # as sql/checks/chk_all__no_future_timestamps.sql
 _SHOW = 80  # longest value quoted in a reject reason
-
-TAOBAO_ORDER_STATUS = {
-    12: "created",
-    0: "awaiting_payment",
-    1: "awaiting_payment",
-    3: "awaiting_payment",
-    5: "awaiting_payment",
-    2: "paid",
-    10: "paid",
-    11: "shipped",
-    4: "cancelled",
-    9: "other",
-}
 TAOBAO_REFUND_STATUS = {
     0: "none",
     10: "applied",
@@ -369,378 +410,130 @@ class Rows:
         if self.version is None:
             return False
         return other.version is None or self.version > other.version
+MAX_FEN = int(MAX_MONEY * 100)
+
+_EPOCH = datetime(1970, 1, 1)
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_DIGITS = 20  # more than any epoch time or DECIMAL(18,2) amount in fen
 
 
-def normalize_taobao_order(
-    rec: Any, *, endpoint: str = "taobao_orders", page: int = 0, assumptions: ApiAssumptions = ASSUMED
-) -> Rows:
-    """One ``TaoBaoOrderVO`` → a ``fct_orders`` row, its ``fct_order_lines`` rows, line rejects.
-
-    Raises:
-        RejectError: the order as a whole cannot be normalised (the reason says why).
-    """
-    if not isinstance(rec, dict):
-        raise RejectError(f"order record is not an object: {type(rec).__name__}")
-    order_id = to_id(rec.get("id"), "id", required=True)
-    subs = rec.get("subOrderVOS")
-    if subs is not None and not isinstance(subs, list):
-        raise RejectError(f"subOrderVOS is not a list: {type(subs).__name__}")
-    lenient = Lenient()
-    lenient(to_json_object, rec.get("receiver"), "receiver")  # no column: read only to check it
-
-    code = status_code(rec.get("status"), "status")
-    goods = to_money(rec.get("purchaseAmount"), "purchaseAmount")
-    shipping = to_money(rec.get("domesticPostFee"), "domesticPostFee")
-    total = goods + shipping if goods is not None and shipping is not None else None
-    if total is not None and abs(total) > MAX_MONEY:
-        raise RejectError("purchaseAmount + domesticPostFee is out of range for DECIMAL(18,2)")
-    order = {
-        "platform": "taobao",
-        "order_id": order_id,
-        "order_no": to_id(rec.get("orderNo"), "orderNo"),
-        "status": None if code is None else TAOBAO_ORDER_STATUS.get(code, "other"),
-        "platform_status": None if code is None else str(code),
-        "order_source": to_text(rec.get("orderSource"), "orderSource"),
-        "seller_order_number": to_text(rec.get("sellerOrderNumber"), "sellerOrderNumber"),
-        "seller": None,
-        "currency": to_text(rec.get("purchaseCurrency"), "purchaseCurrency"),
-        "goods_amount": goods,
-        "shipping_amount": shipping,
-        "total_amount": total,
-        "line_count": len(subs) if subs else 0,
-        "created_at": to_cst_time(rec.get("createTime"), "createTime", assumptions),
-        "paid_at": to_cst_time(rec.get("payTime"), "payTime", assumptions),
-        "updated_at": to_cst_time(rec.get("updateTime"), "updateTime", assumptions),
-        "close_reason": lenient(to_text, rec.get("closeReason"), "closeReason"),
-    }
-    lines: list[dict] = []
-    rows = Rows("orders", order, ("taobao", order_id), order["updated_at"], {"order_lines": lines}, raw=rec)
-    rows.rejects.extend(lenient.warnings(endpoint, order_id, page))
-    seen: set[str] = set()
-    for index, sub in enumerate(subs or ()):
-        line_lenient = Lenient()
-        try:
-            line = _taobao_line(sub, order_id, index, line_lenient)
-        except RejectError as exc:
-            rid = f"{order_id}/{_record_id(sub, 'subOrderId') or f'#{index}'}"
-            rows.rejects.append(Reject(endpoint, rid, f"sub-order: {exc}", sub, page))
-            continue
-        if line["line_id"] in seen:
-            rid = f"{order_id}/{line['line_id']}"
-            rows.rejects.append(Reject(endpoint, rid, "sub-order: duplicate subOrderId in order", sub, page))
-            continue
-        seen.add(line["line_id"])
-        lines.append(line)
-        rows.rejects.extend(line_lenient.warnings(endpoint, f"{order_id}/{line['line_id']}", page,
-                                                  prefix=f"subOrderVOS[{index}].", reason_prefix="sub-order: "))
-    return rows
+# ---- scalar parsers
 
 
-def _taobao_line(sub: Any, order_id: str, index: int, lenient: Lenient) -> dict:
-    if not isinstance(sub, dict):
-        raise RejectError(f"sub-order is not an object: {type(sub).__name__}")
-    refund = status_code(sub.get("refundStatus"), "refundStatus")
-    line_code = lenient(status_code, sub.get("status"), "status")
-    return {
-        "platform": "taobao",
-        "order_id": order_id,
-        "line_id": to_id(sub.get("subOrderId"), "subOrderId", required=True),
-        "line_index": index,
-        "item_id": to_id(sub.get("itemId"), "itemId"),
-        "sku_id": to_id(sub.get("skuId"), "skuId"),
-        "title": to_text(sub.get("title"), "title"),
-        "quantity": to_quantity(sub.get("quantity"), "quantity"),
-        "amount": to_money(sub.get("purchaseAmount"), "purchaseAmount"),
-        "shipping_amount": to_money(sub.get("domesticPostFee"), "domesticPostFee"),
-        "currency": to_text(sub.get("purchaseCurrency"), "purchaseCurrency"),
-        "refund_status": "none" if refund is None else TAOBAO_REFUND_STATUS.get(refund),
-        "purchase_id": to_id(sub.get("taobaoPurchaseId"), "taobaoPurchaseId"),
-        "purchase_line_id": to_id(sub.get("taobaoSubPurchaseId"), "taobaoSubPurchaseId"),
-        "line_status": None if line_code is None else str(line_code),
-        "platform_refund_status": None if refund is None else str(refund),
-        "carrier": lenient(to_text, sub.get("logisticCompanyName"), "logisticCompanyName"),
-        "tracking_number": lenient(to_id, sub.get("logisticNumber"), "logisticNumber"),
-    }
-
-
-# ---- pages and windows
-
-
-_LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-_MAX_INT_DIGITS = 4000  # below Python's int<->str conversion limit (4300 digits)
-
-
-def _big_int(text: str) -> int | Decimal:
-    """JSON integers too long for ``int()``: kept as Decimals, so they reject their record only."""
-    return int(text) if len(text) <= _MAX_INT_DIGITS else Decimal(text)
-
-
-def first_wins(pairs: list[tuple[str, Any]]) -> dict:
-    """A JSON object whose member names repeat keeps the first occurrence of each.
-
-    RFC 8259 leaves repeated names to the reader; Python's default keeps the last, DuckDB (yyjson)
-    the first. The DuckDB normaliser (:mod:`xport_etl.normalize.taobao_orders_sql`) cannot see repeats without
-    parsing every page again, so the reference reads them as DuckDB does, and both agree.
-    """
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        obj = {}
-        for key, value in pairs:
-            obj.setdefault(key, value)
-    return obj
-
-
-def parse_envelope(body: bytes) -> tuple[dict, bool]:
-    """A landed body → its ``data`` object, and whether every string in it is valid Unicode.
-
-    "Not clean" means the bytes were not valid UTF-8 (kept as surrogate escapes) or the JSON
-    holds a ``\\uD800``-style escape that may be a lone surrogate: the records that contain one
-    are rejected one by one (see :func:`has_surrogates`) rather than failing the page.
-
-    Raises:
-        PageError: not JSON, not an object, an envelope ``code`` other than 200, or ``data`` is
-            not an object.
-    """
-    clean = True
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text, clean = body.decode("utf-8", errors="surrogateescape"), False
-    if clean and _LONE_SURROGATE.search(body):
-        clean = False
-    try:
-        try:
-            envelope = json.loads(text, parse_float=Decimal, object_pairs_hook=first_wins)
-        except ValueError:  # perhaps an integer beyond int()'s digit limit: try once more
-            envelope = json.loads(text, parse_float=Decimal, parse_int=_big_int, object_pairs_hook=first_wins)
-    except (ValueError, RecursionError) as exc:
-        raise PageError(f"page is not valid JSON: {show(exc)}") from exc
-    if not isinstance(envelope, dict):
-        raise PageError("page is not a JSON object")
-    code = envelope.get("code")
-    if code is not None and code not in (200, "200"):
-        raise PageError(f"page is an error answer (envelope code {show(code)}, msg {show(envelope.get('msg'))})")
-    data = envelope.get("data")
-    if not isinstance(data, dict):
-        raise PageError(f"page data is not an object (envelope code {show(code)})")
-    return data, clean
-
-
-def parse_page(body: bytes) -> tuple[list, bool]:
-    """A landed list page body → its records list, and whether it is clean (see
-    :func:`parse_envelope`).
-
-    Raises:
-        PageError: see :func:`parse_envelope`; also ``records`` present but not a list.
-    """
-    data, clean = parse_envelope(body)
-    records = data.get("records")
-    if records is None:
-        return [], clean
-    if not isinstance(records, list):
-        raise PageError(f"page records is not a list: {type(records).__name__}")
-    return records, clean
-
-
-def has_surrogates(record: Any) -> bool:
-    try:
-        json.dumps(record, default=str, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    except (ValueError, RecursionError):  # an int beyond the digit limit; absurd nesting
-        return False
-    return False
-
-
-def _record_id(rec: Any, key: str) -> str | None:
-    """The record's id for a reject row, if it is a readable string or integer."""
-    if isinstance(rec, dict):
-        value = rec.get(key)
-        if isinstance(value, str) and not has_surrogates(value):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return _int_text(value)
-    return None
-
-
-def _id_text(value: Any) -> str | None:
-    """A record id fit for a Parquet string column (readable text), else None."""
-    if value is None or not isinstance(value, str) or has_surrogates(value):
+def _digits(value: Any, name: str, what: str) -> int | None:
+    """An integer given as a JSON integer, an integral decimal or a digit string (no sign)."""
+    if value is None:
         return None
+    if isinstance(value, bool):
+        raise RejectError(f"{name} is not {what}: {value!r}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        if value and value.adjusted() > _MAX_DIGITS:  # int(Decimal("1E+999999999")) runs for hours
+            raise RejectError(f"{name} is out of range: {show(value)}")
+        number = int(value) if value else 0
+    elif isinstance(value, str):
+        text = value.strip()
+        if text == "":
+            return None
+        if not _DIGITS.fullmatch(text):
+            raise RejectError(f"{name} is not {what}: {show(value)}")
+        if len(text.lstrip("0")) > _MAX_DIGITS:  # and int() of more than 4300 digits raises
+            raise RejectError(f"{name} is out of range: {show(value)}")
+        number = int(text)
+    else:
+        raise RejectError(f"{name} is not {what}: {show(value)}")
+    if number < 0:
+        raise RejectError(f"{name} is negative: {show(value)}")
+    if number >= 10**_MAX_DIGITS:
+        raise RejectError(f"{name} is out of range: {show(value)}")
+    return number
+
+
+def to_epoch_ms_time(value: Any, name: str) -> datetime | None:
+    """Epoch milliseconds (13 digits) or seconds (10 digits) → naive UTC datetime.
+
+    Numbers and digit strings are accepted; ``0``, null and ``""`` are null.
+
+    Raises:
+        RejectError: a fraction, a sign, or a number of neither 10 nor 13 digits.
+    """
+    number = _digits(value, name, "an epoch time")
+    if not number:
+        return None
+    width = len(str(number))
+    if width == 13:
+        return _EPOCH + timedelta(milliseconds=number)
+    if width == 10:
+        return _EPOCH + timedelta(seconds=number)
+    raise RejectError(f"{name} is not epoch milliseconds (13 digits) or seconds (10 digits): {show(value)}")
+
+
+def to_alibaba_time(value: Any, name: str, assumptions: ApiAssumptions = ASSUMED) -> datetime | None:
+    """A 1688 time → naive UTC datetime: ``yyyy-MM-dd HH:mm:ss`` (CST, as :func:`to_cst_time`) or
+    ``yyyyMMddHHmmssSSS±hhmm`` (its own offset; milliseconds dropped, see
+    :func:`xport_etl.extract.endpoints.parse_alibaba_time`). Null and ``""`` are null.
+
+    Raises:
+        RejectError: not a string, or not a valid time in the format it is written in (a value
+            starting with eight digits is held to the compact format, any other to the CST one).
+    """
+    if not isinstance(value, str) or not is_compact_time(value):
+        return to_cst_time(value, name, assumptions)
+    try:
+        return parse_alibaba_time(value, assumptions=assumptions).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
+        raise RejectError(f"{name} is not a valid {COMPACT_TIME_FORMAT} time: {show(value)}") from exc
+
+
+def to_fen_money(value: Any, name: str) -> Decimal | None:
+    """An amount in fen (1/100 CNY; an integer or digit string) → exact yuan ``Decimal``.
+
+    Raises:
+        RejectError: a fraction of a fen, a negative or non-numeric value, or out of range.
+    """
+    fen = _digits(value, name, "a whole number of fen")
+    if fen is None:
+        return None
+    if fen > MAX_FEN:  # before any Decimal arithmetic: its 28-digit context would overflow
+        raise RejectError(f"{name} is out of range for DECIMAL(18,2): {show(value)}")
+    return Decimal(fen).scaleb(-2).quantize(CENT)
+
+
+def _context(ctx: Any, key: str) -> str | None:
+    """An id from a page's request context (what the detail call was asked for), if any."""
+    if not isinstance(ctx, dict):
+        return None
+    return to_id(ctx.get(key), f"context {key}")
+
+
+def _obj(value: Any, name: str) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RejectError(f"{name} is not an object: {type(value).__name__}")
     return value
 
 
-def count_warned(rejects: Iterable[dict]) -> int:
-    """Records loaded with a warning among ``etl_rejects`` rows: distinct ``record_id`` of the
-    WARNING rows (an order and one of its lines are two records)."""
-    return len({(r["endpoint"], r["record_id"]) for r in rejects if r.get("severity") == WARNING})
+def _required_obj(value: Any, name: str) -> dict:
+    found = _obj(value, name)
+    if found is None:
+        raise RejectError(f"missing {name}")
+    return found
 
 
-@functools.cache
-def _time_columns(table: str) -> tuple[str, ...]:
-    """The timestamp columns of a staged table (what the future-time check looks at)."""
-    from xport_etl.schemas import STAGED_TABLES, UTC_TS
-
-    return tuple(c.name for c in STAGED_TABLES[table].spec.columns if c.type == UTC_TS)
-
-
-class WindowRows:
-    """Everything normalised from one landed window, ready for Parquet.
-
-    Records are kept once per key: across pages the later ``version`` wins (ties: first seen,
-    as pages are newest first); the same key twice within one page is a server fault and the
-    losing copy is rejected.
-    """
-
-    def __init__(self, endpoint: str, window_id: str, rejected_at: datetime):
-        self.endpoint, self.window_id, self.rejected_at = endpoint, window_id, rejected_at
-        self.tables: dict[str, list[dict]] = {}
-        self.rejects: list[dict] = []
-        self.records = 0
-        self._best: dict[tuple, Rows] = {}
-        self._page: dict[tuple, Rows] = {}
-        self._page_no: int | None = None
-
-    def reject(self, record_id: str | None, reason: str, raw: Any, page: int, *,
-               severity: str = REJECTED, field: str | None = None) -> None:
-        """A row for ``etl_rejects``. ``raw``: the record (a string is taken as its JSON text
-        already), or for a WARNING the field's value (always serialised, strings included)."""
-        if isinstance(raw, str) and severity == REJECTED:
-            text = raw
-        else:
-            try:
-                text = raw_json(raw)
-            except (ValueError, RecursionError):  # absurd nesting or an overlong int: keep a trace
-                text = json.dumps({"unserialisable": show(raw)})
-        if has_surrogates(text):  # only ever stored as escapes: Parquet strings are UTF-8
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-        self.rejects.append(
-            {
-                "endpoint": self.endpoint,
-                "record_id": _id_text(record_id),
-                "reason": reason,
-                "raw_json": text,
-                "window_id": self.window_id,
-                "page": page,
-                "rejected_at": self.rejected_at,
-                "severity": severity,
-                "field": field,
-            }
-        )
-
-    @property
-    def rejected(self) -> int:
-        """Rows of :attr:`rejects` that are rejections (records, lines, losing copies)."""
-        return sum(1 for r in self.rejects if r["severity"] == REJECTED)
-
-    @property
-    def warned(self) -> int:
-        """Records (or lines) loaded with at least one warning."""
-        return count_warned(self.rejects)
-
-    def readable(self, rec: Any, clean: bool, page: int, id_field: str) -> bool:
-        """False (and rejected) when the record holds bytes that were not valid UTF-8."""
-        if clean or not has_surrogates(rec):
-            return True
-        self.reject(_record_id(rec, id_field), "record contains bytes that are not valid UTF-8",
-                    json.dumps(rec, default=str, ensure_ascii=True), page)
-        return False
-
-    def _in_future(self, rows: Rows) -> str | None:
-        """The first time of the record (or of its children) beyond ``rejected_at`` + 1 hour."""
-        ceiling = self.rejected_at + FUTURE_TOLERANCE
-        for table, row in [(rows.table, rows.row)] + [(t, r) for t, rs in rows.children.items() for r in rs]:
-            for column in _time_columns(table):
-                value = row.get(column)
-                if value is not None and value > ceiling:
-                    return f"{table}.{column} {value:%Y-%m-%d %H:%M:%S} UTC is in the future"
-        return None
-
-    def keep(self, rows: Rows, page: int) -> None:
-        future = self._in_future(rows)
-        if future is not None:
-            self.reject(_id_text(rows.key[-1]), future, rows.raw, page)
-            return
-        for r in rows.rejects:
-            self.reject(r.record_id, r.reason, r.raw, page, severity=r.severity, field=r.field)
-        if page != self._page_no:
-            self._page, self._page_no = {}, page
-        twin = self._page.get(rows.key)
-        if twin is not None:
-            keep, lose = (rows, twin) if rows.newer_than(twin) else (twin, rows)
-            self.reject(rows.key[-1], "duplicate id within one page; kept the later version", lose.raw, page)
-            self._page[rows.key] = keep
-            current = self._best[rows.key]  # the twin, or an earlier page's version the twin lost to
-            if current is twin or keep.newer_than(current):
-                self._best[rows.key] = keep
-            return
-        self._page[rows.key] = rows
-        current = self._best.get(rows.key)
-        if current is None or rows.newer_than(current):
-            self._best[rows.key] = rows
-
-    def winners(self) -> list[Rows]:
-        """The records kept so far, one per key (before :meth:`finish` turns them into tables)."""
-        return list(self._best.values())
-
-    def finish(self) -> WindowRows:
-        for rows in self._best.values():
-            self.tables.setdefault(rows.table, []).append(rows.row)
-            for table, children in rows.children.items():
-                self.tables.setdefault(table, []).extend(children)
-        self._best, self._page = {}, {}
-        return self
+def _list(value: Any, name: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RejectError(f"{name} is not a list: {type(value).__name__}")
+    return value
 
 
-Page = tuple[int, bytes, Any]  # (page number, body as landed, request context or None)
-
-
-def normalize_taobao_pages(
-    pages: Iterable[Page],
-    *,
-    endpoint: str,
-    window_id: str,
-    rejected_at: datetime,
-    assumptions: ApiAssumptions = ASSUMED,
-) -> WindowRows:
-    """Normalise a window of ``TaoBaoOrderVO`` pages into orders, order lines and rejects."""
-    return taobao_window(pages, endpoint=endpoint, window_id=window_id, rejected_at=rejected_at,
-                         assumptions=assumptions).finish()
-
-
-def taobao_window(
-    pages: Iterable[Page],
-    *,
-    endpoint: str,
-    window_id: str,
-    rejected_at: datetime,
-    assumptions: ApiAssumptions = ASSUMED,
-    only: dict[int, list[int]] | None = None,
-) -> WindowRows:
-    """The records of ``TaoBaoOrderVO`` pages, kept once per order (:meth:`WindowRows.winners`)
-    with their rejects; :func:`normalize_taobao_pages` turns it into tables.
-
-    ``only``: page number → the positions of the records to read (in page order); the page's
-    other records are skipped (the DuckDB normaliser typed them). None reads every record.
-    """
-    out = WindowRows(endpoint, window_id, rejected_at)
-    for page_no, body, _ctx in pages:
-        records, clean = parse_page(body)
-        chosen = enumerate(records) if only is None else ((i, records[i]) for i in only[page_no])
-        for index, rec in chosen:
-            out.records += 1
-            if not out.readable(rec, clean, page_no, "id"):
-                continue
-            try:
-                rows = normalize_taobao_order(rec, endpoint=endpoint, page=page_no, assumptions=assumptions)
-            except RejectError as exc:
-                out.reject(_record_id(rec, "id"), str(exc), rec, page_no)
-                continue
-            rows.index = index
-            out.keep(rows, page_no)
-    return out
-
-
-def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    # from_pylist walks the dicts in C++: about twice as fast as building columns in Python
-    return pa.Table.from_pylist(rows, schema=schema)
+def _first_id(*candidates: tuple[Any, str]) -> str | None:
+    """The first non-empty id among ``(value, field name)`` pairs."""
+    for value, name in candidates:
+        found = to_id(value, name)
+        if found is not None:
+            return found
+    return None

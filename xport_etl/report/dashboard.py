@@ -648,178 +648,12 @@ def _quality_rows(d: DashboardData) -> list[dict]:
             for r in d.quality]
 
 
-_TEMPLATE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="xport-etl dashboard">
-<title>xport-etl dashboard · {{ range_text }}</title>
-<style>
-:root { --ink: #1f2937; --muted: #6b7280; --line: #e5e7eb; --bg: #f3f4f6; --card: #ffffff;
-        --accent: #f97316; --alert: #dc2626; }
-* { box-sizing: border-box; }
-html, body { margin: 0; padding: 0; background: var(--bg); color: var(--ink);
-             font-family: {{ font }}; font-size: 14px; line-height: 1.45; }
-header { background: #111827; color: #f9fafb; padding: 20px 32px 16px; }
-header h1 { margin: 0 0 10px; font-size: 22px; font-weight: 650; letter-spacing: .01em; }
-header h1 span { color: var(--accent); }
-dl.meta { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 6px 28px; margin: 0; }
-dl.meta div { min-width: 0; }
-dl.meta dt { font-size: 11px; text-transform: uppercase; letter-spacing: .06em; color: #9ca3af; }
-dl.meta dd { margin: 0; font-size: 13px; overflow-wrap: anywhere; }
-dl.meta dd small { color: #9ca3af; }
-main { max-width: 1400px; margin: 0 auto; padding: 20px 24px 40px; }
-.kpis { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 14px; margin-bottom: 18px; }
-.kpi { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 12px 16px; }
-.kpi .label { font-size: 11px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); }
-.kpi .value { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; margin: 2px 0; }
-.kpi .note { font-size: 12px; color: var(--muted); }
-.kpi.alert .value { color: var(--alert); }
-.grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 18px; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px 8px; min-width: 0; }
-.card.wide { grid-column: 1 / -1; }
-.card h2 { margin: 0; font-size: 16px; font-weight: 650; }
-.card p.sub { margin: 2px 0 4px; color: var(--muted); font-size: 12.5px; }
-.chart { width: 100%; min-height: 340px; }
-.table-wrap { overflow-x: auto; margin: 8px 0 6px; }
-table.stuck { width: 100%; border-collapse: collapse; font-size: 12.5px; font-variant-numeric: tabular-nums; }
-table.stuck th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 2px solid var(--line);
-                 padding: 6px 8px; white-space: nowrap; position: sticky; top: 0; background: var(--card); }
-table.stuck td { border-bottom: 1px solid var(--line); padding: 5px 8px; white-space: nowrap; }
-table.stuck tbody tr:nth-child(even) { background: #f9fafb; }
-table.stuck td.num, table.stuck th.num { text-align: right; }
-table.stuck td.mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
-table.stuck td.alert { color: var(--alert); font-weight: 600; }
-table.stuck td.warn { color: #92400e; font-weight: 600; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 11.5px; }
-.badge.paid-no-parcel-event { background: #fef3c7; color: #92400e; }
-.badge.parcel-no-progress { background: #fee2e2; color: #991b1b; }
-p.more { color: var(--muted); font-size: 12.5px; margin: 4px 0 8px; }
-p.empty { color: var(--muted); padding: 12px 0; }
-#dashboard-errors { background: #fee2e2; color: #991b1b; padding: 10px 16px; margin: 0; white-space: pre-wrap; }
-#dashboard-errors[hidden] { display: none; }
-footer { color: var(--muted); font-size: 12px; text-align: center; padding: 0 0 24px; }
-@media (max-width: 1100px) {
-  .grid { grid-template-columns: minmax(0, 1fr); }
-  .kpis { grid-template-columns: repeat(2, minmax(0, 1fr)); }
-}
-</style>
-</head>
-<body>
-<pre id="dashboard-errors" hidden data-count="0"></pre>
-<script>
-window.__dashboardErrors = [];
-(function () {
-  function report(message) {
-    window.__dashboardErrors.push(String(message));
-    var el = document.getElementById("dashboard-errors");
-    if (el) {
-      el.textContent = window.__dashboardErrors.join("\n");
-      el.hidden = false;
-      el.setAttribute("data-count", String(window.__dashboardErrors.length));
-    }
-  }
-  window.__reportDashboardError = report;
-  window.onerror = function (message, source, line) {
-    report(message + (line ? " (line " + line + ")" : ""));
-  };
-  window.addEventListener("unhandledrejection", function (event) {
-    var r = event.reason;
-    report("unhandled rejection: " + (r && r.message ? r.message : r));
-  });
-})();
-</script>
-<header>
-  <h1><span>xport-etl</span> purchasing dashboard</h1>
-  <dl class="meta">
-    <div><dt>warehouse</dt><dd>{{ warehouse }}</dd></div>
-    <div><dt>months</dt><dd>{{ range_text }}</dd></div>
-    <div><dt>time zone</dt><dd>{{ report_tz }}{% if report_tz != warehouse_tz %} <small>(warehouse views use {{ warehouse_tz }}; months recomputed)</small>{% endif %}</dd></div>
-    <div><dt>last successful load</dt><dd>{{ last_load }}</dd></div>
-    <div><dt>rows</dt><dd>{{ row_text }}</dd></div>
-    <div><dt>generated</dt><dd>{{ generated }}</dd></div>
-  </dl>
-</header>
-<main>
-  {% if other_currencies %}<p class="more">Charts show CNY only; rows in {{ other_currencies|join(", ") }} are not plotted.</p>{% endif %}
-  <section class="kpis">
-    {% for k in kpis %}<div class="kpi{% if k.alert %} alert{% endif %}"><div class="label">{{ k.label }}</div><div class="value">{{ k.value }}</div><div class="note">{{ k.note }}</div></div>
-    {% endfor %}
-  </section>
-  <section class="grid">
-    {% for c in charts %}
-    <article class="card{% if c.wide %} wide{% endif %}">
-      <h2>{{ c.title }}</h2>
-      <p class="sub">{{ c.sub }}</p>
-      <div class="chart" id="chart-{{ c.id }}" data-rendered="0"></div>
-    </article>
-    {% endfor %}
-    <article class="card wide" id="stuck-orders">
-      <h2>Stuck orders and parcels</h2>
-      <p class="sub">Paid over 72 h ago with no parcel event, or a parcel with no new event for 7 days and not delivered; as of {{ as_of }} ({{ report_tz }}), the latest order update or tracking event. Not filtered by the date range.</p>
-      {% if stuck %}
-      <div class="table-wrap">
-      <table class="stuck" id="stuck-table">
-        <thead><tr><th>#</th><th>problem</th><th>platform</th><th>order</th><th>tracking no.</th><th>carrier</th><th>order status</th><th>paid at</th><th>last event at</th><th>last event</th><th class="num">stuck for</th><th class="num">days</th></tr></thead>
-        <tbody>
-        {% for r in stuck %}<tr><td class="num">{{ loop.index }}</td><td><span class="badge {{ r.kind_class }}">{{ r.kind }}</span></td><td>{{ r.platform }}</td><td class="mono">{{ r.order_id }}</td><td class="mono">{{ r.tracking_number }}</td><td>{{ r.carrier }}</td><td>{{ r.status }}</td><td>{{ r.paid_at }}</td><td>{{ r.last_event_at }}</td><td>{{ r.last_status }}</td><td class="num">{{ r.hours }}</td><td class="num">{{ r.days }}</td></tr>
-        {% endfor %}
-        </tbody>
-      </table>
-      </div>
-      <p class="more" id="stuck-more">{% if stuck_rest %}… and {{ "{:,}".format(stuck_rest) }} more (showing the top {{ stuck|length }} of {{ "{:,}".format(stuck_total) }} by time stuck). Full list: <code>xport-etl report stuck_orders</code>.{% else %}{{ stuck_total }} in all.{% endif %}</p>
-      {% else %}
-      <p class="empty" id="stuck-more">Nothing stuck.</p>
-      {% endif %}
-    </article>
-    <article class="card wide" id="load-quality">
-      <h2>Load quality by endpoint</h2>
-      <p class="sub">Successful runs in the {{ quality_days }} days before the latest run: records received, records rejected (not in the warehouse) and records loaded with a warning (loaded; one field that feeds no analyst column could not be read, that column is null). Details: <code>select * from etl_rejects</code>.</p>
-      {% if quality %}
-      <div class="table-wrap">
-      <table class="stuck" id="load-quality-table">
-        <thead><tr><th>endpoint</th><th class="num">runs</th><th class="num">records</th><th class="num">rejected</th><th class="num">warnings</th><th>fields warned most</th><th>last run</th></tr></thead>
-        <tbody>
-        {% for r in quality %}<tr><td class="mono">{{ r.endpoint }}</td><td class="num">{{ r.runs }}</td><td class="num">{{ r.records }}</td><td class="num{% if r.alert %} alert{% endif %}">{{ r.rejected }}</td><td class="num{% if r.warn %} warn{% endif %}">{{ r.warnings }}</td><td class="mono">{{ r.fields }}</td><td>{{ r.last_run }}</td></tr>
-        {% endfor %}
-        </tbody>
-      </table>
-      </div>
-      {% else %}
-      <p class="empty">No successful run yet.</p>
-      {% endif %}
-    </article>
-  </section>
-</main>
-<footer>Times in {{ report_tz }}; money in CNY (¥). Built by <code>xport-etl dashboard</code> from the published warehouse, read-only.</footer>
-<script>{{ plotly_js }}</script>
-<script>
-(function () {
-  var figures = {{ figures_json }};
-  var config = {displaylogo: false, responsive: true, displayModeBar: "hover",
-                modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"]};
-  var ids = Object.keys(figures), done = 0;
-  document.body.setAttribute("data-charts", String(ids.length));
-  ids.forEach(function (id) {
-    var el = document.getElementById(id);
-    try {
-      Plotly.newPlot(el, figures[id].data, figures[id].layout, config).then(function () {
-        el.setAttribute("data-rendered", "1");
-        done += 1;
-        document.body.setAttribute("data-charts-rendered", String(done));
-      }, function (err) {
-        window.__reportDashboardError(id + ": " + (err && err.message ? err.message : err));
-      });
-    } catch (err) {
-      window.__reportDashboardError(id + ": " + (err && err.message ? err.message : err));
-    }
-  });
-})();
-</script>
-</body>
-</html>
-"""
+def _template() -> str:
+    """The page's Jinja template (``templates/dashboard.html``, shipped as package data)."""
+    from importlib import resources
+
+    return resources.files(__package__).joinpath("templates", "dashboard.html").read_text(encoding="utf-8")
+
 
 
 def _script_json(value: Any) -> str:
@@ -865,7 +699,7 @@ def render_html(d: DashboardData) -> str:
     last = (f"{_fmt_time(d.last_load, d.report_tz)} ({d.report_tz}) · {d.last_load:%Y-%m-%d %H:%M} UTC"
             if d.last_load else "never")
     env = Environment(autoescape=True)
-    template = env.from_string(_TEMPLATE)
+    template = env.from_string(_template())
     from markupsafe import Markup
 
     return template.render(

@@ -28,8 +28,10 @@ from pathlib import Path
 import duckdb
 
 from xport_etl.load.publish import SQL_DIR, ensure_schema, refresh_views, set_settings, sql_objects
-from xport_etl.normalize.more import ALIBABA_ORDER_STATUS, ALIBABA_REFUND_STATUS
-from xport_etl.normalize.values import TAOBAO_ORDER_STATUS, TAOBAO_REFUND_STATUS
+from xport_etl.normalize.alibaba_orders import ALIBABA_ORDER_STATUS
+from xport_etl.normalize.refunds import ALIBABA_REFUND_STATUS
+from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS
+from xport_etl.normalize.values import TAOBAO_REFUND_STATUS
 from xport_etl.schemas import ETL_CHECK_RESULTS, ETL_REJECTS, ETL_RUNS, WAREHOUSE_TABLES, TableSpec
 
 FORMATS = ("md", "html")
@@ -99,7 +101,7 @@ VIEW_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
         "transit_p90_h": ("90th percentile hours from `first_event_at` to `delivered_at`", True),
     },
 }
-UNDOCUMENTED = "(undocumented: add its meaning to VIEW_COLUMNS in xport_etl/docs.py)"
+UNDOCUMENTED = "(undocumented: add its meaning to VIEW_COLUMNS in xport_etl/report/docs.py)"
 
 ORDER_STATUSES = ("created", "awaiting_payment", "paid", "shipped", "completed", "cancelled", "other")
 REFUND_STATUSES = ("none", "applied", "agreed", "waiting_return", "succeeded", "refused", "closed")

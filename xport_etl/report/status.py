@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from xport_etl.ledger import read_runs
 from xport_etl.load.checks import read_check_results
 from xport_etl.load.publish import connect_reader, warehouse_path
-from xport_etl.run import read_runs
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
