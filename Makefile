@@ -7,15 +7,17 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv venv-bench demo test test-fast lint lock wheels clean
 
-## the test environment: runtime + sandbox + test tools, the library and the Airflow provider
-## (both editable, so `airflow providers list` knows `xport` and the DAGs import its hook)
+## the test environment: runtime + sandbox + test tools; the library, the Airflow provider and the
+## sandbox editable (the provider so that `airflow providers list` knows `xport` and the DAGs import
+## its hook; the sandbox, a test double, is its own distribution and never in the library's wheel)
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml provider/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml provider/pyproject.toml \
+		xport_sandbox/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "pip==26.3"
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . -e ./provider
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . -e ./provider -e ./xport_sandbox
 	@touch $(STAMP)
 
 ## the benchmarks' comparison systems and profilers, on top of the test environment
@@ -28,7 +30,7 @@ wheels: venv
 
 ## run the sandbox, the pipeline through Airflow, and print the reports
 demo: venv
-	$(VENV)/bin/xport-etl demo
+	$(VENV)/bin/xport-sandbox demo
 
 ## the whole test suite, slow tests included (what CI runs)
 test: venv

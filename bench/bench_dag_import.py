@@ -21,7 +21,7 @@ from bench.world import ROOT, table, write_result
 
 DAGS_DIR = ROOT / "dags"
 PLUGINS_DIR = ROOT / "plugins"
-HEAVY = ("duckdb", "pyarrow", "pandas", "xport_etl.pipeline", "xport_etl.load")
+HEAVY = ("duckdb", "pyarrow", "pandas", "xport_etl.run", "xport_etl.load.publish")
 CODE = """
 import json, sys, time
 sys.path.insert(0, {plugins!r})

@@ -15,7 +15,7 @@
    - ``lists+truth``: the three list endpoints through our pipeline for real (the landed-pages
      cache of ``bench/world.py``, then ``load_windows``: orders, lines, Taobao refunds with every
      pipeline column), and the fan-out tables (``fct_parcels``, ``fct_parcel_events``, 1688 rows of
-     ``fct_refunds``) from the sandbox's ground truth (``xport_etl.sandbox.truth``, which equals what
+     ``fct_refunds``) from the sandbox's ground truth (``xport_sandbox.truth``, which equals what
      the pipeline loads, tested by the e2e tests), stamped as fetched at the world's clock
      (``extracted_at``/``data_clock``; 1688 ``order_status_at_fetch`` = the order's status then).
      ``--validate`` at a small size runs the hourly run on both bases and compares.
@@ -70,9 +70,9 @@ def _child(task: str, args: dict[str, Any], out: Path) -> None:
     import duckdb  # noqa: F401  (imported before timing, like bench.systems)
     import pyarrow.parquet  # noqa: F401
 
-    import xport_etl.load  # noqa: F401
-    import xport_etl.pipeline  # noqa: F401
-    import xport_etl.staging  # noqa: F401
+    import xport_etl.load.publish  # noqa: F401
+    import xport_etl.load.staging  # noqa: F401
+    import xport_etl.run  # noqa: F401
 
     result = {"incremental": child_incremental, "base_full": child_base_full,
               "base_lists": child_base_lists}[task](args)
@@ -159,9 +159,9 @@ def _overlap(xs, ys) -> float:
 def child_incremental(args: dict) -> dict:
     import shutil as shutil_mod
 
-    import xport_etl.load as load
-    import xport_etl.pipeline as pipeline
-    import xport_etl.staging as staging
+    import xport_etl.load.publish as load
+    import xport_etl.load.staging as staging
+    import xport_etl.run as pipeline
 
     tl = _Timeline()
     tl.wrap_http()
@@ -231,7 +231,7 @@ def child_incremental(args: dict) -> dict:
 
 def child_base_full(args: dict) -> dict:
     """The first load of the whole history, every endpoint, as ``xport-etl run`` would do it."""
-    from xport_etl.pipeline import run_window
+    from xport_etl.run import run_window
 
     settings = _settings(args)
     t0 = time.perf_counter()
@@ -243,8 +243,8 @@ def child_base_lists(args: dict) -> dict:
     """The list endpoints' landed history through ``load_windows``, then the fan-out tables from
     the sandbox's ground truth, stamped as fetched at the world's clock, and one more publish
     (report views + every data check) so that the base is a state our publish accepts."""
-    from xport_etl.load import connect_writer, publish, warehouse_path
-    from xport_etl.pipeline import append_run, load_windows, read_runs
+    from xport_etl.load.publish import connect_writer, publish, warehouse_path
+    from xport_etl.run import append_run, load_windows, read_runs
 
     settings = _settings(args)
     t0 = time.perf_counter()
@@ -277,7 +277,7 @@ def child_base_lists(args: dict) -> dict:
     finally:
         con.close()
     # the ledger a first load leaves: one row per landed fan-out window of FANOUT_BATCH keys
-    from xport_etl.pipeline import FANOUT_BATCH
+    from xport_etl.run import FANOUT_BATCH
     con = connect_writer(db)
     try:
         n_keys = {
@@ -348,8 +348,8 @@ def _truth_dir(orders: int, seed: int) -> Path:
     out = CACHE / f"seed{seed}_orders{orders}" / "truth_warehouse" / "truth"
     if not (out / "fct_parcel_events.parquet").exists():
         print(f"[cache] writing the ground truth of {orders:,} orders ...", flush=True)
-        code = ("import sys; from xport_etl.sandbox.world import World, WorldConfig; "
-                "from xport_etl.sandbox.truth import write_truth; "
+        code = ("import sys; from xport_sandbox.world import World, WorldConfig; "
+                "from xport_sandbox.truth import write_truth; "
                 "write_truth(World(WorldConfig(seed=int(sys.argv[1]), orders=int(sys.argv[2]))), sys.argv[3])")
         subprocess.run([PY, "-c", code, str(seed), str(orders), str(out)], cwd=ROOT, check=True)
     return out
@@ -357,7 +357,7 @@ def _truth_dir(orders: int, seed: int) -> Path:
 
 def base_dir(orders: int, seed: int, how: str) -> tuple[Path, dict]:
     """The cached data directory of the loaded history (built once per seed, size and method)."""
-    from xport_etl.sandbox.world import WorldConfig
+    from xport_sandbox.world import WorldConfig
 
     root = CACHE / f"seed{seed}_orders{orders}" / f"incremental_base_{how.replace('+', '_')}"
     meta_path = root / "base.json"
@@ -442,9 +442,9 @@ def spread_fetches(data_dir: Path) -> None:
 def _changed(sb: Sandbox, start: datetime, end: datetime) -> dict[str, int]:
     """Orders whose update time is in [start, end): the ``total`` the API reports for the update-time
     window of each order list (one request each, page size 1)."""
-    from xport_etl.client import XportClient
-    from xport_etl.endpoints import endpoints_for, format_window_value
-    from xport_etl.paginators import PageNumberPaginator, paginate
+    from xport_etl.extract.client import XportClient
+    from xport_etl.extract.endpoints import endpoints_for, format_window_value
+    from xport_etl.extract.paginators import PageNumberPaginator, paginate
     from xport_etl.settings import Settings
 
     s = Settings(base_url=sb.base_url, data_dir=WORK / "probe", rate_limit=0)

@@ -4,7 +4,7 @@
     python bench/bench_reports.py --warehouse /path/to/warehouse.duckdb
 
 Without ``--warehouse``, the warehouse is built from the sandbox's ground truth of the world
-(``xport_etl.sandbox.truth``: fct_orders, fct_order_lines, fct_refunds, fct_parcels,
+(``xport_sandbox.truth``: fct_orders, fct_order_lines, fct_refunds, fct_parcels,
 fct_parcel_events for Taobao and 1688, exactly the rows a full pipeline load produces) into our
 schema (``ensure_schema``), with our views (``refresh_views``): all endpoints at full size without
 hours of fan-out calls. Cached under bench/.cache/. Each view is read in full
@@ -29,9 +29,9 @@ BUILD = """
 import sys, time
 from pathlib import Path
 import duckdb
-from xport_etl.sandbox.world import World, WorldConfig
-from xport_etl.sandbox.truth import write_truth
-from xport_etl.load import connect_writer, ensure_schema, refresh_views, set_settings
+from xport_sandbox.world import World, WorldConfig
+from xport_sandbox.truth import write_truth
+from xport_etl.load.publish import connect_writer, ensure_schema, refresh_views, set_settings
 seed, orders, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 t0 = time.perf_counter()
 paths = write_truth(World(WorldConfig(seed=seed, orders=orders)), out / "truth")

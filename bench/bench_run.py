@@ -37,7 +37,7 @@ def main() -> int:
     if a.dlt_default:
         systems.append(("dlt_default", "dlt_run", {"config": "default"}))
     if a.all_endpoints:
-        from xport_etl.pipeline import RUN_ENDPOINTS
+        from xport_etl.run import RUN_ENDPOINTS
 
         systems.append(("ours_all_endpoints", "ours_run", {"endpoints": list(RUN_ENDPOINTS)}))
     res: dict[str, dict] = {}

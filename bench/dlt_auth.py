@@ -4,12 +4,12 @@ from dlt.common.configuration import configspec
 from dlt.common.typing import TSecretStrValue
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
-from xport_etl.auth import XportAuth
+from xport_etl.extract.auth import XportAuth
 
 
 @configspec
 class XportDltAuth(AuthConfigBase):
-    """The five signed headers of ``xport_etl.auth`` (``sign``), fresh on every request and retry."""
+    """The five signed headers of ``xport_etl.extract.auth`` (``sign``), fresh on every request and retry."""
 
     access_key: str = None
     secret: TSecretStrValue = None

@@ -54,7 +54,7 @@ def _settings(args: dict):
 
 
 def ours_extract(args: dict) -> dict:
-    from xport_etl.pipeline import DEFAULT_CHUNK, _make_client, extract_window, split_window
+    from xport_etl.run import DEFAULT_CHUNK, _make_client, extract_window, split_window
 
     settings = _settings(args)
     start, end = _bounds(args)
@@ -75,7 +75,7 @@ def ours_extract(args: dict) -> dict:
 
 
 def _ours_counts(data_dir: Path) -> dict:
-    from xport_etl.load import connect_reader
+    from xport_etl.load.publish import connect_reader
 
     con = connect_reader(data_dir)
     try:
@@ -109,7 +109,7 @@ def _fast_share(data_dir: Path) -> dict:
 
 
 def ours_load(args: dict) -> dict:
-    from xport_etl.pipeline import load_windows
+    from xport_etl.run import load_windows
 
     settings = _settings(args)
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def ours_load(args: dict) -> dict:
 
 
 def ours_run(args: dict) -> dict:
-    from xport_etl.pipeline import run_window
+    from xport_etl.run import run_window
 
     settings = _settings(args)
     start, end = _bounds(args)
@@ -296,8 +296,8 @@ def _dlt_source(args: dict):
     from dlt.sources.rest_api import rest_api_source
 
     from bench.dlt_auth import XportDltAuth
-    from xport_etl.endpoints import format_window_value
-    from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+    from xport_etl.extract.endpoints import format_window_value
+    from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
 
     start, end = _bounds(args)
     body = {"pageSize": 100, "createStartTime": format_window_value(start, "cst_string"),
@@ -347,7 +347,7 @@ def ours_concurrent(args: dict) -> dict:
     counts)."""
     import threading
 
-    from xport_etl.pipeline import (
+    from xport_etl.run import (
         DEFAULT_CHUNK,
         FANOUT_ENDPOINTS,
         LIST_ENDPOINTS,
@@ -419,9 +419,9 @@ def main() -> None:
     import pyarrow.parquet  # noqa: F401
 
     if task.startswith("ours"):
-        import xport_etl.load  # noqa: F401
-        import xport_etl.pipeline  # noqa: F401
-        import xport_etl.staging  # noqa: F401
+        import xport_etl.load.publish  # noqa: F401
+        import xport_etl.load.staging  # noqa: F401
+        import xport_etl.run  # noqa: F401
     elif task.startswith("dlt"):
         import dlt  # noqa: F401
     result = TASKS[task](args)

@@ -34,7 +34,7 @@ PY = sys.executable
 
 def world_bounds() -> tuple[datetime, datetime]:
     """The whole history of a default world: ``[WorldConfig.start, WorldConfig.clock)`` in UTC."""
-    from xport_etl.sandbox.world import WorldConfig
+    from xport_sandbox.world import WorldConfig
 
     cfg = WorldConfig()
     return cfg.start.astimezone(UTC), cfg.clock.astimezone(UTC)
@@ -65,7 +65,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [PY, "-m", "xport_etl.sandbox.cli", "sandbox", "--port", str(self.port),
+            [PY, "-m", "xport_sandbox.cli", "serve", "--port", str(self.port),
              "--seed", str(self.seed), "--orders", str(self.orders),
              "--rate-limit", str(self.rate_limit), *(["--warm"] if self.warm else []),
              *(["--plain"] if self.plain else [])],

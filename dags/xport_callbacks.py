@@ -41,7 +41,7 @@ def xport_callbacks() -> None:
     def consume() -> dict[str, Any]:
         from xport_airflow_provider.hooks import XportHook
 
-        from xport_etl.callbacks import refresh_from_callbacks
+        from xport_etl.callbacks.refresh import refresh_from_callbacks
 
         return refresh_from_callbacks(XportHook().get_settings())
 

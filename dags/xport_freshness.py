@@ -7,7 +7,7 @@ two hours of slack). A failed run is the alert: route it with the task's `on_fai
 email or your alerting integration.
 
 The reports DAG runs only when loads publish, so it cannot notice that loads stopped; this DAG
-runs on the clock. Freshness is read from the run ledger (`xport_etl.status.check_freshness`):
+runs on the clock. Freshness is read from the run ledger (`xport_etl.report.status.check_freshness`):
 a fan-out table (parcels, 1688 refunds) is as fresh as the loads its keys come from.
 """
 
@@ -41,7 +41,7 @@ def xport_freshness() -> None:
     def check_freshness() -> list[dict[str, Any]]:
         from xport_airflow_provider.hooks import XportHook
 
-        from xport_etl.status import check_freshness as check
+        from xport_etl.report.status import check_freshness as check
 
         rows = check(XportHook().get_settings().data_dir, float(os.environ.get("XPORT_FRESHNESS_HOURS", "26")))
         return [{"table": r["table"], "age_hours": r["age_hours"]} for r in rows]

@@ -24,7 +24,7 @@ state first.
 **Schedule and window.** A data-interval timetable, `CronDataIntervalTimetable("0 0 * * *",
 "UTC")`: the run for logical date *D* covers the UTC day `[D, D+1)` and starts once that day is
 over. Each list endpoint reads the window its declaration in `xport_etl/endpoints.py` chooses
-(`xport_etl.pipeline.interval_window`): Taobao and 1688 orders by **update time** (what changed
+(`xport_etl.run.interval_window`): Taobao and 1688 orders by **update time** (what changed
 in the interval), Taobao refunds by **creation time** with a 45-day lookback (the refund list
 filters on creation only, and refunds move for weeks). Windows end `XPORT_SAFETY_LAG` (5 min)
 before now, split into chunks of at most 31 days, and the load merges by key with the latest
@@ -72,7 +72,7 @@ scheduled on them.
 password = AccessSecret, extra `{"user_id": "…", "rate_limit": 10}`; the type comes from the provider
 `xport-airflow-provider` (`xport_airflow_provider.hooks.XportHook`).
 
-Every task is a thin call into `xport_etl.pipeline` and returns small values (manifest paths,
+Every task is a thin call into `xport_etl.run` and returns small values (manifest paths,
 row counts); paging, retries and parsing live in the library.
 """
 
@@ -140,7 +140,7 @@ def _settings():
 
 def _run_key(context: dict[str, Any]) -> str:
     """This DAG run's next-state key (the same for every task and every retry of the run)."""
-    from xport_etl.pipeline import run_key
+    from xport_etl.run import run_key
 
     return run_key(context["dag"].dag_id, context["run_id"])
 
@@ -151,7 +151,7 @@ def _run_key(context: dict[str, Any]) -> str:
 @task(pool=API_POOL, execution_timeout=LIST_TIMEOUT)
 def extract_list(endpoint: str, **context: Any) -> list[str]:
     """Land `endpoint` for the run's window, one manifest per chunk of at most `LIST_CHUNK`."""
-    from xport_etl.pipeline import extract_interval
+    from xport_etl.run import extract_interval
 
     start, end = ingest_window(
         context.get("data_interval_start"),
@@ -168,7 +168,7 @@ def extract_fanout(endpoint: str, **context: Any) -> list[str]:
 
     Runs also when its platform's order load was skipped (nothing new landed): parcels and
     refunds of earlier orders still move, and the keys then come from the published state."""
-    from xport_etl.pipeline import extract_fanout_for_run
+    from xport_etl.run import extract_fanout_for_run
 
     return extract_fanout_for_run(_settings(), endpoint, _run_key(context))
 
@@ -180,7 +180,7 @@ def load(manifests: list[str], **context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("nothing was landed: nothing to load")
-    from xport_etl.pipeline import load_into_run
+    from xport_etl.run import load_into_run
 
     return {"rows_written": load_into_run(_settings(), manifests, _run_key(context))}
 
@@ -195,7 +195,7 @@ def load(manifests: list[str], **context: Any) -> dict[str, Any]:
 )
 def publish(**context: Any) -> dict[str, Any]:
     """Publish the run's next state (what every load merged), once."""
-    from xport_etl.pipeline import publish_run
+    from xport_etl.run import publish_run
 
     result = publish_run(_settings(), _run_key(context))
     return {"rows_written": result["rows_written"], "rejects": result["rejects"]}

@@ -10,7 +10,7 @@ import re
 import httpx
 import pytest
 
-from xport_etl.auth import NONCE_ALPHABET, XportAuth, make_nonce, sign
+from xport_etl.extract.auth import NONCE_ALPHABET, XportAuth, make_nonce, sign
 
 AK = "5a1c0ffee0ddba11deadbeefcafe0001"
 SECRET = "sandbox-secret-not-for-production"
@@ -105,7 +105,7 @@ TS_S = "1700000000"
 
 
 def test_shipped_recipes_known_vectors():
-    from xport_etl.auth import SIGN_RECIPES
+    from xport_etl.extract.auth import SIGN_RECIPES
 
     # md5sum of the base strings, computed outside Python
     query, concat = SIGN_RECIPES["query"], SIGN_RECIPES["concat"]
@@ -116,14 +116,14 @@ def test_shipped_recipes_known_vectors():
 
 
 def test_recipe_timestamp_in_its_unit():
-    from xport_etl.auth import SIGN_RECIPES
+    from xport_etl.extract.auth import SIGN_RECIPES
 
     assert SIGN_RECIPES["query"].timestamp(1_700_000_000_999) == "1700000000999"
     assert SIGN_RECIPES["concat"].timestamp(1_700_000_000_999) == "1700000000"
 
 
 def test_auth_signs_with_its_recipe_and_sends_the_recipe_unit():
-    from xport_etl.auth import SIGN_RECIPES
+    from xport_etl.extract.auth import SIGN_RECIPES
 
     auth = XportAuth(AK, SECRET, "1", clock=lambda: 1_700_000_000_123, nonce=lambda: NONCE,
                      recipe=SIGN_RECIPES["concat"])
@@ -136,7 +136,7 @@ def test_auth_signs_with_its_recipe_and_sends_the_recipe_unit():
 
 
 def test_resolve_recipe_custom_template_and_unit():
-    from xport_etl.auth import resolve_recipe
+    from xport_etl.extract.auth import resolve_recipe
 
     assert resolve_recipe("concat").name == "concat"
     custom = resolve_recipe("query", template="{secret}|{access_key}|{nonce}|{timestamp}", timestamp_unit="s")
@@ -155,8 +155,8 @@ def test_resolve_recipe_custom_template_and_unit():
     ({"name": "query", "timestamp_unit": "us"}, "ms"),
 ])
 def test_resolve_recipe_refuses_bad_configuration(kwargs, needle):
-    from xport_etl.auth import resolve_recipe
     from xport_etl.errors import ConfigError
+    from xport_etl.extract.auth import resolve_recipe
 
     name = kwargs.pop("name")
     with pytest.raises(ConfigError) as info:

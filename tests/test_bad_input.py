@@ -10,7 +10,7 @@ Each corpus case is a window of landed pages for one endpoint and what must come
   that field's value (``raw``) as the row's raw JSON; without ``severity`` it is ``rejected``;
 - ``level: page`` — the window raises ``PageError`` whose message contains ``page_error``.
 
-The rule deciding which is which is in the :mod:`xport_etl.normalize` module docstring.
+The rule deciding which is which is in the :mod:`xport_etl.normalize.values` module docstring.
 
 Page bodies are built from a case's page: ``records`` (a list page envelope), ``data`` (an
 envelope around it), ``envelope`` (serialised as is) or ``raw`` (text as is). Then ``nest``
@@ -28,11 +28,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from xport_etl.landing import Manifest, PageWriter, read_manifest, window_id
-from xport_etl.load import publish, warehouse_path
-from xport_etl.normalize import PageError, raw_json, to_table
+from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
+from xport_etl.load.publish import publish, warehouse_path
+from xport_etl.load.staging import _normalizers, stage_window
+from xport_etl.normalize.pages import to_table
+from xport_etl.normalize.values import PageError, raw_json
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
-from xport_etl.staging import _normalizers, stage_window
 
 CORPUS = Path(__file__).parent / "corpus"
 NOW = datetime(2026, 7, 1)

@@ -23,12 +23,12 @@ import pytest
 from sqlalchemy import create_engine, exc, inspect, text
 from sqlalchemy.pool import NullPool
 
-from xport_etl import docs
-from xport_etl.load import warehouse_path
-from xport_etl.pipeline import refresh_warehouse, run_window
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.load.publish import warehouse_path
+from xport_etl.report import docs
+from xport_etl.run import refresh_warehouse, run_window
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 CHUNK = timedelta(days=400)  # one window per endpoint: fewer requests, same data
 

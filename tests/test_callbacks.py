@@ -22,22 +22,20 @@ import httpx
 import pytest
 import uvicorn
 
-from xport_etl import callbacks
-from xport_etl.callbacks import (
+from xport_etl.callbacks import cli as callbacks_cli
+from xport_etl.callbacks import receiver as callbacks_receiver
+from xport_etl.callbacks.inbox import InboxEntry, InboxStore, read_inbox
+from xport_etl.callbacks.receiver import (
     CALLBACK_PATH,
     HEALTH_PATH,
-    InboxEntry,
-    InboxStore,
-    collect,
     create_receiver,
-    normalize_taobao_order_detail_pages,
-    read_inbox,
-    refresh_from_callbacks,
     sign_body,
 )
-from xport_etl.normalize import raw_json
-from xport_etl.sandbox.world import World, WorldConfig
+from xport_etl.callbacks.refresh import collect, refresh_from_callbacks
+from xport_etl.normalize.callback_details import normalize_taobao_order_detail_pages
+from xport_etl.normalize.values import raw_json
 from xport_etl.settings import Settings
+from xport_sandbox.world import World, WorldConfig
 
 SECRET = "callback-test-secret"
 NOW = 1_790_000_000.0  # a fixed receiver clock (epoch s)
@@ -163,7 +161,7 @@ def test_signed_body_nested_past_the_recursion_limit_is_400(receiver):
 def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(
     receiver, tmp_path, monkeypatch
 ):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     _app, client, inbox = receiver
     as_object = message(body={"orderId": "11", "status": 10})
@@ -347,7 +345,7 @@ def test_sigkill_right_after_the_200_loses_nothing(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "xport_etl.callbacks",
+        "xport_etl.callbacks.cli",
         "serve",
         "--host",
         "127.0.0.1",
@@ -555,14 +553,14 @@ def test_undecodable_string_body_is_bad_and_the_batch_goes_on():
 
 
 def test_message_body_decodes_objects_and_strings_only():
-    assert callbacks.message_body({"messageBody": STATUS_BODY}) == STATUS_BODY
-    decoded = callbacks.message_body({"messageBody": json.dumps(PRICE_BODY)})
+    assert callbacks_receiver.message_body({"messageBody": STATUS_BODY}) == STATUS_BODY
+    decoded = callbacks_receiver.message_body({"messageBody": json.dumps(PRICE_BODY)})
     assert decoded == PRICE_BODY
     # decimals stay exact, as in the object form read from the inbox
     assert str(decoded["purchaseOrderPriceDTO"]["purchaseAmount"]) == "12.5"
     for odd in (None, 5, [STATUS_BODY], "x", "[" * 100_000, b"{}"):
-        assert callbacks.message_body({"messageBody": odd}) is None
-    assert callbacks.message_body({}) is None
+        assert callbacks_receiver.message_body({"messageBody": odd}) is None
+    assert callbacks_receiver.message_body({}) is None
 
 
 @pytest.mark.parametrize(
@@ -611,7 +609,7 @@ def test_order_detail_normaliser_reads_one_taobaoordervo_per_page():
 
 
 def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     store = InboxStore(tmp_path / "callbacks")
@@ -657,13 +655,13 @@ def test_cli_parses_and_helps(capsys):
     import argparse
 
     parser = argparse.ArgumentParser()
-    callbacks.register(parser.add_subparsers(dest="command"))
+    callbacks_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["callbacks", "serve", "--port", "9000", "--data-dir", "d"])
-    assert args.func is callbacks.cmd_serve and args.port == 9000 and args.host == "127.0.0.1"
+    assert args.func is callbacks_cli.cmd_serve and args.port == 9000 and args.host == "127.0.0.1"
     args = parser.parse_args(["callbacks", "consume", "--data-dir", "d"])
-    assert args.func is callbacks.cmd_consume
+    assert args.func is callbacks_cli.cmd_consume
     with pytest.raises(SystemExit):
-        callbacks.main(["serve", "--help"])
+        callbacks_cli.main(["serve", "--help"])
     assert "example:" in capsys.readouterr().out
 
 
@@ -671,7 +669,7 @@ def test_cli_parses_and_helps(capsys):
 
 
 def test_pusher_signs_retries_redelivers_and_shuffles():
-    from xport_etl.sandbox.push import ORDER_STATUS, CallbackPusher
+    from xport_sandbox.push import ORDER_STATUS, CallbackPusher
 
     world = World(WorldConfig(seed=3, orders=300))
     t0 = world.clock
@@ -705,7 +703,7 @@ def test_pusher_signs_retries_redelivers_and_shuffles():
 
 
 def test_pusher_sends_half_the_bodies_as_json_strings():
-    from xport_etl.sandbox.push import ORDER_REFUND, CallbackPusher
+    from xport_sandbox.push import ORDER_REFUND, CallbackPusher
 
     world = World(WorldConfig(seed=3, orders=300))
     t0 = world.clock
@@ -741,7 +739,7 @@ def test_pusher_sends_half_the_bodies_as_json_strings():
         sent_envelope = json.loads(d.body, parse_float=Decimal)
         raw = sent_envelope["messageBody"]
         body = json.loads(raw, parse_float=Decimal) if isinstance(raw, str) else raw
-        assert isinstance(body, dict) and callbacks.message_body(sent_envelope) == body
+        assert isinstance(body, dict) and callbacks_receiver.message_body(sent_envelope) == body
         assert d.message == json.loads(d.body) or d.message["messageBody"] == raw  # as sent
         assert d.message_body.keys() == body.keys()
     again = CallbackPusher(world, "http://receiver/callbacks", SECRET, seed=4, clock=lambda: NOW)

@@ -17,17 +17,19 @@ import pytest
 import uvicorn
 
 from tests.test_callbacks import NOW, SECRET, lines, message, post, serve_app
-from xport_etl import callbacks
-from xport_etl.callbacks import (
+from xport_etl.callbacks import cli as callbacks_cli
+from xport_etl.callbacks import inbox as callbacks_inbox
+from xport_etl.callbacks import receiver as callbacks_receiver
+from xport_etl.callbacks import refresh as callbacks_refresh
+from xport_etl.callbacks.inbox import (
     DEAD_LETTER_FILE,
     InboxStore,
-    create_receiver,
     read_inbox,
     read_segments,
-    receiver_config,
-    refresh_from_callbacks,
     rotated_segments,
 )
+from xport_etl.callbacks.receiver import create_receiver, receiver_config
+from xport_etl.callbacks.refresh import refresh_from_callbacks
 from xport_etl.errors import FatalError, RetriableError
 from xport_etl.settings import Settings
 
@@ -87,7 +89,7 @@ def closed_within(conn: socket.socket, seconds: float, dribble: bytes = b"") -> 
 
 def test_disk_full_write_is_cut_back_and_the_message_can_be_sent_again(tmp_path, monkeypatch):
     store = InboxStore(tmp_path)
-    real = callbacks._write_all
+    real = callbacks_inbox._write_all
     faults = {"left": 1}
 
     def torn_write(fd, data):
@@ -97,11 +99,11 @@ def test_disk_full_write_is_cut_back_and_the_message_can_be_sent_again(tmp_path,
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(callbacks, "_write_all", torn_write)
+    monkeypatch.setattr(callbacks_inbox, "_write_all", torn_write)
     first, second = body_for("1"), body_for("2")
     with pytest.raises(OSError):
         store.append(first, json.loads(first))
-    assert store.append(second, json.loads(second)) == (callbacks.content_id(second), True)
+    assert store.append(second, json.loads(second)) == (callbacks_inbox.content_id(second), True)
     # the redelivery of the failed message is stored, not answered "duplicate"
     assert store.append(first, json.loads(first))[1] is True
     store.close()
@@ -127,12 +129,12 @@ def test_failed_fsync_and_a_failed_cut_leave_no_torn_line(tmp_path, monkeypatch)
             raise OSError(errno.EIO, "I/O error")
         real_truncate(fd, size)
 
-    monkeypatch.setattr(callbacks.os, "fsync", fsync)
-    monkeypatch.setattr(callbacks.os, "ftruncate", ftruncate)
+    monkeypatch.setattr(callbacks_inbox.os, "fsync", fsync)
+    monkeypatch.setattr(callbacks_inbox.os, "ftruncate", ftruncate)
     first, second = body_for("1"), body_for("2")
     with pytest.raises(OSError):
         store.append(first, json.loads(first))  # written, not fsynced, and not cut at once
-    assert callbacks.content_id(first) in (tmp_path / "inbox.jsonl").read_text()  # for now
+    assert callbacks_inbox.content_id(first) in (tmp_path / "inbox.jsonl").read_text()  # for now
     assert store.append(second, json.loads(second))[1] is True  # the cut comes first
     assert store.append(first, json.loads(first))[1] is True
     store.close()
@@ -143,7 +145,7 @@ def test_failed_fsync_and_a_failed_cut_leave_no_torn_line(tmp_path, monkeypatch)
 
 def test_disk_full_over_http_is_500_then_the_next_and_the_resend_are_stored(tmp_path, monkeypatch):
     app = create_receiver(SECRET, tmp_path / "callbacks", clock=lambda: NOW)
-    real = callbacks._write_all
+    real = callbacks_inbox._write_all
     faults = {"left": 1}
 
     def torn_write(fd, data):
@@ -153,7 +155,7 @@ def test_disk_full_over_http_is_500_then_the_next_and_the_resend_are_stored(tmp_
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(callbacks, "_write_all", torn_write)
+    monkeypatch.setattr(callbacks_inbox, "_write_all", torn_write)
     first, second = body_for("1"), body_for("2")
     with serve_app(app) as url, httpx.Client(base_url=url) as client:
         assert post(client, first).status_code == 500
@@ -224,7 +226,7 @@ def test_serve_refuses_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, ca
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(self))
     argv = ["serve", "--port", "0", "--data-dir", str(tmp_path)]
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.com"):
-        assert callbacks.main([*argv, "--host", host]) == 2
+        assert callbacks_cli.main([*argv, "--host", host]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert (
             len(err) == 1
@@ -233,10 +235,10 @@ def test_serve_refuses_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, ca
         )
     assert started == []
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
-        assert callbacks.main([*argv, "--host", host]) == 0
+        assert callbacks_cli.main([*argv, "--host", host]) == 0
     assert len(started) == 4
     monkeypatch.setenv("XPORT_ACCESS_SECRET", "a-real-secret")
-    assert callbacks.main([*argv, "--host", "0.0.0.0"]) == 0 and len(started) == 5
+    assert callbacks_cli.main([*argv, "--host", "0.0.0.0"]) == 0 and len(started) == 5
 
 
 def test_cli_exit_code_for_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, capsys):
@@ -278,7 +280,7 @@ def test_idle_and_dribbling_connections_are_closed_within_the_read_timeout(tmp_p
             req = body_for("4")
             kept.sendall(
                 b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                + callbacks.sign_body(SECRET, req).encode()
+                + callbacks_receiver.sign_body(SECRET, req).encode()
                 + b"\r\nContent-Length: %d\r\n\r\n" % len(req)
                 + req
             )
@@ -355,7 +357,7 @@ class FakeDetail:
 def fake_fanout(settings, endpoint, *, keys, client=None):
     """``pipeline.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
     fails the whole call."""
-    from xport_etl.endpoints import endpoints_for
+    from xport_etl.extract.endpoints import endpoints_for
 
     spec = endpoints_for(settings.assumptions)[endpoint]
     landed = []
@@ -383,7 +385,7 @@ def dead_letters(tmp_path) -> list[dict]:
 def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offset_moves(
     tmp_path, monkeypatch
 ):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     fill_inbox(
@@ -409,7 +411,7 @@ def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offse
         ),
     )
     monkeypatch.setattr(
-        callbacks, "_rejected_keys", lambda s, paths: {("order", "11"): "rejected: missing id"}
+        callbacks_refresh, "_rejected_keys", lambda s, paths: {("order", "11"): "rejected: missing id"}
     )
     client = FakeDetail(
         {
@@ -436,7 +438,7 @@ def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offse
 
 
 def test_transient_failure_stops_the_batch_and_keeps_the_offset(tmp_path, monkeypatch):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     fill_inbox(tmp_path, [body_for("11"), body_for("15")])
@@ -453,7 +455,7 @@ def test_transient_failure_stops_the_batch_and_keeps_the_offset(tmp_path, monkey
 
 
 def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, monkeypatch):
-    from xport_etl import pipeline
+    from xport_etl import run as pipeline
 
     cdir = tmp_path / "callbacks"
     bodies = [body_for(str(i)) for i in range(30)]
@@ -463,7 +465,7 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
     store.close()
     segments = rotated_segments(cdir)
     assert len(segments) >= 3
-    assert all(callbacks.segment_path(cdir, s).stat().st_size <= 2000 for s in segments)
+    assert all(callbacks_inbox.segment_path(cdir, s).stat().st_size <= 2000 for s in segments)
     store = InboxStore(cdir, rotate_bytes=2000)  # a restart remembers the rotated segments' ids
     assert store.append(bodies[0], json.loads(bodies[0]))[1] is False
     store.close()
@@ -493,7 +495,7 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
         str(i) for i in range(20, 30)
     ]
     offset = json.loads((cdir / "offset.json").read_text())
-    assert offset["segment"] == callbacks.active_segment(cdir)
+    assert offset["segment"] == callbacks_inbox.active_segment(cdir)
     assert rotated_segments(cdir) == []  # consumed past and older than the horizon: removed
     assert refresh_from_callbacks(drop, client=object())["messages"] == 0
     store = InboxStore(cdir, rotate_bytes=2000)
@@ -512,11 +514,11 @@ def test_seen_ids_are_kept_for_the_dedup_horizon_only(tmp_path):
     assert store.append(first, json.loads(first))[1] is False  # a redelivery 30 min later
     store.append(second, json.loads(second))
     now["t"] += 2000  # the first is past the horizon, the second is not
-    assert list(store.seen) == [callbacks.content_id(first), callbacks.content_id(second)]
+    assert list(store.seen) == [callbacks_inbox.content_id(first), callbacks_inbox.content_id(second)]
     third = body_for("3")
     store.append(third, json.loads(third))
-    assert callbacks.content_id(first) not in store.seen and len(store.seen) == 2
+    assert callbacks_inbox.content_id(first) not in store.seen and len(store.seen) == 2
     store.close()
     again = InboxStore(tmp_path, seen_horizon_s=3600, clock=lambda: now["t"])
-    assert set(again.seen) == {callbacks.content_id(second), callbacks.content_id(third)}
+    assert set(again.seen) == {callbacks_inbox.content_id(second), callbacks_inbox.content_id(third)}
     again.close()

@@ -17,14 +17,14 @@ import ssl
 import httpx
 import pytest
 
-import xport_etl.check as check_module
-from xport_etl.auth import now_ms
-from xport_etl.check import STEP_NAMES, check_connection
+import xport_etl.extract.check as check_module
 from xport_etl.cli import main
-from xport_etl.sandbox import DEFAULT_ACCESS_SECRET
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.extract.auth import now_ms
+from xport_etl.extract.check import STEP_NAMES, check_connection
 from xport_etl.settings import Settings
+from xport_sandbox import DEFAULT_ACCESS_SECRET
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 TINY = WorldConfig(seed=3, orders=30)
 RECIPES = ("query", "concat")

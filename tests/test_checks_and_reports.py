@@ -8,7 +8,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from xport_etl.load import (
+from xport_etl.load.publish import (
     CheckFailedError,
     ensure_schema,
     evaluate_checks,

@@ -13,10 +13,10 @@ import pytest
 from tests.test_load import land
 from tests.test_normalize import order, page
 from xport_etl.cli import build_parser, main
-from xport_etl.load import publish
-from xport_etl.pipeline import append_run
-from xport_etl.staging import stage_window
-from xport_etl.status import StaleDataError, check_freshness
+from xport_etl.ledger import append_run
+from xport_etl.load.publish import publish
+from xport_etl.load.staging import stage_window
+from xport_etl.report.status import StaleDataError, check_freshness
 
 
 @pytest.fixture

@@ -11,17 +11,6 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from xport_etl.auth import sign
-from xport_etl.client import (
-    ApiResponse,
-    RetryPolicy,
-    XportClient,
-    classify,
-    dumps_json,
-    parse_retry_after,
-    should_retry,
-)
-from xport_etl.endpoints import ENDPOINTS
 from xport_etl.errors import (
     AuthenticationError,
     BadPageError,
@@ -32,7 +21,18 @@ from xport_etl.errors import (
     XportError,
     redact_url,
 )
-from xport_etl.ratelimit import RateLimiter, limiter_for, reset_limiters
+from xport_etl.extract.auth import sign
+from xport_etl.extract.client import (
+    ApiResponse,
+    RetryPolicy,
+    XportClient,
+    classify,
+    dumps_json,
+    parse_retry_after,
+    should_retry,
+)
+from xport_etl.extract.endpoints import ENDPOINTS
+from xport_etl.extract.ratelimit import RateLimiter, limiter_for, reset_limiters
 from xport_etl.settings import Settings
 
 SECRET = "top-secret-value-do-not-leak"
@@ -450,7 +450,7 @@ def _approx(value):
 
 @pytest.mark.parametrize(("raw", "refused"), OUTLINE_TEXTS)
 def test_the_outline_is_the_exact_parse_but_for_numbers_that_are_floats(raw, refused):
-    from xport_etl.client import loads_json, loads_outline
+    from xport_etl.extract.client import loads_json, loads_outline
 
     if refused is None:
         with pytest.raises(ValueError) as exact_error:

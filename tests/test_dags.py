@@ -29,7 +29,7 @@ PLUGINS_DIR = PROJECT_DIR / "plugins"
 PROVIDER_DIR = PROJECT_DIR / "provider"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 IMPORT_BUDGET_S = 0.5
-HEAVY_MODULES = ("duckdb", "pyarrow", "pandas", "xport_etl.pipeline", "xport_etl.load")
+HEAVY_MODULES = ("duckdb", "pyarrow", "pandas", "xport_etl.run", "xport_etl.load.publish")
 
 pytestmark = pytest.mark.airflow
 
@@ -443,15 +443,15 @@ def test_hook_maps_the_signing_recipe_extras(airflow_env, monkeypatch):
 
 @pytest.fixture(scope="module")
 def concat_sandbox():
-    from xport_etl.sandbox.testing import SandboxServer
-    from xport_etl.sandbox.world import WorldConfig
+    from xport_sandbox.testing import SandboxServer
+    from xport_sandbox.world import WorldConfig
 
     with SandboxServer(WorldConfig(seed=3, orders=30), sign_recipe="concat") as server:
         yield server
 
 
 def _sandbox_connection(server, **extra):
-    from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+    from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
 
     return _connection(host=server.base_url, login=DEFAULT_ACCESS_KEY, password=DEFAULT_ACCESS_SECRET,
                        extra=json.dumps({"user_id": DEFAULT_USER_ID, **extra}))
@@ -472,7 +472,7 @@ def test_hook_test_connection_says_which_recipe_to_set(airflow_env, monkeypatch,
     ok, message = hook.test_connection()
     assert ok is False
     assert '{"sign_recipe": "concat"}' in message
-    from xport_etl.sandbox import DEFAULT_ACCESS_SECRET
+    from xport_sandbox import DEFAULT_ACCESS_SECRET
 
     assert DEFAULT_ACCESS_SECRET not in message
 

@@ -18,19 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from xport_etl import dashboard
-from xport_etl.dashboard import (
+from xport_etl.load.publish import connect_reader
+from xport_etl.report import dashboard
+from xport_etl.report.dashboard import (
     MONTHLY_REPORTS,
     build_dashboard,
     collect,
     monthly_report,
     warehouse_tz,
 )
-from xport_etl.load import connect_reader
-from xport_etl.pipeline import run_window
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.run import run_window
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHART_IDS = ("chart-spend", "chart-refunds", "chart-after-sale", "chart-fulfilment", "chart-carriers")
@@ -132,7 +132,7 @@ def test_load_quality_lists_every_endpoint_of_the_recent_runs(data_dir):
 def test_load_quality_shows_rejected_and_warnings_and_the_fields_that_warned(tmp_path):
     from tests.test_load import land
     from tests.test_normalize import order, page, sub
-    from xport_etl.pipeline import load_windows
+    from xport_etl.run import load_windows
 
     records = [order(id="1", receiver="{x"), order(id="2", receiver=5, subOrderVOS=[sub(logisticNumber={"a": 1})]),
                order(id=None)]

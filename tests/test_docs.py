@@ -1,4 +1,4 @@
-"""The data dictionary (``xport_etl.docs``): the committed files are current, and what they say
+"""The data dictionary (``xport_etl.report.docs``): the committed files are current, and what they say
 agrees with a real warehouse built from the sandbox and with the ``WAREHOUSE.md`` contract."""
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from xport_etl import docs
-from xport_etl.load import SQL_DIR, warehouse_path
-from xport_etl.pipeline import run_window
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.load.publish import SQL_DIR, warehouse_path
+from xport_etl.report import docs
+from xport_etl.run import run_window
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 REPO = Path(__file__).resolve().parent.parent
 WAREHOUSE_MD = Path(os.environ.get("XPORT_WAREHOUSE_MD", REPO.parent / "shared" / "xport-api" / "WAREHOUSE.md"))
 STALE = ("{} is not what `xport-etl docs` generates now (a schema, view or status mapping changed): "
-         "run `xport-etl docs` (or `python -m xport_etl.docs`) and commit the result")
+         "run `xport-etl docs` (or `python -m xport_etl.report.docs`) and commit the result")
 
 
 def parse_dictionary(markdown: str) -> dict[str, dict[str, tuple[str, bool]]]:
@@ -150,8 +150,8 @@ def test_every_warehouse_md_column_is_in_the_dictionary(markdown):
 
 
 def test_status_mappings_come_from_the_normalisers(markdown):
-    from xport_etl.normalize import TAOBAO_ORDER_STATUS
-    from xport_etl.normalize_more import ALIBABA_REFUND_STATUS
+    from xport_etl.normalize.refunds import ALIBABA_REFUND_STATUS
+    from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS
 
     for code, unified in TAOBAO_ORDER_STATUS.items():
         row = next(line for line in markdown.splitlines() if line.startswith(f"| `{unified}` |"))

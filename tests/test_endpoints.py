@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xport_etl.endpoints import (
+from xport_etl.errors import ConfigError
+from xport_etl.extract.endpoints import (
     ASSUMED,
     ASSUMPTIONS_ENV_VAR,
     ENDPOINTS,
@@ -21,7 +22,6 @@ from xport_etl.endpoints import (
     load_assumptions,
     parse_cst,
 )
-from xport_etl.errors import ConfigError
 
 
 def test_registry():

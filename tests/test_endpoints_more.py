@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from xport_etl.endpoints import ENDPOINTS, ApiAssumptions, WindowSpec, endpoints_for
+from xport_etl.extract.endpoints import ENDPOINTS, ApiAssumptions, WindowSpec, endpoints_for
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-import xport_etl.pipeline as pipeline
-from xport_etl.auth import XportAuth, now_ms
-from xport_etl.client import XportClient
-from xport_etl.endpoints import ENDPOINTS
+import xport_etl.run as pipeline
 from xport_etl.errors import AuthenticationError
-from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.extract.auth import XportAuth, now_ms
+from xport_etl.extract.client import XportClient
+from xport_etl.extract.endpoints import ENDPOINTS
 from xport_etl.settings import Settings
+from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 WORLD = WorldConfig(seed=5, orders=100)
 SKEW_MS = 700_000  # beyond the 600 s window

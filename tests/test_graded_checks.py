@@ -15,9 +15,9 @@ from tests.test_checks_and_reports import con, line, order, valid_world  # noqa:
 from tests.test_load import T0, land
 from tests.test_normalize import order as served_order
 from tests.test_normalize import page
-from xport_etl.checks import parse_check, parse_overrides
 from xport_etl.errors import ConfigError
-from xport_etl.load import (
+from xport_etl.load.checks import parse_check, parse_overrides
+from xport_etl.load.publish import (
     CheckFailedError,
     evaluate_checks,
     publish,
@@ -26,9 +26,9 @@ from xport_etl.load import (
     sql_objects,
     warehouse_path,
 )
-from xport_etl.pipeline import refresh_warehouse
+from xport_etl.load.staging import stage_window
+from xport_etl.run import refresh_warehouse
 from xport_etl.settings import Settings
-from xport_etl.staging import stage_window
 
 AMOUNT = "chk_fct_orders__amount_equals_lines"
 AS_ERROR = {AMOUNT: {"severity": "error", "threshold": 0}}

@@ -10,9 +10,9 @@ import duckdb
 import pytest
 
 from tests.test_normalize import order, page, sub
-from xport_etl.landing import Manifest, PageWriter, read_manifest, window_id
-from xport_etl.load import CheckFailedError, publish, warehouse_path
-from xport_etl.staging import stage_window
+from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
+from xport_etl.load.publish import CheckFailedError, publish, warehouse_path
+from xport_etl.load.staging import stage_window
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -88,7 +88,7 @@ def test_failed_check_leaves_the_published_warehouse_untouched(tmp_path):
 
 
 def test_a_merge_beyond_the_memory_limit_is_retried_once_without_it(tmp_path, monkeypatch, caplog):
-    import xport_etl.load as load
+    import xport_etl.load.publish as load
 
     limits = []
     real = load.connect_writer
@@ -103,7 +103,7 @@ def test_a_merge_beyond_the_memory_limit_is_retried_once_without_it(tmp_path, mo
     monkeypatch.setattr(load, "connect_writer", tight_then_real)
     monkeypatch.setenv("XPORT_LOAD_MEMORY", "300MB")
     m = land(tmp_path, [page([order(id="1"), order(id="2")])])
-    with caplog.at_level("WARNING", logger="xport_etl.load"):
+    with caplog.at_level("WARNING", logger="xport_etl.load.publish"):
         publish(tmp_path, [stage_window(tmp_path, m)])
     # every step that ran out of the bounded memory (the merge, the checks) ran once more unbounded
     assert "300MB" in limits
@@ -114,8 +114,8 @@ def test_a_merge_beyond_the_memory_limit_is_retried_once_without_it(tmp_path, mo
 
 
 def test_merge_groups_cut_batches_in_order_by_staged_rows():
-    from xport_etl.load import merge_groups
-    from xport_etl.staging import Batch
+    from xport_etl.load.publish import merge_groups
+    from xport_etl.load.staging import Batch
 
     batches = [Batch(batch_id=f"b{i}", endpoint="taobao_orders", window_id=f"w{i}", extracted_at="",
                      counts={"orders": n}) for i, n in enumerate([150, 150, 150, 500, 10, 0])]
@@ -128,7 +128,7 @@ def test_merge_groups_cut_batches_in_order_by_staged_rows():
 def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
     """Versions of the same orders spread over several batches: merged one batch at a time (a
     group each) or all at once, the latest version of each order wins with its own lines."""
-    from xport_etl import load
+    from xport_etl.load import publish as load
 
     def versions(day: int, status: int, amount: str) -> bytes:
         return page([order(id=str(i), status=status, updateTime=f"2026-02-0{day} 10:00:00",
@@ -156,7 +156,7 @@ def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
 
 
 def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apart(tmp_path):
-    from xport_etl.pipeline import load_windows
+    from xport_etl.run import load_windows
     from xport_etl.settings import Settings
 
     records = [

@@ -1,5 +1,5 @@
 """One published state per run: a run's loads merge into its unpublished next state, fan-outs
-read their keys from it, and one publish swaps it in (``xport_etl.load.NextState``)."""
+read their keys from it, and one publish swaps it in (``xport_etl.load.publish.NextState``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 
 from tests.test_load import T0, facts, land
 from tests.test_normalize import order, page, sub
-from xport_etl.load import CheckFailedError, NextState, publish, warehouse_path
-from xport_etl.pipeline import fanout_keys, publish_run, publish_state
+from xport_etl.load.publish import CheckFailedError, NextState, publish, warehouse_path
+from xport_etl.load.staging import stage_window
+from xport_etl.run import fanout_keys, publish_run, publish_state
 from xport_etl.settings import Settings
-from xport_etl.staging import stage_window
 
 
 def _digest(data_dir) -> str:
@@ -91,7 +91,8 @@ def test_a_new_process_continues_the_same_next_state(tmp_path):
 
 
 def test_a_failed_publish_marks_the_run_rows_failed_and_a_rerun_succeeds(tmp_path):
-    from xport_etl.pipeline import merge_windows, read_runs
+    from xport_etl.ledger import read_runs
+    from xport_etl.run import merge_windows
 
     settings = Settings(data_dir=tmp_path, check_overrides={"chk_fct_orders__amount_equals_lines":
                                                             {"severity": "error"}})

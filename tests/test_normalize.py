@@ -8,14 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from xport_etl.normalize import (
-    RejectError,
-    normalize_taobao_order,
-    normalize_taobao_pages,
-    parse_page,
-    raw_json,
-    to_money,
-)
+from xport_etl.normalize.pages import parse_page
+from xport_etl.normalize.taobao_orders import normalize_taobao_order, normalize_taobao_pages
+from xport_etl.normalize.values import RejectError, raw_json, to_money
 
 NOW = datetime(2026, 7, 1)
 
@@ -245,7 +240,7 @@ def test_non_utf8_bytes_reject_only_the_record_that_has_them():
 
 
 def test_page_level_problems_raise():
-    from xport_etl.normalize import PageError
+    from xport_etl.normalize.values import PageError
 
     with pytest.raises(PageError):
         parse_page(b"<html>503</html>")
@@ -269,7 +264,7 @@ def test_assumed_source_offset_is_configurable_through_settings(tmp_path):
 
 
 def test_a_repeated_member_name_keeps_its_first_occurrence_at_every_level():
-    from xport_etl.normalize import parse_page
+    from xport_etl.normalize.pages import parse_page
 
     body = b'{"code": 200, "code": 500, "data": {"records": [{"id": "1", "id": "2", "x": {"a": 1, "a": 2}}]}}'
     records, clean = parse_page(body)

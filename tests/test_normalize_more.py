@@ -11,17 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from xport_etl.normalize import PageError, RejectError, raw_json, to_table
-from xport_etl.normalize_more import (
-    ALIBABA_ORDER_STATUS,
+from xport_etl.normalize.alibaba_orders import ALIBABA_ORDER_STATUS, normalize_alibaba_order
+from xport_etl.normalize.pages import parse_detail, to_table
+from xport_etl.normalize.refunds import (
     ALIBABA_REFUND_STATUS,
-    NORMALIZERS,
-    TAOBAO_REFUND_STATUS,
-    normalize_alibaba_order,
     normalize_alibaba_refund,
     normalize_taobao_refund,
     normalize_taobao_refund_detail,
-    parse_detail,
+)
+from xport_etl.normalize.registry import NORMALIZERS
+from xport_etl.normalize.values import (
+    TAOBAO_REFUND_STATUS,
+    PageError,
+    RejectError,
+    raw_json,
     to_epoch_ms_time,
     to_fen_money,
 )
@@ -733,8 +736,10 @@ def test_logistics_invalid_utf8_rejects_the_parcel():
 
 
 def test_normalizers_cover_the_new_endpoints():
+    # the registry routes every endpoint: these, the Taobao order lists and the callback details
     assert set(NORMALIZERS) == {"taobao_refunds", "taobao_refund_detail", "alibaba_orders",
-                                "alibaba_refunds", "taobao_logistics", "alibaba_logistics"}
+                                "alibaba_refunds", "taobao_logistics", "alibaba_logistics",
+                                "taobao_orders", "taobao_orders_legacy", "taobao_order_detail"}
 
 
 # ---- 1688 orders in both shapes (flat, nested baseInfo) and both time formats (CONTRACT §5.7)

@@ -23,23 +23,24 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xport_etl.normalize import (
+from xport_etl.load.staging import _normalizers
+from xport_etl.normalize.pages import to_table
+from xport_etl.normalize.values import (
     MAX_INT32,
     MAX_MONEY,
     PageError,
     RejectError,
     raw_json,
     to_cst_time,
+    to_epoch_ms_time,
+    to_fen_money,
     to_id,
     to_int,
     to_money,
     to_quantity,
-    to_table,
     to_text,
 )
-from xport_etl.normalize_more import to_epoch_ms_time, to_fen_money
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
-from xport_etl.staging import _normalizers
 
 NOW = datetime(2026, 7, 1)
 PROFILE = settings(max_examples=60, deadline=None,

@@ -24,9 +24,11 @@ from hypothesis import strategies as st
 from tests.test_bad_input import CASES
 from tests.test_bad_input import pages as corpus_pages
 from tests.test_normalize_properties import PROFILE, garbage_tb_order, valid_tb_order
-from xport_etl.landing import read_manifest, read_pages
-from xport_etl.normalize import PageError, normalize_taobao_pages, raw_json, to_table
-from xport_etl.normalize_sql import TaobaoOrdersSql, feed_pages, feed_window
+from xport_etl.extract.landing import read_manifest, read_pages
+from xport_etl.normalize.pages import to_table
+from xport_etl.normalize.taobao_orders import normalize_taobao_pages
+from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_pages, feed_window
+from xport_etl.normalize.values import PageError, raw_json
 from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
 NOW = datetime(2026, 7, 1)
@@ -334,7 +336,7 @@ def test_chunks_hold_whole_lines_in_order_numbered_from_one(tmp_path, monkeypatc
                                                             final_newline):
     import gzip
 
-    from xport_etl import normalize_sql
+    from xport_etl.normalize import taobao_orders_sql as normalize_sql
 
     monkeypatch.setattr(normalize_sql, "READ_BYTES", read_bytes)
     lines = [b"a", b"", b"x" * 100, b"bc", b"d" * 31]  # one line longer than a chunk, one empty
@@ -355,7 +357,7 @@ def test_a_chunk_is_a_view_released_when_the_next_is_read(tmp_path):
     the next chunk's bytes."""
     import gzip
 
-    from xport_etl.normalize_sql import iter_chunks
+    from xport_etl.normalize.taobao_orders_sql import iter_chunks
 
     with gzip.open(tmp_path / "pages.jsonl.gz", "wb") as f:
         f.write(b"".join(b"page %d\n" % i for i in range(20)))
@@ -408,9 +410,9 @@ def _plain(rec: dict) -> bool:
 
 
 def _land(tmp_path_factory, config):
-    from xport_etl.pipeline import extract_window
-    from xport_etl.sandbox.testing import SandboxServer
+    from xport_etl.run import extract_window
     from xport_etl.settings import Settings
+    from xport_sandbox.testing import SandboxServer
 
     data = tmp_path_factory.mktemp("sandbox")
     with SandboxServer(config, rate_limit=None) as sandbox:
@@ -423,14 +425,14 @@ def _land(tmp_path_factory, config):
 @pytest.fixture(scope="module")
 def landed_sandbox_window(tmp_path_factory):
     """The default (varied) world: every value form CONTRACT §3 allows, warnings and rejects."""
-    from xport_etl.sandbox.world import WorldConfig
+    from xport_sandbox.world import WorldConfig
 
     return _land(tmp_path_factory, WorldConfig(seed=5, orders=3000))
 
 
 @pytest.fixture(scope="module")
 def landed_plain_window(tmp_path_factory):
-    from xport_etl.sandbox.world import WorldConfig
+    from xport_sandbox.world import WorldConfig
 
     return _land(tmp_path_factory, WorldConfig(seed=5, orders=1500, variety=False))
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from xport_etl.client import RetryPolicy, XportClient, classify
-from xport_etl.endpoints import ENDPOINTS
 from xport_etl.errors import MalformedBodyError, RetriableError
-from xport_etl.ratelimit import RateLimiter
+from xport_etl.extract.client import RetryPolicy, XportClient, classify
+from xport_etl.extract.endpoints import ENDPOINTS
+from xport_etl.extract.ratelimit import RateLimiter
 from xport_etl.settings import Settings
 
 ORDERS = ENDPOINTS["taobao_orders"]
@@ -130,7 +130,7 @@ def test_retry_warnings_say_what_happens_next(tmp_path, caplog):
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     client = XportClient(settings, transport=httpx.MockTransport(lambda r: next(answers)),
                          limiter=RateLimiter(None), sleep=lambda s: None)
-    with caplog.at_level(logging.WARNING, logger="xport_etl.client"):
+    with caplog.at_level(logging.WARNING, logger="xport_etl.extract.client"):
         client.request(ORDERS, body={"pageNo": 1})
     (line,) = [r.getMessage() for r in caplog.records]
     assert "gave up" not in line and "attempt 1 of 6 failed" in line and "trying again in" in line
@@ -173,8 +173,8 @@ def test_a_manifest_with_a_path_for_window_id_is_refused_by_load(tmp_path, capsy
 
 
 def test_staging_refuses_a_hostile_window_id_even_without_reading_a_manifest(tmp_path):
-    from xport_etl.landing import Manifest, ManifestError
-    from xport_etl.staging import stage_window
+    from xport_etl.extract.landing import Manifest, ManifestError
+    from xport_etl.load.staging import stage_window
 
     m = Manifest(endpoint="taobao_orders", mode="create", window_id="../../../../evil", window_start="",
                  window_end="", run_id="r", extracted_at="2026-01-01T00:00:00+00:00")
@@ -189,7 +189,7 @@ def test_staging_refuses_a_hostile_window_id_even_without_reading_a_manifest(tmp
     ({"unexpected": 1}, "unexpected"),
 ])
 def test_manifests_are_checked_when_read(tmp_path, change, needle):
-    from xport_etl.landing import ManifestError, read_manifest
+    from xport_etl.extract.landing import ManifestError, read_manifest
 
     hostile = _hostile_window(tmp_path, "w_hostile")
     doc = {**json.loads((hostile / "manifest.json").read_text()), **change}
@@ -200,7 +200,7 @@ def test_manifests_are_checked_when_read(tmp_path, change, needle):
 
 
 def test_contained_follows_symlinks(tmp_path):
-    from xport_etl.storage import PathOutsideError, contained
+    from xport_etl.extract.storage import PathOutsideError, contained
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "link").symlink_to(tmp_path)
@@ -215,8 +215,8 @@ def test_contained_follows_symlinks(tmp_path):
 def test_a_new_reader_sees_a_newer_publish_while_an_old_reader_is_open(tmp_path):
     from tests.test_load import land
     from tests.test_normalize import order, page
-    from xport_etl.load import connect_reader, publish
-    from xport_etl.staging import stage_window
+    from xport_etl.load.publish import connect_reader, publish
+    from xport_etl.load.staging import stage_window
 
     publish(tmp_path, [stage_window(tmp_path, land(tmp_path, [page([order(id="1")])]))])
     old = connect_reader(tmp_path)  # a BI pool's connection, kept open
@@ -378,8 +378,8 @@ def test_disk_full_while_publishing(tmp_path, capsys, monkeypatch, fault):
 
     from tests.test_load import land
     from tests.test_normalize import order, page
-    from xport_etl import load
     from xport_etl.cli import main
+    from xport_etl.load import publish as load
 
     land(tmp_path, [page([order(id="1")])])
     assert main(["load", "--quiet", "--data-dir", str(tmp_path)]) == 0
@@ -403,8 +403,8 @@ def test_disk_full_while_publishing(tmp_path, capsys, monkeypatch, fault):
 
 
 def test_dashboard_into_a_read_only_folder(tmp_path, capsys, monkeypatch):
-    from xport_etl import dashboard
     from xport_etl.cli import main
+    from xport_etl.report import dashboard
 
     target = tmp_path / "site"
     target.mkdir()
@@ -484,13 +484,13 @@ def test_status_csv_is_one_section(loaded, capsys):
 def test_sandbox_prints_its_address(capsys, monkeypatch):
     import uvicorn
 
-    from xport_etl.cli import main
+    from xport_sandbox.cli import main
 
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
-    assert main(["sandbox", "--port", "8799", "--orders", "20"]) == 0
+    assert main(["serve", "--port", "8799", "--orders", "20"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("xport-etl sandbox at http://127.0.0.1:8799 ") and served[0]["port"] == 8799
+    assert out.startswith("xport-sandbox at http://127.0.0.1:8799 ") and served[0]["port"] == 8799
 
 
 # ---- 16: --out: a .html/.md path is a file, anything without a suffix a directory
@@ -512,8 +512,8 @@ def test_docs_out_names_a_file_or_a_directory(tmp_path, capsys):
 
 
 def test_dashboard_out_names_a_file_or_a_directory(tmp_path):
-    from xport_etl.dashboard import dashboard_file
     from xport_etl.errors import ConfigError
+    from xport_etl.report.dashboard import dashboard_file
 
     assert dashboard_file(tmp_path / "report.html") == tmp_path / "report.html"
     assert dashboard_file(tmp_path / "site") == tmp_path / "site" / "dashboard.html"
@@ -594,7 +594,7 @@ def test_the_summary_is_readable_lines():
 def test_tables_fit_the_terminal_with_numbers_right_aligned(monkeypatch):
     from decimal import Decimal
 
-    from xport_etl.reports import format_rows
+    from xport_etl.report.reports import format_rows
 
     rows = [("a" * 80, 1.5, Decimal("10.00"), None), ("b", 22.25, Decimal("1.00"), 3)]
     text = format_rows("t", ["text", "hours", "amount", "n"], rows, width=60)
@@ -609,6 +609,6 @@ def test_tables_fit_the_terminal_with_numbers_right_aligned(monkeypatch):
 
 
 def test_csv_has_no_blank_record_at_the_end():
-    from xport_etl.reports import format_rows
+    from xport_etl.report.reports import format_rows
 
     assert format_rows("t", ["a", "b"], [(1, "x")], "csv") == "a,b\n1,x"

@@ -8,10 +8,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from xport_etl.client import XportClient
-from xport_etl.endpoints import ENDPOINTS
 from xport_etl.errors import BadPageError, PaginationError
-from xport_etl.paginators import Page, PageNumberPaginator, paginate
+from xport_etl.extract.client import XportClient
+from xport_etl.extract.endpoints import ENDPOINTS
+from xport_etl.extract.paginators import Page, PageNumberPaginator, paginate
 from xport_etl.settings import Settings
 
 ORDERS = ENDPOINTS["taobao_orders"]

@@ -11,7 +11,7 @@ import pytest
 from tests.test_checks_and_reports import PLANTED, con, valid_world  # noqa: F401  (con: fixture)
 from tests.test_load import T0, land
 from tests.test_normalize import order, page
-from xport_etl.load import (
+from xport_etl.load.publish import (
     CheckFailedError,
     publish,
     record_checks,
@@ -19,7 +19,7 @@ from xport_etl.load import (
     sql_objects,
     warehouse_path,
 )
-from xport_etl.staging import stage_window
+from xport_etl.load.staging import stage_window
 
 
 def test_a_check_is_skipped_only_when_its_tables_are_unchanged_and_it_passed_this_text(con):  # noqa: F811

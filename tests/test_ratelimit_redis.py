@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from xport_etl.errors import ConfigError, RateLimiterUnavailableError
-from xport_etl.ratelimit import (
+from xport_etl.extract.ratelimit import (
     FileRateLimiter,
     RedisRateLimiter,
     limiter_for_settings,
@@ -159,7 +159,7 @@ def test_cli_exits_3_when_redis_is_unreachable(tmp_path):
 
 WORKER = """
 import sys, time
-from xport_etl.client import XportClient
+from xport_etl.extract.client import XportClient
 from xport_etl.settings import Settings
 client = XportClient(Settings.from_env())  # XPORT_DATA_DIR, XPORT_RATE_LIMIT(_URL) from the env
 assert type(client.limiter).__name__ == "RedisRateLimiter", client.limiter

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from xport_etl.ratelimit import FileRateLimiter, shared_limiter
+from xport_etl.extract.ratelimit import FileRateLimiter, shared_limiter
 
 WORKER = """
 import sys, time
-from xport_etl.ratelimit import shared_limiter
+from xport_etl.extract.ratelimit import shared_limiter
 limiter = shared_limiter(sys.argv[1], "key-under-test", float(sys.argv[2]))
 for _ in range(int(sys.argv[3])):
     limiter.acquire()

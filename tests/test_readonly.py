@@ -1,6 +1,6 @@
 """Least privilege for readers, and no user-supplied value spliced into SQL text.
 
-- A reader's connection (:func:`xport_etl.load.connect_reader`, what analysts, reports and the
+- A reader's connection (:func:`xport_etl.load.publish.connect_reader`, what analysts, reports and the
   fan-out queries use) cannot change the warehouse, nor write files into the data directory.
 - Every ``execute``/``sql``/``executemany`` call in ``xport_etl/`` whose SQL is an f-string (or
   built with ``%``/``.format``/``+``) splices only reviewed expressions: table, column and view
@@ -22,8 +22,8 @@ import pytest
 from tests.test_load import land
 from tests.test_normalize import order, page
 from xport_etl.cli import main
-from xport_etl.load import connect_reader, publish, warehouse_path
-from xport_etl.staging import stage_window
+from xport_etl.load.publish import connect_reader, publish, warehouse_path
+from xport_etl.load.staging import stage_window
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xport_etl"
 
@@ -104,46 +104,46 @@ def test_reader_still_reads_reports(warehouse):
 
 # (module, expression spliced into SQL text) → where its value comes from
 REVIEWED_SPLICES = {
-    ("normalize_sql.py", "self._order_cols()"): "column expressions written in normalize_sql.py",
-    ("normalize_sql.py", "SUSPECT"): "a regular-expression constant in normalize_sql.py",
-    ("normalize_sql.py", "', '.join(map(str, whole))"): "page sequence numbers (ints) the SQL itself returned",
-    ("normalize_sql.py", "self._line_cols()"): "column expressions written in normalize_sql.py",
-    ("normalize_sql.py", "STRUCTURE"): "json.dumps of the field-name constants in normalize_sql.py",
-    ("normalize_sql.py", "where"): "a constant clause (bad_json) in normalize_sql.py",
-    ("normalize_sql.py", "UNSAFE_ESCAPE"): "a regular-expression constant in normalize_sql.py",
-    ("normalize_sql.py", "INEXACT_NUMBER"): "a regular-expression constant in normalize_sql.py",
-    ("normalize_sql.py", "MAYBE_INEXACT[0]"): "a regular-expression constant in normalize_sql.py",
-    ("normalize_sql.py", "MAYBE_INEXACT[1]"): "a regular-expression constant in normalize_sql.py",
-    ("normalize_sql.py", "'where seq not in (select seq from bad_json)' if skip_bad_json else ''"): "constant clauses",
-    ("normalize_sql.py", "fast"): "a constant clause (python_pages) in normalize_sql.py",
-    ("normalize_sql.py", "table"): "'cand_orders' or 'cand_lines'",
+    ("taobao_orders_sql.py", "self._order_cols()"): "column expressions written in normalize_sql.py",
+    ("taobao_orders_sql.py", "SUSPECT"): "a constant tuple of reason names in taobao_orders_sql.py",
+    ("taobao_orders_sql.py", "', '.join(map(str, whole))"): "page sequence numbers (ints) the SQL itself returned",
+    ("taobao_orders_sql.py", "self._line_cols()"): "column expressions written in normalize_sql.py",
+    ("taobao_orders_sql.py", "STRUCTURE"): "json.dumps of the field-name constants in normalize_sql.py",
+    ("taobao_orders_sql.py", "where"): "a constant clause (bad_json) in normalize_sql.py",
+    ("taobao_orders_sql.py", "UNSAFE_ESCAPE"): "a regular-expression constant in normalize_sql.py",
+    ("taobao_orders_sql.py", "INEXACT_NUMBER"): "a regular-expression constant in normalize_sql.py",
+    ("taobao_orders_sql.py", "MAYBE_INEXACT[0]"): "a regular-expression constant in normalize_sql.py",
+    ("taobao_orders_sql.py", "MAYBE_INEXACT[1]"): "a regular-expression constant in normalize_sql.py",
+    ("taobao_orders_sql.py", "'where seq not in (select seq from bad_json)' if skip_bad_json else ''"): "constant clauses",
+    ("taobao_orders_sql.py", "fast"): "a constant clause (python_pages) in normalize_sql.py",
+    ("taobao_orders_sql.py", "table"): "'cand_orders' or 'cand_lines'",
     ("staging.py", "source"): "'out_orders' or 'out_lines'",
     ("staging.py", "select"): "column names of a schemas.py TableSpec, or '?' for a parameter",
-    ("load.py", "spec.name"): "TableSpec names in schemas.py",
-    ("load.py", "select"): "ETL_REJECTS column names in schemas.py, or constant literals for a missing column",
-    ("callbacks.py", "severity"): "a constant clause, or empty on a warehouse without the column",
-    ("load.py", "col.name"): "Column names in schemas.py",
-    ("load.py", "col.duckdb_type"): "types mapped in schemas.py",
-    ("load.py", "name"): "view name: a sql/reports/*.sql file stem",
-    ("load.py", "body"): "sql/reports or sql/checks file contents",
-    ("load.py", "query"): "a sql/checks file, or it wrapped in CTEs of STAGED_TABLES names and keys (_scoped)",
-    ("load.py", "SAMPLE_ROWS"): "an int constant in checks.py",
-    ("load.py", "', '.join(key)"): "TableSpec.key in schemas.py",
-    ("load.py", "version"): "StagedTable.version in schemas.py",
-    ("load.py", "on"): "join condition built from TableSpec.key",
-    ("load.py", "where"): "join condition built from TableSpec.key",
-    ("load.py", "key[-1]"): "TableSpec.key in schemas.py",
-    ("load.py", "', '.join((f'n.{k}' for k in key))"): "TableSpec.key in schemas.py",
-    ("load.py", "by_key"): "join condition built from TableSpec.key",
-    ("load.py", "_cols(spec, 'p.')"): "column names in schemas.py",
-    ("load.py", "_cols(spec)"): "column names in schemas.py",
-    ("load.py", "cspec.name"): "TableSpec names in schemas.py",
-    ("load.py", "_cols(cspec, 'c.')"): "column names in schemas.py",
-    ("load.py", "_cols(cspec)"): "column names in schemas.py",
-    ("load.py", "link"): "join condition built from StagedTable.parent_key",
-    ("load.py", "_cols(ETL_REJECTS)"): "column names in schemas.py",
-    ("load.py", "', '.join(cols)"): "ETL_RUNS and ETL_CHECK_RESULTS column names in schemas.py",
-    ("load.py", "', '.join(('?' for _ in cols))"): "placeholders only",
+    ("publish.py", "spec.name"): "TableSpec names in schemas.py",
+    ("publish.py", "select"): "ETL_REJECTS column names in schemas.py, or constant literals for a missing column",
+    ("refresh.py", "severity"): "a constant clause, or empty on a warehouse without the column",
+    ("publish.py", "col.name"): "Column names in schemas.py",
+    ("publish.py", "col.duckdb_type"): "types mapped in schemas.py",
+    ("publish.py", "name"): "view name: a sql/reports/*.sql file stem",
+    ("publish.py", "body"): "sql/reports or sql/checks file contents",
+    ("publish.py", "query"): "a sql/checks file, or it wrapped in CTEs of STAGED_TABLES names and keys (_scoped)",
+    ("publish.py", "SAMPLE_ROWS"): "an int constant in checks.py",
+    ("publish.py", "', '.join(key)"): "TableSpec.key in schemas.py",
+    ("publish.py", "version"): "StagedTable.version in schemas.py",
+    ("publish.py", "on"): "join condition built from TableSpec.key",
+    ("publish.py", "where"): "join condition built from TableSpec.key",
+    ("publish.py", "key[-1]"): "TableSpec.key in schemas.py",
+    ("publish.py", "', '.join((f'n.{k}' for k in key))"): "TableSpec.key in schemas.py",
+    ("publish.py", "by_key"): "join condition built from TableSpec.key",
+    ("publish.py", "_cols(spec, 'p.')"): "column names in schemas.py",
+    ("publish.py", "_cols(spec)"): "column names in schemas.py",
+    ("publish.py", "cspec.name"): "TableSpec names in schemas.py",
+    ("publish.py", "_cols(cspec, 'c.')"): "column names in schemas.py",
+    ("publish.py", "_cols(cspec)"): "column names in schemas.py",
+    ("publish.py", "link"): "join condition built from StagedTable.parent_key",
+    ("publish.py", "_cols(ETL_REJECTS)"): "column names in schemas.py",
+    ("publish.py", "', '.join(cols)"): "ETL_RUNS and ETL_CHECK_RESULTS column names in schemas.py",
+    ("publish.py", "', '.join(('?' for _ in cols))"): "placeholders only",
     ("reports.py", "view"): "resolve(): only sql/reports/*.sql file stems",
     ("dashboard.py", "view"): "checked against MONTHLY_REPORTS keys first",
     ("dashboard.py", "t"): "FACT_TABLES constant",

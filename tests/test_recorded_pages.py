@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from xport_etl.normalize import normalize_taobao_pages
-from xport_etl.normalize_more import NORMALIZERS
+from xport_etl.normalize.registry import NORMALIZERS
+from xport_etl.normalize.taobao_orders import normalize_taobao_pages
 
 RECORDED = Path(__file__).parent / "recorded"
 NOW = datetime(2026, 7, 2)

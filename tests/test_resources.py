@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xport_etl import checks, load, resources
+from xport_etl import resources
 from xport_etl.cli import main
+from xport_etl.load import checks
+from xport_etl.load import publish as load
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 

@@ -23,12 +23,12 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from xport_etl import pipeline
-from xport_etl.client import XportClient
-from xport_etl.load import warehouse_path
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl import run as pipeline
+from xport_etl.extract.client import XportClient
+from xport_etl.load.publish import warehouse_path
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 SECRET = "SECRET-canary-7f3a9c"
 CST = ZoneInfo("Asia/Shanghai")
@@ -153,9 +153,9 @@ def test_settings_and_client_never_show_the_secret(tmp_path):
 
 
 def test_check_never_shows_the_secret(sandbox, tmp_path, debug_log, capsys, monkeypatch):
-    from xport_etl.auth import now_ms
-    from xport_etl.check import check_connection
     from xport_etl.cli import main
+    from xport_etl.extract.auth import now_ms
+    from xport_etl.extract.check import check_connection
 
     base = dict(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
     shown = []

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from xport_etl.errors import ConfigError
-from xport_etl.sandbox import DEFAULT_ACCESS_SECRET, DEFAULT_BASE_URL
 from xport_etl.settings import Settings
+from xport_sandbox import DEFAULT_ACCESS_SECRET, DEFAULT_BASE_URL
 
 SECRET = "s3cr3t-value-0123456789"
 REAL = {

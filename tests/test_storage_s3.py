@@ -23,9 +23,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from xport_etl import pipeline, storage
+from xport_etl import run as pipeline
 from xport_etl.errors import ConfigError
-from xport_etl.landing import (
+from xport_etl.extract import storage
+from xport_etl.extract.landing import (
     MANIFEST_FILE,
     PAGES_FILE,
     Manifest,
@@ -37,13 +38,13 @@ from xport_etl.landing import (
     window_dir,
     window_id,
 )
-from xport_etl.load import warehouse_path
-from xport_etl.pipeline import extract_window, load_windows, run_window
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.truth import truth_tables
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.load.publish import warehouse_path
+from xport_etl.run import extract_window, load_windows, run_window
 from xport_etl.schemas import FCT_ORDERS
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.truth import truth_tables
+from xport_sandbox.world import WorldConfig
 
 BUCKET = "xport-raw"
 # recognisable, so that a leak anywhere is found by a plain substring search
@@ -323,7 +324,7 @@ def test_a_store_that_cannot_take_a_window_fails_before_any_api_request(s3, tmp_
     is asked for (it used to surface at commit, after a whole window of requests)."""
     import httpx
 
-    from xport_etl.client import XportClient
+    from xport_etl.extract.client import XportClient
 
     asked: list[httpx.Request] = []
 

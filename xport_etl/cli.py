@@ -24,20 +24,18 @@ monthly reports use). Give an explicit offset (``2026-01-01T00:00:00+00:00``) to
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
-import os
 import re
 import sys
 import threading
 import time
-import traceback
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from xport_etl.cliutil import UsageError, _fail, run_command
+
 EXAMPLES = """examples:
-  xport-etl sandbox --port 8765 --seed 7 --orders 2000     serve the sandbox API
   xport-etl check                                          one signed request: what works, what to fix
   xport-etl run --start 2026-01-01 --end 2026-07-01        extract + load a creation-time window
   xport-etl report spend --format csv                      print a report
@@ -45,10 +43,6 @@ EXAMPLES = """examples:
   xport-etl dashboard --out report.html                    the dashboard as one HTML file
   xport-etl airflow install-dags --to $AIRFLOW_HOME/dags   copy the DAG files into Airflow
 """
-
-
-class UsageError(Exception):
-    """Bad arguments: exit code 2 with a one-line message."""
 
 
 def _parse_time(text: str, tz: str) -> datetime:
@@ -123,7 +117,7 @@ class _PageProgress:
     one line per window and step, ``HH:MM:SS landed|staged|publishing|published …``, so that a log
     shows what happened and when, without ``-v``. ``--quiet``: nothing.
 
-    Events (dicts from :mod:`xport_etl.pipeline`): ``page`` (endpoint, window, page, pages, records),
+    Events (dicts from :mod:`xport_etl.run`): ``page`` (endpoint, window, page, pages, records),
     ``staged`` (endpoint, window), ``publish`` (``phase`` "start" with ``batches``, then "done"
     with ``rows_written``/``seconds``; without a phase: one line), ``resume`` (plan), ``run``
     (``message``). Unknown events and fields are ignored.
@@ -265,7 +259,7 @@ def format_result(result: dict) -> str:
 
 
 def cmd_extract(args) -> int:
-    from xport_etl.pipeline import extract_window
+    from xport_etl.run import extract_window
 
     s = _settings(args)
     start, end = _window(args, s)
@@ -276,9 +270,9 @@ def cmd_extract(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from xport_etl.landing import complete_windows
-    from xport_etl.pipeline import load_windows
-    from xport_etl.storage import redact
+    from xport_etl.extract.landing import complete_windows
+    from xport_etl.extract.storage import redact
+    from xport_etl.run import load_windows
 
     s = _settings(args)
     manifests = args.manifest or [str(m.directory / "manifest.json")
@@ -295,7 +289,7 @@ def cmd_load(args) -> int:
 def cmd_run(args) -> int:
     from datetime import timedelta
 
-    from xport_etl.pipeline import run_window
+    from xport_etl.run import run_window
 
     s = _settings(args)
     start, end = _window(args, s)
@@ -321,8 +315,8 @@ STATUS_SECTIONS = ("runs", "freshness", "checks")
 def cmd_status(args) -> int:
     import json
 
-    from xport_etl.reports import format_rows, plain
-    from xport_etl.status import (
+    from xport_etl.report.reports import format_rows, plain
+    from xport_etl.report.status import (
         CHECK_COLUMNS,
         RUN_COLUMNS,
         check_freshness,
@@ -367,14 +361,14 @@ def cmd_status(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from xport_etl.reports import render_report
+    from xport_etl.report.reports import render_report
 
     print(render_report(_settings(args), args.name, args.format))
     return 0
 
 
 def cmd_check(args) -> int:
-    from xport_etl.check import check_connection, format_json
+    from xport_etl.extract.check import check_connection, format_json
 
     report = check_connection(_settings(args))
     if args.format == "json":
@@ -393,12 +387,6 @@ def _can_print(text: str) -> bool:
     except (UnicodeEncodeError, LookupError):
         return False
     return True
-
-
-def cmd_demo(args) -> int:
-    from xport_etl.demo import run_demo
-
-    return run_demo(args.demo_args)
 
 
 def cmd_airflow_install_dags(args) -> int:
@@ -438,16 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", action="store_true", help="log each step")
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from xport_etl.sandbox.cli import register as register_sandbox
-
-    register_sandbox(sub)
-    from xport_etl.callbacks import register as register_callbacks
+    from xport_etl.callbacks.cli import register as register_callbacks
 
     register_callbacks(sub)
-    from xport_etl.dashboard import register as register_dashboard
+    from xport_etl.report.dashboard import register as register_dashboard
 
     register_dashboard(sub)
-    from xport_etl.docs import register as register_docs
+    from xport_etl.report.docs import register as register_docs
 
     register_docs(sub)
 
@@ -547,134 +532,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--to", required=True, metavar="DIR", help="the DAGs folder (created if missing)")
     q.set_defaults(func=cmd_airflow_install_dags)
 
-    p = sub.add_parser("demo", help="start the sandbox, run the DAGs through Airflow, print the reports",
-                       description="What `make demo` runs. Options after `demo` go to the demo "
-                                   "(see `python -m xport_etl.demo --help`).\n"
-                                   "example: xport-etl demo --orders 3000 --fresh",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if getattr(args, "command", None) == "demo":
-        args.demo_args = extra  # everything after `demo` is the demo's own (see its --help)
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run_command(args)
-
-
-def run_command(args) -> int:
-    """Run the parsed command; map every expected failure to one error line, one hint line and
-    the documented exit code (see the module docstring)."""
-    import duckdb
-
-    from xport_etl.errors import (
-        AuthenticationError,
-        ConfigError,
-        RateLimiterUnavailableError,
-        RunInProgressError,
-        XportError,
-    )
-    from xport_etl.landing import ManifestError
-    from xport_etl.load import CheckFailedError, WarehouseError
-    from xport_etl.normalize import PageError
-    from xport_etl.settings import umask_from_env
-    from xport_etl.status import StaleDataError
-    from xport_etl.storage import PathOutsideError
-
-    old_umask = None
-    try:
-        old_umask = os.umask(umask_from_env())
-        return args.func(args)
-    except (UsageError, ConfigError, KeyError) as exc:
-        _fail(str(exc).strip("'\""), "see `xport-etl {} --help`".format(getattr(args, "command", "")))
-        return 2
-    except FileNotFoundError as exc:
-        _fail(str(exc), "check --data-dir / XPORT_DATA_DIR")
-        return 2
-    except AuthenticationError as exc:
-        _fail(str(exc), "check XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET, XPORT_USER_ID and the machine clock")
-        return 3
-    except RateLimiterUnavailableError as exc:
-        _fail(str(exc), "start Redis or fix XPORT_RATE_LIMIT_URL (unset it to share the budget through a "
-                        "lock file on this machine only)")
-        return 3
-    except XportError as exc:
-        _fail(str(exc), "is the API reachable at XPORT_BASE_URL? (`xport-etl sandbox` starts a local one)")
-        return 3
-    except CheckFailedError as exc:
-        _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means "
-                        "and docs/data-checks.md for XPORT_CHECK_OVERRIDES")
-        return 4
-    except StaleDataError as exc:
-        _fail(str(exc), "see `xport-etl status` for the last runs and their errors")
-        return 6
-    except RunInProgressError as exc:
-        _fail(str(exc), "wait for it (run again without --no-wait), or stop it; a killed run resumes "
-                        "from its checkpoints when the same command runs again")
-        return 8
-    except PageError as exc:
-        _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
-        return 5
-    except (ManifestError, PathOutsideError) as exc:
-        _fail(str(exc), "xport-etl did not write this window: move its directory out of the raw root (and check "
-                        "who may write to XPORT_RAW_URL), then extract the window again; nothing was loaded")
-        return 5
-    except WarehouseError as exc:
-        _fail(str(exc), "move the file aside and run `xport-etl load`: every landed window is published "
-                        "again from its raw pages")
-        return 7
-    except BrokenPipeError:  # `xport-etl report … | head`: the reader left; not an error
-        sys.stderr.close()
-        return 0
-    except OSError as exc:
-        _fail(*_storage_failure(exc))
-        return 7
-    except duckdb.IOException as exc:  # DuckDB's own file errors (a full disk while publishing, say)
-        message = str(exc).splitlines()[0]
-        full = "space" in message.lower()
-        _fail(message, _DISK_FULL if full else "check the data directory's disk and permissions (--data-dir / "
-                                                "XPORT_DATA_DIR); the published warehouse is unchanged")
-        return 7
-    except KeyboardInterrupt:
-        _fail("interrupted", "re-run the same command: windows are replaced, never duplicated")
-        return 130
-    except Exception:
-        traceback.print_exc()
-        return 1
-    finally:
-        if old_umask is not None:
-            os.umask(old_umask)
-
-
-_DISK_FULL = ("free space on that disk (Parquet under parquet/ and old raw windows can be rebuilt or removed), "
-              "then re-run the same command: the published warehouse is replaced only by a complete state, so "
-              "it is unchanged")
-
-
-def _storage_failure(exc: OSError) -> tuple[str, str]:
-    """One line and a hint for a file system error: what failed where, and what to do."""
-    where = exc.filename or ""
-    what = exc.strerror or str(exc)
-    message = f"{what}: {where}" if where else str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full: {message}", _DISK_FULL
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return message, ("this user cannot write there: fix the owner or mode of that path, or point "
-                         "--data-dir / XPORT_DATA_DIR (or --out) at a writable directory")
-    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
-        return message, "a file is where a directory should be (or the reverse): check --data-dir / XPORT_DATA_DIR and --out"
-    return message, "check the data directory (--data-dir / XPORT_DATA_DIR), --out and the disk"
-
-
-def _fail(message: str, hint: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    print(f"hint: {hint}", file=sys.stderr)
 
 
 if __name__ == "__main__":

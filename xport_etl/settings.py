@@ -11,7 +11,7 @@ base_url          XPORT_BASE_URL           the sandbox (http://127.0.0.1:8765)
 access_key        XPORT_ACCESS_KEY         the sandbox key
 access_secret     XPORT_ACCESS_SECRET      the sandbox secret (never shown)
 user_id           XPORT_USER_ID            the sandbox user
-sign_recipe       XPORT_SIGN_RECIPE        ``query`` (or ``concat``: see :mod:`xport_etl.auth`)
+sign_recipe       XPORT_SIGN_RECIPE        ``query`` (or ``concat``: see :mod:`xport_etl.extract.auth`)
 sign_template     XPORT_SIGN_TEMPLATE      none (a custom signed string, e.g. ``{access_key}{timestamp}{nonce}{secret}``)
 timestamp_unit    XPORT_TIMESTAMP_UNIT     the recipe's (``ms`` or ``s``)
 data_dir          XPORT_DATA_DIR           ``data``
@@ -45,12 +45,12 @@ callback_dedup_horizon    XPORT_CALLBACK_DEDUP_HORIZON     86 400 s: how long a 
 
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
 that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
-``data_dir`` on the one machine that loads (see :mod:`xport_etl.storage`). Its credentials and
+``data_dir`` on the one machine that loads (see :mod:`xport_etl.extract.storage`). Its credentials and
 endpoint come from the storage's own environment (``AWS_*`` for S3), never from the URL.
 
 ``rate_limit_url`` moves the access key's request budget from a lock file (shared by the processes
 of one machine) to Redis (shared by every machine that names the same Redis): see
-:mod:`xport_etl.ratelimit`. A password in it (``redis://:secret@host/0``) is never shown.
+:mod:`xport_etl.extract.ratelimit`. A password in it (``redis://:secret@host/0``) is never shown.
 """
 
 from __future__ import annotations
@@ -65,19 +65,22 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from xport_etl.checks import parse_overrides
-from xport_etl.endpoints import ASSUMED, ApiAssumptions, load_assumptions
 from xport_etl.errors import ConfigError
-from xport_etl.sandbox import (
-    DEFAULT_ACCESS_KEY,
-    DEFAULT_ACCESS_SECRET,
-    DEFAULT_BASE_URL,
-    DEFAULT_USER_ID,
-)
-from xport_etl.storage import check_url, normalize, redact
+from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions, load_assumptions
+from xport_etl.extract.storage import check_url, normalize, redact
+from xport_etl.load.checks import parse_overrides
 
 if TYPE_CHECKING:
-    from xport_etl.auth import SignRecipe
+    from xport_etl.extract.auth import SignRecipe
+
+# the local sandbox's address and credentials: the defaults when nothing is configured, and what
+# `validate` recognises as "still the sandbox defaults" (not secrets; xport_sandbox serves them)
+DEFAULT_SANDBOX_HOST = "127.0.0.1"
+DEFAULT_SANDBOX_PORT = 8765
+DEFAULT_BASE_URL = f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
+DEFAULT_ACCESS_KEY = "5a1c0ffee0ddba11deadbeefcafe0001"
+DEFAULT_ACCESS_SECRET = "sandbox-secret-not-for-production"
+DEFAULT_USER_ID = "1000001"
 
 __all__ = ["ENV_VARS", "Settings"]
 
@@ -172,7 +175,7 @@ class Settings:
     # every [assumed] contract choice; from_env reads the file named by XPORT_API_ASSUMPTIONS
     assumptions: ApiAssumptions = field(default=ASSUMED, repr=False)
     # data checks' severity/threshold without editing SQL: {"chk_…": {"severity": "error", "threshold": 0}}
-    # (a dict or its JSON text; see xport_etl.checks)
+    # (a dict or its JSON text; see xport_etl.load.checks)
     check_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     # the callback receiver: the largest body it reads (counted while it streams in)
     callback_max_body: int = 1 << 20
@@ -250,7 +253,7 @@ class Settings:
                 f"XPORT_RATE_LIMIT must be >= 0 (0 = unlimited), got {self.rate_limit!r}"
             )
         if self.rate_limit_url is not None:
-            from xport_etl.ratelimit import check_rate_limit_url
+            from xport_etl.extract.ratelimit import check_rate_limit_url
 
             check_rate_limit_url(self.rate_limit_url)
         if (
@@ -319,8 +322,8 @@ class Settings:
 
     @property
     def signer(self) -> SignRecipe:
-        """The signing recipe these settings describe (:func:`xport_etl.auth.resolve_recipe`)."""
-        from xport_etl.auth import resolve_recipe  # httpx is not needed to read settings
+        """The signing recipe these settings describe (:func:`xport_etl.extract.auth.resolve_recipe`)."""
+        from xport_etl.extract.auth import resolve_recipe  # httpx is not needed to read settings
 
         return resolve_recipe(self.sign_recipe, self.sign_template, self.timestamp_unit)
 

@@ -112,8 +112,8 @@ class XportHook(BaseHook):
         The message names each failed step with its hint (which signing recipe the API accepts
         and the extra that selects it, the user-id, the clock, ...), or what was checked.
         """
-        from xport_etl.check import check_connection
         from xport_etl.errors import ConfigError
+        from xport_etl.extract.check import check_connection
 
         try:
             settings = self.get_settings()

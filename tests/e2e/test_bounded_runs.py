@@ -8,11 +8,11 @@ from datetime import timedelta
 import duckdb
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from xport_etl import pipeline
-from xport_etl.load import warehouse_path
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl import run as pipeline
+from xport_etl.load.publish import warehouse_path
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 MONTH = timedelta(days=31)
 

@@ -13,17 +13,20 @@ import pyarrow as pa
 import pytest
 
 from tests.test_callbacks import serve_app
-from xport_etl import callbacks, staging
-from xport_etl.callbacks import CALLBACK_PATH, create_receiver, read_inbox, refresh_from_callbacks
-from xport_etl.load import warehouse_path
-from xport_etl.pipeline import run_window
-from xport_etl.sandbox import DEFAULT_ACCESS_SECRET
-from xport_etl.sandbox.push import ORDER_PRICE, ORDER_REFUND, ORDER_STATUS, CallbackPusher
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.truth import truth_tables
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.callbacks.inbox import read_inbox
+from xport_etl.callbacks.receiver import CALLBACK_PATH, create_receiver
+from xport_etl.callbacks.refresh import refresh_from_callbacks
+from xport_etl.load import staging
+from xport_etl.load.publish import warehouse_path
+from xport_etl.normalize.callback_details import DETAIL_NORMALIZERS
+from xport_etl.run import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_REFUNDS
 from xport_etl.settings import Settings
+from xport_sandbox import DEFAULT_ACCESS_SECRET
+from xport_sandbox.push import ORDER_PRICE, ORDER_REFUND, ORDER_STATUS, CallbackPusher
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.truth import truth_tables
+from xport_sandbox.world import WorldConfig
 
 DETAIL_PATHS = {"/open/order/detail", "/v2/taobao/order/refund/query"}
 
@@ -32,7 +35,7 @@ DETAIL_PATHS = {"/open/order/detail", "/v2/taobao/order/refund/query"}
 def refresh_normalizers(monkeypatch):
     """Register the detail normalisers the refresh needs, until staging does it itself."""
     found = staging._normalizers()
-    missing = {k: v for k, v in callbacks.REFRESH_NORMALIZERS.items() if found.get(k) is not v}
+    missing = {k: v for k, v in DETAIL_NORMALIZERS.items() if found.get(k) is not v}
     if missing:
         monkeypatch.setattr(staging, "_normalizers", lambda: {**found, **missing})
 

@@ -14,11 +14,11 @@ from datetime import timedelta
 
 import pytest
 
-from xport_etl.load import sql_objects, warehouse_path
-from xport_etl.pipeline import run_window
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.load.publish import sql_objects, warehouse_path
+from xport_etl.run import run_window
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 # what identifies a published state: every fact table's size and the newest time in each
 FINGERPRINT = """

@@ -20,12 +20,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from xport_etl import sandbox as sandbox_defaults
-from xport_etl.demo import dags_test
-from xport_etl.load import warehouse_path
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.truth import truth_tables
-from xport_etl.sandbox.world import WorldConfig
+import xport_sandbox as sandbox_defaults
+from xport_etl.load.publish import warehouse_path
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
@@ -33,6 +29,10 @@ from xport_etl.schemas import (
     FCT_PARCELS,
     FCT_REFUNDS,
 )
+from xport_sandbox.demo import dags_test
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.truth import truth_tables
+from xport_sandbox.world import WorldConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 

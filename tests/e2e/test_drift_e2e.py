@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from xport_etl.pipeline import run_window
-from xport_etl.sandbox.faults import PROFILES
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.truth import truth_tables
-from xport_etl.sandbox.world import CST, WorldConfig
+from xport_etl.run import run_window
 from xport_etl.settings import Settings
+from xport_sandbox.faults import PROFILES
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.truth import truth_tables
+from xport_sandbox.world import CST, WorldConfig
 
 DRIFT = PROFILES["drift"]
 

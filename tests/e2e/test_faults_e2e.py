@@ -13,14 +13,14 @@ from datetime import timedelta
 
 import pytest
 
-import xport_etl.pipeline as pipeline
+import xport_etl.run as pipeline
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from xport_etl.client import RetryPolicy, XportClient
 from xport_etl.errors import RetriableError
-from xport_etl.sandbox.faults import FAULT_KINDS, PROFILES, FaultProfile
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.extract.client import RetryPolicy, XportClient
 from xport_etl.settings import Settings
+from xport_sandbox.faults import FAULT_KINDS, PROFILES, FaultProfile
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 WORLD = WorldConfig(seed=11, orders=300)
 

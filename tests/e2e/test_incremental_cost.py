@@ -18,13 +18,13 @@ import duckdb
 import pytest
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from xport_etl.load import warehouse_path
-from xport_etl.pipeline import run_window
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.truth import truth_tables
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.load.publish import warehouse_path
+from xport_etl.run import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_PARCELS, FCT_REFUNDS
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.truth import truth_tables
+from xport_sandbox.world import WorldConfig
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MAX_MULTIPLE = 3

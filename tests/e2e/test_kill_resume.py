@@ -15,9 +15,9 @@ import duckdb
 import pytest
 
 from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
-from xport_etl.load import warehouse_path
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.load.publish import warehouse_path
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 # (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load
 FAST_POINTS = [

@@ -11,11 +11,8 @@ import duckdb
 import pyarrow.compute as pc
 import pytest
 
-from xport_etl.load import warehouse_path
-from xport_etl.pipeline import run_window
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.truth import truth_tables
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl.load.publish import warehouse_path
+from xport_etl.run import run_window
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
@@ -24,6 +21,9 @@ from xport_etl.schemas import (
     FCT_REFUNDS,
 )
 from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.truth import truth_tables
+from xport_sandbox.world import WorldConfig
 
 TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
 

@@ -15,14 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
-from xport_etl import pipeline
-from xport_etl.landing import read_manifest
-from xport_etl.load import warehouse_path
-from xport_etl.pipeline import LIST_ENDPOINTS, run_window
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_etl import run as pipeline
+from xport_etl.extract.landing import read_manifest
+from xport_etl.load.publish import warehouse_path
+from xport_etl.load.staging import SharedStaging, stage_window
+from xport_etl.run import LIST_ENDPOINTS, run_window
 from xport_etl.settings import Settings
-from xport_etl.staging import SharedStaging, stage_window
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 # fct_refunds also holds the 1688 refunds, which come from a fan-out endpoint
 LISTS = [t for t in TABLES if t.name in ("fct_orders", "fct_order_lines")]
@@ -65,7 +65,7 @@ class _InFlight:
 
 
 def _list_requests(sandbox) -> int:
-    from xport_etl.endpoints import endpoints_for
+    from xport_etl.extract.endpoints import endpoints_for
 
     paths = {endpoints_for()[e].path for e in LIST_ENDPOINTS}
     return sum(e["requests"] for p, e in sandbox.stats()["endpoints"].items() if p in paths)

@@ -13,13 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 
 def _hold(data_dir: str, holding, release) -> None:
-    from xport_etl.pipeline import run_lock
+    from xport_etl.run import run_lock
 
     with run_lock(Path(data_dir)):
         holding.set()

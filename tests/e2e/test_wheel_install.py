@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from xport_etl import demo
-from xport_etl import sandbox as sandbox_defaults
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+import xport_sandbox as sandbox_defaults
+from xport_sandbox import demo
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 

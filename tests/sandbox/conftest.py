@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 # the plain wire forms: these tests check the server's paging and filters value by value (the
 # varied forms of the default world are checked in test_world.py and by the normaliser tests)

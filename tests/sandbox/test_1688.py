@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from tests.sandbox.conftest import ORDER_TIMES_1688, Api, cst_1688, flat_1688
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import World, WorldConfig
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import World, WorldConfig
 
 PAGE = "/v2/alibaba/order/page"
 REFUND = "/alibaba/refund/info"

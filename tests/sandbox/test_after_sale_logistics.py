@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.sandbox.conftest import Api
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import CST, World, WorldConfig
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import CST, World, WorldConfig
 
 EXAMPLES = Path(__file__).parent / "doc_examples"
 REFUND_LIST = "/open/order/refund/queryList"

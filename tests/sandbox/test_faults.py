@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from tests.sandbox.conftest import SMALL, signed_headers
-from xport_etl.client import RetryPolicy, XportClient
-from xport_etl.endpoints import ENDPOINTS
 from xport_etl.errors import MalformedBodyError, RateLimitedError, RetriableError
-from xport_etl.sandbox.faults import (
+from xport_etl.extract.client import RetryPolicy, XportClient
+from xport_etl.extract.endpoints import ENDPOINTS
+from xport_etl.settings import Settings
+from xport_sandbox.faults import (
     APP_SERVES,
     FAULT_KINDS,
     LIST_PATHS,
@@ -24,8 +25,7 @@ from xport_etl.sandbox.faults import (
     FaultInjector,
     FaultProfile,
 )
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.settings import Settings
+from xport_sandbox.testing import SandboxServer
 
 PAGE = "/open/purchase/page"
 DETAIL = "/open/order/detail"
@@ -282,14 +282,14 @@ def test_bad_profiles() -> None:
 def test_cli_passes_the_profile(monkeypatch) -> None:
     import uvicorn
 
-    from xport_etl.sandbox import cli
+    from xport_sandbox import cli
 
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
     assert (
         cli.main(
             [
-                "sandbox",
+                "serve",
                 "--faults",
                 "nasty",
                 "--fault-seed",
@@ -305,5 +305,5 @@ def test_cli_passes_the_profile(monkeypatch) -> None:
     injector = served[-1].state.faults
     assert injector.profile.name == "nasty" and injector.seed == 4
     assert injector.profile.slow_s == 35
-    assert cli.main(["sandbox", "--orders", "50"]) == 0
+    assert cli.main(["serve", "--orders", "50"]) == 0
     assert not served[-1].state.faults.active  # the default: no faults

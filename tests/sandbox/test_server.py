@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.sandbox.conftest import SMALL, Api, signed_headers
-from xport_etl.sandbox.testing import SandboxServer
+from xport_sandbox.testing import SandboxServer
 
 PAGE = "/open/purchase/page"
 
@@ -203,8 +203,8 @@ def _stdlib_dumps(obj) -> bytes:
 
 
 def test_dumps_writes_what_the_standard_library_writes_with_exact_decimals() -> None:
-    from xport_etl.sandbox.server import dumps
-    from xport_etl.sandbox.world import World, WorldConfig
+    from xport_sandbox.server import dumps
+    from xport_sandbox.world import World, WorldConfig
 
     awkward = {
         "money": [Decimal("12.50"), Decimal("0.00"), Decimal("-3.1"), Decimal("1234567890123.45"), Decimal("7")],
@@ -223,7 +223,7 @@ def test_dumps_writes_what_the_standard_library_writes_with_exact_decimals() -> 
 
 
 def test_a_warm_world_serves_pages_without_building_details() -> None:
-    from xport_etl.sandbox.world import World, WorldConfig
+    from xport_sandbox.world import World, WorldConfig
 
     world = World(WorldConfig(seed=5, orders=400, detail_cache=2_000))
     built = world.warm()
@@ -239,11 +239,11 @@ def test_a_warm_world_serves_pages_without_building_details() -> None:
 def test_warm_option_sizes_the_cache_for_the_whole_world() -> None:
     import argparse
 
-    from xport_etl.sandbox.cli import _config
+    from xport_sandbox.cli import _config
 
     args = argparse.Namespace(seed=7, orders=100_000, start=SMALL.start, clock=SMALL.clock, warm=True)
     config = _config(args)
     assert config.detail_cache >= config.orders + config.n_orders_1688
-    from xport_etl.sandbox.world import WorldConfig
+    from xport_sandbox.world import WorldConfig
 
     assert _config(argparse.Namespace(**{**vars(args), "warm": False})).detail_cache == WorldConfig().detail_cache

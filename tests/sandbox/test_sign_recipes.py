@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from tests.sandbox.conftest import signed_headers
-from xport_etl.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.world import WorldConfig
+from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.world import WorldConfig
 
 PAGE = "/open/purchase/page"
 TINY = WorldConfig(orders=20)
@@ -76,8 +76,8 @@ def test_unknown_recipe_is_refused_at_start():
 
 
 def test_sandbox_cli_has_a_sign_recipe_option():
-    from xport_etl.cli import build_parser
+    from xport_sandbox.cli import build_parser
 
-    args = build_parser().parse_args(["sandbox", "--sign-recipe", "concat"])
+    args = build_parser().parse_args(["serve", "--sign-recipe", "concat"])
     assert args.sign_recipe == "concat"
-    assert build_parser().parse_args(["sandbox"]).sign_recipe == "query"
+    assert build_parser().parse_args(["serve"]).sign_recipe == "query"

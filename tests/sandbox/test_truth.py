@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tests.sandbox.conftest import Api, flat_1688
-from xport_etl.sandbox.cli import main
-from xport_etl.sandbox.testing import SandboxServer
-from xport_etl.sandbox.truth import truth_tables, write_truth
-from xport_etl.sandbox.world import World, WorldConfig
+from xport_sandbox.cli import main
+from xport_sandbox.testing import SandboxServer
+from xport_sandbox.truth import truth_tables, write_truth
+from xport_sandbox.world import World, WorldConfig
 
 MONEY, TS, S, I32 = pa.decimal128(18, 2), pa.timestamp("us"), pa.string(), pa.int32()
 ORDERS = [
@@ -169,7 +169,6 @@ def test_write_truth_and_cli(tmp_path: Path) -> None:
     assert (
         main(
             [
-                "sandbox",
                 "truth",
                 "--seed",
                 "7",

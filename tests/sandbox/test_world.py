@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from xport_etl.sandbox.world import CST, World, WorldConfig, money
+from xport_sandbox.world import CST, World, WorldConfig, money
 
 CONFIG = WorldConfig(orders=600)
 
@@ -178,7 +178,7 @@ def test_a_big_world_pages_fast() -> None:
 
 
 def test_refunds_parcels_and_1688_are_deterministic_and_path_independent() -> None:
-    from xport_etl.sandbox.truth import truth_tables
+    from xport_sandbox.truth import truth_tables
 
     stepwise, direct = World(CONFIG), World(CONFIG)
     for _ in range(4):

@@ -1,0 +1,1 @@
+"""Message callbacks: the receiver, its inbox and the refresh they drive."""

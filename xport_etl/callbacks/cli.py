@@ -1,0 +1,141 @@
+"""``xport-etl callbacks serve|consume`` (also ``python -m xport_etl.callbacks.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from xport_etl.callbacks.inbox import (
+    INBOX_FILE,
+    callbacks_dir,
+)
+from xport_etl.callbacks.receiver import (
+    CALLBACK_PATH,
+    DEFAULT_MAX_SKEW_S,
+    create_receiver,
+    is_loopback,
+    log,
+    receiver_config,
+)
+from xport_etl.callbacks.refresh import (
+    refresh_from_callbacks,
+)
+
+# ---- CLI
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from xport_etl.settings import DEFAULT_ACCESS_SECRET, Settings
+
+    settings = Settings.from_env(data_dir=Path(args.data_dir) if args.data_dir else None)
+    if settings.access_secret == DEFAULT_ACCESS_SECRET and not is_loopback(args.host):
+        # the sandbox's secret is published in the source: anyone could sign a callback
+        print(
+            f"error: refusing to receive callbacks on {args.host} with the sandbox's published "
+            "secret: set XPORT_ACCESS_SECRET, or listen on 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.access_secret == DEFAULT_ACCESS_SECRET:
+        log.warning("XPORT_ACCESS_SECRET is not set: verifying callbacks with the sandbox's secret")
+    inbox_dir = callbacks_dir(settings.data_dir)
+    app = create_receiver(
+        settings.access_secret,
+        inbox_dir,
+        max_skew_s=args.max_skew,
+        max_body=settings.callback_max_body,
+        rotate_bytes=settings.inbox_rotate_bytes,
+        seen_horizon_s=settings.callback_dedup_horizon,
+    )
+    print(
+        f"receiving callbacks on http://{args.host}:{args.port}{CALLBACK_PATH} "
+        f"into {inbox_dir / INBOX_FILE}",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.Server(receiver_config(app, settings, host=args.host, port=args.port)).run()
+    return 0
+
+
+def cmd_consume(args) -> int:
+    from xport_etl.settings import Settings
+
+    settings = Settings.from_env(data_dir=Path(args.data_dir) if args.data_dir else None)
+    result = refresh_from_callbacks(settings)
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``callbacks`` command (``serve`` and ``consume``) to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "callbacks",
+        help="receive Xportcn message callbacks, or refresh what they name",
+        description="Receive Xportcn's message callbacks (CONTRACT §6) into an fsynced inbox, and "
+        "refresh the orders and refunds they name through the detail endpoints.\n"
+        "example: xport-etl callbacks serve --port 8780 --data-dir data\n"
+        "example: xport-etl callbacks consume --data-dir data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(
+        dest="callbacks_command", metavar="{serve,consume}", required=True
+    )
+    serve = commands.add_parser(
+        "serve",
+        help=f"serve POST {CALLBACK_PATH} (secret from XPORT_ACCESS_SECRET)",
+        description=f"Serve POST {CALLBACK_PATH}: verify the HMAC and timestamp, store the message "
+        "under <data-dir>/callbacks/inbox.jsonl, answer 200.\n"
+        "example: XPORT_ACCESS_SECRET=… xport-etl callbacks serve --host 0.0.0.0 --port 8780",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (default 127.0.0.1), e.g. --host 0.0.0.0",
+    )
+    serve.add_argument(
+        "--port", type=int, default=8780, help="port to listen on (default 8780), e.g. --port 9000"
+    )
+    serve.add_argument(
+        "--data-dir",
+        help="data directory (env XPORT_DATA_DIR, default ./data); the inbox is <data-dir>/callbacks/",
+    )
+    serve.add_argument(
+        "--max-skew",
+        type=float,
+        default=DEFAULT_MAX_SKEW_S,
+        help=f"accepted distance of a message's timestamp from now, seconds (default {DEFAULT_MAX_SKEW_S}), e.g. --max-skew 900",
+    )
+    serve.set_defaults(func=cmd_serve)
+    consume = commands.add_parser(
+        "consume",
+        help="refresh the orders and refunds named by new callbacks, and publish",
+        description="Read the inbox from the stored offset, re-fetch the named orders and refunds "
+        "through the detail endpoints, publish, then advance the offset.\n"
+        "example: xport-etl callbacks consume --data-dir data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    consume.add_argument("--data-dir", help="data directory (env XPORT_DATA_DIR, default ./data)")
+    consume.set_defaults(func=cmd_consume)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m xport_etl.callbacks.receiver serve|consume …`` (the same as ``xport-etl callbacks``)."""
+    parser = argparse.ArgumentParser(prog="python -m xport_etl.callbacks.receiver")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["callbacks", *(argv if argv is not None else sys.argv[1:])])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

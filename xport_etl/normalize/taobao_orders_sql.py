@@ -1,0 +1,665 @@
+"""Taobao order pages → orders and order lines, in DuckDB: the fast path of the normaliser.
+
+:mod:`xport_etl.normalize.values` is the reference: it states every rule (ids, money, times, statuses,
+rejects, duplicates) in Python, one record at a time. At a million orders that costs minutes of
+per-record Python, so the order pages (by far the largest endpoint) take this path instead:
+
+1. pages are decompressed in bounded chunks (``CHUNK_BYTES`` of JSON at a time: memory does not
+   grow with the window) and handed to DuckDB as Arrow, zero-copy;
+2. one ``json_transform`` per page types every field as raw JSON, and SQL predicates decide,
+   **record by record**, whether a record is **plain**: every value has a shape whose typed
+   value is certain (an id is printable ASCII or a JSON integer, money is
+   ``[0-9]{1,13}(.[0-9]{1,2})?`` as a string or a number, text is a string or a JSON integer, a
+   time is a real ``yyyy-MM-dd HH:mm:ss``, ...), with its lines, nothing is in the future, its
+   order id does not repeat within the page, no sub-order id repeats within it (an object that
+   repeats a member name keeps the first, in DuckDB as in the reference: ``normalize.first_wins``);
+3. plain records are typed in SQL; every other record goes **alone** to the Python reference,
+   with its page number and its position in the page (so its rejects, warnings and place in
+   the version order are the reference's), while the rest of its page stays in SQL. A plain
+   record never produces a reject or a warning: every value that would warn (a ``receiver``
+   that does not decode to an object, a ``closeReason`` that is not text, a line
+   ``status``/``logisticCompanyName``/``logisticNumber`` of the wrong type) is outside the plain
+   shapes, so the reference reads that record;
+4. the latest version of each order wins across the window in one SQL window function (the
+   reference's rule: later ``updateTime`` wins, ties go to the first seen, nulls are oldest),
+   and the winners stream to Parquet a record batch at a time.
+
+So every SQL predicate is *narrower* than the Python rule it shadows: when in doubt, a record
+goes to Python, which costs time but never correctness. ``tests/test_normalize_sql.py`` runs
+both paths on the bad-input corpus, on generated pages and on sandbox pages (the varied world
+and the plain one) and requires identical tables, rejects and warnings, and checks the share of
+records that took the fast path.
+
+Why a record goes to the reference although it may be fine, and what it costs (its own time):
+
+- a number literal with three or more decimals or an exponent anywhere in it (DuckDB parses JSON
+  numbers to binary doubles: for money the path must be sure the double is the literal). A
+  cheap scan of the page's text finds the pages that may hold one; only those pages are parsed
+  in Python (:func:`_suspect_records`) to find the records that do. Longer literals need no
+  check of their own: a double keeps a literal's magnitude, and the shapes allow at most 13
+  digits before the point (money), 9 (integers) or an integer of 19 (ids), so a literal that a
+  double cannot hold never passes as one it can;
+- a ``\\u`` escape of a NUL or a surrogate in it (found the same way);
+- an id, amount, integer or time written as a string that still needs an escape once DuckDB has
+  re-serialised it (a quote, a backslash or a control character): the shapes are regular
+  expressions over that text, which is ~2x cheaper than unescaping every value first;
+- text that is a number with a fraction (the reference keeps ``12.50`` as written; DuckDB would
+  print ``12.5``); an integer is kept as written by both.
+
+A page goes whole to the reference only when it is not a page of records (not JSON to DuckDB,
+an error envelope, ``records`` not a list: the reference says which, or fails the window),
+when its bytes are not UTF-8, or when a record the reference reads has the same order id as a
+record typed in SQL (an id such as ``" 91001 "`` that the shapes do not accept but the reference
+reads as ``91001``): the same id twice in one page makes the older copy a reject, a page matter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
+from xport_etl.extract.landing import open_pages
+from xport_etl.normalize.pages import first_wins
+from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS, taobao_window
+from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, PageError
+from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
+
+ENDPOINTS = ("taobao_orders", "taobao_orders_legacy")
+# decompressed JSON handed to DuckDB at a time: bigger chunks cost less CPU a page (1M-order load:
+# 44.0 s at 16 MB, 41.3 s at 24 MB, 41.0 s at 32 MB) and more memory (peak 423 / 441 / 474 MB)
+CHUNK_BYTES = 24 * 2**20
+READ_BYTES = 2**20
+PAGES_PER_BATCH = 8  # Arrow record batch size in pages: DuckDB scans batches in parallel
+DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+ORDER_FIELDS = ("id", "orderNo", "status", "orderSource", "sellerOrderNumber", "purchaseAmount",
+                "purchaseCurrency", "domesticPostFee", "receiver", "closeReason", "createTime", "payTime",
+                "updateTime")
+LINE_FIELDS = ("subOrderId", "itemId", "skuId", "title", "quantity", "purchaseAmount", "purchaseCurrency",
+               "domesticPostFee", "status", "refundStatus", "taobaoPurchaseId", "taobaoSubPurchaseId",
+               "logisticCompanyName", "logisticNumber")
+# every field as raw JSON: the SQL sees each value's JSON text, so it can tell "12" from 12
+STRUCTURE = json.dumps({"code": "JSON", "data": {"records": [
+    {**{f: "JSON" for f in ORDER_FIELDS}, "subOrderVOS": [{f: "JSON" for f in LINE_FIELDS}]}]}})
+
+# number literals DuckDB might not hold exactly as a double (see the module docstring)
+INEXACT_NUMBER = r"""[:,\[]\s*-?[0-9]+\.[0-9]{3}|[:,\[]\s*-?[0-9]+(\.[0-9]+)?[eE]"""
+# a necessary condition of each alternative, tried first (INEXACT_NUMBER runs only on the pages
+# that have one): RE2 scans a page for these at ~1 GB/s, for INEXACT_NUMBER (which opens with a
+# character as frequent as ':' or ',') at ~250 MB/s. An exponent literal is followed by its
+# digits, then whitespace or , } ] (the page is valid JSON by then)
+MAYBE_INEXACT = (r"""\.[0-9]{3}""", r"""[eE][-+]?[0-9]+\s*[,}\]]""")
+UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
+# page reasons that do not send the page to the reference: only its records that hold such a
+# literal or escape go (found by :func:`_suspect_records`)
+SUSPECT = ("escape", "number")
+
+# SQL shapes, each narrower than the Python rule of the same name in normalize.py. Values
+# are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
+_MACROS = r"""
+-- to_text's value: what a JSON string says, or an integer's digits (read only where text_ok holds)
+create or replace temp macro text_val(x) as x->>'$';
+-- the text of a plain scalar: its raw JSON without the quotes (the shapes below that use it
+-- admit no quote or escape inside, so this is the value; replace is ~2x cheaper than trim)
+create or replace temp macro bare(x) as replace(x::varchar, '"', '');
+
+-- Each shape is one regular expression over the value's raw JSON text: a string of the shape
+-- (with no escape: a string with one goes to Python) or a number of it.
+
+-- to_id: null, "" (null), a string that starts and ends with printable ASCII (so Python's
+-- strip() leaves it as it is), or a JSON integer
+create or replace temp macro id_ok(x) as coalesce(x is null
+    or regexp_full_match(x::varchar, '""|"[!-\[\]-~]([^"\\]*[!-\[\]-~])?"|0|[1-9][0-9]{0,18}'), false);
+create or replace temp macro id_val(x) as nullif(bare(x), '');
+
+-- to_text: null, a JSON string, or a JSON integer of up to 18 digits (kept as written: a
+-- re-serialised integer is its literal; a fraction is not, and goes to the reference)
+create or replace temp macro text_ok(x) as coalesce(x is null or left(x::varchar, 1) = '"'
+    or regexp_full_match(x::varchar, '0|-?[1-9][0-9]{0,17}'), false);
+
+-- to_money: null, "" (null), or up to 13 digits and 2 decimals, as a string or a number
+create or replace temp macro money_ok(x) as coalesce(x is null
+    or regexp_full_match(x::varchar, '""|"[0-9]{1,13}(\.[0-9]{1,2})?"|[0-9]{1,13}(\.[0-9]{1,2})?'), false);
+create or replace temp macro money_val(x) as try_cast(nullif(bare(x), '') as decimal(18, 2));
+
+-- to_int / to_quantity: null, or up to 9 digits as a string or a number
+create or replace temp macro int_ok(x) as coalesce(x is null
+    or regexp_full_match(x::varchar, '"-?[0-9]{1,9}"|-?[0-9]{1,9}'), false);
+create or replace temp macro qty_ok(x) as coalesce(x is null
+    or regexp_full_match(x::varchar, '"[0-9]{1,9}"|[0-9]{1,9}'), false);
+create or replace temp macro int_val(x) as try_cast(bare(x) as integer);
+
+-- to_cst_time: null, "" (null), or a real yyyy-MM-dd HH:mm:ss in years 1900..9998
+create or replace temp macro ts_ok(x) as coalesce(x is null or x::varchar = '""'
+    or (regexp_full_match(x::varchar,
+            '"(19|[2-9][0-9])[0-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"')
+        and x::varchar < '"9999' and try_strptime(bare(x), '%Y-%m-%d %H:%M:%S') is not null), false);
+create or replace temp macro ts_val(x, offset_s) as
+    try_strptime(nullif(bare(x), ''), '%Y-%m-%d %H:%M:%S') - to_seconds(offset_s);
+
+-- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{')
+create or replace temp macro receiver_ok(x) as coalesce(x is null or left(x::varchar, 1) = '{'
+    or (left(x::varchar, 1) = '"' and (x::varchar = '""' or (strlen(text_val(x)) < 2000
+        and left(text_val(x), 1) = '{' and json_valid(text_val(x))))), false);
+"""
+
+
+def _case(mapping: dict, column: str, other: str) -> str:
+    """``mapping[column]``, ``other`` for an unknown code, null for a null code."""
+    whens = " ".join(f"when {code} then '{name}'" for code, name in mapping.items())
+    return f"(case when {column} is null then null else (case {column} {whens} else {other} end) end)"
+
+
+@dataclass
+class SqlStats:
+    """How a window went: pages and records per path (the tests check the fast path is taken)."""
+
+    pages: int = 0
+    fast_pages: int = 0  # pages whose every record was typed in SQL
+    python_pages: int = 0  # pages the reference read whole
+    records: int = 0
+    fast_records: int = 0  # records typed in SQL
+    python_records: int = 0  # records the reference read (alone, or with their whole page)
+    # why records (``record``, ``number``, ``escape``: one each) or whole pages (the other
+    # reasons: one a page) went to the reference
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fast_share(self) -> float:
+        """Share of the records typed in SQL (1.0 for a window without records)."""
+        return self.fast_records / self.records if self.records else 1.0
+
+
+class TaobaoOrdersSql:
+    """Normalise one window of Taobao order pages in a DuckDB connection.
+
+    ``feed`` pages (in landing order), then ``finish``; the winners are then in the temp tables
+    ``out_orders`` and ``out_lines`` (with ``created_month``), the rejects in :attr:`rejects`.
+    """
+
+    def __init__(self, con, *, endpoint: str, window_id: str, rejected_at: datetime,
+                 assumptions: ApiAssumptions = ASSUMED):
+        if assumptions.cst_time_format != DEFAULT_TIME_FORMAT:
+            raise ValueError("the SQL normaliser reads only the yyyy-MM-dd HH:mm:ss time format")
+        self.con, self.endpoint, self.window_id = con, endpoint, window_id
+        self.rejected_at, self.assumptions = rejected_at, assumptions
+        self.offset_s = int(assumptions.source_tz.utcoffset(None).total_seconds())
+        self.ceiling = rejected_at + FUTURE_TOLERANCE
+        self.rejects: list[dict] = []  # all from the reference: a plain record has none
+        self.stats = SqlStats()
+        self._orders: list[dict] = []  # the reference's rows, until the chunk is done
+        self._lines: list[dict] = []
+        con.execute(_MACROS)
+        con.execute(f"create or replace temp table cand_orders as select {self._order_cols()} from "
+                    "(select null::json as r, 0::bigint as seq, 0::integer as idx) where false")
+        con.execute(f"create or replace temp table cand_lines as select {self._line_cols()} from "
+                    "(select null::json as oid, null::json as l, 0::bigint as seq, 0::integer as idx, "
+                    "0::integer as li) where false")
+
+    # ---- the typed columns, from a record ``r`` and a line ``l``
+
+    def _order_cols(self) -> str:
+        o = self.offset_s
+        status = _case(TAOBAO_ORDER_STATUS, "int_val(r.status)", "'other'")
+        return f"""
+            'taobao' as platform, id_val(r.id) as order_id, id_val(r.orderNo) as order_no,
+            {status} as status, int_val(r.status)::varchar as platform_status,
+            text_val(r.orderSource) as order_source, text_val(r.sellerOrderNumber) as seller_order_number,
+            null::varchar as seller, text_val(r.purchaseCurrency) as currency,
+            money_val(r.purchaseAmount) as goods_amount, money_val(r.domesticPostFee) as shipping_amount,
+            money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
+            coalesce(len(r.subOrderVOS), 0)::integer as line_count,
+            ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
+            ts_val(r.updateTime, {o}) as updated_at, text_val(r.closeReason) as close_reason,
+            seq, idx"""
+
+    def _line_cols(self) -> str:
+        refund = _case(TAOBAO_REFUND_STATUS, "int_val(l.refundStatus)", "null")
+        return f"""
+            'taobao' as platform, id_val(oid) as order_id, id_val(l.subOrderId) as line_id,
+            li::integer as line_index, id_val(l.itemId) as item_id, id_val(l.skuId) as sku_id,
+            text_val(l.title) as title, int_val(l.quantity) as quantity,
+            money_val(l.purchaseAmount) as amount, money_val(l.domesticPostFee) as shipping_amount,
+            text_val(l.purchaseCurrency) as currency,
+            (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
+            id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
+            int_val(l.status)::varchar as line_status, int_val(l.refundStatus)::varchar as platform_refund_status,
+            text_val(l.logisticCompanyName) as carrier, id_val(l.logisticNumber) as tracking_number,
+            null::varchar as refund_id, seq, idx"""
+
+    # ---- feeding pages
+
+    def feed(self, seqs: np.ndarray, bodies: pa.Array) -> None:
+        """One chunk of pages: ``seqs`` their page numbers, ``bodies`` the JSON texts (UTF-8)."""
+        self.stats.pages += len(bodies)
+        table = pa.table({"seq": pa.array(seqs, pa.int64()), "body": bodies})
+        chunk = pa.Table.from_batches(table.to_batches(max_chunksize=PAGES_PER_BATCH))
+        con = self.con
+        by_seq = dict(zip(table.column("seq").to_pylist(), range(len(table)), strict=True))
+
+        def body(seq: int) -> bytes:
+            return bodies[by_seq[seq]].as_py().rstrip("\n").encode("utf-8")
+
+        con.register("chunk", chunk)
+        try:
+            try:
+                self._parse(con)
+            except Exception as exc:  # noqa: BLE001 - not JSON somewhere: find the page(s) first
+                if "JSON" not in str(exc):
+                    raise
+                con.execute("create or replace temp table bad_json as "
+                            "select seq from chunk where not json_valid(body)")
+                self._parse(con, skip_bad_json=True)
+                python_pages, suspects = self._classify_and_type(con, skip_bad_json=True)
+            else:
+                python_pages, suspects = self._classify_and_type(con)
+        finally:
+            con.unregister("chunk")
+        self._count("record", self.con.execute("select count(*) from py_recs").fetchall()[0][0])
+        # pages with a number literal or an escape that DuckDB may not read as Python does: the
+        # records that hold one join the records for the reference, the others stay typed in SQL
+        whole = dict(python_pages)  # page → reason: the reference reads the whole page
+        extra: list[tuple[int, int]] = []
+        for seq, reason in suspects:
+            found = _suspect_records(body(seq))
+            if found is None:
+                whole[seq] = reason
+                continue
+            extra.extend((seq, idx) for idx in found)
+            self._count(reason, len(found))
+        if extra:
+            self._add_python_records(extra)
+        records, more = self._python_records(body, skip=whole)
+        whole.update(more)
+        self._insert_fast(seqs, whole)
+        for seq, page in records.items():
+            self._add_rows(seq, page)
+        for seq in sorted(whole):
+            self._count(whole[seq])
+            self._python_page(seq, body(seq))
+        self._flush()
+
+    def feed_python(self, seq: int, body: bytes, reason: str) -> None:
+        """A page that cannot even reach DuckDB (its bytes are not UTF-8)."""
+        self.stats.pages += 1
+        self._count(reason)
+        self._python_page(seq, body)
+        self._flush()
+
+    def _count(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + n
+
+    def _parse(self, con, skip_bad_json: bool = False) -> None:
+        where = "where seq not in (select seq from bad_json)" if skip_bad_json else ""
+        con.execute(f"""
+            create or replace temp table pages as
+            select seq, json_transform(body, '{STRUCTURE}') as t, false as bad_json from chunk {where}
+        """)
+        if skip_bad_json:
+            con.execute("insert into pages select seq, null, true from bad_json")
+
+    def _classify_and_type(self, con, skip_bad_json: bool = False) -> tuple[list, list]:
+        """Type every record of the chunk's readable pages; ``py_recs`` gets the records that need
+        the reference. Returns the pages that go whole to the reference and the suspect pages
+        (a number literal or escape to look at in Python), each as ``(seq, reason)``."""
+        # page level: the envelope, then the things only the raw text shows
+        # (three small steps: a CASE over a join of the bodies with the parsed struct blows memory)
+        con.execute("""
+            create or replace temp table envelope as
+            select seq, bad_json, t.data is null as no_data, t.code::varchar as code,
+                   t.data.records is null as no_records
+            from pages
+        """)
+        con.execute(rf"""
+            create or replace temp table body_flags as
+            select seq,
+                -- (CASEs, not ANDs: DuckDB evaluates both sides of an AND for every row)
+                case when contains(body, '\u') then regexp_matches(body, '{UNSAFE_ESCAPE}') else false end as escape,
+                case when regexp_matches(body, '{MAYBE_INEXACT[0]}') or regexp_matches(body, '{MAYBE_INEXACT[1]}')
+                     then regexp_matches(body, '{INEXACT_NUMBER}') else false end as number
+            from chunk {"where seq not in (select seq from bad_json)" if skip_bad_json else ""}
+        """)
+        con.execute("""
+            create or replace temp table page_flags as
+            select e.seq,
+                case
+                  when e.bad_json then 'not json'
+                  when e.no_data then 'envelope'
+                  when e.code is not null and e.code not in ('200', '"200"') then 'envelope'
+                  when e.no_records then 'no records'  -- null, or not a list: Python tells which
+                  when b.escape then 'escape'
+                  when b.number then 'number'
+                end as reason
+            from envelope e left join body_flags b using (seq)
+        """)
+        # records and lines, typed once; ``ok``: every raw value had a plain shape
+        con.execute(f"""
+            create or replace temp table recs as
+            select p.seq, unnest(p.t.data.records) as r, generate_subscripts(p.t.data.records, 1) - 1 as idx
+            from pages p semi join page_flags f on p.seq = f.seq and (f.reason is null or f.reason in {SUSPECT})
+        """)
+        con.execute(f"""
+            create or replace temp table typed_lines as
+            select {self._line_cols()},
+                   coalesce(l.subOrderId is not null and id_ok(l.subOrderId) and id_val(l.subOrderId) is not null
+                       and id_ok(l.itemId) and id_ok(l.skuId) and text_ok(l.title) and qty_ok(l.quantity)
+                       and money_ok(l.purchaseAmount) and money_ok(l.domesticPostFee)
+                       and text_ok(l.purchaseCurrency) and int_ok(l.status) and int_ok(l.refundStatus)
+                       and id_ok(l.taobaoPurchaseId) and id_ok(l.taobaoSubPurchaseId)
+                       and text_ok(l.logisticCompanyName) and id_ok(l.logisticNumber), false) as ok
+            from (select seq, idx, r.id as oid, unnest(r.subOrderVOS) as l,
+                         generate_subscripts(r.subOrderVOS, 1) - 1 as li from recs)
+        """)
+        con.execute(f"""
+            create or replace temp table typed_orders as
+            select {self._order_cols()},
+                   coalesce(r.id is not null and id_ok(r.id) and id_val(r.id) is not null
+                    and id_ok(r.orderNo) and int_ok(r.status) and text_ok(r.orderSource)
+                    and text_ok(r.sellerOrderNumber) and money_ok(r.purchaseAmount)
+                    and text_ok(r.purchaseCurrency) and money_ok(r.domesticPostFee)
+                    and receiver_ok(r.receiver) and text_ok(r.closeReason)
+                    and ts_ok(r.createTime) and ts_ok(r.payTime) and ts_ok(r.updateTime), false) as ok,
+                   r.subOrderVOS is null and r is not null as no_subs
+            from recs
+        """)
+        # the records the reference reads, one by one (their pages stay on the fast path): a
+        # value outside the plain shapes, a line that is, a repeated line id, a future time, an
+        # order id seen twice in the page (every copy, in page order: the reference picks the
+        # winner). A null subOrderVOS may be a real null or something the transform could not
+        # read as a list: the reference tells which.
+        con.execute("""
+            create or replace temp table py_recs as
+            with lines as (
+                select seq, idx, bool_and(ok) as ok, count(*) <> count(distinct line_id) as dup
+                from typed_lines group by all
+            )
+            select seq, idx from (
+                select o.seq, o.idx,
+                       o.ok and not o.no_subs and coalesce(l.ok and not l.dup, true)
+                       and coalesce(o.created_at <= $ceiling, true) and coalesce(o.paid_at <= $ceiling, true)
+                       and coalesce(o.updated_at <= $ceiling, true)
+                       and count(*) over (partition by o.seq, o.order_id) = 1 as ok
+                from typed_orders o left join lines l using (seq, idx))
+            where not ok
+        """, {"ceiling": self.ceiling})
+        flags = con.execute("select seq, reason from page_flags where reason is not null order by seq").fetchall()
+        return ([(seq, reason) for seq, reason in flags if reason not in SUSPECT],
+                [(seq, reason) for seq, reason in flags if reason in SUSPECT])
+
+    def _add_python_records(self, pairs: list[tuple[int, int]]) -> None:
+        arrow = pa.table({"seq": pa.array([s for s, _ in pairs], pa.int64()),
+                          "idx": pa.array([i for _, i in pairs], pa.int64())})
+        self.con.register("more_py_recs", arrow)
+        try:
+            self.con.execute("insert into py_recs select seq, idx from more_py_recs "
+                             "except select seq, idx from py_recs")
+        finally:
+            self.con.unregister("more_py_recs")
+
+    def _python_records(self, body, skip: dict[int, str]) -> tuple[dict[int, Any], dict[int, str]]:
+        """The reference on the records of ``py_recs``, page by page (not the pages in ``skip``).
+
+        Returns the reference's result per page, and the pages that must go whole to the
+        reference after all: one whose records, as the reference reads them, share an order id
+        with a record typed in SQL (an id the shapes did not accept, e.g. with spaces: the same id
+        twice in one page is a page matter, one copy is rejected), or one the reference cannot
+        read (it raises in page order, with the whole pages)."""
+        con = self.con
+        by_page = con.execute("select seq, list(idx order by idx) from py_recs group by seq order by seq").fetchall()
+        pages: dict[int, Any] = {}
+        more: dict[int, str] = {}
+        keys_seq, keys_id = [], []
+        for seq, idxs in by_page:
+            if seq in skip:
+                continue
+            try:
+                page = taobao_window([(seq, body(seq), None)], endpoint=self.endpoint, window_id=self.window_id,
+                                     rejected_at=self.rejected_at, assumptions=self.assumptions, only={seq: idxs})
+            except (PageError, IndexError):
+                more[seq] = "page error"
+                continue
+            pages[seq] = page
+            for rows in page.winners():
+                keys_seq.append(seq)
+                keys_id.append(rows.key[-1])
+        if keys_seq:
+            con.register("py_keys", pa.table({"seq": pa.array(keys_seq, pa.int64()),
+                                              "order_id": pa.array(keys_id, pa.string())}))
+            try:
+                for (seq,) in con.execute("""
+                    select distinct k.seq from py_keys k
+                    join (select seq, order_id from typed_orders anti join py_recs using (seq, idx)) t
+                      on t.seq = k.seq and t.order_id = k.order_id
+                """).fetchall():
+                    more[seq] = "id collision"
+                    del pages[seq]
+            finally:
+                con.unregister("py_keys")
+        return pages, more
+
+    def _insert_fast(self, seqs: np.ndarray, whole: dict[int, str]) -> None:
+        """Every typed record that the reference does not read goes to the candidates."""
+        con = self.con
+        if whole:
+            con.execute(f"insert into py_recs select seq, idx from typed_orders where seq in ({', '.join(map(str, whole))})"
+                        " except select seq, idx from py_recs")
+        con.execute("insert into cand_orders by name select * exclude (ok, no_subs) from typed_orders "
+                    "anti join py_recs using (seq, idx)")
+        con.execute("insert into cand_lines by name select * exclude (ok) from typed_lines "
+                    "anti join py_recs using (seq, idx)")
+        (records,) = con.execute("select count(*) from typed_orders anti join py_recs using (seq, idx)").fetchall()[0]
+        touched = {seq for (seq,) in con.execute("select distinct seq from py_recs").fetchall()} | set(whole)
+        self.stats.records += records
+        self.stats.fast_records += records
+        self.stats.fast_pages += sum(1 for seq in seqs.tolist() if seq not in touched)
+
+    def _add_rows(self, seq: int, page) -> None:
+        """The reference's records of a page (read one by one) join the candidates."""
+        self.stats.python_records += page.records
+        self.stats.records += page.records
+        self.rejects.extend(page.rejects)
+        self._append_winners(seq, page)
+
+    def _python_page(self, seq: int, body: bytes) -> None:
+        """The reference normaliser on one whole page; its winners join the candidates.
+
+        Raises:
+            PageError: as with the reference: the window fails.
+        """
+        self.stats.python_pages += 1
+        page = taobao_window([(seq, body, None)], endpoint=self.endpoint, window_id=self.window_id,
+                             rejected_at=self.rejected_at, assumptions=self.assumptions)
+        self._add_rows(seq, page)
+
+    def _append_winners(self, seq: int, page) -> None:
+        for rows in page.winners():
+            self._orders.append({**rows.row, "seq": seq, "idx": rows.index})
+            self._lines.extend({**line, "seq": seq, "idx": rows.index}
+                               for line in rows.children.get("order_lines", ()))
+
+    def _flush(self) -> None:
+        """The reference's rows of a chunk join the candidates, one insert a table (an insert
+        costs ~3 ms however few its rows)."""
+        if self._orders:
+            self._append("cand_orders", self._orders, FCT_ORDERS.arrow_schema())
+        if self._lines:
+            self._append("cand_lines", self._lines, FCT_ORDER_LINES.arrow_schema())
+        self._orders, self._lines = [], []
+
+    def _append(self, table: str, rows: list[dict], schema: pa.Schema) -> None:
+        schema = schema.append(pa.field("seq", pa.int64())).append(pa.field("idx", pa.int32()))
+        if "extracted_at" in schema.names:
+            schema = schema.remove(schema.get_field_index("extracted_at"))
+        arrow = pa.Table.from_pylist(rows, schema=schema)
+        self.con.register("python_rows", arrow)
+        try:
+            self.con.execute(f"insert into {table} by name select * from python_rows")
+        finally:
+            self.con.unregister("python_rows")
+
+    # ---- the window
+
+    def finish(self) -> None:
+        """Keep the latest version of each order (ties: first seen; nulls oldest) and its lines."""
+        con = self.con
+        con.execute("""
+            create or replace temp table out_orders as
+            select * exclude (rn),
+                   coalesce(strftime(created_at, '%Y-%m'), 'unknown') as created_month
+            from (select *, row_number() over (partition by order_id
+                                               order by updated_at desc nulls last, seq, idx) as rn
+                  from cand_orders)
+            where rn = 1
+        """)
+        con.execute("""
+            create or replace temp table out_lines as
+            select l.*, o.created_month from cand_lines l join out_orders o using (seq, idx)
+        """)
+        con.execute("drop table cand_orders; drop table cand_lines")
+
+
+# ---- the records of a suspect page that the reference reads
+
+
+class _Inexact(Decimal):
+    """A number literal a double may not hold exactly (three or more decimals, an exponent)."""
+
+
+_INEXACT_LITERAL = re.compile(r"\.[0-9]{3}|[eE]")
+_UNSAFE_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def _number(text: str) -> Decimal:
+    return _Inexact(text) if _INEXACT_LITERAL.search(text) else Decimal(text)
+
+
+def _suspect_records(body: bytes) -> list[int] | None:
+    """The positions of a page's records that hold a number literal a double may not hold, a
+    NUL or a lone surrogate (in a value or a member name); None when Python cannot read the
+    page's records (the reference then reads the page whole, and says why)."""
+    try:
+        data = json.loads(body.decode("utf-8"), parse_float=_number, object_pairs_hook=first_wins)["data"]["records"]
+    except (ValueError, RecursionError, TypeError, KeyError):
+        return None
+    if not isinstance(data, list):
+        return None
+    return [idx for idx, rec in enumerate(data) if _suspect(rec)]
+
+
+def _suspect(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            for key, item in v.items():
+                if _UNSAFE_CHAR.search(key):
+                    return True
+                stack.append(item)
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, _Inexact) or (isinstance(v, str) and _UNSAFE_CHAR.search(v)):
+            return True
+    return False
+
+
+# ---- reading landed pages in bounded chunks
+
+
+def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, memoryview]]:
+    """Yield ``(first page number, whole lines)`` from a landed window's pages (a local
+    directory or a storage URL: see :func:`xport_etl.extract.landing.open_pages`).
+
+    The pages are decompressed 1 MB at a time into one buffer of ``chunk_bytes``, which is reused:
+    each chunk is a view of it, valid until the next chunk is asked for (``feed_window`` is done
+    with a chunk by then: DuckDB has parsed it into its own tables). So a window holds one chunk
+    of text, not two: a single large ``read`` of a gzip file holds about 6x what it returns, and
+    joining read blocks into a chunk held 2x. A line longer than the buffer grows it."""
+    first, buf, pos, eof = 1, bytearray(chunk_bytes), 0, False
+    with open_pages(directory) as f:
+        while not eof:
+            while pos < len(buf):
+                n = f.readinto(memoryview(buf)[pos:pos + READ_BYTES])
+                if not n:
+                    eof = True
+                    break
+                pos += n
+            cut = buf.rfind(b"\n", 0, pos) + 1
+            if not cut:
+                if not eof:
+                    buf += bytes(len(buf))  # no whole line in the buffer yet: a longer one
+                continue
+            whole = memoryview(buf)[:cut]
+            yield first, whole
+            first += buf.count(b"\n", 0, cut)
+            whole.release()
+            buf[:pos - cut] = buf[cut:pos]  # the partial line to the front (same size: no realloc)
+            pos -= cut
+    if pos:
+        yield first, memoryview(bytes(buf[:pos]) + b"\n")
+
+
+def split_lines(first: int, data: bytes | memoryview) -> tuple[np.ndarray, pa.Array]:
+    """Whole lines → (page numbers, a zero-copy Arrow binary array of the lines)."""
+    buf = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(buf == 10) + 1
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    lines = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
+                                             [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)])
+    return np.arange(first, first + len(ends), dtype=np.int64), lines
+
+
+def feed_window(norm: TaobaoOrdersSql, directory, chunk_bytes: int = CHUNK_BYTES) -> None:
+    """Every page of a landed window, in bounded chunks."""
+    for first, data in iter_chunks(directory, chunk_bytes):
+        feed_bytes(norm, first, data)
+
+
+def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes | memoryview) -> None:
+    seqs, lines = split_lines(first, data)
+    feed_lines(norm, seqs, lines)
+
+
+def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None:
+    """Pages as a binary array (each ending in a newline); those that are not UTF-8 go to Python."""
+    try:
+        norm.feed(seqs, lines.cast(pa.large_string()))
+        return
+    except pa.ArrowInvalid:  # bytes that are not UTF-8 somewhere: find the pages
+        pass
+    run: list[tuple[int, bytes]] = []  # UTF-8 pages in a row; the others go to Python in order
+
+    def flush() -> None:
+        if run:
+            norm.feed(np.array([s for s, _ in run], np.int64),
+                      pa.array([b for _, b in run], pa.large_binary()).cast(pa.large_string()))
+            run.clear()
+
+    for seq, line in zip(seqs.tolist(), lines.to_pylist(), strict=True):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            flush()
+            norm.feed_python(seq, line.rstrip(b"\n"), "not utf-8")
+        else:
+            run.append((seq, line))
+    flush()
+
+
+def feed_pages(norm: TaobaoOrdersSql, pages: Iterable[tuple[int, bytes, Any]]) -> None:
+    """Landed ``(page, body, context)`` triples held in memory (tests; small windows)."""
+    seqs, lines = [], []
+    for page_no, body, _ctx in pages:
+        seqs.append(page_no)
+        lines.append(body.replace(b"\n", b" ") + b"\n")
+    if lines:
+        feed_lines(norm, np.array(seqs, np.int64), pa.array(lines, pa.large_binary()))

@@ -1,0 +1,1 @@
+"""Report: report views, the dashboard, the data dictionary and run status."""

@@ -1,0 +1,109 @@
+"""``xport-etl status``: the last runs from the run ledger, how fresh each table is, and the data
+checks that found violations in the last publish (from the check ledger)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from xport_etl.ledger import read_runs
+from xport_etl.load.checks import read_check_results
+from xport_etl.load.publish import connect_reader, warehouse_path
+from xport_etl.schemas import (
+    FCT_ORDER_LINES,
+    FCT_ORDERS,
+    FCT_PARCEL_EVENTS,
+    FCT_PARCELS,
+    FCT_REFUNDS,
+)
+
+RUN_COLUMNS = ("finished_at", "endpoint", "window_id", "outcome", "pages", "requests", "retries",
+               "http_429", "records", "rejected", "warnings", "drift_repages", "duration_s", "error")
+
+
+def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
+    runs = sorted(read_runs(data_dir), key=lambda r: r.get("finished_at") or datetime.min, reverse=True)
+    return [{c: r.get(c) for c in RUN_COLUMNS} for r in runs[:limit]]
+
+
+CHECK_COLUMNS = ("checked_at", "check_name", "severity", "threshold", "violations", "outcome", "sample_keys")
+
+
+def last_checks(data_dir: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """The last publish's id (blocked or not) and its checks with violations (warn or error
+    outcomes, and passes within a threshold), errors first; ``(None, [])`` before any publish."""
+    rows, _ = read_check_results(data_dir)
+    if not rows:
+        return None, []
+    run_id = rows[-1]["run_id"]
+    last = {r["check_name"]: r for r in rows if r["run_id"] == run_id}  # a retried publish appends twice
+    found = [r for r in last.values() if r.get("violations")]
+    found.sort(key=lambda r: ({"error": 0, "warn": 1}.get(r["outcome"], 2), r["check_name"]))
+    out = [{c: r.get(c) for c in CHECK_COLUMNS} for r in found]
+    for r in out:  # a few samples fit a terminal; etl_check_results keeps them all
+        r["sample_keys"] = json.dumps(json.loads(r["sample_keys"] or "[]")[:3], ensure_ascii=False)
+    return run_id, out
+
+
+def freshness(data_dir: Path) -> list[dict[str, Any]]:
+    """Per fact table: rows, when its newest state was read from the API, and how long ago."""
+    if not warehouse_path(data_dir).exists():
+        return []
+    con = connect_reader(data_dir)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    out = []
+    try:
+        for spec in (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS):
+            # child tables have no extraction time of their own: their parent's is theirs
+            source = {"fct_order_lines": FCT_ORDERS.name, "fct_parcel_events": FCT_PARCELS.name}.get(spec.name, spec.name)
+            rows = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
+            latest = con.execute(f"select max(extracted_at) from {source}").fetchall()[0][0]
+            age_h = round((now - latest).total_seconds() / 3600, 2) if latest else None
+            out.append({"table": spec.name, "rows": rows, "last_extracted_at": latest, "age_hours": age_h})
+    finally:
+        con.close()
+    return out
+
+
+class StaleDataError(RuntimeError):
+    """A fact table has not been refreshed within its expected freshness."""
+
+
+# which list endpoints feed each fact table (fan-out tables are as fresh as the loads their keys
+# come from: with nothing in transit there is nothing to fetch, and that is not staleness)
+FEEDS = {
+    "fct_orders": ("taobao_orders", "alibaba_orders"),
+    "fct_order_lines": ("taobao_orders", "alibaba_orders"),
+    "fct_refunds": ("taobao_refunds", "alibaba_orders"),
+    "fct_parcels": ("taobao_orders", "alibaba_orders"),
+    "fct_parcel_events": ("taobao_orders", "alibaba_orders"),
+}
+
+
+def check_freshness(data_dir: Path, max_age_hours: float, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Each fact table's age: the time since the oldest of its feeding endpoints last succeeded.
+
+    Raises:
+        StaleDataError: a table is older than ``max_age_hours`` (or was never loaded); the message
+            names each stale table, its age and the endpoints to look at.
+    """
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    last_ok: dict[str, datetime] = {}
+    for run in read_runs(data_dir):
+        if run.get("outcome") == "success" and run.get("finished_at"):
+            last_ok[run["endpoint"]] = max(last_ok.get(run["endpoint"], datetime.min), run["finished_at"])
+    rows, stale = [], []
+    for table, endpoints in FEEDS.items():
+        times = [last_ok.get(e) for e in endpoints]
+        oldest = None if any(t is None for t in times) else min(times)
+        age = None if oldest is None else round((now - oldest).total_seconds() / 3600, 2)
+        row = {"table": table, "refreshed_at": oldest, "age_hours": age, "max_age_hours": max_age_hours,
+               "fresh": age is not None and age <= max_age_hours}
+        rows.append(row)
+        if not row["fresh"]:
+            stale.append(f"{table} ({'never loaded' if age is None else f'{age} h old'}; endpoints {', '.join(endpoints)})")
+    if stale:
+        raise StaleDataError(f"stale data, expected fresher than {max_age_hours} h: " + "; ".join(stale))
+    return rows
