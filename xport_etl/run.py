@@ -634,6 +634,9 @@ def extract_interval(
             for a, b in split_window(lo, hi, chunk)]
 
 
+_PLAN_LOCK = threading.RLock()
+
+
 @dataclass
 class RunPlan:
     """A command's progress, kept with the data so that any worker can resume it after a crash.
@@ -675,9 +678,16 @@ class RunPlan:
     def save(self) -> None:
         from xport_etl.extract.landing import _write_atomic
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {k: v for k, v in asdict(self).items() if k not in ("path", "resumed")}
-        _write_atomic(self.path, json.dumps(data, indent=2).encode())
+        with _PLAN_LOCK:  # windows land on paging threads while the run goes on
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            data = {k: v for k, v in asdict(self).items() if k not in ("path", "resumed")}
+            _write_atomic(self.path, json.dumps(data, indent=2).encode())
+
+    def record_landed(self, key: str, path: str) -> None:
+        """A list window landed (a checkpoint): kept in the plan at once."""
+        with _PLAN_LOCK:
+            self.landed[key] = path
+            self.save()
 
     def next_run(self) -> None:
         """The current run is published: clear its progress for the next one."""
@@ -794,6 +804,8 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
                                "resumed": plan.resumed, "runs": len(runs)}
     own_client = client is None
     client = client or _make_client(settings)
+    todo = [w for i, run in enumerate(runs) if i not in plan.published for w in run]
+    lander = _ListLander(settings, plan, todo, client=None if own_client else client, progress=progress)
     try:
         for i, windows in enumerate(runs):
             if i in plan.published:
@@ -803,7 +815,7 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
                 lo, hi = min(w[2] for w in windows).astimezone(tz), max(w[3] for w in windows).astimezone(tz)
                 progress({"event": "run", "run": i + 1, "runs": len(runs),
                           "message": f"run {i + 1} of {len(runs)}: {lo:%Y-%m-%d %H:%M} → {hi:%Y-%m-%d %H:%M}"})
-            one = _run_once(settings, plan, i, windows, fanouts, client=client, own_client=own_client,
+            one = _run_once(settings, plan, i, windows, fanouts, client=client, lander=lander,
                             progress=progress)
             _add_result(results, one)
             plan.published.append(i)
@@ -812,20 +824,20 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
         plan.status = "done"
         plan.save()
     finally:
+        lander.close()
         if own_client:
             client.close()
     return results
 
 
 def _run_once(settings: Settings, plan: RunPlan, index: int, windows: Sequence[tuple], fanouts: Sequence[str],
-              *, client, own_client: bool, progress: Progress | None) -> dict[str, Any]:
+              *, client, lander: _ListLander, progress: Progress | None) -> dict[str, Any]:
     """One bounded run of :func:`run_window`: lists, fan-outs, one publish."""
     from xport_etl.load.publish import NextState
 
     state = NextState(settings.data_dir, f"plan-{plan.digest}-{index:04d}")
     if not plan.lists_merged:
-        manifests, staged = _land_lists(settings, plan, windows, client=None if own_client else client,
-                                        progress=progress)
+        manifests, staged = lander.wait(windows)
         if manifests:
             merge_windows(settings, state, manifests, progress=progress, staged=staged)
         plan.lists_merged = True
@@ -859,96 +871,121 @@ def _merge_pending(settings: Settings, plan: RunPlan, state, progress: Progress 
     plan.save()
 
 
-def _land_lists(settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, client=None,
-                progress: Progress | None = None) -> tuple[list[str], dict[str, Any]]:
-    """Land the run's list windows not landed yet, several at once, and stage each DuckDB-normalised
-    window as soon as it lands (:class:`SqlStager`). Returns the windows' manifest paths in plan
-    order and the batches staged, by path.
+class _ListLander:
+    r"""Lands the list windows of a command's bounded runs, several at once, the newest run's first,
+    and stages each DuckDB-normalised window as soon as it lands (:class:`SqlStager`); each run
+    :meth:`wait`\ s for its own windows while the older runs' windows go on landing, so paging
+    never waits for a run's fan-outs and publish.
 
     Each paging thread has its own client (its own request counts for the window's manifest); they
     share the access key's machine-wide rate limiter, so the budget is the same as one client's.
-    Paging several windows at once (``XPORT_EXTRACT_WORKERS``) is what keeps requests in flight
+    Paging several windows at once (``Settings.extract_workers``) is what keeps requests in flight
     while one answer travels or is written (the real API's round trip is its latency, not its
     rate limit), and what lets staging overlap paging. A ``client`` passed in is used alone, one
     window at a time.
 
     The other windows start once the first has landed a page, so a run with wrong credentials or
-    an API that is down fails after one request. A window that fails stops the run from starting
-    more windows (a broken endpoint is not asked again for every window), but the windows already
-    in flight finish and are checkpointed in the plan; then the first error is raised, and a
-    re-run pages only what is missing.
+    an API that is down fails after one request. A window that fails stops the command from
+    starting more windows (a broken endpoint is not asked again for every window), but the windows
+    already in flight finish and are checkpointed in the plan; the run that needs a failed (or
+    never started) window raises the first error, and a re-run pages only what is missing.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    from xport_etl.load.staging import use_sql
+    def __init__(self, settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, client=None,
+                 progress: Progress | None = None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
 
-    keys = [f"{e}/{window_id(m, lo, hi)}" for e, m, lo, hi in windows]
-    paths: list[str | None] = [plan.landed.get(k) for k in keys]
-    todo = [i for i, p in enumerate(paths) if p is None or not storage.exists(p)]  # a path or a URL
-    missing = set(todo)
-    stager = SqlStager(settings)
+        self.settings, self.plan, self.client, self.progress = settings, plan, client, progress
+        self.stager = SqlStager(settings)
+        self._staged: set[str] = set()
+        self._failure: BaseException | None = None
+        self._failing = threading.Event()  # set by the first window that fails: start no more
+        # the other windows wait until the first one has landed a page (or finished): wrong
+        # credentials or a down API cost one request, not one per window in flight
+        self._opened = threading.Event()
+        todo = [w for w in windows if not self._landed(w)]
+        self._first = todo[0] if todo else None
+        workers = 1 if client is not None else _workers("XPORT_EXTRACT_WORKERS", EXTRACT_WORKERS, len(todo))
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="extract")
+        self._futures = {w: self._pool.submit(self._extract, w) for w in todo}
 
-    def landed(path: str) -> None:
-        m = read_manifest(path)
-        if use_sql(m.endpoint, settings.assumptions):
-            stager.submit(path, m)
-            if progress:
-                event = {"event": "staged", "endpoint": m.endpoint, "window": m.window_id}
-                stager.on_done(path, lambda _future, event=event: _staged_ok(_future) and progress(event))
+    @staticmethod
+    def _key(window: tuple) -> str:
+        e, m, lo, hi = window
+        return f"{e}/{window_id(m, lo, hi)}"
 
-    failing = threading.Event()  # set by the first window that fails: start no more
-    # the other windows wait until the first one has landed a page (or finished): wrong
-    # credentials or a down API cost one request, not one per window in flight
-    opened = threading.Event()
-    first = todo[0] if todo else None
+    def _landed(self, window: tuple) -> str | None:
+        path = self.plan.landed.get(self._key(window))
+        return path if path is not None and storage.exists(path) else None  # a path or a URL
 
-    def paged(event: dict[str, Any]) -> None:
+    def _paged(self, event: dict[str, Any]) -> None:
         if event.get("event") == "page":
-            opened.set()
-        if progress:
-            progress(event)
+            self._opened.set()
+        if self.progress:
+            self.progress(event)
 
-    def extract(i: int) -> str | None:
-        if i != first:
-            while not opened.wait(0.05):
-                if failing.is_set():
+    def _extract(self, window: tuple) -> str | None:
+        if window != self._first:
+            while not self._opened.wait(0.05):
+                if self._failing.is_set():
                     return None
-        if failing.is_set():
+        if self._failing.is_set():
             return None
-        e, m, lo, hi = windows[i]
+        e, m, lo, hi = window
         try:
-            return extract_window(settings, e, lo, hi, mode=m, client=client, progress=paged)
-        except Exception:
-            failing.set()
+            path = extract_window(self.settings, e, lo, hi, mode=m, client=self.client, progress=self._paged)
+        except BaseException as exc:
+            if self._failure is None:
+                self._failure = exc
+            self._failing.set()
             raise
         finally:
-            if i == first:
-                opened.set()
+            if window == self._first:
+                self._opened.set()
+        self.plan.record_landed(self._key(window), path)
+        self._stage(path)
+        return path
 
-    try:
-        for i, path in enumerate(paths):
-            if i not in missing:
-                landed(path)
-        failures = []
-        workers = 1 if client is not None else _workers("XPORT_EXTRACT_WORKERS", EXTRACT_WORKERS, len(todo))
-        with ThreadPoolExecutor(workers, thread_name_prefix="extract") as pool:
-            futures = {pool.submit(extract, i): i for i in todo}
-            for future in as_completed(futures):
-                try:
-                    path = future.result()
-                except Exception as exc:  # windows in flight still land; raised below
-                    failures.append(exc)
-                    continue
-                if path is not None:
-                    i = futures[future]
-                    paths[i] = plan.landed[keys[i]] = path
-                    plan.save()
-                    landed(path)
-        if failures:
-            raise failures[0]
-        return [p for p in paths if p is not None], stager.batches()
-    finally:
-        stager.close()
+    def _stage(self, path: str) -> None:
+        from xport_etl.load.staging import use_sql
+
+        if path in self._staged:
+            return
+        m = read_manifest(path)
+        if use_sql(m.endpoint, self.settings.assumptions):
+            self._staged.add(path)
+            self.stager.submit(path, m)
+            if self.progress:
+                event = {"event": "staged", "endpoint": m.endpoint, "window": m.window_id}
+                self.stager.on_done(path, lambda f, event=event: _staged_ok(f) and self.progress(event))
+
+    def wait(self, windows: Sequence[tuple]) -> tuple[list[str], dict[str, Any]]:
+        """The manifest paths of ``windows`` (in order) once landed, and the batches staged so far,
+        by path. Raises the error of a window that failed, or the first error of the command if one
+        of them was never started."""
+        paths = []
+        for w in windows:
+            future = self._futures.get(w)
+            if future is None:
+                path = self._landed(w)
+                if path is None:  # landed before, gone now: land it again
+                    path = extract_window(self.settings, *w[:1], *w[2:], mode=w[1], client=self.client,
+                                          progress=self._paged)
+                    self.plan.record_landed(self._key(w), path)
+                self._stage(path)
+            else:
+                path = future.result()
+                if path is None:
+                    raise self._failure or RuntimeError("a list window was not paged")
+            paths.append(path)
+        return paths, {p: self.stager.result(p) for p in paths if p in self._staged}
+
+    def close(self) -> None:
+        """Stop starting windows; the ones in flight finish and are checkpointed."""
+        self._failing.set()
+        self._opened.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.stager.close()
 
 
 def _add_result(total: dict[str, Any], one: dict[str, Any]) -> None:
