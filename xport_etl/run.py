@@ -283,8 +283,8 @@ class SqlStager:
     thread; so windows, not statements, are what spreads over the cores (``XPORT_WORKERS`` of
     them, default every core). They share one DuckDB (:class:`xport_etl.load.staging.SharedStaging`:
     one memory budget, a cursor and a thread each); DuckDB releases the GIL while it works, so
-    threads do what worker processes would (70k-order pages on 2 cores: 2.8 s against 2.9 s with
-    two processes and 5.0 s one window after another) in one process's memory. Staging is
+    threads do what worker processes would, as fast (see bench/NOTES.md), in one process's
+    memory. Staging is
     idempotent per window, so a window staged by a run that fails later is simply staged again
     by the re-run. Windows of the Python normalisers are not for this class (they hold the GIL).
     """
