@@ -1,4 +1,4 @@
-"""The DuckDB normaliser of Taobao order pages against the Python reference (``normalize.py``).
+"""The DuckDB normaliser of Taobao order pages against the Python reference (``normalize/taobao_orders.py``).
 
 The two must give the same orders, order lines and rejects (reasons included), or the same
 ``PageError``, on every window: the bad-input corpus, hypothesis-generated windows of valid and

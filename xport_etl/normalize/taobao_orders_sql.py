@@ -12,7 +12,7 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
    ``[0-9]{1,13}(.[0-9]{1,2})?`` as a string or a number, text is a string or a JSON integer, a
    time is a real ``yyyy-MM-dd HH:mm:ss``, ...), with its lines, nothing is in the future, its
    order id does not repeat within the page, no sub-order id repeats within it (an object that
-   repeats a member name keeps the first, in DuckDB as in the reference: ``normalize.first_wins``);
+   repeats a member name keeps the first, in DuckDB as in the reference: ``normalize.pages.first_wins``);
 3. plain records are typed in SQL; every other record goes **alone** to the Python reference,
    with its page number and its position in the page (so its rejects, warnings and place in
    the version order are the reference's), while the rest of its page stays in SQL. A plain
@@ -103,7 +103,7 @@ UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
 # literal or escape go (found by :func:`_suspect_records`)
 SUSPECT = ("escape", "number")
 
-# SQL shapes, each narrower than the Python rule of the same name in normalize.py. Values
+# SQL shapes, each narrower than the Python rule of the same name in normalize/values.py. Values
 # are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
 _MACROS = r"""
 -- to_text's value: what a JSON string says, or an integer's digits (read only where text_ok holds)
