@@ -2,8 +2,9 @@
 
     python bench/bench_load.py --orders 70000 [--seed 7] [--plain] [--skip-dlt-default] [--profile] [--repeat 3]
 
-The pages come from the sandbox's default world, which carries the variety CONTRACT §3 allows
-(``WorldConfig.variety``); ``--plain`` measures the plain world instead (result ``load_<N>_plain``).
+The pages come from the sandbox's default world, which carries the variety
+docs/api-contract.md#3-data-conventions allows (``WorldConfig.variety``); ``--plain`` measures the
+plain world instead (result ``load_<N>_plain``).
 
 Every system reads the SAME landed Taobao order pages (``raw/taobao_orders/*/pages.jsonl.gz``,
 landed once by our extractor and cached under bench/.cache/) in its own fresh process:

@@ -99,7 +99,7 @@ def test_repr_hides_secret():
     assert SECRET not in str(auth)
 
 
-# -- signing recipes as configuration (CONTRACT §1: the recipe is [assumed]) --------------------
+# -- signing recipes as configuration (the recipe is [assumed], docs/api-contract.md#11-signing-recipes)
 
 TS_S = "1700000000"
 

@@ -1,5 +1,6 @@
-"""The callback receiver (CONTRACT §6): HMAC, replay window, durable de-duplicated inbox, the
-1000 ms budget, SIGKILL right after the 200; and the consumer's message parsing and offset."""
+"""The callback receiver (docs/api-contract.md#6-message-callbacks): HMAC, replay window, durable
+de-duplicated inbox, the 1000 ms budget, SIGKILL right after the 200; and the consumer's message
+parsing and offset."""
 
 from __future__ import annotations
 

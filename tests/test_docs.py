@@ -1,5 +1,6 @@
 """The data dictionary (``xport_etl.report.docs``): the committed files are current, and what they say
-agrees with a real warehouse built from the sandbox and with the ``WAREHOUSE.md`` contract."""
+agrees with a real warehouse built from the sandbox and with the warehouse contract, ``docs/warehouse.md``
+(``XPORT_WAREHOUSE_MD`` points the check at another copy)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from xport_sandbox.testing import SandboxServer
 from xport_sandbox.world import WorldConfig
 
 REPO = Path(__file__).resolve().parent.parent
-WAREHOUSE_MD = Path(os.environ.get("XPORT_WAREHOUSE_MD", REPO.parent / "shared" / "xport-api" / "WAREHOUSE.md"))
+WAREHOUSE_MD = Path(os.environ.get("XPORT_WAREHOUSE_MD", REPO / "docs" / "warehouse.md"))
 STALE = ("{} is not what `xport-etl docs` generates now (a schema, view or status mapping changed): "
          "run `xport-etl docs` (or `python -m xport_etl.report.docs`) and commit the result")
 
@@ -108,7 +109,7 @@ def test_every_view_column_has_a_meaning(markdown):
 
 
 def parse_warehouse_md(text: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    """``WAREHOUSE.md`` → (fact table → its column names, report view → the columns its bullet names)."""
+    """``docs/warehouse.md`` → (fact table → its column names, report view → the columns its bullet names)."""
     tables: dict[str, set[str]] = {}
     views: dict[str, set[str]] = {}
     current = None
@@ -131,22 +132,22 @@ def parse_warehouse_md(text: str) -> tuple[dict[str, set[str]], dict[str, set[st
 
 def test_every_warehouse_md_column_is_in_the_dictionary(markdown):
     if not WAREHOUSE_MD.exists():
-        pytest.skip(f"the contract WAREHOUSE.md is not at {WAREHOUSE_MD} (set XPORT_WAREHOUSE_MD)")
+        pytest.skip(f"the warehouse contract is not at {WAREHOUSE_MD} (set XPORT_WAREHOUSE_MD)")
     tables, views = parse_warehouse_md(WAREHOUSE_MD.read_text(encoding="utf-8"))
     assert set(tables) == {"fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events"}
     assert all(len(cols) >= 7 for cols in tables.values()), tables  # the parser really read the tables
     parsed = parse_dictionary(markdown)
     for table, columns in tables.items():
-        assert table in parsed, f"{table} (WAREHOUSE.md) is missing from the dictionary"
+        assert table in parsed, f"{table} (docs/warehouse.md) is missing from the dictionary"
         missing = columns - set(parsed[table])
-        assert not missing, f"{table}: WAREHOUSE.md columns missing from the dictionary: {missing}"
+        assert not missing, f"{table}: docs/warehouse.md columns missing from the dictionary: {missing}"
         contract = {c for c, (_, public) in parsed[table].items() if public}
         assert contract == columns, (f"{table}: columns marked contract {sorted(contract)} differ from "
-                                     f"WAREHOUSE.md {sorted(columns)}")
+                                     f"docs/warehouse.md {sorted(columns)}")
     assert set(views) <= set(parsed) and len(views) == 5, views
     for view, columns in views.items():
         not_contract = {c for c in columns if not parsed[view].get(c, ("", False))[1]}
-        assert not not_contract, f"{view}: WAREHOUSE.md names {not_contract}, not contract columns here"
+        assert not not_contract, f"{view}: docs/warehouse.md names {not_contract}, not contract columns here"
 
 
 def test_status_mappings_come_from_the_normalisers(markdown):

@@ -1,4 +1,4 @@
-"""Registry entries for after-sale, logistics and 1688 (CONTRACT §5.4–§5.9)."""
+"""Registry entries for after-sale, logistics and 1688 (docs/api-contract.md §5.4–§5.9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The Taobao order normaliser on the contract's awkward cases (CONTRACT §3, WAREHOUSE.md)."""
+"""The Taobao order normaliser on the contract's awkward cases
+(docs/api-contract.md#3-data-conventions, docs/warehouse.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""After-sale, logistics and 1688 normalisers on the contract's awkward cases (CONTRACT §3, §5.4–§5.9,
-WAREHOUSE.md)."""
+"""After-sale, logistics and 1688 normalisers on the contract's awkward cases (docs/api-contract.md
+§3, §5.4–§5.9; docs/warehouse.md)."""
 
 from __future__ import annotations
 
@@ -742,7 +742,8 @@ def test_normalizers_cover_the_new_endpoints():
                                 "taobao_orders", "taobao_orders_legacy", "taobao_order_detail"}
 
 
-# ---- 1688 orders in both shapes (flat, nested baseInfo) and both time formats (CONTRACT §5.7)
+# ---- 1688 orders in both shapes (flat, nested baseInfo) and both time formats
+# (docs/api-contract.md#57-1688-orders)
 
 ORDER_TIMES = ("createTime", "payTime", "allDeliveredTime", "completeTime", "modifyTime")
 

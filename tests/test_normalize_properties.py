@@ -77,7 +77,7 @@ def garbage(fields: dict[str, st.SearchStrategy]) -> st.SearchStrategy:
     return st.fixed_dictionaries({}, optional={k: json_values | v for k, v in fields.items()}) | json_values
 
 
-# ---- valid values (CONTRACT §3)
+# ---- valid values (docs/api-contract.md#3-data-conventions)
 
 def ids(prefix: str) -> st.SearchStrategy:
     """Valid ids of one namespace: digit strings or JSON integers starting with ``prefix``."""

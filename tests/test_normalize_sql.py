@@ -1,4 +1,4 @@
-"""The DuckDB normaliser of Taobao order pages against the Python reference (``normalize.py``).
+"""The DuckDB normaliser of Taobao order pages against the Python reference (``normalize/taobao_orders.py``).
 
 The two must give the same orders, order lines and rejects (reasons included), or the same
 ``PageError``, on every window: the bad-input corpus, hypothesis-generated windows of valid and
@@ -424,7 +424,8 @@ def _land(tmp_path_factory, config):
 
 @pytest.fixture(scope="module")
 def landed_sandbox_window(tmp_path_factory):
-    """The default (varied) world: every value form CONTRACT §3 allows, warnings and rejects."""
+    """The default (varied) world: every value form docs/api-contract.md#3-data-conventions allows,
+    warnings and rejects."""
     from xport_sandbox.world import WorldConfig
 
     return _land(tmp_path_factory, WorldConfig(seed=5, orders=3000))

@@ -270,7 +270,7 @@ def test_counts_written_as_fractions_page_as_the_exact_counts_say(total):
 
 
 def test_records_nesting_their_key_in_base_info_are_told_apart():
-    # 1688 may nest an order's fields in baseInfo (CONTRACT §5.7), per record
+    # 1688 may nest an order's fields in baseInfo (docs/api-contract.md#57-1688-orders), per record
     alibaba = ENDPOINTS["alibaba_orders"]
     server = PagingServer(25)
     server.records = [{"baseInfo": {"orderId": r["id"]}} if i % 2 else {"orderId": r["id"]}

@@ -1,5 +1,6 @@
 """The newest update time on a page (the lower bound the catch-up query starts from) is read in
-either time format and sent back in the format of the endpoint's window (CONTRACT §5.7)."""
+either time format and sent back in the format of the endpoint's window
+(docs/api-contract.md#57-1688-orders)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The normalisers on real response bodies recorded from the sandbox over HTTP (tests/recorded/):
 the contract's awkward cases as served (ids as JSON numbers, money and quantities as strings,
-null statuses, receiver as a JSON string, CST times) come out exactly as WAREHOUSE.md says."""
+null statuses, receiver as a JSON string, CST times) come out exactly as docs/warehouse.md says."""
 
 from __future__ import annotations
 

@@ -145,9 +145,9 @@ def extract_window(
 
 def _page_window(client, spec, filters, paginator, writer, manifest, progress) -> str | None:
     """One pass over the window's pages, landing each; returns why the pass is inconsistent, or
-    None. Pages are newest first (CONTRACT §4), so records created or changed while we page shift
-    between pages: the server's ``total`` changes between the first and last page, or we see
-    fewer distinct records than it reported."""
+    None. Pages are newest first (docs/api-contract.md#41-moving-data), so records created or
+    changed while we page shift between pages: the server's ``total`` changes between the first and
+    last page, or we see fewer distinct records than it reported."""
     from xport_etl.extract.paginators import paginate
 
     first_total = last_total = None
@@ -193,7 +193,8 @@ def pass_start(stamps: Iterable[Any], spec: EndpointSpec, assumptions: ApiAssump
     """The newest of a page's update times, written as the endpoint's update window wants it.
 
     The times may come in either API format (1688 writes ``yyyyMMddHHmmssSSS±hhmm`` too,
-    CONTRACT §5.7), so they are compared as times, not as text; unreadable ones are skipped.
+    docs/api-contract.md#57-1688-orders), so they are compared as times, not as text; unreadable
+    ones are skipped.
     """
     times = []
     for stamp in stamps:
@@ -282,8 +283,8 @@ class SqlStager:
     thread; so windows, not statements, are what spreads over the cores (``XPORT_WORKERS`` of
     them, default every core). They share one DuckDB (:class:`xport_etl.load.staging.SharedStaging`:
     one memory budget, a cursor and a thread each); DuckDB releases the GIL while it works, so
-    threads do what worker processes would (70k-order pages on 2 cores: 2.8 s against 2.9 s with
-    two processes and 5.0 s one window after another) in one process's memory. Staging is
+    threads do what worker processes would, as fast (see bench/NOTES.md), in one process's
+    memory. Staging is
     idempotent per window, so a window staged by a run that fails later is simply staged again
     by the re-run. Windows of the Python normalisers are not for this class (they hold the GIL).
     """

@@ -1,8 +1,8 @@
 """Declared schemas: one definition per table, used for Parquet, DuckDB DDL and documentation.
 
-Every analyst-facing table follows ``WAREHOUSE.md`` exactly (names, order, types); columns after
-the public ones are additions (allowed by the warehouse contract) and are marked ``public=False``
-when they are plumbing rather than facts.
+Every analyst-facing table follows ``docs/warehouse.md`` exactly (names, order, types); columns
+after the public ones are additions (allowed by the warehouse contract) and are marked
+``public=False`` when they are plumbing rather than facts.
 
 Parquet files carry the normalised rows plus a lineage column (``_batch_id``); together with
 ``updated_at`` and ``extracted_at`` the loader uses it to decide which version of a record wins. Timestamps are UTC everywhere:

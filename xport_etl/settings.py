@@ -189,7 +189,8 @@ class Settings:
     # the inbox's active segment is rotated before it would grow past this many bytes
     inbox_rotate_bytes: int = 64 << 20
     # how long the receiver remembers a message id to answer a redelivery `duplicate`: Xportcn
-    # retries a failed message 30 minutes apart at most 5 times (CONTRACT §6, about 2.5 h)
+    # retries a failed message 30 minutes apart at most 5 times
+    # (docs/api-contract.md#6-message-callbacks, about 2.5 h)
     callback_dedup_horizon: float = 86_400.0
     workers: int | None = None
     extract_workers: int | None = None

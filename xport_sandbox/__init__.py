@@ -4,7 +4,7 @@ A test double, never imported by ``xport_etl``. Its address and credentials are 
 defaults (``xport_etl.settings``), re-exported here; they are not secrets.
 
 Modules: ``world`` (the deterministic world and its clock), ``server`` (``create_app``, the
-FastAPI app), ``truth`` (the WAREHOUSE.md tables the pipeline must produce), ``testing``
+FastAPI app), ``truth`` (the docs/warehouse.md tables the pipeline must produce), ``testing``
 (``SandboxServer``, the app on a free loopback port), ``common`` (what the Taobao and 1688 worlds
 share), ``demo`` and ``cli`` (``xport-sandbox serve|truth|demo``).
 """

@@ -1,4 +1,4 @@
-"""The 1688 side of the sandbox world: orders (CONTRACT §5.7), refunds (§5.8), logistics (§5.9).
+"""The 1688 side of the sandbox world: orders, refunds, logistics (docs/api-contract.md §5.7–§5.9).
 
 Built like the Taobao store in ``world.py``: compact plans (flat ``array`` columns) generated one
 day-sized chunk at a time, static details regenerated on demand from per-entity random streams,
@@ -10,12 +10,12 @@ in 1-2 parcels whose steps carry no status, so a parcel counts as delivered once
 integer fen; the refund of an item shows on the item (``refundStatus``, ``refundId``) and moves the
 order's ``modifyTime``.
 
-Order records come in both shapes of CONTRACT §5.7: flat, or 1688's own nested shape (``baseInfo``
-holding the order's fields, ``productItems`` beside it, ``nativeLogistics`` the receiving
-warehouse, ``discount`` as negative integer fen), chosen per order; and each order time in either
-``yyyy-MM-dd HH:mm:ss`` or ``yyyyMMddHHmmssSSS+0800``, chosen per order and field. Both are drawn
-after every other fact of the order, so the facts (and the ground truth) do not depend on them,
-and the list filters select on the plans, never on the rendered record.
+Order records come in both shapes of docs/api-contract.md#57-1688-orders: flat, or 1688's own nested
+shape (``baseInfo`` holding the order's fields, ``productItems`` beside it, ``nativeLogistics`` the
+receiving warehouse, ``discount`` as negative integer fen), chosen per order; and each order time in
+either ``yyyy-MM-dd HH:mm:ss`` or ``yyyyMMddHHmmssSSS+0800``, chosen per order and field. Both are
+drawn after every other fact of the order, so the facts (and the ground truth) do not depend on
+them, and the list filters select on the plans, never on the rendered record.
 """
 
 from __future__ import annotations
@@ -648,7 +648,8 @@ def _cst(epoch_s: int | None) -> str | None:
 
 
 def compact_text(epoch_s: int) -> str:
-    """``yyyyMMddHHmmssSSS+0800``, as 1688's own API writes times (CONTRACT §5.7)."""
+    """``yyyyMMddHHmmssSSS+0800``, as 1688's own API writes times
+    (docs/api-contract.md#57-1688-orders)."""
     return time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch_s + CST_OFFSET_S)) + "000+0800"
 
 
@@ -681,7 +682,8 @@ def logistics_status(status: int) -> int:
 
 
 def render_1688_order(detail: AlibabaOrderDetail, state: AlibabaOrderState) -> dict:
-    """The 1688 order record of CONTRACT §5.7 at the state's instant, in the order's shape."""
+    """The 1688 order record of docs/api-contract.md#57-1688-orders at the state's instant, in the
+    order's shape."""
     style = detail.money_style
     status = STATUSES[state.status]
     items = []
@@ -730,7 +732,7 @@ def render_1688_order(detail: AlibabaOrderDetail, state: AlibabaOrderState) -> d
 def render_1688_refund(
     rd: AlibabaRefundDetail, detail: AlibabaOrderDetail, history: list[tuple[int, int]]
 ) -> dict:
-    """``data`` of the 1688 refund detail (CONTRACT §5.8)."""
+    """``data`` of the 1688 refund detail (docs/api-contract.md#58-1688-refunds)."""
     update_s, status = history[-1]
     item = detail.items[rd.item_index]
     sent = any(s in (R_RECEIVE,) for _, s in history)
@@ -754,7 +756,8 @@ def render_1688_refund(
 def render_1688_logistics(
     detail: AlibabaOrderDetail, parcels: tuple[Parcel, ...], clock_ms: int
 ) -> dict:
-    """``data`` of the 1688 logistics trace (CONTRACT §5.9); parcels show from their first step."""
+    """``data`` of the 1688 logistics trace (docs/api-contract.md#59-1688-logistics); parcels show
+    from their first step."""
     clock_s = clock_ms // 1000
     trace = []
     for p, parcel in enumerate(parcels):

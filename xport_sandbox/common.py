@@ -21,7 +21,7 @@ DAY_MS = 86_400_000
 # mybatis-plus / twitter snowflake epoch: ids from it look like the documented 19-digit ids
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
 
-# taobao order status codes (CONTRACT §5.1)
+# taobao order status codes (docs/api-contract.md#51-taobao-orders)
 BUILDING, AWAITING_PAYMENT, PROOF_UPLOADED, FINANCE_APPROVED = 12, 0, 1, 2
 FINANCE_REJECTED, CANCELLED, AWAITING_FINANCE_PAY, OTHER = 3, 4, 5, 9
 PAID_AWAITING_SHIPMENT, SHIPPED = 10, 11
@@ -52,7 +52,8 @@ class WorldConfig:
         compact_time_share_1688: share of 1688 order times (each field of each order, drawn
             independently of the shape) written ``yyyyMMddHHmmssSSS+0800`` instead of
             ``yyyy-MM-dd HH:mm:ss``; 0 writes the latter only.
-        variety: the Taobao order list pages carry the variety CONTRACT §3 allows, at the rates
+        variety: the Taobao order list pages carry the variety
+        docs/api-contract.md#3-data-conventions allows, at the rates
             of :data:`VARIETY` (each amount as a number or a numeric string with 0-2 decimals,
             ids and digit-only text as JSON numbers, codes as strings, a ``receiver`` that is an
             object, null, empty or, rarely, undecodable, and now and then a corrupt copy of a

@@ -6,7 +6,8 @@ later (``POST /_sandbox/faults``). Faults hit API endpoints only, never ``/_sand
 request consults one ``random.Random(seed)`` in arrival order, so a seed and an order of requests
 give the same faults every time.
 
-Fault kinds (CONTRACT §2: what a gateway in front of the application may do):
+Fault kinds (docs/api-contract.md#22-the-gateway: what a gateway in front of the application may
+do):
 
 ==================  ===========================================================================
 ``http_503_html``   HTTP 503 with an nginx-style HTML page
@@ -69,7 +70,7 @@ DRIFT = "drift"
 # kinds where the application still serves the request (and counts it); the others answer for it
 APP_SERVES = frozenset({"cutoff", "slow"})
 
-# the paged list endpoints (CONTRACT §4): where drift shows
+# the paged list endpoints (docs/api-contract.md#41-moving-data): where drift shows
 LIST_PATHS = frozenset(
     {
         "/open/purchase/page",

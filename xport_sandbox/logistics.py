@@ -2,8 +2,8 @@
 
 A parcel's *plan* is its full list of tracking events, past and future, drawn once from its own
 random stream; what the API shows at clock ``T`` is the prefix of events at or before ``T``.
-Taobao serves every field of a ``Trace`` (CONTRACT §5.6); 1688 serves only the time and a remark
-(its ``standard_desc``, CONTRACT §5.9).
+Taobao serves every field of a ``Trace`` (docs/api-contract.md#56-taobao-logistics); 1688 serves
+only the time and a remark (its ``standard_desc``, docs/api-contract.md#59-1688-logistics).
 
 This module depends on nothing else in the sandbox, so both order stores can use it.
 """
@@ -14,7 +14,7 @@ import bisect
 import random
 from dataclasses import dataclass, replace
 
-# trace status codes (CONTRACT §5.6)
+# trace status codes (docs/api-contract.md#56-taobao-logistics)
 ACCEPT, TRANSPORT, DELIVERING, SIGN, FAILED, REJECT = (
     "ACCEPT",
     "TRANSPORT",

@@ -1,4 +1,5 @@
-"""``CallbackPusher``: the sandbox's side of the message callbacks (CONTRACT §6).
+"""``CallbackPusher``: the sandbox's side of the message callbacks
+(docs/api-contract.md#6-message-callbacks).
 
 Builds signed callbacks for what changed in a :class:`~xport_sandbox.world.World` between two
 simulated times and POSTs them to a receiver, behaving as the documentation says Xportcn does:
@@ -235,7 +236,8 @@ class CallbackPusher:
 
 
 def _price_body(order: dict) -> dict:
-    """The documented price-modify body of an order (CONTRACT §6), from its ``TaoBaoOrderVO``."""
+    """The documented price-modify body of an order (docs/api-contract.md#6-message-callbacks), from
+    its ``TaoBaoOrderVO``."""
     subs = order.get("subOrderVOS") or []
     return {
         "salesOrderId": str(order["id"]),

@@ -1,7 +1,8 @@
-"""Ground truth: the warehouse tables (WAREHOUSE.md) the pipeline must produce from the sandbox.
+"""Ground truth: the warehouse tables (docs/warehouse.md) the pipeline must produce from the
+sandbox.
 
 ``fct_orders``/``fct_order_lines`` (Taobao and 1688), ``fct_refunds``, ``fct_parcels`` and
-``fct_parcel_events``, with exactly the WAREHOUSE.md columns in that order.
+``fct_parcel_events``, with exactly the docs/warehouse.md columns in that order.
 
 Computed straight from the world's plans at its current clock, never from the served JSON, and
 with its own status mappings: it is the independent reference the pipeline's output is compared
@@ -118,7 +119,7 @@ SCHEMAS = {
 }
 PLATFORMS = ("taobao", "1688")
 
-# WAREHOUSE.md's unified mappings, written out here on purpose (not imported from the pipeline)
+# the unified mappings of docs/warehouse.md#status-mappings, written out here on purpose (not imported from the pipeline)
 TAOBAO_ORDER_STATUS = {
     12: "created",
     0: "awaiting_payment",
@@ -180,7 +181,7 @@ def _add(table: dict[str, list], **row: object) -> None:
 
 
 def truth_tables(world: World, platforms: tuple[str, ...] = PLATFORMS) -> dict[str, pa.Table]:
-    """The WAREHOUSE.md fact tables (``fct_orders``, ``fct_order_lines``, ``fct_refunds``,
+    """The fact tables of docs/warehouse.md#facts (``fct_orders``, ``fct_order_lines``, ``fct_refunds``,
     ``fct_parcels``, ``fct_parcel_events``) at the world's clock.
 
     ``platforms`` limits the rows to some platforms (``("taobao",)`` for a Taobao-only pipeline).

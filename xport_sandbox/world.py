@@ -12,8 +12,9 @@ parcels in ``alibaba.py``; the parcels' tracking plans in ``logistics.py``):
   generates them chunk by chunk as the clock moves forward, and answers queries.
 - ``TaobaoOrderDetail``/``TaobaoLineDetail`` are the static facts of one order, regenerated on
   demand from a per-order random stream (and cached), so a world of a million orders stays small.
-- ``render_taobao_order`` is the one place that turns plans into the wire format (CONTRACT §5.1),
-  including the contract's awkward cases (ids as numbers, money as strings or numbers, nulls).
+- ``render_taobao_order`` is the one place that turns plans into the wire format
+  (docs/api-contract.md#51-taobao-orders), including the contract's awkward cases (ids as numbers,
+  money as strings or numbers, nulls).
 
 Times: the clock and plans are UTC epoch milliseconds/seconds internally; the wire shows China
 Standard Time strings (fixed UTC+8, no offset).
@@ -204,7 +205,7 @@ def _lifecycle(rng: random.Random, create_s: int) -> list[tuple[int, int]]:
     return out
 
 
-# taobao refund status codes (CONTRACT §5.1)
+# taobao refund status codes (docs/api-contract.md#51-taobao-orders)
 REFUND_APPLIED, REFUND_AGREED, REFUND_WAITING_RETURN, REFUND_SUCCEEDED = 10, 20, 30, 100
 REFUND_REFUSED, REFUND_CLOSED = -10, -20
 REFUND_OPEN = (REFUND_APPLIED, REFUND_AGREED, REFUND_WAITING_RETURN, REFUND_REFUSED)
@@ -999,7 +1000,8 @@ def render_taobao_refund(
     order: TaobaoOrderDetail,
     history: list[tuple[int, int]],
 ) -> dict:
-    """A record of the refund list (CONTRACT §5.4); ``history`` = its changes up to the clock."""
+    """A record of the refund list (docs/api-contract.md#54-taobao-refunds); ``history`` = its
+    changes up to the clock."""
     line = order.lines[rd.line_index]
     modified_ms, status = history[-1]
     timeout = refund_timeout_s(rd.refund_type, status, modified_ms)
@@ -1038,7 +1040,8 @@ def render_taobao_refund_detail(
     clock_ms: int,
     seed: int,
 ) -> dict:
-    """``data`` of the refund detail (CONTRACT §5.5), nested as the documentation's example."""
+    """``data`` of the refund detail (docs/api-contract.md#55-taobao-refund-detail), nested as the
+    documentation's example."""
     line = order.lines[rd.line_index]
     modified_ms, status = history[-1]
     seen = {s for _, s in history}
@@ -1109,7 +1112,8 @@ def render_taobao_logistics(
     parcels: tuple[Parcel, ...],
     clock_ms: int,
 ) -> dict:
-    """``data`` of the logistics detail (CONTRACT §5.6) of one purchase line at the clock.
+    """``data`` of the logistics detail (docs/api-contract.md#56-taobao-logistics) of one purchase
+    line at the clock.
 
     ``parcels`` are the line's plans; a parcel shows once its first event has happened.
     """
@@ -1360,7 +1364,7 @@ class World:
             )
 
     def render_taobao_refund(self, r: int, clock_ms: int) -> dict:
-        """Wire record (CONTRACT §5.4) of refund ``r`` at ``clock_ms``."""
+        """Wire record (docs/api-contract.md#54-taobao-refunds) of refund ``r`` at ``clock_ms``."""
         rd = self.taobao.refund_detail(r)
         return render_taobao_refund(
             rd, self.taobao.detail(rd.order_index), self.taobao.refund_history(r, clock_ms)
@@ -1371,12 +1375,14 @@ class World:
         return _page(*self.taobao_refund_query(**filters), self.render_taobao_refund, page_no, page_size)
 
     def taobao_refunds(self, **filters) -> list[dict]:
-        """Every matching refund record (CONTRACT §5.4) at the current clock, newest first."""
+        """Every matching refund record (docs/api-contract.md#54-taobao-refunds) at the current
+        clock, newest first."""
         clock_ms, selected = self.taobao_refund_query(**filters)
         return [self.render_taobao_refund(r, clock_ms) for r in selected]
 
     def taobao_refund(self, refund_id: str) -> dict | None:
-        """The refund detail (CONTRACT §5.5), or None if no such refund exists (yet)."""
+        """The refund detail (docs/api-contract.md#55-taobao-refund-detail), or None if no such
+        refund exists (yet)."""
         with self.lock:
             clock_ms = self._clock.ms
             r = self.taobao.find_refund(str(refund_id), clock_ms)
@@ -1406,7 +1412,8 @@ class World:
     # -- taobao logistics ------------------------------------------------------------------
 
     def taobao_logistics(self, sub_purchase_id: str | int) -> dict | None:
-        """The logistics detail (CONTRACT §5.6) of a purchase line, or None if unknown."""
+        """The logistics detail (docs/api-contract.md#56-taobao-logistics) of a purchase line, or
+        None if unknown."""
         with self.lock:
             clock_ms = self._clock.ms
             found = self.taobao.find_sub_purchase(str(sub_purchase_id), clock_ms)
@@ -1472,7 +1479,8 @@ class World:
             )
 
     def render_1688(self, index: int, clock_ms: int) -> dict:
-        """Wire record (CONTRACT §5.7) of the 1688 order with index ``index`` at ``clock_ms``."""
+        """Wire record (docs/api-contract.md#57-1688-orders) of the 1688 order with index ``index``
+        at ``clock_ms``."""
         from xport_sandbox.alibaba import render_1688_order
 
         return render_1688_order(self.alibaba.detail(index), self.alibaba.state(index, clock_ms))
@@ -1494,7 +1502,8 @@ class World:
             return None if i is None else self.render_1688(i, clock_ms)
 
     def alibaba_refund(self, refund_id: str) -> dict | None:
-        """The 1688 refund detail (CONTRACT §5.8), or None if no such refund exists (yet)."""
+        """The 1688 refund detail (docs/api-contract.md#58-1688-refunds), or None if no such refund
+        exists (yet)."""
         from xport_sandbox.alibaba import render_1688_refund
 
         with self.lock:
@@ -1507,7 +1516,8 @@ class World:
             return render_1688_refund(rd, self.alibaba.detail(rd.order_index), history)
 
     def alibaba_logistics(self, order_id: str | int) -> dict | None:
-        """The 1688 logistics trace (CONTRACT §5.9) of an order, or None if unknown."""
+        """The 1688 logistics trace (docs/api-contract.md#59-1688-logistics) of an order, or None if
+        unknown."""
         from xport_sandbox.alibaba import render_1688_logistics
 
         with self.lock:

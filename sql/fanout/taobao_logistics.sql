@@ -1,11 +1,11 @@
 -- keys for GET /v2/taobao/order/logistics/detail/get: shipped Taobao purchase lines (status 11
--- or a logisticNumber, CONTRACT §5.1), unless the line is complete: every parcel we hold for it
--- is delivered (a SIGN event is final) and together they carry the line's quantity (a line can
--- ship in several parcels, a later one after an earlier one was delivered; when a parcel's goods
--- quantity is unknown, delivered parcels count as complete). A line that can still change is
--- fetched again once the API clock ($data_now) has moved settings.refetch_after ($refetch_s)
--- since its last fetch, backing off for parcels that went quiet: every interval while the
--- line's last event is under 3 days old, every 4 intervals up to 30 days, then no more (a
+-- or a logisticNumber, docs/api-contract.md#51-taobao-orders), unless the line is complete: every
+-- parcel we hold for it is delivered (a SIGN event is final) and together they carry the line's
+-- quantity (a line can ship in several parcels, a later one after an earlier one was delivered;
+-- when a parcel's goods quantity is unknown, delivered parcels count as complete). A line that can
+-- still change is fetched again once the API clock ($data_now) has moved settings.refetch_after
+-- ($refetch_s) since its last fetch, backing off for parcels that went quiet: every interval while
+-- the line's last event is under 3 days old, every 4 intervals up to 30 days, then no more (a
 -- parcel silent for a month is lost or returned). XPORT_REFETCH_AFTER=0 lifts all of it: every
 -- line that can still change is asked on every run. A shipped line with no parcel yet is asked on every run.
 with

@@ -71,7 +71,8 @@ def test_callbacks_refresh_exactly_the_named_orders_and_refunds(tmp_path, refres
             kinds
         )
         assert any(d.duplicate for d in sent)
-        # both forms of messageBody (CONTRACT §6) go through the receiver and the consumer
+        # both forms of messageBody (docs/api-contract.md#6-message-callbacks) go through the
+        # receiver and the consumer
         forms = Counter(
             type(json.loads(d.body)["messageBody"]).__name__ for d in sent if not d.duplicate
         )

@@ -1,7 +1,7 @@
-"""Paging drift end to end (CONTRACT §4): while a run pages, the sandbox's clock jumps (the
-``drift`` profile: an hour before each of the first four list pages), so orders are created and
-statuses change mid-paging; the run notices, pages the window again once the world holds still,
-and lands exactly the truth at its cut-off (the world clock after the burst)."""
+"""Paging drift end to end (docs/api-contract.md#41-moving-data): while a run pages, the sandbox's
+clock jumps (the ``drift`` profile: an hour before each of the first four list pages), so orders are
+created and statuses change mid-paging; the run notices, pages the window again once the world holds
+still, and lands exactly the truth at its cut-off (the world clock after the burst)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def one_window_at_a_time(monkeypatch):
     # The burst must hit the order windows, which notice it and page again. Paged at once (the
     # default), the Taobao refund list would take some of the burst's pages: it has no update-time
     # filter to catch up with, so a refund created after its only page is read waits for the next
-    # run, as CONTRACT §4 leaves it, and the warehouse would lag the truth at the cut-off by it.
+    # run, as docs/api-contract.md#41-moving-data leaves it, and the warehouse would lag the truth
+    # at the cut-off by it.
     monkeypatch.setenv("XPORT_EXTRACT_WORKERS", "1")
 
 

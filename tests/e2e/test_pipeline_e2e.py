@@ -1,6 +1,6 @@
 """End to end: sandbox over real HTTP → raw pages → Parquet → DuckDB for every endpoint on both
 platforms, compared with the sandbox's ground truth row for row and cent for cent (every
-WAREHOUSE.md column of all five fact tables), then again after a re-run of the same window, and
+docs/warehouse.md column of all five fact tables), then again after a re-run of the same window, and
 again after the sandbox clock moved (new orders, statuses changed, new events, parcels delivered)."""
 
 from __future__ import annotations

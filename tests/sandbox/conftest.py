@@ -28,7 +28,8 @@ def signed_headers(
     timestamp: str | None = None,
     nonce: str | None = None,
 ) -> dict[str, str]:
-    """The five headers of CONTRACT §1, signed with md5 as the contract assumes."""
+    """The five headers of docs/api-contract.md#1-transport-and-authentication, signed with md5 as
+    the contract assumes."""
     ts = timestamp or str(int(time.time() * 1000))
     nonce = nonce or secrets.token_hex(16)
     base = f"access-key={access_key}&nonce-str={nonce}&timestamp={ts}&secret={secret}"

@@ -1,4 +1,5 @@
-"""1688 orders (CONTRACT §5.7), refunds (§5.8) and logistics (§5.9) over real HTTP and in the world."""
+"""1688 orders, refunds and logistics (docs/api-contract.md §5.7–§5.9) over real HTTP and in the
+world."""
 
 from __future__ import annotations
 
@@ -188,7 +189,8 @@ def test_default_world_serves_both_shapes_and_both_time_formats(served: list[dic
         for r in served
     }
     assert combos == {(False, False), (False, True), (True, False), (True, True)}
-    # in 1688's own shape the discount is integer fen (CONTRACT §5.7), never subtracted again
+    # in 1688's own shape the discount is integer fen (docs/api-contract.md#57-1688-orders), never
+    # subtracted again
     assert any(
         type(r["baseInfo"]["discount"]) is int and r["baseInfo"]["discount"] < 0 for r in nested
     )

@@ -1,4 +1,5 @@
-"""Taobao refunds (CONTRACT §5.4-§5.5) and logistics (§5.6): shapes, paging, lifecycles, 404s."""
+"""Taobao refunds and logistics (docs/api-contract.md §5.4–§5.6): shapes, paging, lifecycles,
+404s."""
 
 from __future__ import annotations
 

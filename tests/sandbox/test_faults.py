@@ -1,6 +1,6 @@
-"""The sandbox's fault profiles: each kind is injected as CONTRACT §2 describes a misbehaving
-gateway, only on API endpoints, counted in ``/_sandbox/stats``, deterministically per seed; the
-client sorts every kind as retriable."""
+"""The sandbox's fault profiles: each kind is injected as docs/api-contract.md#22-the-gateway
+describes a misbehaving gateway, only on API endpoints, counted in ``/_sandbox/stats``,
+deterministically per seed; the client sorts every kind as retriable."""
 
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ TINY = WorldConfig(orders=20)
 
 
 def concat_headers(ts: str | None = None, *, secret: str = DEFAULT_ACCESS_SECRET, user_id: str = DEFAULT_USER_ID):
-    """md5(ak + ts + nonce + secret), ts in epoch seconds (CONTRACT §1, the second recipe)."""
+    """md5(ak + ts + nonce + secret), ts in epoch seconds (docs/api-contract.md#11-signing-recipes,
+    the second recipe)."""
     ts = ts or str(int(time.time()))
     nonce = secrets.token_hex(16)
     signature = hashlib.md5((DEFAULT_ACCESS_KEY + ts + nonce + secret).encode()).hexdigest().upper()

@@ -1,4 +1,4 @@
-"""Ground truth: WAREHOUSE.md schemas, and agreement with what the API serves."""
+"""Ground truth: docs/warehouse.md schemas, and agreement with what the API serves."""
 
 from __future__ import annotations
 

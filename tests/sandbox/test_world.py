@@ -196,8 +196,9 @@ def test_refunds_parcels_and_1688_are_deterministic_and_path_independent() -> No
 
 
 def test_the_varied_world_serves_every_allowed_form_and_the_same_values() -> None:
-    """WorldConfig.variety: list pages carry CONTRACT §3's variety; every form types to the value
-    the plain world serves, and a corrupt copy follows its record now and then."""
+    """WorldConfig.variety: list pages carry the variety of docs/api-contract.md#3-data-conventions;
+    every form types to the value the plain world serves, and a corrupt copy follows its record now
+    and then."""
     varied = World(WorldConfig(orders=3000))
     plain = World(WorldConfig(orders=3000, variety=False))
     forms: Counter = Counter()

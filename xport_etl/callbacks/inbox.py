@@ -31,9 +31,10 @@ LOCK_FILE = "inbox.lock"
 OFFSET_FILE = "offset.json"
 DEAD_LETTER_FILE = "dead-letter.jsonl"
 DEFAULT_ROTATE_BYTES = 64 << 20
-# Xportcn retries a failed message after 30 minutes, at most 5 times (CONTRACT §6): a redelivery
-# comes within about 2.5 h of the first try. A day covers that with room for a receiver that was
-# down for hours; the count bounds memory whatever the rate (about 200 bytes an id)
+# Xportcn retries a failed message after 30 minutes, at most 5 times
+# (docs/api-contract.md#6-message-callbacks): a redelivery comes within about 2.5 h of the first
+# try. A day covers that with room for a receiver that was down for hours; the count bounds memory
+# whatever the rate (about 200 bytes an id)
 DEFAULT_SEEN_HORIZON_S = 86_400.0
 SEEN_MAX = 2_000_000
 _SEGMENT = re.compile(r"inbox\.(\d{6,})\.jsonl")

@@ -1,5 +1,6 @@
-"""Message callbacks (CONTRACT §6): a receiver that stores Xportcn's pushes durably, and a consumer
-that refreshes exactly the orders and refunds they name through the detail endpoints.
+"""Message callbacks (docs/api-contract.md#6-message-callbacks): a receiver that stores Xportcn's
+pushes durably, and a consumer that refreshes exactly the orders and refunds they name through the
+detail endpoints.
 
 Receiving — ``POST /callbacks`` on the app from :func:`create_receiver` (``xport-etl callbacks
 serve``):
@@ -10,11 +11,11 @@ serve``):
 2. The body must be a JSON object. Its ``timestamp`` (epoch milliseconds as a string of digits or
    a JSON number, a fraction allowed; a value below 10^11 is read as epoch seconds) must be within ``max_skew_s`` (600 s, the API's
    own window) of the receiver's clock; missing, unparseable or outside: HTTP 401. This bounds
-   replays. Should Xportcn redeliver a failed message (30 minutes later, CONTRACT §6) with its
-   original body, raise ``max_skew_s`` above 3 h: a replay is harmless anyway (it is de-duplicated,
-   and consuming a message only re-queries the API). Nothing else is checked here: a
-   well-formed, signed envelope whose ``messageBody`` or type is unusable is stored and answered
-   200 (Xportcn would only retry it), and the consumer counts it.
+   replays. Should Xportcn redeliver a failed message (30 minutes later,
+   docs/api-contract.md#6-message-callbacks) with its original body, raise ``max_skew_s`` above 3 h:
+   a replay is harmless anyway (it is de-duplicated, and consuming a message only re-queries the
+   API). Nothing else is checked here: a well-formed, signed envelope whose ``messageBody`` or type
+   is unusable is stored and answered 200 (Xportcn would only retry it), and the consumer counts it.
 3. The message is appended to ``<inbox_dir>/inbox.jsonl`` and fsynced BEFORE the HTTP 200, so a
    crash after the answer loses nothing. A body already stored (same content id, the sha256 of
    the raw body) is answered 200 and not stored again.
@@ -38,11 +39,11 @@ ids are remembered for a bounded horizon; the consumer dead-letters what it can 
 ``dead-letter.jsonl``. The limits on slow, idle and oversized requests and these decisions are in
 ``docs/callbacks.md``.
 
-The message body — ``messageBody`` arrives as a JSON object or as a string holding one (CONTRACT
-§6) — is decoded when it is consumed, by :func:`message_body`, the one reader of it. A string
-that does not decode to an object (not JSON, a list, a string encoded twice, nested too deep) is
-a bad message. ``messagePlatform`` may be ``0``/``1`` or ``"0"``/``"1"`` (:func:`message_platform`);
-a missing one is read as Taobao.
+The message body — ``messageBody`` arrives as a JSON object or as a string holding one
+(docs/api-contract.md#6-message-callbacks) — is decoded when it is consumed, by
+:func:`message_body`, the one reader of it. A string that does not decode to an object (not
+JSON, a list, a string encoded twice, nested too deep) is a bad message. ``messagePlatform`` may be
+``0``/``1`` or ``"0"``/``"1"`` (:func:`message_platform`); a missing one is read as Taobao.
 
 Consuming — :func:`refresh_from_callbacks` (``xport-etl callbacks consume``) reads the inbox from
 ``<data_dir>/callbacks/offset.json`` (``{"offset": <byte offset>, "consumed": n, "updated_at":
@@ -58,14 +59,14 @@ and refreshes:
 
 Orders go through ``taobao_order_detail`` (one call per distinct id), refunds through
 ``taobao_refund_detail``; no list endpoint is called. The refund detail has no ids of the xportcn
-order and line and no times (CONTRACT §5.5), so each refund call carries a context:
-``order_id``/``line_id`` from the message (``orderId``/``subOrderId``) or else the warehouse,
-``created_at_ms`` from the message's ``createTime`` or else the warehouse, and ``modified_at_ms``
-from the newest ``modifiedTime`` among the refund's messages [assumed body fields, named as in
-the refund list]. Without a modification time the refreshed refund counts as older than the
-warehouse's row (the loader's rule) until the next list run. Message fields only ever become
-request parameters and landed context, never SQL text; an id that is not 1-64 letters/digits is
-counted as bad and skipped. Unknown message types stay in the inbox and are counted.
+order and line and no times (docs/api-contract.md#55-taobao-refund-detail), so each refund call
+carries a context: ``order_id``/``line_id`` from the message (``orderId``/``subOrderId``) or else
+the warehouse, ``created_at_ms`` from the message's ``createTime`` or else the warehouse, and
+``modified_at_ms`` from the newest ``modifiedTime`` among the refund's messages [assumed body
+fields, named as in the refund list]. Without a modification time the refreshed refund counts as
+older than the warehouse's row (the loader's rule) until the next list run. Message fields only ever
+become request parameters and landed context, never SQL text; an id that is not 1-64 letters/digits
+is counted as bad and skipped. Unknown message types stay in the inbox and are counted.
 """
 
 from __future__ import annotations
@@ -118,8 +119,9 @@ def sign_body(secret: str, body: bytes) -> str:
 def message_body(message: dict) -> dict | None:
     """The ``messageBody`` of a callback as an object, whichever form it arrived in.
 
-    Xportcn sends the body as a JSON object or as a JSON-encoded string of that object (CONTRACT
-    §6). A string is decoded once, with decimals kept exact as in the object form.
+    Xportcn sends the body as a JSON object or as a JSON-encoded string of that object
+    (docs/api-contract.md#6-message-callbacks). A string is decoded once, with decimals kept exact
+    as in the object form.
 
     Returns:
         The body, or None when it is missing, not an object, or a string that does not decode to

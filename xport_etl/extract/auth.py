@@ -1,4 +1,4 @@
-"""Request signing for the Xportcn OpenAPI (CONTRACT §1).
+"""Request signing for the Xportcn OpenAPI (docs/api-contract.md#1-transport-and-authentication).
 
 Five headers go on every request: ``access-key``, ``timestamp`` (epoch milliseconds, 13 digits,
 or seconds with a recipe that says so), ``nonce-str`` (32 random ``[0-9a-zA-Z]``), ``user-id`` and
@@ -123,8 +123,8 @@ class SignRecipe:
         return hashlib.md5(base.encode("utf-8")).hexdigest().upper()
 
 
-# CONTRACT §1: "query" is the contract's own recipe; "concat" comes from a third-party client of
-# the same API (unverified). Both are [assumed].
+# docs/api-contract.md#11-signing-recipes: "query" is the contract's own recipe; "concat" comes from
+# a third-party client of the same API (unverified). Both are [assumed].
 SIGN_RECIPES: Mapping[str, SignRecipe] = MappingProxyType(
     {
         "query": SignRecipe(

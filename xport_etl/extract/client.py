@@ -261,8 +261,8 @@ def _bound_requests(client: httpx.Client, deadline: _Deadline) -> None:
 @functools.cache
 def tls_context() -> ssl.SSLContext:
     """The TLS context every client shares: httpx's default (certifi, or ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR``), built once per process. Building it loads the CA bundle (~20 ms), and
-    ``run`` makes a client per window."""
+    ``SSL_CERT_DIR``), built once per process. Building it loads the CA bundle, which costs more than
+    a request's own work, and ``run`` makes a client per window."""
     return httpx.create_ssl_context()
 
 

@@ -1,9 +1,9 @@
 """Endpoints are data: one frozen :class:`EndpointSpec` per API endpoint, plus every [assumed]
 choice of the contract gathered in ONE object, :data:`ASSUMED`.
 
-The contract (``CONTRACT.md``) tags what the public documentation does not show as [assumed].
-Those choices live here (and the signing recipes in :mod:`xport_etl.extract.auth`, chosen by
-``XPORT_SIGN_RECIPE``), so that a user with real credentials can correct them by configuration:
+The contract (``docs/api-contract.md``) tags what the public documentation does not show as
+[assumed]. Those choices live here (and the signing recipes in :mod:`xport_etl.extract.auth`, chosen
+by ``XPORT_SIGN_RECIPE``), so that a user with real credentials can correct them by configuration:
 point ``XPORT_API_ASSUMPTIONS`` at a JSON file and call :func:`load_assumptions` (see its
 docstring for the keys).
 """
@@ -277,7 +277,7 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
     {
         spec.name: spec
         for spec in (
-            # CONTRACT §5.1 [doc path; filters assumed]
+            # docs/api-contract.md#51-taobao-orders [doc path; filters assumed]
             EndpointSpec(
                 name="taobao_orders",
                 platform="taobao",
@@ -291,7 +291,7 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 },
                 incremental="update",
             ),
-            # CONTRACT §5.2 [doc method; path assumed]
+            # docs/api-contract.md#52-taobao-orders-legacy-list [doc method; path assumed]
             EndpointSpec(
                 name="taobao_orders_legacy",
                 platform="taobao",
@@ -301,7 +301,7 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 primary_key=("id",),
                 windows={"create": WindowSpec("createStartTime", "createEndTime", _CST, "query")},
             ),
-            # CONTRACT §5.3 [doc method; path assumed]
+            # docs/api-contract.md#53-taobao-order-detail [doc method; path assumed]
             EndpointSpec(
                 name="taobao_order_detail",
                 platform="taobao",
@@ -312,9 +312,9 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 primary_key=("id",),
                 detail_param="orderId",
             ),
-            # CONTRACT §5.4 [doc: method, path, body fields, refundStart/EndTime in epoch ms on the
-            # refund's creation time; assumed: record fields, primary key, paging shape, window
-            # bounds inclusive/exclusive]
+            # docs/api-contract.md#54-taobao-refunds [doc: method, path, body fields,
+            # refundStart/EndTime in epoch ms on the refund's creation time; assumed: record fields,
+            # primary key, paging shape, window bounds inclusive/exclusive]
             EndpointSpec(
                 name="taobao_refunds",
                 platform="taobao",
@@ -327,8 +327,8 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 incremental="create",
                 lookback=timedelta(days=45),
             ),
-            # CONTRACT §5.5 [doc: method, path, refundId parameter, data nesting; assumed: 404 for
-            # an unknown id, what drives the calls]
+            # docs/api-contract.md#55-taobao-refund-detail [doc: method, path, refundId parameter,
+            # data nesting; assumed: 404 for an unknown id, what drives the calls]
             EndpointSpec(
                 name="taobao_refund_detail",
                 platform="taobao",
@@ -339,9 +339,9 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 primary_key=("refundId",),
                 detail_param="refundId",
             ),
-            # CONTRACT §5.6 [doc: method, path, subPurchaseOrderId parameter, data nesting;
-            # assumed: trace status codes, empty pnmLogisticsDetails for an unshipped line, one
-            # call per shipped order line]
+            # docs/api-contract.md#56-taobao-logistics [doc: method, path, subPurchaseOrderId
+            # parameter, data nesting; assumed: trace status codes, empty pnmLogisticsDetails for an
+            # unshipped line, one call per shipped order line]
             EndpointSpec(
                 name="taobao_logistics",
                 platform="taobao",
@@ -353,8 +353,8 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 fans_out_from="order_lines",
                 detail_param="subPurchaseOrderId",
             ),
-            # CONTRACT §5.7 [doc: method and path; assumed: body filters, window fields,
-            # record fields and status values]
+            # docs/api-contract.md#57-1688-orders [doc: method and path; assumed: body filters,
+            # window fields, record fields and status values]
             EndpointSpec(
                 name="alibaba_orders",
                 platform="1688",
@@ -370,9 +370,9 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 # [doc] a record may nest its fields in baseInfo (1688's own shape)
                 members_in=("baseInfo",),
             ),
-            # CONTRACT §5.8 [doc: method, path, refundId in the body (POST), first data fields;
-            # assumed: refundId/orderId/subItemId/status/refundPayment fields, fen as ints,
-            # discovery through productItems[].refundId]
+            # docs/api-contract.md#58-1688-refunds [doc: method, path, refundId in the body (POST),
+            # first data fields; assumed: refundId/orderId/subItemId/status/refundPayment fields,
+            # fen as ints, discovery through productItems[].refundId]
             EndpointSpec(
                 name="alibaba_refunds",
                 platform="1688",
@@ -384,8 +384,8 @@ ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
                 fans_out_from="order_lines",
                 detail_param="refundId",
             ),
-            # CONTRACT §5.9 [doc: method and title; assumed: path, orderId parameter, data shape,
-            # one call per 1688 order]
+            # docs/api-contract.md#59-1688-logistics [doc: method and title; assumed: path, orderId
+            # parameter, data shape, one call per 1688 order]
             EndpointSpec(
                 name="alibaba_logistics",
                 platform="1688",
@@ -469,7 +469,8 @@ def parse_cst(s: str, *, assumptions: ApiAssumptions = ASSUMED) -> datetime:
     return (naive - assumptions.source_tz.utcoffset(None)).replace(tzinfo=UTC)
 
 
-# 1688's own time format (CONTRACT §5.7): yyyyMMddHHmmssSSS and an explicit ±hhmm offset
+# 1688's own time format (docs/api-contract.md#57-1688-orders): yyyyMMddHHmmssSSS and an explicit
+# ±hhmm offset
 _COMPACT_PATTERN = re.compile(
     r"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{3})([+-])([0-9]{2})([0-9]{2})"
 )

@@ -84,7 +84,7 @@ def _opt_int(value: Any, name: str, page_no: int) -> int | None:
 class PageNumberPaginator:
     """Page-number paging: ``pageNo`` (1-based) and ``pageSize`` in the JSON body or the query.
 
-    Expects the envelope's ``data`` to look like (MyBatis-Plus, CONTRACT §4)::
+    Expects the envelope's ``data`` to look like (MyBatis-Plus, docs/api-contract.md#4-paging)::
 
         {"records": [ ... ], "total": 1234, "size": 100, "current": 3, "pages": 13}
 

@@ -3,12 +3,12 @@
 or by every machine that uses the same Redis (:class:`RedisRateLimiter`,
 ``XPORT_RATE_LIMIT_URL=redis://…``).
 
-The server's limit is **[assumed]** 10 requests/s per access key (CONTRACT §2), shared by every
-caller using that key. :func:`limiter_for` hands out one :class:`RateLimiter` per access key per
-process, so parallel workers (threads) share the budget. Anything with an ``acquire()`` method
-(the :class:`Limiter` protocol) can stand in, e.g. a cross-process limiter backed by a file lock
-or Redis, without touching the client; :func:`limiter_for_settings` picks the one the settings
-describe.
+The server's limit is **[assumed]** 10 requests/s per access key
+(docs/api-contract.md#23-rate-limit), shared by every caller using that key. :func:`limiter_for`
+hands out one :class:`RateLimiter` per access key per process, so parallel workers (threads) share
+the budget. Anything with an ``acquire()`` method (the :class:`Limiter` protocol) can stand in, e.g.
+a cross-process limiter backed by a file lock or Redis, without touching the client;
+:func:`limiter_for_settings` picks the one the settings describe.
 
 Redis: one atomic Lua script per request keeps the same GCRA "theoretical arrival time" under a
 key named by a hash of the access key, with Redis's own clock (so the hosts' clocks need not

@@ -116,7 +116,7 @@ def writer_lock(data_dir: Path):
 
 def load_memory() -> str:
     """DuckDB's memory limit for publishing (``XPORT_LOAD_MEMORY``, default 192MB: with the merge
-    in groups of :data:`MERGE_ROWS` a 1M-order load publishes at ~410 MB of RSS, ~490 MB at 256MB)."""
+    in groups of :data:`MERGE_ROWS` a 1M-order load fits in it; see bench/NOTES.md)."""
     return os.environ.get("XPORT_LOAD_MEMORY", "192MB")
 
 
@@ -365,9 +365,9 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
     The versions are ranked on the keys alone (key, batch, version, extraction time); the rows
     themselves stream from the Parquet files once, into the table, picked by (key, batch), which
     names one row because a batch stages one row per key (its window's winner; the children are
-    picked the same way). Ranking whole rows copied every staged row twice into temp tables first:
-    publishing the 1M-order load took 9.5 s (15.8 CPU s), now 7.6 s (13.9), at the same peak RSS
-    (the DuckDB budget, ``XPORT_LOAD_MEMORY``, is what bounds it)."""
+    picked the same way). Ranking the keys rather than whole rows spares copying every staged row
+    twice into temp tables (see bench/NOTES.md); memory is bounded by the DuckDB budget,
+    ``XPORT_LOAD_MEMORY``, either way."""
     spec = staged.spec
     files = list(dict.fromkeys(f for b in batches for f in b.files.get(staged.name, [])))
     if not files:
@@ -479,7 +479,7 @@ def replace_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[dict]) -> None:
     if not runs:
         return
     cols = ETL_RUNS.column_names
-    # one Arrow insert: executemany costs ~1 ms a row, and the ledger grows with every run
+    # one Arrow insert: executemany pays a fixed cost per row, and the ledger grows with every run
     naive = {c.name: pa.timestamp("us") if pa.types.is_timestamp(c.type) else c.type for c in ETL_RUNS.columns}
     try:
         ledger = pa.table({c: pa.array([r.get(c) for r in runs], type=naive[c]) for c in cols})

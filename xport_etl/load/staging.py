@@ -185,10 +185,10 @@ def use_sql(endpoint: str, assumptions: ApiAssumptions) -> bool:
 
 
 STAGE_MEMORY = "160MB"  # XPORT_STAGE_MEMORY: DuckDB's budget for staging, however many windows at once
-COPY_ROWS = 16384  # rows per Parquet row group written while staging (64k held ~80 MB more a window)
+COPY_ROWS = 16384  # rows per Parquet row group written while staging (bigger groups hold more memory)
 # columns with (nearly) one value per row: a Parquet dictionary of them costs time and saves nothing
-# (pyarrow builds one for every column by default: writing a window's tables took 0.044 CPU s,
-# 0.034 s without these, and the files are 10% smaller)
+# (pyarrow builds one for every column by default; without these, writing is faster and the files
+# smaller: see bench/NOTES.md)
 UNIQUE_ISH = frozenset({"order_id", "order_no", "line_id", "purchase_id", "purchase_line_id",
                         "tracking_number", "seller_order_number", "created_at", "paid_at", "updated_at"})
 
@@ -198,9 +198,9 @@ def stage_connection(tmp_dir: Path, threads: int | None = None):
     spilling to ``tmp_dir`` beyond it.
 
     Its tables are a window's scratch (temp tables, dropped with the window), so they are not
-    compressed: DuckDB compresses a temp table's row group once it fills (122,880 rows), and the
-    candidate rows of a 171k-order window (370k lines) fill five (its staging took 19% less time
-    uncompressed; the 1M-order load 44.4 s against 46.7 s, at the same peak RSS)."""
+    compressed: DuckDB compresses a temp table's row group once it fills (122,880 rows), which a
+    large window's candidate rows do several times over; compressing scratch costs time and saves
+    no memory that matters (see bench/NOTES.md)."""
     import duckdb
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -228,9 +228,9 @@ class SharedStaging:
     """One DuckDB for the windows the DuckDB normaliser stages at once, each on its own cursor
     (its own temp tables) and thread.
 
-    One database means one memory budget (``XPORT_STAGE_MEMORY``) for all of them: two windows of
-    the 1M-order world staged at once peak at ~430 MB of RSS with a shared 160MB (~460 MB with
-    192MB, 4% faster), against ~700 MB with 128MB each. ``threads=1``: each query runs on the thread that
+    One database means one memory budget (``XPORT_STAGE_MEMORY``) for all of them: windows staged at
+    once peak lower under one shared budget than under a budget each (see bench/NOTES.md).
+    ``threads=1``: each query runs on the thread that
     issued it, so windows, not statements, spread over the cores (a window's statements work on
     small tables anyway). Use as a context manager; the spill directory goes with it.
     """

@@ -49,7 +49,8 @@ _BASE_INFO = "baseInfo"
 
 
 def alibaba_order_view(rec: Any) -> dict:
-    """A 1688 order record of either shape (CONTRACT §5.7) → one mapping of its fields.
+    """A 1688 order record of either shape (docs/api-contract.md#57-1688-orders) → one mapping of
+    its fields.
 
     A flat record is its own view (returned as it is). A record with a ``baseInfo`` object (1688's
     own shape) reads the members of ``baseInfo`` as the record's own; where a member is both in
@@ -82,7 +83,8 @@ def _alibaba_order_id(rec: Any) -> str | None:
 def normalize_alibaba_order(
     rec: Any, *, endpoint: str = "alibaba_orders", page: int = 0, assumptions: ApiAssumptions = ASSUMED
 ) -> Rows:
-    """One 1688 order record (CONTRACT §5.7) → a ``fct_orders`` row, its lines, line rejects.
+    """One 1688 order record (docs/api-contract.md#57-1688-orders) → a ``fct_orders`` row, its
+    lines, line rejects.
 
     Raises:
         RejectError: the order as a whole cannot be normalised (the reason says why).
@@ -176,7 +178,8 @@ def normalize_alibaba_order_pages(
     pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
-    """Normalise a window of 1688 order pages (CONTRACT §5.7) into orders, lines and rejects."""
+    """Normalise a window of 1688 order pages (docs/api-contract.md#57-1688-orders) into orders,
+    lines and rejects."""
     out = WindowRows(endpoint, window_id, rejected_at)
     return _list_window(
         pages, out, "orderId",

@@ -24,8 +24,8 @@ def normalize_taobao_order_detail_pages(
     rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
-    """Normalise Taobao order detail pages (CONTRACT §5.3: ``data`` is one ``TaoBaoOrderVO``)
-    into orders, order lines and rejects, exactly as the list's records."""
+    """Normalise Taobao order detail pages (docs/api-contract.md#53-taobao-order-detail: ``data`` is
+    one ``TaoBaoOrderVO``) into orders, order lines and rejects, exactly as the list's records."""
     out = WindowRows(endpoint, window_id, rejected_at)
     for page_no, body, ctx in pages:
         data, clean = parse_detail(body)

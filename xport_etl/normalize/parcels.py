@@ -37,7 +37,7 @@ from xport_etl.normalize.values import (
     to_text,
 )
 
-SIGN = "SIGN"  # the trace status of a delivered parcel (CONTRACT §5.6)
+SIGN = "SIGN"  # the trace status of a delivered parcel (docs/api-contract.md#56-taobao-logistics)
 
 
 # ---- parcels
@@ -202,7 +202,8 @@ def normalize_taobao_logistics_pages(
     pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
-    """Normalise Taobao logistics detail pages (CONTRACT §5.6) into parcels and parcel events.
+    """Normalise Taobao logistics detail pages (docs/api-contract.md#56-taobao-logistics) into
+    parcels and parcel events.
 
     Each page answers one purchase line; its context is ``{"order_id", "purchase_line_id"}``.
     """
@@ -223,7 +224,8 @@ def normalize_alibaba_logistics_pages(
     pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
-    """Normalise 1688 logistics trace pages (CONTRACT §5.9) into parcels and parcel events.
+    """Normalise 1688 logistics trace pages (docs/api-contract.md#59-1688-logistics) into parcels
+    and parcel events.
 
     Each page answers one order; its context is ``{"order_id", "order_status"}``: the order's
     status when the trace was fetched is kept (``order_status_at_fetch``) because 1688 steps

@@ -51,7 +51,8 @@ ALIBABA_REFUND_STATUS = {
 
 
 def normalize_taobao_refund(rec: Any) -> Rows:
-    """One Taobao refund list record (CONTRACT §5.4) → a ``fct_refunds`` row.
+    """One Taobao refund list record (docs/api-contract.md#54-taobao-refunds) → a ``fct_refunds``
+    row.
 
     Raises:
         RejectError: the record cannot be normalised (the reason says why).
@@ -77,7 +78,8 @@ def normalize_taobao_refund(rec: Any) -> Rows:
 
 
 def normalize_taobao_refund_detail(data: Any, context: Any = None) -> Rows:
-    """One Taobao refund detail ``data`` (CONTRACT §5.5) → a ``fct_refunds`` row.
+    """One Taobao refund detail ``data`` (docs/api-contract.md#55-taobao-refund-detail) → a
+    ``fct_refunds`` row.
 
     A ``purchaseOrderLine`` that is not an object is a warning (the ids it may carry have their
     fallbacks: ``refundOrder``, then the request context); its record id is filled in by the
@@ -122,7 +124,8 @@ def normalize_taobao_refund_detail(data: Any, context: Any = None) -> Rows:
 def normalize_alibaba_refund(
     data: Any, context: Any = None, *, assumptions: ApiAssumptions = ASSUMED
 ) -> Rows:
-    """One 1688 after-sale detail ``data`` (CONTRACT §5.8) → a ``fct_refunds`` row.
+    """One 1688 after-sale detail ``data`` (docs/api-contract.md#58-1688-refunds) → a
+    ``fct_refunds`` row.
 
     Raises:
         RejectError: the object cannot be normalised (the reason says why).
@@ -158,7 +161,8 @@ def normalize_taobao_refund_pages(
     pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
-    """Normalise a window of Taobao refund list pages (CONTRACT §5.4) into ``refunds``."""
+    """Normalise a window of Taobao refund list pages (docs/api-contract.md#54-taobao-refunds) into
+    ``refunds``."""
     out = WindowRows(endpoint, window_id, rejected_at)
     return _list_window(pages, out, "refundId", lambda rec, _page: normalize_taobao_refund(rec))
 
@@ -167,7 +171,8 @@ def normalize_taobao_refund_detail_pages(
     pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
-    """Normalise Taobao refund detail pages (CONTRACT §5.5), one per refund, into ``refunds``."""
+    """Normalise Taobao refund detail pages (docs/api-contract.md#55-taobao-refund-detail), one per
+    refund, into ``refunds``."""
 
     def record_id(data: Any, ctx: Any) -> str | None:
         aggregate = data.get("refundOrderAggregate")
@@ -182,7 +187,8 @@ def normalize_alibaba_refund_pages(
     pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
-    """Normalise 1688 after-sale detail pages (CONTRACT §5.8), one per refund, into ``refunds``."""
+    """Normalise 1688 after-sale detail pages (docs/api-contract.md#58-1688-refunds), one per
+    refund, into ``refunds``."""
 
     def record_id(data: Any, ctx: Any) -> str | None:
         return (_record_id(data, "refundId") or _record_id(data, "id")

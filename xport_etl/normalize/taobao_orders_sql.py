@@ -12,7 +12,7 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
    ``[0-9]{1,13}(.[0-9]{1,2})?`` as a string or a number, text is a string or a JSON integer, a
    time is a real ``yyyy-MM-dd HH:mm:ss``, ...), with its lines, nothing is in the future, its
    order id does not repeat within the page, no sub-order id repeats within it (an object that
-   repeats a member name keeps the first, in DuckDB as in the reference: ``normalize.first_wins``);
+   repeats a member name keeps the first, in DuckDB as in the reference: ``normalize.pages.first_wins``);
 3. plain records are typed in SQL; every other record goes **alone** to the Python reference,
    with its page number and its position in the page (so its rejects, warnings and place in
    the version order are the reference's), while the rest of its page stays in SQL. A plain
@@ -42,7 +42,7 @@ Why a record goes to the reference although it may be fine, and what it costs (i
 - a ``\\u`` escape of a NUL or a surrogate in it (found the same way);
 - an id, amount, integer or time written as a string that still needs an escape once DuckDB has
   re-serialised it (a quote, a backslash or a control character): the shapes are regular
-  expressions over that text, which is ~2x cheaper than unescaping every value first;
+  expressions over that text, which is cheaper than unescaping every value first;
 - text that is a number with a fraction (the reference keeps ``12.50`` as written; DuckDB would
   print ``12.5``); an integer is kept as written by both.
 
@@ -74,8 +74,8 @@ from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, P
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
 
 ENDPOINTS = ("taobao_orders", "taobao_orders_legacy")
-# decompressed JSON handed to DuckDB at a time: bigger chunks cost less CPU a page (1M-order load:
-# 44.0 s at 16 MB, 41.3 s at 24 MB, 41.0 s at 32 MB) and more memory (peak 423 / 441 / 474 MB)
+# decompressed JSON handed to DuckDB at a time (24 MB): bigger chunks cost less CPU a page and more
+# memory, and beyond 24 MB the CPU saved is small; see bench/NOTES.md
 CHUNK_BYTES = 24 * 2**20
 READ_BYTES = 2**20
 PAGES_PER_BATCH = 8  # Arrow record batch size in pages: DuckDB scans batches in parallel
@@ -94,8 +94,8 @@ STRUCTURE = json.dumps({"code": "JSON", "data": {"records": [
 # number literals DuckDB might not hold exactly as a double (see the module docstring)
 INEXACT_NUMBER = r"""[:,\[]\s*-?[0-9]+\.[0-9]{3}|[:,\[]\s*-?[0-9]+(\.[0-9]+)?[eE]"""
 # a necessary condition of each alternative, tried first (INEXACT_NUMBER runs only on the pages
-# that have one): RE2 scans a page for these at ~1 GB/s, for INEXACT_NUMBER (which opens with a
-# character as frequent as ':' or ',') at ~250 MB/s. An exponent literal is followed by its
+# that have one): RE2 scans a page for these several times faster than for INEXACT_NUMBER (which
+# opens with a character as frequent as ':' or ','). An exponent literal is followed by its
 # digits, then whitespace or , } ] (the page is valid JSON by then)
 MAYBE_INEXACT = (r"""\.[0-9]{3}""", r"""[eE][-+]?[0-9]+\s*[,}\]]""")
 UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
@@ -103,7 +103,7 @@ UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
 # literal or escape go (found by :func:`_suspect_records`)
 SUSPECT = ("escape", "number")
 
-# SQL shapes, each narrower than the Python rule of the same name in normalize.py. Values
+# SQL shapes, each narrower than the Python rule of the same name in normalize/values.py. Values
 # are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
 _MACROS = r"""
 -- to_text's value: what a JSON string says, or an integer's digits (read only where text_ok holds)
@@ -489,7 +489,7 @@ class TaobaoOrdersSql:
 
     def _flush(self) -> None:
         """The reference's rows of a chunk join the candidates, one insert a table (an insert
-        costs ~3 ms however few its rows)."""
+        has a fixed cost however few its rows)."""
         if self._orders:
             self._append("cand_orders", self._orders, FCT_ORDERS.arrow_schema())
         if self._lines:
@@ -582,8 +582,8 @@ def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int
     The pages are decompressed 1 MB at a time into one buffer of ``chunk_bytes``, which is reused:
     each chunk is a view of it, valid until the next chunk is asked for (``feed_window`` is done
     with a chunk by then: DuckDB has parsed it into its own tables). So a window holds one chunk
-    of text, not two: a single large ``read`` of a gzip file holds about 6x what it returns, and
-    joining read blocks into a chunk held 2x. A line longer than the buffer grows it."""
+    of text, not two: a single large ``read`` of a gzip file holds several times what it returns,
+    and joining read blocks into a chunk would hold it twice. A line longer than the buffer grows it."""
     first, buf, pos, eof = 1, bytearray(chunk_bytes), 0, False
     with open_pages(directory) as f:
         while not eof:

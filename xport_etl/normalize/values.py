@@ -1,6 +1,6 @@
 """Landed pages → typed rows: orders, order lines and rejects, as declared in :mod:`schemas`.
 
-Decisions (the contract leaves these open; WAREHOUSE.md fixes the result):
+Decisions (the contract leaves these open; docs/warehouse.md fixes the result):
 
 - Ids arrive as strings or JSON numbers and are kept as strings. A float-looking id (``1.2e18``)
   or a non-scalar is bad input: the record is rejected rather than stored with a rounded id.
@@ -67,18 +67,20 @@ Record-level or page-level (bad input never crashes the normaliser with anything
   envelope ``code`` other than 200; ``data`` not an object; ``records`` present but not a list.
   An absent or null ``records`` is an empty page.
 
-Refunds, parcels and 1688 orders: Decisions (where CONTRACT.md and WAREHOUSE.md are silent):
+Refunds, parcels and 1688 orders: Decisions (where docs/api-contract.md and docs/warehouse.md are
+silent):
 
 - Epoch times (Taobao refunds' ``createTime``/``modifiedTime``) may be numbers or digit strings.
-  13 digits are milliseconds, 10 digits are seconds (CONTRACT §3 mentions both); any other length,
-  a fraction or a sign is bad input. ``0`` is the Java default of an unset ``long`` (the doc
-  templates show it) and means null, not 1970.
+  13 digits are milliseconds, 10 digits are seconds (docs/api-contract.md#3-data-conventions
+  mentions both); any other length, a fraction or a sign is bad input. ``0`` is the Java default of
+  an unset ``long`` (the doc templates show it) and means null, not 1970.
 - 1688 fen amounts (``refundPayment``) are integers or digit strings, converted exactly
   (``Decimal(fen).scaleb(-2)``); a fraction of a fen or a negative amount is bad input.
 - Unknown status codes keep the raw code in ``platform_status``: an unknown 1688 order status is
-  ``other`` (WAREHOUSE.md); an unknown refund status (either platform) has a null unified status.
-  A null 1688 refund status is ``none`` (WAREHOUSE.md); a null Taobao refund ``refundStatus`` on a
-  refund record gives a null unified status (a refund order is never "no refund").
+  ``other`` (docs/warehouse.md); an unknown refund status (either platform) has a null unified
+  status. A null 1688 refund status is ``none`` (docs/warehouse.md); a null Taobao refund
+  ``refundStatus`` on a refund record gives a null unified status (a refund order is never "no
+  refund").
 - A 1688 order record may be flat or nest its facts in ``baseInfo`` (1688's own shape), per
   record: :func:`alibaba_order_view` reads either (``baseInfo`` wins over a record-level member of
   the same name; ``productItems`` is read at the record level only). Every 1688 time (orders,
@@ -302,7 +304,8 @@ def status_code(value: Any, name: str) -> int | None:
 
 
 def to_json_object(value: Any, name: str) -> dict | None:
-    """A JSON object, or a string holding one (``receiver``, CONTRACT §3); null or blank is None."""
+    """A JSON object, or a string holding one (``receiver``,
+    docs/api-contract.md#3-data-conventions); null or blank is None."""
     if value is None or isinstance(value, dict):
         return value
     if not isinstance(value, str):
