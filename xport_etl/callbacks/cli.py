@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "callbacks",
         help="receive Xportcn message callbacks, or refresh what they name",
-        description="Receive Xportcn's message callbacks (CONTRACT §6) into an fsynced inbox, and "
+        description="Receive Xportcn's message callbacks (docs/api-contract.md#6-message-callbacks) into an fsynced inbox, and "
         "refresh the orders and refunds they name through the detail endpoints.\n"
         "example: xport-etl callbacks serve --port 8780 --data-dir data\n"
         "example: xport-etl callbacks consume --data-dir data",
