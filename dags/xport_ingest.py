@@ -84,18 +84,15 @@ from typing import Any
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TaskGroup, dag, task
 from xport_airflow_provider.notifications import notify_failure
 
+from xport_etl.tables import FACT_TABLES  # a plain tuple: no pyarrow at parse time
+
 API_POOL = "xport_api"
 LIST_CHUNK = timedelta(days=31)  # the same bound as `xport-etl run --chunk-days`
 # a list extract of one day pages in minutes; a fan-out calls a detail endpoint per open key
 LIST_TIMEOUT = timedelta(hours=2)
 FANOUT_TIMEOUT = timedelta(hours=6)
 
-FCT_ORDERS = Asset("xport://warehouse/fct_orders")
-FCT_ORDER_LINES = Asset("xport://warehouse/fct_order_lines")
-FCT_REFUNDS = Asset("xport://warehouse/fct_refunds")
-FCT_PARCELS = Asset("xport://warehouse/fct_parcels")
-FCT_PARCEL_EVENTS = Asset("xport://warehouse/fct_parcel_events")
-FACT_ASSETS = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
+FACT_ASSETS = tuple(Asset(f"xport://warehouse/{name}") for name in FACT_TABLES)
 
 
 def ingest_window(

@@ -23,12 +23,11 @@ import pytest
 from sqlalchemy import create_engine, exc, inspect, text
 from sqlalchemy.pool import NullPool
 
+from tests.helpers import serve
 from xport_etl.load.publish import warehouse_path
 from xport_etl.report import docs
 from xport_etl.run import refresh_warehouse, run_window
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 CHUNK = timedelta(days=400)  # one window per endpoint: fewer requests, same data
 
@@ -52,7 +51,7 @@ def dictionary_objects() -> tuple[list[str], list[str]]:
 def loaded(tmp_path_factory):
     """A sandbox and a warehouse loaded from it; the sandbox stays up for further loads."""
     data_dir = tmp_path_factory.mktemp("bi_wh")
-    with SandboxServer(WorldConfig(seed=21, orders=120), rate_limit=None) as sandbox:
+    with serve(seed=21, orders=120) as sandbox:
         settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
         run_window(settings, sandbox.world.config.start, sandbox.world.clock + timedelta(days=30), chunk=CHUNK)
         yield sandbox, settings

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import serve
 from xport_etl.load.publish import connect_reader
 from xport_etl.report import dashboard
 from xport_etl.report.dashboard import (
@@ -29,8 +30,6 @@ from xport_etl.report.dashboard import (
 )
 from xport_etl.run import run_window
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHART_IDS = ("chart-spend", "chart-refunds", "chart-after-sale", "chart-fulfilment", "chart-carriers")
@@ -48,7 +47,7 @@ CHROMIUM_FLAGS = (
 def data_dir(tmp_path_factory):
     """A published warehouse from a small world: both platforms, refunds, parcels, stuck orders."""
     directory = tmp_path_factory.mktemp("dashboard-data")
-    with SandboxServer(WorldConfig(seed=11, orders=300), rate_limit=None) as server:
+    with serve(seed=11, orders=300) as server:
         world = server.world
         run_window(Settings(base_url=server.base_url, data_dir=directory, rate_limit=0),
                    world.config.start, world.clock + timedelta(days=30))

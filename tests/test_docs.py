@@ -14,12 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.helpers import serve
 from xport_etl.load.publish import SQL_DIR, warehouse_path
 from xport_etl.report import docs
 from xport_etl.run import run_window
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 REPO = Path(__file__).resolve().parent.parent
 WAREHOUSE_MD = Path(os.environ.get("XPORT_WAREHOUSE_MD", REPO / "docs" / "warehouse.md"))
@@ -55,7 +54,7 @@ def markdown() -> str:
 def warehouse(tmp_path_factory) -> Path:
     """A warehouse from a small sandbox run over real HTTP (every endpoint, both platforms)."""
     data_dir = tmp_path_factory.mktemp("docs_wh")
-    with SandboxServer(WorldConfig(seed=3, orders=80), rate_limit=None) as sandbox:
+    with serve(seed=3, orders=80) as sandbox:
         settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
         world = sandbox.world
         run_window(settings, world.config.start, world.clock + timedelta(days=30), chunk=timedelta(days=400))

@@ -146,7 +146,7 @@ REVIEWED_SPLICES = {
     ("publish.py", "', '.join(('?' for _ in cols))"): "placeholders only",
     ("reports.py", "view"): "resolve(): only sql/reports/*.sql file stems",
     ("dashboard.py", "view"): "checked against MONTHLY_REPORTS keys first",
-    ("dashboard.py", "t"): "FACT_TABLES constant",
+    ("dashboard.py", "t"): "COUNTED_TABLES constant (FACT_TABLES and etl_rejects)",
     ("demo.py", "t"): "FACT_TABLES constant",
     ("status.py", "spec.name"): "TableSpec names in schemas.py",
     ("status.py", "source"): "TableSpec names in schemas.py",

@@ -27,18 +27,14 @@ from xport_etl import run as pipeline
 from xport_etl.extract.client import XportClient
 from xport_etl.load.publish import warehouse_path
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 SECRET = "SECRET-canary-7f3a9c"
 CST = ZoneInfo("Asia/Shanghai")
 START, END = datetime(2026, 1, 1, tzinfo=CST), datetime(2026, 7, 1, tzinfo=CST)
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with SandboxServer(WorldConfig(seed=5, orders=200), rate_limit=None, access_secret=SECRET) as server:
-        yield server
+# the served world of the `sandbox` fixture (tests/conftest.py)
+SANDBOX = {"seed": 5, "orders": 200, "access_secret": SECRET}
 
 
 @pytest.fixture

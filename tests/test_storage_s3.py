@@ -42,7 +42,6 @@ from xport_etl.load.publish import warehouse_path
 from xport_etl.run import extract_window, load_windows, run_window
 from xport_etl.schemas import FCT_ORDERS
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
 from xport_sandbox.truth import truth_tables
 from xport_sandbox.world import WorldConfig
 
@@ -101,10 +100,8 @@ def _keys(client, prefix: str = "") -> list[str]:
     return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with SandboxServer(WorldConfig(seed=23, orders=400), rate_limit=None) as server:
-        yield server
+# the served world of the `sandbox` fixture (tests/conftest.py)
+SANDBOX = {"seed": 23, "orders": 400}
 
 
 # ---- storage.py: URLs and paths

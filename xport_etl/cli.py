@@ -34,6 +34,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from xport_etl.cliutil import UsageError, _fail, run_command
+from xport_etl.fsutil import write_atomic
 
 EXAMPLES = """examples:
   xport-etl check                                          one signed request: what works, what to fix
@@ -390,7 +391,6 @@ def _can_print(text: str) -> bool:
 
 
 def cmd_airflow_install_dags(args) -> int:
-    import shutil
 
     from xport_etl.resources import dag_files
 
@@ -401,9 +401,7 @@ def cmd_airflow_install_dags(args) -> int:
     target.mkdir(parents=True, exist_ok=True)
     for src in files:
         dest = target / src.name
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dest)  # the DAG processor never reads a half-written file
+        write_atomic(dest, src.read_bytes(), mode=None)  # the DAG processor never reads a half-written file
         print(dest)
     return 0
 

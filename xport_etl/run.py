@@ -38,6 +38,7 @@ from xport_etl.extract.endpoints import (
 )
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, utc_now_iso, window_id
 from xport_etl.faults import crashpoint
+from xport_etl.fsutil import write_atomic
 from xport_etl.ledger import _run_row, append_run, read_runs
 from xport_etl.settings import Settings
 
@@ -68,6 +69,19 @@ def _make_client(settings: Settings):
     from xport_etl.extract.client import XportClient
 
     return XportClient(settings)
+
+
+@contextlib.contextmanager
+def client_for(settings: Settings, client=None) -> Iterator:
+    """``client`` as it is, or a new client for ``settings`` that is closed on leaving."""
+    if client is not None:
+        yield client
+        return
+    own = _make_client(settings)
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 def extract_window(
@@ -108,37 +122,33 @@ def extract_window(
         run_id=uuid.uuid4().hex,
         extracted_at=utc_now_iso(),
     )
-    own_client = client is None
-    client = client or _make_client(settings)
-    before = client.stats.as_dict()
-    paginator = PageNumberPaginator(page_size=settings.page_size, in_body=spec.pages_in_body,
-                                    max_pages=settings.max_pages)
-    try:
-        with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
-            for attempt in range(1, MAX_PASSES + 1):
-                drift = _page_window(client, spec, filters, paginator, writer, manifest, progress)
-                if drift is None:
-                    break
-                manifest.drift_repages += 1
-                log.warning("%s %s: data moved while paging (%s); paging the window again (%d/%d)",
-                            endpoint, wid, drift, attempt, MAX_PASSES)
-            else:
-                # every pass saw the data move: keep all passes (the normaliser merges them, latest
-                # state wins) and say so; the next run of this window settles it
-                manifest.extra["inconsistent"] = drift
-                log.warning("%s %s: still moving after %d passes; landed all passes", endpoint, wid, MAX_PASSES)
-            if mode == "create" and "update" in spec.windows and manifest.extra.get("pass_start"):
-                _catch_up(client, spec, filters, paginator, writer, manifest, settings)
-            _count_requests(manifest, before, client.stats.as_dict())
-            manifest.finished_at = utc_now_iso()
-            crashpoint("extract.commit")
-            path = writer.commit()
-    except Exception as exc:
-        append_run(settings.data_dir, _run_row(manifest, outcome="failed", error=str(exc)))
-        raise
-    finally:
-        if own_client:
-            client.close()
+    with client_for(settings, client) as client:
+        before = client.stats.as_dict()
+        paginator = PageNumberPaginator(page_size=settings.page_size, in_body=spec.pages_in_body,
+                                        max_pages=settings.max_pages)
+        try:
+            with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
+                for attempt in range(1, MAX_PASSES + 1):
+                    drift = _page_window(client, spec, filters, paginator, writer, manifest, progress)
+                    if drift is None:
+                        break
+                    manifest.drift_repages += 1
+                    log.warning("%s %s: data moved while paging (%s); paging the window again (%d/%d)",
+                                endpoint, wid, drift, attempt, MAX_PASSES)
+                else:
+                    # every pass saw the data move: keep all passes (the normaliser merges them, latest
+                    # state wins) and say so; the next run of this window settles it
+                    manifest.extra["inconsistent"] = drift
+                    log.warning("%s %s: still moving after %d passes; landed all passes", endpoint, wid, MAX_PASSES)
+                if mode == "create" and "update" in spec.windows and manifest.extra.get("pass_start"):
+                    _catch_up(client, spec, filters, paginator, writer, manifest, settings)
+                _count_requests(manifest, before, client.stats.as_dict())
+                manifest.finished_at = utc_now_iso()
+                crashpoint("extract.commit")
+                path = writer.commit()
+        except Exception as exc:
+            append_run(settings.data_dir, _run_row(manifest, outcome="failed", error=str(exc)))
+            raise
     log.info("landed %s %s: %d pages, %d records", endpoint, wid, manifest.pages, manifest.records)
     return str(path)
 
@@ -349,7 +359,7 @@ def stage_windows(
     """Normalise landed windows to Parquet; returns the manifests and their batches, in order.
 
     Args:
-        staged: batches already staged, by manifest path (see :func:`_land_lists`); the other
+        staged: batches already staged, by manifest path (see :class:`_ListLander`); the other
             windows are staged here.
     """
     from xport_etl.load.staging import stage_window, use_sql
@@ -524,8 +534,6 @@ def extract_fanout(
     keys = list(keys)
     if not keys:
         return []
-    own_client = client is None
-    client = client or _make_client(settings)
     stamp = datetime.now(UTC)
     paths = []
 
@@ -540,44 +548,40 @@ def extract_fanout(
                 return None
             raise
 
-    try:
-        with ThreadPoolExecutor(max_workers=FANOUT_WORKERS) as pool:
-            for n, lo in enumerate(range(0, len(keys), FANOUT_BATCH)):
-                chunk = keys[lo : lo + FANOUT_BATCH]
-                wid = f"keys_{stamp:%Y%m%dT%H%M%S%fZ}_{n:04d}"
-                manifest = Manifest(endpoint=endpoint, mode="keys", window_id=wid,
-                                    window_start=stamp.isoformat(), window_end=stamp.isoformat(),
-                                    run_id=uuid.uuid4().hex, extracted_at=utc_now_iso())
-                if data_now is not None:
-                    manifest.extra["data_clock"] = data_now.isoformat()
-                before = client.stats.as_dict()
-                try:
-                    with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
-                        for done, (row, response) in enumerate(zip(chunk, pool.map(call, chunk), strict=True), 1):
-                            if response is None:
-                                manifest.extra["not_found"] = manifest.extra.get("not_found", 0) + 1
-                            else:
-                                context = {k: (None if v is None else str(v)) for k, v in row.items()}
-                                writer.write(response.raw, context=context)
-                                crashpoint("fanout.page")
-                                manifest.pages += 1
-                                manifest.records += 1
-                            # a page event per 50 keys answered, and one for the last
-                            if progress and (done % 50 == 0 or done == len(chunk)):
-                                progress({"event": "page", "endpoint": endpoint, "window": wid,
-                                          "page": done, "pages": len(chunk),
-                                          "records": manifest.records, "total": len(chunk)})
-                        _count_requests(manifest, before, client.stats.as_dict())
-                        manifest.finished_at = utc_now_iso()
-                        paths.append(str(writer.commit()))
-                        if on_landed:
-                            on_landed(paths[-1])
-                except Exception as exc:
-                    append_run(settings.data_dir, _run_row(manifest, outcome="failed", error=str(exc)))
-                    raise
-    finally:
-        if own_client:
-            client.close()
+    with client_for(settings, client) as client, ThreadPoolExecutor(max_workers=FANOUT_WORKERS) as pool:
+        for n, lo in enumerate(range(0, len(keys), FANOUT_BATCH)):
+            chunk = keys[lo : lo + FANOUT_BATCH]
+            wid = f"keys_{stamp:%Y%m%dT%H%M%S%fZ}_{n:04d}"
+            manifest = Manifest(endpoint=endpoint, mode="keys", window_id=wid,
+                                window_start=stamp.isoformat(), window_end=stamp.isoformat(),
+                                run_id=uuid.uuid4().hex, extracted_at=utc_now_iso())
+            if data_now is not None:
+                manifest.extra["data_clock"] = data_now.isoformat()
+            before = client.stats.as_dict()
+            try:
+                with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
+                    for done, (row, response) in enumerate(zip(chunk, pool.map(call, chunk), strict=True), 1):
+                        if response is None:
+                            manifest.extra["not_found"] = manifest.extra.get("not_found", 0) + 1
+                        else:
+                            context = {k: (None if v is None else str(v)) for k, v in row.items()}
+                            writer.write(response.raw, context=context)
+                            crashpoint("fanout.page")
+                            manifest.pages += 1
+                            manifest.records += 1
+                        # a page event per 50 keys answered, and one for the last
+                        if progress and (done % 50 == 0 or done == len(chunk)):
+                            progress({"event": "page", "endpoint": endpoint, "window": wid,
+                                      "page": done, "pages": len(chunk),
+                                      "records": manifest.records, "total": len(chunk)})
+                    _count_requests(manifest, before, client.stats.as_dict())
+                    manifest.finished_at = utc_now_iso()
+                    paths.append(str(writer.commit()))
+                    if on_landed:
+                        on_landed(paths[-1])
+            except Exception as exc:
+                append_run(settings.data_dir, _run_row(manifest, outcome="failed", error=str(exc)))
+                raise
     return paths
 
 
@@ -677,12 +681,10 @@ class RunPlan:
         return plan
 
     def save(self) -> None:
-        from xport_etl.extract.landing import _write_atomic
-
         with _PLAN_LOCK:  # windows land on paging threads while the run goes on
             self.path.parent.mkdir(parents=True, exist_ok=True)
             data = {k: v for k, v in asdict(self).items() if k not in ("path", "resumed")}
-            _write_atomic(self.path, json.dumps(data, indent=2).encode())
+            write_atomic(self.path, json.dumps(data, indent=2).encode())
 
     def record_landed(self, key: str, path: str) -> None:
         """A list window landed (a checkpoint): kept in the plan at once."""
@@ -803,11 +805,10 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
             progress({"event": "resume", "plan": str(plan.path)})
     results: dict[str, Any] = {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None,
                                "resumed": plan.resumed, "runs": len(runs)}
-    own_client = client is None
-    client = client or _make_client(settings)
+    lists_client = client  # the caller's client, or None: each list window opens its own
     todo = [w for i, run in enumerate(runs) if i not in plan.published for w in run]
-    lander = _ListLander(settings, plan, todo, client=None if own_client else client, progress=progress)
-    try:
+    lander = _ListLander(settings, plan, todo, client=lists_client, progress=progress)
+    with client_for(settings, client) as client, contextlib.closing(lander):
         for i, windows in enumerate(runs):
             if i in plan.published:
                 continue
@@ -824,10 +825,6 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
             plan.save()
         plan.status = "done"
         plan.save()
-    finally:
-        lander.close()
-        if own_client:
-            client.close()
     return results
 
 

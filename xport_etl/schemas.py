@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from xport_etl.tables import FACT_TABLES
+
 MONEY = pa.decimal128(18, 2)
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -270,6 +272,11 @@ WAREHOUSE_TABLES: tuple[TableSpec, ...] = (
     ETL_REJECTS,
     ETL_RUNS,
     ETL_CHECK_RESULTS,
+)
+
+# the fact tables' specs, in the order of tables.FACT_TABLES
+FACTS: tuple[TableSpec, ...] = tuple(
+    next(spec for spec in WAREHOUSE_TABLES if spec.name == name) for name in FACT_TABLES
 )
 
 

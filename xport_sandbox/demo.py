@@ -66,7 +66,6 @@ RATE_LIMIT = 100.0  # requests/s: the sandbox's limit per access key, and the cl
 API_POOL = "xport_api"
 API_POOL_SLOTS = 4  # concurrency only: the rate limiter is shared across processes (a lock file)
 REPORTS = ("spend", "fulfilment")
-FACT_TABLES = ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events")
 SANDBOX_START_TIMEOUT = 60.0
 DAG_RUN_TIMEOUT = 30 * 60.0
 
@@ -410,6 +409,7 @@ def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
     from xport_etl.load.publish import connect_reader, warehouse_path
     from xport_etl.report.reports import render_report
     from xport_etl.settings import Settings
+    from xport_etl.tables import FACT_TABLES
 
     settings = Settings.from_env({**os.environ, **xport_environ(base_url, data_dir, rate_limit)})
     for name in REPORTS:

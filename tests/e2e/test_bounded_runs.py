@@ -8,11 +8,10 @@ from datetime import timedelta
 import duckdb
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from tests.helpers import serve
 from xport_etl import run as pipeline
 from xport_etl.load.publish import warehouse_path
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 MONTH = timedelta(days=31)
 
@@ -33,7 +32,7 @@ def test_runs_publish_once_each_newest_first_and_end_equal_to_the_truth(tmp_path
         return result
 
     monkeypatch.setattr(pipeline, "publish_state", spy)
-    with SandboxServer(WorldConfig(seed=21, orders=200), rate_limit=None) as sandbox:
+    with serve(seed=21, orders=200) as sandbox:
         world = sandbox.world
         settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0, refetch_after=0)
         start, end = world.config.start, world.clock + timedelta(days=1)

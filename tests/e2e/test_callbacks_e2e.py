@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from tests.helpers import serve
 from tests.test_callbacks import serve_app
 from xport_etl.callbacks.inbox import read_inbox
 from xport_etl.callbacks.receiver import CALLBACK_PATH, create_receiver
@@ -24,9 +25,7 @@ from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_REFUNDS
 from xport_etl.settings import Settings
 from xport_sandbox import DEFAULT_ACCESS_SECRET
 from xport_sandbox.push import ORDER_PRICE, ORDER_REFUND, ORDER_STATUS, CallbackPusher
-from xport_sandbox.testing import SandboxServer
 from xport_sandbox.truth import truth_tables
-from xport_sandbox.world import WorldConfig
 
 DETAIL_PATHS = {"/open/order/detail", "/v2/taobao/order/refund/query"}
 
@@ -52,7 +51,7 @@ def rows_for(con, spec, truth, key: str, ids: set[str]) -> tuple[list, list]:
 
 
 def test_callbacks_refresh_exactly_the_named_orders_and_refunds(tmp_path, refresh_normalizers):
-    with SandboxServer(WorldConfig(seed=5, orders=500), rate_limit=None) as sandbox:
+    with serve(seed=5, orders=500) as sandbox:
         world = sandbox.world
         settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
         run_window(settings, world.config.start, world.clock + timedelta(days=30))

@@ -14,11 +14,10 @@ from datetime import timedelta
 
 import pytest
 
+from tests.helpers import serve
 from xport_etl.load.publish import sql_objects, warehouse_path
 from xport_etl.run import run_window
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 # what identifies a published state: every fact table's size and the newest time in each
 FINGERPRINT = """
@@ -68,7 +67,7 @@ print(json.dumps(stats))
 @pytest.mark.slow
 def test_reader_process_sees_only_complete_loads_during_ten_loads(tmp_path):
     views = [name for name, _ in sql_objects("reports")]
-    with SandboxServer(WorldConfig(seed=9, orders=300), rate_limit=None) as sandbox:
+    with serve(seed=9, orders=300) as sandbox:
         world = sandbox.world
         settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0, refetch_after=0)
         # one run per call: the span covers the whole world

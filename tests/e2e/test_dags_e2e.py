@@ -32,7 +32,6 @@ from xport_etl.schemas import (
 from xport_sandbox.demo import dags_test
 from xport_sandbox.testing import SandboxServer
 from xport_sandbox.truth import truth_tables
-from xport_sandbox.world import WorldConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
@@ -79,10 +78,8 @@ def next_logical_date(clock: datetime) -> str:
     return (day + timedelta(days=1)).date().isoformat()
 
 
-@pytest.fixture
-def sandbox():
-    with SandboxServer(WorldConfig(seed=11, orders=300), rate_limit=None) as server:
-        yield server
+# the served world of the `sandbox` fixture (tests/conftest.py)
+SANDBOX = {"seed": 11, "orders": 300}
 
 
 @pytest.fixture

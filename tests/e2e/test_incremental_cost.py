@@ -18,13 +18,12 @@ import duckdb
 import pytest
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from tests.helpers import serve
 from xport_etl.load.publish import warehouse_path
 from xport_etl.run import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_PARCELS, FCT_REFUNDS
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
 from xport_sandbox.truth import truth_tables
-from xport_sandbox.world import WorldConfig
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MAX_MULTIPLE = 3
@@ -69,7 +68,7 @@ def required_requests(before, after) -> dict[str, int]:
 
 @pytest.mark.parametrize("orders", [pytest.param(2000, id="2k"), pytest.param(20000, id="20k", marks=pytest.mark.slow)])
 def test_hourly_run_costs_what_changed(tmp_path, orders):
-    with SandboxServer(WorldConfig(seed=3, orders=orders), rate_limit=None) as sandbox:
+    with serve(seed=3, orders=orders) as sandbox:
         world = sandbox.world
         settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
         run_window(settings, world.config.start, world.clock + timedelta(days=1))  # the full load

@@ -16,8 +16,6 @@ import pytest
 
 from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
 from xport_etl.load.publish import warehouse_path
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 # (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load
 FAST_POINTS = [
@@ -48,10 +46,8 @@ SLOW_POINTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with SandboxServer(WorldConfig(seed=5, orders=300), rate_limit=None) as server:
-        yield server
+# the served world of the `sandbox` fixture (tests/conftest.py)
+SANDBOX = {"seed": 5, "orders": 300}
 
 
 def run_cli(sandbox, data_dir, crash_at=None, workers="1"):

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import duckdb
 import pyarrow.compute as pc
-import pytest
 
 from xport_etl.load.publish import warehouse_path
 from xport_etl.run import run_window
@@ -21,9 +20,7 @@ from xport_etl.schemas import (
     FCT_REFUNDS,
 )
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
 from xport_sandbox.truth import truth_tables
-from xport_sandbox.world import WorldConfig
 
 TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
 
@@ -49,10 +46,8 @@ def assert_warehouse_equals_truth(data_dir, world, tables=TABLES) -> dict[str, i
     return counts
 
 
-@pytest.fixture
-def sandbox():
-    with SandboxServer(WorldConfig(seed=11, orders=1200), rate_limit=None) as server:
-        yield server
+# the served world of the `sandbox` fixture (tests/conftest.py)
+SANDBOX = {"seed": 11, "orders": 1200}
 
 
 def test_every_endpoint_end_to_end_equal_truth_then_rerun_then_clock_moves(sandbox, tmp_path):

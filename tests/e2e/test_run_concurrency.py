@@ -21,18 +21,14 @@ from xport_etl.load.publish import warehouse_path
 from xport_etl.load.staging import SharedStaging, stage_window
 from xport_etl.run import LIST_ENDPOINTS, run_window
 from xport_etl.settings import Settings
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 # fct_refunds also holds the 1688 refunds, which come from a fan-out endpoint
 LISTS = [t for t in TABLES if t.name in ("fct_orders", "fct_order_lines")]
 WEEK = timedelta(days=7)
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with SandboxServer(WorldConfig(seed=13, orders=700), rate_limit=None) as server:
-        yield server
+# the served world of the `sandbox` fixture (tests/conftest.py)
+SANDBOX = {"seed": 13, "orders": 700}
 
 
 def _bounds(world):

@@ -13,9 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from tests.helpers import serve
 from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 
 def _hold(data_dir: str, holding, release) -> None:
@@ -44,7 +43,7 @@ def test_a_second_run_waits_for_the_first_or_refuses_with_no_wait(tmp_path):
     first.start()
     try:
         assert holding.wait(30)
-        with SandboxServer(WorldConfig(seed=3, orders=60), rate_limit=None) as sandbox:
+        with serve(seed=3, orders=60) as sandbox:
             refused = _cli(sandbox, tmp_path, "--no-wait")
             out, err = refused.communicate(timeout=60)
             assert refused.returncode == 8, err

@@ -23,9 +23,8 @@ from pathlib import Path
 import pytest
 
 import xport_sandbox as sandbox_defaults
+from tests.helpers import serve
 from xport_sandbox import demo
-from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
@@ -127,7 +126,7 @@ def test_deploy_from_the_wheels(installed, monkeypatch):
     assert "xport-airflow-provider" in listed, sorted(listed)
     _run([airflow, "pools", "set", "xport_api", "2", "Xportcn API calls"], env=env, cwd=tmp)
 
-    with SandboxServer(WorldConfig(seed=5, orders=120), rate_limit=None) as sandbox:
+    with serve(seed=5, orders=120) as sandbox:
         added = _run([airflow, "connections", "add", "xport_default", "--conn-type", "xport",
                       "--conn-host", sandbox.base_url,
                       "--conn-login", sandbox_defaults.DEFAULT_ACCESS_KEY,

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from xport_etl.fsutil import fsync_dir, write_atomic
 from xport_etl.normalize.pages import has_surrogates
 
 log = logging.getLogger("xport_etl.callbacks")
@@ -171,7 +172,7 @@ class InboxStore:
             self._cut_to = None
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         if current is None:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -203,11 +204,11 @@ class InboxStore:
     def _rotate(self) -> None:
         seg = active_segment(self.dir)
         os.rename(self.path, segment_path(self.dir, seg))
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         os.close(self._fd)
         self._fd = -1
         self._open_active()
-        _write_atomic(self.dir / SEGMENT_FILE, f"{seg + 1}\n")
+        write_atomic(self.dir / SEGMENT_FILE, f"{seg + 1}\n", mode=None)
         log.info("inbox rotated: %s", segment_path(self.dir, seg).name)
 
     def _forget_old(self) -> None:
@@ -293,24 +294,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _parse_lines(data: bytes) -> tuple[list[InboxEntry], list[bytes]]:

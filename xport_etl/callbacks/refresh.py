@@ -22,9 +22,7 @@ from xport_etl.callbacks.inbox import (
     OFFSET_FILE,
     InboxEntry,
     _clean_scalar,
-    _fsync_dir,
     _write_all,
-    _write_atomic,
     callbacks_dir,
     read_segments,
     rotated_segments,
@@ -39,6 +37,7 @@ from xport_etl.callbacks.receiver import (
     message_body,
     message_platform,
 )
+from xport_etl.fsutil import fsync_dir, write_atomic
 
 # ---- the consumer
 
@@ -155,7 +154,7 @@ def _read_offset(path: Path) -> dict:
 
 
 def _write_offset(path: Path, state: dict) -> None:
-    _write_atomic(path, json.dumps(state, indent=2))
+    write_atomic(path, json.dumps(state, indent=2), mode=None)
 
 
 _KINDS = {"taobao_order_detail": "order", "taobao_refund_detail": "refund"}
@@ -237,7 +236,7 @@ def _dead_letter(path: Path, rows: list[dict]) -> None:
     finally:
         os.close(fd)
     if created:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _letter(entry: InboxEntry, reason: str, now: str) -> dict:
@@ -271,7 +270,7 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         ``rejects``, ``dead_lettered``, ``segment``, ``offset``.
     """
     from xport_etl.faults import crashpoint
-    from xport_etl.run import _make_client, extract_fanout, load_windows
+    from xport_etl.run import client_for, extract_fanout, load_windows
 
     cdir = callbacks_dir(settings.data_dir)
     cdir.mkdir(parents=True, exist_ok=True)
@@ -303,10 +302,8 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
                 if not {"order_id", "line_id", "created_at_ms"} <= h.keys()
             ]
             known = _refund_hints_from_warehouse(settings, missing)
-            own_client = client is None
-            client = client or _make_client(settings)
-            tracked = _KeyFailures(client)
-            try:
+            with client_for(settings, client) as client:
+                tracked = _KeyFailures(client)
                 paths: list[str] = []
                 if wanted.orders:
                     paths += extract_fanout(
@@ -324,9 +321,6 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
                     paths += extract_fanout(
                         settings, "taobao_refund_detail", client=tracked, keys=refund_keys
                     )
-            finally:
-                if own_client:
-                    client.close()
             failed.update(tracked.failed)
             if paths:
                 loaded = load_windows(settings, paths)

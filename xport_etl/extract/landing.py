@@ -39,6 +39,7 @@ from typing import IO, Any
 from isal import igzip
 
 from xport_etl.extract import storage
+from xport_etl.fsutil import fsync_dir, write_atomic
 
 PAGES_FILE = "pages.jsonl.gz"
 CONTEXT_FILE = "context.json"  # fan-out windows: what each page was asked for (page → context)
@@ -159,25 +160,6 @@ def _private_dirs(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
-        os.fchmod(f.fileno(), mode)  # an older tmp file keeps its mode through O_CREAT
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _remote_rm(fs, path: str) -> None:
     with contextlib.suppress(FileNotFoundError):  # deleting what is not there is fine
         fs.rm_file(path)
@@ -240,12 +222,12 @@ class PageWriter:
         (self.dir / MANIFEST_FILE).unlink(missing_ok=True)
         os.replace(self._partial, self.dir / PAGES_FILE)
         if self._contexts:
-            _write_atomic(self.dir / CONTEXT_FILE, json.dumps(self._contexts, ensure_ascii=False).encode())
+            write_atomic(self.dir / CONTEXT_FILE, json.dumps(self._contexts, ensure_ascii=False).encode())
         else:
             (self.dir / CONTEXT_FILE).unlink(missing_ok=True)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         path = self.dir / MANIFEST_FILE
-        _write_atomic(path, json.dumps(asdict(self.manifest), indent=2).encode())
+        write_atomic(path, json.dumps(asdict(self.manifest), indent=2).encode())
         return path
 
     def _commit_remote(self):

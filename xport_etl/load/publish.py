@@ -47,6 +47,7 @@ import duckdb
 import pyarrow as pa
 
 from xport_etl.faults import crashpoint
+from xport_etl.fsutil import fsync_dir, write_atomic
 from xport_etl.load.checks import (
     SAMPLE_ROWS,
     CheckResult,
@@ -546,9 +547,7 @@ class NextState:
         return json.loads(self.meta_path.read_text(encoding="utf-8"))
 
     def _save_meta(self, meta: dict) -> None:
-        from xport_etl.extract.landing import _write_atomic
-
-        _write_atomic(self.meta_path, json.dumps(meta, default=str).encode())
+        write_atomic(self.meta_path, json.dumps(meta, default=str).encode())
 
     @property
     def batches(self) -> list[Batch]:
@@ -682,7 +681,7 @@ class NextState:
                 os.fsync(f.fileno())
             crashpoint("publish.replace")
             os.replace(self.path, published)
-            _fsync_dir(self.data_dir)
+            fsync_dir(self.data_dir)
             self.meta_path.unlink(missing_ok=True)
         return LoadResult(str(published), len(meta["batches"]), dict(meta["rows_written"]), meta["rejects"])
 
@@ -749,14 +748,6 @@ def _batch_dict(batch: Batch) -> dict:
     from dataclasses import asdict
 
     return asdict(batch)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish(

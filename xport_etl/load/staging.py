@@ -31,9 +31,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
-from xport_etl.extract.landing import Manifest, _write_atomic, check_window, read_pages
+from xport_etl.extract.landing import Manifest, check_window, read_pages
 from xport_etl.extract.storage import contained
 from xport_etl.faults import crashpoint
+from xport_etl.fsutil import write_atomic
 from xport_etl.normalize.pages import count_warned, to_table
 from xport_etl.normalize.values import REJECTED
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
@@ -137,7 +138,7 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
     batch.counts[REJECTS] = sum(1 for r in rejects if r["severity"] == REJECTED)
     batch.counts[WARNINGS] = count_warned(rejects)
     crashpoint("stage.marker")
-    _write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
+    write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
     return batch
 
 

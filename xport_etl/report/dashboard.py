@@ -34,11 +34,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
+from xport_etl.fsutil import write_atomic
 from xport_etl.load.publish import connect_reader, warehouse_path
+from xport_etl.tables import FACT_TABLES
 
 DEFAULT_TZ = "Asia/Shanghai"
 STUCK_LIMIT = 50
-FACT_TABLES = ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events", "etl_rejects")
+COUNTED_TABLES = (*FACT_TABLES, "etl_rejects")  # row counts on the dashboard
 PLATFORMS = ("taobao", "1688")
 PLATFORM_LABELS = {"taobao": "Taobao", "1688": "1688"}
 PLATFORM_COLORS = {"taobao": "#f97316", "1688": "#2563eb"}
@@ -315,7 +317,7 @@ def collect(data_dir: Path, *, start: date | None = None, end: date | None = Non
         other = sorted({r["currency"] for r in spend_all if r["currency"] != "CNY"}, key=str)
         last_load = con.execute(
             "select max(finished_at) from etl_runs where outcome = 'success'").fetchone()[0]
-        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in FACT_TABLES}
+        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in COUNTED_TABLES}
         stuck_total = con.execute("select count(*) from rpt_stuck_orders").fetchone()[0]
         stuck = _records(con.execute(
             "select * from rpt_stuck_orders order by hours_stuck desc, platform, order_id limit ?", [STUCK_LIMIT]))
@@ -734,9 +736,7 @@ def build_dashboard(data_dir: Path, out_path: Path, *, start: date | None = None
     html = render_html(data)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    write_atomic(out, html, mode=None)
     return out
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from xport_etl.fsutil import write_atomic
 from xport_etl.load.publish import SQL_DIR, ensure_schema, refresh_views, set_settings, sql_objects
 from xport_etl.normalize.alibaba_orders import ALIBABA_ORDER_STATUS
 from xport_etl.normalize.refunds import ALIBABA_REFUND_STATUS
@@ -416,9 +416,7 @@ def cmd_docs(args) -> int:
             raise ConfigError(f"--out {out} is a {fmt} file but --format is {args.format}: "
                               f"give a .{args.format} file or a directory")
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(build_dictionary(fmt), encoding="utf-8")
-        os.replace(tmp, out)
+        write_atomic(out, build_dictionary(fmt), mode=None)
         print(out)
         return 0
     if out.suffix and not out.is_dir():

@@ -11,13 +11,7 @@ from typing import Any
 from xport_etl.ledger import read_runs
 from xport_etl.load.checks import read_check_results
 from xport_etl.load.publish import connect_reader, warehouse_path
-from xport_etl.schemas import (
-    FCT_ORDER_LINES,
-    FCT_ORDERS,
-    FCT_PARCEL_EVENTS,
-    FCT_PARCELS,
-    FCT_REFUNDS,
-)
+from xport_etl.schemas import FACTS, FCT_ORDERS, FCT_PARCELS
 
 RUN_COLUMNS = ("finished_at", "endpoint", "window_id", "outcome", "pages", "requests", "retries",
                "http_429", "records", "rejected", "warnings", "drift_repages", "duration_s", "error")
@@ -55,7 +49,7 @@ def freshness(data_dir: Path) -> list[dict[str, Any]]:
     now = datetime.now(UTC).replace(tzinfo=None)
     out = []
     try:
-        for spec in (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS):
+        for spec in FACTS:
             # child tables have no extraction time of their own: their parent's is theirs
             source = {"fct_order_lines": FCT_ORDERS.name, "fct_parcel_events": FCT_PARCELS.name}.get(spec.name, spec.name)
             rows = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
