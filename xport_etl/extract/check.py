@@ -663,14 +663,14 @@ def _shape(probe: _Probe, endpoint: EndpointSpec) -> CheckStep:
     if envelope is None:  # classify accepted it, so this cannot happen; say so if it does
         return CheckStep(name, "fail", "the accepted answer could not be parsed again")
     problems, notes = _shape_problems(envelope, endpoint)
-    data = envelope.get("data")
-    seen = _shape_seen(envelope, data, endpoint)
     hint = (
         "the page shape differs from the one the pipeline assumes "
         "(data.records, total, size, current, pages): see docs/signing-and-first-contact.md"
     )
     if problems:
         return CheckStep(name, "fail", "; ".join(problems), hint)
+    # no problems: data is an object (_shape_problems reports any other data as a problem)
+    seen = _shape_seen(envelope, envelope["data"], endpoint)
     if notes:
         return CheckStep(name, "warn", f"{seen}; " + "; ".join(notes), "")
     return CheckStep(name, "ok", seen)
