@@ -381,6 +381,7 @@ def _diagnose(
         search_clock = clock
         clock_off = steps["clock skew"].status == "fail" and report.skew_s is not None
         if clock_off:
+            assert report.skew_s is not None  # clock_off says so
             offset_ms = int(round(report.skew_s * 1000))
             search_clock = lambda: clock() + offset_ms  # noqa: E731
             again = prober.send(configured, search_clock)
@@ -642,9 +643,9 @@ def _shape(probe: _Probe, endpoint: EndpointSpec) -> CheckStep:
     if kind == "forbidden":
         return CheckStep(name, "skip", "not checked: the user-id was refused")
     if kind == "envelope":
-        envelope = probe.envelope or {}
-        code = envelope.get("code")
-        msg = envelope.get("msg") or ""
+        answer = probe.envelope or {}
+        code = answer.get("code")
+        msg = answer.get("msg") or ""
         if code == 400:
             hint = (
                 "the one-record request (pageNo=1, pageSize=1) was refused as a bad parameter: "
