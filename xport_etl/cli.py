@@ -31,9 +31,13 @@ import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from xport_etl.cliutil import UsageError, _fail, run_command
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 EXAMPLES = """examples:
   xport-etl check                                          one signed request: what works, what to fix
@@ -143,7 +147,7 @@ class _PageProgress:
             TimeElapsedColumn(), console=Console(file=self.stream), disable=not self.interactive, transient=False,
         )
         self.windows: dict[str, dict] = {}
-        self._publish_task: int | None = None
+        self._publish_task: TaskID | None = None
         self._lock = threading.Lock()  # `run` pages several windows at once, on threads
 
     def __call__(self, event: dict) -> None:
