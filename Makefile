@@ -40,8 +40,10 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -m "not slow"
 
+## ruff, then mypy on the library (configured in pyproject.toml, [tool.mypy])
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(PY) -m mypy xport_etl
 
 ## re-pin every installed package after changing requirements*.txt (from the bench environment,
 ## which holds all three layers, so the one lock covers them all)

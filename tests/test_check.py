@@ -295,3 +295,13 @@ def test_a_gateway_403_is_not_blamed_on_the_user_id():
     report = check_connection(Settings(**REAL), transport=mock(lambda r: httpx.Response(403, text="denied")))
     assert report.step("reachable").status == "fail" and "gateway" in report.step("reachable").hint
     assert report.step("user-id accepted").status == "skip"
+
+
+def test_an_accepted_answer_without_a_data_object_is_a_failed_step_not_a_crash():
+    def handler(request):
+        return httpx.Response(200, json=envelope(None))
+
+    report = check_connection(Settings(**REAL), transport=mock(handler))
+    step = report.step("envelope and paging")
+    assert step.status == "fail" and "data is NoneType, not an object" in step.detail
+    assert report.exit_code == 3

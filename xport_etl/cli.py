@@ -31,10 +31,14 @@ import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from xport_etl.cliutil import UsageError, _fail, run_command
 from xport_etl.fsutil import write_atomic
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 EXAMPLES = """examples:
   xport-etl check                                          one signed request: what works, what to fix
@@ -144,7 +148,7 @@ class _PageProgress:
             TimeElapsedColumn(), console=Console(file=self.stream), disable=not self.interactive, transient=False,
         )
         self.windows: dict[str, dict] = {}
-        self._publish_task: int | None = None
+        self._publish_task: TaskID | None = None
         self._lock = threading.Lock()  # `run` pages several windows at once, on threads
 
     def __call__(self, event: dict) -> None:

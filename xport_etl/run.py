@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from xport_etl.extract import storage
@@ -41,6 +41,9 @@ from xport_etl.faults import crashpoint
 from xport_etl.fsutil import write_atomic
 from xport_etl.ledger import _run_row, append_run, read_runs
 from xport_etl.settings import Settings
+
+if TYPE_CHECKING:
+    from xport_etl.load.staging import SharedStaging
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +309,7 @@ class SqlStager:
         self._pool = ThreadPoolExecutor(_workers("XPORT_WORKERS", os.cpu_count() or 1, os.cpu_count() or 1),
                                         thread_name_prefix="stage")
         self._futures: dict[Any, Any] = {}
-        self._shared = None
+        self._shared: SharedStaging | None = None
 
     def submit(self, key: Any, manifest: Manifest) -> None:
         from xport_etl.load.staging import SharedStaging, stage_window
@@ -315,7 +318,7 @@ class SqlStager:
         self._futures[key] = self._pool.submit(stage_window, self.settings.data_dir, manifest,
                                                assumptions=self.settings.assumptions, shared=self._shared)
 
-    def on_done(self, key: Any, callback: Callable[[Any], Any]) -> None:
+    def on_done(self, key: Any, callback: Callable[..., Any]) -> None:
         """Call ``callback(future)`` when the window submitted as ``key`` is staged (or failed)."""
         self._futures[key].add_done_callback(callback)
 
@@ -366,9 +369,9 @@ def stage_windows(
 
     loaded = [read_manifest(m) for m in manifests]
     early = staged or {}
-    staged = {(m.endpoint, m.window_id): early[str(p)] for p, m in zip(manifests, loaded, strict=True)
-              if str(p) in early}
-    todo = [m for m in loaded if (m.endpoint, m.window_id) not in staged]
+    by_window = {(m.endpoint, m.window_id): early[str(p)] for p, m in zip(manifests, loaded, strict=True)
+                 if str(p) in early}
+    todo = [m for m in loaded if (m.endpoint, m.window_id) not in by_window]
     # the DuckDB normaliser's windows are staged here on threads (see _stage_sql_windows); the
     # Python normalisers' windows go to worker processes when they are large
     in_sql = [m for m in todo if use_sql(m.endpoint, settings.assumptions)]
@@ -376,17 +379,17 @@ def stage_windows(
     workers = _stage_workers(in_python)
     if workers > 1:
         for m, b in zip(in_python, _stage_in_processes(settings, in_python, workers), strict=True):
-            staged[(m.endpoint, m.window_id)] = b
+            by_window[(m.endpoint, m.window_id)] = b
         in_python = []
     for m in in_python:
-        staged[(m.endpoint, m.window_id)] = stage_window(settings.data_dir, m, assumptions=settings.assumptions)
+        by_window[(m.endpoint, m.window_id)] = stage_window(settings.data_dir, m, assumptions=settings.assumptions)
         if progress:
             progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
     for m, batch in _stage_sql_windows(settings, in_sql):
-        staged[(m.endpoint, m.window_id)] = batch
+        by_window[(m.endpoint, m.window_id)] = batch
         if progress:
             progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
-    return loaded, [staged[(m.endpoint, m.window_id)] for m in loaded]
+    return loaded, [by_window[(m.endpoint, m.window_id)] for m in loaded]
 
 
 def _success_rows(loaded: Sequence[Manifest], batches: Sequence[Any]) -> list[dict[str, Any]]:
@@ -953,9 +956,10 @@ class _ListLander:
         if use_sql(m.endpoint, self.settings.assumptions):
             self._staged.add(path)
             self.stager.submit(path, m)
-            if self.progress:
+            progress = self.progress
+            if progress is not None:
                 event = {"event": "staged", "endpoint": m.endpoint, "window": m.window_id}
-                self.stager.on_done(path, lambda f, event=event: _staged_ok(f) and self.progress(event))
+                self.stager.on_done(path, lambda f, event=event: _staged_ok(f) and progress(event))
 
     def wait(self, windows: Sequence[tuple]) -> tuple[list[str], dict[str, Any]]:
         """The manifest paths of ``windows`` (in order) once landed, and the batches staged so far,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from xport_etl.fsutil import fsync_dir, write_atomic
 from xport_etl.normalize.pages import has_surrogates
@@ -365,7 +365,7 @@ def read_segments(inbox_dir: Path, segment: int, offset: int) -> InboxBatch:
             and the active one is missing (removed before it was consumed).
     """
     inbox_dir = Path(inbox_dir)
-    files = []
+    files: list[tuple[int, Path, IO[bytes] | None]] = []
     with inbox_lock(inbox_dir):
         active = active_segment(inbox_dir)
         if segment > active:

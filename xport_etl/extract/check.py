@@ -381,6 +381,7 @@ def _diagnose(
         search_clock = clock
         clock_off = steps["clock skew"].status == "fail" and report.skew_s is not None
         if clock_off:
+            assert report.skew_s is not None  # clock_off says so
             offset_ms = int(round(report.skew_s * 1000))
             search_clock = lambda: clock() + offset_ms  # noqa: E731
             again = prober.send(configured, search_clock)
@@ -642,9 +643,9 @@ def _shape(probe: _Probe, endpoint: EndpointSpec) -> CheckStep:
     if kind == "forbidden":
         return CheckStep(name, "skip", "not checked: the user-id was refused")
     if kind == "envelope":
-        envelope = probe.envelope or {}
-        code = envelope.get("code")
-        msg = envelope.get("msg") or ""
+        answer = probe.envelope or {}
+        code = answer.get("code")
+        msg = answer.get("msg") or ""
         if code == 400:
             hint = (
                 "the one-record request (pageNo=1, pageSize=1) was refused as a bad parameter: "
@@ -663,14 +664,14 @@ def _shape(probe: _Probe, endpoint: EndpointSpec) -> CheckStep:
     if envelope is None:  # classify accepted it, so this cannot happen; say so if it does
         return CheckStep(name, "fail", "the accepted answer could not be parsed again")
     problems, notes = _shape_problems(envelope, endpoint)
-    data = envelope.get("data")
-    seen = _shape_seen(envelope, data, endpoint)
     hint = (
         "the page shape differs from the one the pipeline assumes "
         "(data.records, total, size, current, pages): see docs/signing-and-first-contact.md"
     )
     if problems:
         return CheckStep(name, "fail", "; ".join(problems), hint)
+    # no problems: data is an object (_shape_problems reports any other data as a problem)
+    seen = _shape_seen(envelope, envelope["data"], endpoint)
     if notes:
         return CheckStep(name, "warn", f"{seen}; " + "; ".join(notes), "")
     return CheckStep(name, "ok", seen)

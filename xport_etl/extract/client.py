@@ -252,7 +252,7 @@ def _bound_requests(client: httpx.Client, deadline: _Deadline) -> None:
     connection and is left alone)."""
     transports = [client._transport, *client._mounts.values()]  # noqa: SLF001 (httpx has no public hook)
     for transport in transports:
-        pool = getattr(transport, "_pool", None)
+        pool: Any = getattr(transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
         if backend is not None and not isinstance(backend, _DeadlineBackend):
             pool._network_backend = _DeadlineBackend(backend, deadline)  # noqa: SLF001
@@ -424,7 +424,7 @@ def classify(
         request_id = None if rid is None else str(rid)
         code = _to_code(envelope.get("code"))
         msg = str(envelope.get("msg") or "")
-    ctx = {
+    ctx: dict[str, Any] = {
         "endpoint": endpoint,
         "code": code,
         "http_status": status,

@@ -38,10 +38,11 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -203,7 +204,7 @@ def _scoped(con: duckdb.DuckDBPyConnection, body: str) -> str | None:
 
 
 def evaluate_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None,
-                    overrides: dict | None = None) -> list[CheckResult]:
+                    overrides: Mapping[str, Any] | None = None) -> list[CheckResult]:
     """Run every ``sql/checks/*.sql`` and grade it (severity, threshold: see :mod:`xport_etl.load.checks`).
 
     Args:
@@ -231,7 +232,7 @@ def evaluate_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = N
         incremental = (spec.must_pass and changed is not None and tables
                        and not any(t.startswith("rpt_") for t in tables)
                        and passed.get(_CHECK_PASSED + spec.name) == _digest(spec.body))
-        if incremental and not tables & changed:
+        if incremental and changed is not None and not tables & changed:
             results.append(CheckResult(spec.name, spec.severity, spec.threshold, None, [], "skipped", "skipped"))
             continue
         query = (_scoped(con, spec.body) if incremental else None)
@@ -248,7 +249,7 @@ def evaluate_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = N
 
 
 def run_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None,
-               overrides: dict | None = None) -> dict[str, str]:
+               overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
     """:func:`evaluate_checks`, raising if an error check failed.
 
     Returns:
@@ -633,7 +634,7 @@ class NextState:
     # ---- publishing it
 
     def publish(self, *, runs: Sequence[dict] = (), settings: dict[str, str] | None = None,
-                run_id: str | None = None, check_overrides: dict | None = None) -> LoadResult:
+                run_id: str | None = None, check_overrides: Mapping[str, Any] | None = None) -> LoadResult:
         """Check the next state and swap it in for the published warehouse, atomically.
 
         If another writer published since this next state was started, the run's batches are
@@ -666,8 +667,8 @@ class NextState:
                             "batches onto the newer state", len(meta["batches"]))
                 batches = [Batch(**b) for b in meta["batches"]]
                 meta = {**self._start(), "rows": meta["rows"], "batches": meta["batches"]}
-                _, _, changed = self._merge_into(batches)
-                meta["changed"] = sorted(changed)
+                _, _, merged = self._merge_into(batches)
+                meta["changed"] = sorted(merged)
             full = not meta["batches"] or meta.get("rebuild")
             changed = None if full else set(meta["changed"])
             args = (runs, settings, changed, run_id, check_overrides)
@@ -685,7 +686,7 @@ class NextState:
             self.meta_path.unlink(missing_ok=True)
         return LoadResult(str(published), len(meta["batches"]), dict(meta["rows_written"]), meta["rejects"])
 
-    def _finish(self, runs, settings, changed: set[str] | None, run_id: str, check_overrides: dict | None,
+    def _finish(self, runs, settings, changed: set[str] | None, run_id: str, check_overrides: Mapping[str, Any] | None,
                 memory_limit) -> None:
         con = connect_writer(self.path, memory_limit)
         try:
@@ -758,7 +759,7 @@ def publish(
     settings: dict[str, str] | None = None,
     rebuild: bool = False,
     run_id: str | None = None,
-    check_overrides: dict | None = None,
+    check_overrides: Mapping[str, Any] | None = None,
 ) -> LoadResult:
     """Merge batches into a next state of the warehouse, check it, and swap it in atomically.
 

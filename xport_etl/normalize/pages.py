@@ -239,8 +239,8 @@ class WindowRows:
                 self._best[rows.key] = keep
             return
         self._page[rows.key] = rows
-        current = self._best.get(rows.key)
-        if current is None or rows.newer_than(current):
+        best = self._best.get(rows.key)
+        if best is None or rows.newer_than(best):
             self._best[rows.key] = rows
 
     def winners(self) -> list[Rows]:

@@ -129,7 +129,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, overload
 
 from xport_etl.extract.endpoints import (
     ASSUMED,
@@ -184,6 +184,10 @@ def _int_text(value: int) -> str | None:
         return None
 
 
+@overload
+def to_id(value: Any, name: str, required: Literal[True]) -> str: ...
+@overload
+def to_id(value: Any, name: str, required: bool = False) -> str | None: ...
 def to_id(value: Any, name: str, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:

@@ -251,7 +251,7 @@ def warehouse_tz(con: duckdb.DuckDBPyConnection) -> str:
     """The zone the ``rpt_*`` views bucket months in (``etl_settings.report_tz``)."""
     row = con.execute(
         "select coalesce(max(value) filter (where key = 'report_tz'), ?) from etl_settings", [DEFAULT_TZ]
-    ).fetchone()
+    ).fetchall()[0]
     return row[0]
 
 
@@ -316,14 +316,14 @@ def collect(data_dir: Path, *, start: date | None = None, end: date | None = Non
         spend_all = monthly_report(con, "rpt_spend_monthly", report_tz, use_view=use_view)
         other = sorted({r["currency"] for r in spend_all if r["currency"] != "CNY"}, key=str)
         last_load = con.execute(
-            "select max(finished_at) from etl_runs where outcome = 'success'").fetchone()[0]
-        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in COUNTED_TABLES}
-        stuck_total = con.execute("select count(*) from rpt_stuck_orders").fetchone()[0]
+            "select max(finished_at) from etl_runs where outcome = 'success'").fetchall()[0][0]
+        counts = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in COUNTED_TABLES}
+        stuck_total = con.execute("select count(*) from rpt_stuck_orders").fetchall()[0][0]
         stuck = _records(con.execute(
             "select * from rpt_stuck_orders order by hours_stuck desc, platform, order_id limit ?", [STUCK_LIMIT]))
         as_of = con.execute(
             "select greatest((select max(updated_at) from fct_orders), (select max(event_at) from fct_parcel_events))"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         return DashboardData(
             warehouse=warehouse_path(data_dir).resolve(),
             report_tz=report_tz,
@@ -418,7 +418,7 @@ def spend_figure(d: DashboardData) -> dict:
             "hovertemplate": "¥%{y:,.2f} (goods ¥%{customdata[0]:,.2f} + shipping ¥%{customdata[1]:,.2f}, "
                              "%{customdata[2]} orders)<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
         })
-    net = defaultdict(Decimal)
+    net: defaultdict[Any, Decimal] = defaultdict(Decimal)
     for r in d.spend:
         net[r["month"]] += r["net_spend"]
     traces.append({
@@ -436,7 +436,7 @@ def refunds_figure(d: DashboardData) -> dict:
     months = sorted({r["month"] for r in d.spend} | {r["month"] for r in d.refund_counts})
     labels = [_month_label(m) for m in months]
     idx = _by_month_platform(d.spend)
-    counts = defaultdict(int)
+    counts: defaultdict[Any, int] = defaultdict(int)
     for r in d.refund_counts:
         counts[r["month"]] += r["succeeded"]
     traces = []
@@ -536,7 +536,7 @@ def carrier_figure(d: DashboardData) -> dict:
     failed = [r["failed"] for r in rows]
     open_ = [r["parcels"] - r["delivered"] - r["failed"] for r in rows]
     rate_text = [f"{_f(r['delivery_rate']):.1%}" if r["delivery_rate"] is not None else "" for r in rows]
-    traces = [
+    traces: list[dict[str, Any]] = [
         {"type": "bar", "name": "delivered", "x": names, "y": delivered, "marker": {"color": "#16a34a"},
          "hovertemplate": "%{y} delivered<extra></extra>"},
         {"type": "bar", "name": "in transit", "x": names, "y": open_, "marker": {"color": "#cbd5e1"},
@@ -676,7 +676,7 @@ def _plotly_js() -> str:
 def render_html(d: DashboardData) -> str:
     from jinja2 import Environment
 
-    charts = [
+    charts: list[dict[str, Any]] = [
         {"id": "spend", "title": "Monthly spend by platform",
          "sub": "Goods + shipping of non-cancelled orders by order-creation month, stacked by platform; "
                 "the line is net spend (after succeeded refunds), CNY.", "fig": spend_figure(d)},

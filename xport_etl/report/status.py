@@ -91,7 +91,7 @@ def check_freshness(data_dir: Path, max_age_hours: float, *, now: datetime | Non
     rows, stale = [], []
     for table, endpoints in FEEDS.items():
         times = [last_ok.get(e) for e in endpoints]
-        oldest = None if any(t is None for t in times) else min(times)
+        oldest = None if any(t is None for t in times) else min(t for t in times if t is not None)
         age = None if oldest is None else round((now - oldest).total_seconds() / 3600, 2)
         row = {"table": table, "refreshed_at": oldest, "age_hours": age, "max_age_hours": max_age_hours,
                "fresh": age is not None and age <= max_age_hours}
