@@ -20,8 +20,8 @@ DRIFT = PROFILES["drift"]
 
 
 # The burst must hit the order windows, which notice it and page again. Paged at once (the
-    # default), the Taobao refund list would take some of the burst's pages: it has no update-time
-    # filter to catch up with, so a refund created after its only page is read waits for the next
+# default), the Taobao refund list would take some of the burst's pages: it has no update-time
+# filter to catch up with, so a refund created after its only page is read waits for the next
 # run, as CONTRACT §4 leaves it, and the warehouse would lag the truth at the cut-off by it.
 ONE_WINDOW_AT_A_TIME = 1  # Settings.extract_workers
 
