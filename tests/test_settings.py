@@ -237,3 +237,13 @@ def test_stage_memory_and_workers_settings_reach_the_shared_staging(tmp_path, mo
     finally:
         stager.close()
     assert limits == ["200MB"]
+
+
+def test_workers_flag_reaches_settings(monkeypatch):
+    from xport_etl.cli import _settings, build_parser
+
+    monkeypatch.delenv("XPORT_WORKERS", raising=False)
+    assert _settings(build_parser().parse_args(["load", "--workers", "1"])).workers == 1
+    assert _settings(build_parser().parse_args(["load"])).workers is None
+    with pytest.raises(ConfigError, match="XPORT_WORKERS must be a positive integer"):
+        _settings(build_parser().parse_args(["load", "--workers", "0"]))
