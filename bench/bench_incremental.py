@@ -85,7 +85,8 @@ def _child(task: str, args: dict[str, Any], out: Path) -> None:
 def _settings(args: dict):
     from xport_etl.settings import Settings
 
-    return Settings(base_url=args["base_url"], data_dir=Path(args["data_dir"]), rate_limit=0)
+    # from_env: the knobs set in the child's environment (XPORT_STAGE_MEMORY for the history build)
+    return Settings.from_env(base_url=args["base_url"], data_dir=Path(args["data_dir"]), rate_limit=0)
 
 
 class _Timeline:

@@ -46,8 +46,9 @@ def _bounds(args: dict) -> tuple[datetime, datetime]:
 def _settings(args: dict):
     from xport_etl.settings import Settings
 
-    return Settings(base_url=args.get("base_url", "http://127.0.0.1:8765"),
-                    data_dir=Path(args["data_dir"]), rate_limit=float(args.get("rate_limit") or 0))
+    # from_env: the knobs a benchmark sets in the child's environment (XPORT_WORKERS, XPORT_STAGE_MEMORY…)
+    return Settings.from_env(base_url=args.get("base_url", "http://127.0.0.1:8765"),
+                             data_dir=Path(args["data_dir"]), rate_limit=float(args.get("rate_limit") or 0))
 
 
 # ---- ours

@@ -2,9 +2,9 @@
 # xport_freshness
 
 Alerts on stale data, SLA-style: every hour, fail when a fact table's feeding endpoints have not
-succeeded within the expected freshness (`XPORT_FRESHNESS_HOURS`, default 26: a daily ingest plus
-two hours of slack). A failed run is the alert: route it with the task's `on_failure_callback`,
-email or your alerting integration.
+succeeded within the expected freshness (`XPORT_FRESHNESS_HOURS` or the Connection's
+`freshness_hours` extra, default 26: a daily ingest plus two hours of slack). A failed run is the
+alert: route it with the task's `on_failure_callback`, email or your alerting integration.
 
 The reports DAG runs only when loads publish, so it cannot notice that loads stopped; this DAG
 runs on the clock. Freshness is read from the run ledger (`xport_etl.report.status.check_freshness`):
@@ -13,7 +13,6 @@ a fan-out table (parcels, 1688 refunds) is as fresh as the loads its keys come f
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,7 +42,8 @@ def xport_freshness() -> None:
 
         from xport_etl.report.status import check_freshness as check
 
-        rows = check(XportHook().get_settings().data_dir, float(os.environ.get("XPORT_FRESHNESS_HOURS", "26")))
+        settings = XportHook().get_settings()  # freshness_hours: XPORT_FRESHNESS_HOURS or the Connection's extra
+        rows = check(settings.data_dir, settings.freshness_hours)
         return [{"table": r["table"], "age_hours": r["age_hours"]} for r in rows]
 
     check_freshness()

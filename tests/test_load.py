@@ -101,10 +101,9 @@ def test_a_merge_beyond_the_memory_limit_is_retried_once_without_it(tmp_path, mo
         return con
 
     monkeypatch.setattr(load, "connect_writer", tight_then_real)
-    monkeypatch.setenv("XPORT_LOAD_MEMORY", "300MB")
     m = land(tmp_path, [page([order(id="1"), order(id="2")])])
     with caplog.at_level("WARNING", logger="xport_etl.load.publish"):
-        publish(tmp_path, [stage_window(tmp_path, m)])
+        publish(tmp_path, [stage_window(tmp_path, m)], memory_limit="300MB")
     # every step that ran out of the bounded memory (the merge, the checks) ran once more unbounded
     assert "300MB" in limits
     assert all(after is None for before, after in zip(limits, limits[1:], strict=False) if before == "300MB")

@@ -195,9 +195,9 @@ def test_local_raw_url_and_file_url(tmp_path):
 
 def test_pages_on_s3_load_equal_truth_from_any_writer(sandbox, s3, tmp_path, monkeypatch):
     raw_url = f"s3://{BUCKET}/raw"
-    monkeypatch.setenv("XPORT_WORKERS", "2")  # staging worker processes get s3:// windows as argv
     writer = tmp_path / "writer"
-    settings = Settings(base_url=sandbox.base_url, data_dir=writer, rate_limit=0, raw_url=raw_url)
+    # workers=2: staging worker processes get s3:// windows as argv
+    settings = Settings(base_url=sandbox.base_url, data_dir=writer, rate_limit=0, raw_url=raw_url, workers=2)
     world = sandbox.world
     start, end = world.config.start, world.clock + timedelta(days=30)
 
@@ -235,7 +235,7 @@ def test_pages_on_s3_load_equal_truth_from_any_writer(sandbox, s3, tmp_path, mon
 
     # another writer with an empty disk rebuilds the same warehouse from the bucket alone
     other = tmp_path / "other-writer"
-    monkeypatch.delenv("XPORT_WORKERS")  # sized by the landed bytes (UPath.stat on S3)
+    # no workers setting: sized by the landed bytes (UPath.stat on S3)
     load_windows(Settings(base_url=sandbox.base_url, data_dir=other, rate_limit=0, raw_url=raw_url),
                  [str(m.directory / MANIFEST_FILE) for m in landed])
     assert assert_warehouse_equals_truth(other, world) == counts

@@ -75,6 +75,7 @@ def _settings(args):
         rate_limit=args.rate_limit,
         report_tz=args.report_tz,
         sign_recipe=getattr(args, "sign_recipe", None),
+        workers=getattr(args, "workers", None),
     )
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise UsageError(f"the data directory {settings.data_dir} is a file: give --data-dir / XPORT_DATA_DIR a directory")
@@ -424,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--report-tz", help="reporting time zone (env XPORT_REPORT_TZ, default Asia/Shanghai)")
     g.add_argument("--sign-recipe", help="signing recipe (env XPORT_SIGN_RECIPE, default query), e.g. concat; "
                    "`xport-etl check` says which one the API accepts")
+    g.add_argument("--workers", type=int, help="windows normalised at once (env XPORT_WORKERS, default every core; "
+                   "1 uses the least memory)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g.add_argument("-v", "--verbose", action="store_true", help="log each step")
 

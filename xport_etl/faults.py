@@ -14,11 +14,13 @@ import os
 import signal
 from collections import Counter
 
+from xport_etl.settings import crash_at, pipeline_pid
+
 _hits: Counter[str] = Counter()
 
 
 def crashpoint(name: str) -> None:
-    spec = os.environ.get("XPORT_CRASH_AT")
+    spec = crash_at()
     if not spec:
         return
     target, _, nth = spec.partition(":")
@@ -26,7 +28,7 @@ def crashpoint(name: str) -> None:
         return
     _hits[name] += 1
     if _hits[name] == int(nth or 1):
-        parent = os.environ.get("XPORT_PIPELINE_PID")  # a staging worker: the pipeline dies too
+        parent = pipeline_pid()  # a staging worker: the pipeline dies too
         if parent:
-            os.kill(int(parent), signal.SIGKILL)
+            os.kill(parent, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -244,14 +244,18 @@ def _catch_up(client, spec, filters, paginator, writer, manifest, settings) -> N
 PARALLEL_STAGE_BYTES = 8 * 2**20  # below this much landed (gzip) data, one process is faster
 
 
-def _stage_workers(manifests: Sequence[Manifest]) -> int:
-    """How many processes normalise the windows: ``XPORT_WORKERS`` if set, else every core once
-    the landed pages are large enough to pay for starting the workers (about a second)."""
+def _stage_options(settings: Settings) -> dict[str, Any]:
+    """:func:`xport_etl.load.staging.stage_window`'s settings (also sent to worker processes)."""
+    return {"sql_normalizer": settings.sql_normalizer, "memory_limit": settings.stage_memory}
+
+
+def _stage_workers(manifests: Sequence[Manifest], configured: int | None = None) -> int:
+    """How many processes normalise the windows: ``configured`` (``Settings.workers``) if set, else
+    every core once the landed pages are large enough to pay for starting the workers (about a second)."""
     if len(manifests) < 2:
         return 1
-    configured = os.environ.get("XPORT_WORKERS")
     if configured:
-        return max(1, min(int(configured), len(manifests)))
+        return max(1, min(configured, len(manifests)))
     size = sum((m.directory / "pages.jsonl.gz").stat().st_size for m in manifests)
     return min(os.cpu_count() or 1, len(manifests)) if size >= PARALLEL_STAGE_BYTES else 1
 
@@ -267,12 +271,14 @@ def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], worke
     import sys
 
     from xport_etl.load.staging import batch_marker, read_batch
+    from xport_etl.settings import worker_environ
 
     fields = {f.name: getattr(settings.assumptions, f.name) for f in dataclasses.fields(settings.assumptions)}
     spec = json.dumps({k: sorted(v) if isinstance(v, frozenset) else v for k, v in fields.items()}, default=dict)
-    env = {**os.environ, "XPORT_PIPELINE_PID": str(os.getpid())}
+    options = json.dumps(_stage_options(settings))
+    env = worker_environ(os.getpid())
     shares = [manifests[i::workers] for i in range(workers)]
-    procs = [subprocess.Popen([sys.executable, "-m", "xport_etl.load.staging", str(settings.data_dir), spec,
+    procs = [subprocess.Popen([sys.executable, "-m", "xport_etl.load.staging", str(settings.data_dir), spec, options,
                                *[str(m.directory) for m in share]], env=env, stderr=subprocess.PIPE, text=True)
              for share in shares]
     errors = [err for p in procs if (err := p.communicate()[1]) is not None and p.returncode != 0]
@@ -282,10 +288,9 @@ def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], worke
     return [read_batch(batch_marker(settings.data_dir, m.endpoint, m.window_id)) for m in manifests]
 
 
-def _workers(variable: str, default: int, count: int) -> int:
-    """``count`` capped by the environment ``variable`` (else ``default``), at least 1."""
-    configured = os.environ.get(variable)
-    return max(1, min(int(configured) if configured else default, count))
+def _workers(configured: int | None, default: int, count: int) -> int:
+    """``count`` capped by the ``configured`` setting (else ``default``), at least 1."""
+    return max(1, min(configured or default, count))
 
 
 class SqlStager:
@@ -293,7 +298,7 @@ class SqlStager:
     load, or (``run``) each window as soon as it lands while the next ones are paged.
 
     One window's statements run on small tables (a chunk of pages), which DuckDB scans on one
-    thread; so windows, not statements, are what spreads over the cores (``XPORT_WORKERS`` of
+    thread; so windows, not statements, are what spreads over the cores (``Settings.workers`` of
     them, default every core). They share one DuckDB (:class:`xport_etl.load.staging.SharedStaging`:
     one memory budget, a cursor and a thread each); DuckDB releases the GIL while it works, so
     threads do what worker processes would, as fast (see bench/NOTES.md), in one process's
@@ -306,7 +311,7 @@ class SqlStager:
         from concurrent.futures import ThreadPoolExecutor
 
         self.settings = settings
-        self._pool = ThreadPoolExecutor(_workers("XPORT_WORKERS", os.cpu_count() or 1, os.cpu_count() or 1),
+        self._pool = ThreadPoolExecutor(_workers(settings.workers, os.cpu_count() or 1, os.cpu_count() or 1),
                                         thread_name_prefix="stage")
         self._futures: dict[Any, Any] = {}
         self._shared: SharedStaging | None = None
@@ -314,9 +319,10 @@ class SqlStager:
     def submit(self, key: Any, manifest: Manifest) -> None:
         from xport_etl.load.staging import SharedStaging, stage_window
 
-        self._shared = self._shared or SharedStaging(self.settings.data_dir)
+        self._shared = self._shared or SharedStaging(self.settings.data_dir, self.settings.stage_memory)
         self._futures[key] = self._pool.submit(stage_window, self.settings.data_dir, manifest,
-                                               assumptions=self.settings.assumptions, shared=self._shared)
+                                               assumptions=self.settings.assumptions, shared=self._shared,
+                                               **_stage_options(self.settings))
 
     def on_done(self, key: Any, callback: Callable[..., Any]) -> None:
         """Call ``callback(future)`` when the window submitted as ``key`` is staged (or failed)."""
@@ -374,15 +380,16 @@ def stage_windows(
     todo = [m for m in loaded if (m.endpoint, m.window_id) not in by_window]
     # the DuckDB normaliser's windows are staged here on threads (see _stage_sql_windows); the
     # Python normalisers' windows go to worker processes when they are large
-    in_sql = [m for m in todo if use_sql(m.endpoint, settings.assumptions)]
-    in_python = [m for m in todo if not use_sql(m.endpoint, settings.assumptions)]
-    workers = _stage_workers(in_python)
+    in_sql = [m for m in todo if use_sql(m.endpoint, settings.assumptions, settings.sql_normalizer)]
+    in_python = [m for m in todo if not use_sql(m.endpoint, settings.assumptions, settings.sql_normalizer)]
+    workers = _stage_workers(in_python, settings.workers)
     if workers > 1:
         for m, b in zip(in_python, _stage_in_processes(settings, in_python, workers), strict=True):
             by_window[(m.endpoint, m.window_id)] = b
         in_python = []
     for m in in_python:
-        by_window[(m.endpoint, m.window_id)] = stage_window(settings.data_dir, m, assumptions=settings.assumptions)
+        by_window[(m.endpoint, m.window_id)] = stage_window(settings.data_dir, m, assumptions=settings.assumptions,
+                                                            **_stage_options(settings))
         if progress:
             progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
     for m, batch in _stage_sql_windows(settings, in_sql):
@@ -463,7 +470,7 @@ def load_windows(
     """
     from xport_etl.load.publish import NextState
 
-    state = NextState(settings.data_dir, f"load-{uuid.uuid4().hex}")
+    state = NextState(settings.data_dir, f"load-{uuid.uuid4().hex}", settings.load_memory)
     try:
         merge_windows(settings, state, manifests, progress=progress, staged=staged)
         return publish_state(settings, state, progress=progress)
@@ -836,7 +843,7 @@ def _run_once(settings: Settings, plan: RunPlan, index: int, windows: Sequence[t
     """One bounded run of :func:`run_window`: lists, fan-outs, one publish."""
     from xport_etl.load.publish import NextState
 
-    state = NextState(settings.data_dir, f"plan-{plan.digest}-{index:04d}")
+    state = NextState(settings.data_dir, f"plan-{plan.digest}-{index:04d}", settings.load_memory)
     if not plan.lists_merged:
         manifests, staged = lander.wait(windows)
         if manifests:
@@ -906,7 +913,7 @@ class _ListLander:
         self._opened = threading.Event()
         todo = [w for w in windows if not self._landed(w)]
         self._first = todo[0] if todo else None
-        workers = 1 if client is not None else _workers("XPORT_EXTRACT_WORKERS", EXTRACT_WORKERS, len(todo))
+        workers = 1 if client is not None else _workers(settings.extract_workers, EXTRACT_WORKERS, len(todo))
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="extract")
         self._futures = {w: self._pool.submit(self._extract, w) for w in todo}
 
@@ -953,7 +960,7 @@ class _ListLander:
         if path in self._staged:
             return
         m = read_manifest(path)
-        if use_sql(m.endpoint, self.settings.assumptions):
+        if use_sql(m.endpoint, self.settings.assumptions, self.settings.sql_normalizer):
             self._staged.add(path)
             self.stager.submit(path, m)
             progress = self.progress
@@ -1006,14 +1013,14 @@ def load_into_run(settings: Settings, manifests: Sequence[str | Path], key: str)
     :func:`run_key`), unpublished: :func:`publish_run` publishes it once, at the end of the run."""
     from xport_etl.load.publish import NextState
 
-    return merge_windows(settings, NextState(settings.data_dir, key), manifests)
+    return merge_windows(settings, NextState(settings.data_dir, key, settings.load_memory), manifests)
 
 
 def extract_fanout_for_run(settings: Settings, endpoint: str, key: str) -> list[str]:
     """:func:`extract_fanout` with the keys chosen from run ``key``'s next state."""
     from xport_etl.load.publish import NextState
 
-    return extract_fanout(settings, endpoint, state=NextState(settings.data_dir, key))
+    return extract_fanout(settings, endpoint, state=NextState(settings.data_dir, key, settings.load_memory))
 
 
 def publish_run(settings: Settings, key: str) -> dict[str, Any]:
@@ -1021,7 +1028,7 @@ def publish_run(settings: Settings, key: str) -> dict[str, Any]:
     or whose next state was already published (a retried task), publishes nothing."""
     from xport_etl.load.publish import NextState
 
-    state = NextState(settings.data_dir, key)
+    state = NextState(settings.data_dir, key, settings.load_memory)
     if not state.exists():
         return {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
     return publish_state(settings, state)
@@ -1036,7 +1043,8 @@ def refresh_warehouse(settings: Settings) -> dict[str, Any]:
     from xport_etl.load.publish import publish
 
     result = publish(settings.data_dir, [], runs=read_runs(settings.data_dir),
-                     settings={"report_tz": settings.report_tz}, check_overrides=settings.check_overrides)
+                     settings={"report_tz": settings.report_tz}, check_overrides=settings.check_overrides,
+                     memory_limit=settings.load_memory)
     return {"warehouse": result.warehouse}
 
 

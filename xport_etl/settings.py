@@ -27,6 +27,8 @@ workers           XPORT_WORKERS            every core (processes/threads that no
 extract_workers   XPORT_EXTRACT_WORKERS    the pipeline's default (windows paged at once)
 stage_memory      XPORT_STAGE_MEMORY       160MB (DuckDB memory limit while normalising)
 load_memory       XPORT_LOAD_MEMORY        192MB (DuckDB memory limit while publishing)
+sql_normalizer    XPORT_SQL_NORMALIZER     on (``0``/``false``: the Python normaliser for every window)
+freshness_hours   XPORT_FRESHNESS_HOURS    26 (the freshness DAG alerts on a fact table older than this)
 umask             XPORT_UMASK              ``077``: files 0600, directories 0700 (see docs/operations.md)
 ================  =======================  ==================================
 
@@ -112,8 +114,16 @@ ENV_VARS: Mapping[str, str] = {
     "extract_workers": "XPORT_EXTRACT_WORKERS",
     "stage_memory": "XPORT_STAGE_MEMORY",
     "load_memory": "XPORT_LOAD_MEMORY",
+    "sql_normalizer": "XPORT_SQL_NORMALIZER",
+    "freshness_hours": "XPORT_FRESHNESS_HOURS",
     "umask": "XPORT_UMASK",
 }
+
+# process-level variables that are not settings: read here, the one module that reads the environment
+CRASH_AT_VAR = "XPORT_CRASH_AT"  # the kill tests' crash point (xport_etl.faults)
+PIPELINE_PID_VAR = "XPORT_PIPELINE_PID"  # set in staging workers: a crash point kills the pipeline too
+ARROW_POOL_VAR = "ARROW_DEFAULT_MEMORY_POOL"  # read by pyarrow when it is first imported
+_BOOLS = {"1": True, "true": True, "0": False, "false": False}
 
 _INT_FIELDS = ("page_size", "callback_max_body", "callback_max_connections", "inbox_rotate_bytes",
                "workers", "extract_workers")
@@ -125,6 +135,7 @@ _FLOAT_FIELDS = (
     "callback_read_timeout",
     "callback_keep_alive",
     "callback_dedup_horizon",
+    "freshness_hours",
 )
 
 # a DuckDB memory limit: a number with a unit (DuckDB's own spelling), or a share of the RAM
@@ -196,6 +207,10 @@ class Settings:
     extract_workers: int | None = None
     stage_memory: str | None = None
     load_memory: str | None = None
+    # the DuckDB normaliser for the windows it handles (False: the Python normaliser for all)
+    sql_normalizer: bool = True
+    # the freshness DAG alerts when a fact table's last successful load is older than this
+    freshness_hours: float = 26.0
     # the umask the CLI runs under: 0o077 keeps raw pages, Parquet, the ledger and the warehouse
     # (all of them hold receivers' names, phones and addresses) to the owner
     umask: int = 0o077
@@ -287,6 +302,11 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 check_memory(ENV_VARS[name], value)
+        if not isinstance(self.sql_normalizer, bool):
+            raise ConfigError(f"XPORT_SQL_NORMALIZER must be 0, 1, false or true, got {self.sql_normalizer!r}")
+        if (isinstance(self.freshness_hours, bool) or not isinstance(self.freshness_hours, (int, float))
+                or not self.freshness_hours > 0):
+            raise ConfigError(f"XPORT_FRESHNESS_HOURS must be > 0 hours, got {self.freshness_hours!r}")
         if isinstance(self.umask, bool) or not isinstance(self.umask, int) or not 0 <= self.umask <= 0o777:
             raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {self.umask!r}")
         if self.umask & 0o007 != 0o007:
@@ -400,7 +420,42 @@ def check_memory(var: str, value: str) -> str:
     return value
 
 
+def crash_at() -> str | None:
+    """``XPORT_CRASH_AT`` (``<point>:<n>``, see :mod:`xport_etl.faults`), or None: one lookup."""
+    return os.environ.get(CRASH_AT_VAR)
+
+
+def pipeline_pid() -> int | None:
+    """The pipeline's process id when this process is one of its staging workers, else None."""
+    pid = os.environ.get(PIPELINE_PID_VAR)
+    return int(pid) if pid else None
+
+
+def worker_environ(pipeline: int) -> dict[str, str]:
+    """The environment of a staging worker process of pipeline process ``pipeline``: this one's,
+    plus ``XPORT_PIPELINE_PID`` (so that a crash point reached in the worker kills the pipeline)."""
+    return {**os.environ, PIPELINE_PID_VAR: str(pipeline)}
+
+
+def terminal_columns() -> str | None:
+    """``COLUMNS`` when set (a terminal width asked for explicitly), else None."""
+    return os.environ.get("COLUMNS") or None
+
+
+def prefer_system_allocator() -> None:
+    """Make Arrow use the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise.
+    Arrow reads the variable when pyarrow is first imported, so this runs from ``xport_etl``'s
+    ``__init__`` (this module never imports pyarrow). Arrow's default (mimalloc) kept more memory
+    resident while windows were staged at once, at no gain in speed (bench/NOTES.md, "Memory")."""
+    os.environ.setdefault(ARROW_POOL_VAR, "system")
+
+
 def _parse(name: str, var: str, raw: str) -> Any:
+    if name == "sql_normalizer":
+        try:
+            return _BOOLS[raw.lower()]
+        except KeyError:
+            raise ConfigError(f"{var} must be 0, 1, false or true, got {raw!r}") from None
     if name == "umask":
         if not re.fullmatch(r"0?o?[0-7]{1,3}", raw):
             raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {raw!r}")

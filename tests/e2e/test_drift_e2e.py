@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-import pytest
-
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
 from xport_etl.run import run_window
 from xport_etl.settings import Settings
@@ -21,14 +19,12 @@ from xport_sandbox.world import CST, WorldConfig
 DRIFT = PROFILES["drift"]
 
 
-@pytest.fixture(autouse=True)
-def one_window_at_a_time(monkeypatch):
-    # The burst must hit the order windows, which notice it and page again. Paged at once (the
-    # default), the Taobao refund list would take some of the burst's pages: it has no update-time
-    # filter to catch up with, so a refund created after its only page is read waits for the next
-    # run, as docs/api-contract.md#41-moving-data leaves it, and the warehouse would lag the truth
-    # at the cut-off by it.
-    monkeypatch.setenv("XPORT_EXTRACT_WORKERS", "1")
+# The burst must hit the order windows, which notice it and page again. Paged at once (the
+# default), the Taobao refund list would take some of the burst's pages: it has no update-time
+# filter to catch up with, so a refund created after its only page is read waits for the next
+# run, as docs/api-contract.md#41-moving-data
+# leaves it, and the warehouse would lag the truth at the cut-off by it.
+ONE_WINDOW_AT_A_TIME = 1  # Settings.extract_workers
 
 
 def world_config(clock: datetime) -> WorldConfig:
@@ -43,7 +39,8 @@ def statuses(world) -> dict[str, str]:
 
 def drive(sandbox: SandboxServer, data_dir, **kwargs) -> None:
     world = sandbox.world
-    settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
+    settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0,
+                        extract_workers=ONE_WINDOW_AT_A_TIME)
     # one window per list endpoint (not monthly chunks), so the burst hits the newest orders
     run_window(
         settings,

@@ -71,7 +71,6 @@ def test_windows_paged_at_once_equal_one_at_a_time_and_the_truth(sandbox, tmp_pa
     start, end = _bounds(sandbox.world)
     results = {}
     for workers in ("1", "4"):
-        monkeypatch.setenv("XPORT_EXTRACT_WORKERS", workers)
         spy = _InFlight(pipeline.extract_window)
         monkeypatch.setattr(pipeline, "extract_window", spy)
         staged_seen = {}
@@ -83,7 +82,7 @@ def test_windows_paged_at_once_equal_one_at_a_time_and_the_truth(sandbox, tmp_pa
 
         monkeypatch.setattr(pipeline, "merge_windows", merge)
         data_dir = tmp_path / f"workers{workers}"
-        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
+        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, extract_workers=int(workers))
         requests_before = _list_requests(sandbox)
         run_window(settings, start, end, endpoints=LIST_ENDPOINTS, chunk=WEEK)
         results[workers] = assert_warehouse_equals_truth(data_dir, sandbox.world, LISTS)
@@ -103,14 +102,13 @@ def test_windows_paged_at_once_equal_one_at_a_time_and_the_truth(sandbox, tmp_pa
 
 def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missing(sandbox, tmp_path,
                                                                                    monkeypatch):
-    monkeypatch.setenv("XPORT_EXTRACT_WORKERS", "3")
     start, end = _bounds(sandbox.world)
     runs = pipeline.split_window(pipeline._utc(start), pipeline._utc(end), pipeline.DEFAULT_RUN)
     # the second window of the newest run, which goes first (runs are newest first)
     victim = f"taobao_orders/{(runs[-1][0] + WEEK).isoformat()}"
     spy = _InFlight(pipeline.extract_window, fail_once=victim)
     monkeypatch.setattr(pipeline, "extract_window", spy)
-    settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
+    settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0, extract_workers=3)
     with pytest.raises(RuntimeError, match="injected failure"):
         run_window(settings, start, end, endpoints=LIST_ENDPOINTS, chunk=WEEK)
     assert not warehouse_path(tmp_path).exists()  # nothing was published

@@ -105,15 +105,13 @@ ASSUMED = ApiAssumptions()
 _SET_FIELDS = {"retriable_codes", "auth_codes", "http_retriable_statuses"}
 
 
-def load_assumptions(
-    path_or_env: str | os.PathLike | Mapping[str, str] | None = None,
-) -> ApiAssumptions:
+def load_assumptions(path_or_env: str | os.PathLike | Mapping[str, str]) -> ApiAssumptions:
     """Read the API assumptions, overriding :data:`ASSUMED` with an optional JSON file.
 
     Args:
         path_or_env: a path to the JSON file; or an environment mapping in which
-            ``XPORT_API_ASSUMPTIONS`` names the file; or None to look in ``os.environ``
-            (read at call time). No file named → :data:`ASSUMED` unchanged.
+            ``XPORT_API_ASSUMPTIONS`` names the file (:meth:`xport_etl.settings.Settings.from_env`
+            passes the process's environment). No file named → :data:`ASSUMED` unchanged.
 
     The JSON file is an object with any of these keys (all optional)::
 
@@ -137,8 +135,6 @@ def load_assumptions(
     Raises:
         ConfigError: unreadable file, bad JSON, unknown key or bad value.
     """
-    if path_or_env is None:
-        path_or_env = os.environ
     if isinstance(path_or_env, Mapping):
         named = path_or_env.get(ASSUMPTIONS_ENV_VAR)
         if not named:

@@ -116,10 +116,9 @@ def writer_lock(data_dir: Path):
     return _file_lock(Path(data_dir) / "warehouse.lock")
 
 
-def load_memory() -> str:
-    """DuckDB's memory limit for publishing (``XPORT_LOAD_MEMORY``, default 192MB: with the merge
-    in groups of :data:`MERGE_ROWS` a 1M-order load fits in it; see bench/NOTES.md)."""
-    return os.environ.get("XPORT_LOAD_MEMORY", "192MB")
+# DuckDB's memory limit for publishing when ``Settings.load_memory`` (XPORT_LOAD_MEMORY) is unset:
+# with the merge in groups of MERGE_ROWS a 1M-order load fits in it (see bench/NOTES.md)
+LOAD_MEMORY = "192MB"
 
 
 def connect_writer(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -524,13 +523,16 @@ class NextState:
     Args:
         data_dir: the data directory holding ``warehouse.duckdb``.
         key: names the run (letters, digits, ``-`` and ``_``).
+        memory_limit: DuckDB's memory limit while merging and checking (``Settings.load_memory``;
+            default :data:`LOAD_MEMORY`). A step that does not fit runs once more without it.
     """
 
-    def __init__(self, data_dir: Path, key: str) -> None:
+    def __init__(self, data_dir: Path, key: str, memory_limit: str | None = None) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", key):
             raise ValueError(f"next-state key {key!r} is not [A-Za-z0-9_-]")
         self.data_dir = Path(data_dir)
         self.key = key
+        self.memory_limit = memory_limit or LOAD_MEMORY
         folder = self.data_dir / "state" / "next"
         self.path = folder / f"{key}.duckdb"
         self.meta_path = folder / f"{key}.json"
@@ -607,11 +609,11 @@ class NextState:
         if not batches:
             return {}, 0, set()
         try:
-            return self._merge_once(batches, load_memory())
+            return self._merge_once(batches, self.memory_limit)
         except duckdb.OutOfMemoryException as exc:
             # the bounded default did not fit this merge (rolled back): once more with DuckDB's own
             log.warning("publish needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
-                        load_memory(), str(exc).splitlines()[0])
+                        self.memory_limit, str(exc).splitlines()[0])
             return self._merge_once(batches, None)
 
     def _merge_once(self, batches, memory_limit) -> tuple[dict[str, int], int, set[str]]:
@@ -673,10 +675,10 @@ class NextState:
             changed = None if full else set(meta["changed"])
             args = (runs, settings, changed, run_id, check_overrides)
             try:
-                self._finish(*args, load_memory())
+                self._finish(*args, self.memory_limit)
             except duckdb.OutOfMemoryException as exc:
                 log.warning("checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); "
-                            "retrying without the limit", load_memory(), str(exc).splitlines()[0])
+                            "retrying without the limit", self.memory_limit, str(exc).splitlines()[0])
                 self._finish(*args, None)
             with open(self.path, "rb+") as f:
                 os.fsync(f.fileno())
@@ -760,6 +762,7 @@ def publish(
     rebuild: bool = False,
     run_id: str | None = None,
     check_overrides: Mapping[str, Any] | None = None,
+    memory_limit: str | None = None,
 ) -> LoadResult:
     """Merge batches into a next state of the warehouse, check it, and swap it in atomically.
 
@@ -775,13 +778,15 @@ def publish(
         run_id: this publish's id in ``etl_check_results`` (default: a new one).
         check_overrides: the operator's check severities and thresholds
             (``Settings.check_overrides``).
+        memory_limit: DuckDB's memory limit while publishing (``Settings.load_memory``; default
+            :data:`LOAD_MEMORY`).
 
     Raises:
         CheckFailedError: an error check failed; nothing was published (its outcomes are in the
             check ledger, and in ``etl_check_results`` from the next successful publish on).
         ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
     """
-    state = NextState(data_dir, f"publish-{uuid.uuid4().hex}")
+    state = NextState(data_dir, f"publish-{uuid.uuid4().hex}", memory_limit)
     try:
         state.merge(batches, rebuild=rebuild)
         return state.publish(runs=runs, settings=settings, run_id=run_id, check_overrides=check_overrides)

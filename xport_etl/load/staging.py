@@ -88,10 +88,14 @@ def _day(ts: datetime | None) -> str:
 
 
 def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumptions = ASSUMED,
-                 duckdb_threads: int | None = None, shared=None) -> Batch:
+                 duckdb_threads: int | None = None, shared=None, sql_normalizer: bool = True,
+                 memory_limit: str | None = None) -> Batch:
     """Normalise one landed window into Parquet and return the batch description.
 
     ``duckdb_threads``: the DuckDB normaliser's threads (default: every core).
+    ``sql_normalizer``: False stages every window with the Python normalisers (``Settings.sql_normalizer``).
+    ``memory_limit``: the DuckDB normaliser's own connection's limit (``Settings.stage_memory``,
+    default :data:`STAGE_MEMORY`; a ``shared`` one has its own).
     ``shared``: a :class:`SharedStaging` whose DuckDB the window uses (a cursor of it) instead of
     a connection of its own, so that windows staged at once share one memory budget.
     """
@@ -123,9 +127,9 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
         for old in (root / table).glob(f"**/{name}.parquet"):
             old.unlink()
     rejected_at = datetime.now(UTC).replace(tzinfo=None)
-    if use_sql(manifest.endpoint, assumptions):
+    if use_sql(manifest.endpoint, assumptions, sql_normalizer):
         rejects = _stage_sql(root, name, batch, manifest, extracted_at, rejected_at, assumptions, duckdb_threads,
-                             shared)
+                             shared, memory_limit)
     else:
         rejects = _stage_python(root, name, batch, manifest, normalize, extracted_at, data_clock,
                                 rejected_at, assumptions)
@@ -177,15 +181,17 @@ def _stage_python(root: Path, name: str, batch: Batch, manifest: Manifest, norma
     return rows.rejects
 
 
-def use_sql(endpoint: str, assumptions: ApiAssumptions) -> bool:
-    """Does this window take the DuckDB normaliser? (``XPORT_SQL_NORMALIZER=0`` turns it off.)"""
+def use_sql(endpoint: str, assumptions: ApiAssumptions, sql_normalizer: bool = True) -> bool:
+    """Does this window take the DuckDB normaliser? (``sql_normalizer=False``, from
+    ``Settings.sql_normalizer`` / ``XPORT_SQL_NORMALIZER=0``, turns it off.)"""
     from xport_etl.normalize.taobao_orders_sql import DEFAULT_TIME_FORMAT, ENDPOINTS
 
-    return (endpoint in ENDPOINTS and assumptions.cst_time_format == DEFAULT_TIME_FORMAT
-            and os.environ.get("XPORT_SQL_NORMALIZER", "1") != "0")
+    return sql_normalizer and endpoint in ENDPOINTS and assumptions.cst_time_format == DEFAULT_TIME_FORMAT
 
 
-STAGE_MEMORY = "160MB"  # XPORT_STAGE_MEMORY: DuckDB's budget for staging, however many windows at once
+# unless Settings.stage_memory (XPORT_STAGE_MEMORY) says otherwise: DuckDB's budget for staging,
+# however many windows at once
+STAGE_MEMORY = "160MB"
 COPY_ROWS = 16384  # rows per Parquet row group written while staging (bigger groups hold more memory)
 # columns with (nearly) one value per row: a Parquet dictionary of them costs time and saves nothing
 # (pyarrow builds one for every column by default; without these, writing is faster and the files
@@ -194,9 +200,9 @@ UNIQUE_ISH = frozenset({"order_id", "order_no", "line_id", "purchase_id", "purch
                         "tracking_number", "seller_order_number", "created_at", "paid_at", "updated_at"})
 
 
-def stage_connection(tmp_dir: Path, threads: int | None = None):
-    """A DuckDB connection for staging: bounded memory (``XPORT_STAGE_MEMORY``, default 160MB),
-    spilling to ``tmp_dir`` beyond it.
+def stage_connection(tmp_dir: Path, threads: int | None = None, memory_limit: str | None = None):
+    """A DuckDB connection for staging: bounded memory (``memory_limit``, from
+    ``Settings.stage_memory``; default :data:`STAGE_MEMORY`), spilling to ``tmp_dir`` beyond it.
 
     Its tables are a window's scratch (temp tables, dropped with the window), so they are not
     compressed: DuckDB compresses a temp table's row group once it fills (122,880 rows), which a
@@ -207,7 +213,7 @@ def stage_connection(tmp_dir: Path, threads: int | None = None):
     tmp_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={
         **({"threads": threads} if threads else {}),
-        "memory_limit": os.environ.get("XPORT_STAGE_MEMORY", STAGE_MEMORY),
+        "memory_limit": memory_limit or STAGE_MEMORY,
         "temp_directory": str(tmp_dir),
         "preserve_insertion_order": False,
         "force_compression": "uncompressed",
@@ -229,20 +235,20 @@ class SharedStaging:
     """One DuckDB for the windows the DuckDB normaliser stages at once, each on its own cursor
     (its own temp tables) and thread.
 
-    One database means one memory budget (``XPORT_STAGE_MEMORY``) for all of them: windows staged at
-    once peak lower under one shared budget than under a budget each (see bench/NOTES.md).
-    ``threads=1``: each query runs on the thread that
+    One database means one memory budget (``memory_limit``: ``Settings.stage_memory``) for all of
+    them: windows staged at once peak lower under one shared budget than under a budget each (see
+    bench/NOTES.md). ``threads=1``: each query runs on the thread that
     issued it, so windows, not statements, spread over the cores (a window's statements work on
     small tables anyway). Use as a context manager; the spill directory goes with it.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, memory_limit: str | None = None) -> None:
         tmp = parquet_root(data_dir).parent / "tmp"
         for old in tmp.glob("stage-shared-*"):  # spill files of a killed process
             if not _alive(int(old.name.split("-")[2])):
                 shutil.rmtree(old, ignore_errors=True)
         self.tmp = tmp / f"stage-shared-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.con = stage_connection(self.tmp, threads=1)
+        self.con = stage_connection(self.tmp, threads=1, memory_limit=memory_limit)
 
     def cursor(self):
         return self.con.cursor()
@@ -260,14 +266,14 @@ class SharedStaging:
 
 def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracted_at: datetime,
                rejected_at: datetime, assumptions: ApiAssumptions, threads: int | None = None,
-               shared: SharedStaging | None = None) -> list[dict]:
+               shared: SharedStaging | None = None, memory_limit: str | None = None) -> list[dict]:
     """The DuckDB normaliser (:mod:`xport_etl.normalize.taobao_orders_sql`): pages stream through, never a window in memory."""
     from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_window
 
     tmp = root.parent / "tmp" / f"stage-{name}"
     if shared is None:
         shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this window left behind
-        con = stage_connection(tmp, threads)
+        con = stage_connection(tmp, threads, memory_limit)
     else:
         con = shared.cursor()  # closing it drops the window's temp tables
     try:
@@ -325,16 +331,18 @@ def read_batch(path: Path) -> Batch:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """``python -m xport_etl.load.staging DATA_DIR ASSUMPTIONS_JSON WINDOW_DIR…``: a staging worker."""
+    """``python -m xport_etl.load.staging DATA_DIR ASSUMPTIONS_JSON OPTIONS_JSON WINDOW_DIR…``: a
+    staging worker. ``OPTIONS_JSON`` holds :func:`stage_window`'s settings (``sql_normalizer``,
+    ``memory_limit``): the worker reads no configuration of its own."""
     from xport_etl.extract.landing import read_manifest
 
-    data_dir, spec, *directories = argv
+    data_dir, spec, options, *directories = argv
     fields = json.loads(spec)
     for key in ("retriable_codes", "auth_codes", "http_retriable_statuses"):
         fields[key] = frozenset(fields[key])
     assumptions = ApiAssumptions(**fields)
     for directory in directories:
-        stage_window(Path(data_dir), read_manifest(directory), assumptions=assumptions)
+        stage_window(Path(data_dir), read_manifest(directory), assumptions=assumptions, **json.loads(options))
     return 0
 
 

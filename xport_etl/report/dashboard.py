@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -761,11 +760,16 @@ def parse_month(text: str) -> date:
 
 def cmd_dashboard(args) -> int:
     from xport_etl.errors import ConfigError
+    from xport_etl.settings import Settings
 
-    data_dir = Path(args.data_dir or os.environ.get("XPORT_DATA_DIR") or "data")
-    tz = args.report_tz or os.environ.get("XPORT_REPORT_TZ") or DEFAULT_TZ
+    if args.report_tz:
+        try:
+            check_tz(args.report_tz)  # the dashboard's own wording for a bad --report-tz
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    settings = Settings.from_env(data_dir=Path(args.data_dir) if args.data_dir else None, report_tz=args.report_tz)
+    data_dir, tz = settings.data_dir, settings.report_tz
     try:
-        check_tz(tz)
         if args.start and args.end and args.start >= args.end:
             raise ValueError(f"--start {args.start:%Y-%m} must be before --end {args.end:%Y-%m}")
     except ValueError as exc:

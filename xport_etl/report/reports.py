@@ -66,9 +66,9 @@ def _numeric(rows: list[tuple], i: int) -> bool:
 def table_width() -> int:
     """How wide a table may be: the terminal's width when printing to one (or ``COLUMNS``);
     piped to a file or a pager, as wide as the table needs (a report is read whole there)."""
-    import os
+    from xport_etl.settings import terminal_columns
 
-    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+    if sys.stdout.isatty() or terminal_columns():
         return shutil.get_terminal_size((120, 24)).columns
     return 1000
 
