@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,7 +67,14 @@ def required_requests(before, after) -> dict[str, int]:
     return need
 
 
-@pytest.mark.parametrize("orders", [pytest.param(2000, id="2k"), pytest.param(20000, id="20k", marks=pytest.mark.slow)])
+# 2k in every `make test`; the 20k figure BENCHMARKS.md quotes is a measurement (minutes), run on
+# demand: XPORT_INCREMENTAL_COST_ORDERS=20000 pytest tests/e2e/test_incremental_cost.py
+_MEASURE = os.environ.get("XPORT_INCREMENTAL_COST_ORDERS")
+ORDERS = [pytest.param(2000, id="2k")] + (
+    [pytest.param(int(_MEASURE), id=_MEASURE, marks=pytest.mark.slow)] if _MEASURE else [])
+
+
+@pytest.mark.parametrize("orders", ORDERS)
 def test_hourly_run_costs_what_changed(tmp_path, orders):
     with serve(seed=3, orders=orders) as sandbox:
         world = sandbox.world
