@@ -977,8 +977,9 @@ class _ListLander:
             future = self._futures.get(w)
             if future is None:
                 path = self._landed(w)
-                if path is None:  # landed before, gone now: land it again
-                    path = extract_window(self.settings, *w[:1], *w[2:], mode=w[1], client=self.client,
+                if path is None:  # landed before, gone since: land it again
+                    e, m, lo, hi = w
+                    path = extract_window(self.settings, e, lo, hi, mode=m, client=self.client,
                                           progress=self._paged)
                     self.plan.record_landed(self._key(w), path)
                 self._stage(path)
