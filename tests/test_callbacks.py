@@ -346,7 +346,8 @@ def test_sigkill_right_after_the_200_loses_nothing(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "xport_etl.callbacks.cli",
+        "xport_etl.cli",
+        "callbacks",
         "serve",
         "--host",
         "127.0.0.1",
@@ -653,16 +654,15 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
 
 
 def test_cli_parses_and_helps(capsys):
-    import argparse
+    from xport_etl.cli import build_parser, main
 
-    parser = argparse.ArgumentParser()
-    callbacks_cli.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["callbacks", "serve", "--port", "9000", "--data-dir", "d"])
     assert args.func is callbacks_cli.cmd_serve and args.port == 9000 and args.host == "127.0.0.1"
     args = parser.parse_args(["callbacks", "consume", "--data-dir", "d"])
     assert args.func is callbacks_cli.cmd_consume
     with pytest.raises(SystemExit):
-        callbacks_cli.main(["serve", "--help"])
+        main(["callbacks", "serve", "--help"])
     assert "example:" in capsys.readouterr().out
 
 

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from tests.test_callbacks import NOW, SECRET, lines, message, post, serve_app
-from xport_etl.callbacks import cli as callbacks_cli
+from xport_etl import cli
 from xport_etl.callbacks import inbox as callbacks_inbox
 from xport_etl.callbacks import receiver as callbacks_receiver
 from xport_etl.callbacks import refresh as callbacks_refresh
@@ -224,9 +224,9 @@ def test_serve_refuses_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, ca
     monkeypatch.delenv("XPORT_BASE_URL", raising=False)
     started = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(self))
-    argv = ["serve", "--port", "0", "--data-dir", str(tmp_path)]
+    argv = ["callbacks", "serve", "--port", "0", "--data-dir", str(tmp_path)]
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.com"):
-        assert callbacks_cli.main([*argv, "--host", host]) == 2
+        assert cli.main([*argv, "--host", host]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert (
             len(err) == 1
@@ -235,15 +235,13 @@ def test_serve_refuses_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, ca
         )
     assert started == []
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
-        assert callbacks_cli.main([*argv, "--host", host]) == 0
+        assert cli.main([*argv, "--host", host]) == 0
     assert len(started) == 4
     monkeypatch.setenv("XPORT_ACCESS_SECRET", "a-real-secret")
-    assert callbacks_cli.main([*argv, "--host", "0.0.0.0"]) == 0 and len(started) == 5
+    assert cli.main([*argv, "--host", "0.0.0.0"]) == 0 and len(started) == 5
 
 
 def test_cli_exit_code_for_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, capsys):
-    from xport_etl import cli
-
     monkeypatch.delenv("XPORT_ACCESS_SECRET", raising=False)
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: pytest.fail("started"))
     code = cli.main(["callbacks", "serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)])

@@ -183,18 +183,17 @@ def test_html_is_self_contained(built):
     assert "UTC" in html and "orders" in html
 
 
-def test_cli_main_and_register(data_dir, tmp_path, capsys):
+def test_cli_writes_the_dashboard_and_registers_its_command(data_dir, tmp_path, capsys):
+    from xport_etl.cli import build_parser, main
+
     out = tmp_path / "cli.html"
-    assert dashboard.main(["--out", str(out), "--data-dir", str(data_dir), "--start", "2026-01",
-                           "--end", "2026-07", "--report-tz", "Asia/Shanghai"]) == 0
+    assert main(["dashboard", "--out", str(out), "--data-dir", str(data_dir), "--start", "2026-01",
+                 "--end", "2026-07", "--report-tz", "Asia/Shanghai"]) == 0
     assert out.exists() and str(out) in capsys.readouterr().out
-    assert dashboard.main(["--out", str(out), "--data-dir", str(data_dir), "--report-tz", "Mars/Olympus"]) == 2
-    assert dashboard.main(["--out", str(out), "--data-dir", str(tmp_path / "none")]) == 2
+    assert main(["dashboard", "--out", str(out), "--data-dir", str(data_dir), "--report-tz", "Mars/Olympus"]) == 2
+    assert main(["dashboard", "--out", str(out), "--data-dir", str(tmp_path / "none")]) == 2
 
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="xport-etl")
-    dashboard.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["dashboard", "--out", "x.html", "--start", "2026-01"])
     assert args.func is dashboard.cmd_dashboard and args.start == date(2026, 1, 1) and args.end is None
     assert "--report-tz" in parser._subparsers._group_actions[0].choices["dashboard"].format_help()

@@ -4,7 +4,6 @@ agrees with a real warehouse built from the sandbox and with the warehouse contr
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from datetime import timedelta
@@ -23,7 +22,7 @@ from xport_etl.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 WAREHOUSE_MD = Path(os.environ.get("XPORT_WAREHOUSE_MD", REPO / "docs" / "warehouse.md"))
 STALE = ("{} is not what `xport-etl docs` generates now (a schema, view or status mapping changed): "
-         "run `xport-etl docs` (or `python -m xport_etl.report.docs`) and commit the result")
+         "run `xport-etl docs` and commit the result")
 
 
 def parse_dictionary(markdown: str) -> dict[str, dict[str, tuple[str, bool]]]:
@@ -189,12 +188,13 @@ def test_html_is_one_self_contained_page_with_a_table_of_contents(markdown):
 
 
 def test_cli_writes_the_requested_formats(tmp_path, capsys):
-    assert docs.main(["--out", str(tmp_path / "md"), "--format", "md"]) == 0
+    from xport_etl.cli import build_parser, main
+
+    assert main(["docs", "--out", str(tmp_path / "md"), "--format", "md"]) == 0
     assert [p.name for p in (tmp_path / "md").iterdir()] == ["DATA_DICTIONARY.md"]
 
-    parser = argparse.ArgumentParser(prog="xport-etl")
-    docs.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["docs", "--out", str(tmp_path / "both")])
+    args = build_parser().parse_args(["docs", "--out", str(tmp_path / "both")])
+    assert args.func is docs.cmd_docs
     assert args.func(args) == 0
     assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["DATA_DICTIONARY.md", "data_dictionary.html"]
     assert "data_dictionary.html" in capsys.readouterr().out

@@ -411,7 +411,35 @@ def cmd_airflow_install_dags(args) -> int:
     return 0
 
 
+def _extractable_endpoints() -> tuple[str, ...]:
+    """The endpoints ``extract`` can page: those with a time window (the others are read by key:
+    ``run``'s fan-outs, ``callbacks consume``'s details)."""
+    from xport_etl.extract.endpoints import ENDPOINTS
+
+    return tuple(name for name, spec in ENDPOINTS.items() if spec.windows)
+
+
+def _report_names() -> tuple[str, ...]:
+    """The short report names (``spend``); ``report`` also takes a view's own name."""
+    from xport_etl.report.reports import report_views
+
+    return tuple(sorted(name for name in report_views() if not name.startswith("rpt_")))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``xport-etl`` parser, the library's only one: every user command is a subcommand here.
+
+    The pipeline's commands are defined below; those that live beside their step (``callbacks``,
+    ``dashboard``, ``docs``) come from their module's ``register(subparsers)``, which adds the
+    command to this parser's sub-parser set and sets ``func`` (run through
+    :func:`~xport_etl.cliutil.run_command`). No other module builds an ``ArgumentParser``
+    (tests/test_cli_help.py checks it). An option or positional that takes one of a fixed set of
+    values declares ``choices`` (or a metavar listing them), so that ``--help`` lists them.
+    """
+    from xport_etl.callbacks import cli as callbacks_cli
+    from xport_etl.extract.auth import DEFAULT_SIGN_RECIPE, SIGN_RECIPES
+    from xport_etl.report import dashboard, docs
+
     parser = argparse.ArgumentParser(
         prog="xport-etl", description="Xportcn orders → DuckDB reporting pipeline, without Airflow.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -423,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-dir", help="raw pages, Parquet and warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
     g.add_argument("--rate-limit", type=float, help="requests per second for this access key (env XPORT_RATE_LIMIT, default 10)")
     g.add_argument("--report-tz", help="reporting time zone (env XPORT_REPORT_TZ, default Asia/Shanghai)")
-    g.add_argument("--sign-recipe", help="signing recipe (env XPORT_SIGN_RECIPE, default query), e.g. concat; "
+    g.add_argument("--sign-recipe", choices=tuple(SIGN_RECIPES),
+                   help=f"signing recipe (env XPORT_SIGN_RECIPE, default {DEFAULT_SIGN_RECIPE}), e.g. concat; "
                    "`xport-etl check` says which one the API accepts")
     g.add_argument("--workers", type=int, help="windows normalised at once (env XPORT_WORKERS, default every core; "
                    "1 uses the least memory)")
@@ -431,15 +460,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", action="store_true", help="log each step")
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from xport_etl.callbacks.cli import register as register_callbacks
-
-    register_callbacks(sub)
-    from xport_etl.report.dashboard import register as register_dashboard
-
-    register_dashboard(sub)
-    from xport_etl.report.docs import register as register_docs
-
-    register_docs(sub)
 
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--start", required=True, help="window start, inclusive, e.g. 2026-01-01")
@@ -451,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Page one endpoint for a window and land the raw pages; prints the manifest path.\n"
                                    "example: xport-etl extract --endpoint taobao_orders --start 2026-06-01 --end 2026-07-01",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--endpoint", default="taobao_orders", help="endpoint name (default taobao_orders)")
+    p.add_argument("--endpoint", default="taobao_orders", choices=_extractable_endpoints(),
+                   help="endpoint name (default taobao_orders)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("load", parents=[common], help="normalise landed windows and publish the warehouse",
@@ -507,7 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print a report view from the published warehouse.\n"
                                    "example: xport-etl report spend --format csv",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", help="report name, e.g. spend (= rpt_spend_monthly)")
+    # a metavar, not choices: the view's own name (rpt_spend_monthly) works too, and an unknown
+    # name is the one-line "unknown report" error of render_report
+    p.add_argument("name", metavar="{" + ",".join(_report_names()) + "}",
+                   help="report name, e.g. spend (= rpt_spend_monthly; a view's own name works too)")
     p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
     p.set_defaults(func=cmd_report)
 
@@ -528,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "connection type (see docs/deploy-airflow.md).\n"
                                    "example: xport-etl airflow install-dags --to $AIRFLOW_HOME/dags",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    airflow_sub = p.add_subparsers(dest="airflow_command", metavar="ACTION", required=True)
+    airflow_sub = p.add_subparsers(dest="airflow_command", required=True)
     q = airflow_sub.add_parser("install-dags", help="copy this version's DAG files into a DAGs folder",
                                description="Copy this version's DAG files into DIR (Airflow's "
                                            "[core] dags_folder, or a folder synced to it), replacing older copies; prints each path.\n"
@@ -537,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--to", required=True, metavar="DIR", help="the DAGs folder (created if missing)")
     q.set_defaults(func=cmd_airflow_install_dags)
 
+    for register in (callbacks_cli.register, dashboard.register, docs.register):
+        register(sub)
     return parser
 
 

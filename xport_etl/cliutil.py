@@ -1,9 +1,10 @@
 """What every ``xport-etl`` subcommand shares: running a parsed command with the documented exit
 codes, one ``error:`` and one ``hint:`` line per expected failure (see :mod:`xport_etl.cli`).
 
-The subcommands that live beside their step (``callbacks``, ``dashboard``, ``docs``) run through
-:func:`run_command` too; they import this module, never :mod:`xport_etl.cli`, so that nothing
-imports the CLI back.
+The subcommands that live beside their step (``callbacks``, ``dashboard``, ``docs``) are added to
+the one ``xport-etl`` parser by their module's ``register(subparsers)`` and run through
+:func:`run_command` too; those modules never import :mod:`xport_etl.cli`, so that nothing imports
+the CLI back.
 """
 
 from __future__ import annotations

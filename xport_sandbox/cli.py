@@ -227,31 +227,81 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="directory for the Parquet files, e.g. --out data/truth"
     )
     truth_parser.set_defaults(func=truth)
+    _add_demo_parser(commands)
+    return parser
+
+
+def _add_demo_parser(commands: argparse._SubParsersAction) -> None:
+    """``xport-sandbox demo``: the options of :func:`xport_sandbox.demo.run_demo`, same defaults."""
+    from xport_sandbox import demo
+
     demo_parser = commands.add_parser(
         "demo",
         help="start the sandbox, run the DAGs through Airflow, print the reports",
-        description="What `make demo` runs. Options after `demo` go to the demo "
-        "(see `xport-sandbox demo --help`). Example: xport-sandbox demo --orders 3000 --fresh",
-        add_help=False,
+        description="Serve the sandbox, run the ingest and reports DAGs once through Airflow, "
+        "print the reports. What `make demo` runs. Example: xport-sandbox demo --orders 3000 --fresh",
     )
+    demo_parser.add_argument(
+        "--port", type=int, default=None, help="sandbox port (default: a free one), e.g. --port 8765"
+    )
+    demo_parser.add_argument(
+        "--seed",
+        type=int,
+        default=demo.SANDBOX_SEED,
+        help=f"sandbox world seed (default {demo.SANDBOX_SEED}), e.g. --seed 42",
+    )
+    demo_parser.add_argument(
+        "--orders",
+        type=int,
+        default=demo.SANDBOX_ORDERS,
+        help=f"Taobao orders in the world (default {demo.SANDBOX_ORDERS}), e.g. --orders 3000",
+    )
+    demo_parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=demo.RATE_LIMIT,
+        help="the sandbox's requests/s per key, and the connection's pace "
+        f"(default {demo.RATE_LIMIT:g}), e.g. --rate-limit 50",
+    )
+    demo_parser.add_argument(
+        "--sandbox-url",
+        default=None,
+        help="use a sandbox already running at this URL (default: start one), "
+        "e.g. --sandbox-url http://127.0.0.1:8765",
+    )
+    demo_parser.add_argument(
+        "--logical-date",
+        default=demo.LOGICAL_DATE,
+        help=f"the DAG runs' logical date, the interval end (default {demo.LOGICAL_DATE})",
+    )
+    demo_parser.add_argument(
+        "--lookback-days",
+        type=int,
+        default=demo.LOOKBACK_DAYS,
+        help=f"how far back the ingest run re-reads, in days (default {demo.LOOKBACK_DAYS})",
+    )
+    demo_parser.add_argument("--fresh", action="store_true", help="delete data/demo before the run")
     demo_parser.set_defaults(func=_demo)
-    return parser
 
 
 def _demo(args: argparse.Namespace) -> int:
     from xport_sandbox.demo import run_demo
 
-    return run_demo(args.demo_args)
+    return run_demo(
+        port=args.port,
+        seed=args.seed,
+        orders=args.orders,
+        rate_limit=args.rate_limit,
+        sandbox_url=args.sandbox_url,
+        logical_date=args.logical_date,
+        lookback_days=args.lookback_days,
+        fresh=args.fresh,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """``xport-sandbox serve|truth|demo …``."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command == "demo":
-        args.demo_args = extra  # everything after `demo` is the demo's own (see its --help)
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -25,12 +25,11 @@ first use; the variables below override it):
 8. The sandbox is stopped whatever happens. Each ``dags test`` writes
    ``.airflow/logs/demo-<dag_id>.log``; a failed task stops the run at its first failed try.
 
-Run it as ``xport-sandbox demo`` (what ``make demo`` runs) or ``python -m xport_sandbox.demo``.
+Run it as ``xport-sandbox demo`` (what ``make demo`` runs; its options are :func:`run_demo`'s).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -41,7 +40,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -131,46 +129,62 @@ def xport_environ(base_url: str, data_dir: Path, rate_limit: float = RATE_LIMIT)
     }
 
 
-def run_demo(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; return the process exit code."""
-    args = _parse_args(argv)
+def run_demo(
+    *,
+    port: int | None = None,
+    seed: int = SANDBOX_SEED,
+    orders: int = SANDBOX_ORDERS,
+    rate_limit: float = RATE_LIMIT,
+    sandbox_url: str | None = None,
+    logical_date: str = LOGICAL_DATE,
+    lookback_days: int = LOOKBACK_DAYS,
+    fresh: bool = False,
+) -> int:
+    """Run the demo; return the process exit code.
+
+    The options are those of ``xport-sandbox demo`` (:mod:`xport_sandbox.cli`, which parses them):
+    ``port`` of the sandbox (default a free one), its world's ``seed`` and Taobao ``orders``, the
+    sandbox's and the connection's ``rate_limit`` (requests/s), ``sandbox_url`` of a sandbox
+    already running (then none is started), the DAG runs' ``logical_date`` (interval end), the
+    ingest's ``lookback_days``, and ``fresh`` to delete data/demo first.
+    """
     paths = DemoPaths(PROJECT_DIR)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    if args.fresh and paths.data_dir.exists():
+    if fresh and paths.data_dir.exists():
         shutil.rmtree(paths.data_dir)
     paths.data_dir.mkdir(parents=True, exist_ok=True)
 
     sandbox_proc: subprocess.Popen[bytes] | None = None
     started = time.monotonic()
     try:
-        if args.sandbox_url:
-            base_url = args.sandbox_url.rstrip("/")
+        if sandbox_url:
+            base_url = sandbox_url.rstrip("/")
             _wait_healthy(base_url, None, None, SANDBOX_START_TIMEOUT)
             _ok(f"sandbox: using {base_url}")
         else:
-            port = args.port or _free_port()
+            port = port or _free_port()
             base_url = f"http://127.0.0.1:{port}"
             sandbox_log = paths.log_dir / "demo-sandbox.log"
             sandbox_proc = _start_sandbox(
-                port, args.seed, args.orders, args.rate_limit, sandbox_log
+                port, seed, orders, rate_limit, sandbox_log
             )
             _wait_healthy(base_url, sandbox_proc, sandbox_log, SANDBOX_START_TIMEOUT)
             _ok(
-                f"sandbox: {base_url} (seed {args.seed}, {args.orders} Taobao orders,"
-                f" {args.rate_limit:g} requests/s)"
+                f"sandbox: {base_url} (seed {seed}, {orders} Taobao orders,"
+                f" {rate_limit:g} requests/s)"
             )
 
         env = airflow_environ(paths)
-        env.update(xport_environ(base_url, paths.data_dir, args.rate_limit))
+        env.update(xport_environ(base_url, paths.data_dir, rate_limit))
         _migrate_if_needed(paths, env)
         _ensure_pool(paths, env)
-        conf = {"lookback_days": args.lookback_days}
+        conf = {"lookback_days": lookback_days}
         for dag_id, dag_conf in ((INGEST_DAG, conf), (REPORTS_DAG, None)):
             log_path = paths.log_dir / f"demo-{dag_id}.log"
-            results = dags_test(env, dag_id, args.logical_date, log_path, conf=dag_conf)
+            results = dags_test(env, dag_id, logical_date, log_path, conf=dag_conf)
             for task_id, value in results.items():
                 _ok(f"  {task_id}: {_shorten(value)}")
-        _print_reports(base_url, paths.data_dir, args.rate_limit)
+        _print_reports(base_url, paths.data_dir, rate_limit)
     except DemoError as exc:
         console.print(f"[bold red]✗ demo failed:[/] {exc}")
         return 1
@@ -182,34 +196,6 @@ def run_demo(argv: Sequence[str] | None = None) -> int:
             _stop(sandbox_proc, signal.SIGTERM)
     _ok(f"done in {time.monotonic() - started:.0f} s")
     return 0
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="xport-sandbox demo",
-        description="Serve the sandbox, run the ingest and reports DAGs once through Airflow,"
-        " print the reports.",
-    )
-    parser.add_argument("--port", type=int, default=None, help="sandbox port (default: a free one)")
-    parser.add_argument("--seed", type=int, default=SANDBOX_SEED, help="sandbox world seed")
-    parser.add_argument(
-        "--orders", type=int, default=SANDBOX_ORDERS, help="Taobao orders in the world"
-    )
-    parser.add_argument(
-        "--rate-limit",
-        type=float,
-        default=RATE_LIMIT,
-        help="the sandbox's requests/s per key, and the connection's pace",
-    )
-    parser.add_argument(
-        "--sandbox-url", default=None, help="use a sandbox already running at this URL"
-    )
-    parser.add_argument(
-        "--logical-date", default=LOGICAL_DATE, help="the DAG runs' logical date (interval end)"
-    )
-    parser.add_argument("--lookback-days", type=int, default=LOOKBACK_DAYS)
-    parser.add_argument("--fresh", action="store_true", help="delete data/demo before the run")
-    return parser.parse_args(argv)
 
 
 def _bin(name: str) -> str:
@@ -479,7 +465,3 @@ def _join_csv(existing: str | None, extra: str) -> str:
 
 def _ok(message: str) -> None:
     console.print(f"[green]✓[/] {message}")
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_demo())

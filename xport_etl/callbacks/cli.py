@@ -1,11 +1,11 @@
-"""``xport-etl callbacks serve|consume`` (also ``python -m xport_etl.callbacks.cli``).
+"""``xport-etl callbacks serve|consume``: :func:`register` adds the command to the ``xport-etl``
+parser (:mod:`xport_etl.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -83,9 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "example: xport-etl callbacks consume --data-dir data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(
-        dest="callbacks_command", metavar="{serve,consume}", required=True
-    )
+    commands = parser.add_subparsers(dest="callbacks_command", required=True)
     serve = commands.add_parser(
         "serve",
         help=f"serve POST {CALLBACK_PATH} (secret from XPORT_ACCESS_SECRET)",
@@ -124,18 +122,3 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     consume.add_argument("--data-dir", help="data directory (env XPORT_DATA_DIR, default ./data)")
     consume.set_defaults(func=cmd_consume)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m xport_etl.callbacks.receiver serve|consume …`` (the same as ``xport-etl callbacks``)."""
-    parser = argparse.ArgumentParser(prog="python -m xport_etl.callbacks.receiver")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["callbacks", *(argv if argv is not None else sys.argv[1:])])
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

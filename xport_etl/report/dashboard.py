@@ -14,15 +14,14 @@ Test hooks: every chart is a ``<div class="chart" id="chart-…">`` that gets ``
 once ``Plotly.newPlot`` resolves; ``window.__dashboardErrors`` collects script errors, which are
 also written into ``<pre id="dashboard-errors">`` so a DOM dump shows them.
 
-CLI: ``xport-etl dashboard --out report.html`` (see :func:`register`) or
-``python -m xport_etl.report.dashboard --out report.html --data-dir data``.
+CLI: ``xport-etl dashboard --out report.html --data-dir data`` (:func:`register` adds the
+command to the ``xport-etl`` parser).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -744,7 +743,7 @@ def build_dashboard(data_dir: Path, out_path: Path, *, start: date | None = None
 EXAMPLE = """examples:
   xport-etl dashboard --out report.html
   xport-etl dashboard --out h1.html --start 2026-01 --end 2026-07 --report-tz Asia/Shanghai
-  python -m xport_etl.report.dashboard --out report.html --data-dir data
+  xport-etl dashboard --out report.html --data-dir data
 """
 
 
@@ -799,7 +798,14 @@ def dashboard_file(out: Path) -> Path:
     raise ConfigError(f"--out {out}: the dashboard is one HTML file; give a path ending in .html, or a directory")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``dashboard`` command to the ``xport-etl`` sub-parser set; it sets ``func``."""
+    p = subparsers.add_parser(
+        "dashboard", help="write a self-contained HTML dashboard of the warehouse",
+        description="Write one self-contained HTML file (charts, no network needed to open it) from the "
+                    "published warehouse, read-only: spend, refunds, fulfilment lead times, refund rate, "
+                    "carrier performance and stuck orders.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True,
                    help="the HTML file to write (ending in .html), or a directory to write dashboard.html "
                         "into, e.g. report.html")
@@ -807,32 +813,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", type=parse_month, help="month after the last shown, exclusive, e.g. 2026-07 (default: the latest)")
     p.add_argument("--report-tz", help="time zone of the report months (env XPORT_REPORT_TZ, default Asia/Shanghai)")
     p.add_argument("--data-dir", help="directory holding warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``dashboard`` command to an ``argparse`` sub-parser set; it sets ``func``."""
-    p = subparsers.add_parser(
-        "dashboard", help="write a self-contained HTML dashboard of the warehouse",
-        description="Write one self-contained HTML file (charts, no network needed to open it) from the "
-                    "published warehouse, read-only: spend, refunds, fulfilment lead times, refund rate, "
-                    "carrier performance and stuck orders.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
     p.set_defaults(func=cmd_dashboard, command="dashboard")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xport_etl.report.dashboard",
-                                     description="Write a self-contained HTML dashboard of the warehouse.",
-                                     epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    parser.set_defaults(func=cmd_dashboard, command="dashboard")
-    args = parser.parse_args(argv)
-    from xport_etl.cliutil import run_command
-
-    return run_command(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,9 +10,9 @@ Sources, so the dictionary cannot drift from what the pipeline builds:
   per-column meanings come from :data:`VIEW_COLUMNS` below;
 - status mappings: the mapping dicts the normalisers use.
 
-``xport-etl docs`` (or ``python -m xport_etl.report.docs``) writes ``sql/DATA_DICTIONARY.md`` and
-``sql/data_dictionary.html``; ``tests/test_docs.py`` fails when the committed Markdown differs
-from what this module generates.
+``xport-etl docs`` (:func:`register` adds the command to the ``xport-etl`` parser) writes
+``sql/DATA_DICTIONARY.md`` and ``sql/data_dictionary.html``; ``tests/test_docs.py`` fails when the
+committed Markdown differs from what this module generates.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import html
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -397,7 +396,7 @@ def write_dictionary(out_dir: Path = SQL_DIR, formats: tuple[str, ...] = FORMATS
 EXAMPLE = """examples:
   xport-etl docs                          regenerate sql/DATA_DICTIONARY.md and sql/data_dictionary.html
   xport-etl docs --out /tmp/dict --format html
-  python -m xport_etl.report.docs --format md
+  xport-etl docs --format md              regenerate sql/DATA_DICTIONARY.md only
 """
 
 
@@ -427,39 +426,20 @@ def cmd_docs(args) -> int:
     return 0
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", metavar="PATH",
-                   help="a file ending in .md or .html (that format alone), or a directory to write "
-                        f"DATA_DICTIONARY.md and/or data_dictionary.html into (default: {SQL_DIR})")
-    p.add_argument("--format", choices=("md", "html", "both"), default="both",
-                   help="md = DATA_DICTIONARY.md, html = data_dictionary.html (default: both)")
-
-
 _DESCRIPTION = ("Generate the data dictionary of the warehouse (every fct_*/rpt_*/etl_* object, its "
                 "columns, types and meanings, and the status mappings) from the schema definitions "
                 "and report SQL. No warehouse or API needed.")
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``docs`` command to an ``argparse`` sub-parser set; it sets ``func``."""
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``docs`` command to the ``xport-etl`` sub-parser set; it sets ``func``."""
     p = subparsers.add_parser("docs", help="generate the data dictionary (Markdown and HTML)",
                               description=_DESCRIPTION, epilog=EXAMPLE,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
+    p.add_argument("--out", metavar="PATH",
+                   help="a file ending in .md or .html (that format alone), or a directory to write "
+                        f"DATA_DICTIONARY.md and/or data_dictionary.html into (default: {SQL_DIR})")
+    p.add_argument("--format", choices=(*FORMATS, "both"), default="both",
+                   help="md = DATA_DICTIONARY.md, html = data_dictionary.html (default: both)")
     p.set_defaults(func=cmd_docs, command="docs")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xport_etl.report.docs", description=_DESCRIPTION,
-                                     epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    parser.set_defaults(func=cmd_docs, command="docs")
-    args = parser.parse_args(argv)
-    from xport_etl.cliutil import run_command
-
-    return run_command(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
