@@ -418,8 +418,10 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
         link = " and ".join(f"c.{k} = n.{k}" for k in child.parent_key)
         con.execute(f"delete from {cspec.name} as c using winners as n where {link}")
         child_files = list(dict.fromkeys(f for b in batches for f in b.files.get(child.name, [])))
+        written[cspec.name] = 0
         if child_files:
-            con.execute(
+            # the winners' children were all deleted above, so the rows inserted are the rows written
+            (written[cspec.name],) = con.execute(
                 f"""
                 insert into {cspec.name} ({_cols(cspec)})
                 select {_cols(cspec, 'c.')}
@@ -427,10 +429,7 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
                 semi join winners as n on {link} and c._batch_id = n._batch_id
                 """,
                 [child_files],
-            )
-        written[cspec.name] = con.execute(
-            f"select count(*) from {cspec.name} as c semi join winners as n on {link}"
-        ).fetchall()[0][0]
+            ).fetchall()[0]
     return written
 
 
