@@ -50,6 +50,9 @@ def test_report_as_table_csv_and_json(warehouse, capsys):
     (["report", "spend", "--data-dir", "/nonexistent/xport"], 2, "no warehouse"),
     (["run", "--start", "2026-01-01", "--end", "2026-01-02", "--base-url", "http://127.0.0.1:9"], 3, "error:"),
     (["status", "--check-freshness", "1"], 6, "never loaded"),
+    (["extract", "--endpoint", "taobao_refunds", "--mode", "update", "--start", "2026-01-01", "--end", "2026-01-02"],
+     2, "has no 'update' window"),
+    (["extract", "--endpoint", "taobao_orders", "--start", "2026-01-02", "--end", "2026-01-01"], 2, "is not after"),
 ])
 def test_expected_failures_are_one_line_with_a_hint_and_an_exit_code(tmp_path, capsys, monkeypatch, argv, code, needle):
     monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from xport_etl.errors import ConfigError
 from xport_etl.extract import storage
 from xport_etl.extract.endpoints import (
     ASSUMED,
@@ -107,9 +108,9 @@ def extract_window(
     spec = endpoints_for(settings.assumptions)[endpoint]
     start, end = _utc(start), _utc(end)
     if end <= start:
-        raise ValueError(f"empty window: end {end.isoformat()} is not after start {start.isoformat()}")
+        raise ConfigError(f"empty window: end {end.isoformat()} is not after start {start.isoformat()}")
     if mode not in spec.windows:
-        raise ValueError(f"endpoint {endpoint} has no {mode!r} window; it has {sorted(spec.windows)}")
+        raise ConfigError(f"endpoint {endpoint} has no {mode!r} window; it has {sorted(spec.windows)}")
     win = spec.windows[mode]
     filters = {
         win.start_field: format_window_value(start, win.time_format, assumptions=settings.assumptions),
