@@ -28,11 +28,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from xport_etl import jsonutil
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
 from xport_etl.load.publish import publish, warehouse_path
 from xport_etl.load.staging import _normalizers, stage_window
 from xport_etl.normalize.pages import to_table
-from xport_etl.normalize.values import PageError, raw_json
+from xport_etl.normalize.values import PageError
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -60,11 +61,13 @@ def _id(case: dict) -> str:
 def body(case: dict, page: dict) -> bytes:
     if "records" in page:
         data = {"records": page["records"], "total": len(page["records"]), "size": 100, "current": 1, "pages": 1}
-        text = raw_json({"requestId": "r", "code": 200, "msg": "成功", "data": data})
+        text = jsonutil.dumps({"requestId": "r", "code": 200, "msg": "成功", "data": data},
+                              floats="allow")
     elif "data" in page:
-        text = raw_json({"requestId": "r", "code": 200, "msg": "成功", "data": page["data"]})
+        text = jsonutil.dumps({"requestId": "r", "code": 200, "msg": "成功", "data": page["data"]},
+                              floats="allow")
     elif "envelope" in page:
-        text = raw_json(page["envelope"])
+        text = jsonutil.dumps(page["envelope"], floats="allow")
     else:
         text = page["raw"]
     for marker, depth in case.get("nest", {}).items():

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import uvicorn
 
+from xport_etl import jsonutil
 from xport_etl.callbacks import cli as callbacks_cli
 from xport_etl.callbacks import receiver as callbacks_receiver
 from xport_etl.callbacks.inbox import InboxEntry, InboxStore, read_inbox
@@ -34,7 +35,6 @@ from xport_etl.callbacks.receiver import (
 )
 from xport_etl.callbacks.refresh import collect, refresh_from_callbacks
 from xport_etl.normalize.callback_details import normalize_taobao_order_detail_pages
-from xport_etl.normalize.values import raw_json
 from xport_etl.settings import Settings
 from xport_sandbox.world import World, WorldConfig
 
@@ -590,8 +590,9 @@ def test_order_detail_normaliser_reads_one_taobaoordervo_per_page():
     order = world.taobao_orders()[0]
 
     def env(data, code=200):
-        return raw_json(
-            {"requestId": "r", "code": code, "developId": 1, "msg": "成功", "data": data}
+        return jsonutil.dumps(
+            {"requestId": "r", "code": code, "developId": 1, "msg": "成功", "data": data},
+            floats="allow",
         ).encode()
 
     broken = dict(order, id=None)

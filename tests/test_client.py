@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -27,7 +26,6 @@ from xport_etl.extract.client import (
     RetryPolicy,
     XportClient,
     classify,
-    dumps_json,
     parse_retry_after,
     should_retry,
 )
@@ -309,17 +307,6 @@ def test_classify_directly():
         httpx.Response(429, json=envelope(429), headers={"retry-after": "1"}, request=req)
     )
     assert isinstance(err, RateLimitedError) and err.retry_after == 1.0
-
-
-def test_dumps_json():
-    assert dumps_json({"a": Decimal("1.50"), "b": [1, "标题", None, True]}) == (
-        '{"a":1.50,"b":[1,"标题",null,true]}'.encode()
-    )
-    assert json.loads(dumps_json({"a": Decimal("1E+2")})) == {"a": 100.0}
-    with pytest.raises(TypeError):
-        dumps_json({"a": 1.5})
-    with pytest.raises(TypeError):
-        dumps_json({"a": Decimal("NaN")})
 
 
 def test_redact_url_and_error_text():

@@ -19,6 +19,7 @@ ROOT = Path(os.environ.get("XPORT_LAYOUT_ROOT", Path(__file__).resolve().parent.
 
 # a module in the first folder imports nothing from the modules or folders after it
 LATER = {
+    "jsonutil": ("extract", "normalize", "load", "report", "callbacks", "run", "cli"),  # below all
     "extract": ("normalize", "load", "report", "callbacks", "run", "cli"),
     "normalize": ("load", "report", "callbacks", "run", "cli"),
     "load": ("report", "callbacks", "run", "cli"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from xport_etl import jsonutil
 from xport_etl.normalize.alibaba_orders import ALIBABA_ORDER_STATUS, normalize_alibaba_order
 from xport_etl.normalize.pages import parse_detail, to_table
 from xport_etl.normalize.refunds import (
@@ -24,7 +25,6 @@ from xport_etl.normalize.values import (
     TAOBAO_REFUND_STATUS,
     PageError,
     RejectError,
-    raw_json,
     to_epoch_ms_time,
     to_fen_money,
 )
@@ -36,7 +36,8 @@ DOC_EXAMPLES = Path(__file__).resolve().parent / "recorded" / "doc-examples"
 
 
 def envelope(data, code=200) -> bytes:
-    return raw_json({"requestId": "r", "code": code, "developId": 1, "msg": "成功", "data": data}).encode()
+    page = {"requestId": "r", "code": code, "developId": 1, "msg": "成功", "data": data}
+    return jsonutil.dumps(page, floats="allow").encode()
 
 
 def list_page(records) -> bytes:
@@ -510,6 +511,19 @@ def test_alibaba_invalid_utf8_rejects_the_record_only():
     assert out.rejects[0]["reason"] == "record contains bytes that are not valid UTF-8"
 
 
+def test_every_reject_is_compact_json_with_money_exact():
+    # an unreadable record is written by the same writer as any other (it once had its money
+    # quoted and its text escaped to ASCII); a record served as a JSON string is that string
+    rec = alibaba_order(sellerLoginId="AAAA", totalAmount=Decimal("38.40"))
+    body = list_page([rec, alibaba_order(orderId="301"), "abc"]).replace(b"AAAA", b"\xff\xfe")
+    out = run("alibaba_orders", [(body, None)])
+    unreadable, string = (r["raw_json"] for r in out.rejects)
+    assert unreadable == jsonutil.dumps(rec).replace("AAAA", "\\udcff\\udcfe")
+    assert '"totalAmount":38.40,' in unreadable and '"sellerCompanyName":"杭州某某有限公司"' in unreadable
+    assert json.loads(unreadable, parse_float=Decimal)["sellerLoginId"] == "\udcff\udcfe"
+    assert string == '"abc"'
+
+
 # ---- Taobao logistics
 
 
@@ -691,8 +705,8 @@ def test_an_unreadable_context_order_status_is_a_warning_and_the_parcels_load():
     assert [(r["tracking_number"], r["order_status_at_fetch"]) for r in out.tables["parcels"]] == [
         ("YT1", None), ("YT2", None)]
     assert [(r["severity"], r["record_id"], r["field"], r["raw_json"]) for r in out.rejects] == [
-        ("warning", "301/YT1", "context order_status", '{"s": "success"}'),
-        ("warning", "301/YT2", "context order_status", '{"s": "success"}')]
+        ("warning", "301/YT1", "context order_status", '{"s":"success"}'),
+        ("warning", "301/YT2", "context order_status", '{"s":"success"}')]
     assert (out.rejected, out.warned) == (0, 2)
 
 
@@ -732,6 +746,7 @@ def test_logistics_invalid_utf8_rejects_the_parcel():
     assert [r["tracking_number"] for r in out.tables["parcels"]] == ["ZT2"]
     assert out.rejects[0]["record_id"] == "200027842448/ZT1"
     assert out.rejects[0]["reason"] == "record contains bytes that are not valid UTF-8"
+    assert out.rejects[0]["raw_json"].startswith('{"mailNo":"ZT1","logisticsTraces":[{"statusDesc":"\\udcff",')
 
 
 def test_normalizers_cover_the_new_endpoints():
@@ -914,4 +929,4 @@ def test_alibaba_nested_rejects_keep_the_record_as_served():
     out = run("alibaba_orders", [(list_page([rec]), None)])
     assert [r["reason"] for r in out.rejects] == [
         "orders.updated_at 2026-12-31 16:00:00 UTC is in the future"]
-    assert json.loads(out.rejects[0]["raw_json"]) == json.loads(raw_json(rec))
+    assert json.loads(out.rejects[0]["raw_json"]) == json.loads(jsonutil.dumps(rec, floats="allow"))

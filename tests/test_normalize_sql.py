@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 from tests.test_bad_input import CASES
 from tests.test_bad_input import pages as corpus_pages
 from tests.test_normalize_properties import PROFILE, garbage_tb_order, valid_tb_order
+from xport_etl import jsonutil
 from xport_etl.extract.landing import read_manifest, read_pages
 from xport_etl.normalize.pages import to_table
 from xport_etl.normalize.taobao_orders import normalize_taobao_pages
 from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_pages, feed_window
-from xport_etl.normalize.values import PageError, raw_json
+from xport_etl.normalize.values import PageError
 from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
 NOW = datetime(2026, 7, 1)
@@ -95,7 +96,7 @@ def page(records, **envelope) -> bytes:
     body = {"requestId": "r", "code": 200, "msg": "ok",
             "data": {"records": records, "total": len(records), "size": 100, "current": 1, "pages": 1}}
     body.update(envelope)
-    return raw_json(body).encode("utf-8")
+    return jsonutil.dumps(body, floats="allow").encode("utf-8")
 
 
 def order(oid="9100000000001", *, lines=1, **fields) -> dict:
@@ -375,7 +376,7 @@ def test_a_chunk_is_a_view_released_when_the_next_is_read(tmp_path):
 @PROFILE
 @given(st.lists(st.lists(valid_tb_order | garbage_tb_order, max_size=6), min_size=1, max_size=4), st.booleans())
 def test_generated_windows_match_the_reference(window, ascii_):
-    pages = [(n, raw_json({"code": 200, "data": {"records": records}}).encode("utf-8", "surrogatepass"), None)
+    pages = [(n, jsonutil.dumps({"code": 200, "data": {"records": records}}, floats="allow").encode("utf-8", "surrogatepass"), None)
              for n, records in enumerate(window, start=1)]
     if ascii_:
         pages = [(n, json.dumps(json.loads(body.decode("utf-8", "surrogatepass"), parse_float=Decimal),
@@ -387,7 +388,7 @@ def test_generated_windows_match_the_reference(window, ascii_):
 @given(st.lists(valid_tb_order, min_size=1, max_size=8))
 def test_generated_valid_orders_mostly_take_the_fast_path(records):
     ids = [str(r["id"]) for r in records]
-    body = raw_json({"code": 200, "data": {"records": records}}).encode()
+    body = jsonutil.dumps({"code": 200, "data": {"records": records}}, floats="allow").encode()
     sql = assert_same([(1, body, None)])
     stats = sql.norm.stats
     if len(set(ids)) == len(ids) and all(_plain(r) for r in records):

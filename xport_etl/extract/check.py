@@ -44,13 +44,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from xport_etl import __version__
+from xport_etl import __version__, jsonutil
 from xport_etl.errors import AuthenticationError, RetriableError, XportError
 from xport_etl.extract.auth import SIGN_RECIPES, SignRecipe, XportAuth, now_ms
 from xport_etl.extract.client import (
     ApiResponse,
     classify,
-    dumps_json,
     loads_json,
     parse_retry_after,
     tls_context,
@@ -278,7 +277,8 @@ class _Prober:
         paging = {"pageNo": 1, "pageSize": 1}
         kwargs: dict[str, Any] = {"auth": auth}
         if self.endpoint.pages_in_body:
-            kwargs.update(content=dumps_json(paging), headers={"Content-Type": "application/json"})
+            kwargs.update(content=jsonutil.dumps(paging).encode("utf-8"),
+                          headers={"Content-Type": "application/json"})
         else:
             kwargs["params"] = paging
         self.limiter.acquire()

@@ -28,8 +28,8 @@ One request goes through these steps, every attempt afresh:
    :data:`RETRY_AFTER_CAP`, else jittered exponential backoff (openai-python's constants).
 
 Bodies are parsed fast (orjson) into an *outline* for what paging reads; the exact ``data``
-(every non-integer number a ``Decimal``) is parsed on demand. Request bodies are serialised
-without floats.
+(every non-integer number a ``Decimal``) is parsed on demand. Request bodies are written by
+:func:`xport_etl.jsonutil.dumps`: compact, Decimals exact, floats refused.
 The access secret never appears in logs, errors or reprs.
 """
 
@@ -54,7 +54,7 @@ import httpx
 import orjson
 import tenacity
 
-from xport_etl import __version__
+from xport_etl import __version__, jsonutil
 from xport_etl.errors import (
     AuthenticationError,
     FatalError,
@@ -79,7 +79,6 @@ __all__ = [
     "RetryPolicy",
     "XportClient",
     "classify",
-    "dumps_json",
     "loads_json",
     "should_retry",
 ]
@@ -289,34 +288,6 @@ def inexact(values: Iterable[Any]) -> bool:
     """Whether any of ``values`` (read from an outline) is a float: a number the outline does not
     hold exactly, to be read from the exact parse instead (see :func:`loads_outline`)."""
     return any(type(v) is float for v in values)
-
-
-def dumps_json(obj: Any) -> bytes:
-    """Serialise ``obj`` to compact UTF-8 JSON, writing ``Decimal`` as a JSON number.
-
-    Floats are refused (money must never go through binary floats).
-
-    Raises:
-        TypeError: a float, a non-finite Decimal or an unsupported type.
-    """
-    return _dumps(obj).encode("utf-8")
-
-
-def _dumps(obj: Any) -> str:
-    if obj is None or isinstance(obj, bool | int | str):
-        return json.dumps(obj, ensure_ascii=False)
-    if isinstance(obj, Decimal):
-        if not obj.is_finite():
-            raise TypeError(f"cannot serialise a non-finite Decimal: {obj}")
-        return str(obj)
-    if isinstance(obj, float):
-        raise TypeError("floats are not allowed in request bodies; use Decimal or int")
-    if isinstance(obj, Mapping):
-        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{_dumps(v)}" for k, v in obj.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(obj, list | tuple):
-        return "[" + ",".join(_dumps(v) for v in obj) + "]"
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
 def _query_value(value: Any) -> Any:
@@ -553,7 +524,8 @@ class XportClient:
         content: bytes | None = None
         headers: dict[str, str] = {}
         if endpoint.method == "POST":
-            content = dumps_json({k: v for k, v in (body or {}).items() if v is not None})
+            sent = {k: v for k, v in (body or {}).items() if v is not None}
+            content = jsonutil.dumps(sent).encode("utf-8")
             headers["Content-Type"] = "application/json"
         elif body:
             raise ValueError(f"{endpoint.name} is a {endpoint.method} endpoint: it takes no body")

@@ -4,7 +4,6 @@ page's request context when the served detail has none)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from contextlib import suppress
 from datetime import datetime
@@ -37,7 +36,7 @@ def normalize_taobao_order_detail_pages(
             out.reject(
                 None if rid is None or has_surrogates(rid) else rid,
                 "record contains bytes that are not valid UTF-8",
-                json.dumps(data, default=str, ensure_ascii=True),
+                data,
                 page_no,
             )
             continue

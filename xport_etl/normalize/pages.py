@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from xport_etl import jsonutil
 from xport_etl.normalize.values import (
     FUTURE_TOLERANCE,
     REJECTED,
@@ -23,7 +24,6 @@ from xport_etl.normalize.values import (
     RejectError,
     Rows,
     _int_text,
-    raw_json,
     show,
 )
 
@@ -167,15 +167,16 @@ class WindowRows:
 
     def reject(self, record_id: str | None, reason: str, raw: Any, page: int, *,
                severity: str = REJECTED, field: str | None = None) -> None:
-        """A row for ``etl_rejects``. ``raw``: the record (a string is taken as its JSON text
-        already), or for a WARNING the field's value (always serialised, strings included)."""
-        if isinstance(raw, str) and severity == REJECTED:
-            text = raw
-        else:
-            try:
-                text = raw_json(raw)
-            except (ValueError, RecursionError):  # absurd nesting or an overlong int: keep a trace
-                text = json.dumps({"unserialisable": show(raw)})
+        """A row for ``etl_rejects``. ``raw``: the record as parsed, or for a WARNING the field's
+        value; a record served as a JSON string is written as that string.
+
+        ``raw_json`` is compact JSON, money exact, from :func:`xport_etl.jsonutil.dumps` (floats
+        allowed: a NaN or Infinity served is written back as that token); a lone surrogate or an
+        undecodable byte in it is written as its ``\\uXXXX`` escape."""
+        try:
+            text = jsonutil.dumps(raw, floats="allow")
+        except (ValueError, RecursionError):  # absurd nesting or an overlong int: keep a trace
+            text = jsonutil.dumps({"unserialisable": show(raw)})
         if has_surrogates(text):  # only ever stored as escapes: Parquet strings are UTF-8
             text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         self.rejects.append(
@@ -207,7 +208,7 @@ class WindowRows:
         if clean or not has_surrogates(rec):
             return True
         self.reject(_record_id(rec, id_field), "record contains bytes that are not valid UTF-8",
-                    json.dumps(rec, default=str, ensure_ascii=True), page)
+                    rec, page)
         return False
 
     def _in_future(self, rows: Rows) -> str | None:
@@ -353,5 +354,4 @@ def _safe_id(record_id: Callable[[Any, Any], str | None], data: Any, ctx: Any) -
 def _reject_unreadable(out: WindowRows, rid: str | None, raw: Any, page: int) -> None:
     if rid is not None and has_surrogates(rid):
         rid = None
-    out.reject(rid, "record contains bytes that are not valid UTF-8",
-               json.dumps(raw, default=str, ensure_ascii=True), page)
+    out.reject(rid, "record contains bytes that are not valid UTF-8", raw, page)

@@ -125,7 +125,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -323,28 +322,6 @@ def to_json_object(value: Any, name: str) -> dict | None:
     if not isinstance(decoded, dict):
         raise RejectError(f"{name} JSON is not an object: {type(decoded).__name__}")
     return decoded
-
-
-# ---- raw JSON for the rejects table, with decimals kept as the numbers they were
-
-# a marker no served string can forge: random per process
-_DEC_TOKEN = secrets.token_hex(8)
-_DEC_MARK = f"\x00dec{_DEC_TOKEN}:"
-
-
-def _encode_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return f"{_DEC_MARK}{value}\x00"
-    raise TypeError(type(value).__name__)
-
-
-_DEC_RE = re.compile(r'"\\u0000dec' + _DEC_TOKEN + r':([^"\\]*)\\u0000"')
-
-
-def raw_json(record: Any) -> str:
-    """Serialise a parsed record back to JSON, writing Decimals as bare numbers again."""
-    text = json.dumps(record, default=_encode_default, ensure_ascii=False)
-    return _DEC_RE.sub(r"\1", text)
 
 
 # ---- records

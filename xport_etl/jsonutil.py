@@ -1,0 +1,116 @@
+"""The one writer of JSON that may hold ``Decimal`` values: request bodies and the records kept in
+``etl_rejects.raw_json``.
+
+:func:`dumps` writes compact JSON (separators ``,`` and ``:``), non-ASCII as itself, and a
+``Decimal`` as its exact text, a bare JSON number (``Decimal("4.40")`` → ``4.40``): money never
+goes through a binary float. It is the standard library's encoder; a Decimal leaves it as a
+marker string (a random token per process, which no served string can forge), written back as
+the number once the text is done.
+
+Floats are the caller's choice:
+
+- ``floats="refuse"`` (request bodies): a float anywhere, or a non-finite Decimal, is a
+  ``TypeError``.
+- ``floats="allow"`` (a record as parsed, to be kept): a float is written as ``json.dumps``
+  writes it; a non-finite one, and a non-finite Decimal, as the bare token ``NaN``,
+  ``Infinity`` or ``-Infinity``. The project's parsers (``parse_float=Decimal``) give a float
+  only for those tokens, so a record served with one is written back with it, as served. Such
+  text is not strict JSON: Python's ``json.loads`` reads it back, DuckDB's JSON functions do not.
+  Nothing a ``json.loads`` parse holds makes this mode raise, beyond nesting deeper than the
+  interpreter's recursion limit (``RecursionError``); a lone surrogate is written as itself (the
+  caller escapes it before encoding the text).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = ["dumps"]
+
+Floats = Literal["refuse", "allow"]
+
+# a Decimal leaves the encoder as the string "<NUL>dec<token>:<its text><NUL>", NUL written \u0000
+_TOKEN = secrets.token_hex(8)
+_MARK = f"\x00dec{_TOKEN}:"
+_WRITTEN_MARK = '"\\u0000dec' + _TOKEN + ":"
+_WRITTEN_END = '\\u0000"'
+
+
+def _numbers(text: str) -> str:
+    """``text`` with every marked Decimal written as the bare number (its text has no backslash,
+    so the first end marker after a start marker closes it)."""
+    parts = text.split(_WRITTEN_MARK)
+    out = [parts[0]]
+    for part in parts[1:]:
+        number, _, rest = part.partition(_WRITTEN_END)
+        out += (number, rest)
+    return "".join(out)
+
+
+def _nonfinite(value: Decimal) -> str:
+    if value.is_nan():
+        return "NaN"
+    return "-Infinity" if value.is_signed() else "Infinity"
+
+
+class _Encoder(json.JSONEncoder):
+    def __init__(self, floats: Floats) -> None:
+        # allow_nan: a float in "refuse" mode is refused by dumps() itself, as a TypeError
+        super().__init__(ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+        self.allow = floats == "allow"
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, Decimal):
+            if o.is_finite():
+                return f"{_MARK}{o}\x00"
+            if self.allow:
+                return f"{_MARK}{_nonfinite(o)}\x00"
+            raise TypeError(f"cannot serialise a non-finite Decimal: {o}")
+        if isinstance(o, Mapping):
+            return dict(o)
+        return super().default(o)  # raises TypeError
+
+
+_ENCODERS: dict[str, _Encoder] = {"refuse": _Encoder("refuse"), "allow": _Encoder("allow")}
+_SCALARS = frozenset({str, int, bool, type(None), Decimal})
+
+
+def _has_float(obj: Any) -> bool:
+    """Whether a float is among the values of ``obj`` (an acyclic value)."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if type(value) in _SCALARS:
+            continue
+        if isinstance(value, float):
+            return True
+        if isinstance(value, list | tuple):
+            stack.extend(value)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+    return False
+
+
+def dumps(obj: Any, *, floats: Floats = "refuse") -> str:
+    """``obj`` as compact JSON text, every ``Decimal`` as its exact text (see the module docstring).
+
+    Dicts and other mappings become objects, lists and tuples arrays; keys as ``json.dumps``
+    takes them.
+
+    Raises:
+        TypeError: an unsupported type; with ``floats="refuse"`` also a float or a non-finite
+            Decimal.
+        ValueError: a circular reference; an int beyond Python's int→str digit limit.
+        RecursionError: nesting deeper than the interpreter's recursion limit.
+    """
+    encoder = _ENCODERS.get(floats)
+    if encoder is None:
+        raise ValueError(f"floats must be 'refuse' or 'allow', not {floats!r}")
+    text = encoder.encode(obj)
+    if not encoder.allow and _has_float(obj):  # after encoding: a circular value has raised
+        raise TypeError("floats are not allowed here; use Decimal or int")
+    return _numbers(text) if _WRITTEN_MARK in text else text
