@@ -435,6 +435,20 @@ def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offse
     assert refresh_from_callbacks(settings, client=client)["messages"] == 0
 
 
+def test_a_dead_letter_keeps_the_message_numbers_exact_and_is_ascii(tmp_path):
+    """A dead letter can be replayed as it came: ``4.40`` stays the number 4.40 (not the string
+    "4.40", not 4.4), and the line is ASCII whatever the message held."""
+    raw = message(body={"orderId": "no; such id", "title": "按摩"}).replace(
+        b'"messagePlatform"', b'"refundFee": 4.40, "messagePlatform"')
+    fill_inbox(tmp_path, [raw])
+    result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=FakeDetail({}))
+    assert result["dead_lettered"] == 1
+    text = (tmp_path / "callbacks" / DEAD_LETTER_FILE).read_bytes()
+    assert text.isascii() and b'"refundFee":4.40' in text
+    (letter,) = dead_letters(tmp_path)
+    assert letter["message"]["messageBody"]["title"] == "按摩"
+
+
 def test_transient_failure_stops_the_batch_and_keeps_the_offset(tmp_path, monkeypatch):
     from xport_etl import run as pipeline
 

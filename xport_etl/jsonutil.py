@@ -58,9 +58,9 @@ def _nonfinite(value: Decimal) -> str:
 
 
 class _Encoder(json.JSONEncoder):
-    def __init__(self, floats: Floats) -> None:
+    def __init__(self, floats: Floats, ascii: bool = False) -> None:
         # allow_nan: a float in "refuse" mode is refused by dumps() itself, as a TypeError
-        super().__init__(ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+        super().__init__(ensure_ascii=ascii, separators=(",", ":"), allow_nan=True)
         self.allow = floats == "allow"
 
     def default(self, o: Any) -> Any:
@@ -75,7 +75,8 @@ class _Encoder(json.JSONEncoder):
         return super().default(o)  # raises TypeError
 
 
-_ENCODERS: dict[str, _Encoder] = {"refuse": _Encoder("refuse"), "allow": _Encoder("allow")}
+_ENCODERS: dict[tuple[str, bool], _Encoder] = {
+    (floats, ascii): _Encoder(floats, ascii) for floats in ("refuse", "allow") for ascii in (False, True)}
 _SCALARS = frozenset({str, int, bool, type(None), Decimal})
 
 
@@ -95,11 +96,12 @@ def _has_float(obj: Any) -> bool:
     return False
 
 
-def dumps(obj: Any, *, floats: Floats = "refuse") -> str:
+def dumps(obj: Any, *, floats: Floats = "refuse", ascii: bool = False) -> str:
     """``obj`` as compact JSON text, every ``Decimal`` as its exact text (see the module docstring).
 
     Dicts and other mappings become objects, lists and tuples arrays; keys as ``json.dumps``
-    takes them.
+    takes them. ``ascii``: every non-ASCII character (a lone surrogate too) written as a ``\\u``
+    escape, so the text is ASCII whatever the value held (the dead letters).
 
     Raises:
         TypeError: an unsupported type; with ``floats="refuse"`` also a float or a non-finite
@@ -107,7 +109,7 @@ def dumps(obj: Any, *, floats: Floats = "refuse") -> str:
         ValueError: a circular reference; an int beyond Python's int→str digit limit.
         RecursionError: nesting deeper than the interpreter's recursion limit.
     """
-    encoder = _ENCODERS.get(floats)
+    encoder = _ENCODERS.get((floats, ascii))
     if encoder is None:
         raise ValueError(f"floats must be 'refuse' or 'allow', not {floats!r}")
     text = encoder.encode(obj)

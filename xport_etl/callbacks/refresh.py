@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from xport_etl import jsonutil
 from xport_etl.callbacks.inbox import (
     DEAD_LETTER_FILE,
     OFFSET_FILE,
@@ -229,8 +230,9 @@ def _dead_letter(path: Path, rows: list[dict]) -> None:
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        # ascii: an unreadable line's bytes and lone surrogates survive as escapes
-        data = "".join(json.dumps(r, ensure_ascii=True, default=str) + "\n" for r in rows)
+        # ascii: an unreadable line's bytes and lone surrogates survive as escapes; a message's
+        # numbers stay numbers, exact, so a dead letter can be replayed as it came
+        data = "".join(jsonutil.dumps(r, floats="allow", ascii=True) + "\n" for r in rows)
         _write_all(fd, data.encode("ascii"))
         os.fsync(fd)
     finally:
