@@ -15,3 +15,29 @@ def serve(seed: int, orders: int, **server: Any):
     from xport_sandbox.world import WorldConfig
 
     return SandboxServer(WorldConfig(seed=seed, orders=orders), **{"rate_limit": None, **server})
+
+
+# The monthly reports' zone CTE before they were table macros (issue 16): each view read
+# etl_settings.report_tz itself; the rest of each file is unchanged.
+ZONE_BEFORE_MACROS = """report_zone as (
+    select coalesce(max(value) filter (where key = 'report_tz'), 'Asia/Shanghai') as tz
+    from etl_settings
+),
+"""
+ZONE_OF_THE_MACRO = """report_zone as (
+    select tz::varchar as tz  -- the macro's argument
+),
+"""
+
+
+def as_published_before_the_report_macros(con: Any) -> None:
+    """Make a warehouse (a writable DuckDB connection to it) what the version before the report
+    macros published: every monthly view its own ``select`` reading ``etl_settings``, no macro."""
+    from xport_etl.load.publish import reports
+
+    for report in reports():
+        if report.macro:
+            assert report.body.count(ZONE_OF_THE_MACRO) == 1, report.name
+            old = report.body.replace(ZONE_OF_THE_MACRO, ZONE_BEFORE_MACROS)
+            con.execute(f"create or replace view {report.name} as\n{old}")
+            con.execute(f"drop macro table {report.macro}")

@@ -79,6 +79,11 @@ def test_every_object_is_visible_and_queryable(loaded):
             assert counts["fct_orders"] > 0 and counts["rpt_spend_monthly"] > 0, counts
             row = con.execute(text("select * from rpt_spend_monthly limit 1")).mappings().one()
             assert {"month", "platform", "net_spend"} <= set(row)
+            # a monthly view's table macro, the zone a bound parameter (a notebook's other zone)
+            view = con.execute(text("select * from rpt_spend_monthly")).all()
+            at_home = con.execute(text("select * from rpt_spend_monthly_at(:tz)"), {"tz": "Asia/Shanghai"}).all()
+            utc = con.execute(text("select * from rpt_spend_monthly_at(:tz)"), {"tz": "UTC"}).all()
+            assert at_home == view and utc and sum(r.orders for r in utc) == sum(r.orders for r in view)
     finally:
         engine.dispose()
 

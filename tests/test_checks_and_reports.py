@@ -13,6 +13,7 @@ from xport_etl.load.publish import (
     ensure_schema,
     evaluate_checks,
     refresh_views,
+    reports,
     run_checks,
     set_settings,
     sql_objects,
@@ -165,3 +166,41 @@ def test_fulfilment_and_after_sale_and_carrier_reports(con):
     assert a == [(2, 1, 0.5, Decimal("5.00"))]
     c = con.execute("select carrier, parcels, delivered, transit_p50_h from rpt_carrier_performance").fetchall()
     assert c == [("中通快递", 1, 1, 48.0)]
+
+
+# ---- issue 16: each monthly view is its table macro at the warehouse's zone
+
+
+def test_monthly_views_are_table_macros_at_the_warehouse_zone(con):
+    order(con, "a", datetime(2026, 1, 31, 15, 59, 59))  # 31 Jan 23:59:59 CST
+    order(con, "b", datetime(2026, 1, 31, 16, 0, 0))  # 1 Feb 00:00 CST, still 31 Jan in UTC
+    macros = dict(con.execute("select function_name, parameters from duckdb_functions() "
+                              "where function_type = 'table_macro' and function_name like 'rpt_%'").fetchall())
+    assert macros == {f"{v}_at": ["tz"] for v in ("rpt_spend_monthly", "rpt_fulfilment_monthly",
+                                                  "rpt_after_sale_monthly")}
+    for view, macro in ((r.name, r.macro) for r in reports() if r.macro):
+        described = con.execute(f"describe {view}").fetchall()
+        assert con.execute(f"describe select * from {macro}('UTC')").fetchall() == described
+        assert con.execute(f"select * from {macro}(?)", ["Asia/Shanghai"]).fetchall() == \
+            con.execute(f"select * from {view}").fetchall()
+    assert [(r[0].month, r[2]) for r in spend(con)] == [(1, 1), (2, 1)]
+    utc = con.execute("select month, orders from rpt_spend_monthly_at(?)", ["UTC"]).fetchall()
+    assert [(m.month, n) for m, n in utc] == [(1, 2)]
+    set_settings(con, {"report_tz": "UTC"})  # the view follows etl_settings, the macro its argument
+    assert [(r[0].month, r[2]) for r in spend(con)] == [(1, 2)]
+    assert len(con.execute("select * from rpt_spend_monthly_at('Asia/Shanghai')").fetchall()) == 2
+
+
+def test_a_report_macro_takes_the_zone_only(monkeypatch):
+    from xport_etl.load import publish
+
+    body = "-- a report\n\n-- macro: rpt_x_at(zone)\nselect zone"
+    monkeypatch.setattr(publish, "sql_objects", lambda folder: [("rpt_x", body)])
+    with pytest.raises(ValueError, match="takes one argument, tz"):
+        publish.reports()
+    monkeypatch.setattr(publish, "sql_objects", lambda folder: [("rpt_x", body.replace("(zone)", "(tz, zone)"))])
+    with pytest.raises(ValueError, match="takes one argument, tz"):
+        publish.reports()
+    monkeypatch.setattr(publish, "sql_objects", lambda folder: [("rpt_x", body.replace("zone", "tz"))])
+    (report,) = publish.reports()
+    assert (report.macro, report.select) == ("rpt_x_at", f"select * from rpt_x_at({publish.WAREHOUSE_TZ_SQL})")

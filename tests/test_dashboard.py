@@ -1,11 +1,14 @@
 """The HTML dashboard: built from a warehouse loaded from a small sandbox world, checked as a file
-(self-contained, no network references), against the report views (its own time-zone queries give
-the views' numbers at the warehouse's zone), and in a real headless browser (Debian's chromium):
-every chart drew an SVG, the stuck-orders table has rows, no script errors, with the network off.
+(self-contained, no network references), against the report views and their table macros (it
+keeps no copy of a report's SQL; in another zone it shows the macros' rows, in the warehouse's zone
+the views'), on a warehouse published before the macros existed, and in a real headless browser
+(Debian's chromium): every chart drew an SVG, the stuck-orders table has rows, no script errors,
+with the network off.
 A screenshot is kept as test-artifacts/dashboard.png."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -18,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import serve
-from xport_etl.load.publish import connect_reader
+from tests.helpers import as_published_before_the_report_macros, serve
+from xport_etl.load.publish import connect_reader, reports
 from xport_etl.report import dashboard
 from xport_etl.report.dashboard import (
     MONTHLY_REPORTS,
@@ -80,15 +83,119 @@ def test_warehouse_has_what_the_dashboard_shows(data_dir):
 
 
 @pytest.mark.parametrize("view", sorted(MONTHLY_REPORTS))
-def test_own_time_zone_queries_equal_the_views_at_the_warehouse_zone(data_dir, view):
+def test_the_macros_at_the_warehouse_zone_equal_the_views(data_dir, view):
     con = connect_reader(data_dir)
     try:
         tz = warehouse_tz(con)
         from_view = monthly_report(con, view, tz, use_view=True)
-        recomputed = monthly_report(con, view, tz, use_view=False)
+        from_macro = monthly_report(con, view, tz, use_view=False)
     finally:
         con.close()
-    assert from_view and recomputed == from_view
+    assert from_view and from_macro == from_view
+
+
+def _rows(con, sql: str, params=()) -> list[dict]:
+    cur = con.execute(sql, list(params))
+    columns = [d[0] for d in cur.description]
+    return [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+
+
+def test_the_dashboard_keeps_no_copy_of_a_reports_sql():
+    """Issue 16: a report's SQL exists once, in sql/reports/; the dashboard calls its table macro."""
+    source = Path(dashboard.__file__).read_text(encoding="utf-8")
+    queries = [node.value for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.Constant) and isinstance(node.value, str)
+               and re.search(r"\bselect\b", node.value, re.I)]
+    # months are bucketed in one query of its own only: refund counts, which no report has
+    assert [q for q in queries if "date_trunc(" in q or "timezone(" in q] == [dashboard._REFUND_COUNTS_SQL]
+    assert source.count("date_trunc(") == 1
+    assert set(re.findall(r"\bfct_\w+", dashboard._REFUND_COUNTS_SQL)) == {"fct_refunds"}
+    monthly = ("rpt_after_sale_monthly", "rpt_fulfilment_monthly", "rpt_spend_monthly")
+    assert dict(MONTHLY_REPORTS) == {v: f"{v}_at" for v in monthly}
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/Los_Angeles"])
+def test_figures_in_another_zone_are_the_macros_rows(data_dir, tz):
+    d = collect(data_dir, report_tz=tz)
+    con = connect_reader(data_dir)
+    try:
+        macro = {v: [r for r in _rows(con, f"select * from {m}(?)", [tz]) if r["month"] is not None]
+                 for v, m in MONTHLY_REPORTS.items()}
+        at_home = _rows(con, "select * from rpt_spend_monthly")
+    finally:
+        con.close()
+    assert d.report_tz == tz != d.warehouse_tz
+    assert d.spend == [r for r in macro["rpt_spend_monthly"] if r["currency"] == "CNY"]
+    assert d.fulfilment == macro["rpt_fulfilment_monthly"]
+    assert d.after_sale == macro["rpt_after_sale_monthly"]
+    assert d.spend != [r for r in at_home if r["currency"] == "CNY"]  # the zone moved some months
+
+
+def test_figures_in_the_warehouse_zone_are_the_views_rows(data_dir):
+    d = collect(data_dir)
+    con = connect_reader(data_dir)
+    try:
+        views = {v: _rows(con, f"select * from {v}") for v in MONTHLY_REPORTS}
+        at_literal_zone = {v: _rows(con, f"select * from {m}('Asia/Shanghai')") for v, m in MONTHLY_REPORTS.items()}
+    finally:
+        con.close()
+    assert d.report_tz == d.warehouse_tz == "Asia/Shanghai"
+    assert all(views.values()) and at_literal_zone == views
+    assert d.spend == [r for r in views["rpt_spend_monthly"] if r["currency"] == "CNY"]
+    assert d.fulfilment == views["rpt_fulfilment_monthly"]
+    assert d.after_sale == views["rpt_after_sale_monthly"]
+
+
+def _view_state(data_dir) -> dict:
+    con = connect_reader(data_dir)
+    try:
+        return {r.name: (con.execute(f"describe {r.name}").fetchall(),
+                         con.execute(f"select * from {r.name}").fetchall()) for r in reports()}
+    finally:
+        con.close()
+
+
+def _macros(data_dir) -> set[tuple[str, str]]:
+    con = connect_reader(data_dir)
+    try:
+        return set(con.execute("select database_name, function_name from duckdb_functions() "
+                               "where function_type = 'table_macro' and function_name like 'rpt_%'").fetchall())
+    finally:
+        con.close()
+
+
+def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(data_dir, tmp_path):
+    import duckdb
+
+    from xport_etl.load.publish import warehouse_path
+    from xport_etl.run import refresh_warehouse
+
+    upgraded = _view_state(data_dir)
+    assert _macros(data_dir) == {("warehouse", m) for m in MONTHLY_REPORTS.values()}
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    shutil.copyfile(warehouse_path(data_dir), warehouse_path(old_dir))
+    con = duckdb.connect(str(warehouse_path(old_dir)))
+    try:
+        as_published_before_the_report_macros(con)
+    finally:
+        con.close()
+    assert _macros(old_dir) == set()
+    assert _view_state(old_dir) == upgraded  # the previous version's views: same columns, types, rows
+
+    # read before its next publish: the dashboard defines the macros for its connection only
+    before = warehouse_path(old_dir).read_bytes()
+    for tz in ("UTC", "Asia/Shanghai"):
+        old, new = collect(old_dir, report_tz=tz), collect(data_dir, report_tz=tz)
+        assert (old.spend, old.fulfilment, old.after_sale, old.refund_counts) == (
+            new.spend, new.fulfilment, new.after_sale, new.refund_counts)
+    assert warehouse_path(old_dir).read_bytes() == before
+
+    refresh_warehouse(Settings(data_dir=old_dir))  # the next publish (the reports DAG's refresh)
+    assert _macros(old_dir) == {("warehouse", m) for m in MONTHLY_REPORTS.values()}
+    assert _view_state(old_dir) == upgraded
+    refresh_warehouse(Settings(data_dir=old_dir))  # and every publish after it replaces them
+    assert _view_state(old_dir) == upgraded
 
 
 def test_another_time_zone_moves_month_buckets_but_not_totals(data_dir):

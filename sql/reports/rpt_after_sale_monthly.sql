@@ -1,11 +1,15 @@
 -- after-sale per order-creation month (reporting time zone) and platform, over the lines of
 -- orders that were not cancelled. a line is refunded when it has a succeeded refund;
 -- refund_rate = refunded_lines / lines; after_sale_lines counts any after-sale request.
+
+-- macro: rpt_after_sale_monthly_at(tz)
+-- this file is the body of that table macro, whose rows bucket months in the time zone tz
+-- (select * from rpt_after_sale_monthly_at('UTC')); the view rpt_after_sale_monthly is
+-- the macro at the warehouse's zone, etl_settings.report_tz (default Asia/Shanghai).
 with
 
 report_zone as (
-    select coalesce(max(value) filter (where key = 'report_tz'), 'Asia/Shanghai') as tz
-    from etl_settings
+    select tz::varchar as tz  -- the macro's argument
 ),
 
 lines as (

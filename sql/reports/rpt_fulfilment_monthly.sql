@@ -1,11 +1,15 @@
 -- fulfilment per order-creation month (reporting time zone) and platform. an order is shipped
 -- when its status says so or a parcel exists, delivered when it has parcels and all are
 -- delivered (then at the last delivery). lead times in hours: p50 / p90.
+
+-- macro: rpt_fulfilment_monthly_at(tz)
+-- this file is the body of that table macro, whose rows bucket months in the time zone tz
+-- (select * from rpt_fulfilment_monthly_at('UTC')); the view rpt_fulfilment_monthly is
+-- the macro at the warehouse's zone, etl_settings.report_tz (default Asia/Shanghai).
 with
 
 report_zone as (
-    select coalesce(max(value) filter (where key = 'report_tz'), 'Asia/Shanghai') as tz
-    from etl_settings
+    select tz::varchar as tz  -- the macro's argument
 ),
 
 orders as (

@@ -1,10 +1,14 @@
 -- monthly spend per platform and currency, in the reporting time zone (etl_settings.report_tz).
 -- cancelled orders are excluded; refunds count in the month the (succeeded) refund was created.
+
+-- macro: rpt_spend_monthly_at(tz)
+-- this file is the body of that table macro, whose rows bucket months in the time zone tz
+-- (select * from rpt_spend_monthly_at('UTC')); the view rpt_spend_monthly is
+-- the macro at the warehouse's zone, etl_settings.report_tz (default Asia/Shanghai).
 with
 
 report_zone as (
-    select coalesce(max(value) filter (where key = 'report_tz'), 'Asia/Shanghai') as tz
-    from etl_settings
+    select tz::varchar as tz  -- the macro's argument
 ),
 
 orders as (

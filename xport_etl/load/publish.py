@@ -155,13 +155,65 @@ def set_settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None
 
 
 def sql_objects(folder: str) -> list[tuple[str, str]]:
-    """``(name, select text)`` for each ``sql/<folder>/*.sql`` file, in name order."""
+    """``(name, text)`` for each ``sql/<folder>/*.sql`` file, in name order (reports: :func:`reports`)."""
     return [(p.stem, p.read_text()) for p in sorted((SQL_DIR / folder).glob("*.sql"))]
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+# The warehouse's reporting time zone as one scalar SQL expression: ``etl_settings.report_tz``,
+# else the default. What a zoned report view passes its macro, and what the dashboard reads.
+DEFAULT_REPORT_TZ = "Asia/Shanghai"
+WAREHOUSE_TZ_SQL = (
+    f"(select coalesce(max(value) filter (where key = 'report_tz'), '{DEFAULT_REPORT_TZ}') from etl_settings)")
+_MACRO_LINE = re.compile(r"^--\s*macro:\s*(\w+)\(([^)]*)\)\s*$", re.M)
+
+
+@dataclass(frozen=True)
+class Report:
+    """One ``sql/reports/<name>.sql`` file: the view ``name`` and, for a report that buckets months
+    in a time zone, the table macro its file is the body of.
+
+    A file with a ``-- macro: <name>_at(tz)`` line is the body of that table macro: it reads its
+    argument ``tz``, the zone months are bucketed in, and the view is the macro at the warehouse's
+    zone (:data:`WAREHOUSE_TZ_SQL`), so the view and a caller with another zone (the dashboard) run
+    the same SQL. Any other file is the view's ``select``."""
+
+    name: str
+    body: str
+    macro: str | None = None
+
+    @property
+    def select(self) -> str:
+        """The view's query."""
+        if self.macro is None:
+            return self.body
+        return f"select * from {self.macro}({WAREHOUSE_TZ_SQL})"
+
+
+def reports() -> list[Report]:
+    """The report views (and their macros) of ``sql/reports/``, in name order.
+
+    Raises:
+        ValueError: a ``-- macro:`` line declares a parameter other than ``tz``.
+    """
+    out = []
     for name, body in sql_objects("reports"):
-        con.execute(f"create or replace view {name} as\n{body}")
+        found = _MACRO_LINE.search(body)
+        if found and found[2].strip() != "tz":
+            raise ValueError(f"sql/reports/{name}.sql: a report macro takes one argument, tz; got {found[0]!r}")
+        out.append(Report(name, body, found[1] if found else None))
+    return out
+
+
+def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the report macros, then every report view (a view binds its macro). Runs on every
+    publish, so a warehouse published by a version without the macros gains them on its next
+    publish, its views' columns and rows unchanged."""
+    objects = reports()
+    for report in objects:
+        if report.macro:
+            con.execute(f"create or replace macro {report.macro}(tz) as table\n{report.body}")
+    for report in objects:
+        con.execute(f"create or replace view {report.name} as\n{report.select}")
 
 
 _CHECK_PASSED = "check_passed:"  # etl_settings key prefix: the digest of a check's SQL this state passed

@@ -5,7 +5,8 @@ Sources, so the dictionary cannot drift from what the pipeline builds:
 - tables (``fct_*``, ``etl_runs``, ``etl_rejects``): the :class:`~xport_etl.schemas.TableSpec`
   declarations in ``schemas.py`` (what a row is, key, columns, DuckDB types, meanings, and whether
   a column is part of the ``docs/warehouse.md`` contract or an addition);
-- report views (``rpt_*``): the comment header of each ``sql/reports/*.sql`` file, and the
+- report views (``rpt_*``): the comment header of each ``sql/reports/*.sql`` file (up to its first
+  blank line), the table macro a monthly view is built on (its ``-- macro:`` line), and the
   columns and types DuckDB itself gives the views when they are created on an empty warehouse;
   per-column meanings come from :data:`VIEW_COLUMNS` below;
 - status mappings: the mapping dicts the normalisers use.
@@ -26,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from xport_etl.fsutil import write_atomic
-from xport_etl.load.publish import SQL_DIR, ensure_schema, refresh_views, set_settings, sql_objects
+from xport_etl.load.publish import SQL_DIR, ensure_schema, refresh_views, reports, set_settings
 from xport_etl.normalize.alibaba_orders import ALIBABA_ORDER_STATUS
 from xport_etl.normalize.refunds import ALIBABA_REFUND_STATUS
 from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS
@@ -112,7 +113,9 @@ CONVENTIONS = (
     "Time strings are converted. Local time: `timezone('Asia/Shanghai', timezone('UTC', created_at))`.",
     "`platform` is `'taobao'` or `'1688'`.",
     "Report months are calendar months in the reporting time zone (`etl_settings.report_tz`, set from "
-    "`XPORT_REPORT_TZ`, default `Asia/Shanghai`); `month` is the first day of the month as a `DATE`.",
+    "`XPORT_REPORT_TZ`, default `Asia/Shanghai`); `month` is the first day of the month as a `DATE`. "
+    "Each monthly view is a table macro at that zone: `rpt_spend_monthly_at('UTC')` gives the same "
+    "columns with months in UTC (any zone name DuckDB knows).",
     "Fact rows are the latest known state: per key, the version with the greatest `updated_at` "
     "(parcels: `last_event_at`) wins, whatever order the data arrived in.",
     "**contract** columns are named in `docs/warehouse.md`: never renamed or dropped without a migration "
@@ -138,6 +141,7 @@ class ObjectDoc:
     key: tuple[str, ...]
     columns: tuple[ColumnDoc, ...]
     source: str
+    macro: str | None = None  # a view's table macro, taking the time zone
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,8 @@ def view_columns(report_tz: str = DEFAULT_REPORT_TZ) -> dict[str, list[tuple[str
         ensure_schema(con)
         set_settings(con, {"report_tz": report_tz})
         refresh_views(con)
-        return {name: [(r[0], r[1]) for r in con.execute(f"describe {name}").fetchall()]
-                for name, _ in sql_objects("reports")}
+        return {report.name: [(c[0], c[1]) for c in con.execute(f"describe {report.name}").fetchall()]
+                for report in reports()}
     finally:
         con.close()
 
@@ -182,11 +186,12 @@ def view_columns(report_tz: str = DEFAULT_REPORT_TZ) -> dict[str, list[tuple[str
 def view_docs() -> list[ObjectDoc]:
     described = view_columns()
     out = []
-    for name, body in sql_objects("reports"):
-        meanings = VIEW_COLUMNS.get(name, {})
+    for report in reports():
+        meanings = VIEW_COLUMNS.get(report.name, {})
         cols = tuple(ColumnDoc(col, typ, *meanings.get(col, (UNDOCUMENTED, False)))
-                     for col, typ in described[name])
-        out.append(ObjectDoc(name, "view", sql_header(body), (), cols, f"sql/reports/{name}.sql"))
+                     for col, typ in described[report.name])
+        out.append(ObjectDoc(report.name, "view", sql_header(report.body), (), cols,
+                             f"sql/reports/{report.name}.sql", report.macro))
     return out
 
 
@@ -249,6 +254,11 @@ def _key_text(obj: ObjectDoc) -> str:
     return ", ".join(f"`{k}`" for k in obj.key) if obj.key else "none (rows are replaced per endpoint and window)"
 
 
+def _macro_text(obj: ObjectDoc) -> str:
+    return (f"Table macro `{obj.macro}(tz)`: these columns with months in the time zone `tz`, e.g. "
+            f"`select * from {obj.macro}('UTC')`; the view is the macro at `etl_settings.report_tz`.")
+
+
 def build_markdown() -> str:
     secs = sections()
     out = [
@@ -273,6 +283,8 @@ def build_markdown() -> str:
             meta = [f"{obj.kind.capitalize()}; source `{obj.source}`."]
             if obj.kind == "table":
                 meta.append(f"Key: {_key_text(obj)}.")
+            if obj.macro:
+                meta.append(_macro_text(obj))
             out += [" ".join(meta), ""]
             out += _md_table(["column", "type", "contract", "meaning"],
                              [[f"`{c.name}`", c.type, "contract" if c.public else "addition", c.doc]
@@ -357,6 +369,8 @@ def build_html() -> str:
             meta = f"{obj.kind.capitalize()}; source <code>{html.escape(obj.source)}</code>."
             if obj.kind == "table":
                 meta += f" Key: {_inline(_key_text(obj))}."
+            if obj.macro:
+                meta += f" {_inline(_macro_text(obj))}"
             out.append(f'<p class="meta">{meta}</p>')
             rows = [[f"<code>{c.name}</code>", html.escape(c.type),
                      '<span class="contract">contract</span>' if c.public else '<span class="addition">addition</span>',
