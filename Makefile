@@ -40,9 +40,11 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -m "not slow"
 
-## ruff, then mypy on the library (configured in pyproject.toml, [tool.mypy])
+## ruff (lint, and the format every file is in: `ruff format .` writes it), then mypy on the
+## library (configured in pyproject.toml, [tool.mypy])
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m mypy xport_etl
 
 ## re-pin every installed package after changing requirements*.txt (from the bench environment,

@@ -51,8 +51,10 @@ def prep_warehouse(orders: int, seed: int) -> Path:
         shutil.rmtree(wh, ignore_errors=True)
         wh.mkdir(parents=True)
         print("[prep] publishing the list endpoints for the fan-out keys ...", flush=True)
-        run_child("ours_load", {"manifests": [m for e in LISTS for m in meta["manifests"][e]],
-                                "data_dir": str(wh), "workdir": str(wh)})
+        run_child(
+            "ours_load",
+            {"manifests": [m for e in LISTS for m in meta["manifests"][e]], "data_dir": str(wh), "workdir": str(wh)},
+        )
     return wh / "warehouse.duckdb"
 
 
@@ -70,8 +72,7 @@ def main() -> int:
     wh = prep_warehouse(a.orders, a.seed) if rate > 0 and not a.skip_concurrent else None
     out: dict = {"orders": a.orders, "seed": a.seed, "rate_limit": rate}
     with Sandbox(a.orders, seed=a.seed, rate_limit=rate, warm=True) as sb:
-        print(f"sandbox: {a.orders:,} orders, rate limit {rate or 'off'}, started in {sb.startup_s:.1f} s",
-              flush=True)
+        print(f"sandbox: {a.orders:,} orders, rate limit {rate or 'off'}, started in {sb.startup_s:.1f} s", flush=True)
         rows, res = [], {}
         systems = [("ours", "ours_extract", {"endpoints": ["taobao_orders"], "rate_limit": rate})]
         if not a.skip_dlt:
@@ -87,13 +88,36 @@ def main() -> int:
             r["sandbox_cpu_s"] = sb.cpu_s() - c0
             res[name] = r
             srv = r["server"]
-            rows.append({"system": name, "seconds": r["seconds"], "requests": srv["requests"],
-                         "429s": srv["throttled"], "429 share %": 100 * srv["throttled"] / max(1, srv["requests"]),
-                         "served/s": srv["served"] / r["seconds"], "sandbox CPU s": r["sandbox_cpu_s"],
-                         "records": r.get("records"), "peak RSS MB": r["peak_rss_mb"]})
+            rows.append(
+                {
+                    "system": name,
+                    "seconds": r["seconds"],
+                    "requests": srv["requests"],
+                    "429s": srv["throttled"],
+                    "429 share %": 100 * srv["throttled"] / max(1, srv["requests"]),
+                    "served/s": srv["served"] / r["seconds"],
+                    "sandbox CPU s": r["sandbox_cpu_s"],
+                    "records": r.get("records"),
+                    "peak RSS MB": r["peak_rss_mb"],
+                }
+            )
         print()
-        print(table(rows, ["system", "seconds", "requests", "429s", "429 share %", "served/s", "sandbox CPU s", "records",
-                           "peak RSS MB"]))
+        print(
+            table(
+                rows,
+                [
+                    "system",
+                    "seconds",
+                    "requests",
+                    "429s",
+                    "429 share %",
+                    "served/s",
+                    "sandbox CPU s",
+                    "records",
+                    "peak RSS MB",
+                ],
+            )
+        )
         out["list_extract"] = res
         if "dlt" in res:
             ratio = res["ours"]["seconds"] / res["dlt"]["seconds"]
@@ -107,23 +131,42 @@ def main() -> int:
             shutil.copyfile(wh, work / "warehouse.duckdb")
             print(f"\nall endpoints together for {a.duration:.0f} s at {rate:g} req/s ...", flush=True)
             s0 = sb.stats()
-            r = run_child("ours_concurrent", {"base_url": sb.base_url, "data_dir": str(work),
-                                              "workdir": str(work), "rate_limit": rate,
-                                              "duration": a.duration})
+            r = run_child(
+                "ours_concurrent",
+                {
+                    "base_url": sb.base_url,
+                    "data_dir": str(work),
+                    "workdir": str(work),
+                    "rate_limit": rate,
+                    "duration": a.duration,
+                },
+            )
             srv = _diff(s0, sb.stats())
             sustained = srv["served"] / r["seconds"]
             share = srv["throttled"] / max(1, srv["requests"])
-            conc = {"seconds": r["seconds"], "server": srv, "sustained_rate": sustained,
-                    "rate_share": sustained / rate, "http_429_share": share, "keys": r["keys"],
-                    "threads_finished": r["finished"], "errors": r["errors"],
-                    "client_stats": r["client_stats"],
-                    "targets": {"rate>=95%": sustained >= 0.95 * rate, "429<1%": share < 0.01}}
+            conc = {
+                "seconds": r["seconds"],
+                "server": srv,
+                "sustained_rate": sustained,
+                "rate_share": sustained / rate,
+                "http_429_share": share,
+                "keys": r["keys"],
+                "threads_finished": r["finished"],
+                "errors": r["errors"],
+                "client_stats": r["client_stats"],
+                "targets": {"rate>=95%": sustained >= 0.95 * rate, "429<1%": share < 0.01},
+            }
             out["concurrent"] = conc
-            print(table([{"endpoint": p, **v} for p, v in srv["endpoints"].items()],
-                        ["endpoint", "requests", "throttled"]))
-            print(f"\nsustained {sustained:.2f} req/s = {100 * sustained / rate:.1f}% of the limit; "
-                  f"429s {srv['throttled']} of {srv['requests']} = {100 * share:.2f}%; "
-                  f"threads finished {r['finished']}/{r['threads']}; errors {r['errors'] or 'none'}")
+            print(
+                table(
+                    [{"endpoint": p, **v} for p, v in srv["endpoints"].items()], ["endpoint", "requests", "throttled"]
+                )
+            )
+            print(
+                f"\nsustained {sustained:.2f} req/s = {100 * sustained / rate:.1f}% of the limit; "
+                f"429s {srv['throttled']} of {srv['requests']} = {100 * share:.2f}%; "
+                f"threads finished {r['finished']}/{r['threads']}; errors {r['errors'] or 'none'}"
+            )
             print("targets:", conc["targets"])
     tag = f"extract_{a.orders}_rl{rate:g}"
     print(f"\nresult: {write_result(tag, out)}")

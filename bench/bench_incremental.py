@@ -74,11 +74,15 @@ def _child(task: str, args: dict[str, Any], out: Path) -> None:
     import xport_etl.load.staging  # noqa: F401
     import xport_etl.run  # noqa: F401
 
-    result = {"incremental": child_incremental, "base_full": child_base_full,
-              "base_lists": child_base_lists}[task](args)
+    result = {"incremental": child_incremental, "base_full": child_base_full, "base_lists": child_base_lists}[task](
+        args
+    )
     ru_s, ru_c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    result.update(maxrss_self_kb=ru_s.ru_maxrss, maxrss_children_kb=ru_c.ru_maxrss,
-                  cpu_s=ru_s.ru_utime + ru_s.ru_stime + ru_c.ru_utime + ru_c.ru_stime)
+    result.update(
+        maxrss_self_kb=ru_s.ru_maxrss,
+        maxrss_children_kb=ru_c.ru_maxrss,
+        cpu_s=ru_s.ru_utime + ru_s.ru_stime + ru_c.ru_utime + ru_c.ru_stime,
+    )
     out.write_text(json.dumps(result, default=str))
 
 
@@ -167,17 +171,24 @@ def child_incremental(args: dict) -> dict:
     tl = _Timeline()
     tl.wrap_http()
     for mod, name, stage in (
-        (pipeline, "extract_window", "landing"), (pipeline, "extract_fanout", "landing"),
+        (pipeline, "extract_window", "landing"),
+        (pipeline, "extract_fanout", "landing"),
         (pipeline, "fanout_keys", "fanout_keys"),
-        (staging, "stage_window", "staging"), (pipeline, "_stage_in_processes", "staging"),
+        (staging, "stage_window", "staging"),
+        (pipeline, "_stage_in_processes", "staging"),
         # a run merges into its next state, then publishes it once (load.NextState)
-        (load.NextState, "merge", "publish"), (load.NextState, "publish", "publish"),
+        (load.NextState, "merge", "publish"),
+        (load.NextState, "publish", "publish"),
         (load, "merge_staged", "publish.merge"),
-        (load, "merge_rejects", "publish.rejects"), (load, "replace_runs", "publish.ledger"),
+        (load, "merge_rejects", "publish.rejects"),
+        (load, "replace_runs", "publish.ledger"),
         (pipeline, "read_runs", "publish.read_ledger"),
-        (load, "refresh_views", "publish.views"), (load, "run_checks", "publish.checks"),
-        (load, "evaluate_checks", "publish.checks"), (load, "mirror_check_results", "publish.check_results"),
-        (load, "ensure_schema", "publish.schema"), (load, "connect_writer", "publish.open"),
+        (load, "refresh_views", "publish.views"),
+        (load, "run_checks", "publish.checks"),
+        (load, "evaluate_checks", "publish.checks"),
+        (load, "mirror_check_results", "publish.check_results"),
+        (load, "ensure_schema", "publish.schema"),
+        (load, "connect_writer", "publish.open"),
     ):
         if hasattr(mod, name):
             tl.wrap(mod, name, stage)
@@ -220,12 +231,17 @@ def child_incremental(args: dict) -> dict:
     inner = sum(v for k, v in breakdown.items() if k.startswith("publish: "))
     breakdown["publish: commit + checkpoint + fsync + swap (rest)"] = breakdown["publish"] - inner
     breakdown["other (plan, ledger appends, ...)"] = (
-        wall - api_wait - sum(v for k, v in breakdown.items() if not k.startswith("publish: ")))
+        wall - api_wait - sum(v for k, v in breakdown.items() if not k.startswith("publish: "))
+    )
     return {
-        "seconds": wall, "api_wait_s": api_wait, "api_sum_s": _length(tl.requests),
-        "non_api_s": wall - api_wait, "requests": len(tl.requests),
+        "seconds": wall,
+        "api_wait_s": api_wait,
+        "api_sum_s": _length(tl.requests),
+        "non_api_s": wall - api_wait,
+        "requests": len(tl.requests),
         "publishes": len(tl.stages.get("publish", [])),  # next-state merges and the publish
-        "rows_written": result["rows_written"], "rejects": result["rejects"],
+        "rows_written": result["rows_written"],
+        "rejects": result["rejects"],
         "breakdown": breakdown,
     }
 
@@ -257,35 +273,43 @@ def child_base_lists(args: dict) -> dict:
     try:
         clock = con.execute("select max(updated_at) from fct_orders").fetchall()[0][0]
         con.execute("begin")
-        con.execute("delete from fct_parcels; delete from fct_parcel_events; "
-                    "delete from fct_refunds where platform = '1688'")
+        con.execute(
+            "delete from fct_parcels; delete from fct_parcel_events; delete from fct_refunds where platform = '1688'"
+        )
         con.execute(
             """insert into fct_parcels by name
                select p.*, case when p.platform = '1688' then o.platform_status end as order_status_at_fetch,
                       $clock as extracted_at, $clock as data_clock
                from read_parquet($f) as p
                left join fct_orders as o on p.platform = '1688' and o.platform = '1688' and o.order_id = p.order_id""",
-            {"clock": clock, "f": str(truth / "fct_parcels.parquet")})
-        con.execute("insert into fct_parcel_events by name select * from read_parquet(?)",
-                    [str(truth / "fct_parcel_events.parquet")])
+            {"clock": clock, "f": str(truth / "fct_parcels.parquet")},
+        )
+        con.execute(
+            "insert into fct_parcel_events by name select * from read_parquet(?)",
+            [str(truth / "fct_parcel_events.parquet")],
+        )
         con.execute(
             """insert into fct_refunds by name
                select r.*, $clock as extracted_at, $clock as data_clock
                from read_parquet($f) as r where platform = '1688'""",
-            {"clock": clock, "f": str(truth / "fct_refunds.parquet")})
+            {"clock": clock, "f": str(truth / "fct_refunds.parquet")},
+        )
         con.execute("commit")
         con.execute("checkpoint")
     finally:
         con.close()
     # the ledger a first load leaves: one row per landed fan-out window of FANOUT_BATCH keys
     from xport_etl.run import FANOUT_BATCH
+
     con = connect_writer(db)
     try:
         n_keys = {
-            "taobao_logistics": con.execute("select count(distinct purchase_line_id) from fct_parcels "
-                                            "where platform = 'taobao'").fetchall()[0][0],
-            "alibaba_logistics": con.execute("select count(distinct order_id) from fct_parcels "
-                                             "where platform = '1688'").fetchall()[0][0],
+            "taobao_logistics": con.execute(
+                "select count(distinct purchase_line_id) from fct_parcels where platform = 'taobao'"
+            ).fetchall()[0][0],
+            "alibaba_logistics": con.execute(
+                "select count(distinct order_id) from fct_parcels where platform = '1688'"
+            ).fetchall()[0][0],
             "alibaba_refunds": con.execute("select count(*) from fct_refunds where platform = '1688'").fetchall()[0][0],
         }
     finally:
@@ -294,23 +318,50 @@ def child_base_lists(args: dict) -> dict:
     for endpoint, n in n_keys.items():
         for i in range(0, n, FANOUT_BATCH):
             wid = f"keys_{stamp:%Y%m%dT%H%M%S%fZ}_{i // FANOUT_BATCH:04d}"
-            append_run(settings.data_dir, {
-                "run_id": f"base-{endpoint}-{i}", "endpoint": endpoint, "window_id": wid, "mode": "keys",
-                "window_start": stamp.isoformat(), "window_end": stamp.isoformat(),
-                "pages": min(FANOUT_BATCH, n - i), "requests": min(FANOUT_BATCH, n - i), "retries": 0,
-                "http_429": 0, "records": min(FANOUT_BATCH, n - i), "rows_written": None, "rejected": 0,
-                "drift_repages": 0, "started_at": stamp.isoformat(), "finished_at": stamp.isoformat(),
-                "duration_s": 0.0, "outcome": "success", "error": None})
+            append_run(
+                settings.data_dir,
+                {
+                    "run_id": f"base-{endpoint}-{i}",
+                    "endpoint": endpoint,
+                    "window_id": wid,
+                    "mode": "keys",
+                    "window_start": stamp.isoformat(),
+                    "window_end": stamp.isoformat(),
+                    "pages": min(FANOUT_BATCH, n - i),
+                    "requests": min(FANOUT_BATCH, n - i),
+                    "retries": 0,
+                    "http_429": 0,
+                    "records": min(FANOUT_BATCH, n - i),
+                    "rows_written": None,
+                    "rejected": 0,
+                    "drift_repages": 0,
+                    "started_at": stamp.isoformat(),
+                    "finished_at": stamp.isoformat(),
+                    "duration_s": 0.0,
+                    "outcome": "success",
+                    "error": None,
+                },
+            )
     publish(settings.data_dir, [], runs=read_runs(settings.data_dir), settings={"report_tz": settings.report_tz})
-    return {"seconds": time.perf_counter() - t0, "lists_s": t1 - t0, "rows_written": loaded["rows_written"],
-            "fanout_keys_stamped": n_keys}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "lists_s": t1 - t0,
+        "rows_written": loaded["rows_written"],
+        "fanout_keys_stamped": n_keys,
+    }
 
 
 # ---------------------------------------------------------------- the parent
 
 
-def measure(task: str, args: dict[str, Any], *, env: dict[str, str] | None = None, poll_s: float = 0.05,
-            timeout: float = 4 * 3600) -> dict:
+def measure(
+    task: str,
+    args: dict[str, Any],
+    *,
+    env: dict[str, str] | None = None,
+    poll_s: float = 0.05,
+    timeout: float = 4 * 3600,
+) -> dict:
     """``bench.world.run_child`` for this module's tasks: one fresh process; wall time, polled peak
     RSS of the process tree (or ``ru_maxrss`` if larger), CPU s, load average around it."""
     import psutil
@@ -320,8 +371,9 @@ def measure(task: str, args: dict[str, Any], *, env: dict[str, str] | None = Non
     env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    proc = subprocess.Popen([PY, "-m", "bench.bench_incremental", "--child", task, json.dumps(args), str(out)],
-                            cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [PY, "-m", "bench.bench_incremental", "--child", task, json.dumps(args), str(out)], cwd=ROOT, env=env
+    )
     peak, ps = 0, psutil.Process(proc.pid)
     while proc.poll() is None:
         total = 0
@@ -349,9 +401,11 @@ def _truth_dir(orders: int, seed: int) -> Path:
     out = CACHE / f"seed{seed}_orders{orders}" / "truth_warehouse" / "truth"
     if not (out / "fct_parcel_events.parquet").exists():
         print(f"[cache] writing the ground truth of {orders:,} orders ...", flush=True)
-        code = ("import sys; from xport_sandbox.world import World, WorldConfig; "
-                "from xport_sandbox.truth import write_truth; "
-                "write_truth(World(WorldConfig(seed=int(sys.argv[1]), orders=int(sys.argv[2]))), sys.argv[3])")
+        code = (
+            "import sys; from xport_sandbox.world import World, WorldConfig; "
+            "from xport_sandbox.truth import write_truth; "
+            "write_truth(World(WorldConfig(seed=int(sys.argv[1]), orders=int(sys.argv[2]))), sys.argv[3])"
+        )
         subprocess.run([PY, "-c", code, str(seed), str(orders), str(out)], cwd=ROOT, check=True)
     return out
 
@@ -374,21 +428,30 @@ def base_dir(orders: int, seed: int, how: str) -> tuple[Path, dict]:
     if how == "full":
         with Sandbox(orders, seed=seed, rate_limit=0) as sb:
             print(f"[cache] first load of the whole history ({orders:,} orders, every endpoint) ...", flush=True)
-            res = measure("base_full", {"base_url": sb.base_url, "data_dir": str(data),
-                                        "start": cfg.start.astimezone(UTC).isoformat(),
-                                        "end": (cfg.clock + timedelta(days=1)).astimezone(UTC).isoformat()})
+            res = measure(
+                "base_full",
+                {
+                    "base_url": sb.base_url,
+                    "data_dir": str(data),
+                    "start": cfg.start.astimezone(UTC).isoformat(),
+                    "end": (cfg.clock + timedelta(days=1)).astimezone(UTC).isoformat(),
+                },
+            )
             res["requests_served"] = sb.stats()["requests"]
     else:
         meta = landed_cache(orders, seed=seed, endpoints=LIST_ENDPOINTS)
         manifests = [m for e in LIST_ENDPOINTS for m in meta["manifests"][e]]
         truth = _truth_dir(orders, seed)
-        print(f"[cache] loading the lists' history ({len(manifests)} windows) + fan-out tables from truth ...",
-              flush=True)
-        res = measure("base_lists", {"base_url": "http://127.0.0.1:9", "data_dir": str(data),
-                                     "manifests": manifests, "truth_dir": str(truth)},
-                      # building the history is not measured: give the staging workers room for
-                      # a whole 31-day window of the 1M world
-                      env={"XPORT_STAGE_MEMORY": os.environ.get("XPORT_STAGE_MEMORY", "4GB")})
+        print(
+            f"[cache] loading the lists' history ({len(manifests)} windows) + fan-out tables from truth ...", flush=True
+        )
+        res = measure(
+            "base_lists",
+            {"base_url": "http://127.0.0.1:9", "data_dir": str(data), "manifests": manifests, "truth_dir": str(truth)},
+            # building the history is not measured: give the staging workers room for
+            # a whole 31-day window of the 1M world
+            env={"XPORT_STAGE_MEMORY": os.environ.get("XPORT_STAGE_MEMORY", "4GB")},
+        )
     # the incremental run needs the warehouse and the ledger; landed pages and Parquet batches of
     # the history are never read again (they stay in the cache for inspection)
     res["build_s"] = time.perf_counter() - t0
@@ -455,8 +518,10 @@ def _changed(sb: Sandbox, start: datetime, end: datetime) -> dict[str, int]:
         for name in ("taobao_orders", "alibaba_orders"):
             spec = specs[name]
             win = spec.windows["update"]
-            q = {win.start_field: format_window_value(start, win.time_format, assumptions=s.assumptions),
-                 win.end_field: format_window_value(end, win.time_format, assumptions=s.assumptions)}
+            q = {
+                win.start_field: format_window_value(start, win.time_format, assumptions=s.assumptions),
+                win.end_field: format_window_value(end, win.time_format, assumptions=s.assumptions),
+            }
             pager = PageNumberPaginator(page_size=1, in_body=spec.pages_in_body)
             out[name] = int(next(iter(paginate(client, spec, q, paginator=pager))).total)
     return out
@@ -470,10 +535,13 @@ def main() -> int:
     ap.add_argument("--base", choices=("auto", "full", "lists+truth"), default="auto")
     ap.add_argument("--validate", action="store_true", help="also run on the other base and compare")
     ap.add_argument("--profile", action="store_true", help="a 2nd run under pyinstrument")
-    ap.add_argument("--steady", action="store_true",
-                    help="also a run on a history whose fan-out fetch times are spread as in steady "
-                         "hourly polling (the plain history was fetched all at once: no parcel is due "
-                         "again in its first hours)")
+    ap.add_argument(
+        "--steady",
+        action="store_true",
+        help="also a run on a history whose fan-out fetch times are spread as in steady "
+        "hourly polling (the plain history was fetched all at once: no parcel is due "
+        "again in its first hours)",
+    )
     a = ap.parse_args()
     how = a.base if a.base != "auto" else ("full" if a.orders <= FULL_MAX_ORDERS else "lists+truth")
     hows = [how] + ([h for h in ("full", "lists+truth") if h != how] if a.validate else [])
@@ -484,23 +552,32 @@ def main() -> int:
         t_start = datetime.fromisoformat(sb.stats()["clock"]).astimezone(UTC)
         import httpx
 
-        clock = httpx.post(sb.base_url + "/_sandbox/clock", json={"advance_seconds": a.hours * 3600}, timeout=600).json()
+        clock = httpx.post(
+            sb.base_url + "/_sandbox/clock", json={"advance_seconds": a.hours * 3600}, timeout=600
+        ).json()
         t_end = datetime.fromisoformat(clock["clock"]).astimezone(UTC)
         changed = _changed(sb, t_start, t_end + timedelta(seconds=1))
         health = httpx.get(sb.base_url + "/_sandbox/health", timeout=60).json()
         total_orders = int(health["taobao_orders"]) + int(health["orders_1688"])
         n_changed = sum(changed.values())
         share = n_changed / total_orders
-        print(f"clock {t_start.isoformat()} -> {t_end.isoformat()} ({a.hours:g} h): {n_changed:,} of "
-              f"{total_orders:,} orders changed = {share:.3%} (target 0.1%); {changed}", flush=True)
+        print(
+            f"clock {t_start.isoformat()} -> {t_end.isoformat()} ({a.hours:g} h): {n_changed:,} of "
+            f"{total_orders:,} orders changed = {share:.3%} (target 0.1%); {changed}",
+            flush=True,
+        )
         plan = [(h, kind) for h in hows for kind in (("run", "profile") if (a.profile and h == how) else ("run",))]
         plan += [(how, "steady")] if a.steady else []
         for h, kind in plan:
             data = copy_base(bases[h][0], f"incremental_{kind}")
             if kind == "steady":
                 spread_fetches(data)
-            args = {"base_url": sb.base_url, "data_dir": str(data), "start": t_start.isoformat(),
-                    "end": (t_end + timedelta(seconds=1)).isoformat()}
+            args = {
+                "base_url": sb.base_url,
+                "data_dir": str(data),
+                "start": t_start.isoformat(),
+                "end": (t_end + timedelta(seconds=1)).isoformat(),
+            }
             if kind == "profile":
                 prof = RESULTS / f"profile_incremental_{a.orders}.txt"
                 RESULTS.mkdir(parents=True, exist_ok=True)
@@ -509,31 +586,62 @@ def main() -> int:
             res = measure("incremental", args)
             res["requests_served"] = sb.stats()["requests"] - served0
             runs[f"{h}:{kind}"] = res
-            print(f"  [{h} {kind}] wall {res['seconds']:.2f} s, API wait {res['api_wait_s']:.2f} s, "
-                  f"non-API {res['non_api_s']:.2f} s, {res['requests']} requests "
-                  f"({res['requests_served']} served), peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"  [{h} {kind}] wall {res['seconds']:.2f} s, API wait {res['api_wait_s']:.2f} s, "
+                f"non-API {res['non_api_s']:.2f} s, {res['requests']} requests "
+                f"({res['requests_served']} served), peak RSS {res['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
 
     main_run = runs[f"{how}:run"]
-    rows = [{"stage": k, "seconds": v, "share of non-API": v / main_run["non_api_s"]}
-            for k, v in main_run["breakdown"].items()]
+    rows = [
+        {"stage": k, "seconds": v, "share of non-API": v / main_run["non_api_s"]}
+        for k, v in main_run["breakdown"].items()
+    ]
     print()
-    print(table([{"figure": k, "value": main_run[k]} for k in
-                 ("seconds", "api_wait_s", "api_sum_s", "non_api_s", "requests", "requests_served",
-                  "publishes", "peak_rss_mb", "cpu_s")], ["figure", "value"]))
+    print(
+        table(
+            [
+                {"figure": k, "value": main_run[k]}
+                for k in (
+                    "seconds",
+                    "api_wait_s",
+                    "api_sum_s",
+                    "non_api_s",
+                    "requests",
+                    "requests_served",
+                    "publishes",
+                    "peak_rss_mb",
+                    "cpu_s",
+                )
+            ],
+            ["figure", "value"],
+        )
+    )
     print("rows merged:", main_run["rows_written"])
     print()
     print(table(rows, ["stage", "seconds", "share of non-API"]))
     target = main_run["non_api_s"] < 60
     print(f"\ntarget non-API < 60 s: {'pass' if target else 'MISS'} ({main_run['non_api_s']:.2f} s)")
-    path = write_result(f"incremental_{a.orders}", {
-        "orders": a.orders, "seed": a.seed, "hours": a.hours, "base": how,
-        "base_build": {h: b[1] for h, b in bases.items()},
-        "clock": [t_start.isoformat(), t_end.isoformat()], "total_orders": total_orders,
-        "changed_orders": changed, "changed_share": share, "runs": runs,
-        "target_non_api_lt_60s": target,
-        "profile": (str((RESULTS / f"profile_incremental_{a.orders}.txt").relative_to(ROOT))
-                    if a.profile else None),
-    })
+    path = write_result(
+        f"incremental_{a.orders}",
+        {
+            "orders": a.orders,
+            "seed": a.seed,
+            "hours": a.hours,
+            "base": how,
+            "base_build": {h: b[1] for h, b in bases.items()},
+            "clock": [t_start.isoformat(), t_end.isoformat()],
+            "total_orders": total_orders,
+            "changed_orders": changed,
+            "changed_share": share,
+            "runs": runs,
+            "target_non_api_lt_60s": target,
+            "profile": (
+                str((RESULTS / f"profile_incremental_{a.orders}.txt").relative_to(ROOT)) if a.profile else None
+            ),
+        },
+    )
     print(f"result: {path}")
     return 0
 

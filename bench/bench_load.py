@@ -46,23 +46,32 @@ def main() -> int:
     ap.add_argument("--plain", action="store_true", help="the plain world (WorldConfig(variety=False))")
     ap.add_argument("--skip-dlt-default", action="store_true", help="dlt default is slow (~1,300 lines/s)")
     ap.add_argument("--profile", action="store_true", help="also profile ours with pyinstrument (a 2nd run)")
-    ap.add_argument("--one-worker", action="store_true",
-                    help="also run ours with XPORT_WORKERS=1 (one window at a time: the bounded-memory setting)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds of every system; each keeps its fastest (dlt default runs once)")
+    ap.add_argument(
+        "--one-worker",
+        action="store_true",
+        help="also run ours with XPORT_WORKERS=1 (one window at a time: the bounded-memory setting)",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every system; each keeps its fastest (dlt default runs once)"
+    )
     a = ap.parse_args()
 
     meta = landed_cache(a.orders, seed=a.seed, plain=a.plain)
     summary = meta["summary"]["taobao_orders"]
     files = page_files(meta)
     manifests = meta["manifests"]["taobao_orders"]
-    print(f"landed pages: {summary['windows']} windows, {summary['pages']:,} pages, "
-          f"{summary['records']:,} records, {summary['gz_bytes'] / 2**20:.1f} MB gzip", flush=True)
+    print(
+        f"landed pages: {summary['windows']} windows, {summary['pages']:,} pages, "
+        f"{summary['records']:,} records, {summary['gz_bytes'] / 2**20:.1f} MB gzip",
+        flush=True,
+    )
 
-    systems = [("ours", "ours_load", {"manifests": manifests}),
-               ("duckdb_ref", "duckdb_ref", {"files": files, "variant": "read_json"}),
-               ("duckdb_ref_text", "duckdb_ref", {"files": files, "variant": "text"}),
-               ("dlt_best", "dlt_load", {"files": files, "config": "best", "stages": True})]
+    systems = [
+        ("ours", "ours_load", {"manifests": manifests}),
+        ("duckdb_ref", "duckdb_ref", {"files": files, "variant": "read_json"}),
+        ("duckdb_ref_text", "duckdb_ref", {"files": files, "variant": "text"}),
+        ("dlt_best", "dlt_load", {"files": files, "config": "best", "stages": True}),
+    ]
     if a.one_worker:
         systems.insert(1, ("ours_1worker", "ours_load", {"manifests": manifests, "env": {"XPORT_WORKERS": "1"}}))
     if not a.skip_dlt_default:
@@ -94,23 +103,38 @@ def main() -> int:
         errors.append(f"duckdb_ref loaded {ref['orders']} orders, the pages hold {summary['records']}")
     for name in ("dlt_best", "dlt_default"):
         if name in res and (res[name]["orders"], res[name]["lines"]) != (ref["orders"], ref["lines"]):
-            errors.append(f"{name} loaded {res[name]['orders']}/{res[name]['lines']} orders/lines, "
-                          f"duckdb_ref {ref['orders']}/{ref['lines']}")
+            errors.append(
+                f"{name} loaded {res[name]['orders']}/{res[name]['lines']} orders/lines, "
+                f"duckdb_ref {ref['orders']}/{ref['lines']}"
+            )
     if (res["duckdb_ref_text"]["orders"], res["duckdb_ref_text"]["lines"], res["duckdb_ref_text"]["checksum"]) != (
-            ref["orders"], ref["lines"], ref["checksum"]):
+        ref["orders"],
+        ref["lines"],
+        ref["checksum"],
+    ):
         errors.append("the two plain-DuckDB variants disagree")
     distinct = (ref["distinct_orders"], ref["distinct_lines"])
     ours = res["ours"]
     if (ours["orders"] + ours["order_rejects"], ours["lines"] + ours["line_rejects"]) != distinct:
-        errors.append(f"ours loaded {ours['orders']}+{ours['order_rejects']} rejected orders and "
-                      f"{ours['lines']}+{ours['line_rejects']} rejected lines; distinct on the pages: {distinct}")
+        errors.append(
+            f"ours loaded {ours['orders']}+{ours['order_rejects']} rejected orders and "
+            f"{ours['lines']}+{ours['line_rejects']} rejected lines; distinct on the pages: {distinct}"
+        )
 
     lines = ref["lines"]
     rows = []
     for name, r in res.items():
-        rows.append({"system": name, "seconds": r["seconds"], "lines/s": lines / r["seconds"],
-                     "peak RSS MB": r["peak_rss_mb"], "orders": r["orders"], "lines": r["lines"],
-                     "speed-up vs it": r["seconds"] / ours["seconds"]})
+        rows.append(
+            {
+                "system": name,
+                "seconds": r["seconds"],
+                "lines/s": lines / r["seconds"],
+                "peak RSS MB": r["peak_rss_mb"],
+                "orders": r["orders"],
+                "lines": r["lines"],
+                "speed-up vs it": r["seconds"] / ours["seconds"],
+            }
+        )
     print()
     print(table(rows, ["system", "seconds", "lines/s", "peak RSS MB", "orders", "lines", "speed-up vs it"]))
     ratios = {f"ours_time/{n}_time": ours["seconds"] / r["seconds"] for n, r in res.items() if n != "ours"}
@@ -124,29 +148,48 @@ def main() -> int:
         "ours>=duckdb_ref(fastest variant)": res["ours"]["seconds"] <= fastest_ref,
     }
     print("targets:", targets)
-    print(f"ours: records typed in SQL {ours.get('fast_records')} of {ours.get('records')} "
-          f"(fast-path share {ours.get('fast_share')})")
+    print(
+        f"ours: records typed in SQL {ours.get('fast_records')} of {ours.get('records')} "
+        f"(fast-path share {ours.get('fast_share')})"
+    )
     for name in ("dlt_best", "dlt_default"):
         if name in res:
-            print(f"{name} stages: extract {res[name].get('extract_s', 0):.1f} s, normalize "
-                  f"{res[name].get('normalize_s', 0):.1f} s, load {res[name].get('load_s', 0):.1f} s")
+            print(
+                f"{name} stages: extract {res[name].get('extract_s', 0):.1f} s, normalize "
+                f"{res[name].get('normalize_s', 0):.1f} s, load {res[name].get('load_s', 0):.1f} s"
+            )
 
     profile = None
     if a.profile:
         work = fresh_dir("load_ours_profile")
         prof_path = RESULTS / f"profile_load_ours_{a.orders}.txt"
         RESULTS.mkdir(parents=True, exist_ok=True)
-        r = run_child("ours_load", {"manifests": manifests, "data_dir": str(work), "workdir": str(work),
-                                    "profile": str(prof_path)})
+        r = run_child(
+            "ours_load",
+            {"manifests": manifests, "data_dir": str(work), "workdir": str(work), "profile": str(prof_path)},
+        )
         profile = {"seconds_under_profiler": r["seconds"], "file": str(prof_path.relative_to(RESULTS.parent.parent))}
         print(f"\npyinstrument profile of ours ({r['seconds']:.1f} s under the profiler): {prof_path}")
 
-    path = write_result(f"load_{a.orders}{'_plain' if a.plain else ''}", {
-        "orders": a.orders, "seed": a.seed, "world": "plain" if a.plain else "varied",
-        "fast_share": ours.get("fast_share"), "fast_records": ours.get("fast_records"), "repeat": max(1, a.repeat), "landed": summary, "lines_on_pages": lines,
-        "distinct_orders_lines": distinct, "systems": res, "ratios": ratios, "targets": targets,
-        "errors": errors, "profile": profile,
-    })
+    path = write_result(
+        f"load_{a.orders}{'_plain' if a.plain else ''}",
+        {
+            "orders": a.orders,
+            "seed": a.seed,
+            "world": "plain" if a.plain else "varied",
+            "fast_share": ours.get("fast_share"),
+            "fast_records": ours.get("fast_records"),
+            "repeat": max(1, a.repeat),
+            "landed": summary,
+            "lines_on_pages": lines,
+            "distinct_orders_lines": distinct,
+            "systems": res,
+            "ratios": ratios,
+            "targets": targets,
+            "errors": errors,
+            "profile": profile,
+        },
+    )
     print(f"\nresult: {path}")
     if errors:
         print("COUNT MISMATCH:\n  " + "\n  ".join(errors), file=sys.stderr)

@@ -72,10 +72,14 @@ def main() -> int:
 
     db = a.warehouse or build(a.orders, a.seed)
     con = duckdb.connect(str(db), read_only=True)
-    sizes = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
-             for t in ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events")}
-    views = [r[0] for r in con.execute(
-        "select view_name from duckdb_views() where view_name like 'rpt_%' order by 1").fetchall()]
+    sizes = {
+        t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
+        for t in ("fct_orders", "fct_order_lines", "fct_refunds", "fct_parcels", "fct_parcel_events")
+    }
+    views = [
+        r[0]
+        for r in con.execute("select view_name from duckdb_views() where view_name like 'rpt_%' order by 1").fetchall()
+    ]
     con.close()
     print("warehouse:", ", ".join(f"{t} {n:,}" for t, n in sizes.items()))
     rows, res = [], {}
@@ -88,8 +92,16 @@ def main() -> int:
             times.append(time.perf_counter() - t0)
             con.close()
         res[v] = {"cold_s": times[0], "warm_s": times[1:], "rows": n, "pass": max(times) < 1.0}
-        rows.append({"view": v, "rows": n, "cold s": times[0], "warm median s": statistics.median(times[1:]),
-                     "max s": max(times), "< 1 s": "pass" if max(times) < 1.0 else "MISS"})
+        rows.append(
+            {
+                "view": v,
+                "rows": n,
+                "cold s": times[0],
+                "warm median s": statistics.median(times[1:]),
+                "max s": max(times),
+                "< 1 s": "pass" if max(times) < 1.0 else "MISS",
+            }
+        )
     print(table(rows, ["view", "rows", "cold s", "warm median s", "max s", "< 1 s"]))
     name = f"reports_{a.orders}" if not a.warehouse else "reports_custom"
     print(f"\nresult: {write_result(name, {'orders': a.orders, 'warehouse': str(db), 'sizes': sizes, 'views': res})}")

@@ -32,8 +32,7 @@ def main() -> int:
     ap.add_argument("--all-endpoints", action="store_true")
     a = ap.parse_args()
 
-    systems = [("ours", "ours_run", {"endpoints": ["taobao_orders"]}),
-               ("dlt_best", "dlt_run", {"config": "best"})]
+    systems = [("ours", "ours_run", {"endpoints": ["taobao_orders"]}), ("dlt_best", "dlt_run", {"config": "best"})]
     if a.dlt_default:
         systems.append(("dlt_default", "dlt_run", {"config": "default"}))
     if a.all_endpoints:
@@ -48,31 +47,57 @@ def main() -> int:
             print(f"running {name} ...", flush=True)
             s0 = sb.stats()["requests"]
             c0 = sb.cpu_s()
-            r = run_child(task, {**args, "base_url": sb.base_url, "data_dir": str(work),
-                                 "workdir": str(work), "rate_limit": 0})
+            r = run_child(
+                task, {**args, "base_url": sb.base_url, "data_dir": str(work), "workdir": str(work), "rate_limit": 0}
+            )
             r["requests"] = sb.stats()["requests"] - s0
             r["sandbox_cpu_s"] = sb.cpu_s() - c0
             res[name] = r
-            print(f"  {name}: {r['seconds']:.1f} s, {r['requests']:,} requests, "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"  {name}: {r['seconds']:.1f} s, {r['requests']:,} requests, peak RSS {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     ours = res["ours"]
-    rows = [{"system": n, "seconds": r["seconds"], "sandbox CPU s": r["sandbox_cpu_s"], "requests": r["requests"], "orders": r.get("orders"),
-             "lines": r.get("lines"), "peak RSS MB": r["peak_rss_mb"],
-             "speed-up vs it": r["seconds"] / ours["seconds"]} for n, r in res.items()]
+    rows = [
+        {
+            "system": n,
+            "seconds": r["seconds"],
+            "sandbox CPU s": r["sandbox_cpu_s"],
+            "requests": r["requests"],
+            "orders": r.get("orders"),
+            "lines": r.get("lines"),
+            "peak RSS MB": r["peak_rss_mb"],
+            "speed-up vs it": r["seconds"] / ours["seconds"],
+        }
+        for n, r in res.items()
+    ]
     print()
-    print(table(rows, ["system", "seconds", "sandbox CPU s", "requests", "orders", "lines", "peak RSS MB", "speed-up vs it"]))
+    print(
+        table(
+            rows, ["system", "seconds", "sandbox CPU s", "requests", "orders", "lines", "peak RSS MB", "speed-up vs it"]
+        )
+    )
     ratio = ours["seconds"] / res["dlt_best"]["seconds"]
-    print(f"\nours_time/dlt_best_time = {ratio:.3f}  (speed-up {1 / ratio:.2f}x); target speed-up >= 3: "
-          f"{'pass' if 1 / ratio >= 3 else 'MISS'}")
+    print(
+        f"\nours_time/dlt_best_time = {ratio:.3f}  (speed-up {1 / ratio:.2f}x); target speed-up >= 3: "
+        f"{'pass' if 1 / ratio >= 3 else 'MISS'}"
+    )
     errors = []
     # dlt appends every record as paged (the sandbox repeats a few records across pages); ours
     # keeps one row per order: ours + rejects <= dlt, and dlt - ours is the repeats
     if ours["orders"] + ours["order_rejects"] > res["dlt_best"]["orders"]:
         errors.append("ours loaded more orders than dlt received")
-    path = write_result(f"run_{a.orders}", {"orders": a.orders, "seed": a.seed, "systems": res,
-                                            "ours_time/dlt_best_time": ratio,
-                                            "targets": {"speedup_vs_dlt_best>=3": 1 / ratio >= 3},
-                                            "errors": errors})
+    path = write_result(
+        f"run_{a.orders}",
+        {
+            "orders": a.orders,
+            "seed": a.seed,
+            "systems": res,
+            "ours_time/dlt_best_time": ratio,
+            "targets": {"speedup_vs_dlt_best>=3": 1 / ratio >= 3},
+            "errors": errors,
+        },
+    )
     print(f"result: {path}")
     if errors:
         print("COUNT MISMATCH: " + "; ".join(errors), file=sys.stderr)

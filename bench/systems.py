@@ -47,8 +47,11 @@ def _settings(args: dict):
     from xport_etl.settings import Settings
 
     # from_env: the knobs a benchmark sets in the child's environment (XPORT_WORKERS, XPORT_STAGE_MEMORY…)
-    return Settings.from_env(base_url=args.get("base_url", "http://127.0.0.1:8765"),
-                             data_dir=Path(args["data_dir"]), rate_limit=float(args.get("rate_limit") or 0))
+    return Settings.from_env(
+        base_url=args.get("base_url", "http://127.0.0.1:8765"),
+        data_dir=Path(args["data_dir"]),
+        rate_limit=float(args.get("rate_limit") or 0),
+    )
 
 
 # ---- ours
@@ -64,15 +67,22 @@ def ours_extract(args: dict) -> dict:
     manifests: dict[str, list[str]] = {}
     try:
         for e in args["endpoints"]:
-            manifests[e] = [extract_window(settings, e, a, b, client=client)
-                            for a, b in split_window(start, end, DEFAULT_CHUNK)]
+            manifests[e] = [
+                extract_window(settings, e, a, b, client=client) for a, b in split_window(start, end, DEFAULT_CHUNK)
+            ]
     finally:
         client.close()
     seconds = time.perf_counter() - t0
     mans = [json.loads(Path(m).read_text()) for ms in manifests.values() for m in ms]
-    return {"seconds": seconds, "manifests": manifests, "pages": sum(m["pages"] for m in mans),
-            "records": sum(m["records"] for m in mans), "requests": sum(m["requests"] for m in mans),
-            "http_429": sum(m["http_429"] for m in mans), "retries": sum(m["retries"] for m in mans)}
+    return {
+        "seconds": seconds,
+        "manifests": manifests,
+        "pages": sum(m["pages"] for m in mans),
+        "records": sum(m["records"] for m in mans),
+        "requests": sum(m["requests"] for m in mans),
+        "http_429": sum(m["http_429"] for m in mans),
+        "retries": sum(m["retries"] for m in mans),
+    }
 
 
 def _ours_counts(data_dir: Path) -> dict:
@@ -86,13 +96,16 @@ def _ours_counts(data_dir: Path) -> dict:
             "lines": q("select count(*) from fct_order_lines where platform = 'taobao'"),
             # rejected orders that did not load (a rejected copy of an order whose other copy
             # loaded is not one: the check is orders + these = distinct ids on the pages)
-            "order_rejects": q("select count(distinct record_id) from etl_rejects where endpoint = 'taobao_orders' "
-                               "and severity = 'rejected' and reason not like 'sub-order:%' and record_id not in "
-                               "(select order_id from fct_orders where platform = 'taobao')"),
-            "line_rejects": q("select count(*) from etl_rejects where endpoint = 'taobao_orders' "
-                              "and severity = 'rejected' and reason like 'sub-order:%'"),
-            "warnings": q("select count(*) from etl_rejects where endpoint = 'taobao_orders' "
-                          "and severity = 'warning'"),
+            "order_rejects": q(
+                "select count(distinct record_id) from etl_rejects where endpoint = 'taobao_orders' "
+                "and severity = 'rejected' and reason not like 'sub-order:%' and record_id not in "
+                "(select order_id from fct_orders where platform = 'taobao')"
+            ),
+            "line_rejects": q(
+                "select count(*) from etl_rejects where endpoint = 'taobao_orders' "
+                "and severity = 'rejected' and reason like 'sub-order:%'"
+            ),
+            "warnings": q("select count(*) from etl_rejects where endpoint = 'taobao_orders' and severity = 'warning'"),
         }
     finally:
         con.close()
@@ -121,8 +134,13 @@ def ours_load(args: dict) -> dict:
         prof.start()
     result = load_windows(settings, args["manifests"])
     seconds = time.perf_counter() - t0
-    out = {"seconds": seconds, "rows_written": result["rows_written"], "rejects": result["rejects"],
-           **_ours_counts(settings.data_dir), **_fast_share(settings.data_dir)}
+    out = {
+        "seconds": seconds,
+        "rows_written": result["rows_written"],
+        "rejects": result["rejects"],
+        **_ours_counts(settings.data_dir),
+        **_fast_share(settings.data_dir),
+    }
     if args.get("profile"):
         prof.stop()
         Path(args["profile"]).write_text(prof.output_text(unicode=False, color=False, show_all=False))
@@ -137,26 +155,36 @@ def ours_run(args: dict) -> dict:
     t0 = time.perf_counter()
     result = run_window(settings, start, end, endpoints=args["endpoints"])
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "rows_written": result["rows_written"], "rejects": result["rejects"],
-            **_ours_counts(settings.data_dir)}
+    return {
+        "seconds": seconds,
+        "rows_written": result["rows_written"],
+        "rejects": result["rejects"],
+        **_ours_counts(settings.data_dir),
+    }
 
 
 # ---- the plain-DuckDB reference
 
-_SUB = ("STRUCT(subOrderId VARCHAR, orderNo VARCHAR, itemId VARCHAR, skuId VARCHAR, title VARCHAR, "
-        "quantity VARCHAR, purchaseAmount VARCHAR, purchaseCurrency VARCHAR, domesticPostFee VARCHAR, "
-        "status VARCHAR, refundStatus VARCHAR, taobaoPurchaseId VARCHAR, taobaoSubPurchaseId VARCHAR, "
-        "closeReason VARCHAR, errorCode VARCHAR, errorMessage VARCHAR, logisticCompanyName VARCHAR, "
-        "logisticNumber VARCHAR)")
-_REC = ("STRUCT(id VARCHAR, orderNo VARCHAR, status VARCHAR, orderSource VARCHAR, "
-        "sellerOrderNumber VARCHAR, purchaseAmount VARCHAR, purchaseCurrency VARCHAR, "
-        "domesticPostFee VARCHAR, receiver VARCHAR, warehouseName VARCHAR, warehouseAddress VARCHAR, "
-        f"closeReason VARCHAR, createTime VARCHAR, payTime VARCHAR, updateTime VARCHAR, subOrderVOS {_SUB}[])")
+_SUB = (
+    "STRUCT(subOrderId VARCHAR, orderNo VARCHAR, itemId VARCHAR, skuId VARCHAR, title VARCHAR, "
+    "quantity VARCHAR, purchaseAmount VARCHAR, purchaseCurrency VARCHAR, domesticPostFee VARCHAR, "
+    "status VARCHAR, refundStatus VARCHAR, taobaoPurchaseId VARCHAR, taobaoSubPurchaseId VARCHAR, "
+    "closeReason VARCHAR, errorCode VARCHAR, errorMessage VARCHAR, logisticCompanyName VARCHAR, "
+    "logisticNumber VARCHAR)"
+)
+_REC = (
+    "STRUCT(id VARCHAR, orderNo VARCHAR, status VARCHAR, orderSource VARCHAR, "
+    "sellerOrderNumber VARCHAR, purchaseAmount VARCHAR, purchaseCurrency VARCHAR, "
+    "domesticPostFee VARCHAR, receiver VARCHAR, warehouseName VARCHAR, warehouseAddress VARCHAR, "
+    f"closeReason VARCHAR, createTime VARCHAR, payTime VARCHAR, updateTime VARCHAR, subOrderVOS {_SUB}[])"
+)
 _CST = "interval 8 hour"
 
 
-_PAGES_AS_TEXT = ("read_csv(?, columns = {line: 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
-                  "header = false, compression = 'gzip', max_line_size = 100000000)")
+_PAGES_AS_TEXT = (
+    "read_csv(?, columns = {line: 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
+    "header = false, compression = 'gzip', max_line_size = 100000000)"
+)
 
 
 def duckdb_ref(args: dict) -> dict:
@@ -225,13 +253,15 @@ def duckdb_ref(args: dict) -> dict:
     seconds = time.perf_counter() - t0
     con = duckdb.connect(str(db), read_only=True)
     q = lambda sql: con.execute(sql).fetchall()[0][0]  # noqa: E731
-    out = {"seconds": seconds, "orders": q("select count(*) from orders"),
-           "lines": q("select count(*) from order_lines"),
-           "distinct_orders": q("select count(distinct order_id) from orders"),
-           "distinct_lines": q("select count(distinct line_id) from order_lines"),
-           # a fingerprint of the typed values, to check the two variants agree
-           "checksum": str(q("select sum(hash(order_id, goods_amount, created_at, updated_at, line_count)) "
-                             "from orders"))}
+    out = {
+        "seconds": seconds,
+        "orders": q("select count(*) from orders"),
+        "lines": q("select count(*) from order_lines"),
+        "distinct_orders": q("select count(distinct order_id) from orders"),
+        "distinct_lines": q("select count(distinct line_id) from order_lines"),
+        # a fingerprint of the typed values, to check the two variants agree
+        "checksum": str(q("select sum(hash(order_id, goods_amount, created_at, updated_at, line_count)) from orders")),
+    }
     con.close()
     return out
 
@@ -254,8 +284,10 @@ def _dlt_pipeline(args: dict, name: str):
 def _dlt_counts(pipeline) -> dict:
     with pipeline.sql_client() as c:
         q = lambda sql: c.execute_sql(sql)[0][0]  # noqa: E731
-        return {"orders": q("select count(*) from taobao_orders"),
-                "lines": q("select count(*) from taobao_orders__sub_order_vos")}
+        return {
+            "orders": q("select count(*) from taobao_orders"),
+            "lines": q("select count(*) from taobao_orders__sub_order_vos"),
+        }
 
 
 def _run_kwargs(args: dict) -> dict:
@@ -301,23 +333,34 @@ def _dlt_source(args: dict):
     from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
 
     start, end = _bounds(args)
-    body = {"pageSize": 100, "createStartTime": format_window_value(start, "cst_string"),
-            "createEndTime": format_window_value(end, "cst_string")}
-    return rest_api_source({
-        "client": {
-            "base_url": args["base_url"],
-            "auth": XportDltAuth(access_key=DEFAULT_ACCESS_KEY, secret=DEFAULT_ACCESS_SECRET,
-                                 user_id=DEFAULT_USER_ID),
-            "paginator": PageNumberPaginator(base_page=1, page_body_path="pageNo",
-                                             total_path="data.pages"),
-        },
-        "resources": [{
-            "name": "taobao_orders",
-            "write_disposition": "append",
-            "endpoint": {"path": "/open/purchase/page", "method": "POST", "json": body,
-                         "data_selector": "data.records"},
-        }],
-    })
+    body = {
+        "pageSize": 100,
+        "createStartTime": format_window_value(start, "cst_string"),
+        "createEndTime": format_window_value(end, "cst_string"),
+    }
+    return rest_api_source(
+        {
+            "client": {
+                "base_url": args["base_url"],
+                "auth": XportDltAuth(
+                    access_key=DEFAULT_ACCESS_KEY, secret=DEFAULT_ACCESS_SECRET, user_id=DEFAULT_USER_ID
+                ),
+                "paginator": PageNumberPaginator(base_page=1, page_body_path="pageNo", total_path="data.pages"),
+            },
+            "resources": [
+                {
+                    "name": "taobao_orders",
+                    "write_disposition": "append",
+                    "endpoint": {
+                        "path": "/open/purchase/page",
+                        "method": "POST",
+                        "json": body,
+                        "data_selector": "data.records",
+                    },
+                }
+            ],
+        }
+    )
 
 
 def dlt_extract(args: dict) -> dict:
@@ -327,9 +370,13 @@ def dlt_extract(args: dict) -> dict:
     info = pipeline.extract(source, **_run_kwargs(args))
     seconds = time.perf_counter() - t0
     metrics = info.metrics[info.loads_ids[0]][0]["table_metrics"]
-    return {"seconds": seconds, "records": metrics["taobao_orders"].items_count,
-            "lines": metrics["taobao_orders__sub_order_vos"].items_count
-            if "taobao_orders__sub_order_vos" in metrics else None}
+    return {
+        "seconds": seconds,
+        "records": metrics["taobao_orders"].items_count,
+        "lines": metrics["taobao_orders__sub_order_vos"].items_count
+        if "taobao_orders__sub_order_vos" in metrics
+        else None,
+    }
 
 
 def dlt_run(args: dict) -> dict:
@@ -396,13 +443,21 @@ def ours_concurrent(args: dict) -> dict:
         for k, v in c.stats.as_dict().items():
             if isinstance(v, (int, float)):
                 stats[k] = stats.get(k, 0) + v
-    return {"seconds": seconds, "keys": {e: len(v) for e, v in keys.items()},
-            "finished": sum(not t.is_alive() for t in threads), "threads": len(threads),
-            "client_stats": stats, "errors": errors, "_exit": True}
+    return {
+        "seconds": seconds,
+        "keys": {e: len(v) for e, v in keys.items()},
+        "finished": sum(not t.is_alive() for t in threads),
+        "threads": len(threads),
+        "client_stats": stats,
+        "errors": errors,
+        "_exit": True,
+    }
 
 
-TASKS = {f.__name__: f for f in (ours_extract, ours_load, ours_run, duckdb_ref, dlt_load,
-                                 dlt_extract, dlt_run, ours_concurrent)}
+TASKS = {
+    f.__name__: f
+    for f in (ours_extract, ours_load, ours_run, duckdb_ref, dlt_load, dlt_extract, dlt_run, ours_concurrent)
+}
 
 
 def main() -> None:
@@ -428,9 +483,13 @@ def main() -> None:
     result = TASKS[task](args)
     ru_s = resource.getrusage(resource.RUSAGE_SELF)
     ru_c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result.update(maxrss_self_kb=ru_s.ru_maxrss, maxrss_children_kb=ru_c.ru_maxrss,
-                  cpu_s=ru_s.ru_utime + ru_s.ru_stime + ru_c.ru_utime + ru_c.ru_stime, task=task,
-                  finished_at=datetime.now(UTC).isoformat())
+    result.update(
+        maxrss_self_kb=ru_s.ru_maxrss,
+        maxrss_children_kb=ru_c.ru_maxrss,
+        cpu_s=ru_s.ru_utime + ru_s.ru_stime + ru_c.ru_utime + ru_c.ru_stime,
+        task=task,
+        finished_at=datetime.now(UTC).isoformat(),
+    )
     out.write_text(json.dumps(result, default=str))
     if result.get("_exit"):  # threads may still be running: do not wait for them
         sys.stdout.flush()

@@ -53,8 +53,9 @@ class Sandbox:
     measured client never waits for the sandbox generating its world (startup is not measured).
     """
 
-    def __init__(self, orders: int, *, seed: int = 7, rate_limit: float = 0.0, warm: bool = False,
-                 plain: bool = False) -> None:
+    def __init__(
+        self, orders: int, *, seed: int = 7, rate_limit: float = 0.0, warm: bool = False, plain: bool = False
+    ) -> None:
         self.orders, self.seed, self.rate_limit, self.warm = orders, seed, rate_limit, warm
         self.plain = plain
         self.port = _free_port()
@@ -65,11 +66,25 @@ class Sandbox:
     def start(self) -> Sandbox:
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [PY, "-m", "xport_sandbox.cli", "serve", "--port", str(self.port),
-             "--seed", str(self.seed), "--orders", str(self.orders),
-             "--rate-limit", str(self.rate_limit), *(["--warm"] if self.warm else []),
-             *(["--plain"] if self.plain else [])],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                PY,
+                "-m",
+                "xport_sandbox.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--seed",
+                str(self.seed),
+                "--orders",
+                str(self.orders),
+                "--rate-limit",
+                str(self.rate_limit),
+                *(["--warm"] if self.warm else []),
+                *(["--plain"] if self.plain else []),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 600
         while True:
@@ -114,8 +129,9 @@ class Sandbox:
 # ---- one system in a fresh subprocess
 
 
-def run_child(task: str, args: dict[str, Any], *, env: dict[str, str] | None = None,
-              timeout: float = 7200, poll_s: float = 0.05) -> dict[str, Any]:
+def run_child(
+    task: str, args: dict[str, Any], *, env: dict[str, str] | None = None, timeout: float = 7200, poll_s: float = 0.05
+) -> dict[str, Any]:
     """Run ``python -m bench.systems <task>`` with ``args``; return its JSON result plus
     ``peak_rss_mb`` (sum of the RSS of the process tree, polled every ``poll_s``),
     ``maxrss_mb`` (the child's own ``ru_maxrss``, and its children's) and ``process_s``."""
@@ -124,8 +140,7 @@ def run_child(task: str, args: dict[str, Any], *, env: dict[str, str] | None = N
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    proc = subprocess.Popen([PY, "-m", "bench.systems", task, json.dumps(args), str(out)],
-                            cwd=ROOT, env=full_env)
+    proc = subprocess.Popen([PY, "-m", "bench.systems", task, json.dumps(args), str(out)], cwd=ROOT, env=full_env)
     peak = 0
     ps = psutil.Process(proc.pid)
     while proc.poll() is None:
@@ -164,8 +179,9 @@ def fresh_dir(name: str) -> Path:
 # ---- the landed-pages cache
 
 
-def landed_cache(orders: int, *, seed: int = 7, endpoints: tuple[str, ...] = ("taobao_orders",),
-                 plain: bool = False) -> dict:
+def landed_cache(
+    orders: int, *, seed: int = 7, endpoints: tuple[str, ...] = ("taobao_orders",), plain: bool = False
+) -> dict:
     """Land the whole history of ``endpoints`` once with our pipeline (no rate limit) and reuse it.
 
     Returns ``{"data_dir", "manifests": {endpoint: [paths]}, "pages", "records", "bytes"}``.
@@ -180,11 +196,21 @@ def landed_cache(orders: int, *, seed: int = 7, endpoints: tuple[str, ...] = ("t
         data_dir = root / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         with Sandbox(orders, seed=seed, rate_limit=0, plain=plain) as sb:
-            print(f"[cache] landing {missing} for seed={seed} orders={orders} "
-                  f"(sandbox started in {sb.startup_s:.1f} s) ...", flush=True)
-            res = run_child("ours_extract", {"base_url": sb.base_url, "data_dir": str(data_dir),
-                                             "rate_limit": 0, "endpoints": missing,
-                                             "workdir": str(root)})
+            print(
+                f"[cache] landing {missing} for seed={seed} orders={orders} "
+                f"(sandbox started in {sb.startup_s:.1f} s) ...",
+                flush=True,
+            )
+            res = run_child(
+                "ours_extract",
+                {
+                    "base_url": sb.base_url,
+                    "data_dir": str(data_dir),
+                    "rate_limit": 0,
+                    "endpoints": missing,
+                    "workdir": str(root),
+                },
+            )
         for e in missing:
             meta["manifests"][e] = res["manifests"][e]
         meta["data_dir"] = str(data_dir)
@@ -194,7 +220,8 @@ def landed_cache(orders: int, *, seed: int = 7, endpoints: tuple[str, ...] = ("t
         files = [Path(m).parent / "pages.jsonl.gz" for m in meta["manifests"][e]]
         mans = [json.loads(Path(m).read_text()) for m in meta["manifests"][e]]
         meta.setdefault("summary", {})[e] = {
-            "windows": len(files), "pages": sum(m["pages"] for m in mans),
+            "windows": len(files),
+            "pages": sum(m["pages"] for m in mans),
             "records": sum(m["records"] for m in mans),
             "gz_bytes": sum(f.stat().st_size for f in files),
         }
@@ -221,21 +248,27 @@ def machine() -> dict[str, Any]:
     with suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
         cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     return {
-        "cpus": os.cpu_count(), "cpu_model": cpu,
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(), "duckdb": duckdb.__version__, "dlt": dlt_version,
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "dlt": dlt_version,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True).stdout.strip(),
-        "git_dirty": bool(subprocess.run(["git", "status", "--porcelain", "xport_etl", "sql"],
-                                         cwd=ROOT, capture_output=True, text=True).stdout.strip()),
+        "git": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "git_dirty": bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "xport_etl", "sql"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
+        ),
     }
 
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "command": " ".join([Path(PY).name, *sys.argv]),
-               "machine": machine(), **payload}
+    payload = {"benchmark": name, "command": " ".join([Path(PY).name, *sys.argv]), "machine": machine(), **payload}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str))
     return path

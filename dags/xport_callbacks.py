@@ -37,7 +37,11 @@ from xport_airflow_provider.notifications import notify_failure
     tags=["xport", "callbacks", "taobao"],
 )
 def xport_callbacks() -> None:
-    @task(pool="xport_api", execution_timeout=timedelta(minutes=30), doc_md="Refresh the orders and refunds named by the callbacks stored since the last run.")
+    @task(
+        pool="xport_api",
+        execution_timeout=timedelta(minutes=30),
+        doc_md="Refresh the orders and refunds named by the callbacks stored since the last run.",
+    )
     def consume() -> dict[str, Any]:
         from xport_airflow_provider.hooks import XportHook
 

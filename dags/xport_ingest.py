@@ -255,9 +255,9 @@ def _load_task(upstream: str, *tables: str):
 )
 def xport_ingest() -> None:
     with TaskGroup("taobao", tooltip="Taobao purchase orders, refunds and parcels"):
-        orders = extract_list.override(
-            task_id="extract_orders", doc_md=_extract_list_doc("taobao_orders")
-        )("taobao_orders")
+        orders = extract_list.override(task_id="extract_orders", doc_md=_extract_list_doc("taobao_orders"))(
+            "taobao_orders"
+        )
         loaded = _load_task("extract_orders", "fct_orders", "fct_order_lines")(orders)
         logistics = extract_fanout.override(
             task_id="extract_logistics",
@@ -268,27 +268,23 @@ def xport_ingest() -> None:
         loaded >> logistics
         loads = [_load_task("extract_logistics", "fct_parcels", "fct_parcel_events")(logistics)]
 
-        refunds = extract_list.override(
-            task_id="extract_refunds", doc_md=_extract_list_doc("taobao_refunds")
-        )("taobao_refunds")
+        refunds = extract_list.override(task_id="extract_refunds", doc_md=_extract_list_doc("taobao_refunds"))(
+            "taobao_refunds"
+        )
         loads.append(_load_task("extract_refunds", "fct_refunds")(refunds))
 
     with TaskGroup("alibaba", tooltip="1688 purchase orders, then their refunds and parcels"):
-        orders = extract_list.override(
-            task_id="extract_orders", doc_md=_extract_list_doc("alibaba_orders")
-        )("alibaba_orders")
+        orders = extract_list.override(task_id="extract_orders", doc_md=_extract_list_doc("alibaba_orders"))(
+            "alibaba_orders"
+        )
         loaded = _load_task("extract_orders", "fct_orders", "fct_order_lines")(orders)
         refunds = extract_fanout.override(
             task_id="extract_refunds",
-            doc_md=_extract_fanout_doc(
-                "alibaba_refunds", "refundIds on 1688 items whose refund is not yet final"
-            ),
+            doc_md=_extract_fanout_doc("alibaba_refunds", "refundIds on 1688 items whose refund is not yet final"),
         )("alibaba_refunds")
         logistics = extract_fanout.override(
             task_id="extract_logistics",
-            doc_md=_extract_fanout_doc(
-                "alibaba_logistics", "shipped 1688 orders whose trace is not yet final"
-            ),
+            doc_md=_extract_fanout_doc("alibaba_logistics", "shipped 1688 orders whose trace is not yet final"),
         )("alibaba_logistics")
         loaded >> [refunds, logistics]
         loads.append(_load_task("extract_refunds", "fct_refunds")(refunds))

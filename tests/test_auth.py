@@ -125,8 +125,9 @@ def test_recipe_timestamp_in_its_unit():
 def test_auth_signs_with_its_recipe_and_sends_the_recipe_unit():
     from xport_etl.extract.auth import SIGN_RECIPES
 
-    auth = XportAuth(AK, SECRET, "1", clock=lambda: 1_700_000_000_123, nonce=lambda: NONCE,
-                     recipe=SIGN_RECIPES["concat"])
+    auth = XportAuth(
+        AK, SECRET, "1", clock=lambda: 1_700_000_000_123, nonce=lambda: NONCE, recipe=SIGN_RECIPES["concat"]
+    )
     h = auth.headers()
     assert h["timestamp"] == TS_S
     assert h["signature"] == "8BEB721532E0FAAF35A7D85C6C191C2E"
@@ -147,13 +148,16 @@ def test_resolve_recipe_custom_template_and_unit():
     assert query_s.timestamp_unit == "s" and query_s.sign(AK, NONCE, TS, SECRET) == sign(AK, NONCE, TS, SECRET)
 
 
-@pytest.mark.parametrize(("kwargs", "needle"), [
-    ({"name": "hmac"}, "query, concat"),
-    ({"name": "query", "template": "{access_key}{nonce}{timestamp}"}, "{secret}"),
-    ({"name": "query", "template": "{access_key}{nonce}{timestamp}{secret}{salt}"}, "salt"),
-    ({"name": "query", "template": "{secret}{access_key}{nonce}{timestamp"}, "template"),
-    ({"name": "query", "timestamp_unit": "us"}, "ms"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"name": "hmac"}, "query, concat"),
+        ({"name": "query", "template": "{access_key}{nonce}{timestamp}"}, "{secret}"),
+        ({"name": "query", "template": "{access_key}{nonce}{timestamp}{secret}{salt}"}, "salt"),
+        ({"name": "query", "template": "{secret}{access_key}{nonce}{timestamp"}, "template"),
+        ({"name": "query", "timestamp_unit": "us"}, "ms"),
+    ],
+)
 def test_resolve_recipe_refuses_bad_configuration(kwargs, needle):
     from xport_etl.errors import ConfigError
     from xport_etl.extract.auth import resolve_recipe

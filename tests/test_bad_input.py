@@ -61,11 +61,9 @@ def _id(case: dict) -> str:
 def body(case: dict, page: dict) -> bytes:
     if "records" in page:
         data = {"records": page["records"], "total": len(page["records"]), "size": 100, "current": 1, "pages": 1}
-        text = jsonutil.dumps({"requestId": "r", "code": 200, "msg": "成功", "data": data},
-                              floats="allow")
+        text = jsonutil.dumps({"requestId": "r", "code": 200, "msg": "成功", "data": data}, floats="allow")
     elif "data" in page:
-        text = jsonutil.dumps({"requestId": "r", "code": 200, "msg": "成功", "data": page["data"]},
-                              floats="allow")
+        text = jsonutil.dumps({"requestId": "r", "code": 200, "msg": "成功", "data": page["data"]}, floats="allow")
     elif "envelope" in page:
         text = jsonutil.dumps(page["envelope"], floats="allow")
     else:
@@ -161,9 +159,15 @@ def test_raw_json_of_a_reject_is_the_record_as_served():
 def _land(data_dir: Path, case: dict, n: int) -> Manifest:
     start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=n)
     wid = window_id("create", start, start + timedelta(days=1))
-    m = Manifest(endpoint=case["endpoint"], mode="create", window_id=wid, window_start=start.isoformat(),
-                 window_end=(start + timedelta(days=1)).isoformat(), run_id=f"run-{n}",
-                 extracted_at=datetime.now(UTC).isoformat())
+    m = Manifest(
+        endpoint=case["endpoint"],
+        mode="create",
+        window_id=wid,
+        window_start=start.isoformat(),
+        window_end=(start + timedelta(days=1)).isoformat(),
+        run_id=f"run-{n}",
+        extracted_at=datetime.now(UTC).isoformat(),
+    )
     with PageWriter(data_dir, m) as writer:
         for _n, raw, ctx in pages(case):
             writer.write(raw, context=ctx)
@@ -182,14 +186,22 @@ def test_end_to_end_rejects_land_with_reason_and_raw_json_and_good_records_load(
     expected = [r for c in RECORD_CASES for r in c["expect"]["rejects"]]
     assert result.rejects == sum(1 for r in expected if r.get("severity", "rejected") == "rejected")
     assert sum(b.counts["warnings"] for b in batches) == len(
-        {(c["name"], r["record_id"]) for c in RECORD_CASES for r in c["expect"]["rejects"] if r.get("severity") == "warning"})
+        {
+            (c["name"], r["record_id"])
+            for c in RECORD_CASES
+            for r in c["expect"]["rejects"]
+            if r.get("severity") == "warning"
+        }
+    )
 
     con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
     try:
         for case, m in manifests:
             got = con.execute(
                 "select record_id, reason, raw_json, severity, field from etl_rejects "
-                "where endpoint = ? and window_id = ? order by page, rowid", [case["endpoint"], m.window_id]).fetchall()
+                "where endpoint = ? and window_id = ? order by page, rowid",
+                [case["endpoint"], m.window_id],
+            ).fetchall()
             want = case["expect"]["rejects"]
             assert [r[0] for r in got] == [w["record_id"] for w in want], _id(case)
             for (_rid, reason, raw, severity, field), w in zip(got, want, strict=True):
@@ -198,8 +210,14 @@ def test_end_to_end_rejects_land_with_reason_and_raw_json_and_good_records_load(
                 json.loads(raw, parse_int=Decimal, parse_float=Decimal)
             # the raw JSON is the record as served (where the record was readable)
             first = case["pages"][0].get("records", [None])[0]
-            if (isinstance(first, dict) and got and got[0][0] == first.get("id") and got[0][3] == "rejected"
-                    and not case.get("bad_bytes") and not case.get("replace_text")):
+            if (
+                isinstance(first, dict)
+                and got
+                and got[0][0] == first.get("id")
+                and got[0][3] == "rejected"
+                and not case.get("bad_bytes")
+                and not case.get("replace_text")
+            ):
                 assert json.loads(got[0][2], parse_int=Decimal, parse_float=Decimal) == first, _id(case)
         # every good record is in its fact table, with the listed values
         checked = 0
@@ -209,8 +227,10 @@ def test_end_to_end_rejects_land_with_reason_and_raw_json_and_good_records_load(
                 for want in rows:
                     keys = [k for k in spec.key if k in want]
                     where = " and ".join(f"{k} = ?" for k in keys)
-                    found = con.execute(f"select * from {spec.name} where {where}",  # noqa: S608 (names from schemas.py)
-                                        [want[k] for k in keys]).fetchall()
+                    found = con.execute(
+                        f"select * from {spec.name} where {where}",  # noqa: S608 (names from schemas.py)
+                        [want[k] for k in keys],
+                    ).fetchall()
                     assert found, f"{_id(case)}: no {spec.name} row for {want}"
                     cols = [d[0] for d in con.description]
                     row = dict(zip(cols, found[0], strict=True))

@@ -71,9 +71,13 @@ def test_every_object_is_visible_and_queryable(loaded):
         assert set(views) <= set(inspector.get_view_names())
         with engine.connect() as con:
             for obj in (o for s in docs.sections() for o in s.objects):  # a dataset's fields
-                fields = con.execute(text(
-                    "select column_name, data_type from information_schema.columns "
-                    "where table_name = :name order by ordinal_position"), {"name": obj.name}).all()
+                fields = con.execute(
+                    text(
+                        "select column_name, data_type from information_schema.columns "
+                        "where table_name = :name order by ordinal_position"
+                    ),
+                    {"name": obj.name},
+                ).all()
                 assert [tuple(f) for f in fields] == [(c.name, c.type) for c in obj.columns], obj.name
             counts = {n: con.execute(text(f"select count(*) from {n}")).scalar_one() for n in tables + views}
             assert counts["fct_orders"] > 0 and counts["rpt_spend_monthly"] > 0, counts
@@ -88,11 +92,16 @@ def test_every_object_is_visible_and_queryable(loaded):
         engine.dispose()
 
 
-@pytest.mark.xfail(raises=exc.ProgrammingError, strict=True, reason=(
-    "known bug: SQLAlchemy >= 2.0.45 reflects columns with a pg_catalog.pg_collation query that "
-    "DuckDB's catalog cannot answer (Mause/duckdb_engine#1391, fix proposed in #1393). Tools that "
-    "reflect columns (Superset's dataset editor, Table(autoload_with=…)) need SQLAlchemy < 2.0.45 "
-    "in their own environment; when this passes, drop the xfail and the README caveat."))
+@pytest.mark.xfail(
+    raises=exc.ProgrammingError,
+    strict=True,
+    reason=(
+        "known bug: SQLAlchemy >= 2.0.45 reflects columns with a pg_catalog.pg_collation query that "
+        "DuckDB's catalog cannot answer (Mause/duckdb_engine#1391, fix proposed in #1393). Tools that "
+        "reflect columns (Superset's dataset editor, Table(autoload_with=…)) need SQLAlchemy < 2.0.45 "
+        "in their own environment; when this passes, drop the xfail and the README caveat."
+    ),
+)
 def test_sqlalchemy_column_reflection(loaded):
     _, settings = loaded
     engine = bi_engine(warehouse_path(settings.data_dir))
@@ -109,10 +118,12 @@ def test_writes_through_the_bi_engine_fail(loaded):
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     engine = bi_engine(path)
     try:
-        for statement in ("insert into etl_settings values ('report_tz', 'UTC')",
-                          "delete from fct_orders",
-                          "create table scratch (x int)",
-                          "drop view rpt_spend_monthly"):
+        for statement in (
+            "insert into etl_settings values ('report_tz', 'UTC')",
+            "delete from fct_orders",
+            "create table scratch (x int)",
+            "drop view rpt_spend_monthly",
+        ):
             with engine.connect() as con, pytest.raises(exc.DBAPIError, match="read-only"):
                 con.execute(text(statement))
     finally:
@@ -165,7 +176,10 @@ def test_a_bi_reader_never_fails_while_the_pipeline_publishes(loaded, tmp_path):
     script.write_text(READER)
     proc = subprocess.Popen(
         [sys.executable, str(script), bi_url(path), str(stop), json.dumps(tables), json.dumps(views)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "ready", proc.communicate(timeout=30)
         publishes = 0
@@ -187,8 +201,10 @@ def test_a_bi_reader_never_fails_while_the_pipeline_publishes(loaded, tmp_path):
 
     con = duckdb.connect(str(path), read_only=True)
     try:
-        final = [con.execute(f"select count(*) from {n}").fetchone()[0]
-                 for n in ("etl_runs", "fct_orders", "fct_parcel_events")]
+        final = [
+            con.execute(f"select count(*) from {n}").fetchone()[0]
+            for n in ("etl_runs", "fct_orders", "fct_parcel_events")
+        ]
     finally:
         con.close()
     states = result["states"]

@@ -45,9 +45,7 @@ NOW = 1_790_000_000.0  # a fixed receiver clock (epoch s)
 def message(mtype="TAOBAO_ORDER_STATUS_MODIFY", body=None, ts=None, platform=0) -> bytes:
     msg = {
         "messageType": mtype,
-        "messageBody": body
-        if body is not None
-        else {"orderId": "1031992847890383164", "status": 11},
+        "messageBody": body if body is not None else {"orderId": "1031992847890383164", "status": 11},
         "messagePlatform": platform,
         "timestamp": str(int((NOW if ts is None else ts) * 1000)),
     }
@@ -94,11 +92,7 @@ def test_good_message_is_stored_before_the_answer(receiver):
 def test_missing_or_forged_signature_is_401(receiver, auth):
     _app, client, inbox = receiver
     body = message()
-    r = (
-        post(client, body, secret=None, auth=auth)
-        if auth is not None
-        else post(client, body, secret=None)
-    )
+    r = post(client, body, secret=None, auth=auth) if auth is not None else post(client, body, secret=None)
     assert r.status_code == 401
     assert not inbox.exists() or inbox.read_text() == ""
 
@@ -159,9 +153,7 @@ def test_signed_body_nested_past_the_recursion_limit_is_400(receiver):
     assert not inbox.exists() or inbox.read_text() == ""
 
 
-def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(
-    receiver, tmp_path, monkeypatch
-):
+def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(receiver, tmp_path, monkeypatch):
     from xport_etl import run as pipeline
 
     _app, client, inbox = receiver
@@ -188,13 +180,9 @@ def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(
     monkeypatch.setattr(
         pipeline,
         "extract_fanout",
-        lambda s, endpoint, *, keys, client=None: (
-            calls.append((endpoint, keys)) or [f"{endpoint}.json"]
-        ),
+        lambda s, endpoint, *, keys, client=None: calls.append((endpoint, keys)) or [f"{endpoint}.json"],
     )
-    monkeypatch.setattr(
-        pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 3}, "rejects": 0}
-    )
+    monkeypatch.setattr(pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 3}, "rejects": 0})
     result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=object())
     assert result["messages"] == 5 and result["bad"] == 1 and result["unknown"] == {}
     assert calls == [
@@ -273,9 +261,7 @@ def test_store_is_safe_under_concurrent_appends(tmp_path):
         t.join()
     store.close()
     entries, _end, corrupt = read_inbox(tmp_path / "inbox.jsonl")
-    assert corrupt == 0 and sorted(e.id for e in entries) == sorted(
-        {hashlib.sha256(b).hexdigest() for b in bodies}
-    )
+    assert corrupt == 0 and sorted(e.id for e in entries) == sorted({hashlib.sha256(b).hexdigest() for b in bodies})
 
 
 # ---- a receiver over real HTTP
@@ -293,9 +279,7 @@ def serve_app(app):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -325,17 +309,13 @@ def test_answers_within_the_1000_ms_budget_over_real_http(tmp_path):
                 }
             ).encode()
             started = time.perf_counter()
-            r = client.post(
-                CALLBACK_PATH, content=body, headers={"Authorization": sign_body(SECRET, body)}
-            )
+            r = client.post(CALLBACK_PATH, content=body, headers={"Authorization": sign_body(SECRET, body)})
             timings.append(time.perf_counter() - started)
             assert r.status_code == 200
     app.state.store.close()
     timings.sort()
     p95, worst = timings[int(len(timings) * 0.95)], timings[-1]
-    print(
-        f"callback answer: p50 {timings[100] * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, max {worst * 1000:.1f} ms"
-    )
+    print(f"callback answer: p50 {timings[100] * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, max {worst * 1000:.1f} ms")
     assert p95 < 1.0 and app.state.stats["stored"] == 200
     assert len(lines(tmp_path / "inbox.jsonl")) == 200
 
@@ -389,9 +369,7 @@ def test_sigkill_right_after_the_200_loses_nothing(tmp_path):
     proc = start()
     try:
         body = body_for("1031992847890383164")
-        r = httpx.post(
-            url + CALLBACK_PATH, content=body, headers={"Authorization": sign_body(SECRET, body)}
-        )
+        r = httpx.post(url + CALLBACK_PATH, content=body, headers={"Authorization": sign_body(SECRET, body)})
         os.kill(proc.pid, signal.SIGKILL)  # as soon as the 200 is in
         assert r.status_code == 200
         proc.wait(timeout=10)
@@ -624,9 +602,7 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
     monkeypatch.setattr(
         pipeline,
         "extract_fanout",
-        lambda s, endpoint, *, keys, client=None: (
-            calls.append((endpoint, keys)) or [f"{endpoint}.json"]
-        ),
+        lambda s, endpoint, *, keys, client=None: calls.append((endpoint, keys)) or [f"{endpoint}.json"],
     )
 
     def failing_load(s, paths):
@@ -636,9 +612,7 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         refresh_from_callbacks(settings, client=object())
     assert not (tmp_path / "callbacks" / "offset.json").exists()
-    monkeypatch.setattr(
-        pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 2}, "rejects": 0}
-    )
+    monkeypatch.setattr(pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 2}, "rejects": 0})
     result = refresh_from_callbacks(settings, client=object())
     assert result["messages"] == 2 and result["orders"] == 2 and result["refunds"] == 0
     assert calls[-1] == (
@@ -646,10 +620,7 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
         [{"key": "11", "order_id": "11"}, {"key": "12", "order_id": "12"}],
     )
     offset = json.loads((tmp_path / "callbacks" / "offset.json").read_text())
-    assert (
-        offset["offset"] == (tmp_path / "callbacks" / "inbox.jsonl").stat().st_size
-        and offset["consumed"] == 2
-    )
+    assert offset["offset"] == (tmp_path / "callbacks" / "inbox.jsonl").stat().st_size and offset["consumed"] == 2
     calls.clear()
     assert refresh_from_callbacks(settings, client=object())["messages"] == 0 and calls == []
 
@@ -728,10 +699,7 @@ def test_pusher_sends_half_the_bodies_as_json_strings():
     messages = pusher.messages_between(t0, world.clock)
     sent = pusher.push(messages)
     first = [d for d in sent if not d.duplicate]
-    forms = Counter(
-        (m["messageType"], type(m["messageBody"]).__name__)
-        for m in (json.loads(d.body) for d in first)
-    )
+    forms = Counter((m["messageType"], type(m["messageBody"]).__name__) for m in (json.loads(d.body) for d in first))
     per_type = Counter(m["messageType"] for m in messages)
     assert per_type[ORDER_REFUND] > 0 and len(per_type) == 3, per_type
     for mtype, n in per_type.items():  # the 1st, 3rd, 5th … of each type as a string
@@ -750,9 +718,5 @@ def test_pusher_sends_half_the_bodies_as_json_strings():
     ]  # the same messages in the same forms: the choice is deterministic
     everything = CallbackPusher(world, "x", SECRET, string_body_share=1.0)
     nothing = CallbackPusher(world, "x", SECRET, string_body_share=0.0)
-    assert all(
-        isinstance(m["messageBody"], str) for m in everything.messages_between(t0, world.clock)
-    )
-    assert all(
-        isinstance(m["messageBody"], dict) for m in nothing.messages_between(t0, world.clock)
-    )
+    assert all(isinstance(m["messageBody"], str) for m in everything.messages_between(t0, world.clock))
+    assert all(isinstance(m["messageBody"], dict) for m in nothing.messages_between(t0, world.clock))

@@ -138,9 +138,7 @@ def test_failed_fsync_and_a_failed_cut_leave_no_torn_line(tmp_path, monkeypatch)
     assert store.append(second, json.loads(second))[1] is True  # the cut comes first
     assert store.append(first, json.loads(first))[1] is True
     store.close()
-    assert [
-        json.loads(r["body"])["messageBody"]["orderId"] for r in lines(tmp_path / "inbox.jsonl")
-    ] == ["2", "1"]
+    assert [json.loads(r["body"])["messageBody"]["orderId"] for r in lines(tmp_path / "inbox.jsonl")] == ["2", "1"]
 
 
 def test_disk_full_over_http_is_500_then_the_next_and_the_resend_are_stored(tmp_path, monkeypatch):
@@ -170,8 +168,7 @@ def test_disk_full_over_http_is_500_then_the_next_and_the_resend_are_stored(tmp_
 
 
 CHUNKED = (
-    b"POST /callbacks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-    b"Transfer-Encoding: chunked\r\n"
+    b"POST /callbacks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
 )
 
 
@@ -228,11 +225,7 @@ def test_serve_refuses_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, ca
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.com"):
         assert cli.main([*argv, "--host", host]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert (
-            len(err) == 1
-            and err[0].startswith("error: refusing")
-            and "XPORT_ACCESS_SECRET" in err[0]
-        )
+        assert len(err) == 1 and err[0].startswith("error: refusing") and "XPORT_ACCESS_SECRET" in err[0]
     assert started == []
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         assert cli.main([*argv, "--host", host]) == 0
@@ -258,9 +251,7 @@ def test_idle_and_dribbling_connections_are_closed_within_the_read_timeout(tmp_p
         head = b"POST /callbacks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
         body_slow = socket.create_connection(addr, timeout=3)
         body_slow.sendall(
-            b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: "
-            + b"0" * 64
-            + b"\r\nContent-Length: 500\r\n\r\n"
+            b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: " + b"0" * 64 + b"\r\nContent-Length: 500\r\n\r\n"
         )
         dribbler = socket.create_connection(addr, timeout=3)
         try:
@@ -313,11 +304,7 @@ def test_messages_that_cannot_be_copied_are_stored_safely_not_500(tmp_path):
     app = create_receiver(SECRET, tmp_path / "callbacks", clock=lambda: NOW)
     surrogate = message().replace(b'"TAOBAO_ORDER_STATUS_MODIFY"', b'"\\ud800"')
     deep = json.loads(message())
-    deep = (
-        json.dumps(deep)
-        .replace('"messagePlatform": 0', '"messagePlatform": ' + "[" * 800 + "]" * 800)
-        .encode()
-    )
+    deep = json.dumps(deep).replace('"messagePlatform": 0', '"messagePlatform": ' + "[" * 800 + "]" * 800).encode()
     with serve_app(app) as url, httpx.Client(base_url=url) as client:
         for body in (surrogate, deep):
             first, again = post(client, body), post(client, body)
@@ -380,9 +367,7 @@ def dead_letters(tmp_path) -> list[dict]:
     return lines(path) if path.exists() else []
 
 
-def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offset_moves(
-    tmp_path, monkeypatch
-):
+def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offset_moves(tmp_path, monkeypatch):
     from xport_etl import run as pipeline
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
@@ -404,13 +389,9 @@ def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offse
     monkeypatch.setattr(
         pipeline,
         "load_windows",
-        lambda s, paths: (
-            published.append(paths) or {"rows_written": {"fct_orders": 1}, "rejects": 1}
-        ),
+        lambda s, paths: published.append(paths) or {"rows_written": {"fct_orders": 1}, "rejects": 1},
     )
-    monkeypatch.setattr(
-        callbacks_refresh, "_rejected_keys", lambda s, paths: {("order", "11"): "rejected: missing id"}
-    )
+    monkeypatch.setattr(callbacks_refresh, "_rejected_keys", lambda s, paths: {("order", "11"): "rejected: missing id"})
     client = FakeDetail(
         {
             "13": FatalError("invalid orderId", code=400),
@@ -439,7 +420,8 @@ def test_a_dead_letter_keeps_the_message_numbers_exact_and_is_ascii(tmp_path):
     """A dead letter can be replayed as it came: ``4.40`` stays the number 4.40 (not the string
     "4.40", not 4.4), and the line is ASCII whatever the message held."""
     raw = message(body={"orderId": "no; such id", "title": "按摩"}).replace(
-        b'"messagePlatform"', b'"refundFee": 4.40, "messagePlatform"')
+        b'"messagePlatform"', b'"refundFee": 4.40, "messagePlatform"'
+    )
     fill_inbox(tmp_path, [raw])
     result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=FakeDetail({}))
     assert result["dead_lettered"] == 1
@@ -482,9 +464,7 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
     assert store.append(bodies[0], json.loads(bodies[0]))[1] is False
     store.close()
     batch = read_segments(cdir, 1, 0)
-    assert [e.message["messageBody"]["orderId"] for e in batch.entries] == [
-        str(i) for i in range(20)
-    ]
+    assert [e.message["messageBody"]["orderId"] for e in batch.entries] == [str(i) for i in range(20)]
 
     calls = []
     monkeypatch.setattr(
@@ -503,9 +483,7 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
     drop = Settings(data_dir=tmp_path, rate_limit=0, callback_dedup_horizon=0.001)
     time.sleep(0.01)
     result = refresh_from_callbacks(drop, client=object())
-    assert result["messages"] == 10 and sorted(calls[-1], key=int) == [
-        str(i) for i in range(20, 30)
-    ]
+    assert result["messages"] == 10 and sorted(calls[-1], key=int) == [str(i) for i in range(20, 30)]
     offset = json.loads((cdir / "offset.json").read_text())
     assert offset["segment"] == callbacks_inbox.active_segment(cdir)
     assert rotated_segments(cdir) == []  # consumed past and older than the horizon: removed

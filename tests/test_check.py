@@ -39,8 +39,16 @@ def sandboxes():
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch, tmp_path):
-    for var in ("XPORT_SIGN_RECIPE", "XPORT_SIGN_TEMPLATE", "XPORT_TIMESTAMP_UNIT", "XPORT_USER_ID",
-                "XPORT_ACCESS_SECRET", "XPORT_ACCESS_KEY", "XPORT_BASE_URL", "XPORT_API_ASSUMPTIONS"):
+    for var in (
+        "XPORT_SIGN_RECIPE",
+        "XPORT_SIGN_TEMPLATE",
+        "XPORT_TIMESTAMP_UNIT",
+        "XPORT_USER_ID",
+        "XPORT_ACCESS_SECRET",
+        "XPORT_ACCESS_KEY",
+        "XPORT_BASE_URL",
+        "XPORT_API_ASSUMPTIONS",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("XPORT_TIMEOUT", "5")
@@ -150,8 +158,9 @@ def test_skewed_clock_through_the_cli(sandboxes, capsys, monkeypatch):
 
 
 def test_unknown_user_id_is_named(sandboxes, capsys):
-    code, out, _ = run(capsys, "--base-url", sandboxes["concat"].base_url, "--sign-recipe", "concat",
-                       "--user-id", "4242")
+    code, out, _ = run(
+        capsys, "--base-url", sandboxes["concat"].base_url, "--sign-recipe", "concat", "--user-id", "4242"
+    )
     assert code == 3
     steps = lines_by_step(out)
     assert steps["signature accepted"].lstrip().startswith("✓")
@@ -198,6 +207,7 @@ def mock(handler) -> httpx.MockTransport:
 def raising(exc: BaseException):
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
+
     return handler
 
 
@@ -208,16 +218,18 @@ def connect_error(cause: BaseException) -> httpx.ConnectError:
         return exc
 
 
-REAL = dict(base_url="https://api.example.invalid/api", access_key="a" * 32, access_secret="s3cr3t-x",
-            user_id="42")
+REAL = dict(base_url="https://api.example.invalid/api", access_key="a" * 32, access_secret="s3cr3t-x", user_id="42")
 
 
-@pytest.mark.parametrize(("exc", "needle"), [
-    (connect_error(socket.gaierror(-2, "Name or service not known")), "DNS"),
-    (connect_error(ssl.SSLCertVerificationError(1, "certificate verify failed")), "TLS"),
-    (connect_error(ConnectionRefusedError(111, "Connection refused")), "refused"),
-    (httpx.ConnectTimeout("timed out"), "timed out"),
-])
+@pytest.mark.parametrize(
+    ("exc", "needle"),
+    [
+        (connect_error(socket.gaierror(-2, "Name or service not known")), "DNS"),
+        (connect_error(ssl.SSLCertVerificationError(1, "certificate verify failed")), "TLS"),
+        (connect_error(ConnectionRefusedError(111, "Connection refused")), "refused"),
+        (httpx.ConnectTimeout("timed out"), "timed out"),
+    ],
+)
 def test_reachable_distinguishes_dns_tls_and_connect(exc, needle):
     report = check_connection(Settings(**REAL), transport=mock(raising(exc)))
     step = report.step("reachable")
@@ -235,8 +247,11 @@ def page_data(records, total=1):
 
 def test_rate_limit_headers_are_reported():
     def handler(request):
-        return httpx.Response(200, json=envelope(page_data([{"id": "1"}], total=7)),
-                              headers={"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "9"})
+        return httpx.Response(
+            200,
+            json=envelope(page_data([{"id": "1"}], total=7)),
+            headers={"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "9"},
+        )
 
     report = check_connection(Settings(**REAL), transport=mock(handler))
     assert report.ok
@@ -276,8 +291,12 @@ def test_the_request_is_one_record_of_the_taobao_order_list():
 
 
 def test_a_busy_gateway_gets_one_more_try_after_a_pause_and_no_more():
-    answers = iter([httpx.Response(503, text="<html>busy</html>", headers={"Retry-After": "2"}),
-                    httpx.Response(200, json=envelope(page_data([{"id": "1"}])))])
+    answers = iter(
+        [
+            httpx.Response(503, text="<html>busy</html>", headers={"Retry-After": "2"}),
+            httpx.Response(200, json=envelope(page_data([{"id": "1"}]))),
+        ]
+    )
     sleeps = []
     report = check_connection(Settings(**REAL), transport=mock(lambda r: next(answers)), sleep=sleeps.append)
     assert report.ok and report.requests == 2 and sleeps == [2.0]

@@ -31,35 +31,56 @@ def con():
     c.close()
 
 
-def order(con, oid, created, *, platform="taobao", status="paid", goods="10.00", shipping="2.00",
-          line_count=1, paid=None):
+def order(
+    con, oid, created, *, platform="taobao", status="paid", goods="10.00", shipping="2.00", line_count=1, paid=None
+):
     con.execute(
         "insert into fct_orders (platform, order_id, status, currency, goods_amount, shipping_amount, total_amount, "
         "line_count, created_at, paid_at, updated_at) values (?, ?, ?, 'CNY', ?, ?, ?, ?, ?, ?, ?)",
-        [platform, oid, status, Decimal(goods), Decimal(shipping), Decimal(goods) + Decimal(shipping),
-         line_count, created, paid, created])
+        [
+            platform,
+            oid,
+            status,
+            Decimal(goods),
+            Decimal(shipping),
+            Decimal(goods) + Decimal(shipping),
+            line_count,
+            created,
+            paid,
+            created,
+        ],
+    )
 
 
 def line(con, oid, lid, amount="10.00", platform="taobao", index=0):
-    con.execute("insert into fct_order_lines (platform, order_id, line_id, line_index, amount, currency, refund_status) "
-                "values (?, ?, ?, ?, ?, 'CNY', 'none')", [platform, oid, lid, index, Decimal(amount)])
+    con.execute(
+        "insert into fct_order_lines (platform, order_id, line_id, line_index, amount, currency, refund_status) "
+        "values (?, ?, ?, ?, ?, 'CNY', 'none')",
+        [platform, oid, lid, index, Decimal(amount)],
+    )
 
 
 def refund(con, rid, oid, lid, amount, created, status="succeeded", platform="taobao"):
-    con.execute("insert into fct_refunds (platform, refund_id, order_id, line_id, status, refund_amount, currency, "
-                "created_at, updated_at) values (?, ?, ?, ?, ?, ?, 'CNY', ?, ?)",
-                [platform, rid, oid, lid, status, Decimal(amount), created, created])
+    con.execute(
+        "insert into fct_refunds (platform, refund_id, order_id, line_id, status, refund_amount, currency, "
+        "created_at, updated_at) values (?, ?, ?, ?, ?, ?, 'CNY', ?, ?)",
+        [platform, rid, oid, lid, status, Decimal(amount), created, created],
+    )
 
 
 def parcel(con, tn, oid, first, last, delivered=None, events=1, platform="taobao"):
-    con.execute("insert into fct_parcels (platform, tracking_number, order_id, first_event_at, last_event_at, "
-                "delivered_at, event_count, carrier) values (?, ?, ?, ?, ?, ?, ?, '中通快递')",
-                [platform, tn, oid, first, last, delivered, events])
+    con.execute(
+        "insert into fct_parcels (platform, tracking_number, order_id, first_event_at, last_event_at, "
+        "delivered_at, event_count, carrier) values (?, ?, ?, ?, ?, ?, ?, '中通快递')",
+        [platform, tn, oid, first, last, delivered, events],
+    )
 
 
 def event(con, tn, index, at, platform="taobao"):
-    con.execute("insert into fct_parcel_events (platform, tracking_number, event_index, event_at) values (?, ?, ?, ?)",
-                [platform, tn, index, at])
+    con.execute(
+        "insert into fct_parcel_events (platform, tracking_number, event_index, event_at) values (?, ?, ?, ?)",
+        [platform, tn, index, at],
+    )
 
 
 def valid_world(con):
@@ -75,11 +96,15 @@ PLANTED = {
     "chk_fct_orders__unique_key": lambda c: order(c, "1", datetime(2026, 1, 10)),
     "chk_fct_orders__not_null_key": lambda c: order(c, None, datetime(2026, 1, 10), line_count=0),
     "chk_fct_order_lines__unique_key": lambda c: line(c, "1", "11"),
-    "chk_fct_order_lines__not_null_key": lambda c: (order(c, "2", datetime(2026, 1, 10), line_count=0),
-                                                    line(c, "2", None)),
+    "chk_fct_order_lines__not_null_key": lambda c: (
+        order(c, "2", datetime(2026, 1, 10), line_count=0),
+        line(c, "2", None),
+    ),
     "chk_fct_order_lines__has_order": lambda c: line(c, "missing", "m1"),
-    "chk_fct_orders__amount_equals_lines": lambda c: (order(c, "3", datetime(2026, 1, 10), goods="99.00"),
-                                                      line(c, "3", "31", "10.00")),
+    "chk_fct_orders__amount_equals_lines": lambda c: (
+        order(c, "3", datetime(2026, 1, 10), goods="99.00"),
+        line(c, "3", "31", "10.00"),
+    ),
     "chk_fct_refunds__unique_key": lambda c: refund(c, "r1", "1", "11", "1.00", datetime(2026, 1, 20)),
     "chk_fct_refunds__not_null_key": lambda c: refund(c, None, "1", "11", "1.00", datetime(2026, 1, 20)),
     "chk_fct_refunds__amount_within_line": lambda c: refund(c, "r2", "1", "11", "12.01", datetime(2026, 1, 21)),
@@ -127,8 +152,9 @@ def test_refund_within_line_allows_returned_shipping(con):
 
 
 def spend(con):
-    return con.execute("select month, platform, orders, goods_amount, shipping_amount, refund_amount, net_spend "
-                       "from rpt_spend_monthly").fetchall()
+    return con.execute(
+        "select month, platform, orders, goods_amount, shipping_amount, refund_amount, net_spend from rpt_spend_monthly"
+    ).fetchall()
 
 
 def test_spend_months_are_cst_months_at_the_boundary(con):
@@ -159,8 +185,10 @@ def test_fulfilment_and_after_sale_and_carrier_reports(con):
     order(con, "2", datetime(2026, 1, 12), paid=datetime(2026, 1, 12, 2), status="shipped")
     line(con, "2", "21")
     con.execute("update fct_orders set paid_at = created_at + interval 1 hour where order_id = '1'")
-    f = con.execute("select orders, paid_orders, shipped_orders, delivered_orders, created_to_paid_p50_h, "
-                    "first_event_to_delivered_p50_h from rpt_fulfilment_monthly").fetchall()
+    f = con.execute(
+        "select orders, paid_orders, shipped_orders, delivered_orders, created_to_paid_p50_h, "
+        "first_event_to_delivered_p50_h from rpt_fulfilment_monthly"
+    ).fetchall()
     assert f == [(2, 2, 2, 1, 1.5, 48.0)]
     a = con.execute("select lines, refunded_lines, refund_rate, refund_amount from rpt_after_sale_monthly").fetchall()
     assert a == [(2, 1, 0.5, Decimal("5.00"))]
@@ -174,15 +202,22 @@ def test_fulfilment_and_after_sale_and_carrier_reports(con):
 def test_monthly_views_are_table_macros_at_the_warehouse_zone(con):
     order(con, "a", datetime(2026, 1, 31, 15, 59, 59))  # 31 Jan 23:59:59 CST
     order(con, "b", datetime(2026, 1, 31, 16, 0, 0))  # 1 Feb 00:00 CST, still 31 Jan in UTC
-    macros = dict(con.execute("select function_name, parameters from duckdb_functions() "
-                              "where function_type = 'table_macro' and function_name like 'rpt_%'").fetchall())
-    assert macros == {f"{v}_at": ["tz"] for v in ("rpt_spend_monthly", "rpt_fulfilment_monthly",
-                                                  "rpt_after_sale_monthly")}
+    macros = dict(
+        con.execute(
+            "select function_name, parameters from duckdb_functions() "
+            "where function_type = 'table_macro' and function_name like 'rpt_%'"
+        ).fetchall()
+    )
+    assert macros == {
+        f"{v}_at": ["tz"] for v in ("rpt_spend_monthly", "rpt_fulfilment_monthly", "rpt_after_sale_monthly")
+    }
     for view, macro in ((r.name, r.macro) for r in reports() if r.macro):
         described = con.execute(f"describe {view}").fetchall()
         assert con.execute(f"describe select * from {macro}('UTC')").fetchall() == described
-        assert con.execute(f"select * from {macro}(?)", ["Asia/Shanghai"]).fetchall() == \
-            con.execute(f"select * from {view}").fetchall()
+        assert (
+            con.execute(f"select * from {macro}(?)", ["Asia/Shanghai"]).fetchall()
+            == con.execute(f"select * from {view}").fetchall()
+        )
     assert [(r[0].month, r[2]) for r in spend(con)] == [(1, 1), (2, 1)]
     utc = con.execute("select month, orders from rpt_spend_monthly_at(?)", ["UTC"]).fetchall()
     assert [(m.month, n) for m, n in utc] == [(1, 2)]

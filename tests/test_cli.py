@@ -38,22 +38,40 @@ def test_report_as_table_csv_and_json(warehouse, capsys):
     code, out, _ = run(capsys, "report", "spend", "--format", "csv", "--data-dir", str(warehouse))
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [(r["month"], r["orders"], r["goods_amount"]) for r in rows] == [
-        ("2026-02-01", "1", "12.50"), ("2026-03-01", "1", "12.50")]
+        ("2026-02-01", "1", "12.50"),
+        ("2026-03-01", "1", "12.50"),
+    ]
     code, out, _ = run(capsys, "report", "rpt_spend_monthly", "--format", "json", "--data-dir", str(warehouse))
     data = json.loads(out)
     assert code == 0 and data[0]["net_spend"] == "15.50" and data[0]["month"] == "2026-02-01"
 
 
-@pytest.mark.parametrize("argv,code,needle", [
-    (["run", "--start", "not-a-date", "--end", "2026-02-01"], 2, "not a date"),
-    (["report", "no_such_report"], 2, "unknown report"),
-    (["report", "spend", "--data-dir", "/nonexistent/xport"], 2, "no warehouse"),
-    (["run", "--start", "2026-01-01", "--end", "2026-01-02", "--base-url", "http://127.0.0.1:9"], 3, "error:"),
-    (["status", "--check-freshness", "1"], 6, "never loaded"),
-    (["extract", "--endpoint", "taobao_refunds", "--mode", "update", "--start", "2026-01-01", "--end", "2026-01-02"],
-     2, "has no 'update' window"),
-    (["extract", "--endpoint", "taobao_orders", "--start", "2026-01-02", "--end", "2026-01-01"], 2, "is not after"),
-])
+@pytest.mark.parametrize(
+    "argv,code,needle",
+    [
+        (["run", "--start", "not-a-date", "--end", "2026-02-01"], 2, "not a date"),
+        (["report", "no_such_report"], 2, "unknown report"),
+        (["report", "spend", "--data-dir", "/nonexistent/xport"], 2, "no warehouse"),
+        (["run", "--start", "2026-01-01", "--end", "2026-01-02", "--base-url", "http://127.0.0.1:9"], 3, "error:"),
+        (["status", "--check-freshness", "1"], 6, "never loaded"),
+        (
+            [
+                "extract",
+                "--endpoint",
+                "taobao_refunds",
+                "--mode",
+                "update",
+                "--start",
+                "2026-01-01",
+                "--end",
+                "2026-01-02",
+            ],
+            2,
+            "has no 'update' window",
+        ),
+        (["extract", "--endpoint", "taobao_orders", "--start", "2026-01-02", "--end", "2026-01-01"], 2, "is not after"),
+    ],
+)
 def test_expected_failures_are_one_line_with_a_hint_and_an_exit_code(tmp_path, capsys, monkeypatch, argv, code, needle):
     monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("XPORT_TIMEOUT", "2")
@@ -93,15 +111,31 @@ def test_every_command_has_help_with_an_example():
 def test_freshness_check_uses_the_run_ledger(tmp_path):
     now = datetime(2026, 7, 2, tzinfo=UTC)
     for endpoint in ("taobao_orders", "alibaba_orders", "taobao_refunds"):
-        append_run(tmp_path, {"run_id": endpoint, "endpoint": endpoint, "window_id": "w", "outcome": "success",
-                              "finished_at": (now - timedelta(hours=3)).isoformat()})
+        append_run(
+            tmp_path,
+            {
+                "run_id": endpoint,
+                "endpoint": endpoint,
+                "window_id": "w",
+                "outcome": "success",
+                "finished_at": (now - timedelta(hours=3)).isoformat(),
+            },
+        )
     rows = check_freshness(tmp_path, 26, now=now)
     assert {r["table"]: r["age_hours"] for r in rows}["fct_orders"] == 3.0
     with pytest.raises(StaleDataError, match=r"fct_orders \(3.0 h old"):
         check_freshness(tmp_path, 2, now=now)
     # a failed run does not make a table fresh
-    append_run(tmp_path, {"run_id": "x", "endpoint": "taobao_orders", "window_id": "w", "outcome": "failed",
-                          "finished_at": now.isoformat()})
+    append_run(
+        tmp_path,
+        {
+            "run_id": "x",
+            "endpoint": "taobao_orders",
+            "window_id": "w",
+            "outcome": "failed",
+            "finished_at": now.isoformat(),
+        },
+    )
     with pytest.raises(StaleDataError):
         check_freshness(tmp_path, 2, now=now)
 
@@ -109,8 +143,11 @@ def test_freshness_check_uses_the_run_ledger(tmp_path):
 def test_status_shows_rejected_and_warnings_per_run(tmp_path, capsys):
     from tests.test_normalize import sub
 
-    records = [order(id="1", receiver="{not json"), order(id="2", subOrderVOS=[sub(logisticNumber={"no": 1})]),
-               order(id=None)]
+    records = [
+        order(id="1", receiver="{not json"),
+        order(id="2", subOrderVOS=[sub(logisticNumber={"no": 1})]),
+        order(id=None),
+    ]
     m = land(tmp_path, [page(records)])
     code, _, err = run(capsys, "load", "--manifest", str(m.directory / "manifest.json"), "--data-dir", str(tmp_path))
     assert code == 0, err

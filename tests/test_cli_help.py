@@ -29,7 +29,9 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse._SubParsersAct
     return [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
 
 
-def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+def _walk(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
     """Every parser under ``parser`` (itself first), with the words that reach it."""
     yield path, parser
     for action in _subparsers(parser):
@@ -58,8 +60,9 @@ def test_every_subcommand_has_a_one_line_help_in_its_parents_help(build):
                 assert helps.get(name), f"`{where}` has no help line in `{' '.join(path) or 'top'} --help`"
                 assert "\n" not in helps[name], f"`{where}`'s help is not one line"
                 listed = " ".join(text.split())  # argparse wraps long help lines
-                assert f" {name} {' '.join(helps[name].split())}" in listed, \
+                assert f" {name} {' '.join(helps[name].split())}" in listed, (
                     f"`{where}` and its help line are not listed in its parent's --help"
+                )
     assert seen >= 3
 
 
@@ -79,8 +82,21 @@ def test_every_option_with_choices_lists_them_in_help(build):
 
 def test_the_commands_are_the_documented_ones():
     assert set(_commands(build_parser)) == {
-        "extract", "load", "run", "backfill", "status", "report", "check", "airflow", "airflow install-dags",
-        "callbacks", "callbacks serve", "callbacks consume", "dashboard", "docs"}
+        "extract",
+        "load",
+        "run",
+        "backfill",
+        "status",
+        "report",
+        "check",
+        "airflow",
+        "airflow install-dags",
+        "callbacks",
+        "callbacks serve",
+        "callbacks consume",
+        "dashboard",
+        "docs",
+    }
     assert set(_commands(build_sandbox_parser)) == {"serve", "truth", "demo"}
 
 
@@ -90,8 +106,12 @@ def test_fixed_sets_of_values_are_declared():
     assert set(_action(commands["extract"], "endpoint").choices) == windowed
     for name in ("extract", "load", "run", "backfill", "status", "report", "check"):
         assert set(_action(commands[name], "sign_recipe").choices) == set(SIGN_RECIPES)
-    for name, formats in (("status", {"table", "csv", "json"}), ("report", {"table", "csv", "json"}),
-                          ("check", {"text", "json"}), ("docs", {"md", "html", "both"})):
+    for name, formats in (
+        ("status", {"table", "csv", "json"}),
+        ("report", {"table", "csv", "json"}),
+        ("check", {"text", "json"}),
+        ("docs", {"md", "html", "both"}),
+    ):
         assert set(_action(commands[name], "format").choices) == formats
     for name in ("extract", "run", "backfill"):
         assert set(_action(commands[name], "mode").choices) == {"create", "update"}
@@ -136,10 +156,10 @@ def _parser_constructions(package: str) -> dict[str, int]:
     return found
 
 
-@pytest.mark.parametrize("package,only", [("xport_etl", "xport_etl/cli.py"),
-                                          ("xport_sandbox", "xport_sandbox/cli.py")])
+@pytest.mark.parametrize("package,only", [("xport_etl", "xport_etl/cli.py"), ("xport_sandbox", "xport_sandbox/cli.py")])
 def test_only_the_cli_module_builds_an_argument_parser(package, only):
     found = _parser_constructions(package)
     assert set(found) == {only}, (
         f"{sorted(set(found) - {only})} build their own argparse.ArgumentParser: add the command to "
-        f"{only} instead (a module contributes a subcommand with register(subparsers))")
+        f"{only} instead (a module contributes a subcommand with register(subparsers))"
+    )

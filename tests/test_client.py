@@ -84,9 +84,7 @@ def test_success_post_body_and_decimal(settings, sleeps):
     body = b'{"requestId":"r9","code":200,"msg":"ok","data":{"records":[{"purchaseAmount":12.50,"n":3}]}}'
     server = Server(httpx.Response(200, content=body))
     with make_client(settings, server, sleeps) as client:
-        resp = client.request(
-            ORDERS, body={"pageNo": 1, "pageSize": 100, "status": None, "amount": Decimal("0.10")}
-        )
+        resp = client.request(ORDERS, body={"pageNo": 1, "pageSize": 100, "status": None, "amount": Decimal("0.10")})
     assert isinstance(resp, ApiResponse)
     assert resp.raw == body
     assert resp.request_id == "r9"
@@ -137,9 +135,7 @@ def test_parse_retry_after():
 
 
 def test_503_html_body_retried(settings, sleeps):
-    html = httpx.Response(
-        503, headers={"content-type": "text/html"}, text="<html>Bad Gateway</html>"
-    )
+    html = httpx.Response(503, headers={"content-type": "text/html"}, text="<html>Bad Gateway</html>")
     server = Server(html, html, ok({"x": 1}))
     with make_client(settings, server, sleeps) as client:
         resp = client.request(ORDERS)
@@ -274,11 +270,7 @@ def test_each_retry_signed_afresh(settings, sleeps):
         h = r.headers
         assert h["signature"] == sign(AK, h["nonce-str"], h["timestamp"], SECRET)
         assert h["user-id"] == "7" and h["access-key"] == AK
-        assert (
-            SECRET not in str(r.url)
-            and SECRET not in str(dict(h))
-            and SECRET.encode() not in r.content
-        )
+        assert SECRET not in str(r.url) and SECRET not in str(dict(h)) and SECRET.encode() not in r.content
 
 
 def test_secret_not_in_logs_or_reprs(settings, sleeps, caplog):
@@ -294,18 +286,14 @@ def test_secret_not_in_logs_or_reprs(settings, sleeps, caplog):
 
 def test_classify_directly():
     req = httpx.Request("GET", "http://x/open/order/detail?orderId=1")
-    assert isinstance(
-        classify(httpx.Response(200, json=envelope(200, {}), request=req)), ApiResponse
-    )
+    assert isinstance(classify(httpx.Response(200, json=envelope(200, {}), request=req)), ApiResponse)
     err = classify(httpx.Response(200, json={"status": "ok"}, request=req), "e")
     assert isinstance(err, MalformedBodyError)
     err = classify(httpx.Response(502, content=b"", request=req), "e")
     assert type(err) is RetriableError and err.http_status == 502
     err = classify(httpx.Response(200, json=envelope("500"), request=req), "e")
     assert type(err) is RetriableError and err.code == 500
-    err = classify(
-        httpx.Response(429, json=envelope(429), headers={"retry-after": "1"}, request=req)
-    )
+    err = classify(httpx.Response(429, json=envelope(429), headers={"retry-after": "1"}, request=req))
     assert isinstance(err, RateLimitedError) and err.retry_after == 1.0
 
 
@@ -429,8 +417,9 @@ def _approx(value):
         return {k: _approx(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_approx(v) for v in value]
-    if isinstance(value, Decimal) or (isinstance(value, int) and not isinstance(value, bool)
-                                       and not -(2**63) <= value < 2**64):
+    if isinstance(value, Decimal) or (
+        isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64
+    ):
         return float(value)
     return value
 

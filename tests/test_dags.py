@@ -171,8 +171,7 @@ def test_ingest_wiring(dagbag):
         assert tasks[task_id].upstream_task_ids == set()
     # the run publishes once, after every load; the fan-outs and the publish run when an
     # upstream load merged nothing (skipped), never when one failed
-    for task_id in ("taobao.load_refunds", "taobao.load_logistics", "alibaba.load_refunds",
-                    "alibaba.load_logistics"):
+    for task_id in ("taobao.load_refunds", "taobao.load_logistics", "alibaba.load_refunds", "alibaba.load_logistics"):
         assert downstream(task_id) == {"publish"}
     assert tasks["publish"].upstream_task_ids == LOAD_TASKS - {"taobao.load_orders", "alibaba.load_orders"}
     for task_id in ("publish", "taobao.extract_logistics", "alibaba.extract_refunds", "alibaba.extract_logistics"):
@@ -247,24 +246,19 @@ heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules]
 print(json.dumps({{"airflow_s": t1 - t0, "dag_s": t2 - t1, "heavy": heavy}}))
 """
     env = {**os.environ, **airflow_env, "AIRFLOW_HOME": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [], f"{dag_file.name} imports {result['heavy']} at parse time"
     assert result["dag_s"] < IMPORT_BUDGET_S, (
-        f"{dag_file.name} took {result['dag_s']:.3f} s to import "
-        f"(after {result['airflow_s']:.3f} s for airflow.sdk)"
+        f"{dag_file.name} took {result['dag_s']:.3f} s to import (after {result['airflow_s']:.3f} s for airflow.sdk)"
     )
 
 
 def _ingest_module(airflow_env):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "_xport_ingest_under_test", DAGS_DIR / "xport_ingest.py"
-    )
+    spec = importlib.util.spec_from_file_location("_xport_ingest_under_test", DAGS_DIR / "xport_ingest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -373,9 +367,15 @@ def test_every_setting_is_a_connection_extra_and_typos_are_refused(airflow_env, 
 
     from xport_etl.errors import ConfigError
 
-    extra = {"workers": "2", "extract_workers": 3, "stage_memory": "256MB", "load_memory": "300MB",
-             "refetch_after": 0, "umask": "027", "check_overrides":
-             {"chk_fct_orders__amount_equals_lines": {"severity": "error"}}}
+    extra = {
+        "workers": "2",
+        "extract_workers": 3,
+        "stage_memory": "256MB",
+        "load_memory": "300MB",
+        "refetch_after": 0,
+        "umask": "027",
+        "check_overrides": {"chk_fct_orders__amount_equals_lines": {"severity": "error"}},
+    }
     before = os.umask(0o022)
     try:
         settings = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).get_settings()
@@ -435,8 +435,7 @@ def test_hook_maps_the_signing_recipe_extras(airflow_env, monkeypatch):
     extra = {"user_id": "1000042", "sign_recipe": "concat"}
     settings = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).get_settings()
     assert settings.sign_recipe == "concat" and settings.signer.timestamp_unit == "s"
-    extra = {"user_id": "1000042", "sign_template": "{secret}{access_key}{nonce}{timestamp}",
-             "timestamp_unit": "s"}
+    extra = {"user_id": "1000042", "sign_template": "{secret}{access_key}{nonce}{timestamp}", "timestamp_unit": "s"}
     settings = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).get_settings()
     assert settings.signer.name == "custom" and settings.signer.timestamp_unit == "s"
 
@@ -453,8 +452,12 @@ def concat_sandbox():
 def _sandbox_connection(server, **extra):
     from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
 
-    return _connection(host=server.base_url, login=DEFAULT_ACCESS_KEY, password=DEFAULT_ACCESS_SECRET,
-                       extra=json.dumps({"user_id": DEFAULT_USER_ID, **extra}))
+    return _connection(
+        host=server.base_url,
+        login=DEFAULT_ACCESS_KEY,
+        password=DEFAULT_ACCESS_SECRET,
+        extra=json.dumps({"user_id": DEFAULT_USER_ID, **extra}),
+    )
 
 
 def test_hook_test_connection_passes_against_the_sandbox(airflow_env, monkeypatch, tmp_path, concat_sandbox):

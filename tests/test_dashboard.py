@@ -37,12 +37,21 @@ from xport_etl.settings import Settings
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHART_IDS = ("chart-spend", "chart-refunds", "chart-after-sale", "chart-fulfilment", "chart-carriers")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
     # network off: every host name fails to resolve and any proxying goes to a closed port, so
     # the page can only draw from what the file itself holds
-    "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
 )
 
 
@@ -52,8 +61,11 @@ def data_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("dashboard-data")
     with serve(seed=11, orders=300) as server:
         world = server.world
-        run_window(Settings(base_url=server.base_url, data_dir=directory, rate_limit=0),
-                   world.config.start, world.clock + timedelta(days=30))
+        run_window(
+            Settings(base_url=server.base_url, data_dir=directory, rate_limit=0),
+            world.config.start,
+            world.clock + timedelta(days=30),
+        )
     return directory
 
 
@@ -103,9 +115,11 @@ def _rows(con, sql: str, params=()) -> list[dict]:
 def test_the_dashboard_keeps_no_copy_of_a_reports_sql():
     """Issue 16: a report's SQL exists once, in sql/reports/; the dashboard calls its table macro."""
     source = Path(dashboard.__file__).read_text(encoding="utf-8")
-    queries = [node.value for node in ast.walk(ast.parse(source))
-               if isinstance(node, ast.Constant) and isinstance(node.value, str)
-               and re.search(r"\bselect\b", node.value, re.I)]
+    queries = [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"\bselect\b", node.value, re.I)
+    ]
     # months are bucketed in one query of its own only: refund counts, which no report has
     assert [q for q in queries if "date_trunc(" in q or "timezone(" in q] == [dashboard._REFUND_COUNTS_SQL]
     assert source.count("date_trunc(") == 1
@@ -119,8 +133,10 @@ def test_figures_in_another_zone_are_the_macros_rows(data_dir, tz):
     d = collect(data_dir, report_tz=tz)
     con = connect_reader(data_dir)
     try:
-        macro = {v: [r for r in _rows(con, f"select * from {m}(?)", [tz]) if r["month"] is not None]
-                 for v, m in MONTHLY_REPORTS.items()}
+        macro = {
+            v: [r for r in _rows(con, f"select * from {m}(?)", [tz]) if r["month"] is not None]
+            for v, m in MONTHLY_REPORTS.items()
+        }
         at_home = _rows(con, "select * from rpt_spend_monthly")
     finally:
         con.close()
@@ -149,8 +165,10 @@ def test_figures_in_the_warehouse_zone_are_the_views_rows(data_dir):
 def _view_state(data_dir) -> dict:
     con = connect_reader(data_dir)
     try:
-        return {r.name: (con.execute(f"describe {r.name}").fetchall(),
-                         con.execute(f"select * from {r.name}").fetchall()) for r in reports()}
+        return {
+            r.name: (con.execute(f"describe {r.name}").fetchall(), con.execute(f"select * from {r.name}").fetchall())
+            for r in reports()
+        }
     finally:
         con.close()
 
@@ -158,8 +176,12 @@ def _view_state(data_dir) -> dict:
 def _macros(data_dir) -> set[tuple[str, str]]:
     con = connect_reader(data_dir)
     try:
-        return set(con.execute("select database_name, function_name from duckdb_functions() "
-                               "where function_type = 'table_macro' and function_name like 'rpt_%'").fetchall())
+        return set(
+            con.execute(
+                "select database_name, function_name from duckdb_functions() "
+                "where function_type = 'table_macro' and function_name like 'rpt_%'"
+            ).fetchall()
+        )
     finally:
         con.close()
 
@@ -188,7 +210,11 @@ def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(
     for tz in ("UTC", "Asia/Shanghai"):
         old, new = collect(old_dir, report_tz=tz), collect(data_dir, report_tz=tz)
         assert (old.spend, old.fulfilment, old.after_sale, old.refund_counts) == (
-            new.spend, new.fulfilment, new.after_sale, new.refund_counts)
+            new.spend,
+            new.fulfilment,
+            new.after_sale,
+            new.refund_counts,
+        )
     assert warehouse_path(old_dir).read_bytes() == before
 
     refresh_warehouse(Settings(data_dir=old_dir))  # the next publish (the reports DAG's refresh)
@@ -217,8 +243,9 @@ def test_date_range_keeps_months_in_start_inclusive_end_exclusive(data_dir, tmp_
     d = collect(data_dir, start=date(2026, 2, 1), end=date(2026, 4, 1))
     for rows in (d.spend, d.fulfilment, d.after_sale, d.refund_counts):
         assert {r["month"] for r in rows} == {date(2026, 2, 1), date(2026, 3, 1)}
-    html = build_dashboard(data_dir, tmp_path / "r.html", start=date(2026, 2, 1), end=date(2026, 4, 1),
-                           report_tz="America/Los_Angeles").read_text()
+    html = build_dashboard(
+        data_dir, tmp_path / "r.html", start=date(2026, 2, 1), end=date(2026, 4, 1), report_tz="America/Los_Angeles"
+    ).read_text()
     assert "2026-02 – 2026-03" in html and "America/Los_Angeles" in html
     assert "warehouse views use Asia/Shanghai" in html
     with pytest.raises(ValueError, match="empty date range"):
@@ -240,8 +267,11 @@ def test_load_quality_shows_rejected_and_warnings_and_the_fields_that_warned(tmp
     from tests.test_normalize import order, page, sub
     from xport_etl.run import load_windows
 
-    records = [order(id="1", receiver="{x"), order(id="2", receiver=5, subOrderVOS=[sub(logisticNumber={"a": 1})]),
-               order(id=None)]
+    records = [
+        order(id="1", receiver="{x"),
+        order(id="2", receiver=5, subOrderVOS=[sub(logisticNumber={"a": 1})]),
+        order(id=None),
+    ]
     m = land(tmp_path, [page(records)])
     load_windows(Settings(data_dir=tmp_path), [m.directory / "manifest.json"])
     d = collect(tmp_path)
@@ -257,14 +287,23 @@ def test_load_quality_of_a_warehouse_published_before_warnings_existed(tmp_path)
     import duckdb
 
     con = duckdb.connect(str(tmp_path / "old.duckdb"))
-    con.execute("create table etl_runs (run_id varchar, endpoint varchar, window_id varchar, records integer, "
-                "rejected integer, finished_at timestamp, outcome varchar)")
+    con.execute(
+        "create table etl_runs (run_id varchar, endpoint varchar, window_id varchar, records integer, "
+        "rejected integer, finished_at timestamp, outcome varchar)"
+    )
     con.execute("insert into etl_runs values ('r', 'taobao_orders', 'w', 5, 1, timestamp '2026-03-01', 'success')")
-    con.execute("create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
-                "window_id varchar, page integer, rejected_at timestamp)")
+    con.execute(
+        "create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
+        "window_id varchar, page integer, rejected_at timestamp)"
+    )
     (row,) = dashboard.load_quality(con)
     assert (row["endpoint"], row["records"], row["rejected"], row["warnings"], row["warned_fields"]) == (
-        "taobao_orders", 5, 1, None, None)
+        "taobao_orders",
+        5,
+        1,
+        None,
+        None,
+    )
 
 
 def _markup_outside_scripts(html: str) -> str:
@@ -294,8 +333,24 @@ def test_cli_writes_the_dashboard_and_registers_its_command(data_dir, tmp_path, 
     from xport_etl.cli import build_parser, main
 
     out = tmp_path / "cli.html"
-    assert main(["dashboard", "--out", str(out), "--data-dir", str(data_dir), "--start", "2026-01",
-                 "--end", "2026-07", "--report-tz", "Asia/Shanghai"]) == 0
+    assert (
+        main(
+            [
+                "dashboard",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(data_dir),
+                "--start",
+                "2026-01",
+                "--end",
+                "2026-07",
+                "--report-tz",
+                "Asia/Shanghai",
+            ]
+        )
+        == 0
+    )
     assert out.exists() and str(out) in capsys.readouterr().out
     assert main(["dashboard", "--out", str(out), "--data-dir", str(data_dir), "--report-tz", "Mars/Olympus"]) == 2
     assert main(["dashboard", "--out", str(out), "--data-dir", str(tmp_path / "none")]) == 2
@@ -314,8 +369,10 @@ def _chromium() -> str:
     if not Path(found).exists():
         if os.environ.get("XPORT_REQUIRE_BROWSER"):  # CI installs chromium: a skip there would hide a failure
             pytest.fail(f"XPORT_REQUIRE_BROWSER is set but chromium is not at {found}")
-        pytest.skip("chromium is not installed (CI installs it: apt-get install -y chromium); "
-                    "the browser checks of the dashboard need a real browser")
+        pytest.skip(
+            "chromium is not installed (CI installs it: apt-get install -y chromium); "
+            "the browser checks of the dashboard need a real browser"
+        )
     return found
 
 
@@ -353,7 +410,7 @@ class _DomSummary(HTMLParser):
                 self.charts[chart_id]["svg"] = True
         if tag == "table" and a.get("id") == "stuck-table":
             self.in_stuck_body = len(self.stack)
-        if tag == "tr" and self.in_stuck_body is not None and "tbody" in self.stack[self.in_stuck_body:]:
+        if tag == "tr" and self.in_stuck_body is not None and "tbody" in self.stack[self.in_stuck_body :]:
             self.stuck_rows += 1
         if tag == "pre" and a.get("id") == "dashboard-errors":
             self.errors_attrs = a
@@ -400,7 +457,8 @@ def test_every_chart_draws_in_a_real_browser_with_the_network_off(built, tmp_pat
     print(f"chromium --dump-dom: {time.perf_counter() - t0:.1f}s")
     assert dom.errors_attrs is not None, "the error box is missing from the page"
     assert dom.errors_attrs.get("data-count") == "0" and not dom.errors_text.strip(), (
-        f"script errors in the page: {dom.errors_text.strip()}")
+        f"script errors in the page: {dom.errors_text.strip()}"
+    )
     assert set(dom.charts) == set(CHART_IDS)
     for chart_id, chart in dom.charts.items():
         assert chart["attrs"].get("data-rendered") == "1", f"{chart_id} did not finish drawing"

@@ -21,8 +21,10 @@ from xport_etl.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 WAREHOUSE_MD = Path(os.environ.get("XPORT_WAREHOUSE_MD", REPO / "docs" / "warehouse.md"))
-STALE = ("{} is not what `xport-etl docs` generates now (a schema, view or status mapping changed): "
-         "run `xport-etl docs` and commit the result")
+STALE = (
+    "{} is not what `xport-etl docs` generates now (a schema, view or status mapping changed): "
+    "run `xport-etl docs` and commit the result"
+)
 
 
 def parse_dictionary(markdown: str) -> dict[str, dict[str, tuple[str, bool]]]:
@@ -73,7 +75,8 @@ def test_dictionary_matches_a_real_warehouse(markdown, warehouse):
     try:
         rows = con.execute(
             "select table_name, column_name, data_type from information_schema.columns "
-            "where table_schema = 'main' order by table_name, ordinal_position").fetchall()
+            "where table_schema = 'main' order by table_name, ordinal_position"
+        ).fetchall()
         kinds = dict(con.execute("select table_name, table_type from information_schema.tables").fetchall())
         assert con.execute("select count(*) from fct_orders").fetchone()[0] > 0
     finally:
@@ -120,7 +123,7 @@ def parse_warehouse_md(text: str) -> tuple[dict[str, set[str]], dict[str, set[st
             current.update(re.findall(r"`(\w+)`", first_cell))
         if m := re.match(r"- `(rpt_\w+)` — ", line):
             bullet = views.setdefault(m[1], set())
-            line = line[m.end():]
+            line = line[m.end() :]
         elif not line.startswith("  "):
             bullet = None
         if bullet is not None:
@@ -140,8 +143,9 @@ def test_every_warehouse_md_column_is_in_the_dictionary(markdown):
         missing = columns - set(parsed[table])
         assert not missing, f"{table}: docs/warehouse.md columns missing from the dictionary: {missing}"
         contract = {c for c, (_, public) in parsed[table].items() if public}
-        assert contract == columns, (f"{table}: columns marked contract {sorted(contract)} differ from "
-                                     f"docs/warehouse.md {sorted(columns)}")
+        assert contract == columns, (
+            f"{table}: columns marked contract {sorted(contract)} differ from docs/warehouse.md {sorted(columns)}"
+        )
     assert set(views) <= set(parsed) and len(views) == 5, views
     for view, columns in views.items():
         not_contract = {c for c in columns if not parsed[view].get(c, ("", False))[1]}

@@ -32,9 +32,7 @@ def test_registry():
         "page_number_body",
     )
     assert orders.pages_in_body
-    assert orders.windows["create"] == WindowSpec(
-        "createStartTime", "createEndTime", "cst_string", "body"
-    )
+    assert orders.windows["create"] == WindowSpec("createStartTime", "createEndTime", "cst_string", "body")
     assert orders.windows["update"].start_field == "updateStartTime"
     legacy = ENDPOINTS["taobao_orders_legacy"]
     assert (legacy.method, legacy.path, legacy.paging) == (
@@ -169,11 +167,7 @@ def test_parse_cst_rejects(bad):
         parse_cst(bad)
 
 
-@given(
-    st.datetimes(
-        min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-    )
-)
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)))
 def test_cst_round_trip(dt):
     dt = dt.replace(microsecond=0)
     assert parse_cst(format_window_value(dt, "cst_string")) == dt

@@ -14,8 +14,15 @@ from xport_etl.extract.endpoints import ENDPOINTS, ApiAssumptions, WindowSpec, e
     [
         ("taobao_refunds", "taobao", "POST", "/open/order/refund/queryList", "page_number_body", None, None),
         ("taobao_refund_detail", "taobao", "GET", "/v2/taobao/order/refund/query", None, "refundId", None),
-        ("taobao_logistics", "taobao", "GET", "/v2/taobao/order/logistics/detail/get", None,
-         "subPurchaseOrderId", "order_lines"),
+        (
+            "taobao_logistics",
+            "taobao",
+            "GET",
+            "/v2/taobao/order/logistics/detail/get",
+            None,
+            "subPurchaseOrderId",
+            "order_lines",
+        ),
         ("alibaba_orders", "1688", "POST", "/v2/alibaba/order/page", "page_number_body", None, None),
         ("alibaba_refunds", "1688", "POST", "/alibaba/refund/info", None, "refundId", "order_lines"),
         ("alibaba_logistics", "1688", "GET", "/alibaba/order/logistics/trace", None, "orderId", "orders"),
@@ -40,7 +47,9 @@ def test_list_keys_and_windows():
     assert dict(refunds.windows) == {"create": WindowSpec("refundStartTime", "refundEndTime", "epoch_ms", "body")}
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
     assert refunds.windows["create"].params(start, end) == {
-        "refundStartTime": 1767225600000, "refundEndTime": 1767312000000}
+        "refundStartTime": 1767225600000,
+        "refundEndTime": 1767312000000,
+    }
 
     orders = ENDPOINTS["alibaba_orders"]
     assert orders.primary_key == ("orderId",)
@@ -49,7 +58,9 @@ def test_list_keys_and_windows():
         "update": WindowSpec("modifyStartTime", "modifyEndTime", "cst_string", "body"),
     }
     assert orders.windows["update"].params(start, end) == {
-        "modifyStartTime": "2026-01-01 08:00:00", "modifyEndTime": "2026-01-02 08:00:00"}
+        "modifyStartTime": "2026-01-01 08:00:00",
+        "modifyEndTime": "2026-01-02 08:00:00",
+    }
 
 
 def test_new_endpoints_can_be_overridden():

@@ -36,17 +36,24 @@ AS_ERROR = {AMOUNT: {"severity": "error", "threshold": 0}}
 
 def mismatched(tmp_path, oid="1", day=0):
     """A staged window with one order whose served amount (99.00) is not the sum of its lines (12.50)."""
-    m = land(tmp_path, [page([served_order(id=oid, purchaseAmount="99.00", updateTime="2026-02-02 00:00:00")])],
-             start=T0 + timedelta(days=day))
+    m = land(
+        tmp_path,
+        [page([served_order(id=oid, purchaseAmount="99.00", updateTime="2026-02-02 00:00:00")])],
+        start=T0 + timedelta(days=day),
+    )
     return stage_window(tmp_path, m)
 
 
 def check_results(data_dir):
     reader = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
     try:
-        cols = [c for (c,) in reader.execute(
-            "select column_name from information_schema.columns where table_name = 'etl_check_results' "
-            "order by ordinal_position").fetchall()]
+        cols = [
+            c
+            for (c,) in reader.execute(
+                "select column_name from information_schema.columns where table_name = 'etl_check_results' "
+                "order by ordinal_position"
+            ).fetchall()
+        ]
         rows = reader.execute("select * from etl_check_results order by checked_at, check_name").fetchall()
     finally:
         reader.close()
@@ -89,16 +96,19 @@ def test_an_override_from_the_environment_is_parsed_and_validated():
     assert Settings(check_overrides={AMOUNT: {"threshold": 3}}).check_overrides == {AMOUNT: {"threshold": 3}}
 
 
-@pytest.mark.parametrize("raw,needle", [
-    ('{"chk_no_such_check": {"severity": "warn"}}', "chk_no_such_check"),
-    ('{"chk_fct_orders__amount_equals_lines": {"severity": "fatal"}}', "fatal"),
-    ('{"chk_fct_orders__amount_equals_lines": {"threshold": -1}}', "threshold"),
-    ('{"chk_fct_orders__amount_equals_lines": {"threshold": "ten"}}', "threshold"),
-    ('{"chk_fct_orders__amount_equals_lines": {"severty": "warn"}}', "severty"),
-    ('{"chk_fct_orders__amount_equals_lines": "warn"}', "severity"),
-    ("{not json", "XPORT_CHECK_OVERRIDES"),
-    ('["chk_fct_orders__amount_equals_lines"]', "XPORT_CHECK_OVERRIDES"),
-])
+@pytest.mark.parametrize(
+    "raw,needle",
+    [
+        ('{"chk_no_such_check": {"severity": "warn"}}', "chk_no_such_check"),
+        ('{"chk_fct_orders__amount_equals_lines": {"severity": "fatal"}}', "fatal"),
+        ('{"chk_fct_orders__amount_equals_lines": {"threshold": -1}}', "threshold"),
+        ('{"chk_fct_orders__amount_equals_lines": {"threshold": "ten"}}', "threshold"),
+        ('{"chk_fct_orders__amount_equals_lines": {"severty": "warn"}}', "severty"),
+        ('{"chk_fct_orders__amount_equals_lines": "warn"}', "severity"),
+        ("{not json", "XPORT_CHECK_OVERRIDES"),
+        ('["chk_fct_orders__amount_equals_lines"]', "XPORT_CHECK_OVERRIDES"),
+    ],
+)
 def test_a_bad_override_is_a_configuration_error(raw, needle):
     with pytest.raises(ConfigError, match=needle):
         Settings.from_env({"XPORT_CHECK_OVERRIDES": raw})
@@ -144,8 +154,10 @@ def test_warn_and_thresholded_checks_run_in_full_and_skipped_ones_say_so(con):  
     skipped = results["chk_fct_orders__unique_key"]
     assert (skipped.how, skipped.outcome, skipped.violations) == ("skipped", "skipped", None)
     # a threshold makes an error check count its violations in full too
-    results = {r.name: r for r in evaluate_checks(
-        con, changed=set(), overrides={"chk_fct_orders__unique_key": {"threshold": 1}})}
+    results = {
+        r.name: r
+        for r in evaluate_checks(con, changed=set(), overrides={"chk_fct_orders__unique_key": {"threshold": 1}})
+    }
     assert results["chk_fct_orders__unique_key"].how == "ran"
     # the state did not pass the warn check (it had a violation), so flipping it to an error check
     # runs it in full rather than trusting an earlier pass

@@ -18,8 +18,17 @@ from xport_etl.normalize.pages import parse_page
 
 @pytest.mark.parametrize("floats", ["refuse", "allow"])
 def test_decimals_are_written_as_their_exact_text(floats):
-    for text in ["4.40", "0.10", "-0.00", "1E+2", "1.23E-7", "0E-7", "12345678901234567890.123456789",
-                 "9" * 5000, "1E+100000"]:
+    for text in [
+        "4.40",
+        "0.10",
+        "-0.00",
+        "1E+2",
+        "1.23E-7",
+        "0E-7",
+        "12345678901234567890.123456789",
+        "9" * 5000,
+        "1E+100000",
+    ]:
         assert dumps(Decimal(text), floats=floats) == text
         assert dumps({"a": [Decimal(text)]}, floats=floats) == f'{{"a":[{text}]}}'
         back = json.loads(dumps([Decimal(text)], floats=floats), parse_float=Decimal, parse_int=Decimal)
@@ -28,11 +37,19 @@ def test_decimals_are_written_as_their_exact_text(floats):
 
 @pytest.mark.parametrize("floats", ["refuse", "allow"])
 def test_compact_nested_and_non_ascii_as_itself(floats):
-    value = {"订单": {"标题": "韩版 毛绒", "lines": [1, None, True, False, "a\"b\\c\n\x00", ("t", 2)],
-                      "amount": Decimal("30.80")}, "empty": {}, "none": []}
+    value = {
+        "订单": {
+            "标题": "韩版 毛绒",
+            "lines": [1, None, True, False, 'a"b\\c\n\x00', ("t", 2)],
+            "amount": Decimal("30.80"),
+        },
+        "empty": {},
+        "none": [],
+    }
     assert dumps(value, floats=floats) == (
         '{"订单":{"标题":"韩版 毛绒","lines":[1,null,true,false,"a\\"b\\\\c\\n\\u0000",["t",2]],'
-        '"amount":30.80},"empty":{},"none":[]}')
+        '"amount":30.80},"empty":{},"none":[]}'
+    )
     assert dumps(MappingProxyType({"a": Decimal("1.5")}), floats=floats) == '{"a":1.5}'
     assert dumps("x", floats=floats) == '"x"' and dumps(None, floats=floats) == "null"
 
@@ -52,10 +69,11 @@ def test_refuse_mode_refuses_floats_and_non_finite_decimals():
 
 
 def test_allow_mode_writes_floats_and_non_finite_values_as_python_reads_them():
-    assert dumps([1.5, float("nan"), float("inf"), float("-inf")], floats="allow") == \
-        "[1.5,NaN,Infinity,-Infinity]"
-    assert dumps([Decimal("NaN"), Decimal("-sNaN"), Decimal("Infinity"), Decimal("-Infinity")],
-                 floats="allow") == "[NaN,NaN,Infinity,-Infinity]"
+    assert dumps([1.5, float("nan"), float("inf"), float("-inf")], floats="allow") == "[1.5,NaN,Infinity,-Infinity]"
+    assert (
+        dumps([Decimal("NaN"), Decimal("-sNaN"), Decimal("Infinity"), Decimal("-Infinity")], floats="allow")
+        == "[NaN,NaN,Infinity,-Infinity]"
+    )
 
 
 def test_allow_mode_keeps_what_a_page_served_with_nan_tokens():
@@ -86,7 +104,10 @@ def test_the_marker_is_per_process_random():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text()
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
     | st.decimals(allow_nan=False, allow_infinity=False).filter(lambda d: abs(d.adjusted()) < 1000),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=20,

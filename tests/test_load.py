@@ -20,9 +20,15 @@ T0 = datetime(2026, 2, 1, tzinfo=UTC)
 def land(data_dir: Path, pages: list[bytes], *, start=T0, extracted_at=None) -> Manifest:
     end = start + timedelta(days=1)
     wid = window_id("create", start, end)
-    m = Manifest(endpoint="taobao_orders", mode="create", window_id=wid, window_start=start.isoformat(),
-                 window_end=end.isoformat(), run_id="run-" + wid,
-                 extracted_at=(extracted_at or datetime.now(UTC)).isoformat())
+    m = Manifest(
+        endpoint="taobao_orders",
+        mode="create",
+        window_id=wid,
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        run_id="run-" + wid,
+        extracted_at=(extracted_at or datetime.now(UTC)).isoformat(),
+    )
     with PageWriter(data_dir, m) as w:
         for body in pages:
             w.write(body)
@@ -34,8 +40,12 @@ def facts(data_dir: Path) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
     try:
         return {
-            "orders": con.sql("select order_id, status, goods_amount, line_count from fct_orders order by 1").fetchall(),
-            "lines": con.sql("select order_id, line_id, line_index, amount from fct_order_lines order by 1, 3").fetchall(),
+            "orders": con.sql(
+                "select order_id, status, goods_amount, line_count from fct_orders order by 1"
+            ).fetchall(),
+            "lines": con.sql(
+                "select order_id, line_id, line_index, amount from fct_order_lines order by 1, 3"
+            ).fetchall(),
             "rejects": con.sql("select record_id, reason from etl_rejects order by 1").fetchall(),
         }
     finally:
@@ -44,8 +54,11 @@ def facts(data_dir: Path) -> dict[str, list[tuple]]:
 
 def test_load_is_idempotent_and_latest_update_wins(tmp_path):
     o1 = order(id="1", status=10, updateTime="2026-02-01 10:00:00")
-    o2 = order(id="2", subOrderVOS=[sub(subOrderId="21", purchaseAmount="5.00"),
-                                    sub(subOrderId="22", purchaseAmount="7.50")], purchaseAmount="12.50")
+    o2 = order(
+        id="2",
+        subOrderVOS=[sub(subOrderId="21", purchaseAmount="5.00"), sub(subOrderId="22", purchaseAmount="7.50")],
+        purchaseAmount="12.50",
+    )
     m = land(tmp_path, [page([o1, o2, order(id=None)])])
     publish(tmp_path, [stage_window(tmp_path, m)])
     first = facts(tmp_path)
@@ -58,8 +71,13 @@ def test_load_is_idempotent_and_latest_update_wins(tmp_path):
     assert facts(tmp_path) == first
 
     # a later window with a newer state of order 1 (now with two lines) wins...
-    newer = order(id="1", status=11, updateTime="2026-02-05 10:00:00", purchaseAmount="20.00",
-                  subOrderVOS=[sub(subOrderId="11", purchaseAmount="8.00"), sub(subOrderId="12", purchaseAmount="12.00")])
+    newer = order(
+        id="1",
+        status=11,
+        updateTime="2026-02-05 10:00:00",
+        purchaseAmount="20.00",
+        subOrderVOS=[sub(subOrderId="11", purchaseAmount="8.00"), sub(subOrderId="12", purchaseAmount="12.00")],
+    )
     m2 = land(tmp_path, [page([newer])], start=T0 + timedelta(days=3))
     publish(tmp_path, [stage_window(tmp_path, m2)])
     # ...and replaying the older window afterwards (arrival order) does not bring the old state back
@@ -116,8 +134,10 @@ def test_merge_groups_cut_batches_in_order_by_staged_rows():
     from xport_etl.load.publish import merge_groups
     from xport_etl.load.staging import Batch
 
-    batches = [Batch(batch_id=f"b{i}", endpoint="taobao_orders", window_id=f"w{i}", extracted_at="",
-                     counts={"orders": n}) for i, n in enumerate([150, 150, 150, 500, 10, 0])]
+    batches = [
+        Batch(batch_id=f"b{i}", endpoint="taobao_orders", window_id=f"w{i}", extracted_at="", counts={"orders": n})
+        for i, n in enumerate([150, 150, 150, 500, 10, 0])
+    ]
     groups = merge_groups(batches, "orders", limit=400)
     assert [[b.batch_id for b in g] for g in groups] == [["b0", "b1"], ["b2"], ["b3"], ["b4", "b5"]]
     assert merge_groups(batches, "orders", limit=10_000) == [batches]
@@ -130,9 +150,19 @@ def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
     from xport_etl.load import publish as load
 
     def versions(day: int, status: int, amount: str) -> bytes:
-        return page([order(id=str(i), status=status, updateTime=f"2026-02-0{day} 10:00:00",
-                           purchaseAmount=amount, subOrderVOS=[sub(subOrderId=f"{i}{day}", purchaseAmount=amount)])
-                     for i in range(1, 6)] + [order(id=f"only{day}", updateTime=f"2026-02-0{day} 09:00:00")])
+        return page(
+            [
+                order(
+                    id=str(i),
+                    status=status,
+                    updateTime=f"2026-02-0{day} 10:00:00",
+                    purchaseAmount=amount,
+                    subOrderVOS=[sub(subOrderId=f"{i}{day}", purchaseAmount=amount)],
+                )
+                for i in range(1, 6)
+            ]
+            + [order(id=f"only{day}", updateTime=f"2026-02-0{day} 09:00:00")]
+        )
 
     # out of order on purpose: the newest versions (day 4) are in the middle batch
     pages = [versions(2, 10, "3.00"), versions(4, 11, "4.00"), versions(3, 12, "5.00")]
@@ -162,8 +192,9 @@ def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apar
         order(id="1", receiver="{not json"),  # warning: the order loads
         order(id="2", subOrderVOS=[sub(subOrderId="21", logisticNumber={"no": 1}, status="x")]),  # one line, 2 fields
         order(id=None),  # rejected
-        order(id="4", subOrderVOS=[sub(subOrderId="41"), sub(subOrderId="42", quantity="two")],
-              purchaseAmount="12.50"),  # line 42 rejected
+        order(
+            id="4", subOrderVOS=[sub(subOrderId="41"), sub(subOrderId="42", quantity="two")], purchaseAmount="12.50"
+        ),  # line 42 rejected
     ]
     m = land(tmp_path, [page(records)])
     result = load_windows(Settings(data_dir=tmp_path), [m.directory / "manifest.json"])
@@ -171,10 +202,12 @@ def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apar
     con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
     try:
         assert con.sql("select rejected, warnings, rows_written from etl_runs").fetchall() == [
-            (2, 2, '{"order_lines": 3, "orders": 3}')]
+            (2, 2, '{"order_lines": 3, "orders": 3}')
+        ]
         assert con.sql("select order_id from fct_orders order by 1").fetchall() == [("1",), ("2",), ("4",)]
-        assert con.sql("select severity, count(*), count(distinct record_id) from etl_rejects group by 1 order by 1"
-                       ).fetchall() == [("rejected", 2, 1), ("warning", 3, 2)]  # a missing id is a null record_id
+        assert con.sql(
+            "select severity, count(*), count(distinct record_id) from etl_rejects group by 1 order by 1"
+        ).fetchall() == [("rejected", 2, 1), ("warning", 3, 2)]  # a missing id is a null record_id
     finally:
         con.close()
 
@@ -184,10 +217,14 @@ def test_an_old_warehouse_migrates_in_place_and_its_rejects_are_rejections(tmp_p
 
     old = duckdb.connect(str(warehouse_path(tmp_path)))
     # etl_rejects and etl_runs as the code before warnings wrote them
-    old.execute("create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
-                "window_id varchar, page integer, rejected_at timestamp)")
-    old.execute("insert into etl_rejects values ('taobao_orders', '9', 'missing id', '{}', 'w-old', 1, "
-                "timestamp '2026-01-01 00:00:00')")
+    old.execute(
+        "create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
+        "window_id varchar, page integer, rejected_at timestamp)"
+    )
+    old.execute(
+        "insert into etl_rejects values ('taobao_orders', '9', 'missing id', '{}', 'w-old', 1, "
+        "timestamp '2026-01-01 00:00:00')"
+    )
     old.execute("create table etl_runs (run_id varchar, endpoint varchar, window_id varchar, rejected integer)")
     old.close()
 
@@ -203,7 +240,9 @@ def test_an_old_warehouse_migrates_in_place_and_its_rejects_are_rejections(tmp_p
     con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
     try:
         assert con.sql("select window_id, record_id, severity, field from etl_rejects order by 1").fetchall() == [
-            (m.window_id, None, "rejected", None), ("w-old", "9", "rejected", None)]
+            (m.window_id, None, "rejected", None),
+            ("w-old", "9", "rejected", None),
+        ]
         columns = {r[0] for r in con.sql("describe etl_runs").fetchall()}
         assert {"warnings", "rejected"} <= columns
     finally:

@@ -39,8 +39,11 @@ def test_merges_stay_unpublished_until_the_one_publish(tmp_path):
 
 def test_fanout_keys_come_from_the_next_state_not_the_published_one(tmp_path):
     settings = Settings(data_dir=tmp_path, refetch_after=0)
-    shipped = order(id="7", status=11, subOrderVOS=[sub(subOrderId="71", status=11, taobaoSubPurchaseId="5001",
-                                                        logisticNumber="SF1")])
+    shipped = order(
+        id="7",
+        status=11,
+        subOrderVOS=[sub(subOrderId="71", status=11, taobaoSubPurchaseId="5001", logisticNumber="SF1")],
+    )
     state = NextState(tmp_path, "run-b")
     state.merge([_batch(tmp_path, [shipped])])
     assert not warehouse_path(tmp_path).exists()  # nothing published yet
@@ -94,8 +97,9 @@ def test_a_failed_publish_marks_the_run_rows_failed_and_a_rerun_succeeds(tmp_pat
     from xport_etl.ledger import read_runs
     from xport_etl.run import merge_windows
 
-    settings = Settings(data_dir=tmp_path, check_overrides={"chk_fct_orders__amount_equals_lines":
-                                                            {"severity": "error"}})
+    settings = Settings(
+        data_dir=tmp_path, check_overrides={"chk_fct_orders__amount_equals_lines": {"severity": "error"}}
+    )
     m = land(tmp_path, [page([order(id="3", purchaseAmount="99.00")])])
     state = NextState(tmp_path, "run-f")
     merge_windows(settings, state, [m.directory / "manifest.json"])

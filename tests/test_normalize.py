@@ -58,9 +58,15 @@ def order(**over):
 
 
 def page(records, code=200):
-    return jsonutil.dumps({"requestId": "r", "code": code, "msg": "成功",
-                     "data": {"records": records, "total": len(records), "size": 100,
-                              "current": 1, "pages": 1}}, floats="allow").encode()
+    return jsonutil.dumps(
+        {
+            "requestId": "r",
+            "code": code,
+            "msg": "成功",
+            "data": {"records": records, "total": len(records), "size": 100, "current": 1, "pages": 1},
+        },
+        floats="allow",
+    ).encode()
 
 
 def test_cst_times_become_utc_across_the_date_line():
@@ -84,22 +90,35 @@ def test_money_as_strings_and_numbers_is_exact_decimal():
     assert rows.children["order_lines"][0]["amount"] == Decimal("12.50")
 
 
-@pytest.mark.parametrize("value,reason", [
-    ("12.345", "more than two decimals"),
-    ("abc", "not an amount"),
-    (True, "not an amount"),
-    ("1e400", "not an amount"),
-    (Decimal("1e17"), "out of range"),
-])
+@pytest.mark.parametrize(
+    "value,reason",
+    [
+        ("12.345", "more than two decimals"),
+        ("abc", "not an amount"),
+        (True, "not an amount"),
+        ("1e400", "not an amount"),
+        (Decimal("1e17"), "out of range"),
+    ],
+)
 def test_bad_money_is_rejected_with_a_reason(value, reason):
     with pytest.raises(RejectError, match=reason):
         to_money(value, "purchaseAmount")
 
 
 def test_status_mapping_and_platform_status_text():
-    expected = {12: "created", 0: "awaiting_payment", 1: "awaiting_payment", 3: "awaiting_payment",
-                5: "awaiting_payment", 2: "paid", 10: "paid", 11: "shipped", 4: "cancelled", 9: "other",
-                77: "other"}
+    expected = {
+        12: "created",
+        0: "awaiting_payment",
+        1: "awaiting_payment",
+        3: "awaiting_payment",
+        5: "awaiting_payment",
+        2: "paid",
+        10: "paid",
+        11: "shipped",
+        4: "cancelled",
+        9: "other",
+        77: "other",
+    }
     for code, status in expected.items():
         o = normalize_taobao_order(order(status=code)).row
         assert (o["status"], o["platform_status"]) == (status, str(code))
@@ -108,16 +127,31 @@ def test_status_mapping_and_platform_status_text():
 
 
 def test_refund_status_mapping():
-    expected = {0: "none", 10: "applied", 20: "agreed", 30: "waiting_return", 100: "succeeded",
-                -10: "refused", -20: "closed", None: "none"}
+    expected = {
+        0: "none",
+        10: "applied",
+        20: "agreed",
+        30: "waiting_return",
+        100: "succeeded",
+        -10: "refused",
+        -20: "closed",
+        None: "none",
+    }
     for code, status in expected.items():
         line = normalize_taobao_order(order(subOrderVOS=[sub(refundStatus=code)])).children["order_lines"][0]
         assert line["refund_status"] == status
 
 
 def test_nulls_are_allowed_almost_everywhere():
-    rows = normalize_taobao_order(order(status=None, payTime=None, domesticPostFee=None, receiver=None,
-                                        subOrderVOS=[sub(status=None, quantity="3", title=None)]))
+    rows = normalize_taobao_order(
+        order(
+            status=None,
+            payTime=None,
+            domesticPostFee=None,
+            receiver=None,
+            subOrderVOS=[sub(status=None, quantity="3", title=None)],
+        )
+    )
     assert rows.row["status"] is None and rows.row["total_amount"] is None
     assert rows.children["order_lines"][0]["quantity"] == 3 and rows.children["order_lines"][0]["line_status"] is None
 
@@ -127,16 +161,19 @@ def test_null_suborders_means_no_lines():
     assert rows.row["line_count"] == 0 and rows.children["order_lines"] == []
 
 
-@pytest.mark.parametrize("over,reason", [
-    ({"id": None}, "missing id"),
-    ({"id": ""}, "missing id"),
-    ({"id": Decimal("1.5e18")}, "not a string or integer id"),
-    ({"createTime": "2026-02-30 10:00:00"}, "createTime"),
-    ({"createTime": "yesterday"}, "createTime"),
-    ({"subOrderVOS": {"subOrderId": "1"}}, "subOrderVOS is not a list"),
-    ({"purchaseAmount": {"a": 1}}, "purchaseAmount is not an amount"),
-    ({"orderSource": ["lazada"]}, "orderSource is not text"),
-])
+@pytest.mark.parametrize(
+    "over,reason",
+    [
+        ({"id": None}, "missing id"),
+        ({"id": ""}, "missing id"),
+        ({"id": Decimal("1.5e18")}, "not a string or integer id"),
+        ({"createTime": "2026-02-30 10:00:00"}, "createTime"),
+        ({"createTime": "yesterday"}, "createTime"),
+        ({"subOrderVOS": {"subOrderId": "1"}}, "subOrderVOS is not a list"),
+        ({"purchaseAmount": {"a": 1}}, "purchaseAmount is not an amount"),
+        ({"orderSource": ["lazada"]}, "orderSource is not text"),
+    ],
+)
 def test_corrupt_orders_are_rejected(over, reason):
     with pytest.raises(RejectError, match=reason):
         normalize_taobao_order(order(**over))
@@ -146,14 +183,18 @@ def test_corrupt_orders_are_rejected(over, reason):
 # defined from are warnings (the record loads, the non-public column is null)
 
 
-@pytest.mark.parametrize("receiver,reason", [
-    ("{not json", "receiver is not valid JSON"),
-    ("[1, 2]", "receiver JSON is not an object: list"),
-    (5, "receiver is neither a JSON string nor an object: int"),
-])
+@pytest.mark.parametrize(
+    "receiver,reason",
+    [
+        ("{not json", "receiver is not valid JSON"),
+        ("[1, 2]", "receiver JSON is not an object: list"),
+        (5, "receiver is neither a JSON string nor an object: int"),
+    ],
+)
 def test_an_unreadable_receiver_is_a_warning_and_the_order_loads_with_its_lines(receiver, reason):
-    rows = normalize_taobao_pages([(1, page([order(receiver=receiver)]), None)], endpoint="taobao_orders",
-                                  window_id="w", rejected_at=NOW)
+    rows = normalize_taobao_pages(
+        [(1, page([order(receiver=receiver)]), None)], endpoint="taobao_orders", window_id="w", rejected_at=NOW
+    )
     assert [o["order_id"] for o in rows.tables["orders"]] == ["1031992847890383164"]
     assert [line["line_id"] for line in rows.tables["order_lines"]] == ["1031992847890383165"]
     (warning,) = rows.rejects
@@ -165,8 +206,12 @@ def test_an_unreadable_receiver_is_a_warning_and_the_order_loads_with_its_lines(
 
 def test_a_bad_non_public_line_field_keeps_the_line_with_a_null_column_and_a_warning():
     subs = [sub(), sub(subOrderId="2", logisticNumber={"no": "ZT1"}, logisticCompanyName=["中通"], status="shipped")]
-    rows = normalize_taobao_pages([(1, page([order(subOrderVOS=subs, closeReason={"why": 1})]), None)],
-                                  endpoint="taobao_orders", window_id="w", rejected_at=NOW)
+    rows = normalize_taobao_pages(
+        [(1, page([order(subOrderVOS=subs, closeReason={"why": 1})]), None)],
+        endpoint="taobao_orders",
+        window_id="w",
+        rejected_at=NOW,
+    )
     (o,) = rows.tables["orders"]
     assert o["line_count"] == 2 and o["close_reason"] is None
     line = rows.tables["order_lines"][1]
@@ -185,8 +230,9 @@ def test_a_bad_non_public_line_field_keeps_the_line_with_a_null_column_and_a_war
 
 def test_a_bad_public_field_still_rejects_and_a_rejected_line_carries_no_warning():
     subs = [sub(quantity="two", logisticNumber={"no": 1}), sub(subOrderId="2")]
-    rows = normalize_taobao_pages([(1, page([order(subOrderVOS=subs)]), None)], endpoint="taobao_orders",
-                                  window_id="w", rejected_at=NOW)
+    rows = normalize_taobao_pages(
+        [(1, page([order(subOrderVOS=subs)]), None)], endpoint="taobao_orders", window_id="w", rejected_at=NOW
+    )
     assert [line["line_id"] for line in rows.tables["order_lines"]] == ["2"]
     (reject,) = rows.rejects
     assert reject["severity"] == "rejected" and reject["field"] is None and "quantity" in reject["reason"]
@@ -194,15 +240,20 @@ def test_a_bad_public_field_still_rejects_and_a_rejected_line_carries_no_warning
 
 def test_a_future_update_time_rejects_the_order_whole_with_no_warning():
     # a corrupt future updateTime would win the latest-version merge forever
-    rows = normalize_taobao_pages([(1, page([order(updateTime="2027-01-01 00:00:00", receiver="{x")]), None)],
-                                  endpoint="taobao_orders", window_id="w", rejected_at=NOW)
+    rows = normalize_taobao_pages(
+        [(1, page([order(updateTime="2027-01-01 00:00:00", receiver="{x")]), None)],
+        endpoint="taobao_orders",
+        window_id="w",
+        rejected_at=NOW,
+    )
     assert rows.tables.get("orders", []) == []
     assert [(r["severity"], "future" in r["reason"]) for r in rows.rejects] == [("rejected", True)]
 
 
 def test_a_bad_line_is_rejected_alone_and_still_counted():
-    rows = normalize_taobao_order(order(subOrderVOS=[sub(), sub(subOrderId=None), sub(subOrderId="2", purchaseAmount="x"),
-                                                     sub()]))
+    rows = normalize_taobao_order(
+        order(subOrderVOS=[sub(), sub(subOrderId=None), sub(subOrderId="2", purchaseAmount="x"), sub()])
+    )
     assert rows.row["line_count"] == 4
     assert [line["line_index"] for line in rows.children["order_lines"]] == [0]
     reasons = [r.reason for r in rows.rejects]
@@ -215,8 +266,9 @@ def test_window_dedupes_orders_latest_update_wins_and_rejects_land_with_raw_json
     old = order(status=10, updateTime="2026-02-01 08:00:00")
     new = order(status=11, updateTime="2026-02-03 08:00:00")
     bad = order(id=None)
-    rows = normalize_taobao_pages([(1, page([new, bad]), None), (2, page([old]), None)], endpoint="taobao_orders",
-                                  window_id="w", rejected_at=NOW)
+    rows = normalize_taobao_pages(
+        [(1, page([new, bad]), None), (2, page([old]), None)], endpoint="taobao_orders", window_id="w", rejected_at=NOW
+    )
     assert rows.records == 3
     assert [o["status"] for o in rows.tables["orders"]] == ["shipped"]
     assert len(rows.rejects) == 1

@@ -47,8 +47,9 @@ def _sorted(table: pa.Table, spec) -> pa.Table:
 
 def _rejects(rows: list[dict]) -> list[tuple]:
     """Rejects and warnings, every column the normaliser decides."""
-    return sorted((r["page"], r["record_id"] or "", r["severity"], r["field"] or "", r["reason"], r["raw_json"])
-                  for r in rows)
+    return sorted(
+        (r["page"], r["record_id"] or "", r["severity"], r["field"] or "", r["reason"], r["raw_json"]) for r in rows
+    )
 
 
 class Sql:
@@ -65,8 +66,9 @@ class Sql:
 
     def table(self, source: str, spec) -> pa.Table:
         schema = _schema(spec)
-        return _sorted(self.con.sql(f"select {', '.join(schema.names)} from {source}").to_arrow_table().cast(schema),
-                       spec)
+        return _sorted(
+            self.con.sql(f"select {', '.join(schema.names)} from {source}").to_arrow_table().cast(schema), spec
+        )
 
 
 def assert_same(pages, rejected_at: datetime = NOW, **kwargs) -> Sql:
@@ -93,23 +95,51 @@ def assert_same(pages, rejected_at: datetime = NOW, **kwargs) -> Sql:
 
 
 def page(records, **envelope) -> bytes:
-    body = {"requestId": "r", "code": 200, "msg": "ok",
-            "data": {"records": records, "total": len(records), "size": 100, "current": 1, "pages": 1}}
+    body = {
+        "requestId": "r",
+        "code": 200,
+        "msg": "ok",
+        "data": {"records": records, "total": len(records), "size": 100, "current": 1, "pages": 1},
+    }
     body.update(envelope)
     return jsonutil.dumps(body, floats="allow").encode("utf-8")
 
 
 def order(oid="9100000000001", *, lines=1, **fields) -> dict:
-    rec = {"id": oid, "orderNo": "8800000000001", "status": 11, "orderSource": "shopee",
-           "sellerOrderNumber": "S1", "purchaseAmount": "10.50", "purchaseCurrency": "CNY",
-           "domesticPostFee": 3, "receiver": json.dumps({"name": "张三", "city": "广州"}, ensure_ascii=False),
-           "closeReason": None, "createTime": "2026-03-01 10:00:00", "payTime": "2026-03-01 10:05:00",
-           "updateTime": "2026-03-02 08:00:00",
-           "subOrderVOS": [{"subOrderId": f"{oid}{i}", "itemId": "6001", "skuId": None, "title": "杯子 \"大\"",
-                            "quantity": 2, "purchaseAmount": Decimal("5.25"), "purchaseCurrency": "CNY",
-                            "domesticPostFee": "1.5", "status": 11, "refundStatus": 0,
-                            "taobaoPurchaseId": "2001", "taobaoSubPurchaseId": f"200{i}",
-                            "logisticCompanyName": "中通", "logisticNumber": "ZT1"} for i in range(lines)]}
+    rec = {
+        "id": oid,
+        "orderNo": "8800000000001",
+        "status": 11,
+        "orderSource": "shopee",
+        "sellerOrderNumber": "S1",
+        "purchaseAmount": "10.50",
+        "purchaseCurrency": "CNY",
+        "domesticPostFee": 3,
+        "receiver": json.dumps({"name": "张三", "city": "广州"}, ensure_ascii=False),
+        "closeReason": None,
+        "createTime": "2026-03-01 10:00:00",
+        "payTime": "2026-03-01 10:05:00",
+        "updateTime": "2026-03-02 08:00:00",
+        "subOrderVOS": [
+            {
+                "subOrderId": f"{oid}{i}",
+                "itemId": "6001",
+                "skuId": None,
+                "title": '杯子 "大"',
+                "quantity": 2,
+                "purchaseAmount": Decimal("5.25"),
+                "purchaseCurrency": "CNY",
+                "domesticPostFee": "1.5",
+                "status": 11,
+                "refundStatus": 0,
+                "taobaoPurchaseId": "2001",
+                "taobaoSubPurchaseId": f"200{i}",
+                "logisticCompanyName": "中通",
+                "logisticNumber": "ZT1",
+            }
+            for i in range(lines)
+        ],
+    }
     rec.update(fields)
     return rec
 
@@ -206,9 +236,18 @@ def test_a_record_whose_id_the_reference_reads_as_a_fast_records_id_sends_the_pa
 WARNED = [
     ("receiver", {"receiver": "{not json"}, "receiver", "{not json"),
     ("closeReason", {"closeReason": {"a": 1}}, "closeReason", {"a": 1}),
-    ("a line's logisticNumber", {"subOrderVOS": [{"subOrderId": "7", "logisticNumber": {"no": "ZT1"}}]},
-     "subOrderVOS[0].logisticNumber", {"no": "ZT1"}),
-    ("a line's status", {"subOrderVOS": [{"subOrderId": "7", "status": "shipped"}]}, "subOrderVOS[0].status", "shipped"),
+    (
+        "a line's logisticNumber",
+        {"subOrderVOS": [{"subOrderId": "7", "logisticNumber": {"no": "ZT1"}}]},
+        "subOrderVOS[0].logisticNumber",
+        {"no": "ZT1"},
+    ),
+    (
+        "a line's status",
+        {"subOrderVOS": [{"subOrderId": "7", "status": "shipped"}]},
+        "subOrderVOS[0].status",
+        "shipped",
+    ),
 ]
 
 
@@ -253,7 +292,9 @@ def test_text_that_only_looks_like_an_inexact_number_keeps_the_page_plain():
 
 def test_a_repeated_member_name_keeps_the_first_in_both_paths():
     text = page([order("91001")]).decode()
-    text = text.replace('"status": 11', '"status": 11, "status": 4', 1).replace('"code": 200', '"code": 200, "code": 500', 1)
+    text = text.replace('"status": 11', '"status": 11, "status": 4', 1).replace(
+        '"code": 200', '"code": 200, "code": 500', 1
+    )
     text = text.replace('"quantity": 2', '"quantity": 2, "quantity": 7', 1)
     sql = assert_same([(1, text.encode(), None)])
     assert (sql.norm.stats.fast_pages, sql.norm.stats.python_pages) == (1, 0)
@@ -267,8 +308,18 @@ def test_bytes_that_are_not_utf8_go_to_python_in_page_order():
     assert (sql.norm.stats.fast_pages, sql.norm.stats.python_pages) == (2, 1)
 
 
-@pytest.mark.parametrize("envelope", [{"code": 500}, {"code": "200"}, {"data": None}, {"data": [1]},
-                                      {"data": {"records": {"a": 1}}}, {"data": {"records": None}}, {"data": {}}])
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"code": 500},
+        {"code": "200"},
+        {"data": None},
+        {"data": [1]},
+        {"data": {"records": {"a": 1}}},
+        {"data": {"records": None}},
+        {"data": {}},
+    ],
+)
 def test_envelopes_fail_or_pass_as_in_the_reference(envelope):
     assert_same([(1, page([order("91001")]), None), (2, page([order("91002")], **envelope), None)])
 
@@ -281,8 +332,17 @@ def test_versions_across_pages_latest_wins_ties_first_nulls_oldest():
     t = "2026-03-0{} 08:00:00".format
     pages = [
         (1, page([order("1", updateTime=t(2)), order("2", updateTime=None), order("3", updateTime=t(5))]), None),
-        (2, page([order("1", updateTime=t(4), status=4), order("2", updateTime=t(1)),
-                  order("3", updateTime=t(5), status=2)]), None),
+        (
+            2,
+            page(
+                [
+                    order("1", updateTime=t(4), status=4),
+                    order("2", updateTime=t(1)),
+                    order("3", updateTime=t(5), status=2),
+                ]
+            ),
+            None,
+        ),
         (3, page([order("1", updateTime=t(3)), order("2", updateTime=None)]), None),
     ]
     sql = assert_same(pages)
@@ -292,8 +352,10 @@ def test_versions_across_pages_latest_wins_ties_first_nulls_oldest():
 
 def test_the_same_id_twice_in_a_page_goes_to_python_which_rejects_the_older_copy():
     t = "2026-03-0{} 08:00:00".format
-    pages = [(1, page([order("1", updateTime=t(5))]), None),
-             (2, page([order("1", updateTime=t(3)), order("2"), order("1", updateTime=t(7), status=4)]), None)]
+    pages = [
+        (1, page([order("1", updateTime=t(5))]), None),
+        (2, page([order("1", updateTime=t(3)), order("2"), order("1", updateTime=t(7), status=4)]), None),
+    ]
     sql = assert_same(pages)
     assert sql.norm.stats.reasons == {"record": 2}  # both copies, alone; order 2 stays fast
     assert (sql.norm.stats.python_pages, sql.norm.stats.fast_records) == (0, 2)
@@ -304,8 +366,10 @@ def test_the_same_id_twice_in_a_page_goes_to_python_which_rejects_the_older_copy
 def test_the_reference_keeps_a_page_twin_newer_than_an_earlier_pages_version():
     """page 1 has v5; page 2 has v3 then v7 of the same order: v7 wins (the twin v3 lost to v5)."""
     t = "2026-03-0{} 08:00:00".format
-    pages = [(1, page([order("1", updateTime=t(5))]), None),
-             (2, page([order("1", updateTime=t(3)), order("1", updateTime=t(7), status=4)]), None)]
+    pages = [
+        (1, page([order("1", updateTime=t(5))]), None),
+        (2, page([order("1", updateTime=t(3)), order("1", updateTime=t(7), status=4)]), None),
+    ]
     ref = normalize_taobao_pages(iter(pages), endpoint=ENDPOINT, window_id="w1", rejected_at=NOW)
     assert [o["status"] for o in ref.tables["orders"]] == ["cancelled"]
 
@@ -333,8 +397,9 @@ def test_chunks_split_anywhere_give_the_same_window(tmp_path):
 @pytest.mark.parametrize("read_bytes", [1, 7, 4096])
 @pytest.mark.parametrize("chunk_bytes", [1, 30, 10**6])
 @pytest.mark.parametrize("final_newline", [True, False])
-def test_chunks_hold_whole_lines_in_order_numbered_from_one(tmp_path, monkeypatch, read_bytes, chunk_bytes,
-                                                            final_newline):
+def test_chunks_hold_whole_lines_in_order_numbered_from_one(
+    tmp_path, monkeypatch, read_bytes, chunk_bytes, final_newline
+):
     import gzip
 
     from xport_etl.normalize import taobao_orders_sql as normalize_sql
@@ -376,11 +441,27 @@ def test_a_chunk_is_a_view_released_when_the_next_is_read(tmp_path):
 @PROFILE
 @given(st.lists(st.lists(valid_tb_order | garbage_tb_order, max_size=6), min_size=1, max_size=4), st.booleans())
 def test_generated_windows_match_the_reference(window, ascii_):
-    pages = [(n, jsonutil.dumps({"code": 200, "data": {"records": records}}, floats="allow").encode("utf-8", "surrogatepass"), None)
-             for n, records in enumerate(window, start=1)]
+    pages = [
+        (
+            n,
+            jsonutil.dumps({"code": 200, "data": {"records": records}}, floats="allow").encode(
+                "utf-8", "surrogatepass"
+            ),
+            None,
+        )
+        for n, records in enumerate(window, start=1)
+    ]
     if ascii_:
-        pages = [(n, json.dumps(json.loads(body.decode("utf-8", "surrogatepass"), parse_float=Decimal),
-                                default=str).encode(), ctx) for n, body, ctx in pages]
+        pages = [
+            (
+                n,
+                json.dumps(
+                    json.loads(body.decode("utf-8", "surrogatepass"), parse_float=Decimal), default=str
+                ).encode(),
+                ctx,
+            )
+            for n, body, ctx in pages
+        ]
     assert_same(pages)
 
 
@@ -403,8 +484,12 @@ def _plain(rec: dict) -> bool:
     string (hypothesis draws only strings, so none), a receiver string that is not a JSON object,
     NUL characters, lone surrogates, orders without lines."""
     text = json.dumps(rec, default=str, ensure_ascii=False)
-    return rec.get("subOrderVOS") is not None and "\\u0000" not in text and not any(
-        0xD800 <= ord(c) <= 0xDFFF for c in text) and "\x00" not in text
+    return (
+        rec.get("subOrderVOS") is not None
+        and "\\u0000" not in text
+        and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+        and "\x00" not in text
+    )
 
 
 # ---- sandbox pages

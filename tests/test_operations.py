@@ -49,15 +49,17 @@ class DribblingServer:
                 conn.settimeout(5)
                 try:
                     _read_request(conn)
-                    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                            f"Content-Length: {len(BODY)}\r\n\r\n").encode()
+                    head = (
+                        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                        f"Content-Length: {len(BODY)}\r\n\r\n"
+                    ).encode()
                     slow = head + BODY if self.headers else BODY
                     if not self.headers:
                         conn.sendall(head)
                     for i in range(0, len(slow), self.chunk):
                         if self._stop.wait(self.every):
                             return
-                        conn.sendall(slow[i:i + self.chunk])
+                        conn.sendall(slow[i : i + self.chunk])
                 except OSError:
                     continue  # the client hung up: what it should do
 
@@ -76,8 +78,9 @@ def _read_request(conn: socket.socket) -> None:
     while b"\r\n\r\n" not in data:
         data += conn.recv(65536)
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0
+    )
     while len(body) < length:
         body += conn.recv(65536)
 
@@ -128,8 +131,12 @@ def test_retry_warnings_say_what_happens_next(tmp_path, caplog):
 
     answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, content=BODY)])
     settings = Settings(data_dir=tmp_path, rate_limit=0)
-    client = XportClient(settings, transport=httpx.MockTransport(lambda r: next(answers)),
-                         limiter=RateLimiter(None), sleep=lambda s: None)
+    client = XportClient(
+        settings,
+        transport=httpx.MockTransport(lambda r: next(answers)),
+        limiter=RateLimiter(None),
+        sleep=lambda s: None,
+    )
     with caplog.at_level(logging.WARNING, logger="xport_etl.extract.client"):
         client.request(ORDERS, body={"pageNo": 1})
     (line,) = [r.getMessage() for r in caplog.records]
@@ -176,18 +183,28 @@ def test_staging_refuses_a_hostile_window_id_even_without_reading_a_manifest(tmp
     from xport_etl.extract.landing import Manifest, ManifestError
     from xport_etl.load.staging import stage_window
 
-    m = Manifest(endpoint="taobao_orders", mode="create", window_id="../../../../evil", window_start="",
-                 window_end="", run_id="r", extracted_at="2026-01-01T00:00:00+00:00")
+    m = Manifest(
+        endpoint="taobao_orders",
+        mode="create",
+        window_id="../../../../evil",
+        window_start="",
+        window_end="",
+        run_id="r",
+        extracted_at="2026-01-01T00:00:00+00:00",
+    )
     with pytest.raises(ManifestError):
         stage_window(tmp_path / "data", m)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"endpoint": "../orders"}, "endpoint '../orders'"),
-    ({"window_id": "create_20260201T000000Z_20260202T000000Z"}, "not the directory it is in"),
-    ({"unexpected": 1}, "unexpected"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"endpoint": "../orders"}, "endpoint '../orders'"),
+        ({"window_id": "create_20260201T000000Z_20260202T000000Z"}, "not the directory it is in"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
 def test_manifests_are_checked_when_read(tmp_path, change, needle):
     from xport_etl.extract.landing import ManifestError, read_manifest
 
@@ -312,13 +329,16 @@ def _one_line(err: str) -> None:
     assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), err
 
 
-@pytest.mark.parametrize("var,value,needle", [
-    ("XPORT_WORKERS", "abc", "XPORT_WORKERS must be a positive integer"),
-    ("XPORT_EXTRACT_WORKERS", "0", "XPORT_EXTRACT_WORKERS must be a positive integer"),
-    ("XPORT_STAGE_MEMORY", "lots", "XPORT_STAGE_MEMORY must be a size"),
-    ("XPORT_LOAD_MEMORY", "-5", "XPORT_LOAD_MEMORY must be a size"),
-    ("XPORT_LOAD_MEMORY", "10KB", "at least 16MB"),
-])
+@pytest.mark.parametrize(
+    "var,value,needle",
+    [
+        ("XPORT_WORKERS", "abc", "XPORT_WORKERS must be a positive integer"),
+        ("XPORT_EXTRACT_WORKERS", "0", "XPORT_EXTRACT_WORKERS must be a positive integer"),
+        ("XPORT_STAGE_MEMORY", "lots", "XPORT_STAGE_MEMORY must be a size"),
+        ("XPORT_LOAD_MEMORY", "-5", "XPORT_LOAD_MEMORY must be a size"),
+        ("XPORT_LOAD_MEMORY", "10KB", "at least 16MB"),
+    ],
+)
 def test_bad_knobs_fail_at_start(tmp_path, capsys, monkeypatch, var, value, needle):
     from xport_etl.cli import main
 
@@ -530,9 +550,11 @@ def test_window_labels_are_the_dates_typed():
     from xport_etl.cli import window_label
 
     assert window_label("taobao_orders", "create_20260531T160000Z_20260607T160000Z", "Asia/Shanghai") == (
-        "taobao_orders 2026-06-01 → 2026-06-08")
+        "taobao_orders 2026-06-01 → 2026-06-08"
+    )
     assert window_label("taobao_orders", "update_20260601T010000Z_20260601T020000Z", "UTC") == (
-        "taobao_orders updated 2026-06-01 01:00 → 2026-06-01 02:00")
+        "taobao_orders updated 2026-06-01 01:00 → 2026-06-01 02:00"
+    )
     assert window_label("taobao_logistics", "keys_20260601T010203123456Z_0002") == "taobao_logistics details, batch 3"
 
 
@@ -545,11 +567,27 @@ def test_piped_progress_says_one_line_per_window_and_step():
     wid = "create_20260531T160000Z_20260607T160000Z"
     with _PageProgress(report_tz="Asia/Shanghai", stream=stream, interactive=False) as progress:
         for n in range(1, 155):
-            progress({"event": "page", "endpoint": "taobao_orders", "window": wid, "page": n, "pages": 154,
-                      "records": n * 100})
+            progress(
+                {
+                    "event": "page",
+                    "endpoint": "taobao_orders",
+                    "window": wid,
+                    "page": n,
+                    "pages": 154,
+                    "records": n * 100,
+                }
+            )
         progress({"event": "staged", "endpoint": "taobao_orders", "window": wid})
-        progress({"event": "page", "endpoint": "alibaba_logistics", "window": "keys_20260601T000000000001Z_0000",
-                  "page": 50, "pages": 80, "records": 50})
+        progress(
+            {
+                "event": "page",
+                "endpoint": "alibaba_logistics",
+                "window": "keys_20260601T000000000001Z_0000",
+                "page": 50,
+                "pages": 80,
+                "records": 50,
+            }
+        )
         progress({"event": "publish", "phase": "start", "batches": 2})
         progress({"event": "publish", "phase": "done", "batches": 2, "rows_written": {"fct_orders": 5}, "seconds": 1.5})
     lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
@@ -569,18 +607,33 @@ def test_bars_finish_when_the_command_ends_well():
 
     progress = _PageProgress(stream=io.StringIO(), interactive=True)
     with progress:
-        progress({"event": "page", "endpoint": "taobao_orders", "window": "w1", "page": 150, "pages": 154,
-                  "records": 15000})
-        progress({"event": "page", "endpoint": "alibaba_logistics", "window": "keys_20260601T000000Z_0000",
-                  "page": 50, "pages": 80, "records": 50})
+        progress(
+            {"event": "page", "endpoint": "taobao_orders", "window": "w1", "page": 150, "pages": 154, "records": 15000}
+        )
+        progress(
+            {
+                "event": "page",
+                "endpoint": "alibaba_logistics",
+                "window": "keys_20260601T000000Z_0000",
+                "page": 50,
+                "pages": 80,
+                "records": 50,
+            }
+        )
     assert [(t.completed, t.total) for t in progress.progress.tasks] == [(154, 154), (80, 80)]
 
 
 def test_the_summary_is_readable_lines():
     from xport_etl.cli import format_result
 
-    text = format_result({"warehouse": "data/warehouse.duckdb", "batches": 3, "rejects": 2,
-                          "rows_written": {"fct_orders": 1234, "fct_order_lines": 2345}})
+    text = format_result(
+        {
+            "warehouse": "data/warehouse.duckdb",
+            "batches": 3,
+            "rejects": 2,
+            "rows_written": {"fct_orders": 1234, "fct_order_lines": 2345},
+        }
+    )
     assert text.splitlines() == [
         "published data/warehouse.duckdb (3 windows)",
         "  fct_order_lines          2,345 rows",

@@ -120,9 +120,7 @@ def test_max_pages_from_settings():
 
 def test_max_pages_only_stops_quietly_when_server_says_nothing():
     server = PagingServer(50, send_counts=False)
-    paginator = PageNumberPaginator(
-        page_size=10, max_pages=2, stop_on_total=False, stop_on_empty=False
-    )
+    paginator = PageNumberPaginator(page_size=10, max_pages=2, stop_on_total=False, stop_on_empty=False)
     with client_for(server) as client:
         pages = list(paginate(client, ORDERS, paginator=paginator))
     assert len(pages) == 2
@@ -131,9 +129,7 @@ def test_max_pages_only_stops_quietly_when_server_says_nothing():
 def test_max_pages_not_an_error_on_the_last_page():
     server = PagingServer(20)
     with client_for(server) as client:
-        pages = list(
-            paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10, max_pages=2))
-        )
+        pages = list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=10, max_pages=2)))
     assert len(pages) == 2
 
 
@@ -273,8 +269,9 @@ def test_records_nesting_their_key_in_base_info_are_told_apart():
     # 1688 may nest an order's fields in baseInfo (docs/api-contract.md#57-1688-orders), per record
     alibaba = ENDPOINTS["alibaba_orders"]
     server = PagingServer(25)
-    server.records = [{"baseInfo": {"orderId": r["id"]}} if i % 2 else {"orderId": r["id"]}
-                      for i, r in enumerate(server.records)]
+    server.records = [
+        {"baseInfo": {"orderId": r["id"]}} if i % 2 else {"orderId": r["id"]} for i, r in enumerate(server.records)
+    ]
     with client_for(server) as client:
         pages = list(paginate(client, alibaba, paginator=PageNumberPaginator(page_size=10)))
     assert [len(p.outline) for p in pages] == [10, 10, 5]
@@ -282,7 +279,13 @@ def test_records_nesting_their_key_in_base_info_are_told_apart():
     keys = [k for p in pages for k in p.values("orderId", alibaba.members_in)]
     assert keys == [str(1025 - i) for i in range(25)]
     # baseInfo wins over a member of the same name at the record level, as in the normaliser
-    page = Page(number=1, raw=b"", outline=[{"orderId": "1", "baseInfo": {"orderId": "2"}}, "x"],
-                total=None, pages=None, request_id=None)
+    page = Page(
+        number=1,
+        raw=b"",
+        outline=[{"orderId": "1", "baseInfo": {"orderId": "2"}}, "x"],
+        total=None,
+        pages=None,
+        request_id=None,
+    )
     assert page.values("orderId", ("baseInfo",)) == ["2"]
     assert page.values("orderId") == ["1"]

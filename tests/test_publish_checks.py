@@ -41,8 +41,9 @@ def test_a_check_is_skipped_only_when_its_tables_are_unchanged_and_it_passed_thi
     with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__not_null_key"):
         run_checks(con)  # None: every check
     # a check whose text changed since this state passed it runs again, changed table or not
-    con.execute("update etl_settings set value = 'older text' "
-                "where key = 'check_passed:chk_fct_parcel_events__not_null_key'")
+    con.execute(
+        "update etl_settings set value = 'older text' where key = 'check_passed:chk_fct_parcel_events__not_null_key'"
+    )
     with pytest.raises(CheckFailedError, match="chk_fct_parcel_events__not_null_key"):
         run_checks(con, changed=set())
 
@@ -51,8 +52,9 @@ def test_publish_records_the_checks_the_state_passed(tmp_path):
     publish(tmp_path, [stage_window(tmp_path, land(tmp_path, [page([order(id="1")])]))])
     reader = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
     try:
-        recorded = {k for (k,) in reader.execute(
-            "select key from etl_settings where key like 'check_passed:%'").fetchall()}
+        recorded = {
+            k for (k,) in reader.execute("select key from etl_settings where key like 'check_passed:%'").fetchall()
+        }
     finally:
         reader.close()
     assert recorded == {f"check_passed:{name}" for name, _ in sql_objects("checks")}

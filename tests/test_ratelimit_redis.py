@@ -46,9 +46,26 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         tmp.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(tmp),
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(tmp),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -103,9 +120,7 @@ def test_gcra_in_redis_spaces_reservations(redis_server):
 def test_settings_choose_the_limiter(redis_server, tmp_path):
     file_based = limiter_for_settings(Settings(data_dir=tmp_path, rate_limit=5))
     assert isinstance(file_based, FileRateLimiter)
-    shared = limiter_for_settings(
-        Settings(data_dir=tmp_path, rate_limit=5, rate_limit_url=redis_server.url)
-    )
+    shared = limiter_for_settings(Settings(data_dir=tmp_path, rate_limit=5, rate_limit_url=redis_server.url))
     assert isinstance(shared, RedisRateLimiter) and shared.rate == 5
     assert redis_limiter(redis_server.url, Settings().access_key, 5) is shared
 
@@ -141,15 +156,31 @@ def test_cli_exits_3_when_redis_is_unreachable(tmp_path):
     """A run configured for Redis that cannot reach it stops before any request, exit code 3."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("XPORT_")}
-    env.update({
-        "XPORT_DATA_DIR": str(tmp_path / "data"),
-        "XPORT_RATE_LIMIT_URL": f"redis://:hunter2@127.0.0.1:{port}/0",
-        "XPORT_BASE_URL": f"http://127.0.0.1:{_free_port()}",  # never reached
-    })
+    env.update(
+        {
+            "XPORT_DATA_DIR": str(tmp_path / "data"),
+            "XPORT_RATE_LIMIT_URL": f"redis://:hunter2@127.0.0.1:{port}/0",
+            "XPORT_BASE_URL": f"http://127.0.0.1:{_free_port()}",  # never reached
+        }
+    )
     out = subprocess.run(
-        [sys.executable, "-m", "xport_etl.cli", "extract", "-q", "--endpoint", "taobao_orders",
-         "--start", "2026-06-01", "--end", "2026-06-02"],
-        env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "xport_etl.cli",
+            "extract",
+            "-q",
+            "--endpoint",
+            "taobao_orders",
+            "--start",
+            "2026-06-01",
+            "--end",
+            "2026-06-02",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 3, out.stderr
     assert "XPORT_RATE_LIMIT_URL" in out.stderr and "unreachable" in out.stderr
@@ -182,14 +213,22 @@ def test_two_machines_share_one_budget_through_redis(redis_server, tmp_path):
     procs = []
     for name in ("a", "b"):
         env = {k: v for k, v in os.environ.items() if not k.startswith("XPORT_")}
-        env.update({
-            "XPORT_DATA_DIR": str(tmp_path / f"machine-{name}"),
-            "XPORT_RATE_LIMIT": str(rate),
-            "XPORT_RATE_LIMIT_URL": redis_server.url,
-        })
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(start_at), str(duration)],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
+        env.update(
+            {
+                "XPORT_DATA_DIR": str(tmp_path / f"machine-{name}"),
+                "XPORT_RATE_LIMIT": str(rate),
+                "XPORT_RATE_LIMIT_URL": redis_server.url,
+            }
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(start_at), str(duration)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     per_process = []
     for proc in procs:
         out, err = proc.communicate(timeout=duration + 30)

@@ -22,8 +22,14 @@ for _ in range(int(sys.argv[3])):
 
 def test_processes_share_one_budget(tmp_path):
     rate, per_process, processes = 40.0, 12, 3
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(rate), str(per_process)],
-                              stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(tmp_path), str(rate), str(per_process)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
     stamps = sorted(float(t) for p in procs for t in p.communicate(timeout=60)[0].split())
     assert len(stamps) == processes * per_process
     # 36 requests at 40/s take at least 35/40 s together; three private budgets would take ~0.3 s

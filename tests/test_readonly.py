@@ -114,7 +114,10 @@ REVIEWED_SPLICES = {
     ("taobao_orders_sql.py", "INEXACT_NUMBER"): "a regular-expression constant in normalize_sql.py",
     ("taobao_orders_sql.py", "MAYBE_INEXACT[0]"): "a regular-expression constant in normalize_sql.py",
     ("taobao_orders_sql.py", "MAYBE_INEXACT[1]"): "a regular-expression constant in normalize_sql.py",
-    ("taobao_orders_sql.py", "'where seq not in (select seq from bad_json)' if skip_bad_json else ''"): "constant clauses",
+    (
+        "taobao_orders_sql.py",
+        "'where seq not in (select seq from bad_json)' if skip_bad_json else ''",
+    ): "constant clauses",
     ("taobao_orders_sql.py", "fast"): "a constant clause (python_pages) in normalize_sql.py",
     ("taobao_orders_sql.py", "table"): "'cand_orders' or 'cand_lines'",
     ("staging.py", "source"): "'out_orders' or 'out_lines'",
@@ -157,6 +160,10 @@ REVIEWED_SPLICES = {
     ("status.py", "spec.name"): "TableSpec names in schemas.py",
     ("status.py", "source"): "TableSpec names in schemas.py",
     ("docs.py", "report.name"): "view name: a sql/reports/*.sql file stem",
+    ("taobao_orders_sql.py", "chunk"): "an int: the chunk's number in its window",
+    ("taobao_orders_sql.py", "orders"): "a union of the module's own scratch table names",
+    ("taobao_orders_sql.py", "lines"): "a union of the module's own scratch table names",
+    ("taobao_orders_sql.py", "table"): "the module's own scratch table names",
 }
 SQL_METHODS = {"execute", "executemany", "sql", "query"}
 
@@ -165,15 +172,19 @@ def _splices(tree: ast.AST) -> list[tuple[int, str]]:
     """(line, expression) for each value put into the SQL text of a DB call."""
     found = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in SQL_METHODS and node.args):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in SQL_METHODS
+            and node.args
+        ):
             continue
         sql = node.args[0]
         if isinstance(sql, ast.JoinedStr):
             found += [(node.lineno, ast.unparse(v.value)) for v in sql.values if isinstance(v, ast.FormattedValue)]
         elif isinstance(sql, ast.BinOp) and isinstance(sql.op, (ast.Mod, ast.Add)):
             found.append((node.lineno, f"<{type(sql.op).__name__} built SQL> {ast.unparse(sql)}"))
-        elif (isinstance(sql, ast.Call) and isinstance(sql.func, ast.Attribute) and sql.func.attr == "format"):
+        elif isinstance(sql, ast.Call) and isinstance(sql.func, ast.Attribute) and sql.func.attr == "format":
             found.append((node.lineno, f"<.format built SQL> {ast.unparse(sql)}"))
     return found
 

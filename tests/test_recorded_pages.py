@@ -38,8 +38,9 @@ def test_recorded_taobao_page_has_the_awkward_cases_and_normalises_exactly():
     assert any(s["status"] is None for s in subs)
     assert all(isinstance(r["receiver"], str) for r in raw)
 
-    out = normalize_taobao_pages([(1, body("taobao_orders.page1.json"), None)], endpoint="taobao_orders",
-                                 window_id="w", rejected_at=NOW)
+    out = normalize_taobao_pages(
+        [(1, body("taobao_orders.page1.json"), None)], endpoint="taobao_orders", window_id="w", rejected_at=NOW
+    )
     assert out.rejects == []
     orders = {o["order_id"]: o for o in out.tables["orders"]}
     lines = {(ln["order_id"], ln["line_id"]): ln for ln in out.tables["order_lines"]}
@@ -61,8 +62,9 @@ def test_recorded_taobao_page_has_the_awkward_cases_and_normalises_exactly():
 
 def test_recorded_1688_page_normalises_with_goods_as_total_minus_shipping():
     raw = records("alibaba_orders.page1.json")
-    out = NORMALIZERS["alibaba_orders"]([(1, body("alibaba_orders.page1.json"), None)], endpoint="alibaba_orders",
-                                        window_id="w", rejected_at=NOW)
+    out = NORMALIZERS["alibaba_orders"](
+        [(1, body("alibaba_orders.page1.json"), None)], endpoint="alibaba_orders", window_id="w", rejected_at=NOW
+    )
     assert out.rejects == []
     orders = {o["order_id"]: o for o in out.tables["orders"]}
     for r in raw:
@@ -76,8 +78,12 @@ def test_recorded_1688_page_normalises_with_goods_as_total_minus_shipping():
 def test_recorded_logistics_detail_gives_parcels_and_events_in_api_order():
     data = json.loads(body("taobao_logistics.detail.json"))["data"]
     context = {"order_id": "1", "purchase_line_id": data["purchaseOrderOuterId"]}
-    out = NORMALIZERS["taobao_logistics"]([(1, body("taobao_logistics.detail.json"), context)],
-                                          endpoint="taobao_logistics", window_id="w", rejected_at=NOW)
+    out = NORMALIZERS["taobao_logistics"](
+        [(1, body("taobao_logistics.detail.json"), context)],
+        endpoint="taobao_logistics",
+        window_id="w",
+        rejected_at=NOW,
+    )
     assert out.rejects == []
     parcels = {p["tracking_number"]: p for p in out.tables["parcels"]}
     assert set(parcels) == {d["mailNo"] for d in data["pnmLogisticsDetails"]}

@@ -75,7 +75,7 @@ def _warehouse_text(data_dir: Path) -> str:
     con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
     try:
         parts = []
-        for (name, sql) in con.execute("select table_name, sql from duckdb_tables()").fetchall():
+        for name, sql in con.execute("select table_name, sql from duckdb_tables()").fetchall():
             parts.append(sql or "")
             parts.append(repr(con.execute(f'select * from "{name}"').fetchall()))
         for (sql,) in con.execute("select sql from duckdb_views() where not internal").fetchall():
@@ -121,14 +121,27 @@ def test_the_secret_is_nowhere_on_disk_in_logs_or_errors(sandbox, tmp_path, debu
     assert result["rows_written"].get("fct_orders", 0) > 0  # the secret did sign real requests
     logging.getLogger("xport_etl").debug("settings in a log line: %s %r", settings, settings)
 
-    messages = [_fails(Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0,
-                                access_secret=SECRET, user_id="999999"), monkeypatch)]
-    messages.append(_fails(Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0,
-                                    access_secret=SECRET + "-wrong"), monkeypatch))
+    messages = [
+        _fails(
+            Settings(
+                base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, access_secret=SECRET, user_id="999999"
+            ),
+            monkeypatch,
+        )
+    ]
+    messages.append(
+        _fails(
+            Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, access_secret=SECRET + "-wrong"),
+            monkeypatch,
+        )
+    )
     # an unreachable API: retried, then given up (no waiting between tries here)
     monkeypatch.setattr(pipeline, "_make_client", lambda s: XportClient(s, sleep=lambda _s: None))
-    messages.append(_fails(Settings(base_url="http://127.0.0.1:9", data_dir=data_dir, rate_limit=0,
-                                    access_secret=SECRET), monkeypatch))
+    messages.append(
+        _fails(
+            Settings(base_url="http://127.0.0.1:9", data_dir=data_dir, rate_limit=0, access_secret=SECRET), monkeypatch
+        )
+    )
     ledger = (data_dir / "state" / "runs.jsonl").read_text()
     assert ledger.count('"failed"') >= 3  # the failed runs are on record (with their errors)
 
@@ -140,8 +153,16 @@ def test_settings_and_client_never_show_the_secret(tmp_path):
     settings = Settings(base_url="http://127.0.0.1:8765", data_dir=tmp_path, access_secret=SECRET)
     client = XportClient(settings)
     try:
-        shown = [repr(settings), str(settings), repr(settings.redacted()), str(settings.redacted()),
-                 repr(client), str(client), f"{settings}", f"{settings!r}"]
+        shown = [
+            repr(settings),
+            str(settings),
+            repr(settings.redacted()),
+            str(settings.redacted()),
+            repr(client),
+            str(client),
+            f"{settings}",
+            f"{settings!r}",
+        ]
     finally:
         client.close()
     assert not [s for s in shown if SECRET in s]
@@ -167,8 +188,10 @@ def test_check_never_shows_the_secret(sandbox, tmp_path, debug_log, capsys, monk
         shown += [report.format_text(), repr(report), str(report.as_dict()), report.summary()]
     monkeypatch.setenv("XPORT_ACCESS_SECRET", SECRET)
     monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
-    for argv in (["check", "--base-url", sandbox.base_url, "-v"],
-                 ["check", "--base-url", sandbox.base_url, "--sign-recipe", "concat", "--format", "json"]):
+    for argv in (
+        ["check", "--base-url", sandbox.base_url, "-v"],
+        ["check", "--base-url", sandbox.base_url, "--sign-recipe", "concat", "--format", "json"],
+    ):
         main(argv)
         out, err = capsys.readouterr()
         shown += [out, err]

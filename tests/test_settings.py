@@ -111,8 +111,9 @@ def test_sign_recipe_settings_from_env_and_validated():
     assert s.signer.name == "query" and s.signer.timestamp_unit == "ms"
     s = Settings.from_env({"XPORT_SIGN_RECIPE": "concat"})
     assert s.signer.name == "concat" and s.signer.timestamp_unit == "s"
-    s = Settings.from_env({"XPORT_SIGN_TEMPLATE": "{timestamp}{nonce}{access_key}{secret}",
-                           "XPORT_TIMESTAMP_UNIT": "s"})
+    s = Settings.from_env(
+        {"XPORT_SIGN_TEMPLATE": "{timestamp}{nonce}{access_key}{secret}", "XPORT_TIMESTAMP_UNIT": "s"}
+    )
     assert s.signer.name == "custom" and s.signer.timestamp_unit == "s"
     with pytest.raises(ConfigError, match="XPORT_SIGN_RECIPE"):
         Settings.from_env({"XPORT_SIGN_RECIPE": "sha1"})
@@ -132,8 +133,9 @@ def test_only_settings_reads_the_environment():
     assert readers == ["settings.py"]
 
 
-@pytest.mark.parametrize(("raw", "value"), [("0", False), ("false", False), ("FALSE", False),
-                                            ("1", True), ("true", True)])
+@pytest.mark.parametrize(
+    ("raw", "value"), [("0", False), ("false", False), ("FALSE", False), ("1", True), ("true", True)]
+)
 def test_sql_normalizer_from_env(raw, value):
     assert Settings.from_env({"XPORT_SQL_NORMALIZER": raw}).sql_normalizer is value
     assert Settings.from_env({}).sql_normalizer is True
@@ -200,8 +202,14 @@ def test_sql_normalizer_off_stages_with_python(tmp_path, monkeypatch):
     _, (batch,) = run.stage_windows(settings, [m.directory / "manifest.json"])
     assert batch.counts["orders"] == 2
     # a staging worker process gets the setting as an argument, not from the environment
-    staging._worker_main([str(tmp_path), json.dumps(_assumption_fields(), default=dict),
-                          json.dumps(run._stage_options(settings)), str(m.directory)])
+    staging._worker_main(
+        [
+            str(tmp_path),
+            json.dumps(_assumption_fields(), default=dict),
+            json.dumps(run._stage_options(settings)),
+            str(m.directory),
+        ]
+    )
     with pytest.raises(AssertionError, match="DuckDB normaliser"):
         run.stage_windows(Settings(data_dir=tmp_path), [m.directory / "manifest.json"])
 

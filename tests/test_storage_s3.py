@@ -73,8 +73,13 @@ def moto_endpoint():
 @pytest.fixture
 def s3(moto_endpoint, monkeypatch):
     """The standard AWS variables point at the moto server; a fresh bucket; a boto3 client."""
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE",
-                "AWS_SHARED_CREDENTIALS_FILE"):
+    for var in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
@@ -149,8 +154,15 @@ def test_settings_read_raw_url_from_the_environment(tmp_path):
 
 
 def _manifest(endpoint: str = "taobao_orders", wid: str = "create_w1") -> Manifest:
-    return Manifest(endpoint=endpoint, mode="create", window_id=wid, window_start="a",
-                    window_end="b", run_id="r", extracted_at="2026-01-01T00:00:00+00:00")
+    return Manifest(
+        endpoint=endpoint,
+        mode="create",
+        window_id=wid,
+        window_start="a",
+        window_end="b",
+        run_id="r",
+        extracted_at="2026-01-01T00:00:00+00:00",
+    )
 
 
 def test_local_default_layout_is_unchanged(sandbox, tmp_path):
@@ -179,8 +191,10 @@ def test_local_default_layout_is_unchanged(sandbox, tmp_path):
 
 
 def test_local_raw_url_and_file_url(tmp_path):
-    for raw_url, root in ((str(tmp_path / "shared"), tmp_path / "shared"),
-                          (f"file://{tmp_path}/nfs", tmp_path / "nfs")):
+    for raw_url, root in (
+        (str(tmp_path / "shared"), tmp_path / "shared"),
+        (f"file://{tmp_path}/nfs", tmp_path / "nfs"),
+    ):
         with PageWriter(tmp_path / "data", _manifest(), raw_url=raw_url) as w:
             w.write(b'{"a":\n1}', context={"key": "k1"})
             path = w.commit()
@@ -236,8 +250,10 @@ def test_pages_on_s3_load_equal_truth_from_any_writer(sandbox, s3, tmp_path, mon
     # another writer with an empty disk rebuilds the same warehouse from the bucket alone
     other = tmp_path / "other-writer"
     # no workers setting: sized by the landed bytes (UPath.stat on S3)
-    load_windows(Settings(base_url=sandbox.base_url, data_dir=other, rate_limit=0, raw_url=raw_url),
-                 [str(m.directory / MANIFEST_FILE) for m in landed])
+    load_windows(
+        Settings(base_url=sandbox.base_url, data_dir=other, rate_limit=0, raw_url=raw_url),
+        [str(m.directory / MANIFEST_FILE) for m in landed],
+    )
     assert assert_warehouse_equals_truth(other, world) == counts
 
 
@@ -249,8 +265,12 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
     start = world.config.start
     mid, end = start + timedelta(days=40), world.clock + timedelta(days=30)
     paths = [
-        extract_window(Settings(base_url=sandbox.base_url, data_dir=tmp_path / f"worker{i}",
-                                rate_limit=0, raw_url=raw_url), "taobao_orders", lo, hi)
+        extract_window(
+            Settings(base_url=sandbox.base_url, data_dir=tmp_path / f"worker{i}", rate_limit=0, raw_url=raw_url),
+            "taobao_orders",
+            lo,
+            hi,
+        )
         for i, (lo, hi) in enumerate(((start, mid), (mid, end)))
     ]
     assert all(p.startswith(f"s3://{BUCKET}/raw/taobao_orders/") for p in paths)
@@ -294,8 +314,9 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
 def test_s3_failure_never_shows_the_secret(sandbox, s3, tmp_path, caplog, capsys):
     """A window landed to a bucket that does not exist fails with a plain error; neither it, nor
     any log record (botocore and s3fs at DEBUG), nor any file written names the AWS secret."""
-    settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0,
-                        raw_url="s3://no-such-bucket-xport/raw")
+    settings = Settings(
+        base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0, raw_url="s3://no-such-bucket-xport/raw"
+    )
     start = sandbox.world.config.start
     caplog.set_level(logging.DEBUG)
     for name in ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3"):

@@ -78,7 +78,9 @@ def _settings(args):
         workers=getattr(args, "workers", None),
     )
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
-        raise UsageError(f"the data directory {settings.data_dir} is a file: give --data-dir / XPORT_DATA_DIR a directory")
+        raise UsageError(
+            f"the data directory {settings.data_dir} is a file: give --data-dir / XPORT_DATA_DIR a directory"
+        )
     return settings
 
 
@@ -144,9 +146,15 @@ class _PageProgress:
         self.quiet = quiet
         self.tz = report_tz
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[records]}"), TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(), console=Console(file=self.stream), disable=not self.interactive, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[records]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=Console(file=self.stream),
+            disable=not self.interactive,
+            transient=False,
         )
         self.windows: dict[str, dict] = {}
         self._publish_task: TaskID | None = None
@@ -170,21 +178,32 @@ class _PageProgress:
         key = f"{event.get('endpoint')}/{event.get('window')}"
         if key not in self.windows:
             label = window_label(str(event.get("endpoint")), str(event.get("window")), self.tz)
-            self.windows[key] = {"label": label, "page": 0, "pages": None, "records": 0, "landed": False,
-                                 "task": None, "started": time.monotonic()}
+            self.windows[key] = {
+                "label": label,
+                "page": 0,
+                "pages": None,
+                "records": 0,
+                "landed": False,
+                "task": None,
+                "started": time.monotonic(),
+            }
         return self.windows[key]
 
     def _on_page(self, event: dict) -> None:
         w = self._window(event)
-        w.update(page=event.get("page") or w["page"], pages=event.get("pages") or w["pages"],
-                 records=event.get("records") or w["records"])
+        w.update(
+            page=event.get("page") or w["page"],
+            pages=event.get("pages") or w["pages"],
+            records=event.get("records") or w["records"],
+        )
         if self.interactive:
             elapsed = time.monotonic() - w["started"]
             rate = f"{w['records'] / elapsed:,.0f} rec/s" if elapsed > 0 else ""
             if w["task"] is None:
                 w["task"] = self.progress.add_task(w["label"], total=w["pages"], records="", rate="")
-            self.progress.update(w["task"], completed=w["page"], total=w["pages"],
-                                 records=f"{w['records']:,} records", rate=rate)
+            self.progress.update(
+                w["task"], completed=w["page"], total=w["pages"], records=f"{w['records']:,} records", rate=rate
+            )
         elif w["pages"] and w["page"] >= w["pages"]:
             self._landed(w)
 
@@ -281,8 +300,9 @@ def cmd_load(args) -> int:
     from xport_etl.run import load_windows
 
     s = _settings(args)
-    manifests = args.manifest or [str(m.directory / "manifest.json")
-                                  for m in complete_windows(s.data_dir, raw_url=s.raw_url)]
+    manifests = args.manifest or [
+        str(m.directory / "manifest.json") for m in complete_windows(s.data_dir, raw_url=s.raw_url)
+    ]
     if not manifests:
         where = redact(s.raw_url) if s.raw_url else f"{s.data_dir}/raw"
         raise UsageError(f"nothing landed under {where}: run `xport-etl extract` first")
@@ -300,12 +320,19 @@ def cmd_run(args) -> int:
     s = _settings(args)
     start, end = _window(args, s)
     if args.chunk_days < 1 or args.run_days < 1:
-        raise UsageError("--chunk-days and --run-days must be at least 1, got "
-                         f"{args.chunk_days} and {args.run_days}")
+        raise UsageError(f"--chunk-days and --run-days must be at least 1, got {args.chunk_days} and {args.run_days}")
     with _PageProgress(args.quiet, s.report_tz) as progress:
-        result = run_window(s, start, end, mode=args.mode, incremental=args.incremental,
-                            chunk=timedelta(days=args.chunk_days), span=timedelta(days=args.run_days),
-                            wait=not args.no_wait, progress=progress)
+        result = run_window(
+            s,
+            start,
+            end,
+            mode=args.mode,
+            incremental=args.incremental,
+            chunk=timedelta(days=args.chunk_days),
+            span=timedelta(days=args.run_days),
+            wait=not args.no_wait,
+            progress=progress,
+        )
     print(format_result(result))
     return 0
 
@@ -347,19 +374,27 @@ def cmd_status(args) -> int:
     if args.format == "json":  # one document, one key per section
         doc: dict = {"data_dir": str(s.data_dir)}
         for name in wanted:
-            doc[name] = ({"publish_id": run_id, "violations": sections[name]} if name == "checks"
-                         else sections[name])
+            doc[name] = {"publish_id": run_id, "violations": sections[name]} if name == "checks" else sections[name]
         print(json.dumps(doc, ensure_ascii=False, indent=2, default=plain))
         return 0
-    empty = {"runs": RUN_COLUMNS, "freshness": ("table", "rows", "last_extracted_at", "age_hours"),
-             "checks": CHECK_COLUMNS}
-    titles = {"runs": "last runs", "freshness": "freshness",
-              "checks": f"checks with violations in the last publish ({run_id})"}
+    empty = {
+        "runs": RUN_COLUMNS,
+        "freshness": ("table", "rows", "last_extracted_at", "age_hours"),
+        "checks": CHECK_COLUMNS,
+    }
+    titles = {
+        "runs": "last runs",
+        "freshness": "freshness",
+        "checks": f"checks with violations in the last publish ({run_id})",
+    }
     for name in wanted:
         rows = sections[name]
         if not rows and args.format == "table":
-            print(f"{titles[name]}: none" if run_id and name == "checks" else
-                  f"{titles[name]}: none yet under {s.data_dir}")
+            print(
+                f"{titles[name]}: none"
+                if run_id and name == "checks"
+                else f"{titles[name]}: none yet under {s.data_dir}"
+            )
             continue
         columns = list(rows[0]) if rows else list(empty[name])
         print(format_rows(titles[name], columns, [tuple(r[c] for c in columns) for r in rows], args.format))
@@ -441,21 +476,34 @@ def build_parser() -> argparse.ArgumentParser:
     from xport_etl.report import dashboard, docs
 
     parser = argparse.ArgumentParser(
-        prog="xport-etl", description="Xportcn orders → DuckDB reporting pipeline, without Airflow.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="xport-etl",
+        description="Xportcn orders → DuckDB reporting pipeline, without Airflow.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("connection and storage (default: environment, then the sandbox)")
     g.add_argument("--base-url", help="API base URL (env XPORT_BASE_URL), e.g. https://www.xportcn.com/api")
-    g.add_argument("--access-key", help="AccessKey (env XPORT_ACCESS_KEY); the secret comes only from XPORT_ACCESS_SECRET")
+    g.add_argument(
+        "--access-key", help="AccessKey (env XPORT_ACCESS_KEY); the secret comes only from XPORT_ACCESS_SECRET"
+    )
     g.add_argument("--user-id", help="user-id header (env XPORT_USER_ID), e.g. 1000001")
     g.add_argument("--data-dir", help="raw pages, Parquet and warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
-    g.add_argument("--rate-limit", type=float, help="requests per second for this access key (env XPORT_RATE_LIMIT, default 10)")
+    g.add_argument(
+        "--rate-limit", type=float, help="requests per second for this access key (env XPORT_RATE_LIMIT, default 10)"
+    )
     g.add_argument("--report-tz", help="reporting time zone (env XPORT_REPORT_TZ, default Asia/Shanghai)")
-    g.add_argument("--sign-recipe", choices=tuple(SIGN_RECIPES),
-                   help=f"signing recipe (env XPORT_SIGN_RECIPE, default {DEFAULT_SIGN_RECIPE}), e.g. concat; "
-                   "`xport-etl check` says which one the API accepts")
-    g.add_argument("--workers", type=int, help="windows normalised at once (env XPORT_WORKERS, default every core; "
-                   "1 uses the least memory)")
+    g.add_argument(
+        "--sign-recipe",
+        choices=tuple(SIGN_RECIPES),
+        help=f"signing recipe (env XPORT_SIGN_RECIPE, default {DEFAULT_SIGN_RECIPE}), e.g. concat; "
+        "`xport-etl check` says which one the API accepts",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        help="windows normalised at once (env XPORT_WORKERS, default every core; 1 uses the least memory)",
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g.add_argument("-v", "--verbose", action="store_true", help="log each step")
 
@@ -464,100 +512,164 @@ def build_parser() -> argparse.ArgumentParser:
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--start", required=True, help="window start, inclusive, e.g. 2026-01-01")
     window.add_argument("--end", required=True, help="window end, exclusive, e.g. 2026-07-01")
-    window.add_argument("--mode", default="create", choices=("create", "update"),
-                        help="filter on creation time (default) or update time")
+    window.add_argument(
+        "--mode",
+        default="create",
+        choices=("create", "update"),
+        help="filter on creation time (default) or update time",
+    )
 
-    p = sub.add_parser("extract", parents=[common, window], help="land one endpoint's raw pages for a window",
-                       description="Page one endpoint for a window and land the raw pages; prints the manifest path.\n"
-                                   "example: xport-etl extract --endpoint taobao_orders --start 2026-06-01 --end 2026-07-01",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--endpoint", default="taobao_orders", choices=_extractable_endpoints(),
-                   help="endpoint name (default taobao_orders)")
+    p = sub.add_parser(
+        "extract",
+        parents=[common, window],
+        help="land one endpoint's raw pages for a window",
+        description="Page one endpoint for a window and land the raw pages; prints the manifest path.\n"
+        "example: xport-etl extract --endpoint taobao_orders --start 2026-06-01 --end 2026-07-01",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--endpoint",
+        default="taobao_orders",
+        choices=_extractable_endpoints(),
+        help="endpoint name (default taobao_orders)",
+    )
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("load", parents=[common], help="normalise landed windows and publish the warehouse",
-                       description="Normalise landed windows to Parquet and publish them into DuckDB atomically.\n"
-                                   "example: xport-etl load            (every landed window)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "load",
+        parents=[common],
+        help="normalise landed windows and publish the warehouse",
+        description="Normalise landed windows to Parquet and publish them into DuckDB atomically.\n"
+        "example: xport-etl load            (every landed window)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--manifest", action="append", help="a landed window's manifest.json (repeatable; default: all)")
     p.set_defaults(func=cmd_load)
 
-    no_wait = ("when another run or backfill is in progress on the same data directory, refuse (exit 8) "
-               "instead of waiting for it to finish")
-    run_days = ("each bounded run loads this many days (lists, then their fan-outs) and publishes once, "
-                "newest first, so the latest period is readable while older ones load (default 31)")
-    p = sub.add_parser("run", parents=[common, window], help="extract + load every endpoint for a window",
-                       description="Extract every implemented endpoint for a window and publish it, in bounded "
-                                   "runs (newest first) that each publish once.\n"
-                                   "example: xport-etl run --start 2026-01-01 --end 2026-07-01",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--chunk-days", type=int, default=31, help="split the window into chunks of this many days (default 31)")
+    no_wait = (
+        "when another run or backfill is in progress on the same data directory, refuse (exit 8) "
+        "instead of waiting for it to finish"
+    )
+    run_days = (
+        "each bounded run loads this many days (lists, then their fan-outs) and publishes once, "
+        "newest first, so the latest period is readable while older ones load (default 31)"
+    )
+    p = sub.add_parser(
+        "run",
+        parents=[common, window],
+        help="extract + load every endpoint for a window",
+        description="Extract every implemented endpoint for a window and publish it, in bounded "
+        "runs (newest first) that each publish once.\n"
+        "example: xport-etl run --start 2026-01-01 --end 2026-07-01",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--chunk-days", type=int, default=31, help="split the window into chunks of this many days (default 31)"
+    )
     p.add_argument("--run-days", type=int, default=31, help=run_days)
     p.add_argument("--no-wait", action="store_true", help=no_wait)
-    p.add_argument("--incremental", action="store_true",
-                   help="each list endpoint reads its declared incremental window for the interval "
-                        "(update time, or creation time with a lookback), as the hourly DAG does")
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="each list endpoint reads its declared incremental window for the interval "
+        "(update time, or creation time with a lookback), as the hourly DAG does",
+    )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("backfill", parents=[common, window], help="load a past period in bounded windows",
-                       description="Extract and publish a past period by creation time, in bounded runs "
-                                   "(newest first, each published once), idempotently and resumably (run the "
-                                   "same command again after a crash).\n"
-                                   "example: xport-etl backfill --start 2025-01-01 --end 2026-01-01 --chunk-days 7",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "backfill",
+        parents=[common, window],
+        help="load a past period in bounded windows",
+        description="Extract and publish a past period by creation time, in bounded runs "
+        "(newest first, each published once), idempotently and resumably (run the "
+        "same command again after a crash).\n"
+        "example: xport-etl backfill --start 2025-01-01 --end 2026-01-01 --chunk-days 7",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--chunk-days", type=int, default=7, help="window size in days (default 7)")
     p.add_argument("--run-days", type=int, default=31, help=run_days)
     p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.set_defaults(func=cmd_backfill)
 
-    p = sub.add_parser("status", parents=[common], help="the last runs and how fresh each table is",
-                       description="Show the last runs from the run ledger and each fact table's freshness.\n"
-                                   "example: xport-etl status --limit 5",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "status",
+        parents=[common],
+        help="the last runs and how fresh each table is",
+        description="Show the last runs from the run ledger and each fact table's freshness.\n"
+        "example: xport-etl status --limit 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--limit", type=int, default=15, help="how many runs to show (default 15)")
-    p.add_argument("--check-freshness", type=float, metavar="HOURS",
-                   help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26")
-    p.add_argument("--format", default="table", choices=("table", "csv", "json"),
-                   help="output format (default table); json is one object with a key per section; csv is one "
-                        "section (--section, default runs)")
-    p.add_argument("--section", choices=STATUS_SECTIONS,
-                   help="show only this section (default: all; csv: runs), e.g. --section freshness")
+    p.add_argument(
+        "--check-freshness",
+        type=float,
+        metavar="HOURS",
+        help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26",
+    )
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=("table", "csv", "json"),
+        help="output format (default table); json is one object with a key per section; csv is one "
+        "section (--section, default runs)",
+    )
+    p.add_argument(
+        "--section",
+        choices=STATUS_SECTIONS,
+        help="show only this section (default: all; csv: runs), e.g. --section freshness",
+    )
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("report", parents=[common], help="print a report",
-                       description="Print a report view from the published warehouse.\n"
-                                   "example: xport-etl report spend --format csv",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="print a report",
+        description="Print a report view from the published warehouse.\nexample: xport-etl report spend --format csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     # a metavar, not choices: the view's own name (rpt_spend_monthly) works too, and an unknown
     # name is the one-line "unknown report" error of render_report
-    p.add_argument("name", metavar="{" + ",".join(_report_names()) + "}",
-                   help="report name, e.g. spend (= rpt_spend_monthly; a view's own name works too)")
+    p.add_argument(
+        "name",
+        metavar="{" + ",".join(_report_names()) + "}",
+        help="report name, e.g. spend (= rpt_spend_monthly; a view's own name works too)",
+    )
     p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("check", parents=[common], help="diagnose first contact with the API",
-                       description="Send one cheap signed request (one record of the Taobao order list) and "
-                                   "report, one line each: reachable (DNS, TLS, connect), clock skew, signature "
-                                   "accepted (trying the other shipped recipes if refused), user-id accepted, "
-                                   "envelope and paging shapes, rate-limit headers. Exit 0 all good, 2 bad "
-                                   "configuration, 3 the API refused or could not be reached.\n"
-                                   "example: XPORT_BASE_URL=https://www.xportcn.com/api xport-etl check",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "check",
+        parents=[common],
+        help="diagnose first contact with the API",
+        description="Send one cheap signed request (one record of the Taobao order list) and "
+        "report, one line each: reachable (DNS, TLS, connect), clock skew, signature "
+        "accepted (trying the other shipped recipes if refused), user-id accepted, "
+        "envelope and paging shapes, rate-limit headers. Exit 0 all good, 2 bad "
+        "configuration, 3 the API refused or could not be reached.\n"
+        "example: XPORT_BASE_URL=https://www.xportcn.com/api xport-etl check",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--format", default="text", choices=("text", "json"), help="output format (default text)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("airflow", help="deploy into an Airflow installation",
-                       description="Deploy into Airflow. The DAG files import the provider "
-                                   "(`pip install xport-airflow-provider`), which registers the `xport` "
-                                   "connection type (see docs/deploy-airflow.md).\n"
-                                   "example: xport-etl airflow install-dags --to $AIRFLOW_HOME/dags",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "airflow",
+        help="deploy into an Airflow installation",
+        description="Deploy into Airflow. The DAG files import the provider "
+        "(`pip install xport-airflow-provider`), which registers the `xport` "
+        "connection type (see docs/deploy-airflow.md).\n"
+        "example: xport-etl airflow install-dags --to $AIRFLOW_HOME/dags",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     airflow_sub = p.add_subparsers(dest="airflow_command", required=True)
-    q = airflow_sub.add_parser("install-dags", help="copy this version's DAG files into a DAGs folder",
-                               description="Copy this version's DAG files into DIR (Airflow's "
-                                           "[core] dags_folder, or a folder synced to it), replacing older copies; prints each path.\n"
-                                           "example: xport-etl airflow install-dags --to $AIRFLOW_HOME/dags",
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = airflow_sub.add_parser(
+        "install-dags",
+        help="copy this version's DAG files into a DAGs folder",
+        description="Copy this version's DAG files into DIR (Airflow's "
+        "[core] dags_folder, or a folder synced to it), replacing older copies; prints each path.\n"
+        "example: xport-etl airflow install-dags --to $AIRFLOW_HOME/dags",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     q.add_argument("--to", required=True, metavar="DIR", help="the DAGs folder (created if missing)")
     q.set_defaults(func=cmd_airflow_install_dags)
 
@@ -569,8 +681,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return run_command(args)
 
 

@@ -54,33 +54,47 @@ def run_command(args) -> int:
         _fail(str(exc), "check XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET, XPORT_USER_ID and the machine clock")
         return 3
     except RateLimiterUnavailableError as exc:
-        _fail(str(exc), "start Redis or fix XPORT_RATE_LIMIT_URL (unset it to share the budget through a "
-                        "lock file on this machine only)")
+        _fail(
+            str(exc),
+            "start Redis or fix XPORT_RATE_LIMIT_URL (unset it to share the budget through a "
+            "lock file on this machine only)",
+        )
         return 3
     except XportError as exc:
         _fail(str(exc), "is the API reachable at XPORT_BASE_URL? (`xport-sandbox serve` starts a local one)")
         return 3
     except CheckFailedError as exc:
-        _fail(str(exc), "the published warehouse is unchanged; see sql/checks/ for what each check means "
-                        "and docs/data-checks.md for XPORT_CHECK_OVERRIDES")
+        _fail(
+            str(exc),
+            "the published warehouse is unchanged; see sql/checks/ for what each check means "
+            "and docs/data-checks.md for XPORT_CHECK_OVERRIDES",
+        )
         return 4
     except StaleDataError as exc:
         _fail(str(exc), "see `xport-etl status` for the last runs and their errors")
         return 6
     except RunInProgressError as exc:
-        _fail(str(exc), "wait for it (run again without --no-wait), or stop it; a killed run resumes "
-                        "from its checkpoints when the same command runs again")
+        _fail(
+            str(exc),
+            "wait for it (run again without --no-wait), or stop it; a killed run resumes "
+            "from its checkpoints when the same command runs again",
+        )
         return 8
     except PageError as exc:
         _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
         return 5
     except (ManifestError, PathOutsideError) as exc:
-        _fail(str(exc), "xport-etl did not write this window: move its directory out of the raw root (and check "
-                        "who may write to XPORT_RAW_URL), then extract the window again; nothing was loaded")
+        _fail(
+            str(exc),
+            "xport-etl did not write this window: move its directory out of the raw root (and check "
+            "who may write to XPORT_RAW_URL), then extract the window again; nothing was loaded",
+        )
         return 5
     except WarehouseError as exc:
-        _fail(str(exc), "move the file aside and run `xport-etl load`: every landed window is published "
-                        "again from its raw pages")
+        _fail(
+            str(exc),
+            "move the file aside and run `xport-etl load`: every landed window is published again from its raw pages",
+        )
         return 7
     except BrokenPipeError:  # `xport-etl report … | head`: the reader left; not an error
         sys.stderr.close()
@@ -91,8 +105,13 @@ def run_command(args) -> int:
     except duckdb.IOException as exc:  # DuckDB's own file errors (a full disk while publishing, say)
         message = str(exc).splitlines()[0]
         full = "space" in message.lower()
-        _fail(message, _DISK_FULL if full else "check the data directory's disk and permissions (--data-dir / "
-                                                "XPORT_DATA_DIR); the published warehouse is unchanged")
+        _fail(
+            message,
+            _DISK_FULL
+            if full
+            else "check the data directory's disk and permissions (--data-dir / "
+            "XPORT_DATA_DIR); the published warehouse is unchanged",
+        )
         return 7
     except KeyboardInterrupt:
         _fail("interrupted", "re-run the same command: windows are replaced, never duplicated")
@@ -105,9 +124,11 @@ def run_command(args) -> int:
             os.umask(old_umask)
 
 
-_DISK_FULL = ("free space on that disk (Parquet under parquet/ and old raw windows can be rebuilt or removed), "
-              "then re-run the same command: the published warehouse is replaced only by a complete state, so "
-              "it is unchanged")
+_DISK_FULL = (
+    "free space on that disk (Parquet under parquet/ and old raw windows can be rebuilt or removed), "
+    "then re-run the same command: the published warehouse is replaced only by a complete state, so "
+    "it is unchanged"
+)
 
 
 def _storage_failure(exc: OSError) -> tuple[str, str]:
@@ -118,10 +139,15 @@ def _storage_failure(exc: OSError) -> tuple[str, str]:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"disk full: {message}", _DISK_FULL
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return message, ("this user cannot write there: fix the owner or mode of that path, or point "
-                         "--data-dir / XPORT_DATA_DIR (or --out) at a writable directory")
+        return message, (
+            "this user cannot write there: fix the owner or mode of that path, or point "
+            "--data-dir / XPORT_DATA_DIR (or --out) at a writable directory"
+        )
     if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
-        return message, "a file is where a directory should be (or the reverse): check --data-dir / XPORT_DATA_DIR and --out"
+        return (
+            message,
+            "a file is where a directory should be (or the reverse): check --data-dir / XPORT_DATA_DIR and --out",
+        )
     return message, "check the data directory (--data-dir / XPORT_DATA_DIR), --out and the disk"
 
 

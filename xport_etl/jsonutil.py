@@ -76,7 +76,8 @@ class _Encoder(json.JSONEncoder):
 
 
 _ENCODERS: dict[tuple[str, bool], _Encoder] = {
-    (floats, ascii): _Encoder(floats, ascii) for floats in ("refuse", "allow") for ascii in (False, True)}
+    (floats, ascii): _Encoder(floats, ascii) for floats in ("refuse", "allow") for ascii in (False, True)
+}
 _SCALARS = frozenset({str, int, bool, type(None), Decimal})
 
 

@@ -20,8 +20,15 @@ def _ledger(data_dir: Path) -> Path:
     return Path(data_dir) / "state" / "runs.jsonl"
 
 
-def _run_row(m: Manifest, *, outcome: str, error: str | None = None, rejected: int = 0, warnings: int = 0,
-             rows_written: str | None = None) -> dict[str, Any]:
+def _run_row(
+    m: Manifest,
+    *,
+    outcome: str,
+    error: str | None = None,
+    rejected: int = 0,
+    warnings: int = 0,
+    rows_written: str | None = None,
+) -> dict[str, Any]:
     started = datetime.fromisoformat(m.extracted_at)
     finished = datetime.now(UTC)
     return {

@@ -128,8 +128,9 @@ def extract_window(
     )
     with client_for(settings, client) as client:
         before = client.stats.as_dict()
-        paginator = PageNumberPaginator(page_size=settings.page_size, in_body=spec.pages_in_body,
-                                        max_pages=settings.max_pages)
+        paginator = PageNumberPaginator(
+            page_size=settings.page_size, in_body=spec.pages_in_body, max_pages=settings.max_pages
+        )
         try:
             with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
                 for attempt in range(1, MAX_PASSES + 1):
@@ -137,8 +138,14 @@ def extract_window(
                     if drift is None:
                         break
                     manifest.drift_repages += 1
-                    log.warning("%s %s: data moved while paging (%s); paging the window again (%d/%d)",
-                                endpoint, wid, drift, attempt, MAX_PASSES)
+                    log.warning(
+                        "%s %s: data moved while paging (%s); paging the window again (%d/%d)",
+                        endpoint,
+                        wid,
+                        drift,
+                        attempt,
+                        MAX_PASSES,
+                    )
                 else:
                     # every pass saw the data move: keep all passes (the normaliser merges them, latest
                     # state wins) and say so; the next run of this window settles it
@@ -179,9 +186,17 @@ def _page_window(client, spec, filters, paginator, writer, manifest, progress) -
         if key:
             seen.update(str(v) for v in page.values(key, spec.members_in))
         if progress:
-            progress({"event": "page", "endpoint": spec.name, "window": manifest.window_id,
-                      "page": page.number, "pages": page.pages, "records": manifest.records,
-                      "total": page.total})
+            progress(
+                {
+                    "event": "page",
+                    "endpoint": spec.name,
+                    "window": manifest.window_id,
+                    "page": page.number,
+                    "pages": page.pages,
+                    "records": manifest.records,
+                    "total": page.total,
+                }
+            )
     if first_total != last_total:
         return f"total changed from {first_total} to {last_total} while paging"
     if key and last_total is not None and len(seen) != last_total:
@@ -279,9 +294,23 @@ def _stage_in_processes(settings: Settings, manifests: Sequence[Manifest], worke
     options = json.dumps(_stage_options(settings))
     env = worker_environ(os.getpid())
     shares = [manifests[i::workers] for i in range(workers)]
-    procs = [subprocess.Popen([sys.executable, "-m", "xport_etl.load.staging", str(settings.data_dir), spec, options,
-                               *[str(m.directory) for m in share]], env=env, stderr=subprocess.PIPE, text=True)
-             for share in shares]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "xport_etl.load.staging",
+                str(settings.data_dir),
+                spec,
+                options,
+                *[str(m.directory) for m in share],
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for share in shares
+    ]
     errors = [err for p in procs if (err := p.communicate()[1]) is not None and p.returncode != 0]
     if errors:
         last = (errors[0].strip().splitlines() or ["(no output)"])[-1]
@@ -312,8 +341,9 @@ class SqlStager:
         from concurrent.futures import ThreadPoolExecutor
 
         self.settings = settings
-        self._pool = ThreadPoolExecutor(_workers(settings.workers, os.cpu_count() or 1, os.cpu_count() or 1),
-                                        thread_name_prefix="stage")
+        self._pool = ThreadPoolExecutor(
+            _workers(settings.workers, os.cpu_count() or 1, os.cpu_count() or 1), thread_name_prefix="stage"
+        )
         self._futures: dict[Any, Any] = {}
         self._shared: SharedStaging | None = None
 
@@ -321,9 +351,14 @@ class SqlStager:
         from xport_etl.load.staging import SharedStaging, stage_window
 
         self._shared = self._shared or SharedStaging(self.settings.data_dir, self.settings.stage_memory)
-        self._futures[key] = self._pool.submit(stage_window, self.settings.data_dir, manifest,
-                                               assumptions=self.settings.assumptions, shared=self._shared,
-                                               **_stage_options(self.settings))
+        self._futures[key] = self._pool.submit(
+            stage_window,
+            self.settings.data_dir,
+            manifest,
+            assumptions=self.settings.assumptions,
+            shared=self._shared,
+            **_stage_options(self.settings),
+        )
 
     def on_done(self, key: Any, callback: Callable[..., Any]) -> None:
         """Call ``callback(future)`` when the window submitted as ``key`` is staged (or failed)."""
@@ -376,8 +411,9 @@ def stage_windows(
 
     loaded = [read_manifest(m) for m in manifests]
     early = staged or {}
-    by_window = {(m.endpoint, m.window_id): early[str(p)] for p, m in zip(manifests, loaded, strict=True)
-                 if str(p) in early}
+    by_window = {
+        (m.endpoint, m.window_id): early[str(p)] for p, m in zip(manifests, loaded, strict=True) if str(p) in early
+    }
     todo = [m for m in loaded if (m.endpoint, m.window_id) not in by_window]
     # the DuckDB normaliser's windows are staged here on threads (see _stage_sql_windows); the
     # Python normalisers' windows go to worker processes when they are large
@@ -389,8 +425,9 @@ def stage_windows(
             by_window[(m.endpoint, m.window_id)] = b
         in_python = []
     for m in in_python:
-        by_window[(m.endpoint, m.window_id)] = stage_window(settings.data_dir, m, assumptions=settings.assumptions,
-                                                            **_stage_options(settings))
+        by_window[(m.endpoint, m.window_id)] = stage_window(
+            settings.data_dir, m, assumptions=settings.assumptions, **_stage_options(settings)
+        )
         if progress:
             progress({"event": "staged", "endpoint": m.endpoint, "window": m.window_id})
     for m, batch in _stage_sql_windows(settings, in_sql):
@@ -404,8 +441,13 @@ def _success_rows(loaded: Sequence[Manifest], batches: Sequence[Any]) -> list[di
     from xport_etl.load.publish import rows_json
 
     return [
-        _run_row(m, outcome="success", rejected=b.counts.get("rejects", 0), warnings=b.counts.get("warnings", 0),
-                 rows_written=rows_json({t: n for t, n in b.counts.items() if t not in ("rejects", "warnings")}))
+        _run_row(
+            m,
+            outcome="success",
+            rejected=b.counts.get("rejects", 0),
+            warnings=b.counts.get("warnings", 0),
+            rows_written=rows_json({t: n for t, n in b.counts.items() if t not in ("rejects", "warnings")}),
+        )
         for m, b in zip(loaded, batches, strict=True)
     ]
 
@@ -436,9 +478,11 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
     if progress:
         progress({"event": "publish", "phase": "start", "batches": len(state.batches)})
     try:
-        result = state.publish(runs=read_runs(settings.data_dir, pending=pending),
-                               settings={"report_tz": settings.report_tz},
-                               check_overrides=settings.check_overrides)
+        result = state.publish(
+            runs=read_runs(settings.data_dir, pending=pending),
+            settings={"report_tz": settings.report_tz},
+            check_overrides=settings.check_overrides,
+        )
     except Exception as exc:
         for row in pending:
             append_run(settings.data_dir, {**row, "outcome": "failed", "error": str(exc)})
@@ -447,10 +491,21 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
         append_run(settings.data_dir, row)
     log.info("published %d batches in %.1f s: %s", result.batches, time.time() - started, result.rows_written)
     if progress:
-        progress({"event": "publish", "phase": "done", "batches": result.batches,
-                  "rows_written": result.rows_written, "seconds": time.time() - started})
-    return {"batches": result.batches, "rows_written": result.rows_written, "rejects": result.rejects,
-            "warehouse": result.warehouse}
+        progress(
+            {
+                "event": "publish",
+                "phase": "done",
+                "batches": result.batches,
+                "rows_written": result.rows_written,
+                "seconds": time.time() - started,
+            }
+        )
+    return {
+        "batches": result.batches,
+        "rows_written": result.rows_written,
+        "rejects": result.rejects,
+        "warehouse": result.warehouse,
+    }
 
 
 def load_windows(
@@ -563,9 +618,15 @@ def extract_fanout(
         for n, lo in enumerate(range(0, len(keys), FANOUT_BATCH)):
             chunk = keys[lo : lo + FANOUT_BATCH]
             wid = f"keys_{stamp:%Y%m%dT%H%M%S%fZ}_{n:04d}"
-            manifest = Manifest(endpoint=endpoint, mode="keys", window_id=wid,
-                                window_start=stamp.isoformat(), window_end=stamp.isoformat(),
-                                run_id=uuid.uuid4().hex, extracted_at=utc_now_iso())
+            manifest = Manifest(
+                endpoint=endpoint,
+                mode="keys",
+                window_id=wid,
+                window_start=stamp.isoformat(),
+                window_end=stamp.isoformat(),
+                run_id=uuid.uuid4().hex,
+                extracted_at=utc_now_iso(),
+            )
             if data_now is not None:
                 manifest.extra["data_clock"] = data_now.isoformat()
             before = client.stats.as_dict()
@@ -582,9 +643,17 @@ def extract_fanout(
                             manifest.records += 1
                         # a page event per 50 keys answered, and one for the last
                         if progress and (done % 50 == 0 or done == len(chunk)):
-                            progress({"event": "page", "endpoint": endpoint, "window": wid,
-                                      "page": done, "pages": len(chunk),
-                                      "records": manifest.records, "total": len(chunk)})
+                            progress(
+                                {
+                                    "event": "page",
+                                    "endpoint": endpoint,
+                                    "window": wid,
+                                    "page": done,
+                                    "pages": len(chunk),
+                                    "records": manifest.records,
+                                    "total": len(chunk),
+                                }
+                            )
                     _count_requests(manifest, before, client.stats.as_dict())
                     manifest.finished_at = utc_now_iso()
                     paths.append(str(writer.commit()))
@@ -646,8 +715,10 @@ def extract_interval(
     """Land a list endpoint for an incremental run's data interval (see :func:`interval_window`),
     in windows of at most ``chunk``; returns the manifest paths (what the DAG's tasks call)."""
     mode, lo, hi = interval_window(settings, endpoint, start, end, lookback=lookback)
-    return [extract_window(settings, endpoint, a, b, mode=mode, client=client, progress=progress)
-            for a, b in split_window(lo, hi, chunk)]
+    return [
+        extract_window(settings, endpoint, a, b, mode=mode, client=client, progress=progress)
+        for a, b in split_window(lo, hi, chunk)
+    ]
 
 
 _PLAN_LOCK = threading.RLock()
@@ -747,8 +818,18 @@ def run_window(
             (logged); ``False``: raise :class:`~xport_etl.errors.RunInProgressError` at once.
     """
     with run_lock(settings.data_dir, wait=wait, progress=progress):
-        return _run_window(settings, start, end, endpoints=endpoints, mode=mode, incremental=incremental,
-                           chunk=chunk, span=span, client=client, progress=progress)
+        return _run_window(
+            settings,
+            start,
+            end,
+            endpoints=endpoints,
+            mode=mode,
+            incremental=incremental,
+            chunk=chunk,
+            span=span,
+            client=client,
+            progress=progress,
+        )
 
 
 @contextlib.contextmanager
@@ -790,8 +871,9 @@ def _lock_holder(handle) -> str:
     return f" (pid {pid})" if pid.isdigit() else ""
 
 
-def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints, mode, incremental, chunk,
-                span, client, progress) -> dict[str, Any]:
+def _run_window(
+    settings: Settings, start: datetime, end: datetime, *, endpoints, mode, incremental, chunk, span, client, progress
+) -> dict[str, Any]:
     endpoints = list(endpoints)
     lists = [e for e in endpoints if e not in FANOUT_ENDPOINTS]
     fanouts = [e for e in endpoints if e in FANOUT_ENDPOINTS]
@@ -806,16 +888,25 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
     else:
         for lo, hi in reversed(split_window(start, end, max(span, chunk))):
             runs.append([(e, mode, a, b) for e in lists for a, b in split_window(lo, hi, chunk)])
-    plan = RunPlan.open(settings.data_dir, {
-        "endpoints": endpoints,
-        "runs": [[(e, m, a.isoformat(), b.isoformat()) for e, m, a, b in w] for w in runs],
-    })
+    plan = RunPlan.open(
+        settings.data_dir,
+        {
+            "endpoints": endpoints,
+            "runs": [[(e, m, a.isoformat(), b.isoformat()) for e, m, a, b in w] for w in runs],
+        },
+    )
     if plan.resumed:
         log.warning("resuming an unfinished run from %s", plan.path)
         if progress:
             progress({"event": "resume", "plan": str(plan.path)})
-    results: dict[str, Any] = {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None,
-                               "resumed": plan.resumed, "runs": len(runs)}
+    results: dict[str, Any] = {
+        "batches": 0,
+        "rows_written": {},
+        "rejects": 0,
+        "warehouse": None,
+        "resumed": plan.resumed,
+        "runs": len(runs),
+    }
     lists_client = client  # the caller's client, or None: each list window opens its own
     todo = [w for i, run in enumerate(runs) if i not in plan.published for w in run]
     lander = _ListLander(settings, plan, todo, client=lists_client, progress=progress)
@@ -826,10 +917,15 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
             if progress and len(runs) > 1 and windows:
                 tz = ZoneInfo(settings.report_tz)
                 lo, hi = min(w[2] for w in windows).astimezone(tz), max(w[3] for w in windows).astimezone(tz)
-                progress({"event": "run", "run": i + 1, "runs": len(runs),
-                          "message": f"run {i + 1} of {len(runs)}: {lo:%Y-%m-%d %H:%M} → {hi:%Y-%m-%d %H:%M}"})
-            one = _run_once(settings, plan, i, windows, fanouts, client=client, lander=lander,
-                            progress=progress)
+                progress(
+                    {
+                        "event": "run",
+                        "run": i + 1,
+                        "runs": len(runs),
+                        "message": f"run {i + 1} of {len(runs)}: {lo:%Y-%m-%d %H:%M} → {hi:%Y-%m-%d %H:%M}",
+                    }
+                )
+            one = _run_once(settings, plan, i, windows, fanouts, client=client, lander=lander, progress=progress)
             _add_result(results, one)
             plan.published.append(i)
             plan.next_run()
@@ -839,8 +935,17 @@ def _run_window(settings: Settings, start: datetime, end: datetime, *, endpoints
     return results
 
 
-def _run_once(settings: Settings, plan: RunPlan, index: int, windows: Sequence[tuple], fanouts: Sequence[str],
-              *, client, lander: _ListLander, progress: Progress | None) -> dict[str, Any]:
+def _run_once(
+    settings: Settings,
+    plan: RunPlan,
+    index: int,
+    windows: Sequence[tuple],
+    fanouts: Sequence[str],
+    *,
+    client,
+    lander: _ListLander,
+    progress: Progress | None,
+) -> dict[str, Any]:
     """One bounded run of :func:`run_window`: lists, fan-outs, one publish."""
     from xport_etl.load.publish import NextState
 
@@ -900,8 +1005,15 @@ class _ListLander:
     never started) window raises the first error, and a re-run pages only what is missing.
     """
 
-    def __init__(self, settings: Settings, plan: RunPlan, windows: Sequence[tuple], *, client=None,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        plan: RunPlan,
+        windows: Sequence[tuple],
+        *,
+        client=None,
+        progress: Progress | None = None,
+    ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.settings, self.plan, self.client, self.progress = settings, plan, client, progress
@@ -980,8 +1092,7 @@ class _ListLander:
                 path = self._landed(w)
                 if path is None:  # landed before, gone since: land it again
                     e, m, lo, hi = w
-                    path = extract_window(self.settings, e, lo, hi, mode=m, client=self.client,
-                                          progress=self._paged)
+                    path = extract_window(self.settings, e, lo, hi, mode=m, client=self.client, progress=self._paged)
                     self.plan.record_landed(self._key(w), path)
                 self._stage(path)
             else:
@@ -1044,9 +1155,14 @@ def refresh_warehouse(settings: Settings) -> dict[str, Any]:
     """
     from xport_etl.load.publish import publish
 
-    result = publish(settings.data_dir, [], runs=read_runs(settings.data_dir),
-                     settings={"report_tz": settings.report_tz}, check_overrides=settings.check_overrides,
-                     memory_limit=settings.load_memory)
+    result = publish(
+        settings.data_dir,
+        [],
+        runs=read_runs(settings.data_dir),
+        settings={"report_tz": settings.report_tz},
+        check_overrides=settings.check_overrides,
+        memory_limit=settings.load_memory,
+    )
     return {"warehouse": result.warehouse}
 
 

@@ -195,9 +195,11 @@ FCT_PARCEL_EVENTS = TableSpec(
 
 ETL_REJECTS = TableSpec(
     name="etl_rejects",
-    doc=("Each record that could not be normalised (severity 'rejected': it is not in the warehouse), "
-         "and each field of a loaded record that could not be read (severity 'warning': the record "
-         "loaded, the non-public column read from that field is null)."),
+    doc=(
+        "Each record that could not be normalised (severity 'rejected': it is not in the warehouse), "
+        "and each field of a loaded record that could not be read (severity 'warning': the record "
+        "loaded, the non-public column read from that field is null)."
+    ),
     key=(),
     columns=(
         _c("endpoint", S, "the endpoint the record came from"),
@@ -207,10 +209,18 @@ ETL_REJECTS = TableSpec(
         _c("window_id", S, "the landed window it came from", public=False),
         _c("page", I32, "page number within the window", public=False),
         _c("rejected_at", TS, "when the normaliser rejected it (or warned), UTC", public=False),
-        _c("severity", S, "'rejected' (the record did not load) or 'warning' (it loaded without one field)",
-           public=False),
-        _c("field", S, "warning: the field that could not be read, as a path (subOrderVOS[2].logisticNumber)",
-           public=False),
+        _c(
+            "severity",
+            S,
+            "'rejected' (the record did not load) or 'warning' (it loaded without one field)",
+            public=False,
+        ),
+        _c(
+            "field",
+            S,
+            "warning: the field that could not be read, as a path (subOrderVOS[2].logisticNumber)",
+            public=False,
+        ),
     ),
 )
 
@@ -232,8 +242,12 @@ ETL_RUNS = TableSpec(
         _c("records", I32, "records received"),
         _c("rows_written", S, "rows written per table, as JSON"),
         _c("rejected", I32, "records rejected (etl_rejects rows of severity 'rejected')"),
-        _c("warnings", I32, "records loaded with a warning (distinct record ids of etl_rejects rows of "
-                            "severity 'warning')", public=False),
+        _c(
+            "warnings",
+            I32,
+            "records loaded with a warning (distinct record ids of etl_rejects rows of severity 'warning')",
+            public=False,
+        ),
         _c("drift_repages", I32, "times the window was paged again because the data moved", public=False),
         _c("started_at", TS, "UTC"),
         _c("finished_at", TS, "UTC"),
@@ -246,7 +260,7 @@ ETL_RUNS = TableSpec(
 ETL_CHECK_RESULTS = TableSpec(
     name="etl_check_results",
     doc="One row per publish and data check (`sql/checks/`): what it found and what that meant. "
-        "A blocked publish's rows appear from the next successful publish on.",
+    "A blocked publish's rows appear from the next successful publish on.",
     key=("run_id", "check_name"),
     # an addition to the warehouse contract, which does not list it (yet)
     columns=(
@@ -255,10 +269,20 @@ ETL_CHECK_RESULTS = TableSpec(
         _c("severity", S, "error (blocks the publish above its threshold) or warn (recorded only)", public=False),
         _c("threshold", I32, "violations allowed before the check counts as failed", public=False),
         _c("violations", pa.int64(), "rows the check returned; null when skipped", public=False),
-        _c("sample_keys", S, "up to 20 violating rows as JSON arrays, the check's columns in order "
-                             "(its key columns first); null when skipped", public=False),
-        _c("outcome", S, "pass, warn, error (the publish was blocked) or skipped (the tables it reads did "
-                         "not change since it last passed)", public=False),
+        _c(
+            "sample_keys",
+            S,
+            "up to 20 violating rows as JSON arrays, the check's columns in order "
+            "(its key columns first); null when skipped",
+            public=False,
+        ),
+        _c(
+            "outcome",
+            S,
+            "pass, warn, error (the publish was blocked) or skipped (the tables it reads did "
+            "not change since it last passed)",
+            public=False,
+        ),
         _c("checked_at", TS, "when the check ran, UTC", public=False),
     ),
 )
@@ -278,7 +302,6 @@ WAREHOUSE_TABLES: tuple[TableSpec, ...] = (
 FACTS: tuple[TableSpec, ...] = tuple(
     next(spec for spec in WAREHOUSE_TABLES if spec.name == name) for name in FACT_TABLES
 )
-
 
 
 @dataclass(frozen=True)
@@ -305,7 +328,6 @@ STAGED_TABLES: dict[str, StagedTable] = {
         StagedTable("order_lines", FCT_ORDER_LINES, parent="orders", parent_key=("platform", "order_id")),
         StagedTable("refunds", FCT_REFUNDS, partition_by="created_at", version="updated_at"),
         StagedTable("parcels", FCT_PARCELS, partition_by="first_event_at", version="last_event_at"),
-        StagedTable("parcel_events", FCT_PARCEL_EVENTS, parent="parcels",
-                    parent_key=("platform", "tracking_number")),
+        StagedTable("parcel_events", FCT_PARCEL_EVENTS, parent="parcels", parent_key=("platform", "tracking_number")),
     )
 }

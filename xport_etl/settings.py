@@ -125,8 +125,14 @@ PIPELINE_PID_VAR = "XPORT_PIPELINE_PID"  # set in staging workers: a crash point
 ARROW_POOL_VAR = "ARROW_DEFAULT_MEMORY_POOL"  # read by pyarrow when it is first imported
 _BOOLS = {"1": True, "true": True, "0": False, "false": False}
 
-_INT_FIELDS = ("page_size", "callback_max_body", "callback_max_connections", "inbox_rotate_bytes",
-               "workers", "extract_workers")
+_INT_FIELDS = (
+    "page_size",
+    "callback_max_body",
+    "callback_max_connections",
+    "inbox_rotate_bytes",
+    "workers",
+    "extract_workers",
+)
 _FLOAT_FIELDS = (
     "rate_limit",
     "timeout",
@@ -237,9 +243,7 @@ class Settings:
                 "set XPORT_ACCESS_KEY / XPORT_ACCESS_SECRET instead"
             )
         if not self.access_key or not self.access_secret or not self.user_id:
-            raise ConfigError(
-                "XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID must not be empty"
-            )
+            raise ConfigError("XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID must not be empty")
         if not _is_sandbox_url(self.base_url):
             defaults = [
                 var
@@ -261,13 +265,9 @@ class Settings:
         try:
             ZoneInfo(self.report_tz)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise ConfigError(
-                f"XPORT_REPORT_TZ: unknown time zone {self.report_tz!r} (try 'Asia/Shanghai')"
-            ) from None
+            raise ConfigError(f"XPORT_REPORT_TZ: unknown time zone {self.report_tz!r} (try 'Asia/Shanghai')") from None
         if self.rate_limit is not None and not self.rate_limit >= 0:
-            raise ConfigError(
-                f"XPORT_RATE_LIMIT must be >= 0 (0 = unlimited), got {self.rate_limit!r}"
-            )
+            raise ConfigError(f"XPORT_RATE_LIMIT must be >= 0 (0 = unlimited), got {self.rate_limit!r}")
         if self.rate_limit_url is not None:
             from xport_etl.extract.ratelimit import check_rate_limit_url
 
@@ -304,8 +304,11 @@ class Settings:
                 check_memory(ENV_VARS[name], value)
         if not isinstance(self.sql_normalizer, bool):
             raise ConfigError(f"XPORT_SQL_NORMALIZER must be 0, 1, false or true, got {self.sql_normalizer!r}")
-        if (isinstance(self.freshness_hours, bool) or not isinstance(self.freshness_hours, (int, float))
-                or not self.freshness_hours > 0):
+        if (
+            isinstance(self.freshness_hours, bool)
+            or not isinstance(self.freshness_hours, (int, float))
+            or not self.freshness_hours > 0
+        ):
             raise ConfigError(f"XPORT_FRESHNESS_HOURS must be > 0 hours, got {self.freshness_hours!r}")
         if isinstance(self.umask, bool) or not isinstance(self.umask, int) or not 0 <= self.umask <= 0o777:
             raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {self.umask!r}")
@@ -468,7 +471,10 @@ def _parse(name: str, var: str, raw: str) -> Any:
         if name == "data_dir":
             return Path(raw).expanduser()
     except ValueError:
-        kind = "a positive integer" if name in ("page_size", "workers", "extract_workers") else (
-            "an integer" if name in _INT_FIELDS else "a number")
+        kind = (
+            "a positive integer"
+            if name in ("page_size", "workers", "extract_workers")
+            else ("an integer" if name in _INT_FIELDS else "a number")
+        )
         raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
     return raw

@@ -64,9 +64,7 @@ STATUSES = (
     "cancel",
     "terminated",
 )
-WAITBUYERPAY, WAITSELLERSEND, WAITBUYERRECEIVE, CONFIRM_GOODS, SUCCESS, CANCEL, TERMINATED = range(
-    7
-)
+WAITBUYERPAY, WAITSELLERSEND, WAITBUYERRECEIVE, CONFIRM_GOODS, SUCCESS, CANCEL, TERMINATED = range(7)
 STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 # refund statuses, coded by their index
 REFUND_STATUSES = (
@@ -442,19 +440,13 @@ class AlibabaOrderStore:
             company_null=rng.random() < aw / 2,
             warehouse=rng.choices(range(len(_WAREHOUSES)), [w[-1] for w in _WAREHOUSES])[0],
             items=tuple(items),
-            shipping_cents=0
-            if rng.random() < 0.4
-            else rng.choice((500, 800, 1000, 1500, 2000, 3000)),
+            shipping_cents=0 if rng.random() < 0.4 else rng.choice((500, 800, 1000, 1500, 2000, 3000)),
             discount_cents=discount,
             id_as_number=rng.random() < aw,
             money_style=_money_style(rng, aw),
             # the wire's shape and time formats: drawn last, so no other fact depends on them
             nested=rng.random() < cfg.nested_share_1688,
-            compact_times=sum(
-                1 << k
-                for k in range(len(ORDER_TIMES))
-                if rng.random() < cfg.compact_time_share_1688
-            ),
+            compact_times=sum(1 << k for k in range(len(ORDER_TIMES)) if rng.random() < cfg.compact_time_share_1688),
         )
 
     def _make_refund_detail(self, r: int) -> AlibabaRefundDetail:
@@ -502,9 +494,7 @@ class AlibabaOrderStore:
         for p in range(count):
             c = _draw_carrier(rng)
             carrier = _CARRIERS[c][0]
-            start = ship + (
-                rng.randint(600, 3 * 3600) if p == 0 else rng.randint(3 * 3600, 12 * 3600)
-            )
+            start = ship + (rng.randint(600, 3 * 3600) if p == 0 else rng.randint(3 * 3600, 12 * 3600))
             if deliver > 0:
                 traces = plan_traces(rng, start, carrier, origin, dest, END_SIGN)
                 end = deliver if p == 0 else deliver - rng.randint(0, (deliver - start) // 3)
@@ -729,9 +719,7 @@ def render_1688_order(detail: AlibabaOrderDetail, state: AlibabaOrderState) -> d
     return {"baseInfo": record, "productItems": items, "nativeLogistics": _native_logistics(detail)}
 
 
-def render_1688_refund(
-    rd: AlibabaRefundDetail, detail: AlibabaOrderDetail, history: list[tuple[int, int]]
-) -> dict:
+def render_1688_refund(rd: AlibabaRefundDetail, detail: AlibabaOrderDetail, history: list[tuple[int, int]]) -> dict:
     """``data`` of the 1688 refund detail (docs/api-contract.md#58-1688-refunds)."""
     update_s, status = history[-1]
     item = detail.items[rd.item_index]
@@ -753,9 +741,7 @@ def render_1688_refund(
     }
 
 
-def render_1688_logistics(
-    detail: AlibabaOrderDetail, parcels: tuple[Parcel, ...], clock_ms: int
-) -> dict:
+def render_1688_logistics(detail: AlibabaOrderDetail, parcels: tuple[Parcel, ...], clock_ms: int) -> dict:
     """``data`` of the 1688 logistics trace (docs/api-contract.md#59-1688-logistics); parcels show
     from their first step."""
     clock_s = clock_ms // 1000
@@ -769,9 +755,7 @@ def render_1688_logistics(
                 "logisticsId": logistics_id(detail.index, p),
                 "logisticsBillNo": parcel.tracking_number,
                 "logisticsCompanyName": parcel.carrier,
-                "logisticsSteps": [
-                    {"acceptTime": cst_text(s.time_s), "remark": s.standard_desc} for s in steps
-                ],
+                "logisticsSteps": [{"acceptTime": cst_text(s.time_s), "remark": s.standard_desc} for s in steps],
             }
         )
     return {"orderId": str(detail.order_id), "logisticsTrace": trace}

@@ -29,9 +29,7 @@ _DEFAULTS = WorldConfig()
 def _aware_datetime(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} needs an offset, e.g. 2026-07-01T00:00:00+08:00"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. 2026-07-01T00:00:00+08:00")
     return value
 
 
@@ -46,8 +44,7 @@ def _add_world_options(parser: argparse.ArgumentParser) -> None:
         "--orders",
         type=int,
         default=_DEFAULTS.orders,
-        help="Taobao orders created between the start and the clock "
-        f"(default {_DEFAULTS.orders}), e.g. --orders 20000",
+        help=f"Taobao orders created between the start and the clock (default {_DEFAULTS.orders}), e.g. --orders 20000",
     )
     parser.add_argument(
         "--start",
@@ -73,8 +70,13 @@ def _add_world_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> WorldConfig:
-    config = WorldConfig(seed=args.seed, orders=args.orders, start=args.start, clock=args.clock,
-                         variety=not getattr(args, "plain", False))
+    config = WorldConfig(
+        seed=args.seed,
+        orders=args.orders,
+        start=args.start,
+        clock=args.clock,
+        variety=not getattr(args, "plain", False),
+    )
     if getattr(args, "warm", False):
         # every order of the world, plus room for a few months of orders created later
         config = dataclasses.replace(
@@ -119,16 +121,17 @@ def serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     if profile.active:
-        drift = (f", the first {profile.drift_requests} list pages move the clock {profile.drift_step_s:g} s each"
-                 if profile.drift_requests and profile.drift_step_s else "")
+        drift = (
+            f", the first {profile.drift_requests} list pages move the clock {profile.drift_step_s:g} s each"
+            if profile.drift_requests and profile.drift_step_s
+            else ""
+        )
         print(
             f"fault profile {profile.name!r} (seed {args.fault_seed}): {profile.rate * 100:.0f}% of API "
             f"requests get a fault{drift}; counts at /_sandbox/stats",
             flush=True,
         )
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
-    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off")
     return 0
 
 
@@ -172,8 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate-limit",
         type=float,
         default=10.0,
-        help="requests per second per access key; 0 turns the limit off "
-        "(default 10), e.g. --rate-limit 50",
+        help="requests per second per access key; 0 turns the limit off (default 10), e.g. --rate-limit 50",
     )
     serve_parser.add_argument(
         "--faults",
@@ -223,9 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "clock. Example: xport-sandbox truth --seed 7 --out data/truth",
     )
     _add_world_options(truth_parser)
-    truth_parser.add_argument(
-        "--out", required=True, help="directory for the Parquet files, e.g. --out data/truth"
-    )
+    truth_parser.add_argument("--out", required=True, help="directory for the Parquet files, e.g. --out data/truth")
     truth_parser.set_defaults(func=truth)
     _add_demo_parser(commands)
     return parser
@@ -266,8 +266,7 @@ def _add_demo_parser(commands: argparse._SubParsersAction) -> None:
     demo_parser.add_argument(
         "--sandbox-url",
         default=None,
-        help="use a sandbox already running at this URL (default: start one), "
-        "e.g. --sandbox-url http://127.0.0.1:8765",
+        help="use a sandbox already running at this URL (default: start one), e.g. --sandbox-url http://127.0.0.1:8765",
     )
     demo_parser.add_argument(
         "--logical-date",

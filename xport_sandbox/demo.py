@@ -165,14 +165,9 @@ def run_demo(
             port = port or _free_port()
             base_url = f"http://127.0.0.1:{port}"
             sandbox_log = paths.log_dir / "demo-sandbox.log"
-            sandbox_proc = _start_sandbox(
-                port, seed, orders, rate_limit, sandbox_log
-            )
+            sandbox_proc = _start_sandbox(port, seed, orders, rate_limit, sandbox_log)
             _wait_healthy(base_url, sandbox_proc, sandbox_log, SANDBOX_START_TIMEOUT)
-            _ok(
-                f"sandbox: {base_url} (seed {seed}, {orders} Taobao orders,"
-                f" {rate_limit:g} requests/s)"
-            )
+            _ok(f"sandbox: {base_url} (seed {seed}, {orders} Taobao orders, {rate_limit:g} requests/s)")
 
         env = airflow_environ(paths)
         env.update(xport_environ(base_url, paths.data_dir, rate_limit))
@@ -205,9 +200,7 @@ def _bin(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if found is None:
-        raise DemoError(
-            f"`{name}` is not installed in {Path(sys.executable).parent}; run `make venv`"
-        )
+        raise DemoError(f"`{name}` is not installed in {Path(sys.executable).parent}; run `make venv`")
     return found
 
 
@@ -217,9 +210,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_sandbox(
-    port: int, seed: int, orders: int, rate_limit: float, log_path: Path
-) -> subprocess.Popen[bytes]:
+def _start_sandbox(port: int, seed: int, orders: int, rate_limit: float, log_path: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "xport_sandbox.cli", "serve", "--port", str(port), "--seed", str(seed)]
     cmd += ["--orders", str(orders), "--rate-limit", f"{rate_limit:g}"]
     with log_path.open("wb") as log:
@@ -238,8 +229,7 @@ def _wait_healthy(
         while True:
             if proc is not None and proc.poll() is not None:
                 raise DemoError(
-                    f"the sandbox exited with code {proc.returncode} before it was healthy"
-                    f" (log: {log_path})"
+                    f"the sandbox exited with code {proc.returncode} before it was healthy (log: {log_path})"
                 )
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:
@@ -280,9 +270,7 @@ def _ensure_pool(paths: DemoPaths, env: dict[str, str]) -> None:
     log_path = paths.log_dir / "demo-pools-set.log"
     cmd = [_bin("airflow"), "pools", "set", API_POOL, str(API_POOL_SLOTS), "Xportcn API calls"]
     with console.status(f"airflow pools set {API_POOL} …"), log_path.open("wb") as log:
-        rc = subprocess.call(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        rc = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if rc != 0:
         raise DemoError(f"`airflow pools set {API_POOL}` exited with code {rc} (log: {log_path})")
     _ok(f"pool {API_POOL}: {API_POOL_SLOTS} slot(s)")
@@ -352,10 +340,7 @@ def dags_test(
                         break
                     elif m := _RUN_FINISHED.search(line):
                         run_state = m.group(1)
-                    status.update(
-                        f"airflow dags test {dag_id} {logical_date}: {task}"
-                        f" ({time.monotonic() - t0:.0f} s)"
-                    )
+                    status.update(f"airflow dags test {dag_id} {logical_date}: {task} ({time.monotonic() - t0:.0f} s)")
                     if time.monotonic() - t0 > timeout:
                         failed_task = f"{task} (timed out)"
                         break
@@ -375,10 +360,7 @@ def dags_test(
         raise DemoError(f"task `{failed_task}` failed{why} (log: {log_path})")
     if rc != 0 or run_state != "success":
         why = f": {error_line}" if error_line else ""
-        raise DemoError(
-            f"`airflow dags test` ended with code {rc}, run state {run_state}{why}"
-            f" (log: {log_path})"
-        )
+        raise DemoError(f"`airflow dags test` ended with code {rc}, run state {run_state}{why} (log: {log_path})")
     _ok(f"airflow dags test {dag_id} {logical_date}: success in {elapsed:.0f} s (log: {log_path})")
     return results
 
@@ -409,9 +391,7 @@ def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
     try:
         con = connect_reader(settings.data_dir)
         try:
-            counts = {
-                t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in FACT_TABLES
-            }
+            counts = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in FACT_TABLES}
         finally:
             con.close()
     except Exception as exc:
@@ -432,8 +412,7 @@ def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
     from xport_etl.report.dashboard import build_dashboard
 
     try:
-        board = build_dashboard(settings.data_dir, settings.data_dir / "dashboard.html",
-                                report_tz=settings.report_tz)
+        board = build_dashboard(settings.data_dir, settings.data_dir / "dashboard.html", report_tz=settings.report_tz)
     except Exception as exc:
         raise DemoError(f"the dashboard failed: {type(exc).__name__}: {exc}") from exc
     shown = board.relative_to(PROJECT_DIR) if board.is_relative_to(PROJECT_DIR) else board

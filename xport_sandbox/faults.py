@@ -120,9 +120,7 @@ class FaultProfile:
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"rate must be within 0..1, got {self.rate!r}")
-        unknown = sorted(set(self.weights) - set(FAULT_KINDS)) + sorted(
-            set(self.always.values()) - set(FAULT_KINDS)
-        )
+        unknown = sorted(set(self.weights) - set(FAULT_KINDS)) + sorted(set(self.always.values()) - set(FAULT_KINDS))
         if unknown:
             raise ValueError(f"unknown fault kind(s) {unknown}; known: {', '.join(FAULT_KINDS)}")
         if self.rate > 0 and not any(w > 0 for w in self.weights.values()):
@@ -172,9 +170,7 @@ def profile_for(faults: str | FaultProfile | None) -> FaultProfile:
     try:
         return PROFILES[faults]
     except KeyError:
-        raise ValueError(
-            f"unknown fault profile {faults!r}; choose one of {', '.join(PROFILES)}"
-        ) from None
+        raise ValueError(f"unknown fault profile {faults!r}; choose one of {', '.join(PROFILES)}") from None
 
 
 class FaultInjector:
@@ -269,9 +265,7 @@ class FaultInjector:
                 "msg": msg,
                 "data": None,
             }
-            await _respond(
-                send, 200, json.dumps(body, ensure_ascii=False).encode(), b"application/json"
-            )
+            await _respond(send, 200, json.dumps(body, ensure_ascii=False).encode(), b"application/json")
         elif kind == "http_429":
             body = json.dumps({"code": 429, "msg": "Too Many Requests"}).encode()
             await _respond(
@@ -304,9 +298,7 @@ async def _respond(
     headers = [(b"content-length", str(len(body)).encode())]
     if content_type:
         headers.append((b"content-type", content_type))
-    await send(
-        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
-    )
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -323,9 +315,7 @@ async def _drop(send: Send) -> None:
     transport = getattr(cycle, "transport", None)
     if transport is None or not hasattr(transport, "close"):
         # elsewhere: start a response, then fail; servers close a connection mid-response
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
-        )
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
         raise ConnectionDropped("fault injection: connection dropped")
     transport.close()
     for _ in range(10):

@@ -303,6 +303,4 @@ def _at(trace: Trace, time_s: int) -> Trace:
 
 
 def make_parcel(tracking_number: str, carrier: str, quantity: int, traces: list[Trace]) -> Parcel:
-    return Parcel(
-        tracking_number, carrier, quantity, tuple(traces), tuple(tr.time_s for tr in traces)
-    )
+    return Parcel(tracking_number, carrier, quantity, tuple(traces), tuple(tr.time_s for tr in traces))

@@ -135,9 +135,7 @@ class CallbackPusher:
 
     # -- building
 
-    def envelope(
-        self, message_type: str, body: dict, platform: int = 0, *, as_string: bool | None = None
-    ) -> dict:
+    def envelope(self, message_type: str, body: dict, platform: int = 0, *, as_string: bool | None = None) -> dict:
         """One callback; ``as_string`` None lets ``string_body_share`` pick the body's form."""
         k = self._built[message_type]
         self._built[message_type] += 1

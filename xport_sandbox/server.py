@@ -108,9 +108,7 @@ class TokenBucket:
             return max(1, math.ceil((1.0 - tokens) / self.rate))
 
 
-def expected_signature(
-    access_key: str, nonce: str, timestamp: str, secret: str, recipe: str = "query"
-) -> str:
+def expected_signature(access_key: str, nonce: str, timestamp: str, secret: str, recipe: str = "query") -> str:
     """The contract's signature (docs/api-contract.md#11-signing-recipes; the recipe is [assumed]
     there) with ``recipe``."""
     base = SIGN_RECIPES[recipe][0](access_key, nonce, timestamp, secret)
@@ -271,9 +269,7 @@ def _time_param(params: dict, name: str) -> datetime | None:
             raise ValueError
         return datetime.fromtimestamp(parse_cst(value), CST)
     except ValueError:
-        raise ApiError(
-            400, f"参数错误: {name} must be yyyy-MM-dd HH:mm:ss, got {value!r}"
-        ) from None
+        raise ApiError(400, f"参数错误: {name} must be yyyy-MM-dd HH:mm:ss, got {value!r}") from None
 
 
 def _text_param(params: dict, name: str) -> str | None:
@@ -362,9 +358,7 @@ class SandboxApp(FastAPI):
             return
         # counted before it happens: a slow answer may outlive the client's patience (and the test)
         stats.fault(path, kind, request=kind not in APP_SERVES)
-        await injector.inject(
-            kind, scope, receive, send, super().__call__, develop_id=self.state.develop_id
-        )
+        await injector.inject(kind, scope, receive, send, super().__call__, develop_id=self.state.develop_id)
 
 
 def _found(record: dict | None, missing: str) -> dict:
@@ -482,9 +476,7 @@ def create_app(
     @app.get("/open/order/page")
     async def order_page(request: Request) -> Response:
         params = dict(request.query_params)
-        return serve(
-            "/open/order/page", request, lambda: taobao_page(params, with_status_filters=False)
-        )
+        return serve("/open/order/page", request, lambda: taobao_page(params, with_status_filters=False))
 
     @app.get("/open/order/detail")
     async def order_detail(request: Request) -> Response:
@@ -619,9 +611,7 @@ def create_app(
             else:
                 raise ValueError('send {"advance_seconds": n} or {"set": "<iso datetime>"}')
         except (ValueError, TypeError, AttributeError) as exc:
-            return Response(
-                dumps({"error": str(exc)}), status_code=400, media_type="application/json"
-            )
+            return Response(dumps({"error": str(exc)}), status_code=400, media_type="application/json")
         return Response(dumps(clock_info()), media_type="application/json")
 
     @app.get("/_sandbox/stats")
@@ -646,9 +636,7 @@ def create_app(
             body = json.loads(await request.body() or b"{}")
             app.state.faults.configure(body.get("profile", "none"), int(body.get("seed", 0)))
         except (ValueError, TypeError, AttributeError) as exc:
-            return Response(
-                dumps({"error": str(exc)}), status_code=400, media_type="application/json"
-            )
+            return Response(dumps({"error": str(exc)}), status_code=400, media_type="application/json")
         return Response(dumps(faults_info()), media_type="application/json")
 
     # the API routes, the only ones faults touch

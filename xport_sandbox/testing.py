@@ -51,9 +51,7 @@ class SandboxServer:
         **app_kwargs: Any,
     ) -> None:
         self.world = World(config)
-        self.app = create_app(
-            self.world, rate_limit=rate_limit, faults=faults, fault_seed=fault_seed, **app_kwargs
-        )
+        self.app = create_app(self.world, rate_limit=rate_limit, faults=faults, fault_seed=fault_seed, **app_kwargs)
         self._startup_timeout = startup_timeout
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

@@ -197,9 +197,7 @@ def truth_tables(world: World, platforms: tuple[str, ...] = PLATFORMS) -> dict[s
         _alibaba_orders(world, rows["fct_orders"], rows["fct_order_lines"])
         _alibaba_refunds(world, rows["fct_refunds"])
         _alibaba_parcels(world, rows["fct_parcels"], rows["fct_parcel_events"])
-    return {
-        name: pa.Table.from_pydict(rows[name], schema=schema) for name, schema in SCHEMAS.items()
-    }
+    return {name: pa.Table.from_pydict(rows[name], schema=schema) for name, schema in SCHEMAS.items()}
 
 
 def _taobao_orders(world: World, orders: dict[str, list], lines: dict[str, list]) -> None:

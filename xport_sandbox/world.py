@@ -158,10 +158,7 @@ def _lifecycle(rng: random.Random, create_s: int) -> list[tuple[int, int]]:
 
     def step(lo: int, hi: int, status: int, mean: float | None = None) -> None:
         nonlocal t
-        if mean is None:
-            delay = rng.randint(lo, hi)
-        else:
-            delay = min(hi, max(lo, int(rng.expovariate(1 / mean))))
+        delay = rng.randint(lo, hi) if mean is None else min(hi, max(lo, int(rng.expovariate(1 / mean))))
         t += max(1, delay)
         out.append((t, status))
 
@@ -404,9 +401,7 @@ class TaobaoOrderStore:
         self.generated_until_ms = hi
         self._chunks += 1
 
-    def _add_refund(
-        self, i: int, refund_type: int, goods_status: int, pick: int, steps: list[tuple[int, int]]
-    ) -> None:
+    def _add_refund(self, i: int, refund_type: int, goods_status: int, pick: int, steps: list[tuple[int, int]]) -> None:
         r = len(self.rf_order)
         self.rf_order.append(i)
         self.rf_type.append(refund_type)
@@ -449,8 +444,7 @@ class TaobaoOrderStore:
         n_shops = len(renumber)
         carriers = [rng.choices(range(len(_CARRIERS)), _CARRIER_WEIGHTS)[0] for _ in range(n_shops)]
         post_fees = [
-            0 if rng.random() < 0.6 else rng.choice((300, 400, 500, 600, 800, 1000, 1200, 1500))
-            for _ in range(n_shops)
+            0 if rng.random() < 0.6 else rng.choice((300, 400, 500, 600, 800, 1000, 1200, 1500)) for _ in range(n_shops)
         ]
         lines = []
         seen_shop: set[int] = set()
@@ -657,9 +651,7 @@ class TaobaoOrderStore:
         """``(order index, line index)`` of a visible line by its ``taobaoSubPurchaseId``."""
         if len(sub_purchase_id) != 12 or not sub_purchase_id.isdigit():
             return None
-        x = ((int(sub_purchase_id) - 300_000_000_000 - 12_345_678_901) * _SUB_PURCHASE_INV) % (
-            10**11
-        )
+        x = ((int(sub_purchase_id) - 300_000_000_000 - 12_345_678_901) * _SUB_PURCHASE_INV) % (10**11)
         i, n = divmod(x, 64)
         if i >= self.count_visible(clock_ms):
             return None
@@ -686,11 +678,7 @@ class TaobaoOrderStore:
         parcels = [make_parcel(line.tracking_number, carrier, first_qty, traces)]
         if two:
             c2 = rng.choices(range(len(_CARRIERS)), _CARRIER_WEIGHTS)[0]
-            number = (
-                _CARRIERS[c2][1]
-                + "3"
-                + f"{_scramble(i * 128 + 64 + n, 3_367_900_313, 10**12):012d}"
-            )
+            number = _CARRIERS[c2][1] + "3" + f"{_scramble(i * 128 + 64 + n, 3_367_900_313, 10**12):012d}"
             start = ship_s + rng.randint(12 * 3600, 3 * 86_400)
             traces = plan_traces(rng, start, _CARRIERS[c2][0], origin, dest, draw_end(rng))
             parcels.append(make_parcel(number, _CARRIERS[c2][0], line.quantity - first_qty, traces))
@@ -1062,9 +1050,7 @@ def render_taobao_refund_detail(
                     "logisticsCompanyCode": _CARRIER_CODES[carrier] if sent_back else None,
                     "logisticsCompanyName": carrier if sent_back else None,
                 },
-                "sellerAgreeReturnDescribe": (
-                    "请在包裹内附上订单号，不接受到付" if returning else None
-                ),
+                "sellerAgreeReturnDescribe": ("请在包裹内附上订单号，不接受到付" if returning else None),
             },
             "refundOrder": {
                 "refundFee": money(rd.fee_cents, 1),
@@ -1073,9 +1059,7 @@ def render_taobao_refund_detail(
                 "sellerRefuseReason": rd.refuse_reason if REFUND_REFUSED in seen else None,
                 "refundStatus": status,
                 "canEditFee": status in (REFUND_APPLIED, REFUND_REFUSED),
-                "remainingTime": (
-                    _remaining(timeout - clock_ms // 1000) if timeout is not None else None
-                ),
+                "remainingTime": (_remaining(timeout - clock_ms // 1000) if timeout is not None else None),
                 "refundType": rd.refund_type,
                 "feeTips": f"最多可退¥{money(line.amount_cents, 0)}",
                 "reasonDesc": rd.reason_desc,
@@ -1146,8 +1130,7 @@ def render_taobao_logistics(
                 ],
                 "logisticsPartner": [
                     {
-                        "companyImageUrl": "https://img.alicdn.com/tfs/logistics/"
-                        f"{CARRIER_LOGOS[parcel.carrier]}.png",
+                        "companyImageUrl": f"https://img.alicdn.com/tfs/logistics/{CARRIER_LOGOS[parcel.carrier]}.png",
                         "company": parcel.carrier,
                         "companyContact": CARRIER_CONTACTS[parcel.carrier],
                     }
@@ -1164,8 +1147,7 @@ def render_taobao_logistics(
                 "logisticsGoods": [
                     {
                         "title": line.title,
-                        "property": f"颜色分类:{_COLORS[h % len(_COLORS)]};"
-                        f"尺码:{_SIZES[h // 7 % len(_SIZES)]}",
+                        "property": f"颜色分类:{_COLORS[h % len(_COLORS)]};尺码:{_SIZES[h // 7 % len(_SIZES)]}",
                         "imageUrl": f"https://img.alicdn.com/bao/uploaded/i{h % 4 + 1}/"
                         f"{line.item_id}/O1CN01{h % 10**10:010d}.jpg",
                         "quantity": str(parcel.quantity),
@@ -1238,9 +1220,7 @@ class World:
         ms = to_ms(when)
         with self.lock:
             if ms < self._clock.ms:
-                raise ValueError(
-                    f"the clock only moves forward: {when.isoformat()} < {self.clock.isoformat()}"
-                )
+                raise ValueError(f"the clock only moves forward: {when.isoformat()} < {self.clock.isoformat()}")
             self._clock.ms = ms
             self._ensure(ms)
             return self.clock
@@ -1280,9 +1260,7 @@ class World:
 
     def render_taobao(self, index: int, clock_ms: int) -> dict:
         """Wire ``TaoBaoOrderVO`` of the order with global index ``index`` at ``clock_ms``."""
-        return render_taobao_order(
-            self.taobao.detail(index), self.taobao.state(index, clock_ms), clock_ms
-        )
+        return render_taobao_order(self.taobao.detail(index), self.taobao.state(index, clock_ms), clock_ms)
 
     def taobao_page(self, page_no: int, page_size: int, **filters) -> tuple[int, list[dict]]:
         """Total matching orders and the wire records of one page (1-based), newest first
@@ -1366,9 +1344,7 @@ class World:
     def render_taobao_refund(self, r: int, clock_ms: int) -> dict:
         """Wire record (docs/api-contract.md#54-taobao-refunds) of refund ``r`` at ``clock_ms``."""
         rd = self.taobao.refund_detail(r)
-        return render_taobao_refund(
-            rd, self.taobao.detail(rd.order_index), self.taobao.refund_history(r, clock_ms)
-        )
+        return render_taobao_refund(rd, self.taobao.detail(rd.order_index), self.taobao.refund_history(r, clock_ms))
 
     def taobao_refund_page(self, page_no: int, page_size: int, **filters) -> tuple[int, list[dict]]:
         """Total matching refunds and the records of one page (1-based), newest first."""

@@ -24,9 +24,12 @@ def test_runs_publish_once_each_newest_first_and_end_equal_to_the_truth(tmp_path
         result = real(settings, state, **kw)
         con = duckdb.connect(str(warehouse_path(settings.data_dir)), read_only=True)
         try:
-            published.append(con.execute(
-                "select min(created_at), max(created_at), count(*), "
-                "(select count(*) from fct_parcels) from fct_orders").fetchall()[0])
+            published.append(
+                con.execute(
+                    "select min(created_at), max(created_at), count(*), "
+                    "(select count(*) from fct_parcels) from fct_orders"
+                ).fetchall()[0]
+            )
         finally:
             con.close()
         return result

@@ -45,9 +45,7 @@ def rows_for(con, spec, truth, key: str, ids: set[str]) -> tuple[list, list]:
     con.register(f"truth_{spec.name}", truth[spec.name])
     con.register("named", pa.table({"id": pa.array(sorted(ids), pa.string())}))
     q = f"select {cols} from {{}} where {key} in (select id from named) order by all"
-    return con.sql(q.format(spec.name)).fetchall(), con.sql(
-        q.format(f"truth_{spec.name}")
-    ).fetchall()
+    return con.sql(q.format(spec.name)).fetchall(), con.sql(q.format(f"truth_{spec.name}")).fetchall()
 
 
 def test_callbacks_refresh_exactly_the_named_orders_and_refunds(tmp_path, refresh_normalizers):
@@ -66,27 +64,17 @@ def test_callbacks_refresh_exactly_the_named_orders_and_refunds(tmp_path, refres
         app.state.store.close()
         assert sent and all(d.delivered for d in sent)
         kinds = Counter(d.message["messageType"] for d in sent if not d.duplicate)
-        assert kinds[ORDER_STATUS] > 10 and kinds[ORDER_REFUND] > 0 and kinds[ORDER_PRICE] > 0, (
-            kinds
-        )
+        assert kinds[ORDER_STATUS] > 10 and kinds[ORDER_REFUND] > 0 and kinds[ORDER_PRICE] > 0, kinds
         assert any(d.duplicate for d in sent)
         # both forms of messageBody (docs/api-contract.md#6-message-callbacks) go through the
         # receiver and the consumer
-        forms = Counter(
-            type(json.loads(d.body)["messageBody"]).__name__ for d in sent if not d.duplicate
-        )
+        forms = Counter(type(json.loads(d.body)["messageBody"]).__name__ for d in sent if not d.duplicate)
         assert forms["str"] > 10 and forms["dict"] > 10 and set(forms) == {"str", "dict"}, forms
         entries, _end, corrupt = read_inbox(tmp_path / "callbacks" / "inbox.jsonl")
-        assert (
-            len(entries) == len({d.id for d in sent}) and corrupt == 0
-        )  # redeliveries stored once
+        assert len(entries) == len({d.id for d in sent}) and corrupt == 0  # redeliveries stored once
 
-        orders = {
-            str(d.message_body.get("orderId") or d.message_body.get("salesOrderId")) for d in sent
-        }
-        refunds = {
-            d.message_body["refundId"] for d in sent if d.message["messageType"] == ORDER_REFUND
-        }
+        orders = {str(d.message_body.get("orderId") or d.message_body.get("salesOrderId")) for d in sent}
+        refunds = {d.message_body["refundId"] for d in sent if d.message["messageType"] == ORDER_REFUND}
 
         before = sandbox.stats()["endpoints"]
         result = refresh_from_callbacks(settings)

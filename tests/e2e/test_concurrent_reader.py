@@ -76,9 +76,11 @@ def test_reader_process_sees_only_complete_loads_during_ten_loads(tmp_path):
         published = {_fingerprint(tmp_path)}
         stop = tmp_path / "stop-reader"
         reader = subprocess.Popen(
-            [sys.executable, "-c", READER, str(warehouse_path(tmp_path)), str(stop), ",".join(views),
-             FINGERPRINT],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-c", READER, str(warehouse_path(tmp_path)), str(stop), ",".join(views), FINGERPRINT],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             time.sleep(0.5)
             for _ in range(10):  # ten runs, each of a world that moved on a day

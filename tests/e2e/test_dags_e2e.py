@@ -112,9 +112,7 @@ def airflow(tmp_path: Path, sandbox: SandboxServer):
     )
     airflow_bin = str(Path(sys.executable).parent / "airflow")
     for cmd in (["db", "migrate"], ["pools", "set", "xport_api", "1", "Xportcn API calls"]):
-        out = subprocess.run(
-            [airflow_bin, *cmd], env=env, capture_output=True, text=True, timeout=180
-        )
+        out = subprocess.run([airflow_bin, *cmd], env=env, capture_output=True, text=True, timeout=180)
         assert out.returncode == 0, f"airflow {' '.join(cmd)}: {out.stdout[-1500:]}"
     return env
 
@@ -129,8 +127,7 @@ def asset_events(env: dict[str, str]) -> dict[str, int]:
     con = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
     try:
         rows = con.execute(
-            "select a.uri, count(*) from asset_event as e join asset as a on a.id = e.asset_id"
-            " group by a.uri"
+            "select a.uri, count(*) from asset_event as e join asset as a on a.id = e.asset_id group by a.uri"
         ).fetchall()
     finally:
         con.close()

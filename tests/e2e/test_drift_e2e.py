@@ -39,8 +39,9 @@ def statuses(world) -> dict[str, str]:
 
 def drive(sandbox: SandboxServer, data_dir, **kwargs) -> None:
     world = sandbox.world
-    settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0,
-                        extract_workers=ONE_WINDOW_AT_A_TIME)
+    settings = Settings(
+        base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, extract_workers=ONE_WINDOW_AT_A_TIME
+    )
     # one window per list endpoint (not monthly chunks), so the burst hits the newest orders
     run_window(
         settings,
@@ -52,15 +53,11 @@ def drive(sandbox: SandboxServer, data_dir, **kwargs) -> None:
 
 
 def manifests(data_dir, endpoint: str) -> list[dict]:
-    return [
-        json.loads(p.read_text()) for p in sorted(data_dir.glob(f"raw/{endpoint}/*/manifest.json"))
-    ]
+    return [json.loads(p.read_text()) for p in sorted(data_dir.glob(f"raw/{endpoint}/*/manifest.json"))]
 
 
 def test_orders_created_and_changed_while_paging_land_as_the_truth_at_cut_off(tmp_path) -> None:
-    with SandboxServer(
-        world_config(datetime(2026, 7, 1, 14, tzinfo=CST)), faults="drift"
-    ) as sandbox:
+    with SandboxServer(world_config(datetime(2026, 7, 1, 14, tzinfo=CST)), faults="drift") as sandbox:
         world = sandbox.world
         start_clock, before = world.clock_ms, statuses(world)
         drive(sandbox, tmp_path)
@@ -77,21 +74,16 @@ def test_orders_created_and_changed_while_paging_land_as_the_truth_at_cut_off(tm
 
     (orders,) = manifests(tmp_path, "taobao_orders")
     assert orders["drift_repages"] >= 1 and "inconsistent" not in orders["extra"]
-    ledger = [
-        json.loads(line) for line in (tmp_path / "state" / "runs.jsonl").read_text().splitlines()
-    ]
+    ledger = [json.loads(line) for line in (tmp_path / "state" / "runs.jsonl").read_text().splitlines()]
     assert any(
-        r["endpoint"] == "taobao_orders" and r["drift_repages"] >= 1 and r["outcome"] == "success"
-        for r in ledger
+        r["endpoint"] == "taobao_orders" and r["drift_repages"] >= 1 and r["outcome"] == "success" for r in ledger
     )
 
 
 def test_statuses_changing_while_paging_without_new_orders(tmp_path) -> None:
     # at midnight CST hardly an order is placed, but paid orders keep shipping and unpaid ones
     # keep being cancelled: the burst changes statuses and leaves `total` where it was
-    with SandboxServer(
-        world_config(datetime(2026, 7, 1, 0, tzinfo=CST)), faults="drift"
-    ) as sandbox:
+    with SandboxServer(world_config(datetime(2026, 7, 1, 0, tzinfo=CST)), faults="drift") as sandbox:
         world = sandbox.world
         before = statuses(world)
         drive(sandbox, tmp_path)

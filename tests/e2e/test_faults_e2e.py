@@ -108,17 +108,17 @@ def test_fault_outlasting_retries_fails_clearly_then_recovers(fast, tmp_path) ->
         assert "alibaba_orders" in message and "code=500" in message
         assert re.search(r"request_id=[0-9a-f]{32}", message), message
         assert "gave up after 4 attempts" in message
-        ledger = [
-            json.loads(line)
-            for line in (tmp_path / "state" / "runs.jsonl").read_text().splitlines()
-        ]
+        ledger = [json.loads(line) for line in (tmp_path / "state" / "runs.jsonl").read_text().splitlines()]
         failed = [r for r in ledger if r["outcome"] == "failed"]
         assert failed and {r["endpoint"] for r in failed} == {"alibaba_orders"}
         assert all("code=500" in r["error"] for r in failed)
         # bounded: exactly max_tries requests for each broken window paged (the windows already
         # in flight when the first one gave up), and no window started after that
-        windows = len(pipeline.split_window(sandbox.world.config.start, sandbox.world.clock + timedelta(days=30),
-                                            pipeline.DEFAULT_CHUNK))
+        windows = len(
+            pipeline.split_window(
+                sandbox.world.config.start, sandbox.world.clock + timedelta(days=30), pipeline.DEFAULT_CHUNK
+            )
+        )
         assert 1 <= len(failed) <= pipeline.EXTRACT_WORKERS < windows
         assert sandbox.stats()["endpoints"]["/v2/alibaba/order/page"]["requests"] == 4 * len(failed)
         assert clients.stat("retries") == 3 * len(failed)

@@ -37,7 +37,9 @@ def changed_keys(before, after, spec, key_sql: str) -> list[tuple]:
         con.register("b", before[spec.name])
         con.register("a", after[spec.name])
         cols = ", ".join(spec.public_columns)
-        return con.execute(f"select distinct {key_sql} from (select {cols} from a except select {cols} from b)").fetchall()
+        return con.execute(
+            f"select distinct {key_sql} from (select {cols} from a except select {cols} from b)"
+        ).fetchall()
     finally:
         con.close()
 
@@ -71,7 +73,8 @@ def required_requests(before, after) -> dict[str, int]:
 # demand: XPORT_INCREMENTAL_COST_ORDERS=20000 pytest tests/e2e/test_incremental_cost.py
 _MEASURE = os.environ.get("XPORT_INCREMENTAL_COST_ORDERS")
 ORDERS = [pytest.param(2000, id="2k")] + (
-    [pytest.param(int(_MEASURE), id=_MEASURE, marks=pytest.mark.slow)] if _MEASURE else [])
+    [pytest.param(int(_MEASURE), id=_MEASURE, marks=pytest.mark.slow)] if _MEASURE else []
+)
 
 
 @pytest.mark.parametrize("orders", ORDERS)
@@ -84,7 +87,10 @@ def test_hourly_run_costs_what_changed(tmp_path, orders):
         t0 = world.clock
         total = len(world.taobao_orders()) + world.config.n_orders_1688
         # move the world on, an hour at a time, until about 1% of the orders have changed
-        while len(world.taobao_orders(update_start=t0, update_end=world.clock + timedelta(seconds=1))) < 0.01 * total * 0.75:
+        while (
+            len(world.taobao_orders(update_start=t0, update_end=world.clock + timedelta(seconds=1)))
+            < 0.01 * total * 0.75
+        ):
             sandbox.advance(3600)
         t1 = world.clock + timedelta(seconds=1)
         after = truth_tables(world)
@@ -99,11 +105,17 @@ def test_hourly_run_costs_what_changed(tmp_path, orders):
         # often by design (sql/fanout), so the run reports how many parcels lag instead
         assert_warehouse_equals_truth(tmp_path, world, tables=(FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS))
         lagging = len(changed_keys(truth_tables(world), _warehouse_tables(tmp_path), FCT_PARCELS, "tracking_number"))
-        report = {"orders": total, "hours": round((t1 - t0).total_seconds() / 3600, 1),
-                  "changed_orders": need["changed_orders"], "required_requests": need,
-                  "required_total": required, "requests_made": made, "ratio": round(made / required, 2),
-                  "parcels_lagging_truth": lagging,
-                  "per_endpoint": {k: v["requests"] for k, v in sandbox.stats()["endpoints"].items()}}
+        report = {
+            "orders": total,
+            "hours": round((t1 - t0).total_seconds() / 3600, 1),
+            "changed_orders": need["changed_orders"],
+            "required_requests": need,
+            "required_total": required,
+            "requests_made": made,
+            "ratio": round(made / required, 2),
+            "parcels_lagging_truth": lagging,
+            "per_endpoint": {k: v["requests"] for k, v in sandbox.stats()["endpoints"].items()},
+        }
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / f"incremental_cost_{orders}.json").write_text(json.dumps(report, indent=2))
         assert need["changed_orders"] >= 0.005 * total

@@ -60,9 +60,27 @@ def run_cli(sandbox, data_dir, crash_at=None, workers="1"):
     if crash_at:
         env["XPORT_CRASH_AT"] = f"{crash_at[0]}:{crash_at[1]}"
     return subprocess.run(
-        [sys.executable, "-m", "xport_etl.cli", "run", "--quiet", "--base-url", sandbox.base_url,
-         "--data-dir", str(data_dir), "--start", start, "--end", end, "--chunk-days", "30"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "xport_etl.cli",
+            "run",
+            "--quiet",
+            "--base-url",
+            sandbox.base_url,
+            "--data-dir",
+            str(data_dir),
+            "--start",
+            start,
+            "--end",
+            end,
+            "--chunk-days",
+            "30",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -71,7 +89,9 @@ def assert_no_duplicates(data_dir):
     try:
         for spec in TABLES:
             keys = ", ".join(spec.key)
-            dupes = con.execute(f"select count(*) from (select {keys} from {spec.name} group by all having count(*) > 1)").fetchall()[0][0]
+            dupes = con.execute(
+                f"select count(*) from (select {keys} from {spec.name} group by all having count(*) > 1)"
+            ).fetchall()[0][0]
             assert dupes == 0, spec.name
     finally:
         con.close()

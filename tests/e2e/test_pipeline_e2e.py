@@ -34,11 +34,16 @@ def assert_warehouse_equals_truth(data_dir, world, tables=TABLES) -> dict[str, i
         for spec in tables:
             cols = ", ".join(spec.public_columns)
             con.register(f"truth_{spec.name}", truth[spec.name])
-            missing = con.sql(f"select {cols} from truth_{spec.name} except all select {cols} from {spec.name}").fetchall()
-            extra = con.sql(f"select {cols} from {spec.name} except all select {cols} from truth_{spec.name}").fetchall()
+            missing = con.sql(
+                f"select {cols} from truth_{spec.name} except all select {cols} from {spec.name}"
+            ).fetchall()
+            extra = con.sql(
+                f"select {cols} from {spec.name} except all select {cols} from truth_{spec.name}"
+            ).fetchall()
             assert not missing and not extra, (
                 f"{spec.name}: {len(missing)} truth rows missing or different, {len(extra)} unexpected rows; "
-                f"e.g. missing {missing[:2]}, unexpected {extra[:2]}")
+                f"e.g. missing {missing[:2]}, unexpected {extra[:2]}"
+            )
             counts[spec.name] = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
             assert counts[spec.name] == truth[spec.name].num_rows
     finally:
@@ -77,8 +82,11 @@ def test_every_endpoint_end_to_end_equal_truth_then_rerun_then_clock_moves(sandb
     assert delivered[1] > delivered[0]
     assert truth_after.num_rows > truth_before.num_rows
     before = dict(zip(truth_before["order_id"].to_pylist(), truth_before["status"].to_pylist(), strict=True))
-    changed = sum(1 for oid, st in zip(truth_after["order_id"].to_pylist(), truth_after["status"].to_pylist(), strict=True)
-                  if oid in before and before[oid] != st)
+    changed = sum(
+        1
+        for oid, st in zip(truth_after["order_id"].to_pylist(), truth_after["status"].to_pylist(), strict=True)
+        if oid in before and before[oid] != st
+    )
     assert changed > 0
     run_window(settings, start, world.clock + timedelta(days=30))
     later = assert_warehouse_equals_truth(tmp_path, world)

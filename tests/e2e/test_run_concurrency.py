@@ -100,8 +100,7 @@ def test_windows_paged_at_once_equal_one_at_a_time_and_the_truth(sandbox, tmp_pa
     assert results["1"] == results["4"]
 
 
-def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missing(sandbox, tmp_path,
-                                                                                   monkeypatch):
+def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missing(sandbox, tmp_path, monkeypatch):
     start, end = _bounds(sandbox.world)
     runs = pipeline.split_window(pipeline._utc(start), pipeline._utc(end), pipeline.DEFAULT_RUN)
     # the second window of the newest run, which goes first (runs are newest first)
@@ -121,7 +120,7 @@ def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missi
     assert len(started_first) <= started_first.index(victim) + 3 < total
 
     run_window(settings, start, end, endpoints=LIST_ENDPOINTS, chunk=WEEK)
-    again = spy.calls[len(started_first):]
+    again = spy.calls[len(started_first) :]
     assert victim in again and len(again) == total - len(landed_first)
     assert_warehouse_equals_truth(tmp_path, sandbox.world, LISTS)
 
@@ -129,8 +128,10 @@ def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missi
 def test_shared_staging_writes_what_a_window_own_connection_writes(sandbox, tmp_path):
     start, _ = _bounds(sandbox.world)
     settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path / "land", rate_limit=0)
-    paths = [pipeline.extract_window(settings, "taobao_orders", start + i * 4 * WEEK, start + (i + 1) * 4 * WEEK)
-             for i in range(3)]
+    paths = [
+        pipeline.extract_window(settings, "taobao_orders", start + i * 4 * WEEK, start + (i + 1) * 4 * WEEK)
+        for i in range(3)
+    ]
     manifests = [read_manifest(p) for p in paths]
     own = [stage_window(tmp_path / "own", m, duckdb_threads=1) for m in manifests]
     stale = tmp_path / "shared" / "tmp" / "stage-shared-999999999-deadbeef"  # a killed process's spill
@@ -141,8 +142,10 @@ def test_shared_staging_writes_what_a_window_own_connection_writes(sandbox, tmp_
         threads = []
         together = [None] * len(manifests)
         for i, m in enumerate(manifests):
+
             def work(i=i, m=m):
                 together[i] = stage_window(tmp_path / "shared", m, shared=shared)
+
             threads.append(threading.Thread(target=work))
         for t in threads:
             t.start()
@@ -152,8 +155,9 @@ def test_shared_staging_writes_what_a_window_own_connection_writes(sandbox, tmp_
     for a, b in zip(own, together, strict=True):
         assert a.counts == b.counts and a.records == b.records and a.counts["orders"] > 0
         for table in ("orders", "order_lines"):
-            assert [os.path.relpath(f, tmp_path / "own") for f in a.files[table]] == \
-                   [os.path.relpath(f, tmp_path / "shared") for f in b.files[table]]
+            assert [os.path.relpath(f, tmp_path / "own") for f in a.files[table]] == [
+                os.path.relpath(f, tmp_path / "shared") for f in b.files[table]
+            ]
             for fa, fb in zip(a.files[table], b.files[table], strict=True):
                 ta, tb = pq.read_table(fa), pq.read_table(fb)
                 assert ta.schema == tb.schema

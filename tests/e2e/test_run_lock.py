@@ -27,12 +27,27 @@ def _hold(data_dir: str, holding, release) -> None:
 
 def _cli(sandbox, data_dir, *extra):
     world = sandbox.world
-    env = {**os.environ, "XPORT_BASE_URL": sandbox.base_url, "XPORT_DATA_DIR": str(data_dir),
-           "XPORT_ACCESS_KEY": DEFAULT_ACCESS_KEY, "XPORT_ACCESS_SECRET": DEFAULT_ACCESS_SECRET,
-           "XPORT_USER_ID": DEFAULT_USER_ID, "XPORT_RATE_LIMIT": "0"}
-    args = [sys.executable, "-m", "xport_etl.cli", "run", "--quiet",
-            "--start", world.config.start.isoformat(),
-            "--end", (world.clock + timedelta(days=1)).isoformat(), *extra]
+    env = {
+        **os.environ,
+        "XPORT_BASE_URL": sandbox.base_url,
+        "XPORT_DATA_DIR": str(data_dir),
+        "XPORT_ACCESS_KEY": DEFAULT_ACCESS_KEY,
+        "XPORT_ACCESS_SECRET": DEFAULT_ACCESS_SECRET,
+        "XPORT_USER_ID": DEFAULT_USER_ID,
+        "XPORT_RATE_LIMIT": "0",
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "xport_etl.cli",
+        "run",
+        "--quiet",
+        "--start",
+        world.config.start.isoformat(),
+        "--end",
+        (world.clock + timedelta(days=1)).isoformat(),
+        *extra,
+    ]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

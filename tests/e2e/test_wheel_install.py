@@ -36,8 +36,7 @@ LOGICAL_DATE = "2026-07-01"  # [2026-06-30, 2026-07-01) UTC holds the sandbox cl
 
 
 def _run(cmd, *, env=None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
-    out = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, capture_output=True, text=True,
-                         timeout=timeout)
+    out = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"$ {' '.join(map(str, cmd))}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
 
@@ -65,8 +64,22 @@ def installed(tmp_path: Path) -> dict[str, Path]:
             shutil.copy2(path, src / name)
     dist = tmp_path / "dist"
     t0 = time.monotonic()
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-          "-w", dist, src, src / "provider"], cwd=tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            dist,
+            src,
+            src / "provider",
+        ],
+        cwd=tmp_path,
+    )
     timings["wheels_s"] = time.monotonic() - t0
     wheels = sorted(dist.glob("*.whl"))
     assert [w.name.split("-")[0] for w in wheels] == ["xport_airflow_provider", "xport_etl"]
@@ -78,8 +91,12 @@ def installed(tmp_path: Path) -> dict[str, Path]:
     py = venv / "bin" / "python"
     _run([py, "-m", "pip", "install", "--quiet", "pip==26.3"], env=env, cwd=tmp_path)
     # the runtime install: the two wheels, their dependencies at the pinned versions
-    _run([py, "-m", "pip", "install", "--quiet", *wheels, "-c", PROJECT_DIR / "constraints.txt"],
-         env=env, cwd=tmp_path, timeout=600)
+    _run(
+        [py, "-m", "pip", "install", "--quiet", *wheels, "-c", PROJECT_DIR / "constraints.txt"],
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     timings["install_s"] = time.monotonic() - t0
     print(f"\nwheel build {timings['wheels_s']:.1f} s, fresh install {timings['install_s']:.1f} s")
     return {"venv": venv, "bin": venv / "bin", "py": py, "tmp": tmp_path}
@@ -90,9 +107,16 @@ def test_deploy_from_the_wheels(installed, monkeypatch):
     env = _clean_env()
 
     # the library and the provider come from the venv, never from this checkout
-    where = _run([py, "-c", "import xport_etl, xport_airflow_provider, xport_etl.resources as r;"
-                  "print(xport_etl.__file__); print(xport_airflow_provider.__file__); print(r.SQL_DIR)"],
-                 env=env, cwd=tmp).stdout.split()
+    where = _run(
+        [
+            py,
+            "-c",
+            "import xport_etl, xport_airflow_provider, xport_etl.resources as r;"
+            "print(xport_etl.__file__); print(xport_airflow_provider.__file__); print(r.SQL_DIR)",
+        ],
+        env=env,
+        cwd=tmp,
+    ).stdout.split()
     for path in where:
         assert Path(path).is_relative_to(installed["venv"]), where
     assert Path(where[2]).name == "sql" and any(Path(where[2]).glob("checks/*.sql"))
@@ -105,7 +129,8 @@ def test_deploy_from_the_wheels(installed, monkeypatch):
     dags = tmp / "deployed" / "dags"
     copied = _run([bin_dir / "xport-etl", "airflow", "install-dags", "--to", dags], env=env, cwd=tmp)
     assert sorted(Path(p).name for p in copied.stdout.split()) == sorted(
-        p.name for p in (PROJECT_DIR / "dags").glob("*.py"))
+        p.name for p in (PROJECT_DIR / "dags").glob("*.py")
+    )
 
     home = tmp / "airflow"
     env = _clean_env(
@@ -122,27 +147,42 @@ def test_deploy_from_the_wheels(installed, monkeypatch):
     t0 = time.monotonic()
     _run([airflow, "db", "migrate"], env=env, cwd=tmp)
     providers = _run([airflow, "providers", "list", "--output", "json"], env=env, cwd=tmp).stdout
-    listed = {p["package_name"]: p for p in json.loads(providers[providers.index("["):])}
+    listed = {p["package_name"]: p for p in json.loads(providers[providers.index("[") :])}
     assert "xport-airflow-provider" in listed, sorted(listed)
     _run([airflow, "pools", "set", "xport_api", "2", "Xportcn API calls"], env=env, cwd=tmp)
 
     with serve(seed=5, orders=120) as sandbox:
-        added = _run([airflow, "connections", "add", "xport_default", "--conn-type", "xport",
-                      "--conn-host", sandbox.base_url,
-                      "--conn-login", sandbox_defaults.DEFAULT_ACCESS_KEY,
-                      "--conn-password", sandbox_defaults.DEFAULT_ACCESS_SECRET,
-                      "--conn-extra", json.dumps({"user_id": sandbox_defaults.DEFAULT_USER_ID,
-                                                  "rate_limit": 0})],
-                     env=env, cwd=tmp)
+        added = _run(
+            [
+                airflow,
+                "connections",
+                "add",
+                "xport_default",
+                "--conn-type",
+                "xport",
+                "--conn-host",
+                sandbox.base_url,
+                "--conn-login",
+                sandbox_defaults.DEFAULT_ACCESS_KEY,
+                "--conn-password",
+                sandbox_defaults.DEFAULT_ACCESS_SECRET,
+                "--conn-extra",
+                json.dumps({"user_id": sandbox_defaults.DEFAULT_USER_ID, "rate_limit": 0}),
+            ],
+            env=env,
+            cwd=tmp,
+        )
         assert "invalid" not in (added.stdout + added.stderr).lower(), added.stdout + added.stderr
-        conn = json.loads(_run([airflow, "connections", "get", "xport_default", "--output", "json"],
-                               env=env, cwd=tmp).stdout)
+        conn = json.loads(
+            _run([airflow, "connections", "get", "xport_default", "--output", "json"], env=env, cwd=tmp).stdout
+        )
         assert conn[0]["conn_type"] == "xport"
 
         # `dags test` from the venv's airflow; the demo's runner stops at the first failed try
         monkeypatch.setattr(demo, "_bin", lambda name: str(bin_dir / name))
-        results = demo.dags_test(env, "xport_ingest", LOGICAL_DATE, home / "ingest.log",
-                                 conf={"lookback_days": 400}, timeout=240)
+        results = demo.dags_test(
+            env, "xport_ingest", LOGICAL_DATE, home / "ingest.log", conf={"lookback_days": 400}, timeout=240
+        )
         assert len(results) == 13, sorted(results)  # 12 extracts and loads, one publish
         demo.dags_test(env, "xport_reports", LOGICAL_DATE, home / "reports.log", timeout=120)
         world = sandbox.world

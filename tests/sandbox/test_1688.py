@@ -156,9 +156,7 @@ def test_order_list_shape_amounts_and_order(
             assert item["logisticsStatus"] in (1, 2, 3)
         assert r["createTime"] <= r["modifyTime"]
         assert (r["payTime"] is None) == (r["status"] in ("waitbuyerpay", "cancel"))
-        assert (r["allDeliveredTime"] is not None) == (
-            r["status"] in ("waitbuyerreceive", "confirm_goods", "success")
-        )
+        assert (r["allDeliveredTime"] is not None) == (r["status"] in ("waitbuyerreceive", "confirm_goods", "success"))
         assert (r["completeTime"] is not None) == (r["status"] == "success")
     # the awkward cases
     assert any(isinstance(r["orderId"], int) for r in orders)
@@ -175,9 +173,7 @@ def test_default_world_serves_both_shapes_and_both_time_formats(served: list[dic
     nested = [r for r in served if "baseInfo" in r]
     assert 0.3 < len(nested) / len(served) < 0.7
     assert all(list(r) == NESTED_KEYS and isinstance(r["nativeLogistics"], dict) for r in nested)
-    assert all(
-        "baseInfo" not in r and "nativeLogistics" not in r for r in served if r not in nested
-    )
+    assert all("baseInfo" not in r and "nativeLogistics" not in r for r in served if r not in nested)
     times = [(r.get("baseInfo") or r)[k] for r in served for k in ORDER_TIMES_1688]
     times = [t for t in times if t is not None]
     compact = [t for t in times if COMPACT_RE.fullmatch(t)]
@@ -185,15 +181,12 @@ def test_default_world_serves_both_shapes_and_both_time_formats(served: list[dic
     assert len(compact) + sum(1 for t in times if CST_RE.fullmatch(t)) == len(times)
     # the two choices are independent: every combination is served
     combos = {
-        ("baseInfo" in r, COMPACT_RE.fullmatch((r.get("baseInfo") or r)["createTime"]) is not None)
-        for r in served
+        ("baseInfo" in r, COMPACT_RE.fullmatch((r.get("baseInfo") or r)["createTime"]) is not None) for r in served
     }
     assert combos == {(False, False), (False, True), (True, False), (True, True)}
     # in 1688's own shape the discount is integer fen (docs/api-contract.md#57-1688-orders), never
     # subtracted again
-    assert any(
-        type(r["baseInfo"]["discount"]) is int and r["baseInfo"]["discount"] < 0 for r in nested
-    )
+    assert any(type(r["baseInfo"]["discount"]) is int and r["baseInfo"]["discount"] < 0 for r in nested)
 
 
 def test_the_flat_shape_only_world() -> None:
@@ -207,9 +200,7 @@ def test_the_flat_shape_only_world() -> None:
         assert {**r, "discount": flat["discount"]} == flat
 
 
-def test_order_list_filters_work_on_nested_records_with_compact_times(
-    api: Api, served: list[dict]
-) -> None:
+def test_order_list_filters_work_on_nested_records_with_compact_times(api: Api, served: list[dict]) -> None:
     target = next(
         r
         for r in served
@@ -245,9 +236,7 @@ def test_order_list_windows_status_and_bad_parameters(api: Api, orders: list[dic
     assert oid in ids({"modifyStartTime": modified, "modifyEndTime": shift(modified, 1)})
     assert oid not in ids({"modifyEndTime": modified})
     same = ids({"status": target["status"]})
-    assert oid in same and same == {
-        str(r["orderId"]) for r in orders if r["status"] == target["status"]
-    }
+    assert oid in same and same == {str(r["orderId"]) for r in orders if r["status"] == target["status"]}
     assert ids({"status": "nosuchstatus"}) == set()
     data = ok(api.post(PAGE, {"pageNo": 3, "pageSize": 30}))
     assert (data["total"], data["size"], data["current"], data["pages"]) == (200, 30, 3, 7)

@@ -99,9 +99,7 @@ def cst(epoch_ms: int) -> str:
 # -- refunds -----------------------------------------------------------------------------------
 
 
-def test_refund_list_shape_order_and_amounts(
-    api: Api, sandbox: SandboxServer, refunds: list[dict]
-) -> None:
+def test_refund_list_shape_order_and_amounts(api: Api, sandbox: SandboxServer, refunds: list[dict]) -> None:
     world = sandbox.world
     assert refunds == world.taobao_refunds()
     lines = sum(len(o["subOrderVOS"]) for o in world.taobao_orders())
@@ -133,9 +131,7 @@ def test_refund_list_shape_order_and_amounts(
     assert Counter(r["refundStatus"] for r in refunds)[100] > 0
 
 
-def test_sub_order_refund_status_is_the_refunds_status(
-    sandbox: SandboxServer, refunds: list[dict]
-) -> None:
+def test_sub_order_refund_status_is_the_refunds_status(sandbox: SandboxServer, refunds: list[dict]) -> None:
     by_line = {str(r["subOrderId"]): r for r in refunds}
     seen = 0
     for order in sandbox.world.taobao_orders():
@@ -164,9 +160,7 @@ def test_refund_list_window_filters_and_bad_parameters(api: Api, refunds: list[d
     assert rid in ids({"purchaseOrderId": target["purchaseOrderId"]})
     assert rid in ids({"salesOrderId": target["salesOrderId"]})
     same = ids({"refundStatus": target["refundStatus"]})
-    assert rid in same and same == {
-        r["refundId"] for r in refunds if r["refundStatus"] == target["refundStatus"]
-    }
+    assert rid in same and same == {r["refundId"] for r in refunds if r["refundStatus"] == target["refundStatus"]}
     data = ok(api.post(REFUND_LIST, {"pageNo": 1, "pageSize": 7}))
     assert (data["total"], data["size"], data["pages"]) == (len(refunds), 7, -(-len(refunds) // 7))
     assert data["records"] == refunds[:7]
@@ -265,9 +259,7 @@ def test_logistics_detail_nesting_and_parcels(api: Api, sandbox: SandboxServer) 
                 first = parcels[0]
                 assert first["mailNo"] == line["logisticNumber"]
                 assert first["logisticsPartner"][0]["company"] == line["logisticCompanyName"]
-                assert sum(int(p["logisticsGoods"][0]["quantity"]) for p in parcels) <= int(
-                    line["quantity"]
-                )
+                assert sum(int(p["logisticsGoods"][0]["quantity"]) for p in parcels) <= int(line["quantity"])
             for parcel in parcels:
                 traces = parcel["logisticsTraces"]
                 assert traces and traces[0]["status"] == "ACCEPT"
@@ -297,33 +289,21 @@ def test_tracking_numbers_are_unique_and_belong_to_one_line(sandbox: SandboxServ
     owner: dict[str, str] = {}
     clock_s = sandbox.world.clock_ms // 1000
     for _, line, parcel in sandbox.world.iter_taobao_parcels():
-        assert (
-            owner.setdefault(parcel.tracking_number, line.sub_purchase_id) == line.sub_purchase_id
-        )
+        assert owner.setdefault(parcel.tracking_number, line.sub_purchase_id) == line.sub_purchase_id
         assert parcel.visible(clock_s)
     assert len(owner) > 500
 
 
 def test_parcels_progress_with_the_clock() -> None:
     world = World(CONFIG)
-    lines = [
-        s["taobaoSubPurchaseId"]
-        for o in world.taobao_orders(status=11)[:40]
-        for s in o["subOrderVOS"]
-    ]
-    waiting = [
-        s["taobaoSubPurchaseId"] for o in world.taobao_orders(status=10) for s in o["subOrderVOS"]
-    ]
+    lines = [s["taobaoSubPurchaseId"] for o in world.taobao_orders(status=11)[:40] for s in o["subOrderVOS"]]
+    waiting = [s["taobaoSubPurchaseId"] for o in world.taobao_orders(status=10) for s in o["subOrderVOS"]]
     before = {sp: world.taobao_logistics(sp) for sp in lines + waiting}
     world.advance(12 * 86_400)
     after = {sp: world.taobao_logistics(sp) for sp in lines + waiting}
 
     def events(data: dict) -> list[tuple[str, str]]:
-        return [
-            (p["mailNo"], t["status"])
-            for p in data["pnmLogisticsDetails"]
-            for t in p["logisticsTraces"]
-        ]
+        return [(p["mailNo"], t["status"]) for p in data["pnmLogisticsDetails"] for t in p["logisticsTraces"]]
 
     grew = delivered = 0
     for sp in lines:
@@ -340,9 +320,7 @@ def test_a_big_world_answers_logistics_fast() -> None:
     started = time.perf_counter()
     world = World(WorldConfig(orders=20_000))
     built = time.perf_counter() - started
-    lines = [
-        s["taobaoSubPurchaseId"] for o in world.taobao_page(3, 100)[1] for s in o["subOrderVOS"]
-    ]
+    lines = [s["taobaoSubPurchaseId"] for o in world.taobao_page(3, 100)[1] for s in o["subOrderVOS"]]
     started = time.perf_counter()
     for sp in lines:
         assert world.taobao_logistics(sp) is not None

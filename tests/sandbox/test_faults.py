@@ -156,9 +156,7 @@ def test_stats_and_admin_endpoint(server, http) -> None:
     stats = http.get("/_sandbox/stats").json()
     assert stats["faults"] == server.stats()["faults"]
     assert set(stats["faults"]) <= set(FAULT_KINDS) | {"drift"}
-    assert sum(stats["faults"].values()) == sum(
-        sum(e.get("faults", {}).values()) for e in stats["endpoints"].values()
-    )
+    assert sum(stats["faults"].values()) == sum(sum(e.get("faults", {}).values()) for e in stats["endpoints"].values())
 
 
 # -- the client sorts every kind as retriable -------------------------------------------------
@@ -188,9 +186,7 @@ def test_client_retries_every_kind(server, kind) -> None:
     # and with retries, the next (clean) attempt succeeds
     server.set_faults(FaultProfile("once", rate=0.5, weights={kind: 1}, slow_s=1.0), seed=3)
     sleeps: list[float] = []
-    with XportClient(
-        settings, retry=RetryPolicy(max_tries=12, initial_delay=0.001), sleep=sleeps.append
-    ) as client:
+    with XportClient(settings, retry=RetryPolicy(max_tries=12, initial_delay=0.001), sleep=sleeps.append) as client:
         assert client.request(ENDPOINTS["taobao_orders"], body=BODY).data["records"]
     server.set_faults("none")
 
@@ -255,11 +251,7 @@ def test_deterministic_over_http() -> None:
             out = []
             for _ in range(120):
                 r = c.post(PAGE, json=BODY, headers=signed_headers())
-                code = (
-                    r.json()["code"]
-                    if r.headers.get("content-type") == "application/json"
-                    else None
-                )
+                code = r.json()["code"] if r.headers.get("content-type") == "application/json" else None
                 out.append((r.status_code, code))
             assert sum(s.stats()["faults"].values()) == sum(1 for o in out if o != (200, 200))
             return out

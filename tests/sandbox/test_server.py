@@ -91,12 +91,8 @@ def test_create_and_update_windows_are_inclusive_exclusive(api: Api) -> None:
     assert tid not in ids({"createEndTime": created})
     assert tid in ids({"updateStartTime": updated, "updateEndTime": shift(updated, 1)})
     assert tid not in ids({"updateEndTime": updated})
-    window = all_records(
-        api, {"updateStartTime": "2026-06-01 00:00:00", "updateEndTime": "2026-06-15 00:00:00"}
-    )
-    assert window and all(
-        "2026-06-01 00:00:00" <= r["updateTime"] < "2026-06-15 00:00:00" for r in window
-    )
+    window = all_records(api, {"updateStartTime": "2026-06-01 00:00:00", "updateEndTime": "2026-06-15 00:00:00"})
+    assert window and all("2026-06-01 00:00:00" <= r["updateTime"] < "2026-06-15 00:00:00" for r in window)
 
 
 def test_status_and_order_no_filters(api: Api) -> None:
@@ -109,9 +105,7 @@ def test_status_and_order_no_filters(api: Api) -> None:
 
 def test_legacy_list_and_detail(api: Api) -> None:
     posted = api.page({"pageNo": 1, "pageSize": 20, "createStartTime": "2026-03-01 00:00:00"})
-    got = api.get(
-        "/open/order/page", {"pageNo": 1, "pageSize": 20, "createStartTime": "2026-03-01 00:00:00"}
-    ).json()
+    got = api.get("/open/order/page", {"pageNo": 1, "pageSize": 20, "createStartTime": "2026-03-01 00:00:00"}).json()
     assert got["code"] == 200 and got["data"]["records"] == posted["records"]
     assert api.get("/open/order/page", {"pageSize": 500}).json()["code"] == 400
     first = posted["records"][0]
@@ -171,9 +165,7 @@ def test_admin_clock_moves_the_served_world() -> None:
         moved = c.post("/_sandbox/clock", json={"advance_seconds": 2 * 86_400}).json()
         assert moved["clock_cst"] == "2026-07-03 00:00:00"
         assert api.page({"pageNo": 1, "pageSize": 1})["total"] > before
-        assert (
-            c.post("/_sandbox/clock", json={"set": "2026-07-01T00:00:00+08:00"}).status_code == 400
-        )
+        assert c.post("/_sandbox/clock", json={"set": "2026-07-01T00:00:00+08:00"}).status_code == 400
         server.advance(3600)
         assert c.get("/_sandbox/health").json()["clock_cst"] == "2026-07-03 01:00:00"
         api.http.close()
@@ -184,9 +176,7 @@ def test_decimal_parsing_round_trip(api: Api) -> None:
 
     body = json.loads(api.post(PAGE, {"pageNo": 1, "pageSize": 100}).text, parse_float=Decimal)
     for r in body["data"]["records"]:
-        assert Decimal(str(r["purchaseAmount"])) == sum(
-            Decimal(str(s["purchaseAmount"])) for s in r["subOrderVOS"]
-        )
+        assert Decimal(str(r["purchaseAmount"])) == sum(Decimal(str(s["purchaseAmount"])) for s in r["subOrderVOS"])
 
 
 def _stdlib_dumps(obj) -> bytes:

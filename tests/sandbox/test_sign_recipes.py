@@ -26,8 +26,13 @@ def concat_headers(ts: str | None = None, *, secret: str = DEFAULT_ACCESS_SECRET
     ts = ts or str(int(time.time()))
     nonce = secrets.token_hex(16)
     signature = hashlib.md5((DEFAULT_ACCESS_KEY + ts + nonce + secret).encode()).hexdigest().upper()
-    return {"access-key": DEFAULT_ACCESS_KEY, "timestamp": ts, "nonce-str": nonce,
-            "user-id": user_id, "signature": signature}
+    return {
+        "access-key": DEFAULT_ACCESS_KEY,
+        "timestamp": ts,
+        "nonce-str": nonce,
+        "user-id": user_id,
+        "signature": signature,
+    }
 
 
 def code(server: SandboxServer, headers: dict) -> tuple[int, str]:

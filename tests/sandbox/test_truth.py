@@ -96,9 +96,9 @@ def test_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: Api) -> 
     tables = truth_tables(sandbox.world)
     orders = {row["order_id"]: row for row in tables["fct_orders"].to_pylist()}
     lines = {row["line_id"]: row for row in tables["fct_order_lines"].to_pylist()}
-    served = json.loads(
-        api.post("/open/purchase/page", {"pageNo": 2, "pageSize": 100}).text, parse_float=Decimal
-    )["data"]["records"]
+    served = json.loads(api.post("/open/purchase/page", {"pageNo": 2, "pageSize": 100}).text, parse_float=Decimal)[
+        "data"
+    ]["records"]
     assert served
     # the varied wire forms (WorldConfig.variety) read as the contract says: ids and text as
     # strings, codes as integers; a corrupt copy right after its record is skipped (a reject)
@@ -182,9 +182,7 @@ def test_write_truth_and_cli(tmp_path: Path) -> None:
         )
         == 0
     )
-    assert pq.read_table(tmp_path / "b" / "fct_orders.parquet").equals(
-        pq.read_table(paths["fct_orders"])
-    )
+    assert pq.read_table(tmp_path / "b" / "fct_orders.parquet").equals(pq.read_table(paths["fct_orders"]))
 
 
 # -- refunds, parcels and 1688 -----------------------------------------------------------------
@@ -266,15 +264,10 @@ def test_new_table_schemas(sandbox: SandboxServer) -> None:
 
 
 def test_refund_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: Api) -> None:
-    truth = {
-        (r["platform"], r["refund_id"]): r
-        for r in truth_tables(sandbox.world)["fct_refunds"].to_pylist()
-    }
+    truth = {(r["platform"], r["refund_id"]): r for r in truth_tables(sandbox.world)["fct_refunds"].to_pylist()}
     served = []
     page_no = 1
-    while page := ok(
-        api.post("/open/order/refund/queryList", {"pageNo": page_no, "pageSize": 100})
-    )["records"]:
+    while page := ok(api.post("/open/order/refund/queryList", {"pageNo": page_no, "pageSize": 100}))["records"]:
         served += page
         page_no += 1
     for r in served:
@@ -295,9 +288,7 @@ def test_refund_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: A
             r = ok(api.post("/alibaba/refund/info", {"refundId": item["refundId"]}))
             row = truth.pop(("1688", r["refundId"]))
             assert (row["order_id"], row["line_id"]) == (r["orderId"], r["subItemId"])
-            assert (
-                row["status"] == REFUND_1688[r["status"]] and row["platform_status"] == r["status"]
-            )
+            assert row["status"] == REFUND_1688[r["status"]] and row["platform_status"] == r["status"]
             assert row["refund_amount"] == Decimal(r["refundPayment"]) / 100
             assert row["reason"] == r["applyReason"]
             assert (row["created_at"], row["updated_at"]) == (
@@ -339,10 +330,7 @@ def test_parcel_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: A
                 assert [
                     (e["event_index"], e["event_at"], e["status"], e["description"], e["city"])
                     for e in events[p["mailNo"]]
-                ] == [
-                    (k, utc(t["time"]), t["status"], t["statusDesc"], t["city"])
-                    for k, t in enumerate(traces)
-                ]
+                ] == [(k, utc(t["time"]), t["status"], t["statusDesc"], t["city"]) for k, t in enumerate(traces)]
                 checked += 1
                 delivered += bool(signed)
     assert checked > 30 and delivered
@@ -377,9 +365,7 @@ def test_parcel_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: A
 def test_1688_order_truth_agrees_with_the_served_json(sandbox: SandboxServer, api: Api) -> None:
     tables = truth_tables(sandbox.world)
     orders = {r["order_id"]: r for r in tables["fct_orders"].to_pylist() if r["platform"] == "1688"}
-    lines = {
-        r["line_id"]: r for r in tables["fct_order_lines"].to_pylist() if r["platform"] == "1688"
-    }
+    lines = {r["line_id"]: r for r in tables["fct_order_lines"].to_pylist() if r["platform"] == "1688"}
     served = ok(api.post("/v2/alibaba/order/page", {"pageNo": 2, "pageSize": 100}))["records"]
     assert any("baseInfo" in r for r in served) and any("baseInfo" not in r for r in served)
     served = [flat_1688(r) for r in served]

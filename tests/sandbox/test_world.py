@@ -55,8 +55,7 @@ def test_advancing_creates_orders_and_moves_existing_ones() -> None:
     changed = [
         i
         for i in before
-        if (before[i]["status"], before[i]["updateTime"])
-        != (after[i]["status"], after[i]["updateTime"])
+        if (before[i]["status"], before[i]["updateTime"]) != (after[i]["status"], after[i]["updateTime"])
     ]
     assert changed, "some existing orders changed status"
     assert all(after[i]["updateTime"] > before[i]["updateTime"] for i in changed)
@@ -223,6 +222,16 @@ def test_the_varied_world_serves_every_allowed_form_and_the_same_values() -> Non
             for s, e in zip(got["subOrderVOS"], exp["subOrderVOS"], strict=True):
                 assert Decimal(str(s["purchaseAmount"])) == Decimal(str(e["purchaseAmount"]))
                 assert str(s["subOrderId"]) == str(e["subOrderId"]) and int(s["quantity"]) == int(e["quantity"])
-    assert {"money str", "money Decimal", "id str", "id int", "receiver str", "receiver dict",
-            "receiver NoneType", "receiver undecodable", "sellerOrderNumber int", "corrupt copy"} <= set(forms)
+    assert {
+        "money str",
+        "money Decimal",
+        "id str",
+        "id int",
+        "receiver str",
+        "receiver dict",
+        "receiver NoneType",
+        "receiver undecodable",
+        "sellerOrderNumber int",
+        "corrupt copy",
+    } <= set(forms)
     assert varied.taobao_page(3, 100) == varied.taobao_page(3, 100)  # deterministic

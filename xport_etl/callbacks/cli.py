@@ -54,8 +54,7 @@ def cmd_serve(args) -> int:
         seen_horizon_s=settings.callback_dedup_horizon,
     )
     print(
-        f"receiving callbacks on http://{args.host}:{args.port}{CALLBACK_PATH} "
-        f"into {inbox_dir / INBOX_FILE}",
+        f"receiving callbacks on http://{args.host}:{args.port}{CALLBACK_PATH} into {inbox_dir / INBOX_FILE}",
         file=sys.stderr,
         flush=True,
     )
@@ -97,9 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="interface to listen on (default 127.0.0.1), e.g. --host 0.0.0.0",
     )
-    serve.add_argument(
-        "--port", type=int, default=8780, help="port to listen on (default 8780), e.g. --port 9000"
-    )
+    serve.add_argument("--port", type=int, default=8780, help="port to listen on (default 8780), e.g. --port 9000")
     serve.add_argument(
         "--data-dir",
         help="data directory (env XPORT_DATA_DIR, default ./data); the inbox is <data-dir>/callbacks/",

@@ -377,9 +377,7 @@ def read_segments(inbox_dir: Path, segment: int, offset: int) -> InboxBatch:
                     files.append((seg, path, open(path, "rb")))  # noqa: SIM115 (closed below)
                 except FileNotFoundError:
                     if seg != active:
-                        raise ValueError(
-                            f"inbox segment {path.name} is missing but was never consumed"
-                        ) from None
+                        raise ValueError(f"inbox segment {path.name} is missing but was never consumed") from None
                     files.append((seg, path, None))
         except BaseException:
             for _s, _p, f in files:

@@ -215,9 +215,7 @@ def create_receiver(
     store = InboxStore(inbox_dir, rotate_bytes=rotate_bytes, seen_horizon_s=seen_horizon_s)
     stats: Counter = Counter()
 
-    def answer(
-        status: int, payload: dict, started: float, outcome: str, *, close: bool = False
-    ) -> JSONResponse:
+    def answer(status: int, payload: dict, started: float, outcome: str, *, close: bool = False) -> JSONResponse:
         ms = (time.perf_counter() - started) * 1000
         stats[outcome] += 1
         # a Counter takes any number at run time; typeshed types its values int
@@ -243,14 +241,10 @@ def create_receiver(
                 close=True,
             )
         if not _HEX64.fullmatch(given):
-            return answer(
-                401, {"ok": False, "error": "bad signature"}, started, "unauthorized", close=True
-            )
+            return answer(401, {"ok": False, "error": "bad signature"}, started, "unauthorized", close=True)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_body:
-            return answer(
-                413, {"ok": False, "error": "body too large"}, started, "too_large", close=True
-            )
+            return answer(413, {"ok": False, "error": "body too large"}, started, "too_large", close=True)
         # the cap holds while the body streams in, chunked or not
         chunks, size = [], 0
         try:
@@ -275,31 +269,21 @@ def create_receiver(
         try:
             message = json.loads(raw.decode("utf-8"), parse_float=Decimal)
         except (ValueError, RecursionError):
-            return answer(
-                400, {"ok": False, "error": "body is not UTF-8 JSON"}, started, "bad_request"
-            )
+            return answer(400, {"ok": False, "error": "body is not UTF-8 JSON"}, started, "bad_request")
         if not isinstance(message, dict):
-            return answer(
-                400, {"ok": False, "error": "body is not a JSON object"}, started, "bad_request"
-            )
+            return answer(400, {"ok": False, "error": "body is not a JSON object"}, started, "bad_request")
         sent = _parse_timestamp(message.get("timestamp"))
         if sent is None or abs(clock() - sent) > max_skew_s:
-            return answer(
-                401, {"ok": False, "error": "stale or missing timestamp"}, started, "stale"
-            )
+            return answer(401, {"ok": False, "error": "stale or missing timestamp"}, started, "stale")
         try:
             mid, stored = await run_in_threadpool(store.append, raw, message)
         except OSError as exc:
             # the disk (full, failing): retriable, and nothing of the message was kept
             log.error("callback not stored: %s", exc.strerror or exc)
-            return answer(
-                500, {"ok": False, "error": "message not stored"}, started, "store_failed"
-            )
+            return answer(500, {"ok": False, "error": "message not stored"}, started, "store_failed")
         except (ValueError, RecursionError, UnicodeError):
             # it can never be stored: a refusal Xportcn need not retry
-            return answer(
-                422, {"ok": False, "error": "message cannot be stored"}, started, "unstorable"
-            )
+            return answer(422, {"ok": False, "error": "message cannot be stored"}, started, "unstorable")
         log.info(
             "callback %s %s%s",
             _clean_scalar(message.get("messageType")),
@@ -372,8 +356,7 @@ def deadline_protocol(read_timeout: float) -> type:
             self._deadline = None
             if not self.transport.is_closing():
                 log.warning(
-                    "callback receiver: closed a connection from %s that did not send its request "
-                    "within %.0f s",
+                    "callback receiver: closed a connection from %s that did not send its request within %.0f s",
                     self.client[0] if self.client else "?",
                     read_timeout,
                 )

@@ -97,9 +97,7 @@ def collect(entries: Iterable[InboxEntry]) -> _Wanted:
                 wanted.bad += 1
                 wanted.dead.append((entry, "no usable refundId (1-64 letters and digits)"))
                 continue
-            wanted.names[entry.id] = [("refund", refund_id)] + (
-                [("order", order_id)] if order_id is not None else []
-            )
+            wanted.names[entry.id] = [("refund", refund_id)] + ([("order", order_id)] if order_id is not None else [])
             hint = wanted.refunds.setdefault(refund_id, {})
             for name, value in (
                 ("order_id", order_id),
@@ -114,9 +112,7 @@ def collect(entries: Iterable[InboxEntry]) -> _Wanted:
             if order_id is not None:
                 wanted.orders.setdefault(order_id, {})
             continue
-        order_id = _msg_id(
-            body.get("orderId") if mtype == ORDER_STATUS else body.get("salesOrderId")
-        )
+        order_id = _msg_id(body.get("orderId") if mtype == ORDER_STATUS else body.get("salesOrderId"))
         if order_id is None:
             wanted.bad += 1
             field_name = "orderId" if mtype == ORDER_STATUS else "salesOrderId"
@@ -298,11 +294,7 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         }
         failed: dict[tuple[str, str], str] = {}
         if wanted.orders or wanted.refunds:
-            missing = [
-                r
-                for r, h in wanted.refunds.items()
-                if not {"order_id", "line_id", "created_at_ms"} <= h.keys()
-            ]
+            missing = [r for r, h in wanted.refunds.items() if not {"order_id", "line_id", "created_at_ms"} <= h.keys()]
             known = _refund_hints_from_warehouse(settings, missing)
             with client_for(settings, client) as client:
                 tracked = _KeyFailures(client)
@@ -320,9 +312,7 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
                     row.update(wanted.refunds[refund_id])
                     refund_keys.append({"key": refund_id, "refund_id": refund_id, **row})
                 if refund_keys:
-                    paths += extract_fanout(
-                        settings, "taobao_refund_detail", client=tracked, keys=refund_keys
-                    )
+                    paths += extract_fanout(settings, "taobao_refund_detail", client=tracked, keys=refund_keys)
             failed.update(tracked.failed)
             if paths:
                 loaded = load_windows(settings, paths)

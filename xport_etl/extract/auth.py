@@ -87,9 +87,7 @@ class SignRecipe:
 
     def __post_init__(self) -> None:
         if self.timestamp_unit not in TIMESTAMP_UNITS:
-            raise ConfigError(
-                f"the timestamp unit must be 'ms' or 's', got {self.timestamp_unit!r}"
-            )
+            raise ConfigError(f"the timestamp unit must be 'ms' or 's', got {self.timestamp_unit!r}")
         try:
             fields = [f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None]
         except ValueError as exc:
@@ -113,9 +111,7 @@ class SignRecipe:
 
     def base(self, access_key: str, nonce: str, timestamp: str, secret: str) -> str:
         """The signed string (it holds the secret: never log it)."""
-        return self.template.format(
-            access_key=access_key, nonce=nonce, timestamp=timestamp, secret=secret
-        )
+        return self.template.format(access_key=access_key, nonce=nonce, timestamp=timestamp, secret=secret)
 
     def sign(self, access_key: str, nonce: str, timestamp: str, secret: str) -> str:
         """32 upper-case hex characters: the ``signature`` header."""
@@ -154,9 +150,7 @@ def resolve_recipe(
     """
     shipped = SIGN_RECIPES.get(name)
     if shipped is None:
-        raise ConfigError(
-            f"XPORT_SIGN_RECIPE: unknown signing recipe {name!r}; shipped: {', '.join(SIGN_RECIPES)}"
-        )
+        raise ConfigError(f"XPORT_SIGN_RECIPE: unknown signing recipe {name!r}; shipped: {', '.join(SIGN_RECIPES)}")
     if template is None and timestamp_unit is None:
         return shipped
     try:

@@ -277,8 +277,7 @@ class _Prober:
         paging = {"pageNo": 1, "pageSize": 1}
         kwargs: dict[str, Any] = {"auth": auth}
         if self.endpoint.pages_in_body:
-            kwargs.update(content=jsonutil.dumps(paging).encode("utf-8"),
-                          headers={"Content-Type": "application/json"})
+            kwargs.update(content=jsonutil.dumps(paging).encode("utf-8"), headers={"Content-Type": "application/json"})
         else:
             kwargs["params"] = paging
         self.limiter.acquire()
@@ -296,7 +295,10 @@ class _Prober:
         probe.outcome = classify(response, self.endpoint.name, assumptions=s.assumptions)
         log.info(
             "check: %s with recipe %s: HTTP %s, %s",
-            self.endpoint.path, recipe.name, response.status_code, probe.kind,
+            self.endpoint.path,
+            recipe.name,
+            response.status_code,
+            probe.kind,
         )
         return probe
 
@@ -393,8 +395,7 @@ def _diagnose(
                     "fail",
                     f"refused ({first.server_msg or 'code 401'}); with the clock corrected by "
                     f"{report.skew_s:+.0f} s recipe {configured.name!r} is accepted",
-                    "fix this machine's clock (see the clock skew step): the recipe and the "
-                    "credentials are right",
+                    "fix this machine's clock (see the clock skew step): the recipe and the credentials are right",
                 )
         if "signature accepted" not in steps:
             steps["signature accepted"], working = _search_recipes(
@@ -448,48 +449,61 @@ def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
 
     if (gai := find(socket.gaierror)) is not None:
         return CheckStep(
-            "reachable", "fail", f"DNS: cannot resolve {host} ({gai})",
-            "check the host name in XPORT_BASE_URL, and this machine's DNS or proxy settings "
-            "(HTTPS_PROXY)",
+            "reachable",
+            "fail",
+            f"DNS: cannot resolve {host} ({gai})",
+            "check the host name in XPORT_BASE_URL, and this machine's DNS or proxy settings (HTTPS_PROXY)",
         )
     if (cert := find(ssl.SSLCertVerificationError)) is not None:
         reason = getattr(cert, "verify_message", None) or str(cert)
         return CheckStep(
-            "reachable", "fail", f"TLS: the certificate of {host} is not trusted ({reason})",
+            "reachable",
+            "fail",
+            f"TLS: the certificate of {host} is not trusted ({reason})",
             "a proxy that intercepts TLS needs its CA in SSL_CERT_FILE; otherwise check the "
             "system's CA certificates and this machine's date",
         )
     if (tls := find(ssl.SSLError)) is not None:
         return CheckStep(
-            "reachable", "fail", f"TLS: the handshake with {host}:{port} failed ({tls})",
+            "reachable",
+            "fail",
+            f"TLS: the handshake with {host}:{port} failed ({tls})",
             "does that port speak TLS? check http:// against https:// in XPORT_BASE_URL",
         )
     if find(ConnectionRefusedError) is not None:
         return CheckStep(
-            "reachable", "fail", f"connect: {host}:{port} refused the connection",
+            "reachable",
+            "fail",
+            f"connect: {host}:{port} refused the connection",
             "nothing listens there: check the host and port in XPORT_BASE_URL "
             "(`xport-etl sandbox` serves a local API on 127.0.0.1:8765)",
         )
     if isinstance(exc, httpx.ConnectTimeout):
         return CheckStep(
-            "reachable", "fail",
+            "reachable",
+            "fail",
             f"connect: no answer from {host}:{port} within {settings.timeout:g} s (timed out)",
             "a firewall or proxy may drop the traffic: check outbound access to that host and "
             "port (HTTPS_PROXY if this machine needs a proxy)",
         )
     if isinstance(exc, httpx.TimeoutException):
         return CheckStep(
-            "reachable", "fail",
+            "reachable",
+            "fail",
             f"connected to {host}:{port}, but no answer within {settings.timeout:g} s (timed out)",
             "the API is slow or stuck: try again later, or raise XPORT_TIMEOUT",
         )
     if isinstance(exc, httpx.ConnectError | httpx.NetworkError):
         return CheckStep(
-            "reachable", "fail", f"connect: {host}:{port}: {exc}",
+            "reachable",
+            "fail",
+            f"connect: {host}:{port}: {exc}",
             "check the host and port in XPORT_BASE_URL and this machine's network access",
         )
     return CheckStep(
-        "reachable", "fail", f"{type(exc).__name__} talking to {host}:{port}: {exc}",
+        "reachable",
+        "fail",
+        f"{type(exc).__name__} talking to {host}:{port}: {exc}",
         "check XPORT_BASE_URL (scheme, host, port, path)",
     )
 
@@ -506,7 +520,9 @@ def _reachable(probe: _Probe, settings: Settings) -> CheckStep:
     body = " ".join(probe.response.content[:120].decode("utf-8", "replace").split())
     if kind == "malformed":
         return CheckStep(
-            "reachable", "fail", f"{seen}, but the body is not the API's JSON envelope: {body!r}",
+            "reachable",
+            "fail",
+            f"{seen}, but the body is not the API's JSON envelope: {body!r}",
             "check XPORT_BASE_URL: it should be the OpenAPI's base, e.g. https://www.xportcn.com/api",
         )
     if status == 404:
@@ -556,11 +572,15 @@ def _skew(probe: _Probe, window_s: int) -> tuple[CheckStep, float | None]:
         return CheckStep("clock skew", "ok", detail), skew
     if size <= window_s:
         return CheckStep(
-            "clock skew", "warn", detail,
+            "clock skew",
+            "warn",
+            detail,
             f"{fix}: the API refuses a timestamp more than {window_s} s off",
         ), skew
     return CheckStep(
-        "clock skew", "fail", detail,
+        "clock skew",
+        "fail",
+        detail,
         f"{fix}: the API refuses a timestamp more than {window_s} s off, so every request fails",
     ), skew
 
@@ -590,8 +610,7 @@ def _search_recipes(
         tried.append(f"{recipe.name} ({probe.server_msg or probe.kind})")
         if probe.kind in ("accepted", "forbidden", "envelope"):
             unset = (
-                "; unset XPORT_SIGN_TEMPLATE and XPORT_TIMESTAMP_UNIT (Connection extras "
-                "sign_template, timestamp_unit)"
+                "; unset XPORT_SIGN_TEMPLATE and XPORT_TIMESTAMP_UNIT (Connection extras sign_template, timestamp_unit)"
                 if configured.name not in SIGN_RECIPES or configured != SIGN_RECIPES[configured.name]
                 else ""
             )
@@ -611,10 +630,7 @@ def _search_recipes(
             "check XPORT_ACCESS_SECRET (and XPORT_ACCESS_KEY)"
         )
     else:
-        hint = (
-            "check XPORT_ACCESS_SECRET (and XPORT_ACCESS_KEY): with a wrong secret every recipe "
-            "is refused"
-        )
+        hint = "check XPORT_ACCESS_SECRET (and XPORT_ACCESS_KEY): with a wrong secret every recipe is refused"
     return CheckStep(
         "signature accepted",
         "fail",
@@ -627,7 +643,8 @@ def _user_id(probe: _Probe, settings: Settings) -> CheckStep:
     kind = probe.kind
     if kind == "forbidden":
         return CheckStep(
-            "user-id accepted", "fail",
+            "user-id accepted",
+            "fail",
             f"user-id {settings.user_id} refused ({probe.server_msg or 'code 403'})",
             "check XPORT_USER_ID (Airflow Connection extra user_id): the (sub-)account id, digits, "
             "that this access key may act for",
@@ -767,7 +784,9 @@ def _rate_limit_headers(probes: list[_Probe], settings: Settings) -> CheckStep:
         retry_after = next((parse_retry_after(v) for k, v in seen.items() if k.lower() == "retry-after"), None)
         wait = f", Retry-After {retry_after:g} s" if retry_after is not None else ""
         return CheckStep(
-            name, "warn", f"the check itself was throttled (429{wait}){'; ' + shown if shown else ''}",
+            name,
+            "warn",
+            f"the check itself was throttled (429{wait}){'; ' + shown if shown else ''}",
             f"another process may be using this access key's budget; XPORT_RATE_LIMIT (now {pace}) "
             "is shared by every caller of the key",
         )

@@ -216,8 +216,9 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._stream.close()
 
     def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
-        stream = self._stream.start_tls(ssl_context, server_hostname,
-                                        self._deadline.left(timeout, httpcore.ConnectTimeout))
+        stream = self._stream.start_tls(
+            ssl_context, server_hostname, self._deadline.left(timeout, httpcore.ConnectTimeout)
+        )
         return _DeadlineStream(stream, self._deadline)
 
     def get_extra_info(self, info: str) -> Any:
@@ -232,13 +233,15 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._deadline = deadline
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        stream = self._backend.connect_tcp(host, port, self._deadline.left(timeout, httpcore.ConnectTimeout),
-                                           local_address, socket_options)
+        stream = self._backend.connect_tcp(
+            host, port, self._deadline.left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
         return _DeadlineStream(stream, self._deadline)
 
     def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        stream = self._backend.connect_unix_socket(path, self._deadline.left(timeout, httpcore.ConnectTimeout),
-                                                   socket_options)
+        stream = self._backend.connect_unix_socket(
+            path, self._deadline.left(timeout, httpcore.ConnectTimeout), socket_options
+        )
         return _DeadlineStream(stream, self._deadline)
 
     def sleep(self, seconds: float) -> None:
@@ -343,10 +346,7 @@ def _auth_hint(code: int | str | None, msg: str, window_s: int = ASSUMED.timesta
     if code == 403:
         return "check XPORT_USER_ID: this user-id may not see the resource"
     if "timestamp" in lowered or "expired" in lowered or "时间" in msg or "clock" in lowered:
-        return (
-            "the request timestamp was refused: sync the machine clock (NTP); the server allows "
-            f"±{window_s} s"
-        )
+        return f"the request timestamp was refused: sync the machine clock (NTP); the server allows ±{window_s} s"
     return (
         "check XPORT_ACCESS_KEY / XPORT_ACCESS_SECRET (and XPORT_USER_ID); if they are right, "
         f"check the machine clock is within {window_s} s of real time, and run `xport-etl check`: "
@@ -406,35 +406,25 @@ def classify(
 
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return RateLimitedError(
-            f"HTTP 429 too many requests{msg_part}", retry_after=retry_after, **ctx
-        )
+        return RateLimitedError(f"HTTP 429 too many requests{msg_part}", retry_after=retry_after, **ctx)
     if status in (401, 403):
         return AuthenticationError(
             f"HTTP {status} refused{msg_part}: {_auth_hint(status, msg, assumptions.timestamp_window_s)}",
             **ctx,
         )
     if status in assumptions.http_retriable_statuses:
-        detail = (
-            msg_part
-            or f": {response.headers.get('content-type', 'no content-type')} body {_snippet(raw)!r}"
-        )
+        detail = msg_part or f": {response.headers.get('content-type', 'no content-type')} body {_snippet(raw)!r}"
         return RetriableError(f"HTTP {status} from the server or gateway{detail}", **ctx)
     if not 200 <= status < 300:
-        return FatalError(
-            f"unexpected HTTP {status}{msg_part or ': ' + repr(_snippet(raw))}", **ctx
-        )
+        return FatalError(f"unexpected HTTP {status}{msg_part or ': ' + repr(_snippet(raw))}", **ctx)
 
     if envelope is None:
         return MalformedBodyError(
-            f"HTTP {status} with a body that is not a JSON envelope ({parse_error}): "
-            f"{_snippet(raw)!r}",
+            f"HTTP {status} with a body that is not a JSON envelope ({parse_error}): {_snippet(raw)!r}",
             **ctx,
         )
     if code == assumptions.success_code:
-        return ApiResponse(
-            outline=envelope.get("data"), raw=raw, request_id=request_id, status_code=status
-        )
+        return ApiResponse(outline=envelope.get("data"), raw=raw, request_id=request_id, status_code=status)
     if code in assumptions.retriable_codes:
         if code == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -490,9 +480,7 @@ class XportClient:
             base_url=settings.base_url,
             verify=tls_context(),
             auth=auth
-            or XportAuth(
-                settings.access_key, settings.access_secret, settings.user_id, recipe=settings.signer
-            ),
+            or XportAuth(settings.access_key, settings.access_secret, settings.user_id, recipe=settings.signer),
             timeout=httpx.Timeout(settings.timeout),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": f"xport-etl/{__version__}"},
@@ -594,17 +582,18 @@ class XportClient:
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             # a cut connection, a body cut off mid-read, or no whole answer in time: transient
             self.stats.incr("transport_errors")
-            detail = (f"no complete answer within XPORT_TIMEOUT={self.settings.timeout:g} s"
-                      if isinstance(exc, httpx.TimeoutException) else str(exc))
+            detail = (
+                f"no complete answer within XPORT_TIMEOUT={self.settings.timeout:g} s"
+                if isinstance(exc, httpx.TimeoutException)
+                else str(exc)
+            )
             raise RetriableError(
                 f"{type(exc).__name__} talking to the server: {detail}",
                 endpoint=endpoint.name,
                 url=_request_url(exc) or endpoint.path,
             ) from exc
         except httpx.HTTPError as exc:
-            raise FatalError(
-                f"{type(exc).__name__}: {exc}", endpoint=endpoint.name, url=endpoint.path
-            ) from exc
+            raise FatalError(f"{type(exc).__name__}: {exc}", endpoint=endpoint.name, url=endpoint.path) from exc
         finally:
             self._deadline.at = None
         outcome = classify(response, endpoint.name, assumptions=self.assumptions)

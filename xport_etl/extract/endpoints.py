@@ -75,9 +75,7 @@ class ApiAssumptions:
     rate_limit: float = 10.0
     timestamp_window_s: int = 600
     nonce_window_s: int = 600
-    endpoint_overrides: Mapping[str, Mapping[str, Any]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    endpoint_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         # validate eagerly so a bad assumptions file fails at start-up with one line
@@ -90,9 +88,7 @@ class ApiAssumptions:
         """The source offset as a ``datetime.timezone`` (parsed once per instance)."""
         m = re.fullmatch(r"([+-])(\d{2}):(\d{2})", self.source_utc_offset)
         if not m:
-            raise ConfigError(
-                f"source_utc_offset must look like '+08:00', got {self.source_utc_offset!r}"
-            )
+            raise ConfigError(f"source_utc_offset must look like '+08:00', got {self.source_utc_offset!r}")
         sign = 1 if m.group(1) == "+" else -1
         return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
 
@@ -154,8 +150,7 @@ def load_assumptions(path_or_env: str | os.PathLike | Mapping[str, str]) -> ApiA
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {', '.join(unknown)} in API assumptions file {path}; "
-            f"known: {', '.join(sorted(known))}"
+            f"unknown key(s) {', '.join(unknown)} in API assumptions file {path}; known: {', '.join(sorted(known))}"
         )
     values: dict[str, Any] = {}
     for key, value in raw.items():
@@ -193,9 +188,7 @@ class WindowSpec:
         if self.location not in ("body", "query"):
             raise ValueError(f"location must be 'body' or 'query', got {self.location!r}")
 
-    def params(
-        self, start: datetime, end: datetime, *, assumptions: ApiAssumptions = ASSUMED
-    ) -> dict[str, str | int]:
+    def params(self, start: datetime, end: datetime, *, assumptions: ApiAssumptions = ASSUMED) -> dict[str, str | int]:
         """The request fields for the window ``[start, end)`` (tz-aware datetimes)."""
         return {
             self.start_field: format_window_value(start, self.time_format, assumptions=assumptions),
@@ -419,9 +412,7 @@ def endpoints_for(assumptions: ApiAssumptions = ASSUMED) -> dict[str, EndpointSp
     return result
 
 
-def format_window_value(
-    dt: datetime, time_format: str, *, assumptions: ApiAssumptions = ASSUMED
-) -> str | int:
+def format_window_value(dt: datetime, time_format: str, *, assumptions: ApiAssumptions = ASSUMED) -> str | int:
     """Format a tz-aware datetime as the API expects it in a window filter.
 
     Args:
@@ -458,8 +449,9 @@ def parse_cst(s: str, *, assumptions: ApiAssumptions = ASSUMED) -> datetime:
         # faster than strptime, and just as strict (the pattern, then the calendar)
         if not _CST_PATTERN.fullmatch(text):
             raise ValueError(f"expected 'yyyy-MM-dd HH:mm:ss', got {s!r}")
-        naive = datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]),
-                         int(text[11:13]), int(text[14:16]), int(text[17:19]))
+        naive = datetime(
+            int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]), int(text[17:19])
+        )
     else:
         naive = datetime.strptime(text, assumptions.cst_time_format)
     return (naive - assumptions.source_tz.utcoffset(None)).replace(tzinfo=UTC)

@@ -68,11 +68,15 @@ def check_window(endpoint: object, wid: object, mode: object = "create", *, wher
         ManifestError: naming the bad value and, if given, where it was read.
     """
     at = f" in {storage.redact(where)}" if where is not None else ""
-    for what, value, pattern in (("endpoint", endpoint, ENDPOINT_NAME), ("window_id", wid, WINDOW_ID),
-                                 ("mode", mode, MODE_NAME)):
+    for what, value, pattern in (
+        ("endpoint", endpoint, ENDPOINT_NAME),
+        ("window_id", wid, WINDOW_ID),
+        ("mode", mode, MODE_NAME),
+    ):
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ManifestError(f"refusing a manifest{at}: {what} {value!r} is not a plain name "
-                                f"(expected {pattern.pattern})")
+            raise ManifestError(
+                f"refusing a manifest{at}: {what} {value!r} is not a plain name (expected {pattern.pattern})"
+            )
 
 
 def _manifest_from(data: object, directory) -> Manifest:
@@ -89,7 +93,8 @@ def _manifest_from(data: object, directory) -> Manifest:
     if parts[-2:] != [manifest.endpoint, manifest.window_id]:
         raise ManifestError(
             f"refusing the manifest in {storage.redact(directory)}: it names window "
-            f"{manifest.endpoint}/{manifest.window_id}, not the directory it is in")
+            f"{manifest.endpoint}/{manifest.window_id}, not the directory it is in"
+        )
     return manifest.bind(directory)
 
 
@@ -368,13 +373,14 @@ def _remote_windows(root_url: str, endpoint: str | None) -> list[Manifest]:
     except FileNotFoundError:
         return []
     depth = 2 if endpoint else 3  # [<endpoint>/]<window>/manifest.json below base
-    files = [k for k in keys if k.endswith("/" + MANIFEST_FILE)
-             and len(k[len(base) + 1:].split("/")) == depth]
+    files = [k for k in keys if k.endswith("/" + MANIFEST_FILE) and len(k[len(base) + 1 :].split("/")) == depth]
     if not files:
         return []
     blobs = fs.cat(files)
-    return [_manifest_from(_parse_json(blobs[key], key), fs.unstrip_protocol(key[: -len(MANIFEST_FILE) - 1]))
-            for key in files]
+    return [
+        _manifest_from(_parse_json(blobs[key], key), fs.unstrip_protocol(key[: -len(MANIFEST_FILE) - 1]))
+        for key in files
+    ]
 
 
 def utc_now_iso() -> str:

@@ -120,17 +120,9 @@ class PageNumberPaginator:
         max_page_size: int = ASSUMED.max_page_size,
     ) -> None:
         if not stop_on_total and not stop_on_empty and max_pages is None:
-            raise ValueError(
-                "a paginator needs a stop condition: stop_on_total, stop_on_empty or max_pages"
-            )
-        if (
-            isinstance(page_size, bool)
-            or not isinstance(page_size, int)
-            or not (1 <= page_size <= max_page_size)
-        ):
-            raise ValueError(
-                f"page_size must be an integer in 1..{max_page_size}, got {page_size!r}"
-            )
+            raise ValueError("a paginator needs a stop condition: stop_on_total, stop_on_empty or max_pages")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not (1 <= page_size <= max_page_size):
+            raise ValueError(f"page_size must be an integer in 1..{max_page_size}, got {page_size!r}")
         if max_pages is not None and max_pages < 1:
             raise ValueError(f"max_pages must be >= 1 or None, got {max_pages!r}")
         self.page_size = page_size
@@ -177,15 +169,13 @@ class PageNumberPaginator:
             node = []  # some servers send records: null on an empty result
         if not isinstance(node, list):
             raise BadPageError(
-                f"page {page_no}: data.{'.'.join(records_path)} must be a list, "
-                f"got {type(node).__name__}",
+                f"page {page_no}: data.{'.'.join(records_path)} must be a list, got {type(node).__name__}",
                 request_id=response.request_id,
             )
         current = _opt_int(data.get("current"), "current", page_no)
         if node and current is not None and current != page_no:
             raise PaginationError(
-                f"asked for page {page_no} but the server answered page {current}: "
-                "it ignores or resets pageNo",
+                f"asked for page {page_no} but the server answered page {current}: it ignores or resets pageNo",
                 request_id=response.request_id,
             )
         return Page(
@@ -285,10 +275,7 @@ def paginate(
     while True:
         fields = {**base, **paginator.page_params(page_no)}
         try:
-            if in_body:
-                response = client.request(endpoint, body=fields)
-            else:
-                response = client.request(endpoint, params=fields)
+            response = client.request(endpoint, body=fields) if in_body else client.request(endpoint, params=fields)
             page = paginator.parse(response, page_no, endpoint.records_path)
         except (BadPageError, PaginationError) as exc:
             exc.endpoint = exc.endpoint or endpoint.name
@@ -296,8 +283,7 @@ def paginate(
         keys = _page_keys(page, endpoint.primary_key, endpoint.members_in)
         if page.outline and keys == previous_keys:
             raise PaginationError(
-                f"page {page_no} repeats the records of page {page_no - 1}: "
-                "the server ignores pageNo",
+                f"page {page_no} repeats the records of page {page_no - 1}: the server ignores pageNo",
                 endpoint=endpoint.name,
                 request_id=page.request_id,
             )

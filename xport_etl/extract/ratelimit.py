@@ -169,8 +169,15 @@ class FileRateLimiter:
     (``XPORT_RATE_LIMIT_URL``). Times come from ``time.time`` (comparable across processes).
     """
 
-    def __init__(self, path: Path | str, rate: float | None, burst: int = 1, *,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        path: Path | str,
+        rate: float | None,
+        burst: int = 1,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if burst < 1:
             raise ValueError(f"burst must be >= 1, got {burst!r}")
         self.path = Path(path)
@@ -278,9 +285,18 @@ class RedisRateLimiter:
         RateLimiterUnavailableError: Redis does not answer a PING when the limiter is built.
     """
 
-    def __init__(self, url: str, access_key: str, rate: float | None, burst: int = 1, *,
-                 client: Any = None, retries: int = 3, sleep: Callable[[float], None] = time.sleep,
-                 timeout: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        access_key: str,
+        rate: float | None,
+        burst: int = 1,
+        *,
+        client: Any = None,
+        retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float = 5.0,
+    ):
         from xport_etl.extract.storage import redact
 
         if burst < 1:
@@ -299,8 +315,11 @@ class RedisRateLimiter:
                 "XPORT_RATE_LIMIT_URL needs the redis client library: pip install 'xport-etl[redis]'"
             ) from None
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._client = client if client is not None else redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        self._client = (
+            client
+            if client is not None
+            else redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        )
         try:
             self._client.ping()
         except self._errors as exc:

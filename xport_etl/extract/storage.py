@@ -23,8 +23,21 @@ from xport_etl.errors import ConfigError
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-__all__ = ["PathOutsideError", "check_url", "check_writable", "contained", "exists", "filesystem", "is_local", "join", "local_path", "located",
-           "normalize", "redact", "to_path"]
+__all__ = [
+    "PathOutsideError",
+    "check_url",
+    "check_writable",
+    "contained",
+    "exists",
+    "filesystem",
+    "is_local",
+    "join",
+    "local_path",
+    "located",
+    "normalize",
+    "redact",
+    "to_path",
+]
 
 _LOCAL_PROTOCOLS = {"file", "local"}
 WRITE_CHECK = ".xport-write-check"  # the empty object check_writable puts at a remote root
@@ -57,7 +70,7 @@ def local_path(url: PathLike) -> Path:
     text = str(url)
     m = _SCHEME.match(text)
     if m:
-        text = text[m.end():]
+        text = text[m.end() :]
         if not text.startswith("/"):  # file://localhost/x or file://relative
             host, _, rest = text.partition("/")
             text = "/" + rest if host in ("", "localhost") else text

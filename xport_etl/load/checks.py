@@ -61,7 +61,7 @@ class CheckSpec:
 
 def parse_check(name: str, body: str) -> CheckSpec:
     """The check declared by a SQL file's text (``-- severity:``, ``-- threshold:``)."""
-    severity = (m[1].lower() if (m := _SEVERITY.search(body)) else "error")
+    severity = m[1].lower() if (m := _SEVERITY.search(body)) else "error"
     if severity not in SEVERITIES:
         raise ValueError(f"{name}: severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
     threshold = _threshold(m[1], name) if (m := _THRESHOLD.search(body)) else 0
@@ -80,8 +80,9 @@ def check_names(folder: Path = CHECKS_DIR) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.sql"))
 
 
-def parse_overrides(value: str | Mapping[str, Any] | None,
-                    known: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+def parse_overrides(
+    value: str | Mapping[str, Any] | None, known: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Validated operator overrides: ``{check: {"severity"?: "error"|"warn", "threshold"?: n}}``.
 
     Args:
@@ -101,26 +102,30 @@ def parse_overrides(value: str | Mapping[str, Any] | None,
         except ValueError as exc:
             raise ConfigError(f"{where} must be a JSON object ({exc}), got {value!r}") from None
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{where} must be a JSON object of check name -> "
-                          f'{{"severity": ..., "threshold": ...}}, got {value!r}')
+        raise ConfigError(
+            f'{where} must be a JSON object of check name -> {{"severity": ..., "threshold": ...}}, got {value!r}'
+        )
     names = set(check_names() if known is None else known)
     unknown = sorted(set(value) - names)
     if unknown:
-        raise ConfigError(f"{where}: unknown check(s) {', '.join(map(repr, unknown))}; "
-                          f"the checks are {', '.join(sorted(names))}")
+        raise ConfigError(
+            f"{where}: unknown check(s) {', '.join(map(repr, unknown))}; the checks are {', '.join(sorted(names))}"
+        )
     out: dict[str, dict[str, Any]] = {}
     for name, rule in value.items():
         if not isinstance(rule, Mapping):
             raise ConfigError(f'{where}: {name} must map to {{"severity": ..., "threshold": ...}}, got {rule!r}')
         extra = sorted(set(rule) - {"severity", "threshold"})
         if extra:
-            raise ConfigError(f"{where}: {name}: unknown key(s) {', '.join(map(repr, extra))} "
-                              "(only severity and threshold)")
+            raise ConfigError(
+                f"{where}: {name}: unknown key(s) {', '.join(map(repr, extra))} (only severity and threshold)"
+            )
         one: dict[str, Any] = {}
         if "severity" in rule:
             if rule["severity"] not in SEVERITIES:
-                raise ConfigError(f"{where}: {name}: severity must be one of {', '.join(SEVERITIES)}, "
-                                  f"got {rule['severity']!r}")
+                raise ConfigError(
+                    f"{where}: {name}: severity must be one of {', '.join(SEVERITIES)}, got {rule['severity']!r}"
+                )
             one["severity"] = rule["severity"]
         if "threshold" in rule:
             try:

@@ -137,9 +137,12 @@ def connect_writer(path: Path, memory_limit: str | None = None) -> duckdb.DuckDB
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for spec in WAREHOUSE_TABLES:
         con.execute(spec.ddl())
-        have = {r[0] for r in con.execute(
-            "select column_name from information_schema.columns where table_name = ?", [spec.name]
-        ).fetchall()}
+        have = {
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns where table_name = ?", [spec.name]
+            ).fetchall()
+        }
         for col in spec.columns:  # additive migrations: new columns appear, nothing is dropped
             if col.name not in have:
                 con.execute(f"alter table {spec.name} add column {col.name} {col.duckdb_type}")
@@ -163,7 +166,8 @@ def sql_objects(folder: str) -> list[tuple[str, str]]:
 # else the default. What a zoned report view passes its macro, and what the dashboard reads.
 DEFAULT_REPORT_TZ = "Asia/Shanghai"
 WAREHOUSE_TZ_SQL = (
-    f"(select coalesce(max(value) filter (where key = 'report_tz'), '{DEFAULT_REPORT_TZ}') from etl_settings)")
+    f"(select coalesce(max(value) filter (where key = 'report_tz'), '{DEFAULT_REPORT_TZ}') from etl_settings)"
+)
 _MACRO_LINE = re.compile(r"^--\s*macro:\s*(\w+)\(([^)]*)\)\s*$", re.M)
 
 
@@ -237,8 +241,12 @@ def _scoped(con: duckdb.DuckDBPyConnection, body: str) -> str | None:
     if not match:
         return None
     by_spec = {t.spec.name: t for t in STAGED_TABLES.values()}
-    merged_tables = {r[0] for r in con.execute(
-        "select table_name from duckdb_tables() where starts_with(table_name, '_merged_')").fetchall()}
+    merged_tables = {
+        r[0]
+        for r in con.execute(
+            "select table_name from duckdb_tables() where starts_with(table_name, '_merged_')"
+        ).fetchall()
+    }
     ctes = []
     for table in (t.strip() for t in match.group(1).split(",")):
         staged = by_spec.get(table)
@@ -254,8 +262,9 @@ def _scoped(con: duckdb.DuckDBPyConnection, body: str) -> str | None:
     return f"with {', '.join(ctes)}\nselect * from (\n{body}\n)"
 
 
-def evaluate_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None,
-                    overrides: Mapping[str, Any] | None = None) -> list[CheckResult]:
+def evaluate_checks(
+    con: duckdb.DuckDBPyConnection, changed: set[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> list[CheckResult]:
     """Run every ``sql/checks/*.sql`` and grade it (severity, threshold: see :mod:`xport_etl.load.checks`).
 
     Args:
@@ -274,33 +283,49 @@ def evaluate_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = N
     """
     passed = {}
     if changed is not None:
-        passed = dict(con.execute(
-            "select key, value from etl_settings where starts_with(key, ?)", [_CHECK_PASSED]).fetchall())
+        passed = dict(
+            con.execute("select key, value from etl_settings where starts_with(key, ?)", [_CHECK_PASSED]).fetchall()
+        )
     specs = apply_overrides([parse_check(name, body) for name, body in sql_objects("checks")], overrides)
     results = []
     for spec in specs:
         tables = set(_TABLE_NAME.findall(spec.body))
-        incremental = (spec.must_pass and changed is not None and tables
-                       and not any(t.startswith("rpt_") for t in tables)
-                       and passed.get(_CHECK_PASSED + spec.name) == _digest(spec.body))
+        incremental = (
+            spec.must_pass
+            and changed is not None
+            and tables
+            and not any(t.startswith("rpt_") for t in tables)
+            and passed.get(_CHECK_PASSED + spec.name) == _digest(spec.body)
+        )
         if incremental and changed is not None and not tables & changed:
             results.append(CheckResult(spec.name, spec.severity, spec.threshold, None, [], "skipped", "skipped"))
             continue
-        query = (_scoped(con, spec.body) if incremental else None)
+        query = _scoped(con, spec.body) if incremental else None
         how = "ran" if query is None else "ran on the merged keys"
         query = query or spec.body
         violations = con.execute(f"select count(*) from (\n{query}\n)").fetchall()[0][0]
         samples = []
         if violations:  # the common case, none, reads the check once
-            samples = [jsonable(list(r)) for r in
-                       con.execute(f"select * from (\n{query}\n) limit {SAMPLE_ROWS}").fetchall()]
-        results.append(CheckResult(spec.name, spec.severity, spec.threshold, violations, samples,
-                                   grade(violations, spec.severity, spec.threshold), how))
+            samples = [
+                jsonable(list(r)) for r in con.execute(f"select * from (\n{query}\n) limit {SAMPLE_ROWS}").fetchall()
+            ]
+        results.append(
+            CheckResult(
+                spec.name,
+                spec.severity,
+                spec.threshold,
+                violations,
+                samples,
+                grade(violations, spec.severity, spec.threshold),
+                how,
+            )
+        )
     return results
 
 
-def run_checks(con: duckdb.DuckDBPyConnection, changed: set[str] | None = None,
-               overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+def run_checks(
+    con: duckdb.DuckDBPyConnection, changed: set[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """:func:`evaluate_checks`, raising if an error check failed.
 
     Returns:
@@ -323,8 +348,9 @@ def record_checks(con: duckdb.DuckDBPyConnection, results: Sequence[CheckResult]
     an error check later, it runs in full."""
     clean = None if results is None else {r.name for r in results if r.violations == 0 or r.how == "skipped"}
     con.execute("delete from etl_settings where starts_with(key, ?)", [_CHECK_PASSED])
-    rows = [(_CHECK_PASSED + name, _digest(body)) for name, body in sql_objects("checks")
-            if clean is None or name in clean]
+    rows = [
+        (_CHECK_PASSED + name, _digest(body)) for name, body in sql_objects("checks") if clean is None or name in clean
+    ]
     if rows:
         con.executemany("insert into etl_settings values (?, ?)", rows)
 
@@ -345,14 +371,18 @@ def mirror_check_results(con: duckdb.DuckDBPyConnection, data_dir: Path) -> int:
     rows = list({(r["run_id"], r["check_name"]): r for r in rows}.values())
     if rows:
         cols = ETL_CHECK_RESULTS.column_names
-        naive = {c.name: pa.timestamp("us") if pa.types.is_timestamp(c.type) else c.type
-                 for c in ETL_CHECK_RESULTS.columns}
+        naive = {
+            c.name: pa.timestamp("us") if pa.types.is_timestamp(c.type) else c.type for c in ETL_CHECK_RESULTS.columns
+        }
         con.register("_check_ledger", pa.table({c: pa.array([r.get(c) for r in rows], type=naive[c]) for c in cols}))
         try:
-            con.execute("delete from etl_check_results as t using _check_ledger as n "
-                        "where t.run_id = n.run_id and t.check_name = n.check_name")
-            con.execute(f"insert into etl_check_results ({', '.join(cols)}) "
-                        f"select {', '.join(cols)} from _check_ledger")
+            con.execute(
+                "delete from etl_check_results as t using _check_ledger as n "
+                "where t.run_id = n.run_id and t.check_name = n.check_name"
+            )
+            con.execute(
+                f"insert into etl_check_results ({', '.join(cols)}) select {', '.join(cols)} from _check_ledger"
+            )
         finally:
             con.unregister("_check_ledger")
     set_settings(con, {_MIRRORED: str(end)})
@@ -363,8 +393,9 @@ def _cols(spec, prefix: str = "") -> str:
     return ", ".join(prefix + c for c in spec.column_names)
 
 
-def merge_staged(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch],
-                 changed: set[str] | None = None) -> dict[str, int]:
+def merge_staged(
+    con: duckdb.DuckDBPyConnection, batches: Sequence[Batch], changed: set[str] | None = None
+) -> dict[str, int]:
     """Merge every staged parent table (and its children) of the batches; rows written per table.
 
     ``changed``, if given, receives the names of the tables whose rows changed (a parent with
@@ -459,7 +490,7 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
     con.execute(
         f"""
         insert into {spec.name} ({_cols(spec)})
-        select {_cols(spec, 'p.')} from read_parquet(?, union_by_name = true) as p
+        select {_cols(spec, "p.")} from read_parquet(?, union_by_name = true) as p
         semi join winners as n on {by_key} and p._batch_id = n._batch_id
         """,
         [files],
@@ -476,7 +507,7 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
             (written[cspec.name],) = con.execute(
                 f"""
                 insert into {cspec.name} ({_cols(cspec)})
-                select {_cols(cspec, 'c.')}
+                select {_cols(cspec, "c.")}
                 from read_parquet(?, union_by_name = true) as c
                 semi join winners as n on {link} and c._batch_id = n._batch_id
                 """,
@@ -516,7 +547,8 @@ def merge_rejects(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> i
             # severity-less reject was a rejection
             have = {r[0] for r in con.execute("describe select * from read_parquet(?)", [files]).fetchall()}
             select = ", ".join(
-                c if c in have else ("'rejected'" if c == "severity" else "null") for c in ETL_REJECTS.column_names)
+                c if c in have else ("'rejected'" if c == "severity" else "null") for c in ETL_REJECTS.column_names
+            )
             con.execute(
                 f"insert into etl_rejects ({_cols(ETL_REJECTS)}) select {select} from read_parquet(?)",
                 [files],
@@ -633,8 +665,15 @@ class NextState:
             ensure_schema(con)
         finally:
             con.close()
-        return {"base": base, "rebuild": rebuild, "batches": [], "rows": [], "changed": [],
-                "rows_written": {}, "rejects": 0}
+        return {
+            "base": base,
+            "rebuild": rebuild,
+            "batches": [],
+            "rows": [],
+            "changed": [],
+            "rows_written": {},
+            "rejects": 0,
+        }
 
     def merge(self, batches: Sequence[Batch], *, rows: Sequence[dict] = (), rebuild: bool = False) -> dict[str, int]:
         """Merge ``batches`` into the next state (started on first use); rows written per table.
@@ -663,8 +702,11 @@ class NextState:
             return self._merge_once(batches, self.memory_limit)
         except duckdb.OutOfMemoryException as exc:
             # the bounded default did not fit this merge (rolled back): once more with DuckDB's own
-            log.warning("publish needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
-                        self.memory_limit, str(exc).splitlines()[0])
+            log.warning(
+                "publish needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
+                self.memory_limit,
+                str(exc).splitlines()[0],
+            )
             return self._merge_once(batches, None)
 
     def _merge_once(self, batches, memory_limit) -> tuple[dict[str, int], int, set[str]]:
@@ -686,8 +728,14 @@ class NextState:
 
     # ---- publishing it
 
-    def publish(self, *, runs: Sequence[dict] = (), settings: dict[str, str] | None = None,
-                run_id: str | None = None, check_overrides: Mapping[str, Any] | None = None) -> LoadResult:
+    def publish(
+        self,
+        *,
+        runs: Sequence[dict] = (),
+        settings: dict[str, str] | None = None,
+        run_id: str | None = None,
+        check_overrides: Mapping[str, Any] | None = None,
+    ) -> LoadResult:
         """Check the next state and swap it in for the published warehouse, atomically.
 
         If another writer published since this next state was started, the run's batches are
@@ -716,8 +764,11 @@ class NextState:
             if meta is None:
                 meta = self._start()
             elif not meta.get("rebuild") and meta["base"] != _identity(published):
-                log.warning("another writer published since this run started: merging the run's %d "
-                            "batches onto the newer state", len(meta["batches"]))
+                log.warning(
+                    "another writer published since this run started: merging the run's %d "
+                    "batches onto the newer state",
+                    len(meta["batches"]),
+                )
                 batches = [Batch(**b) for b in meta["batches"]]
                 meta = {**self._start(), "rows": meta["rows"], "batches": meta["batches"]}
                 _, _, merged = self._merge_into(batches)
@@ -728,8 +779,11 @@ class NextState:
             try:
                 self._finish(*args, self.memory_limit)
             except duckdb.OutOfMemoryException as exc:
-                log.warning("checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); "
-                            "retrying without the limit", self.memory_limit, str(exc).splitlines()[0])
+                log.warning(
+                    "checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
+                    self.memory_limit,
+                    str(exc).splitlines()[0],
+                )
                 self._finish(*args, None)
             with open(self.path, "rb+") as f:
                 os.fsync(f.fileno())
@@ -739,8 +793,15 @@ class NextState:
             self.meta_path.unlink(missing_ok=True)
         return LoadResult(str(published), len(meta["batches"]), dict(meta["rows_written"]), meta["rejects"])
 
-    def _finish(self, runs, settings, changed: set[str] | None, run_id: str, check_overrides: Mapping[str, Any] | None,
-                memory_limit) -> None:
+    def _finish(
+        self,
+        runs,
+        settings,
+        changed: set[str] | None,
+        run_id: str,
+        check_overrides: Mapping[str, Any] | None,
+        memory_limit,
+    ) -> None:
         con = connect_writer(self.path, memory_limit)
         try:
             ensure_schema(con)
@@ -757,8 +818,12 @@ class NextState:
             append_check_results(self.data_dir, run_id, results)
             for r in results:
                 if r.outcome == "warn":
-                    log.warning("data check %s: %d violations (warn, published anyway), e.g. %s",
-                                r.name, r.violations, r.samples[:3])
+                    log.warning(
+                        "data check %s: %d violations (warn, published anyway), e.g. %s",
+                        r.name,
+                        r.violations,
+                        r.samples[:3],
+                    )
             if any(r.outcome == "error" for r in results):
                 raise CheckFailedError(failure_message(results), results)
             mirror_check_results(con, self.data_dir)

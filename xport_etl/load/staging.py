@@ -87,9 +87,16 @@ def _day(ts: datetime | None) -> str:
     return UNKNOWN_DATE if ts is None else f"{ts:%Y-%m}"
 
 
-def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumptions = ASSUMED,
-                 duckdb_threads: int | None = None, shared=None, sql_normalizer: bool = True,
-                 memory_limit: str | None = None) -> Batch:
+def stage_window(
+    data_dir: Path,
+    manifest: Manifest,
+    *,
+    assumptions: ApiAssumptions = ASSUMED,
+    duckdb_threads: int | None = None,
+    shared=None,
+    sql_normalizer: bool = True,
+    memory_limit: str | None = None,
+) -> Batch:
     """Normalise one landed window into Parquet and return the batch description.
 
     ``duckdb_threads``: the DuckDB normaliser's threads (default: every core).
@@ -101,8 +108,12 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
     """
     # every path below is built from the manifest's names: plain names only, and inside the data
     # directory (a hostile manifest must not write or delete anything elsewhere)
-    check_window(manifest.endpoint, manifest.window_id, manifest.mode, where=manifest.directory
-                 if hasattr(manifest, "_dir") else None)
+    check_window(
+        manifest.endpoint,
+        manifest.window_id,
+        manifest.mode,
+        where=manifest.directory if hasattr(manifest, "_dir") else None,
+    )
     normalize = _normalizers().get(manifest.endpoint)
     if normalize is None:
         raise ValueError(f"no normaliser for endpoint {manifest.endpoint!r}")
@@ -128,11 +139,13 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
             old.unlink()
     rejected_at = datetime.now(UTC).replace(tzinfo=None)
     if use_sql(manifest.endpoint, assumptions, sql_normalizer):
-        rejects = _stage_sql(root, name, batch, manifest, extracted_at, rejected_at, assumptions, duckdb_threads,
-                             shared, memory_limit)
+        rejects = _stage_sql(
+            root, name, batch, manifest, extracted_at, rejected_at, assumptions, duckdb_threads, shared, memory_limit
+        )
     else:
-        rejects = _stage_python(root, name, batch, manifest, normalize, extracted_at, data_clock,
-                                rejected_at, assumptions)
+        rejects = _stage_python(
+            root, name, batch, manifest, normalize, extracted_at, data_clock, rejected_at, assumptions
+        )
     rejects_path = root / REJECTS / f"{name}.parquet"
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(to_table(rejects, ETL_REJECTS.arrow_schema()), rejects_path)
@@ -146,8 +159,17 @@ def stage_window(data_dir: Path, manifest: Manifest, *, assumptions: ApiAssumpti
     return batch
 
 
-def _stage_python(root: Path, name: str, batch: Batch, manifest: Manifest, normalize, extracted_at: datetime,
-                  data_clock: datetime | None, rejected_at: datetime, assumptions: ApiAssumptions) -> list[dict]:
+def _stage_python(
+    root: Path,
+    name: str,
+    batch: Batch,
+    manifest: Manifest,
+    normalize,
+    extracted_at: datetime,
+    data_clock: datetime | None,
+    rejected_at: datetime,
+    assumptions: ApiAssumptions,
+) -> list[dict]:
     """The reference normalisers: a window's rows as Python dicts, then Parquet per month."""
     rows = normalize(
         read_pages(manifest.directory),
@@ -196,8 +218,20 @@ COPY_ROWS = 16384  # rows per Parquet row group written while staging (bigger gr
 # columns with (nearly) one value per row: a Parquet dictionary of them costs time and saves nothing
 # (pyarrow builds one for every column by default; without these, writing is faster and the files
 # smaller: see bench/NOTES.md)
-UNIQUE_ISH = frozenset({"order_id", "order_no", "line_id", "purchase_id", "purchase_line_id",
-                        "tracking_number", "seller_order_number", "created_at", "paid_at", "updated_at"})
+UNIQUE_ISH = frozenset(
+    {
+        "order_id",
+        "order_no",
+        "line_id",
+        "purchase_id",
+        "purchase_line_id",
+        "tracking_number",
+        "seller_order_number",
+        "created_at",
+        "paid_at",
+        "updated_at",
+    }
+)
 
 
 def stage_connection(tmp_dir: Path, threads: int | None = None, memory_limit: str | None = None):
@@ -211,13 +245,15 @@ def stage_connection(tmp_dir: Path, threads: int | None = None, memory_limit: st
     import duckdb
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={
-        **({"threads": threads} if threads else {}),
-        "memory_limit": memory_limit or STAGE_MEMORY,
-        "temp_directory": str(tmp_dir),
-        "preserve_insertion_order": False,
-        "force_compression": "uncompressed",
-    })
+    con = duckdb.connect(
+        config={
+            **({"threads": threads} if threads else {}),
+            "memory_limit": memory_limit or STAGE_MEMORY,
+            "temp_directory": str(tmp_dir),
+            "preserve_insertion_order": False,
+            "force_compression": "uncompressed",
+        }
+    )
     return con
 
 
@@ -264,9 +300,18 @@ class SharedStaging:
         self.close()
 
 
-def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracted_at: datetime,
-               rejected_at: datetime, assumptions: ApiAssumptions, threads: int | None = None,
-               shared: SharedStaging | None = None, memory_limit: str | None = None) -> list[dict]:
+def _stage_sql(
+    root: Path,
+    name: str,
+    batch: Batch,
+    manifest: Manifest,
+    extracted_at: datetime,
+    rejected_at: datetime,
+    assumptions: ApiAssumptions,
+    threads: int | None = None,
+    shared: SharedStaging | None = None,
+    memory_limit: str | None = None,
+) -> list[dict]:
     """The DuckDB normaliser (:mod:`xport_etl.normalize.taobao_orders_sql`): pages stream through, never a window in memory."""
     from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_window
 
@@ -277,8 +322,13 @@ def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracte
     else:
         con = shared.cursor()  # closing it drops the window's temp tables
     try:
-        norm = TaobaoOrdersSql(con, endpoint=manifest.endpoint, window_id=manifest.window_id,
-                               rejected_at=rejected_at, assumptions=assumptions)
+        norm = TaobaoOrdersSql(
+            con,
+            endpoint=manifest.endpoint,
+            window_id=manifest.window_id,
+            rejected_at=rejected_at,
+            assumptions=assumptions,
+        )
         feed_window(norm, manifest.directory)
         norm.finish()
         batch.records = norm.stats.records
@@ -286,8 +336,8 @@ def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracte
         for table, source in (("orders", "out_orders"), ("order_lines", "out_lines")):
             schema = STAGED_TABLES[table].spec.arrow_schema(lineage=True)
             batch.files[table], batch.counts[table] = _copy_months(
-                con, source, root / table, name, schema,
-                {"_batch_id": batch.batch_id, "extracted_at": extracted_at})
+                con, source, root / table, name, schema, {"_batch_id": batch.batch_id, "extracted_at": extracted_at}
+            )
             crashpoint("stage.table")
         return norm.rejects
     finally:
@@ -296,8 +346,9 @@ def _stage_sql(root: Path, name: str, batch: Batch, manifest: Manifest, extracte
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _copy_months(con, source: str, table_dir: Path, name: str, schema: pa.Schema,
-                 constants: dict) -> tuple[list[str], int]:
+def _copy_months(
+    con, source: str, table_dir: Path, name: str, schema: pa.Schema, constants: dict
+) -> tuple[list[str], int]:
     """``source`` → one Parquet file per ``created_month``, streamed a record batch at a time."""
     select = ", ".join("?" if c in constants else c for c in schema.names)
     params = [constants[c] for c in schema.names if c in constants]
@@ -305,8 +356,9 @@ def _copy_months(con, source: str, table_dir: Path, name: str, schema: pa.Schema
     for (month,) in con.execute(f"select distinct created_month from {source} order by 1").fetchall():
         path = table_dir / f"created_month={month}" / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        reader = con.sql(f"select {select} from {source} where created_month = ?",
-                         params=[*params, month]).to_arrow_reader(COPY_ROWS)
+        reader = con.sql(
+            f"select {select} from {source} where created_month = ?", params=[*params, month]
+        ).to_arrow_reader(COPY_ROWS)
         with pq.ParquetWriter(path, schema, use_dictionary=[c for c in schema.names if c not in UNIQUE_ISH]) as writer:
             for chunk in reader:
                 table = pa.Table.from_batches([chunk])

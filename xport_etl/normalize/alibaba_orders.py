@@ -1,5 +1,4 @@
-"""1688 orders, flat or nested in ``baseInfo``: records → ``orders`` and ``order_lines`` rows.
-"""
+"""1688 orders, flat or nested in ``baseInfo``: records → ``orders`` and ``order_lines`` rows."""
 
 from __future__ import annotations
 
@@ -140,8 +139,15 @@ def normalize_alibaba_order(
             continue
         seen.add(line["line_id"])
         lines.append(line)
-        rows.rejects.extend(lenient.warnings(endpoint, f"{order_id}/{line['line_id']}", page,
-                                             prefix=f"productItems[{index}].", reason_prefix="product item: "))
+        rows.rejects.extend(
+            lenient.warnings(
+                endpoint,
+                f"{order_id}/{line['line_id']}",
+                page,
+                prefix=f"productItems[{index}].",
+                reason_prefix="product item: ",
+            )
+        )
     return rows
 
 
@@ -175,14 +181,20 @@ def _alibaba_line(item: Any, order_id: str, index: int, currency: str | None, le
 
 
 def normalize_alibaba_order_pages(
-    pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
+    pages: Iterable[Page],
+    *,
+    endpoint: str,
+    window_id: str,
+    rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise a window of 1688 order pages (docs/api-contract.md#57-1688-orders) into orders,
     lines and rejects."""
     out = WindowRows(endpoint, window_id, rejected_at)
     return _list_window(
-        pages, out, "orderId",
+        pages,
+        out,
+        "orderId",
         lambda rec, page: normalize_alibaba_order(rec, endpoint=endpoint, page=page, assumptions=assumptions),
         _alibaba_order_id,
     )

@@ -29,9 +29,7 @@ def normalize_taobao_order_detail_pages(
     for page_no, body, ctx in pages:
         data, clean = parse_detail(body)
         out.records += 1
-        rid = _record_id(data, "id") or (
-            str(ctx.get("order_id")) if isinstance(ctx, dict) else None
-        )
+        rid = _record_id(data, "id") or (str(ctx.get("order_id")) if isinstance(ctx, dict) else None)
         if not clean and has_surrogates(data):
             out.reject(
                 None if rid is None or has_surrogates(rid) else rid,
@@ -41,9 +39,7 @@ def normalize_taobao_order_detail_pages(
             )
             continue
         try:
-            rows = normalize_taobao_order(
-                data, endpoint=endpoint, page=page_no, assumptions=assumptions
-            )
+            rows = normalize_taobao_order(data, endpoint=endpoint, page=page_no, assumptions=assumptions)
         except RejectError as exc:
             out.reject(rid, str(exc), data, page_no)
             continue

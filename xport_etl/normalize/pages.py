@@ -165,8 +165,16 @@ class WindowRows:
         self._page: dict[tuple, Rows] = {}
         self._page_no: int | None = None
 
-    def reject(self, record_id: str | None, reason: str, raw: Any, page: int, *,
-               severity: str = REJECTED, field: str | None = None) -> None:
+    def reject(
+        self,
+        record_id: str | None,
+        reason: str,
+        raw: Any,
+        page: int,
+        *,
+        severity: str = REJECTED,
+        field: str | None = None,
+    ) -> None:
         """A row for ``etl_rejects``. ``raw``: the record as parsed, or for a WARNING the field's
         value; a record served as a JSON string is written as that string.
 
@@ -207,8 +215,7 @@ class WindowRows:
         """False (and rejected) when the record holds bytes that were not valid UTF-8."""
         if clean or not has_surrogates(rec):
             return True
-        self.reject(_record_id(rec, id_field), "record contains bytes that are not valid UTF-8",
-                    rec, page)
+        self.reject(_record_id(rec, id_field), "record contains bytes that are not valid UTF-8", rec, page)
         return False
 
     def _in_future(self, rows: Rows) -> str | None:

@@ -90,14 +90,16 @@ def _goods_quantity(goods: Any, lenient: Lenient) -> int | None:
         quantity = lenient(to_quantity, item.get("quantity"), f"logisticsGoods[{index}].quantity") if item else None
         total = None if total is None or quantity is None else total + quantity
     if total is not None and total > MAX_INT32:
-        lenient.found.append(("logisticsGoods", f"the sum of logisticsGoods quantities is out of range: {total}",
-                              goods))
+        lenient.found.append(
+            ("logisticsGoods", f"the sum of logisticsGoods quantities is out of range: {total}", goods)
+        )
         return None
     return total
 
 
-def _taobao_parcel(detail: Any, order_id: str | None, line_id: str | None,
-                   assumptions: ApiAssumptions, lenient: Lenient) -> Rows:
+def _taobao_parcel(
+    detail: Any, order_id: str | None, line_id: str | None, assumptions: ApiAssumptions, lenient: Lenient
+) -> Rows:
     if not isinstance(detail, dict):
         raise RejectError(f"parcel is not an object: {type(detail).__name__}")
     tracking = to_id(detail.get("mailNo"), "mailNo", required=True)
@@ -108,15 +110,17 @@ def _taobao_parcel(detail: Any, order_id: str | None, line_id: str | None,
         if not isinstance(trace, dict):
             raise RejectError(f"logisticsTraces[{index}] is not an object: {type(trace).__name__}")
         where = f"logisticsTraces[{index}]"
-        events.append({
-            "platform": "taobao",
-            "tracking_number": tracking,
-            "event_index": index,
-            "event_at": to_cst_time(trace.get("time"), f"{where}.time", assumptions),
-            "status": to_text(trace.get("status"), f"{where}.status"),
-            "description": to_text(trace.get("statusDesc"), f"{where}.statusDesc"),
-            "city": to_text(trace.get("city"), f"{where}.city"),
-        })
+        events.append(
+            {
+                "platform": "taobao",
+                "tracking_number": tracking,
+                "event_index": index,
+                "event_at": to_cst_time(trace.get("time"), f"{where}.time", assumptions),
+                "status": to_text(trace.get("status"), f"{where}.status"),
+                "description": to_text(trace.get("statusDesc"), f"{where}.statusDesc"),
+                "city": to_text(trace.get("city"), f"{where}.city"),
+            }
+        )
     fields = {
         "order_id": order_id,
         "purchase_line_id": line_id,
@@ -127,8 +131,7 @@ def _taobao_parcel(detail: Any, order_id: str | None, line_id: str | None,
     return _parcel_rows("taobao", tracking, fields, events, detail)
 
 
-def _alibaba_parcel(trace: Any, order_id: str | None, order_status: str | None,
-                    assumptions: ApiAssumptions) -> Rows:
+def _alibaba_parcel(trace: Any, order_id: str | None, order_status: str | None, assumptions: ApiAssumptions) -> Rows:
     if not isinstance(trace, dict):
         raise RejectError(f"parcel is not an object: {type(trace).__name__}")
     tracking = to_id(trace.get("logisticsBillNo"), "logisticsBillNo", required=True)
@@ -137,15 +140,17 @@ def _alibaba_parcel(trace: Any, order_id: str | None, order_status: str | None,
         if not isinstance(step, dict):
             raise RejectError(f"logisticsSteps[{index}] is not an object: {type(step).__name__}")
         where = f"logisticsSteps[{index}]"
-        events.append({
-            "platform": "1688",
-            "tracking_number": tracking,
-            "event_index": index,
-            "event_at": to_alibaba_time(step.get("acceptTime"), f"{where}.acceptTime", assumptions),
-            "status": None,
-            "description": to_text(step.get("remark"), f"{where}.remark"),
-            "city": None,
-        })
+        events.append(
+            {
+                "platform": "1688",
+                "tracking_number": tracking,
+                "event_index": index,
+                "event_at": to_alibaba_time(step.get("acceptTime"), f"{where}.acceptTime", assumptions),
+                "status": None,
+                "description": to_text(step.get("remark"), f"{where}.remark"),
+                "city": None,
+            }
+        )
     fields = {
         "order_id": order_id,
         "purchase_line_id": None,
@@ -199,7 +204,11 @@ def _parcels_window(
 
 
 def normalize_taobao_logistics_pages(
-    pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
+    pages: Iterable[Page],
+    *,
+    endpoint: str,
+    window_id: str,
+    rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise Taobao logistics detail pages (docs/api-contract.md#56-taobao-logistics) into
@@ -212,8 +221,10 @@ def normalize_taobao_logistics_pages(
         return _record_id(data, "purchaseOrderOuterId") or _context(ctx, "purchase_line_id")
 
     def parcel(entry: Any, data: dict, ctx: Any, lenient: Lenient) -> Rows:
-        line_id = _first_id((data.get("purchaseOrderOuterId"), "purchaseOrderOuterId"),
-                            (_context(ctx, "purchase_line_id"), "context purchase_line_id"))
+        line_id = _first_id(
+            (data.get("purchaseOrderOuterId"), "purchaseOrderOuterId"),
+            (_context(ctx, "purchase_line_id"), "context purchase_line_id"),
+        )
         return _taobao_parcel(entry, _context(ctx, "order_id"), line_id, assumptions, lenient)
 
     out = WindowRows(endpoint, window_id, rejected_at)
@@ -221,7 +232,11 @@ def normalize_taobao_logistics_pages(
 
 
 def normalize_alibaba_logistics_pages(
-    pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
+    pages: Iterable[Page],
+    *,
+    endpoint: str,
+    window_id: str,
+    rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise 1688 logistics trace pages (docs/api-contract.md#59-1688-logistics) into parcels
@@ -236,8 +251,7 @@ def normalize_alibaba_logistics_pages(
         return _record_id(data, "orderId") or _context(ctx, "order_id")
 
     def parcel(entry: Any, data: dict, ctx: Any, lenient: Lenient) -> Rows:
-        order_id = _first_id((data.get("orderId"), "orderId"),
-                             (_context(ctx, "order_id"), "context order_id"))
+        order_id = _first_id((data.get("orderId"), "orderId"), (_context(ctx, "order_id"), "context order_id"))
         status = lenient(to_text, ctx.get("order_status"), "context order_status") if isinstance(ctx, dict) else None
         return _alibaba_parcel(entry, order_id, status or None, assumptions)
 

@@ -1,5 +1,4 @@
-"""Refunds (Taobao list and detail, 1688 detail): records → ``refunds`` rows.
-"""
+"""Refunds (Taobao list and detail, 1688 detail): records → ``refunds`` rows."""
 
 from __future__ import annotations
 
@@ -94,20 +93,25 @@ def normalize_taobao_refund_detail(data: Any, context: Any = None) -> Rows:
     refund = _required_obj(aggregate.get("refundOrder"), "refundOrderAggregate.refundOrder")
     lenient = Lenient()
     line = lenient(_obj, aggregate.get("purchaseOrderLine"), "refundOrderAggregate.purchaseOrderLine") or {}
-    refund_id = _first_id((refund.get("refundId"), "refundOrder.refundId"),
-                          (_context(context, "refund_id"), "context refund_id"))
+    refund_id = _first_id(
+        (refund.get("refundId"), "refundOrder.refundId"), (_context(context, "refund_id"), "context refund_id")
+    )
     if refund_id is None:
         raise RejectError("missing refundOrder.refundId")
     code = status_code(refund.get("refundStatus"), "refundOrder.refundStatus")
     row = {
         "platform": "taobao",
         "refund_id": refund_id,
-        "order_id": _first_id((line.get("orderId"), "purchaseOrderLine.orderId"),
-                              (refund.get("orderId"), "refundOrder.orderId"),
-                              (_context(context, "order_id"), "context order_id")),
-        "line_id": _first_id((line.get("subOrderId"), "purchaseOrderLine.subOrderId"),
-                             (refund.get("subOrderId"), "refundOrder.subOrderId"),
-                             (_context(context, "line_id"), "context line_id")),
+        "order_id": _first_id(
+            (line.get("orderId"), "purchaseOrderLine.orderId"),
+            (refund.get("orderId"), "refundOrder.orderId"),
+            (_context(context, "order_id"), "context order_id"),
+        ),
+        "line_id": _first_id(
+            (line.get("subOrderId"), "purchaseOrderLine.subOrderId"),
+            (refund.get("subOrderId"), "refundOrder.subOrderId"),
+            (_context(context, "line_id"), "context line_id"),
+        ),
         "status": None if code is None else TAOBAO_REFUND_STATUS.get(code),
         "platform_status": None if code is None else str(code),
         "refund_amount": to_money(refund.get("refundFee"), "refundOrder.refundFee"),
@@ -121,9 +125,7 @@ def normalize_taobao_refund_detail(data: Any, context: Any = None) -> Rows:
     return rows
 
 
-def normalize_alibaba_refund(
-    data: Any, context: Any = None, *, assumptions: ApiAssumptions = ASSUMED
-) -> Rows:
+def normalize_alibaba_refund(data: Any, context: Any = None, *, assumptions: ApiAssumptions = ASSUMED) -> Rows:
     """One 1688 after-sale detail ``data`` (docs/api-contract.md#58-1688-refunds) → a
     ``fct_refunds`` row.
 
@@ -132,8 +134,11 @@ def normalize_alibaba_refund(
     """
     if not isinstance(data, dict):
         raise RejectError(f"refund detail is not an object: {type(data).__name__}")
-    refund_id = _first_id((data.get("refundId"), "refundId"), (data.get("id"), "id"),
-                          (_context(context, "refund_id"), "context refund_id"))
+    refund_id = _first_id(
+        (data.get("refundId"), "refundId"),
+        (data.get("id"), "id"),
+        (_context(context, "refund_id"), "context refund_id"),
+    )
     if refund_id is None:
         raise RejectError("missing refundId (and id)")
     raw_status = to_text(data.get("status"), "status")
@@ -142,10 +147,8 @@ def normalize_alibaba_refund(
     row = {
         "platform": "1688",
         "refund_id": refund_id,
-        "order_id": _first_id((data.get("orderId"), "orderId"),
-                              (_context(context, "order_id"), "context order_id")),
-        "line_id": _first_id((data.get("subItemId"), "subItemId"),
-                             (_context(context, "line_id"), "context line_id")),
+        "order_id": _first_id((data.get("orderId"), "orderId"), (_context(context, "order_id"), "context order_id")),
+        "line_id": _first_id((data.get("subItemId"), "subItemId"), (_context(context, "line_id"), "context line_id")),
         "status": ALIBABA_REFUND_STATUS.get(raw_status),
         "platform_status": raw_status,
         "refund_amount": to_fen_money(data.get("refundPayment"), "refundPayment"),
@@ -158,7 +161,11 @@ def normalize_alibaba_refund(
 
 
 def normalize_taobao_refund_pages(
-    pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
+    pages: Iterable[Page],
+    *,
+    endpoint: str,
+    window_id: str,
+    rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise a window of Taobao refund list pages (docs/api-contract.md#54-taobao-refunds) into
@@ -168,7 +175,11 @@ def normalize_taobao_refund_pages(
 
 
 def normalize_taobao_refund_detail_pages(
-    pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
+    pages: Iterable[Page],
+    *,
+    endpoint: str,
+    window_id: str,
+    rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise Taobao refund detail pages (docs/api-contract.md#55-taobao-refund-detail), one per
@@ -184,16 +195,20 @@ def normalize_taobao_refund_detail_pages(
 
 
 def normalize_alibaba_refund_pages(
-    pages: Iterable[Page], *, endpoint: str, window_id: str, rejected_at: datetime,
+    pages: Iterable[Page],
+    *,
+    endpoint: str,
+    window_id: str,
+    rejected_at: datetime,
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise 1688 after-sale detail pages (docs/api-contract.md#58-1688-refunds), one per
     refund, into ``refunds``."""
 
     def record_id(data: Any, ctx: Any) -> str | None:
-        return (_record_id(data, "refundId") or _record_id(data, "id")
-                or _context(ctx, "refund_id"))
+        return _record_id(data, "refundId") or _record_id(data, "id") or _context(ctx, "refund_id")
 
     out = WindowRows(endpoint, window_id, rejected_at)
-    return _detail_window(pages, out, record_id,
-                          lambda data, ctx: normalize_alibaba_refund(data, ctx, assumptions=assumptions))
+    return _detail_window(
+        pages, out, record_id, lambda data, ctx: normalize_alibaba_refund(data, ctx, assumptions=assumptions)
+    )

@@ -108,8 +108,15 @@ def normalize_taobao_order(
             continue
         seen.add(line["line_id"])
         lines.append(line)
-        rows.rejects.extend(line_lenient.warnings(endpoint, f"{order_id}/{line['line_id']}", page,
-                                                  prefix=f"subOrderVOS[{index}].", reason_prefix="sub-order: "))
+        rows.rejects.extend(
+            line_lenient.warnings(
+                endpoint,
+                f"{order_id}/{line['line_id']}",
+                page,
+                prefix=f"subOrderVOS[{index}].",
+                reason_prefix="sub-order: ",
+            )
+        )
     return rows
 
 
@@ -149,8 +156,9 @@ def normalize_taobao_pages(
     assumptions: ApiAssumptions = ASSUMED,
 ) -> WindowRows:
     """Normalise a window of ``TaoBaoOrderVO`` pages into orders, order lines and rejects."""
-    return taobao_window(pages, endpoint=endpoint, window_id=window_id, rejected_at=rejected_at,
-                         assumptions=assumptions).finish()
+    return taobao_window(
+        pages, endpoint=endpoint, window_id=window_id, rejected_at=rejected_at, assumptions=assumptions
+    ).finish()
 
 
 def taobao_window(

@@ -81,15 +81,44 @@ READ_BYTES = 2**20
 PAGES_PER_BATCH = 8  # Arrow record batch size in pages: DuckDB scans batches in parallel
 DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-ORDER_FIELDS = ("id", "orderNo", "status", "orderSource", "sellerOrderNumber", "purchaseAmount",
-                "purchaseCurrency", "domesticPostFee", "receiver", "closeReason", "createTime", "payTime",
-                "updateTime")
-LINE_FIELDS = ("subOrderId", "itemId", "skuId", "title", "quantity", "purchaseAmount", "purchaseCurrency",
-               "domesticPostFee", "status", "refundStatus", "taobaoPurchaseId", "taobaoSubPurchaseId",
-               "logisticCompanyName", "logisticNumber")
+ORDER_FIELDS = (
+    "id",
+    "orderNo",
+    "status",
+    "orderSource",
+    "sellerOrderNumber",
+    "purchaseAmount",
+    "purchaseCurrency",
+    "domesticPostFee",
+    "receiver",
+    "closeReason",
+    "createTime",
+    "payTime",
+    "updateTime",
+)
+LINE_FIELDS = (
+    "subOrderId",
+    "itemId",
+    "skuId",
+    "title",
+    "quantity",
+    "purchaseAmount",
+    "purchaseCurrency",
+    "domesticPostFee",
+    "status",
+    "refundStatus",
+    "taobaoPurchaseId",
+    "taobaoSubPurchaseId",
+    "logisticCompanyName",
+    "logisticNumber",
+)
 # every field as raw JSON: the SQL sees each value's JSON text, so it can tell "12" from 12
-STRUCTURE = json.dumps({"code": "JSON", "data": {"records": [
-    {**{f: "JSON" for f in ORDER_FIELDS}, "subOrderVOS": [{f: "JSON" for f in LINE_FIELDS}]}]}})
+STRUCTURE = json.dumps(
+    {
+        "code": "JSON",
+        "data": {"records": [{**{f: "JSON" for f in ORDER_FIELDS}, "subOrderVOS": [{f: "JSON" for f in LINE_FIELDS}]}]},
+    }
+)
 
 # number literals DuckDB might not hold exactly as a double (see the module docstring)
 INEXACT_NUMBER = r"""[:,\[]\s*-?[0-9]+\.[0-9]{3}|[:,\[]\s*-?[0-9]+(\.[0-9]+)?[eE]"""
@@ -186,8 +215,9 @@ class TaobaoOrdersSql:
     ``out_orders`` and ``out_lines`` (with ``created_month``), the rejects in :attr:`rejects`.
     """
 
-    def __init__(self, con, *, endpoint: str, window_id: str, rejected_at: datetime,
-                 assumptions: ApiAssumptions = ASSUMED):
+    def __init__(
+        self, con, *, endpoint: str, window_id: str, rejected_at: datetime, assumptions: ApiAssumptions = ASSUMED
+    ):
         if assumptions.cst_time_format != DEFAULT_TIME_FORMAT:
             raise ValueError("the SQL normaliser reads only the yyyy-MM-dd HH:mm:ss time format")
         self.con, self.endpoint, self.window_id = con, endpoint, window_id
@@ -200,11 +230,15 @@ class TaobaoOrdersSql:
         self._lines: list[dict] = []
         self._fast_tables: list[tuple[str, str]] = []  # each chunk's typed (orders, lines)
         con.execute(_MACROS)
-        con.execute(f"create or replace temp table cand_orders as select {self._order_cols()} from "
-                    "(select null::json as r, 0::bigint as seq, 0::integer as idx) where false")
-        con.execute(f"create or replace temp table cand_lines as select {self._line_cols()} from "
-                    "(select null::json as oid, null::json as l, 0::bigint as seq, 0::integer as idx, "
-                    "0::integer as li) where false")
+        con.execute(
+            f"create or replace temp table cand_orders as select {self._order_cols()} from "
+            "(select null::json as r, 0::bigint as seq, 0::integer as idx) where false"
+        )
+        con.execute(
+            f"create or replace temp table cand_lines as select {self._line_cols()} from "
+            "(select null::json as oid, null::json as l, 0::bigint as seq, 0::integer as idx, "
+            "0::integer as li) where false"
+        )
 
     # ---- the typed columns, from a record ``r`` and a line ``l``
 
@@ -257,8 +291,7 @@ class TaobaoOrdersSql:
             except Exception as exc:  # noqa: BLE001 - not JSON somewhere: find the page(s) first
                 if "JSON" not in str(exc):
                     raise
-                con.execute("create or replace temp table bad_json as "
-                            "select seq from chunk where not json_valid(body)")
+                con.execute("create or replace temp table bad_json as select seq from chunk where not json_valid(body)")
                 self._parse(con, skip_bad_json=True)
                 python_pages, suspects = self._classify_and_type(con, skip_bad_json=True)
             else:
@@ -378,7 +411,8 @@ class TaobaoOrdersSql:
         # order id seen twice in the page (every copy, in page order: the reference picks the
         # winner). A null subOrderVOS may be a real null or something the transform could not
         # read as a list: the reference tells which.
-        con.execute("""
+        con.execute(
+            """
             create or replace temp table py_recs as
             with lines as (
                 select seq, idx, bool_and(ok) as ok, count(*) <> count(distinct line_id) as dup
@@ -392,18 +426,24 @@ class TaobaoOrdersSql:
                        and count(*) over (partition by o.seq, o.order_id) = 1 as ok
                 from typed_orders o left join lines l using (seq, idx))
             where not ok
-        """, {"ceiling": self.ceiling})
+        """,
+            {"ceiling": self.ceiling},
+        )
         flags = con.execute("select seq, reason from page_flags where reason is not null order by seq").fetchall()
-        return ([(seq, reason) for seq, reason in flags if reason not in SUSPECT],
-                [(seq, reason) for seq, reason in flags if reason in SUSPECT])
+        return (
+            [(seq, reason) for seq, reason in flags if reason not in SUSPECT],
+            [(seq, reason) for seq, reason in flags if reason in SUSPECT],
+        )
 
     def _add_python_records(self, pairs: list[tuple[int, int]]) -> None:
-        arrow = pa.table({"seq": pa.array([s for s, _ in pairs], pa.int64()),
-                          "idx": pa.array([i for _, i in pairs], pa.int64())})
+        arrow = pa.table(
+            {"seq": pa.array([s for s, _ in pairs], pa.int64()), "idx": pa.array([i for _, i in pairs], pa.int64())}
+        )
         self.con.register("more_py_recs", arrow)
         try:
-            self.con.execute("insert into py_recs select seq, idx from more_py_recs "
-                             "except select seq, idx from py_recs")
+            self.con.execute(
+                "insert into py_recs select seq, idx from more_py_recs except select seq, idx from py_recs"
+            )
         finally:
             self.con.unregister("more_py_recs")
 
@@ -424,8 +464,14 @@ class TaobaoOrdersSql:
             if seq in skip:
                 continue
             try:
-                page = taobao_window([(seq, body(seq), None)], endpoint=self.endpoint, window_id=self.window_id,
-                                     rejected_at=self.rejected_at, assumptions=self.assumptions, only={seq: idxs})
+                page = taobao_window(
+                    [(seq, body(seq), None)],
+                    endpoint=self.endpoint,
+                    window_id=self.window_id,
+                    rejected_at=self.rejected_at,
+                    assumptions=self.assumptions,
+                    only={seq: idxs},
+                )
             except (PageError, IndexError):
                 more[seq] = "page error"
                 continue
@@ -434,8 +480,9 @@ class TaobaoOrdersSql:
                 keys_seq.append(seq)
                 keys_id.append(rows.key[-1])
         if keys_seq:
-            con.register("py_keys", pa.table({"seq": pa.array(keys_seq, pa.int64()),
-                                              "order_id": pa.array(keys_id, pa.string())}))
+            con.register(
+                "py_keys", pa.table({"seq": pa.array(keys_seq, pa.int64()), "order_id": pa.array(keys_id, pa.string())})
+            )
             try:
                 for (seq,) in con.execute("""
                     select distinct k.seq from py_keys k
@@ -452,8 +499,10 @@ class TaobaoOrdersSql:
         """Every typed record that the reference does not read goes to the candidates."""
         con = self.con
         if whole:
-            con.execute(f"insert into py_recs select seq, idx from typed_orders where seq in ({', '.join(map(str, whole))})"
-                        " except select seq, idx from py_recs")
+            con.execute(
+                f"insert into py_recs select seq, idx from typed_orders where seq in ({', '.join(map(str, whole))})"
+                " except select seq, idx from py_recs"
+            )
         # the chunk's typed tables are kept as they are, less the reference's records (a delete
         # only marks rows): copying them into one table a chunk cost ~20% of staging at 1M
         con.execute("delete from typed_orders t using py_recs p where t.seq = p.seq and t.idx = p.idx")
@@ -482,15 +531,19 @@ class TaobaoOrdersSql:
             PageError: as with the reference: the window fails.
         """
         self.stats.python_pages += 1
-        page = taobao_window([(seq, body, None)], endpoint=self.endpoint, window_id=self.window_id,
-                             rejected_at=self.rejected_at, assumptions=self.assumptions)
+        page = taobao_window(
+            [(seq, body, None)],
+            endpoint=self.endpoint,
+            window_id=self.window_id,
+            rejected_at=self.rejected_at,
+            assumptions=self.assumptions,
+        )
         self._add_rows(seq, page)
 
     def _append_winners(self, seq: int, page) -> None:
         for rows in page.winners():
             self._orders.append({**rows.row, "seq": seq, "idx": rows.index})
-            self._lines.extend({**line, "seq": seq, "idx": rows.index}
-                               for line in rows.children.get("order_lines", ()))
+            self._lines.extend({**line, "seq": seq, "idx": rows.index} for line in rows.children.get("order_lines", ()))
 
     def _flush(self) -> None:
         """The reference's rows of a chunk join the candidates, one insert a table (an insert
@@ -518,9 +571,11 @@ class TaobaoOrdersSql:
         """Keep the latest version of each order (ties: first seen; nulls oldest) and its lines."""
         con = self.con
         orders = " union all by name ".join(
-            [f"select * exclude (ok, no_subs) from {o}" for o, _ in self._fast_tables] + ["select * from cand_orders"])
+            [f"select * exclude (ok, no_subs) from {o}" for o, _ in self._fast_tables] + ["select * from cand_orders"]
+        )
         lines = " union all by name ".join(
-            [f"select * exclude (ok) from {ln}" for _, ln in self._fast_tables] + ["select * from cand_lines"])
+            [f"select * exclude (ok) from {ln}" for _, ln in self._fast_tables] + ["select * from cand_lines"]
+        )
         con.execute(f"""
             create or replace temp table out_orders as
             select * exclude (rn),
@@ -534,8 +589,8 @@ class TaobaoOrdersSql:
             create or replace temp table out_lines as
             select l.*, o.created_month from ({lines}) l join out_orders o using (seq, idx)
         """)
-        con.execute("".join(f"drop table {t};" for pair in self._fast_tables for t in pair)
-                    + "drop table cand_orders; drop table cand_lines")
+        for table in (*(t for pair in self._fast_tables for t in pair), "cand_orders", "cand_lines"):
+            con.execute(f"drop table {table}")
         self._fast_tables = []
 
 
@@ -599,7 +654,7 @@ def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int
     with open_pages(directory) as f:
         while not eof:
             while pos < len(buf):
-                n = f.readinto(memoryview(buf)[pos:pos + READ_BYTES])
+                n = f.readinto(memoryview(buf)[pos : pos + READ_BYTES])
                 if not n:
                     eof = True
                     break
@@ -613,7 +668,7 @@ def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int
             yield first, whole
             first += buf.count(b"\n", 0, cut)
             whole.release()
-            buf[:pos - cut] = buf[cut:pos]  # the partial line to the front (same size: no realloc)
+            buf[: pos - cut] = buf[cut:pos]  # the partial line to the front (same size: no realloc)
             pos -= cut
     if pos:
         yield first, memoryview(bytes(buf[:pos]) + b"\n")
@@ -624,8 +679,9 @@ def split_lines(first: int, data: bytes | memoryview) -> tuple[np.ndarray, pa.Ar
     buf = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(buf == 10) + 1
     offsets = np.concatenate([[0], ends]).astype(np.int64)
-    lines = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
-                                             [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)])
+    lines = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    )
     return np.arange(first, first + len(ends), dtype=np.int64), lines
 
 
@@ -651,8 +707,10 @@ def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None
 
     def flush() -> None:
         if run:
-            norm.feed(np.array([s for s, _ in run], np.int64),
-                      pa.array([b for _, b in run], pa.large_binary()).cast(pa.large_string()))
+            norm.feed(
+                np.array([s for s, _ in run], np.int64),
+                pa.array([b for _, b in run], pa.large_binary()).cast(pa.large_string()),
+            )
             run.clear()
 
     for seq, line in zip(seqs.tolist(), lines.to_pylist(), strict=True):

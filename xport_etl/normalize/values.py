@@ -36,7 +36,7 @@ ends in one of two ways, each a row of ``etl_rejects`` (its ``severity``):
   ``logisticsPartner``) that is an object or a scalar (null is an empty list) — ``line_count``,
   ``event_count`` and the parcels are defined from them; or
   (c) the record cannot be read as a whole: bytes that are not valid UTF-8, or a JSON
-  ``\uD800``-style lone surrogate, anywhere in it; or
+  ``\ud800``-style lone surrogate, anywhere in it; or
   (d) any of its times is more than an hour after the moment it is normalised (``rejected_at``,
   the tolerance of ``sql/checks/chk_all__no_future_timestamps.sql``). Such a time is treated as
   an impossible value: a corrupt future ``updateTime`` would otherwise win the latest-version
@@ -363,14 +363,24 @@ class Lenient:
             self.found.append((name, str(exc), value))
             return None
 
-    def warnings(self, endpoint: str, record_id: str | None, page: int, *, prefix: str = "",
-                 reason_prefix: str = "") -> list[Reject]:
+    def warnings(
+        self, endpoint: str, record_id: str | None, page: int, *, prefix: str = "", reason_prefix: str = ""
+    ) -> list[Reject]:
         """What was found, as warnings of ``record_id``: ``field`` is the name prefixed with
         ``prefix`` (the path of the record in what was served), except for a page's request
         context (``context …``), which is not part of the record."""
-        return [Reject(endpoint, record_id, f"{reason_prefix}{reason}", value, page, WARNING,
-                       name if name.startswith("context ") else f"{prefix}{name}")
-                for name, reason, value in self.found]
+        return [
+            Reject(
+                endpoint,
+                record_id,
+                f"{reason_prefix}{reason}",
+                value,
+                page,
+                WARNING,
+                name if name.startswith("context ") else f"{prefix}{name}",
+            )
+            for name, reason, value in self.found
+        ]
 
 
 @dataclass
@@ -394,6 +404,8 @@ class Rows:
         if self.version is None:
             return False
         return other.version is None or self.version > other.version
+
+
 MAX_FEN = int(MAX_MONEY * 100)
 
 _EPOCH = datetime(1970, 1, 1)

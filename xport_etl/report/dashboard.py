@@ -53,8 +53,10 @@ PLATFORM_COLORS = {"taobao": "#f97316", "1688": "#2563eb"}
 OTHER_COLORS = ("#0d9488", "#9333ea", "#ca8a04", "#db2777")
 INK = "#1f2937"
 MUTED = "#6b7280"
-FONT = ('system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Helvetica Neue", Arial, '
-        '"Noto Sans CJK SC", "WenQuanYi Zen Hei", "Microsoft YaHei", sans-serif')
+FONT = (
+    'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Helvetica Neue", Arial, '
+    '"Noto Sans CJK SC", "WenQuanYi Zen Hei", "Microsoft YaHei", sans-serif'
+)
 
 # --- the monthly reports, in a reporting time zone given as a bound parameter --------------------
 # Each monthly report's SQL exists once, in sql/reports/: the file is the body of a table macro
@@ -116,15 +118,23 @@ select * from final order by endpoint
 def load_quality(con: duckdb.DuckDBPyConnection, days: int = QUALITY_DAYS) -> list[dict]:
     """Per endpoint, its successful runs in the ``days`` before the latest run: records, rejected
     records, records loaded with a warning, and the fields that warned most."""
-    have = {(r[0], r[1]) for r in con.execute(
-        "select table_name, column_name from information_schema.columns "
-        "where table_name in ('etl_runs', 'etl_rejects')").fetchall()}
+    have = {
+        (r[0], r[1])
+        for r in con.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_name in ('etl_runs', 'etl_rejects')"
+        ).fetchall()
+    }
     # a warehouse not yet published by a version that keeps warnings has neither column
-    sql = (_QUALITY_SQL
-           .replace("{warnings}", "r.warnings" if ("etl_runs", "warnings") in have else "null::integer")
-           .replace("{rejects}", "etl_rejects" if ("etl_rejects", "severity") in have else
-                    "(select null::varchar as endpoint, null::varchar as field, null::varchar as severity, "
-                    "null::timestamp as rejected_at where false)"))
+    sql = _QUALITY_SQL.replace(
+        "{warnings}", "r.warnings" if ("etl_runs", "warnings") in have else "null::integer"
+    ).replace(
+        "{rejects}",
+        "etl_rejects"
+        if ("etl_rejects", "severity") in have
+        else "(select null::varchar as endpoint, null::varchar as field, null::varchar as severity, "
+        "null::timestamp as rejected_at where false)",
+    )
     return _records(con.execute(sql, [days, days]))
 
 
@@ -153,8 +163,12 @@ def define_missing_macros(con: duckdb.DuckDBPyConnection) -> list[str]:
     version before them, until its next publish adds them. Temporary macros, from the same
     ``sql/reports`` files the publish creates them from (nothing is written to the warehouse).
     Returns the macros defined."""
-    have = {r[0] for r in con.execute(
-        "select function_name from duckdb_functions() where function_type = 'table_macro'").fetchall()}
+    have = {
+        r[0]
+        for r in con.execute(
+            "select function_name from duckdb_functions() where function_type = 'table_macro'"
+        ).fetchall()
+    }
     defined = []
     for report in reports():
         if report.macro and report.macro not in have:
@@ -203,18 +217,26 @@ class DashboardData:
 
     @property
     def months(self) -> list[date]:
-        found = {r["month"] for rows in (self.spend, self.fulfilment, self.after_sale, self.refund_counts)
-                 for r in rows if r["month"] is not None}
+        found = {
+            r["month"]
+            for rows in (self.spend, self.fulfilment, self.after_sale, self.refund_counts)
+            for r in rows
+            if r["month"] is not None
+        }
         return sorted(found)
 
 
 def _in_range(rows: list[dict], start: date | None, end: date | None) -> list[dict]:
-    return [r for r in rows if r["month"] is not None
-            and (start is None or r["month"] >= start) and (end is None or r["month"] < end)]
+    return [
+        r
+        for r in rows
+        if r["month"] is not None and (start is None or r["month"] >= start) and (end is None or r["month"] < end)
+    ]
 
 
-def collect(data_dir: Path, *, start: date | None = None, end: date | None = None,
-            report_tz: str = DEFAULT_TZ) -> DashboardData:
+def collect(
+    data_dir: Path, *, start: date | None = None, end: date | None = None, report_tz: str = DEFAULT_TZ
+) -> DashboardData:
     """Everything the dashboard shows, read from the published warehouse over one read-only
     connection (one consistent state even if a load publishes meanwhile)."""
     check_tz(report_tz)
@@ -226,12 +248,14 @@ def collect(data_dir: Path, *, start: date | None = None, end: date | None = Non
         use_view = report_tz == wh_tz
         spend_all = monthly_report(con, "rpt_spend_monthly", report_tz, use_view=use_view)
         other = sorted({r["currency"] for r in spend_all if r["currency"] != "CNY"}, key=str)
-        last_load = con.execute(
-            "select max(finished_at) from etl_runs where outcome = 'success'").fetchall()[0][0]
+        last_load = con.execute("select max(finished_at) from etl_runs where outcome = 'success'").fetchall()[0][0]
         counts = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in COUNTED_TABLES}
         stuck_total = con.execute("select count(*) from rpt_stuck_orders").fetchall()[0][0]
-        stuck = _records(con.execute(
-            "select * from rpt_stuck_orders order by hours_stuck desc, platform, order_id limit ?", [STUCK_LIMIT]))
+        stuck = _records(
+            con.execute(
+                "select * from rpt_stuck_orders order by hours_stuck desc, platform, order_id limit ?", [STUCK_LIMIT]
+            )
+        )
         as_of = con.execute(
             "select greatest((select max(updated_at) from fct_orders), (select max(event_at) from fct_parcel_events))"
         ).fetchall()[0][0]
@@ -245,8 +269,12 @@ def collect(data_dir: Path, *, start: date | None = None, end: date | None = Non
             row_counts=counts,
             spend=_in_range([r for r in spend_all if r["currency"] == "CNY"], start, end),
             refund_counts=_in_range(_records(con.execute(_REFUND_COUNTS_SQL, [report_tz])), start, end),
-            fulfilment=_in_range(monthly_report(con, "rpt_fulfilment_monthly", report_tz, use_view=use_view), start, end),
-            after_sale=_in_range(monthly_report(con, "rpt_after_sale_monthly", report_tz, use_view=use_view), start, end),
+            fulfilment=_in_range(
+                monthly_report(con, "rpt_fulfilment_monthly", report_tz, use_view=use_view), start, end
+            ),
+            after_sale=_in_range(
+                monthly_report(con, "rpt_after_sale_monthly", report_tz, use_view=use_view), start, end
+            ),
             carriers=_records(con.execute("select * from rpt_carrier_performance")),
             stuck=stuck,
             stuck_total=stuck_total,
@@ -293,23 +321,43 @@ def _base_layout(months: list[str], tz: str, *, height: int = 340, **extra) -> d
         "autosize": True,
         "margin": {"l": 70, "r": 20, "t": 36, "b": 48},
         "font": {"family": FONT, "size": 12, "color": INK},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0,
-                   "font": {"size": 11}, "bgcolor": "rgba(0,0,0,0)", "traceorder": "normal"},
+        "legend": {
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.02,
+            "xanchor": "left",
+            "x": 0,
+            "font": {"size": 11},
+            "bgcolor": "rgba(0,0,0,0)",
+            "traceorder": "normal",
+        },
         "hovermode": "x unified",
         "hoverlabel": {"font": {"family": FONT, "size": 12}},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "#ffffff",
-        "xaxis": {"type": "category", "categoryorder": "array", "categoryarray": months,
-                  "title": {"text": f"month ({tz})", "font": {"size": 11, "color": MUTED}}},
+        "xaxis": {
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": months,
+            "title": {"text": f"month ({tz})", "font": {"size": 11, "color": MUTED}},
+        },
     }
     layout.update(extra)
     return layout
 
 
 def _empty(layout: dict) -> dict:
-    layout.setdefault("annotations", []).append({
-        "text": "no data in this date range", "showarrow": False, "xref": "paper", "yref": "paper",
-        "x": 0.5, "y": 0.5, "font": {"size": 14, "color": MUTED}})
+    layout.setdefault("annotations", []).append(
+        {
+            "text": "no data in this date range",
+            "showarrow": False,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.5,
+            "y": 0.5,
+            "font": {"size": 14, "color": MUTED},
+        }
+    )
     return layout
 
 
@@ -320,26 +368,41 @@ def spend_figure(d: DashboardData) -> dict:
     traces = []
     for p in _platforms(d.spend):
         rows = [idx.get((m, p)) for m in months]
-        traces.append({
-            "type": "bar", "name": f"{PLATFORM_LABELS.get(p, p)} gross", "x": labels,
-            "y": [_f(r["goods_amount"] + r["shipping_amount"]) if r else 0 for r in rows],
-            "customdata": [[_f(r["goods_amount"]), _f(r["shipping_amount"]), r["orders"]] if r else [0, 0, 0]
-                           for r in rows],
-            "marker": {"color": _color(p)},
-            "hovertemplate": "¥%{y:,.2f} (goods ¥%{customdata[0]:,.2f} + shipping ¥%{customdata[1]:,.2f}, "
-                             "%{customdata[2]} orders)<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
-        })
+        traces.append(
+            {
+                "type": "bar",
+                "name": f"{PLATFORM_LABELS.get(p, p)} gross",
+                "x": labels,
+                "y": [_f(r["goods_amount"] + r["shipping_amount"]) if r else 0 for r in rows],
+                "customdata": [
+                    [_f(r["goods_amount"]), _f(r["shipping_amount"]), r["orders"]] if r else [0, 0, 0] for r in rows
+                ],
+                "marker": {"color": _color(p)},
+                "hovertemplate": "¥%{y:,.2f} (goods ¥%{customdata[0]:,.2f} + shipping ¥%{customdata[1]:,.2f}, "
+                "%{customdata[2]} orders)<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
+            }
+        )
     net: defaultdict[Any, Decimal] = defaultdict(Decimal)
     for r in d.spend:
         net[r["month"]] += r["net_spend"]
-    traces.append({
-        "type": "scatter", "mode": "lines+markers", "name": "net spend (all platforms)", "x": labels,
-        "y": [_f(net[m]) for m in months], "line": {"color": INK, "width": 2.5},
-        "marker": {"size": 7}, "hovertemplate": "¥%{y:,.2f}<extra>net spend</extra>",
-    })
-    layout = _base_layout(labels, d.report_tz, barmode="stack",
-                          yaxis={"title": {"text": "spend (CNY)"}, "tickprefix": "¥", "tickformat": ",.0f",
-                                 "rangemode": "tozero"})
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "net spend (all platforms)",
+            "x": labels,
+            "y": [_f(net[m]) for m in months],
+            "line": {"color": INK, "width": 2.5},
+            "marker": {"size": 7},
+            "hovertemplate": "¥%{y:,.2f}<extra>net spend</extra>",
+        }
+    )
+    layout = _base_layout(
+        labels,
+        d.report_tz,
+        barmode="stack",
+        yaxis={"title": {"text": "spend (CNY)"}, "tickprefix": "¥", "tickformat": ",.0f", "rangemode": "tozero"},
+    )
     return {"data": traces, "layout": layout if months else _empty(layout)}
 
 
@@ -352,22 +415,43 @@ def refunds_figure(d: DashboardData) -> dict:
         counts[r["month"]] += r["succeeded"]
     traces = []
     for p in _platforms(d.spend):
-        traces.append({
-            "type": "bar", "name": PLATFORM_LABELS.get(p, p), "x": labels,
-            "y": [_f(idx[(m, p)]["refund_amount"]) if (m, p) in idx else 0 for m in months],
-            "marker": {"color": _color(p)},
-            "hovertemplate": "¥%{y:,.2f}<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
-        })
-    traces.append({
-        "type": "scatter", "mode": "lines+markers", "name": "refunds (count)", "x": labels,
-        "y": [counts[m] for m in months], "yaxis": "y2", "line": {"color": INK, "width": 2, "dash": "dot"},
-        "marker": {"size": 6}, "hovertemplate": "%{y} refunds<extra>succeeded refunds</extra>",
-    })
+        traces.append(
+            {
+                "type": "bar",
+                "name": PLATFORM_LABELS.get(p, p),
+                "x": labels,
+                "y": [_f(idx[(m, p)]["refund_amount"]) if (m, p) in idx else 0 for m in months],
+                "marker": {"color": _color(p)},
+                "hovertemplate": "¥%{y:,.2f}<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
+            }
+        )
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "refunds (count)",
+            "x": labels,
+            "y": [counts[m] for m in months],
+            "yaxis": "y2",
+            "line": {"color": INK, "width": 2, "dash": "dot"},
+            "marker": {"size": 6},
+            "hovertemplate": "%{y} refunds<extra>succeeded refunds</extra>",
+        }
+    )
     layout = _base_layout(
-        labels, d.report_tz, barmode="stack",
+        labels,
+        d.report_tz,
+        barmode="stack",
         yaxis={"title": {"text": "refunded (CNY)"}, "tickprefix": "¥", "tickformat": ",.0f", "rangemode": "tozero"},
-        yaxis2={"title": {"text": "refunds (count)"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
-                "showgrid": False, "tickformat": ",d", "dtick": max(1, -(-max(counts.values(), default=0) // 5))},
+        yaxis2={
+            "title": {"text": "refunds (count)"},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+            "tickformat": ",d",
+            "dtick": max(1, -(-max(counts.values(), default=0) // 5)),
+        },
     )
     layout["margin"]["r"] = 60
     return {"data": traces, "layout": layout if months else _empty(layout)}
@@ -380,17 +464,27 @@ def after_sale_figure(d: DashboardData) -> dict:
     traces = []
     for p in _platforms(d.after_sale):
         rows = [idx.get((m, p)) for m in months]
-        traces.append({
-            "type": "scatter", "mode": "lines+markers", "name": PLATFORM_LABELS.get(p, p), "x": labels,
-            "y": [_f(r["refund_rate"]) if r else None for r in rows],
-            "customdata": [[r["refunded_lines"], r["lines"], _f(r["refund_amount"])] if r else [0, 0, 0] for r in rows],
-            "line": {"color": _color(p), "width": 2.5}, "marker": {"size": 7},
-            "hovertemplate": "%{y:.2%} (%{customdata[0]} of %{customdata[1]} lines, ¥%{customdata[2]:,.2f})"
-                             "<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
-        })
-    layout = _base_layout(labels, d.report_tz,
-                          yaxis={"title": {"text": "refunded lines (% of lines)"}, "tickformat": ".1%",
-                                 "rangemode": "tozero"})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": PLATFORM_LABELS.get(p, p),
+                "x": labels,
+                "y": [_f(r["refund_rate"]) if r else None for r in rows],
+                "customdata": [
+                    [r["refunded_lines"], r["lines"], _f(r["refund_amount"])] if r else [0, 0, 0] for r in rows
+                ],
+                "line": {"color": _color(p), "width": 2.5},
+                "marker": {"size": 7},
+                "hovertemplate": "%{y:.2%} (%{customdata[0]} of %{customdata[1]} lines, ¥%{customdata[2]:,.2f})"
+                "<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
+            }
+        )
+    layout = _base_layout(
+        labels,
+        d.report_tz,
+        yaxis={"title": {"text": "refunded lines (% of lines)"}, "tickformat": ".1%", "rangemode": "tozero"},
+    )
     return {"data": traces, "layout": layout if months else _empty(layout)}
 
 
@@ -414,25 +508,51 @@ def fulfilment_figure(d: DashboardData) -> dict:
     for i, (key, title) in enumerate(STAGES, start=1):
         suffix = "" if i == 1 else str(i)
         x0 = (i - 1) * (width + gap)
-        layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + width], "anchor": f"y{suffix}", "type": "category",
-                                    "categoryorder": "array", "categoryarray": labels,
-                                    "title": {"text": f"month ({d.report_tz})", "font": {"size": 11, "color": MUTED}}}
-        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "rangemode": "tozero", "ticksuffix": " h",
-                                    "title": {"text": "hours" if i == 1 else ""}}
-        layout["annotations"].append({"text": f"<b>{title}</b>", "showarrow": False, "xref": "paper",
-                                      "yref": "paper", "x": x0 + width / 2, "y": 1.0, "yanchor": "bottom",
-                                      "xanchor": "center", "font": {"size": 12}})
+        layout[f"xaxis{suffix}"] = {
+            "domain": [x0, x0 + width],
+            "anchor": f"y{suffix}",
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": labels,
+            "title": {"text": f"month ({d.report_tz})", "font": {"size": 11, "color": MUTED}},
+        }
+        layout[f"yaxis{suffix}"] = {
+            "anchor": f"x{suffix}",
+            "rangemode": "tozero",
+            "ticksuffix": " h",
+            "title": {"text": "hours" if i == 1 else ""},
+        }
+        layout["annotations"].append(
+            {
+                "text": f"<b>{title}</b>",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": x0 + width / 2,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "xanchor": "center",
+                "font": {"size": 12},
+            }
+        )
         for p in _platforms(d.fulfilment):
             for q, dash in (("p50", "solid"), ("p90", "dash")):
-                traces.append({
-                    "type": "scatter", "mode": "lines+markers", "x": labels,
-                    "y": [_f(idx[(m, p)][f"{key}_{q}_h"]) if (m, p) in idx else None for m in months],
-                    "name": f"{PLATFORM_LABELS.get(p, p)} {q}", "legendgroup": f"{p}-{q}", "showlegend": i == 1,
-                    "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
-                    "line": {"color": _color(p), "dash": dash, "width": 2 if q == "p50" else 1.5},
-                    "marker": {"size": 5},
-                    "hovertemplate": "%{y:,.1f} h<extra>" + f"{PLATFORM_LABELS.get(p, p)} {q}" + "</extra>",
-                })
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "lines+markers",
+                        "x": labels,
+                        "y": [_f(idx[(m, p)][f"{key}_{q}_h"]) if (m, p) in idx else None for m in months],
+                        "name": f"{PLATFORM_LABELS.get(p, p)} {q}",
+                        "legendgroup": f"{p}-{q}",
+                        "showlegend": i == 1,
+                        "xaxis": f"x{suffix}",
+                        "yaxis": f"y{suffix}",
+                        "line": {"color": _color(p), "dash": dash, "width": 2 if q == "p50" else 1.5},
+                        "marker": {"size": 5},
+                        "hovertemplate": "%{y:,.1f} h<extra>" + f"{PLATFORM_LABELS.get(p, p)} {q}" + "</extra>",
+                    }
+                )
     layout["legend"]["y"] = 1.1
     layout["margin"]["t"] = 56
     if not months:
@@ -448,28 +568,75 @@ def carrier_figure(d: DashboardData) -> dict:
     open_ = [r["parcels"] - r["delivered"] - r["failed"] for r in rows]
     rate_text = [f"{_f(r['delivery_rate']):.1%}" if r["delivery_rate"] is not None else "" for r in rows]
     traces: list[dict[str, Any]] = [
-        {"type": "bar", "name": "delivered", "x": names, "y": delivered, "marker": {"color": "#16a34a"},
-         "hovertemplate": "%{y} delivered<extra></extra>"},
-        {"type": "bar", "name": "in transit", "x": names, "y": open_, "marker": {"color": "#cbd5e1"},
-         "hovertemplate": "%{y} in transit<extra></extra>"},
-        {"type": "bar", "name": "failed / rejected", "x": names, "y": failed, "marker": {"color": "#dc2626"},
-         "text": rate_text, "textposition": "outside", "textfont": {"size": 11, "color": INK},
-         "cliponaxis": False, "hovertemplate": "%{y} failed<extra></extra>"},
-        {"type": "bar", "name": "transit p50", "x": names, "y": [_f(r["transit_p50_h"]) for r in rows],
-         "xaxis": "x2", "yaxis": "y2", "marker": {"color": "#0d9488"},
-         "hovertemplate": "%{y:,.1f} h<extra>p50</extra>"},
-        {"type": "bar", "name": "transit p90", "x": names, "y": [_f(r["transit_p90_h"]) for r in rows],
-         "xaxis": "x2", "yaxis": "y2", "marker": {"color": "#99f6e4"},
-         "hovertemplate": "%{y:,.1f} h<extra>p90</extra>"},
+        {
+            "type": "bar",
+            "name": "delivered",
+            "x": names,
+            "y": delivered,
+            "marker": {"color": "#16a34a"},
+            "hovertemplate": "%{y} delivered<extra></extra>",
+        },
+        {
+            "type": "bar",
+            "name": "in transit",
+            "x": names,
+            "y": open_,
+            "marker": {"color": "#cbd5e1"},
+            "hovertemplate": "%{y} in transit<extra></extra>",
+        },
+        {
+            "type": "bar",
+            "name": "failed / rejected",
+            "x": names,
+            "y": failed,
+            "marker": {"color": "#dc2626"},
+            "text": rate_text,
+            "textposition": "outside",
+            "textfont": {"size": 11, "color": INK},
+            "cliponaxis": False,
+            "hovertemplate": "%{y} failed<extra></extra>",
+        },
+        {
+            "type": "bar",
+            "name": "transit p50",
+            "x": names,
+            "y": [_f(r["transit_p50_h"]) for r in rows],
+            "xaxis": "x2",
+            "yaxis": "y2",
+            "marker": {"color": "#0d9488"},
+            "hovertemplate": "%{y:,.1f} h<extra>p50</extra>",
+        },
+        {
+            "type": "bar",
+            "name": "transit p90",
+            "x": names,
+            "y": [_f(r["transit_p90_h"]) for r in rows],
+            "xaxis": "x2",
+            "yaxis": "y2",
+            "marker": {"color": "#99f6e4"},
+            "hovertemplate": "%{y:,.1f} h<extra>p90</extra>",
+        },
     ]
     layout = _base_layout(names, d.report_tz, height=360, barmode="stack", hovermode="x")
-    layout["xaxis"] = {"domain": [0, 0.47], "anchor": "y", "type": "category",
-                       "title": {"text": "carrier (label: delivery rate)", "font": {"size": 11, "color": MUTED}}}
+    layout["xaxis"] = {
+        "domain": [0, 0.47],
+        "anchor": "y",
+        "type": "category",
+        "title": {"text": "carrier (label: delivery rate)", "font": {"size": 11, "color": MUTED}},
+    }
     layout["yaxis"] = {"anchor": "x", "title": {"text": "parcels"}, "rangemode": "tozero", "tickformat": ",d"}
-    layout["xaxis2"] = {"domain": [0.55, 1], "anchor": "y2", "type": "category",
-                        "title": {"text": "carrier", "font": {"size": 11, "color": MUTED}}}
-    layout["yaxis2"] = {"anchor": "x2", "title": {"text": "first event → delivered (hours)"},
-                        "rangemode": "tozero", "ticksuffix": " h"}
+    layout["xaxis2"] = {
+        "domain": [0.55, 1],
+        "anchor": "y2",
+        "type": "category",
+        "title": {"text": "carrier", "font": {"size": 11, "color": MUTED}},
+    }
+    layout["yaxis2"] = {
+        "anchor": "x2",
+        "title": {"text": "first event → delivered (hours)"},
+        "rangemode": "tozero",
+        "ticksuffix": " h",
+    }
     # the transit bars are grouped side by side, the parcel bars stacked: one offset group with
     # explicit bases stacks them while barmode "group" sets p50 and p90 side by side
     for t in traces[3:]:
@@ -481,10 +648,28 @@ def carrier_figure(d: DashboardData) -> dict:
         base = [b + y for b, y in zip(base, t["y"], strict=True)]
     layout["barmode"] = "group"
     layout["annotations"] = [
-        {"text": "<b>parcels by outcome</b>", "showarrow": False, "xref": "paper", "yref": "paper",
-         "x": 0.235, "y": 1.0, "yanchor": "bottom", "xanchor": "center", "font": {"size": 12}},
-        {"text": "<b>transit time p50 / p90</b>", "showarrow": False, "xref": "paper", "yref": "paper",
-         "x": 0.775, "y": 1.0, "yanchor": "bottom", "xanchor": "center", "font": {"size": 12}},
+        {
+            "text": "<b>parcels by outcome</b>",
+            "showarrow": False,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.235,
+            "y": 1.0,
+            "yanchor": "bottom",
+            "xanchor": "center",
+            "font": {"size": 12},
+        },
+        {
+            "text": "<b>transit time p50 / p90</b>",
+            "showarrow": False,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.775,
+            "y": 1.0,
+            "yanchor": "bottom",
+            "xanchor": "center",
+            "font": {"size": 12},
+        },
     ]
     layout["legend"]["y"] = 1.1
     layout["margin"]["t"] = 56
@@ -518,12 +703,22 @@ def _kpis(d: DashboardData) -> list[dict]:
     return [
         {"label": "net spend", "value": _money(net), "note": f"{orders:,} orders, cancelled excluded"},
         {"label": "refunded", "value": _money(refunds), "note": "succeeded refunds"},
-        {"label": "refund rate", "value": f"{refunded / lines:.2%}" if lines else "–",
-         "note": f"{refunded:,} of {lines:,} order lines"},
-        {"label": "parcels delivered", "value": f"{delivered / parcels:.1%}" if parcels else "–",
-         "note": f"{delivered:,} of {parcels:,} parcels (all time)"},
-        {"label": "stuck", "value": f"{d.stuck_total:,}", "note": "orders and parcels to chase",
-         "alert": d.stuck_total > 0},
+        {
+            "label": "refund rate",
+            "value": f"{refunded / lines:.2%}" if lines else "–",
+            "note": f"{refunded:,} of {lines:,} order lines",
+        },
+        {
+            "label": "parcels delivered",
+            "value": f"{delivered / parcels:.1%}" if parcels else "–",
+            "note": f"{delivered:,} of {parcels:,} parcels (all time)",
+        },
+        {
+            "label": "stuck",
+            "value": f"{d.stuck_total:,}",
+            "note": "orders and parcels to chase",
+            "alert": d.stuck_total > 0,
+        },
     ]
 
 
@@ -542,23 +737,40 @@ def _stuck_rows(d: DashboardData) -> list[dict]:
     out = []
     for r in d.stuck:
         hours = _f(r["hours_stuck"]) or 0.0
-        out.append({
-            "kind": kinds.get(r["kind"], r["kind"]), "kind_class": r["kind"].replace("_", "-"),
-            "platform": PLATFORM_LABELS.get(r["platform"], r["platform"]), "order_id": r["order_id"],
-            "tracking_number": r["tracking_number"] or "", "carrier": r["carrier"] or "",
-            "status": r["status"] or "", "paid_at": _fmt_time(r["paid_at"], d.report_tz),
-            "last_event_at": _fmt_time(r["last_event_at"], d.report_tz), "last_status": r["last_status"] or "",
-            "hours": f"{hours:,.1f} h", "days": f"{hours / 24:,.1f} d",
-        })
+        out.append(
+            {
+                "kind": kinds.get(r["kind"], r["kind"]),
+                "kind_class": r["kind"].replace("_", "-"),
+                "platform": PLATFORM_LABELS.get(r["platform"], r["platform"]),
+                "order_id": r["order_id"],
+                "tracking_number": r["tracking_number"] or "",
+                "carrier": r["carrier"] or "",
+                "status": r["status"] or "",
+                "paid_at": _fmt_time(r["paid_at"], d.report_tz),
+                "last_event_at": _fmt_time(r["last_event_at"], d.report_tz),
+                "last_status": r["last_status"] or "",
+                "hours": f"{hours:,.1f} h",
+                "days": f"{hours / 24:,.1f} d",
+            }
+        )
     return out
 
 
 def _quality_rows(d: DashboardData) -> list[dict]:
-    return [{"endpoint": r["endpoint"], "runs": f"{r['runs']:,}", "records": f"{r['records'] or 0:,}",
-             "rejected": f"{r['rejected'] or 0:,}", "warnings": "–" if r["warnings"] is None else f"{r['warnings']:,}",
-             "alert": bool(r["rejected"]), "warn": bool(r["warnings"]),
-             "last_run": _fmt_time(r["last_run"], d.report_tz), "fields": r["warned_fields"] or ""}
-            for r in d.quality]
+    return [
+        {
+            "endpoint": r["endpoint"],
+            "runs": f"{r['runs']:,}",
+            "records": f"{r['records'] or 0:,}",
+            "rejected": f"{r['rejected'] or 0:,}",
+            "warnings": "–" if r["warnings"] is None else f"{r['warnings']:,}",
+            "alert": bool(r["rejected"]),
+            "warn": bool(r["warnings"]),
+            "last_run": _fmt_time(r["last_run"], d.report_tz),
+            "fields": r["warned_fields"] or "",
+        }
+        for r in d.quality
+    ]
 
 
 def _template() -> str:
@@ -568,12 +780,16 @@ def _template() -> str:
     return resources.files(__package__).joinpath("templates", "dashboard.html").read_text(encoding="utf-8")
 
 
-
 def _script_json(value: Any) -> str:
     """JSON safe inside a <script> element (no '</script>', no HTML comment openers)."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def _plotly_js() -> str:
@@ -588,29 +804,50 @@ def render_html(d: DashboardData) -> str:
     from jinja2 import Environment
 
     charts: list[dict[str, Any]] = [
-        {"id": "spend", "title": "Monthly spend by platform",
-         "sub": "Goods + shipping of non-cancelled orders by order-creation month, stacked by platform; "
-                "the line is net spend (after succeeded refunds), CNY.", "fig": spend_figure(d)},
-        {"id": "refunds", "title": "Refunds by month",
-         "sub": "Succeeded refunds by refund-creation month: amount by platform (bars, CNY) and count (line).",
-         "fig": refunds_figure(d)},
-        {"id": "after-sale", "title": "After-sale (refund) rate",
-         "sub": "Share of order lines with a succeeded refund, by order-creation month and platform.",
-         "fig": after_sale_figure(d)},
-        {"id": "carriers", "title": "Carrier performance",
-         "sub": "All parcels in the warehouse: outcome per carrier (label: delivery rate) and transit time "
-                "from first event to delivery.", "fig": carrier_figure(d)},
-        {"id": "fulfilment", "title": "Fulfilment lead times", "wide": True,
-         "sub": "Hours per stage by order-creation month: median (p50, solid) and 90th percentile (p90, dashed).",
-         "fig": fulfilment_figure(d)},
+        {
+            "id": "spend",
+            "title": "Monthly spend by platform",
+            "sub": "Goods + shipping of non-cancelled orders by order-creation month, stacked by platform; "
+            "the line is net spend (after succeeded refunds), CNY.",
+            "fig": spend_figure(d),
+        },
+        {
+            "id": "refunds",
+            "title": "Refunds by month",
+            "sub": "Succeeded refunds by refund-creation month: amount by platform (bars, CNY) and count (line).",
+            "fig": refunds_figure(d),
+        },
+        {
+            "id": "after-sale",
+            "title": "After-sale (refund) rate",
+            "sub": "Share of order lines with a succeeded refund, by order-creation month and platform.",
+            "fig": after_sale_figure(d),
+        },
+        {
+            "id": "carriers",
+            "title": "Carrier performance",
+            "sub": "All parcels in the warehouse: outcome per carrier (label: delivery rate) and transit time "
+            "from first event to delivery.",
+            "fig": carrier_figure(d),
+        },
+        {
+            "id": "fulfilment",
+            "title": "Fulfilment lead times",
+            "wide": True,
+            "sub": "Hours per stage by order-creation month: median (p50, solid) and 90th percentile (p90, dashed).",
+            "fig": fulfilment_figure(d),
+        },
     ]
     # the spend chart spans the full width, then two pairs, then the three-stage lead times
     charts[0]["wide"] = True
     order = [charts[0], charts[1], charts[2], charts[4], charts[3]]
     order[-1]["wide"] = True
     row_text = " · ".join(f"{name.removeprefix('fct_')} {count:,}" for name, count in d.row_counts.items())
-    last = (f"{_fmt_time(d.last_load, d.report_tz)} ({d.report_tz}) · {d.last_load:%Y-%m-%d %H:%M} UTC"
-            if d.last_load else "never")
+    last = (
+        f"{_fmt_time(d.last_load, d.report_tz)} ({d.report_tz}) · {d.last_load:%Y-%m-%d %H:%M} UTC"
+        if d.last_load
+        else "never"
+    )
     env = Environment(autoescape=True)
     template = env.from_string(_template())
     from markupsafe import Markup
@@ -638,8 +875,9 @@ def render_html(d: DashboardData) -> str:
     )
 
 
-def build_dashboard(data_dir: Path, out_path: Path, *, start: date | None = None, end: date | None = None,
-                    report_tz: str = DEFAULT_TZ) -> Path:
+def build_dashboard(
+    data_dir: Path, out_path: Path, *, start: date | None = None, end: date | None = None, report_tz: str = DEFAULT_TZ
+) -> Path:
     """Write the dashboard of the warehouse under ``data_dir`` to ``out_path`` (one HTML file,
     no network needed to open it). Months shown: those whose first day is in ``[start, end)``
     (either bound optional), as calendar months in ``report_tz``. Returns the path written."""
@@ -714,16 +952,25 @@ def dashboard_file(out: Path) -> Path:
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``dashboard`` command to the ``xport-etl`` sub-parser set; it sets ``func``."""
     p = subparsers.add_parser(
-        "dashboard", help="write a self-contained HTML dashboard of the warehouse",
+        "dashboard",
+        help="write a self-contained HTML dashboard of the warehouse",
         description="Write one self-contained HTML file (charts, no network needed to open it) from the "
-                    "published warehouse, read-only: spend, refunds, fulfilment lead times, refund rate, "
-                    "carrier performance and stuck orders.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True,
-                   help="the HTML file to write (ending in .html), or a directory to write dashboard.html "
-                        "into, e.g. report.html")
-    p.add_argument("--start", type=parse_month, help="first month shown, inclusive, e.g. 2026-01 (default: the earliest)")
-    p.add_argument("--end", type=parse_month, help="month after the last shown, exclusive, e.g. 2026-07 (default: the latest)")
+        "published warehouse, read-only: spend, refunds, fulfilment lead times, refund rate, "
+        "carrier performance and stuck orders.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the HTML file to write (ending in .html), or a directory to write dashboard.html into, e.g. report.html",
+    )
+    p.add_argument(
+        "--start", type=parse_month, help="first month shown, inclusive, e.g. 2026-01 (default: the earliest)"
+    )
+    p.add_argument(
+        "--end", type=parse_month, help="month after the last shown, exclusive, e.g. 2026-07 (default: the latest)"
+    )
     p.add_argument("--report-tz", help="time zone of the report months (env XPORT_REPORT_TZ, default Asia/Shanghai)")
     p.add_argument("--data-dir", help="directory holding warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
     p.set_defaults(func=cmd_dashboard, command="dashboard")

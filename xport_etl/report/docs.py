@@ -43,7 +43,10 @@ REGENERATE = "xport-etl docs"
 # what the view's SQL in sql/reports/ computes; keep them in step when a view changes.
 VIEW_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
     "rpt_spend_monthly": {
-        "month": ("first day of the calendar month (reporting time zone) the orders, or the refunds, were created in", True),
+        "month": (
+            "first day of the calendar month (reporting time zone) the orders, or the refunds, were created in",
+            True,
+        ),
         "platform": ("'taobao' or '1688'", True),
         "currency": ("currency of every amount on the row", True),
         "orders": ("orders created that month, cancelled ones excluded", True),
@@ -62,10 +65,19 @@ VIEW_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
         "delivered_orders": ("orders that have parcels, every one of them delivered", True),
         "created_to_paid_p50_h": ("median hours from `created_at` to `paid_at`", True),
         "created_to_paid_p90_h": ("90th percentile hours from `created_at` to `paid_at`", True),
-        "paid_to_first_event_p50_h": ("median hours from `paid_at` to the first event of the order's earliest parcel", True),
+        "paid_to_first_event_p50_h": (
+            "median hours from `paid_at` to the first event of the order's earliest parcel",
+            True,
+        ),
         "paid_to_first_event_p90_h": ("90th percentile hours from `paid_at` to the first parcel event", True),
-        "first_event_to_delivered_p50_h": ("median hours from the first parcel event to the last delivery (delivered orders)", True),
-        "first_event_to_delivered_p90_h": ("90th percentile hours from the first parcel event to the last delivery", True),
+        "first_event_to_delivered_p50_h": (
+            "median hours from the first parcel event to the last delivery (delivered orders)",
+            True,
+        ),
+        "first_event_to_delivered_p90_h": (
+            "90th percentile hours from the first parcel event to the last delivery",
+            True,
+        ),
     },
     "rpt_after_sale_monthly": {
         "month": ("first day of the calendar month (reporting time zone) the lines' orders were created in", True),
@@ -77,9 +89,12 @@ VIEW_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
         "refund_amount": ("sum of the succeeded refunds of those lines", True),
     },
     "rpt_stuck_orders": {
-        "kind": ("`paid_no_parcel_event`: paid more than 72 hours before `as_of`, status `paid` or `shipped`, "
-                 "no parcel; `parcel_no_progress`: a parcel not delivered whose last event is more than 7 days "
-                 "before `as_of`", False),
+        "kind": (
+            "`paid_no_parcel_event`: paid more than 72 hours before `as_of`, status `paid` or `shipped`, "
+            "no parcel; `parcel_no_progress`: a parcel not delivered whose last event is more than 7 days "
+            "before `as_of`",
+            False,
+        ),
         "platform": ("'taobao' or '1688'", False),
         "order_id": ("the order", False),
         "tracking_number": ("the stalled parcel; null for `paid_no_parcel_event`", False),
@@ -177,8 +192,10 @@ def view_columns(report_tz: str = DEFAULT_REPORT_TZ) -> dict[str, list[tuple[str
         ensure_schema(con)
         set_settings(con, {"report_tz": report_tz})
         refresh_views(con)
-        return {report.name: [(c[0], c[1]) for c in con.execute(f"describe {report.name}").fetchall()]
-                for report in reports()}
+        return {
+            report.name: [(c[0], c[1]) for c in con.execute(f"describe {report.name}").fetchall()]
+            for report in reports()
+        }
     finally:
         con.close()
 
@@ -188,10 +205,14 @@ def view_docs() -> list[ObjectDoc]:
     out = []
     for report in reports():
         meanings = VIEW_COLUMNS.get(report.name, {})
-        cols = tuple(ColumnDoc(col, typ, *meanings.get(col, (UNDOCUMENTED, False)))
-                     for col, typ in described[report.name])
-        out.append(ObjectDoc(report.name, "view", sql_header(report.body), (), cols,
-                             f"sql/reports/{report.name}.sql", report.macro))
+        cols = tuple(
+            ColumnDoc(col, typ, *meanings.get(col, (UNDOCUMENTED, False))) for col, typ in described[report.name]
+        )
+        out.append(
+            ObjectDoc(
+                report.name, "view", sql_header(report.body), (), cols, f"sql/reports/{report.name}.sql", report.macro
+            )
+        )
     return out
 
 
@@ -222,16 +243,22 @@ def status_tables() -> list[tuple[str, str, list[str], list[list[str]]]]:
         return rows
 
     return [
-        ("Order status", "`fct_orders.status` (unified) from `fct_orders.platform_status` (the platform's "
-         "code as text). A code not listed here maps to `other`.",
-         ["status", "Taobao codes", "1688 statuses"],
-         grouped(ORDER_STATUSES, TAOBAO_ORDER_STATUS, ALIBABA_ORDER_STATUS)),
-        ("Refund status", "`fct_order_lines.refund_status` (raw: `platform_refund_status`) and "
-         "`fct_refunds.status` (raw: `platform_status`). For 1688 the same mapping applies to an "
-         "item's `refundStatus` and a refund's `status`. A Taobao line without a refund status is "
-         "`none`; a code not listed here maps to null.",
-         ["status", "Taobao codes", "1688 statuses"],
-         grouped(REFUND_STATUSES, TAOBAO_REFUND_STATUS, ALIBABA_REFUND_STATUS)),
+        (
+            "Order status",
+            "`fct_orders.status` (unified) from `fct_orders.platform_status` (the platform's "
+            "code as text). A code not listed here maps to `other`.",
+            ["status", "Taobao codes", "1688 statuses"],
+            grouped(ORDER_STATUSES, TAOBAO_ORDER_STATUS, ALIBABA_ORDER_STATUS),
+        ),
+        (
+            "Refund status",
+            "`fct_order_lines.refund_status` (raw: `platform_refund_status`) and "
+            "`fct_refunds.status` (raw: `platform_status`). For 1688 the same mapping applies to an "
+            "item's `refundStatus` and a refund's `status`. A Taobao line without a refund status is "
+            "`none`; a code not listed here maps to null.",
+            ["status", "Taobao codes", "1688 statuses"],
+            grouped(REFUND_STATUSES, TAOBAO_REFUND_STATUS, ALIBABA_REFUND_STATUS),
+        ),
     ]
 
 
@@ -255,8 +282,10 @@ def _key_text(obj: ObjectDoc) -> str:
 
 
 def _macro_text(obj: ObjectDoc) -> str:
-    return (f"Table macro `{obj.macro}(tz)`: these columns with months in the time zone `tz`, e.g. "
-            f"`select * from {obj.macro}('UTC')`; the view is the macro at `etl_settings.report_tz`.")
+    return (
+        f"Table macro `{obj.macro}(tz)`: these columns with months in the time zone `tz`, e.g. "
+        f"`select * from {obj.macro}('UTC')`; the view is the macro at `etl_settings.report_tz`."
+    )
 
 
 def build_markdown() -> str:
@@ -286,9 +315,10 @@ def build_markdown() -> str:
             if obj.macro:
                 meta.append(_macro_text(obj))
             out += [" ".join(meta), ""]
-            out += _md_table(["column", "type", "contract", "meaning"],
-                             [[f"`{c.name}`", c.type, "contract" if c.public else "addition", c.doc]
-                              for c in obj.columns])
+            out += _md_table(
+                ["column", "type", "contract", "meaning"],
+                [[f"`{c.name}`", c.type, "contract" if c.public else "addition", c.doc] for c in obj.columns],
+            )
     out += ["", "## Status mappings"]
     for title, note, header, rows in status_tables():
         out += ["", f"### {title}", "", note, ""]
@@ -349,17 +379,25 @@ def build_html() -> str:
         "</head>",
         "<body>",
         "<h1>xport-etl data dictionary</h1>",
-        "<p>" + _inline(f"Generated by `{REGENERATE}` from `xport_etl/schemas.py`, `sql/reports/*.sql` and "
-                        "the normalisers' status mappings. Do not edit by hand: change the source and "
-                        "regenerate. The contract itself is `docs/warehouse.md`.") + "</p>",
-        '<nav><strong>Contents</strong><ul>',
+        "<p>"
+        + _inline(
+            f"Generated by `{REGENERATE}` from `xport_etl/schemas.py`, `sql/reports/*.sql` and "
+            "the normalisers' status mappings. Do not edit by hand: change the source and "
+            "regenerate. The contract itself is `docs/warehouse.md`."
+        )
+        + "</p>",
+        "<nav><strong>Contents</strong><ul>",
         '<li><a href="#conventions">Conventions</a></li>',
     ]
     for sec in secs:
         links = ", ".join(f'<a href="#{o.name}"><code>{o.name}</code></a>' for o in sec.objects)
         out.append(f'<li><a href="#{sec.anchor}">{html.escape(sec.title)}</a>: {links}</li>')
-    out += ['<li><a href="#status-mappings">Status mappings</a></li>', "</ul></nav>",
-            '<h2 id="conventions">Conventions</h2>', "<ul>"]
+    out += [
+        '<li><a href="#status-mappings">Status mappings</a></li>',
+        "</ul></nav>",
+        '<h2 id="conventions">Conventions</h2>',
+        "<ul>",
+    ]
     out += [f"<li>{_inline(c)}</li>" for c in CONVENTIONS]
     out.append("</ul>")
     for sec in secs:
@@ -372,9 +410,15 @@ def build_html() -> str:
             if obj.macro:
                 meta += f" {_inline(_macro_text(obj))}"
             out.append(f'<p class="meta">{meta}</p>')
-            rows = [[f"<code>{c.name}</code>", html.escape(c.type),
-                     '<span class="contract">contract</span>' if c.public else '<span class="addition">addition</span>',
-                     _inline(c.doc)] for c in obj.columns]
+            rows = [
+                [
+                    f"<code>{c.name}</code>",
+                    html.escape(c.type),
+                    '<span class="contract">contract</span>' if c.public else '<span class="addition">addition</span>',
+                    _inline(c.doc),
+                ]
+                for c in obj.columns
+            ]
             out += _html_table(["column", "type", "contract", "meaning"], rows, ("", "type", "", ""))
     out.append('<h2 id="status-mappings">Status mappings</h2>')
     for title, note, header, rows in status_tables():
@@ -426,8 +470,9 @@ def cmd_docs(args) -> int:
     fmt = SUFFIXES.get(out.suffix.lower())
     if fmt is not None and not out.is_dir():
         if args.format not in ("both", fmt):
-            raise ConfigError(f"--out {out} is a {fmt} file but --format is {args.format}: "
-                              f"give a .{args.format} file or a directory")
+            raise ConfigError(
+                f"--out {out} is a {fmt} file but --format is {args.format}: give a .{args.format} file or a directory"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, build_dictionary(fmt), mode=None)
         print(out)
@@ -440,20 +485,33 @@ def cmd_docs(args) -> int:
     return 0
 
 
-_DESCRIPTION = ("Generate the data dictionary of the warehouse (every fct_*/rpt_*/etl_* object, its "
-                "columns, types and meanings, and the status mappings) from the schema definitions "
-                "and report SQL. No warehouse or API needed.")
+_DESCRIPTION = (
+    "Generate the data dictionary of the warehouse (every fct_*/rpt_*/etl_* object, its "
+    "columns, types and meanings, and the status mappings) from the schema definitions "
+    "and report SQL. No warehouse or API needed."
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``docs`` command to the ``xport-etl`` sub-parser set; it sets ``func``."""
-    p = subparsers.add_parser("docs", help="generate the data dictionary (Markdown and HTML)",
-                              description=_DESCRIPTION, epilog=EXAMPLE,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", metavar="PATH",
-                   help="a file ending in .md or .html (that format alone), or a directory to write "
-                        f"DATA_DICTIONARY.md and/or data_dictionary.html into (default: {SQL_DIR})")
-    p.add_argument("--format", choices=(*FORMATS, "both"), default="both",
-                   help="md = DATA_DICTIONARY.md, html = data_dictionary.html (default: both)")
+    p = subparsers.add_parser(
+        "docs",
+        help="generate the data dictionary (Markdown and HTML)",
+        description=_DESCRIPTION,
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="a file ending in .md or .html (that format alone), or a directory to write "
+        f"DATA_DICTIONARY.md and/or data_dictionary.html into (default: {SQL_DIR})",
+    )
+    p.add_argument(
+        "--format",
+        choices=(*FORMATS, "both"),
+        default="both",
+        help="md = DATA_DICTIONARY.md, html = data_dictionary.html (default: both)",
+    )
     p.set_defaults(func=cmd_docs, command="docs")
     return p

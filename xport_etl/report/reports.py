@@ -73,13 +73,13 @@ def table_width() -> int:
     return 1000
 
 
-def format_rows(title: str, columns: list[str], rows: list[tuple], fmt: str = "table",
-                width: int | None = None) -> str:
+def format_rows(title: str, columns: list[str], rows: list[tuple], fmt: str = "table", width: int | None = None) -> str:
     """Rows as a table (numbers right-aligned, as wide as ``width``, default :func:`table_width`),
     CSV (no blank record at the end: printing adds the last line break) or a JSON array."""
     if fmt == "json":
-        return json.dumps([{c: _plain(v) for c, v in zip(columns, r, strict=True)} for r in rows],
-                          ensure_ascii=False, indent=2)
+        return json.dumps(
+            [{c: _plain(v) for c, v in zip(columns, r, strict=True)} for r in rows], ensure_ascii=False, indent=2
+        )
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -94,8 +94,9 @@ def format_rows(title: str, columns: list[str], rows: list[tuple], fmt: str = "t
     table = Table(title=title, title_justify="left")
     for i, col in enumerate(columns):
         # a wide text column folds onto more lines; numbers never do
-        table.add_column(col, justify="right" if _numeric(rows, i) else "left",
-                         no_wrap=_numeric(rows, i), overflow="fold")
+        table.add_column(
+            col, justify="right" if _numeric(rows, i) else "left", no_wrap=_numeric(rows, i), overflow="fold"
+        )
     for r in rows:
         table.add_row(*("" if v is None else str(_plain(v)) for v in r))
     console = Console(record=True, width=width or table_width(), file=io.StringIO())

@@ -13,8 +13,22 @@ from xport_etl.load.checks import read_check_results
 from xport_etl.load.publish import connect_reader, warehouse_path
 from xport_etl.schemas import FACTS, FCT_ORDERS, FCT_PARCELS
 
-RUN_COLUMNS = ("finished_at", "endpoint", "window_id", "outcome", "pages", "requests", "retries",
-               "http_429", "records", "rejected", "warnings", "drift_repages", "duration_s", "error")
+RUN_COLUMNS = (
+    "finished_at",
+    "endpoint",
+    "window_id",
+    "outcome",
+    "pages",
+    "requests",
+    "retries",
+    "http_429",
+    "records",
+    "rejected",
+    "warnings",
+    "drift_repages",
+    "duration_s",
+    "error",
+)
 
 
 def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
@@ -51,7 +65,9 @@ def freshness(data_dir: Path) -> list[dict[str, Any]]:
     try:
         for spec in FACTS:
             # child tables have no extraction time of their own: their parent's is theirs
-            source = {"fct_order_lines": FCT_ORDERS.name, "fct_parcel_events": FCT_PARCELS.name}.get(spec.name, spec.name)
+            source = {"fct_order_lines": FCT_ORDERS.name, "fct_parcel_events": FCT_PARCELS.name}.get(
+                spec.name, spec.name
+            )
             rows = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
             latest = con.execute(f"select max(extracted_at) from {source}").fetchall()[0][0]
             age_h = round((now - latest).total_seconds() / 3600, 2) if latest else None
@@ -93,11 +109,18 @@ def check_freshness(data_dir: Path, max_age_hours: float, *, now: datetime | Non
         times = [last_ok.get(e) for e in endpoints]
         oldest = None if any(t is None for t in times) else min(t for t in times if t is not None)
         age = None if oldest is None else round((now - oldest).total_seconds() / 3600, 2)
-        row = {"table": table, "refreshed_at": oldest, "age_hours": age, "max_age_hours": max_age_hours,
-               "fresh": age is not None and age <= max_age_hours}
+        row = {
+            "table": table,
+            "refreshed_at": oldest,
+            "age_hours": age,
+            "max_age_hours": max_age_hours,
+            "fresh": age is not None and age <= max_age_hours,
+        }
         rows.append(row)
         if not row["fresh"]:
-            stale.append(f"{table} ({'never loaded' if age is None else f'{age} h old'}; endpoints {', '.join(endpoints)})")
+            stale.append(
+                f"{table} ({'never loaded' if age is None else f'{age} h old'}; endpoints {', '.join(endpoints)})"
+            )
     if stale:
         raise StaleDataError(f"stale data, expected fresher than {max_age_hours} h: " + "; ".join(stale))
     return rows
