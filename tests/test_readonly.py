@@ -119,7 +119,7 @@ REVIEWED_SPLICES = {
         "'where seq not in (select seq from bad_json)' if skip_bad_json else ''",
     ): "constant clauses",
     ("taobao_orders_sql.py", "fast"): "a constant clause (python_pages) in normalize_sql.py",
-    ("taobao_orders_sql.py", "table"): "'cand_orders' or 'cand_lines'",
+    ("taobao_orders_sql.py", "table"): "the module's own scratch table names (cand_*, fast_*_<n>)",
     ("staging.py", "source"): "'out_orders' or 'out_lines'",
     ("staging.py", "select"): "column names of a schemas.py TableSpec, or '?' for a parameter",
     ("publish.py", "spec.name"): "TableSpec names in schemas.py",
@@ -163,7 +163,6 @@ REVIEWED_SPLICES = {
     ("taobao_orders_sql.py", "chunk"): "an int: the chunk's number in its window",
     ("taobao_orders_sql.py", "orders"): "a union of the module's own scratch table names",
     ("taobao_orders_sql.py", "lines"): "a union of the module's own scratch table names",
-    ("taobao_orders_sql.py", "table"): "the module's own scratch table names",
 }
 SQL_METHODS = {"execute", "executemany", "sql", "query"}
 
