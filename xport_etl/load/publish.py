@@ -185,6 +185,11 @@ class Report:
     body: str
     macro: str | None = None
 
+    def create_macro(self, *, temp: bool = False) -> str:
+        """The statement that defines this report's table macro (``temp``: for one connection only)."""
+        kind = "temp macro" if temp else "or replace macro"
+        return f"create {kind} {self.macro}(tz) as table\n{self.body}"
+
     @property
     def select(self) -> str:
         """The view's query."""
@@ -215,7 +220,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
     objects = reports()
     for report in objects:
         if report.macro:
-            con.execute(f"create or replace macro {report.macro}(tz) as table\n{report.body}")
+            con.execute(report.create_macro())
     for report in objects:
         con.execute(f"create or replace view {report.name} as\n{report.select}")
 

@@ -172,7 +172,7 @@ def define_missing_macros(con: duckdb.DuckDBPyConnection) -> list[str]:
     defined = []
     for report in reports():
         if report.macro and report.macro not in have:
-            con.execute(f"create temp macro {report.macro}(tz) as table\n{report.body}")
+            con.execute(report.create_macro(temp=True))
             defined.append(report.macro)
     return defined
 
