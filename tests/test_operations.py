@@ -630,12 +630,13 @@ def test_the_summary_is_readable_lines():
         {
             "warehouse": "data/warehouse.duckdb",
             "batches": 3,
+            "records": 1234,
             "rejects": 2,
             "rows_written": {"fct_orders": 1234, "fct_order_lines": 2345},
         }
     )
     assert text.splitlines() == [
-        "published data/warehouse.duckdb (3 windows)",
+        "published data/warehouse.duckdb: 1,234 records in 3 windows",
         "  fct_order_lines          2,345 rows",
         "  fct_orders               1,234 rows",
         "  rejected records             2",

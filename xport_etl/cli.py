@@ -265,20 +265,35 @@ class _PageProgress:
         self.progress.__exit__(exc_type, *exc)
 
 
+def _count(n: int, what: str) -> str:
+    """``1 record``, ``2,345 records``."""
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
 def format_result(result: dict) -> str:
-    """A load's or run's outcome for people: where it went, then rows written per table."""
+    """A load's or run's outcome for people: where it went, how many records in how many windows,
+    then rows written per table. A run that found nothing (a quiet night, a window in the future,
+    an incremental run with nothing new) says so: it did its job, and its command exits 0."""
     lines = []
     if result.get("resumed"):
         lines.append("resumed an unfinished run")
     if not result.get("warehouse"):
         lines.append("nothing was published: no window was landed")
         return "\n".join(lines)
-    batches = result.get("batches")
-    windows = f" ({batches} window{'' if batches == 1 else 's'})" if batches is not None else ""
-    lines.append(f"published {result['warehouse']}{windows}")
+    batches = result.get("batches") or 0
+    records = result.get("records")
+    landed = (
+        f"{_count(records, 'record')} in {_count(batches, 'window')}"
+        if records is not None
+        else _count(batches, "window")
+    )
+    lines.append(f"published {result['warehouse']}: {landed}")
     rows = dict(sorted((result.get("rows_written") or {}).items()))
-    width = max(len("rejected records"), *(len(t) for t in rows))
-    lines += [f"  {table:<{width}}  {n:>12,} rows" for table, n in rows.items()] or ["  no rows changed"]
+    width = max([len("rejected records"), *(len(t) for t in rows)])
+    if rows:
+        lines += [f"  {table:<{width}}  {n:>12,} rows" for table, n in rows.items()]
+    else:
+        lines.append("  nothing new: no rows changed" if not records else "  no rows changed")
     lines.append(f"  {'rejected records':<{width}}  {result.get('rejects', 0):>12,}")
     return "\n".join(lines)
 
@@ -303,9 +318,12 @@ def cmd_load(args) -> int:
     manifests = args.manifest or [
         str(m.directory / "manifest.json") for m in complete_windows(s.data_dir, raw_url=s.raw_url)
     ]
-    if not manifests:
+    if not manifests:  # nothing to do is not a failure (cron runs `load` on an empty night too)
         where = redact(s.raw_url) if s.raw_url else f"{s.data_dir}/raw"
-        raise UsageError(f"nothing landed under {where}: run `xport-etl extract` first")
+        if s.raw_url is None and not s.data_dir.is_dir():  # a typo in --data-dir is, though
+            raise UsageError(f"no data directory {s.data_dir}: check --data-dir / XPORT_DATA_DIR")
+        print(f"nothing to load: 0 windows landed under {where} (`xport-etl run` or `extract` lands them)")
+        return 0
     with _PageProgress(args.quiet, s.report_tz) as progress:
         result = load_windows(s, manifests, progress=progress)
     print(format_result(result))
