@@ -366,7 +366,7 @@ STATUS_SECTIONS = ("runs", "freshness", "checks")
 def cmd_status(args) -> int:
     import json
 
-    from xport_etl.report.reports import format_rows, plain
+    from xport_etl.report.reports import format_rows, plain, wrap_words
     from xport_etl.report.status import (
         CHECK_COLUMNS,
         RUN_COLUMNS,
@@ -403,16 +403,15 @@ def cmd_status(args) -> int:
     titles = {
         "runs": "last runs",
         "freshness": "freshness",
-        "checks": f"checks with violations in the last publish ({run_id})",
+        "checks": f"checks with violations in the last publish ({run_id})" if run_id else "checks",
     }
     for name in wanted:
         rows = sections[name]
         if not rows and args.format == "table":
-            print(
-                f"{titles[name]}: none"
-                if run_id and name == "checks"
-                else f"{titles[name]}: none yet under {s.data_dir}"
-            )
+            if name == "checks":
+                print(wrap_words(f"{titles[name]}: none" if run_id else f"checks: no publish yet under {s.data_dir}"))
+            else:
+                print(wrap_words(f"{titles[name]}: none yet under {s.data_dir}"))
             continue
         columns = list(rows[0]) if rows else list(empty[name])
         print(format_rows(titles[name], columns, [tuple(r[c] for c in columns) for r in rows], args.format))
