@@ -25,6 +25,7 @@ from xport_etl.callbacks.receiver import (
 from xport_etl.callbacks.refresh import (
     refresh_from_callbacks,
 )
+from xport_etl.cliutil import int_arg, number_arg
 
 # ---- CLI
 
@@ -113,14 +114,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="interface to listen on (default 127.0.0.1), e.g. --host 0.0.0.0",
     )
-    serve.add_argument("--port", type=int, default=8780, help="port to listen on (default 8780), e.g. --port 9000")
+    serve.add_argument(
+        "--port", type=int_arg(0, 65535), default=8780, help="port to listen on (default 8780), e.g. --port 9000"
+    )
     serve.add_argument(
         "--data-dir",
         help="data directory (env XPORT_DATA_DIR, default ./data); the inbox is <data-dir>/callbacks/",
     )
     serve.add_argument(
         "--max-skew",
-        type=float,
+        type=number_arg(0, 86_400, above=True),
         default=DEFAULT_MAX_SKEW_S,
         help=f"accepted distance of a message's timestamp from now, seconds (default {DEFAULT_MAX_SKEW_S}), e.g. --max-skew 900",
     )
