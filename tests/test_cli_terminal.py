@@ -350,3 +350,17 @@ def test_piped_a_table_is_as_wide_as_it_needs(warehouses, capsys, monkeypatch):
     assert "one block" not in screen and max(len(line) for line in screen.splitlines()) > 200
     _, csv_text = _cli(capsys, monkeypatch, None, "report", "fulfilment", "--format", "csv", *data)
     assert_whole(screen, None, ("rpt_fulfilment_monthly", csv_text))
+
+
+def test_a_terminal_that_cannot_print_box_drawing_gets_ascii_and_escapes(warehouses, monkeypatch):
+    # PYTHONIOENCODING=ascii or a latin-1 terminal: no traceback, every value whole (escaped)
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii"))
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["report", "carrier_performance", "--data-dir", str(warehouses["full"])]) == 0
+    sys.stdout.flush()
+    screen = raw.getvalue().decode("ascii")
+    assert screen.splitlines()[1].startswith("+===") and "| carrier " in screen
+    lines = screen.splitlines()
+    assert len({len(line) for line in lines[1:]}) == 1  # the columns line up: escapes are measured as printed
+    assert re.search(r"\| (\\u[0-9a-f]{4})+ +\|", screen)  # a carrier's name, escaped

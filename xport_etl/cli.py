@@ -24,6 +24,7 @@ monthly reports use). Give an explicit offset (``2026-01-01T00:00:00+00:00``) to
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import re
 import sys
@@ -731,6 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a value this terminal cannot encode is escaped, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

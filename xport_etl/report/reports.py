@@ -124,6 +124,10 @@ def format_rows(title: str, columns: list[str], rows: list[tuple], fmt: str = "t
     heading = _wrap([*title.split(" "), *(["(no rows)"] if not rows else [])], limit)
     names = [shown(c) for c in columns]
     cells = [[shown(v) for v in r] for r in rows]
+    encoding = sys.stdout.encoding or "utf-8"
+    if _box() is _ASCII_BOX:  # escaped here, so that the widths are those printed
+        names = [n.encode(encoding, "backslashreplace").decode(encoding) for n in names]
+        cells = [[c.encode(encoding, "backslashreplace").decode(encoding) for c in r] for r in cells]
     widths = [max([cell_len(n), *(cell_len(r[i]) for r in cells)]) for i, n in enumerate(names)]
     needed = sum(w + 3 for w in widths) + 1
     if limit is not None and needed > limit:
@@ -132,8 +136,23 @@ def format_rows(title: str, columns: list[str], rows: list[tuple], fmt: str = "t
     return "\n".join([*heading, *_table_lines(names, cells, widths, right)])
 
 
+_UNICODE_BOX = "┏━┳┓┃┡╇┩│└─┴┘"
+_ASCII_BOX = "+=++|+++|+-++"
+
+
+def _box() -> str:
+    """The table's border characters: box drawing, or ASCII where stdout cannot encode them (a
+    latin-1 terminal, ``PYTHONIOENCODING=ascii``)."""
+    try:
+        _UNICODE_BOX.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return _ASCII_BOX
+    return _UNICODE_BOX
+
+
 def _table_lines(names: list[str], cells: list[list[str]], widths: list[int], right: list[bool]) -> list[str]:
     """A table with every cell whole (its width the widest value's), numbers right-aligned."""
+    tl, heavy, t_cross, tr, head_bar, ml, m_cross, mr, bar, bl, light, b_cross, br = tuple(_box())
 
     def line(values: list[str], bar: str) -> str:
         parts = []
@@ -146,11 +165,11 @@ def _table_lines(names: list[str], cells: list[list[str]], widths: list[int], ri
         return left + cross.join(fill * (w + 2) for w in widths) + end
 
     return [
-        rule("┏", "┳", "┓", "━"),
-        line(names, "┃"),
-        rule("┡", "╇", "┩", "━"),
-        *(line(r, "│") for r in cells),
-        rule("└", "┴", "┘", "─"),
+        rule(tl, t_cross, tr, heavy),
+        line(names, head_bar),
+        rule(ml, m_cross, mr, heavy),
+        *(line(r, bar) for r in cells),
+        rule(bl, b_cross, br, light),
     ]
 
 
@@ -181,9 +200,10 @@ def format_blocks(names: list[str], cells: list[list[str]], *, needed: int, widt
     if not cells:  # the columns still say what the report would hold
         return _wrap(["columns:", *(f"{n}," for n in names[:-1]), *names[-1:]], width, "  ")
     pad = max(cell_len(n) for n in names)
+    rule = _box()[10] * 2
     lines = []
     for i, row in enumerate(cells, start=1):
-        lines.append(f"── row {i:,} of {len(cells):,} ──")
+        lines.append(f"{rule} row {i:,} of {len(cells):,} {rule}")
         for name, value in zip(names, row, strict=True):
             label = name + " " * (pad - cell_len(name))
             if pad + 2 + cell_len(value) <= width:
