@@ -45,6 +45,11 @@ inbox_rotate_bytes        XPORT_INBOX_ROTATE_BYTES         64 MiB per inbox segm
 callback_dedup_horizon    XPORT_CALLBACK_DEDUP_HORIZON     86 400 s: how long a message id is remembered
 ========================  ===============================  =====================================
 
+Numbers are read in ASCII only (``int()`` and ``float()`` also take ``٣``, ``1_0``, ``inf`` and
+``nan``) and every numeric setting has a maximum (``_AT_MOST``: no ``inf`` timeout, no unbounded
+buffer). A failed check names the environment variable, or what :meth:`Settings.from_env` is told
+the person gave instead (``given_as``: the CLI's ``--workers``).
+
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
 that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
 ``data_dir`` on the one machine that loads (see :mod:`xport_etl.extract.storage`). Its credentials and
