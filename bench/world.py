@@ -47,7 +47,7 @@ def _free_port() -> int:
 
 
 class Sandbox:
-    """``xport-etl sandbox`` in a subprocess: ``base_url``, ``stats()``.
+    """``xport-sandbox serve`` in a subprocess: ``base_url``, ``stats()``.
 
     ``warm``: the server builds every order's details before it answers (``--warm``), so that a
     measured client never waits for the sandbox generating its world (startup is not measured).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,16 +142,28 @@ def test_the_sandbox_demo_takes_run_demos_options_with_its_defaults():
 
 
 def _parser_constructions(package: str) -> dict[str, int]:
-    """``relative path → count`` of ``argparse.ArgumentParser(...)`` calls in ``package``'s source."""
+    """``relative path → count`` of ``argparse.ArgumentParser(...)`` calls in ``package``'s source
+    (or of a subclass of it defined there)."""
     found: dict[str, int] = {}
-    for path in sorted((REPO / package).rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    trees = {
+        path: ast.parse(path.read_text(encoding="utf-8"), str(path)) for path in sorted((REPO / package).rglob("*.py"))
+    }
+
+    def _name(node: ast.expr) -> str | None:
+        return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+
+    parsers = {"ArgumentParser"} | {
+        node.name
+        for tree in trees.values()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and any(_name(base) == "ArgumentParser" for base in node.bases)
+    }
+    for path, tree in trees.items():
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-            if name == "ArgumentParser":
+            name = _name(node.func)
+            if name in parsers:
                 key = path.relative_to(REPO).as_posix()
                 found[key] = found.get(key, 0) + 1
     return found
@@ -163,3 +176,89 @@ def test_only_the_cli_module_builds_an_argument_parser(package, only):
         f"{sorted(set(found) - {only})} build their own argparse.ArgumentParser: add the command to "
         f"{only} instead (a module contributes a subcommand with register(subparsers))"
     )
+
+
+# ---- every command a hint, a help text or a document names exists (issue 22.8: hints named
+# `xport-etl sandbox`, which had become `xport-sandbox serve`)
+
+_SCANNED = ("README.md", "BENCHMARKS.md", "Makefile", "docs", "xport_etl", "xport_sandbox", "dags", "provider", "bench")
+_CODE = re.compile(r"``(.+?)``|`([^`\n]+)`")  # inline code in Markdown and docstrings, and hints in backticks
+_MENTION = re.compile(r"\b(xport-etl|xport-sandbox)((?: +[^\s`'\"|;&>)]+)*)")
+
+
+def _mentions() -> Iterator[tuple[str, str, list[str]]]:
+    """``(where, program, words)`` for every command line naming ``xport-etl`` or ``xport-sandbox``
+    in inline code, a fenced code block, or an ``example:`` line."""
+    paths = []
+    for name in _SCANNED:
+        root = REPO / name
+        paths += [root] if root.is_file() else [p for p in root.rglob("*") if p.suffix in (".py", ".md", ".html")]
+    for path in sorted(paths):
+        fenced = False
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+                continue
+            code = fenced or "example" in line or (path.name == "Makefile" and not line.lstrip().startswith("#"))
+            spans = [line] if code else [a or b for a, b in _CODE.findall(line)]
+            for span in spans:
+                for m in _MENTION.finditer(span):
+                    yield f"{path.relative_to(REPO)}:{number}", m.group(1), m.group(2).split()
+
+
+def _placeholder(word: str) -> bool:
+    return bool(re.search(r"[<{$…*]|^[A-Z][A-Z_]*$|^\.\.\.$|^\[", word))
+
+
+def _unknown_words(parser: argparse.ArgumentParser, words: list[str]) -> str | None:
+    """The first word of ``words`` that ``parser`` does not know (a subcommand, an option), else None."""
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if _placeholder(word) or (i == 0 and word.endswith(":")):
+            return None  # what follows is the reader's to fill in (or the line is output: `xport-etl check: …`)
+        subs = _subparsers(parser)
+        if word.startswith("-"):
+            option = word.split("=", 1)[0]
+            action = next((a for a in parser._actions if option in a.option_strings), None)
+            if action is None:
+                return word
+            i += 2 if action.nargs != 0 and "=" not in word else 1
+            continue
+        if subs:
+            if word not in subs[0].choices:
+                return word
+            parser = subs[0].choices[word]
+        elif word not in _action_choices(parser):
+            return None  # a positional value (a report name is checked below), or prose after the command
+        i += 1
+    return None
+
+
+def _action_choices(parser: argparse.ArgumentParser) -> set[str]:
+    return {c for a in parser._actions if not a.option_strings and a.choices for c in a.choices}
+
+
+def test_every_command_a_hint_or_a_document_names_exists():
+    parsers = {"xport-etl": build_parser(), "xport-sandbox": build_sandbox_parser()}
+    reports = set(report_views())
+    seen, wrong = 0, []
+    for where, program, words in _mentions():
+        seen += 1
+        bad = _unknown_words(parsers[program], words)
+        if bad is None and program == "xport-etl" and words[:1] == ["report"] and len(words) > 1:
+            name = words[1]
+            bad = None if _placeholder(name) or name in reports or name.startswith("-") else name
+        if bad is not None:
+            wrong.append(f"{where}: `{program} {' '.join(words)}` ({bad!r} is not in the parser)")
+    assert seen > 100  # the scan finds the commands the documents name
+    assert wrong == []
+
+
+def test_the_scan_finds_a_command_that_does_not_exist():
+    parser = build_parser()
+    assert _unknown_words(parser, ["sandbox"]) == "sandbox"
+    assert _unknown_words(parser, ["run", "--start", "2026-01-01", "--chunk", "7"]) == "--chunk"
+    assert _unknown_words(parser, ["callbacks", "status"]) == "status"
+    assert _unknown_words(parser, ["callbacks", "serve", "--port", "8780"]) is None
+    assert _unknown_words(parser, ["extract", "--endpoint", "{endpoint}", "--mode", "{mode}"]) is None

@@ -24,6 +24,7 @@ monthly reports use). Give an explicit offset (``2026-01-01T00:00:00+00:00``) to
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import re
 import sys
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from xport_etl.cliutil import UsageError, _fail, run_command
+from xport_etl.cliutil import UsageError, _fail, int_arg, number_arg, run_command
 from xport_etl.fsutil import write_atomic
 
 if TYPE_CHECKING:
@@ -50,6 +51,13 @@ EXAMPLES = """examples:
 """
 
 
+# the dates a window may span, as typed: Taobao's first order is from 2003, and a window far in the
+# future is a typo (`9999-12-31` would be 95,000 windows of 31 days, and times past the year 9999 in
+# UTC do not exist); a window in the near future is allowed (it is empty, and says so)
+EARLIEST, LATEST = datetime(2000, 1, 1), datetime(2100, 1, 1)
+DAYS = int_arg(1, 36_525)  # --chunk-days, --run-days: at most the 100 years a window can span
+
+
 def _parse_time(text: str, tz: str) -> datetime:
     try:
         if len(text) == 10:
@@ -59,15 +67,34 @@ def _parse_time(text: str, tz: str) -> datetime:
             value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise UsageError(f"not a date or time: {text!r} (use 2026-01-01 or 2026-01-01T08:00:00+08:00)") from exc
+    if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:  # the wall-clock value: no conversion overflows
+        raise UsageError(
+            f"{text} is out of range: a window lies between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} "
+            "(the API holds nothing older; a later date is a typo)"
+        )
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(tz))
     return value
+
+
+# the settings the common options set, by field: a bad value is named as the person gave it
+FLAGS = {
+    "base_url": "--base-url",
+    "access_key": "--access-key",
+    "user_id": "--user-id",
+    "data_dir": "--data-dir",
+    "rate_limit": "--rate-limit",
+    "report_tz": "--report-tz",
+    "sign_recipe": "--sign-recipe",
+    "workers": "--workers",
+}
 
 
 def _settings(args):
     from xport_etl.settings import Settings
 
     settings = Settings.from_env(
+        given_as=FLAGS,
         base_url=args.base_url,
         access_key=args.access_key,
         user_id=args.user_id,
@@ -265,20 +292,35 @@ class _PageProgress:
         self.progress.__exit__(exc_type, *exc)
 
 
+def _count(n: int, what: str) -> str:
+    """``1 record``, ``2,345 records``."""
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
 def format_result(result: dict) -> str:
-    """A load's or run's outcome for people: where it went, then rows written per table."""
+    """A load's or run's outcome for people: where it went, how many records in how many windows,
+    then rows written per table. A run that found nothing (a quiet night, a window in the future,
+    an incremental run with nothing new) says so: it did its job, and its command exits 0."""
     lines = []
     if result.get("resumed"):
         lines.append("resumed an unfinished run")
     if not result.get("warehouse"):
         lines.append("nothing was published: no window was landed")
         return "\n".join(lines)
-    batches = result.get("batches")
-    windows = f" ({batches} window{'' if batches == 1 else 's'})" if batches is not None else ""
-    lines.append(f"published {result['warehouse']}{windows}")
+    batches = result.get("batches") or 0
+    records = result.get("records")
+    landed = (
+        f"{_count(records, 'record')} in {_count(batches, 'window')}"
+        if records is not None
+        else _count(batches, "window")
+    )
+    lines.append(f"published {result['warehouse']}: {landed}")
     rows = dict(sorted((result.get("rows_written") or {}).items()))
-    width = max(len("rejected records"), *(len(t) for t in rows))
-    lines += [f"  {table:<{width}}  {n:>12,} rows" for table, n in rows.items()] or ["  no rows changed"]
+    width = max([len("rejected records"), *(len(t) for t in rows)])
+    if rows:
+        lines += [f"  {table:<{width}}  {n:>12,} rows" for table, n in rows.items()]
+    else:
+        lines.append("  nothing new: no rows changed" if not records else "  no rows changed")
     lines.append(f"  {'rejected records':<{width}}  {result.get('rejects', 0):>12,}")
     return "\n".join(lines)
 
@@ -303,9 +345,12 @@ def cmd_load(args) -> int:
     manifests = args.manifest or [
         str(m.directory / "manifest.json") for m in complete_windows(s.data_dir, raw_url=s.raw_url)
     ]
-    if not manifests:
+    if not manifests:  # nothing to do is not a failure (cron runs `load` on an empty night too)
         where = redact(s.raw_url) if s.raw_url else f"{s.data_dir}/raw"
-        raise UsageError(f"nothing landed under {where}: run `xport-etl extract` first")
+        if s.raw_url is None and not s.data_dir.is_dir():  # a typo in --data-dir is, though
+            raise UsageError(f"no data directory {s.data_dir}: check --data-dir / XPORT_DATA_DIR")
+        print(f"nothing to load: 0 windows landed under {where} (`xport-etl run` or `extract` lands them)")
+        return 0
     with _PageProgress(args.quiet, s.report_tz) as progress:
         result = load_windows(s, manifests, progress=progress)
     print(format_result(result))
@@ -319,8 +364,6 @@ def cmd_run(args) -> int:
 
     s = _settings(args)
     start, end = _window(args, s)
-    if args.chunk_days < 1 or args.run_days < 1:
-        raise UsageError(f"--chunk-days and --run-days must be at least 1, got {args.chunk_days} and {args.run_days}")
     with _PageProgress(args.quiet, s.report_tz) as progress:
         result = run_window(
             s,
@@ -348,7 +391,7 @@ STATUS_SECTIONS = ("runs", "freshness", "checks")
 def cmd_status(args) -> int:
     import json
 
-    from xport_etl.report.reports import format_rows, plain
+    from xport_etl.report.reports import format_rows, plain, wrap_words
     from xport_etl.report.status import (
         CHECK_COLUMNS,
         RUN_COLUMNS,
@@ -385,16 +428,15 @@ def cmd_status(args) -> int:
     titles = {
         "runs": "last runs",
         "freshness": "freshness",
-        "checks": f"checks with violations in the last publish ({run_id})",
+        "checks": f"checks with violations in the last publish ({run_id})" if run_id else "checks",
     }
     for name in wanted:
         rows = sections[name]
         if not rows and args.format == "table":
-            print(
-                f"{titles[name]}: none"
-                if run_id and name == "checks"
-                else f"{titles[name]}: none yet under {s.data_dir}"
-            )
+            if name == "checks":
+                print(wrap_words(f"{titles[name]}: none" if run_id else f"checks: no publish yet under {s.data_dir}"))
+            else:
+                print(wrap_words(f"{titles[name]}: none yet under {s.data_dir}"))
             continue
         columns = list(rows[0]) if rows else list(empty[name])
         print(format_rows(titles[name], columns, [tuple(r[c] for c in columns) for r in rows], args.format))
@@ -461,6 +503,15 @@ def _report_names() -> tuple[str, ...]:
     return tuple(sorted(name for name in report_views() if not name.startswith("rpt_")))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as every other failure: one ``error:`` line and one
+    ``hint:`` line naming the command's ``--help``, exit 2 (not the whole usage block)."""
+
+    def error(self, message: str):
+        _fail(f"{self.prog}: {message}", f"see `{self.prog} --help`")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``xport-etl`` parser, the library's only one: every user command is a subcommand here.
 
@@ -475,13 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     from xport_etl.extract.auth import DEFAULT_SIGN_RECIPE, SIGN_RECIPES
     from xport_etl.report import dashboard, docs
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xport-etl",
         description="Xportcn orders → DuckDB reporting pipeline, without Airflow.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     g = common.add_argument_group("connection and storage (default: environment, then the sandbox)")
     g.add_argument("--base-url", help="API base URL (env XPORT_BASE_URL), e.g. https://www.xportcn.com/api")
     g.add_argument(
@@ -490,7 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--user-id", help="user-id header (env XPORT_USER_ID), e.g. 1000001")
     g.add_argument("--data-dir", help="raw pages, Parquet and warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
     g.add_argument(
-        "--rate-limit", type=float, help="requests per second for this access key (env XPORT_RATE_LIMIT, default 10)"
+        "--rate-limit",
+        type=number_arg(),
+        help="requests per second for this access key (env XPORT_RATE_LIMIT, default 10)",
     )
     g.add_argument("--report-tz", help="reporting time zone (env XPORT_REPORT_TZ, default Asia/Shanghai)")
     g.add_argument(
@@ -501,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--workers",
-        type=int,
+        type=int_arg(),
         help="windows normalised at once (env XPORT_WORKERS, default every core; 1 uses the least memory)",
     )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -509,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    window = argparse.ArgumentParser(add_help=False)
+    window = _Parser(add_help=False)
     window.add_argument("--start", required=True, help="window start, inclusive, e.g. 2026-01-01")
     window.add_argument("--end", required=True, help="window end, exclusive, e.g. 2026-07-01")
     window.add_argument(
@@ -564,9 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--chunk-days", type=int, default=31, help="split the window into chunks of this many days (default 31)"
+        "--chunk-days", type=DAYS, default=31, help="split the window into chunks of this many days (default 31)"
     )
-    p.add_argument("--run-days", type=int, default=31, help=run_days)
+    p.add_argument("--run-days", type=DAYS, default=31, help=run_days)
     p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.add_argument(
         "--incremental",
@@ -586,8 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
         "example: xport-etl backfill --start 2025-01-01 --end 2026-01-01 --chunk-days 7",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--chunk-days", type=int, default=7, help="window size in days (default 7)")
-    p.add_argument("--run-days", type=int, default=31, help=run_days)
+    p.add_argument("--chunk-days", type=DAYS, default=7, help="window size in days (default 7)")
+    p.add_argument("--run-days", type=DAYS, default=31, help=run_days)
     p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.set_defaults(func=cmd_backfill)
 
@@ -599,10 +652,10 @@ def build_parser() -> argparse.ArgumentParser:
         "example: xport-etl status --limit 5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--limit", type=int, default=15, help="how many runs to show (default 15)")
+    p.add_argument("--limit", type=int_arg(1, 100_000), default=15, help="how many runs to show (default 15)")
     p.add_argument(
         "--check-freshness",
-        type=float,
+        type=number_arg(0, 366 * 24, above=True),
         metavar="HOURS",
         help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26",
     )
@@ -679,6 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a value this terminal cannot encode is escaped, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -9,12 +9,13 @@ the CLI back.
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
 import traceback
 
-__all__ = ["UsageError", "run_command"]
+__all__ = ["UsageError", "int_arg", "number_arg", "run_command"]
 
 
 class UsageError(Exception):
@@ -33,7 +34,7 @@ def run_command(args) -> int:
         RunInProgressError,
         XportError,
     )
-    from xport_etl.extract.landing import ManifestError
+    from xport_etl.extract.landing import ManifestError, PagesUnreadableError
     from xport_etl.extract.storage import PathOutsideError
     from xport_etl.load.publish import CheckFailedError, WarehouseError
     from xport_etl.normalize.values import PageError
@@ -45,7 +46,22 @@ def run_command(args) -> int:
         old_umask = os.umask(umask_from_env())
         return args.func(args)
     except (UsageError, ConfigError, KeyError) as exc:
-        _fail(str(exc).strip("'\""), "see `xport-etl {} --help`".format(getattr(args, "command", "")))
+        # a KeyError's str() is the repr of its message: the message itself, its quotes intact
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        _fail(message, "see `xport-etl {} --help`".format(getattr(args, "command", "")))
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:  # not an optional package: a broken installation, i.e. a bug to report
+            traceback.print_exc()
+            return 1
+        command = " ".join(
+            str(part) for part in (getattr(args, "command", ""), getattr(args, "callbacks_command", "")) if part
+        )
+        _fail(
+            f"`xport-etl {command}` needs {exc.name}, which is not installed",
+            f"install the `{extra}` extra: pip install 'xport-etl[{extra}]' (with -c constraints.txt for the tested versions)",
+        )
         return 2
     except FileNotFoundError as exc:
         _fail(str(exc), "check --data-dir / XPORT_DATA_DIR")
@@ -82,6 +98,9 @@ def run_command(args) -> int:
         return 8
     except PageError as exc:
         _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
+        return 5
+    except PagesUnreadableError as exc:
+        _fail(str(exc), f"{exc.again()}; nothing was published")
         return 5
     except (ManifestError, PathOutsideError) as exc:
         _fail(
@@ -122,6 +141,58 @@ def run_command(args) -> int:
     finally:
         if old_umask is not None:
             os.umask(old_umask)
+
+
+# the optional packages and the extra that installs each (pyproject.toml's optional-dependencies)
+_EXTRAS = {
+    "plotly": "dashboard",
+    "jinja2": "dashboard",
+    "markupsafe": "dashboard",
+    "starlette": "callbacks",
+    "uvicorn": "callbacks",
+    "h11": "callbacks",
+    "s3fs": "s3",
+    "aiobotocore": "s3",
+    "botocore": "s3",
+    "redis": "redis",
+}
+
+
+def int_arg(low: int | None = None, high: int | None = None):
+    """An argparse ``type`` for an integer option: ASCII digits only (``int()`` also takes ``٣``,
+    ``1_0`` and thousands of digits), from ``low`` to ``high`` (unbounded when None: a setting
+    such as ``--workers``, whose bounds :class:`~xport_etl.settings.Settings` checks and names)."""
+    from xport_etl.numbers import ascii_int
+
+    def parse(text: str) -> int:
+        value = ascii_int(text, max_digits=12, signed=True)
+        if value is None or (low is not None and value < low) or (high is not None and value > high):
+            bounds = f" from {low:,} to {high:,}" if low is not None and high is not None else ""
+            raise argparse.ArgumentTypeError(f"expected a whole number{bounds}, got {text[:40]!r}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its own messages
+    return parse
+
+
+def number_arg(low: float | None = None, high: float | None = None, *, above: bool = False):
+    """An argparse ``type`` for a number option: a plain, finite ASCII decimal (``float()`` also
+    takes ``inf``, ``nan`` and ``1_000``), from ``low`` (excluded with ``above``) to ``high``
+    (unbounded when None, as :func:`int_arg`)."""
+    from xport_etl.settings import parse_number
+
+    def parse(text: str) -> float:
+        value = parse_number(text)
+        if value is not None and low is not None and high is not None:
+            inside = (low < value if above else low <= value) and value <= high
+            value = value if inside else None
+        if value is None:
+            bounds = "" if low is None or high is None else f" {'above' if above else 'from'} {low:g} up to {high:g}"
+            raise argparse.ArgumentTypeError(f"expected a number{bounds}, got {text[:40]!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
 
 
 _DISK_FULL = (

@@ -471,7 +471,8 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
     :class:`xport_etl.load.publish.NextState`); then record its windows in the run ledger.
 
     Returns:
-        Small counts: rows written per table, rejects, batches, the warehouse path.
+        Small counts: rows written per table, rejects, batches (windows), the records those
+        windows held (as the API listed them), the warehouse path.
     """
     pending = state.pending_rows
     started = time.time()
@@ -502,6 +503,7 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
         )
     return {
         "batches": result.batches,
+        "records": sum(row.get("records") or 0 for row in pending),
         "rows_written": result.rows_written,
         "rejects": result.rejects,
         "warehouse": result.warehouse,
@@ -901,6 +903,7 @@ def _run_window(
             progress({"event": "resume", "plan": str(plan.path)})
     results: dict[str, Any] = {
         "batches": 0,
+        "records": 0,
         "rows_written": {},
         "rejects": 0,
         "warehouse": None,
@@ -974,7 +977,7 @@ def _run_once(
         plan.fanout_done.append(e)
         plan.save()
     if not state.exists():  # nothing landed at all: nothing to publish
-        return {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
+        return {"batches": 0, "records": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
     return publish_state(settings, state, progress=progress)
 
 
@@ -1112,6 +1115,7 @@ class _ListLander:
 
 def _add_result(total: dict[str, Any], one: dict[str, Any]) -> None:
     total["batches"] += one["batches"]
+    total["records"] += one.get("records", 0)
     total["rejects"] += one["rejects"]
     total["warehouse"] = one["warehouse"] or total["warehouse"]
     for table, n in one["rows_written"].items():
@@ -1143,7 +1147,7 @@ def publish_run(settings: Settings, key: str) -> dict[str, Any]:
 
     state = NextState(settings.data_dir, key, settings.load_memory)
     if not state.exists():
-        return {"batches": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
+        return {"batches": 0, "records": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
     return publish_state(settings, state)
 
 

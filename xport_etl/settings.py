@@ -45,6 +45,11 @@ inbox_rotate_bytes        XPORT_INBOX_ROTATE_BYTES         64 MiB per inbox segm
 callback_dedup_horizon    XPORT_CALLBACK_DEDUP_HORIZON     86 400 s: how long a message id is remembered
 ========================  ===============================  =====================================
 
+Numbers are read in ASCII only (``int()`` and ``float()`` also take ``٣``, ``1_0``, ``inf`` and
+``nan``) and every numeric setting has a maximum (``_AT_MOST``: no ``inf`` timeout, no unbounded
+buffer). A failed check names the environment variable, or what :meth:`Settings.from_env` is told
+the person gave instead (``given_as``: the CLI's ``--workers``).
+
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
 that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
 ``data_dir`` on the one machine that loads (see :mod:`xport_etl.extract.storage`). Its credentials and
@@ -58,6 +63,7 @@ of one machine) to Redis (shared by every machine that names the same Redis): se
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -71,6 +77,7 @@ from xport_etl.errors import ConfigError
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions, load_assumptions
 from xport_etl.extract.storage import check_url, normalize, redact
 from xport_etl.load.checks import parse_overrides
+from xport_etl.numbers import ascii_int
 
 if TYPE_CHECKING:
     from xport_etl.extract.auth import SignRecipe
@@ -143,6 +150,38 @@ _FLOAT_FIELDS = (
     "callback_dedup_horizon",
     "freshness_hours",
 )
+
+# the largest value each numeric setting accepts (with its unit, for the message): anything larger
+# is a typo or an attack (`XPORT_TIMEOUT=inf` would let one request hang for ever), never a need
+_AT_MOST: Mapping[str, tuple[float, str]] = {
+    "rate_limit": (10_000, "requests/s"),
+    "timeout": (3600, "seconds"),
+    "safety_lag": (7 * 86_400, "seconds"),
+    "refetch_after": (366 * 86_400, "seconds"),
+    "callback_read_timeout": (3600, "seconds"),
+    "callback_keep_alive": (3600, "seconds"),
+    "callback_dedup_horizon": (366 * 86_400, "seconds"),
+    "freshness_hours": (366 * 24, "hours"),
+    "callback_max_body": (1 << 30, "bytes"),
+    "callback_max_connections": (100_000, "connections"),
+    "inbox_rotate_bytes": (1 << 40, "bytes"),
+    "workers": (1024, "workers"),
+    "extract_workers": (256, "workers"),
+}
+
+# a number as a person writes it, in ASCII: float() also takes "inf", "nan", "1_000" and "٣"
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+
+
+def parse_number(text: str) -> float | None:
+    """``text`` as a finite float when it is a plain ASCII decimal number (``30``, ``2.5``,
+    ``1e3``), else None (``inf``, ``nan``, ``1_000``, Unicode digits, ``1e999``)."""
+    text = text.strip()
+    if len(text) > 40 or not _NUMBER.fullmatch(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
 
 # a DuckDB memory limit: a number with a unit (DuckDB's own spelling), or a share of the RAM
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|m|g|t)(i?b)?$|^(\d+(?:\.\d+)?)\s*%$", re.I)
@@ -317,13 +356,21 @@ class Settings:
                 f"XPORT_UMASK={self.umask:03o} would let every user of the machine read personal data; "
                 "use 077 (owner only) or 027 (owner and the data directory's group)"
             )
+        for name, (most, unit) in _AT_MOST.items():  # the checks above hold the lower bounds
+            value = getattr(self, name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and not value <= most:
+                raise ConfigError(f"{ENV_VARS[name]} must be at most {most:,} {unit}, got {value!r}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, given_as: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
         """Build settings from ``XPORT_*`` environment variables, then keyword overrides.
 
         Args:
             environ: the environment to read (default: ``os.environ``, read now).
+            given_as: what the person called each override (``{"workers": "--workers"}``): a
+                failed check of an overridden value names that, not its environment variable.
             **overrides: field values; non-None ones win over the environment.
 
         Raises:
@@ -342,7 +389,18 @@ class Settings:
             values[name] = _parse(name, var, raw.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         values.setdefault("assumptions", load_assumptions(env))
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            named = {
+                ENV_VARS[name]: label
+                for name, label in (given_as or {}).items()
+                if name in ENV_VARS and overrides.get(name) is not None
+            }
+            if not named:
+                raise
+            pattern = re.compile(r"\b(" + "|".join(map(re.escape, named)) + r")\b")
+            raise ConfigError(pattern.sub(lambda m: named[m[0]], str(exc))) from None
 
     @property
     def signer(self) -> SignRecipe:
@@ -463,18 +521,19 @@ def _parse(name: str, var: str, raw: str) -> Any:
         if not re.fullmatch(r"0?o?[0-7]{1,3}", raw):
             raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {raw!r}")
         return int(raw.replace("o", ""), 8)
-    try:
-        if name in _FLOAT_FIELDS:
-            return float(raw)
-        if name in _INT_FIELDS:
-            return int(raw)
-        if name == "data_dir":
-            return Path(raw).expanduser()
-    except ValueError:
-        kind = (
-            "a positive integer"
-            if name in ("page_size", "workers", "extract_workers")
-            else ("an integer" if name in _INT_FIELDS else "a number")
-        )
-        raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
+    if name in _FLOAT_FIELDS or name in _INT_FIELDS:
+        # ASCII digits only and a bounded length: float() and int() also take "inf", "nan",
+        # "1_000", "٣" and thousands of digits
+        value = ascii_int(raw, max_digits=15) if name in _INT_FIELDS else parse_number(raw)
+        if value is None:
+            kind = (
+                "a positive integer"
+                if name in ("page_size", "workers", "extract_workers")
+                else ("an integer" if name in _INT_FIELDS else "a finite number")
+            )
+            shown = repr(raw) if len(raw) <= 40 else f"{raw[:20]!r}… ({len(raw):,} characters)"
+            raise ConfigError(f"{var} must be {kind}, got {shown}")
+        return value
+    if name == "data_dir":
+        return Path(raw).expanduser()
     return raw

@@ -1,7 +1,7 @@
 """Fault profiles: the sandbox's gateway misbehaving on purpose, deterministically per seed.
 
 A profile is chosen when the app starts (``create_app(world, faults="flaky", fault_seed=7)``,
-``SandboxServer(..., faults="nasty")``, ``xport-etl sandbox --faults flaky``) and may be swapped
+``SandboxServer(..., faults="nasty")``, ``xport-sandbox serve --faults flaky``) and may be swapped
 later (``POST /_sandbox/faults``). Faults hit API endpoints only, never ``/_sandbox/*``; each API
 request consults one ``random.Random(seed)`` in arrival order, so a seed and an order of requests
 give the same faults every time.

@@ -395,7 +395,7 @@ def create_app(
     """
     check_recipe(sign_recipe)
     app = SandboxApp(
-        title="xport-etl sandbox",
+        title="xport-sandbox",
         docs_url="/_sandbox/docs",
         redoc_url=None,
         openapi_url="/_sandbox/openapi.json",

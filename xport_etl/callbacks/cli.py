@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from xport_etl.callbacks.inbox import (
+    DEAD_LETTER_FILE,
     INBOX_FILE,
     callbacks_dir,
 )
@@ -24,6 +25,7 @@ from xport_etl.callbacks.receiver import (
 from xport_etl.callbacks.refresh import (
     refresh_from_callbacks,
 )
+from xport_etl.cliutil import int_arg, number_arg
 
 # ---- CLI
 
@@ -68,7 +70,23 @@ def cmd_consume(args) -> int:
     settings = Settings.from_env(data_dir=Path(args.data_dir) if args.data_dir else None)
     result = refresh_from_callbacks(settings)
     print(json.dumps(result, default=str))
+    print(consume_summary(result), file=sys.stderr)  # for people; stdout stays the JSON for scripts
     return 0
+
+
+def consume_summary(result: dict) -> str:
+    """One line for people about a ``callbacks consume``: how many new messages, what they
+    refreshed, what was dead-lettered; an empty inbox says so (it is not a failure)."""
+    n = result.get("messages", 0)
+    if not n and not result.get("corrupt"):
+        return "callbacks: 0 new messages: nothing to refresh"
+    refreshed = f"{result.get('orders', 0):,} orders and {result.get('refunds', 0):,} refunds refreshed"
+    rows = sum((result.get("rows_written") or {}).values())
+    line = f"callbacks: {n:,} new message{'' if n == 1 else 's'}: {refreshed}, {rows:,} rows written"
+    dead = result.get("dead_lettered", 0)
+    if dead:
+        line += f"; {dead:,} dead-lettered (see {DEAD_LETTER_FILE} under the callbacks folder)"
+    return line
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -96,14 +114,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="interface to listen on (default 127.0.0.1), e.g. --host 0.0.0.0",
     )
-    serve.add_argument("--port", type=int, default=8780, help="port to listen on (default 8780), e.g. --port 9000")
+    serve.add_argument(
+        "--port", type=int_arg(0, 65535), default=8780, help="port to listen on (default 8780), e.g. --port 9000"
+    )
     serve.add_argument(
         "--data-dir",
         help="data directory (env XPORT_DATA_DIR, default ./data); the inbox is <data-dir>/callbacks/",
     )
     serve.add_argument(
         "--max-skew",
-        type=float,
+        type=number_arg(0, 86_400, above=True),
         default=DEFAULT_MAX_SKEW_S,
         help=f"accepted distance of a message's timestamp from now, seconds (default {DEFAULT_MAX_SKEW_S}), e.g. --max-skew 900",
     )

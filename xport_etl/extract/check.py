@@ -476,7 +476,7 @@ def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
             "fail",
             f"connect: {host}:{port} refused the connection",
             "nothing listens there: check the host and port in XPORT_BASE_URL "
-            "(`xport-etl sandbox` serves a local API on 127.0.0.1:8765)",
+            "(`xport-sandbox serve` serves a local API on 127.0.0.1:8765)",
         )
     if isinstance(exc, httpx.ConnectTimeout):
         return CheckStep(

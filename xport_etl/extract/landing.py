@@ -30,13 +30,14 @@ import contextlib
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from isal import igzip
+from isal import igzip, igzip_lib
 
 from xport_etl.extract import storage
 from xport_etl.fsutil import fsync_dir, write_atomic
@@ -294,12 +295,98 @@ def _parse_json(raw: bytes, where) -> object:
         raise ManifestError(f"refusing the manifest {storage.redact(where)}: not JSON") from None
 
 
-class _GzipReader(igzip.GzipFile):
-    """A gzip reader that closes the (remote) file it reads when it is closed."""
+class PagesUnreadableError(ValueError):
+    """A window's ``pages.jsonl.gz`` that cannot be read to its end: cut short (a copy or a sync
+    that stopped, a disk that filled), corrupt, or not gzip at all. Raised by the reader of
+    :func:`open_pages` at the point it fails; the load that read it publishes nothing.
 
-    def __init__(self, raw: IO[bytes]):
-        super().__init__(fileobj=raw, mode="rb")
-        self._raw = raw
+    Attributes:
+        path: the file (redacted when remote).
+        endpoint, window_id: the window it holds.
+    """
+
+    def __init__(self, path: str, endpoint: str, window_id: str, reason: str):
+        self.path, self.endpoint, self.window_id, self.reason = path, endpoint, window_id, reason
+        super().__init__(f"the raw pages of {endpoint} window {window_id} cannot be read ({reason}): {path}")
+
+    def __reduce__(self):  # the Python normalisers run in worker processes: it crosses back pickled
+        return type(self), (self.path, self.endpoint, self.window_id, self.reason)
+
+    def again(self) -> str:
+        """How to land this window again: the ``extract`` command for a list window, or what to do
+        for a fan-out window (its keys come from the warehouse, not from a time window)."""
+        m = _WINDOW_ID_TIMES.match(self.window_id)
+        if m is None:
+            return (
+                f"move {self.endpoint}/{self.window_id} out of the raw root and run `xport-etl load`; "
+                "the next `xport-etl run` asks again for what can still change"
+            )
+        mode, lo, hi = m.group(1), *(_stamp(t) for t in m.groups()[1:])
+        return (
+            f"land the window again with `xport-etl extract --endpoint {self.endpoint} --mode {mode} "
+            f"--start {lo} --end {hi}` (it replaces the file), then run `xport-etl load`"
+        )
+
+
+_WINDOW_ID_TIMES = re.compile(r"^([a-z]+)_(\d{8}T\d{6})Z_(\d{8}T\d{6})Z$")  # what window_id() writes
+
+
+def _stamp(text: str) -> str:
+    return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=UTC).isoformat()
+
+
+# what reading a damaged gzip file raises: cut short, a bad header or checksum, a corrupt stream
+_ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)  # (its stub declares an instance)
+_DAMAGED = (EOFError, igzip.BadGzipFile, _ISAL_ERROR, zlib.error)
+
+
+class _Pages(igzip.GzipFile):
+    """The decompressed pages of one window; closes the (remote) file it reads when closed. A
+    damaged file raises :class:`PagesUnreadableError` naming the file and the window, from
+    whichever read finds the damage."""
+
+    def __init__(self, raw: IO[bytes], where: str):
+        self._raw, self._where = raw, where
+        try:
+            super().__init__(fileobj=raw, mode="rb")
+        except BaseException:
+            raw.close()
+            raise
+
+    def _damaged(self, exc: BaseException) -> PagesUnreadableError:
+        parts = self._where.rstrip("/").split("/")
+        reason = "the file ends too early" if isinstance(exc, EOFError) else str(exc) or type(exc).__name__
+        return PagesUnreadableError(f"{self._where}/{PAGES_FILE}", parts[-2], parts[-1], reason)
+
+    def read(self, size=-1):
+        try:
+            return super().read(size)
+        except _DAMAGED as exc:
+            raise self._damaged(exc) from None
+
+    def read1(self, size=-1):
+        try:
+            return super().read1(size)
+        except _DAMAGED as exc:
+            raise self._damaged(exc) from None
+
+    def readinto(self, b):
+        try:
+            return super().readinto(b)
+        except _DAMAGED as exc:
+            raise self._damaged(exc) from None
+
+    def readline(self, size=-1):
+        try:
+            return super().readline(size)
+        except _DAMAGED as exc:
+            raise self._damaged(exc) from None
+
+    def peek(self, n):
+        try:
+            return super().peek(n)
+        except _DAMAGED as exc:
+            raise self._damaged(exc) from None
 
     def close(self) -> None:
         try:
@@ -313,12 +400,21 @@ def open_pages(directory) -> igzip.GzipFile:
 
     A binary file object and a context manager; closing it closes the underlying local or
     remote file. ``directory`` is the window's directory as a path, ``UPath`` or URL
-    (``Manifest.directory``, or its ``str``).
+    (``Manifest.directory``, or its ``str``). A damaged file (cut short, corrupt, not gzip)
+    raises :class:`PagesUnreadableError` when the damage is read.
     """
     if storage.is_local(directory):
-        return igzip.open(storage.local_path(directory) / PAGES_FILE, "rb")
-    fs, root = storage.filesystem(directory)
-    return _GzipReader(fs.open(f"{root.rstrip('/')}/{PAGES_FILE}", "rb"))
+        local = storage.local_path(directory)
+        raw: IO[bytes] = open(local / PAGES_FILE, "rb")  # noqa: SIM115 (closed with the reader)
+        pages, size = _Pages(raw, str(local)), os.fstat(raw.fileno()).st_size
+    else:
+        fs, root = storage.filesystem(directory)
+        path = f"{root.rstrip('/')}/{PAGES_FILE}"
+        pages, size = _Pages(fs.open(path, "rb"), storage.redact(directory)), fs.size(path)
+    if not size:  # gzip reads an empty file as no pages; PageWriter's smallest file is a header and a trailer
+        pages.close()
+        raise pages._damaged(EOFError())
+    return pages
 
 
 def _read_contexts(directory) -> dict[int, Any]:

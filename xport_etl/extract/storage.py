@@ -146,7 +146,8 @@ def filesystem(url: PathLike) -> tuple[AbstractFileSystem, str]:
         return fsspec.core.url_to_fs(str(url))
     except (ImportError, ValueError) as exc:
         # fsspec's own messages name the protocol and the package to install, never the options
-        raise ConfigError(f"cannot open {redact(url)!r}: {exc}") from None
+        extra = "; install `xport-etl[s3]`" if isinstance(exc, ImportError) and protocol(url) in ("s3", "s3a") else ""
+        raise ConfigError(f"cannot open {redact(url)!r}: {exc}{extra}") from None
 
 
 def located(exc: OSError, url: PathLike, doing: str) -> OSError:

@@ -665,7 +665,13 @@ class NextState:
         base = None if rebuild else _identity(published)
         if base is not None:
             shutil.copyfile(published, self.path)
-        con = connect_writer(self.path)
+        try:
+            con = connect_writer(self.path)
+        except duckdb.IOException as exc:  # the copy of a published file that is not a DuckDB database
+            if base is None:
+                raise
+            first = str(exc).splitlines()[0].replace(str(self.path), str(published))  # what DuckDB said of the copy
+            raise WarehouseError(f"cannot open the warehouse {published}: {first}") from exc
         try:
             ensure_schema(con)
         finally:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import sys
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+
+from rich.cells import cell_len
 
 from xport_etl.load.publish import connect_reader, sql_objects
 
@@ -63,19 +66,48 @@ def _numeric(rows: list[tuple], i: int) -> bool:
     return bool(values) and all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in values)
 
 
-def table_width() -> int:
-    """How wide a table may be: the terminal's width when printing to one (or ``COLUMNS``);
-    piped to a file or a pager, as wide as the table needs (a report is read whole there)."""
+def table_width() -> int | None:
+    """How wide a table may be: the terminal's width when printing to one (or ``COLUMNS``, when
+    set); piped to a file or a pager, None: as wide as the table needs (a report is read whole
+    there)."""
     from xport_etl.settings import terminal_columns
 
     if sys.stdout.isatty() or terminal_columns():
         return shutil.get_terminal_size((120, 24)).columns
-    return 1000
+    return None
+
+
+# what a terminal would act on instead of showing: C0/C1 controls (an escape sequence can rewrite
+# the screen), line and paragraph separators, and the bidirectional overrides that reorder text
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(value) -> str:
+    """A value as a table cell shows it: the text CSV holds (:func:`plain`; None is empty), with
+    every control character escaped (``\\n``, ``\\x1b``, ``\\u202e``) so that a value is always
+    one line and can never move the cursor, change colours or reorder what is printed after it."""
+    text = "" if value is None else str(plain(value))
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    char = match[0]
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
 def format_rows(title: str, columns: list[str], rows: list[tuple], fmt: str = "table", width: int | None = None) -> str:
-    """Rows as a table (numbers right-aligned, as wide as ``width``, default :func:`table_width`),
-    CSV (no blank record at the end: printing adds the last line break) or a JSON array."""
+    """Rows as a table, CSV (no blank record at the end: printing adds the last line break) or a
+    JSON array.
+
+    A table never cuts, folds or wraps a value: every cell is the value's text whole (control
+    characters escaped, see :func:`shown`), numbers right-aligned. When the table is wider than
+    ``width`` (default :func:`table_width`: the terminal's, or unlimited when piped) the rows are
+    shown one block per row instead, a ``column  value`` line for each value, and a last line says
+    so and that ``--format csv`` prints one line per row (:func:`format_blocks`). A value wider
+    than the terminal is still printed whole on its line (the terminal wraps it; copying it keeps
+    it whole).
+    """
     if fmt == "json":
         return json.dumps(
             [{c: _plain(v) for c, v in zip(columns, r, strict=True)} for r in rows], ensure_ascii=False, indent=2
@@ -88,20 +120,101 @@ def format_rows(title: str, columns: list[str], rows: list[tuple], fmt: str = "t
         return buf.getvalue().removesuffix("\n")
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    from rich.console import Console
-    from rich.table import Table
+    limit = table_width() if width is None else width
+    heading = _wrap([*title.split(" "), *(["(no rows)"] if not rows else [])], limit)
+    names = [shown(c) for c in columns]
+    cells = [[shown(v) for v in r] for r in rows]
+    encoding = sys.stdout.encoding or "utf-8"
+    if _box() is _ASCII_BOX:  # escaped here, so that the widths are those printed
+        names = [n.encode(encoding, "backslashreplace").decode(encoding) for n in names]
+        cells = [[c.encode(encoding, "backslashreplace").decode(encoding) for c in r] for r in cells]
+    widths = [max([cell_len(n), *(cell_len(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    needed = sum(w + 3 for w in widths) + 1
+    if limit is not None and needed > limit:
+        return "\n".join([*heading, *format_blocks(names, cells, needed=needed, width=limit)])
+    right = [_numeric(rows, i) for i in range(len(columns))]
+    return "\n".join([*heading, *_table_lines(names, cells, widths, right)])
 
-    table = Table(title=title, title_justify="left")
-    for i, col in enumerate(columns):
-        # a wide text column folds onto more lines; numbers never do
-        table.add_column(
-            col, justify="right" if _numeric(rows, i) else "left", no_wrap=_numeric(rows, i), overflow="fold"
-        )
-    for r in rows:
-        table.add_row(*("" if v is None else str(_plain(v)) for v in r))
-    console = Console(record=True, width=width or table_width(), file=io.StringIO())
-    console.print(table)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+_UNICODE_BOX = "┏━┳┓┃┡╇┩│└─┴┘"
+_ASCII_BOX = "+=++|+++|+-++"
+
+
+def _box() -> str:
+    """The table's border characters: box drawing, or ASCII where stdout cannot encode them (a
+    latin-1 terminal, ``PYTHONIOENCODING=ascii``)."""
+    try:
+        _UNICODE_BOX.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return _ASCII_BOX
+    return _UNICODE_BOX
+
+
+def _table_lines(names: list[str], cells: list[list[str]], widths: list[int], right: list[bool]) -> list[str]:
+    """A table with every cell whole (its width the widest value's), numbers right-aligned."""
+    tl, heavy, t_cross, tr, head_bar, ml, m_cross, mr, bar, bl, light, b_cross, br = tuple(_box())
+
+    def line(values: list[str], bar: str) -> str:
+        parts = []
+        for value, w, r in zip(values, widths, right, strict=True):
+            fill = " " * (w - cell_len(value))
+            parts.append(f" {fill}{value} " if r else f" {value}{fill} ")
+        return bar + bar.join(parts) + bar
+
+    def rule(left: str, cross: str, end: str, fill: str) -> str:
+        return left + cross.join(fill * (w + 2) for w in widths) + end
+
+    return [
+        rule(tl, t_cross, tr, heavy),
+        line(names, head_bar),
+        rule(ml, m_cross, mr, heavy),
+        *(line(r, bar) for r in cells),
+        rule(bl, b_cross, br, light),
+    ]
+
+
+def wrap_words(text: str, width: int | None = None) -> str:
+    """A line of prose for the terminal: broken between words to fit ``width`` (default
+    :func:`table_width`), never inside one (a name or an id stays whole)."""
+    return "\n".join(_wrap(text.split(" "), table_width() if width is None else width))
+
+
+def _wrap(pieces: list[str], width: int | None, indent: str = "") -> list[str]:
+    """``pieces`` joined by spaces into lines of at most ``width`` cells, never splitting a piece
+    (a piece wider than ``width`` gets a line of its own)."""
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and (width is None or cell_len(lines[-1]) + 1 + cell_len(piece) <= width):
+            lines[-1] += " " + piece
+        else:
+            lines.append((indent if lines else "") + piece)
+    return lines
+
+
+def format_blocks(names: list[str], cells: list[list[str]], *, needed: int, width: int) -> list[str]:
+    """The lines of rows too wide for the terminal, one block per row: a ``column  value`` line
+    for each value, every value whole (one that does not fit beside its column name goes on the
+    next line; one wider than the terminal on a line of its own, which the terminal wraps), then
+    a note that says why and points at ``--format csv``. ``names`` and ``cells`` are as shown
+    (:func:`shown`)."""
+    if not cells:  # the columns still say what the report would hold
+        return _wrap(["columns:", *(f"{n}," for n in names[:-1]), *names[-1:]], width, "  ")
+    pad = max(cell_len(n) for n in names)
+    rule = _box()[10] * 2
+    lines = []
+    for i, row in enumerate(cells, start=1):
+        lines.append(f"{rule} row {i:,} of {len(cells):,} {rule}")
+        for name, value in zip(names, row, strict=True):
+            label = name + " " * (pad - cell_len(name))
+            if pad + 2 + cell_len(value) <= width:
+                lines.append(f"{label}  {value}".rstrip())
+            else:
+                lines += [name, f"  {value}" if 2 + cell_len(value) <= width else value]
+    note = (
+        f"(one block per row: as a table this needs {needed} columns and the terminal has {width};"
+        " --format\0csv prints one line per row)"
+    )
+    return lines + _wrap([piece.replace("\0", " ") for piece in note.split(" ")], width)
 
 
 def render_report(settings, name: str, fmt: str = "table") -> str:
