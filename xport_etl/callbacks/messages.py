@@ -119,7 +119,7 @@ def message_platform(message: dict) -> int | None:
     value = message.get("messagePlatform")
     if value is None:
         mtype = message.get("messageType")
-        return ALIBABA if (ALIBABA, mtype) in KNOWN_TYPES else TAOBAO
+        return ALIBABA if isinstance(mtype, str) and (ALIBABA, mtype) in KNOWN_TYPES else TAOBAO
     if isinstance(value, str) and len(value) > 8:
         return None
     number = ascii_int(value, max_digits=1)
