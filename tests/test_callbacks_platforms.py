@@ -21,7 +21,14 @@ from xport_etl.run import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_REFUNDS
 from xport_etl.settings import Settings
 from xport_sandbox.common import CST
-from xport_sandbox.push import ALIBABA_REFUND, ALIBABA_STATUS, ORDER_PRICE, ORDER_REFUND, CallbackPusher
+from xport_sandbox.push import (
+    ALIBABA_REFUND,
+    ALIBABA_STATUS,
+    ORDER_PRICE,
+    ORDER_REFUND,
+    CallbackPusher,
+    message_bytes,
+)
 from xport_sandbox.testing import SandboxServer
 from xport_sandbox.truth import truth_tables
 from xport_sandbox.world import WorldConfig
@@ -92,7 +99,7 @@ def test_each_message_re_reads_what_it_names(tmp_path, sandbox):
     messages = [status_1688, refund_1688, refund_taobao, price, unknown, stale_1688, bogus_1688]
     store = InboxStore(tmp_path / "callbacks", clock=lambda: world.clock_ms / 1000)
     for m in messages:
-        raw = json.dumps(m).encode()
+        raw = message_bytes(m)
         store.append(raw, json.loads(raw))
     store.close()
 

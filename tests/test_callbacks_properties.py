@@ -196,7 +196,10 @@ class FakeApi:
             if fate == "odd":
                 data = {"records": "not a list", "total": "x"}
             else:
-                records = [] if fate == "none" else [{"orderId": key, "id": key, "refundId": key, "currency": "CNY"}]
+                record = {"orderId": key, "id": key, "refundId": key, "orderNo": key, "currency": "CNY"}
+                records = [] if fate == "none" else [record]
+                if fate == "other":  # a server that ignores the filter
+                    records = [{**record, "refundId": "999", "orderNo": "999"}]
                 data = {"records": records, "total": len(records), "size": 100, "current": 1, "pages": 1}
         else:
             data = ["odd"] if fate == "odd" else None if fate == "none" else {"id": key, "orderId": "77"}
@@ -281,3 +284,21 @@ def test_the_consumer_uses_or_dead_letters_every_message_and_always_moves_on(raw
         assert named or not is_known(platform, message) or message_platform(message) is None or mid in dead, message
     assert sum(result["unknown"].values()) <= readable and result["bad"] <= readable
     assert all(isinstance(x.get("reason"), str) and x["reason"] for x in letters)
+
+
+def test_a_list_that_ignores_the_filter_is_no_answer_for_the_key(tmp_path):
+    """A refund asked through the refund list's refundId filter, answered with another refund (a
+    server that ignores the filter): the other refund lands (it is a true record), the message is
+    a dead letter saying the list holds no record for its refund."""
+    store = InboxStore(tmp_path / "callbacks", clock=lambda: NOW)
+    raw = _dumps(FOUND[1])
+    store.append(raw, json.loads(raw))
+    store.close()
+    api = FakeApi(lambda key: "other" if key == "6" else "found")
+    with (
+        mock.patch.object(pipeline, "extract_fanout", fake_fanout),
+        mock.patch.object(pipeline, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
+    ):
+        result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=api)
+    [letter] = [json.loads(x) for x in (tmp_path / "callbacks" / DEAD_LETTER_FILE).read_text().splitlines()]
+    assert result["dead_lettered"] == 1 and "taobao_refunds 6: the list holds no record for it" in letter["reason"]

@@ -109,6 +109,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
+def message_bytes(message: dict) -> bytes:
+    """The body bytes a message is sent as (and signed over)."""
+    return _dumps(message).encode("utf-8")
+
+
 class CallbackPusher:
     """Signs and POSTs callbacks for a world's changes.
 
@@ -231,7 +236,7 @@ class CallbackPusher:
                 mtype = self._status_type(ALIBABA, ALIBABA_STATUS)
                 add(at_s * 1000, mtype, {"orderId": str(detail.order_id), "status": STATUSES[status]}, ALIBABA)
                 if self.rng.random() < self.price_share:
-                    total = Decimal(detail.goods_cents + detail.shipping_cents) / 100
+                    total = str(Decimal(detail.goods_cents + detail.shipping_cents) / 100)  # money as text
                     add(at_s * 1000, ALIBABA_PRICE, {"orderId": str(detail.order_id), "totalAmount": total}, ALIBABA)
         for refund, order, history in self.world.iter_1688_refunds():
             for changed_s, status in history:
@@ -250,7 +255,7 @@ class CallbackPusher:
         """Deliver ``messages`` shuffled, a share of them twice; returns every delivery made."""
         deliveries = []
         for message in messages:
-            body = _dumps(message).encode("utf-8")
+            body = message_bytes(message)
             deliveries.append(Delivery(message, body, hashlib.sha256(body).hexdigest()))
         deliveries += [
             Delivery(d.message, d.body, d.id, duplicate=True)

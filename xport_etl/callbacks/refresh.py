@@ -246,14 +246,15 @@ class _Tracker:
                     self.orders_1688[order] = currency if isinstance(currency, str) else None
         if key is None:
             return None
-        if not page.outline:
+        param = self._keyed[endpoint.name][2]
+        # the records the filter asked for (a server that ignores the filter answers others)
+        mine = [message_id(v) == key.id for v in page.values(param)]
+        if not any(mine):
             return "the list holds no record for it"
-        if (key.platform, key.kind) == ("taobao", REFUND):
-            implied = [message_id(v) for v in page.values("orderId")]
-            self.implied[key] = [Name("taobao", ORDER, o) for o in implied if o is not None]
-        elif (key.platform, key.kind) == ("taobao", ORDER_NO):
-            implied = [message_id(v) for v in page.values("id")]
-            self.implied[key] = [Name("taobao", ORDER, o) for o in implied if o is not None]
+        implied_field = {("taobao", REFUND): "orderId", ("taobao", ORDER_NO): "id"}.get((key.platform, key.kind))
+        if implied_field is not None:
+            values = [message_id(v) for v, ok in zip(page.values(implied_field), mine, strict=True) if ok]
+            self.implied[key] = [Name("taobao", ORDER, o) for o in values if o is not None]
         return None
 
     def __getattr__(self, name: str):
