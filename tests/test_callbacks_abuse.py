@@ -593,12 +593,21 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
     for b in bodies[20:]:
         store.append(b, json.loads(b))
     store.close()
-    drop = Settings(data_dir=tmp_path, rate_limit=0, callback_dedup_horizon=0.001)
-    time.sleep(0.01)
+    drop = Settings(data_dir=tmp_path, rate_limit=0, callback_dedup_horizon=600, callback_max_age=1800)
+
+    def age_segments(seconds: float) -> None:
+        for seg in rotated_segments(cdir):
+            os.utime(callbacks_inbox.segment_path(cdir, seg), (time.time() - seconds,) * 2)
+
+    # older than the dedup horizon, but not than the accepted age: the ids must still be known
+    age_segments(1000)
     result = refresh_from_callbacks(drop, client=object())
     assert result["messages"] == 10 and sorted(calls[-1], key=int) == [str(i) for i in range(20, 30)]
     offset = json.loads((cdir / "offset.json").read_text())
     assert offset["segment"] == callbacks_inbox.active_segment(cdir)
+    assert set(segments) < set(rotated_segments(cdir))  # kept
+    age_segments(2401)  # past the id memory: the accepted age and the 600 s allowed ahead
+    assert refresh_from_callbacks(drop, client=object())["messages"] == 0
     assert rotated_segments(cdir) == []  # consumed past and older than the horizon: removed
     assert refresh_from_callbacks(drop, client=object())["messages"] == 0
     store = InboxStore(cdir, rotate_bytes=2000)

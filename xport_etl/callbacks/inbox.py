@@ -38,7 +38,7 @@ DEFAULT_ROTATE_BYTES = 64 << 20
 # whatever the rate (about 200 bytes an id)
 DEFAULT_SEEN_HORIZON_S = 86_400.0
 SEEN_MAX = 2_000_000
-_SEGMENT = re.compile(r"inbox\.(\d{6,})\.jsonl")
+_SEGMENT = re.compile(r"inbox\.([0-9]{6,18})\.jsonl")
 
 
 def content_id(body: bytes) -> str:

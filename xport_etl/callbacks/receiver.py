@@ -57,6 +57,7 @@ from xport_etl.callbacks.inbox import (
     _clean_scalar,
 )
 from xport_etl.callbacks.messages import message_time, parse_message
+from xport_etl.numbers import ascii_int
 
 log = logging.getLogger("xport_etl.callbacks")
 
@@ -73,6 +74,13 @@ DEFAULT_READ_TIMEOUT_S = 10.0
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 # set in a request's ASGI scope state once its signature checks out (read by the connection budget)
 SIGNED_STATE = "xport_callback_signed"
+
+
+def id_horizon(dedup_horizon_s: float, max_age_s: float, max_future_s: float = DEFAULT_MAX_FUTURE_S) -> float:
+    """How long a message id is remembered: the dedup horizon, never less than the accepted age
+    (a message is accepted from ``max_future_s`` before its timestamp to ``max_age_s`` after), so
+    that a replay the clock still accepts is always recognised."""
+    return max(dedup_horizon_s, max_age_s + max_future_s)
 
 
 def sign_body(secret: str, body: bytes) -> str:
@@ -123,7 +131,7 @@ def create_receiver(
     if not secret:
         raise ValueError("the callback receiver needs the access secret")
     key = secret.encode("utf-8")
-    horizon = max(seen_horizon_s, max_age_s + max_future_s)
+    horizon = id_horizon(seen_horizon_s, max_age_s, max_future_s)
     store = InboxStore(inbox_dir, rotate_bytes=rotate_bytes, seen_horizon_s=horizon, clock=clock)
     stats: Counter = Counter()
     active = [0]  # complete requests being handled
@@ -155,10 +163,9 @@ def create_receiver(
             )
         if not _HEX64.fullmatch(given):
             return answer(401, {"ok": False, "error": "bad signature"}, started, "unauthorized", close=True)
-        length = request.headers.get("content-length")
-        if length is not None and (len(length) > 12 or not length.isascii() or not length.isdigit()):
-            length = None  # h11 refuses a malformed Content-Length before the app sees it
-        if length and int(length) > max_body:
+        # h11 refuses a malformed Content-Length before the app sees it; read it as any number
+        length = ascii_int(request.headers.get("content-length"), max_digits=18)
+        if length is not None and length > max_body:
             return answer(413, {"ok": False, "error": "body too large"}, started, "too_large", close=True)
         # the cap holds while the body streams in, chunked or not
         chunks, size = [], 0

@@ -68,7 +68,7 @@ from xport_etl.callbacks.messages import (
     names,
     required_members,
 )
-from xport_etl.callbacks.receiver import log
+from xport_etl.callbacks.receiver import id_horizon, log
 from xport_etl.fsutil import fsync_dir, write_atomic
 
 # how each name is re-read: the endpoint, and the list filter it is asked by (None: a detail
@@ -602,7 +602,9 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
                     "updated_at": now,
                 },
             )
-        _remove_consumed_segments(cdir, batch.segment, settings.callback_dedup_horizon)
+        _remove_consumed_segments(
+            cdir, batch.segment, id_horizon(settings.callback_dedup_horizon, settings.callback_max_age)
+        )
     log.info("callbacks consumed: %s", result)
     return result
 
