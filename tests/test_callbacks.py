@@ -751,3 +751,52 @@ def test_pusher_sends_half_the_bodies_as_json_strings():
     nothing = CallbackPusher(world, "x", SECRET, string_body_share=0.0)
     assert all(isinstance(m["messageBody"], str) for m in everything.messages_between(t0, world.clock))
     assert all(isinstance(m["messageBody"], dict) for m in nothing.messages_between(t0, world.clock))
+
+
+def test_pusher_pushes_every_change_of_both_platforms_in_a_span():
+    """Every order and refund the API shows as changed in a span has a message, the last of which
+    carries its state now; a new order's first message is its creation; stamps are the changes'."""
+    from datetime import timedelta
+
+    from xport_sandbox.common import CST
+    from xport_sandbox.push import CallbackPusher
+
+    config = WorldConfig(
+        seed=3,
+        orders=600,
+        start=datetime(2026, 6, 11, tzinfo=CST),
+        refund_rate=0.5,
+        refund_rate_1688=0.5,
+    )
+    world = World(config)
+    t0 = world.clock
+    world.advance(86_400)
+    t1 = world.clock + timedelta(seconds=1)
+    messages = CallbackPusher(world, "x", SECRET, seed=1, price_share=0).messages_between(t0, t1)
+    last: dict[tuple, object] = {}
+    for m in messages:  # in time order
+        body = m["messageBody"] if isinstance(m["messageBody"], dict) else json.loads(m["messageBody"])
+        assert t0.timestamp() * 1000 <= int(m["timestamp"]) < t1.timestamp() * 1000
+        if "refundId" in body:
+            last[(m["messagePlatform"], "refund", body["refundId"])] = body["refundStatus"]
+        else:
+            last.setdefault((m["messagePlatform"], "first", body["orderId"]), body["status"])
+            last[(m["messagePlatform"], "order", body["orderId"])] = body["status"]
+        last.setdefault((m["messagePlatform"], "named", body["orderId"]), True)
+
+    taobao = world.taobao_orders(update_start=t0, update_end=t1)
+    alibaba = [r.get("baseInfo", r) for r in world.alibaba_orders(modify_start=t0, modify_end=t1)]
+    assert len(taobao) > 20 and len(alibaba) > 5
+    for platform, orders, key in ((0, taobao, "id"), (1, alibaba, "orderId")):
+        for order in orders:
+            oid = str(order[key])
+            assert (platform, "named", oid) in last, oid  # a status or refund message names it
+            if (platform, "order", oid) in last:
+                status = last[(platform, "order", oid)]
+                assert status == (int(order["status"]) if platform == 0 else order["status"]), oid
+    created = [o for o in taobao if t0.timestamp() <= datetime.fromisoformat(o["createTime"] + "+08:00").timestamp()]
+    assert created and all(last[(0, "first", str(o["id"]))] == 12 for o in created)  # ORDER_BULIDING
+    refunds = [r for r in world.taobao_refunds() if t0.timestamp() * 1000 <= int(r["modifiedTime"])]
+    assert refunds and all(last[(0, "refund", r["refundId"])] == r["refundStatus"] for r in refunds)
+    refunds_1688 = [k for k in last if k[:2] == (1, "refund")]
+    assert refunds_1688 and all(world.alibaba_refund(k[2])["status"] == last[k] for k in refunds_1688)

@@ -90,6 +90,7 @@ timestamps = st.one_of(
     st.integers(min_value=int(NOW) - 3600, max_value=int(NOW)),
     st.sampled_from(ODD_NUMBERS),
     st.sampled_from(ODD_NUMBERS),
+    st.integers(min_value=0, max_value=10**17),  # any epoch: year 1970 to past 9999
     json_values,
 )
 # the messages issue 22 found: each stopped the callbacks
@@ -109,6 +110,8 @@ FOUND = [
     },
     {"messageType": "TAOBAO_ORDER_STATUS_MODIFY", "messageBody": {"orderId": "2"}, "timestamp": "9" * 5000},
     {"messageType": ["not", "text"], "messageBody": {"orderId": "3"}, "timestamp": str(int(NOW * 1000))},
+    # stored by no receiver of ours (the inbox of an older version): a push time past year 9999
+    {"messageType": "ALIBABA_ORDER_STATUS_MODIFY", "messageBody": {"orderId": "4"}, "timestamp": 9 * 10**15},
 ]
 
 
@@ -302,3 +305,27 @@ def test_a_list_that_ignores_the_filter_is_no_answer_for_the_key(tmp_path):
         result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=api)
     [letter] = [json.loads(x) for x in (tmp_path / "callbacks" / DEAD_LETTER_FILE).read_text().splitlines()]
     assert result["dead_lettered"] == 1 and "taobao_refunds 6: the list holds no record for it" in letter["reason"]
+
+
+def test_a_1688_window_refused_for_good_dead_letters_the_1688_messages_only(tmp_path):
+    store = InboxStore(tmp_path / "callbacks", clock=lambda: NOW)
+    for message in (
+        {"messageType": "ALIBABA_ORDER_STATUS_MODIFY", "messageBody": {"orderId": "41"}, "messagePlatform": 1},
+        {"messageType": "TAOBAO_ORDER_STATUS_MODIFY", "messageBody": {"orderId": "42"}, "messagePlatform": 0},
+    ):
+        raw = _dumps({**message, "timestamp": str(int(NOW * 1000))})
+        store.append(raw, json.loads(raw))
+    store.close()
+    api = FakeApi(lambda key: "error" if key == "window" else "found")
+    with (
+        mock.patch.object(pipeline, "extract_fanout", fake_fanout),
+        mock.patch.object(pipeline, "extract_window", fake_window),
+        mock.patch.object(pipeline, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
+    ):
+        result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=api)
+    [letter] = [json.loads(x) for x in (tmp_path / "callbacks" / DEAD_LETTER_FILE).read_text().splitlines()]
+    assert letter["message"]["messageBody"] == {"orderId": "41"}
+    assert "1688 order 41: the 1688 order list refused the window: invalid parameter" in letter["reason"]
+    assert result["dead_lettered"] == 1 and result["orders"] == 2
+    offset = json.loads((tmp_path / "callbacks" / OFFSET_FILE).read_text())
+    assert offset["offset"] == (tmp_path / "callbacks" / "inbox.jsonl").stat().st_size

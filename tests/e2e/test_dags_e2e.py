@@ -165,7 +165,8 @@ def test_dags_end_to_end_equal_truth_then_clock_moves(sandbox, airflow, tmp_path
     pusher = CallbackPusher(world, "unused", "unused", seed=1)
     messages = pusher.messages_between(t0, world.clock + timedelta(seconds=1))
     assert {m["messagePlatform"] for m in messages} == {0, 1}
-    store = InboxStore(tmp_path / "data" / "callbacks")  # what the receiver stores, as it stores it
+    # what the receiver stores, as it stores it: on the API's clock (the sandbox's)
+    store = InboxStore(tmp_path / "data" / "callbacks", clock=lambda: world.clock_ms / 1000)
     for m in messages:
         raw = message_bytes(m)
         store.append(raw, json.loads(raw))

@@ -68,7 +68,7 @@ from xport_etl.callbacks.messages import (
     names,
     required_members,
 )
-from xport_etl.callbacks.receiver import id_horizon, log
+from xport_etl.callbacks.receiver import DEFAULT_MAX_AGE_S, id_horizon, log
 from xport_etl.fsutil import fsync_dir, write_atomic
 
 # how each name is re-read: the endpoint, and the list filter it is asked by (None: a detail
@@ -80,6 +80,10 @@ FETCH: dict[tuple[str, str], tuple[str, str | None]] = {
     ("1688", REFUND): ("alibaba_refunds", None),
 }
 ALIBABA_ORDERS = "alibaba_orders"
+# push times past this are no times (a window must be a range of datetimes): 3000-01-01
+_LAST_STAMP = 32_503_680_000
+# how far a push time may be from its receipt before it is taken for no time (see _push_time)
+_STAMP_BEFORE_S, _STAMP_AFTER_S = 7 * 86_400, 86_400
 # body member -> the kind of name it gives (what a known type must carry)
 _MEMBER_KIND = {"orderId": ORDER, "salesOrderId": ORDER_NO, "refundId": REFUND}
 
@@ -112,7 +116,7 @@ class _Wanted:
         self.dead.append((entry, reason))
 
 
-def collect(entries: Iterable[InboxEntry]) -> _Wanted:
+def collect(entries: Iterable[InboxEntry], max_age_s: float = DEFAULT_MAX_AGE_S) -> _Wanted:
     """The orders and refunds the messages name (each message counted once by id), the unknown
     types by type, and the bad messages with their reason.
 
@@ -127,14 +131,32 @@ def collect(entries: Iterable[InboxEntry]) -> _Wanted:
             continue
         seen.add(entry.id)
         try:
-            _collect_one(entry, wanted)
+            _collect_one(entry, wanted, max_age_s)
         except Exception as exc:  # the contract of this loop: no message stops the batch
             wanted.names.pop(entry.id, None)
             wanted.dead.append((entry, f"cannot be read: {type(exc).__name__}: {str(exc)[:200]}"))
     return wanted
 
 
-def _collect_one(entry: InboxEntry, wanted: _Wanted) -> None:
+def _push_time(message: dict, received_at: str, max_age_s: float) -> float | None:
+    """When a message was pushed (epoch s): its ``timestamp``. The receiver accepted it within
+    ``max_age_s`` of receipt; a line no receiver of this version checked may hold any time, so a
+    timestamp more than a week (or the accepted age, if longer) before its receipt or a day after
+    it counts as the time it was received (the 1688 window stays a few hours, not years, wide);
+    None if neither is known."""
+    received = _epoch(received_at) or None
+    stamp = message_time(message.get("timestamp"))
+    if received is not None and not 0 < received < _LAST_STAMP:
+        received = None
+    if stamp is not None and not 0 < stamp < _LAST_STAMP:
+        stamp = None
+    if stamp is None or received is None:
+        return stamp if stamp is not None else received
+    earliest = received - max(max_age_s, _STAMP_BEFORE_S)
+    return stamp if earliest <= stamp <= received + _STAMP_AFTER_S else received
+
+
+def _collect_one(entry: InboxEntry, wanted: _Wanted, max_age_s: float) -> None:
     message = entry.message
     platform, body, found = names(message)
     if not is_known(platform, message):
@@ -152,8 +174,8 @@ def _collect_one(entry: InboxEntry, wanted: _Wanted) -> None:
         return
     wanted.names[entry.id] = found
     if platform == ALIBABA:
-        stamp = message_time(message.get("timestamp")) or _epoch(entry.received_at)
-        if stamp:
+        stamp = _push_time(message, entry.received_at, max_age_s)
+        if stamp is not None:
             wanted.stamps.append(stamp)
         orders = [n.id for n in found if n.kind == ORDER]
         for n in found:
@@ -338,6 +360,16 @@ def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[l
             endpoint, by = FETCH[(platform, kind)]
             paths.extend(pipeline.extract_fanout(settings, endpoint, keys=keys, by=by, client=tracked))
 
+    def window_1688(start: datetime, end: datetime, mode: str) -> str | None:
+        """Land a window of the 1688 list; None (and what it showed forgotten) if refused for good."""
+        seen = dict(tracked.orders_1688)
+        try:
+            paths.append(pipeline.extract_window(settings, ALIBABA_ORDERS, start, end, mode=mode, client=tracked))
+        except (FatalError, BadPageError, PaginationError) as exc:
+            tracked.orders_1688 = seen  # nothing of it lands: nothing of it was found
+            return f"the 1688 order list refused the window: {str(exc)[:200]}"
+        return None
+
     def implied(platform: str, kind: str) -> set[str]:
         return {
             n.id
@@ -363,12 +395,9 @@ def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[l
     if orders_1688 or refunds_1688:
         lo, hi = _window_1688(settings, wanted.stamps)
         result["window_1688"] = [lo.isoformat(), hi.isoformat()]
-        try:
-            paths.append(pipeline.extract_window(settings, ALIBABA_ORDERS, lo, hi, mode="update", client=tracked))
-        except (FatalError, BadPageError, PaginationError) as exc:
-            # refused for good: the 1688 messages are dead-lettered, the rest goes on
-            for order in orders_1688:
-                tracked._fail(Name("1688", ORDER, order), f"1688 order list {lo:%F %T}/{hi:%F %T}: {exc}")
+        # refused for good: the 1688 orders it should hold are asked one by one below, and
+        # dead-lettered with this reason if that fails too; the rest goes on
+        refused = window_1688(lo, hi, "update")
         known_refunds = _known_1688_refunds(settings, refunds_1688)
         named_orders = {r: wanted.refund_orders.get(r) or known_refunds.get(r, (None, None))[0] for r in refunds_1688}
         known_orders = _known_1688_orders(
@@ -391,17 +420,12 @@ def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[l
             if created is not None:
                 # not changed in the window (or its message was later still): its creation second
                 at = datetime.fromtimestamp(created // 1000, UTC)
-                with suppress(FatalError, BadPageError, PaginationError):
-                    paths.append(
-                        pipeline.extract_window(
-                            settings, ALIBABA_ORDERS, at, at + timedelta(seconds=1), mode="create", client=tracked
-                        )
-                    )
+                window_1688(at, at + timedelta(seconds=1), "create")
             if order not in tracked.orders_1688:
+                where = refused or f"not in the order list modified {lo:%F %T}/{hi:%F %T} UTC"
                 tracked._fail(
                     Name("1688", ORDER, order),
-                    f"1688 order {order}: not in the order list modified {lo:%F %T}/{hi:%F %T} UTC"
-                    + ("" if created is None else " nor created in its second"),
+                    f"1688 order {order}: {where}" + ("" if created is None else " nor created in its second"),
                 )
     result["orders"] = len(taobao_orders) + len(order_nos) + len(orders_1688)
     result["refunds"] = len(wanted.ids("taobao", REFUND)) + len(refunds_1688)
@@ -539,7 +563,7 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         state = _read_offset(offset_path)
         batch = read_segments(cdir, int(state["segment"]), int(state.get("offset", 0)))
         entries = batch.entries
-        wanted = collect(entries)
+        wanted = collect(entries, settings.callback_max_age)
         named = {n for found in wanted.names.values() for n in found}
         result: dict[str, Any] = {
             "messages": len(entries),
