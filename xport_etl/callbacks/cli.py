@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "callbacks",
         help="receive Xportcn message callbacks, or refresh what they name",
         description="Receive Xportcn's message callbacks (docs/api-contract.md#6-message-callbacks) into an fsynced inbox, and "
-        "refresh the orders and refunds they name through the detail endpoints.\n"
+        "refresh the orders and refunds they name (Taobao and 1688, whatever the message's type).\n"
         "example: xport-etl callbacks serve --port 8780 --data-dir data\n"
         "example: xport-etl callbacks consume --data-dir data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -124,8 +124,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     consume = commands.add_parser(
         "consume",
         help="refresh the orders and refunds named by new callbacks, and publish",
-        description="Read the inbox from the stored offset, re-fetch the named orders and refunds "
-        "through the detail endpoints, publish, then advance the offset.\n"
+        description="Read the inbox from the stored offset, re-read the orders and refunds the messages "
+        "name (docs/callbacks.md), publish, dead-letter what can never be used, then advance the offset.\n"
         "example: xport-etl callbacks consume --data-dir data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
