@@ -1,13 +1,16 @@
 """
 # xport_callbacks
 
-Applies Xportcn's message callbacks within minutes instead of at the next daily window. The
-receiver (`xport-etl callbacks serve`, an ASGI app behind your HTTPS endpoint) verifies each
-message's HMAC and appends it, fsynced, to `<data_dir>/callbacks/inbox.jsonl` before answering
-200. Every five minutes this DAG's one task reads the messages stored since the last consumed
-offset and re-queries exactly the orders and refunds they name through the detail endpoints
-(`/open/order/detail`, `/v2/taobao/order/refund/query`), then publishes them atomically. The
-offset only advances after a successful publish, so a failed run is simply retried.
+Applies Xportcn's message callbacks (Taobao and 1688) within minutes instead of at the next daily
+window. The receiver (`xport-etl callbacks serve`, an ASGI app behind your HTTPS endpoint) verifies
+each message's HMAC and age and appends it, fsynced, to `<data_dir>/callbacks/inbox.jsonl` before
+answering 200. Every five minutes this DAG's one task reads the messages stored since the last
+consumed offset and re-reads exactly the orders and refunds they name, whatever their type: Taobao
+orders through the order detail (or the order list by `orderNo`), Taobao refunds through the
+refund list, 1688 orders through one modify-time window of the 1688 order list, 1688 refunds
+through `refund/info`; then publishes them atomically. The offset only advances after a
+successful publish, so a failed run is simply retried; what can never be refreshed goes to
+`<data_dir>/callbacks/dead-letter.jsonl`.
 
 Runs in the `xport_api` pool (it calls the API). `max_active_runs=1`: consumers never overlap.
 """
@@ -34,7 +37,7 @@ from xport_airflow_provider.notifications import notify_failure
         "retry_delay": timedelta(minutes=1),
         "on_failure_callback": notify_failure,
     },
-    tags=["xport", "callbacks", "taobao"],
+    tags=["xport", "callbacks", "taobao", "1688"],
 )
 def xport_callbacks() -> None:
     @task(

@@ -25,7 +25,7 @@ import uvicorn
 
 from xport_etl import jsonutil
 from xport_etl.callbacks import cli as callbacks_cli
-from xport_etl.callbacks import receiver as callbacks_receiver
+from xport_etl.callbacks import messages as callbacks_messages
 from xport_etl.callbacks.inbox import InboxEntry, InboxStore, read_inbox
 from xport_etl.callbacks.receiver import (
     CALLBACK_PATH,
@@ -108,17 +108,56 @@ def test_signature_over_other_bytes_or_other_secret_is_401(receiver):
     assert post(client, body, auth=sign_body(SECRET, body).upper()).status_code == 200
 
 
-@pytest.mark.parametrize("ts", [NOW - 601, NOW + 601, "missing", "abc", "-5"])
-def test_stale_future_or_missing_timestamp_is_401(receiver, ts):
-    _app, client, _inbox = receiver
+@pytest.mark.parametrize(
+    "ts",
+    [
+        NOW - 3 * 3600 - 1,  # older than the retry schedule and its margin
+        NOW + 601,  # ahead of the clock: a small limit
+        "missing",
+        "abc",
+        "-5",
+        "²",  # isdigit() is true, int() refuses it
+        "١٧٩٠٠٠٠٠٠٠٠٠٠",  # Arabic-Indic digits: int() would read them
+        "1_790_000_000_000",
+        "1" * 5000,
+        "1e12",
+        True,
+        None,
+        [1],
+    ],
+)
+def test_stale_future_unreadable_or_missing_timestamp_is_401(receiver, ts):
+    _app, client, inbox = receiver
     msg = json.loads(message())
     if ts == "missing":
         del msg["timestamp"]
-    elif isinstance(ts, str):
-        msg["timestamp"] = ts
-    else:
+    elif isinstance(ts, float):
         msg["timestamp"] = str(int(ts * 1000))
+    else:
+        msg["timestamp"] = ts
     assert post(client, json.dumps(msg).encode()).status_code == 401
+    assert not inbox.exists() or inbox.read_text() == ""
+
+
+def test_a_message_two_hours_old_is_accepted_and_its_replay_refused(tmp_path):
+    """Xportcn retries a failed push 30 minutes apart up to 5 times, maybe with its first
+    timestamp (docs/api-contract.md#6-message-callbacks): the receiver accepts that age, and a
+    replay of a stored message is recognised by its id, not by the clock."""
+    now = {"t": NOW}
+    app = create_receiver(SECRET, tmp_path / "callbacks", clock=lambda: now["t"], seen_horizon_s=60)
+    # the id memory outlives the accepted age, whatever the horizon asked for
+    assert app.state.store.seen_horizon_s >= 3 * 3600 + 600
+    with serve_app(app) as url, httpx.Client(base_url=url) as client:
+        late = message(ts=NOW - 2 * 3600)
+        first = post(client, late)
+        assert first.status_code == 200 and first.json()["duplicate"] is False
+        now["t"] += 3600  # the same bytes again an hour later, three hours after their timestamp
+        again = post(client, late)
+        assert again.status_code == 200 and again.json()["duplicate"] is True
+        now["t"] += 1800  # past the accepted age: the clock refuses it
+        assert post(client, late).status_code == 401
+    app.state.store.close()
+    assert len(lines(tmp_path / "callbacks" / "inbox.jsonl")) == 1  # stored once
 
 
 def test_timestamp_in_seconds_and_as_a_number_is_accepted(receiver):
@@ -142,7 +181,7 @@ def test_timestamp_as_a_json_number_with_a_fraction_is_accepted(receiver):
         msg = message().decode().replace(f'"{int(NOW * 1000)}"', ts)
         assert post(client, msg.encode()).status_code == 200, ts
     assert len(lines(inbox)) == 3
-    stale = message().decode().replace(f'"{int(NOW * 1000)}"', f"{int(NOW * 1000) - 700_000}.5")
+    stale = message().decode().replace(f'"{int(NOW * 1000)}"', f"{int(NOW * 1000) - 11_000_000}.5")
     assert post(client, stale.encode()).status_code == 401
 
 
@@ -176,34 +215,29 @@ def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(r
     ]  # the inbox keeps what was sent, string bodies included
     assert isinstance(json.loads(rows[1]["body"])["messageBody"], str)
 
-    calls = []
-    monkeypatch.setattr(
-        pipeline,
-        "extract_fanout",
-        lambda s, endpoint, *, keys, client=None: calls.append((endpoint, keys)) or [f"{endpoint}.json"],
-    )
+    calls = record_fanouts(monkeypatch)
     monkeypatch.setattr(pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 3}, "rejects": 0})
     result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=object())
     assert result["messages"] == 5 and result["bad"] == 1 and result["unknown"] == {}
     assert calls == [
-        (
-            "taobao_order_detail",
-            [{"key": o, "order_id": o} for o in ("11", "12", "14", "5")],
-        ),
-        (
-            "taobao_refund_detail",
-            [
-                {
-                    "key": "200000090114253982",
-                    "refund_id": "200000090114253982",
-                    "order_id": "5",
-                    "line_id": "6",
-                    "created_at_ms": 1782624150579,
-                    "modified_at_ms": 1782924150579,
-                }
-            ],
-        ),
+        # the refund through the refund list's refundId filter: the row a scheduled run writes
+        ("taobao_refunds", "refundId", [{"key": "200000090114253982", "refund_id": "200000090114253982"}]),
+        ("taobao_order_detail", None, [{"key": o, "order_id": o} for o in ("11", "12", "14", "5")]),
     ]
+
+
+def record_fanouts(monkeypatch) -> list:
+    """``pipeline.extract_fanout`` replaced by a recorder of (endpoint, by, keys)."""
+    from xport_etl import run as pipeline
+
+    calls: list = []
+
+    def fanout(s, endpoint, *, keys, by=None, client=None):
+        calls.append((endpoint, by, keys))
+        return [f"{endpoint}.json"]
+
+    monkeypatch.setattr(pipeline, "extract_fanout", fanout)
+    return calls
 
 
 def test_redelivery_is_stored_once_also_after_a_restart(receiver, tmp_path):
@@ -459,23 +493,22 @@ def test_collect_names_distinct_orders_and_refunds():
                 },
             ),  # late, older: not the newest time
             entry("TAOBAO_ORDER_STATUS_MODIFY", {"orderId": "1; drop table fct_orders; --"}),
-            entry("TAOBAO_ORDER_REFUND", {"orderId": "5"}),
+            entry("TAOBAO_ORDER_REFUND", {"orderId": "6"}),  # bad: no refundId; its order all the same
             entry("TAOBAO_ORDER_STATUS_MODIFY", "not an object"),
-            entry("ALIBABA_ORDER_STATUS_CHANGE", {"orderId": "9"}, platform=1),
+            entry("ALIBABA_ORDER_STATUS_CHANGE", {"orderId": "9"}, platform=1),  # unknown, names an order
+            entry("ALIBABA_ORDER_REFUND", {"orderId": 8, "refundId": "TQ77", "refundStatus": "refundsuccess"}, 1),
             entry("SOMETHING_NEW", {}),
+            entry("SOMETHING_NEWER", {"refundId": "41", "salesOrderId": "230101120000000007"}),
         ]
     )
-    assert sorted(wanted.orders) == ["1031992847890383164", "1031992847890383999", "5"]
-    assert wanted.refunds == {
-        "200000090114253982": {
-            "order_id": "5",
-            "line_id": "6",
-            "created_at_ms": 1782624150579,
-            "modified_at_ms": 1782924150579,
-        }
-    }
+    assert wanted.ids("taobao", "order") == ["1031992847890383164", "5", "6"]
+    # a price correction names its order by orderNo (salesOrderId), so does any Taobao message
+    assert wanted.ids("taobao", "order_no") == ["1031992847890383999", "230101120000000007"]
+    assert wanted.ids("taobao", "refund") == ["200000090114253982", "41"]
+    assert wanted.ids("1688", "order") == ["8", "9"] and wanted.ids("1688", "refund") == ["TQ77"]
+    assert wanted.refund_orders == {"TQ77": "8"}
     assert wanted.bad == 3
-    assert wanted.unknown == {"ALIBABA_ORDER_STATUS_CHANGE": 1, "SOMETHING_NEW": 1}
+    assert wanted.unknown == {"ALIBABA_ORDER_STATUS_CHANGE": 1, "SOMETHING_NEW": 1, "SOMETHING_NEWER": 1}
 
 
 STATUS_BODY = {"orderId": "1031992847890383164", "status": 11}
@@ -506,8 +539,8 @@ REFUND_BODY = {
 def test_collect_reads_a_json_string_body_as_the_object_it_encodes(mtype, body, separators):
     as_object = collect([entry(mtype, body)])
     as_string = collect([entry(mtype, json.dumps(body, separators=separators))])
-    assert as_object.bad == 0 and (as_object.orders or as_object.refunds)
-    assert as_string == as_object
+    assert as_object.bad == 0 and as_object.names
+    assert list(as_string.names.values()) == list(as_object.names.values())
 
 
 def test_undecodable_string_body_is_bad_and_the_batch_goes_on():
@@ -529,18 +562,18 @@ def test_undecodable_string_body_is_bad_and_the_batch_goes_on():
         + [entry("TAOBAO_ORDER_REFUND", json.dumps(REFUND_BODY))]
     )
     assert wanted.bad == len(undecodable)
-    assert sorted(wanted.orders) == ["41", "5"] and list(wanted.refunds) == ["200000090114253982"]
+    assert wanted.ids("taobao", "order") == ["41", "5"] and wanted.ids("taobao", "refund") == ["200000090114253982"]
 
 
 def test_message_body_decodes_objects_and_strings_only():
-    assert callbacks_receiver.message_body({"messageBody": STATUS_BODY}) == STATUS_BODY
-    decoded = callbacks_receiver.message_body({"messageBody": json.dumps(PRICE_BODY)})
+    assert callbacks_messages.message_body({"messageBody": STATUS_BODY}) == STATUS_BODY
+    decoded = callbacks_messages.message_body({"messageBody": json.dumps(PRICE_BODY)})
     assert decoded == PRICE_BODY
     # decimals stay exact, as in the object form read from the inbox
     assert str(decoded["purchaseOrderPriceDTO"]["purchaseAmount"]) == "12.5"
     for odd in (None, 5, [STATUS_BODY], "x", "[" * 100_000, b"{}"):
-        assert callbacks_receiver.message_body({"messageBody": odd}) is None
-    assert callbacks_receiver.message_body({}) is None
+        assert callbacks_messages.message_body({"messageBody": odd}) is None
+    assert callbacks_messages.message_body({}) is None
 
 
 @pytest.mark.parametrize(
@@ -559,8 +592,10 @@ def test_message_body_decodes_objects_and_strings_only():
 )
 def test_message_platform_as_number_or_string(platform, taobao):
     wanted = collect([entry("TAOBAO_ORDER_STATUS_MODIFY", STATUS_BODY, platform=platform)])
-    assert bool(wanted.orders) is taobao
+    assert bool(wanted.ids("taobao", "order")) is taobao
     assert wanted.unknown == ({} if taobao else {"TAOBAO_ORDER_STATUS_MODIFY": 1})
+    # a Taobao type sent as 1688 is not a type known there, but its order is a 1688 order
+    assert bool(wanted.ids("1688", "order")) is (platform is not True and platform in (1, "1"))
 
 
 def test_order_detail_normaliser_reads_one_taobaoordervo_per_page():
@@ -598,12 +633,7 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
         b = message(body={"orderId": oid, "status": 10})
         store.append(b, json.loads(b))
     store.close()
-    calls = []
-    monkeypatch.setattr(
-        pipeline,
-        "extract_fanout",
-        lambda s, endpoint, *, keys, client=None: calls.append((endpoint, keys)) or [f"{endpoint}.json"],
-    )
+    calls = record_fanouts(monkeypatch)
 
     def failing_load(s, paths):
         raise RuntimeError("publish failed")
@@ -617,6 +647,7 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
     assert result["messages"] == 2 and result["orders"] == 2 and result["refunds"] == 0
     assert calls[-1] == (
         "taobao_order_detail",
+        None,
         [{"key": "11", "order_id": "11"}, {"key": "12", "order_id": "12"}],
     )
     offset = json.loads((tmp_path / "callbacks" / "offset.json").read_text())
@@ -701,7 +732,7 @@ def test_pusher_sends_half_the_bodies_as_json_strings():
     first = [d for d in sent if not d.duplicate]
     forms = Counter((m["messageType"], type(m["messageBody"]).__name__) for m in (json.loads(d.body) for d in first))
     per_type = Counter(m["messageType"] for m in messages)
-    assert per_type[ORDER_REFUND] > 0 and len(per_type) == 3, per_type
+    assert per_type[ORDER_REFUND] > 0 and len(per_type) >= 5, per_type
     for mtype, n in per_type.items():  # the 1st, 3rd, 5th … of each type as a string
         assert (forms[mtype, "str"], forms[mtype, "dict"]) == ((n + 1) // 2, n // 2), mtype
     assert set(Counter(type(m["messageBody"]).__name__ for m in received)) == {"str", "dict"}
@@ -709,7 +740,7 @@ def test_pusher_sends_half_the_bodies_as_json_strings():
         sent_envelope = json.loads(d.body, parse_float=Decimal)
         raw = sent_envelope["messageBody"]
         body = json.loads(raw, parse_float=Decimal) if isinstance(raw, str) else raw
-        assert isinstance(body, dict) and callbacks_receiver.message_body(sent_envelope) == body
+        assert isinstance(body, dict) and callbacks_messages.message_body(sent_envelope) == body
         assert d.message == json.loads(d.body) or d.message["messageBody"] == raw  # as sent
         assert d.message_body.keys() == body.keys()
     again = CallbackPusher(world, "http://receiver/callbacks", SECRET, seed=4, clock=lambda: NOW)
@@ -720,3 +751,52 @@ def test_pusher_sends_half_the_bodies_as_json_strings():
     nothing = CallbackPusher(world, "x", SECRET, string_body_share=0.0)
     assert all(isinstance(m["messageBody"], str) for m in everything.messages_between(t0, world.clock))
     assert all(isinstance(m["messageBody"], dict) for m in nothing.messages_between(t0, world.clock))
+
+
+def test_pusher_pushes_every_change_of_both_platforms_in_a_span():
+    """Every order and refund the API shows as changed in a span has a message, the last of which
+    carries its state now; a new order's first message is its creation; stamps are the changes'."""
+    from datetime import timedelta
+
+    from xport_sandbox.common import CST
+    from xport_sandbox.push import CallbackPusher
+
+    config = WorldConfig(
+        seed=3,
+        orders=600,
+        start=datetime(2026, 6, 11, tzinfo=CST),
+        refund_rate=0.5,
+        refund_rate_1688=0.5,
+    )
+    world = World(config)
+    t0 = world.clock
+    world.advance(86_400)
+    t1 = world.clock + timedelta(seconds=1)
+    messages = CallbackPusher(world, "x", SECRET, seed=1, price_share=0).messages_between(t0, t1)
+    last: dict[tuple, object] = {}
+    for m in messages:  # in time order
+        body = m["messageBody"] if isinstance(m["messageBody"], dict) else json.loads(m["messageBody"])
+        assert t0.timestamp() * 1000 <= int(m["timestamp"]) < t1.timestamp() * 1000
+        if "refundId" in body:
+            last[(m["messagePlatform"], "refund", body["refundId"])] = body["refundStatus"]
+        else:
+            last.setdefault((m["messagePlatform"], "first", body["orderId"]), body["status"])
+            last[(m["messagePlatform"], "order", body["orderId"])] = body["status"]
+        last.setdefault((m["messagePlatform"], "named", body["orderId"]), True)
+
+    taobao = world.taobao_orders(update_start=t0, update_end=t1)
+    alibaba = [r.get("baseInfo", r) for r in world.alibaba_orders(modify_start=t0, modify_end=t1)]
+    assert len(taobao) > 20 and len(alibaba) > 5
+    for platform, orders, key in ((0, taobao, "id"), (1, alibaba, "orderId")):
+        for order in orders:
+            oid = str(order[key])
+            assert (platform, "named", oid) in last, oid  # a status or refund message names it
+            if (platform, "order", oid) in last:
+                status = last[(platform, "order", oid)]
+                assert status == (int(order["status"]) if platform == 0 else order["status"]), oid
+    created = [o for o in taobao if t0.timestamp() <= datetime.fromisoformat(o["createTime"] + "+08:00").timestamp()]
+    assert created and all(last[(0, "first", str(o["id"]))] == 12 for o in created)  # ORDER_BULIDING
+    refunds = [r for r in world.taobao_refunds() if t0.timestamp() * 1000 <= int(r["modifiedTime"])]
+    assert refunds and all(last[(0, "refund", r["refundId"])] == r["refundStatus"] for r in refunds)
+    refunds_1688 = [k for k in last if k[:2] == (1, "refund")]
+    assert refunds_1688 and all(world.alibaba_refund(k[2])["status"] == last[k] for k in refunds_1688)

@@ -438,6 +438,15 @@ def test_alibaba_refund_fallbacks_and_nulls():
     assert (row["refund_amount"], row["status"], row["platform_status"]) == (None, "none", None)
 
 
+def test_alibaba_refund_takes_its_orders_currency_from_the_context():
+    """refund/info has no currency: the order's, passed in the request context, else CNY."""
+    no_currency = alibaba_refund()
+    no_currency.pop("currency", None)
+    assert normalize_alibaba_refund(no_currency, {"currency": "USD"}).row["currency"] == "USD"
+    assert normalize_alibaba_refund(no_currency, {"currency": None}).row["currency"] == "CNY"
+    assert normalize_alibaba_refund(alibaba_refund(currency="HKD"), {"currency": "USD"}).row["currency"] == "HKD"
+
+
 def test_alibaba_refund_rejects():
     pages = [
         (envelope(alibaba_refund(refundPayment=12.5)), None),

@@ -575,6 +575,7 @@ def extract_fanout(
     endpoint: str,
     *,
     keys: Sequence[dict[str, Any]] | None = None,
+    by: str | None = None,
     state=None,
     client=None,
     progress: Progress | None = None,
@@ -583,7 +584,9 @@ def extract_fanout(
     """Call a detail endpoint once per key and land the answers, ``FANOUT_BATCH`` keys a window.
 
     The keys are ``keys`` if given, else what :func:`fanout_keys` chooses from the run's next
-    state ``state`` (or the published warehouse).
+    state ``state`` (or the published warehouse). ``by`` asks a list endpoint instead, one page
+    per key through that filter (``refundId`` of the Taobao refund list, ``orderNo`` of the order
+    list: a key names at most one record), landed as a list page.
 
     A key the server does not know (code 404) is skipped and counted; any other failure fails
     the window, and windows already landed stay landed.
@@ -605,10 +608,17 @@ def extract_fanout(
     stamp = datetime.now(UTC)
     paths = []
 
+    param = by or spec.detail_param
+    if param is None:
+        raise ConfigError(f"endpoint {endpoint} takes no key: name the filter to ask it by")
+    in_body = spec.pages_in_body if spec.is_paged else spec.method == "POST"
+
     def call(row: dict[str, Any]):
-        args = {spec.detail_param: row["key"]}
+        args: dict[str, Any] = {param: row["key"]}
+        if spec.is_paged:
+            args.update(pageNo=1, pageSize=settings.page_size)
         try:
-            if spec.method == "POST":
+            if in_body:
                 return client.request(spec, body=args)
             return client.request(spec, params=args)
         except FatalError as exc:

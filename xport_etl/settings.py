@@ -38,9 +38,10 @@ The callback receiver's limits (``xport-etl callbacks serve``, see ``docs/callba
 field                     environment variable             default
 ========================  ===============================  =====================================
 callback_max_body         XPORT_CALLBACK_MAX_BODY          1 MiB (bytes; 413 past it, counted as it streams)
-callback_read_timeout     XPORT_CALLBACK_READ_TIMEOUT      10 s to receive one request, headers and body
-callback_keep_alive       XPORT_CALLBACK_KEEP_ALIVE        5 s idle between requests on one connection
-callback_max_connections  XPORT_CALLBACK_MAX_CONNECTIONS   200 open connections (503 past it)
+callback_read_timeout     XPORT_CALLBACK_READ_TIMEOUT      10 s to receive one request, head and body
+callback_keep_alive       XPORT_CALLBACK_KEEP_ALIVE        5 s to receive its head (idle connections close)
+callback_max_connections  XPORT_CALLBACK_MAX_CONNECTIONS   200: the connection budget (docs/callbacks.md)
+callback_max_age          XPORT_CALLBACK_MAX_AGE           10 800 s: the oldest message ``timestamp`` accepted
 inbox_rotate_bytes        XPORT_INBOX_ROTATE_BYTES         64 MiB per inbox segment
 callback_dedup_horizon    XPORT_CALLBACK_DEDUP_HORIZON     86 400 s: how long a message id is remembered
 ========================  ===============================  =====================================
@@ -115,6 +116,7 @@ ENV_VARS: Mapping[str, str] = {
     "callback_read_timeout": "XPORT_CALLBACK_READ_TIMEOUT",
     "callback_keep_alive": "XPORT_CALLBACK_KEEP_ALIVE",
     "callback_max_connections": "XPORT_CALLBACK_MAX_CONNECTIONS",
+    "callback_max_age": "XPORT_CALLBACK_MAX_AGE",
     "inbox_rotate_bytes": "XPORT_INBOX_ROTATE_BYTES",
     "callback_dedup_horizon": "XPORT_CALLBACK_DEDUP_HORIZON",
     "workers": "XPORT_WORKERS",
@@ -147,6 +149,7 @@ _FLOAT_FIELDS = (
     "refetch_after",
     "callback_read_timeout",
     "callback_keep_alive",
+    "callback_max_age",
     "callback_dedup_horizon",
     "freshness_hours",
 )
@@ -160,6 +163,7 @@ _AT_MOST: Mapping[str, tuple[float, str]] = {
     "refetch_after": (366 * 86_400, "seconds"),
     "callback_read_timeout": (3600, "seconds"),
     "callback_keep_alive": (3600, "seconds"),
+    "callback_max_age": (7 * 86_400, "seconds"),
     "callback_dedup_horizon": (366 * 86_400, "seconds"),
     "freshness_hours": (366 * 24, "hours"),
     "callback_max_body": (1 << 30, "bytes"),
@@ -235,13 +239,17 @@ class Settings:
     check_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     # the callback receiver: the largest body it reads (counted while it streams in)
     callback_max_body: int = 1 << 20
-    # a request's headers and body must arrive within this many seconds of its first byte
-    # (of the connection, for the first request): slow clients are cut off, not waited for
+    # a request's head and body must arrive within this many seconds of the connection's opening
+    # (or the end of its previous response): slow clients are cut off, not waited for
     callback_read_timeout: float = 10.0
-    # an idle kept-alive connection is closed after this many seconds
+    # ... and its head within this many: an idle or kept-alive connection is closed after it
     callback_keep_alive: float = 5.0
-    # open connections beyond this are answered 503 (uvicorn's limit_concurrency)
+    # the connection budget: connections without a complete request held at once (the oldest
+    # is closed to make room), and complete requests handled at once (503 past it)
     callback_max_connections: int = 200
+    # the oldest message timestamp the receiver accepts: Xportcn retries a failed push 30 minutes
+    # apart at most 5 times (2.5 h), and a retry may keep its first timestamp
+    callback_max_age: float = 10_800.0
     # the inbox's active segment is rotated before it would grow past this many bytes
     inbox_rotate_bytes: int = 64 << 20
     # how long the receiver remembers a message id to answer a redelivery `duplicate`: Xportcn
@@ -327,7 +335,7 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{ENV_VARS[name]} must be a positive integer, got {value!r}")
-        for name in ("callback_read_timeout", "callback_keep_alive", "callback_dedup_horizon"):
+        for name in ("callback_read_timeout", "callback_keep_alive", "callback_max_age", "callback_dedup_horizon"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"{ENV_VARS[name]} must be > 0 seconds, got {value!r}")

@@ -1,38 +1,52 @@
 """``CallbackPusher``: the sandbox's side of the message callbacks
 (docs/api-contract.md#6-message-callbacks).
 
-Builds signed callbacks for what changed in a :class:`~xport_sandbox.world.World` between two
-simulated times and POSTs them to a receiver, behaving as the documentation says Xportcn does:
-a message that is not answered HTTP 200 is tried again (here after ``retry_delay_s``, 0 by
-default; the real service waits 30 minutes) at most 5 more times; delivery order is not
-guaranteed (messages are shuffled); the same message can arrive twice (a share is redelivered).
+Builds signed callbacks for every change in a :class:`~xport_sandbox.world.World` between two
+simulated times, on both platforms, and POSTs them to a receiver, behaving as the documentation
+says Xportcn does: a message that is not answered HTTP 200 is tried again (here after
+``retry_delay_s``, 0 by default; the real service waits 30 minutes) at most 5 more times; delivery
+order is not guaranteed (messages are shuffled); the same message can arrive twice (a share is
+redelivered).
 
     pusher = CallbackPusher(world, "http://127.0.0.1:8780/callbacks", secret, seed=1)
-    t0 = world.clock; world.advance(86_400)
+    t0 = world.clock; world.advance(7200)
     deliveries = pusher.push_changes(t0, world.clock)
 
-Messages (bodies [assumed] beyond the documented fields, named as the API's records):
+One message per change (bodies [assumed] beyond the documented fields, named as the API's records;
+the bodies carry the ids and the new status only, all the contract promises):
 
-- ``TAOBAO_ORDER_STATUS_MODIFY``: one per order whose ``updateTime`` is in the window (status
-  changes, refund changes, new orders): ``{"orderId", "status", "updateTime"}``.
-- ``TAOBAO_ORDER_REFUND``: one per refund status change in the window: ``{"orderId",
-  "subOrderId", "refundId", "refundStatus", "createTime", "modifiedTime"}`` (epoch ms).
-- ``TAOBAO_ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY``: for a ``price_share`` of those orders, the
-  documented shape: ``salesOrderId``, snake_case ``subOrders[]`` and ``purchaseOrderPriceDTO``.
+- ``TAOBAO_ORDER_STATUS_MODIFY`` ``{"orderId", "status"}``: each status change of a Taobao order,
+  its creation included (its lines ship and close with it);
+- ``TAOBAO_ORDER_REFUND`` ``{"orderId", "subOrderId", "refundId", "refundStatus"}``: each change of
+  a Taobao refund, its opening included;
+- ``TAOBAO_ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY``: for a ``price_share`` of the status changes, the
+  documented body: ``salesOrderId`` (the order's ``orderNo``), snake_case ``subOrders[]`` and
+  ``purchaseOrderPriceDTO``;
+- ``ALIBABA_ORDER_STATUS_MODIFY`` ``{"orderId", "status"}`` (``messagePlatform`` 1): each status
+  change of a 1688 order, its creation included;
+- ``ALIBABA_ORDER_REFUND`` ``{"orderId", "refundId", "refundStatus"}``: each change of a 1688
+  refund;
+- ``ALIBABA_ORDER_PRICE_MODIFY`` ``{"orderId", "totalAmount"}``: for a ``price_share`` of the
+  1688 status changes;
+- with ``unknown_share``, that share of the status messages go out under a type this project does
+  not know (``TAOBAO_ORDER_UNDOCUMENTED_CHANGE``, ``ALIBABA_ORDER_UNDOCUMENTED_CHANGE``), naming
+  the same order: a receiver must refresh what they name all the same.
 
 ``messageBody`` goes out in both forms the contract allows: a ``string_body_share`` of the messages
 of each type (half by default, the first of a type included) carry it as a JSON-encoded string of
 the object, the rest as the object itself. The form follows the message's place in build order
 among its type, so it is deterministic and independent of the seed.
 
-The envelope's ``timestamp`` is the real clock (epoch ms as a string), as the receiver checks it
-against its own real clock; the simulated times are in the bodies. ``Authorization`` is the
-lower-case hex HMAC-SHA256 of the exact body bytes sent. A retry or a redelivery sends the
-identical bytes.
+The envelope's ``timestamp`` is the push time: the simulated time of the change (Xportcn pushes
+when a change happens), epoch ms as a string; a receiver checks it against the world's clock
+(``create_receiver(clock=...)``). ``clock`` stamps every message with that clock instead.
+``Authorization`` is the lower-case hex HMAC-SHA256 of the exact body bytes sent. A retry or a
+redelivery sends the identical bytes.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import json
@@ -55,6 +69,11 @@ from xport_sandbox.world import World
 ORDER_STATUS = "TAOBAO_ORDER_STATUS_MODIFY"
 ORDER_PRICE = "TAOBAO_ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY"
 ORDER_REFUND = "TAOBAO_ORDER_REFUND"
+ALIBABA_STATUS = "ALIBABA_ORDER_STATUS_MODIFY"
+ALIBABA_PRICE = "ALIBABA_ORDER_PRICE_MODIFY"
+ALIBABA_REFUND = "ALIBABA_ORDER_REFUND"
+UNKNOWN_TYPES = {0: "TAOBAO_ORDER_UNDOCUMENTED_CHANGE", 1: "ALIBABA_ORDER_UNDOCUMENTED_CHANGE"}
+TAOBAO, ALIBABA = 0, 1
 MAX_TRIES = 6  # the first delivery and at most 5 retries [doc]
 
 
@@ -90,6 +109,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
+def message_bytes(message: dict) -> bytes:
+    """The body bytes a message is sent as (and signed over)."""
+    return _dumps(message).encode("utf-8")
+
+
 class CallbackPusher:
     """Signs and POSTs callbacks for a world's changes.
 
@@ -97,14 +121,16 @@ class CallbackPusher:
         world: the sandbox world.
         url: the receiver's URL (``http://127.0.0.1:8780/callbacks``).
         secret: the access secret that keys the HMAC.
-        seed: seeds the shuffle, the redeliveries and the price messages.
+        seed: seeds the shuffle, the redeliveries, the price and the unknown-type messages.
         duplicate_share: share of messages delivered a second time.
-        price_share: share of changed orders that also get a price-modify message.
+        price_share: share of status changes that also get a price-modify message.
+        unknown_share: share of status messages sent under a type the project does not know.
         string_body_share: share of each type's messages whose ``messageBody`` is sent as a
             JSON-encoded string (the 1st, 3rd, 5th … at 0.5), by build order.
         max_tries: tries per delivery (first + retries).
         retry_delay_s: pause before a retry.
-        clock: the real clock for the envelope ``timestamp`` (epoch seconds).
+        clock: None stamps each message with the simulated time of its change; a clock (epoch
+            seconds) stamps every message with its time instead.
         transport: an httpx transport (tests).
     """
 
@@ -117,15 +143,16 @@ class CallbackPusher:
         seed: int = 0,
         duplicate_share: float = 0.2,
         price_share: float = 0.1,
+        unknown_share: float = 0.0,
         string_body_share: float = 0.5,
         max_tries: int = MAX_TRIES,
         retry_delay_s: float = 0.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.world, self.url, self._key = world, url, secret.encode("utf-8")
         self.rng = random.Random(seed)
-        self.duplicate_share, self.price_share = duplicate_share, price_share
+        self.duplicate_share, self.price_share, self.unknown_share = duplicate_share, price_share, unknown_share
         if not 0.0 <= string_body_share <= 1.0:
             raise ValueError(f"string_body_share must be within [0, 1], not {string_body_share}")
         self.string_body_share = string_body_share
@@ -135,8 +162,17 @@ class CallbackPusher:
 
     # -- building
 
-    def envelope(self, message_type: str, body: dict, platform: int = 0, *, as_string: bool | None = None) -> dict:
-        """One callback; ``as_string`` None lets ``string_body_share`` pick the body's form."""
+    def envelope(
+        self,
+        message_type: str,
+        body: dict,
+        platform: int = TAOBAO,
+        *,
+        as_string: bool | None = None,
+        at_ms: int | None = None,
+    ) -> dict:
+        """One callback pushed at ``at_ms`` (epoch ms; the clock's now when None or when the
+        pusher has a ``clock``); ``as_string`` None lets ``string_body_share`` pick the body's form."""
         k = self._built[message_type]
         self._built[message_type] += 1
         if as_string is None:
@@ -144,52 +180,74 @@ class CallbackPusher:
             # ceil(n * share) of the first n, spread evenly (a Fraction: no float drift)
             share = Fraction(str(self.string_body_share))
             as_string = math.ceil((k + 1) * share) > math.ceil(k * share)
+        if self.clock is not None or at_ms is None:
+            at_ms = int((self.clock or time.time)() * 1000)
         return {
             "messageType": message_type,
             "messageBody": _dumps(body) if as_string else body,
             "messagePlatform": platform,
-            "timestamp": str(int(self.clock() * 1000)),
+            "timestamp": str(at_ms),
         }
 
     def sign(self, body: bytes) -> str:
         return hmac.new(self._key, body, hashlib.sha256).hexdigest()
 
+    def _status_type(self, platform: int, known: str) -> str:
+        return UNKNOWN_TYPES[platform] if self.unknown_share and self.rng.random() < self.unknown_share else known
+
     def messages_between(self, start: datetime, end: datetime) -> list[dict]:
-        """Callbacks for the Taobao orders and refunds that changed in ``[start, end)`` (simulated
-        time, tz-aware), in the world's order (newest order first, then refunds)."""
-        out = []
-        for order in self.world.taobao_orders(update_start=start, update_end=end):
-            out.append(
-                self.envelope(
-                    ORDER_STATUS,
-                    {
-                        "orderId": str(order["id"]),
-                        "status": order["status"],
-                        "updateTime": order["updateTime"],
-                    },
-                )
-            )
-            if self.rng.random() < self.price_share:
-                out.append(self.envelope(ORDER_PRICE, _price_body(order)))
+        """Callbacks for every change in ``[start, end)`` (simulated time, tz-aware), both
+        platforms, in time order of the change (Taobao first, then 1688)."""
         lo, hi = to_ms(start), to_ms(end)
+        with self.world.lock:
+            clock_ms = self.world.clock_ms
+        built: list[tuple[int, int, dict]] = []  # (time ms, order of build, envelope)
+
+        def add(at_ms: int, message_type: str, body: dict, platform: int) -> None:
+            built.append((at_ms, len(built), self.envelope(message_type, body, platform, at_ms=at_ms)))
+
+        store = self.world.taobao
+        for i, transitions in _changes(store, -(-lo // 1000), hi, clock_ms):
+            detail = store.detail(i)
+            for at_s, status in transitions:
+                mtype = self._status_type(TAOBAO, ORDER_STATUS)
+                add(at_s * 1000, mtype, {"orderId": str(detail.order_id), "status": status}, TAOBAO)
+                if self.rng.random() < self.price_share:
+                    order = self.world.taobao_order(detail.order_id)
+                    if order is not None:
+                        add(at_s * 1000, ORDER_PRICE, _price_body(order), TAOBAO)
         for refund, order, history in self.world.iter_taobao_refunds():
             line = order.lines[refund.line_index]
             for changed_ms, status in history:
                 if lo <= changed_ms < hi:
-                    out.append(
-                        self.envelope(
-                            ORDER_REFUND,
-                            {
-                                "orderId": str(order.order_id),
-                                "subOrderId": str(line.sub_order_id),
-                                "refundId": refund.refund_id,
-                                "refundStatus": status,
-                                "createTime": refund.create_ms,
-                                "modifiedTime": changed_ms,
-                            },
-                        )
-                    )
-        return out
+                    body = {
+                        "orderId": str(order.order_id),
+                        "subOrderId": str(line.sub_order_id),
+                        "refundId": refund.refund_id,
+                        "refundStatus": status,
+                    }
+                    add(changed_ms, ORDER_REFUND, body, TAOBAO)
+        from xport_sandbox.alibaba import REFUND_STATUSES, STATUSES
+
+        store_1688 = self.world.alibaba
+        for i, transitions in _changes(store_1688, -(-lo // 1000), hi, clock_ms):
+            detail = store_1688.detail(i)
+            for at_s, status in transitions:
+                mtype = self._status_type(ALIBABA, ALIBABA_STATUS)
+                add(at_s * 1000, mtype, {"orderId": str(detail.order_id), "status": STATUSES[status]}, ALIBABA)
+                if self.rng.random() < self.price_share:
+                    total = str(Decimal(detail.goods_cents + detail.shipping_cents) / 100)  # money as text
+                    add(at_s * 1000, ALIBABA_PRICE, {"orderId": str(detail.order_id), "totalAmount": total}, ALIBABA)
+        for refund, order, history in self.world.iter_1688_refunds():
+            for changed_s, status in history:
+                if lo <= changed_s * 1000 < hi:
+                    body = {
+                        "orderId": str(order.order_id),
+                        "refundId": refund.refund_id,
+                        "refundStatus": REFUND_STATUSES[status],
+                    }
+                    add(changed_s * 1000, ALIBABA_REFUND, body, ALIBABA)
+        return [envelope for _at, _n, envelope in sorted(built, key=lambda b: (b[0], b[1]))]
 
     # -- sending
 
@@ -197,7 +255,7 @@ class CallbackPusher:
         """Deliver ``messages`` shuffled, a share of them twice; returns every delivery made."""
         deliveries = []
         for message in messages:
-            body = _dumps(message).encode("utf-8")
+            body = message_bytes(message)
             deliveries.append(Delivery(message, body, hashlib.sha256(body).hexdigest()))
         deliveries += [
             Delivery(d.message, d.body, d.id, duplicate=True)
@@ -233,12 +291,24 @@ class CallbackPusher:
         return self.push(self.messages_between(start, end))
 
 
+def _changes(store: Any, lo_s: int, hi_ms: int, clock_ms: int):
+    """``(order index, [(epoch s, status), ...])`` of the orders of a store (Taobao or 1688) with
+    status changes in ``[lo_s, hi_ms)`` that have happened by ``clock_ms``: their plans' transitions."""
+    end_s = -(-min(hi_ms, clock_ms + 1) // 1000)  # exclusive, in whole seconds
+    for i in range(store.count_visible(min(hi_ms - 1, clock_ms))):
+        a, b = store.trans_off[i], store.trans_off[i + 1]
+        first = bisect.bisect_left(store.trans_t, lo_s, a, b)
+        last = bisect.bisect_left(store.trans_t, end_s, a, b)
+        if first < last:
+            yield i, [(store.trans_t[k], store.trans_s[k]) for k in range(first, last)]
+
+
 def _price_body(order: dict) -> dict:
     """The documented price-modify body of an order (docs/api-contract.md#6-message-callbacks), from
-    its ``TaoBaoOrderVO``."""
+    its ``TaoBaoOrderVO``: ``salesOrderId`` is the order's ``orderNo``."""
     subs = order.get("subOrderVOS") or []
     return {
-        "salesOrderId": str(order["id"]),
+        "salesOrderId": str(order["orderNo"]),
         "subOrders": [
             {
                 "purchase_order_outer_id": s.get("taobaoPurchaseId"),

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from xport_etl.callbacks.inbox import (
     DEAD_LETTER_FILE,
@@ -16,7 +17,7 @@ from xport_etl.callbacks.inbox import (
 )
 from xport_etl.callbacks.receiver import (
     CALLBACK_PATH,
-    DEFAULT_MAX_SKEW_S,
+    DEFAULT_MAX_FUTURE_S,
     create_receiver,
     is_loopback,
     log,
@@ -35,7 +36,10 @@ def cmd_serve(args) -> int:
 
     from xport_etl.settings import DEFAULT_ACCESS_SECRET, Settings
 
-    settings = Settings.from_env(data_dir=Path(args.data_dir) if args.data_dir else None)
+    overrides: dict[str, Any] = {"data_dir": Path(args.data_dir) if args.data_dir else None}
+    if args.max_age is not None:
+        overrides["callback_max_age"] = args.max_age
+    settings = Settings.from_env(**overrides)
     if settings.access_secret == DEFAULT_ACCESS_SECRET and not is_loopback(args.host):
         # the sandbox's secret is published in the source: anyone could sign a callback
         print(
@@ -50,7 +54,8 @@ def cmd_serve(args) -> int:
     app = create_receiver(
         settings.access_secret,
         inbox_dir,
-        max_skew_s=args.max_skew,
+        max_age_s=settings.callback_max_age,
+        max_future_s=args.max_skew,
         max_body=settings.callback_max_body,
         rotate_bytes=settings.inbox_rotate_bytes,
         seen_horizon_s=settings.callback_dedup_horizon,
@@ -95,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "callbacks",
         help="receive Xportcn message callbacks, or refresh what they name",
         description="Receive Xportcn's message callbacks (docs/api-contract.md#6-message-callbacks) into an fsynced inbox, and "
-        "refresh the orders and refunds they name through the detail endpoints.\n"
+        "refresh the orders and refunds they name (Taobao and 1688, whatever the message's type).\n"
         "example: xport-etl callbacks serve --port 8780 --data-dir data\n"
         "example: xport-etl callbacks consume --data-dir data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -104,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help=f"serve POST {CALLBACK_PATH} (secret from XPORT_ACCESS_SECRET)",
-        description=f"Serve POST {CALLBACK_PATH}: verify the HMAC and timestamp, store the message "
+        description=f"Serve POST {CALLBACK_PATH}: verify the HMAC and the timestamp's age, store the message "
         "under <data-dir>/callbacks/inbox.jsonl, answer 200.\n"
         "example: XPORT_ACCESS_SECRET=… xport-etl callbacks serve --host 0.0.0.0 --port 8780",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -122,17 +127,25 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="data directory (env XPORT_DATA_DIR, default ./data); the inbox is <data-dir>/callbacks/",
     )
     serve.add_argument(
+        "--max-age",
+        type=number_arg(0, 7 * 86_400, above=True),
+        default=None,
+        help="the oldest message timestamp accepted, seconds (env XPORT_CALLBACK_MAX_AGE, default 10800: "
+        "Xportcn's 5 retries 30 minutes apart and a margin), e.g. --max-age 14400",
+    )
+    serve.add_argument(
         "--max-skew",
         type=number_arg(0, 86_400, above=True),
-        default=DEFAULT_MAX_SKEW_S,
-        help=f"accepted distance of a message's timestamp from now, seconds (default {DEFAULT_MAX_SKEW_S}), e.g. --max-skew 900",
+        default=DEFAULT_MAX_FUTURE_S,
+        help=f"how far ahead of this machine's clock a message timestamp may be, seconds (default "
+        f"{DEFAULT_MAX_FUTURE_S}), e.g. --max-skew 900",
     )
     serve.set_defaults(func=cmd_serve)
     consume = commands.add_parser(
         "consume",
         help="refresh the orders and refunds named by new callbacks, and publish",
-        description="Read the inbox from the stored offset, re-fetch the named orders and refunds "
-        "through the detail endpoints, publish, then advance the offset.\n"
+        description="Read the inbox from the stored offset, re-read the orders and refunds the messages "
+        "name (docs/callbacks.md), publish, dead-letter what can never be used, then advance the offset.\n"
         "example: xport-etl callbacks consume --data-dir data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

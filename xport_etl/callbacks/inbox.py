@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from xport_etl.callbacks.messages import parse_message
 from xport_etl.fsutil import fsync_dir, write_atomic
 from xport_etl.normalize.pages import has_surrogates
 
@@ -38,7 +38,7 @@ DEFAULT_ROTATE_BYTES = 64 << 20
 # whatever the rate (about 200 bytes an id)
 DEFAULT_SEEN_HORIZON_S = 86_400.0
 SEEN_MAX = 2_000_000
-_SEGMENT = re.compile(r"inbox\.(\d{6,})\.jsonl")
+_SEGMENT = re.compile(r"inbox\.([0-9]{6,18})\.jsonl")
 
 
 def content_id(body: bytes) -> str:
@@ -60,6 +60,7 @@ class InboxEntry:
     received_at: str
     type: str | None
     message: dict
+    body: str = ""  # the raw body as received (for a dead letter whose message cannot be written)
 
 
 def segment_path(inbox_dir: Path, segment: int) -> Path:
@@ -303,13 +304,23 @@ def _parse_lines(data: bytes) -> tuple[list[InboxEntry], list[bytes]]:
             continue
         try:
             row = json.loads(line)
-            message = json.loads(row["body"], parse_float=Decimal)
+            message = parse_message(row["body"])
             if not isinstance(message, dict) or not isinstance(row["id"], str):
                 raise ValueError("not a message")
         except (ValueError, KeyError, TypeError, RecursionError):
             bad.append(line)
             continue
-        entries.append(InboxEntry(row["id"], row.get("received_at", ""), row.get("type"), message))
+        received = row.get("received_at")
+        kind = row.get("type")
+        entries.append(
+            InboxEntry(
+                row["id"],
+                received if isinstance(received, str) else "",
+                kind if isinstance(kind, str) else None,
+                message,
+                row["body"],
+            )
+        )
     return entries, bad
 
 

@@ -1,18 +1,16 @@
 """Detail answers the callback refresh fetches: a Taobao order detail (``data`` is one order, read
-exactly as a list record) and a Taobao refund detail (the times the detail lacks taken from the
-page's request context when the served detail has none)."""
+exactly as a list record). (Refunds are re-read through the lists, whose normalisers they share
+with a scheduled run.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import suppress
 from datetime import datetime
 
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.normalize.pages import Page, WindowRows, _record_id, has_surrogates, parse_detail
-from xport_etl.normalize.refunds import normalize_taobao_refund_detail_pages
 from xport_etl.normalize.taobao_orders import normalize_taobao_order
-from xport_etl.normalize.values import RejectError, to_epoch_ms_time
+from xport_etl.normalize.values import RejectError
 
 
 def normalize_taobao_order_detail_pages(
@@ -47,38 +45,6 @@ def normalize_taobao_order_detail_pages(
     return out.finish()
 
 
-def normalize_taobao_refund_detail_refresh_pages(
-    pages: Iterable[Page],
-    *,
-    endpoint: str,
-    window_id: str,
-    rejected_at: datetime,
-    assumptions: ApiAssumptions = ASSUMED,
-) -> WindowRows:
-    """The refund detail normaliser, with the times the detail lacks taken from the page context
-    (``created_at_ms``, ``modified_at_ms``: epoch ms) when the served detail has none."""
-    pages = list(pages)
-    out = normalize_taobao_refund_detail_pages(
-        pages,
-        endpoint=endpoint,
-        window_id=window_id,
-        rejected_at=rejected_at,
-        assumptions=assumptions,
-    )
-    contexts = {str(ctx.get("refund_id")): ctx for _n, _b, ctx in pages if isinstance(ctx, dict)}
-    for row in out.tables.get("refunds", []):
-        ctx = contexts.get(row["refund_id"])
-        if not ctx:
-            continue
-        for column, name in (("created_at", "created_at_ms"), ("updated_at", "modified_at_ms")):
-            if row.get(column) is None and ctx.get(name):
-                # a bad hint stays unknown: the row keeps its null time
-                with suppress(RejectError):
-                    row[column] = to_epoch_ms_time(ctx[name], f"context {name}")
-    return out
-
-
 DETAIL_NORMALIZERS = {
     "taobao_order_detail": normalize_taobao_order_detail_pages,
-    "taobao_refund_detail": normalize_taobao_refund_detail_refresh_pages,
 }

@@ -152,7 +152,8 @@ def normalize_alibaba_refund(data: Any, context: Any = None, *, assumptions: Api
         "status": ALIBABA_REFUND_STATUS.get(raw_status),
         "platform_status": raw_status,
         "refund_amount": to_fen_money(data.get("refundPayment"), "refundPayment"),
-        "currency": to_text(data.get("currency"), "currency") or "CNY",
+        # the detail carries no currency: its order's, from the request context, else CNY
+        "currency": to_text(data.get("currency"), "currency") or _context(context, "currency") or "CNY",
         "reason": to_text(data.get("applyReason"), "applyReason"),
         "created_at": to_alibaba_time(data.get("createTime"), "createTime", assumptions),
         "updated_at": to_alibaba_time(data.get("updateTime"), "updateTime", assumptions),
