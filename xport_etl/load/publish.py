@@ -159,7 +159,13 @@ def create_state_file(path: Path, storage_version: str, published: Path | None =
     try:
         con = duckdb.connect(
             ":memory:",
-            config={"storage_compatibility_version": storage_version, "preserve_insertion_order": False},
+            config={
+                "storage_compatibility_version": storage_version,
+                "preserve_insertion_order": False,
+                # a rewrite that spills does so beside the new file, as the publishing connection
+                # does (an in-memory database would spill under the working directory)
+                "temp_directory": f"{path}.tmp",
+            },
         )
     except duckdb.InvalidInputException:
         raise ConfigError(
