@@ -24,9 +24,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml p
 venv-bench: venv
 	$(PY) -m pip install --quiet -r requirements-bench.txt -c constraints.txt
 
-## the two wheels into dist/: xport-etl and xport-airflow-provider
+## the three wheels into dist/: xport-etl, xport-airflow-provider and xport-sandbox (the local
+## fake of the API, to try a deployment before pointing it at Xportcn: docs/deploy-airflow.md)
 wheels: venv
-	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist . ./provider
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist . ./provider ./xport_sandbox
 
 ## run the sandbox, the pipeline through Airflow, and print the reports
 demo: venv
@@ -53,4 +54,4 @@ lock: venv-bench
 	$(PY) -m pip freeze --all --exclude-editable | grep -vE "^(-e|pip==)" > constraints.txt
 
 clean:
-	rm -rf $(VENV) .airflow data .pytest_cache build dist provider/build
+	rm -rf $(VENV) .airflow data .pytest_cache build dist provider/build xport_sandbox/build

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
+from xport_airflow_provider.failures import fail_fast
 from xport_airflow_provider.notifications import notify_failure
 
 
@@ -45,6 +46,7 @@ def xport_callbacks() -> None:
         execution_timeout=timedelta(minutes=30),
         doc_md="Refresh the orders and refunds named by the callbacks stored since the last run.",
     )
+    @fail_fast
     def consume() -> dict[str, Any]:
         from xport_airflow_provider.hooks import XportHook
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
+from xport_airflow_provider.failures import fail_fast
 from xport_airflow_provider.notifications import notify_failure
 
 
@@ -37,6 +38,7 @@ from xport_airflow_provider.notifications import notify_failure
 )
 def xport_freshness() -> None:
     @task(doc_md="Fail (alert) when a fact table is older than `XPORT_FRESHNESS_HOURS` hours.")
+    @fail_fast
     def check_freshness() -> list[dict[str, Any]]:
         from xport_airflow_provider.hooks import XportHook
 

@@ -58,8 +58,12 @@ default 10 requests/s, the API's assumed per-key limit) through a lock file unde
 on several machines share it through Redis instead: `XPORT_RATE_LIMIT_URL=redis://…` (or the
 connection's `rate_limit_url`; see docs/deploy-airflow.md).
 
-**Timeouts and alerts.** List extracts time out after 2 h, fan-outs after 6 h
-(`execution_timeout`; a timed-out try is retried like any failure). A failed task calls the
+**Timeouts, retries and alerts.** List extracts time out after 2 h, fan-outs after 6 h
+(`execution_timeout`; a timed-out try is retried like any failure). A task is retried twice
+(5 min, then 10) when another try may succeed (the API failing past the client's own retries,
+Redis away, a malformed page, a failed data check); what a retry cannot fix (wrong credentials
+or signature, a refused user-id, a bad setting or request: `xport_airflow_provider.failures`)
+fails the task at once (`AirflowFailException`). A failed task calls the
 configured notifier, if any: the Airflow Variable `xport_failure_notifier` or
 `XPORT_FAILURE_NOTIFIER`, `module:attribute` of a callable such as an `SmtpNotifier`
 (`xport_airflow_provider.notifications`).
@@ -82,6 +86,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TaskGroup, dag, task
+from xport_airflow_provider.failures import fail_fast
 from xport_airflow_provider.notifications import notify_failure
 
 from xport_etl.tables import FACT_TABLES  # a plain tuple: no pyarrow at parse time
@@ -146,6 +151,7 @@ def _run_key(context: dict[str, Any]) -> str:
 
 
 @task(pool=API_POOL, execution_timeout=LIST_TIMEOUT)
+@fail_fast
 def extract_list(endpoint: str, **context: Any) -> list[str]:
     """Land `endpoint` for the run's window, one manifest per chunk of at most `LIST_CHUNK`."""
     from xport_etl.run import extract_interval
@@ -160,6 +166,7 @@ def extract_list(endpoint: str, **context: Any) -> list[str]:
 
 
 @task(pool=API_POOL, execution_timeout=FANOUT_TIMEOUT, trigger_rule="none_failed")
+@fail_fast
 def extract_fanout(endpoint: str, **context: Any) -> list[str]:
     """Call `endpoint` once per key the run's next state names; land the answers.
 
@@ -171,6 +178,7 @@ def extract_fanout(endpoint: str, **context: Any) -> list[str]:
 
 
 @task
+@fail_fast
 def load(manifests: list[str], **context: Any) -> dict[str, Any]:
     """Merge the landed windows into the run's next state; skipped when nothing was landed."""
     if not manifests:
@@ -190,6 +198,7 @@ def load(manifests: list[str], **context: Any) -> dict[str, Any]:
     " Runs when no load failed (a skipped load merged nothing); returns the rows written per table"
     " and the rejects.",
 )
+@fail_fast
 def publish(**context: Any) -> dict[str, Any]:
     """Publish the run's next state (what every load merged), once."""
     from xport_etl.run import publish_run

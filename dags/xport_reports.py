@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, AssetAny, dag, task
+from xport_airflow_provider.failures import fail_fast
 from xport_airflow_provider.notifications import notify_failure
 
 from xport_etl.tables import FACT_TABLES  # a plain tuple: no pyarrow at parse time
@@ -56,6 +57,7 @@ def xport_reports() -> None:
             " error check fails (`CheckFailedError`). Returns the warehouse path."
         )
     )
+    @fail_fast
     def refresh() -> dict[str, Any]:
         from xport_airflow_provider.hooks import XportHook
 

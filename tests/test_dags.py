@@ -484,3 +484,115 @@ def test_hook_test_connection_reports_bad_configuration(airflow_env, monkeypatch
     extra = {"user_id": "1000042", "sign_recipe": "sha1"}
     ok, message = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).test_connection()
     assert ok is False and "sign_recipe" in message.lower().replace("xport_sign_recipe", "sign_recipe")
+
+
+# ---- failures a retry cannot fix fail the task at once (xport_airflow_provider.failures)
+
+
+def _task_context(dag) -> dict:
+    """What the xport tasks read from Airflow's context."""
+    from types import SimpleNamespace
+
+    start = datetime(2026, 6, 30, tzinfo=UTC)
+    return {
+        "dag": dag,
+        "run_id": "manual__fail_fast",
+        "data_interval_start": start,
+        "data_interval_end": start + timedelta(days=1),
+        "params": {"lookback_days": 0},
+        "dag_run": SimpleNamespace(run_after=start + timedelta(days=1)),
+    }
+
+
+def _call_task(dag, task):
+    """Run a task's Python callable as Airflow would: the context to a ``**context`` parameter
+    only (an upstream's manifests: one path)."""
+    import inspect
+
+    args = [a if isinstance(a, str) else ["manifest.json"] for a in task.op_args]
+    params = inspect.signature(task.python_callable).parameters.values()
+    context = _task_context(dag) if any(p.kind is p.VAR_KEYWORD for p in params) else {}
+    return task.python_callable(*args, **task.op_kwargs, **context)
+
+
+def _permanent_failures():
+    from xport_etl.errors import AuthenticationError, ConfigError, FatalError
+    from xport_etl.extract.landing import ManifestError
+    from xport_etl.load.publish import WarehouseError
+
+    return [
+        AuthenticationError("envelope code 401: bad signature; check XPORT_ACCESS_SECRET", code=401),
+        AuthenticationError("envelope code 403: user-id 1000042 may not read these orders", code=403),
+        ConfigError("XPORT_USER_ID, XPORT_ACCESS_KEY and XPORT_ACCESS_SECRET must not be empty"),
+        FatalError("envelope code 400: pageSize must be 1..100", code=400),
+        ManifestError("refusing a manifest: window_id '../x' is not a plain name"),
+        WarehouseError("cannot open the warehouse /srv/xport/data/warehouse.duckdb: not a DuckDB file"),
+    ]
+
+
+def _transient_failures():
+    from xport_etl.errors import MalformedBodyError, RateLimitedError, RateLimiterUnavailableError, RetriableError
+    from xport_etl.load.publish import CheckFailedError
+
+    return [
+        RetriableError("HTTP 503 from the server or gateway", http_status=503, attempts=5),
+        RateLimitedError("envelope code 429", code=429, attempts=5),
+        MalformedBodyError("HTTP 200 with a body that is not JSON", attempts=5),
+        RateLimiterUnavailableError("the shared rate-limit store redis://redis:6379/1 is unreachable"),
+        CheckFailedError("data checks failed, warehouse not published: chk_fct_orders__unique_key"),
+        OSError(28, "No space left on device"),
+        RuntimeError("a bug"),
+    ]
+
+
+def test_every_task_fails_at_once_on_what_a_retry_cannot_fix(dagbag, monkeypatch):
+    """Wrong credentials, a refused user-id, a bad setting or request, a foreign manifest, an
+    unreadable warehouse: every task of every DAG raises AirflowFailException (Airflow fails the
+    task without its retries), naming the library's error, which stays chained."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from xport_airflow_provider.hooks import XportHook
+
+    for exc in _permanent_failures():
+        monkeypatch.setattr(XportHook, "get_settings", lambda self, exc=exc: (_ for _ in ()).throw(exc))
+        for dag in dagbag.dags.values():
+            for task in dag.tasks:
+                with pytest.raises(AirflowFailException) as info:
+                    _call_task(dag, task)
+                assert info.value.__cause__ is exc, f"{dag.dag_id}.{task.task_id}"
+                assert str(exc) in str(info.value) and "not retried" in str(info.value)
+
+
+def test_every_task_keeps_its_retries_for_transient_failures(dagbag, monkeypatch):
+    """The API failing past the client's own retries, Redis away, a malformed page, a failed data
+    check, a full disk, a bug: the exception itself, so that Airflow retries the task."""
+    from xport_airflow_provider.hooks import XportHook
+
+    for exc in _transient_failures():
+        monkeypatch.setattr(XportHook, "get_settings", lambda self, exc=exc: (_ for _ in ()).throw(exc))
+        for dag in dagbag.dags.values():
+            for task in dag.tasks:
+                with pytest.raises(type(exc)) as info:
+                    _call_task(dag, task)
+                assert info.value is exc, f"{dag.dag_id}.{task.task_id}"
+
+
+def test_wrong_credentials_fail_the_extract_at_once_after_one_request(dagbag, airflow_env, monkeypatch, tmp_path):
+    """Through the real hook, client and sandbox: a wrong AccessSecret is one refused request, then
+    AirflowFailException; before, the task was retried twice, five minutes apart."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from xport_etl.errors import AuthenticationError
+    from xport_sandbox.testing import SandboxServer
+    from xport_sandbox.world import WorldConfig
+
+    with SandboxServer(WorldConfig(seed=3, orders=10)) as server:
+        conn = _sandbox_connection(server, data_dir=str(tmp_path), rate_limit=0)
+        conn.password = "not-the-secret"
+        _hook_with(monkeypatch, conn)
+        dag = dagbag.dags["xport_ingest"]
+        with pytest.raises(AirflowFailException) as info:
+            _call_task(dag, dag.get_task("taobao.extract_orders"))
+        requests = server.stats()["requests"]
+    assert isinstance(info.value.__cause__, AuthenticationError)
+    assert "XPORT_ACCESS_SECRET" in str(info.value) and "not-the-secret" not in str(info.value)
+    assert requests == 1

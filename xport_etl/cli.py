@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from xport_etl.cliutil import UsageError, _fail, int_arg, number_arg, run_command
-from xport_etl.fsutil import write_atomic
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -474,16 +473,13 @@ def _can_print(text: str) -> bool:
 
 def cmd_airflow_install_dags(args) -> int:
 
-    from xport_etl.resources import dag_files
+    from xport_etl.resources import dag_files, install_dags
 
-    target = Path(args.to).expanduser()
     files = dag_files()
     if not files:
         raise UsageError("this installation carries no DAG files (a broken install?)")
-    target.mkdir(parents=True, exist_ok=True)
-    for src in files:
-        dest = target / src.name
-        write_atomic(dest, src.read_bytes(), mode=None)  # the DAG processor never reads a half-written file
+    # 0644 files in 0755 folders whatever XPORT_UMASK: the DAG processor may run as another user
+    for dest in install_dags(Path(args.to).expanduser(), files):
         print(dest)
     return 0
 

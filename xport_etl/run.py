@@ -44,6 +44,7 @@ from xport_etl.ledger import _run_row, append_run, read_runs
 from xport_etl.settings import Settings
 
 if TYPE_CHECKING:
+    from xport_etl.load.publish import NextState
     from xport_etl.load.staging import SharedStaging
 
 log = logging.getLogger(__name__)
@@ -526,9 +527,7 @@ def load_windows(
     Returns:
         Small counts: rows written per table, rejects, batches.
     """
-    from xport_etl.load.publish import NextState
-
-    state = NextState(settings.data_dir, f"load-{uuid.uuid4().hex}", settings.load_memory)
+    state = next_state(settings, f"load-{uuid.uuid4().hex}")
     try:
         merge_windows(settings, state, manifests, progress=progress, staged=staged)
         return publish_state(settings, state, progress=progress)
@@ -792,6 +791,13 @@ class RunPlan:
         self.fanout_pending, self.fanout_done = [], []
 
 
+def next_state(settings: Settings, key: str) -> NextState:
+    """Run ``key``'s next state of the warehouse, with the settings' memory limit and storage version."""
+    from xport_etl.load.publish import NextState
+
+    return NextState(settings.data_dir, key, settings.load_memory, settings.warehouse_storage_version)
+
+
 def run_key(*parts: str) -> str:
     """A next-state key for a run named by ``parts`` (e.g. an Airflow DAG id and run id)."""
     return "run-" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:20]
@@ -960,9 +966,7 @@ def _run_once(
     progress: Progress | None,
 ) -> dict[str, Any]:
     """One bounded run of :func:`run_window`: lists, fan-outs, one publish."""
-    from xport_etl.load.publish import NextState
-
-    state = NextState(settings.data_dir, f"plan-{plan.digest}-{index:04d}", settings.load_memory)
+    state = next_state(settings, f"plan-{plan.digest}-{index:04d}")
     if not plan.lists_merged:
         manifests, staged = lander.wait(windows)
         if manifests:
@@ -1138,24 +1142,18 @@ def _add_result(total: dict[str, Any], one: dict[str, Any]) -> None:
 def load_into_run(settings: Settings, manifests: Sequence[str | Path], key: str) -> dict[str, int]:
     """Normalise landed windows and merge them into the next state of run ``key`` (see
     :func:`run_key`), unpublished: :func:`publish_run` publishes it once, at the end of the run."""
-    from xport_etl.load.publish import NextState
-
-    return merge_windows(settings, NextState(settings.data_dir, key, settings.load_memory), manifests)
+    return merge_windows(settings, next_state(settings, key), manifests)
 
 
 def extract_fanout_for_run(settings: Settings, endpoint: str, key: str) -> list[str]:
     """:func:`extract_fanout` with the keys chosen from run ``key``'s next state."""
-    from xport_etl.load.publish import NextState
-
-    return extract_fanout(settings, endpoint, state=NextState(settings.data_dir, key, settings.load_memory))
+    return extract_fanout(settings, endpoint, state=next_state(settings, key))
 
 
 def publish_run(settings: Settings, key: str) -> dict[str, Any]:
     """Publish run ``key``'s next state, once (:func:`publish_state`); a run that merged nothing,
     or whose next state was already published (a retried task), publishes nothing."""
-    from xport_etl.load.publish import NextState
-
-    state = NextState(settings.data_dir, key, settings.load_memory)
+    state = next_state(settings, key)
     if not state.exists():
         return {"batches": 0, "records": 0, "rows_written": {}, "rejects": 0, "warehouse": None}
     return publish_state(settings, state)
@@ -1176,6 +1174,7 @@ def refresh_warehouse(settings: Settings) -> dict[str, Any]:
         settings={"report_tz": settings.report_tz},
         check_overrides=settings.check_overrides,
         memory_limit=settings.load_memory,
+        storage_version=settings.warehouse_storage_version,
     )
     return {"warehouse": result.warehouse}
 

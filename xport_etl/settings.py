@@ -51,6 +51,11 @@ Numbers are read in ASCII only (``int()`` and ``float()`` also take ``٣``, ``1_
 buffer). A failed check names the environment variable, or what :meth:`Settings.from_env` is told
 the person gave instead (``given_as``: the CLI's ``--workers``).
 
+``warehouse_storage_version`` (``XPORT_WAREHOUSE_STORAGE_VERSION``, default ``v1.0.0``) is the DuckDB
+storage format the published warehouse is written in: ``v1.0.0`` is the oldest this DuckDB writes, so
+readers on DuckDB 1.0 and later (the CLI, BI drivers, other language bindings) open it; ``latest`` is
+this DuckDB's newest. A warehouse in another format is rewritten in this one on the next publish.
+
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
 that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
 ``data_dir`` on the one machine that loads (see :mod:`xport_etl.extract.storage`). Its credentials and
@@ -123,6 +128,7 @@ ENV_VARS: Mapping[str, str] = {
     "extract_workers": "XPORT_EXTRACT_WORKERS",
     "stage_memory": "XPORT_STAGE_MEMORY",
     "load_memory": "XPORT_LOAD_MEMORY",
+    "warehouse_storage_version": "XPORT_WAREHOUSE_STORAGE_VERSION",
     "sql_normalizer": "XPORT_SQL_NORMALIZER",
     "freshness_hours": "XPORT_FRESHNESS_HOURS",
     "umask": "XPORT_UMASK",
@@ -190,6 +196,11 @@ def parse_number(text: str) -> float | None:
 # a DuckDB memory limit: a number with a unit (DuckDB's own spelling), or a share of the RAM
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|m|g|t)(i?b)?$|^(\d+(?:\.\d+)?)\s*%$", re.I)
 _MIN_MEMORY = 16 * 10**6  # below this DuckDB cannot even hold its buffers
+
+# the DuckDB storage format the warehouse is written in: the oldest the writer offers, so that every
+# reader on DuckDB 1.0 or later (CLI, BI drivers, node and WASM bindings) opens it; see docs/warehouse.md
+DEFAULT_WAREHOUSE_STORAGE_VERSION = "v1.0.0"
+_STORAGE_VERSION = re.compile(r"v\d{1,3}\.\d{1,3}\.\d{1,3}|latest")
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -260,6 +271,9 @@ class Settings:
     extract_workers: int | None = None
     stage_memory: str | None = None
     load_memory: str | None = None
+    # the DuckDB storage version the published warehouse is written in (a DuckDB release, ``v1.0.0``,
+    # or ``latest``); a warehouse in another one is rewritten in it on the next publish
+    warehouse_storage_version: str = DEFAULT_WAREHOUSE_STORAGE_VERSION
     # the DuckDB normaliser for the windows it handles (False: the Python normaliser for all)
     sql_normalizer: bool = True
     # the freshness DAG alerts when a fact table's last successful load is older than this
@@ -349,6 +363,14 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 check_memory(ENV_VARS[name], value)
+        if not (
+            isinstance(self.warehouse_storage_version, str)
+            and _STORAGE_VERSION.fullmatch(self.warehouse_storage_version)
+        ):
+            raise ConfigError(
+                "XPORT_WAREHOUSE_STORAGE_VERSION must be a DuckDB release such as v1.0.0 (the default: DuckDB "
+                f"1.0 and later can read the warehouse) or latest, got {self.warehouse_storage_version!r}"
+            )
         if not isinstance(self.sql_normalizer, bool):
             raise ConfigError(f"XPORT_SQL_NORMALIZER must be 0, 1, false or true, got {self.sql_normalizer!r}")
         if (

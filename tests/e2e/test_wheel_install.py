@@ -1,20 +1,30 @@
-"""Deploy as a stranger's Airflow would: from the wheels, not from this checkout.
+"""Deploy as a stranger's Airflow would: docs/deploy-airflow.md, every command, as written.
 
-Builds the two wheels (``xport-etl`` and ``xport-airflow-provider``) from a copy of the sources,
-installs them with the pinned constraints into a fresh virtual environment (a real install: no
-``--system-site-packages``, no ``PYTHONPATH``; pip's cache makes it quick), copies the DAG files to
-a folder outside the checkout with ``xport-etl airflow install-dags``, registers the connection
-with ``--conn-type xport`` and runs ``airflow dags test xport_ingest`` and ``xport_reports``
-against the sandbox from that installation; the warehouse then equals the sandbox's truth.
-``airflow providers list`` shows the provider, and the runtime install pulls no test or
-benchmark tools.
+Builds the wheels from a copy of the sources (what ``make wheels`` runs) into a checkout-like
+folder beside ``constraints.txt``, makes a bare virtual environment (``python -m venv``, pip
+pinned, nothing else: no ``--system-site-packages``, no ``PYTHONPATH``; pip's cache makes it
+quick), then runs **every command of the guide's ``bash`` blocks, in order**, read out of the
+guide itself, with that environment first on ``PATH`` (as an activated one). The only changes are
+the placeholders in :data:`PLACEHOLDERS`, each of which must occur. So the guide cannot name a
+command that does not work, or leave one out: its pip install (pulling Airflow itself), the
+sandbox's own wheel and server, ``airflow db migrate`` before the pool, ``install-dags`` and
+``airflow dags reserialize`` before ``airflow dags list``, the connection, unpausing and
+triggering, ``airflow dags test`` of the ingest and reports DAGs (run through the demo's runner,
+which stops at the first failed try instead of waiting out the retries), ``xport-etl status`` and
+the DuckDB CLI (1.5.6, from the DuckDB 1.x readers' environment: tests/conftest.py). The
+warehouse then equals the sandbox's truth; the DAG files are readable by other users; the
+library and provider come from the virtual environment, which holds no test or benchmark tools.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -23,16 +33,21 @@ from pathlib import Path
 import pytest
 
 import xport_sandbox as sandbox_defaults
-from tests.helpers import serve
 from xport_sandbox import demo
+from xport_sandbox.world import World, WorldConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "README.md", "xport_etl", "sql", "dags", "provider")
+GUIDE = PROJECT_DIR / "docs" / "deploy-airflow.md"
+SOURCES = ("pyproject.toml", "README.md", "xport_etl", "sql", "dags", "provider", "xport_sandbox")
 # never in a runtime install: the test, benchmark and comparison tools
 NOT_RUNTIME = ("pytest", "hypothesis", "moto", "dlt", "pyinstrument", "py-spy", "ruff", "pandas")
-LOGICAL_DATE = "2026-07-01"  # [2026-06-30, 2026-07-01) UTC holds the sandbox clock
+DAG_IDS = ("xport_callbacks", "xport_freshness", "xport_ingest", "xport_reports")
+# the world `xport-sandbox serve --seed 5 --orders 120` serves (its defaults otherwise), and the
+# `dags test` date whose data interval, [2026-06-30, 2026-07-01) UTC, holds its clock (the guide's step 2)
+WORLD = WorldConfig(seed=5, orders=120)
+LOGICAL_DATE = "2026-07-01"
 
 
 def _run(cmd, *, env=None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
@@ -49,10 +64,39 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def guide_commands(text: str) -> list[str]:
+    """The commands of every ```bash block, in order: continued lines joined, comments and blank
+    lines left out (a command's trailing comment stays: the shell ignores it)."""
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```$", text, re.M | re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                commands.append(line)
+    return commands
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the sandbox exited: {log.read_text()[-3000:]}"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the sandbox does not listen on {port} after {timeout} s")
+
+
 @pytest.fixture
-def installed(tmp_path: Path) -> dict[str, Path]:
-    """Wheels built and installed into a fresh venv; returns its paths and the timings."""
-    timings = {}
+def checkout(tmp_path: Path) -> dict[str, Path]:
+    """A checkout-like folder holding ``dist/`` (the wheels ``make wheels`` builds) and
+    ``constraints.txt``, and a bare virtual environment beside it."""
     src = tmp_path / "src"
     src.mkdir()
     for name in SOURCES:
@@ -62,133 +106,164 @@ def installed(tmp_path: Path) -> dict[str, Path]:
             shutil.copytree(path, src / name, ignore=ignore)
         else:
             shutil.copy2(path, src / name)
-    dist = tmp_path / "dist"
+    root = tmp_path / "checkout"
+    root.mkdir()
+    shutil.copy2(PROJECT_DIR / "constraints.txt", root / "constraints.txt")
     t0 = time.monotonic()
+    # the Makefile's `wheels` recipe, on the copied sources
     _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            dist,
-            src,
-            src / "provider",
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", root / "dist"]
+        + [src, src / "provider", src / "xport_sandbox"],
         cwd=tmp_path,
     )
-    timings["wheels_s"] = time.monotonic() - t0
-    wheels = sorted(dist.glob("*.whl"))
-    assert [w.name.split("-")[0] for w in wheels] == ["xport_airflow_provider", "xport_etl"]
-
+    wheels = sorted(p.name.split("-")[0] for p in (root / "dist").glob("*.whl"))
+    assert wheels == ["xport_airflow_provider", "xport_etl", "xport_sandbox"], wheels
     venv = tmp_path / "venv"
-    env = _clean_env()
-    t0 = time.monotonic()
-    _run([sys.executable, "-m", "venv", venv], env=env, cwd=tmp_path)
-    py = venv / "bin" / "python"
-    _run([py, "-m", "pip", "install", "--quiet", "pip==26.3"], env=env, cwd=tmp_path)
-    # the runtime install: the two wheels, their dependencies at the pinned versions
-    _run(
-        [py, "-m", "pip", "install", "--quiet", *wheels, "-c", PROJECT_DIR / "constraints.txt"],
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
+    _run([sys.executable, "-m", "venv", venv], env=_clean_env(), cwd=tmp_path)
+    _run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "pip==26.3"], env=_clean_env(), cwd=tmp_path)
+    print(f"\nwheels and a bare venv: {time.monotonic() - t0:.1f} s")
+    return {"root": root, "venv": venv, "tmp": tmp_path}
+
+
+def test_the_guide_lists_the_deployment_in_order():
+    """The steps a bare installation needs, in the order it needs them (cheap: no install)."""
+    commands = guide_commands(GUIDE.read_text(encoding="utf-8"))
+
+    def first(prefix: str) -> int:
+        found = [i for i, c in enumerate(commands) if c.startswith(prefix)]
+        assert found, f"the guide has no `{prefix} …` command"
+        return found[0]
+
+    order = [
+        "pip install dist/xport_etl-",
+        "airflow providers list",
+        "pip install dist/xport_sandbox-",
+        "xport-sandbox serve",
+        "airflow db migrate",
+        "airflow pools set xport_api",
+        "xport-etl airflow install-dags",
+        "airflow dags reserialize",
+        "airflow dags list",
+        "airflow connections add xport_default",
+        "airflow dags unpause --yes --treat-dag-id-as-regex '^xport_(ingest|reports|freshness)$'",
+        "airflow dags trigger xport_ingest",
+        "airflow dags test xport_ingest",
+        "airflow dags test xport_reports",
+        "xport-etl status",
+        "duckdb -readonly",
+    ]
+    positions = [first(p) for p in order]
+    assert positions == sorted(positions), list(zip(order, positions, strict=True))
+    # the sandbox's credentials, as the guide documents them, are the sandbox's
+    text = GUIDE.read_text(encoding="utf-8")
+    for value in (
+        sandbox_defaults.DEFAULT_ACCESS_KEY,
+        sandbox_defaults.DEFAULT_ACCESS_SECRET,
+        sandbox_defaults.DEFAULT_USER_ID,
+        "http://127.0.0.1:8765",
+    ):
+        assert f"`{value}`" in text, value
+    assert "[sandbox]" not in text  # a wheel of its own, not an extra
+
+
+def test_deploy_by_the_guide(checkout, duckdb1_readers, monkeypatch):
+    root, venv, tmp = checkout["root"], checkout["venv"], checkout["tmp"]
+    bin_dir = venv / "bin"
+    home, data, port = tmp / "airflow", tmp / "data", _free_port()
+    env = _clean_env(
+        PATH=os.pathsep.join([str(bin_dir), str(duckdb1_readers.bin), os.environ.get("PATH", "")]),
+        VIRTUAL_ENV=str(venv),
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
     )
-    timings["install_s"] = time.monotonic() - t0
-    print(f"\nwheel build {timings['wheels_s']:.1f} s, fresh install {timings['install_s']:.1f} s")
-    return {"venv": venv, "bin": venv / "bin", "py": py, "tmp": tmp_path}
+    # placeholder in the guide → the value here; every one must occur in some command
+    placeholders = {
+        "https://www.xportcn.com/api": f"http://127.0.0.1:{port}",
+        "<AccessKey>": sandbox_defaults.DEFAULT_ACCESS_KEY,
+        "<AccessSecret>": sandbox_defaults.DEFAULT_ACCESS_SECRET,
+        '"user_id": "1000001"': f'"user_id": "{sandbox_defaults.DEFAULT_USER_ID}"',
+        '"rate_limit": 10': '"rate_limit": 0',
+        "/srv/xport/data": str(data),
+        "--port 8765": f"--port {port}",
+        '"$(date -u +%F)"': LOGICAL_DATE,
+    }
+    commands = guide_commands(GUIDE.read_text(encoding="utf-8"))
+    for placeholder in placeholders:
+        assert any(placeholder in c for c in commands), f"the guide no longer says {placeholder!r}"
 
+    monkeypatch.setattr(demo, "_bin", lambda name: str(bin_dir / name))
+    timings: list[tuple[float, str]] = []
+    server: subprocess.Popen | None = None
+    results: dict[str, dict[str, str]] = {}
+    outputs: dict[str, str] = {}
+    try:
+        for command in commands:
+            for placeholder, value in placeholders.items():
+                command = command.replace(placeholder, value)
+            t0 = time.monotonic()
+            if command.endswith("&"):  # the sandbox, in the background until the end
+                assert command.startswith("xport-sandbox serve"), command
+                server_log = (tmp / "sandbox.log").open("w")
+                server = subprocess.Popen(
+                    ["bash", "-c", f"exec {command[:-1]}"], env=env, cwd=root, stdout=server_log, stderr=server_log
+                )
+                _wait_for_port(port, server, tmp / "sandbox.log")
+            elif command.startswith("airflow dags test "):
+                argv = shlex.split(command)
+                dag_id, date, conf = argv[3], argv[4], json.loads(argv[6]) if len(argv) > 6 else None
+                assert argv[:3] == ["airflow", "dags", "test"] and argv[5:6] in ([], ["--conf"]), argv
+                results[dag_id] = demo.dags_test(env, dag_id, date, home / f"{dag_id}.log", conf=conf, timeout=300)
+            else:
+                out = _run(["bash", "-o", "pipefail", "-c", command], env=env, cwd=root, timeout=900)
+                outputs[command] = out.stdout
+            timings.append((time.monotonic() - t0, command[:70]))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+            server_log.close()
+    print("\n" + "\n".join(f"{s:6.1f} s  {c}" for s, c in timings))
 
-def test_deploy_from_the_wheels(installed, monkeypatch):
-    tmp, bin_dir, py = installed["tmp"], installed["bin"], installed["py"]
-    env = _clean_env()
+    # the run loaded the sandbox's world exactly
+    from tests.e2e.test_dags_e2e import assert_warehouse_equals_truth
+
+    assert len(results["xport_ingest"]) == 13, sorted(results["xport_ingest"])  # 12 extracts and loads, a publish
+    counts = assert_warehouse_equals_truth(data, World(WORLD))
+    assert counts["fct_orders"] > 100 and counts["fct_parcel_events"] > 0
+
+    # what the guide's commands showed
+    listed = next(out for cmd, out in outputs.items() if cmd.startswith("airflow dags list"))
+    assert all(dag_id in listed for dag_id in DAG_IDS), listed
+    unpaused = next(out for cmd, out in outputs.items() if cmd.startswith("airflow dags unpause"))
+    assert all(d in unpaused for d in DAG_IDS[1:]) and "xport_callbacks" not in unpaused, unpaused
+    ledger = next(out for cmd, out in outputs.items() if cmd.startswith("duckdb -readonly"))
+    assert "started_at" in ledger and ledger.count("\n") >= 5, ledger
+
+    # DAG files: code every user may read, wherever the DAG processor runs
+    dags = Path(_run([bin_dir / "airflow", "config", "get-value", "core", "dags_folder"], env=env).stdout.strip())
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in dags.glob("*.py")}
+    assert modes == {p.name: 0o644 for p in (PROJECT_DIR / "dags").glob("*.py")}, modes
+    assert stat.S_IMODE(dags.stat().st_mode) & 0o005 == 0o005
 
     # the library and the provider come from the venv, never from this checkout
+    py = bin_dir / "python"
     where = _run(
         [
             py,
             "-c",
-            "import xport_etl, xport_airflow_provider, xport_etl.resources as r;"
-            "print(xport_etl.__file__); print(xport_airflow_provider.__file__); print(r.SQL_DIR)",
+            "import xport_etl, xport_airflow_provider, xport_sandbox, xport_etl.resources as r;"
+            "print(xport_etl.__file__); print(xport_airflow_provider.__file__); print(xport_sandbox.__file__);"
+            "print(r.SQL_DIR)",
         ],
         env=env,
         cwd=tmp,
     ).stdout.split()
     for path in where:
-        assert Path(path).is_relative_to(installed["venv"]), where
-    assert Path(where[2]).name == "sql" and any(Path(where[2]).glob("checks/*.sql"))
+        assert Path(path).is_relative_to(venv), where
+    assert Path(where[3]).name == "sql" and any(Path(where[3]).glob("checks/*.sql"))
     # the runtime pulls no test or benchmark tools
     listed = json.loads(_run([py, "-m", "pip", "list", "--format", "json"], env=env).stdout)
     names = {p["name"].lower() for p in listed}
     assert not names & set(NOT_RUNTIME), sorted(names & set(NOT_RUNTIME))
-
-    # DAG files into a folder outside the checkout
-    dags = tmp / "deployed" / "dags"
-    copied = _run([bin_dir / "xport-etl", "airflow", "install-dags", "--to", dags], env=env, cwd=tmp)
-    assert sorted(Path(p).name for p in copied.stdout.split()) == sorted(
-        p.name for p in (PROJECT_DIR / "dags").glob("*.py")
-    )
-
-    home = tmp / "airflow"
-    env = _clean_env(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
-        XPORT_DATA_DIR=str(tmp / "data"),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    airflow = bin_dir / "airflow"
-    t0 = time.monotonic()
-    _run([airflow, "db", "migrate"], env=env, cwd=tmp)
-    providers = _run([airflow, "providers", "list", "--output", "json"], env=env, cwd=tmp).stdout
-    listed = {p["package_name"]: p for p in json.loads(providers[providers.index("[") :])}
-    assert "xport-airflow-provider" in listed, sorted(listed)
-    _run([airflow, "pools", "set", "xport_api", "2", "Xportcn API calls"], env=env, cwd=tmp)
-
-    with serve(seed=5, orders=120) as sandbox:
-        added = _run(
-            [
-                airflow,
-                "connections",
-                "add",
-                "xport_default",
-                "--conn-type",
-                "xport",
-                "--conn-host",
-                sandbox.base_url,
-                "--conn-login",
-                sandbox_defaults.DEFAULT_ACCESS_KEY,
-                "--conn-password",
-                sandbox_defaults.DEFAULT_ACCESS_SECRET,
-                "--conn-extra",
-                json.dumps({"user_id": sandbox_defaults.DEFAULT_USER_ID, "rate_limit": 0}),
-            ],
-            env=env,
-            cwd=tmp,
-        )
-        assert "invalid" not in (added.stdout + added.stderr).lower(), added.stdout + added.stderr
-        conn = json.loads(
-            _run([airflow, "connections", "get", "xport_default", "--output", "json"], env=env, cwd=tmp).stdout
-        )
-        assert conn[0]["conn_type"] == "xport"
-
-        # `dags test` from the venv's airflow; the demo's runner stops at the first failed try
-        monkeypatch.setattr(demo, "_bin", lambda name: str(bin_dir / name))
-        results = demo.dags_test(
-            env, "xport_ingest", LOGICAL_DATE, home / "ingest.log", conf={"lookback_days": 400}, timeout=240
-        )
-        assert len(results) == 13, sorted(results)  # 12 extracts and loads, one publish
-        demo.dags_test(env, "xport_reports", LOGICAL_DATE, home / "reports.log", timeout=120)
-        world = sandbox.world
-    print(f"airflow from the wheels: {time.monotonic() - t0:.1f} s")
-
-    from tests.e2e.test_dags_e2e import assert_warehouse_equals_truth
-
-    counts = assert_warehouse_equals_truth(tmp / "data", world)
-    assert counts["fct_orders"] > 100 and counts["fct_parcel_events"] > 0

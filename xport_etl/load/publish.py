@@ -47,6 +47,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from xport_etl.errors import ConfigError
 from xport_etl.faults import crashpoint
 from xport_etl.fsutil import fsync_dir, write_atomic
 from xport_etl.load.checks import (
@@ -71,6 +72,7 @@ from xport_etl.schemas import (
     WAREHOUSE_TABLES,
     StagedTable,
 )
+from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
@@ -132,6 +134,74 @@ def connect_writer(path: Path, memory_limit: str | None = None) -> duckdb.DuckDB
     # Parquet times are UTC instants; the warehouse stores them as naive UTC TIMESTAMPs
     con.execute("set TimeZone = 'UTC'")
     return con
+
+
+def create_state_file(path: Path, storage_version: str, published: Path | None = None) -> bool:
+    """Create the DuckDB file ``path`` in ``storage_version``: empty, or holding what ``published``
+    holds (tables, views, macros).
+
+    The warehouse is written in one DuckDB storage version (``Settings.warehouse_storage_version``,
+    default :data:`~xport_etl.settings.DEFAULT_WAREHOUSE_STORAGE_VERSION`, which DuckDB 1.0 and
+    later can open). A new file gets it when created (DuckDB's ``storage_compatibility_version``),
+    and a file keeps the version it was created in from then on, whoever opens it. So a published
+    file already in that version is copied byte for byte (what every publish does), and one in
+    another version (written before this setting existed, by ``latest``, or by a newer DuckDB) is
+    copied over by DuckDB (``COPY FROM DATABASE``) into the new file: the one-off migration, on the
+    next publish, of an existing warehouse.
+
+    Returns:
+        True when ``published`` was migrated from another storage version.
+
+    Raises:
+        ConfigError: this DuckDB does not know ``storage_version``.
+        WarehouseError: ``published`` is not a readable DuckDB database.
+    """
+    try:
+        con = duckdb.connect(
+            ":memory:",
+            config={
+                "storage_compatibility_version": storage_version,
+                "preserve_insertion_order": False,
+                # a rewrite that spills does so beside the new file, as the publishing connection
+                # does (an in-memory database would spill under the working directory)
+                "temp_directory": f"{path}.tmp",
+            },
+        )
+    except duckdb.InvalidInputException:
+        raise ConfigError(
+            f"XPORT_WAREHOUSE_STORAGE_VERSION: DuckDB {duckdb.__version__} knows no storage version "
+            f"{storage_version!r}; use a DuckDB release such as {DEFAULT_WAREHOUSE_STORAGE_VERSION} or latest"
+        ) from None
+    try:
+        con.execute("attach ? as next", [str(path)])
+        if published is None:
+            return False
+        try:
+            con.execute("attach ? as published (read_only)", [str(published)])
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open the warehouse {published}: {str(exc).splitlines()[0]}") from exc
+        versions = dict(
+            con.execute(
+                "select database_name, tags['storage_version'] from duckdb_databases() "
+                "where database_name in ('next', 'published')"
+            ).fetchall()
+        )
+        migrate = versions["next"] != versions["published"]
+        if migrate:
+            log.info(
+                "the published warehouse is in DuckDB storage version %s: rewriting it in %s "
+                "(XPORT_WAREHOUSE_STORAGE_VERSION=%s)",
+                versions["published"],
+                versions["next"],
+                storage_version,
+            )
+            con.execute("copy from database published to next")
+    finally:
+        con.close()
+    if not migrate:
+        Path(f"{path}.wal").unlink(missing_ok=True)  # nothing of the empty file may be replayed into the copy
+        shutil.copyfile(published, path)
+    return migrate
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -613,14 +683,19 @@ class NextState:
         key: names the run (letters, digits, ``-`` and ``_``).
         memory_limit: DuckDB's memory limit while merging and checking (``Settings.load_memory``;
             default :data:`LOAD_MEMORY`). A step that does not fit runs once more without it.
+        storage_version: the DuckDB storage version the state is written in
+            (``Settings.warehouse_storage_version``; see :func:`create_state_file`).
     """
 
-    def __init__(self, data_dir: Path, key: str, memory_limit: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, key: str, memory_limit: str | None = None, storage_version: str | None = None
+    ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", key):
             raise ValueError(f"next-state key {key!r} is not [A-Za-z0-9_-]")
         self.data_dir = Path(data_dir)
         self.key = key
         self.memory_limit = memory_limit or LOAD_MEMORY
+        self.storage_version = storage_version or DEFAULT_WAREHOUSE_STORAGE_VERSION
         folder = self.data_dir / "state" / "next"
         self.path = folder / f"{key}.duckdb"
         self.meta_path = folder / f"{key}.json"
@@ -657,21 +732,15 @@ class NextState:
     # ---- building it
 
     def _start(self, *, rebuild: bool = False) -> dict:
-        """A fresh next state: a copy of the published file (unless ``rebuild``), nothing merged."""
+        """A fresh next state: a copy of the published file (unless ``rebuild``), nothing merged,
+        in the state's storage version (:func:`create_state_file`)."""
         published = warehouse_path(self.data_dir)
         self.discard()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(self.path.parent)
         base = None if rebuild else _identity(published)
-        if base is not None:
-            shutil.copyfile(published, self.path)
-        try:
-            con = connect_writer(self.path)
-        except duckdb.IOException as exc:  # the copy of a published file that is not a DuckDB database
-            if base is None:
-                raise
-            first = str(exc).splitlines()[0].replace(str(self.path), str(published))  # what DuckDB said of the copy
-            raise WarehouseError(f"cannot open the warehouse {published}: {first}") from exc
+        create_state_file(self.path, self.storage_version, published if base is not None else None)
+        con = connect_writer(self.path)
         try:
             ensure_schema(con)
         finally:
@@ -890,6 +959,7 @@ def publish(
     run_id: str | None = None,
     check_overrides: Mapping[str, Any] | None = None,
     memory_limit: str | None = None,
+    storage_version: str | None = None,
 ) -> LoadResult:
     """Merge batches into a next state of the warehouse, check it, and swap it in atomically.
 
@@ -907,13 +977,15 @@ def publish(
             (``Settings.check_overrides``).
         memory_limit: DuckDB's memory limit while publishing (``Settings.load_memory``; default
             :data:`LOAD_MEMORY`).
+        storage_version: the DuckDB storage version of the published file
+            (``Settings.warehouse_storage_version``; see :func:`create_state_file`).
 
     Raises:
         CheckFailedError: an error check failed; nothing was published (its outcomes are in the
             check ledger, and in ``etl_check_results`` from the next successful publish on).
         ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
     """
-    state = NextState(data_dir, f"publish-{uuid.uuid4().hex}", memory_limit)
+    state = NextState(data_dir, f"publish-{uuid.uuid4().hex}", memory_limit, storage_version)
     try:
         state.merge(batches, rebuild=rebuild)
         return state.publish(runs=runs, settings=settings, run_id=run_id, check_overrides=check_overrides)
