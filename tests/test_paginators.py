@@ -289,3 +289,53 @@ def test_records_nesting_their_key_in_base_info_are_told_apart():
     )
     assert page.values("orderId", ("baseInfo",)) == ["2"]
     assert page.values("orderId") == ["1"]
+
+
+# ---- paging counts are read bounded, ASCII digits only (issue 22 item 5)
+
+
+def _page_with(count: bytes) -> bytes:
+    return b'{"requestId": "r", "code": 200, "data": {"records": [{"id": "1"}], "total": ' + count + b"}}"
+
+
+def finishes(fn, within: float = 30.0):
+    """``fn()``'s result or exception, asserting it ends within ``within`` seconds (a hang, such as
+    ``int(Decimal("1e9999999"))``, fails the test instead of holding it for minutes)."""
+    import threading
+
+    box: list = []
+
+    def run():
+        try:
+            box.append(fn())
+        except BaseException as exc:  # noqa: BLE001 (handed back to the test)
+            box.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(within)
+    assert box, f"still running after {within} s"
+    return box[0]
+
+
+@pytest.mark.parametrize(
+    "count",
+    [b"1e9999999", b"-1e9999999", b'"\xc2\xb2"', '"٣"'.encode(), b'"1_0"', b"-5", b"2.5", b"NaN", b"Infinity"]
+    + [b"1" + b"0" * 19, b'"' + b"9" * 5000 + b'"', b"[1]", b"true"],
+)
+def test_a_paging_count_that_is_not_a_count_is_a_bad_page_at_once(count):
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=_page_with(count)))
+    with XportClient(Settings(rate_limit=0), transport=transport, sleep=lambda s: None) as client:
+        outcome = finishes(lambda: list(paginate(client, ORDERS)))
+    assert isinstance(outcome, BadPageError), outcome
+    assert "'total' is not a count" in str(outcome) and "\n" not in str(outcome) and len(str(outcome)) < 300
+
+
+@pytest.mark.parametrize("count", [b"2", b'"2"', b'" 2 "', b"2.0", b"2E0"])
+def test_a_count_written_as_digits_or_an_integral_number_is_read(count):
+    records = b'[{"id": "1"}, {"id": "2"}]'
+    body = b'{"code": 200, "data": {"records": ' + records + b', "total": ' + count + b"}}"
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=body))
+    with XportClient(Settings(rate_limit=0), transport=transport) as client:
+        (page,) = paginate(client, ORDERS)
+    assert page.total == 2

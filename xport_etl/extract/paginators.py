@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xport_etl.errors import BadPageError, PaginationError
-from xport_etl.extract.client import ApiResponse, XportClient, inexact
+from xport_etl.extract.client import ApiResponse, XportClient, inexact, shown
 from xport_etl.extract.endpoints import ASSUMED, EndpointSpec
+from xport_etl.numbers import ascii_int
 
 __all__ = ["Page", "PageNumberPaginator", "paginate"]
 
@@ -71,14 +72,19 @@ def _member(record: dict, name: str, within: Sequence[str]) -> Any:
 
 
 def _opt_int(value: Any, name: str, page_no: int) -> int | None:
+    """A paging count (``total``, ``pages``, ``current``) as served: a JSON integer, an integral
+    number (``25.0``) or a string of ASCII digits, at most 18 digits and not negative; None when
+    absent. Read by :func:`~xport_etl.numbers.ascii_int`: never an unbounded conversion.
+
+    Raises:
+        BadPageError: anything else (a fraction, a sign, ``"²"``, ``1e9999999``, NaN, a list, ...).
+    """
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise BadPageError(f"page {page_no}: '{name}' is not an integer: {value!r}")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadPageError(f"page {page_no}: '{name}' is not an integer: {value!r}") from None
+    number = ascii_int(value)
+    if number is None:
+        raise BadPageError(f"page {page_no}: '{name}' is not a count: {shown(value)}")
+    return number
 
 
 class PageNumberPaginator:
