@@ -36,7 +36,7 @@ from xport_etl.extract.client import (
 )
 from xport_etl.extract.endpoints import ENDPOINTS
 from xport_etl.extract.ratelimit import RateLimiter, limiter_for, reset_limiters
-from xport_etl.settings import Settings
+from xport_etl.settings import Settings, overrides_from_extras
 
 SECRET = "top-secret-value-do-not-leak"
 AK = "b" * 32
@@ -505,6 +505,7 @@ def test_the_default_cap_is_generous_and_a_setting():
     assert Settings().max_response_bytes == 64 << 20
     env = {"XPORT_MAX_RESPONSE_BYTES": "1048576"}
     assert Settings.from_env(env).max_response_bytes == 1 << 20
+    assert overrides_from_extras({"max_response_bytes": 1048576}) == {"max_response_bytes": 1 << 20}  # Connection
     for bad in ("0", "-1", "1e9", "abc"):
         with pytest.raises(ConfigError, match="XPORT_MAX_RESPONSE_BYTES"):
             Settings.from_env({"XPORT_MAX_RESPONSE_BYTES": bad})
