@@ -102,21 +102,22 @@ class _Timeline:
         self.stages: dict[str, list[tuple[float, float]]] = {}
 
     def wrap_http(self) -> None:
-        import httpx
+        # the client sends and reads each answer (headers and streamed body) in request_capped
+        from xport_etl.extract import client
 
-        send = httpx.Client.send
+        send = client.request_capped
         timeline = self
 
-        def timed_send(self, *a, **kw):
+        def timed_send(*a, **kw):
             t0 = time.perf_counter()
             try:
-                return send(self, *a, **kw)
+                return send(*a, **kw)
             finally:
                 t1 = time.perf_counter()
                 with timeline.lock:
                     timeline.requests.append((t0, t1))
 
-        httpx.Client.send = timed_send
+        client.request_capped = timed_send
 
     def wrap(self, module, name: str, stage: str) -> None:
         fn = getattr(module, name)

@@ -154,6 +154,15 @@ def main() -> int:
                 f"{c['server']['throttled']}/{c['server']['requests']} = {100 * c['http_429_share']:.2f}% | — | "
                 f"{pf(c['targets']['rate>=95%'] and c['targets']['429<1%'])} | `{r['command']}` |"
             )
+    pagings = sorted((json.loads(p.read_text()) for p in RESULTS.glob("paging_*.json")), key=lambda r: r["orders"])
+    for r in pagings:
+        for name, x in r["layouts"].items():
+            md.append(
+                f"| each window paged once: requests = ceil(total / pageSize) + 1 catch-up per window "
+                f"({r['orders']:,} orders, {100 * r['null_id_copies']:g}% null-id records, {name}) | "
+                f"{x['requests']:,} requests, minimum {x['minimum']:,} + {x['catch_up']} catch-up, "
+                f"{x['drift_repages']} re-pages | — | {pf(x['extra'] == 0)} | `{r['command']}` |"
+            )
     big = [r for r in loads if r["orders"] >= 1_000_000]
     if big:
         x = big[-1]["systems"]["ours"]
@@ -261,6 +270,24 @@ def main() -> int:
                 + ", ".join(f"`{p}` {v['requests']}" for p, v in c["server"]["endpoints"].items())
                 + ".",
             ]
+        md.append("")
+    for r in pagings:
+        md += [
+            f"### (a') requests per window — {r['orders']:,}-order world, {100 * r['null_id_copies']:g}% of orders "
+            "followed by a copy whose id is null",
+            "",
+            f"`{r['command']}` ({r['machine']['date']}). The Taobao order list, no rate limit; *minimum* is "
+            "ceil(total / pageSize) per window, *catch-up* the one query a creation window makes after its pass:",
+            "",
+            "| layout | windows | total | requests | minimum | catch-up | extra | re-pages | pages landed | records landed | seconds |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, x in r["layouts"].items():
+            md.append(
+                f"| {name} | {x['windows']} | {x['total']:,} | {x['requests']:,} | {x['minimum']:,} | "
+                f"{x['catch_up']} | {x['extra']} | {x['drift_repages']} | {x['pages_landed']:,} | "
+                f"{x['records_landed']:,} | {x['seconds']:.2f} |"
+            )
         md.append("")
     for r in reps:
         md += [

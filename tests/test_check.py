@@ -324,3 +324,22 @@ def test_an_accepted_answer_without_a_data_object_is_a_failed_step_not_a_crash()
     step = report.step("envelope and paging")
     assert step.status == "fail" and "data is NoneType, not an object" in step.detail
     assert report.exit_code == 3
+
+
+@pytest.mark.parametrize("count", ["²", "٣", "1e9999999"])
+def test_a_paging_count_that_is_not_ascii_digits_is_a_named_problem_not_a_crash(count):
+    data = page_data([{"id": "1"}])
+    data["total"] = count
+
+    report = check_connection(Settings(**REAL), transport=mock(lambda r: httpx.Response(200, json=envelope(data))))
+    step = report.step("envelope and paging")
+    assert step.status == "fail" and "data.total is" in step.detail and "not an integer" in step.detail
+
+
+def test_an_answer_over_the_size_cap_is_refused_and_named():
+    body = json.dumps(envelope(page_data([{"id": "1"}]))).encode() + b" " * 5000
+    settings = Settings(**REAL, max_response_bytes=4096)
+    report = check_connection(settings, transport=mock(lambda r: httpx.Response(200, content=body)))
+    step = report.step("reachable")
+    assert step.status == "fail" and "XPORT_MAX_RESPONSE_BYTES=4,096" in step.detail
+    assert report.exit_code == 3

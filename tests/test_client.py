@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import threading
 import time
+import zlib
 from decimal import Decimal
 
 import httpx
@@ -13,9 +16,11 @@ import pytest
 from xport_etl.errors import (
     AuthenticationError,
     BadPageError,
+    ConfigError,
     FatalError,
     MalformedBodyError,
     RateLimitedError,
+    ResponseTooLargeError,
     RetriableError,
     XportError,
     redact_url,
@@ -31,7 +36,7 @@ from xport_etl.extract.client import (
 )
 from xport_etl.extract.endpoints import ENDPOINTS
 from xport_etl.extract.ratelimit import RateLimiter, limiter_for, reset_limiters
-from xport_etl.settings import Settings
+from xport_etl.settings import Settings, overrides_from_extras
 
 SECRET = "top-secret-value-do-not-leak"
 AK = "b" * 32
@@ -456,3 +461,169 @@ def test_an_envelope_code_written_as_a_fraction_classifies_as_the_exact_parse_sa
     # the exact parse gives code Decimal(...) → its text (not 200): a fatal error naming it
     assert isinstance(err, FatalError) and err.code == str(Decimal(code.decode()))
     assert err.request_id == "1.5"
+
+
+# ---- what a response may hold: bounded reads, one-line errors (issue 22 item 5)
+
+
+class Chunks(httpx.SyncByteStream):
+    """A streamed body: ``chunk`` repeated ``count`` times (None: for ever); counts what was pulled."""
+
+    def __init__(self, chunk: bytes, count: int | None = None) -> None:
+        self.chunk, self.count, self.pulled = chunk, count, 0
+
+    def __iter__(self):
+        while self.count is None or self.pulled < self.count:
+            self.pulled += 1
+            yield self.chunk
+
+
+def test_a_flood_is_refused_at_the_cap_while_it_streams_and_not_retried(sleeps):
+    cap = 256 * 1024
+    body = Chunks(b" " * 65536)  # never ends
+    server = Server(lambda request: httpx.Response(200, stream=body))
+    settings = Settings(rate_limit=0, max_response_bytes=cap)
+    with make_client(settings, server, sleeps) as client, pytest.raises(ResponseTooLargeError) as info:
+        client.request(ORDERS)
+    assert body.pulled == cap // 65536 + 1  # read up to the first byte past the cap, no further
+    assert len(server.requests) == 1 and sleeps == []  # the same request would get the same answer
+    text = str(info.value)
+    assert "XPORT_MAX_RESPONSE_BYTES=262,144" in text and "taobao_orders" in text and "\n" not in text
+    assert isinstance(info.value, BadPageError) and not should_retry(info.value)
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_a_byte_is_read(sleeps):
+    body = Chunks(b"{}", count=1)
+    server = Server(lambda request: httpx.Response(200, headers={"Content-Length": str(10**12)}, stream=body))
+    with make_client(Settings(rate_limit=0), server, sleeps) as client, pytest.raises(ResponseTooLargeError) as info:
+        client.request(ORDERS)
+    assert body.pulled == 0
+    assert "Content-Length 1,000,000,000,000" in str(info.value)
+
+
+def test_the_default_cap_is_generous_and_a_setting():
+    assert Settings().max_response_bytes == 64 << 20
+    env = {"XPORT_MAX_RESPONSE_BYTES": "1048576"}
+    assert Settings.from_env(env).max_response_bytes == 1 << 20
+    assert overrides_from_extras({"max_response_bytes": 1048576}) == {"max_response_bytes": 1 << 20}  # Connection
+    for bad in ("0", "-1", "1e9", "abc"):
+        with pytest.raises(ConfigError, match="XPORT_MAX_RESPONSE_BYTES"):
+            Settings.from_env({"XPORT_MAX_RESPONSE_BYTES": bad})
+
+
+@pytest.mark.parametrize("timeout", ["inf", "nan", "1e9999", "3601", "0"])
+def test_a_request_deadline_is_always_bounded(timeout):
+    with pytest.raises(ConfigError, match="XPORT_TIMEOUT must be"):
+        Settings.from_env({"XPORT_TIMEOUT": timeout})
+    assert Settings.from_env({"XPORT_TIMEOUT": "3600"}).timeout == 3600
+
+
+def test_the_exact_parser_keeps_long_integers_and_refuses_absurd_nesting_with_a_value_error():
+    from xport_etl.extract.client import loads_json
+
+    assert loads_json(b'{"a": ' + b"9" * 5000 + b"}")["a"] == Decimal("9" * 5000)
+    assert loads_json(b'{"a": 1.10, "b": 7}') == {"a": Decimal("1.10"), "b": 7}
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads_json(b"[" * 100_000 + b"]" * 100_000)
+    assert loads_json(b'{"t": "\xff"}') == {"t": "\udcff"}  # as the normaliser reads it: a reject
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data)
+
+
+def _deflate_raw(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize(("coding", "pack"), [("gzip", _gzip), ("deflate", zlib.compress), ("deflate", _deflate_raw)])
+def test_compressed_answers_are_decoded(sleeps, coding, pack):
+    body = json.dumps(envelope(200, {"records": [{"id": "1"}] * 50})).encode()
+    packed = pack(body)
+    server = Server(
+        lambda request: httpx.Response(200, headers={"Content-Encoding": coding}, stream=Chunks(packed, count=1))
+    )
+    with make_client(Settings(rate_limit=0), server, sleeps) as client:
+        resp = client.request(ORDERS)
+    assert resp.raw == body and resp.data == {"records": [{"id": "1"}] * 50}
+    assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_compression_bomb_stops_at_the_cap(sleeps):
+    cap = 1 << 20
+    bomb = _gzip(b'{"code":200,"data":{"records":[' + b" " * (16 * cap) + b"]}}")  # 16 MiB in ~16 KB
+    assert len(bomb) < cap // 8
+    server = Server(lambda request: httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=Chunks(bomb, 1)))
+    with (
+        make_client(Settings(rate_limit=0, max_response_bytes=cap), server, sleeps) as client,
+        pytest.raises(ResponseTooLargeError, match="more than 1,048,576 bytes read"),
+    ):
+        client.request(ORDERS)
+
+
+def test_a_body_that_does_not_decode_is_malformed_and_retried(sleeps):
+    server = Server(
+        lambda request: httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=Chunks(b"not gzip", 1))
+    )
+    client = make_client(Settings(rate_limit=0), server, sleeps, retry=RetryPolicy(max_tries=2))
+    with client, pytest.raises(MalformedBodyError, match="gzip body does not decode"):
+        client.request(ORDERS)
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("code", ['"²"', '"٣"', '"1_0"', "1e9999999", '"' + "9" * 5000 + '"', "[200]", "NaN"])
+def test_an_envelope_code_that_is_not_ascii_digits_is_a_fatal_error_naming_it(sleeps, code):
+    body = b'{"requestId": "r", "code": ' + code.encode() + b', "msg": "m", "data": {}}'
+    server = Server(httpx.Response(200, content=body))
+    with make_client(Settings(rate_limit=0), server, sleeps) as client, pytest.raises(FatalError) as info:
+        client.request(ORDERS)
+    assert isinstance(info.value.code, str) and len(info.value.code) <= 40
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize(("code", "expected"), [('" 500 "', RetriableError), ('"401"', AuthenticationError)])
+def test_an_envelope_code_as_a_digit_string_is_that_code(sleeps, code, expected):
+    body = b'{"requestId": "r", "code": ' + code.encode() + b', "msg": "m", "data": null}'
+    server = Server(httpx.Response(200, content=body))
+    client = make_client(Settings(rate_limit=0), server, sleeps, retry=RetryPolicy(max_tries=1))
+    with client, pytest.raises(expected):
+        client.request(ORDERS)
+
+
+def test_a_served_message_and_request_id_stay_one_short_line(sleeps):
+    body = json.dumps(envelope(404, msg="line\r\nnext " * 100_000, request_id="r" * 1_000_000)).encode()
+    server = Server(httpx.Response(200, content=body))
+    with make_client(Settings(rate_limit=0), server, sleeps) as client, pytest.raises(FatalError) as info:
+        client.request(ORDERS)
+    text = str(info.value)
+    assert "\n" not in text and "\r" not in text and len(text) < 600
+    assert "line next line next" in text and len(info.value.request_id) == 100
+
+
+def test_bytes_that_are_not_utf8_in_a_record_land_for_the_normaliser_to_reject(sleeps):
+    body = b'{"code":200,"data":{"records":[{"id":"1","title":"\xff\xfe"},{"id":"2"}],"total":2}}'
+    with make_client(Settings(rate_limit=0), Server(httpx.Response(200, content=body)), sleeps) as client:
+        resp = client.request(ORDERS)
+    assert resp.raw == body
+    assert [r["id"] for r in resp.outline["records"]] == ["1", "2"]
+
+
+def test_a_record_nested_beyond_the_exact_parser_is_a_bad_page_not_a_recursion_error(sleeps):
+    deep = b"[" * 1010 + b"]" * 1010  # orjson reads it, json (the exact parser) cannot
+    body = b'{"code":200,"data":{"records":[{"id":"1","x":' + deep + b'}],"total":1.0}}'
+    server = Server(httpx.Response(200, content=body))
+    with make_client(Settings(rate_limit=0), server, sleeps) as client:
+        resp = client.request(ORDERS)
+        with pytest.raises(BadPageError, match="cannot be parsed exactly"):
+            resp.data  # noqa: B018
+
+
+def test_a_served_lone_surrogate_or_terminal_escape_is_written_escaped(sleeps):
+    body = b'{"requestId": "\\ud800", "code": 404, "msg": "\\u001b[2J\\u001b[31mgone\\udfff", "data": null}'
+    server = Server(httpx.Response(200, content=body))
+    with make_client(Settings(rate_limit=0), server, sleeps) as client, pytest.raises(FatalError) as info:
+        client.request(ORDERS)
+    text = str(info.value)
+    text.encode("utf-8")  # a ledger or a log writes it: no lone surrogate left
+    assert text.isprintable() and "\\x1b[31mgone\\udfff" in text and "request_id=\\ud800" in text

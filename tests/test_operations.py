@@ -668,3 +668,24 @@ def test_csv_has_no_blank_record_at_the_end():
     from xport_etl.report.reports import format_rows
 
     assert format_rows("t", ["a", "b"], [(1, "x")], "csv") == "a,b\n1,x"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"\\u00b2": {"order_id": "1"}}', "'²' is not a page number"),
+        ('{"1_0": {}}', "'1_0' is not a page number"),
+        ('{"' + "9" * 5000 + '": {}}', "is not a page number"),
+        ("[1, 2]", "not a JSON object"),
+        ("{", "not JSON"),
+    ],
+)
+def test_page_contexts_are_checked_when_read(tmp_path, text, needle):
+    # a window's context.json (what each fan-out page was asked for) may come from shared storage
+    from xport_etl.extract.landing import CONTEXT_FILE, ManifestError, read_pages
+
+    hostile = _hostile_window(tmp_path, "w_hostile")
+    (hostile / CONTEXT_FILE).write_text(text, encoding="utf-8")
+    with pytest.raises(ManifestError, match="refusing the page contexts") as info:
+        list(read_pages(hostile))
+    assert needle in str(info.value) and "\n" not in str(info.value)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from xport_etl.errors import BadPageError, PaginationError
 from xport_etl.extract.client import XportClient
 from xport_etl.extract.endpoints import ENDPOINTS
-from xport_etl.extract.paginators import Page, PageNumberPaginator, paginate
+from xport_etl.extract.paginators import KEYED, UNKEYED, Page, PageNumberPaginator, paginate, record_identities
 from xport_etl.settings import Settings
 
 ORDERS = ENDPOINTS["taobao_orders"]
@@ -289,3 +292,177 @@ def test_records_nesting_their_key_in_base_info_are_told_apart():
     )
     assert page.values("orderId", ("baseInfo",)) == ["2"]
     assert page.values("orderId") == ["1"]
+
+
+# ---- paging counts are read bounded, ASCII digits only (issue 22 item 5)
+
+
+def _page_with(count: bytes) -> bytes:
+    return b'{"requestId": "r", "code": 200, "data": {"records": [{"id": "1"}], "total": ' + count + b"}}"
+
+
+def finishes(fn, within: float = 30.0):
+    """``fn()``'s result or exception, asserting it ends within ``within`` seconds (a hang, such as
+    ``int(Decimal("1e9999999"))``, fails the test instead of holding it for minutes)."""
+    import threading
+
+    box: list = []
+
+    def run():
+        try:
+            box.append(fn())
+        except BaseException as exc:  # noqa: BLE001 (handed back to the test)
+            box.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(within)
+    assert box, f"still running after {within} s"
+    return box[0]
+
+
+@pytest.mark.parametrize(
+    "count",
+    [b"1e9999999", b"-1e9999999", b'"\xc2\xb2"', '"٣"'.encode(), b'"1_0"', b"-5", b"2.5", b"NaN", b"Infinity"]
+    + [b"1" + b"0" * 19, b'"' + b"9" * 5000 + b'"', b"[1]", b"true"],
+)
+def test_a_paging_count_that_is_not_a_count_is_a_bad_page_at_once(count):
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=_page_with(count)))
+    with XportClient(Settings(rate_limit=0), transport=transport, sleep=lambda s: None) as client:
+        outcome = finishes(lambda: list(paginate(client, ORDERS)))
+    assert isinstance(outcome, BadPageError), outcome
+    assert "'total' is not a count" in str(outcome) and "\n" not in str(outcome) and len(str(outcome)) < 300
+
+
+@pytest.mark.parametrize("count", [b"2", b'"2"', b'" 2 "', b"2.0", b"2E0"])
+def test_a_count_written_as_digits_or_an_integral_number_is_read(count):
+    records = b'[{"id": "1"}, {"id": "2"}]'
+    body = b'{"code": 200, "data": {"records": ' + records + b', "total": ' + count + b"}}"
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=body))
+    with XportClient(Settings(rate_limit=0), transport=transport) as client:
+        (page,) = paginate(client, ORDERS)
+    assert page.total == 2
+
+
+# ---- what tells records apart: ids where usable, content otherwise (issue 24 item 0)
+
+
+def _page_of(records: list) -> Page:
+    return Page(number=1, raw=b"", outline=records, total=None, pages=None, request_id=None, exact=lambda: records)
+
+
+def test_records_without_a_usable_id_are_told_apart_by_their_content():
+    records = [
+        {"id": "7"},
+        {"id": 7},  # the same record, its id served as a number
+        {"id": None, "a": 1},
+        {"id": None, "a": 2},
+        {"a": 1, "id": None},  # the first null-id record again, members in another order
+        {"id": ""},
+        {"id": " "},
+        {"id": Decimal("1.5")},
+        {"id": [1]},
+        {"id": True},
+        "not an object",
+    ]
+    identities = record_identities(_page_of(records), ("id",))
+    assert identities[0] == identities[1] == (KEYED, "7")
+    assert [i[0] for i in identities[2:]] == [UNKEYED] * 9
+    assert identities[2] == identities[4] != identities[3]
+    assert len(set(identities)) == 9
+
+
+def test_consecutive_pages_of_different_null_id_records_are_not_a_repeated_page():
+    server = PagingServer(4)
+    server.records = [{"id": None, "n": i} for i in range(4)]
+    with client_for(server) as client:
+        pages = list(paginate(client, ORDERS, paginator=PageNumberPaginator(page_size=1)))
+    assert [p.outline[0]["n"] for p in pages] == [0, 1, 2, 3]
+
+
+# ---- a window is paged once when nothing moved (issue 24 item 0)
+
+
+class WindowServer:
+    """A Taobao order list over ``records`` (newest first) that counts them all in ``total``, null
+    ids included, as a server whose corrupt records are rows of its result set does. The catch-up
+    query (``updateStartTime``) finds nothing changed. ``move`` runs once, after the page it names
+    was served: the data moving while a pass pages."""
+
+    def __init__(self, records: list[dict], move: tuple[int, Callable[[list], None]] | None = None) -> None:
+        self.records = records
+        self.move = move
+        self.list_calls = 0
+        self.catch_up_calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        args = json.loads(request.content)
+        page_no, size = args["pageNo"], args["pageSize"]
+        if "updateStartTime" in args:
+            self.catch_up_calls += 1
+            data: dict = {"records": [], "total": 0, "size": size, "current": page_no, "pages": 0}
+        else:
+            self.list_calls += 1
+            chunk = self.records[(page_no - 1) * size : page_no * size]
+            total = len(self.records)
+            data = {"records": chunk, "total": total, "size": size, "current": page_no, "pages": -(-total // size)}
+            if self.move is not None and self.move[0] == page_no:
+                self.move[1](self.records)
+                self.move = None
+        return httpx.Response(200, json={"requestId": "r", "code": 200, "msg": "ok", "data": data})
+
+
+def _order(n: int, order_id: str | None) -> dict:
+    return {"id": order_id, "orderNo": f"no-{n}", "updateTime": "2026-01-01 10:00:00"}
+
+
+def _extract(server: WindowServer, tmp_path, page_size: int = 100):
+    from xport_etl.extract.landing import read_manifest
+    from xport_etl.run import extract_window
+
+    settings = Settings(rate_limit=0, data_dir=tmp_path, page_size=page_size)
+    client = XportClient(settings, transport=httpx.MockTransport(server), sleep=lambda s: None)
+    with client:
+        path = extract_window(
+            settings, "taobao_orders", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC), client=client
+        )
+    return read_manifest(Path(path).parent)
+
+
+def test_a_window_holding_records_without_ids_is_paged_once(tmp_path):
+    # 250 orders, 13 of them corrupt with a null id and counted in total (the minimum: 3 pages)
+    records = [_order(n, None if n % 20 == 7 else str(10_000 - n)) for n in range(250)]
+    assert sum(r["id"] is None for r in records) == 13
+    server = WindowServer(records)
+    manifest = _extract(server, tmp_path)
+    assert server.list_calls == 3  # ceil(250 / 100): one pass
+    assert server.catch_up_calls == 1  # what changed while paging: nothing
+    assert manifest.drift_repages == 0 and "inconsistent" not in manifest.extra
+    assert manifest.records == 250 and manifest.pages == 3 + 1
+
+
+def test_records_shifting_while_paging_are_still_noticed(tmp_path):
+    # after page 1, an order is created (served first) and the oldest disappears: the total holds,
+    # page 1's last record shifts onto page 2 (seen twice) and one record is never seen
+    records = [_order(n, str(10_000 - n)) for n in range(150)]
+
+    def move(records):
+        records.insert(0, _order(-1, "20000"))
+        records.pop()
+
+    server = WindowServer(records, move=(1, move))
+    manifest = _extract(server, tmp_path)
+    assert manifest.drift_repages == 1 and server.list_calls == 2 + 2
+
+
+def test_a_null_id_record_shifting_while_paging_is_noticed_by_its_content(tmp_path):
+    # as above, but the record that shifts onto page 2 (seen twice) has no id
+    records = [_order(n, None if n == 99 else str(10_000 - n)) for n in range(150)]
+
+    def move(records):
+        records.insert(0, _order(-1, "20000"))
+        records.pop()
+
+    server = WindowServer(records, move=(1, move))
+    manifest = _extract(server, tmp_path)
+    assert manifest.drift_repages == 1 and server.list_calls == 2 + 2

@@ -29,6 +29,7 @@ def run_command(args) -> int:
 
     from xport_etl.errors import (
         AuthenticationError,
+        BadPageError,
         ConfigError,
         RateLimiterUnavailableError,
         RunInProgressError,
@@ -76,6 +77,13 @@ def run_command(args) -> int:
             "lock file on this machine only)",
         )
         return 3
+    except BadPageError as exc:  # the API answered, with something that is not a page
+        _fail(
+            str(exc),
+            "the pages landed before it are kept; re-run the same command to fetch the window again, and if "
+            "the answer stays malformed, give its request_id to the API's support",
+        )
+        return 5
     except XportError as exc:
         _fail(str(exc), "is the API reachable at XPORT_BASE_URL? (`xport-sandbox serve` starts a local one)")
         return 3

@@ -15,6 +15,7 @@ Hierarchy::
     ├── AuthenticationError       401/403: fix credentials, user-id or the machine clock
     ├── FatalError                400/404/other codes: retrying will not help
     ├── BadPageError              a page whose shape is wrong (``data.records`` not a list, ...)
+    │   └── ResponseTooLargeError  a body over ``XPORT_MAX_RESPONSE_BYTES`` (never retried)
     ├── PaginationError           paging went wrong (loop guard, max pages hit with more left)
     └── ConfigError               invalid settings or assumptions (also a ValueError)
 """
@@ -33,6 +34,7 @@ __all__ = [
     "PaginationError",
     "RateLimitedError",
     "RateLimiterUnavailableError",
+    "ResponseTooLargeError",
     "RetriableError",
     "XportError",
     "redact_url",
@@ -162,6 +164,12 @@ class MalformedBodyError(RetriableError, BadPageError):
     It is retriable (a gateway answered for the application, or the body was truncated) and,
     once retries are exhausted, it is also a :class:`BadPageError`.
     """
+
+
+class ResponseTooLargeError(BadPageError):
+    """A response whose body is larger than ``XPORT_MAX_RESPONSE_BYTES`` (decoded): refused as
+    soon as the declared length or the bytes read pass it, without reading the rest. Not retried:
+    the same request gets the same answer."""
 
 
 class PaginationError(XportError):

@@ -1,5 +1,5 @@
-"""The one writer of JSON that may hold ``Decimal`` values: request bodies and the records kept in
-``etl_rejects.raw_json``.
+"""The one writer of JSON that may hold ``Decimal`` values (request bodies and the records kept in
+``etl_rejects.raw_json``), and the one exact reader of JSON from outside (:func:`loads`).
 
 :func:`dumps` writes compact JSON (separators ``,`` and ``:``), non-ASCII as itself, and a
 ``Decimal`` as its exact text, a bare JSON number (``Decimal("4.40")`` → ``4.40``): money never
@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "loads"]
 
 Floats = Literal["refuse", "allow"]
 
@@ -117,3 +117,35 @@ def dumps(obj: Any, *, floats: Floats = "refuse", ascii: bool = False) -> str:
     if not encoder.allow and _has_float(obj):  # after encoding: a circular value has raised
         raise TypeError("floats are not allowed here; use Decimal or int")
     return _numbers(text) if _WRITTEN_MARK in text else text
+
+
+# the longest JSON integer read as an ``int``: below Python's int<->str conversion limit (4,300
+# digits), so every int read can be written back; a longer one is read as a Decimal
+MAX_INT_DIGITS = 4000
+
+
+def _big_int(text: str) -> int | Decimal:
+    """A JSON integer as an ``int``, or as a ``Decimal`` when it is too long for ``int()``: it then
+    rejects its record only (a Decimal integer is never taken for an id or a count)."""
+    return int(text) if len(text) <= MAX_INT_DIGITS else Decimal(text)
+
+
+def loads(text: str | bytes, *, object_pairs_hook: Any = None) -> Any:
+    """JSON from outside, exact: every non-integer number a ``Decimal`` (never a binary float),
+    ``NaN``/``Infinity`` floats as Python reads them, an integer longer than
+    :data:`MAX_INT_DIGITS` digits a ``Decimal``. Time and memory are linear in the text.
+
+    Raises:
+        ValueError: not JSON (a ``UnicodeDecodeError`` for bytes that are not UTF-8/16/32), or
+            nested deeper than the interpreter can parse (never a ``RecursionError``).
+    """
+    try:
+        try:
+            return json.loads(text, parse_float=Decimal, object_pairs_hook=object_pairs_hook)
+        except ValueError as exc:
+            if isinstance(exc, UnicodeDecodeError):
+                raise
+            # perhaps an integer beyond int()'s digit limit: once more, keeping long ones as Decimals
+            return json.loads(text, parse_float=Decimal, parse_int=_big_int, object_pairs_hook=object_pairs_hook)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None

@@ -168,13 +168,21 @@ def extract_window(
 def _page_window(client, spec, filters, paginator, writer, manifest, progress) -> str | None:
     """One pass over the window's pages, landing each; returns why the pass is inconsistent, or
     None. Pages are newest first (docs/api-contract.md#41-moving-data), so records created or
-    changed while we page shift between pages: the server's ``total`` changes between the first and
-    last page, or we see fewer distinct records than it reported."""
-    from xport_etl.extract.paginators import paginate
+    changed while we page shift between pages: the server's ``total`` changes between the first
+    and last page, or the pass saw fewer distinct records than it reported (one shifted onto the
+    next page is seen twice, and another is missed), or more distinct ids than it reported.
+
+    Every record counts, whether its key is usable or not (:func:`record_identities`): a record
+    without a usable id (a corrupt one the normaliser will reject) counts as itself, by its
+    content, so a window holding several of them is not mistaken for a moving one and paged
+    again. Movement is judged on what can move: the total, and the records the pass could tell
+    apart. Records served beyond ``total`` without a usable id (corrupt copies) are no sign of
+    movement; more distinct *ids* than ``total`` is."""
+    from xport_etl.extract.paginators import KEYED, paginate, record_identities
 
     first_total = last_total = None
-    seen: set[str] = set()
-    key = spec.primary_key[0] if spec.primary_key else None
+    seen: set[tuple] = set()
+    ids = 0
     version = _VERSION_FIELDS.get(spec.name)
     for page in _land(paginate(client, spec, filters, paginator=paginator), writer, manifest):
         if first_total is None:
@@ -184,8 +192,11 @@ def _page_window(client, spec, filters, paginator, writer, manifest, progress) -
             stamps = page.values(version, spec.members_in) if version else []
             manifest.extra["pass_start"] = pass_start(stamps, spec, client.assumptions)
         last_total = manifest.total = page.total
-        if key:
-            seen.update(str(v) for v in page.values(key, spec.members_in))
+        if spec.primary_key:
+            for identity in record_identities(page, spec.primary_key, spec.members_in):
+                if identity not in seen:
+                    seen.add(identity)
+                    ids += identity[0] == KEYED
         if progress:
             progress(
                 {
@@ -200,8 +211,12 @@ def _page_window(client, spec, filters, paginator, writer, manifest, progress) -
             )
     if first_total != last_total:
         return f"total changed from {first_total} to {last_total} while paging"
-    if key and last_total is not None and len(seen) != last_total:
-        return f"saw {len(seen)} distinct records but the server reported {last_total}"
+    if spec.primary_key and last_total is not None:
+        unkeyed = f" ({len(seen) - ids} without a usable id)" if len(seen) > ids else ""
+        if len(seen) < last_total:
+            return f"saw {len(seen)} distinct records{unkeyed} but the server reported {last_total}"
+        if ids > last_total:
+            return f"saw {ids} distinct ids but the server reported {last_total} records"
     return None
 
 

@@ -32,6 +32,15 @@ freshness_hours   XPORT_FRESHNESS_HOURS    26 (the freshness DAG alerts on a fac
 umask             XPORT_UMASK              ``077``: files 0600, directories 0700 (see docs/operations.md)
 ================  =======================  ==================================
 
+The API client's limit on what it reads (see :mod:`xport_etl.extract.client`):
+
+==================  ========================  ============================================
+field               environment variable      default
+==================  ========================  ============================================
+max_response_bytes  XPORT_MAX_RESPONSE_BYTES  64 MiB (bytes of a body, decoded, counted as
+                                              it streams in; a larger answer is refused)
+==================  ========================  ============================================
+
 The callback receiver's limits (``xport-etl callbacks serve``, see ``docs/callbacks.md``):
 
 ========================  ===============================  =====================================
@@ -114,6 +123,7 @@ ENV_VARS: Mapping[str, str] = {
     "rate_limit_url": "XPORT_RATE_LIMIT_URL",
     "page_size": "XPORT_PAGE_SIZE",
     "timeout": "XPORT_TIMEOUT",
+    "max_response_bytes": "XPORT_MAX_RESPONSE_BYTES",
     "safety_lag": "XPORT_SAFETY_LAG",
     "refetch_after": "XPORT_REFETCH_AFTER",
     "check_overrides": "XPORT_CHECK_OVERRIDES",
@@ -142,6 +152,7 @@ _BOOLS = {"1": True, "true": True, "0": False, "false": False}
 
 _INT_FIELDS = (
     "page_size",
+    "max_response_bytes",
     "callback_max_body",
     "callback_max_connections",
     "inbox_rotate_bytes",
@@ -173,6 +184,7 @@ _AT_MOST: Mapping[str, tuple[float, str]] = {
     "callback_dedup_horizon": (366 * 86_400, "seconds"),
     "freshness_hours": (366 * 24, "hours"),
     "callback_max_body": (1 << 30, "bytes"),
+    "max_response_bytes": (1 << 32, "bytes"),
     "callback_max_connections": (100_000, "connections"),
     "inbox_rotate_bytes": (1 << 40, "bytes"),
     "workers": (1024, "workers"),
@@ -235,6 +247,9 @@ class Settings:
     rate_limit_url: str | None = field(default=None, repr=False)
     page_size: int = 100
     timeout: float = 30.0
+    # the largest API answer read (its body, decoded): a bigger one is refused while it streams
+    # in, before it can take the memory (a page of 100 orders is about 300 KB)
+    max_response_bytes: int = 64 << 20
     max_pages: int = 100_000
     # incremental windows end this many seconds before now: what the API wrote in the last
     # moments may not be visible to its list queries yet, and clocks are never quite in step
@@ -345,7 +360,7 @@ class Settings:
             raise ConfigError("XPORT_SAFETY_LAG and XPORT_REFETCH_AFTER must be >= 0 seconds")
         if not self.timeout > 0:
             raise ConfigError(f"XPORT_TIMEOUT must be > 0 seconds, got {self.timeout!r}")
-        for name in ("callback_max_body", "callback_max_connections", "inbox_rotate_bytes"):
+        for name in ("callback_max_body", "callback_max_connections", "inbox_rotate_bytes", "max_response_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{ENV_VARS[name]} must be a positive integer, got {value!r}")

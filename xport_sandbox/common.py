@@ -61,6 +61,12 @@ class WorldConfig:
             copy is rejected while its good twin loads, so the ground truth does not change.
             False serves the plain pages (only the ``awkward`` forms): the benchmarks' second
             column. Drawn per order and page request from the seed: deterministic.
+        null_id_copies: share of the Taobao order list's records followed by a corrupt copy whose
+            ``id`` is null (the contract allows corrupt records; a null id is the one paging
+            cannot tell apart, docs/api-contract.md#41-moving-data). Like the variety's corrupt
+            copies the copy is served beyond ``total`` and rejected while its twin loads, so the
+            ground truth does not change. 0 (the default) serves none and draws nothing: every
+            other world is unchanged. Drawn per order and page request from the seed.
     """
 
     seed: int = 7
@@ -76,6 +82,7 @@ class WorldConfig:
     nested_share_1688: float = 0.5
     compact_time_share_1688: float = 0.5
     variety: bool = True
+    null_id_copies: float = 0.0
 
     @property
     def n_orders_1688(self) -> int:
@@ -93,7 +100,13 @@ class WorldConfig:
             raise ValueError("WorldConfig.awkward must be within [0, 1]")
         if self.orders_1688 is not None and self.orders_1688 < 0:
             raise ValueError("WorldConfig.orders_1688 must be >= 0")
-        for name in ("refund_rate", "refund_rate_1688", "nested_share_1688", "compact_time_share_1688"):
+        for name in (
+            "refund_rate",
+            "refund_rate_1688",
+            "nested_share_1688",
+            "compact_time_share_1688",
+            "null_id_copies",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"WorldConfig.{name} must be within [0, 1]")
 

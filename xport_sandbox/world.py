@@ -895,6 +895,7 @@ VARIETY = {
 }
 _MONEY_STYLES = (1, 2, 0, 3)
 _VARIETY_TAG = 0x5EED
+_NULL_ID_TAG = 0x0DD1D
 
 
 def vary_taobao_order(rec: dict, rng: random.Random) -> list[dict]:
@@ -1266,14 +1267,29 @@ class World:
         """Total matching orders and the wire records of one page (1-based), newest first
         (with ``WorldConfig.variety``: in the varied wire forms, see :func:`vary_taobao_order`)."""
         total, records = _page(*self.taobao_query(**filters), self.render_taobao, page_no, page_size)
-        if not self.config.variety:
-            return total, records
-        varied: list[dict] = []
+        if self.config.variety:
+            varied: list[dict] = []
+            for rec in records:
+                order_id = int(rec["id"])
+                rng = random.Random((self.config.seed << 72) ^ (_VARIETY_TAG << 64) ^ order_id ^ (page_no << 100))
+                varied.extend(vary_taobao_order(rec, rng))
+            records = varied
+        if self.config.null_id_copies:
+            records = self._with_null_id_copies(records, page_no)
+        return total, records
+
+    def _with_null_id_copies(self, records: list[dict], page_no: int) -> list[dict]:
+        """``records`` with a copy whose id is null after a ``WorldConfig.null_id_copies`` share of
+        them (a reject; its own random stream, so the other forms are drawn as without it)."""
+        out: list[dict] = []
         for rec in records:
-            order_id = int(rec["id"])
-            rng = random.Random((self.config.seed << 72) ^ (_VARIETY_TAG << 64) ^ order_id ^ (page_no << 100))
-            varied.extend(vary_taobao_order(rec, rng))
-        return total, varied
+            out.append(rec)
+            if rec.get("id") is None:  # a copy already
+                continue
+            rng = random.Random((self.config.seed << 72) ^ (_NULL_ID_TAG << 64) ^ int(rec["id"]) ^ (page_no << 100))
+            if rng.random() < self.config.null_id_copies:
+                out.append({**rec, "id": None})
+        return out
 
     def taobao_orders(self, **filters) -> list[dict]:
         """Every matching ``TaoBaoOrderVO`` at the current clock, newest first."""

@@ -5,11 +5,14 @@ still, and lands exactly the truth at its cut-off (the world clock after the bur
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from xport_etl.extract.landing import read_pages
 from xport_etl.run import run_window
+from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
 from xport_etl.settings import Settings
 from xport_sandbox.faults import PROFILES
 from xport_sandbox.testing import SandboxServer
@@ -91,3 +94,23 @@ def test_statuses_changing_while_paging_without_new_orders(tmp_path) -> None:
         assert len(after) == len(before)  # the premise: no new orders
         assert sum(before[o] != s for o, s in after.items()) > 0  # but statuses moved
         assert_warehouse_equals_truth(tmp_path, world)
+
+
+def test_a_window_holding_records_without_ids_is_paged_once_and_lands_the_truth(tmp_path) -> None:
+    # issue 24: null ids counted as one made a window with two or more of them look "moving", and
+    # every window was paged three times (all three passes landed and normalised)
+    # (the Taobao order list alone: the 1688 world is empty, so fct_orders is all Taobao)
+    clock = datetime(2026, 7, 1, 14, tzinfo=CST)
+    config = dataclasses.replace(world_config(clock), null_id_copies=0.02, orders_1688=0)
+    with SandboxServer(config) as sandbox:
+        drive(sandbox, tmp_path, endpoints=("taobao_orders",))
+        served = sandbox.stats()["endpoints"]["/open/purchase/page"]["requests"]
+        assert_warehouse_equals_truth(tmp_path, sandbox.world, tables=(FCT_ORDERS, FCT_ORDER_LINES))
+
+    (orders,) = manifests(tmp_path, "taobao_orders")
+    window = tmp_path / "raw" / "taobao_orders" / orders["window_id"]
+    landed = [r for _, body, _ in read_pages(window) for r in json.loads(body)["data"]["records"]]
+    assert sum(r["id"] is None for r in landed) >= 5  # the premise: several records without an id
+    minimum = -(-orders["total"] // 100)  # ceil(total / pageSize)
+    assert orders["drift_repages"] == 0 and "inconsistent" not in orders["extra"]
+    assert served == orders["pages"] == minimum + 1  # one pass, and the catch-up query after it

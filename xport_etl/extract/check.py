@@ -48,14 +48,18 @@ from xport_etl import __version__, jsonutil
 from xport_etl.errors import AuthenticationError, RetriableError, XportError
 from xport_etl.extract.auth import SIGN_RECIPES, SignRecipe, XportAuth, now_ms
 from xport_etl.extract.client import (
+    ACCEPT_ENCODING,
     ApiResponse,
     classify,
     loads_json,
     parse_retry_after,
+    request_capped,
+    shown,
     tls_context,
 )
 from xport_etl.extract.endpoints import EndpointSpec, endpoints_for
 from xport_etl.extract.ratelimit import Limiter, RateLimiter
+from xport_etl.numbers import ascii_int
 from xport_etl.settings import Settings
 
 __all__ = ["SKEW_WARN_S", "STEP_NAMES", "CheckReport", "CheckStep", "check_connection"]
@@ -267,7 +271,11 @@ class _Prober:
             verify=tls_context(),
             timeout=httpx.Timeout(settings.timeout),
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": f"xport-etl/{__version__} check"},
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+                "User-Agent": f"xport-etl/{__version__} check",
+            },
             follow_redirects=False,
         )
 
@@ -284,7 +292,15 @@ class _Prober:
         self.sent += 1
         probe = _Probe(recipe, sent_ms=int(clock()))
         try:
-            response = self._http.request(self.endpoint.method, self.endpoint.path, **kwargs)
+            response = request_capped(
+                self._http, self.settings.max_response_bytes, self.endpoint.method, self.endpoint.path, **kwargs
+            )
+        except XportError as exc:  # reached, but refused (too large, undecodable): a body saying so
+            probe.received_ms = int(clock())
+            request = self._http.build_request(self.endpoint.method, self.endpoint.path)
+            probe.response = httpx.Response(exc.http_status or 200, content=str(exc).encode(), request=request)
+            probe.outcome = exc
+            return probe
         except httpx.HTTPError as exc:
             probe.error = exc
             probe.received_ms = int(clock())
@@ -732,13 +748,14 @@ def _shape_problems(envelope: dict, endpoint: EndpointSpec) -> tuple[list[str], 
     numbers: dict[str, int] = {}
     for key in ("total", "size", "current", "pages"):
         value = data.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            numbers[key] = value
-        elif isinstance(value, str) and value.strip().isdigit():
-            numbers[key] = int(value)
-            notes.append(f"data.{key} is a string")
+        number = ascii_int(value)
+        if number is not None and isinstance(value, int | str) and not isinstance(value, bool):
+            numbers[key] = number
+            if isinstance(value, str):
+                notes.append(f"data.{key} is a string")
         else:
-            problems.append(f"data.{key} is {'missing' if value is None else repr(value)}, not an integer")
+            what = "missing" if value is None else shown(value)
+            problems.append(f"data.{key} is {what}, not an integer")
     if len(numbers) == 4:
         total, size, current, pages = (numbers[k] for k in ("total", "size", "current", "pages"))
         if size != 1:

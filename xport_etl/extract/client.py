@@ -13,6 +13,9 @@ One request goes through these steps, every attempt afresh:
    HTTP 500/502/503/504 (any body)             :class:`RetriableError`
    connection error, timeout, cut-off body     :class:`RetriableError` (``XPORT_TIMEOUT``
                                                bounds the whole request, not each read)
+   a body over ``XPORT_MAX_RESPONSE_BYTES``    :class:`ResponseTooLargeError` (never retried;
+   (declared, read, or once decoded)           refused before the rest is read)
+   a gzip/deflate body that does not decode    :class:`MalformedBodyError` (retriable)
    HTTP 401/403                                :class:`AuthenticationError`
    other HTTP status ≥ 300                     :class:`FatalError`
    HTTP 200, body not a JSON envelope          :class:`MalformedBodyError` (retriable): a
@@ -27,23 +30,36 @@ One request goes through these steps, every attempt afresh:
 4. retrying with tenacity when :func:`should_retry` says so: ``Retry-After`` honoured up to
    :data:`RETRY_AFTER_CAP`, else jittered exponential backoff (openai-python's constants).
 
-Bodies are parsed fast (orjson) into an *outline* for what paging reads; the exact ``data``
-(every non-integer number a ``Decimal``) is parsed on demand. Request bodies are written by
-:func:`xport_etl.jsonutil.dumps`: compact, Decimals exact, floats refused.
+Bodies are read streamed, at most ``XPORT_MAX_RESPONSE_BYTES`` of them (decoded: a compression
+bomb stops there too), and parsed fast (orjson) into an *outline* for what paging reads; the exact
+``data`` (every non-integer number a ``Decimal``) is parsed on demand.
+
+Nothing served is converted without a bound, and nothing served can crash the client: an envelope
+``code`` is an integer only when it is a JSON integer or ASCII digits
+(:func:`xport_etl.numbers.ascii_int`; ``"²"`` is a fatal code named as served), paging counts
+likewise (:mod:`xport_etl.extract.paginators`); ``msg`` and ``requestId`` are cut to one short
+line with control characters escaped (:func:`one_line`); a page nested deeper than the exact
+parser goes is a :class:`~xport_etl.errors.BadPageError`; bytes that are not UTF-8 inside a page
+are landed for the normaliser, which rejects the records holding them. Every answer ends in an
+:class:`ApiResponse` or an :class:`~xport_etl.errors.XportError` whose message is one line.
+
+Request bodies are written by :func:`xport_etl.jsonutil.dumps`: compact, Decimals exact, floats
+refused.
 The access secret never appears in logs, errors or reprs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.utils
 import functools
-import json
 import logging
 import random
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -57,15 +73,18 @@ import tenacity
 from xport_etl import __version__, jsonutil
 from xport_etl.errors import (
     AuthenticationError,
+    BadPageError,
     FatalError,
     MalformedBodyError,
     RateLimitedError,
+    ResponseTooLargeError,
     RetriableError,
     XportError,
 )
 from xport_etl.extract.auth import XportAuth
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions, EndpointSpec
 from xport_etl.extract.ratelimit import Limiter, limiter_for_settings
+from xport_etl.numbers import ascii_int
 from xport_etl.settings import Settings
 
 __all__ = [
@@ -80,7 +99,10 @@ __all__ = [
     "XportClient",
     "classify",
     "loads_json",
+    "one_line",
+    "request_capped",
     "should_retry",
+    "shown",
 ]
 
 log = logging.getLogger(__name__)
@@ -144,8 +166,18 @@ class ApiResponse:
     @functools.cached_property
     def data(self) -> Any:
         """The envelope's ``data``, exact (every non-integer number a ``Decimal``), parsed from
-        :attr:`raw` on first use: the pipeline lands ``raw`` and rarely needs it."""
-        return loads_json(self.raw).get("data")
+        :attr:`raw` on first use: the pipeline lands ``raw`` and rarely needs it.
+
+        Raises:
+            BadPageError: the body is nested deeper than the exact parser goes (the fast one read
+                it): the page cannot be read exactly, here or by the normaliser.
+        """
+        try:
+            return loads_json(self.raw).get("data")
+        except ValueError as exc:
+            raise BadPageError(
+                f"the page cannot be parsed exactly ({one_line(exc)})", request_id=self.request_id
+            ) from None
 
 
 class ClientStats:
@@ -269,17 +301,29 @@ def tls_context() -> ssl.SSLContext:
 
 
 def loads_json(raw: bytes | str) -> Any:
-    """Parse JSON with every non-integer number as a ``Decimal``."""
-    return json.loads(raw, parse_float=Decimal)
+    """Parse JSON exactly (:func:`xport_etl.jsonutil.loads`: every non-integer number a
+    ``Decimal``, an integer too long for ``int()`` a ``Decimal``). Bytes that are not valid UTF-8
+    are read as the normaliser reads them (kept as surrogate escapes, which reject only the
+    records holding them), so that a page the normaliser can read is landed, not refused.
+
+    Raises:
+        ValueError: not JSON, or nested deeper than the interpreter can parse.
+    """
+    try:
+        return jsonutil.loads(raw)
+    except UnicodeDecodeError:
+        if not isinstance(raw, bytes):
+            raise
+        return jsonutil.loads(raw.decode("utf-8", "surrogateescape"))
 
 
 def loads_outline(raw: bytes | str) -> Any:
     """Parse JSON fast (orjson, ~5x :func:`loads_json`): objects, lists, strings, booleans, nulls
     and integers up to 64 bits come out exactly as :func:`loads_json` gives them; any other number
     (a fraction, an exponent, an integer beyond 64 bits) becomes a float, which a reader must
-    take as "not exact here". A text orjson refuses (NaN, a lone surrogate, UTF-16, nesting
-    deeper than 1024, not JSON) goes to :func:`loads_json`, which then parses it exactly or
-    raises its own error for it.
+    take as "not exact here". A text orjson refuses (NaN, a number beyond a double, a lone
+    surrogate, bytes that are not UTF-8, UTF-16, nesting deeper than 1024, not JSON) goes to
+    :func:`loads_json`, which then parses it exactly or raises its ``ValueError``.
     """
     try:
         return orjson.loads(raw)
@@ -320,18 +364,47 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
 
 
 def _snippet(body: bytes, limit: int = 120) -> str:
-    text = " ".join(body.decode("utf-8", "replace").split())
-    return text if len(text) <= limit else text[:limit] + "…"
+    return one_line(body[: limit * 4].decode("utf-8", "replace"), limit)
+
+
+def one_line(value: Any, limit: int = 200) -> str:
+    """``value`` (a served message, code or request id: any JSON value) as one line of at most
+    ``limit`` characters, safe to print and to write as UTF-8: whitespace runs (newlines too)
+    become one space, other control characters and lone surrogates their escapes."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value[: limit * 4]
+    else:
+        try:
+            text = str(value)[: limit * 4]
+        except (ValueError, RecursionError):  # an int beyond the digit limit; absurd nesting
+            text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())
+    if not text.isprintable():  # a control character (a terminal escape) or a lone surrogate: escaped
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` as :func:`one_line` writes it: a served value quoted in an error line."""
+    try:
+        text = repr(value[: limit * 2] if isinstance(value, str) else value)
+    except (ValueError, RecursionError):  # an int beyond the digit limit; absurd nesting
+        text = f"<{type(value).__name__}>"
+    return one_line(text, limit)
 
 
 def _to_code(value: Any) -> int | str | None:
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None if value is None else str(value)
+    """The envelope's ``code``: an ``int`` when it is a JSON integer or a string of ASCII digits
+    (``"²"`` is not one), else its text, cut short (a fatal code that names what was served)."""
+    if value is None:
+        return None
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        number = ascii_int(value, max_digits=9, signed=True)
+        if number is not None:
+            return number
+    return one_line(value, 40)
 
 
 def _request_url(obj: httpx.Response | httpx.RequestError) -> httpx.URL | None:
@@ -354,6 +427,116 @@ def _auth_hint(code: int | str | None, msg: str, window_s: int = ASSUMED.timesta
     )
 
 
+# what the client asks to be compressed with: the codings read_capped decodes, and no other (an
+# httpx that finds brotli or zstd installed would otherwise ask for those too)
+ACCEPT_ENCODING = "gzip, deflate"
+_WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+
+
+class _Inflater:
+    """One ``Content-Encoding`` decoded with a bound on each call's output (``zlib``'s
+    ``max_length``), so that a small compressed body cannot expand past the cap in memory."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._zlib = zlib.decompressobj(_WBITS[coding])
+        self._started = False
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """At most ``room`` bytes decoded from ``data`` (exactly ``room`` when there is more)."""
+        try:
+            out = self._zlib.decompress(data, room)
+        except zlib.error:
+            if self.coding != "deflate" or self._started:
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent raw, without its header
+            out = self._zlib.decompress(data, room)
+        self._started = True
+        return out
+
+    def flush(self) -> bytes:
+        return self._zlib.flush()
+
+
+def _too_large(cap: int, response: httpx.Response, seen: str) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        f"the answer is larger than XPORT_MAX_RESPONSE_BYTES={cap:,} bytes ({seen}); refused without "
+        "reading the rest: raise XPORT_MAX_RESPONSE_BYTES if answers this large are expected",
+        http_status=response.status_code,
+        url=_request_url(response),
+    )
+
+
+def read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The body of a streamed ``response``, decoded, reading no more than ``cap`` bytes of it.
+
+    A declared ``Content-Length`` beyond ``cap`` (of an uncompressed body) is refused before any
+    byte is read; otherwise the body is read chunk by chunk and refused as soon as it passes
+    ``cap``. A gzip or deflate body is decoded with the same bound on its *decoded* size, so a
+    compression bomb stops at the cap too. An unknown coding is left as it is (httpx does the same;
+    the body then fails to parse as JSON).
+
+    Raises:
+        ResponseTooLargeError: the body is larger than ``cap`` bytes.
+        MalformedBodyError: a gzip/deflate body that does not decode (retriable: often cut off).
+    """
+    if response.is_stream_consumed:  # built with its whole body (a mock transport): already read
+        if len(response.content) > cap:
+            raise _too_large(cap, response, f"{len(response.content):,} bytes")
+        return response.content
+    codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
+    codings = [c for c in codings if c in _WBITS]
+    if len(codings) > 1:
+        raise MalformedBodyError(
+            f"Content-Encoding {one_line(response.headers.get('content-encoding'), 60)!r} stacks codings: not supported",
+            http_status=response.status_code,
+            url=_request_url(response),
+        )
+    declared = ascii_int(response.headers.get("content-length"))
+    if not codings and declared is not None and declared > cap:
+        raise _too_large(cap, response, f"Content-Length {declared:,}")
+    inflater = _Inflater(codings[0]) if codings else None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for raw in response.iter_raw():
+            chunk = raw if inflater is None else inflater.feed(raw, cap - size + 1)
+            size += len(chunk)
+            if size > cap:
+                raise _too_large(cap, response, f"more than {cap:,} bytes read")
+            chunks.append(chunk)
+        if inflater is not None:
+            chunk = inflater.flush()
+            size += len(chunk)
+            if size > cap:
+                raise _too_large(cap, response, f"more than {cap:,} bytes read")
+            chunks.append(chunk)
+    except zlib.error as exc:
+        raise MalformedBodyError(
+            f"the {codings[0]} body does not decode ({exc})",
+            http_status=response.status_code,
+            url=_request_url(response),
+        ) from None
+    return b"".join(chunks)
+
+
+def request_capped(http: httpx.Client, cap: int, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """``http.request(method, url, **kwargs)`` reading at most ``cap`` bytes of the body
+    (:func:`read_capped`): the answer comes back as a read response with the decoded body (its
+    ``Content-Encoding`` and ``Content-Length`` headers dropped, as they described the wire).
+
+    Raises:
+        ResponseTooLargeError, MalformedBodyError: see :func:`read_capped`; httpx's errors as
+            ``http.request`` raises them.
+    """
+    with http.stream(method, url, **kwargs) as streamed:
+        body = read_capped(streamed, cap)
+    headers = [(k, v) for k, v in streamed.headers.raw if k.lower() not in (b"content-encoding", b"content-length")]
+    return httpx.Response(
+        streamed.status_code, headers=headers, content=body, request=streamed.request, extensions=streamed.extensions
+    )
+
+
 def classify(
     response: httpx.Response,
     endpoint: str | None = None,
@@ -373,15 +556,16 @@ def classify(
     if raw.strip():
         try:
             parsed = loads_outline(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            parse_error = f"{type(exc).__name__}: {exc}"
-        except RecursionError:  # nested deeper than any envelope: not an answer, not a crash
-            parse_error = "JSON nested too deep"
+        except ValueError as exc:  # not JSON, undecodable, or nested too deep to parse
+            parse_error = one_line(f"{type(exc).__name__}: {exc}")
         else:
             if isinstance(parsed, dict) and "code" in parsed:
                 envelope = parsed
                 if inexact(envelope.get(k) for k in ("code", "msg", "requestId")):
-                    envelope = loads_json(raw)  # a number the outline holds as a float: exactly
+                    # a number the outline holds as a float: exactly (as outlined when nested
+                    # deeper than the exact parser goes)
+                    with contextlib.suppress(ValueError):
+                        envelope = loads_json(raw)
             else:
                 parse_error = f"JSON {type(parsed).__name__} without an envelope 'code'"
     else:
@@ -392,9 +576,9 @@ def classify(
     msg = ""
     if envelope is not None:
         rid = envelope.get("requestId")
-        request_id = None if rid is None else str(rid)
+        request_id = None if rid is None else one_line(rid, 100)
         code = _to_code(envelope.get("code"))
-        msg = str(envelope.get("msg") or "")
+        msg = one_line(envelope.get("msg") or "")
     ctx: dict[str, Any] = {
         "endpoint": endpoint,
         "code": code,
@@ -413,7 +597,8 @@ def classify(
             **ctx,
         )
     if status in assumptions.http_retriable_statuses:
-        detail = msg_part or f": {response.headers.get('content-type', 'no content-type')} body {_snippet(raw)!r}"
+        kind = one_line(response.headers.get("content-type", "no content-type"), 60)
+        detail = msg_part or f": {kind} body {_snippet(raw)!r}"
         return RetriableError(f"HTTP {status} from the server or gateway{detail}", **ctx)
     if not 200 <= status < 300:
         return FatalError(f"unexpected HTTP {status}{msg_part or ': ' + repr(_snippet(raw))}", **ctx)
@@ -483,7 +668,11 @@ class XportClient:
             or XportAuth(settings.access_key, settings.access_secret, settings.user_id, recipe=settings.signer),
             timeout=httpx.Timeout(settings.timeout),
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": f"xport-etl/{__version__}"},
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+                "User-Agent": f"xport-etl/{__version__}",
+            },
             follow_redirects=False,
         )
         self._deadline = _Deadline()
@@ -572,13 +761,19 @@ class XportClient:
         self.stats.incr("requests")
         self._deadline.at = time.monotonic() + self.settings.timeout
         try:
-            response = self._http.request(
+            response = request_capped(
+                self._http,
+                self.settings.max_response_bytes,
                 endpoint.method,
                 endpoint.path,
                 params=query or None,
                 content=content,
                 headers=headers,
             )
+        except XportError as exc:  # too large, or a body that does not decode
+            self.stats.incr("malformed_bodies")
+            exc.endpoint = endpoint.name
+            raise
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             # a cut connection, a body cut off mid-read, or no whole answer in time: transient
             self.stats.incr("transport_errors")

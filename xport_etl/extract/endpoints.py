@@ -432,7 +432,7 @@ def format_window_value(dt: datetime, time_format: str, *, assumptions: ApiAssum
     raise ValueError(f"time_format must be one of {TIME_FORMATS}, got {time_format!r}")
 
 
-_CST_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+_CST_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")  # ASCII: int("٢") is 2
 
 
 def parse_cst(s: str, *, assumptions: ApiAssumptions = ASSUMED) -> datetime:

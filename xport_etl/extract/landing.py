@@ -41,6 +41,7 @@ from isal import igzip, igzip_lib
 
 from xport_etl.extract import storage
 from xport_etl.fsutil import fsync_dir, write_atomic
+from xport_etl.numbers import ascii_int
 
 PAGES_FILE = "pages.jsonl.gz"
 CONTEXT_FILE = "context.json"  # fan-out windows: what each page was asked for (page → context)
@@ -429,7 +430,21 @@ def _read_contexts(directory) -> dict[int, Any]:
             text = fs.cat_file(f"{root.rstrip('/')}/{CONTEXT_FILE}")
         except FileNotFoundError:
             return {}
-    return {int(k): v for k, v in json.loads(text).items()}
+    # the raw root may be shared storage: the file is read as untrusted, as a manifest is
+    refusing = f"refusing the page contexts in {storage.redact(directory)}"
+    try:
+        found = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ManifestError(f"{refusing}: not JSON") from None
+    if not isinstance(found, dict):
+        raise ManifestError(f"{refusing}: not a JSON object")
+    contexts: dict[int, Any] = {}
+    for key, value in found.items():
+        number = ascii_int(key, max_digits=9)
+        if number is None:
+            raise ManifestError(f"{refusing}: {key[:40]!r} is not a page number")
+        contexts[number] = value
+    return contexts
 
 
 def read_pages(directory) -> Iterator[tuple[int, bytes, dict | None]]:

@@ -8,17 +8,19 @@ several concurrent runs.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from xport_etl.errors import BadPageError, PaginationError
-from xport_etl.extract.client import ApiResponse, XportClient, inexact
-from xport_etl.extract.endpoints import ASSUMED, EndpointSpec
+import orjson
 
-__all__ = ["Page", "PageNumberPaginator", "paginate"]
+from xport_etl.errors import BadPageError, PaginationError
+from xport_etl.extract.client import ApiResponse, XportClient, inexact, shown
+from xport_etl.extract.endpoints import ASSUMED, EndpointSpec
+from xport_etl.numbers import ascii_int
+
+__all__ = ["KEYED", "UNKEYED", "Page", "PageNumberPaginator", "paginate", "record_identities"]
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +73,19 @@ def _member(record: dict, name: str, within: Sequence[str]) -> Any:
 
 
 def _opt_int(value: Any, name: str, page_no: int) -> int | None:
+    """A paging count (``total``, ``pages``, ``current``) as served: a JSON integer, an integral
+    number (``25.0``) or a string of ASCII digits, at most 18 digits and not negative; None when
+    absent. Read by :func:`~xport_etl.numbers.ascii_int`: never an unbounded conversion.
+
+    Raises:
+        BadPageError: anything else (a fraction, a sign, ``"²"``, ``1e9999999``, NaN, a list, ...).
+    """
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise BadPageError(f"page {page_no}: '{name}' is not an integer: {value!r}")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadPageError(f"page {page_no}: '{name}' is not an integer: {value!r}") from None
+    number = ascii_int(value)
+    if number is None:
+        raise BadPageError(f"page {page_no}: '{name}' is not a count: {shown(value)}")
+    return number
 
 
 class PageNumberPaginator:
@@ -215,18 +222,53 @@ def _exact_records(response: ApiResponse, records_path: Sequence[str]) -> list:
     return records if isinstance(records, list) else []
 
 
+KEYED = "key"  # the first item of an identity read from a record's key
+UNKEYED = "record"  # the first item of an identity read from a record's content
+
+
+def record_identities(page: Page, primary_key: Sequence[str], within: Sequence[str] = ()) -> list[tuple]:
+    """What identifies each record of ``page``, in page order.
+
+    A record whose key values are all usable (a non-blank string or an integer, the forms the
+    normalisers accept as an id) is ``("key", *values as text)``: the same record served with its
+    id as a number on one page and as a string on the next is one record. Any other record (a
+    null, blank, fractional or non-scalar key; not an object; an endpoint without a key) is
+    ``("record", its content)``: two different unidentifiable records are two records, and one
+    served twice (shifted onto the next page while paging) is one. Records that no content can
+    tell apart (exact copies) count once. The content is the fast outline's (see
+    :meth:`Page.values`), written canonically; a record that cannot be written counts alone.
+    """
+    records = page.outline
+    if primary_key and inexact(_member(r, k, within) for r in records if isinstance(r, dict) for k in primary_key):
+        records = page.records  # a key the outline holds as a float: read the records exactly
+    out: list[tuple] = []
+    for record in records:
+        values = [_member(record, k, within) for k in primary_key] if isinstance(record, dict) else []
+        if values and all(_usable_key(v) for v in values):
+            out.append((KEYED, *(str(v) for v in values)))
+        else:
+            out.append((UNKEYED, _content(record)))
+    return out
+
+
+def _usable_key(value: Any) -> bool:
+    if type(value) is str:
+        return bool(value.strip())
+    return type(value) is int
+
+
+def _content(record: Any) -> Any:
+    """``record`` as canonical JSON bytes (keys sorted), or a new object (equal to nothing else)
+    when it cannot be written (an integer beyond 64 bits, nesting beyond orjson's limit)."""
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError, ValueError, RecursionError):
+        return object()
+
+
 def _page_keys(page: Page, primary_key: Sequence[str], within: Sequence[str] = ()) -> tuple:
     """What identifies the page's records, to notice a page that repeats the previous one."""
-    if primary_key and all(isinstance(r, dict) for r in page.outline):
-        columns = [[str(v) for v in page.values(k, within)] for k in primary_key]
-        return tuple(zip(*columns, strict=True))
-
-    def key(record: Any) -> Any:
-        if primary_key and isinstance(record, dict):
-            return tuple(str(_member(record, k, within)) for k in primary_key)
-        return json.dumps(record, sort_keys=True, default=str)
-
-    return tuple(key(r) for r in page.records)
+    return tuple(record_identities(page, primary_key, within))
 
 
 def paginate(

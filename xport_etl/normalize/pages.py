@@ -10,7 +10,6 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -26,17 +25,12 @@ from xport_etl.normalize.values import (
     _int_text,
     show,
 )
+from xport_etl.numbers import ascii_int
 
 # ---- pages and windows
 
 
 _LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-_MAX_INT_DIGITS = 4000  # below Python's int<->str conversion limit (4300 digits)
-
-
-def _big_int(text: str) -> int | Decimal:
-    """JSON integers too long for ``int()``: kept as Decimals, so they reject their record only."""
-    return int(text) if len(text) <= _MAX_INT_DIGITS else Decimal(text)
 
 
 def first_wins(pairs: list[tuple[str, Any]]) -> dict:
@@ -72,17 +66,14 @@ def parse_envelope(body: bytes) -> tuple[dict, bool]:
         text, clean = body.decode("utf-8", errors="surrogateescape"), False
     if clean and _LONE_SURROGATE.search(body):
         clean = False
-    try:
-        try:
-            envelope = json.loads(text, parse_float=Decimal, object_pairs_hook=first_wins)
-        except ValueError:  # perhaps an integer beyond int()'s digit limit: try once more
-            envelope = json.loads(text, parse_float=Decimal, parse_int=_big_int, object_pairs_hook=first_wins)
-    except (ValueError, RecursionError) as exc:
+    try:  # integers too long for int() are kept as Decimals: they reject their record only
+        envelope = jsonutil.loads(text, object_pairs_hook=first_wins)
+    except ValueError as exc:
         raise PageError(f"page is not valid JSON: {show(exc)}") from exc
     if not isinstance(envelope, dict):
         raise PageError("page is not a JSON object")
     code = envelope.get("code")
-    if code is not None and code not in (200, "200"):
+    if code is not None and ascii_int(code, max_digits=3) != 200:
         raise PageError(f"page is an error answer (envelope code {show(code)}, msg {show(envelope.get('msg'))})")
     data = envelope.get("data")
     if not isinstance(data, dict):

@@ -5,7 +5,9 @@ Decisions (the contract leaves these open; docs/warehouse.md fixes the result):
 - Ids arrive as strings or JSON numbers and are kept as strings. A float-looking id (``1.2e18``)
   or a non-scalar is bad input: the record is rejected rather than stored with a rounded id.
 - Money arrives as numbers or numeric strings and is parsed to ``Decimal`` without ever passing
-  through a binary float. More than two decimals, or a value that does not fit DECIMAL(18,2), is
+  through a binary float. Numbers are read in ASCII digits only, with bounded work: ``"١٢.٥"``
+  (which ``Decimal`` would read as 12.5), ``"²"`` and ``"٣"`` are bad input like any other text, and
+  a huge exponent (``1e9999999``) is out of range before any conversion. More than two decimals, or a value that does not fit DECIMAL(18,2), is
   bad input. ``total_amount`` is ``goods + shipping`` with SQL semantics (null if either is null).
 - Times are ``yyyy-MM-dd HH:mm:ss`` in China Standard Time (the offset is an [assumed] setting of
   :data:`xport_etl.extract.endpoints.ASSUMED`) and become UTC. An unparseable or impossible time is bad
@@ -218,7 +220,7 @@ def to_text(value: Any, name: str) -> str | None:
     raise RejectError(f"{name} is not text: {type(value).__name__}")
 
 
-_NUMERIC = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_NUMERIC = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # ASCII digits only: Decimal("١٢") is 12
 
 
 def to_money(value: Any, name: str) -> Decimal | None:
