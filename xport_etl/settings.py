@@ -33,11 +33,6 @@ endpoint come from the storage's own environment (``AWS_*`` for S3), never from 
 ``rate_limit_url`` moves the access key's request budget from a lock file (shared by the processes
 of one machine) to Redis (shared by every machine that names the same Redis): see
 :mod:`xport_etl.extract.ratelimit`. A password in it (``redis://:secret@host/0``) is never shown.
-
-``warehouse_storage_version`` is the DuckDB storage format the published warehouse is written in:
-``v1.0.0`` is the oldest this DuckDB writes, so readers on DuckDB 1.0 and later (the CLI, BI
-drivers, other language bindings) open it; ``latest`` is this DuckDB's newest. A warehouse in
-another format is rewritten in this one on the next publish.
 """
 
 from __future__ import annotations
