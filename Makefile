@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv venv-bench demo test test-fast lint lock wheels clean
+.PHONY: venv venv-bench demo test test-fast lint docs lock wheels clean
 
 ## the test environment: runtime + sandbox + test tools; the library, the Airflow provider and the
 ## sandbox editable (the provider so that `airflow providers list` knows `xport` and the DAGs import
@@ -47,6 +47,13 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m mypy xport_etl
+
+## the generated documents: docs/settings.md from the settings' declarations (xport_etl/settings.py)
+## and the data dictionary (sql/DATA_DICTIONARY.md, sql/data_dictionary.html); the tests fail when
+## a committed one is not what these write
+docs: venv
+	$(PY) -c "from xport_etl.settings import settings_markdown; print(settings_markdown(), end='')" > docs/settings.md
+	$(VENV)/bin/xport-etl docs
 
 ## re-pin every installed package after changing requirements*.txt (from the bench environment,
 ## which holds all three layers, so the one lock covers them all)

@@ -226,8 +226,8 @@ def test_serve_refuses_the_sandbox_secret_off_loopback(tmp_path, monkeypatch, ca
     argv = ["callbacks", "serve", "--port", "0", "--data-dir", str(tmp_path)]
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.com"):
         assert cli.main([*argv, "--host", host]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error: refusing") and "XPORT_ACCESS_SECRET" in err[0]
+        error, hint = capsys.readouterr().err.strip().splitlines()  # an error line and a hint line
+        assert error.startswith("error: refusing") and hint.startswith("hint: ") and "XPORT_ACCESS_SECRET" in hint
     assert started == []
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         assert cli.main([*argv, "--host", host]) == 0

@@ -70,7 +70,7 @@ def test_assumed_defaults():
     assert ASSUMED.retriable_codes == {429, 500}
     assert ASSUMED.auth_codes == {401, 403}
     assert ASSUMED.http_retriable_statuses == {429, 500, 502, 503, 504}
-    assert ASSUMED.rate_limit == 10.0
+    assert not hasattr(ASSUMED, "rate_limit")  # a setting (XPORT_RATE_LIMIT), not an assumption
     assert ASSUMED.timestamp_window_s == 600 == ASSUMED.nonce_window_s
 
 

@@ -226,9 +226,13 @@ def test_an_intact_file_still_reads_whole(tmp_path):
         (
             "XPORT_CALLBACK_MAX_BODY",
             "9" * 5000,
-            "XPORT_CALLBACK_MAX_BODY must be an integer, got '99999999999999999999'… (5,000 characters)",
+            "XPORT_CALLBACK_MAX_BODY must be a positive integer, got '99999999999999999999'… (5,000 characters)",
         ),
-        ("XPORT_CALLBACK_MAX_CONNECTIONS", "1e3", "XPORT_CALLBACK_MAX_CONNECTIONS must be an integer, got '1e3'"),
+        (
+            "XPORT_CALLBACK_MAX_CONNECTIONS",
+            "1e3",
+            "XPORT_CALLBACK_MAX_CONNECTIONS must be a positive integer, got '1e3'",
+        ),
     ],
 )
 def test_numeric_settings_are_bounded_and_ascii(tmp_path, capsys, monkeypatch, var, value, needle):

@@ -61,6 +61,27 @@ def test_provider_info_is_valid_for_airflow():
     assert hook.conn_type == "xport" and hook.hook_name == conn["hook-name"]
 
 
+def test_the_connection_form_is_made_from_the_settings_declarations():
+    from xport_airflow_provider import get_provider_info
+
+    from xport_etl.settings import SETTING, SETTINGS
+
+    (conn,) = get_provider_info()["connection-types"]
+    labelled = {s.name for s in SETTINGS if s.label and s.is_extra}
+    assert set(conn["conn-fields"]) == labelled and len(labelled) >= 7
+    for name, form in conn["conn-fields"].items():
+        s = SETTING[name]
+        assert form["label"] == s.label and form["description"].startswith(s.help)
+        assert s.env in form["description"]  # what the form leaves empty comes from the variable
+    assert conn["conn-fields"]["sign_recipe"]["schema"]["enum"] == ["query", "concat", None]
+    assert conn["conn-fields"]["rate_limit"]["schema"]["type"] == ["number", "null"]
+    behaviour = conn["ui-field-behaviour"]
+    assert {s.connection: s.label for s in SETTINGS if s.connection} == {
+        field: behaviour["relabeling"][field] for field in ("host", "login", "password")
+    }
+    assert behaviour["placeholders"]["host"] == SETTING["base_url"].example
+
+
 def test_the_provider_is_installed_with_its_entry_point():
     try:
         dist = metadata.distribution("xport-airflow-provider")

@@ -255,3 +255,219 @@ def test_workers_flag_reaches_settings(monkeypatch):
     assert _settings(build_parser().parse_args(["load"])).workers is None
     with pytest.raises(ConfigError, match="--workers must be a positive integer"):
         _settings(build_parser().parse_args(["load", "--workers", "0"]))
+
+
+# --- one settings schema (issue 25.3): each setting declared once, everything else made from it
+
+
+REAL_CREDENTIALS = {k: v for k, v in REAL.items() if k != "XPORT_BASE_URL"}
+
+
+def _declared():
+    from xport_etl.settings import SETTINGS
+
+    return SETTINGS
+
+
+def _sample(s, tmp_path) -> str:
+    """A value of ``s`` other than its default, as a person types it."""
+    if s.name == "assumptions":
+        path = tmp_path / "assumptions.json"
+        path.write_text('{"nonce_window_s": 300}')
+        return str(path)
+    if s.example is not None:
+        return s.example
+    choices = s.choice_values()
+    if choices is not None:
+        return next(c for c in choices if c != s.default)
+    if s.value_type is bool:
+        return "0" if s.default else "1"
+    if s.value_type is int or s.value_type is float:
+        value = s.high if s.high is not None else max(int(s.low or 1), 1) + 1
+        return str(int(value) if s.value_type is int else float(value))
+    return "sample-value"
+
+
+def _expected(s, text: str):
+    """What ``text`` becomes once read and normalised as the declaration says."""
+    value = s.parse_text(text, s.named)
+    return s.coerce(value) if s.coerce is not None else value
+
+
+def _comparable(s, value):
+    return value.nonce_window_s if s.name == "assumptions" else value
+
+
+@pytest.mark.parametrize("name", [s.name for s in _declared() if s.env])
+def test_every_setting_round_trips_from_its_variable(name, tmp_path):
+    from xport_etl.settings import SETTING
+
+    s = SETTING[name]
+    text = _sample(s, tmp_path)
+    settings = Settings.from_env({**REAL_CREDENTIALS, s.env: text})
+    got = getattr(settings, name)
+    assert _comparable(s, got) == _comparable(s, _expected(s, text)) != _comparable(s, s.default)
+
+
+@pytest.mark.parametrize("name", [s.name for s in _declared() if s.is_extra])
+def test_every_extra_round_trips_from_the_connection(name, tmp_path):
+    from xport_etl.settings import SETTING, settings_from_connection
+
+    s = SETTING[name]
+    text = _sample(s, tmp_path)
+    settings = settings_from_connection(
+        DEFAULT_BASE_URL, "k" * 32, SECRET, {"user_id": "42", name: text} if name != "user_id" else {name: text}, {}
+    )
+    assert getattr(settings, name) == _expected(s, text) != s.default
+
+
+def test_the_connection_fields_and_what_is_no_extra():
+    from xport_etl.errors import ConfigError as Refused
+    from xport_etl.settings import overrides_from_extras, settings_from_connection
+
+    settings = settings_from_connection("https://www.xportcn.com/api/", "k" * 32, SECRET, {"user_id": "42"}, {})
+    assert (settings.base_url, settings.access_key, settings.access_secret) == (
+        "https://www.xportcn.com/api",
+        "k" * 32,
+        SECRET,
+    )
+    for name in ("base_url", "access_secret", "max_pages", "assumptions", "wokers"):
+        with pytest.raises(Refused, match=f"unknown Connection extra '{name}'"):
+            overrides_from_extras({name: "x"})
+
+
+def _flagged_args(flag: str, value: str):
+    """``xport-etl <the first command that takes flag> flag value``, parsed."""
+    import argparse
+
+    from xport_etl.cli import build_parser
+
+    def commands(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, [*path, name])
+        yield path, parser
+
+    parser = build_parser()
+    for path, sub in commands(parser, []):
+        if path and any(flag in a.option_strings for a in sub._actions):
+            try:
+                return parser.parse_args([*path, flag, value])
+            except SystemExit:  # a command with a required option of its own
+                continue
+    raise AssertionError(f"no command takes {flag} alone")
+
+
+@pytest.mark.parametrize("name", [s.name for s in _declared() if s.flag])
+def test_every_flag_round_trips_to_its_setting(name, tmp_path, monkeypatch):
+    from xport_etl.cliutil import settings_from_args
+    from xport_etl.settings import ENV_VARS, SETTING
+
+    for var in ENV_VARS.values():
+        monkeypatch.delenv(var, raising=False)
+    for var, value in REAL_CREDENTIALS.items():
+        monkeypatch.setenv(var, value)
+    s = SETTING[name]
+    text = _sample(s, tmp_path)
+    settings = settings_from_args(_flagged_args(s.flag, text))
+    assert getattr(settings, name) == _expected(s, text) != s.default
+
+
+def _too_big(s) -> str:
+    return str(int(s.high) * 2 if s.value_type is int else float(s.high) * 2)
+
+
+BOUNDED = [s.name for s in _declared() if s.high is not None and s.env]
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_bounds_are_refused_naming_what_was_set(name, monkeypatch):
+    from xport_etl.cliutil import settings_from_args
+    from xport_etl.settings import SETTING, settings_from_connection
+
+    s = SETTING[name]
+    most = f"must be at most {s.high:,}"
+    with pytest.raises(ConfigError, match=f"^{s.env} {most}"):
+        Settings.from_env({s.env: _too_big(s)})
+    with pytest.raises(ConfigError, match=f"^Connection extra '{name}' {most}"):
+        settings_from_connection(None, None, None, {name: _too_big(s)}, {})
+    if s.flag:
+        monkeypatch.delenv(s.env, raising=False)
+        with pytest.raises(ConfigError, match=f"^{s.flag} {most}"):
+            settings_from_args(_flagged_args(s.flag, _too_big(s)))
+    below = "0" if s.low == 1 or s.above else "-1"
+    with pytest.raises(ConfigError, match=f"^{s.env} must be "):
+        Settings.from_env({s.env: below})
+
+
+def test_every_number_a_person_sets_is_bounded_and_every_setting_is_explained():
+    for s in _declared():
+        assert s.help and not s.help.endswith("."), s.name  # the docs add the full stop
+        if s.env and (s.value_type is int or s.value_type is float) and s.check is None:
+            assert s.high is not None and s.low is not None, f"{s.name} has no bounds (nor a check)"
+        if s.check is not None or s.parse is not None:
+            assert s.accepts, f"{s.name} is checked by code: say what it accepts (accepts=)"
+
+
+def test_the_settings_doc_is_current():
+    from xport_etl.settings import SETTINGS_DOC, settings_markdown
+
+    path = Path(__file__).resolve().parent.parent / SETTINGS_DOC
+    assert path.read_text(encoding="utf-8") == settings_markdown(), (
+        f"{SETTINGS_DOC} is not what the settings' declarations make: run `make docs` and commit it"
+    )
+    doc = path.read_text(encoding="utf-8")
+    for s in _declared():
+        assert (f"`{s.env}`" in doc) == (s.env is not None), s.name
+
+
+def test_the_secret_is_declared_secret_and_never_shown():
+    from xport_etl.settings import SETTING
+
+    assert SETTING["access_secret"].secret and SETTING["access_secret"].flag is None
+    s = Settings.from_env({**REAL, "XPORT_RATE_LIMIT_URL": "redis://:hunter2-pass@redis:6379/0"})
+    assert "hunter2-pass" not in repr(s) and "hunter2-pass" not in str(s.redacted())
+    assert s.redacted()["rate_limit_url"] == "redis://redis:6379/0"
+
+
+def test_shown_defaults_are_the_pipelines_own():
+    """Three defaults belong to the code that applies them when the setting is None; the
+    declarations show them, and must say the same."""
+    from xport_etl import run
+    from xport_etl.load import publish, staging
+    from xport_etl.settings import SETTING
+
+    assert SETTING["stage_memory"].shown == staging.STAGE_MEMORY
+    assert SETTING["load_memory"].shown == publish.LOAD_MEMORY
+    assert SETTING["extract_workers"].shown == str(run.EXTRACT_WORKERS)
+
+
+def test_one_report_time_zone_default():
+    from xport_etl.load import publish
+    from xport_etl.report import docs
+    from xport_etl.settings import DEFAULT_REPORT_TZ
+
+    assert Settings().report_tz == DEFAULT_REPORT_TZ
+    assert publish.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ and docs.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ
+    package = Path(__file__).resolve().parent.parent / "xport_etl"
+    spelled = sorted(
+        str(p.relative_to(package)) for p in package.rglob("*.py") if f'"{DEFAULT_REPORT_TZ}"' in p.read_text()
+    )
+    assert spelled == ["settings.py"]
+
+
+def test_an_assumptions_file_with_the_old_rate_limit_says_where_it_went(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('{"rate_limit": 5}')
+    with pytest.raises(ConfigError, match="the rate limit is the setting XPORT_RATE_LIMIT"):
+        Settings.from_env({"XPORT_API_ASSUMPTIONS": str(path)})
+
+
+def test_settings_and_the_rate_limiter_do_not_import_each_other():
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "xport_etl"
+    tree = ast.parse((package / "settings.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "xport_etl.extract.ratelimit" not in imported

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from xport_etl.cliutil import UsageError, _fail, int_arg, number_arg, run_command
+from xport_etl.cliutil import UsageError, _fail, add_setting_flags, int_arg, number_arg, run_command, settings_from_args
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -76,33 +76,12 @@ def _parse_time(text: str, tz: str) -> datetime:
     return value
 
 
-# the settings the common options set, by field: a bad value is named as the person gave it
-FLAGS = {
-    "base_url": "--base-url",
-    "access_key": "--access-key",
-    "user_id": "--user-id",
-    "data_dir": "--data-dir",
-    "rate_limit": "--rate-limit",
-    "report_tz": "--report-tz",
-    "sign_recipe": "--sign-recipe",
-    "workers": "--workers",
-}
+# the settings every pipeline command takes as a flag (their declarations in xport_etl.settings)
+COMMON_SETTINGS = ("base_url", "access_key", "user_id", "data_dir", "rate_limit", "report_tz", "sign_recipe", "workers")
 
 
 def _settings(args):
-    from xport_etl.settings import Settings
-
-    settings = Settings.from_env(
-        given_as=FLAGS,
-        base_url=args.base_url,
-        access_key=args.access_key,
-        user_id=args.user_id,
-        data_dir=Path(args.data_dir) if args.data_dir else None,
-        rate_limit=args.rate_limit,
-        report_tz=args.report_tz,
-        sign_recipe=getattr(args, "sign_recipe", None),
-        workers=getattr(args, "workers", None),
-    )
+    settings = settings_from_args(args)
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise UsageError(
             f"the data directory {settings.data_dir} is a file: give --data-dir / XPORT_DATA_DIR a directory"
@@ -519,7 +498,6 @@ def build_parser() -> argparse.ArgumentParser:
     values declares ``choices`` (or a metavar listing them), so that ``--help`` lists them.
     """
     from xport_etl.callbacks import cli as callbacks_cli
-    from xport_etl.extract.auth import DEFAULT_SIGN_RECIPE, SIGN_RECIPES
     from xport_etl.report import dashboard, docs
 
     parser = _Parser(
@@ -530,29 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common = _Parser(add_help=False)
     g = common.add_argument_group("connection and storage (default: environment, then the sandbox)")
-    g.add_argument("--base-url", help="API base URL (env XPORT_BASE_URL), e.g. https://www.xportcn.com/api")
-    g.add_argument(
-        "--access-key", help="AccessKey (env XPORT_ACCESS_KEY); the secret comes only from XPORT_ACCESS_SECRET"
-    )
-    g.add_argument("--user-id", help="user-id header (env XPORT_USER_ID), e.g. 1000001")
-    g.add_argument("--data-dir", help="raw pages, Parquet and warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
-    g.add_argument(
-        "--rate-limit",
-        type=number_arg(),
-        help="requests per second for this access key (env XPORT_RATE_LIMIT, default 10)",
-    )
-    g.add_argument("--report-tz", help="reporting time zone (env XPORT_REPORT_TZ, default Asia/Shanghai)")
-    g.add_argument(
-        "--sign-recipe",
-        choices=tuple(SIGN_RECIPES),
-        help=f"signing recipe (env XPORT_SIGN_RECIPE, default {DEFAULT_SIGN_RECIPE}), e.g. concat; "
-        "`xport-etl check` says which one the API accepts",
-    )
-    g.add_argument(
-        "--workers",
-        type=int_arg(),
-        help="windows normalised at once (env XPORT_WORKERS, default every core; 1 uses the least memory)",
-    )
+    add_setting_flags(g, *COMMON_SETTINGS)
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g.add_argument("-v", "--verbose", action="store_true", help="log each step")
 

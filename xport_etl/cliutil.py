@@ -1,5 +1,6 @@
 """What every ``xport-etl`` subcommand shares: running a parsed command with the documented exit
-codes, one ``error:`` and one ``hint:`` line per expected failure (see :mod:`xport_etl.cli`).
+codes, one ``error:`` and one ``hint:`` line per expected failure (see :mod:`xport_etl.cli`), and
+the flags that set settings, made from their declarations (:mod:`xport_etl.settings`).
 
 The subcommands that live beside their step (``callbacks``, ``dashboard``, ``docs``) are added to
 the one ``xport-etl`` parser by their module's ``register(subparsers)`` and run through
@@ -14,115 +15,44 @@ import errno
 import os
 import sys
 import traceback
+from typing import Any
 
-__all__ = ["UsageError", "int_arg", "number_arg", "run_command"]
+from xport_etl.errors import UsageError, XportError
 
-
-class UsageError(Exception):
-    """Bad arguments: exit code 2 with a one-line message."""
+__all__ = ["UsageError", "add_setting_flags", "int_arg", "number_arg", "run_command", "settings_from_args"]
 
 
 def run_command(args) -> int:
-    """Run the parsed command; map every expected failure to one error line, one hint line and
-    the documented exit code (see the module docstring)."""
+    """Run the parsed command. An expected failure (an :class:`~xport_etl.errors.XportError`) is
+    its message and its hint, one line each, and its exit code; so are the file system's own
+    errors (exit 7), a missing optional extra (2) and Ctrl-C (130). Anything else is a bug: its
+    traceback, exit 1."""
     import duckdb
 
-    from xport_etl.errors import (
-        AuthenticationError,
-        BadPageError,
-        ConfigError,
-        RateLimiterUnavailableError,
-        RunInProgressError,
-        XportError,
-    )
-    from xport_etl.extract.landing import ManifestError, PagesUnreadableError
-    from xport_etl.extract.storage import PathOutsideError
-    from xport_etl.load.publish import CheckFailedError, WarehouseError
-    from xport_etl.normalize.values import PageError
-    from xport_etl.report.status import StaleDataError
     from xport_etl.settings import umask_from_env
 
+    command = str(getattr(args, "command", "") or "")
     old_umask = None
     try:
         old_umask = os.umask(umask_from_env())
         return args.func(args)
-    except (UsageError, ConfigError, KeyError) as exc:
-        # a KeyError's str() is the repr of its message: the message itself, its quotes intact
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        _fail(message, "see `xport-etl {} --help`".format(getattr(args, "command", "")))
-        return 2
+    except XportError as exc:
+        if exc.exit_code == 1:  # a failure that says not how it ends: a bug (tests/test_errors.py)
+            traceback.print_exc()
+            return 1
+        _fail(str(exc), exc.hint.replace("{command}", command))
+        return exc.exit_code
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get((exc.name or "").partition(".")[0])
         if extra is None:  # not an optional package: a broken installation, i.e. a bug to report
             traceback.print_exc()
             return 1
-        command = " ".join(
-            str(part) for part in (getattr(args, "command", ""), getattr(args, "callbacks_command", "")) if part
-        )
+        command = " ".join(str(part) for part in (command, getattr(args, "callbacks_command", "")) if part)
         _fail(
             f"`xport-etl {command}` needs {exc.name}, which is not installed",
             f"install the `{extra}` extra: pip install 'xport-etl[{extra}]' (with -c constraints.txt for the tested versions)",
         )
         return 2
-    except FileNotFoundError as exc:
-        _fail(str(exc), "check --data-dir / XPORT_DATA_DIR")
-        return 2
-    except AuthenticationError as exc:
-        _fail(str(exc), "check XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET, XPORT_USER_ID and the machine clock")
-        return 3
-    except RateLimiterUnavailableError as exc:
-        _fail(
-            str(exc),
-            "start Redis or fix XPORT_RATE_LIMIT_URL (unset it to share the budget through a "
-            "lock file on this machine only)",
-        )
-        return 3
-    except BadPageError as exc:  # the API answered, with something that is not a page
-        _fail(
-            str(exc),
-            "the pages landed before it are kept; re-run the same command to fetch the window again, and if "
-            "the answer stays malformed, give its request_id to the API's support",
-        )
-        return 5
-    except XportError as exc:
-        _fail(str(exc), "is the API reachable at XPORT_BASE_URL? (`xport-sandbox serve` starts a local one)")
-        return 3
-    except CheckFailedError as exc:
-        _fail(
-            str(exc),
-            "the published warehouse is unchanged; see sql/checks/ for what each check means "
-            "and docs/data-checks.md for XPORT_CHECK_OVERRIDES",
-        )
-        return 4
-    except StaleDataError as exc:
-        _fail(str(exc), "see `xport-etl status` for the last runs and their errors")
-        return 6
-    except RunInProgressError as exc:
-        _fail(
-            str(exc),
-            "wait for it (run again without --no-wait), or stop it; a killed run resumes "
-            "from its checkpoints when the same command runs again",
-        )
-        return 8
-    except PageError as exc:
-        _fail(str(exc), "the window's raw pages are kept under raw/; re-run the window to fetch it again")
-        return 5
-    except PagesUnreadableError as exc:
-        _fail(str(exc), f"{exc.again()}; nothing was published")
-        return 5
-    except (ManifestError, PathOutsideError) as exc:
-        _fail(
-            str(exc),
-            "xport-etl did not write this window: move its directory out of the raw root (and check "
-            "who may write to XPORT_RAW_URL), then extract the window again; nothing was loaded",
-        )
-        return 5
-    except WarehouseError as exc:
-        _fail(
-            str(exc),
-            "move the file aside and run `xport-etl load`: every landed window is published again from its raw pages",
-        )
-        return 7
     except BrokenPipeError:  # `xport-etl report … | head`: the reader left; not an error
         sys.stderr.close()
         return 0
@@ -149,6 +79,48 @@ def run_command(args) -> int:
     finally:
         if old_umask is not None:
             os.umask(old_umask)
+
+
+def add_setting_flags(parser, *names: str, note: str | None = None) -> None:
+    """Add the flag of each named setting to ``parser`` (an ``ArgumentParser`` or a group), as
+    its declaration says: the flag, its help (variable, default, example), its choices, an ASCII
+    number type for a number. Bounds are not argparse's: :class:`~xport_etl.settings.Settings`
+    checks them and names the flag (:func:`settings_from_args`). ``note`` is appended to the help."""
+    from xport_etl.settings import SETTING
+
+    for name in names:
+        s = SETTING[name]
+        if s.flag is None:
+            raise ValueError(f"setting {name} declares no flag")
+        kwargs: dict[str, Any] = {"dest": name, "metavar": s.flag.lstrip("-").replace("-", "_").upper()}
+        if s.value_type is int:
+            kwargs["type"] = int_arg()
+        elif s.value_type is float:
+            kwargs["type"] = number_arg()
+        choices = s.choice_values()
+        if choices is not None:
+            kwargs.update(choices=choices, metavar=None)
+        parser.add_argument(s.flag, help=s.flag_help(note), **kwargs)
+
+
+def settings_from_args(args, **overrides: Any):
+    """The :class:`~xport_etl.settings.Settings` of a parsed command: the environment, then every
+    setting's flag the command has (:func:`add_setting_flags`) and was given, then ``overrides``;
+    a failed check names the flag that was given. A flag's text is read as its variable's would
+    be (an empty one is not given)."""
+    from xport_etl.settings import SETTINGS, Settings
+
+    given: dict[str, Any] = {}
+    flags: dict[str, str] = {}
+    for s in SETTINGS:
+        if s.flag is None:
+            continue
+        value = getattr(args, s.name, None)
+        if isinstance(value, str):
+            value = s.parse_text(value.strip(), s.flag) if value.strip() else None
+        if value is not None:
+            given[s.name], flags[s.name] = value, s.flag
+    return Settings.from_env(given_as=flags, **{**given, **overrides})
 
 
 # the optional packages and the extra that installs each (pyproject.toml's optional-dependencies)
@@ -187,7 +159,7 @@ def number_arg(low: float | None = None, high: float | None = None, *, above: bo
     """An argparse ``type`` for a number option: a plain, finite ASCII decimal (``float()`` also
     takes ``inf``, ``nan`` and ``1_000``), from ``low`` (excluded with ``above``) to ``high``
     (unbounded when None, as :func:`int_arg`)."""
-    from xport_etl.settings import parse_number
+    from xport_etl.numbers import parse_number
 
     def parse(text: str) -> float:
         value = parse_number(text)
@@ -222,6 +194,8 @@ def _storage_failure(exc: OSError) -> tuple[str, str]:
             "this user cannot write there: fix the owner or mode of that path, or point "
             "--data-dir / XPORT_DATA_DIR (or --out) at a writable directory"
         )
+    if exc.errno == errno.ENOENT:
+        return message, "no such file or directory: check --data-dir / XPORT_DATA_DIR and --out"
     if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
         return (
             message,

@@ -1,4 +1,4 @@
-"""Integers from the outside world: ASCII digits only, bounded length.
+"""Numbers from the outside world: ASCII digits only, bounded length.
 
 ``str.isdigit()`` is true for ``"²"`` (which ``int()`` refuses) and ``int()`` accepts
 Arabic-Indic digits (``int("٣") == 3``), underscores (``int("1_0") == 10``) and thousands of
@@ -7,18 +7,32 @@ digits (quadratic time, and a ``ValueError`` past Python's 4,300-digit limit); `
 message, a file the pipeline did not write itself or a setting goes through :func:`ascii_int`,
 which accepts only what a JSON integer or a plain string of ASCII digits can mean and answers
 None for anything else, in time proportional to the input's length (never more than
-``max_digits`` of it is converted).
+``max_digits`` of it is converted). A decimal setting or option (``30``, ``2.5``, ``1e3``) goes
+through :func:`parse_number`: ``float()`` also takes ``inf``, ``nan``, ``1_000`` and ``٣``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["ascii_int"]
+__all__ = ["ascii_int", "parse_number"]
 
 _ASCII_INT = re.compile(r"[+-]?[0-9]+")
+# a number as a person writes it, in ASCII: float() also takes "inf", "nan", "1_000" and "٣"
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+
+
+def parse_number(text: str) -> float | None:
+    """``text`` as a finite float when it is a plain ASCII decimal number (``30``, ``2.5``,
+    ``1e3``), else None (``inf``, ``nan``, ``1_000``, Unicode digits, ``1e999``)."""
+    text = text.strip()
+    if len(text) > 40 or not _NUMBER.fullmatch(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def ascii_int(value: Any, *, max_digits: int = 18, signed: bool = False) -> int | None:

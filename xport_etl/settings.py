@@ -1,10 +1,23 @@
 """Library settings: one frozen object, built from the environment only when asked.
 
-Nothing here reads the environment at import time. :meth:`Settings.from_env` reads it when
-called (``XPORT_*`` variables, below), and keyword overrides win over the environment. With no
-configuration at all the settings point at the local sandbox with its (non-secret) defaults.
+Each setting is declared **once**, as a field of :class:`Settings` written with :func:`setting`:
+its name and type (the field), default, environment variable (``XPORT_<NAME>`` unless told),
+bounds or check, help text, whether it is secret, its Airflow Connection field or extra, its CLI
+flag and its label on the Airflow connection form. Everything else is generated from those
+declarations (:data:`SETTINGS`):
 
-================  =======================  ==================================
+- the parsing of the environment (:meth:`Settings.from_env`) and of a Connection's extras
+  (:func:`overrides_from_extras`): one parser per type, the same for both;
+- validation and its messages, which name what the person set: the variable, or what
+  :meth:`Settings.from_env` is told the person gave instead (``given_as``: the CLI's
+  ``--workers``, a Connection extra);
+- the CLI's flags (:func:`xport_etl.cliutil.add_setting_flags`,
+  :func:`xport_etl.cliutil.settings_from_args`);
+- the provider's connection form (``xport_airflow_provider.get_provider_info``);
+- ``docs/settings.md`` (:func:`settings_markdown`: ``make docs`` writes it, and
+  ``tests/test_settings.py`` fails when it is not current).
+
+Nothing here reads the environment at import time. :meth:`Settings.from_env` reads it when
 field             environment variable     default
 ================  =======================  ==================================
 base_url          XPORT_BASE_URL           the sandbox (http://127.0.0.1:8765)
@@ -54,16 +67,13 @@ callback_max_age          XPORT_CALLBACK_MAX_AGE           10 800 s: the oldest 
 inbox_rotate_bytes        XPORT_INBOX_ROTATE_BYTES         64 MiB per inbox segment
 callback_dedup_horizon    XPORT_CALLBACK_DEDUP_HORIZON     86 400 s: how long a message id is remembered
 ========================  ===============================  =====================================
+=======
+called, and keyword overrides win over the environment. With no configuration at all the
+settings point at the local sandbox with its (non-secret) defaults.
 
 Numbers are read in ASCII only (``int()`` and ``float()`` also take ``٣``, ``1_0``, ``inf`` and
-``nan``) and every numeric setting has a maximum (``_AT_MOST``: no ``inf`` timeout, no unbounded
-buffer). A failed check names the environment variable, or what :meth:`Settings.from_env` is told
-the person gave instead (``given_as``: the CLI's ``--workers``).
-
-``warehouse_storage_version`` (``XPORT_WAREHOUSE_STORAGE_VERSION``, default ``v1.0.0``) is the DuckDB
-storage format the published warehouse is written in: ``v1.0.0`` is the oldest this DuckDB writes, so
-readers on DuckDB 1.0 and later (the CLI, BI drivers, other language bindings) open it; ``latest`` is
-this DuckDB's newest. A warehouse in another format is rewritten in this one on the next publish.
+``nan``: :mod:`xport_etl.numbers`) and every numeric setting that a person sets has a maximum
+(no ``inf`` timeout, no unbounded buffer).
 
 ``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
 that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
@@ -78,24 +88,37 @@ of one machine) to Redis (shared by every machine that names the same Redis): se
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xport_etl.errors import ConfigError
-from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions, load_assumptions
+from xport_etl.extract.endpoints import ASSUMED, ASSUMPTIONS_ENV_VAR, ApiAssumptions, load_assumptions
 from xport_etl.extract.storage import check_url, normalize, redact
 from xport_etl.load.checks import parse_overrides
-from xport_etl.numbers import ascii_int
+from xport_etl.settings_schema import Setting, declarations, markdown, setting
 
 if TYPE_CHECKING:
     from xport_etl.extract.auth import SignRecipe
+
+__all__ = [
+    "ENV_VARS",
+    "SETTING",
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "overrides_from_extras",
+    "setting",
+    "settings_from_connection",
+    "settings_markdown",
+    "umask_from_env",
+]
 
 # the local sandbox's address and credentials: the defaults when nothing is configured, and what
 # `validate` recognises as "still the sandbox defaults" (not secrets; xport_sandbox serves them)
@@ -105,114 +128,21 @@ DEFAULT_BASE_URL = f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
 DEFAULT_ACCESS_KEY = "5a1c0ffee0ddba11deadbeefcafe0001"
 DEFAULT_ACCESS_SECRET = "sandbox-secret-not-for-production"
 DEFAULT_USER_ID = "1000001"
-
-__all__ = ["ENV_VARS", "Settings"]
-
-ENV_VARS: Mapping[str, str] = {
-    "base_url": "XPORT_BASE_URL",
-    "access_key": "XPORT_ACCESS_KEY",
-    "access_secret": "XPORT_ACCESS_SECRET",
-    "user_id": "XPORT_USER_ID",
-    "sign_recipe": "XPORT_SIGN_RECIPE",
-    "sign_template": "XPORT_SIGN_TEMPLATE",
-    "timestamp_unit": "XPORT_TIMESTAMP_UNIT",
-    "data_dir": "XPORT_DATA_DIR",
-    "raw_url": "XPORT_RAW_URL",
-    "report_tz": "XPORT_REPORT_TZ",
-    "rate_limit": "XPORT_RATE_LIMIT",
-    "rate_limit_url": "XPORT_RATE_LIMIT_URL",
-    "page_size": "XPORT_PAGE_SIZE",
-    "timeout": "XPORT_TIMEOUT",
-    "max_response_bytes": "XPORT_MAX_RESPONSE_BYTES",
-    "safety_lag": "XPORT_SAFETY_LAG",
-    "refetch_after": "XPORT_REFETCH_AFTER",
-    "check_overrides": "XPORT_CHECK_OVERRIDES",
-    "callback_max_body": "XPORT_CALLBACK_MAX_BODY",
-    "callback_read_timeout": "XPORT_CALLBACK_READ_TIMEOUT",
-    "callback_keep_alive": "XPORT_CALLBACK_KEEP_ALIVE",
-    "callback_max_connections": "XPORT_CALLBACK_MAX_CONNECTIONS",
-    "callback_max_age": "XPORT_CALLBACK_MAX_AGE",
-    "inbox_rotate_bytes": "XPORT_INBOX_ROTATE_BYTES",
-    "callback_dedup_horizon": "XPORT_CALLBACK_DEDUP_HORIZON",
-    "workers": "XPORT_WORKERS",
-    "extract_workers": "XPORT_EXTRACT_WORKERS",
-    "stage_memory": "XPORT_STAGE_MEMORY",
-    "load_memory": "XPORT_LOAD_MEMORY",
-    "warehouse_storage_version": "XPORT_WAREHOUSE_STORAGE_VERSION",
-    "sql_normalizer": "XPORT_SQL_NORMALIZER",
-    "freshness_hours": "XPORT_FRESHNESS_HOURS",
-    "umask": "XPORT_UMASK",
-}
+# the merchant's business calendar: the months of the reports (the warehouse's etl_settings.report_tz)
+DEFAULT_REPORT_TZ = "Asia/Shanghai"
+# the DuckDB storage format the warehouse is written in: the oldest the writer offers, so that every
+# reader on DuckDB 1.0 or later (CLI, BI drivers, node and WASM bindings) opens it; see docs/warehouse.md
+DEFAULT_WAREHOUSE_STORAGE_VERSION = "v1.0.0"
 
 # process-level variables that are not settings: read here, the one module that reads the environment
 CRASH_AT_VAR = "XPORT_CRASH_AT"  # the kill tests' crash point (xport_etl.faults)
 PIPELINE_PID_VAR = "XPORT_PIPELINE_PID"  # set in staging workers: a crash point kills the pipeline too
 ARROW_POOL_VAR = "ARROW_DEFAULT_MEMORY_POOL"  # read by pyarrow when it is first imported
-_BOOLS = {"1": True, "true": True, "0": False, "false": False}
 
-_INT_FIELDS = (
-    "page_size",
-    "max_response_bytes",
-    "callback_max_body",
-    "callback_max_connections",
-    "inbox_rotate_bytes",
-    "workers",
-    "extract_workers",
-)
-_FLOAT_FIELDS = (
-    "rate_limit",
-    "timeout",
-    "safety_lag",
-    "refetch_after",
-    "callback_read_timeout",
-    "callback_keep_alive",
-    "callback_max_age",
-    "callback_dedup_horizon",
-    "freshness_hours",
-)
-
-# the largest value each numeric setting accepts (with its unit, for the message): anything larger
-# is a typo or an attack (`XPORT_TIMEOUT=inf` would let one request hang for ever), never a need
-_AT_MOST: Mapping[str, tuple[float, str]] = {
-    "rate_limit": (10_000, "requests/s"),
-    "timeout": (3600, "seconds"),
-    "safety_lag": (7 * 86_400, "seconds"),
-    "refetch_after": (366 * 86_400, "seconds"),
-    "callback_read_timeout": (3600, "seconds"),
-    "callback_keep_alive": (3600, "seconds"),
-    "callback_max_age": (7 * 86_400, "seconds"),
-    "callback_dedup_horizon": (366 * 86_400, "seconds"),
-    "freshness_hours": (366 * 24, "hours"),
-    "callback_max_body": (1 << 30, "bytes"),
-    "max_response_bytes": (1 << 32, "bytes"),
-    "callback_max_connections": (100_000, "connections"),
-    "inbox_rotate_bytes": (1 << 40, "bytes"),
-    "workers": (1024, "workers"),
-    "extract_workers": (256, "workers"),
-}
-
-# a number as a person writes it, in ASCII: float() also takes "inf", "nan", "1_000" and "٣"
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+_SECONDS, _DAY = "seconds", 86_400
 
 
-def parse_number(text: str) -> float | None:
-    """``text`` as a finite float when it is a plain ASCII decimal number (``30``, ``2.5``,
-    ``1e3``), else None (``inf``, ``nan``, ``1_000``, Unicode digits, ``1e999``)."""
-    text = text.strip()
-    if len(text) > 40 or not _NUMBER.fullmatch(text):
-        return None
-    value = float(text)
-    return value if math.isfinite(value) else None
-
-
-# a DuckDB memory limit: a number with a unit (DuckDB's own spelling), or a share of the RAM
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|m|g|t)(i?b)?$|^(\d+(?:\.\d+)?)\s*%$", re.I)
-_MIN_MEMORY = 16 * 10**6  # below this DuckDB cannot even hold its buffers
-
-# the DuckDB storage format the warehouse is written in: the oldest the writer offers, so that every
-# reader on DuckDB 1.0 or later (CLI, BI drivers, node and WASM bindings) opens it; see docs/warehouse.md
-DEFAULT_WAREHOUSE_STORAGE_VERSION = "v1.0.0"
-_STORAGE_VERSION = re.compile(r"v\d{1,3}\.\d{1,3}\.\d{1,3}|latest")
+# ---- the checks that are more than bounds: each names the label it is given
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -222,102 +152,434 @@ def _is_sandbox_url(url: str) -> bool:
     return host in _LOOPBACK_HOSTS or host.startswith("127.")
 
 
+def _check_base_url(value: str, label: str, settings: Settings) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{label} must be an http(s) URL, got {value!r}")
+    if parts.username or parts.password or parts.query:
+        raise ConfigError(
+            f"{label} must not contain credentials or a query string; set XPORT_ACCESS_KEY / XPORT_ACCESS_SECRET instead"
+        )
+
+
+def _check_zone(value: str, label: str, settings: Settings) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(f"{label}: unknown time zone {value!r} (try {DEFAULT_REPORT_TZ!r})") from None
+
+
+def _check_raw_url(value: str, label: str, settings: Settings) -> None:
+    check_url(value, name=label)
+
+
+RATE_LIMIT_URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_rate_limit_url(url: str, label: str = "XPORT_RATE_LIMIT_URL", settings: Settings | None = None) -> None:
+    """Refuse a ``XPORT_RATE_LIMIT_URL`` that is not a Redis URL.
+
+    Raises:
+        ConfigError: naming ``label``, with any password removed from the URL shown.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in RATE_LIMIT_URL_SCHEMES or not (parts.hostname or parts.path):
+        raise ConfigError(
+            f"{label} must be a Redis URL (redis://host:6379/0, rediss://…, unix:///path), got {redact(url)!r}"
+        )
+
+
+def _check_page_size(value: int, label: str, settings: Settings) -> None:
+    if not 1 <= value <= settings.assumptions.max_page_size:
+        raise ConfigError(f"{label} must be an integer in 1..{settings.assumptions.max_page_size}, got {value!r}")
+
+
+# a DuckDB memory limit: a number with a unit (DuckDB's own spelling), or a share of the RAM
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|m|g|t)(i?b)?$|^(\d+(?:\.\d+)?)\s*%$", re.I)
+_MIN_MEMORY = 16 * 10**6  # below this DuckDB cannot even hold its buffers
+
+
+def _check_memory(value: str, label: str, settings: Settings) -> None:
+    """A DuckDB memory limit (``192MB``, ``1.5GiB``, ``50%``), or ConfigError naming ``label``."""
+    m = _MEMORY.match(str(value).strip())
+    if not m:
+        raise ConfigError(f"{label} must be a size such as 192MB, 1GB or 50%, got {value!r}")
+    if m.group(4) is not None:
+        if not 0 < float(m.group(4)) <= 100:
+            raise ConfigError(f"{label} must be a share of the memory in (0, 100]%, got {value!r}")
+        return
+    scale = 1024 if (m.group(3) or "").lower() == "ib" else 1000
+    size = float(m.group(1)) * scale ** "kmgt".index(m.group(2).lower()) * scale
+    if size < _MIN_MEMORY:
+        raise ConfigError(f"{label} must be at least 16MB, got {value!r}")
+
+
+_STORAGE_VERSION = re.compile(r"v\d{1,3}\.\d{1,3}\.\d{1,3}|latest")
+
+
+def _check_storage_version(value: Any, label: str, settings: Settings) -> None:
+    if not (isinstance(value, str) and _STORAGE_VERSION.fullmatch(value)):
+        raise ConfigError(
+            f"{label} must be a DuckDB release such as v1.0.0 (the default: DuckDB "
+            f"1.0 and later can read the warehouse) or latest, got {value!r}"
+        )
+
+
+def _parse_umask(raw: str, label: str) -> int:
+    if not re.fullmatch(r"0?o?[0-7]{1,3}", raw):
+        raise ConfigError(f"{label} must be an octal umask such as 077 or 027, got {raw!r}")
+    return int(raw.replace("o", ""), 8)
+
+
+def _check_umask(value: int, label: str, settings: Settings | None = None) -> None:
+    if not 0 <= value <= 0o777:
+        raise ConfigError(f"{label} must be an octal umask such as 077 or 027, got {value!r}")
+    if value & 0o007 != 0o007:
+        raise ConfigError(
+            f"{label}={value:03o} would let every user of the machine read personal data; "
+            "use 077 (owner only) or 027 (owner and the data directory's group)"
+        )
+
+
+def _sign_recipes() -> tuple[str, ...]:
+    from xport_etl.extract.auth import SIGN_RECIPES  # httpx is not needed to read settings
+
+    return tuple(SIGN_RECIPES)
+
+
+def _optional_text(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
+
+
+# ---- the settings
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the client and pipeline need to know about the API and where to put data.
 
-    The secret is excluded from ``repr``/``str``; use :meth:`redacted` for logs.
+    Each field is one setting's whole declaration (:func:`setting`). The secret is excluded
+    from ``repr``/``str``; use :meth:`redacted` for logs.
     """
 
-    base_url: str = DEFAULT_BASE_URL
-    access_key: str = DEFAULT_ACCESS_KEY
-    access_secret: str = field(default=DEFAULT_ACCESS_SECRET, repr=False)
-    user_id: str = DEFAULT_USER_ID
+    base_url: str = setting(
+        DEFAULT_BASE_URL,
+        "API base URL",
+        coerce=lambda v: str(v).strip().rstrip("/"),
+        check=_check_base_url,
+        connection="host",
+        label="Base URL",
+        flag="--base-url",
+        shown=f"the sandbox, {DEFAULT_BASE_URL}",
+        example="https://www.xportcn.com/api",
+        accepts="an http(s) URL without credentials or query",
+    )
+    access_key: str = setting(
+        DEFAULT_ACCESS_KEY,
+        "the developer AccessKey; its secret comes only from XPORT_ACCESS_SECRET",
+        connection="login",
+        label="AccessKey",
+        flag="--access-key",
+        shown="the sandbox's key",
+    )
+    access_secret: str = setting(
+        DEFAULT_ACCESS_SECRET,
+        "the AccessSecret: environment or Connection only, never a flag, never shown",
+        secret=True,
+        connection="password",
+        label="AccessSecret",
+        shown="the sandbox's secret",
+    )
+    user_id: str = setting(
+        DEFAULT_USER_ID,
+        "the user-id header (required)",
+        coerce=lambda v: str(v).strip(),
+        flag="--user-id",
+        label="User ID",
+        shown=f"the sandbox's user, {DEFAULT_USER_ID}",
+        example="1234567",
+    )
     # the signing recipe [assumed]: a shipped one, optionally with its template or unit replaced
-    sign_recipe: str = "query"
-    sign_template: str | None = None
-    timestamp_unit: str | None = None
-    data_dir: Path = Path("data")
+    sign_recipe: str = setting(
+        "query",
+        "the signing recipe; `xport-etl check` says which one the API accepts",
+        choices=_sign_recipes,
+        flag="--sign-recipe",
+        label="Signing recipe",
+        example="concat",
+        doc="A custom one: `XPORT_SIGN_TEMPLATE` and `XPORT_TIMESTAMP_UNIT` (README, *Pointing it at the real API*).",
+    )
+    sign_template: str | None = setting(
+        None,
+        "your own signed string, replacing the recipe's",
+        example="{access_key}{timestamp}{nonce}{secret}",
+        accepts="the placeholders `{access_key}`, `{nonce}`, `{timestamp}`, `{secret}`, each once",
+    )
+    timestamp_unit: str | None = setting(
+        None,
+        "the timestamp header's unit, replacing the recipe's",
+        shown="the recipe's (ms for query, s for concat)",
+        example="s",
+        accepts="`ms`, `s`",
+    )
+    data_dir: Path = setting(
+        Path("data"),
+        "raw pages, Parquet, warehouse.duckdb and run state",
+        coerce=lambda v: v if isinstance(v, Path) else Path(v),
+        flag="--data-dir",
+        label="Data directory",
+        shown="./data",
+    )
     # the raw landing layer: a path or an fsspec URL (s3://bucket/prefix); None = data_dir/raw
-    raw_url: str | None = None
-    report_tz: str = "Asia/Shanghai"
-    rate_limit: float | None = ASSUMED.rate_limit
+    raw_url: str | None = setting(
+        None,
+        "where raw pages land: a path or an fsspec URL shared by every worker",
+        coerce=lambda v: (normalize(str(v)) or None) if v is not None else None,
+        check=_check_raw_url,
+        display=lambda v: redact(v) or None,
+        label="Raw landing URL",
+        shown="<data_dir>/raw",
+        example="s3://bucket/raw",
+        accepts="a path or a URL without credentials (they come from the storage's own environment, `AWS_*`)",
+        doc="See README, *Scaling out*.",
+    )
+    report_tz: str = setting(
+        DEFAULT_REPORT_TZ,
+        "the time zone of report months",
+        check=_check_zone,
+        flag="--report-tz",
+        label="Reporting time zone",
+        example="UTC",
+        accepts="an IANA time zone name",
+    )
+    rate_limit: float | None = setting(
+        10.0,
+        "requests per second for this access key; the API's own limit is assumed to be 10/s",
+        low=0,
+        zero="unlimited",
+        high=10_000,
+        unit="requests/s",
+        flag="--rate-limit",
+        label="Rate limit (requests/s per AccessKey)",
+    )
     # where the access key's budget is kept: None = a lock file under data_dir/state (one machine);
     # redis://… (or rediss://, unix://) = shared by every machine using that Redis
-    rate_limit_url: str | None = field(default=None, repr=False)
-    page_size: int = 100
-    timeout: float = 30.0
+    rate_limit_url: str | None = setting(
+        None,
+        "share the rate-limit budget across machines through Redis",
+        coerce=_optional_text,
+        check=check_rate_limit_url,
+        display=lambda v: redact(v) or None,
+        label="Shared rate-limit store",
+        shown="none: a lock file under the data directory (one machine)",
+        example="redis://host:6379/0",
+        accepts="`redis://`, `rediss://` or `unix://` URL (a password in it is never shown)",
+        doc="See README, *Scaling out*.",
+    )
+    page_size: int = setting(
+        100,
+        "records per page",
+        check=_check_page_size,
+        accepts="1 to the API's `max_page_size` (100)",
+    )
+    timeout: float = setting(30.0, "seconds a whole request may take", low=0, above=True, high=3600, unit=_SECONDS)
     # the largest API answer read (its body, decoded): a bigger one is refused while it streams
     # in, before it can take the memory (a page of 100 orders is about 300 KB)
-    max_response_bytes: int = 64 << 20
-    max_pages: int = 100_000
+    max_response_bytes: int = setting(
+        64 << 20,
+        "the largest API answer read: its body once decoded, counted as it streams in; a larger one is "
+        "refused at once (exit 5), never buffered or retried",
+        low=1,
+        high=1 << 32,
+        unit="bytes",
+        shown="64 MiB",
+        label="Largest API answer (bytes)",
+    )
+    max_pages: int = setting(100_000, "pages one window may have (a guard against paging for ever)", env=None, low=1)
     # incremental windows end this many seconds before now: what the API wrote in the last
     # moments may not be visible to its list queries yet, and clocks are never quite in step
-    safety_lag: float = 300.0
+    safety_lag: float = setting(
+        300.0, "incremental windows end this many seconds before now", low=0, high=7 * _DAY, unit=_SECONDS
+    )
     # a fan-out key that can still change (a parcel in transit, an open refund) is fetched again
     # only once the API's clock has moved this many seconds since its last fetch (0: every run).
     # parcels get an event every several hours, so polling each one hourly mostly finds nothing
-    refetch_after: float = 6 * 3600.0
-    # every [assumed] contract choice; from_env reads the file named by XPORT_API_ASSUMPTIONS
-    assumptions: ApiAssumptions = field(default=ASSUMED, repr=False)
+    refetch_after: float = setting(
+        6 * 3600.0,
+        "re-ask an in-transit parcel or an open refund after this many seconds of API time",
+        low=0,
+        zero="every run",
+        high=366 * _DAY,
+        unit=_SECONDS,
+    )
+    # every [assumed] contract choice (README, *What is assumed about the API*)
+    assumptions: ApiAssumptions = setting(
+        ASSUMED,
+        "a JSON file overriding the [assumed] API choices",
+        env=ASSUMPTIONS_ENV_VAR,
+        parse=lambda raw, label: load_assumptions(raw),
+        extra=False,
+        repr=False,
+        shown="none: the contract's assumptions",
+        accepts="a readable JSON file (README, *What is assumed about the API*)",
+    )
     # data checks' severity/threshold without editing SQL: {"chk_…": {"severity": "error", "threshold": 0}}
     # (a dict or its JSON text; see xport_etl.load.checks)
-    check_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
-    # the callback receiver: the largest body it reads (counted while it streams in)
-    callback_max_body: int = 1 << 20
+    check_overrides: Mapping[str, Mapping[str, Any]] = setting(
+        {},
+        "a data check's severity or threshold without editing SQL",
+        coerce=parse_overrides,
+        example='{"chk_fct_orders__amount_equals_lines": {"severity": "error"}}',
+        accepts='a JSON object: check name → `{"severity": "error"|"warn", "threshold": n}`',
+        doc="See docs/data-checks.md.",
+    )
+    callback_max_body: int = setting(
+        1 << 20,
+        "the callback receiver's largest body, counted as it streams in (413 past it)",
+        low=1,
+        high=1 << 30,
+        unit="bytes",
+        shown="1 MiB",
+    )
     # a request's head and body must arrive within this many seconds of the connection's opening
     # (or the end of its previous response): slow clients are cut off, not waited for
-    callback_read_timeout: float = 10.0
+    callback_read_timeout: float = setting(
+        10.0,
+        "seconds the callback receiver waits for a whole request",
+        low=0,
+        above=True,
+        high=3600,
+        unit=_SECONDS,
+    )
     # ... and its head within this many: an idle or kept-alive connection is closed after it
-    callback_keep_alive: float = 5.0
+    callback_keep_alive: float = setting(
+        5.0,
+        "seconds the callback receiver waits for a request's head (idle connections close)",
+        low=0,
+        above=True,
+        high=3600,
+        unit=_SECONDS,
+    )
     # the connection budget: connections without a complete request held at once (the oldest
     # is closed to make room), and complete requests handled at once (503 past it)
-    callback_max_connections: int = 200
+    callback_max_connections: int = setting(
+        200,
+        "the callback receiver's connection budget",
+        low=1,
+        high=100_000,
+        unit="connections",
+        doc="See docs/callbacks.md.",
+    )
     # the oldest message timestamp the receiver accepts: Xportcn retries a failed push 30 minutes
     # apart at most 5 times (2.5 h), and a retry may keep its first timestamp
-    callback_max_age: float = 10_800.0
+    callback_max_age: float = setting(
+        10_800.0,
+        "the oldest message timestamp the callback receiver accepts, in seconds: Xportcn's 5 retries "
+        "30 minutes apart, and a margin",
+        low=0,
+        above=True,
+        high=7 * _DAY,
+        unit=_SECONDS,
+        flag="--max-age",
+        example="14400",
+    )
     # the inbox's active segment is rotated before it would grow past this many bytes
-    inbox_rotate_bytes: int = 64 << 20
+    inbox_rotate_bytes: int = setting(
+        64 << 20, "the callback inbox's segment size", low=1, high=1 << 40, unit="bytes", shown="64 MiB"
+    )
     # how long the receiver remembers a message id to answer a redelivery `duplicate`: Xportcn
     # retries a failed message 30 minutes apart at most 5 times
     # (docs/api-contract.md#6-message-callbacks, about 2.5 h)
-    callback_dedup_horizon: float = 86_400.0
-    workers: int | None = None
-    extract_workers: int | None = None
-    stage_memory: str | None = None
-    load_memory: str | None = None
-    # the DuckDB storage version the published warehouse is written in (a DuckDB release, ``v1.0.0``,
-    # or ``latest``); a warehouse in another one is rewritten in it on the next publish
-    warehouse_storage_version: str = DEFAULT_WAREHOUSE_STORAGE_VERSION
-    # the DuckDB normaliser for the windows it handles (False: the Python normaliser for all)
-    sql_normalizer: bool = True
-    # the freshness DAG alerts when a fact table's last successful load is older than this
-    freshness_hours: float = 26.0
+    callback_dedup_horizon: float = setting(
+        86_400.0,
+        "how long the callback receiver remembers a message id, seconds",
+        low=0,
+        above=True,
+        high=366 * _DAY,
+        unit=_SECONDS,
+    )
+    workers: int | None = setting(
+        None,
+        "windows normalised at once",
+        low=1,
+        high=1024,
+        unit="workers",
+        flag="--workers",
+        shown="every core; 1 uses the least memory",
+        doc="Threads for the DuckDB normaliser (one DuckDB thread each, all sharing `XPORT_STAGE_MEMORY`), "
+        "processes for the Python ones (only for loads over 8 MB of pages); see BENCHMARKS.md.",
+    )
+    extract_workers: int | None = setting(
+        None,
+        "list windows `run` pages at once (one shared rate limit)",
+        low=1,
+        high=256,
+        unit="workers",
+        shown="4",
+        doc="Each with its own connection and request counts. `1`: one window after another.",
+    )
+    stage_memory: str | None = setting(
+        None,
+        "DuckDB memory limit of the normaliser, shared by the windows normalised at once",
+        check=_check_memory,
+        shown="160MB",
+        example="256MB",
+        accepts="a DuckDB size of at least 16MB (`192MB`, `1.5GiB`) or a share of the memory (`50%`)",
+        doc="Spills to `<data_dir>/tmp` beyond it.",
+    )
+    load_memory: str | None = setting(
+        None,
+        "DuckDB memory limit of the publishing connection",
+        check=_check_memory,
+        shown="192MB",
+        example="300MB",
+        accepts="a DuckDB size of at least 16MB (`192MB`, `1.5GiB`) or a share of the memory (`50%`)",
+        doc="A bigger merge spills beside the warehouse; staged rows are merged 400,000 at a time.",
+    )
+    warehouse_storage_version: str = setting(
+        DEFAULT_WAREHOUSE_STORAGE_VERSION,
+        "the DuckDB storage version warehouse.duckdb is written in",
+        check=_check_storage_version,
+        example="latest",
+        accepts="a DuckDB release (`v1.0.0`) or `latest`",
+        doc="`v1.0.0` opens in every DuckDB from 1.0 on (CLI, BI drivers, other bindings); `latest` is this "
+        "DuckDB's newest (readers then need DuckDB ≥ 2.0). A warehouse in another version is rewritten in "
+        "this one on its next publish (README, *Connecting a BI tool*).",
+    )
+    sql_normalizer: bool = setting(
+        True, "normalise Taobao order pages in DuckDB SQL (`0`: with the Python reference too)"
+    )
+    freshness_hours: float = setting(
+        26.0,
+        "the xport_freshness DAG alerts on a fact table older than this many hours",
+        low=0,
+        above=True,
+        high=366 * 24,
+        unit="hours",
+    )
     # the umask the CLI runs under: 0o077 keeps raw pages, Parquet, the ledger and the warehouse
     # (all of them hold receivers' names, phones and addresses) to the owner
-    umask: int = 0o077
+    umask: int = setting(
+        0o077,
+        "the umask files are created under (the CLI and the Airflow tasks)",
+        parse=_parse_umask,
+        check=_check_umask,
+        shown="077: files 0600, directories 0700",
+        example="027",
+        accepts="an octal umask that keeps other users out: `077`, or `027` with a readers' group",
+        doc="See docs/operations.md, *File permissions*.",
+    )
 
     def __post_init__(self) -> None:
-        # normalise types so Settings(data_dir="x", user_id=123) behaves
-        if not isinstance(self.data_dir, Path):
-            object.__setattr__(self, "data_dir", Path(self.data_dir))
-        object.__setattr__(self, "user_id", str(self.user_id).strip())
-        object.__setattr__(self, "base_url", str(self.base_url).strip().rstrip("/"))
-        raw_url = normalize(str(self.raw_url)) if self.raw_url is not None else ""
-        object.__setattr__(self, "raw_url", raw_url or None)
-        object.__setattr__(self, "rate_limit_url", str(self.rate_limit_url or "").strip() or None)
-        object.__setattr__(self, "check_overrides", parse_overrides(self.check_overrides))
+        for s in SETTINGS:  # normalise what was given (Settings(data_dir="x", user_id=123) behaves)
+            if s.coerce is not None:
+                object.__setattr__(self, s.name, s.coerce(getattr(self, s.name)))
+        for s in SETTINGS:
+            s.validate(getattr(self, s.name), self)
         self._validate()
 
     def _validate(self) -> None:
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"XPORT_BASE_URL must be an http(s) URL, got {self.base_url!r}")
-        if parts.username or parts.password or parts.query:
-            raise ConfigError(
-                "XPORT_BASE_URL must not contain credentials or a query string; "
-                "set XPORT_ACCESS_KEY / XPORT_ACCESS_SECRET instead"
-            )
+        """What no single setting can check alone."""
         if not self.access_key or not self.access_secret or not self.user_id:
             raise ConfigError("XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID must not be empty")
         if not _is_sandbox_url(self.base_url):
@@ -335,76 +597,7 @@ class Settings:
                     f"{self.base_url} is not the sandbox but {', '.join(defaults)} still hold the "
                     "sandbox defaults: set XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID"
                 )
-        self.signer  # noqa: B018 (raises ConfigError naming the variable)
-        if self.raw_url is not None:
-            check_url(self.raw_url, name="XPORT_RAW_URL")
-        try:
-            ZoneInfo(self.report_tz)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise ConfigError(f"XPORT_REPORT_TZ: unknown time zone {self.report_tz!r} (try 'Asia/Shanghai')") from None
-        if self.rate_limit is not None and not self.rate_limit >= 0:
-            raise ConfigError(f"XPORT_RATE_LIMIT must be >= 0 (0 = unlimited), got {self.rate_limit!r}")
-        if self.rate_limit_url is not None:
-            from xport_etl.extract.ratelimit import check_rate_limit_url
-
-            check_rate_limit_url(self.rate_limit_url)
-        if (
-            isinstance(self.page_size, bool)
-            or not isinstance(self.page_size, int)
-            or not (1 <= self.page_size <= self.assumptions.max_page_size)
-        ):
-            raise ConfigError(
-                f"XPORT_PAGE_SIZE must be an integer in 1..{self.assumptions.max_page_size}, got {self.page_size!r}"
-            )
-        if not (self.safety_lag >= 0 and self.refetch_after >= 0):
-            raise ConfigError("XPORT_SAFETY_LAG and XPORT_REFETCH_AFTER must be >= 0 seconds")
-        if not self.timeout > 0:
-            raise ConfigError(f"XPORT_TIMEOUT must be > 0 seconds, got {self.timeout!r}")
-        for name in ("callback_max_body", "callback_max_connections", "inbox_rotate_bytes", "max_response_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{ENV_VARS[name]} must be a positive integer, got {value!r}")
-        for name in ("callback_read_timeout", "callback_keep_alive", "callback_max_age", "callback_dedup_horizon"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{ENV_VARS[name]} must be > 0 seconds, got {value!r}")
-        if not isinstance(self.max_pages, int) or self.max_pages < 1:
-            raise ConfigError(f"max_pages must be a positive integer, got {self.max_pages!r}")
-        for name in ("workers", "extract_workers"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{ENV_VARS[name]} must be a positive integer, got {value!r}")
-        for name in ("stage_memory", "load_memory"):
-            value = getattr(self, name)
-            if value is not None:
-                check_memory(ENV_VARS[name], value)
-        if not (
-            isinstance(self.warehouse_storage_version, str)
-            and _STORAGE_VERSION.fullmatch(self.warehouse_storage_version)
-        ):
-            raise ConfigError(
-                "XPORT_WAREHOUSE_STORAGE_VERSION must be a DuckDB release such as v1.0.0 (the default: DuckDB "
-                f"1.0 and later can read the warehouse) or latest, got {self.warehouse_storage_version!r}"
-            )
-        if not isinstance(self.sql_normalizer, bool):
-            raise ConfigError(f"XPORT_SQL_NORMALIZER must be 0, 1, false or true, got {self.sql_normalizer!r}")
-        if (
-            isinstance(self.freshness_hours, bool)
-            or not isinstance(self.freshness_hours, (int, float))
-            or not self.freshness_hours > 0
-        ):
-            raise ConfigError(f"XPORT_FRESHNESS_HOURS must be > 0 hours, got {self.freshness_hours!r}")
-        if isinstance(self.umask, bool) or not isinstance(self.umask, int) or not 0 <= self.umask <= 0o777:
-            raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {self.umask!r}")
-        if self.umask & 0o007 != 0o007:
-            raise ConfigError(
-                f"XPORT_UMASK={self.umask:03o} would let every user of the machine read personal data; "
-                "use 077 (owner only) or 027 (owner and the data directory's group)"
-            )
-        for name, (most, unit) in _AT_MOST.items():  # the checks above hold the lower bounds
-            value = getattr(self, name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and not value <= most:
-                raise ConfigError(f"{ENV_VARS[name]} must be at most {most:,} {unit}, got {value!r}")
+        self.signer  # noqa: B018 (the recipe with its template and unit; raises ConfigError naming the variable)
 
     @classmethod
     def from_env(
@@ -422,30 +615,27 @@ class Settings:
             ConfigError: an unknown override, a value that does not parse, or a failed check.
         """
         env = os.environ if environ is None else environ
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - known)
+        unknown = sorted(set(overrides) - set(SETTING))
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         values: dict[str, Any] = {}
-        for name, var in ENV_VARS.items():
-            raw = env.get(var)
-            if raw is None or raw.strip() == "":
-                continue
-            values[name] = _parse(name, var, raw.strip())
+        for s in SETTINGS:
+            raw = env.get(s.env) if s.env else None
+            if raw is not None and raw.strip():
+                values[s.name] = s.parse_text(raw.strip(), s.env or s.name)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values.setdefault("assumptions", load_assumptions(env))
         try:
             return cls(**values)
         except ConfigError as exc:
             named = {
-                ENV_VARS[name]: label
+                SETTING[name].env: label
                 for name, label in (given_as or {}).items()
-                if name in ENV_VARS and overrides.get(name) is not None
+                if name in SETTING and SETTING[name].env and overrides.get(name) is not None
             }
             if not named:
                 raise
-            pattern = re.compile(r"\b(" + "|".join(map(re.escape, named)) + r")\b")
-            raise ConfigError(pattern.sub(lambda m: named[m[0]], str(exc))) from None
+            pattern = re.compile(r"\b(" + "|".join(re.escape(var) for var in named if var) + r")\b")
+            raise ConfigError(pattern.sub(lambda m: named[m[0]], str(exc)), hint=exc.hint) from None
 
     @property
     def signer(self) -> SignRecipe:
@@ -455,75 +645,106 @@ class Settings:
         return resolve_recipe(self.sign_recipe, self.sign_template, self.timestamp_unit)
 
     def redacted(self) -> dict[str, Any]:
-        """All fields as a dict for logs, with the secret shown as ``'***'``."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["access_secret"] = "***"
-        out["data_dir"] = str(self.data_dir)
-        out["raw_url"] = redact(self.raw_url) or None
-        out["rate_limit_url"] = redact(self.rate_limit_url) or None
-        out.pop("assumptions", None)
+        """The settings as a dict for logs: secrets as ``'***'``, URLs without their passwords,
+        and nothing that ``repr`` leaves out for noise (the API assumptions)."""
+        out: dict[str, Any] = {}
+        for s, f in zip(SETTINGS, dataclasses.fields(self), strict=True):
+            value = getattr(self, s.name)
+            if s.secret:
+                out[s.name] = "***"
+            elif s.display is not None:
+                out[s.name] = s.display(value)
+            elif f.repr:
+                out[s.name] = str(value) if isinstance(value, Path) else value
         return out
 
     def __str__(self) -> str:
         return repr(self)
 
 
-CONNECTION_FIELDS = ("base_url", "access_key", "access_secret")  # the Connection's own fields
+SETTINGS: tuple[Setting, ...] = declarations(Settings)
+SETTING: Mapping[str, Setting] = types.MappingProxyType({s.name: s for s in SETTINGS})
+ENV_VARS: Mapping[str, str] = types.MappingProxyType({s.name: s.env for s in SETTINGS if s.env})
+CONNECTION_FIELDS = tuple(s.name for s in SETTINGS if s.connection)  # the Connection's own fields
+
+
+# ---- the Airflow Connection
+
+
+def _extra_label(name: str) -> str:
+    return f"Connection extra {name!r}"
 
 
 def overrides_from_extras(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings overrides from an Airflow Connection's extras: any field of :class:`Settings` by
-    its name (``{"user_id": "1000001", "workers": 2, "stage_memory": "256MB"}``), read as its
-    environment variable would be; a JSON object (``check_overrides``) is taken as it is. The
-    URL and the credentials are the Connection's own fields, never extras.
+    """Settings overrides from an Airflow Connection's extras: any setting by its name
+    (``{"user_id": "1000001", "workers": 2, "stage_memory": "256MB"}``), read as its environment
+    variable would be; a JSON object (``check_overrides``) is taken as it is. The URL and the
+    credentials are the Connection's own fields, never extras.
 
     Raises:
         ConfigError: an extra that names no setting, or a value that does not parse.
     """
     out: dict[str, Any] = {}
     for name, value in extra.items():
-        if name not in ENV_VARS or name in CONNECTION_FIELDS:
-            known = ", ".join(sorted(set(ENV_VARS) - set(CONNECTION_FIELDS)))
+        s = SETTING.get(name)
+        if s is None or not s.is_extra:
+            known = ", ".join(sorted(s.name for s in SETTINGS if s.is_extra))
             raise ConfigError(f"unknown Connection extra {name!r}; the extras are: {known}")
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         if isinstance(value, Mapping | list):
             out[name] = value
         else:
-            out[name] = _parse(name, f"Connection extra {name!r}", str(value).strip())
+            out[name] = s.parse_text(str(value).strip(), _extra_label(name))
     return out
+
+
+def settings_from_connection(
+    base_url: str | None,
+    login: str | None,
+    password: str | None,
+    extra: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """The settings an Airflow Connection describes (its host as ``base_url``, login and password
+    as the credentials, its extras by name), over the environment; a failed check names the
+    Connection's field or extra that was set.
+
+    Raises:
+        ConfigError: see :meth:`Settings.from_env` and :func:`overrides_from_extras`.
+    """
+    fields = {"host": base_url, "login": login, "password": password}
+    overrides = {s.name: fields[s.connection] or None for s in SETTINGS if s.connection}
+    given_as = {name: f"the Connection's {SETTING[name].connection}" for name in overrides}
+    extras = overrides_from_extras(extra)
+    given_as.update({name: _extra_label(name) for name in extras})
+    return Settings.from_env(environ, given_as=given_as, **overrides, **extras)
 
 
 def umask_from_env(environ: Mapping[str, str] | None = None) -> int:
     """The umask ``XPORT_UMASK`` asks for (default 077), checked as :class:`Settings` checks it;
     what the CLI runs under, read before any other setting is needed."""
+    s = SETTING["umask"]
     env = os.environ if environ is None else environ
-    raw = (env.get(ENV_VARS["umask"]) or "").strip()
+    raw = (env.get(s.named) or "").strip()
     if not raw:
-        return Settings.umask
-    value = _parse("umask", ENV_VARS["umask"], raw)
-    if value & 0o007 != 0o007:
-        raise ConfigError(
-            f"XPORT_UMASK={value:03o} would let every user of the machine read personal data; "
-            "use 077 (owner only) or 027 (owner and the data directory's group)"
-        )
+        return int(s.default)
+    value = s.parse_text(raw, s.named)
+    _check_umask(value, s.named)
     return value
 
 
-def check_memory(var: str, value: str) -> str:
-    """A DuckDB memory limit (``192MB``, ``1.5GiB``, ``50%``), or ConfigError naming ``var``."""
-    m = _MEMORY.match(str(value).strip())
-    if not m:
-        raise ConfigError(f"{var} must be a size such as 192MB, 1GB or 50%, got {value!r}")
-    if m.group(4) is not None:
-        if not 0 < float(m.group(4)) <= 100:
-            raise ConfigError(f"{var} must be a share of the memory in (0, 100]%, got {value!r}")
-        return value
-    scale = 1024 if (m.group(3) or "").lower() == "ib" else 1000
-    size = float(m.group(1)) * scale ** "kmgt".index(m.group(2).lower()) * scale
-    if size < _MIN_MEMORY:
-        raise ConfigError(f"{var} must be at least 16MB, got {value!r}")
-    return value
+# ---- docs/settings.md
+
+SETTINGS_DOC = "docs/settings.md"
+
+
+def settings_markdown() -> str:
+    """``docs/settings.md``, made from the declarations (``make docs`` writes it)."""
+    return markdown(SETTINGS)
+
+
+# ---- process-level variables (not settings)
 
 
 def crash_at() -> str | None:
@@ -554,31 +775,3 @@ def prefer_system_allocator() -> None:
     ``__init__`` (this module never imports pyarrow). Arrow's default (mimalloc) kept more memory
     resident while windows were staged at once, at no gain in speed (bench/NOTES.md, "Memory")."""
     os.environ.setdefault(ARROW_POOL_VAR, "system")
-
-
-def _parse(name: str, var: str, raw: str) -> Any:
-    if name == "sql_normalizer":
-        try:
-            return _BOOLS[raw.lower()]
-        except KeyError:
-            raise ConfigError(f"{var} must be 0, 1, false or true, got {raw!r}") from None
-    if name == "umask":
-        if not re.fullmatch(r"0?o?[0-7]{1,3}", raw):
-            raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {raw!r}")
-        return int(raw.replace("o", ""), 8)
-    if name in _FLOAT_FIELDS or name in _INT_FIELDS:
-        # ASCII digits only and a bounded length: float() and int() also take "inf", "nan",
-        # "1_000", "٣" and thousands of digits
-        value = ascii_int(raw, max_digits=15) if name in _INT_FIELDS else parse_number(raw)
-        if value is None:
-            kind = (
-                "a positive integer"
-                if name in ("page_size", "workers", "extract_workers")
-                else ("an integer" if name in _INT_FIELDS else "a finite number")
-            )
-            shown = repr(raw) if len(raw) <= 40 else f"{raw[:20]!r}… ({len(raw):,} characters)"
-            raise ConfigError(f"{var} must be {kind}, got {shown}")
-        return value
-    if name == "data_dir":
-        return Path(raw).expanduser()
-    return raw

@@ -2,7 +2,9 @@
 
 Airflow discovers it through the ``apache_airflow_provider`` entry point, which names
 :func:`get_provider_info`. Importing this package imports nothing from Airflow or the library:
-the provider manager may read it in any Airflow process.
+the provider manager may read it in any Airflow process. :func:`get_provider_info` reads the
+connection form's fields from the library's settings declarations (``xport_etl.settings``, a light
+import: no pyarrow, no DuckDB).
 """
 
 from __future__ import annotations
@@ -16,8 +18,34 @@ CONN_TYPE = "xport"
 HOOK_CLASS = "xport_airflow_provider.hooks.XportHook"
 
 
+# a setting's type → the JSON schema type of its form field
+_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+
+
+def connection_form_fields() -> dict[str, dict[str, Any]]:
+    """The labelled fields of the ``xport`` connection form: every extra declared with a ``label``
+    (``xport_etl.settings``), its help and its fallbacks as the description. Every other setting
+    is an extra too, typed into the form's Extra box (docs/settings.md lists them)."""
+    from xport_etl.settings import SETTINGS
+
+    fields = {}
+    for s in SETTINGS:
+        if s.label is None or not s.is_extra:
+            continue
+        schema: dict[str, Any] = {"type": [_JSON_TYPES.get(s.value_type.__name__, "string"), "null"]}
+        choices = s.choice_values()
+        if choices is not None:
+            schema["enum"] = [*choices, None]
+        default = f"default: {s.env}, else {s.shown_default()}"  # what the Connection does not set
+        fields[s.name] = {"label": s.label, "description": f"{s.help}; {default}", "schema": schema}
+    return fields
+
+
 def get_provider_info() -> dict[str, Any]:
     """What ``airflow providers`` and the connection form know about this provider."""
+    from xport_etl.settings import SETTING
+
+    own = [s for s in SETTING.values() if s.connection]  # the Connection's own fields (host, login, password)
     return {
         "package-name": PACKAGE_NAME,
         "name": "Xportcn OpenAPI (xport-etl)",
@@ -43,54 +71,15 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": HOOK_CLASS,
                 "hook-name": "Xportcn OpenAPI",
                 # labelled inputs stored as plain keys of the Connection's extra
-                "conn-fields": {
-                    "user_id": {
-                        "label": "User ID",
-                        "description": "the user-id header (required)",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "rate_limit": {
-                        "label": "Rate limit (requests/s per AccessKey)",
-                        "description": "0 = unlimited; default 10 (the API's assumed limit)",
-                        "schema": {"type": ["number", "null"]},
-                    },
-                    "rate_limit_url": {
-                        "label": "Shared rate-limit store",
-                        "description": "redis://host:6379/0 to share the AccessKey's budget across"
-                        " machines; empty = a lock file under the data directory (one machine)",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "sign_recipe": {
-                        "label": "Signing recipe",
-                        "description": "query or concat (the Test button says which one the API accepts)",
-                        "schema": {"type": ["string", "null"], "enum": ["query", "concat", None]},
-                    },
-                    "data_dir": {
-                        "label": "Data directory",
-                        "description": "Parquet, warehouse and run state (default XPORT_DATA_DIR)",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "raw_url": {
-                        "label": "Raw landing URL",
-                        "description": "a path or fsspec URL shared by every worker, e.g. s3://bucket/raw",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "report_tz": {
-                        "label": "Reporting time zone",
-                        "description": "default Asia/Shanghai",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                },
+                "conn-fields": connection_form_fields(),
                 "ui-field-behaviour": {
                     "hidden-fields": [],
                     "relabeling": {
-                        "host": "Base URL",
-                        "schema": "Scheme (when Base URL has none)",
-                        "login": "AccessKey",
-                        "password": "AccessSecret",
+                        **{s.connection: s.label for s in own if s.label},
+                        "schema": f"Scheme (when {SETTING['base_url'].label} has none)",
                     },
                     "placeholders": {
-                        "host": "https://www.xportcn.com/api",
+                        **{s.connection: s.example for s in own if s.example},
                         "extra": '{"check_overrides": {}, "sign_template": null}',
                     },
                 },

@@ -1,15 +1,17 @@
 """Which failures of an xport task Airflow retries, and which fail the task at once.
 
-The library raises its own exceptions (:mod:`xport_etl.errors`) and never imports Airflow; the
-DAG tasks translate here. A failure that another try cannot fix, because it needs a person to
-change something, fails the task at once with Airflow's ``AirflowFailException`` (no retries; the
-failure notifier still runs):
+The library raises its own exceptions (:mod:`xport_etl.errors`, one tree) and never imports
+Airflow; the DAG tasks translate here. Each error class says whether another try can succeed
+without a person changing something (``permanent``); a permanent one fails the task at once with
+Airflow's ``AirflowFailException`` (no retries; the failure notifier still runs). Today these are
+permanent (the tree in ``xport_etl/errors.py`` is the reference):
 
 ========================  ==================================================================
 library exception         what a person must fix
 ========================  ==================================================================
 ``AuthenticationError``   the signature, AccessKey/AccessSecret, the user-id, the machine clock (HTTP or envelope 401/403)
 ``ConfigError``           a setting (the Connection's fields and extras, ``XPORT_*``)
+``UsageError``            an argument (a report name, a window)
 ``FatalError``            a request the API refuses for good (400/404, another code): bad arguments
 ``ManifestError``,        a landed window xport-etl did not write (a shared ``XPORT_RAW_URL``)
 ``PathOutsideError``
@@ -41,20 +43,13 @@ __all__ = ["fail_fast", "is_permanent"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _permanent() -> tuple[type[BaseException], ...]:
-    # imported when a task fails (every one of these modules is loaded by then): a DAG file that
-    # imports this module at parse time pulls in no pyarrow or DuckDB
-    from xport_etl.errors import AuthenticationError, ConfigError, FatalError
-    from xport_etl.extract.landing import ManifestError
-    from xport_etl.extract.storage import PathOutsideError
-    from xport_etl.load.publish import WarehouseError
-
-    return AuthenticationError, ConfigError, FatalError, ManifestError, PathOutsideError, WarehouseError
-
-
 def is_permanent(exc: BaseException) -> bool:
-    """True when another try of the task cannot succeed without a person fixing something."""
-    return isinstance(exc, _permanent())
+    """True when another try of the task cannot succeed without a person fixing something: the
+    error's class (or the error itself) says so (``XportError.permanent``)."""
+    # imported when a task fails: a DAG file that imports this module at parse time imports nothing
+    from xport_etl.errors import XportError
+
+    return isinstance(exc, XportError) and exc.permanent
 
 
 def fail_fast(func: F) -> F:

@@ -10,10 +10,9 @@ Connection fields:
 - ``login``: the AccessKey; ``password``: the AccessSecret.
 - ``extra``: ``{"user_id": "…"}`` and any other setting of ``xport_etl.settings.Settings`` by
   its name, written as its ``XPORT_*`` environment variable would be (``xport_etl.settings.
-  overrides_from_extras``): e.g. ``rate_limit``, ``rate_limit_url`` (a shared budget across
-  machines, ``redis://host:6379/0``), ``data_dir``, ``raw_url`` (e.g. ``s3://bucket/raw``),
-  ``report_tz``, ``sign_recipe`` (``query`` or ``concat``), ``check_overrides``, ``workers``,
-  ``stage_memory``. An extra that names no setting is refused (a typo would otherwise be ignored).
+  overrides_from_extras``; every one is listed in docs/settings.md, made from the settings'
+  declarations, as the form's labelled fields are). An extra that names no setting is refused
+  (a typo would otherwise be ignored); a bad value is named as the Connection's field or extra.
 
 :meth:`XportHook.test_connection` (Airflow's "Test connection" button) runs the library's
 ``xport-etl check`` and answers ``(ok, message)``; when the API refuses the configured signing
@@ -85,7 +84,7 @@ class XportHook(BaseHook):
         Fields the Connection leaves empty are ``None`` overrides, so the ``XPORT_*`` environment
         variables and the library's defaults still apply to them.
         """
-        from xport_etl.settings import Settings, overrides_from_extras
+        from xport_etl.settings import settings_from_connection
 
         conn = self.get_connection(self.xport_conn_id)
         if conn.password:
@@ -93,14 +92,10 @@ class XportHook(BaseHook):
             from airflow.sdk.log import mask_secret
 
             mask_secret(conn.password, name="access_secret")
-        overrides: dict[str, Any] = {
-            "base_url": base_url_from_connection(conn),
-            "access_key": conn.login or None,
-            "access_secret": conn.password or None,
-            # every other setting by its name (user_id, rate_limit, data_dir, workers, ...)
-            **overrides_from_extras(conn.extra_dejson),
-        }
-        settings = Settings.from_env(**overrides)
+        # host, login and password, then every other setting by its name (user_id, rate_limit, ...)
+        settings = settings_from_connection(
+            base_url_from_connection(conn), conn.login, conn.password, conn.extra_dejson
+        )
         # this is a task's own process: what it writes (raw pages, Parquet, the ledger, the
         # warehouse) holds receivers' personal data, so it gets the settings' umask (077)
         os.umask(settings.umask)

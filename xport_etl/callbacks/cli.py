@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
 from xport_etl.callbacks.inbox import (
     DEAD_LETTER_FILE,
@@ -26,7 +24,8 @@ from xport_etl.callbacks.receiver import (
 from xport_etl.callbacks.refresh import (
     refresh_from_callbacks,
 )
-from xport_etl.cliutil import int_arg, number_arg
+from xport_etl.cliutil import add_setting_flags, int_arg, number_arg, settings_from_args
+from xport_etl.errors import ConfigError
 
 # ---- CLI
 
@@ -34,20 +33,15 @@ from xport_etl.cliutil import int_arg, number_arg
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from xport_etl.settings import DEFAULT_ACCESS_SECRET, Settings
+    from xport_etl.settings import DEFAULT_ACCESS_SECRET
 
-    overrides: dict[str, Any] = {"data_dir": Path(args.data_dir) if args.data_dir else None}
-    if args.max_age is not None:
-        overrides["callback_max_age"] = args.max_age
-    settings = Settings.from_env(**overrides)
+    settings = settings_from_args(args)
     if settings.access_secret == DEFAULT_ACCESS_SECRET and not is_loopback(args.host):
         # the sandbox's secret is published in the source: anyone could sign a callback
-        print(
-            f"error: refusing to receive callbacks on {args.host} with the sandbox's published "
-            "secret: set XPORT_ACCESS_SECRET, or listen on 127.0.0.1",
-            file=sys.stderr,
+        raise ConfigError(
+            f"refusing to receive callbacks on {args.host} with the sandbox's published secret",
+            hint="set XPORT_ACCESS_SECRET to the AccessSecret Xportcn signs with, or listen on 127.0.0.1",
         )
-        return 2
     if settings.access_secret == DEFAULT_ACCESS_SECRET:
         log.warning("XPORT_ACCESS_SECRET is not set: verifying callbacks with the sandbox's secret")
     inbox_dir = callbacks_dir(settings.data_dir)
@@ -70,10 +64,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_consume(args) -> int:
-    from xport_etl.settings import Settings
-
-    settings = Settings.from_env(data_dir=Path(args.data_dir) if args.data_dir else None)
-    result = refresh_from_callbacks(settings)
+    result = refresh_from_callbacks(settings_from_args(args))
     print(json.dumps(result, default=str))
     print(consume_summary(result), file=sys.stderr)  # for people; stdout stays the JSON for scripts
     return 0
@@ -122,17 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int_arg(0, 65535), default=8780, help="port to listen on (default 8780), e.g. --port 9000"
     )
-    serve.add_argument(
-        "--data-dir",
-        help="data directory (env XPORT_DATA_DIR, default ./data); the inbox is <data-dir>/callbacks/",
-    )
-    serve.add_argument(
-        "--max-age",
-        type=number_arg(0, 7 * 86_400, above=True),
-        default=None,
-        help="the oldest message timestamp accepted, seconds (env XPORT_CALLBACK_MAX_AGE, default 10800: "
-        "Xportcn's 5 retries 30 minutes apart and a margin), e.g. --max-age 14400",
-    )
+    add_setting_flags(serve, "data_dir", note="the inbox is <data-dir>/callbacks/")
+    add_setting_flags(serve, "callback_max_age")
     serve.add_argument(
         "--max-skew",
         type=number_arg(0, 86_400, above=True),
@@ -149,6 +131,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "example: xport-etl callbacks consume --data-dir data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    consume.add_argument("--data-dir", help="data directory (env XPORT_DATA_DIR, default ./data)")
+    add_setting_flags(consume, "data_dir")
     consume.set_defaults(func=cmd_consume)
     return parser

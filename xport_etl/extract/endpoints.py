@@ -58,7 +58,6 @@ class ApiAssumptions:
         retriable_codes: envelope codes worth retrying (429 too many requests, 500 system error).
         auth_codes: envelope codes meaning "refused" (401 authentication, 403 user-id).
         http_retriable_statuses: HTTP statuses of the gateway worth retrying.
-        rate_limit: requests per second per access key.
         timestamp_window_s: how far the ``timestamp`` header may be from the server's clock.
         nonce_window_s: how long the server remembers a ``nonce-str``.
         endpoint_overrides: ``{endpoint name: {field: value}}`` applied by :func:`endpoints_for`,
@@ -72,7 +71,6 @@ class ApiAssumptions:
     retriable_codes: frozenset[int] = frozenset({429, 500})
     auth_codes: frozenset[int] = frozenset({401, 403})
     http_retriable_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
-    rate_limit: float = 10.0
     timestamp_window_s: int = 600
     nonce_window_s: int = 600
     endpoint_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
@@ -119,7 +117,6 @@ def load_assumptions(path_or_env: str | os.PathLike | Mapping[str, str]) -> ApiA
           "retriable_codes": [429, 500],            # envelope codes retried
           "auth_codes": [401, 403],                 # envelope codes → AuthenticationError
           "http_retriable_statuses": [429, 500, 502, 503, 504],
-          "rate_limit": 10.0,                       # requests/s per access key
           "timestamp_window_s": 600,
           "nonce_window_s": 600,
           "endpoint_overrides": {"taobao_order_detail": {"path": "/open/order/get"}}
@@ -149,8 +146,10 @@ def load_assumptions(path_or_env: str | os.PathLike | Mapping[str, str]) -> ApiA
     known = {f.name for f in dataclasses.fields(ApiAssumptions)}
     unknown = sorted(set(raw) - known)
     if unknown:
+        moved = " (the rate limit is the setting XPORT_RATE_LIMIT)" if "rate_limit" in unknown else ""
         raise ConfigError(
-            f"unknown key(s) {', '.join(unknown)} in API assumptions file {path}; known: {', '.join(sorted(known))}"
+            f"unknown key(s) {', '.join(unknown)} in API assumptions file {path}{moved}; "
+            f"known: {', '.join(sorted(known))}"
         )
     values: dict[str, Any] = {}
     for key, value in raw.items():

@@ -39,6 +39,7 @@ from typing import IO, Any, cast
 
 from isal import igzip, igzip_lib
 
+from xport_etl.errors import BadInputError, NotFoundError
 from xport_etl.extract import storage
 from xport_etl.fsutil import fsync_dir, write_atomic
 from xport_etl.numbers import ascii_int
@@ -58,9 +59,12 @@ FILE_MODE = 0o600  # raw pages, contexts, manifests: personal data, for the pipe
 DIR_MODE = 0o700
 
 
-class ManifestError(ValueError):
+class ManifestError(BadInputError):
     """A manifest that xport-etl did not write: not JSON, missing fields, or names that are not
     plain names (``window_id`` such as ``x/../../tmp/evil``). The window is not loaded."""
+
+    hint = storage.FOREIGN_WINDOW_HINT
+    permanent = True
 
 
 def check_window(endpoint: object, wid: object, mode: object = "create", *, where: object = None) -> None:
@@ -278,15 +282,25 @@ def _manifest_location(path) -> tuple[str, str]:
 
 def read_manifest(path) -> Manifest:
     """Read a window's manifest (give the manifest file or its window directory, as a path or
-    URL)."""
-    if storage.is_local(path):
-        path = storage.local_path(path)
-        if path.is_dir():
-            path = path / MANIFEST_FILE
-        return _manifest_from(_parse_json(path.read_bytes(), path), path.parent)
-    directory, file = _manifest_location(path)
-    fs, fpath = storage.filesystem(file)
-    return _manifest_from(_parse_json(fs.cat_file(fpath), file), directory)
+    URL).
+
+    Raises:
+        NotFoundError: there is no manifest there (``load --manifest`` given a wrong path).
+        ManifestError: the manifest is not one xport-etl wrote.
+    """
+    try:
+        if storage.is_local(path):
+            path = storage.local_path(path)
+            if path.is_dir():
+                path = path / MANIFEST_FILE
+            return _manifest_from(_parse_json(path.read_bytes(), path), path.parent)
+        directory, file = _manifest_location(path)
+        fs, fpath = storage.filesystem(file)
+        return _manifest_from(_parse_json(fs.cat_file(fpath), file), directory)
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"no manifest at {storage.redact(path)}", hint="check --manifest and --data-dir / XPORT_DATA_DIR"
+        ) from None
 
 
 def _parse_json(raw: bytes, where) -> object:
@@ -296,7 +310,7 @@ def _parse_json(raw: bytes, where) -> object:
         raise ManifestError(f"refusing the manifest {storage.redact(where)}: not JSON") from None
 
 
-class PagesUnreadableError(ValueError):
+class PagesUnreadableError(BadInputError):
     """A window's ``pages.jsonl.gz`` that cannot be read to its end: cut short (a copy or a sync
     that stopped, a disk that filled), corrupt, or not gzip at all. Raised by the reader of
     :func:`open_pages` at the point it fails; the load that read it publishes nothing.
@@ -307,8 +321,12 @@ class PagesUnreadableError(ValueError):
     """
 
     def __init__(self, path: str, endpoint: str, window_id: str, reason: str):
-        self.path, self.endpoint, self.window_id, self.reason = path, endpoint, window_id, reason
         super().__init__(f"the raw pages of {endpoint} window {window_id} cannot be read ({reason}): {path}")
+        self.path, self.endpoint, self.window_id, self.reason = path, endpoint, window_id, reason
+        self.hint = f"{self.again()}; nothing was published"
+
+    def context(self) -> str:  # the message names the window: no `[endpoint=…]` after it
+        return ""
 
     def __reduce__(self):  # the Python normalisers run in worker processes: it crosses back pickled
         return type(self), (self.path, self.endpoint, self.window_id, self.reason)

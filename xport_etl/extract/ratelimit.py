@@ -28,13 +28,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 from xport_etl.errors import ConfigError, RateLimiterUnavailableError
-
-if TYPE_CHECKING:
-    from xport_etl.settings import Settings
+from xport_etl.settings import Settings, check_rate_limit_url  # the setting's own check (one import direction)
 
 __all__ = [
     "FileRateLimiter",
@@ -48,8 +45,6 @@ __all__ = [
     "reset_limiters",
     "shared_limiter",
 ]
-
-RATE_LIMIT_URL_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Limiter(Protocol):
@@ -233,22 +228,6 @@ def shared_limiter(state_dir: Path | str, access_key: str, rate: float | None) -
 
 def _key_name(access_key: str) -> str:
     return hashlib.sha256(access_key.encode()).hexdigest()[:16]
-
-
-def check_rate_limit_url(url: str) -> None:
-    """Refuse a ``XPORT_RATE_LIMIT_URL`` that is not a Redis URL.
-
-    Raises:
-        ConfigError: naming the variable, with any password removed from the URL shown.
-    """
-    from xport_etl.extract.storage import redact
-
-    parts = urlsplit(url)
-    if parts.scheme not in RATE_LIMIT_URL_SCHEMES or not (parts.hostname or parts.path):
-        raise ConfigError(
-            f"XPORT_RATE_LIMIT_URL must be a Redis URL (redis://host:6379/0, rediss://…, unix:///path),"
-            f" got {redact(url)!r}"
-        )
 
 
 # GCRA in one atomic step on Redis's clock. KEYS[1]: the key's state; ARGV: interval (s), burst.

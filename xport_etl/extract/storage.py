@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from xport_etl.errors import ConfigError
+from xport_etl.errors import BadInputError, ConfigError
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -160,9 +160,19 @@ def located(exc: OSError, url: PathLike, doing: str) -> OSError:
         return OSError(message)
 
 
-class PathOutsideError(ValueError):
+# what to do about a landed window xport-etl did not write (PathOutsideError, landing.ManifestError)
+FOREIGN_WINDOW_HINT = (
+    "xport-etl did not write this window: move its directory out of the raw root (and check "
+    "who may write to XPORT_RAW_URL), then extract the window again; nothing was loaded"
+)
+
+
+class PathOutsideError(BadInputError):
     """A path derived from data (a window id, an endpoint name) that resolves outside the
     directory it must stay in."""
+
+    hint = FOREIGN_WINDOW_HINT
+    permanent = True
 
 
 def contained(root: PathLike, path: PathLike) -> Path:

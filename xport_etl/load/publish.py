@@ -47,7 +47,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from xport_etl.errors import ConfigError
+from xport_etl.errors import ConfigError, NotFoundError, XportError
 from xport_etl.faults import crashpoint
 from xport_etl.fsutil import fsync_dir, write_atomic
 from xport_etl.load.checks import (
@@ -72,17 +72,25 @@ from xport_etl.schemas import (
     WAREHOUSE_TABLES,
     StagedTable,
 )
-from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION
+from xport_etl.settings import DEFAULT_REPORT_TZ, DEFAULT_WAREHOUSE_STORAGE_VERSION
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
 log = logging.getLogger(__name__)
 
 
-class CheckFailedError(RuntimeError):
+class CheckFailedError(XportError):
     """An error check found more violations than its threshold: the load is not published.
 
-    ``results`` holds every check's outcome of the attempt."""
+    ``results`` holds every check's outcome of the attempt. Not permanent: the next try checks
+    again, after a callbacks refresh may have published what the check missed, or an operator
+    set ``XPORT_CHECK_OVERRIDES``."""
+
+    exit_code = 4
+    hint = (
+        "the published warehouse is unchanged; see sql/checks/ for what each check means "
+        "and docs/data-checks.md for XPORT_CHECK_OVERRIDES"
+    )
 
     def __init__(self, message: str, results: Sequence[CheckResult] = ()):
         super().__init__(message)
@@ -234,7 +242,6 @@ def sql_objects(folder: str) -> list[tuple[str, str]]:
 
 # The warehouse's reporting time zone as one scalar SQL expression: ``etl_settings.report_tz``,
 # else the default. What a zoned report view passes its macro, and what the dashboard reads.
-DEFAULT_REPORT_TZ = "Asia/Shanghai"
 WAREHOUSE_TZ_SQL = (
     f"(select coalesce(max(value) filter (where key = 'report_tz'), '{DEFAULT_REPORT_TZ}') from etl_settings)"
 )
@@ -994,9 +1001,13 @@ def publish(
         state.forget()
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(XportError):
     """The published warehouse cannot be opened: not a DuckDB file (corrupt, truncated, or
     written by a newer DuckDB), or unreadable."""
+
+    exit_code = 7
+    hint = "move the file aside and run `xport-etl load`: every landed window is published again from its raw pages"
+    permanent = True
 
 
 def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -1009,12 +1020,12 @@ def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
     never cached; the warehouse is attached to it read-only and made the default catalog.
 
     Raises:
-        FileNotFoundError: nothing has been published under ``data_dir``.
+        NotFoundError: nothing has been published under ``data_dir`` (a ``FileNotFoundError``).
         WarehouseError: the file is not a readable DuckDB database.
     """
     path = warehouse_path(data_dir)
     if not path.exists():
-        raise FileNotFoundError(f"no warehouse at {path}: run `xport-etl run` or `make demo` first")
+        raise NotFoundError(f"no warehouse at {path}: run `xport-etl run` or `make demo` first")
     con = duckdb.connect(":memory:")
     try:
         con.execute("attach ? as warehouse (read_only)", [str(path)])

@@ -132,6 +132,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, overload
 
+from xport_etl.errors import BadInputError
 from xport_etl.extract.endpoints import (
     ASSUMED,
     COMPACT_TIME_FORMAT,
@@ -158,11 +159,14 @@ TAOBAO_REFUND_STATUS = {
 
 
 class RejectError(ValueError):
-    """A record that cannot be normalised; the message is the reason stored in etl_rejects."""
+    """A record that cannot be normalised; the message is the reason stored in etl_rejects.
+    The normalisers' control flow, caught around each record: not an expected failure of a
+    command, so not in the :mod:`xport_etl.errors` tree."""
 
 
-class PageError(ValueError):
-    """A landed page that is not a page at all (not JSON, no records list): the window fails."""
+class PageError(BadInputError):
+    """A landed page that is not a page at all (not JSON, no records list): the window fails
+    (exit 5, :class:`~xport_etl.errors.BadInputError`'s hint)."""
 
 
 # ---- scalar parsers: each returns the typed value or raises RejectError naming the field

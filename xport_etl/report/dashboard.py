@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
+from xport_etl.cliutil import add_setting_flags, settings_from_args
 from xport_etl.fsutil import write_atomic
 from xport_etl.load.publish import (
     DEFAULT_REPORT_TZ,
@@ -910,14 +911,13 @@ def parse_month(text: str) -> date:
 
 def cmd_dashboard(args) -> int:
     from xport_etl.errors import ConfigError
-    from xport_etl.settings import Settings
 
     if args.report_tz:
         try:
             check_tz(args.report_tz)  # the dashboard's own wording for a bad --report-tz
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    settings = Settings.from_env(data_dir=Path(args.data_dir) if args.data_dir else None, report_tz=args.report_tz)
+    settings = settings_from_args(args)
     data_dir, tz = settings.data_dir, settings.report_tz
     try:
         if args.start and args.end and args.start >= args.end:
@@ -971,7 +971,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--end", type=parse_month, help="month after the last shown, exclusive, e.g. 2026-07 (default: the latest)"
     )
-    p.add_argument("--report-tz", help="time zone of the report months (env XPORT_REPORT_TZ, default Asia/Shanghai)")
-    p.add_argument("--data-dir", help="directory holding warehouse.duckdb (env XPORT_DATA_DIR, default ./data)")
+    add_setting_flags(p, "report_tz", "data_dir")
     p.set_defaults(func=cmd_dashboard, command="dashboard")
     return p

@@ -33,10 +33,10 @@ from xport_etl.normalize.refunds import ALIBABA_REFUND_STATUS
 from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS
 from xport_etl.normalize.values import TAOBAO_REFUND_STATUS
 from xport_etl.schemas import ETL_CHECK_RESULTS, ETL_REJECTS, ETL_RUNS, WAREHOUSE_TABLES, TableSpec
+from xport_etl.settings import DEFAULT_REPORT_TZ
 
 FORMATS = ("md", "html")
 FILES = {"md": "DATA_DICTIONARY.md", "html": "data_dictionary.html"}
-DEFAULT_REPORT_TZ = "Asia/Shanghai"
 REGENERATE = "xport-etl docs"
 
 # Meanings of the report views' columns: (meaning, named in docs/warehouse.md). Each claim here is
@@ -128,7 +128,7 @@ CONVENTIONS = (
     "Time strings are converted. Local time: `timezone('Asia/Shanghai', timezone('UTC', created_at))`.",
     "`platform` is `'taobao'` or `'1688'`.",
     "Report months are calendar months in the reporting time zone (`etl_settings.report_tz`, set from "
-    "`XPORT_REPORT_TZ`, default `Asia/Shanghai`); `month` is the first day of the month as a `DATE`. "
+    f"`XPORT_REPORT_TZ`, default `{DEFAULT_REPORT_TZ}`); `month` is the first day of the month as a `DATE`. "
     "Each monthly view is a table macro at that zone: `rpt_spend_monthly_at('UTC')` gives the same "
     "columns with months in UTC (any zone name DuckDB knows).",
     "Fact rows are the latest known state: per key, the version with the greatest `updated_at` "

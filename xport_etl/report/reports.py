@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.cells import cell_len
 
+from xport_etl.errors import UsageError
 from xport_etl.load.publish import connect_reader, sql_objects
 
 FORMATS = ("table", "csv", "json")
@@ -33,7 +34,7 @@ def resolve(name: str) -> str:
     views = report_views()
     if name not in views:
         choices = ", ".join(sorted(k for k in views if not k.startswith("rpt_")))
-        raise KeyError(f"unknown report {name!r}; choose one of: {choices}")
+        raise UsageError(f"unknown report {name!r}; choose one of: {choices}")
     return views[name]
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from xport_etl.errors import XportError
 from xport_etl.ledger import read_runs
 from xport_etl.load.checks import read_check_results
 from xport_etl.load.publish import connect_reader, warehouse_path
@@ -77,8 +78,11 @@ def freshness(data_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-class StaleDataError(RuntimeError):
+class StaleDataError(XportError):
     """A fact table has not been refreshed within its expected freshness."""
+
+    exit_code = 6
+    hint = "see `xport-etl status` for the last runs and their errors"
 
 
 # which list endpoints feed each fact table (fan-out tables are as fresh as the loads their keys
