@@ -261,7 +261,8 @@ def child_base_lists(args: dict) -> dict:
     """The list endpoints' landed history through ``load_windows``, then the fan-out tables from
     the sandbox's ground truth, stamped as fetched at the world's clock, and one more publish
     (report views + every data check) so that the base is a state our publish accepts."""
-    from xport_etl.load.publish import connect_writer, publish, warehouse_path
+    from xport_etl.layout import DataLayout
+    from xport_etl.load.publish import connect_writer, publish
     from xport_etl.run import append_run, load_windows, read_runs
 
     settings = _settings(args)
@@ -269,7 +270,7 @@ def child_base_lists(args: dict) -> dict:
     loaded = load_windows(settings, args["manifests"])
     t1 = time.perf_counter()
     truth = Path(args["truth_dir"])
-    db = warehouse_path(settings.data_dir)
+    db = DataLayout.of(settings.data_dir).warehouse
     con = connect_writer(db)
     try:
         clock = con.execute("select max(updated_at) from fct_orders").fetchall()[0][0]

@@ -30,7 +30,8 @@ import pytest
 
 from xport_etl import jsonutil
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
-from xport_etl.load.publish import publish, warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import publish
 from xport_etl.load.staging import _normalizers, stage_window
 from xport_etl.normalize.pages import to_table
 from xport_etl.normalize.values import PageError
@@ -194,7 +195,7 @@ def test_end_to_end_rejects_land_with_reason_and_raw_json_and_good_records_load(
         }
     )
 
-    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(tmp_path).warehouse), read_only=True)
     try:
         for case, m in manifests:
             got = con.execute(

@@ -189,15 +189,15 @@ def _macros(data_dir) -> set[tuple[str, str]]:
 def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(data_dir, tmp_path):
     import duckdb
 
-    from xport_etl.load.publish import warehouse_path
+    from xport_etl.layout import DataLayout
     from xport_etl.run import refresh_warehouse
 
     upgraded = _view_state(data_dir)
     assert _macros(data_dir) == {("warehouse", m) for m in MONTHLY_REPORTS.values()}
     old_dir = tmp_path / "old"
     old_dir.mkdir()
-    shutil.copyfile(warehouse_path(data_dir), warehouse_path(old_dir))
-    con = duckdb.connect(str(warehouse_path(old_dir)))
+    shutil.copyfile(DataLayout.of(data_dir).warehouse, DataLayout.of(old_dir).warehouse)
+    con = duckdb.connect(str(DataLayout.of(old_dir).warehouse))
     try:
         as_published_before_the_report_macros(con)
     finally:
@@ -206,7 +206,7 @@ def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(
     assert _view_state(old_dir) == upgraded  # the previous version's views: same columns, types, rows
 
     # read before its next publish: the dashboard defines the macros for its connection only
-    before = warehouse_path(old_dir).read_bytes()
+    before = DataLayout.of(old_dir).warehouse.read_bytes()
     for tz in ("UTC", "Asia/Shanghai"):
         old, new = collect(old_dir, report_tz=tz), collect(data_dir, report_tz=tz)
         assert (old.spend, old.fulfilment, old.after_sale, old.refund_counts) == (
@@ -215,7 +215,7 @@ def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(
             new.after_sale,
             new.refund_counts,
         )
-    assert warehouse_path(old_dir).read_bytes() == before
+    assert DataLayout.of(old_dir).warehouse.read_bytes() == before
 
     refresh_warehouse(Settings(data_dir=old_dir))  # the next publish (the reports DAG's refresh)
     assert _macros(old_dir) == {("warehouse", m) for m in MONTHLY_REPORTS.values()}

@@ -14,7 +14,8 @@ import duckdb
 import pytest
 
 from tests.helpers import serve
-from xport_etl.load.publish import SQL_DIR, warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import SQL_DIR
 from xport_etl.report import docs
 from xport_etl.run import run_window
 from xport_etl.settings import Settings
@@ -59,7 +60,7 @@ def warehouse(tmp_path_factory) -> Path:
         settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
         world = sandbox.world
         run_window(settings, world.config.start, world.clock + timedelta(days=30), chunk=timedelta(days=400))
-    return warehouse_path(data_dir)
+    return DataLayout.of(data_dir).warehouse
 
 
 def test_committed_dictionary_is_current(markdown):

@@ -25,7 +25,7 @@ import pytest
 
 from xport_etl import run as pipeline
 from xport_etl.extract.client import XportClient
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 from xport_etl.settings import Settings
 
 SECRET = "SECRET-canary-7f3a9c"
@@ -72,7 +72,7 @@ def _texts_of(path: Path) -> list[bytes]:
 
 def _warehouse_text(data_dir: Path) -> str:
     """Every value of every table and view of the published warehouse, as text."""
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         parts = []
         for name, sql in con.execute("select table_name, sql from duckdb_tables()").fetchall():
@@ -91,7 +91,7 @@ def _hits(data_dir: Path, log: Path, messages: list[str]) -> list[str]:
     hits = []
     files = [p for p in Path(data_dir).rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" for p in files) and any(p.name.endswith(".gz") for p in files)
-    assert any(p.name == "runs.jsonl" for p in files) and warehouse_path(data_dir) in files
+    assert any(p.name == "runs.jsonl" for p in files) and DataLayout.of(data_dir).warehouse in files
     for path in [*files, log]:
         if any(needle in blob for blob in _texts_of(path)):
             hits.append(str(path))

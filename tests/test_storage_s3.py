@@ -38,7 +38,7 @@ from xport_etl.extract.landing import (
     window_dir,
     window_id,
 )
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 from xport_etl.run import extract_window, load_windows, run_window
 from xport_etl.schemas import FCT_ORDERS
 from xport_etl.settings import Settings
@@ -279,7 +279,7 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
     writer = tmp_path / "writer"
     settings = Settings(base_url=sandbox.base_url, data_dir=writer, rate_limit=0, raw_url=raw_url)
     load_windows(settings, paths)
-    con = duckdb.connect(str(warehouse_path(writer)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(writer).warehouse), read_only=True)
     try:
         n = con.execute("select count(*) from fct_orders where platform = 'taobao'").fetchall()[0][0]
     finally:

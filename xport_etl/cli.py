@@ -316,15 +316,12 @@ def cmd_extract(args) -> int:
 
 def cmd_load(args) -> int:
     from xport_etl.extract.landing import complete_windows
-    from xport_etl.extract.storage import redact
     from xport_etl.run import load_windows
 
     s = _settings(args)
-    manifests = args.manifest or [
-        str(m.directory / "manifest.json") for m in complete_windows(s.data_dir, raw_url=s.raw_url)
-    ]
+    manifests = args.manifest or [str(m.directory / "manifest.json") for m in complete_windows(s.layout)]
     if not manifests:  # nothing to do is not a failure (cron runs `load` on an empty night too)
-        where = redact(s.raw_url) if s.raw_url else f"{s.data_dir}/raw"
+        where = s.layout.raw_shown
         if s.raw_url is None and not s.data_dir.is_dir():  # a typo in --data-dir is, though
             raise UsageError(f"no data directory {s.data_dir}: check --data-dir / XPORT_DATA_DIR")
         print(f"nothing to load: 0 windows landed under {where} (`xport-etl run` or `extract` lands them)")

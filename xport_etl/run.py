@@ -40,6 +40,7 @@ from xport_etl.extract.endpoints import (
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, utc_now_iso, window_id
 from xport_etl.faults import crashpoint
 from xport_etl.fsutil import write_atomic
+from xport_etl.layout import DataLayout, Where
 from xport_etl.ledger import _run_row, append_run, read_runs
 from xport_etl.settings import Settings
 
@@ -565,12 +566,12 @@ def fanout_keys(settings: Settings, endpoint: str, state=None) -> tuple[list[dic
     Returns:
         The key rows, and the API clock they were chosen at (None for an empty warehouse).
     """
-    from xport_etl.load.publish import SQL_DIR, connect_reader, warehouse_path
+    from xport_etl.load.publish import SQL_DIR, connect_reader
 
     if state is not None and state.exists():
         con = state.connect_reader()
-    elif warehouse_path(settings.data_dir).exists():
-        con = connect_reader(settings.data_dir)
+    elif settings.layout.warehouse.exists():
+        con = connect_reader(settings.layout)
     else:
         return [], None
     try:
@@ -776,9 +777,9 @@ class RunPlan:
         return self.path.stem
 
     @classmethod
-    def open(cls, data_dir: Path, params: dict[str, Any]) -> RunPlan:
+    def open(cls, data_dir: Where, params: dict[str, Any]) -> RunPlan:
         digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        path = Path(data_dir) / "state" / "plans" / f"{digest}.json"
+        path = DataLayout.of(data_dir).plan(digest)
         if path.exists():
             data = json.loads(path.read_text())
             known = {f.name for f in dataclasses.fields(cls)} - {"path", "resumed"}
@@ -850,7 +851,7 @@ def run_window(
         wait: when another command is running on the same data directory, wait for it to finish
             (logged); ``False``: raise :class:`~xport_etl.errors.RunInProgressError` at once.
     """
-    with run_lock(settings.data_dir, wait=wait, progress=progress):
+    with run_lock(settings.layout, wait=wait, progress=progress):
         return _run_window(
             settings,
             start,
@@ -866,8 +867,8 @@ def run_window(
 
 
 @contextlib.contextmanager
-def run_lock(data_dir: Path, *, wait: bool = True, progress: Progress | None = None) -> Iterator[None]:
-    """One ``run``/``backfill`` at a time on a data directory (``state/run.lock``, an ``flock``
+def run_lock(data_dir: Where, *, wait: bool = True, progress: Progress | None = None) -> Iterator[None]:
+    """One ``run``/``backfill`` at a time on a data directory (its layout's ``run_lock``, an ``flock``
     released by the kernel when the process dies, so a crashed run never leaves it held).
 
     A second run would otherwise resume the first's plan while it is still running. It waits for
@@ -877,7 +878,8 @@ def run_lock(data_dir: Path, *, wait: bool = True, progress: Progress | None = N
 
     from xport_etl.errors import RunInProgressError
 
-    path = Path(data_dir) / "state" / "run.lock"
+    layout = DataLayout.of(data_dir)
+    path, data_dir = layout.run_lock, layout.data_dir
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         try:

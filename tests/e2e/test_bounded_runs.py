@@ -10,7 +10,7 @@ import duckdb
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
 from tests.helpers import serve
 from xport_etl import run as pipeline
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 from xport_etl.settings import Settings
 
 MONTH = timedelta(days=31)
@@ -22,7 +22,7 @@ def test_runs_publish_once_each_newest_first_and_end_equal_to_the_truth(tmp_path
 
     def spy(settings, state, **kw):
         result = real(settings, state, **kw)
-        con = duckdb.connect(str(warehouse_path(settings.data_dir)), read_only=True)
+        con = duckdb.connect(str(DataLayout.of(settings.data_dir).warehouse), read_only=True)
         try:
             published.append(
                 con.execute(

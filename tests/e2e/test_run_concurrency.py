@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
 from xport_etl import run as pipeline
 from xport_etl.extract.landing import read_manifest
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 from xport_etl.load.staging import SharedStaging, stage_window
 from xport_etl.run import LIST_ENDPOINTS, run_window
 from xport_etl.settings import Settings
@@ -110,7 +110,7 @@ def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missi
     settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0, extract_workers=3)
     with pytest.raises(RuntimeError, match="injected failure"):
         run_window(settings, start, end, endpoints=LIST_ENDPOINTS, chunk=WEEK)
-    assert not warehouse_path(tmp_path).exists()  # nothing was published
+    assert not DataLayout.of(tmp_path).warehouse.exists()  # nothing was published
     (plan,) = (tmp_path / "state" / "plans").glob("*.json")
     landed_first = set(json.loads(plan.read_text())["landed"])
     started_first = list(spy.calls)

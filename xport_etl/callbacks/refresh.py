@@ -50,7 +50,6 @@ from xport_etl.callbacks.inbox import (
     InboxEntry,
     _epoch,
     _write_all,
-    callbacks_dir,
     read_segments,
     rotated_segments,
     segment_path,
@@ -285,11 +284,11 @@ class _Tracker:
 
 def _warehouse(settings, sql: str, ids: list[str]) -> list[tuple]:
     """Rows of ``sql`` (``$1``: the list of ids) from the published warehouse, if any."""
-    from xport_etl.load.publish import connect_reader, warehouse_path
+    from xport_etl.load.publish import connect_reader
 
-    if not ids or not warehouse_path(settings.data_dir).exists():
+    if not ids or not settings.layout.warehouse.exists():
         return []
-    con = connect_reader(settings.data_dir)
+    con = connect_reader(settings.layout)
     try:
         return con.execute(sql, [ids]).fetchall()
     finally:
@@ -462,16 +461,16 @@ def _rejected_keys(settings, manifests: list[str]) -> dict[Name, str]:
     """The orders and refunds the publish rejected (``etl_rejects`` rows of the windows just
     landed whose severity is 'rejected'), with the reason."""
     from xport_etl.extract.landing import read_manifest
-    from xport_etl.load.publish import connect_reader, warehouse_path
+    from xport_etl.load.publish import connect_reader
 
     windows = []
     for path in manifests:
         m = read_manifest(path)
         if m.endpoint in _REJECTED:
             windows.append(m.window_id)
-    if not windows or not warehouse_path(settings.data_dir).exists():
+    if not windows or not settings.layout.warehouse.exists():
         return {}
-    con = connect_reader(settings.data_dir)
+    con = connect_reader(settings.layout)
     try:
         columns = {r[0] for r in con.execute("describe etl_rejects").fetchall()}
         severity = "and severity = 'rejected'" if "severity" in columns else ""
@@ -534,7 +533,7 @@ def _letter(entry: InboxEntry, reason: str, now: str) -> dict:
 def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
     """Refresh the orders and refunds named by the messages received since the last run.
 
-    Reads the inbox (``<data_dir>/callbacks/``, every segment) from the stored position, re-reads
+    Reads the inbox (the data layout's ``callbacks``, every segment) from the stored position, re-reads
     what the messages name (see the module's docstring), publishes, writes what can never be
     refreshed to ``dead-letter.jsonl``, and only then advances the position. Rotated segments
     consumed past and older than the receiver's dedup horizon are then removed.
@@ -555,7 +554,7 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
     from xport_etl import run as pipeline
     from xport_etl.faults import crashpoint
 
-    cdir = callbacks_dir(settings.data_dir)
+    cdir = settings.layout.callbacks
     cdir.mkdir(parents=True, exist_ok=True)
     offset_path = cdir / OFFSET_FILE
     with open(cdir / "consume.lock", "w") as lock:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from xport_etl.errors import XportError
+from xport_etl.layout import DataLayout, Where
 from xport_etl.ledger import read_runs
 from xport_etl.load.checks import read_check_results
-from xport_etl.load.publish import connect_reader, warehouse_path
+from xport_etl.load.publish import connect_reader
 from xport_etl.schemas import FACTS, FCT_ORDERS, FCT_PARCELS
 
 RUN_COLUMNS = (
@@ -32,7 +32,7 @@ RUN_COLUMNS = (
 )
 
 
-def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
+def last_runs(data_dir: Where, limit: int = 15) -> list[dict[str, Any]]:
     runs = sorted(read_runs(data_dir), key=lambda r: r.get("finished_at") or datetime.min, reverse=True)
     return [{c: r.get(c) for c in RUN_COLUMNS} for r in runs[:limit]]
 
@@ -40,7 +40,7 @@ def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
 CHECK_COLUMNS = ("checked_at", "check_name", "severity", "threshold", "violations", "outcome", "sample_keys")
 
 
-def last_checks(data_dir: Path) -> tuple[str | None, list[dict[str, Any]]]:
+def last_checks(data_dir: Where) -> tuple[str | None, list[dict[str, Any]]]:
     """The last publish's id (blocked or not) and its checks with violations (warn or error
     outcomes, and passes within a threshold), errors first; ``(None, [])`` before any publish."""
     rows, _ = read_check_results(data_dir)
@@ -56,9 +56,9 @@ def last_checks(data_dir: Path) -> tuple[str | None, list[dict[str, Any]]]:
     return run_id, out
 
 
-def freshness(data_dir: Path) -> list[dict[str, Any]]:
+def freshness(data_dir: Where) -> list[dict[str, Any]]:
     """Per fact table: rows, when its newest state was read from the API, and how long ago."""
-    if not warehouse_path(data_dir).exists():
+    if not DataLayout.of(data_dir).warehouse.exists():
         return []
     con = connect_reader(data_dir)
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -96,7 +96,7 @@ FEEDS = {
 }
 
 
-def check_freshness(data_dir: Path, max_age_hours: float, *, now: datetime | None = None) -> list[dict[str, Any]]:
+def check_freshness(data_dir: Where, max_age_hours: float, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Each fact table's age: the time since the oldest of its feeding endpoints last succeeded.
 
     Raises:
