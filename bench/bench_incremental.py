@@ -57,7 +57,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.world import CACHE, PY, RESULTS, ROOT, WORK, Sandbox, landed_cache, table, write_result
 
-LIST_ENDPOINTS = ("taobao_orders", "alibaba_orders", "taobao_refunds")
 FULL_MAX_ORDERS = 100_000
 
 
@@ -441,8 +440,11 @@ def base_dir(orders: int, seed: int, how: str) -> tuple[Path, dict]:
             )
             res["requests_served"] = sb.stats()["requests"]
     else:
-        meta = landed_cache(orders, seed=seed, endpoints=LIST_ENDPOINTS)
-        manifests = [m for e in LIST_ENDPOINTS for m in meta["manifests"][e]]
+        from xport_etl.streams import graph
+
+        lists = tuple(graph.lists(graph.run_order()))
+        meta = landed_cache(orders, seed=seed, endpoints=lists)
+        manifests = [m for e in lists for m in meta["manifests"][e]]
         truth = _truth_dir(orders, seed)
         print(
             f"[cache] loading the lists' history ({len(manifests)} windows) + fan-out tables from truth ...", flush=True

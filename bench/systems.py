@@ -397,14 +397,15 @@ def ours_concurrent(args: dict) -> dict:
 
     from xport_etl.run import (
         DEFAULT_CHUNK,
-        FANOUT_ENDPOINTS,
-        LIST_ENDPOINTS,
         _make_client,
         extract_fanout,
         extract_window,
         fanout_keys,
         split_window,
     )
+    from xport_etl.streams import graph
+
+    LIST_ENDPOINTS, FANOUT_ENDPOINTS = graph.lists(graph.run_order()), graph.fanouts(graph.run_order())
 
     settings = _settings(args)
     start, end = _bounds(args)

@@ -36,6 +36,7 @@ from xport_etl.load.staging import _normalizers, stage_window
 from xport_etl.normalize.pages import to_table
 from xport_etl.normalize.values import PageError
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
+from xport_etl.streams.graph import STREAMS
 
 CORPUS = Path(__file__).parent / "corpus"
 NOW = datetime(2026, 7, 1)
@@ -124,6 +125,18 @@ def test_the_corpus_covers_every_normaliser_and_both_levels():
     assert len(RECORD_CASES) >= 100 and len(PAGE_CASES) >= 15
     names = [_id(c) for c in CASES]
     assert len(names) == len(set(names))
+
+
+def test_each_normaliser_writes_only_the_tables_its_stream_declares():
+    written: dict[str, set[str]] = {}
+    for case in RECORD_CASES:
+        out = normalize(case)
+        written.setdefault(case["endpoint"], set()).update(
+            STAGED_TABLES[t].spec.name for t, rows in out.tables.items() if rows
+        )
+    assert all(written.values()) and set(written) >= {s.name for s in STREAMS.values() if s.scheduled}
+    for endpoint, tables in written.items():
+        assert tables <= set(STREAMS[endpoint].tables), endpoint
 
 
 @pytest.mark.parametrize("case", RECORD_CASES, ids=_id)

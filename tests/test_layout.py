@@ -20,6 +20,10 @@ ROOT = Path(os.environ.get("XPORT_LAYOUT_ROOT", Path(__file__).resolve().parent.
 # a module in the first folder imports nothing from the modules or folders after it
 LATER = {
     "jsonutil": ("extract", "normalize", "load", "report", "callbacks", "run", "cli"),  # below all
+    # the stream declarations: plain data every step reads (the DAG files too, at parse time)
+    "streams": ("layout", "extract", "normalize", "load", "report", "callbacks", "run", "cli"),
+    # where each kind of state lives: beside extract's storage (the raw root may be a URL)
+    "layout": ("streams", "normalize", "load", "report", "callbacks", "run", "cli"),
     "extract": ("normalize", "load", "report", "callbacks", "run", "cli"),
     "normalize": ("load", "report", "callbacks", "run", "cli"),
     "load": ("report", "callbacks", "run", "cli"),

@@ -460,14 +460,6 @@ def cmd_airflow_install_dags(args) -> int:
     return 0
 
 
-def _extractable_endpoints() -> tuple[str, ...]:
-    """The endpoints ``extract`` can page: those with a time window (the others are read by key:
-    ``run``'s fan-outs, ``callbacks consume``'s details)."""
-    from xport_etl.extract.endpoints import ENDPOINTS
-
-    return tuple(name for name, spec in ENDPOINTS.items() if spec.windows)
-
-
 def _report_names() -> tuple[str, ...]:
     """The short report names (``spend``); ``report`` also takes a view's own name."""
     from xport_etl.report.reports import report_views
@@ -496,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from xport_etl.callbacks import cli as callbacks_cli
     from xport_etl.report import dashboard, docs
+    from xport_etl.streams import graph
 
     parser = _Parser(
         prog="xport-etl",
@@ -521,19 +514,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="filter on creation time (default) or update time",
     )
 
+    # the streams with a time window (the others are read by key: run's fan-outs, the callbacks' details)
+    extractable = graph.extractable()
     p = sub.add_parser(
         "extract",
         parents=[common, window],
         help="land one endpoint's raw pages for a window",
         description="Page one endpoint for a window and land the raw pages; prints the manifest path.\n"
-        "example: xport-etl extract --endpoint taobao_orders --start 2026-06-01 --end 2026-07-01",
+        f"example: xport-etl extract --endpoint {extractable[0]} --start 2026-06-01 --end 2026-07-01",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--endpoint",
-        default="taobao_orders",
-        choices=_extractable_endpoints(),
-        help="endpoint name (default taobao_orders)",
+        default=extractable[0],
+        choices=extractable,
+        help=f"endpoint name (default {extractable[0]})",
     )
     p.set_defaults(func=cmd_extract)
 

@@ -32,10 +32,10 @@ from xport_etl.extract import storage
 from xport_etl.extract.endpoints import (
     ASSUMED,
     ApiAssumptions,
-    EndpointSpec,
     endpoints_for,
     format_window_value,
     parse_alibaba_time,
+    window_params,
 )
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, utc_now_iso, window_id
 from xport_etl.faults import crashpoint
@@ -43,6 +43,8 @@ from xport_etl.fsutil import write_atomic
 from xport_etl.layout import DataLayout, Where
 from xport_etl.ledger import _run_row, append_run, read_runs
 from xport_etl.settings import Settings
+from xport_etl.streams import graph
+from xport_etl.streams.spec import WindowSpec
 
 if TYPE_CHECKING:
     from xport_etl.load.publish import NextState
@@ -52,11 +54,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 
-# what `run` covers: list endpoints paged by time window, then fan-out endpoints whose keys come
-# from what the lists loaded (logistics per shipped line/order, 1688 refunds per refundId)
-LIST_ENDPOINTS = ("taobao_orders", "alibaba_orders", "taobao_refunds")
-FANOUT_ENDPOINTS = ("taobao_logistics", "alibaba_refunds", "alibaba_logistics")
-RUN_ENDPOINTS = LIST_ENDPOINTS + FANOUT_ENDPOINTS
 DEFAULT_CHUNK = timedelta(days=31)  # the longest list window (one manifest, one checkpoint)
 DEFAULT_RUN = timedelta(days=31)  # the period one bounded run of `run` loads and publishes
 FANOUT_BATCH = 2000  # keys per landed fan-out window (the unit of checkpointing)
@@ -113,11 +110,8 @@ def extract_window(
         raise ConfigError(f"empty window: end {end.isoformat()} is not after start {start.isoformat()}")
     if mode not in spec.windows:
         raise ConfigError(f"endpoint {endpoint} has no {mode!r} window; it has {sorted(spec.windows)}")
-    win = spec.windows[mode]
-    filters = {
-        win.start_field: format_window_value(start, win.time_format, assumptions=settings.assumptions),
-        win.end_field: format_window_value(end, win.time_format, assumptions=settings.assumptions),
-    }
+    filters = window_params(spec.windows[mode], start, end, assumptions=settings.assumptions)
+    cursor = graph.stream(endpoint).cursor
     wid = window_id(mode, start, end)
     manifest = Manifest(
         endpoint=endpoint,
@@ -136,7 +130,7 @@ def extract_window(
         try:
             with PageWriter(settings.data_dir, manifest, raw_url=settings.raw_url) as writer:
                 for attempt in range(1, MAX_PASSES + 1):
-                    drift = _page_window(client, spec, filters, paginator, writer, manifest, progress)
+                    drift = _page_window(client, spec, cursor, filters, paginator, writer, manifest, progress)
                     if drift is None:
                         break
                     manifest.drift_repages += 1
@@ -153,8 +147,8 @@ def extract_window(
                     # state wins) and say so; the next run of this window settles it
                     manifest.extra["inconsistent"] = drift
                     log.warning("%s %s: still moving after %d passes; landed all passes", endpoint, wid, MAX_PASSES)
-                if mode == "create" and "update" in spec.windows and manifest.extra.get("pass_start"):
-                    _catch_up(client, spec, filters, paginator, writer, manifest, settings)
+                if cursor is not None and mode != cursor.window and manifest.extra.get("pass_start"):
+                    _catch_up(client, spec, spec.windows[cursor.window], filters, paginator, writer, manifest)
                 _count_requests(manifest, before, client.stats.as_dict())
                 manifest.finished_at = utc_now_iso()
                 crashpoint("extract.commit")
@@ -166,7 +160,7 @@ def extract_window(
     return str(path)
 
 
-def _page_window(client, spec, filters, paginator, writer, manifest, progress) -> str | None:
+def _page_window(client, spec, cursor, filters, paginator, writer, manifest, progress) -> str | None:
     """One pass over the window's pages, landing each; returns why the pass is inconsistent, or
     None. Pages are newest first (docs/api-contract.md#41-moving-data), so records created or
     changed while we page shift between pages: the server's ``total`` changes between the first
@@ -184,14 +178,15 @@ def _page_window(client, spec, filters, paginator, writer, manifest, progress) -
     first_total = last_total = None
     seen: set[tuple] = set()
     ids = 0
-    version = _VERSION_FIELDS.get(spec.name)
+    version = cursor.field if cursor is not None else None
     for page in _land(paginate(client, spec, filters, paginator=paginator), writer, manifest):
         if first_total is None:
             first_total = page.total
             # the newest update on the first page: a lower bound of the server's clock when this
             # pass began (no clock of ours is involved), for the catch-up query after the pass
             stamps = page.values(version, spec.members_in) if version else []
-            manifest.extra["pass_start"] = pass_start(stamps, spec, client.assumptions)
+            window = spec.windows[cursor.window] if version else None
+            manifest.extra["pass_start"] = pass_start(stamps, window, client.assumptions) if window else None
         last_total = manifest.total = page.total
         if spec.primary_key:
             for identity in record_identities(page, spec.primary_key, spec.members_in):
@@ -231,12 +226,9 @@ def _land(pages, writer, manifest):
         yield page
 
 
-# the field holding a list record's update time, as the API's own time string
-_VERSION_FIELDS = {"taobao_orders": "updateTime", "alibaba_orders": "modifyTime"}
-
-
-def pass_start(stamps: Iterable[Any], spec: EndpointSpec, assumptions: ApiAssumptions = ASSUMED) -> str | int | None:
-    """The newest of a page's update times, written as the endpoint's update window wants it.
+def pass_start(stamps: Iterable[Any], window: WindowSpec, assumptions: ApiAssumptions = ASSUMED) -> str | int | None:
+    """The newest of a page's update times (its stream's cursor field), written as the cursor's
+    ``window`` wants it.
 
     The times may come in either API format (1688 writes ``yyyyMMddHHmmssSSS±hhmm`` too,
     docs/api-contract.md#57-1688-orders), so they are compared as times, not as text; unreadable
@@ -251,23 +243,23 @@ def pass_start(stamps: Iterable[Any], spec: EndpointSpec, assumptions: ApiAssump
                 continue
     if not times:
         return None
-    return format_window_value(max(times), spec.windows["update"].time_format, assumptions=assumptions)
+    return format_window_value(max(times), window.time_format, assumptions=assumptions)
 
 
-def _catch_up(client, spec, filters, paginator, writer, manifest, settings) -> None:
+def _catch_up(client, spec, window: WindowSpec, filters, paginator, writer, manifest) -> None:
     """Land what changed in the window while it was paged.
 
     Pages are ordered by creation time, so a record whose status changes after its page was read
     stays where it was and the pass cannot notice. One more query for the same creation window
     restricted to records updated since the first page's newest update (a lower bound of the
-    server's clock when the pass began) returns exactly those; the normaliser keeps their latest
-    state. Endpoints without an update filter (the Taobao refund list) rely on the next run.
+    server's clock when the pass began) returns exactly those (``window``: the stream's cursor's);
+    the normaliser keeps their latest state. Streams whose cursor names no update field (the
+    Taobao refund list filters on creation only) rely on the next run.
     """
     from xport_etl.extract.paginators import paginate
 
     since = manifest.extra["pass_start"]
-    upd = spec.windows["update"]
-    query = {**filters, upd.start_field: since}
+    query = {**filters, window.start_field: since}
     found = 0
     for page in _land(paginate(client, spec, query, paginator=paginator), writer, manifest):
         found += len(page.outline)
@@ -552,6 +544,13 @@ def load_windows(
         state.forget()
 
 
+def _fanout(endpoint: str):
+    fanout = graph.stream(endpoint).fanout
+    if fanout is None:
+        raise ConfigError(f"{endpoint} is not a fan-out: it has no key query")
+    return fanout
+
+
 def fanout_keys(settings: Settings, endpoint: str, state=None) -> tuple[list[dict[str, Any]], datetime | None]:
     """The keys a fan-out endpoint must (re)fetch, from the run's next state ``state`` (what the
     run has loaded so far, unpublished) if it has one, else from the published warehouse.
@@ -577,7 +576,7 @@ def fanout_keys(settings: Settings, endpoint: str, state=None) -> tuple[list[dic
     try:
         data_now = con.execute("select max(updated_at) from fct_orders").fetchall()[0][0]
         params = {"data_now": data_now or datetime(1970, 1, 1), "refetch_s": float(settings.refetch_after)}
-        sql = (SQL_DIR / "fanout" / f"{endpoint}.sql").read_text()
+        sql = (SQL_DIR / _fanout(endpoint).keys).read_text()
         cur = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()], data_now
@@ -709,20 +708,21 @@ def interval_window(
 ) -> tuple[str, datetime, datetime]:
     """The window an incremental run reads for the data interval ``[start, end)``.
 
-    An endpoint declared ``incremental="update"`` reads what changed in the interval; one declared
-    ``"create"`` re-reads its declared ``lookback`` before the interval (records keep changing
-    after they are created). ``lookback`` widens either (a first load, a backfill). The window
-    ends ``settings.safety_lag`` before ``now``: the newest writes may not be visible yet.
+    A stream whose cursor reads the ``"update"`` window reads what changed in the interval; one
+    whose cursor reads ``"create"`` re-reads its cursor's ``lookback`` before the interval
+    (records keep changing after they are created); a stream without a cursor reads by
+    creation. ``lookback`` widens either (a first load, a backfill). The window ends
+    ``settings.safety_lag`` before ``now``: the newest writes may not be visible yet.
 
     Returns:
         ``(mode, window_start, window_end)``.
     """
-    spec = endpoints_for(settings.assumptions)[endpoint]
-    mode = spec.incremental or "create"
+    cursor = graph.stream(endpoint).cursor
+    mode = cursor.window if cursor else "create"
     start, end = _utc(start), _utc(end)
     now = _utc(now) if now else datetime.now(UTC)
     end = min(end, now - timedelta(seconds=settings.safety_lag))
-    start = start - spec.lookback - lookback
+    start = start - (cursor.lookback if cursor else timedelta(0)) - lookback
     if end <= start:
         raise ValueError(f"{endpoint}: the interval ends within the safety lag of now; nothing to read yet")
     return mode, start, end
@@ -824,7 +824,7 @@ def run_window(
     start: datetime,
     end: datetime,
     *,
-    endpoints: Iterable[str] = RUN_ENDPOINTS,
+    endpoints: Iterable[str] | None = None,
     mode: str = "create",
     incremental: bool = False,
     chunk: timedelta = DEFAULT_CHUNK,
@@ -909,9 +909,8 @@ def _lock_holder(handle) -> str:
 def _run_window(
     settings: Settings, start: datetime, end: datetime, *, endpoints, mode, incremental, chunk, span, client, progress
 ) -> dict[str, Any]:
-    endpoints = list(endpoints)
-    lists = [e for e in endpoints if e not in FANOUT_ENDPOINTS]
-    fanouts = [e for e in endpoints if e in FANOUT_ENDPOINTS]
+    endpoints = list(graph.run_order() if endpoints is None else endpoints)
+    lists, fanouts = graph.lists(endpoints), graph.fanouts(endpoints)
     start, end = _utc(start), _utc(end)
     runs: list[list[tuple]] = []
     if incremental:

@@ -19,12 +19,14 @@ from xport_etl import run as pipeline
 from xport_etl.extract.landing import read_manifest
 from xport_etl.layout import DataLayout
 from xport_etl.load.staging import SharedStaging, stage_window
-from xport_etl.run import LIST_ENDPOINTS, run_window
+from xport_etl.run import run_window
 from xport_etl.settings import Settings
+from xport_etl.streams import graph
 
 # fct_refunds also holds the 1688 refunds, which come from a fan-out endpoint
 LISTS = [t for t in TABLES if t.name in ("fct_orders", "fct_order_lines")]
 WEEK = timedelta(days=7)
+LIST_ENDPOINTS = graph.lists(graph.run_order())
 
 
 # the served world of the `sandbox` fixture (tests/conftest.py)

@@ -23,6 +23,7 @@ import os
 import shutil
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,14 +40,16 @@ from xport_etl.layout import DataLayout, Where
 from xport_etl.normalize.pages import count_warned, to_table
 from xport_etl.normalize.values import REJECTED
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
+from xport_etl.streams.graph import STREAMS
 
 UNKNOWN_DATE = "unknown"
 REJECTS = "rejects"
 WARNINGS = "warnings"  # in Batch.counts next to REJECTS: not a table, records loaded with a warning
 
 
-def _normalizers() -> dict:
-    """Which normaliser reads which endpoint's pages (:mod:`xport_etl.normalize.registry`)."""
+def _normalizers() -> Mapping:
+    """Which normaliser reads which endpoint's pages (:mod:`xport_etl.normalize.registry`, from
+    the streams' declarations)."""
     from xport_etl.normalize.registry import NORMALIZERS
 
     return NORMALIZERS
@@ -212,11 +215,14 @@ def _stage_python(
 
 
 def use_sql(endpoint: str, assumptions: ApiAssumptions, sql_normalizer: bool = True) -> bool:
-    """Does this window take the DuckDB normaliser? (``sql_normalizer=False``, from
-    ``Settings.sql_normalizer`` / ``XPORT_SQL_NORMALIZER=0``, turns it off.)"""
-    from xport_etl.normalize.taobao_orders_sql import DEFAULT_TIME_FORMAT, ENDPOINTS
+    """Does this window take the DuckDB normaliser? Its stream declares the fast path
+    (:attr:`~xport_etl.streams.spec.StreamSpec.fast_path`); ``sql_normalizer=False``, from
+    ``Settings.sql_normalizer`` / ``XPORT_SQL_NORMALIZER=0``, turns it off."""
+    from xport_etl.normalize.taobao_orders_sql import DEFAULT_TIME_FORMAT
 
-    return sql_normalizer and endpoint in ENDPOINTS and assumptions.cst_time_format == DEFAULT_TIME_FORMAT
+    declared = STREAMS.get(endpoint)
+    fast = declared is not None and declared.fast_path
+    return sql_normalizer and fast and assumptions.cst_time_format == DEFAULT_TIME_FORMAT
 
 
 # unless Settings.stage_memory (XPORT_STAGE_MEMORY) says otherwise: DuckDB's budget for staging,

@@ -13,6 +13,8 @@ from xport_etl.ledger import read_runs
 from xport_etl.load.checks import read_check_results
 from xport_etl.load.publish import connect_reader
 from xport_etl.schemas import FACTS, FCT_ORDERS, FCT_PARCELS
+from xport_etl.streams.graph import feeds
+from xport_etl.tables import FACT_TABLES
 
 RUN_COLUMNS = (
     "finished_at",
@@ -85,17 +87,6 @@ class StaleDataError(XportError):
     hint = "see `xport-etl status` for the last runs and their errors"
 
 
-# which list endpoints feed each fact table (fan-out tables are as fresh as the loads their keys
-# come from: with nothing in transit there is nothing to fetch, and that is not staleness)
-FEEDS = {
-    "fct_orders": ("taobao_orders", "alibaba_orders"),
-    "fct_order_lines": ("taobao_orders", "alibaba_orders"),
-    "fct_refunds": ("taobao_refunds", "alibaba_orders"),
-    "fct_parcels": ("taobao_orders", "alibaba_orders"),
-    "fct_parcel_events": ("taobao_orders", "alibaba_orders"),
-}
-
-
 def check_freshness(data_dir: Where, max_age_hours: float, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Each fact table's age: the time since the oldest of its feeding endpoints last succeeded.
 
@@ -109,7 +100,8 @@ def check_freshness(data_dir: Where, max_age_hours: float, *, now: datetime | No
         if run.get("outcome") == "success" and run.get("finished_at"):
             last_ok[run["endpoint"]] = max(last_ok.get(run["endpoint"], datetime.min), run["finished_at"])
     rows, stale = [], []
-    for table, endpoints in FEEDS.items():
+    for table in FACT_TABLES:
+        endpoints = feeds(table)  # the list streams whose windows keep it fresh
         times = [last_ok.get(e) for e in endpoints]
         oldest = None if any(t is None for t in times) else min(t for t in times if t is not None)
         age = None if oldest is None else round((now - oldest).total_seconds() / 3600, 2)
