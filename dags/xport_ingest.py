@@ -142,7 +142,7 @@ def _settings():
 
 def _run_key(context: dict[str, Any]) -> str:
     """This DAG run's next-state key (the same for every task and every retry of the run)."""
-    from xport_etl.run import run_key
+    from xport_etl.run.state import run_key
 
     return run_key(context["dag"].dag_id, context["run_id"])
 
@@ -154,7 +154,7 @@ def _run_key(context: dict[str, Any]) -> str:
 @fail_fast
 def extract_list(endpoint: str, **context: Any) -> list[str]:
     """Land `endpoint` for the run's window, one manifest per chunk of at most `LIST_CHUNK`."""
-    from xport_etl.run import extract_interval
+    from xport_etl.run.tasks import extract_interval
 
     start, end = ingest_window(
         context.get("data_interval_start"),
@@ -172,7 +172,7 @@ def extract_fanout(endpoint: str, **context: Any) -> list[str]:
 
     Runs also when its platform's order load was skipped (nothing new landed): parcels and
     refunds of earlier orders still move, and the keys then come from the published state."""
-    from xport_etl.run import extract_fanout_for_run
+    from xport_etl.run.tasks import extract_fanout_for_run
 
     return extract_fanout_for_run(_settings(), endpoint, _run_key(context))
 
@@ -185,7 +185,7 @@ def load(manifests: list[str], **context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("nothing was landed: nothing to load")
-    from xport_etl.run import load_into_run
+    from xport_etl.run.tasks import load_into_run
 
     return {"rows_written": load_into_run(_settings(), manifests, _run_key(context))}
 
@@ -201,7 +201,7 @@ def load(manifests: list[str], **context: Any) -> dict[str, Any]:
 @fail_fast
 def publish(**context: Any) -> dict[str, Any]:
     """Publish the run's next state (what every load merged), once."""
-    from xport_etl.run import publish_run
+    from xport_etl.run.tasks import publish_run
 
     result = publish_run(_settings(), _run_key(context))
     return {"rows_written": result["rows_written"], "rejects": result["rejects"]}

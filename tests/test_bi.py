@@ -26,7 +26,8 @@ from sqlalchemy.pool import NullPool
 from tests.helpers import serve
 from xport_etl.layout import DataLayout
 from xport_etl.report import docs
-from xport_etl.run import refresh_warehouse, run_window
+from xport_etl.run.engine import run_window
+from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import Settings
 
 CHUNK = timedelta(days=400)  # one window per endpoint: fewer requests, same data

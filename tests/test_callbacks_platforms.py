@@ -17,7 +17,7 @@ import pytest
 from xport_etl.callbacks.inbox import DEAD_LETTER_FILE, InboxStore
 from xport_etl.callbacks.refresh import refresh_from_callbacks
 from xport_etl.layout import DataLayout
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_REFUNDS
 from xport_etl.settings import Settings
 from xport_sandbox.common import CST

@@ -31,7 +31,7 @@ from xport_etl.report.dashboard import (
     monthly_report,
     warehouse_tz,
 )
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -190,7 +190,7 @@ def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(
     import duckdb
 
     from xport_etl.layout import DataLayout
-    from xport_etl.run import refresh_warehouse
+    from xport_etl.run.tasks import refresh_warehouse
 
     upgraded = _view_state(data_dir)
     assert _macros(data_dir) == {("warehouse", m) for m in MONTHLY_REPORTS.values()}
@@ -265,7 +265,7 @@ def test_load_quality_lists_every_endpoint_of_the_recent_runs(data_dir):
 def test_load_quality_shows_rejected_and_warnings_and_the_fields_that_warned(tmp_path):
     from tests.test_load import land
     from tests.test_normalize import order, page, sub
-    from xport_etl.run import load_windows
+    from xport_etl.run.state import load_windows
 
     records = [
         order(id="1", receiver="{x"),

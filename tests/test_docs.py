@@ -17,7 +17,7 @@ from tests.helpers import serve
 from xport_etl.layout import DataLayout
 from xport_etl.load.publish import SQL_DIR
 from xport_etl.report import docs
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

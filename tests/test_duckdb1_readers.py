@@ -33,7 +33,8 @@ from xport_etl.errors import ConfigError
 from xport_etl.layout import DataLayout
 from xport_etl.load.publish import create_state_file, reports
 from xport_etl.report import docs
-from xport_etl.run import refresh_warehouse, run_window
+from xport_etl.run.engine import run_window
+from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION, Settings
 
 CHUNK = timedelta(days=400)  # one window per endpoint: fewer requests, same data

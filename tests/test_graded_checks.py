@@ -20,7 +20,7 @@ from xport_etl.layout import DataLayout
 from xport_etl.load.checks import parse_check, parse_overrides
 from xport_etl.load.publish import CheckFailedError, evaluate_checks, publish, record_checks, run_checks, sql_objects
 from xport_etl.load.staging import stage_window
-from xport_etl.run import refresh_warehouse
+from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import Settings
 
 AMOUNT = "chk_fct_orders__amount_equals_lines"

@@ -186,7 +186,7 @@ def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
 
 
 def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apart(tmp_path):
-    from xport_etl.run import load_windows
+    from xport_etl.run.state import load_windows
     from xport_etl.settings import Settings
 
     records = [

@@ -13,7 +13,9 @@ from tests.test_normalize import order, page, sub
 from xport_etl.layout import DataLayout
 from xport_etl.load.publish import CheckFailedError, NextState, publish
 from xport_etl.load.staging import stage_window
-from xport_etl.run import fanout_keys, publish_run, publish_state
+from xport_etl.run.fanout import fanout_keys
+from xport_etl.run.state import publish_state
+from xport_etl.run.tasks import publish_run
 from xport_etl.settings import Settings
 
 
@@ -96,7 +98,7 @@ def test_a_new_process_continues_the_same_next_state(tmp_path):
 
 def test_a_failed_publish_marks_the_run_rows_failed_and_a_rerun_succeeds(tmp_path):
     from xport_etl.ledger import read_runs
-    from xport_etl.run import merge_windows
+    from xport_etl.run.state import merge_windows
 
     settings = Settings(
         data_dir=tmp_path, check_overrides={"chk_fct_orders__amount_equals_lines": {"severity": "error"}}

@@ -5,7 +5,7 @@ either time format and sent back in the format of the endpoint's window
 from __future__ import annotations
 
 from xport_etl.extract.endpoints import ENDPOINTS
-from xport_etl.run import pass_start
+from xport_etl.run.paging import pass_start
 
 
 def test_pass_start_reads_either_format_and_answers_in_the_window_format():

@@ -23,9 +23,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from xport_etl import run as pipeline
 from xport_etl.extract.client import XportClient
 from xport_etl.layout import DataLayout
+from xport_etl.run import engine as engine_run
+from xport_etl.run import paging as paging_run
 from xport_etl.settings import Settings
 
 SECRET = "SECRET-canary-7f3a9c"
@@ -104,7 +105,7 @@ def _hits(data_dir: Path, log: Path, messages: list[str]) -> list[str]:
 def _fails(settings: Settings, monkeypatch) -> str:
     """Run the pipeline expecting failure; the exception's message, repr and traceback."""
     with pytest.raises(Exception) as info:
-        pipeline.run_window(settings, START, END, endpoints=["taobao_orders"])
+        engine_run.run_window(settings, START, END, endpoints=["taobao_orders"])
     exc = info.value
     chain = []
     while exc is not None:
@@ -117,7 +118,7 @@ def test_the_secret_is_nowhere_on_disk_in_logs_or_errors(sandbox, tmp_path, debu
     data_dir = tmp_path / "data"
     settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, access_secret=SECRET)
 
-    result = pipeline.run_window(settings, START, END)
+    result = engine_run.run_window(settings, START, END)
     assert result["rows_written"].get("fct_orders", 0) > 0  # the secret did sign real requests
     logging.getLogger("xport_etl").debug("settings in a log line: %s %r", settings, settings)
 
@@ -136,7 +137,7 @@ def test_the_secret_is_nowhere_on_disk_in_logs_or_errors(sandbox, tmp_path, debu
         )
     )
     # an unreachable API: retried, then given up (no waiting between tries here)
-    monkeypatch.setattr(pipeline, "_make_client", lambda s: XportClient(s, sleep=lambda _s: None))
+    monkeypatch.setattr(paging_run, "_make_client", lambda s: XportClient(s, sleep=lambda _s: None))
     messages.append(
         _fails(
             Settings(base_url="http://127.0.0.1:9", data_dir=data_dir, rate_limit=0, access_secret=SECRET), monkeypatch

@@ -23,7 +23,6 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from xport_etl import run as pipeline
 from xport_etl.errors import ConfigError
 from xport_etl.extract import storage
 from xport_etl.extract.landing import (
@@ -39,7 +38,11 @@ from xport_etl.extract.landing import (
     window_id,
 )
 from xport_etl.layout import DataLayout
-from xport_etl.run import extract_window, load_windows, run_window
+from xport_etl.run import engine as engine_run
+from xport_etl.run import lander as lander_run
+from xport_etl.run.engine import run_window
+from xport_etl.run.paging import extract_window
+from xport_etl.run.state import load_windows
 from xport_etl.schemas import FCT_ORDERS
 from xport_etl.settings import Settings
 from xport_etl.streams import graph
@@ -290,7 +293,7 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
 
     # a run that dies after landing its lists resumes from the landed s3:// windows
     extracted: list[str] = []
-    real_extract, real_merge = pipeline.extract_window, pipeline.merge_windows
+    real_extract, real_merge = lander_run.extract_window, engine_run.merge_windows
 
     def counting_extract(*args, **kwargs):
         extracted.append(args[1])
@@ -299,14 +302,14 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
     def failing_load(*args, **kwargs):
         raise RuntimeError("the writer went away")
 
-    monkeypatch.setattr(pipeline, "extract_window", counting_extract)
-    monkeypatch.setattr(pipeline, "merge_windows", failing_load)
+    monkeypatch.setattr(lander_run, "extract_window", counting_extract)  # where run's lander calls it
+    monkeypatch.setattr(engine_run, "merge_windows", failing_load)
     lists = ("taobao_orders", "alibaba_orders")
     one_run = end - start  # one bounded run of several 31-day windows
     with pytest.raises(RuntimeError, match="went away"):
         run_window(settings, start, end, endpoints=lists, span=one_run)
     assert set(extracted) == set(lists) and len(extracted) > len(lists)  # 31-day chunks
-    monkeypatch.setattr(pipeline, "merge_windows", real_merge)
+    monkeypatch.setattr(engine_run, "merge_windows", real_merge)
     extracted.clear()
     result = run_window(settings, start, end, endpoints=lists, span=one_run)
     assert result["resumed"] and extracted == [], "landed windows on S3 are checkpoints"

@@ -130,7 +130,7 @@ class _PageProgress:
     one line per window and step, ``HH:MM:SS landed|staged|publishing|published …``, so that a log
     shows what happened and when, without ``-v``. ``--quiet``: nothing.
 
-    Events (dicts from :mod:`xport_etl.run`): ``page`` (endpoint, window, page, pages, records),
+    Events (dicts from :mod:`xport_etl.run`'s steps): ``page`` (endpoint, window, page, pages, records),
     ``staged`` (endpoint, window), ``publish`` (``phase`` "start" with ``batches``, then "done"
     with ``rows_written``/``seconds``; without a phase: one line), ``resume`` (plan), ``run``
     (``message``). Unknown events and fields are ignored.
@@ -304,7 +304,7 @@ def format_result(result: dict) -> str:
 
 
 def cmd_extract(args) -> int:
-    from xport_etl.run import extract_window
+    from xport_etl.run.paging import extract_window
 
     s = _settings(args)
     start, end = _window(args, s)
@@ -316,7 +316,7 @@ def cmd_extract(args) -> int:
 
 def cmd_load(args) -> int:
     from xport_etl.extract.landing import complete_windows
-    from xport_etl.run import load_windows
+    from xport_etl.run.state import load_windows
 
     s = _settings(args)
     manifests = args.manifest or [str(m.directory / "manifest.json") for m in complete_windows(s.layout)]
@@ -335,7 +335,7 @@ def cmd_load(args) -> int:
 def cmd_run(args) -> int:
     from datetime import timedelta
 
-    from xport_etl.run import run_window
+    from xport_etl.run.engine import run_window
 
     s = _settings(args)
     start, end = _window(args, s)

@@ -17,7 +17,7 @@ import pytest
 from tests.helpers import serve
 from xport_etl.layout import DataLayout
 from xport_etl.load.publish import sql_objects
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
 # what identifies a published state: every fact table's size and the newest time in each

@@ -21,7 +21,7 @@ import pytest
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
 from tests.helpers import serve
 from xport_etl.layout import DataLayout
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_PARCELS, FCT_REFUNDS
 from xport_etl.settings import Settings
 from xport_sandbox.truth import truth_tables

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from xport_etl.layout import DataLayout
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
