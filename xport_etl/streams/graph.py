@@ -128,7 +128,9 @@ def platforms() -> tuple[tuple[Platform, tuple[StreamSpec, ...]], ...]:
     return tuple((p, tuple(found)) for p, found in groups.items())
 
 
-def draw(label: Callable[[StreamSpec], str] = lambda s: s.name) -> str:
+def draw(
+    label: Callable[[StreamSpec], str] = lambda s: s.name, title: Callable[[Platform], str] = lambda p: p.name
+) -> str:
     """The scheduled streams as a tree per platform, each fan-out after its parent::
 
         taobao   taobao_orders ─→ taobao_logistics
@@ -136,7 +138,7 @@ def draw(label: Callable[[StreamSpec], str] = lambda s: s.name) -> str:
         1688     alibaba_orders ┬→ alibaba_refunds
                                 └→ alibaba_logistics
 
-    ``label`` names each stream (the DAG draws its tasks).
+    ``label`` names each stream and ``title`` each platform (the DAG draws its tasks and groups).
     """
 
     def tree(s: StreamSpec) -> list[str]:
@@ -156,9 +158,9 @@ def draw(label: Callable[[StreamSpec], str] = lambda s: s.name) -> str:
             out += [" " * len(text) + rule + line for line in rest]
         return out
 
-    width = max(len(p.name) for p, _ in platforms()) + 3
+    width = max(len(title(p)) for p, _ in platforms()) + 3
     lines = []
     for platform, scheduled in platforms():
         drawn = [line for s in scheduled if s.fanout is None for line in tree(s)]
-        lines += [(platform.name if i == 0 else "").ljust(width) + line for i, line in enumerate(drawn)]
+        lines += [(title(platform) if i == 0 else "").ljust(width) + line for i, line in enumerate(drawn)]
     return "\n".join(lines) + "\n"
