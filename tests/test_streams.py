@@ -177,3 +177,10 @@ def test_adding_a_stream_is_one_declaration():
     )
     found = _catalogue(taobao.STREAMS, alibaba.STREAMS, (orders,))
     assert list(found)[-1] == "shop_orders" and found["shop_orders"].scheduled
+
+
+def test_readme_draws_the_graph_as_it_is():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert graph.draw() in readme, "README's stream graph is not graph.draw()'s"
