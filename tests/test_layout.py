@@ -178,3 +178,12 @@ OVERSIZE = {
 def test_no_module_grows_past_the_bar():
     sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in _modules().items()}
     assert sorted(n for n, size in sizes.items() if size > MAX_LINES and n not in OVERSIZE) == []
+
+
+def test_every_package_ships_in_the_wheel():
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    shipped = set(pyproject["tool"]["setuptools"]["packages"])
+    packages = {_module_name(p) for p in ROOT.rglob("__init__.py")}
+    assert packages - shipped == set()
