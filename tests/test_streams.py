@@ -184,3 +184,13 @@ def test_readme_draws_the_graph_as_it_is():
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert graph.draw() in readme, "README's stream graph is not graph.draw()'s"
+
+
+def test_the_streams_other_steps_name_are_declared():
+    # the callbacks re-read what a message names through these streams; check asks the order list
+    from xport_etl.callbacks import refresh
+    from xport_etl.extract import check
+
+    named = {endpoint for endpoint, _ in refresh.FETCH.values()} | set(refresh._REJECTED)
+    named |= {refresh.ALIBABA_ORDERS, check.ENDPOINT}
+    assert named <= set(STREAMS)
