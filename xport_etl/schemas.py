@@ -368,21 +368,42 @@ VIEW_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
         "refund_amount": ("sum of the succeeded refunds of those lines", True),
     },
     "rpt_stuck_orders": {
+        "priority": (
+            "amount_at_risk × days overdue (overdue_h / 24), 1 decimal: the list's order, largest first; "
+            "null when the order is not in the warehouse",
+            False,
+        ),
         "kind": (
-            "`paid_no_parcel_event`: paid more than 72 hours before `as_of`, status `paid` or `shipped`, "
-            "no parcel; `parcel_no_progress`: a parcel not delivered whose last event is more than 7 days "
-            "before `as_of`",
+            "the stage it is stuck in: `awaiting_payment` (status created or awaiting_payment, created over "
+            "48 hours before `as_of`), `paid_no_parcel_event` (status paid or shipped, paid over 72 hours "
+            "before `as_of`, no parcel with an event), `parcel_no_progress` (a parcel not delivered whose "
+            "last event is over 7 days before `as_of`), `delivery_failed` (last event `FAILED`, over 24 "
+            "hours ago), `refused` (last event `REJECT`)",
             False,
         ),
         "platform": ("'taobao' or '1688'", False),
         "order_id": ("the order", False),
-        "tracking_number": ("the stalled parcel; null for `paid_no_parcel_event`", False),
-        "carrier": ("the stalled parcel's carrier; null for `paid_no_parcel_event`", False),
+        "tracking_number": ("the parcel; null for the order kinds (awaiting_payment, paid_no_parcel_event)", False),
+        "carrier": ("the parcel's carrier; null for the order kinds", False),
         "status": ("the order's unified status", False),
+        "currency": ("currency of amount_at_risk (the order's)", False),
+        "amount_at_risk": (
+            "the order kinds: the order's total_amount; a parcel: the amount and shipping of the order lines "
+            "of its purchase line (Taobao), else the order's total_amount shared evenly among its parcels",
+            False,
+        ),
+        "created_at": ("when the order was created, UTC", False),
         "paid_at": ("when the order was paid, UTC", False),
-        "last_event_at": ("the parcel's last event, UTC; null for `paid_no_parcel_event`", False),
-        "last_status": ("status of the parcel's last event; null for `paid_no_parcel_event`", False),
-        "hours_stuck": ("hours from `paid_at` (or the parcel's `last_event_at`) to `as_of`, 1 decimal", False),
+        "last_event_at": ("the parcel's last event, UTC; null for the order kinds", False),
+        "last_status": ("status of the parcel's last event; null for the order kinds and for 1688", False),
+        "stage_started_at": (
+            "when the stage began, UTC: created_at (awaiting_payment), paid_at (paid_no_parcel_event), "
+            "the parcel's last_event_at (the parcel kinds)",
+            False,
+        ),
+        "hours_stuck": ("hours from `stage_started_at` to `as_of`, 1 decimal", False),
+        "lead_time_h": ("the stage's expected lead time in hours: 48, 72, 168, 24 or 0 (by kind)", False),
+        "overdue_h": ("hours_stuck − lead_time_h, 1 decimal", False),
         "as_of": ("the latest order update or tracking event in the warehouse, UTC", False),
     },
     "rpt_carrier_performance": {

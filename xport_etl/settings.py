@@ -51,6 +51,12 @@ Numbers are read in ASCII only (``int()`` and ``float()`` also take ``٣``, ``1_
 buffer). A failed check names the environment variable, or what :meth:`Settings.from_env` is told
 the person gave instead (``given_as``: the CLI's ``--workers``).
 
+``freshness_warn_hours`` (``XPORT_FRESHNESS_WARN_HOURS``, default an hour less than ``freshness_hours``)
+is the freshness warning level: a fact table older than it but not than ``freshness_hours`` is a
+warning (logged, exit 0), not an alert. ``stuck_recent_days`` (``XPORT_STUCK_RECENT_DAYS``, default
+30) is ``rpt_stuck_orders``' recency window: it lists what got stuck in a stage that began within
+that many days of the last load (recorded in ``etl_settings`` at publish, where the view reads it).
+
 ``warehouse_storage_version`` (``XPORT_WAREHOUSE_STORAGE_VERSION``, default ``v1.0.0``) is the DuckDB
 storage format the published warehouse is written in: ``v1.0.0`` is the oldest this DuckDB writes, so
 readers on DuckDB 1.0 and later (the CLI, BI drivers, other language bindings) open it; ``latest`` is
@@ -131,6 +137,8 @@ ENV_VARS: Mapping[str, str] = {
     "warehouse_storage_version": "XPORT_WAREHOUSE_STORAGE_VERSION",
     "sql_normalizer": "XPORT_SQL_NORMALIZER",
     "freshness_hours": "XPORT_FRESHNESS_HOURS",
+    "freshness_warn_hours": "XPORT_FRESHNESS_WARN_HOURS",
+    "stuck_recent_days": "XPORT_STUCK_RECENT_DAYS",
     "umask": "XPORT_UMASK",
 }
 
@@ -147,6 +155,7 @@ _INT_FIELDS = (
     "inbox_rotate_bytes",
     "workers",
     "extract_workers",
+    "stuck_recent_days",
 )
 _FLOAT_FIELDS = (
     "rate_limit",
@@ -158,6 +167,7 @@ _FLOAT_FIELDS = (
     "callback_max_age",
     "callback_dedup_horizon",
     "freshness_hours",
+    "freshness_warn_hours",
 )
 
 # the largest value each numeric setting accepts (with its unit, for the message): anything larger
@@ -172,6 +182,8 @@ _AT_MOST: Mapping[str, tuple[float, str]] = {
     "callback_max_age": (7 * 86_400, "seconds"),
     "callback_dedup_horizon": (366 * 86_400, "seconds"),
     "freshness_hours": (366 * 24, "hours"),
+    "freshness_warn_hours": (366 * 24, "hours"),
+    "stuck_recent_days": (3660, "days"),
     "callback_max_body": (1 << 30, "bytes"),
     "callback_max_connections": (100_000, "connections"),
     "inbox_rotate_bytes": (1 << 40, "bytes"),
@@ -278,6 +290,11 @@ class Settings:
     sql_normalizer: bool = True
     # the freshness DAG alerts when a fact table's last successful load is older than this
     freshness_hours: float = 26.0
+    # ... and warns (logs, exit 0) when it is older than this; None: an hour less than freshness_hours
+    freshness_warn_hours: float | None = None
+    # rpt_stuck_orders lists what got stuck in a stage that began within this many days (recorded in
+    # etl_settings at publish, where the view reads it); older is past chasing there
+    stuck_recent_days: int = 30
     # the umask the CLI runs under: 0o077 keeps raw pages, Parquet, the ledger and the warehouse
     # (all of them hold receivers' names, phones and addresses) to the owner
     umask: int = 0o077
@@ -379,6 +396,20 @@ class Settings:
             or not self.freshness_hours > 0
         ):
             raise ConfigError(f"XPORT_FRESHNESS_HOURS must be > 0 hours, got {self.freshness_hours!r}")
+        warn = self.freshness_warn_hours
+        if warn is not None and (
+            isinstance(warn, bool) or not isinstance(warn, (int, float)) or not 0 < warn <= self.freshness_hours
+        ):
+            raise ConfigError(
+                f"XPORT_FRESHNESS_WARN_HOURS must be > 0 hours and at most XPORT_FRESHNESS_HOURS "
+                f"({self.freshness_hours:g}), got {warn!r}"
+            )
+        if (
+            isinstance(self.stuck_recent_days, bool)
+            or not isinstance(self.stuck_recent_days, int)
+            or self.stuck_recent_days < 1
+        ):
+            raise ConfigError(f"XPORT_STUCK_RECENT_DAYS must be a positive integer, got {self.stuck_recent_days!r}")
         if isinstance(self.umask, bool) or not isinstance(self.umask, int) or not 0 <= self.umask <= 0o777:
             raise ConfigError(f"XPORT_UMASK must be an octal umask such as 077 or 027, got {self.umask!r}")
         if self.umask & 0o007 != 0o007:
@@ -558,7 +589,7 @@ def _parse(name: str, var: str, raw: str) -> Any:
         if value is None:
             kind = (
                 "a positive integer"
-                if name in ("page_size", "workers", "extract_workers")
+                if name in ("page_size", "workers", "extract_workers", "stuck_recent_days")
                 else ("an integer" if name in _INT_FIELDS else "a finite number")
             )
             shown = repr(raw) if len(raw) <= 40 else f"{raw[:20]!r}… ({len(raw):,} characters)"

@@ -222,6 +222,13 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create table if not exists etl_settings (key varchar, value varchar)")
 
 
+def view_settings(settings: Any) -> dict[str, str]:
+    """What a publish records in ``etl_settings`` for the views to read, from a
+    :class:`~xport_etl.settings.Settings`: the reporting time zone (``report_tz``) and the stuck
+    list's recency window (``stuck_recent_days``)."""
+    return {"report_tz": settings.report_tz, "stuck_recent_days": str(settings.stuck_recent_days)}
+
+
 def set_settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
     for key, value in values.items():
         con.execute("delete from etl_settings where key = ?", [key])
@@ -344,7 +351,7 @@ def object_comments(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str 
             [report.name],
         ).fetchall():
             out[("view", report.name, column)] = meanings.get(column, (UNDOCUMENTED, False))[0]
-        if report.macro_doc:
+        if report.macro is not None and report.macro_doc:
             out[("macro", report.macro, None)] = report.macro_doc
     return out
 
