@@ -334,6 +334,27 @@ VIEW_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
         "refund_amount": ("sum of `fct_refunds.refund_amount` of the succeeded refunds created that month", True),
         "net_spend": ("goods_amount + shipping_amount − refund_amount", True),
     },
+    "rpt_spend_by_channel_monthly": {
+        "month": (
+            "first day of the calendar month (reporting time zone) the orders, or the refunds, were created in",
+            False,
+        ),
+        "platform": ("'taobao' or '1688'", False),
+        "order_source": (
+            "the sales channel: `fct_orders.order_source` (Taobao `orderSource`: lazada, shopee, tiktok, …), "
+            "`(none)` for an order without one (every 1688 order); a refund counts under its order's",
+            False,
+        ),
+        "currency": ("currency of every amount on the row", False),
+        "orders": ("orders created that month through that channel, cancelled ones excluded", False),
+        "goods_amount": ("sum of `fct_orders.goods_amount` of those orders", False),
+        "shipping_amount": ("sum of `fct_orders.shipping_amount` of those orders", False),
+        "refund_amount": (
+            "sum of `fct_refunds.refund_amount` of the succeeded refunds created that month, of that channel's orders",
+            False,
+        ),
+        "net_spend": ("goods_amount + shipping_amount − refund_amount", False),
+    },
     "rpt_fulfilment_monthly": {
         "month": ("first day of the calendar month (reporting time zone) the orders were created in", True),
         "platform": ("'taobao' or '1688'", True),
