@@ -443,9 +443,10 @@ def cmd_status(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from xport_etl.report.reports import render_report
+    from xport_etl.report.reports import FILTER_COLUMNS, render_report
 
-    print(render_report(_settings(args), args.name, args.format))
+    filters = {option: getattr(args, option) for option in FILTER_COLUMNS}
+    print(render_report(_settings(args), args.name, args.format, filters))
     return 0
 
 
@@ -521,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     from xport_etl.callbacks import cli as callbacks_cli
     from xport_etl.extract.auth import DEFAULT_SIGN_RECIPE, SIGN_RECIPES
     from xport_etl.report import dashboard, docs
+    from xport_etl.report.reports import parse_month
 
     parser = _Parser(
         prog="xport-etl",
@@ -684,6 +686,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="report name, e.g. spend (= rpt_spend_monthly; a view's own name works too)",
     )
     p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
+    f = p.add_argument_group(
+        "filters", "each applies to the reports with its column; another report refuses it, naming those it takes"
+    )
+    f.add_argument("--platform", choices=("taobao", "1688"), help="one platform's rows")
+    f.add_argument("--start", type=parse_month, metavar="MONTH", help="monthly reports: first month, e.g. 2026-01")
+    f.add_argument(
+        "--end", type=parse_month, metavar="MONTH", help="monthly reports: the month after the last, e.g. 2026-07"
+    )
+    f.add_argument("--currency", metavar="CODE", help="one currency's rows, e.g. CNY")
+    f.add_argument("--carrier", metavar="NAME", help="one carrier's rows (carrier_performance, stuck_orders)")
+    f.add_argument("--channel", metavar="NAME", help="one sales channel's rows (spend_by_channel), e.g. lazada")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(

@@ -42,6 +42,7 @@ from xport_etl.load.publish import (
     reports,
     warehouse_path,
 )
+from xport_etl.report.reports import parse_month
 from xport_etl.tables import FACT_TABLES
 
 DEFAULT_TZ = DEFAULT_REPORT_TZ  # the warehouse's default reporting time zone
@@ -896,16 +897,6 @@ EXAMPLE = """examples:
   xport-etl dashboard --out h1.html --start 2026-01 --end 2026-07 --report-tz Asia/Shanghai
   xport-etl dashboard --out report.html --data-dir data
 """
-
-
-def parse_month(text: str) -> date:
-    """``2026-01`` → 2026-01-01; a full date ``2026-01-15`` is kept as given."""
-    try:
-        if len(text) == 7:
-            return date.fromisoformat(text + "-01")
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a month or date: {text!r} (use 2026-01 or 2026-01-01)") from None
 
 
 def cmd_dashboard(args) -> int:
