@@ -41,7 +41,8 @@ def as_published_before_the_report_macros(con: Any) -> None:
             # a macro over another one (rpt_spend_monthly_at over the by-channel one) reads its view
             old = report.body
             for macro, view in zoned.items():
-                old = old.replace(f"{macro}(tz)", view)
+                if macro != report.macro:
+                    old = old.replace(f"from {macro}(tz)", f"from {view}")
             if old == report.body:
                 assert report.body.count(ZONE_OF_THE_MACRO) == 1, report.name
                 old = report.body.replace(ZONE_OF_THE_MACRO, ZONE_BEFORE_MACROS)
