@@ -52,7 +52,7 @@ hours as (
     from order_facts
 ),
 
-final as (
+quantiles as (
     select
         month,
         platform,
@@ -61,14 +61,30 @@ final as (
         count(paid_at) as paid_orders,
         count(*) filter (where is_shipped) as shipped_orders,
         count(delivered_at) as delivered_orders,
-        round(quantile_cont(created_to_paid_h, 0.5), 1) as created_to_paid_p50_h,
-        round(quantile_cont(created_to_paid_h, 0.9), 1) as created_to_paid_p90_h,
-        round(quantile_cont(paid_to_first_event_h, 0.5), 1) as paid_to_first_event_p50_h,
-        round(quantile_cont(paid_to_first_event_h, 0.9), 1) as paid_to_first_event_p90_h,
-        round(quantile_cont(first_event_to_delivered_h, 0.5), 1) as first_event_to_delivered_p50_h,
-        round(quantile_cont(first_event_to_delivered_h, 0.9), 1) as first_event_to_delivered_p90_h,
+        -- p50 and p90 of a column from one sort of it
+        quantile_cont(created_to_paid_h, [0.5, 0.9]) as created_to_paid,
+        quantile_cont(paid_to_first_event_h, [0.5, 0.9]) as paid_to_first_event,
+        quantile_cont(first_event_to_delivered_h, [0.5, 0.9]) as first_event_to_delivered,
     from hours
     group by all
+),
+
+final as (
+    select
+        month,
+        platform,
+        orders,
+        cancelled_orders,
+        paid_orders,
+        shipped_orders,
+        delivered_orders,
+        round(created_to_paid[1], 1) as created_to_paid_p50_h,
+        round(created_to_paid[2], 1) as created_to_paid_p90_h,
+        round(paid_to_first_event[1], 1) as paid_to_first_event_p50_h,
+        round(paid_to_first_event[2], 1) as paid_to_first_event_p90_h,
+        round(first_event_to_delivered[1], 1) as first_event_to_delivered_p50_h,
+        round(first_event_to_delivered[2], 1) as first_event_to_delivered_p90_h,
+    from quantiles
 )
 
 select * from final

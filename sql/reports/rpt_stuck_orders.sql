@@ -36,54 +36,56 @@ window_start as (
     cross join recency as r
 ),
 
-unpaid as (
-    select
-        'awaiting_payment' as kind,
-        o.platform,
-        o.order_id,
-        null::varchar as tracking_number,
-        o.created_at as stage_started_at,
+-- the orders whose stage began within the window (materialized: the window's start is known only
+-- once as_of is, and filtering first keeps the checks below to these few orders)
+recent_orders as materialized (
+    select o.platform, o.order_id, o.status, o.currency, o.total_amount, o.created_at, o.paid_at,
     from fct_orders as o
     cross join window_start as w
-    where o.status in ('created', 'awaiting_payment')
-      and o.created_at >= w.since
+    where (o.status in ('created', 'awaiting_payment') and o.created_at >= w.since)
+       or (o.status in ('paid', 'shipped') and o.paid_at >= w.since)
+),
+
+unpaid as (
+    select 'awaiting_payment' as kind, platform, order_id, null::varchar as tracking_number,
+        created_at as stage_started_at,
+    from recent_orders
+    where status in ('created', 'awaiting_payment')
 ),
 
 unshipped as (
-    select
-        'paid_no_parcel_event' as kind,
-        o.platform,
-        o.order_id,
-        null::varchar as tracking_number,
+    select 'paid_no_parcel_event' as kind, o.platform, o.order_id, null::varchar as tracking_number,
         o.paid_at as stage_started_at,
-    from fct_orders as o
-    cross join window_start as w
+    from recent_orders as o
+    anti join (select platform, order_id from fct_parcels where first_event_at is not null) as p
+        on p.platform = o.platform and p.order_id = o.order_id
     where o.status in ('paid', 'shipped')
-      and o.paid_at >= w.since
-      and not exists (
-          select 1 from fct_parcels as p
-          where p.platform = o.platform and p.order_id = o.order_id and p.first_event_at is not null
-      )
 ),
 
-in_transit as (
-    select
-        case p.last_status
-            when 'FAILED' then 'delivery_failed'
-            when 'REJECT' then 'refused'
-            else 'parcel_no_progress'
-        end as kind,
-        p.platform,
-        p.order_id,
-        p.tracking_number,
-        p.last_event_at as stage_started_at,
+-- parcels not delivered whose last event is within the window
+recent_parcels as materialized (
+    select p.platform, p.tracking_number, p.order_id, p.purchase_line_id, p.carrier, p.last_event_at, p.last_status,
     from fct_parcels as p
     cross join window_start as w
     where p.delivered_at is null
       and p.last_event_at >= w.since
 ),
 
-stuck as (
+in_transit as (
+    select
+        case last_status
+            when 'FAILED' then 'delivery_failed'
+            when 'REJECT' then 'refused'
+            else 'parcel_no_progress'
+        end as kind,
+        platform,
+        order_id,
+        tracking_number,
+        last_event_at as stage_started_at,
+    from recent_parcels
+),
+
+stuck as materialized (
     select s.*, l.lead_time_h, date_diff('second', s.stage_started_at, w.as_of) / 3600.0 as hours, w.as_of,
     from (select * from unpaid union all select * from unshipped union all select * from in_transit) as s
     inner join lead_times as l on l.kind = s.kind
@@ -93,7 +95,7 @@ stuck as (
 
 parcels as (
     select p.*
-    from fct_parcels as p
+    from recent_parcels as p
     semi join stuck as s on s.platform = p.platform and s.tracking_number = p.tracking_number
 ),
 
@@ -110,7 +112,7 @@ parcel_lines as (
 parcels_per_order as (
     select p.platform, p.order_id, count(*) as parcels,
     from fct_parcels as p
-    semi join stuck as s on s.platform = p.platform and s.order_id = p.order_id and s.tracking_number is not null
+    semi join parcels as s on s.platform = p.platform and s.order_id = p.order_id
     group by all
 ),
 
