@@ -396,14 +396,26 @@ def cmd_status(args) -> int:
         RUN_COLUMNS,
         check_freshness,
         freshness,
+        freshness_warning,
         last_checks,
         last_runs,
     )
 
     s = _settings(args)
-    if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale
-        rows = check_freshness(s.data_dir, args.check_freshness)
+    if args.warn_freshness is not None and args.check_freshness is None:
+        raise UsageError("--warn-freshness goes with --check-freshness HOURS (the error level)")
+    if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale, a warning when late
+        warn = args.warn_freshness if args.warn_freshness is not None else s.freshness_warn_hours
+        if warn is not None and warn > args.check_freshness:
+            raise UsageError(
+                f"the freshness warning level {warn:g} h (--warn-freshness or XPORT_FRESHNESS_WARN_HOURS) "
+                f"is above the error level --check-freshness {args.check_freshness:g}"
+            )
+        rows = check_freshness(s.data_dir, args.check_freshness, warn_hours=warn)
         print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
+        warning = freshness_warning(rows)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     # CSV holds one table: one section per call (runs unless --section says otherwise)
     wanted = [args.section] if args.section else (["runs"] if args.format == "csv" else list(STATUS_SECTIONS))
@@ -656,6 +668,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=number_arg(0, 366 * 24, above=True),
         metavar="HOURS",
         help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26",
+    )
+    p.add_argument(
+        "--warn-freshness",
+        type=number_arg(0, 366 * 24, above=True),
+        metavar="HOURS",
+        help="with --check-freshness: print a warning (exit 0) for a table older than HOURS but not the "
+        "error level (default: XPORT_FRESHNESS_WARN_HOURS, else an hour less than --check-freshness), e.g. 25",
     )
     p.add_argument(
         "--format",
