@@ -392,13 +392,19 @@ def describe_objects(con: duckdb.DuckDBPyConnection) -> int:
     have = current_comments(con)
     objects = {"table": "table", "view": "view", "macro": "macro table"}
     written = 0
-    for (kind, name, column), text in object_comments(con).items():
-        if have.get((kind, name, column)) == text:
-            continue
-        # names from schemas.py and the sql/reports file stems and macro lines; text quoted
-        target = f"column {name}.{column}" if column is not None else f"{objects[kind]} {name}"
-        con.execute(f"comment on {target} is {sql_string(text)}")
-        written += 1
+    con.execute("begin")  # one commit for all (a statement's own costs a few ms)
+    try:
+        for (kind, name, column), text in object_comments(con).items():
+            if have.get((kind, name, column)) == text:
+                continue
+            # names from schemas.py and the sql/reports file stems and macro lines; text quoted
+            target = f"column {name}.{column}" if column is not None else f"{objects[kind]} {name}"
+            con.execute(f"comment on {target} is {sql_string(text)}")
+            written += 1
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
     return written
 
 
