@@ -285,10 +285,22 @@ def test_a_warehouse_published_before_the_comments_gains_them_on_its_next_publis
     old.mkdir()
     shutil.copyfile(warehouse, warehouse_path(old))
     _strip_comments(warehouse_path(old))
+    con = duckdb.connect(str(warehouse_path(old)))  # nor the view and the setting issue 27 added
+    try:
+        con.execute("drop view rpt_spend_by_channel_monthly")
+        con.execute("delete from etl_settings where key = 'stuck_recent_days'")
+    finally:
+        con.close()
     before = warehouse_comments(warehouse_path(old))
     assert before and set(before.values()) == {None}
-    refresh_warehouse(Settings(data_dir=old))  # the next publish (the reports DAG's refresh)
+    refresh_warehouse(Settings(data_dir=old, stuck_recent_days=45))  # the next publish (the reports DAG's)
     assert warehouse_comments(warehouse_path(old)) == dictionary_comments()
+    con = duckdb.connect(str(warehouse_path(old)), read_only=True)
+    try:
+        assert con.execute("select value from etl_settings where key = 'stuck_recent_days'").fetchall() == [("45",)]
+        assert con.execute("select count(*) from rpt_spend_by_channel_monthly").fetchone()[0] > 0
+    finally:
+        con.close()
 
 
 def test_comments_are_sql_string_literals_whatever_they_hold():
