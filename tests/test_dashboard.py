@@ -867,3 +867,18 @@ def test_the_filters_in_the_page_equal_the_views_filtered_the_same_way(mixed_dir
     finally:
         page.close()
         con.close()
+
+
+def test_an_empty_warehouse_draws_without_errors(tmp_path):
+    """No months, no currency, no carrier: the controls are empty and every chart says so."""
+    from xport_etl.run import refresh_warehouse
+
+    data = tmp_path / "empty"
+    data.mkdir()
+    refresh_warehouse(Settings(data_dir=data))
+    page = build_dashboard(data, tmp_path / "empty.html")
+    assert dashboard.page_data(collect(data))["initial"]["from"] == ""
+    dom = _dom(tmp_path, page)
+    assert dom.errors_attrs.get("data-count") == "0", dom.errors_text
+    assert f'data-charts-rendered="{len(CHART_IDS)}"' in dom.raw and dom.stuck_rows == 0
+    assert "no data for these filters" in dom.raw and "Nothing stuck." in dom.raw
