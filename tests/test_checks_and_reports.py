@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import duckdb
@@ -281,3 +281,54 @@ def test_a_report_macro_takes_the_zone_only(monkeypatch):
     monkeypatch.setattr(publish, "sql_objects", lambda folder: [("rpt_x", body.replace("zone", "tz"))])
     (report,) = publish.reports()
     assert (report.macro, report.select) == ("rpt_x_at", f"select * from rpt_x_at({publish.WAREHOUSE_TZ_SQL})")
+
+
+ZONES = (
+    "Asia/Shanghai",
+    "UTC",
+    "America/Los_Angeles",  # DST
+    "Asia/Kathmandu",  # +05:45
+    "Australia/Lord_Howe",  # +10:30, DST of 30 minutes
+    "Pacific/Chatham",  # +12:45 / +13:45
+    "America/Santiago",  # DST ending at midnight
+)
+
+
+def test_fulfilment_months_are_each_orders_month_in_the_zone(con):
+    """rpt_fulfilment_monthly buckets by the month of each distinct minute (a zone offset and its
+    changes fall on whole minutes): the same month as converting each order, at every month start
+    and DST change ± 1 s and ± 59 s, in zones with DST, 30/45-minute offsets and midnight changes."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    instants = set()
+    for zone in ZONES:
+        tz = ZoneInfo(zone)
+        for year in (2025, 2026):
+            for month in range(1, 13):
+                start = datetime(year, month, 1, tzinfo=tz).astimezone(UTC)
+                instants |= {start + timedelta(seconds=d) for d in (-59, -1, 0, 1, 59)}
+        probe = datetime(2025, 1, 1, tzinfo=UTC)  # every offset change in the two years, found hourly
+        while probe.year < 2027:
+            after = probe + timedelta(hours=1)
+            if probe.astimezone(tz).utcoffset() != after.astimezone(tz).utcoffset():
+                lo, hi = probe, after
+                while hi - lo > timedelta(seconds=1):
+                    mid = lo + (hi - lo) / 2
+                    lo, hi = (
+                        (mid, hi) if mid.astimezone(tz).utcoffset() == probe.astimezone(tz).utcoffset() else (lo, mid)
+                    )
+                instants |= {hi + timedelta(seconds=d) for d in (-59, -1, 0, 1, 59)}
+            probe = after
+    for i, instant in enumerate(sorted(instants)):
+        order(con, f"o{i}", instant.replace(tzinfo=None).replace(microsecond=0))
+    for zone in ZONES:
+        expected: dict = {}
+        for instant in instants:
+            local = instant.replace(microsecond=0).astimezone(ZoneInfo(zone))
+            month = datetime(local.year, local.month, 1).date()
+            expected[month] = expected.get(month, 0) + 1
+        got = dict(con.execute("select month, orders from rpt_fulfilment_monthly_at(?)", [zone]).fetchall())
+        assert got == expected, zone
+        spend = dict(con.execute("select month, orders from rpt_spend_monthly_at(?)", [zone]).fetchall())
+        assert spend == got, zone  # the views agree on every order's month
