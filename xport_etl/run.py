@@ -490,6 +490,8 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
         Small counts: rows written per table, rejects, batches (windows), the records those
         windows held (as the API listed them), the warehouse path.
     """
+    from xport_etl.load.publish import view_settings
+
     pending = state.pending_rows
     started = time.time()
     if progress:
@@ -497,7 +499,7 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
     try:
         result = state.publish(
             runs=read_runs(settings.data_dir, pending=pending),
-            settings={"report_tz": settings.report_tz},
+            settings=view_settings(settings),
             check_overrides=settings.check_overrides,
         )
     except Exception as exc:
@@ -1180,13 +1182,13 @@ def refresh_warehouse(settings: Settings) -> dict[str, Any]:
     What the reports DAG runs after the loads: a new state is published unless an error check
     fails (``CheckFailedError``), with the reporting time zone from ``settings``.
     """
-    from xport_etl.load.publish import publish
+    from xport_etl.load.publish import publish, view_settings
 
     result = publish(
         settings.data_dir,
         [],
         runs=read_runs(settings.data_dir),
-        settings={"report_tz": settings.report_tz},
+        settings=view_settings(settings),
         check_overrides=settings.check_overrides,
         memory_limit=settings.load_memory,
         storage_version=settings.warehouse_storage_version,

@@ -175,6 +175,13 @@ def _check_storage_version(value: Any, label: str, settings: Settings) -> None:
         )
 
 
+def _check_freshness_warn(value: float, label: str, settings: Settings) -> None:
+    if not value <= settings.freshness_hours:
+        raise ConfigError(
+            f"{label} must be at most XPORT_FRESHNESS_HOURS ({settings.freshness_hours:g} hours), got {value!r}"
+        )
+
+
 def _parse_umask(raw: str, label: str) -> int:
     if not re.fullmatch(r"0?o?[0-7]{1,3}", raw):
         raise ConfigError(f"{label} must be an octal umask such as 077 or 027, got {raw!r}")
@@ -501,11 +508,36 @@ class Settings:
     )
     freshness_hours: float = setting(
         26.0,
-        "the xport_freshness DAG alerts on a fact table older than this many hours",
+        "the freshness error level: the xport_freshness DAG fails (`status --check-freshness` exits 6) "
+        "on a fact table older than this many hours",
         low=0,
         above=True,
         high=366 * 24,
         unit="hours",
+    )
+    # ... and warns (logs, exit 0) when it is older than this; None: an hour less than freshness_hours
+    freshness_warn_hours: float | None = setting(
+        None,
+        "the freshness warning level: a fact table older than this many hours, but not than the error "
+        "level, is a warning (logged; the DAG succeeds, `status --check-freshness` exits 0)",
+        low=0,
+        above=True,
+        high=366 * 24,
+        unit="hours",
+        check=_check_freshness_warn,
+        example="20",
+        shown="an hour less than XPORT_FRESHNESS_HOURS",
+        accepts="above 0, at most XPORT_FRESHNESS_HOURS",
+    )
+    # rpt_stuck_orders lists what got stuck in a stage that began within this many days (recorded in
+    # etl_settings at publish, where the view reads it); older is past chasing there
+    stuck_recent_days: int = setting(
+        30,
+        "rpt_stuck_orders' recency window: it lists what got stuck in a stage that began within this many "
+        "days of the last load (recorded in the warehouse at publish)",
+        low=1,
+        high=3660,
+        unit="days",
     )
     # the umask the CLI runs under: 0o077 keeps raw pages, Parquet, the ledger and the warehouse
     # (all of them hold receivers' names, phones and addresses) to the owner
