@@ -140,6 +140,64 @@ def test_freshness_check_uses_the_run_ledger(tmp_path):
         check_freshness(tmp_path, 2, now=now)
 
 
+def _ledger_aged(data_dir, now, hours: float) -> None:
+    """Every feeding endpoint's last success ``hours`` before ``now``."""
+    for endpoint in ("taobao_orders", "alibaba_orders", "taobao_refunds"):
+        append_run(
+            data_dir,
+            {
+                "run_id": endpoint,
+                "endpoint": endpoint,
+                "window_id": "w",
+                "outcome": "success",
+                "finished_at": (now - timedelta(hours=hours)).isoformat(),
+            },
+        )
+
+
+def test_freshness_has_a_warning_and_an_error_level(tmp_path):
+    """Issue 27.6: ok up to the warning level, a warning past it, the error (StaleDataError) past
+    the error level; the warning level defaults to an hour before the error level."""
+    now = datetime(2026, 7, 2, tzinfo=UTC)
+    _ledger_aged(tmp_path, now, 25.5)
+    rows = check_freshness(tmp_path, 26, now=now)  # default warning level: 25 h
+    assert {r["level"] for r in rows} == {"warn"} and {r["warn_hours"] for r in rows} == {25}
+    assert all(r["fresh"] for r in rows)
+    from xport_etl.report.status import freshness_warning, warn_level
+
+    text = freshness_warning(rows)
+    assert text.startswith("data getting stale, older than the warning level 25 h (the error level is 26 h)")
+    assert "fct_orders (25.5 h old; endpoints taobao_orders, alibaba_orders)" in text
+    assert {r["level"] for r in check_freshness(tmp_path, 26, warn_hours=25.6, now=now)} == {"ok"}
+    assert freshness_warning(check_freshness(tmp_path, 30, now=now)) is None
+    with pytest.raises(StaleDataError, match=r"fct_orders \(25.5 h old"):
+        check_freshness(tmp_path, 25, warn_hours=20, now=now)
+    assert (warn_level(26), warn_level(26, 12), warn_level(1), warn_level(0.5)) == (25, 12, None, None)
+    with pytest.raises(ValueError, match="at most 26 h"):
+        warn_level(26, 27)
+
+
+def test_status_check_freshness_warns_and_exits_0_or_errs_and_exits_6(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("XPORT_FRESHNESS_WARN_HOURS", raising=False)
+    now = datetime.now(UTC)
+    _ledger_aged(tmp_path, now, 5)
+    data = ["--data-dir", str(tmp_path)]
+    code, out, err = run(capsys, "status", "--check-freshness", "26", *data)
+    assert code == 0 and err == "" and " ok " in out
+    code, out, err = run(capsys, "status", "--check-freshness", "26", "--warn-freshness", "4", *data)
+    assert code == 0 and err.startswith("warning: data getting stale, older than the warning level 4 h")
+    assert " warn " in out
+    monkeypatch.setenv("XPORT_FRESHNESS_WARN_HOURS", "3")  # the setting, when no option says otherwise
+    code, _, err = run(capsys, "status", "--check-freshness", "26", *data)
+    assert code == 0 and "older than the warning level 3 h" in err
+    code, _, err = run(capsys, "status", "--check-freshness", "4", "--warn-freshness", "3", *data)
+    assert code == 6 and "stale data, expected fresher than 4.0 h" in err
+    code, _, err = run(capsys, "status", "--check-freshness", "4", "--warn-freshness", "5", *data)
+    assert code == 2 and "above the error level" in err
+    code, _, err = run(capsys, "status", "--warn-freshness", "5", *data)
+    assert code == 2 and "goes with --check-freshness" in err
+
+
 def test_status_shows_rejected_and_warnings_per_run(tmp_path, capsys):
     from tests.test_normalize import sub
 

@@ -616,3 +616,39 @@ def test_wrong_credentials_fail_the_extract_at_once_after_one_request(dagbag, ai
     assert isinstance(info.value.__cause__, AuthenticationError)
     assert "XPORT_ACCESS_SECRET" in str(info.value) and "not-the-secret" not in str(info.value)
     assert requests == 1
+
+
+def test_the_freshness_dag_warns_past_the_warning_level_and_fails_past_the_error_level(
+    dagbag, monkeypatch, tmp_path, caplog
+):
+    """Issue 27.6: the task succeeds with a logged warning between the two levels
+    (XPORT_FRESHNESS_WARN_HOURS, XPORT_FRESHNESS_HOURS) and raises StaleDataError past the error level."""
+    from xport_airflow_provider.hooks import XportHook
+
+    from xport_etl.ledger import append_run
+    from xport_etl.report.status import StaleDataError
+    from xport_etl.settings import Settings
+
+    now = datetime.now(UTC)
+    for endpoint in ("taobao_orders", "alibaba_orders", "taobao_refunds"):
+        finished = (now - timedelta(hours=10)).isoformat()
+        append_run(
+            tmp_path,
+            {"run_id": endpoint, "endpoint": endpoint, "window_id": "w", "outcome": "success", "finished_at": finished},
+        )
+    dag = dagbag.dags["xport_freshness"]
+    (task,) = dag.tasks
+    for levels, expected in (((26.0, None), "ok"), ((26.0, 8.0), "warn"), ((9.0, 8.0), StaleDataError)):
+        settings = Settings(data_dir=tmp_path, freshness_hours=levels[0], freshness_warn_hours=levels[1])
+        monkeypatch.setattr(XportHook, "get_settings", lambda self, s=settings: s)
+        caplog.clear()
+        if expected is StaleDataError:
+            with pytest.raises(StaleDataError):
+                _call_task(dag, task)
+            continue
+        rows = _call_task(dag, task)
+        assert {r["level"] for r in rows} == {expected}
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert bool(warned) == (expected == "warn"), warned
+        if warned:
+            assert "older than the warning level 8 h" in warned[0]

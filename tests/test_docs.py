@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import serve
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import SQL_DIR
+from xport_etl.load.publish import SQL_DIR, reports
 from xport_etl.report import docs
 from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
@@ -44,7 +44,7 @@ def parse_dictionary(markdown: str) -> dict[str, dict[str, tuple[str, bool]]]:
 
 
 def analyst_facing(name: str) -> bool:
-    return name.startswith(("fct_", "rpt_")) or name in ("etl_runs", "etl_rejects", "etl_check_results")
+    return name.startswith(("fct_", "rpt_")) or name in ("etl_runs", "etl_rejects", "etl_check_results", "etl_settings")
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +205,113 @@ def test_cli_writes_the_requested_formats(tmp_path, capsys):
     assert "data_dictionary.html" in capsys.readouterr().out
     with pytest.raises(ValueError):
         docs.build_dictionary("pdf")
+
+
+# ---- the warehouse describes itself (issue 27.1)
+
+
+def warehouse_comments(path: Path) -> dict[tuple[str, str, str | None], str | None]:
+    """Every comment of the warehouse's own objects, read by a plain read-only DuckDB connection
+    (what a BI tool sees): ``(kind, object, column) → comment``."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        out = {}
+        for name, comment in con.execute("select table_name, comment from duckdb_tables()").fetchall():
+            out[("table", name, None)] = comment
+        for name, comment in con.execute("select view_name, comment from duckdb_views() where not internal").fetchall():
+            out[("view", name, None)] = comment
+        for name, column, comment, is_view in con.execute(
+            "select table_name, column_name, comment, table_name in (select view_name from duckdb_views()) "
+            "from duckdb_columns() where not internal"
+        ).fetchall():
+            out[("view" if is_view else "table", name, column)] = comment
+        for name, comment in con.execute(
+            "select distinct function_name, comment from duckdb_functions() "
+            "where function_type = 'table_macro' and not internal"
+        ).fetchall():
+            out[("macro", name, None)] = comment
+        return out
+    finally:
+        con.close()
+
+
+def dictionary_comments() -> dict[tuple[str, str, str | None], str]:
+    """What the data dictionary says of each object and column, keyed as :func:`warehouse_comments`."""
+    out: dict[tuple[str, str, str | None], str] = {}
+    for obj in (o for s in docs.sections() for o in s.objects):
+        out[(obj.kind, obj.name, None)] = obj.doc
+        out.update({(obj.kind, obj.name, c.name): c.doc for c in obj.columns})
+        if obj.macro:
+            out[("macro", obj.macro, None)] = next(r for r in reports() if r.name == obj.name).macro_doc
+    return out
+
+
+def test_every_object_and_column_carries_the_dictionarys_text_as_its_comment(warehouse):
+    found = warehouse_comments(warehouse)
+    expected = dictionary_comments()
+    assert set(found) == set(expected), "the warehouse's objects and the dictionary's differ"
+    assert all(text and text.strip() for text in found.values()), "an object or column without a comment"
+    assert found == expected
+    assert found[("table", "fct_orders", "order_id")] == "Taobao: the xportcn order `id`; 1688: `orderId`"
+    assert found[("view", "rpt_spend_monthly", None)].startswith("Monthly spend per platform and currency")
+    assert "stuck" in found[("table", "etl_settings", "key")]
+
+
+def _strip_comments(path: Path) -> None:
+    """What a warehouse published before the comments holds: none (every object's is null)."""
+    con = duckdb.connect(str(path))
+    try:
+        kinds = {"table": "table", "view": "view", "macro": "macro table"}
+        for (kind, name, column), comment in warehouse_comments_of(con).items():
+            if comment is None:
+                continue
+            target = f"column {name}.{column}" if column else f"{kinds[kind]} {name}"
+            con.execute(f"comment on {target} is null")
+    finally:
+        con.close()
+
+
+def warehouse_comments_of(con) -> dict:
+    from xport_etl.load.publish import current_comments
+
+    return current_comments(con)
+
+
+def test_a_warehouse_published_before_the_comments_gains_them_on_its_next_publish(warehouse, tmp_path):
+    import shutil
+
+    from xport_etl.run.tasks import refresh_warehouse
+
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copyfile(warehouse, DataLayout.of(old).warehouse)
+    _strip_comments(DataLayout.of(old).warehouse)
+    con = duckdb.connect(str(DataLayout.of(old).warehouse))  # nor the view and the setting issue 27 added
+    try:
+        con.execute("drop view rpt_spend_by_channel_monthly")
+        con.execute("delete from etl_settings where key = 'stuck_recent_days'")
+    finally:
+        con.close()
+    before = warehouse_comments(DataLayout.of(old).warehouse)
+    assert before and set(before.values()) == {None}
+    refresh_warehouse(Settings(data_dir=old, stuck_recent_days=45))  # the next publish (the reports DAG's)
+    assert warehouse_comments(DataLayout.of(old).warehouse) == dictionary_comments()
+    con = duckdb.connect(str(DataLayout.of(old).warehouse), read_only=True)
+    try:
+        assert con.execute("select value from etl_settings where key = 'stuck_recent_days'").fetchall() == [("45",)]
+        assert con.execute("select count(*) from rpt_spend_by_channel_monthly").fetchone()[0] > 0
+    finally:
+        con.close()
+
+
+def test_comments_are_sql_string_literals_whatever_they_hold():
+    from xport_etl.load.publish import sql_string
+
+    con = duckdb.connect()
+    try:
+        con.execute("create table t (a int)")
+        for text in ("it's", "a ''quoted'' word", "back\\slash; drop table t; --", "多字节 ✓"):
+            con.execute(f"comment on column t.a is {sql_string(text)}")
+            assert con.execute("select comment from duckdb_columns() where table_name = 't'").fetchone()[0] == text
+    finally:
+        con.close()

@@ -65,6 +65,16 @@ macros = con.execute(
 for (macro,) in macros:
     for tz in ("UTC", "America/New_York"):
         out["macros"][f"{macro}({tz})"] = rows(f"select * from {macro}('{tz}') order by all")
+# what a BI tool shows of each object and column: its comment (COMMENT ON, from the data dictionary)
+out["comments"] = {
+    "tables": rows("select table_name, comment from duckdb_tables() order by all"),
+    "views": rows("select view_name, comment from duckdb_views() where not internal order by all"),
+    "columns": rows("select table_name, column_name, comment from duckdb_columns() where not internal order by all"),
+    "macros": rows(
+        "select distinct function_name, comment from duckdb_functions() "
+        "where function_type = 'table_macro' and schema_name = 'main' and not internal order by all"
+    ),
+}
 print(json.dumps(out))
 """
 
@@ -154,6 +164,9 @@ def test_duckdb_1x_reads_every_table_view_and_macro(loaded, written, duckdb1_rea
         assert read[kind].keys() == written[kind].keys(), kind
         for name, rows in written[kind].items():
             assert read[kind][name] == rows, f"{kind} {name}: DuckDB {read['version']} reads other rows"
+    # and every object's and column's description (issue 27.1)
+    assert all(comment for *_, comment in written["comments"]["columns"])
+    assert read["comments"] == written["comments"]
 
 
 def test_the_duckdb_cli_runs_the_guides_query(loaded, duckdb1_readers):

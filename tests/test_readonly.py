@@ -148,7 +148,11 @@ REVIEWED_SPLICES = {
     ("publish.py", "_cols(ETL_REJECTS)"): "column names in schemas.py",
     ("publish.py", "', '.join(cols)"): "ETL_RUNS and ETL_CHECK_RESULTS column names in schemas.py",
     ("publish.py", "', '.join(('?' for _ in cols))"): "placeholders only",
+    ("publish.py", "target"): "describe_objects: TableSpec/Column names in schemas.py, sql/reports file stems, "
+    "their view columns and `-- macro:` names",
+    ("publish.py", "sql_string(text)"): "a schemas.py or sql/reports doc text, quoted as a SQL string literal",
     ("reports.py", "view"): "resolve(): only sql/reports/*.sql file stems",
+    ("reports.py", "where"): "filter_clause(): FILTER_COLUMNS names, fixed operators and ? placeholders",
     ("dashboard.py", "view"): "checked against MONTHLY_REPORTS keys first",
     ("dashboard.py", "macro"): "MONTHLY_REPORTS value: a sql/reports file's `-- macro:` name",
     ("dashboard.py", "WAREHOUSE_TZ_SQL"): "a constant expression in publish.py",

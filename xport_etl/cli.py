@@ -372,14 +372,26 @@ def cmd_status(args) -> int:
         RUN_COLUMNS,
         check_freshness,
         freshness,
+        freshness_warning,
         last_checks,
         last_runs,
     )
 
     s = _settings(args)
-    if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale
-        rows = check_freshness(s.data_dir, args.check_freshness)
+    if args.warn_freshness is not None and args.check_freshness is None:
+        raise UsageError("--warn-freshness goes with --check-freshness HOURS (the error level)")
+    if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale, a warning when late
+        warn = args.warn_freshness if args.warn_freshness is not None else s.freshness_warn_hours
+        if warn is not None and warn > args.check_freshness:
+            raise UsageError(
+                f"the freshness warning level {warn:g} h (--warn-freshness or XPORT_FRESHNESS_WARN_HOURS) "
+                f"is above the error level --check-freshness {args.check_freshness:g}"
+            )
+        rows = check_freshness(s.data_dir, args.check_freshness, warn_hours=warn)
         print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
+        warning = freshness_warning(rows)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     # CSV holds one table: one section per call (runs unless --section says otherwise)
     wanted = [args.section] if args.section else (["runs"] if args.format == "csv" else list(STATUS_SECTIONS))
@@ -419,9 +431,10 @@ def cmd_status(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from xport_etl.report.reports import render_report
+    from xport_etl.report.reports import FILTER_COLUMNS, render_report
 
-    print(render_report(_settings(args), args.name, args.format))
+    filters = {option: getattr(args, option) for option in FILTER_COLUMNS}
+    print(render_report(_settings(args), args.name, args.format, filters))
     return 0
 
 
@@ -488,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from xport_etl.callbacks import cli as callbacks_cli
     from xport_etl.report import dashboard, docs
+    from xport_etl.report.reports import parse_month
     from xport_etl.streams import graph
 
     parser = _Parser(
@@ -604,6 +618,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26",
     )
     p.add_argument(
+        "--warn-freshness",
+        type=number_arg(0, 366 * 24, above=True),
+        metavar="HOURS",
+        help="with --check-freshness: print a warning (exit 0) for a table older than HOURS but not the "
+        "error level (default: XPORT_FRESHNESS_WARN_HOURS, else an hour less than --check-freshness), e.g. 25",
+    )
+    p.add_argument(
         "--format",
         default="table",
         choices=("table", "csv", "json"),
@@ -632,6 +653,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="report name, e.g. spend (= rpt_spend_monthly; a view's own name works too)",
     )
     p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
+    f = p.add_argument_group(
+        "filters", "each applies to the reports with its column; another report refuses it, naming those it takes"
+    )
+    f.add_argument("--platform", choices=("taobao", "1688"), help="one platform's rows")
+    f.add_argument("--start", type=parse_month, metavar="MONTH", help="monthly reports: first month, e.g. 2026-01")
+    f.add_argument(
+        "--end", type=parse_month, metavar="MONTH", help="monthly reports: the month after the last, e.g. 2026-07"
+    )
+    f.add_argument("--currency", metavar="CODE", help="one currency's rows, e.g. CNY")
+    f.add_argument("--carrier", metavar="NAME", help="one carrier's rows (carrier_performance, stuck_orders)")
+    f.add_argument("--channel", metavar="NAME", help="one sales channel's rows (spend_by_channel), e.g. lazada")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(

@@ -287,6 +287,23 @@ ETL_CHECK_RESULTS = TableSpec(
     ),
 )
 
+ETL_SETTINGS = TableSpec(
+    name="etl_settings",
+    doc="What the publish recorded for the views and the checks to read: the reporting time zone, the "
+    "stuck list's recency window, and per data check the digest of the check text this state passed.",
+    key=("key",),
+    columns=(
+        _c(
+            "key",
+            S,
+            "`report_tz` (the zone report months are in), `stuck_recent_days` (rpt_stuck_orders' "
+            "recency window), `check_passed:<check>`, `check_results_offset`",
+            public=False,
+        ),
+        _c("value", S, "the value, as text", public=False),
+    ),
+)
+
 WAREHOUSE_TABLES: tuple[TableSpec, ...] = (
     FCT_ORDERS,
     FCT_ORDER_LINES,
@@ -296,7 +313,130 @@ WAREHOUSE_TABLES: tuple[TableSpec, ...] = (
     ETL_REJECTS,
     ETL_RUNS,
     ETL_CHECK_RESULTS,
+    ETL_SETTINGS,
 )
+
+# The report views' columns: view → column → (meaning, named in docs/warehouse.md). What a view is
+# is the comment header of its sql/reports file; each claim here is what that SQL computes, so keep
+# them in step when a view changes. With the TableSpecs above, the one source of the data dictionary
+# (xport-etl docs) and of the warehouse's own comments (COMMENT ON, applied at every publish).
+VIEW_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
+    "rpt_spend_monthly": {
+        "month": (
+            "first day of the calendar month (reporting time zone) the orders, or the refunds, were created in",
+            True,
+        ),
+        "platform": ("'taobao' or '1688'", True),
+        "currency": ("currency of every amount on the row", True),
+        "orders": ("orders created that month, cancelled ones excluded", True),
+        "goods_amount": ("sum of `fct_orders.goods_amount` of those orders", True),
+        "shipping_amount": ("sum of `fct_orders.shipping_amount` of those orders", True),
+        "refund_amount": ("sum of `fct_refunds.refund_amount` of the succeeded refunds created that month", True),
+        "net_spend": ("goods_amount + shipping_amount − refund_amount", True),
+    },
+    "rpt_spend_by_channel_monthly": {
+        "month": (
+            "first day of the calendar month (reporting time zone) the orders, or the refunds, were created in",
+            False,
+        ),
+        "platform": ("'taobao' or '1688'", False),
+        "order_source": (
+            "the sales channel: `fct_orders.order_source` (Taobao `orderSource`: lazada, shopee, tiktok, …), "
+            "`(none)` for an order without one (every 1688 order); a refund counts under its order's",
+            False,
+        ),
+        "currency": ("currency of every amount on the row", False),
+        "orders": ("orders created that month through that channel, cancelled ones excluded", False),
+        "goods_amount": ("sum of `fct_orders.goods_amount` of those orders", False),
+        "shipping_amount": ("sum of `fct_orders.shipping_amount` of those orders", False),
+        "refund_amount": (
+            "sum of `fct_refunds.refund_amount` of the succeeded refunds created that month, of that channel's orders",
+            False,
+        ),
+        "net_spend": ("goods_amount + shipping_amount − refund_amount", False),
+    },
+    "rpt_fulfilment_monthly": {
+        "month": ("first day of the calendar month (reporting time zone) the orders were created in", True),
+        "platform": ("'taobao' or '1688'", True),
+        "orders": ("orders created that month, whatever their status", True),
+        "cancelled_orders": ("of those, orders with status `cancelled`", False),
+        "paid_orders": ("orders with a `paid_at`", True),
+        "shipped_orders": ("orders with status `shipped` or `completed`, or with at least one parcel", True),
+        "delivered_orders": ("orders that have parcels, every one of them delivered", True),
+        "created_to_paid_p50_h": ("median hours from `created_at` to `paid_at`", True),
+        "created_to_paid_p90_h": ("90th percentile hours from `created_at` to `paid_at`", True),
+        "paid_to_first_event_p50_h": (
+            "median hours from `paid_at` to the first event of the order's earliest parcel",
+            True,
+        ),
+        "paid_to_first_event_p90_h": ("90th percentile hours from `paid_at` to the first parcel event", True),
+        "first_event_to_delivered_p50_h": (
+            "median hours from the first parcel event to the last delivery (delivered orders)",
+            True,
+        ),
+        "first_event_to_delivered_p90_h": (
+            "90th percentile hours from the first parcel event to the last delivery",
+            True,
+        ),
+    },
+    "rpt_after_sale_monthly": {
+        "month": ("first day of the calendar month (reporting time zone) the lines' orders were created in", True),
+        "platform": ("'taobao' or '1688'", True),
+        "lines": ("order lines of the orders created that month, cancelled orders excluded", True),
+        "after_sale_lines": ("of those, lines with any after-sale request (`refund_status` set and not `none`)", False),
+        "refunded_lines": ("lines with at least one succeeded refund in `fct_refunds`", True),
+        "refund_rate": ("refunded_lines / lines, 4 decimals", True),
+        "refund_amount": ("sum of the succeeded refunds of those lines", True),
+    },
+    "rpt_stuck_orders": {
+        "priority": (
+            "amount_at_risk × days overdue (overdue_h / 24), 1 decimal: the list's order, largest first; "
+            "null when the order is not in the warehouse",
+            False,
+        ),
+        "kind": (
+            "the stage it is stuck in: `awaiting_payment` (status created or awaiting_payment, created over "
+            "48 hours before `as_of`), `paid_no_parcel_event` (status paid or shipped, paid over 72 hours "
+            "before `as_of`, no parcel with an event), `parcel_no_progress` (a parcel not delivered whose "
+            "last event is over 7 days before `as_of`), `delivery_failed` (last event `FAILED`, over 24 "
+            "hours ago), `refused` (last event `REJECT`)",
+            False,
+        ),
+        "platform": ("'taobao' or '1688'", False),
+        "order_id": ("the order", False),
+        "tracking_number": ("the parcel; null for the order kinds (awaiting_payment, paid_no_parcel_event)", False),
+        "carrier": ("the parcel's carrier; null for the order kinds", False),
+        "status": ("the order's unified status", False),
+        "currency": ("currency of amount_at_risk (the order's)", False),
+        "amount_at_risk": (
+            "the order kinds: the order's total_amount; a parcel: the amount and shipping of the order lines "
+            "of its purchase line (Taobao), else the order's total_amount shared evenly among its parcels",
+            False,
+        ),
+        "created_at": ("when the order was created, UTC", False),
+        "paid_at": ("when the order was paid, UTC", False),
+        "last_event_at": ("the parcel's last event, UTC; null for the order kinds", False),
+        "last_status": ("status of the parcel's last event; null for the order kinds and for 1688", False),
+        "stage_started_at": (
+            "when the stage began, UTC: created_at (awaiting_payment), paid_at (paid_no_parcel_event), "
+            "the parcel's last_event_at (the parcel kinds)",
+            False,
+        ),
+        "hours_stuck": ("hours from `stage_started_at` to `as_of`, 1 decimal", False),
+        "lead_time_h": ("the stage's expected lead time in hours: 48, 72, 168, 24 or 0 (by kind)", False),
+        "overdue_h": ("hours_stuck − lead_time_h, 1 decimal", False),
+        "as_of": ("the latest order update or tracking event in the warehouse, UTC", False),
+    },
+    "rpt_carrier_performance": {
+        "carrier": ("`fct_parcels.carrier`; `(unknown)` when null", True),
+        "parcels": ("parcels of that carrier, all time", True),
+        "delivered": ("of those, parcels with a `delivered_at`", True),
+        "failed": ("parcels not delivered whose last event status is `FAILED` or `REJECT`", False),
+        "delivery_rate": ("delivered / parcels, 4 decimals", False),
+        "transit_p50_h": ("median hours from `first_event_at` to `delivered_at` (delivered parcels)", True),
+        "transit_p90_h": ("90th percentile hours from `first_event_at` to `delivered_at`", True),
+    },
+}
 
 # the fact tables' specs, in the order of tables.FACT_TABLES
 FACTS: tuple[TableSpec, ...] = tuple(

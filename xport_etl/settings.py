@@ -18,56 +18,6 @@ declarations (:data:`SETTINGS`):
   ``tests/test_settings.py`` fails when it is not current).
 
 Nothing here reads the environment at import time. :meth:`Settings.from_env` reads it when
-field             environment variable     default
-================  =======================  ==================================
-base_url          XPORT_BASE_URL           the sandbox (http://127.0.0.1:8765)
-access_key        XPORT_ACCESS_KEY         the sandbox key
-access_secret     XPORT_ACCESS_SECRET      the sandbox secret (never shown)
-user_id           XPORT_USER_ID            the sandbox user
-sign_recipe       XPORT_SIGN_RECIPE        ``query`` (or ``concat``: see :mod:`xport_etl.extract.auth`)
-sign_template     XPORT_SIGN_TEMPLATE      none (a custom signed string, e.g. ``{access_key}{timestamp}{nonce}{secret}``)
-timestamp_unit    XPORT_TIMESTAMP_UNIT     the recipe's (``ms`` or ``s``)
-data_dir          XPORT_DATA_DIR           ``data``
-raw_url           XPORT_RAW_URL            ``<data_dir>/raw`` (a path or fsspec URL, e.g. ``s3://bucket/raw``)
-report_tz         XPORT_REPORT_TZ          ``Asia/Shanghai``
-rate_limit        XPORT_RATE_LIMIT         10 requests/s (0 = unlimited)
-rate_limit_url    XPORT_RATE_LIMIT_URL     none: a lock file under ``<data_dir>/state`` (or ``redis://host:6379/0``)
-page_size         XPORT_PAGE_SIZE          100 (1..100)
-timeout           XPORT_TIMEOUT            30 s per request
-max_pages         (none)                   100 000
-check_overrides   XPORT_CHECK_OVERRIDES    none (JSON: check name -> severity/threshold)
-workers           XPORT_WORKERS            every core (processes/threads that normalise windows)
-extract_workers   XPORT_EXTRACT_WORKERS    the pipeline's default (windows paged at once)
-stage_memory      XPORT_STAGE_MEMORY       160MB (DuckDB memory limit while normalising)
-load_memory       XPORT_LOAD_MEMORY        192MB (DuckDB memory limit while publishing)
-sql_normalizer    XPORT_SQL_NORMALIZER     on (``0``/``false``: the Python normaliser for every window)
-freshness_hours   XPORT_FRESHNESS_HOURS    26 (the freshness DAG alerts on a fact table older than this)
-umask             XPORT_UMASK              ``077``: files 0600, directories 0700 (see docs/operations.md)
-================  =======================  ==================================
-
-The API client's limit on what it reads (see :mod:`xport_etl.extract.client`):
-
-==================  ========================  ============================================
-field               environment variable      default
-==================  ========================  ============================================
-max_response_bytes  XPORT_MAX_RESPONSE_BYTES  64 MiB (bytes of a body, decoded, counted as
-                                              it streams in; a larger answer is refused)
-==================  ========================  ============================================
-
-The callback receiver's limits (``xport-etl callbacks serve``, see ``docs/callbacks.md``):
-
-========================  ===============================  =====================================
-field                     environment variable             default
-========================  ===============================  =====================================
-callback_max_body         XPORT_CALLBACK_MAX_BODY          1 MiB (bytes; 413 past it, counted as it streams)
-callback_read_timeout     XPORT_CALLBACK_READ_TIMEOUT      10 s to receive one request, head and body
-callback_keep_alive       XPORT_CALLBACK_KEEP_ALIVE        5 s to receive its head (idle connections close)
-callback_max_connections  XPORT_CALLBACK_MAX_CONNECTIONS   200: the connection budget (docs/callbacks.md)
-callback_max_age          XPORT_CALLBACK_MAX_AGE           10 800 s: the oldest message ``timestamp`` accepted
-inbox_rotate_bytes        XPORT_INBOX_ROTATE_BYTES         64 MiB per inbox segment
-callback_dedup_horizon    XPORT_CALLBACK_DEDUP_HORIZON     86 400 s: how long a message id is remembered
-========================  ===============================  =====================================
-=======
 called, and keyword overrides win over the environment. With no configuration at all the
 settings point at the local sandbox with its (non-secret) defaults.
 
@@ -223,6 +173,13 @@ def _check_storage_version(value: Any, label: str, settings: Settings) -> None:
         raise ConfigError(
             f"{label} must be a DuckDB release such as v1.0.0 (the default: DuckDB "
             f"1.0 and later can read the warehouse) or latest, got {value!r}"
+        )
+
+
+def _check_freshness_warn(value: float, label: str, settings: Settings) -> None:
+    if not value <= settings.freshness_hours:
+        raise ConfigError(
+            f"{label} must be at most XPORT_FRESHNESS_HOURS ({settings.freshness_hours:g} hours), got {value!r}"
         )
 
 
@@ -552,11 +509,36 @@ class Settings:
     )
     freshness_hours: float = setting(
         26.0,
-        "the xport_freshness DAG alerts on a fact table older than this many hours",
+        "the freshness error level: the xport_freshness DAG fails (`status --check-freshness` exits 6) "
+        "on a fact table older than this many hours",
         low=0,
         above=True,
         high=366 * 24,
         unit="hours",
+    )
+    # ... and warns (logs, exit 0) when it is older than this; None: an hour less than freshness_hours
+    freshness_warn_hours: float | None = setting(
+        None,
+        "the freshness warning level: a fact table older than this many hours, but not than the error "
+        "level, is a warning (logged; the DAG succeeds, `status --check-freshness` exits 0)",
+        low=0,
+        above=True,
+        high=366 * 24,
+        unit="hours",
+        check=_check_freshness_warn,
+        example="20",
+        shown="an hour less than XPORT_FRESHNESS_HOURS",
+        accepts="above 0, at most XPORT_FRESHNESS_HOURS",
+    )
+    # rpt_stuck_orders lists what got stuck in a stage that began within this many days (recorded in
+    # etl_settings at publish, where the view reads it); older is past chasing there
+    stuck_recent_days: int = setting(
+        30,
+        "rpt_stuck_orders' recency window: it lists what got stuck in a stage that began within this many "
+        "days of the last load (recorded in the warehouse at publish)",
+        low=1,
+        high=3660,
+        unit="days",
     )
     # the umask the CLI runs under: 0o077 keeps raw pages, Parquet, the ledger and the warehouse
     # (all of them hold receivers' names, phones and addresses) to the owner

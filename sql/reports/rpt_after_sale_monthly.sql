@@ -12,11 +12,18 @@ report_zone as (
     select tz::varchar as tz  -- the macro's argument
 ),
 
-lines as (
-    select l.*, o.created_at as order_created_at
-    from fct_order_lines as l
-    inner join fct_orders as o on o.platform = l.platform and o.order_id = l.order_id
+-- each order's month once (not once per line)
+orders as (
+    select o.platform, o.order_id, date_trunc('month', timezone(z.tz, timezone('UTC', o.created_at)))::date as month,
+    from fct_orders as o
+    cross join report_zone as z
     where o.status is distinct from 'cancelled'
+),
+
+lines as (
+    select l.*, o.month
+    from fct_order_lines as l
+    inner join orders as o on o.platform = l.platform and o.order_id = l.order_id
 ),
 
 refunds_by_line as (
@@ -28,12 +35,11 @@ refunds_by_line as (
 
 line_facts as (
     select
-        date_trunc('month', timezone(z.tz, timezone('UTC', l.order_created_at)))::date as month,
+        l.month,
         l.platform,
         l.refund_status,
         r.refund_amount,
     from lines as l
-    cross join report_zone as z
     left join refunds_by_line as r
         on r.platform = l.platform and r.order_id = l.order_id and r.line_id = l.line_id
 ),

@@ -70,6 +70,7 @@ from xport_etl.schemas import (
     ETL_RUNS,
     FCT_PARCELS,
     STAGED_TABLES,
+    VIEW_COLUMNS,
     WAREHOUSE_TABLES,
     StagedTable,
 )
@@ -224,6 +225,13 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create table if not exists etl_settings (key varchar, value varchar)")
 
 
+def view_settings(settings: Any) -> dict[str, str]:
+    """What a publish records in ``etl_settings`` for the views to read, from a
+    :class:`~xport_etl.settings.Settings`: the reporting time zone (``report_tz``) and the stuck
+    list's recency window (``stuck_recent_days``)."""
+    return {"report_tz": settings.report_tz, "stuck_recent_days": str(settings.stuck_recent_days)}
+
+
 def set_settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
     for key, value in values.items():
         con.execute("delete from etl_settings where key = ?", [key])
@@ -269,6 +277,29 @@ class Report:
             return self.body
         return f"select * from {self.macro}({WAREHOUSE_TZ_SQL})"
 
+    @property
+    def doc(self) -> str:
+        """What the view is: its file's leading comment block (:func:`sql_header`)."""
+        return sql_header(self.body)
+
+    @property
+    def macro_doc(self) -> str | None:
+        """What its table macro is (None without one)."""
+        if self.macro is None:
+            return None
+        return f"{self.doc} Table macro: these columns with months in the time zone tz; the view {self.name} is it at etl_settings.report_tz."
+
+
+def sql_header(body: str) -> str:
+    """The leading ``--`` comment block of a SQL file as one sentence-cased paragraph."""
+    lines = []
+    for line in body.splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line.removeprefix("--").strip())
+    text = " ".join(x for x in lines if x)
+    return re.sub(r"(^|\.\s+)([a-z])", lambda m: m[1] + m[2].upper(), text)  # sentence case
+
 
 def reports() -> list[Report]:
     """The report views (and their macros) of ``sql/reports/``, in name order.
@@ -295,6 +326,88 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(report.create_macro())
     for report in objects:
         con.execute(f"create or replace view {report.name} as\n{report.select}")
+
+
+UNDOCUMENTED = "(undocumented: add its meaning to VIEW_COLUMNS in xport_etl/schemas.py)"
+
+
+def object_comments(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str | None], str]:
+    """What every analyst-facing object and column says about itself: ``(kind, object, column) →
+    comment``, kind ``table``, ``view`` or ``macro`` (column None for the object itself).
+
+    One source with the data dictionary: a table's and its columns' ``doc`` in ``schemas.py``, a
+    view's file header (:attr:`Report.doc`) and its columns' meanings in
+    :data:`~xport_etl.schemas.VIEW_COLUMNS` (a view column without one says so: ``UNDOCUMENTED``).
+    The view columns are read from ``con``, where the views exist."""
+    out: dict[tuple[str, str, str | None], str] = {}
+    for spec in WAREHOUSE_TABLES:
+        out[("table", spec.name, None)] = spec.doc
+        for col in spec.columns:
+            out[("table", spec.name, col.name)] = col.doc
+    for report in reports():
+        out[("view", report.name, None)] = report.doc
+        meanings = VIEW_COLUMNS.get(report.name, {})
+        for (column,) in con.execute(
+            "select column_name from duckdb_columns() where table_name = ? and database_name = current_database() "
+            "order by column_index",
+            [report.name],
+        ).fetchall():
+            out[("view", report.name, column)] = meanings.get(column, (UNDOCUMENTED, False))[0]
+        if report.macro is not None and report.macro_doc:
+            out[("macro", report.macro, None)] = report.macro_doc
+    return out
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal: what ``COMMENT ON`` needs, since it takes no parameters."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def current_comments(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str | None], str | None]:
+    """The comments ``con``'s database holds now, keyed as :func:`object_comments`."""
+    queries = {
+        "table": "select 'table', table_name, null, comment from duckdb_tables() where {db}",
+        "view": "select 'view', view_name, null, comment from duckdb_views() where {db} and not internal",
+        "column": "select case when t.table_name is null then 'view' else 'table' end, c.table_name, "
+        "c.column_name, c.comment from duckdb_columns() as c left join duckdb_tables() as t "
+        "on t.table_oid = c.table_oid where c.database_name = current_database() and not c.internal",
+        "macro": "select distinct 'macro', function_name, null, comment from duckdb_functions() "
+        "where {db} and function_type = 'table_macro' and not internal",
+    }
+    out = {}
+    for sql in queries.values():
+        for kind, name, column, comment in con.execute(
+            sql.replace("{db}", "database_name = current_database()")
+        ).fetchall():
+            out[(kind, name, column)] = comment
+    return out
+
+
+def describe_objects(con: duckdb.DuckDBPyConnection) -> int:
+    """Give every table, view, column and table macro its comment (``COMMENT ON``) from
+    :func:`object_comments`, where it differs from what the database holds: BI tools (DBeaver,
+    Metabase, Superset, ``duckdb_columns().comment``) show the data dictionary's texts. Runs at
+    every publish, after :func:`refresh_views` (a replaced view starts without comments), so a
+    warehouse published before the comments gets them on its next publish. Comments are catalog
+    entries that DuckDB 1.0 and later read from the ``v1.0.0`` storage format. Returns how many
+    comments were written."""
+    have = current_comments(con)
+    objects = {"table": "table", "view": "view", "macro": "macro table"}
+    written = 0
+    con.execute("begin")  # one commit for all (a statement's own costs a few ms)
+    try:
+        for (kind, name, column), text in object_comments(con).items():
+            if have.get((kind, name, column)) == text:
+                continue
+            # names from schemas.py and the sql/reports file stems and macro lines; text quoted
+            target = f"column {name}.{column}" if column is not None else f"{objects[kind]} {name}"
+            con.execute(f"comment on {target} is {sql_string(text)}")
+            written += 1
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return written
 
 
 _CHECK_PASSED = "check_passed:"  # etl_settings key prefix: the digest of a check's SQL this state passed
@@ -893,6 +1006,7 @@ class NextState:
             replace_runs(con, runs)
             con.execute("commit")
             refresh_views(con)
+            describe_objects(con)
             # the run re-runs the must-pass checks over the tables it changed (the rest of this
             # state passed them when it was published); a rebuild or a publish with no batches
             # (the reports DAG's refresh) runs every check

@@ -2,9 +2,18 @@
 
 ``build_dashboard(data_dir, out_path)`` reads ``warehouse.duckdb`` read-only and writes one HTML
 file that opens without a network: plotly.js is embedded inline, there are no CDN scripts, web
-fonts or images. It shows monthly spend by platform with net spend, refunds, fulfilment lead
-times, the after-sale (refund) rate, carrier performance, the stuck orders to chase, and the load
-quality per endpoint: records rejected and records loaded with a warning in recent runs.
+fonts or images. It shows monthly spend by platform with net spend, spend by sales channel,
+refunds, fulfilment lead times, the after-sale (refund) rate, carrier performance, the stuck orders
+to chase, and the load quality per endpoint: records rejected and records loaded with a warning in
+recent runs.
+
+The page filters in itself, with no server: it embeds the report views' rows as JSON and its
+script (``templates/dashboard.js``) computes every figure from the rows the controls keep: the
+period (months), platform, currency and carrier, each on the figures whose view has that column
+(each card says which). Money travels as whole cents and is summed as integers, so a filtered
+total equals the view's, filtered the same way, to the cent. The stuck list is embedded as its
+counts per platform, carrier, currency and kind, and the first :data:`STUCK_LIMIT` rows of each
+platform, carrier and currency: enough to show any filter's first rows and count exactly.
 
 Months are calendar months in the reporting time zone. When that zone is the warehouse's own
 (``etl_settings.report_tz``) the monthly figures come straight from the ``rpt_*`` views; for any
@@ -13,8 +22,10 @@ other zone, from the views' table macros (``rpt_spend_monthly_at(tz)``: the same
 report's SQL; its one query of its own is the refund counts (no report has them).
 
 Test hooks: every chart is a ``<div class="chart" id="chart-…">`` that gets ``data-rendered="1"``
-once ``Plotly.newPlot`` resolves; ``window.__dashboardErrors`` collects script errors, which are
-also written into ``<pre id="dashboard-errors">`` so a DOM dump shows them.
+once ``Plotly.react`` resolves; ``<body data-render-count>`` counts complete draws (one per filter
+change); ``window.__dashboard.shown`` holds the last draw's filters, KPI values, stuck rows and
+figure data; ``window.__dashboardErrors`` collects script errors, which are also written into
+``<pre id="dashboard-errors">`` so a DOM dump shows them.
 
 CLI: ``xport-etl dashboard --out report.html --data-dir data`` (:func:`register` adds the
 command to the ``xport-etl`` parser).
@@ -24,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -43,6 +53,7 @@ from xport_etl.load.publish import (
     connect_reader,
     reports,
 )
+from xport_etl.report.reports import parse_month
 from xport_etl.tables import FACT_TABLES
 
 DEFAULT_TZ = DEFAULT_REPORT_TZ  # the warehouse's default reporting time zone
@@ -195,9 +206,33 @@ def monthly_report(con: duckdb.DuckDBPyConnection, view: str, tz: str, *, use_vi
 
 # --- collecting the data ------------------------------------------------------------------------
 
+# the stuck list as the page needs it: per platform, carrier and currency (the page's stuck filters)
+# its rows by kind, and its first STUCK_LIMIT rows in the view's order. Any filter on those three
+# is a union of such groups, so its first rows are among the groups' first rows (kept in the view's
+# order) and its count is the sum of their counts: the page shows exactly what the view gives.
+_STUCK_COUNTS_SQL = """
+select platform, carrier, currency, kind, count(*) as n
+from rpt_stuck_orders
+group by all
+order by all
+"""
+_STUCK_ORDER = "priority desc nulls last, platform, order_id, tracking_number"  # the view's own order
+_STUCK_TOP_SQL = f"""
+select * exclude (rn)
+from (
+    select *, row_number() over (partition by platform, carrier, currency order by {_STUCK_ORDER}) as rn
+    from rpt_stuck_orders
+)
+where rn <= ?
+order by {_STUCK_ORDER}
+"""
+
 
 @dataclass
 class DashboardData:
+    """Everything the page holds: the report views' rows (whole: the page filters them itself),
+    the header's facts and the initial period (``start`` inclusive, ``end`` exclusive)."""
+
     warehouse: Path
     report_tz: str
     warehouse_tz: str
@@ -206,40 +241,37 @@ class DashboardData:
     last_load: datetime | None
     row_counts: dict[str, int]
     spend: list[dict]
+    channels: list[dict]
     refund_counts: list[dict]
     fulfilment: list[dict]
     after_sale: list[dict]
     carriers: list[dict]
     stuck: list[dict]
-    stuck_total: int
+    stuck_counts: list[dict]
     as_of: datetime | None
-    other_currencies: list[str] = field(default_factory=list)
     quality: list[dict] = field(default_factory=list)
 
     @property
     def months(self) -> list[date]:
         found = {
             r["month"]
-            for rows in (self.spend, self.fulfilment, self.after_sale, self.refund_counts)
+            for rows in (self.spend, self.channels, self.fulfilment, self.after_sale, self.refund_counts)
             for r in rows
             if r["month"] is not None
         }
         return sorted(found)
 
-
-def _in_range(rows: list[dict], start: date | None, end: date | None) -> list[dict]:
-    return [
-        r
-        for r in rows
-        if r["month"] is not None and (start is None or r["month"] >= start) and (end is None or r["month"] < end)
-    ]
+    @property
+    def stuck_total(self) -> int:
+        return sum(r["n"] for r in self.stuck_counts)
 
 
 def collect(
     data_dir: Path, *, start: date | None = None, end: date | None = None, report_tz: str = DEFAULT_TZ
 ) -> DashboardData:
     """Everything the dashboard shows, read from the published warehouse over one read-only
-    connection (one consistent state even if a load publishes meanwhile)."""
+    connection (one consistent state even if a load publishes meanwhile). ``start``/``end`` are
+    the period the page opens on (months in ``[start, end)``); it holds every month."""
     check_tz(report_tz)
     if start and end and start >= end:
         raise ValueError(f"empty date range: start {start} is not before end {end}")
@@ -247,16 +279,12 @@ def collect(
     try:
         wh_tz = warehouse_tz(con)
         use_view = report_tz == wh_tz
-        spend_all = monthly_report(con, "rpt_spend_monthly", report_tz, use_view=use_view)
-        other = sorted({r["currency"] for r in spend_all if r["currency"] != "CNY"}, key=str)
+
+        def monthly(view: str) -> list[dict]:
+            return [r for r in monthly_report(con, view, report_tz, use_view=use_view) if r["month"] is not None]
+
         last_load = con.execute("select max(finished_at) from etl_runs where outcome = 'success'").fetchall()[0][0]
         counts = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in COUNTED_TABLES}
-        stuck_total = con.execute("select count(*) from rpt_stuck_orders").fetchall()[0][0]
-        stuck = _records(
-            con.execute(
-                "select * from rpt_stuck_orders order by hours_stuck desc, platform, order_id limit ?", [STUCK_LIMIT]
-            )
-        )
         as_of = con.execute(
             "select greatest((select max(updated_at) from fct_orders), (select max(event_at) from fct_parcel_events))"
         ).fetchall()[0][0]
@@ -268,422 +296,37 @@ def collect(
             end=end,
             last_load=last_load,
             row_counts=counts,
-            spend=_in_range([r for r in spend_all if r["currency"] == "CNY"], start, end),
-            refund_counts=_in_range(_records(con.execute(_REFUND_COUNTS_SQL, [report_tz])), start, end),
-            fulfilment=_in_range(
-                monthly_report(con, "rpt_fulfilment_monthly", report_tz, use_view=use_view), start, end
-            ),
-            after_sale=_in_range(
-                monthly_report(con, "rpt_after_sale_monthly", report_tz, use_view=use_view), start, end
-            ),
+            spend=monthly("rpt_spend_monthly"),
+            channels=monthly("rpt_spend_by_channel_monthly"),
+            refund_counts=[r for r in _records(con.execute(_REFUND_COUNTS_SQL, [report_tz])) if r["month"] is not None],
+            fulfilment=monthly("rpt_fulfilment_monthly"),
+            after_sale=monthly("rpt_after_sale_monthly"),
             carriers=_records(con.execute("select * from rpt_carrier_performance")),
-            stuck=stuck,
-            stuck_total=stuck_total,
+            stuck=_records(con.execute(_STUCK_TOP_SQL, [STUCK_LIMIT])),
+            stuck_counts=_records(con.execute(_STUCK_COUNTS_SQL)),
             as_of=as_of,
-            other_currencies=other,
             quality=load_quality(con),
         )
     finally:
         con.close()
 
 
-# --- figures ------------------------------------------------------------------------------------
+# --- the page's data ----------------------------------------------------------------------------
 
 
-def _f(value) -> float | None:
-    if value is None:
-        return None
-    return float(value) if isinstance(value, (Decimal, int, float)) else value
+def _cents(value) -> int:
+    """Money as whole cents: the page sums integers, so a filtered total is exact to the cent."""
+    return 0 if value is None else int(Decimal(value).scaleb(2).to_integral_value())
 
 
-def _month_label(m: date) -> str:
-    return m.strftime("%Y-%m")
+def _num(value) -> float | int | None:
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return float(value)
 
 
-def _platforms(rows: list[dict]) -> list[str]:
-    seen = {r["platform"] for r in rows}
-    return [p for p in PLATFORMS if p in seen] + sorted(seen - set(PLATFORMS), key=str)
-
-
-def _color(platform: str) -> str:
-    if platform in PLATFORM_COLORS:
-        return PLATFORM_COLORS[platform]
-    return OTHER_COLORS[hash(platform) % len(OTHER_COLORS)]
-
-
-def _by_month_platform(rows: list[dict]) -> dict[tuple[date, str], dict]:
-    return {(r["month"], r["platform"]): r for r in rows}
-
-
-def _base_layout(months: list[str], tz: str, *, height: int = 340, **extra) -> dict:
-    layout = {
-        "template": "plotly_white",
-        "height": height,
-        "autosize": True,
-        "margin": {"l": 70, "r": 20, "t": 36, "b": 48},
-        "font": {"family": FONT, "size": 12, "color": INK},
-        "legend": {
-            "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.02,
-            "xanchor": "left",
-            "x": 0,
-            "font": {"size": 11},
-            "bgcolor": "rgba(0,0,0,0)",
-            "traceorder": "normal",
-        },
-        "hovermode": "x unified",
-        "hoverlabel": {"font": {"family": FONT, "size": 12}},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "#ffffff",
-        "xaxis": {
-            "type": "category",
-            "categoryorder": "array",
-            "categoryarray": months,
-            "title": {"text": f"month ({tz})", "font": {"size": 11, "color": MUTED}},
-        },
-    }
-    layout.update(extra)
-    return layout
-
-
-def _empty(layout: dict) -> dict:
-    layout.setdefault("annotations", []).append(
-        {
-            "text": "no data in this date range",
-            "showarrow": False,
-            "xref": "paper",
-            "yref": "paper",
-            "x": 0.5,
-            "y": 0.5,
-            "font": {"size": 14, "color": MUTED},
-        }
-    )
-    return layout
-
-
-def spend_figure(d: DashboardData) -> dict:
-    months = sorted({r["month"] for r in d.spend})
-    labels = [_month_label(m) for m in months]
-    idx = _by_month_platform(d.spend)
-    traces = []
-    for p in _platforms(d.spend):
-        rows = [idx.get((m, p)) for m in months]
-        traces.append(
-            {
-                "type": "bar",
-                "name": f"{PLATFORM_LABELS.get(p, p)} gross",
-                "x": labels,
-                "y": [_f(r["goods_amount"] + r["shipping_amount"]) if r else 0 for r in rows],
-                "customdata": [
-                    [_f(r["goods_amount"]), _f(r["shipping_amount"]), r["orders"]] if r else [0, 0, 0] for r in rows
-                ],
-                "marker": {"color": _color(p)},
-                "hovertemplate": "¥%{y:,.2f} (goods ¥%{customdata[0]:,.2f} + shipping ¥%{customdata[1]:,.2f}, "
-                "%{customdata[2]} orders)<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
-            }
-        )
-    net: defaultdict[Any, Decimal] = defaultdict(Decimal)
-    for r in d.spend:
-        net[r["month"]] += r["net_spend"]
-    traces.append(
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "net spend (all platforms)",
-            "x": labels,
-            "y": [_f(net[m]) for m in months],
-            "line": {"color": INK, "width": 2.5},
-            "marker": {"size": 7},
-            "hovertemplate": "¥%{y:,.2f}<extra>net spend</extra>",
-        }
-    )
-    layout = _base_layout(
-        labels,
-        d.report_tz,
-        barmode="stack",
-        yaxis={"title": {"text": "spend (CNY)"}, "tickprefix": "¥", "tickformat": ",.0f", "rangemode": "tozero"},
-    )
-    return {"data": traces, "layout": layout if months else _empty(layout)}
-
-
-def refunds_figure(d: DashboardData) -> dict:
-    months = sorted({r["month"] for r in d.spend} | {r["month"] for r in d.refund_counts})
-    labels = [_month_label(m) for m in months]
-    idx = _by_month_platform(d.spend)
-    counts: defaultdict[Any, int] = defaultdict(int)
-    for r in d.refund_counts:
-        counts[r["month"]] += r["succeeded"]
-    traces = []
-    for p in _platforms(d.spend):
-        traces.append(
-            {
-                "type": "bar",
-                "name": PLATFORM_LABELS.get(p, p),
-                "x": labels,
-                "y": [_f(idx[(m, p)]["refund_amount"]) if (m, p) in idx else 0 for m in months],
-                "marker": {"color": _color(p)},
-                "hovertemplate": "¥%{y:,.2f}<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
-            }
-        )
-    traces.append(
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "refunds (count)",
-            "x": labels,
-            "y": [counts[m] for m in months],
-            "yaxis": "y2",
-            "line": {"color": INK, "width": 2, "dash": "dot"},
-            "marker": {"size": 6},
-            "hovertemplate": "%{y} refunds<extra>succeeded refunds</extra>",
-        }
-    )
-    layout = _base_layout(
-        labels,
-        d.report_tz,
-        barmode="stack",
-        yaxis={"title": {"text": "refunded (CNY)"}, "tickprefix": "¥", "tickformat": ",.0f", "rangemode": "tozero"},
-        yaxis2={
-            "title": {"text": "refunds (count)"},
-            "overlaying": "y",
-            "side": "right",
-            "rangemode": "tozero",
-            "showgrid": False,
-            "tickformat": ",d",
-            "dtick": max(1, -(-max(counts.values(), default=0) // 5)),
-        },
-    )
-    layout["margin"]["r"] = 60
-    return {"data": traces, "layout": layout if months else _empty(layout)}
-
-
-def after_sale_figure(d: DashboardData) -> dict:
-    months = sorted({r["month"] for r in d.after_sale})
-    labels = [_month_label(m) for m in months]
-    idx = _by_month_platform(d.after_sale)
-    traces = []
-    for p in _platforms(d.after_sale):
-        rows = [idx.get((m, p)) for m in months]
-        traces.append(
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "name": PLATFORM_LABELS.get(p, p),
-                "x": labels,
-                "y": [_f(r["refund_rate"]) if r else None for r in rows],
-                "customdata": [
-                    [r["refunded_lines"], r["lines"], _f(r["refund_amount"])] if r else [0, 0, 0] for r in rows
-                ],
-                "line": {"color": _color(p), "width": 2.5},
-                "marker": {"size": 7},
-                "hovertemplate": "%{y:.2%} (%{customdata[0]} of %{customdata[1]} lines, ¥%{customdata[2]:,.2f})"
-                "<extra>" + PLATFORM_LABELS.get(p, p) + "</extra>",
-            }
-        )
-    layout = _base_layout(
-        labels,
-        d.report_tz,
-        yaxis={"title": {"text": "refunded lines (% of lines)"}, "tickformat": ".1%", "rangemode": "tozero"},
-    )
-    return {"data": traces, "layout": layout if months else _empty(layout)}
-
-
-STAGES = (
-    ("created_to_paid", "created → paid"),
-    ("paid_to_first_event", "paid → first parcel event"),
-    ("first_event_to_delivered", "first event → delivered"),
-)
-
-
-def fulfilment_figure(d: DashboardData) -> dict:
-    months = sorted({r["month"] for r in d.fulfilment})
-    labels = [_month_label(m) for m in months]
-    idx = _by_month_platform(d.fulfilment)
-    traces = []
-    gap = 0.06
-    width = (1 - 2 * gap) / 3
-    layout = _base_layout(labels, d.report_tz, height=340)
-    layout.pop("xaxis")
-    layout["annotations"] = []
-    for i, (key, title) in enumerate(STAGES, start=1):
-        suffix = "" if i == 1 else str(i)
-        x0 = (i - 1) * (width + gap)
-        layout[f"xaxis{suffix}"] = {
-            "domain": [x0, x0 + width],
-            "anchor": f"y{suffix}",
-            "type": "category",
-            "categoryorder": "array",
-            "categoryarray": labels,
-            "title": {"text": f"month ({d.report_tz})", "font": {"size": 11, "color": MUTED}},
-        }
-        layout[f"yaxis{suffix}"] = {
-            "anchor": f"x{suffix}",
-            "rangemode": "tozero",
-            "ticksuffix": " h",
-            "title": {"text": "hours" if i == 1 else ""},
-        }
-        layout["annotations"].append(
-            {
-                "text": f"<b>{title}</b>",
-                "showarrow": False,
-                "xref": "paper",
-                "yref": "paper",
-                "x": x0 + width / 2,
-                "y": 1.0,
-                "yanchor": "bottom",
-                "xanchor": "center",
-                "font": {"size": 12},
-            }
-        )
-        for p in _platforms(d.fulfilment):
-            for q, dash in (("p50", "solid"), ("p90", "dash")):
-                traces.append(
-                    {
-                        "type": "scatter",
-                        "mode": "lines+markers",
-                        "x": labels,
-                        "y": [_f(idx[(m, p)][f"{key}_{q}_h"]) if (m, p) in idx else None for m in months],
-                        "name": f"{PLATFORM_LABELS.get(p, p)} {q}",
-                        "legendgroup": f"{p}-{q}",
-                        "showlegend": i == 1,
-                        "xaxis": f"x{suffix}",
-                        "yaxis": f"y{suffix}",
-                        "line": {"color": _color(p), "dash": dash, "width": 2 if q == "p50" else 1.5},
-                        "marker": {"size": 5},
-                        "hovertemplate": "%{y:,.1f} h<extra>" + f"{PLATFORM_LABELS.get(p, p)} {q}" + "</extra>",
-                    }
-                )
-    layout["legend"]["y"] = 1.1
-    layout["margin"]["t"] = 56
-    if not months:
-        _empty(layout)
-    return {"data": traces, "layout": layout}
-
-
-def carrier_figure(d: DashboardData) -> dict:
-    rows = d.carriers
-    names = [r["carrier"] for r in rows]
-    delivered = [r["delivered"] for r in rows]
-    failed = [r["failed"] for r in rows]
-    open_ = [r["parcels"] - r["delivered"] - r["failed"] for r in rows]
-    rate_text = [f"{_f(r['delivery_rate']):.1%}" if r["delivery_rate"] is not None else "" for r in rows]
-    traces: list[dict[str, Any]] = [
-        {
-            "type": "bar",
-            "name": "delivered",
-            "x": names,
-            "y": delivered,
-            "marker": {"color": "#16a34a"},
-            "hovertemplate": "%{y} delivered<extra></extra>",
-        },
-        {
-            "type": "bar",
-            "name": "in transit",
-            "x": names,
-            "y": open_,
-            "marker": {"color": "#cbd5e1"},
-            "hovertemplate": "%{y} in transit<extra></extra>",
-        },
-        {
-            "type": "bar",
-            "name": "failed / rejected",
-            "x": names,
-            "y": failed,
-            "marker": {"color": "#dc2626"},
-            "text": rate_text,
-            "textposition": "outside",
-            "textfont": {"size": 11, "color": INK},
-            "cliponaxis": False,
-            "hovertemplate": "%{y} failed<extra></extra>",
-        },
-        {
-            "type": "bar",
-            "name": "transit p50",
-            "x": names,
-            "y": [_f(r["transit_p50_h"]) for r in rows],
-            "xaxis": "x2",
-            "yaxis": "y2",
-            "marker": {"color": "#0d9488"},
-            "hovertemplate": "%{y:,.1f} h<extra>p50</extra>",
-        },
-        {
-            "type": "bar",
-            "name": "transit p90",
-            "x": names,
-            "y": [_f(r["transit_p90_h"]) for r in rows],
-            "xaxis": "x2",
-            "yaxis": "y2",
-            "marker": {"color": "#99f6e4"},
-            "hovertemplate": "%{y:,.1f} h<extra>p90</extra>",
-        },
-    ]
-    layout = _base_layout(names, d.report_tz, height=360, barmode="stack", hovermode="x")
-    layout["xaxis"] = {
-        "domain": [0, 0.47],
-        "anchor": "y",
-        "type": "category",
-        "title": {"text": "carrier (label: delivery rate)", "font": {"size": 11, "color": MUTED}},
-    }
-    layout["yaxis"] = {"anchor": "x", "title": {"text": "parcels"}, "rangemode": "tozero", "tickformat": ",d"}
-    layout["xaxis2"] = {
-        "domain": [0.55, 1],
-        "anchor": "y2",
-        "type": "category",
-        "title": {"text": "carrier", "font": {"size": 11, "color": MUTED}},
-    }
-    layout["yaxis2"] = {
-        "anchor": "x2",
-        "title": {"text": "first event → delivered (hours)"},
-        "rangemode": "tozero",
-        "ticksuffix": " h",
-    }
-    # the transit bars are grouped side by side, the parcel bars stacked: one offset group with
-    # explicit bases stacks them while barmode "group" sets p50 and p90 side by side
-    for t in traces[3:]:
-        t["offsetgroup"] = t["name"]
-    base = [0] * len(rows)
-    for t in traces[:3]:
-        t["offsetgroup"] = "parcels"
-        t["base"] = list(base)
-        base = [b + y for b, y in zip(base, t["y"], strict=True)]
-    layout["barmode"] = "group"
-    layout["annotations"] = [
-        {
-            "text": "<b>parcels by outcome</b>",
-            "showarrow": False,
-            "xref": "paper",
-            "yref": "paper",
-            "x": 0.235,
-            "y": 1.0,
-            "yanchor": "bottom",
-            "xanchor": "center",
-            "font": {"size": 12},
-        },
-        {
-            "text": "<b>transit time p50 / p90</b>",
-            "showarrow": False,
-            "xref": "paper",
-            "yref": "paper",
-            "x": 0.775,
-            "y": 1.0,
-            "yanchor": "bottom",
-            "xanchor": "center",
-            "font": {"size": 12},
-        },
-    ]
-    layout["legend"]["y"] = 1.1
-    layout["margin"]["t"] = 56
-    if not rows:
-        _empty(layout)
-    return {"data": traces, "layout": layout}
-
-
-# --- HTML ---------------------------------------------------------------------------------------
-
-
-def _money(value) -> str:
-    return f"¥{_f(value) or 0:,.2f}"
+def _month(value: date) -> str:
+    return value.isoformat()
 
 
 def _fmt_time(value: datetime | None, tz: str) -> str:
@@ -693,68 +336,117 @@ def _fmt_time(value: datetime | None, tz: str) -> str:
     return local.strftime("%Y-%m-%d %H:%M")
 
 
-def _kpis(d: DashboardData) -> list[dict]:
-    net = sum((r["net_spend"] for r in d.spend), Decimal(0))
-    orders = sum(r["orders"] for r in d.spend)
-    refunds = sum((r["refund_amount"] for r in d.spend), Decimal(0))
-    lines = sum(r["lines"] for r in d.after_sale)
-    refunded = sum(r["refunded_lines"] for r in d.after_sale)
-    parcels = sum(r["parcels"] for r in d.carriers)
-    delivered = sum(r["delivered"] for r in d.carriers)
-    return [
-        {"label": "net spend", "value": _money(net), "note": f"{orders:,} orders, cancelled excluded"},
-        {"label": "refunded", "value": _money(refunds), "note": "succeeded refunds"},
-        {
-            "label": "refund rate",
-            "value": f"{refunded / lines:.2%}" if lines else "–",
-            "note": f"{refunded:,} of {lines:,} order lines",
-        },
-        {
-            "label": "parcels delivered",
-            "value": f"{delivered / parcels:.1%}" if parcels else "–",
-            "note": f"{delivered:,} of {parcels:,} parcels (all time)",
-        },
-        {
-            "label": "stuck",
-            "value": f"{d.stuck_total:,}",
-            "note": "orders and parcels to chase",
-            "alert": d.stuck_total > 0,
-        },
-    ]
+MONEY = ("goods_amount", "shipping_amount", "refund_amount", "net_spend")
+STUCK_KINDS = {
+    "awaiting_payment": "waiting for payment",
+    "paid_no_parcel_event": "not shipped",
+    "parcel_no_progress": "parcel stalled",
+    "delivery_failed": "delivery attempt failed",
+    "refused": "refused by the receiver",
+}
 
 
-def _range_text(d: DashboardData) -> str:
-    months = d.months
-    shown = f"{_month_label(months[0])} – {_month_label(months[-1])}" if months else "no months"
-    if d.start is None and d.end is None:
-        return f"{shown} (all months)"
-    lo = _month_label(d.start) if d.start else "…"
-    hi = _month_label(d.end) if d.end else "…"
-    return f"{shown} (filter: months in [{lo}, {hi}))"
+def _money_rows(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    return [{"month": _month(r["month"]), **{k: r[k] for k in keys}, **{m: _cents(r[m]) for m in MONEY}} for r in rows]
 
 
-def _stuck_rows(d: DashboardData) -> list[dict]:
-    kinds = {"paid_no_parcel_event": "paid, no parcel event", "parcel_no_progress": "parcel stalled"}
-    out = []
-    for r in d.stuck:
-        hours = _f(r["hours_stuck"]) or 0.0
-        out.append(
+def _stuck_row(r: dict, tz: str) -> dict:
+    return {
+        "platform": r["platform"],
+        "carrier": r["carrier"],
+        "currency": r["currency"],
+        "kind": r["kind"],
+        "priority": _num(r["priority"]),
+        "order_id": r["order_id"],
+        "tracking_number": r["tracking_number"] or "",
+        "status": r["status"] or "",
+        "amount_at_risk": _cents(r["amount_at_risk"]) if r["amount_at_risk"] is not None else None,
+        "stage_started_at": _fmt_time(r["stage_started_at"], tz),
+        "last_status": r["last_status"] or "",
+        "overdue_h": _num(r["overdue_h"]),
+    }
+
+
+def _default_currency(d: DashboardData) -> str:
+    """The currency the page opens on: CNY when any spend is in it, else the most common."""
+    seen: dict[str, int] = {}
+    for r in d.spend:
+        seen[r["currency"]] = seen.get(r["currency"], 0) + r["orders"]
+    if not seen or "CNY" in seen:
+        return "CNY"
+    return max(sorted(seen, key=str), key=lambda c: seen[c])
+
+
+def _initial_period(d: DashboardData) -> tuple[str, str]:
+    """The first and last month (inclusive) the page opens on: ``[start, end)`` within the data."""
+    months = [m for m in d.months if (d.start is None or m >= d.start) and (d.end is None or m < d.end)]
+    if not months:
+        months = d.months
+    if not months:
+        return "", ""
+    return _month(months[0]), _month(months[-1])
+
+
+def page_data(d: DashboardData) -> dict[str, Any]:
+    """The JSON the page embeds and filters: the report rows and what its controls offer."""
+    first, last = _initial_period(d)
+    currencies = sorted({r["currency"] for r in (*d.spend, *d.channels, *d.stuck) if r["currency"]} | {"CNY"})
+    carriers = sorted({r["carrier"] for r in (*d.carriers, *d.stuck) if r["carrier"]}, key=str)
+    platforms = [p for p in PLATFORMS if p in {r["platform"] for r in (*d.spend, *d.fulfilment, *d.stuck)}]
+    return {
+        "tz": d.report_tz,
+        "months": [_month(m) for m in d.months],
+        "platforms": platforms or list(PLATFORMS),
+        "platform_labels": PLATFORM_LABELS,
+        "platform_colors": PLATFORM_COLORS,
+        "other_colors": OTHER_COLORS,
+        "currencies": currencies,
+        "carriers": carriers,
+        "initial": {"from": first, "to": last, "platform": "", "currency": _default_currency(d), "carrier": ""},
+        "stuck_limit": STUCK_LIMIT,
+        "stuck_kinds": STUCK_KINDS,
+        "font": FONT,
+        "ink": INK,
+        "muted": MUTED,
+        "spend": _money_rows(d.spend, ("platform", "currency", "orders")),
+        "channels": _money_rows(d.channels, ("platform", "order_source", "currency", "orders")),
+        "refund_counts": [
+            {"month": _month(r["month"]), "platform": r["platform"], "succeeded": r["succeeded"]}
+            for r in d.refund_counts
+        ],
+        "fulfilment": [
+            {k: (_month(v) if k == "month" else _num(v) if k != "platform" else v) for k, v in r.items()}
+            for r in d.fulfilment
+        ],
+        "after_sale": [
             {
-                "kind": kinds.get(r["kind"], r["kind"]),
-                "kind_class": r["kind"].replace("_", "-"),
-                "platform": PLATFORM_LABELS.get(r["platform"], r["platform"]),
-                "order_id": r["order_id"],
-                "tracking_number": r["tracking_number"] or "",
-                "carrier": r["carrier"] or "",
-                "status": r["status"] or "",
-                "paid_at": _fmt_time(r["paid_at"], d.report_tz),
-                "last_event_at": _fmt_time(r["last_event_at"], d.report_tz),
-                "last_status": r["last_status"] or "",
-                "hours": f"{hours:,.1f} h",
-                "days": f"{hours / 24:,.1f} d",
+                "month": _month(r["month"]),
+                "platform": r["platform"],
+                "lines": r["lines"],
+                "refunded_lines": r["refunded_lines"],
+                "refund_rate": _num(r["refund_rate"]),
+                "refund_amount": _cents(r["refund_amount"]),
             }
-        )
-    return out
+            for r in d.after_sale
+        ],
+        "carrier_rows": [
+            {
+                "carrier": r["carrier"],
+                "parcels": r["parcels"],
+                "delivered": r["delivered"],
+                "failed": r["failed"],
+                "delivery_rate": _num(r["delivery_rate"]),
+                "transit_p50_h": _num(r["transit_p50_h"]),
+                "transit_p90_h": _num(r["transit_p90_h"]),
+            }
+            for r in d.carriers
+        ],
+        "stuck": [_stuck_row(r, d.report_tz) for r in d.stuck],
+        "stuck_counts": d.stuck_counts,
+    }
+
+
+# --- HTML ---------------------------------------------------------------------------------------
 
 
 def _quality_rows(d: DashboardData) -> list[dict]:
@@ -774,11 +466,11 @@ def _quality_rows(d: DashboardData) -> list[dict]:
     ]
 
 
-def _template() -> str:
-    """The page's Jinja template (``templates/dashboard.html``, shipped as package data)."""
+def _template(name: str = "dashboard.html") -> str:
+    """A file of the page (``templates/``, shipped as package data)."""
     from importlib import resources
 
-    return resources.files(__package__).joinpath("templates", "dashboard.html").read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _script_json(value: Any) -> str:
@@ -793,86 +485,95 @@ def _script_json(value: Any) -> str:
     )
 
 
+def _inline_js(js: str) -> str:
+    # keep an inline script from closing its own <script> element early
+    return js.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+
+
 def _plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
-    js = get_plotlyjs()
-    # keep the inline bundle from closing its own <script> element early
-    return js.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+    return _inline_js(get_plotlyjs())
+
+
+CHARTS = (
+    {
+        "id": "spend",
+        "title": "Monthly spend by platform",
+        "sub": "Goods + shipping of non-cancelled orders by order-creation month, stacked by platform; "
+        "the line is net spend (after succeeded refunds).",
+        "follows": "period, platform, currency",
+        "wide": True,
+    },
+    {
+        "id": "channels",
+        "title": "Net spend by sales channel",
+        "sub": "Net spend by order-creation month and the channel the merchant resells on (order_source), "
+        "stacked; refunds count under their order's channel.",
+        "follows": "period, platform, currency",
+        "wide": True,
+    },
+    {
+        "id": "refunds",
+        "title": "Refunds by month",
+        "sub": "Succeeded refunds by refund-creation month: amount by platform (bars) and count (line).",
+        "follows": "period, platform, currency (the count: period, platform)",
+    },
+    {
+        "id": "after-sale",
+        "title": "After-sale (refund) rate",
+        "sub": "Share of order lines with a succeeded refund, by order-creation month and platform.",
+        "follows": "period, platform",
+    },
+    {
+        "id": "fulfilment",
+        "title": "Fulfilment lead times",
+        "sub": "Hours per stage by order-creation month: median (p50, solid) and 90th percentile (p90, dashed).",
+        "follows": "period, platform",
+        "wide": True,
+    },
+    {
+        "id": "carriers",
+        "title": "Carrier performance",
+        "sub": "All parcels in the warehouse: outcome per carrier (label: delivery rate) and transit time "
+        "from first event to delivery.",
+        "follows": "carrier (all time, both platforms: the view has neither)",
+        "wide": True,
+    },
+)
 
 
 def render_html(d: DashboardData) -> str:
     from jinja2 import Environment
+    from markupsafe import Markup
 
-    charts: list[dict[str, Any]] = [
-        {
-            "id": "spend",
-            "title": "Monthly spend by platform",
-            "sub": "Goods + shipping of non-cancelled orders by order-creation month, stacked by platform; "
-            "the line is net spend (after succeeded refunds), CNY.",
-            "fig": spend_figure(d),
-        },
-        {
-            "id": "refunds",
-            "title": "Refunds by month",
-            "sub": "Succeeded refunds by refund-creation month: amount by platform (bars, CNY) and count (line).",
-            "fig": refunds_figure(d),
-        },
-        {
-            "id": "after-sale",
-            "title": "After-sale (refund) rate",
-            "sub": "Share of order lines with a succeeded refund, by order-creation month and platform.",
-            "fig": after_sale_figure(d),
-        },
-        {
-            "id": "carriers",
-            "title": "Carrier performance",
-            "sub": "All parcels in the warehouse: outcome per carrier (label: delivery rate) and transit time "
-            "from first event to delivery.",
-            "fig": carrier_figure(d),
-        },
-        {
-            "id": "fulfilment",
-            "title": "Fulfilment lead times",
-            "wide": True,
-            "sub": "Hours per stage by order-creation month: median (p50, solid) and 90th percentile (p90, dashed).",
-            "fig": fulfilment_figure(d),
-        },
-    ]
-    # the spend chart spans the full width, then two pairs, then the three-stage lead times
-    charts[0]["wide"] = True
-    order = [charts[0], charts[1], charts[2], charts[4], charts[3]]
-    order[-1]["wide"] = True
+    data = page_data(d)
     row_text = " · ".join(f"{name.removeprefix('fct_')} {count:,}" for name, count in d.row_counts.items())
     last = (
         f"{_fmt_time(d.last_load, d.report_tz)} ({d.report_tz}) · {d.last_load:%Y-%m-%d %H:%M} UTC"
         if d.last_load
         else "never"
     )
+    first, final = data["initial"]["from"], data["initial"]["to"]
     env = Environment(autoescape=True)
     template = env.from_string(_template())
-    from markupsafe import Markup
-
     return template.render(
         font=Markup(FONT),
         warehouse=str(d.warehouse),
-        range_text=_range_text(d),
+        title_range=f"{first[:7]} – {final[:7]}" if first else "no months",
         report_tz=d.report_tz,
         warehouse_tz=d.warehouse_tz,
         last_load=last,
         row_text=row_text,
         generated=datetime.now(UTC).astimezone(ZoneInfo(d.report_tz)).strftime("%Y-%m-%d %H:%M ") + d.report_tz,
-        other_currencies=d.other_currencies,
-        kpis=_kpis(d),
-        charts=order,
-        stuck=_stuck_rows(d),
+        charts=CHARTS,
+        data=data,
         quality=_quality_rows(d),
         quality_days=QUALITY_DAYS,
-        stuck_total=d.stuck_total,
-        stuck_rest=max(d.stuck_total - len(d.stuck), 0),
         as_of=_fmt_time(d.as_of, d.report_tz) or "–",
         plotly_js=Markup(_plotly_js()),
-        figures_json=Markup(_script_json({f"chart-{c['id']}": c["fig"] for c in order})),
+        dashboard_js=Markup(_inline_js(_template("dashboard.js"))),
+        data_json=Markup(_script_json(data)),
     )
 
 
@@ -880,8 +581,9 @@ def build_dashboard(
     data_dir: Path, out_path: Path, *, start: date | None = None, end: date | None = None, report_tz: str = DEFAULT_TZ
 ) -> Path:
     """Write the dashboard of the warehouse under ``data_dir`` to ``out_path`` (one HTML file,
-    no network needed to open it). Months shown: those whose first day is in ``[start, end)``
-    (either bound optional), as calendar months in ``report_tz``. Returns the path written."""
+    no network needed to open it), months as calendar months in ``report_tz``. It holds every
+    month and opens on those whose first day is in ``[start, end)`` (either bound optional); its
+    period control widens or narrows that. Returns the path written."""
     data = collect(Path(data_dir), start=start, end=end, report_tz=report_tz)
     html = render_html(data)
     out = Path(out_path)
@@ -897,16 +599,6 @@ EXAMPLE = """examples:
   xport-etl dashboard --out h1.html --start 2026-01 --end 2026-07 --report-tz Asia/Shanghai
   xport-etl dashboard --out report.html --data-dir data
 """
-
-
-def parse_month(text: str) -> date:
-    """``2026-01`` → 2026-01-01; a full date ``2026-01-15`` is kept as given."""
-    try:
-        if len(text) == 7:
-            return date.fromisoformat(text + "-01")
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a month or date: {text!r} (use 2026-01 or 2026-01-01)") from None
 
 
 def cmd_dashboard(args) -> int:
@@ -966,10 +658,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="the HTML file to write (ending in .html), or a directory to write dashboard.html into, e.g. report.html",
     )
     p.add_argument(
-        "--start", type=parse_month, help="first month shown, inclusive, e.g. 2026-01 (default: the earliest)"
+        "--start",
+        type=parse_month,
+        help="the first month the page opens on, e.g. 2026-01 (default: the earliest; the page holds every month "
+        "and filters in itself)",
     )
     p.add_argument(
-        "--end", type=parse_month, help="month after the last shown, exclusive, e.g. 2026-07 (default: the latest)"
+        "--end",
+        type=parse_month,
+        help="the month after the last one the page opens on, e.g. 2026-07 (default: the latest)",
     )
     add_setting_flags(p, "report_tz", "data_dir")
     p.set_defaults(func=cmd_dashboard, command="dashboard")

@@ -8,12 +8,13 @@ Sources, so the dictionary cannot drift from what the pipeline builds:
 - report views (``rpt_*``): the comment header of each ``sql/reports/*.sql`` file (up to its first
   blank line), the table macro a monthly view is built on (its ``-- macro:`` line), and the
   columns and types DuckDB itself gives the views when they are created on an empty warehouse;
-  per-column meanings come from :data:`VIEW_COLUMNS` below;
+  per-column meanings come from :data:`~xport_etl.schemas.VIEW_COLUMNS`;
 - status mappings: the mapping dicts the normalisers use.
 
 ``xport-etl docs`` (:func:`register` adds the command to the ``xport-etl`` parser) writes
 ``sql/DATA_DICTIONARY.md`` and ``sql/data_dictionary.html``; ``tests/test_docs.py`` fails when the
-committed Markdown differs from what this module generates.
+committed Markdown differs from what this module generates. The same texts are the warehouse's own
+comments (``COMMENT ON``, :func:`xport_etl.load.publish.describe_objects`), which BI tools show.
 """
 
 from __future__ import annotations
@@ -27,96 +28,33 @@ from pathlib import Path
 import duckdb
 
 from xport_etl.fsutil import write_atomic
-from xport_etl.load.publish import SQL_DIR, ensure_schema, refresh_views, reports, set_settings
+from xport_etl.load.publish import (
+    SQL_DIR,
+    UNDOCUMENTED,
+    ensure_schema,
+    refresh_views,
+    reports,
+    set_settings,
+)
 from xport_etl.normalize.alibaba_orders import ALIBABA_ORDER_STATUS
 from xport_etl.normalize.refunds import ALIBABA_REFUND_STATUS
 from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS
 from xport_etl.normalize.values import TAOBAO_REFUND_STATUS
-from xport_etl.schemas import ETL_CHECK_RESULTS, ETL_REJECTS, ETL_RUNS, WAREHOUSE_TABLES, TableSpec
+from xport_etl.schemas import (
+    ETL_CHECK_RESULTS,
+    ETL_REJECTS,
+    ETL_RUNS,
+    ETL_SETTINGS,
+    VIEW_COLUMNS,
+    WAREHOUSE_TABLES,
+    TableSpec,
+)
 from xport_etl.settings import DEFAULT_REPORT_TZ
 
 FORMATS = ("md", "html")
 FILES = {"md": "DATA_DICTIONARY.md", "html": "data_dictionary.html"}
 REGENERATE = "xport-etl docs"
 
-# Meanings of the report views' columns: (meaning, named in docs/warehouse.md). Each claim here is
-# what the view's SQL in sql/reports/ computes; keep them in step when a view changes.
-VIEW_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
-    "rpt_spend_monthly": {
-        "month": (
-            "first day of the calendar month (reporting time zone) the orders, or the refunds, were created in",
-            True,
-        ),
-        "platform": ("'taobao' or '1688'", True),
-        "currency": ("currency of every amount on the row", True),
-        "orders": ("orders created that month, cancelled ones excluded", True),
-        "goods_amount": ("sum of `fct_orders.goods_amount` of those orders", True),
-        "shipping_amount": ("sum of `fct_orders.shipping_amount` of those orders", True),
-        "refund_amount": ("sum of `fct_refunds.refund_amount` of the succeeded refunds created that month", True),
-        "net_spend": ("goods_amount + shipping_amount − refund_amount", True),
-    },
-    "rpt_fulfilment_monthly": {
-        "month": ("first day of the calendar month (reporting time zone) the orders were created in", True),
-        "platform": ("'taobao' or '1688'", True),
-        "orders": ("orders created that month, whatever their status", True),
-        "cancelled_orders": ("of those, orders with status `cancelled`", False),
-        "paid_orders": ("orders with a `paid_at`", True),
-        "shipped_orders": ("orders with status `shipped` or `completed`, or with at least one parcel", True),
-        "delivered_orders": ("orders that have parcels, every one of them delivered", True),
-        "created_to_paid_p50_h": ("median hours from `created_at` to `paid_at`", True),
-        "created_to_paid_p90_h": ("90th percentile hours from `created_at` to `paid_at`", True),
-        "paid_to_first_event_p50_h": (
-            "median hours from `paid_at` to the first event of the order's earliest parcel",
-            True,
-        ),
-        "paid_to_first_event_p90_h": ("90th percentile hours from `paid_at` to the first parcel event", True),
-        "first_event_to_delivered_p50_h": (
-            "median hours from the first parcel event to the last delivery (delivered orders)",
-            True,
-        ),
-        "first_event_to_delivered_p90_h": (
-            "90th percentile hours from the first parcel event to the last delivery",
-            True,
-        ),
-    },
-    "rpt_after_sale_monthly": {
-        "month": ("first day of the calendar month (reporting time zone) the lines' orders were created in", True),
-        "platform": ("'taobao' or '1688'", True),
-        "lines": ("order lines of the orders created that month, cancelled orders excluded", True),
-        "after_sale_lines": ("of those, lines with any after-sale request (`refund_status` set and not `none`)", False),
-        "refunded_lines": ("lines with at least one succeeded refund in `fct_refunds`", True),
-        "refund_rate": ("refunded_lines / lines, 4 decimals", True),
-        "refund_amount": ("sum of the succeeded refunds of those lines", True),
-    },
-    "rpt_stuck_orders": {
-        "kind": (
-            "`paid_no_parcel_event`: paid more than 72 hours before `as_of`, status `paid` or `shipped`, "
-            "no parcel; `parcel_no_progress`: a parcel not delivered whose last event is more than 7 days "
-            "before `as_of`",
-            False,
-        ),
-        "platform": ("'taobao' or '1688'", False),
-        "order_id": ("the order", False),
-        "tracking_number": ("the stalled parcel; null for `paid_no_parcel_event`", False),
-        "carrier": ("the stalled parcel's carrier; null for `paid_no_parcel_event`", False),
-        "status": ("the order's unified status", False),
-        "paid_at": ("when the order was paid, UTC", False),
-        "last_event_at": ("the parcel's last event, UTC; null for `paid_no_parcel_event`", False),
-        "last_status": ("status of the parcel's last event; null for `paid_no_parcel_event`", False),
-        "hours_stuck": ("hours from `paid_at` (or the parcel's `last_event_at`) to `as_of`, 1 decimal", False),
-        "as_of": ("the latest order update or tracking event in the warehouse, UTC", False),
-    },
-    "rpt_carrier_performance": {
-        "carrier": ("`fct_parcels.carrier`; `(unknown)` when null", True),
-        "parcels": ("parcels of that carrier, all time", True),
-        "delivered": ("of those, parcels with a `delivered_at`", True),
-        "failed": ("parcels not delivered whose last event status is `FAILED` or `REJECT`", False),
-        "delivery_rate": ("delivered / parcels, 4 decimals", False),
-        "transit_p50_h": ("median hours from `first_event_at` to `delivered_at` (delivered parcels)", True),
-        "transit_p90_h": ("90th percentile hours from `first_event_at` to `delivered_at`", True),
-    },
-}
-UNDOCUMENTED = "(undocumented: add its meaning to VIEW_COLUMNS in xport_etl/report/docs.py)"
 
 ORDER_STATUSES = ("created", "awaiting_payment", "paid", "shipped", "completed", "cancelled", "other")
 REFUND_STATUSES = ("none", "applied", "agreed", "waiting_return", "succeeded", "refused", "closed")
@@ -174,17 +112,6 @@ def table_doc(spec: TableSpec) -> ObjectDoc:
     return ObjectDoc(spec.name, "table", spec.doc, spec.key, cols, "xport_etl/schemas.py")
 
 
-def sql_header(body: str) -> str:
-    """The leading ``--`` comment block of a SQL file as one sentence-cased paragraph."""
-    lines = []
-    for line in body.splitlines():
-        if not line.startswith("--"):
-            break
-        lines.append(line.removeprefix("--").strip())
-    text = " ".join(x for x in lines if x)
-    return re.sub(r"(^|\.\s+)([a-z])", lambda m: m[1] + m[2].upper(), text)  # sentence case
-
-
 def view_columns(report_tz: str = DEFAULT_REPORT_TZ) -> dict[str, list[tuple[str, str]]]:
     """``view → [(column, DuckDB type)]``, from the views created on an empty in-memory warehouse."""
     con = duckdb.connect()
@@ -208,17 +135,13 @@ def view_docs() -> list[ObjectDoc]:
         cols = tuple(
             ColumnDoc(col, typ, *meanings.get(col, (UNDOCUMENTED, False))) for col, typ in described[report.name]
         )
-        out.append(
-            ObjectDoc(
-                report.name, "view", sql_header(report.body), (), cols, f"sql/reports/{report.name}.sql", report.macro
-            )
-        )
+        out.append(ObjectDoc(report.name, "view", report.doc, (), cols, f"sql/reports/{report.name}.sql", report.macro))
     return out
 
 
 def sections() -> list[Section]:
     tables = {spec.name: table_doc(spec) for spec in WAREHOUSE_TABLES}
-    meta = (ETL_RUNS.name, ETL_REJECTS.name, ETL_CHECK_RESULTS.name)
+    meta = (ETL_RUNS.name, ETL_REJECTS.name, ETL_CHECK_RESULTS.name, ETL_SETTINGS.name)
     facts = tuple(t for name, t in tables.items() if name not in meta)
     return [
         Section("Facts", "facts", facts),

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import re
 import shutil
 import sys
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from rich.cells import cell_len
 
 from xport_etl.errors import UsageError
 from xport_etl.load.publish import connect_reader, sql_objects
+from xport_etl.schemas import VIEW_COLUMNS
 
 FORMATS = ("table", "csv", "json")
 
@@ -38,12 +42,70 @@ def resolve(name: str) -> str:
     return views[name]
 
 
-def query_report(data_dir: Path, name: str) -> tuple[list[str], list[tuple]]:
-    """Column names and rows of a report, read from the published warehouse (read-only)."""
+# `xport-etl report`'s filters: option → the column it compares. An option applies to the reports
+# that have its column (their columns are VIEW_COLUMNS'); --start and --end bound `month`, the
+# first day of a report month: months in [start, end)
+FILTER_COLUMNS: dict[str, str] = {
+    "platform": "platform",
+    "start": "month",
+    "end": "month",
+    "currency": "currency",
+    "carrier": "carrier",
+    "channel": "order_source",
+}
+
+
+def report_filters(view: str) -> list[str]:
+    """The filter options that apply to ``view``: those whose column it has."""
+    columns = VIEW_COLUMNS.get(view, {})
+    return [option for option, column in FILTER_COLUMNS.items() if column in columns]
+
+
+def filter_clause(view: str, filters: Mapping[str, Any]) -> tuple[str, list]:
+    """``(" where …", parameters)`` for the given filters (None values are not filtering), each
+    value a parameter: only column names from :data:`FILTER_COLUMNS` reach the SQL text.
+
+    Raises:
+        UsageError: an option that does not apply to the report, naming those that do, or an
+            empty period.
+    """
+    from xport_etl.cliutil import UsageError
+
+    given = {k: v for k, v in filters.items() if v is not None}
+    unknown = sorted(set(given) - set(FILTER_COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown report filter(s): {', '.join(unknown)}")
+    applies = report_filters(view)
+    short = view.removeprefix("rpt_").removesuffix("_monthly")
+    for option in given:
+        if option not in applies:
+            takes = ", ".join(f"--{o}" for o in applies) or "no filter"
+            raise UsageError(f"--{option} does not apply to the report {short} ({view}); it takes {takes}")
+    if given.get("start") and given.get("end") and given["start"] >= given["end"]:
+        raise UsageError(f"--start {given['start']:%Y-%m} must be before --end {given['end']:%Y-%m}: [start, end)")
+    ops = {"start": ">=", "end": "<"}
+    conditions = [f"{FILTER_COLUMNS[o]} {ops.get(o, '=')} ?" for o in given]
+    return (" where " + " and ".join(conditions) if conditions else ""), list(given.values())
+
+
+def parse_month(text: str) -> date:
+    """``2026-01`` → 2026-01-01; a full date ``2026-01-15`` is kept as given."""
+    try:
+        if len(text) == 7:
+            return date.fromisoformat(text + "-01")
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a month or date: {text!r} (use 2026-01 or 2026-01-01)") from None
+
+
+def query_report(data_dir: Path, name: str, filters: Mapping[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+    """Column names and rows of a report, read from the published warehouse (read-only), with
+    ``filters`` (:func:`filter_clause`) applied as bound parameters."""
     view = resolve(name)  # only names from the sql/ folder ever reach the query text
+    where, params = filter_clause(view, filters or {})
     con = connect_reader(data_dir)
     try:
-        cur = con.execute(f"select * from {view}")
+        cur = con.execute(f"select * from {view}{where}", params)
         columns = [d[0] for d in cur.description]
         return columns, cur.fetchall()
     finally:
@@ -218,7 +280,8 @@ def format_blocks(names: list[str], cells: list[list[str]], *, needed: int, widt
     return lines + _wrap([piece.replace("\0", " ") for piece in note.split(" ")], width)
 
 
-def render_report(settings, name: str, fmt: str = "table") -> str:
-    """A report as text, from the warehouse under ``settings.data_dir``."""
-    columns, rows = query_report(settings.data_dir, name)
+def render_report(settings, name: str, fmt: str = "table", filters: Mapping[str, Any] | None = None) -> str:
+    """A report as text, from the warehouse under ``settings.data_dir``, filtered by ``filters``
+    (:func:`filter_clause`)."""
+    columns, rows = query_report(settings.data_dir, name, filters)
     return format_rows(resolve(name), columns, rows, fmt)

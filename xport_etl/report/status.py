@@ -87,14 +87,35 @@ class StaleDataError(XportError):
     hint = "see `xport-etl status` for the last runs and their errors"
 
 
-def check_freshness(data_dir: Where, max_age_hours: float, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Each fact table's age: the time since the oldest of its feeding endpoints last succeeded.
+def warn_level(max_age_hours: float, warn_hours: float | None = None) -> float | None:
+    """The freshness warning level for an error level of ``max_age_hours``: ``warn_hours`` when
+    given (at most the error level), else an hour before the error level (25 h for the default
+    26: the daily load is an hour late), or None (no warning band) when the error level is an
+    hour or less.
 
     Raises:
-        StaleDataError: a table is older than ``max_age_hours`` (or was never loaded); the message
-            names each stale table, its age and the endpoints to look at.
+        ValueError: ``warn_hours`` is not in (0, max_age_hours].
+    """
+    if warn_hours is not None:
+        if not 0 < warn_hours <= max_age_hours:
+            raise ValueError(f"the warning level {warn_hours:g} h must be above 0 and at most {max_age_hours:g} h")
+        return warn_hours
+    return max_age_hours - 1 if max_age_hours > 1 else None
+
+
+def check_freshness(
+    data_dir: Where, max_age_hours: float, *, warn_hours: float | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Each fact table's age: the time since the oldest of its feeding endpoints last succeeded,
+    and its level: ``ok``, ``warn`` (older than the warning level, :func:`warn_level`) or
+    ``error`` (older than ``max_age_hours``, or never loaded).
+
+    Raises:
+        StaleDataError: a table is at the error level; the message names each such table, its age
+            and the endpoints to look at.
     """
     now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    warn_at = warn_level(max_age_hours, warn_hours)
     last_ok: dict[str, datetime] = {}
     for run in read_runs(data_dir):
         if run.get("outcome") == "success" and run.get("finished_at"):
@@ -105,18 +126,38 @@ def check_freshness(data_dir: Where, max_age_hours: float, *, now: datetime | No
         times = [last_ok.get(e) for e in endpoints]
         oldest = None if any(t is None for t in times) else min(t for t in times if t is not None)
         age = None if oldest is None else round((now - oldest).total_seconds() / 3600, 2)
+        if age is None or age > max_age_hours:
+            level = "error"
+        elif warn_at is not None and age > warn_at:
+            level = "warn"
+        else:
+            level = "ok"
         row = {
             "table": table,
             "refreshed_at": oldest,
             "age_hours": age,
+            "warn_hours": warn_at,
             "max_age_hours": max_age_hours,
-            "fresh": age is not None and age <= max_age_hours,
+            "level": level,
+            "fresh": level != "error",
         }
         rows.append(row)
-        if not row["fresh"]:
+        if level == "error":
             stale.append(
                 f"{table} ({'never loaded' if age is None else f'{age} h old'}; endpoints {', '.join(endpoints)})"
             )
     if stale:
         raise StaleDataError(f"stale data, expected fresher than {max_age_hours} h: " + "; ".join(stale))
     return rows
+
+
+def freshness_warning(rows: list[dict[str, Any]]) -> str | None:
+    """One line naming the tables at the warning level of :func:`check_freshness`'s rows, or None."""
+    late = [r for r in rows if r["level"] == "warn"]
+    if not late:
+        return None
+    return (
+        f"data getting stale, older than the warning level {late[0]['warn_hours']:g} h "
+        f"(the error level is {late[0]['max_age_hours']:g} h): "
+        + "; ".join(f"{r['table']} ({r['age_hours']} h old; endpoints {', '.join(feeds(r['table']))})" for r in late)
+    )

@@ -77,6 +77,8 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
         Small counts: rows written per table, rejects, batches (windows), the records those
         windows held (as the API listed them), the warehouse path.
     """
+    from xport_etl.load.publish import view_settings
+
     pending = state.pending_rows
     started = time.time()
     if progress:
@@ -84,7 +86,7 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
     try:
         result = state.publish(
             runs=read_runs(settings.layout, pending=pending),
-            settings={"report_tz": settings.report_tz},
+            settings=view_settings(settings),
             check_overrides=settings.check_overrides,
         )
     except Exception as exc:

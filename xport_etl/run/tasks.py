@@ -63,13 +63,13 @@ def refresh_warehouse(settings: Settings) -> dict[str, Any]:
     What the reports DAG runs after the loads: a new state is published unless an error check
     fails (``CheckFailedError``), with the reporting time zone from ``settings``.
     """
-    from xport_etl.load.publish import publish
+    from xport_etl.load.publish import publish, view_settings
 
     result = publish(
         settings.layout,
         [],
         runs=read_runs(settings.layout),
-        settings={"report_tz": settings.report_tz},
+        settings=view_settings(settings),
         check_overrides=settings.check_overrides,
         memory_limit=settings.load_memory,
         storage_version=settings.warehouse_storage_version,
