@@ -57,7 +57,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.world import CACHE, PY, RESULTS, ROOT, WORK, Sandbox, landed_cache, table, write_result
 
-LIST_ENDPOINTS = ("taobao_orders", "alibaba_orders", "taobao_refunds")
 FULL_MAX_ORDERS = 100_000
 
 
@@ -72,7 +71,7 @@ def _child(task: str, args: dict[str, Any], out: Path) -> None:
 
     import xport_etl.load.publish  # noqa: F401
     import xport_etl.load.staging  # noqa: F401
-    import xport_etl.run  # noqa: F401
+    import xport_etl.run.engine  # noqa: F401
 
     result = {"incremental": child_incremental, "base_full": child_base_full, "base_lists": child_base_lists}[task](
         args
@@ -167,23 +166,24 @@ def child_incremental(args: dict) -> dict:
 
     import xport_etl.load.publish as load
     import xport_etl.load.staging as staging
-    import xport_etl.run as pipeline
+    from xport_etl.run import engine, fanout, lander, state
+    from xport_etl.run import stage as run_stage
 
     tl = _Timeline()
     tl.wrap_http()
     for mod, name, stage in (
-        (pipeline, "extract_window", "landing"),
-        (pipeline, "extract_fanout", "landing"),
-        (pipeline, "fanout_keys", "fanout_keys"),
+        (lander, "extract_window", "landing"),  # where the engine's lander and the engine call them
+        (engine, "extract_fanout", "landing"),
+        (fanout, "fanout_keys", "fanout_keys"),
         (staging, "stage_window", "staging"),
-        (pipeline, "_stage_in_processes", "staging"),
+        (run_stage, "_stage_in_processes", "staging"),
         # a run merges into its next state, then publishes it once (load.NextState)
         (load.NextState, "merge", "publish"),
         (load.NextState, "publish", "publish"),
         (load, "merge_staged", "publish.merge"),
         (load, "merge_rejects", "publish.rejects"),
         (load, "replace_runs", "publish.ledger"),
-        (pipeline, "read_runs", "publish.read_ledger"),
+        (state, "read_runs", "publish.read_ledger"),
         (load, "refresh_views", "publish.views"),
         (load, "run_checks", "publish.checks"),
         (load, "evaluate_checks", "publish.checks"),
@@ -206,7 +206,7 @@ def child_incremental(args: dict) -> dict:
         prof = Profiler(interval=0.002)
         prof.start()
     t0 = time.perf_counter()
-    result = pipeline.run_window(settings, start, end, incremental=True)
+    result = engine.run_window(settings, start, end, incremental=True)
     t1 = time.perf_counter()
     if prof:
         prof.stop()
@@ -249,7 +249,7 @@ def child_incremental(args: dict) -> dict:
 
 def child_base_full(args: dict) -> dict:
     """The first load of the whole history, every endpoint, as ``xport-etl run`` would do it."""
-    from xport_etl.run import run_window
+    from xport_etl.run.engine import run_window
 
     settings = _settings(args)
     t0 = time.perf_counter()
@@ -261,15 +261,17 @@ def child_base_lists(args: dict) -> dict:
     """The list endpoints' landed history through ``load_windows``, then the fan-out tables from
     the sandbox's ground truth, stamped as fetched at the world's clock, and one more publish
     (report views + every data check) so that the base is a state our publish accepts."""
-    from xport_etl.load.publish import connect_writer, publish, warehouse_path
-    from xport_etl.run import append_run, load_windows, read_runs
+    from xport_etl.layout import DataLayout
+    from xport_etl.ledger import append_run, read_runs
+    from xport_etl.load.publish import connect_writer, publish
+    from xport_etl.run.state import load_windows
 
     settings = _settings(args)
     t0 = time.perf_counter()
     loaded = load_windows(settings, args["manifests"])
     t1 = time.perf_counter()
     truth = Path(args["truth_dir"])
-    db = warehouse_path(settings.data_dir)
+    db = DataLayout.of(settings.data_dir).warehouse
     con = connect_writer(db)
     try:
         clock = con.execute("select max(updated_at) from fct_orders").fetchall()[0][0]
@@ -300,7 +302,7 @@ def child_base_lists(args: dict) -> dict:
     finally:
         con.close()
     # the ledger a first load leaves: one row per landed fan-out window of FANOUT_BATCH keys
-    from xport_etl.run import FANOUT_BATCH
+    from xport_etl.run.fanout import FANOUT_BATCH
 
     con = connect_writer(db)
     try:
@@ -440,8 +442,11 @@ def base_dir(orders: int, seed: int, how: str) -> tuple[Path, dict]:
             )
             res["requests_served"] = sb.stats()["requests"]
     else:
-        meta = landed_cache(orders, seed=seed, endpoints=LIST_ENDPOINTS)
-        manifests = [m for e in LIST_ENDPOINTS for m in meta["manifests"][e]]
+        from xport_etl.streams import graph
+
+        lists = tuple(graph.lists(graph.run_order()))
+        meta = landed_cache(orders, seed=seed, endpoints=lists)
+        manifests = [m for e in lists for m in meta["manifests"][e]]
         truth = _truth_dir(orders, seed)
         print(
             f"[cache] loading the lists' history ({len(manifests)} windows) + fan-out tables from truth ...", flush=True

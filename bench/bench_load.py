@@ -9,7 +9,7 @@ plain world instead (result ``load_<N>_plain``).
 Every system reads the SAME landed Taobao order pages (``raw/taobao_orders/*/pages.jsonl.gz``,
 landed once by our extractor and cached under bench/.cache/) in its own fresh process:
 
-- ours:         ``xport_etl.run.load_windows`` = ``stage_window`` per window + ``publish``
+- ours:         ``xport_etl.run.state.load_windows`` = ``stage_window`` per window + ``publish``
                 (typed Parquet, rejects, latest-state merge, report views, data checks, atomic swap)
 - duckdb_ref:   one ``read_json`` + ``unnest(data.records)`` + ``unnest(subOrderVOS)``, typed casts,
                 (duckdb_ref_text: the same, each page read as text and its records cast from JSON)

@@ -33,7 +33,7 @@ def land(sandbox, windows: list, work: Path) -> dict:
     """Page ``windows`` of the Taobao order list one after another; what it cost."""
     from xport_etl.extract.client import XportClient
     from xport_etl.extract.landing import read_manifest
-    from xport_etl.run import extract_window
+    from xport_etl.run.paging import extract_window
     from xport_etl.settings import Settings
 
     settings = Settings(base_url=sandbox.base_url, data_dir=work, rate_limit=0, extract_workers=1)
@@ -64,7 +64,7 @@ def land(sandbox, windows: list, work: Path) -> dict:
 
 
 def main() -> int:
-    from xport_etl.run import split_window
+    from xport_etl.run.windows import split_window
     from xport_sandbox.testing import SandboxServer
     from xport_sandbox.world import WorldConfig
 

@@ -36,9 +36,9 @@ def main() -> int:
     if a.dlt_default:
         systems.append(("dlt_default", "dlt_run", {"config": "default"}))
     if a.all_endpoints:
-        from xport_etl.run import RUN_ENDPOINTS
+        from xport_etl.streams import graph
 
-        systems.append(("ours_all_endpoints", "ours_run", {"endpoints": list(RUN_ENDPOINTS)}))
+        systems.append(("ours_all_endpoints", "ours_run", {"endpoints": list(graph.run_order())}))
     res: dict[str, dict] = {}
     with Sandbox(a.orders, seed=a.seed, rate_limit=0, warm=True) as sb:
         print(f"sandbox: {a.orders:,} orders, no rate limit, started in {sb.startup_s:.1f} s", flush=True)

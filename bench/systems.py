@@ -58,7 +58,8 @@ def _settings(args: dict):
 
 
 def ours_extract(args: dict) -> dict:
-    from xport_etl.run import DEFAULT_CHUNK, _make_client, extract_window, split_window
+    from xport_etl.run.paging import _make_client, extract_window
+    from xport_etl.run.windows import DEFAULT_CHUNK, split_window
 
     settings = _settings(args)
     start, end = _bounds(args)
@@ -123,7 +124,7 @@ def _fast_share(data_dir: Path) -> dict:
 
 
 def ours_load(args: dict) -> dict:
-    from xport_etl.run import load_windows
+    from xport_etl.run.state import load_windows
 
     settings = _settings(args)
     t0 = time.perf_counter()
@@ -148,7 +149,7 @@ def ours_load(args: dict) -> dict:
 
 
 def ours_run(args: dict) -> dict:
-    from xport_etl.run import run_window
+    from xport_etl.run.engine import run_window
 
     settings = _settings(args)
     start, end = _bounds(args)
@@ -395,16 +396,12 @@ def ours_concurrent(args: dict) -> dict:
     counts)."""
     import threading
 
-    from xport_etl.run import (
-        DEFAULT_CHUNK,
-        FANOUT_ENDPOINTS,
-        LIST_ENDPOINTS,
-        _make_client,
-        extract_fanout,
-        extract_window,
-        fanout_keys,
-        split_window,
-    )
+    from xport_etl.run.fanout import extract_fanout, fanout_keys
+    from xport_etl.run.paging import _make_client, extract_window
+    from xport_etl.run.windows import DEFAULT_CHUNK, split_window
+    from xport_etl.streams import graph
+
+    LIST_ENDPOINTS, FANOUT_ENDPOINTS = graph.lists(graph.run_order()), graph.fanouts(graph.run_order())
 
     settings = _settings(args)
     start, end = _bounds(args)
@@ -477,7 +474,7 @@ def main() -> None:
     if task.startswith("ours"):
         import xport_etl.load.publish  # noqa: F401
         import xport_etl.load.staging  # noqa: F401
-        import xport_etl.run  # noqa: F401
+        import xport_etl.run.engine  # noqa: F401
     elif task.startswith("dlt"):
         import dlt  # noqa: F401
     result = TASKS[task](args)

@@ -4,12 +4,10 @@
 Daily ingest of the merchant's Taobao and 1688 purchases from the Xportcn OpenAPI into the
 DuckDB warehouse: orders and lines, refunds, parcels and their tracking events.
 
-```
-taobao   extract_orders → load_orders → extract_logistics → load_logistics ┐
-         extract_refunds → load_refunds                                      │
-alibaba  extract_orders → load_orders ┬→ extract_refunds → load_refunds     ├→ publish
-                                      └→ extract_logistics → load_logistics ┘
-```
+**Tasks are drawn from the stream declarations** (`xport_etl/streams/`): one task group per
+platform; per scheduled stream an `extract_<stream>` task (a list paged by window, or a fan-out
+called per key) and a `load_<stream>` task; a fan-out's extract after its parent's load; every
+load that no fan-out waits on before `publish`. The graph, as this DAG draws it, ends this page.
 
 **One published state per run.** The `load_*` tasks normalise what their extract landed and
 merge it into this DAG run's *next state* of the warehouse (`<data_dir>/state/next/`), which no
@@ -23,10 +21,10 @@ state first.
 
 **Schedule and window.** A data-interval timetable, `CronDataIntervalTimetable("0 0 * * *",
 "UTC")`: the run for logical date *D* covers the UTC day `[D, D+1)` and starts once that day is
-over. Each list endpoint reads the window its declaration in `xport_etl/endpoints.py` chooses
-(`xport_etl.run.interval_window`): Taobao and 1688 orders by **update time** (what changed
-in the interval), Taobao refunds by **creation time** with a 45-day lookback (the refund list
-filters on creation only, and refunds move for weeks). Windows end `XPORT_SAFETY_LAG` (5 min)
+over. Each list stream reads the window its cursor in `xport_etl/streams/` chooses
+(`xport_etl.run.windows.interval_window`): Taobao and 1688 orders by **update time** (what
+changed in the interval), Taobao refunds by **creation time** with a 45-day lookback (the refund
+list filters on creation only, and refunds move for weeks). Windows end `XPORT_SAFETY_LAG` (5 min)
 before now, split into chunks of at most 31 days, and the load merges by key with the latest
 update winning, so re-runs and backfills are idempotent. The run parameter `lookback_days`
 (default 0) widens every window: one run with a large value loads the whole history,
@@ -40,10 +38,10 @@ end), never by a burst of catch-up runs. `max_active_runs=1`: runs of the same
 endpoints never overlap.
 
 **Fan-out.** `extract_logistics` (both platforms) and 1688 `extract_refunds` have no list to
-page: they call a detail endpoint once per key the run's *next state* names (shipped lines or
-orders whose parcels are not all delivered; 1688 refundIds not yet final: what this run loaded
-included), so they run after their platform's `load_orders`. When there is nothing to fetch, the
-load is skipped.
+page: they call a detail endpoint once per key the run's *next state* names (their stream's key
+query in `sql/fanout/`: shipped lines or orders whose parcels are not all delivered; 1688
+refundIds not yet final: what this run loaded included), so they run after their parent's load
+(`load_orders`). When there is nothing to fetch, the load is skipped.
 
 **Pool `xport_api`.** Every task that calls the API runs in the pool `xport_api`, which caps
 how many of them run at once. Airflow does not create it, and the scheduler never schedules a
@@ -76,7 +74,7 @@ scheduled on them.
 password = AccessSecret, extra `{"user_id": "…", "rate_limit": 10}`; the type comes from the provider
 `xport-airflow-provider` (`xport_airflow_provider.hooks.XportHook`).
 
-Every task is a thin call into `xport_etl.run` and returns small values (manifest paths,
+Every task is a thin call into `xport_etl.run.tasks` and returns small values (manifest paths,
 row counts); paging, retries and parsing live in the library.
 """
 
@@ -89,7 +87,8 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TaskGroup, dag,
 from xport_airflow_provider.failures import fail_fast
 from xport_airflow_provider.notifications import notify_failure
 
-from xport_etl.tables import FACT_TABLES  # a plain tuple: no pyarrow at parse time
+from xport_etl.streams import graph  # the stream declarations: plain data, no pyarrow at parse time
+from xport_etl.tables import FACT_TABLES
 
 API_POOL = "xport_api"
 LIST_CHUNK = timedelta(days=31)  # the same bound as `xport-etl run --chunk-days`
@@ -142,7 +141,7 @@ def _settings():
 
 def _run_key(context: dict[str, Any]) -> str:
     """This DAG run's next-state key (the same for every task and every retry of the run)."""
-    from xport_etl.run import run_key
+    from xport_etl.run.state import run_key
 
     return run_key(context["dag"].dag_id, context["run_id"])
 
@@ -154,7 +153,7 @@ def _run_key(context: dict[str, Any]) -> str:
 @fail_fast
 def extract_list(endpoint: str, **context: Any) -> list[str]:
     """Land `endpoint` for the run's window, one manifest per chunk of at most `LIST_CHUNK`."""
-    from xport_etl.run import extract_interval
+    from xport_etl.run.tasks import extract_interval
 
     start, end = ingest_window(
         context.get("data_interval_start"),
@@ -172,7 +171,7 @@ def extract_fanout(endpoint: str, **context: Any) -> list[str]:
 
     Runs also when its platform's order load was skipped (nothing new landed): parcels and
     refunds of earlier orders still move, and the keys then come from the published state."""
-    from xport_etl.run import extract_fanout_for_run
+    from xport_etl.run.tasks import extract_fanout_for_run
 
     return extract_fanout_for_run(_settings(), endpoint, _run_key(context))
 
@@ -185,7 +184,7 @@ def load(manifests: list[str], **context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("nothing was landed: nothing to load")
-    from xport_etl.run import load_into_run
+    from xport_etl.run.tasks import load_into_run
 
     return {"rows_written": load_into_run(_settings(), manifests, _run_key(context))}
 
@@ -201,7 +200,7 @@ def load(manifests: list[str], **context: Any) -> dict[str, Any]:
 @fail_fast
 def publish(**context: Any) -> dict[str, Any]:
     """Publish the run's next state (what every load merged), once."""
-    from xport_etl.run import publish_run
+    from xport_etl.run.tasks import publish_run
 
     result = publish_run(_settings(), _run_key(context))
     return {"rows_written": result["rows_written"], "rejects": result["rejects"]}
@@ -232,14 +231,24 @@ def _load_doc(upstream: str, *tables: str) -> str:
     )
 
 
-def _load_task(upstream: str, *tables: str):
-    task_id = upstream.replace("extract_", "load_")
-    return load.override(task_id=task_id, doc_md=_load_doc(upstream, *tables))
+def _extract_task(stream):
+    if stream.fanout is None:
+        return extract_list.override(task_id=f"extract_{stream.short}", doc_md=_extract_list_doc(stream.name))
+    doc = _extract_fanout_doc(stream.name, stream.fanout.about)
+    return extract_fanout.override(task_id=f"extract_{stream.short}", doc_md=doc)
+
+
+def _load_task(stream):
+    doc = _load_doc(f"extract_{stream.short}", *stream.tables)
+    return load.override(task_id=f"load_{stream.short}", doc_md=doc)
+
+
+TASK_GRAPH = graph.draw(lambda s: f"extract_{s.short} → load_{s.short}", lambda p: p.group)
 
 
 @dag(
     dag_id="xport_ingest",
-    doc_md=__doc__,
+    doc_md=f"{__doc__}\n```\n{TASK_GRAPH}every load no fan-out waits on → publish\n```\n",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
@@ -263,43 +272,15 @@ def _load_task(upstream: str, *tables: str):
     tags=["xport", "ingest", "taobao", "1688"],
 )
 def xport_ingest() -> None:
-    with TaskGroup("taobao", tooltip="Taobao purchase orders, refunds and parcels"):
-        orders = extract_list.override(task_id="extract_orders", doc_md=_extract_list_doc("taobao_orders"))(
-            "taobao_orders"
-        )
-        loaded = _load_task("extract_orders", "fct_orders", "fct_order_lines")(orders)
-        logistics = extract_fanout.override(
-            task_id="extract_logistics",
-            doc_md=_extract_fanout_doc(
-                "taobao_logistics", "shipped purchase lines whose parcels are not all delivered"
-            ),
-        )("taobao_logistics")
-        loaded >> logistics
-        loads = [_load_task("extract_logistics", "fct_parcels", "fct_parcel_events")(logistics)]
-
-        refunds = extract_list.override(task_id="extract_refunds", doc_md=_extract_list_doc("taobao_refunds"))(
-            "taobao_refunds"
-        )
-        loads.append(_load_task("extract_refunds", "fct_refunds")(refunds))
-
-    with TaskGroup("alibaba", tooltip="1688 purchase orders, then their refunds and parcels"):
-        orders = extract_list.override(task_id="extract_orders", doc_md=_extract_list_doc("alibaba_orders"))(
-            "alibaba_orders"
-        )
-        loaded = _load_task("extract_orders", "fct_orders", "fct_order_lines")(orders)
-        refunds = extract_fanout.override(
-            task_id="extract_refunds",
-            doc_md=_extract_fanout_doc("alibaba_refunds", "refundIds on 1688 items whose refund is not yet final"),
-        )("alibaba_refunds")
-        logistics = extract_fanout.override(
-            task_id="extract_logistics",
-            doc_md=_extract_fanout_doc("alibaba_logistics", "shipped 1688 orders whose trace is not yet final"),
-        )("alibaba_logistics")
-        loaded >> [refunds, logistics]
-        loads.append(_load_task("extract_refunds", "fct_refunds")(refunds))
-        loads.append(_load_task("extract_logistics", "fct_parcels", "fct_parcel_events")(logistics))
-
-    loads >> publish()
+    loads = {}  # stream name -> its load task
+    for platform, streams in graph.platforms():
+        with TaskGroup(platform.group, tooltip=platform.title):
+            for s in streams:  # a parent is declared before its fan-outs
+                extract = _extract_task(s)(s.name)
+                if s.fanout is not None:
+                    loads[s.fanout.parent] >> extract
+                loads[s.name] = _load_task(s)(extract)
+    [task for name, task in loads.items() if not graph.children(name)] >> publish()
 
 
 xport_ingest()

@@ -61,7 +61,7 @@ def xport_reports() -> None:
     def refresh() -> dict[str, Any]:
         from xport_airflow_provider.hooks import XportHook
 
-        from xport_etl.run import refresh_warehouse
+        from xport_etl.run.tasks import refresh_warehouse
 
         return refresh_warehouse(XportHook().get_settings())
 

@@ -30,11 +30,13 @@ import pytest
 
 from xport_etl import jsonutil
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
-from xport_etl.load.publish import publish, warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import publish
 from xport_etl.load.staging import _normalizers, stage_window
 from xport_etl.normalize.pages import to_table
 from xport_etl.normalize.values import PageError
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
+from xport_etl.streams.graph import STREAMS
 
 CORPUS = Path(__file__).parent / "corpus"
 NOW = datetime(2026, 7, 1)
@@ -125,6 +127,18 @@ def test_the_corpus_covers_every_normaliser_and_both_levels():
     assert len(names) == len(set(names))
 
 
+def test_each_normaliser_writes_only_the_tables_its_stream_declares():
+    written: dict[str, set[str]] = {}
+    for case in RECORD_CASES:
+        out = normalize(case)
+        written.setdefault(case["endpoint"], set()).update(
+            STAGED_TABLES[t].spec.name for t, rows in out.tables.items() if rows
+        )
+    assert all(written.values()) and set(written) >= {s.name for s in STREAMS.values() if s.scheduled}
+    for endpoint, tables in written.items():
+        assert tables <= set(STREAMS[endpoint].tables), endpoint
+
+
 @pytest.mark.parametrize("case", RECORD_CASES, ids=_id)
 def test_record_level_problem_is_a_reject_and_the_rest_of_the_page_loads(case):
     out = normalize(case)
@@ -194,7 +208,7 @@ def test_end_to_end_rejects_land_with_reason_and_raw_json_and_good_records_load(
         }
     )
 
-    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(tmp_path).warehouse), read_only=True)
     try:
         for case, m in manifests:
             got = con.execute(

@@ -24,9 +24,10 @@ from sqlalchemy import create_engine, exc, inspect, text
 from sqlalchemy.pool import NullPool
 
 from tests.helpers import serve
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 from xport_etl.report import docs
-from xport_etl.run import refresh_warehouse, run_window
+from xport_etl.run.engine import run_window
+from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import Settings
 
 CHUNK = timedelta(days=400)  # one window per endpoint: fewer requests, same data
@@ -64,7 +65,7 @@ def test_url_is_absolute_with_four_slashes(tmp_path):
 def test_every_object_is_visible_and_queryable(loaded):
     _, settings = loaded
     tables, views = dictionary_objects()
-    engine = bi_engine(warehouse_path(settings.data_dir))
+    engine = bi_engine(DataLayout.of(settings.data_dir).warehouse)
     try:
         inspector = inspect(engine)
         assert set(tables) <= set(inspector.get_table_names())
@@ -104,7 +105,7 @@ def test_every_object_is_visible_and_queryable(loaded):
 )
 def test_sqlalchemy_column_reflection(loaded):
     _, settings = loaded
-    engine = bi_engine(warehouse_path(settings.data_dir))
+    engine = bi_engine(DataLayout.of(settings.data_dir).warehouse)
     try:
         columns = inspect(engine).get_columns("rpt_spend_monthly")
     finally:
@@ -114,7 +115,7 @@ def test_sqlalchemy_column_reflection(loaded):
 
 def test_writes_through_the_bi_engine_fail(loaded):
     _, settings = loaded
-    path = warehouse_path(settings.data_dir)
+    path = DataLayout.of(settings.data_dir).warehouse
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     engine = bi_engine(path)
     try:
@@ -170,7 +171,7 @@ def test_a_bi_reader_never_fails_while_the_pipeline_publishes(loaded, tmp_path):
     loads (the sandbox clock moving: new orders, statuses, events) and refreshes publish."""
     sandbox, settings = loaded
     tables, views = dictionary_objects()
-    path = warehouse_path(settings.data_dir)
+    path = DataLayout.of(settings.data_dir).warehouse
     stop = tmp_path / "stop"
     script = tmp_path / "reader.py"
     script.write_text(READER)

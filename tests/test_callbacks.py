@@ -193,7 +193,7 @@ def test_signed_body_nested_past_the_recursion_limit_is_400(receiver):
 
 
 def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(receiver, tmp_path, monkeypatch):
-    from xport_etl import run as pipeline
+    from xport_etl.run import state as state_run
 
     _app, client, inbox = receiver
     as_object = message(body={"orderId": "11", "status": 10})
@@ -216,7 +216,7 @@ def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(r
     assert isinstance(json.loads(rows[1]["body"])["messageBody"], str)
 
     calls = record_fanouts(monkeypatch)
-    monkeypatch.setattr(pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 3}, "rejects": 0})
+    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 3}, "rejects": 0})
     result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=object())
     assert result["messages"] == 5 and result["bad"] == 1 and result["unknown"] == {}
     assert calls == [
@@ -227,8 +227,8 @@ def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(r
 
 
 def record_fanouts(monkeypatch) -> list:
-    """``pipeline.extract_fanout`` replaced by a recorder of (endpoint, by, keys)."""
-    from xport_etl import run as pipeline
+    """``xport_etl.run.fanout.extract_fanout`` replaced by a recorder of (endpoint, by, keys)."""
+    from xport_etl.run import fanout as fanout_run
 
     calls: list = []
 
@@ -236,7 +236,7 @@ def record_fanouts(monkeypatch) -> list:
         calls.append((endpoint, by, keys))
         return [f"{endpoint}.json"]
 
-    monkeypatch.setattr(pipeline, "extract_fanout", fanout)
+    monkeypatch.setattr(fanout_run, "extract_fanout", fanout)
     return calls
 
 
@@ -625,7 +625,7 @@ def test_order_detail_normaliser_reads_one_taobaoordervo_per_page():
 
 
 def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
-    from xport_etl import run as pipeline
+    from xport_etl.run import state as state_run
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     store = InboxStore(tmp_path / "callbacks")
@@ -638,11 +638,11 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
     def failing_load(s, paths):
         raise RuntimeError("publish failed")
 
-    monkeypatch.setattr(pipeline, "load_windows", failing_load)
+    monkeypatch.setattr(state_run, "load_windows", failing_load)
     with pytest.raises(RuntimeError):
         refresh_from_callbacks(settings, client=object())
     assert not (tmp_path / "callbacks" / "offset.json").exists()
-    monkeypatch.setattr(pipeline, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 2}, "rejects": 0})
+    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 2}, "rejects": 0})
     result = refresh_from_callbacks(settings, client=object())
     assert result["messages"] == 2 and result["orders"] == 2 and result["refunds"] == 0
     assert calls[-1] == (

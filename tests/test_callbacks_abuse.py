@@ -397,10 +397,11 @@ def test_the_budget_closes_the_oldest_untrusted_connection_of_the_crowded_addres
 
 
 def test_messages_that_cannot_be_copied_are_stored_safely_not_500(tmp_path, monkeypatch):
-    from xport_etl import run as pipeline
+    from xport_etl.run import fanout as fanout_run
+    from xport_etl.run import state as state_run
 
-    monkeypatch.setattr(pipeline, "extract_fanout", fake_fanout)
-    monkeypatch.setattr(pipeline, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0})
+    monkeypatch.setattr(fanout_run, "extract_fanout", fake_fanout)
+    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0})
     app = create_receiver(SECRET, tmp_path / "callbacks", clock=lambda: NOW)
     surrogate = message().replace(b'"TAOBAO_ORDER_STATUS_MODIFY"', b'"\\ud800"')
     deep = json.loads(message())
@@ -451,7 +452,7 @@ class FakeAnswer:
 
 
 def fake_fanout(settings, endpoint, *, keys, by=None, client=None):
-    """``pipeline.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
+    """``xport_etl.run.fanout.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
     fails the whole call."""
     from xport_etl.extract.endpoints import endpoints_for
 
@@ -479,7 +480,8 @@ def dead_letters(tmp_path) -> list[dict]:
 
 
 def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offset_moves(tmp_path, monkeypatch):
-    from xport_etl import run as pipeline
+    from xport_etl.run import fanout as fanout_run
+    from xport_etl.run import state as state_run
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     fill_inbox(
@@ -496,9 +498,9 @@ def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offse
     with open(tmp_path / "callbacks" / "inbox.jsonl", "ab") as f:
         f.write(b'{"id": 5, "garbage": true}\n')  # not a message
     published = []
-    monkeypatch.setattr(pipeline, "extract_fanout", fake_fanout)
+    monkeypatch.setattr(fanout_run, "extract_fanout", fake_fanout)
     monkeypatch.setattr(
-        pipeline,
+        state_run,
         "load_windows",
         lambda s, paths: published.append(paths) or {"rows_written": {"fct_orders": 1}, "rejects": 1},
     )
@@ -545,12 +547,13 @@ def test_a_dead_letter_keeps_the_message_numbers_exact_and_is_ascii(tmp_path):
 
 
 def test_transient_failure_stops_the_batch_and_keeps_the_offset(tmp_path, monkeypatch):
-    from xport_etl import run as pipeline
+    from xport_etl.run import fanout as fanout_run
+    from xport_etl.run import state as state_run
 
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     fill_inbox(tmp_path, [body_for("11"), body_for("15")])
-    monkeypatch.setattr(pipeline, "extract_fanout", fake_fanout)
-    monkeypatch.setattr(pipeline, "load_windows", lambda s, paths: pytest.fail("published"))
+    monkeypatch.setattr(fanout_run, "extract_fanout", fake_fanout)
+    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: pytest.fail("published"))
     client = FakeDetail({"15": RetriableError("HTTP 503", code=503)})
     with pytest.raises(RetriableError):
         refresh_from_callbacks(settings, client=client)
@@ -562,7 +565,8 @@ def test_transient_failure_stops_the_batch_and_keeps_the_offset(tmp_path, monkey
 
 
 def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, monkeypatch):
-    from xport_etl import run as pipeline
+    from xport_etl.run import fanout as fanout_run
+    from xport_etl.run import state as state_run
 
     cdir = tmp_path / "callbacks"
     bodies = [body_for(str(i)) for i in range(30)]
@@ -581,11 +585,11 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
 
     calls = []
     monkeypatch.setattr(
-        pipeline,
+        fanout_run,
         "extract_fanout",
         lambda s, endpoint, *, keys, by=None, client=None: calls.append([k["key"] for k in keys]) or ["p"],
     )
-    monkeypatch.setattr(pipeline, "load_windows", lambda s, p: {"rows_written": {}, "rejects": 0})
+    monkeypatch.setattr(state_run, "load_windows", lambda s, p: {"rows_written": {}, "rejects": 0})
     keep = Settings(data_dir=tmp_path, rate_limit=0)
     assert refresh_from_callbacks(keep, client=object())["messages"] == 20
     assert rotated_segments(cdir) == segments  # within the dedup horizon: kept

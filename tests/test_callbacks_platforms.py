@@ -16,8 +16,8 @@ import pytest
 
 from xport_etl.callbacks.inbox import DEAD_LETTER_FILE, InboxStore
 from xport_etl.callbacks.refresh import refresh_from_callbacks
-from xport_etl.load.publish import warehouse_path
-from xport_etl.run import run_window
+from xport_etl.layout import DataLayout
+from xport_etl.run.engine import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_REFUNDS
 from xport_etl.settings import Settings
 from xport_sandbox.common import CST
@@ -66,7 +66,7 @@ def test_each_message_re_reads_what_it_names(tmp_path, sandbox):
     world = sandbox.world
     settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
     run_window(settings, WORLD.start, world.clock + timedelta(days=1), endpoints=ENDPOINTS)
-    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(tmp_path).warehouse), read_only=True)
     loaded = {r[0] for r in con.execute("select order_id from fct_orders").fetchall()}
     unchanged_1688 = con.execute(
         "select order_id, epoch_ms(updated_at) from fct_orders where platform = '1688' order by updated_at limit 1"
@@ -117,7 +117,7 @@ def test_each_message_re_reads_what_it_names(tmp_path, sandbox):
     refunds = {body(refund_1688)["refundId"], body(refund_taobao)["refundId"]}
     assert "createTime" not in body(refund_taobao) and "modifiedTime" not in body(refund_taobao)
     truth = truth_tables(world)
-    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(tmp_path).warehouse), read_only=True)
     try:
         for table, key, ids in (
             ("fct_orders", "order_id", orders_1688 | orders_taobao),

@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from xport_etl import jsonutil
-from xport_etl import run as pipeline
 from xport_etl.callbacks.inbox import DEAD_LETTER_FILE, OFFSET_FILE, InboxStore
 from xport_etl.callbacks.messages import is_known, message_platform, names
 from xport_etl.callbacks.receiver import CALLBACK_PATH, create_receiver, sign_body
@@ -28,6 +27,9 @@ from xport_etl.callbacks.refresh import refresh_from_callbacks
 from xport_etl.errors import FatalError
 from xport_etl.extract.client import ApiResponse
 from xport_etl.extract.endpoints import endpoints_for
+from xport_etl.run import fanout as fanout_run
+from xport_etl.run import paging as paging_run
+from xport_etl.run import state as state_run
 from xport_etl.settings import Settings
 
 SECRET = "property-secret"
@@ -214,7 +216,7 @@ class FakeApi:
 
 
 def fake_fanout(settings, endpoint, *, keys, by=None, client=None):
-    """``pipeline.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
+    """``xport_etl.run.fanout.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
     fails the whole call (the consumer's tracker turns a permanent one into a 404)."""
     spec = endpoints_for()[endpoint]
     for row in keys:
@@ -266,9 +268,9 @@ def test_the_consumer_uses_or_dead_letters_every_message_and_always_moves_on(raw
                 f.write(junk.replace(b"\n", b" ") + b"\n")
         api = FakeApi(lambda key: fates[hash(key) % len(fates)])
         with (
-            mock.patch.object(pipeline, "extract_fanout", fake_fanout),
-            mock.patch.object(pipeline, "extract_window", fake_window),
-            mock.patch.object(pipeline, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
+            mock.patch.object(fanout_run, "extract_fanout", fake_fanout),
+            mock.patch.object(paging_run, "extract_window", fake_window),
+            mock.patch.object(state_run, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
         ):
             result = refresh_from_callbacks(Settings(data_dir=data, rate_limit=0), client=api)
             again = refresh_from_callbacks(Settings(data_dir=data, rate_limit=0), client=api)
@@ -299,8 +301,8 @@ def test_a_list_that_ignores_the_filter_is_no_answer_for_the_key(tmp_path):
     store.close()
     api = FakeApi(lambda key: "other" if key == "6" else "found")
     with (
-        mock.patch.object(pipeline, "extract_fanout", fake_fanout),
-        mock.patch.object(pipeline, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
+        mock.patch.object(fanout_run, "extract_fanout", fake_fanout),
+        mock.patch.object(state_run, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
     ):
         result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=api)
     [letter] = [json.loads(x) for x in (tmp_path / "callbacks" / DEAD_LETTER_FILE).read_text().splitlines()]
@@ -318,9 +320,9 @@ def test_a_1688_window_refused_for_good_dead_letters_the_1688_messages_only(tmp_
     store.close()
     api = FakeApi(lambda key: "error" if key == "window" else "found")
     with (
-        mock.patch.object(pipeline, "extract_fanout", fake_fanout),
-        mock.patch.object(pipeline, "extract_window", fake_window),
-        mock.patch.object(pipeline, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
+        mock.patch.object(fanout_run, "extract_fanout", fake_fanout),
+        mock.patch.object(paging_run, "extract_window", fake_window),
+        mock.patch.object(state_run, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
     ):
         result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=api)
     [letter] = [json.loads(x) for x in (tmp_path / "callbacks" / DEAD_LETTER_FILE).read_text().splitlines()]

@@ -48,7 +48,7 @@ def warehouses(sandbox, tmp_path_factory):
     from tests.test_load import land
     from tests.test_normalize import order, page
     from xport_etl.ledger import append_run
-    from xport_etl.run import run_window
+    from xport_etl.run.engine import run_window
     from xport_etl.settings import Settings
 
     full, empty = tmp_path_factory.mktemp("full"), tmp_path_factory.mktemp("empty")

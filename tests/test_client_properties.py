@@ -52,7 +52,7 @@ from xport_etl.extract.client import RetryPolicy, XportClient
 from xport_etl.extract.landing import read_pages
 from xport_etl.load.staging import _normalizers
 from xport_etl.normalize.values import PageError
-from xport_etl.run import extract_window
+from xport_etl.run.paging import extract_window
 from xport_etl.settings import Settings
 
 CAP = 64 * 1024  # XPORT_MAX_RESPONSE_BYTES in these tests

@@ -178,6 +178,26 @@ def test_ingest_wiring(dagbag):
         assert tasks[task_id].trigger_rule == "none_failed", task_id
 
 
+def test_ingest_tasks_are_walked_from_the_stream_graph(dagbag):
+    from xport_etl.streams import graph
+
+    tasks = dagbag.dags["xport_ingest"].task_dict
+    ids = {
+        s.name: (f"{p.group}.extract_{s.short}", f"{p.group}.load_{s.short}") for p, ss in graph.platforms() for s in ss
+    }
+    assert set(tasks) == {t for pair in ids.values() for t in pair} | {"publish"}
+    for name, (extract, _load) in ids.items():
+        fanout = graph.stream(name).fanout
+        assert tasks[extract].upstream_task_ids == (set() if fanout is None else {ids[fanout.parent][1]})
+        assert list(tasks[extract].op_args) == [name]
+    leaves = {load for name, (_, load) in ids.items() if not graph.children(name)}
+    assert tasks["publish"].upstream_task_ids == leaves
+    assert (
+        graph.draw(lambda s: f"extract_{s.short} → load_{s.short}", lambda p: p.group)
+        in dagbag.dags["xport_ingest"].doc_md
+    )
+
+
 def test_ingest_api_tasks_run_in_the_api_pool(dagbag):
     dag = dagbag.dags["xport_ingest"]
     for task in dag.tasks:

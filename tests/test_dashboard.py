@@ -33,7 +33,7 @@ from xport_etl.report.dashboard import (
     monthly_report,
     warehouse_tz,
 )
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -210,15 +210,15 @@ def _macros(data_dir) -> set[tuple[str, str]]:
 def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(data_dir, tmp_path):
     import duckdb
 
-    from xport_etl.load.publish import warehouse_path
-    from xport_etl.run import refresh_warehouse
+    from xport_etl.layout import DataLayout
+    from xport_etl.run.tasks import refresh_warehouse
 
     upgraded = _view_state(data_dir)
     assert _macros(data_dir) == {("warehouse", m) for m in MONTHLY_REPORTS.values()}
     old_dir = tmp_path / "old"
     old_dir.mkdir()
-    shutil.copyfile(warehouse_path(data_dir), warehouse_path(old_dir))
-    con = duckdb.connect(str(warehouse_path(old_dir)))
+    shutil.copyfile(DataLayout.of(data_dir).warehouse, DataLayout.of(old_dir).warehouse)
+    con = duckdb.connect(str(DataLayout.of(old_dir).warehouse))
     try:
         as_published_before_the_report_macros(con)
     finally:
@@ -227,7 +227,7 @@ def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(
     assert _view_state(old_dir) == upgraded  # the previous version's views: same columns, types, rows
 
     # read before its next publish: the dashboard defines the macros for its connection only
-    before = warehouse_path(old_dir).read_bytes()
+    before = DataLayout.of(old_dir).warehouse.read_bytes()
     for tz in ("UTC", "Asia/Shanghai"):
         old, new = collect(old_dir, report_tz=tz), collect(data_dir, report_tz=tz)
         assert (old.spend, old.channels, old.fulfilment, old.after_sale, old.refund_counts) == (
@@ -237,7 +237,7 @@ def test_a_warehouse_published_before_the_macros_gains_them_on_its_next_publish(
             new.after_sale,
             new.refund_counts,
         )
-    assert warehouse_path(old_dir).read_bytes() == before
+    assert DataLayout.of(old_dir).warehouse.read_bytes() == before
 
     refresh_warehouse(Settings(data_dir=old_dir))  # the next publish (the reports DAG's refresh)
     assert _macros(old_dir) == {("warehouse", m) for m in MONTHLY_REPORTS.values()}
@@ -295,7 +295,7 @@ def test_load_quality_lists_every_endpoint_of_the_recent_runs(data_dir):
 def test_load_quality_shows_rejected_and_warnings_and_the_fields_that_warned(tmp_path):
     from tests.test_load import land
     from tests.test_normalize import order, page, sub
-    from xport_etl.run import load_windows
+    from xport_etl.run.state import load_windows
 
     records = [
         order(id="1", receiver="{x"),
@@ -651,11 +651,11 @@ def mixed_dir(data_dir, tmp_path_factory):
     orders and a refund in USD, one stuck; so that the currency control has something to choose."""
     import duckdb
 
-    from xport_etl.load.publish import warehouse_path
+    from xport_etl.layout import DataLayout
 
     directory = tmp_path_factory.mktemp("dashboard-mixed")
-    shutil.copyfile(warehouse_path(data_dir), warehouse_path(directory))
-    con = duckdb.connect(str(warehouse_path(directory)))
+    shutil.copyfile(DataLayout.of(data_dir).warehouse, DataLayout.of(directory).warehouse)
+    con = duckdb.connect(str(DataLayout.of(directory).warehouse))
     try:
         as_of = con.execute("select max(updated_at) from fct_orders").fetchone()[0]
         for i, (days, status, channel) in enumerate(
@@ -871,7 +871,7 @@ def test_the_filters_in_the_page_equal_the_views_filtered_the_same_way(mixed_dir
 
 def test_an_empty_warehouse_draws_without_errors(tmp_path):
     """No months, no currency, no carrier: the controls are empty and every chart says so."""
-    from xport_etl.run import refresh_warehouse
+    from xport_etl.run.tasks import refresh_warehouse
 
     data = tmp_path / "empty"
     data.mkdir()

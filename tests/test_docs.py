@@ -14,9 +14,10 @@ import duckdb
 import pytest
 
 from tests.helpers import serve
-from xport_etl.load.publish import SQL_DIR, reports, warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import SQL_DIR, reports
 from xport_etl.report import docs
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ def warehouse(tmp_path_factory) -> Path:
         settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
         world = sandbox.world
         run_window(settings, world.config.start, world.clock + timedelta(days=30), chunk=timedelta(days=400))
-    return warehouse_path(data_dir)
+    return DataLayout.of(data_dir).warehouse
 
 
 def test_committed_dictionary_is_current(markdown):
@@ -279,23 +280,23 @@ def warehouse_comments_of(con) -> dict:
 def test_a_warehouse_published_before_the_comments_gains_them_on_its_next_publish(warehouse, tmp_path):
     import shutil
 
-    from xport_etl.run import refresh_warehouse
+    from xport_etl.run.tasks import refresh_warehouse
 
     old = tmp_path / "old"
     old.mkdir()
-    shutil.copyfile(warehouse, warehouse_path(old))
-    _strip_comments(warehouse_path(old))
-    con = duckdb.connect(str(warehouse_path(old)))  # nor the view and the setting issue 27 added
+    shutil.copyfile(warehouse, DataLayout.of(old).warehouse)
+    _strip_comments(DataLayout.of(old).warehouse)
+    con = duckdb.connect(str(DataLayout.of(old).warehouse))  # nor the view and the setting issue 27 added
     try:
         con.execute("drop view rpt_spend_by_channel_monthly")
         con.execute("delete from etl_settings where key = 'stuck_recent_days'")
     finally:
         con.close()
-    before = warehouse_comments(warehouse_path(old))
+    before = warehouse_comments(DataLayout.of(old).warehouse)
     assert before and set(before.values()) == {None}
     refresh_warehouse(Settings(data_dir=old, stuck_recent_days=45))  # the next publish (the reports DAG's)
-    assert warehouse_comments(warehouse_path(old)) == dictionary_comments()
-    con = duckdb.connect(str(warehouse_path(old)), read_only=True)
+    assert warehouse_comments(DataLayout.of(old).warehouse) == dictionary_comments()
+    con = duckdb.connect(str(DataLayout.of(old).warehouse), read_only=True)
     try:
         assert con.execute("select value from etl_settings where key = 'stuck_recent_days'").fetchall() == [("45",)]
         assert con.execute("select count(*) from rpt_spend_by_channel_monthly").fetchone()[0] > 0

@@ -30,9 +30,11 @@ import pytest
 from tests.conftest import OLDEST_READER_PIN, READER_PINS
 from tests.helpers import serve
 from xport_etl.errors import ConfigError
-from xport_etl.load.publish import create_state_file, reports, warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import create_state_file, reports
 from xport_etl.report import docs
-from xport_etl.run import refresh_warehouse, run_window
+from xport_etl.run.engine import run_window
+from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION, Settings
 
 CHUNK = timedelta(days=400)  # one window per endpoint: fewer requests, same data
@@ -141,12 +143,12 @@ def loaded(tmp_path_factory):
 @pytest.fixture(scope="module")
 def written(loaded) -> dict:
     """What DuckDB 2.x (the writer's own) reads in the published warehouse."""
-    return read_everything(warehouse_path(loaded.data_dir))
+    return read_everything(DataLayout.of(loaded.data_dir).warehouse)
 
 
 def test_the_warehouse_is_published_in_the_oldest_storage_version(loaded, written):
     assert DEFAULT_WAREHOUSE_STORAGE_VERSION == "v1.0.0" == Settings().warehouse_storage_version
-    assert storage_version(warehouse_path(loaded.data_dir)) == "v1.0.0+"
+    assert storage_version(DataLayout.of(loaded.data_dir).warehouse) == "v1.0.0+"
     tables, views, macros = expected_objects()
     assert set(written["tables"]) == tables and set(written["views"]) == views
     assert {m.split("(")[0] for m in written["macros"]} == macros
@@ -156,7 +158,7 @@ def test_the_warehouse_is_published_in_the_oldest_storage_version(loaded, writte
 
 @pytest.mark.parametrize("oldest", [False, True], ids=[READER_PINS[0], OLDEST_READER_PIN])
 def test_duckdb_1x_reads_every_table_view_and_macro(loaded, written, duckdb1_readers, oldest):
-    read = read_everything(warehouse_path(loaded.data_dir), duckdb1_readers, oldest=oldest)
+    read = read_everything(DataLayout.of(loaded.data_dir).warehouse, duckdb1_readers, oldest=oldest)
     assert read["version"] == (OLDEST_READER_PIN if oldest else READER_PINS[0]).split("==")[1]
     for kind in ("tables", "views", "macros"):
         assert read[kind].keys() == written[kind].keys(), kind
@@ -170,7 +172,7 @@ def test_duckdb_1x_reads_every_table_view_and_macro(loaded, written, duckdb1_rea
 def test_the_duckdb_cli_runs_the_guides_query(loaded, duckdb1_readers):
     """docs/deploy-airflow.md, "Reading the run ledger", with the DuckDB CLI from the package index."""
     cli = duckdb1_readers.bin / "duckdb"
-    path = str(warehouse_path(loaded.data_dir))
+    path = str(DataLayout.of(loaded.data_dir).warehouse)
     version = subprocess.run([cli, "--version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith("v" + READER_PINS[1].split("==")[1]), version
     for sql in (
@@ -184,7 +186,7 @@ def test_the_duckdb_cli_runs_the_guides_query(loaded, duckdb1_readers):
 def test_a_bi_tool_on_duckdb_1x_lists_reflects_and_queries(loaded, duckdb1_readers):
     """duckdb-engine 0.17.0 + SQLAlchemy 2.0.44 on DuckDB 1.5.6: column reflection works there
     (it fails from SQLAlchemy 2.0.45 on: tests/test_bi.py's xfail)."""
-    got = json.loads(duckdb1_readers.run(BI_TOOL, str(warehouse_path(loaded.data_dir).resolve())))
+    got = json.loads(duckdb1_readers.run(BI_TOOL, str(DataLayout.of(loaded.data_dir).warehouse.resolve())))
     assert got["versions"] == [READER_PINS[0].split("==")[1], READER_PINS[3].split("==")[1]]
     tables, views, _ = expected_objects()
     assert tables <= set(got["tables"]) and views <= set(got["views"])
@@ -200,11 +202,11 @@ def test_a_warehouse_in_duckdb_2x_format_migrates_on_its_next_publish(
     every fact row and report row as it was; the publish after that copies it as it is."""
     data_dir = tmp_path / "data"
     shutil.copytree(loaded.data_dir, data_dir)
-    path = warehouse_path(data_dir)
+    path = DataLayout.of(data_dir).warehouse
     path.unlink()
     con = duckdb.connect(str(path))  # DuckDB 2.x's default storage version, as before the setting
     try:
-        con.execute("attach ? as published (read_only)", [str(warehouse_path(loaded.data_dir))])
+        con.execute("attach ? as published (read_only)", [str(DataLayout.of(loaded.data_dir).warehouse)])
         con.execute("copy from database published to warehouse")
     finally:
         con.close()
@@ -245,9 +247,9 @@ def test_latest_writes_this_duckdbs_newest_storage_version(loaded, tmp_path):
     settings = Settings.from_env({"XPORT_DATA_DIR": str(data_dir), "XPORT_WAREHOUSE_STORAGE_VERSION": "latest"})
     assert settings.warehouse_storage_version == "latest"
     refresh_warehouse(settings)
-    assert storage_version(warehouse_path(data_dir)) == "v2.0.0+"
+    assert storage_version(DataLayout.of(data_dir).warehouse) == "v2.0.0+"
     refresh_warehouse(Settings(data_dir=data_dir))
-    assert storage_version(warehouse_path(data_dir)) == "v1.0.0+"
+    assert storage_version(DataLayout.of(data_dir).warehouse) == "v1.0.0+"
 
 
 def test_the_storage_version_setting_is_checked(tmp_path):

@@ -15,13 +15,13 @@ from xport_etl.extract.endpoints import (
     ASSUMPTIONS_ENV_VAR,
     ENDPOINTS,
     ApiAssumptions,
-    EndpointSpec,
-    WindowSpec,
     endpoints_for,
     format_window_value,
     load_assumptions,
     parse_cst,
+    window_params,
 )
+from xport_etl.streams.spec import EndpointSpec, WindowSpec
 
 
 def test_registry():
@@ -58,7 +58,7 @@ def test_specs_are_immutable():
     with pytest.raises(TypeError):
         ENDPOINTS["taobao_orders"].windows["x"] = None  # type: ignore[index]
     with pytest.raises(ValueError):
-        EndpointSpec("x", "taobao", "/x", "PUT", None)
+        EndpointSpec("x", "/x", "PUT", None)
     with pytest.raises(ValueError):
         WindowSpec("a", "b", "iso")
 
@@ -138,7 +138,7 @@ def test_format_window_value():
     with pytest.raises(ValueError):
         format_window_value(dt, "iso")
     spec = ENDPOINTS["taobao_orders"].windows["create"]
-    assert spec.params(dt, dt + timedelta(days=1)) == {
+    assert window_params(spec, dt, dt + timedelta(days=1)) == {
         "createStartTime": "2024-03-02 00:00:00",
         "createEndTime": "2024-03-03 00:00:00",
     }

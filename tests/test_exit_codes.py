@@ -116,7 +116,7 @@ def _provoke(code: int, tmp_path: Path, published: Path, monkeypatch, stack: Exi
         (tmp_path / "warehouse.duckdb").write_bytes(b"not a database " * 1000)
         return ["report", "spend", "--data-dir", str(tmp_path)]
     if code == 8:
-        from xport_etl.run import run_lock
+        from xport_etl.run.plan import run_lock
 
         stack.enter_context(run_lock(tmp_path))  # held by "another run" (another open file: flock refuses it)
         return [

@@ -9,11 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-import xport_etl.run as pipeline
 from xport_etl.errors import AuthenticationError
 from xport_etl.extract.auth import XportAuth, now_ms
 from xport_etl.extract.client import XportClient
 from xport_etl.extract.endpoints import ENDPOINTS
+from xport_etl.run import engine as engine_run
+from xport_etl.run import paging as paging_run
 from xport_etl.settings import Settings
 from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
 from xport_sandbox.testing import SandboxServer
@@ -27,14 +28,14 @@ SKEW_MS = 700_000  # beyond the 600 s window
 def no_sleep(monkeypatch):
     """Clients the pipeline builds record their sleeps instead of sleeping: none may happen."""
     sleeps: list[float] = []
-    monkeypatch.setattr(pipeline, "_make_client", lambda s: XportClient(s, sleep=sleeps.append))
+    monkeypatch.setattr(paging_run, "_make_client", lambda s: XportClient(s, sleep=sleeps.append))
     return sleeps
 
 
 def run(sandbox: SandboxServer, data_dir, **settings) -> None:
     s = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, **settings)
     world = sandbox.world
-    pipeline.run_window(s, world.config.start, world.clock + timedelta(days=1))
+    engine_run.run_window(s, world.config.start, world.clock + timedelta(days=1))
 
 
 def assert_one_request(sandbox: SandboxServer, code: int = 401) -> None:

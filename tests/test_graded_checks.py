@@ -16,18 +16,11 @@ from tests.test_load import T0, land
 from tests.test_normalize import order as served_order
 from tests.test_normalize import page
 from xport_etl.errors import ConfigError
+from xport_etl.layout import DataLayout
 from xport_etl.load.checks import parse_check, parse_overrides
-from xport_etl.load.publish import (
-    CheckFailedError,
-    evaluate_checks,
-    publish,
-    record_checks,
-    run_checks,
-    sql_objects,
-    warehouse_path,
-)
+from xport_etl.load.publish import CheckFailedError, evaluate_checks, publish, record_checks, run_checks, sql_objects
 from xport_etl.load.staging import stage_window
-from xport_etl.run import refresh_warehouse
+from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import Settings
 
 AMOUNT = "chk_fct_orders__amount_equals_lines"
@@ -45,7 +38,7 @@ def mismatched(tmp_path, oid="1", day=0):
 
 
 def check_results(data_dir):
-    reader = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    reader = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         cols = [
             c
@@ -61,7 +54,7 @@ def check_results(data_dir):
 
 
 def digest(data_dir):
-    return hashlib.sha256(warehouse_path(data_dir).read_bytes()).hexdigest()
+    return hashlib.sha256(DataLayout.of(data_dir).warehouse.read_bytes()).hexdigest()
 
 
 # ---- declarations
@@ -117,7 +110,7 @@ def test_a_bad_override_is_a_configuration_error(raw, needle):
 def test_publish_refuses_an_unknown_override(tmp_path):
     with pytest.raises(ConfigError, match="chk_typo"):
         publish(tmp_path, [], check_overrides={"chk_typo": {"severity": "warn"}})
-    assert not warehouse_path(tmp_path).exists()
+    assert not DataLayout.of(tmp_path).warehouse.exists()
     with pytest.raises(ConfigError, match="chk_typo"):
         parse_overrides({"chk_typo": {}})
 
@@ -170,7 +163,7 @@ def test_warn_and_thresholded_checks_run_in_full_and_skipped_ones_say_so(con):  
 
 def test_a_warn_check_with_violations_publishes_and_records_them(tmp_path):
     result = publish(tmp_path, [mismatched(tmp_path)], run_id="run-warn")
-    assert result.warehouse == str(warehouse_path(tmp_path))
+    assert result.warehouse == str(DataLayout.of(tmp_path).warehouse)
     rows = check_results(tmp_path)
     assert {r["check_name"] for r in rows} == {name for name, _ in sql_objects("checks")}
     assert {r["run_id"] for r in rows} == {"run-warn"}
@@ -220,7 +213,7 @@ def test_an_operator_override_flips_a_warn_check_to_error_through_the_pipeline(t
 
 def test_an_existing_warehouse_without_the_results_table_migrates(tmp_path):
     publish(tmp_path, [mismatched(tmp_path)], run_id="old")
-    old = duckdb.connect(str(warehouse_path(tmp_path)))  # as published before the table existed
+    old = duckdb.connect(str(DataLayout.of(tmp_path).warehouse))  # as published before the table existed
     old.execute("drop table etl_check_results")
     old.execute("delete from etl_settings where key like 'check_results%'")
     old.close()

@@ -11,7 +11,8 @@ import pytest
 
 from tests.test_normalize import order, page, sub
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
-from xport_etl.load.publish import CheckFailedError, publish, warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import CheckFailedError, publish
 from xport_etl.load.staging import stage_window
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
@@ -37,7 +38,7 @@ def land(data_dir: Path, pages: list[bytes], *, start=T0, extracted_at=None) -> 
 
 
 def facts(data_dir: Path) -> dict[str, list[tuple]]:
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         return {
             "orders": con.sql(
@@ -90,7 +91,7 @@ def test_load_is_idempotent_and_latest_update_wins(tmp_path):
 def test_failed_check_leaves_the_published_warehouse_untouched(tmp_path):
     m = land(tmp_path, [page([order(id="1")])])
     publish(tmp_path, [stage_window(tmp_path, m)])
-    before = hashlib.sha256(warehouse_path(tmp_path).read_bytes()).hexdigest()
+    before = hashlib.sha256(DataLayout.of(tmp_path).warehouse.read_bytes()).hexdigest()
     # the served order amount disagrees with its lines: a warn check by default (the source's own
     # inconsistency), an error check once the operator says so, and then it stops the publish
     broken = order(id="3", purchaseAmount="99.00", updateTime="2026-02-02 00:00:00")
@@ -98,7 +99,7 @@ def test_failed_check_leaves_the_published_warehouse_untouched(tmp_path):
     as_error = {"chk_fct_orders__amount_equals_lines": {"severity": "error"}}
     with pytest.raises(CheckFailedError, match="amount_equals_lines"):
         publish(tmp_path, [stage_window(tmp_path, m)], check_overrides=as_error)
-    assert hashlib.sha256(warehouse_path(tmp_path).read_bytes()).hexdigest() == before
+    assert hashlib.sha256(DataLayout.of(tmp_path).warehouse.read_bytes()).hexdigest() == before
     assert not list(tmp_path.glob("*.next"))
     assert not list((tmp_path / "state" / "next").glob("*.duckdb*"))
     publish(tmp_path, [stage_window(tmp_path, m)])  # the default policy publishes it
@@ -185,7 +186,7 @@ def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
 
 
 def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apart(tmp_path):
-    from xport_etl.run import load_windows
+    from xport_etl.run.state import load_windows
     from xport_etl.settings import Settings
 
     records = [
@@ -199,7 +200,7 @@ def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apar
     m = land(tmp_path, [page(records)])
     result = load_windows(Settings(data_dir=tmp_path), [m.directory / "manifest.json"])
     assert result["rejects"] == 2
-    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(tmp_path).warehouse), read_only=True)
     try:
         assert con.sql("select rejected, warnings, rows_written from etl_runs").fetchall() == [
             (2, 2, '{"order_lines": 3, "orders": 3}')
@@ -215,7 +216,7 @@ def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apar
 def test_an_old_warehouse_migrates_in_place_and_its_rejects_are_rejections(tmp_path):
     import pyarrow.parquet as pq
 
-    old = duckdb.connect(str(warehouse_path(tmp_path)))
+    old = duckdb.connect(str(DataLayout.of(tmp_path).warehouse))
     # etl_rejects and etl_runs as the code before warnings wrote them
     old.execute(
         "create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
@@ -237,7 +238,7 @@ def test_an_old_warehouse_migrates_in_place_and_its_rejects_are_rejections(tmp_p
     old_rows = table.filter([s == "rejected" for s in table.column("severity").to_pylist()])
     pq.write_table(old_rows.drop_columns(["severity", "field"]), path)
     publish(tmp_path, [batch])
-    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(tmp_path).warehouse), read_only=True)
     try:
         assert con.sql("select window_id, record_id, severity, field from etl_rejects order by 1").fetchall() == [
             (m.window_id, None, "rejected", None),

@@ -10,14 +10,17 @@ import pytest
 
 from tests.test_load import T0, facts, land
 from tests.test_normalize import order, page, sub
-from xport_etl.load.publish import CheckFailedError, NextState, publish, warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import CheckFailedError, NextState, publish
 from xport_etl.load.staging import stage_window
-from xport_etl.run import fanout_keys, publish_run, publish_state
+from xport_etl.run.fanout import fanout_keys
+from xport_etl.run.state import publish_state
+from xport_etl.run.tasks import publish_run
 from xport_etl.settings import Settings
 
 
 def _digest(data_dir) -> str:
-    return hashlib.sha256(warehouse_path(data_dir).read_bytes()).hexdigest()
+    return hashlib.sha256(DataLayout.of(data_dir).warehouse.read_bytes()).hexdigest()
 
 
 def _batch(data_dir, records, day: int = 0):
@@ -46,7 +49,7 @@ def test_fanout_keys_come_from_the_next_state_not_the_published_one(tmp_path):
     )
     state = NextState(tmp_path, "run-b")
     state.merge([_batch(tmp_path, [shipped])])
-    assert not warehouse_path(tmp_path).exists()  # nothing published yet
+    assert not DataLayout.of(tmp_path).warehouse.exists()  # nothing published yet
     assert fanout_keys(settings, "taobao_logistics")[0] == []  # the published warehouse knows nothing
     keys, _ = fanout_keys(settings, "taobao_logistics", state)
     assert [k["key"] for k in keys] == ["5001"]
@@ -95,7 +98,7 @@ def test_a_new_process_continues_the_same_next_state(tmp_path):
 
 def test_a_failed_publish_marks_the_run_rows_failed_and_a_rerun_succeeds(tmp_path):
     from xport_etl.ledger import read_runs
-    from xport_etl.run import merge_windows
+    from xport_etl.run.state import merge_windows
 
     settings = Settings(
         data_dir=tmp_path, check_overrides={"chk_fct_orders__amount_equals_lines": {"severity": "error"}}

@@ -496,7 +496,7 @@ def _plain(rec: dict) -> bool:
 
 
 def _land(tmp_path_factory, config):
-    from xport_etl.run import extract_window
+    from xport_etl.run.paging import extract_window
     from xport_etl.settings import Settings
     from xport_sandbox.testing import SandboxServer
 

@@ -418,7 +418,7 @@ def _order(n: int, order_id: str | None) -> dict:
 
 def _extract(server: WindowServer, tmp_path, page_size: int = 100):
     from xport_etl.extract.landing import read_manifest
-    from xport_etl.run import extract_window
+    from xport_etl.run.paging import extract_window
 
     settings = Settings(rate_limit=0, data_dir=tmp_path, page_size=page_size)
     client = XportClient(settings, transport=httpx.MockTransport(server), sleep=lambda s: None)

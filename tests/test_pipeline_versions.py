@@ -5,11 +5,11 @@ either time format and sent back in the format of the endpoint's window
 from __future__ import annotations
 
 from xport_etl.extract.endpoints import ENDPOINTS
-from xport_etl.run import pass_start
+from xport_etl.run.paging import pass_start
 
 
 def test_pass_start_reads_either_format_and_answers_in_the_window_format():
-    spec = ENDPOINTS["alibaba_orders"]
+    spec = ENDPOINTS["alibaba_orders"].windows["update"]  # the cursor's window
     stamps = [
         "2026-03-01 08:00:00",
         "20260301090000000+0800",
@@ -22,4 +22,4 @@ def test_pass_start_reads_either_format_and_answers_in_the_window_format():
     assert pass_start(stamps, spec) == "2026-03-01 10:00:00"
     assert pass_start(["2026-03-01 08:00:00", "2026-02-28 23:00:00"], spec) == "2026-03-01 08:00:00"
     assert pass_start([None, "junk"], spec) is None
-    assert pass_start([], ENDPOINTS["taobao_orders"]) is None
+    assert pass_start([], ENDPOINTS["taobao_orders"].windows["update"]) is None

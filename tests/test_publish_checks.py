@@ -11,14 +11,8 @@ import pytest
 from tests.test_checks_and_reports import PLANTED, con, valid_world  # noqa: F401  (con: fixture)
 from tests.test_load import T0, land
 from tests.test_normalize import order, page
-from xport_etl.load.publish import (
-    CheckFailedError,
-    publish,
-    record_checks,
-    run_checks,
-    sql_objects,
-    warehouse_path,
-)
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import CheckFailedError, publish, record_checks, run_checks, sql_objects
 from xport_etl.load.staging import stage_window
 
 
@@ -50,7 +44,7 @@ def test_a_check_is_skipped_only_when_its_tables_are_unchanged_and_it_passed_thi
 
 def test_publish_records_the_checks_the_state_passed(tmp_path):
     publish(tmp_path, [stage_window(tmp_path, land(tmp_path, [page([order(id="1")])]))])
-    reader = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    reader = duckdb.connect(str(DataLayout.of(tmp_path).warehouse), read_only=True)
     try:
         recorded = {
             k for (k,) in reader.execute("select key from etl_settings where key like 'check_passed:%'").fetchall()

@@ -22,7 +22,8 @@ import pytest
 from tests.test_load import land
 from tests.test_normalize import order, page
 from xport_etl.cli import main
-from xport_etl.load.publish import connect_reader, publish, warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import connect_reader, publish
 from xport_etl.load.staging import stage_window
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xport_etl"
@@ -38,7 +39,7 @@ def warehouse(tmp_path) -> Path:
 
 def _state(data_dir: Path) -> tuple[str, list[str]]:
     """The warehouse's bytes and every file under the data directory."""
-    digest = hashlib.sha256(warehouse_path(data_dir).read_bytes()).hexdigest()
+    digest = hashlib.sha256(DataLayout.of(data_dir).warehouse.read_bytes()).hexdigest()
     return digest, sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*"))
 
 
@@ -227,7 +228,7 @@ def test_cli_refuses_hostile_report_names_and_changes_nothing(warehouse, name, c
     err = capsys.readouterr().err
     assert "unknown report" in err and "spend" in err
     assert _state(warehouse) == before
-    con = duckdb.connect(str(warehouse_path(warehouse)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(warehouse).warehouse), read_only=True)
     try:
         assert con.execute("select count(*) from fct_orders").fetchall() == [(2,)]
     finally:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import truth_warehouse
 from xport_etl.cli import main
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 from xport_etl.report.reports import FILTER_COLUMNS, report_filters, report_views
 
 APPLIES = {
@@ -44,7 +44,7 @@ def sql_rows(data_dir, sql: str, params=()) -> list[list[str]]:
     """The rows as the CSV prints them (via the same text conversion), from plain SQL."""
     from xport_etl.report.reports import plain
 
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         rows = con.execute(sql, list(params)).fetchall()
     finally:
@@ -109,11 +109,11 @@ def test_an_option_that_does_not_apply_is_a_usage_error_naming_those_that_do(dat
 
 
 def test_values_are_parameters_never_sql_text(data_dir, capsys):
-    before = hashlib.sha256(warehouse_path(data_dir).read_bytes()).hexdigest()
+    before = hashlib.sha256(DataLayout.of(data_dir).warehouse.read_bytes()).hexdigest()
     for hostile in ("x' or '1'='1", "CNY'; drop table fct_orders; --", "中通快递\n; delete from fct_parcels"):
         assert cli_rows(data_dir, capsys, "spend", "--currency", hostile) == []
         assert cli_rows(data_dir, capsys, "stuck_orders", "--carrier", hostile) == []
-    assert hashlib.sha256(warehouse_path(data_dir).read_bytes()).hexdigest() == before
+    assert hashlib.sha256(DataLayout.of(data_dir).warehouse.read_bytes()).hexdigest() == before
 
 
 def test_an_empty_or_reversed_period_and_a_bad_month_are_usage_errors(data_dir, capsys):

@@ -23,9 +23,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from xport_etl import run as pipeline
 from xport_etl.extract.client import XportClient
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.run import engine as engine_run
+from xport_etl.run import paging as paging_run
 from xport_etl.settings import Settings
 
 SECRET = "SECRET-canary-7f3a9c"
@@ -72,7 +73,7 @@ def _texts_of(path: Path) -> list[bytes]:
 
 def _warehouse_text(data_dir: Path) -> str:
     """Every value of every table and view of the published warehouse, as text."""
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         parts = []
         for name, sql in con.execute("select table_name, sql from duckdb_tables()").fetchall():
@@ -91,7 +92,7 @@ def _hits(data_dir: Path, log: Path, messages: list[str]) -> list[str]:
     hits = []
     files = [p for p in Path(data_dir).rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" for p in files) and any(p.name.endswith(".gz") for p in files)
-    assert any(p.name == "runs.jsonl" for p in files) and warehouse_path(data_dir) in files
+    assert any(p.name == "runs.jsonl" for p in files) and DataLayout.of(data_dir).warehouse in files
     for path in [*files, log]:
         if any(needle in blob for blob in _texts_of(path)):
             hits.append(str(path))
@@ -104,7 +105,7 @@ def _hits(data_dir: Path, log: Path, messages: list[str]) -> list[str]:
 def _fails(settings: Settings, monkeypatch) -> str:
     """Run the pipeline expecting failure; the exception's message, repr and traceback."""
     with pytest.raises(Exception) as info:
-        pipeline.run_window(settings, START, END, endpoints=["taobao_orders"])
+        engine_run.run_window(settings, START, END, endpoints=["taobao_orders"])
     exc = info.value
     chain = []
     while exc is not None:
@@ -117,7 +118,7 @@ def test_the_secret_is_nowhere_on_disk_in_logs_or_errors(sandbox, tmp_path, debu
     data_dir = tmp_path / "data"
     settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, access_secret=SECRET)
 
-    result = pipeline.run_window(settings, START, END)
+    result = engine_run.run_window(settings, START, END)
     assert result["rows_written"].get("fct_orders", 0) > 0  # the secret did sign real requests
     logging.getLogger("xport_etl").debug("settings in a log line: %s %r", settings, settings)
 
@@ -136,7 +137,7 @@ def test_the_secret_is_nowhere_on_disk_in_logs_or_errors(sandbox, tmp_path, debu
         )
     )
     # an unreachable API: retried, then given up (no waiting between tries here)
-    monkeypatch.setattr(pipeline, "_make_client", lambda s: XportClient(s, sleep=lambda _s: None))
+    monkeypatch.setattr(paging_run, "_make_client", lambda s: XportClient(s, sleep=lambda _s: None))
     messages.append(
         _fails(
             Settings(base_url="http://127.0.0.1:9", data_dir=data_dir, rate_limit=0, access_secret=SECRET), monkeypatch

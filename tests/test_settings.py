@@ -161,8 +161,8 @@ def test_new_fields_are_validated_and_reach_the_connection_extras():
 
 
 def test_load_memory_setting_reaches_the_publishing_connection(tmp_path, monkeypatch):
-    from xport_etl import run
     from xport_etl.load import publish
+    from xport_etl.run.tasks import refresh_warehouse
 
     limits = []
     real = publish.connect_writer
@@ -173,11 +173,11 @@ def test_load_memory_setting_reaches_the_publishing_connection(tmp_path, monkeyp
 
     monkeypatch.setattr(publish, "connect_writer", spy)
     monkeypatch.delenv("XPORT_LOAD_MEMORY", raising=False)
-    run.refresh_warehouse(Settings(data_dir=tmp_path, load_memory="300MB"))
+    refresh_warehouse(Settings(data_dir=tmp_path, load_memory="300MB"))
     # (creating the schema of a fresh next state is not bounded: it always was not)
     assert set(limits) - {None} == {"300MB"}
     limits.clear()
-    run.refresh_warehouse(Settings(data_dir=tmp_path))
+    refresh_warehouse(Settings(data_dir=tmp_path))
     assert set(limits) - {None} == {publish.LOAD_MEMORY}
 
 
@@ -189,8 +189,8 @@ def _taobao_window(data_dir):
 
 
 def test_sql_normalizer_off_stages_with_python(tmp_path, monkeypatch):
-    from xport_etl import run
     from xport_etl.load import staging
+    from xport_etl.run import stage
 
     def no_sql(*args, **kwargs):
         raise AssertionError("the DuckDB normaliser ran")
@@ -199,19 +199,19 @@ def test_sql_normalizer_off_stages_with_python(tmp_path, monkeypatch):
     monkeypatch.delenv("XPORT_SQL_NORMALIZER", raising=False)
     m = _taobao_window(tmp_path)
     settings = Settings(data_dir=tmp_path, sql_normalizer=False)
-    _, (batch,) = run.stage_windows(settings, [m.directory / "manifest.json"])
+    _, (batch,) = stage.stage_windows(settings, [m.directory / "manifest.json"])
     assert batch.counts["orders"] == 2
     # a staging worker process gets the setting as an argument, not from the environment
     staging._worker_main(
         [
             str(tmp_path),
             json.dumps(_assumption_fields(), default=dict),
-            json.dumps(run._stage_options(settings)),
+            json.dumps(stage._stage_options(settings)),
             str(m.directory),
         ]
     )
     with pytest.raises(AssertionError, match="DuckDB normaliser"):
-        run.stage_windows(Settings(data_dir=tmp_path), [m.directory / "manifest.json"])
+        stage.stage_windows(Settings(data_dir=tmp_path), [m.directory / "manifest.json"])
 
 
 def _assumption_fields():
@@ -224,8 +224,8 @@ def _assumption_fields():
 
 
 def test_stage_memory_and_workers_settings_reach_the_shared_staging(tmp_path, monkeypatch):
-    from xport_etl import run
     from xport_etl.load import staging
+    from xport_etl.run.stage import SqlStager
 
     limits = []
     real = staging.stage_connection
@@ -236,7 +236,7 @@ def test_stage_memory_and_workers_settings_reach_the_shared_staging(tmp_path, mo
 
     monkeypatch.setattr(staging, "stage_connection", spy)
     m = _taobao_window(tmp_path)
-    stager = run.SqlStager(Settings(data_dir=tmp_path, stage_memory="200MB", workers=1))
+    stager = SqlStager(Settings(data_dir=tmp_path, stage_memory="200MB", workers=1))
     try:
         assert stager._pool._max_workers == 1  # (capped at the cores)
         stager.submit("w", m)
@@ -434,13 +434,13 @@ def test_the_secret_is_declared_secret_and_never_shown():
 def test_shown_defaults_are_the_pipelines_own():
     """Three defaults belong to the code that applies them when the setting is None; the
     declarations show them, and must say the same."""
-    from xport_etl import run
     from xport_etl.load import publish, staging
+    from xport_etl.run.lander import EXTRACT_WORKERS
     from xport_etl.settings import SETTING
 
     assert SETTING["stage_memory"].shown == staging.STAGE_MEMORY
     assert SETTING["load_memory"].shown == publish.LOAD_MEMORY
-    assert SETTING["extract_workers"].shown == str(run.EXTRACT_WORKERS)
+    assert SETTING["extract_workers"].shown == str(EXTRACT_WORKERS)
 
 
 def test_one_report_time_zone_default():

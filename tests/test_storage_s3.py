@@ -23,7 +23,6 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from xport_etl import run as pipeline
 from xport_etl.errors import ConfigError
 from xport_etl.extract import storage
 from xport_etl.extract.landing import (
@@ -38,10 +37,15 @@ from xport_etl.extract.landing import (
     window_dir,
     window_id,
 )
-from xport_etl.load.publish import warehouse_path
-from xport_etl.run import extract_window, load_windows, run_window
+from xport_etl.layout import DataLayout
+from xport_etl.run import engine as engine_run
+from xport_etl.run import lander as lander_run
+from xport_etl.run.engine import run_window
+from xport_etl.run.paging import extract_window
+from xport_etl.run.state import load_windows
 from xport_etl.schemas import FCT_ORDERS
 from xport_etl.settings import Settings
+from xport_etl.streams import graph
 from xport_sandbox.truth import truth_tables
 from xport_sandbox.world import WorldConfig
 
@@ -224,7 +228,7 @@ def test_pages_on_s3_load_equal_truth_from_any_writer(sandbox, s3, tmp_path, mon
     keys = _keys(s3, "raw/")
     manifests = [k for k in keys if k.endswith("/" + MANIFEST_FILE)]
     endpoints = {k.split("/")[1] for k in manifests}
-    assert endpoints == set(pipeline.RUN_ENDPOINTS), endpoints
+    assert endpoints == set(graph.run_order()), endpoints
     for k in manifests:
         assert k.replace(MANIFEST_FILE, PAGES_FILE) in keys
     assert any(k.endswith("/context.json") for k in keys)  # fan-out windows keep their contexts
@@ -279,7 +283,7 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
     writer = tmp_path / "writer"
     settings = Settings(base_url=sandbox.base_url, data_dir=writer, rate_limit=0, raw_url=raw_url)
     load_windows(settings, paths)
-    con = duckdb.connect(str(warehouse_path(writer)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(writer).warehouse), read_only=True)
     try:
         n = con.execute("select count(*) from fct_orders where platform = 'taobao'").fetchall()[0][0]
     finally:
@@ -289,7 +293,7 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
 
     # a run that dies after landing its lists resumes from the landed s3:// windows
     extracted: list[str] = []
-    real_extract, real_merge = pipeline.extract_window, pipeline.merge_windows
+    real_extract, real_merge = lander_run.extract_window, engine_run.merge_windows
 
     def counting_extract(*args, **kwargs):
         extracted.append(args[1])
@@ -298,14 +302,14 @@ def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path,
     def failing_load(*args, **kwargs):
         raise RuntimeError("the writer went away")
 
-    monkeypatch.setattr(pipeline, "extract_window", counting_extract)
-    monkeypatch.setattr(pipeline, "merge_windows", failing_load)
+    monkeypatch.setattr(lander_run, "extract_window", counting_extract)  # where run's lander calls it
+    monkeypatch.setattr(engine_run, "merge_windows", failing_load)
     lists = ("taobao_orders", "alibaba_orders")
     one_run = end - start  # one bounded run of several 31-day windows
     with pytest.raises(RuntimeError, match="went away"):
         run_window(settings, start, end, endpoints=lists, span=one_run)
     assert set(extracted) == set(lists) and len(extracted) > len(lists)  # 31-day chunks
-    monkeypatch.setattr(pipeline, "merge_windows", real_merge)
+    monkeypatch.setattr(engine_run, "merge_windows", real_merge)
     extracted.clear()
     result = run_window(settings, start, end, endpoints=lists, span=one_run)
     assert result["resumed"] and extracted == [], "landed windows on S3 are checkpoints"

@@ -130,7 +130,7 @@ class _PageProgress:
     one line per window and step, ``HH:MM:SS landed|staged|publishing|published …``, so that a log
     shows what happened and when, without ``-v``. ``--quiet``: nothing.
 
-    Events (dicts from :mod:`xport_etl.run`): ``page`` (endpoint, window, page, pages, records),
+    Events (dicts from :mod:`xport_etl.run`'s steps): ``page`` (endpoint, window, page, pages, records),
     ``staged`` (endpoint, window), ``publish`` (``phase`` "start" with ``batches``, then "done"
     with ``rows_written``/``seconds``; without a phase: one line), ``resume`` (plan), ``run``
     (``message``). Unknown events and fields are ignored.
@@ -304,7 +304,7 @@ def format_result(result: dict) -> str:
 
 
 def cmd_extract(args) -> int:
-    from xport_etl.run import extract_window
+    from xport_etl.run.paging import extract_window
 
     s = _settings(args)
     start, end = _window(args, s)
@@ -316,15 +316,12 @@ def cmd_extract(args) -> int:
 
 def cmd_load(args) -> int:
     from xport_etl.extract.landing import complete_windows
-    from xport_etl.extract.storage import redact
-    from xport_etl.run import load_windows
+    from xport_etl.run.state import load_windows
 
     s = _settings(args)
-    manifests = args.manifest or [
-        str(m.directory / "manifest.json") for m in complete_windows(s.data_dir, raw_url=s.raw_url)
-    ]
+    manifests = args.manifest or [str(m.directory / "manifest.json") for m in complete_windows(s.layout)]
     if not manifests:  # nothing to do is not a failure (cron runs `load` on an empty night too)
-        where = redact(s.raw_url) if s.raw_url else f"{s.data_dir}/raw"
+        where = s.layout.raw_shown
         if s.raw_url is None and not s.data_dir.is_dir():  # a typo in --data-dir is, though
             raise UsageError(f"no data directory {s.data_dir}: check --data-dir / XPORT_DATA_DIR")
         print(f"nothing to load: 0 windows landed under {where} (`xport-etl run` or `extract` lands them)")
@@ -338,7 +335,7 @@ def cmd_load(args) -> int:
 def cmd_run(args) -> int:
     from datetime import timedelta
 
-    from xport_etl.run import run_window
+    from xport_etl.run.engine import run_window
 
     s = _settings(args)
     start, end = _window(args, s)
@@ -476,14 +473,6 @@ def cmd_airflow_install_dags(args) -> int:
     return 0
 
 
-def _extractable_endpoints() -> tuple[str, ...]:
-    """The endpoints ``extract`` can page: those with a time window (the others are read by key:
-    ``run``'s fan-outs, ``callbacks consume``'s details)."""
-    from xport_etl.extract.endpoints import ENDPOINTS
-
-    return tuple(name for name, spec in ENDPOINTS.items() if spec.windows)
-
-
 def _report_names() -> tuple[str, ...]:
     """The short report names (``spend``); ``report`` also takes a view's own name."""
     from xport_etl.report.reports import report_views
@@ -513,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     from xport_etl.callbacks import cli as callbacks_cli
     from xport_etl.report import dashboard, docs
     from xport_etl.report.reports import parse_month
+    from xport_etl.streams import graph
 
     parser = _Parser(
         prog="xport-etl",
@@ -538,19 +528,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="filter on creation time (default) or update time",
     )
 
+    # the streams with a time window (the others are read by key: run's fan-outs, the callbacks' details)
+    extractable = graph.extractable()
     p = sub.add_parser(
         "extract",
         parents=[common, window],
         help="land one endpoint's raw pages for a window",
         description="Page one endpoint for a window and land the raw pages; prints the manifest path.\n"
-        "example: xport-etl extract --endpoint taobao_orders --start 2026-06-01 --end 2026-07-01",
+        f"example: xport-etl extract --endpoint {extractable[0]} --start 2026-06-01 --end 2026-07-01",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--endpoint",
-        default="taobao_orders",
-        choices=_extractable_endpoints(),
-        help="endpoint name (default taobao_orders)",
+        default=extractable[0],
+        choices=extractable,
+        help=f"endpoint name (default {extractable[0]})",
     )
     p.set_defaults(func=cmd_extract)
 

@@ -1,5 +1,5 @@
 """The run ledger: one JSON line per (run, endpoint, window) and outcome, appended with an fsync
-under ``<data_dir>/state/runs.jsonl``; the last line for a key wins. ``etl_runs`` and
+(the layout's ``runs``, ``state/runs.jsonl``); the last line for a key wins. ``etl_runs`` and
 ``xport-etl status`` are read from it."""
 
 from __future__ import annotations
@@ -8,16 +8,12 @@ import json
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from xport_etl.extract.landing import Manifest
+from xport_etl.layout import DataLayout, Where
 
 __all__ = ["append_run", "read_runs"]
-
-
-def _ledger(data_dir: Path) -> Path:
-    return Path(data_dir) / "state" / "runs.jsonl"
 
 
 def _run_row(
@@ -55,8 +51,9 @@ def _run_row(
     }
 
 
-def append_run(data_dir: Path, row: dict[str, Any]) -> None:
-    path = _ledger(data_dir)
+def append_run(data_dir: Where, row: dict[str, Any]) -> None:
+    """Append ``row`` to the run ledger of ``data_dir`` (a data directory or its :class:`DataLayout`)."""
+    path = DataLayout.of(data_dir).runs
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -64,10 +61,10 @@ def append_run(data_dir: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def read_runs(data_dir: Path, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+def read_runs(data_dir: Where, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The ledger (plus ``pending`` rows not yet appended), one row per (run, endpoint, window):
     the last word on each wins. Times come back as naive UTC datetimes."""
-    path = _ledger(data_dir)
+    path = DataLayout.of(data_dir).runs
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     rows: dict[tuple, dict] = {}
     for line in lines:

@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from xport_etl.errors import ConfigError
 from xport_etl.extract.endpoints import ASSUMED, ASSUMPTIONS_ENV_VAR, ApiAssumptions, load_assumptions
 from xport_etl.extract.storage import check_url, normalize, redact
+from xport_etl.layout import DataLayout
 from xport_etl.load.checks import parse_overrides
 from xport_etl.settings_schema import Setting, declarations, markdown, setting
 
@@ -618,6 +619,11 @@ class Settings:
                 raise
             pattern = re.compile(r"\b(" + "|".join(re.escape(var) for var in named if var) + r")\b")
             raise ConfigError(pattern.sub(lambda m: named[m[0]], str(exc)), hint=exc.hint) from None
+
+    @property
+    def layout(self) -> DataLayout:
+        """Where each kind of state lives: under ``data_dir``, raw pages at ``raw_url`` if set."""
+        return DataLayout(self.data_dir, self.raw_url)
 
     @property
     def signer(self) -> SignRecipe:

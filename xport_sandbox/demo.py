@@ -374,7 +374,7 @@ def _lines(stream: IO[str] | None, log: IO[str]):
 
 
 def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
-    from xport_etl.load.publish import connect_reader, warehouse_path
+    from xport_etl.load.publish import connect_reader
     from xport_etl.report.reports import render_report
     from xport_etl.settings import Settings
     from xport_etl.tables import FACT_TABLES
@@ -389,7 +389,7 @@ def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
         console.print(text, markup=False)
     console.rule()
     try:
-        con = connect_reader(settings.data_dir)
+        con = connect_reader(settings.layout)
         try:
             counts = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in FACT_TABLES}
         finally:
@@ -400,7 +400,7 @@ def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
         "warehouse: {fct_orders:,} orders, {fct_order_lines:,} lines, {fct_refunds:,} refunds,"
         " {fct_parcels:,} parcels, {fct_parcel_events:,} tracking events".format(**counts)
     )
-    path = warehouse_path(settings.data_dir)
+    path = settings.layout.warehouse
     shown = path.relative_to(PROJECT_DIR) if path.is_relative_to(PROJECT_DIR) else path
     console.print(f"  {path}")
     console.print(f"  open it read-only: duckdb -readonly {shown}")

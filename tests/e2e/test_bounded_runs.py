@@ -9,8 +9,9 @@ import duckdb
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
 from tests.helpers import serve
-from xport_etl import run as pipeline
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
+from xport_etl.run import engine as engine_run
+from xport_etl.run import windows as windows_run
 from xport_etl.settings import Settings
 
 MONTH = timedelta(days=31)
@@ -18,11 +19,11 @@ MONTH = timedelta(days=31)
 
 def test_runs_publish_once_each_newest_first_and_end_equal_to_the_truth(tmp_path, monkeypatch):
     published = []
-    real = pipeline.publish_state
+    real = engine_run.publish_state
 
     def spy(settings, state, **kw):
         result = real(settings, state, **kw)
-        con = duckdb.connect(str(warehouse_path(settings.data_dir)), read_only=True)
+        con = duckdb.connect(str(DataLayout.of(settings.data_dir).warehouse), read_only=True)
         try:
             published.append(
                 con.execute(
@@ -34,13 +35,13 @@ def test_runs_publish_once_each_newest_first_and_end_equal_to_the_truth(tmp_path
             con.close()
         return result
 
-    monkeypatch.setattr(pipeline, "publish_state", spy)
+    monkeypatch.setattr(engine_run, "publish_state", spy)  # where the engine calls it
     with serve(seed=21, orders=200) as sandbox:
         world = sandbox.world
         settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0, refetch_after=0)
         start, end = world.config.start, world.clock + timedelta(days=1)
-        result = pipeline.run_window(settings, start, end, span=MONTH)
-        spans = pipeline.split_window(pipeline._utc(start), pipeline._utc(end), MONTH)
+        result = engine_run.run_window(settings, start, end, span=MONTH)
+        spans = windows_run.split_window(windows_run.utc(start), windows_run.utc(end), MONTH)
         assert result["runs"] == len(spans) >= 4
         assert len(published) == len(spans)  # one publish per run, none in between
         # the newest month first: the first state holds only orders created in the last span

@@ -16,8 +16,8 @@ import pytest
 from tests.test_callbacks import serve_app
 from xport_etl.callbacks.receiver import CALLBACK_PATH, create_receiver
 from xport_etl.callbacks.refresh import refresh_from_callbacks
-from xport_etl.load.publish import warehouse_path
-from xport_etl.run import run_window
+from xport_etl.layout import DataLayout
+from xport_etl.run.engine import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_REFUNDS
 from xport_etl.settings import Settings
 from xport_sandbox import DEFAULT_ACCESS_SECRET
@@ -54,7 +54,7 @@ def differences(data_dir, world) -> dict[str, tuple[int, int, list]]:
     """Per fact table: (truth rows missing or different, unexpected rows, an example) where the
     warehouse and the truth differ, every public column compared."""
     truth = truth_tables(world)
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     out = {}
     try:
         for spec in TABLES:

@@ -15,8 +15,9 @@ from datetime import timedelta
 import pytest
 
 from tests.helpers import serve
-from xport_etl.load.publish import sql_objects, warehouse_path
-from xport_etl.run import run_window
+from xport_etl.layout import DataLayout
+from xport_etl.load.publish import sql_objects
+from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
 # what identifies a published state: every fact table's size and the newest time in each
@@ -76,7 +77,15 @@ def test_reader_process_sees_only_complete_loads_during_ten_loads(tmp_path):
         published = {_fingerprint(tmp_path)}
         stop = tmp_path / "stop-reader"
         reader = subprocess.Popen(
-            [sys.executable, "-c", READER, str(warehouse_path(tmp_path)), str(stop), ",".join(views), FINGERPRINT],
+            [
+                sys.executable,
+                "-c",
+                READER,
+                str(DataLayout.of(tmp_path).warehouse),
+                str(stop),
+                ",".join(views),
+                FINGERPRINT,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -104,7 +113,7 @@ def test_reader_process_sees_only_complete_loads_during_ten_loads(tmp_path):
 def _fingerprint(data_dir) -> str:
     import duckdb
 
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         return json.dumps(con.execute(FINGERPRINT).fetchall()[0])
     finally:

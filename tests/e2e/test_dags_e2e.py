@@ -23,7 +23,7 @@ import pytest
 
 import xport_sandbox as sandbox_defaults
 from xport_etl.callbacks.inbox import InboxStore
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
@@ -51,7 +51,7 @@ def assert_warehouse_equals_truth(data_dir: Path, world, tables=TABLES) -> dict[
     (As in ``test_pipeline_e2e.py``.)
     """
     truth = truth_tables(world)
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     counts = {}
     try:
         for spec in tables:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
 from xport_etl.extract.landing import read_pages
-from xport_etl.run import run_window
+from xport_etl.run.engine import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
 from xport_etl.settings import Settings
 from xport_sandbox.faults import PROFILES

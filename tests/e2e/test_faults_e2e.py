@@ -13,10 +13,13 @@ from datetime import timedelta
 
 import pytest
 
-import xport_etl.run as pipeline
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
 from xport_etl.errors import RetriableError
 from xport_etl.extract.client import RetryPolicy, XportClient
+from xport_etl.run import engine as engine_run
+from xport_etl.run import lander as lander_run
+from xport_etl.run import paging as paging_run
+from xport_etl.run import windows as windows_run
 from xport_etl.settings import Settings
 from xport_sandbox.faults import FAULT_KINDS, PROFILES, FaultProfile
 from xport_sandbox.testing import SandboxServer
@@ -26,7 +29,7 @@ WORLD = WorldConfig(seed=11, orders=300)
 
 
 class FastClients:
-    """Makes ``pipeline._make_client`` build clients with a quick retry policy and a sleep that
+    """Makes ``xport_etl.run.paging._make_client`` build clients with a quick retry policy and a sleep that
     records what was asked (``Retry-After`` included) but waits at most 20 ms."""
 
     def __init__(self, policy: RetryPolicy) -> None:
@@ -53,7 +56,7 @@ class FastClients:
 def fast(monkeypatch):
     def install(**policy) -> FastClients:
         clients = FastClients(RetryPolicy(initial_delay=0.01, max_delay=0.05, **policy))
-        monkeypatch.setattr(pipeline, "_make_client", clients)
+        monkeypatch.setattr(paging_run, "_make_client", clients)
         return clients
 
     return install
@@ -62,7 +65,7 @@ def fast(monkeypatch):
 def run(sandbox: SandboxServer, data_dir, **settings) -> dict:
     world = sandbox.world
     s = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, **settings)
-    return pipeline.run_window(s, world.config.start, world.clock + timedelta(days=30))
+    return engine_run.run_window(s, world.config.start, world.clock + timedelta(days=30))
 
 
 def test_flaky_run_equals_truth(fast, tmp_path) -> None:
@@ -115,11 +118,11 @@ def test_fault_outlasting_retries_fails_clearly_then_recovers(fast, tmp_path) ->
         # bounded: exactly max_tries requests for each broken window paged (the windows already
         # in flight when the first one gave up), and no window started after that
         windows = len(
-            pipeline.split_window(
-                sandbox.world.config.start, sandbox.world.clock + timedelta(days=30), pipeline.DEFAULT_CHUNK
+            windows_run.split_window(
+                sandbox.world.config.start, sandbox.world.clock + timedelta(days=30), windows_run.DEFAULT_CHUNK
             )
         )
-        assert 1 <= len(failed) <= pipeline.EXTRACT_WORKERS < windows
+        assert 1 <= len(failed) <= lander_run.EXTRACT_WORKERS < windows
         assert sandbox.stats()["endpoints"]["/v2/alibaba/order/page"]["requests"] == 4 * len(failed)
         assert clients.stat("retries") == 3 * len(failed)
 

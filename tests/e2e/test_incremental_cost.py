@@ -20,8 +20,8 @@ import pytest
 
 from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
 from tests.helpers import serve
-from xport_etl.load.publish import warehouse_path
-from xport_etl.run import run_window
+from xport_etl.layout import DataLayout
+from xport_etl.run.engine import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_PARCELS, FCT_REFUNDS
 from xport_etl.settings import Settings
 from xport_sandbox.truth import truth_tables
@@ -45,7 +45,7 @@ def changed_keys(before, after, spec, key_sql: str) -> list[tuple]:
 
 
 def _warehouse_tables(data_dir) -> dict:
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         return {FCT_PARCELS.name: con.sql(f"select * from {FCT_PARCELS.name}").to_arrow_table()}
     finally:

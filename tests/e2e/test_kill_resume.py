@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 
 # (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load
 FAST_POINTS = [
@@ -85,7 +85,7 @@ def run_cli(sandbox, data_dir, crash_at=None, workers="1"):
 
 
 def assert_no_duplicates(data_dir):
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         for spec in TABLES:
             keys = ", ".join(spec.key)

@@ -10,8 +10,8 @@ from datetime import timedelta
 import duckdb
 import pyarrow.compute as pc
 
-from xport_etl.load.publish import warehouse_path
-from xport_etl.run import run_window
+from xport_etl.layout import DataLayout
+from xport_etl.run.engine import run_window
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
@@ -28,7 +28,7 @@ TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVEN
 def assert_warehouse_equals_truth(data_dir, world, tables=TABLES) -> dict[str, int]:
     """Every public column of every fact table equals the truth; returns the row counts."""
     truth = truth_tables(world)
-    con = duckdb.connect(str(warehouse_path(data_dir)), read_only=True)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     counts = {}
     try:
         for spec in tables:

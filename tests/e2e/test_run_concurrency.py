@@ -1,5 +1,5 @@
 """`run` pages its list windows several at once and stages each DuckDB-normalised window as soon as
-it lands (pipeline._land_lists, SqlStager); the windows staged at once share one DuckDB
+it lands (run.lander.ListLander, run.stage.SqlStager); the windows staged at once share one DuckDB
 (staging.SharedStaging). Same warehouse as one window at a time, per-window request counts still
 right, a failing window stops new ones without losing those in flight, and the shared staging writes what a window's
 own connection writes."""
@@ -15,16 +15,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
-from xport_etl import run as pipeline
 from xport_etl.extract.landing import read_manifest
-from xport_etl.load.publish import warehouse_path
+from xport_etl.layout import DataLayout
 from xport_etl.load.staging import SharedStaging, stage_window
-from xport_etl.run import LIST_ENDPOINTS, run_window
+from xport_etl.run import engine as engine_run
+from xport_etl.run import lander as lander_run
+from xport_etl.run import windows as windows_run
+from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
+from xport_etl.streams import graph
 
 # fct_refunds also holds the 1688 refunds, which come from a fan-out endpoint
 LISTS = [t for t in TABLES if t.name in ("fct_orders", "fct_order_lines")]
 WEEK = timedelta(days=7)
+LIST_ENDPOINTS = graph.lists(graph.run_order())
 
 
 # the served world of the `sandbox` fixture (tests/conftest.py)
@@ -71,16 +75,16 @@ def test_windows_paged_at_once_equal_one_at_a_time_and_the_truth(sandbox, tmp_pa
     start, end = _bounds(sandbox.world)
     results = {}
     for workers in ("1", "4"):
-        spy = _InFlight(pipeline.extract_window)
-        monkeypatch.setattr(pipeline, "extract_window", spy)
+        spy = _InFlight(lander_run.extract_window)
+        monkeypatch.setattr(lander_run, "extract_window", spy)  # where run's lander calls it
         staged_seen = {}
-        real_merge = pipeline.merge_windows
+        real_merge = engine_run.merge_windows
 
         def merge(settings, state, manifests, staged=None, _seen=staged_seen, _real=real_merge, **kw):
             _seen.update(staged or {})
             return _real(settings, state, manifests, staged=staged, **kw)
 
-        monkeypatch.setattr(pipeline, "merge_windows", merge)
+        monkeypatch.setattr(engine_run, "merge_windows", merge)
         data_dir = tmp_path / f"workers{workers}"
         settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, extract_workers=int(workers))
         requests_before = _list_requests(sandbox)
@@ -102,19 +106,19 @@ def test_windows_paged_at_once_equal_one_at_a_time_and_the_truth(sandbox, tmp_pa
 
 def test_a_failing_window_stops_new_windows_and_a_rerun_pages_only_what_is_missing(sandbox, tmp_path, monkeypatch):
     start, end = _bounds(sandbox.world)
-    runs = pipeline.split_window(pipeline._utc(start), pipeline._utc(end), pipeline.DEFAULT_RUN)
+    runs = windows_run.split_window(windows_run.utc(start), windows_run.utc(end), windows_run.DEFAULT_RUN)
     # the second window of the newest run, which goes first (runs are newest first)
     victim = f"taobao_orders/{(runs[-1][0] + WEEK).isoformat()}"
-    spy = _InFlight(pipeline.extract_window, fail_once=victim)
-    monkeypatch.setattr(pipeline, "extract_window", spy)
+    spy = _InFlight(lander_run.extract_window, fail_once=victim)
+    monkeypatch.setattr(lander_run, "extract_window", spy)
     settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0, extract_workers=3)
     with pytest.raises(RuntimeError, match="injected failure"):
         run_window(settings, start, end, endpoints=LIST_ENDPOINTS, chunk=WEEK)
-    assert not warehouse_path(tmp_path).exists()  # nothing was published
+    assert not DataLayout.of(tmp_path).warehouse.exists()  # nothing was published
     (plan,) = (tmp_path / "state" / "plans").glob("*.json")
     landed_first = set(json.loads(plan.read_text())["landed"])
     started_first = list(spy.calls)
-    total = 3 * sum(len(pipeline.split_window(lo, hi, WEEK)) for lo, hi in runs)
+    total = 3 * sum(len(windows_run.split_window(lo, hi, WEEK)) for lo, hi in runs)
     # the windows in flight when the victim failed landed; no window was started after it
     assert victim in started_first and len(landed_first) == len(started_first) - 1
     assert len(started_first) <= started_first.index(victim) + 3 < total
@@ -129,7 +133,7 @@ def test_shared_staging_writes_what_a_window_own_connection_writes(sandbox, tmp_
     start, _ = _bounds(sandbox.world)
     settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path / "land", rate_limit=0)
     paths = [
-        pipeline.extract_window(settings, "taobao_orders", start + i * 4 * WEEK, start + (i + 1) * 4 * WEEK)
+        lander_run.extract_window(settings, "taobao_orders", start + i * 4 * WEEK, start + (i + 1) * 4 * WEEK)
         for i in range(3)
     ]
     manifests = [read_manifest(p) for p in paths]

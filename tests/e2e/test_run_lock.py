@@ -18,7 +18,7 @@ from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USE
 
 
 def _hold(data_dir: str, holding, release) -> None:
-    from xport_etl.run import run_lock
+    from xport_etl.run.plan import run_lock
 
     with run_lock(Path(data_dir)):
         holding.set()

@@ -11,7 +11,6 @@ import sys
 from xport_etl.callbacks.inbox import (
     DEAD_LETTER_FILE,
     INBOX_FILE,
-    callbacks_dir,
 )
 from xport_etl.callbacks.receiver import (
     CALLBACK_PATH,
@@ -44,7 +43,7 @@ def cmd_serve(args) -> int:
         )
     if settings.access_secret == DEFAULT_ACCESS_SECRET:
         log.warning("XPORT_ACCESS_SECRET is not set: verifying callbacks with the sandbox's secret")
-    inbox_dir = callbacks_dir(settings.data_dir)
+    inbox_dir = settings.layout.callbacks
     app = create_receiver(
         settings.access_secret,
         inbox_dir,

@@ -1,5 +1,5 @@
 """The callback inbox: every accepted message appended as one JSON line (fsync'd) to rotating
-segments under ``<data_dir>/callbacks/``, read back from an offset; duplicates recognised by
+segments in the data layout's ``callbacks`` folder (``<data_dir>/callbacks/``), read back from an offset; duplicates recognised by
 content id.
 """
 
@@ -43,10 +43,6 @@ _SEGMENT = re.compile(r"inbox\.([0-9]{6,18})\.jsonl")
 
 def content_id(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
-
-
-def callbacks_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "callbacks"
 
 
 # ---- the inbox

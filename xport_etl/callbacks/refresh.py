@@ -50,7 +50,6 @@ from xport_etl.callbacks.inbox import (
     InboxEntry,
     _epoch,
     _write_all,
-    callbacks_dir,
     read_segments,
     rotated_segments,
     segment_path,
@@ -187,8 +186,9 @@ def _collect_one(entry: InboxEntry, wanted: _Wanted, max_age_s: float) -> None:
 
 
 class _Tracker:
-    """The client as :func:`pipeline.extract_fanout` and :func:`pipeline.extract_window` see it,
-    reading what each answer holds and recording each key that fails for good.
+    """The client as :func:`~xport_etl.run.fanout.extract_fanout` and
+    :func:`~xport_etl.run.paging.extract_window` see it, reading what each answer holds and
+    recording each key that fails for good.
 
     ``extract_fanout`` skips a key answered 404 and fails its window on any other error; a key
     that will never refresh must not hold back every other message, so its error (a non-retriable
@@ -285,11 +285,11 @@ class _Tracker:
 
 def _warehouse(settings, sql: str, ids: list[str]) -> list[tuple]:
     """Rows of ``sql`` (``$1``: the list of ids) from the published warehouse, if any."""
-    from xport_etl.load.publish import connect_reader, warehouse_path
+    from xport_etl.load.publish import connect_reader
 
-    if not ids or not warehouse_path(settings.data_dir).exists():
+    if not ids or not settings.layout.warehouse.exists():
         return []
-    con = connect_reader(settings.data_dir)
+    con = connect_reader(settings.layout)
     try:
         return con.execute(sql, [ids]).fetchall()
     finally:
@@ -343,9 +343,10 @@ def _window_1688(settings, stamps: list[float]) -> tuple[datetime, datetime]:
 
 def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[list[str], _Tracker]:
     """Ask the API for everything ``wanted`` names; the landed manifests and what was learnt."""
-    from xport_etl import run as pipeline
     from xport_etl.errors import BadPageError, FatalError, PaginationError
     from xport_etl.extract.endpoints import endpoints_for
+    from xport_etl.run import fanout as fanouts
+    from xport_etl.run import paging
 
     specs = endpoints_for(settings.assumptions)
     keyed = {
@@ -358,13 +359,13 @@ def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[l
     def fanout(platform: str, kind: str, keys: list[dict[str, Any]]) -> None:
         if keys:
             endpoint, by = FETCH[(platform, kind)]
-            paths.extend(pipeline.extract_fanout(settings, endpoint, keys=keys, by=by, client=tracked))
+            paths.extend(fanouts.extract_fanout(settings, endpoint, keys=keys, by=by, client=tracked))
 
     def window_1688(start: datetime, end: datetime, mode: str) -> str | None:
         """Land a window of the 1688 list; None (and what it showed forgotten) if refused for good."""
         seen = dict(tracked.orders_1688)
         try:
-            paths.append(pipeline.extract_window(settings, ALIBABA_ORDERS, start, end, mode=mode, client=tracked))
+            paths.append(paging.extract_window(settings, ALIBABA_ORDERS, start, end, mode=mode, client=tracked))
         except (FatalError, BadPageError, PaginationError) as exc:
             tracked.orders_1688 = seen  # nothing of it lands: nothing of it was found
             return f"the 1688 order list refused the window: {str(exc)[:200]}"
@@ -462,16 +463,16 @@ def _rejected_keys(settings, manifests: list[str]) -> dict[Name, str]:
     """The orders and refunds the publish rejected (``etl_rejects`` rows of the windows just
     landed whose severity is 'rejected'), with the reason."""
     from xport_etl.extract.landing import read_manifest
-    from xport_etl.load.publish import connect_reader, warehouse_path
+    from xport_etl.load.publish import connect_reader
 
     windows = []
     for path in manifests:
         m = read_manifest(path)
         if m.endpoint in _REJECTED:
             windows.append(m.window_id)
-    if not windows or not warehouse_path(settings.data_dir).exists():
+    if not windows or not settings.layout.warehouse.exists():
         return {}
-    con = connect_reader(settings.data_dir)
+    con = connect_reader(settings.layout)
     try:
         columns = {r[0] for r in con.execute("describe etl_rejects").fetchall()}
         severity = "and severity = 'rejected'" if "severity" in columns else ""
@@ -534,7 +535,7 @@ def _letter(entry: InboxEntry, reason: str, now: str) -> dict:
 def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
     """Refresh the orders and refunds named by the messages received since the last run.
 
-    Reads the inbox (``<data_dir>/callbacks/``, every segment) from the stored position, re-reads
+    Reads the inbox (the data layout's ``callbacks``, every segment) from the stored position, re-reads
     what the messages name (see the module's docstring), publishes, writes what can never be
     refreshed to ``dead-letter.jsonl``, and only then advances the position. Rotated segments
     consumed past and older than the receiver's dedup horizon are then removed.
@@ -552,10 +553,11 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         ``rows_written``, ``rejects``, ``dead_lettered``, ``segment``, ``offset`` (and
         ``window_1688``, the 1688 order list window asked, when there was one).
     """
-    from xport_etl import run as pipeline
     from xport_etl.faults import crashpoint
+    from xport_etl.run import paging
+    from xport_etl.run import state as run_state
 
-    cdir = callbacks_dir(settings.data_dir)
+    cdir = settings.layout.callbacks
     cdir.mkdir(parents=True, exist_ok=True)
     offset_path = cdir / OFFSET_FILE
     with open(cdir / "consume.lock", "w") as lock:
@@ -581,12 +583,12 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         failed: dict[Name, str] = {}
         implied: dict[Name, list[Name]] = {}
         if named:
-            with pipeline.client_for(settings, client) as client:
+            with paging.client_for(settings, client) as client:
                 paths, tracked = _fetch(settings, wanted, client, result)
             failed.update(tracked.failed)
             implied = tracked.implied
             if paths:
-                loaded = pipeline.load_windows(settings, paths)
+                loaded = run_state.load_windows(settings, paths)
                 result["rows_written"], result["rejects"] = loaded["rows_written"], loaded["rejects"]
                 if loaded["rejects"]:
                     failed.update(_rejected_keys(settings, paths))

@@ -57,10 +57,11 @@ from xport_etl.extract.client import (
     shown,
     tls_context,
 )
-from xport_etl.extract.endpoints import EndpointSpec, endpoints_for
+from xport_etl.extract.endpoints import endpoints_for
 from xport_etl.extract.ratelimit import Limiter, RateLimiter
 from xport_etl.numbers import ascii_int
 from xport_etl.settings import Settings
+from xport_etl.streams.spec import EndpointSpec
 
 __all__ = ["SKEW_WARN_S", "STEP_NAMES", "CheckReport", "CheckStep", "check_connection"]
 

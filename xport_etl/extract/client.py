@@ -82,10 +82,11 @@ from xport_etl.errors import (
     XportError,
 )
 from xport_etl.extract.auth import XportAuth
-from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions, EndpointSpec
+from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.extract.ratelimit import Limiter, limiter_for_settings
 from xport_etl.numbers import ascii_int
 from xport_etl.settings import Settings
+from xport_etl.streams.spec import EndpointSpec
 
 __all__ = [
     "INITIAL_DELAY",

@@ -1,11 +1,12 @@
-"""Endpoints are data: one frozen :class:`EndpointSpec` per API endpoint, plus every [assumed]
-choice of the contract gathered in ONE object, :data:`ASSUMED`.
+"""Every [assumed] choice of the API contract gathered in ONE object, :data:`ASSUMED`, the
+endpoints with the assumptions applied (:func:`endpoints_for`), and the API's time formats.
 
 The contract (``docs/api-contract.md``) tags what the public documentation does not show as
-[assumed]. Those choices live here (and the signing recipes in :mod:`xport_etl.extract.auth`, chosen
-by ``XPORT_SIGN_RECIPE``), so that a user with real credentials can correct them by configuration:
-point ``XPORT_API_ASSUMPTIONS`` at a JSON file and call :func:`load_assumptions` (see its
-docstring for the keys).
+[assumed]. The endpoints themselves are declared with their streams (:mod:`xport_etl.streams`);
+the signing recipes are in :mod:`xport_etl.extract.auth`, chosen by ``XPORT_SIGN_RECIPE``. A
+user with real credentials corrects any of them by configuration: point
+``XPORT_API_ASSUMPTIONS`` at a JSON file (see :func:`load_assumptions` for the keys), whose
+``endpoint_overrides`` may change any field of an endpoint's declaration.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from types import MappingProxyType
 from typing import Any
 
 from xport_etl.errors import ConfigError
+from xport_etl.streams.graph import STREAMS
+from xport_etl.streams.spec import TIME_FORMATS, EndpointSpec, WindowSpec
 
 __all__ = [
     "ASSUMED",
@@ -30,20 +33,16 @@ __all__ = [
     "COMPACT_TIME_FORMAT",
     "ENDPOINTS",
     "ApiAssumptions",
-    "EndpointSpec",
-    "WindowSpec",
     "endpoints_for",
     "format_window_value",
     "is_compact_time",
     "load_assumptions",
     "parse_alibaba_time",
     "parse_cst",
+    "window_params",
 ]
 
 ASSUMPTIONS_ENV_VAR = "XPORT_API_ASSUMPTIONS"
-
-TIME_FORMATS = ("cst_string", "epoch_ms")
-PAGING_STYLES = ("page_number_body", "page_number_query")
 
 
 @dataclass(frozen=True)
@@ -165,229 +164,8 @@ def load_assumptions(path_or_env: str | os.PathLike | Mapping[str, str]) -> ApiA
     return dataclasses.replace(ASSUMED, **values)
 
 
-@dataclass(frozen=True)
-class WindowSpec:
-    """One time-window filter of an endpoint (inclusive start, exclusive end [assumed]).
-
-    Attributes:
-        start_field: the request field of the window start (``createStartTime``).
-        end_field: the request field of the window end (``createEndTime``).
-        time_format: ``"cst_string"`` (``yyyy-MM-dd HH:mm:ss`` in UTC+8) or ``"epoch_ms"``.
-        location: ``"body"`` or ``"query"``.
-    """
-
-    start_field: str
-    end_field: str
-    time_format: str
-    location: str = "body"
-
-    def __post_init__(self) -> None:
-        if self.time_format not in TIME_FORMATS:
-            raise ValueError(f"time_format must be one of {TIME_FORMATS}, got {self.time_format!r}")
-        if self.location not in ("body", "query"):
-            raise ValueError(f"location must be 'body' or 'query', got {self.location!r}")
-
-    def params(self, start: datetime, end: datetime, *, assumptions: ApiAssumptions = ASSUMED) -> dict[str, str | int]:
-        """The request fields for the window ``[start, end)`` (tz-aware datetimes)."""
-        return {
-            self.start_field: format_window_value(start, self.time_format, assumptions=assumptions),
-            self.end_field: format_window_value(end, self.time_format, assumptions=assumptions),
-        }
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    """One API endpoint, as data.
-
-    Attributes:
-        name: the endpoint's name in the registry (``"taobao_orders"``).
-        platform: ``"taobao"`` or ``"1688"``.
-        path: the path relative to the base URL.
-        method: ``"POST"`` or ``"GET"``.
-        paging: ``"page_number_body"``, ``"page_number_query"`` or None (detail endpoint).
-        records_path: where the records sit under the envelope's ``data``.
-        primary_key: the record fields that identify a record.
-        windows: the time-window filters, by name (``"create"``, ``"update"``).
-        fans_out_from: the endpoint whose records drive one call each (later: logistics, ...).
-        detail_param: the query parameter naming the resource of a detail endpoint.
-        incremental: the window an incremental run uses: ``"update"`` where the endpoint filters
-            on update time (each run reads what changed), else ``"create"`` with ``lookback``
-            (records keep changing for weeks after creation, so each run re-reads that far back).
-        lookback: how far before the interval a ``"create"``-mode incremental window starts.
-        members_in: objects inside a record whose members count as the record's own, winning
-            over the record's (1688's ``baseInfo``): where paging reads the primary key and the
-            version time of a record that nests them.
-    """
-
-    name: str
-    platform: str
-    path: str
-    method: str
-    paging: str | None
-    records_path: tuple[str, ...] = ("records",)
-    primary_key: tuple[str, ...] = ()
-    windows: Mapping[str, WindowSpec] = field(default_factory=lambda: MappingProxyType({}))
-    fans_out_from: str | None = None
-    detail_param: str | None = None
-    incremental: str | None = None
-    lookback: timedelta = timedelta(0)
-    members_in: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.incremental is not None and self.incremental not in self.windows:
-            raise ValueError(f"{self.name}: incremental mode {self.incremental!r} is not one of its windows")
-        if self.method not in ("GET", "POST"):
-            raise ValueError(f"method must be GET or POST, got {self.method!r}")
-        if self.paging is not None and self.paging not in PAGING_STYLES:
-            raise ValueError(f"paging must be one of {PAGING_STYLES} or None, got {self.paging!r}")
-        if not self.path.startswith("/"):
-            raise ValueError(f"path must start with '/', got {self.path!r}")
-        if not isinstance(self.windows, MappingProxyType):
-            object.__setattr__(self, "windows", MappingProxyType(dict(self.windows)))
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.method, self.path))
-
-    @property
-    def is_paged(self) -> bool:
-        return self.paging is not None
-
-    @property
-    def pages_in_body(self) -> bool:
-        """True when ``pageNo``/``pageSize`` go in the JSON body (else the query string)."""
-        return self.paging == "page_number_body"
-
-
-_CST = "cst_string"
-_EPOCH_MS = "epoch_ms"
-
-ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType(
-    {
-        spec.name: spec
-        for spec in (
-            # docs/api-contract.md#51-taobao-orders [doc path; filters assumed]
-            EndpointSpec(
-                name="taobao_orders",
-                platform="taobao",
-                path="/open/purchase/page",
-                method="POST",
-                paging="page_number_body",
-                primary_key=("id",),
-                windows={
-                    "create": WindowSpec("createStartTime", "createEndTime", _CST, "body"),
-                    "update": WindowSpec("updateStartTime", "updateEndTime", _CST, "body"),
-                },
-                incremental="update",
-            ),
-            # docs/api-contract.md#52-taobao-orders-legacy-list [doc method; path assumed]
-            EndpointSpec(
-                name="taobao_orders_legacy",
-                platform="taobao",
-                path="/open/order/page",
-                method="GET",
-                paging="page_number_query",
-                primary_key=("id",),
-                windows={"create": WindowSpec("createStartTime", "createEndTime", _CST, "query")},
-            ),
-            # docs/api-contract.md#53-taobao-order-detail [doc method; path assumed]
-            EndpointSpec(
-                name="taobao_order_detail",
-                platform="taobao",
-                path="/open/order/detail",
-                method="GET",
-                paging=None,
-                records_path=(),
-                primary_key=("id",),
-                detail_param="orderId",
-            ),
-            # docs/api-contract.md#54-taobao-refunds [doc: method, path, body fields,
-            # refundStart/EndTime in epoch ms on the refund's creation time; assumed: record fields,
-            # primary key, paging shape, window bounds inclusive/exclusive]
-            EndpointSpec(
-                name="taobao_refunds",
-                platform="taobao",
-                path="/open/order/refund/queryList",
-                method="POST",
-                paging="page_number_body",
-                primary_key=("refundId",),
-                windows={"create": WindowSpec("refundStartTime", "refundEndTime", _EPOCH_MS, "body")},
-                # the list filters on creation only, and a refund moves for weeks after it is opened
-                incremental="create",
-                lookback=timedelta(days=45),
-            ),
-            # docs/api-contract.md#55-taobao-refund-detail [doc: method, path, refundId parameter,
-            # data nesting; assumed: 404 for an unknown id, what drives the calls]
-            EndpointSpec(
-                name="taobao_refund_detail",
-                platform="taobao",
-                path="/v2/taobao/order/refund/query",
-                method="GET",
-                paging=None,
-                records_path=(),
-                primary_key=("refundId",),
-                detail_param="refundId",
-            ),
-            # docs/api-contract.md#56-taobao-logistics [doc: method, path, subPurchaseOrderId
-            # parameter, data nesting; assumed: trace status codes, empty pnmLogisticsDetails for an
-            # unshipped line, one call per shipped order line]
-            EndpointSpec(
-                name="taobao_logistics",
-                platform="taobao",
-                path="/v2/taobao/order/logistics/detail/get",
-                method="GET",
-                paging=None,
-                records_path=(),
-                primary_key=("mailNo",),
-                fans_out_from="order_lines",
-                detail_param="subPurchaseOrderId",
-            ),
-            # docs/api-contract.md#57-1688-orders [doc: method and path; assumed: body filters,
-            # window fields, record fields and status values]
-            EndpointSpec(
-                name="alibaba_orders",
-                platform="1688",
-                path="/v2/alibaba/order/page",
-                method="POST",
-                paging="page_number_body",
-                primary_key=("orderId",),
-                windows={
-                    "create": WindowSpec("createStartTime", "createEndTime", _CST, "body"),
-                    "update": WindowSpec("modifyStartTime", "modifyEndTime", _CST, "body"),
-                },
-                incremental="update",
-                # [doc] a record may nest its fields in baseInfo (1688's own shape)
-                members_in=("baseInfo",),
-            ),
-            # docs/api-contract.md#58-1688-refunds [doc: method, path, refundId in the body (POST),
-            # first data fields; assumed: refundId/orderId/subItemId/status/refundPayment fields,
-            # fen as ints, discovery through productItems[].refundId]
-            EndpointSpec(
-                name="alibaba_refunds",
-                platform="1688",
-                path="/alibaba/refund/info",
-                method="POST",
-                paging=None,
-                records_path=(),
-                primary_key=("refundId",),
-                fans_out_from="order_lines",
-                detail_param="refundId",
-            ),
-            # docs/api-contract.md#59-1688-logistics [doc: method and title; assumed: path, orderId
-            # parameter, data shape, one call per 1688 order]
-            EndpointSpec(
-                name="alibaba_logistics",
-                platform="1688",
-                path="/alibaba/order/logistics/trace",
-                method="GET",
-                paging=None,
-                records_path=(),
-                primary_key=("logisticsBillNo",),
-                fans_out_from="orders",
-                detail_param="orderId",
-            ),
-        )
-    }
-)
+ENDPOINTS: Mapping[str, EndpointSpec] = MappingProxyType({name: s.endpoint for name, s in STREAMS.items()})
+"""Every stream's endpoint as declared, by name (:func:`endpoints_for` applies the assumptions)."""
 
 
 def endpoints_for(assumptions: ApiAssumptions = ASSUMED) -> dict[str, EndpointSpec]:
@@ -409,6 +187,16 @@ def endpoints_for(assumptions: ApiAssumptions = ASSUMED) -> dict[str, EndpointSp
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"endpoint_overrides[{name!r}]: {exc}") from None
     return result
+
+
+def window_params(
+    window: WindowSpec, start: datetime, end: datetime, *, assumptions: ApiAssumptions = ASSUMED
+) -> dict[str, str | int]:
+    """The request fields of ``window`` for ``[start, end)`` (tz-aware datetimes)."""
+    return {
+        window.start_field: format_window_value(start, window.time_format, assumptions=assumptions),
+        window.end_field: format_window_value(end, window.time_format, assumptions=assumptions),
+    }
 
 
 def format_window_value(dt: datetime, time_format: str, *, assumptions: ApiAssumptions = ASSUMED) -> str | int:

@@ -1,7 +1,8 @@
 """Raw pages as received: one gzip-compressed JSON-lines file per endpoint and window.
 
-Layout under the raw root (``<data_dir>/raw`` unless ``XPORT_RAW_URL`` names another directory or
-an fsspec URL such as ``s3://bucket/raw``; see :mod:`xport_etl.extract.storage`)::
+Layout under the raw root (the data layout's ``raw``: ``<data_dir>/raw`` unless ``XPORT_RAW_URL``
+names another directory or an fsspec URL such as ``s3://bucket/raw``; see :mod:`xport_etl.layout`
+and :mod:`xport_etl.extract.storage`)::
 
     <raw>/<endpoint>/<window_id>/pages.jsonl.gz   one line per page: the response body as received
     <raw>/<endpoint>/<window_id>/context.json     fan-out windows: what each page was asked for
@@ -42,13 +43,13 @@ from isal import igzip, igzip_lib
 from xport_etl.errors import BadInputError, NotFoundError
 from xport_etl.extract import storage
 from xport_etl.fsutil import fsync_dir, write_atomic
+from xport_etl.layout import DataLayout, Where
 from xport_etl.numbers import ascii_int
 
 PAGES_FILE = "pages.jsonl.gz"
 CONTEXT_FILE = "context.json"  # fan-out windows: what each page was asked for (page → context)
 MANIFEST_FILE = "manifest.json"
 COMPRESS_LEVEL = 1  # ISA-L gzip level (0-3) of landed pages (see PageWriter)
-SPOOL_DIR = "spool"  # under the data directory: pages on their way to a remote raw root
 
 
 # what an endpoint, a mode and a window id may look like: plain names, never a path
@@ -110,18 +111,10 @@ def window_id(mode: str, start: datetime, end: datetime) -> str:
     return f"{mode}_{start.astimezone(UTC):{fmt}}_{end.astimezone(UTC):{fmt}}"
 
 
-def raw_root(data_dir: Path, raw_url: str | None = None):
-    """The raw layer's root: ``raw_url`` if given, else ``<data_dir>/raw``.
-
-    Returns:
-        A :class:`pathlib.Path` for a local root, a :class:`upath.UPath` for a remote one.
-    """
-    return storage.to_path(raw_url) if raw_url else Path(data_dir) / "raw"
-
-
-def window_dir(data_dir: Path, endpoint: str, wid: str, *, raw_url: str | None = None):
-    """A window's directory (a ``Path`` locally, a ``UPath`` on a remote store)."""
-    return raw_root(data_dir, raw_url) / endpoint / wid
+def window_dir(data_dir: Where, endpoint: str, wid: str, *, raw_url: str | None = None):
+    """A window's directory under the layout's raw root (a ``Path`` locally, a ``UPath`` on a
+    remote store)."""
+    return DataLayout.of(data_dir, raw_url).raw / endpoint / wid
 
 
 @dataclass
@@ -179,26 +172,28 @@ def _remote_rm(fs, path: str) -> None:
 class PageWriter:
     """Writes one window's pages; the window only becomes visible when :meth:`commit` runs.
 
-    Pages go to a ``.partial`` file (next to the window locally; under ``<data_dir>/spool/`` for
-    a remote raw root); ``commit`` closes it, moves it into place and writes the manifest last,
+    Pages go to a ``.partial`` file (next to the window locally; under the layout's ``spool`` for a
+    remote raw root); ``commit`` closes it, moves it into place and writes the manifest last,
     so a crash at any point leaves either the previous complete window or no manifest at all.
 
     Args:
-        data_dir: the data directory (the raw root is ``<data_dir>/raw`` unless ``raw_url``).
+        data_dir: the data directory, its :class:`~xport_etl.layout.DataLayout` or the settings
+            (the raw root is their layout's, unless ``raw_url``).
         manifest: the window's manifest, filled in while paging.
         raw_url: the raw root (a path or fsspec URL, ``Settings.raw_url``); None: the default.
     """
 
-    def __init__(self, data_dir: Path, manifest: Manifest, *, raw_url: str | None = None):
+    def __init__(self, data_dir: Where, manifest: Manifest, *, raw_url: str | None = None):
         check_window(manifest.endpoint, manifest.window_id, manifest.mode)
         self.manifest = manifest
-        self.dir = window_dir(data_dir, manifest.endpoint, manifest.window_id, raw_url=raw_url)
+        layout = DataLayout.of(data_dir, raw_url)
+        self.dir = window_dir(layout, manifest.endpoint, manifest.window_id)
         self.remote = not storage.is_local(self.dir)
         if self.remote:
             # before any page is asked for: a store that cannot take the window fails the run
             # now, not at commit after the window's requests were spent
-            storage.check_writable(raw_root(data_dir, raw_url))
-            spool = Path(data_dir) / SPOOL_DIR / manifest.endpoint
+            storage.check_writable(layout.raw)
+            spool = layout.spool / manifest.endpoint
             _private_dirs(spool)
             self._partial = spool / f"{manifest.window_id}.{PAGES_FILE}.partial"
         else:
@@ -473,15 +468,16 @@ def read_pages(directory) -> Iterator[tuple[int, bytes, dict | None]]:
             yield number, line.rstrip(b"\n"), contexts.get(number)
 
 
-def complete_windows(data_dir: Path, endpoint: str | None = None, *, raw_url: str | None = None) -> list[Manifest]:
+def complete_windows(data_dir: Where, endpoint: str | None = None, *, raw_url: str | None = None) -> list[Manifest]:
     """Every landed window that has a manifest, oldest extraction first.
 
     Args:
-        data_dir: the data directory (the raw root is ``<data_dir>/raw`` unless ``raw_url``).
+        data_dir: the data directory, its :class:`~xport_etl.layout.DataLayout` or the settings
+            (the raw root is their layout's, unless ``raw_url``).
         endpoint: only this endpoint's windows.
         raw_url: the raw root (a path or fsspec URL, ``Settings.raw_url``).
     """
-    root = raw_root(data_dir, raw_url)
+    root = DataLayout.of(data_dir, raw_url).raw
     if storage.is_local(root):
         pattern = f"{endpoint}/*/{MANIFEST_FILE}" if endpoint else f"*/*/{MANIFEST_FILE}"
         manifests = [read_manifest(p) for p in root.glob(pattern)]

@@ -17,8 +17,9 @@ import orjson
 
 from xport_etl.errors import BadPageError, PaginationError
 from xport_etl.extract.client import ApiResponse, XportClient, inexact, shown
-from xport_etl.extract.endpoints import ASSUMED, EndpointSpec
+from xport_etl.extract.endpoints import ASSUMED
 from xport_etl.numbers import ascii_int
+from xport_etl.streams.spec import EndpointSpec
 
 __all__ = ["KEYED", "UNKEYED", "Page", "PageNumberPaginator", "paginate", "record_identities"]
 

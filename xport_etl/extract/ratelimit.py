@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xport_etl.errors import ConfigError, RateLimiterUnavailableError
+from xport_etl.layout import DataLayout, Where
 from xport_etl.settings import Settings, check_rate_limit_url  # the setting's own check (one import direction)
 
 __all__ = [
@@ -211,13 +212,14 @@ class FileRateLimiter:
 _shared: dict[Path, FileRateLimiter] = {}
 
 
-def shared_limiter(state_dir: Path | str, access_key: str, rate: float | None) -> FileRateLimiter:
-    """The machine-wide limiter of ``access_key``: one file per key under ``state_dir``.
+def shared_limiter(where: Where, access_key: str, rate: float | None) -> FileRateLimiter:
+    """The machine-wide limiter of ``access_key``: one file per key in the ``ratelimit`` folder of
+    ``where``'s layout (a data directory, its :class:`~xport_etl.layout.DataLayout` or the settings).
 
     The file is named by a hash of the key, never the key itself. Within a process the same
     object is returned for the same file, so its threads also share one descriptor and lock.
     """
-    path = (Path(state_dir) / "ratelimit" / f"{_key_name(access_key)}.tat").resolve()
+    path = (DataLayout.of(where).ratelimit / f"{_key_name(access_key)}.tat").resolve()
     with _registry_lock:
         limiter = _shared.get(path)
         if limiter is None:
@@ -347,9 +349,9 @@ def redis_limiter(url: str, access_key: str, rate: float | None) -> RedisRateLim
 
 def limiter_for_settings(settings: Settings) -> Limiter:
     """The limiter ``settings`` describe: none when the rate is 0, Redis when
-    ``rate_limit_url`` is set, else the machine-wide lock file under ``<data_dir>/state``."""
+    ``rate_limit_url`` is set, else the machine-wide lock file in the data layout's ``ratelimit``."""
     if not settings.rate_limit:
         return RateLimiter(None)
     if settings.rate_limit_url:
         return redis_limiter(settings.rate_limit_url, settings.access_key, settings.rate_limit)
-    return shared_limiter(Path(settings.data_dir) / "state", settings.access_key, settings.rate_limit)
+    return shared_limiter(settings.layout, settings.access_key, settings.rate_limit)

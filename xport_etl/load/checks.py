@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from xport_etl.errors import ConfigError
+from xport_etl.layout import DataLayout, Where
 from xport_etl.resources import SQL_DIR
 
 CHECKS_DIR = SQL_DIR / "checks"
@@ -204,13 +205,9 @@ def failure_message(results: Sequence[CheckResult]) -> str:
 # ---- the ledger
 
 
-def ledger_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "state" / "check_results.jsonl"
-
-
-def append_check_results(data_dir: Path, run_id: str, results: Sequence[CheckResult]) -> None:
+def append_check_results(data_dir: Where, run_id: str, results: Sequence[CheckResult]) -> None:
     """Append one publish's outcomes to the ledger, fsynced (a blocked publish's included)."""
-    path = ledger_path(data_dir)
+    path = DataLayout.of(data_dir).check_results
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r.row(run_id), ensure_ascii=False) + "\n" for r in results)
     with open(path, "a", encoding="utf-8") as f:
@@ -219,12 +216,12 @@ def append_check_results(data_dir: Path, run_id: str, results: Sequence[CheckRes
         os.fsync(f.fileno())
 
 
-def read_check_results(data_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+def read_check_results(data_dir: Where, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """The ledger's rows from byte ``offset`` on, and the offset after the last whole line.
 
     An offset beyond the file (a ledger replaced by a shorter one) reads it from the start. Times
     come back as naive UTC datetimes; a torn line (a crash mid-append) is skipped."""
-    path = ledger_path(data_dir)
+    path = DataLayout.of(data_dir).check_results
     if not path.exists():
         return [], 0
     with open(path, "rb") as f:

@@ -50,6 +50,7 @@ import pyarrow as pa
 from xport_etl.errors import ConfigError, NotFoundError, XportError
 from xport_etl.faults import crashpoint
 from xport_etl.fsutil import fsync_dir, write_atomic
+from xport_etl.layout import DataLayout, Where
 from xport_etl.load.checks import (
     SAMPLE_ROWS,
     CheckResult,
@@ -74,8 +75,6 @@ from xport_etl.schemas import (
     StagedTable,
 )
 from xport_etl.settings import DEFAULT_REPORT_TZ, DEFAULT_WAREHOUSE_STORAGE_VERSION
-
-WAREHOUSE_FILE = "warehouse.duckdb"
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +105,6 @@ class LoadResult:
     rejects: int = 0
 
 
-def warehouse_path(data_dir: Path) -> Path:
-    return Path(data_dir) / WAREHOUSE_FILE
-
-
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``path`` (created if missing); waits for the holder."""
@@ -122,9 +117,9 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def writer_lock(data_dir: Path):
+def writer_lock(data_dir: Where):
     """Exclusive lock: one publisher swaps a next state in at a time (waits for others)."""
-    return _file_lock(Path(data_dir) / "warehouse.lock")
+    return _file_lock(DataLayout.of(data_dir).warehouse_lock)
 
 
 # DuckDB's memory limit for publishing when ``Settings.load_memory`` (XPORT_LOAD_MEMORY) is unset:
@@ -553,7 +548,7 @@ def record_checks(con: duckdb.DuckDBPyConnection, results: Sequence[CheckResult]
 _MIRRORED = "check_results_offset"  # etl_settings: how far into the check ledger etl_check_results holds
 
 
-def mirror_check_results(con: duckdb.DuckDBPyConnection, data_dir: Path) -> int:
+def mirror_check_results(con: duckdb.DuckDBPyConnection, data_dir: Where) -> int:
     """Add the check ledger's rows this warehouse does not hold yet to ``etl_check_results``.
 
     The ledger only grows, so the rows past the offset recorded at the last publish are the new
@@ -799,7 +794,8 @@ class NextState:
     same next state are serialised by ``<key>.lock``.
 
     Args:
-        data_dir: the data directory holding ``warehouse.duckdb``.
+        data_dir: the data directory (or its :class:`~xport_etl.layout.DataLayout`) whose
+            warehouse the state is the next of.
         key: names the run (letters, digits, ``-`` and ``_``).
         memory_limit: DuckDB's memory limit while merging and checking (``Settings.load_memory``;
             default :data:`LOAD_MEMORY`). A step that does not fit runs once more without it.
@@ -808,15 +804,15 @@ class NextState:
     """
 
     def __init__(
-        self, data_dir: Path, key: str, memory_limit: str | None = None, storage_version: str | None = None
+        self, data_dir: Where, key: str, memory_limit: str | None = None, storage_version: str | None = None
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", key):
             raise ValueError(f"next-state key {key!r} is not [A-Za-z0-9_-]")
-        self.data_dir = Path(data_dir)
+        self.layout = DataLayout.of(data_dir)
         self.key = key
         self.memory_limit = memory_limit or LOAD_MEMORY
         self.storage_version = storage_version or DEFAULT_WAREHOUSE_STORAGE_VERSION
-        folder = self.data_dir / "state" / "next"
+        folder = self.layout.next_states
         self.path = folder / f"{key}.duckdb"
         self.meta_path = folder / f"{key}.json"
         self._lock_path = folder / f"{key}.lock"
@@ -854,7 +850,7 @@ class NextState:
     def _start(self, *, rebuild: bool = False) -> dict:
         """A fresh next state: a copy of the published file (unless ``rebuild``), nothing merged,
         in the state's storage version (:func:`create_state_file`)."""
-        published = warehouse_path(self.data_dir)
+        published = self.layout.warehouse
         self.discard()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(self.path.parent)
@@ -958,8 +954,8 @@ class NextState:
         """
         run_id = run_id or uuid.uuid4().hex
         apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)  # fail early
-        published = warehouse_path(self.data_dir)
-        with writer_lock(self.data_dir), _file_lock(self._lock_path):
+        published = self.layout.warehouse
+        with writer_lock(self.layout), _file_lock(self._lock_path):
             meta = self.meta()
             if meta is None:
                 meta = self._start()
@@ -989,7 +985,7 @@ class NextState:
                 os.fsync(f.fileno())
             crashpoint("publish.replace")
             os.replace(self.path, published)
-            fsync_dir(self.data_dir)
+            fsync_dir(published.parent)
             self.meta_path.unlink(missing_ok=True)
         return LoadResult(str(published), len(meta["batches"]), dict(meta["rows_written"]), meta["rejects"])
 
@@ -1016,7 +1012,7 @@ class NextState:
             # (the reports DAG's refresh) runs every check
             results = evaluate_checks(con, changed, check_overrides)
             # the ledger first: a blocked publish's outcomes outlive the state it does not publish
-            append_check_results(self.data_dir, run_id, results)
+            append_check_results(self.layout, run_id, results)
             for r in results:
                 if r.outcome == "warn":
                     log.warning(
@@ -1027,7 +1023,7 @@ class NextState:
                     )
             if any(r.outcome == "error" for r in results):
                 raise CheckFailedError(failure_message(results), results)
-            mirror_check_results(con, self.data_dir)
+            mirror_check_results(con, self.layout)
             record_checks(con, results)
             for spec in WAREHOUSE_TABLES:
                 con.execute(f"drop table if exists _merged_{spec.name}")
@@ -1071,7 +1067,7 @@ def _batch_dict(batch: Batch) -> dict:
 
 
 def publish(
-    data_dir: Path,
+    data_dir: Where,
     batches: Sequence[Batch],
     *,
     runs: Sequence[dict] = (),
@@ -1088,7 +1084,7 @@ def publish(
     refresh, tests); a run with several loads uses a :class:`NextState` of its own.
 
     Args:
-        data_dir: where ``warehouse.duckdb`` lives.
+        data_dir: the data directory (or its layout) whose warehouse is published.
         batches: the staged batches to merge, in any order (the merge rule decides).
         runs: the full run ledger to mirror into ``etl_runs``.
         settings: values for ``etl_settings`` (e.g. ``report_tz``) that the views read.
@@ -1124,7 +1120,7 @@ class WarehouseError(XportError):
     permanent = True
 
 
-def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
+def connect_reader(data_dir: Where) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published warehouse (what analysts and reports use).
 
     Each call opens the file as it is now, in a database instance of its own: ``duckdb.connect``
@@ -1137,7 +1133,7 @@ def connect_reader(data_dir: Path) -> duckdb.DuckDBPyConnection:
         NotFoundError: nothing has been published under ``data_dir`` (a ``FileNotFoundError``).
         WarehouseError: the file is not a readable DuckDB database.
     """
-    path = warehouse_path(data_dir)
+    path = DataLayout.of(data_dir).warehouse
     if not path.exists():
         raise NotFoundError(f"no warehouse at {path}: run `xport-etl run` or `make demo` first")
     con = duckdb.connect(":memory:")

@@ -3,7 +3,7 @@
 Parent tables are partitioned by the month of their business date (orders and refunds by UTC
 creation month, parcels by their first event's month); child rows sit in their parent's partition.
 
-Layout under the data directory::
+Layout under the data layout's ``parquet`` (:mod:`xport_etl.layout`)::
 
     parquet/orders/created_month=2026-03/<batch>.parquet       (and refunds, parcels)
     parquet/order_lines/created_month=2026-03/<batch>.parquet  (children: their parent's month)
@@ -23,6 +23,7 @@ import os
 import shutil
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,17 +36,20 @@ from xport_etl.extract.landing import Manifest, check_window, read_pages
 from xport_etl.extract.storage import contained
 from xport_etl.faults import crashpoint
 from xport_etl.fsutil import write_atomic
+from xport_etl.layout import DataLayout, Where
 from xport_etl.normalize.pages import count_warned, to_table
 from xport_etl.normalize.values import REJECTED
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
+from xport_etl.streams.graph import STREAMS
 
 UNKNOWN_DATE = "unknown"
 REJECTS = "rejects"
 WARNINGS = "warnings"  # in Batch.counts next to REJECTS: not a table, records loaded with a warning
 
 
-def _normalizers() -> dict:
-    """Which normaliser reads which endpoint's pages (:mod:`xport_etl.normalize.registry`)."""
+def _normalizers() -> Mapping:
+    """Which normaliser reads which endpoint's pages (:mod:`xport_etl.normalize.registry`, from
+    the streams' declarations)."""
     from xport_etl.normalize.registry import NORMALIZERS
 
     return NORMALIZERS
@@ -73,13 +77,9 @@ def batch_name(endpoint: str, wid: str) -> str:
     return f"{endpoint}__{wid}"
 
 
-def parquet_root(data_dir: Path) -> Path:
-    return Path(data_dir) / "parquet"
-
-
-def batch_marker(data_dir: Path, endpoint: str, wid: str) -> Path:
+def batch_marker(data_dir: Where, endpoint: str, wid: str) -> Path:
     """The file that says a window's batch is complete (and lists its Parquet files)."""
-    return parquet_root(data_dir) / "_batches" / f"{batch_name(endpoint, wid)}.json"
+    return DataLayout.of(data_dir).parquet / "_batches" / f"{batch_name(endpoint, wid)}.json"
 
 
 def _day(ts: datetime | None) -> str:
@@ -88,7 +88,7 @@ def _day(ts: datetime | None) -> str:
 
 
 def stage_window(
-    data_dir: Path,
+    data_dir: Where,
     manifest: Manifest,
     *,
     assumptions: ApiAssumptions = ASSUMED,
@@ -120,7 +120,8 @@ def stage_window(
     extracted_at = datetime.fromisoformat(manifest.extracted_at).astimezone(UTC).replace(tzinfo=None)
     clock = manifest.extra.get("data_clock")
     data_clock = datetime.fromisoformat(clock) if clock else None
-    root = parquet_root(data_dir)
+    layout = DataLayout.of(data_dir)
+    root = layout.parquet
     name = batch_name(manifest.endpoint, manifest.window_id)
     batch = Batch(
         batch_id=f"{manifest.endpoint}/{manifest.window_id}",
@@ -140,7 +141,17 @@ def stage_window(
     rejected_at = datetime.now(UTC).replace(tzinfo=None)
     if use_sql(manifest.endpoint, assumptions, sql_normalizer):
         rejects = _stage_sql(
-            root, name, batch, manifest, extracted_at, rejected_at, assumptions, duckdb_threads, shared, memory_limit
+            root,
+            layout.tmp,
+            name,
+            batch,
+            manifest,
+            extracted_at,
+            rejected_at,
+            assumptions,
+            duckdb_threads,
+            shared,
+            memory_limit,
         )
     else:
         rejects = _stage_python(
@@ -204,11 +215,14 @@ def _stage_python(
 
 
 def use_sql(endpoint: str, assumptions: ApiAssumptions, sql_normalizer: bool = True) -> bool:
-    """Does this window take the DuckDB normaliser? (``sql_normalizer=False``, from
-    ``Settings.sql_normalizer`` / ``XPORT_SQL_NORMALIZER=0``, turns it off.)"""
-    from xport_etl.normalize.taobao_orders_sql import DEFAULT_TIME_FORMAT, ENDPOINTS
+    """Does this window take the DuckDB normaliser? Its stream declares the fast path
+    (:attr:`~xport_etl.streams.spec.StreamSpec.fast_path`); ``sql_normalizer=False``, from
+    ``Settings.sql_normalizer`` / ``XPORT_SQL_NORMALIZER=0``, turns it off."""
+    from xport_etl.normalize.taobao_orders_sql import DEFAULT_TIME_FORMAT
 
-    return sql_normalizer and endpoint in ENDPOINTS and assumptions.cst_time_format == DEFAULT_TIME_FORMAT
+    declared = STREAMS.get(endpoint)
+    fast = declared is not None and declared.fast_path
+    return sql_normalizer and fast and assumptions.cst_time_format == DEFAULT_TIME_FORMAT
 
 
 # unless Settings.stage_memory (XPORT_STAGE_MEMORY) says otherwise: DuckDB's budget for staging,
@@ -278,8 +292,8 @@ class SharedStaging:
     small tables anyway). Use as a context manager; the spill directory goes with it.
     """
 
-    def __init__(self, data_dir: Path, memory_limit: str | None = None) -> None:
-        tmp = parquet_root(data_dir).parent / "tmp"
+    def __init__(self, data_dir: Where, memory_limit: str | None = None) -> None:
+        tmp = DataLayout.of(data_dir).tmp
         for old in tmp.glob("stage-shared-*"):  # spill files of a killed process
             if not _alive(int(old.name.split("-")[2])):
                 shutil.rmtree(old, ignore_errors=True)
@@ -302,6 +316,7 @@ class SharedStaging:
 
 def _stage_sql(
     root: Path,
+    tmp_root: Path,
     name: str,
     batch: Batch,
     manifest: Manifest,
@@ -312,10 +327,11 @@ def _stage_sql(
     shared: SharedStaging | None = None,
     memory_limit: str | None = None,
 ) -> list[dict]:
-    """The DuckDB normaliser (:mod:`xport_etl.normalize.taobao_orders_sql`): pages stream through, never a window in memory."""
+    """The DuckDB normaliser (:mod:`xport_etl.normalize.taobao_orders_sql`): pages stream through, never a window in memory.
+    A connection of the window's own spills under ``tmp_root`` (the layout's ``tmp``)."""
     from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_window
 
-    tmp = root.parent / "tmp" / f"stage-{name}"
+    tmp = tmp_root / f"stage-{name}"
     if shared is None:
         shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this window left behind
         con = stage_connection(tmp, threads, memory_limit)

@@ -43,8 +43,3 @@ def normalize_taobao_order_detail_pages(
             continue
         out.keep(rows, page_no)
     return out.finish()
-
-
-DETAIL_NORMALIZERS = {
-    "taobao_order_detail": normalize_taobao_order_detail_pages,
-}

@@ -73,7 +73,6 @@ from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS, taobao_window
 from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, PageError
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
 
-ENDPOINTS = ("taobao_orders", "taobao_orders_legacy")
 # decompressed JSON handed to DuckDB at a time (24 MB): bigger chunks cost less CPU a page and more
 # memory, and beyond 24 MB the CPU saved is small; see bench/NOTES.md
 CHUNK_BYTES = 24 * 2**20

@@ -46,12 +46,12 @@ import duckdb
 
 from xport_etl.cliutil import add_setting_flags, settings_from_args
 from xport_etl.fsutil import write_atomic
+from xport_etl.layout import DataLayout
 from xport_etl.load.publish import (
     DEFAULT_REPORT_TZ,
     WAREHOUSE_TZ_SQL,
     connect_reader,
     reports,
-    warehouse_path,
 )
 from xport_etl.report.reports import parse_month
 from xport_etl.tables import FACT_TABLES
@@ -289,7 +289,7 @@ def collect(
             "select greatest((select max(updated_at) from fct_orders), (select max(event_at) from fct_parcel_events))"
         ).fetchall()[0][0]
         return DashboardData(
-            warehouse=warehouse_path(data_dir).resolve(),
+            warehouse=DataLayout.of(data_dir).warehouse.resolve(),
             report_tz=report_tz,
             warehouse_tz=wh_tz,
             start=start,

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from xport_etl.errors import XportError
+from xport_etl.layout import DataLayout, Where
 from xport_etl.ledger import read_runs
 from xport_etl.load.checks import read_check_results
-from xport_etl.load.publish import connect_reader, warehouse_path
+from xport_etl.load.publish import connect_reader
 from xport_etl.schemas import FACTS, FCT_ORDERS, FCT_PARCELS
+from xport_etl.streams.graph import feeds
+from xport_etl.tables import FACT_TABLES
 
 RUN_COLUMNS = (
     "finished_at",
@@ -32,7 +34,7 @@ RUN_COLUMNS = (
 )
 
 
-def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
+def last_runs(data_dir: Where, limit: int = 15) -> list[dict[str, Any]]:
     runs = sorted(read_runs(data_dir), key=lambda r: r.get("finished_at") or datetime.min, reverse=True)
     return [{c: r.get(c) for c in RUN_COLUMNS} for r in runs[:limit]]
 
@@ -40,7 +42,7 @@ def last_runs(data_dir: Path, limit: int = 15) -> list[dict[str, Any]]:
 CHECK_COLUMNS = ("checked_at", "check_name", "severity", "threshold", "violations", "outcome", "sample_keys")
 
 
-def last_checks(data_dir: Path) -> tuple[str | None, list[dict[str, Any]]]:
+def last_checks(data_dir: Where) -> tuple[str | None, list[dict[str, Any]]]:
     """The last publish's id (blocked or not) and its checks with violations (warn or error
     outcomes, and passes within a threshold), errors first; ``(None, [])`` before any publish."""
     rows, _ = read_check_results(data_dir)
@@ -56,9 +58,9 @@ def last_checks(data_dir: Path) -> tuple[str | None, list[dict[str, Any]]]:
     return run_id, out
 
 
-def freshness(data_dir: Path) -> list[dict[str, Any]]:
+def freshness(data_dir: Where) -> list[dict[str, Any]]:
     """Per fact table: rows, when its newest state was read from the API, and how long ago."""
-    if not warehouse_path(data_dir).exists():
+    if not DataLayout.of(data_dir).warehouse.exists():
         return []
     con = connect_reader(data_dir)
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -85,17 +87,6 @@ class StaleDataError(XportError):
     hint = "see `xport-etl status` for the last runs and their errors"
 
 
-# which list endpoints feed each fact table (fan-out tables are as fresh as the loads their keys
-# come from: with nothing in transit there is nothing to fetch, and that is not staleness)
-FEEDS = {
-    "fct_orders": ("taobao_orders", "alibaba_orders"),
-    "fct_order_lines": ("taobao_orders", "alibaba_orders"),
-    "fct_refunds": ("taobao_refunds", "alibaba_orders"),
-    "fct_parcels": ("taobao_orders", "alibaba_orders"),
-    "fct_parcel_events": ("taobao_orders", "alibaba_orders"),
-}
-
-
 def warn_level(max_age_hours: float, warn_hours: float | None = None) -> float | None:
     """The freshness warning level for an error level of ``max_age_hours``: ``warn_hours`` when
     given (at most the error level), else an hour before the error level (25 h for the default
@@ -113,7 +104,7 @@ def warn_level(max_age_hours: float, warn_hours: float | None = None) -> float |
 
 
 def check_freshness(
-    data_dir: Path, max_age_hours: float, *, warn_hours: float | None = None, now: datetime | None = None
+    data_dir: Where, max_age_hours: float, *, warn_hours: float | None = None, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Each fact table's age: the time since the oldest of its feeding endpoints last succeeded,
     and its level: ``ok``, ``warn`` (older than the warning level, :func:`warn_level`) or
@@ -130,7 +121,8 @@ def check_freshness(
         if run.get("outcome") == "success" and run.get("finished_at"):
             last_ok[run["endpoint"]] = max(last_ok.get(run["endpoint"], datetime.min), run["finished_at"])
     rows, stale = [], []
-    for table, endpoints in FEEDS.items():
+    for table in FACT_TABLES:
+        endpoints = feeds(table)  # the list streams whose windows keep it fresh
         times = [last_ok.get(e) for e in endpoints]
         oldest = None if any(t is None for t in times) else min(t for t in times if t is not None)
         age = None if oldest is None else round((now - oldest).total_seconds() / 3600, 2)
@@ -167,5 +159,5 @@ def freshness_warning(rows: list[dict[str, Any]]) -> str | None:
     return (
         f"data getting stale, older than the warning level {late[0]['warn_hours']:g} h "
         f"(the error level is {late[0]['max_age_hours']:g} h): "
-        + "; ".join(f"{r['table']} ({r['age_hours']} h old; endpoints {', '.join(FEEDS[r['table']])})" for r in late)
+        + "; ".join(f"{r['table']} ({r['age_hours']} h old; endpoints {', '.join(feeds(r['table']))})" for r in late)
     )
