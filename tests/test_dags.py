@@ -538,7 +538,7 @@ def _call_task(dag, task):
 def _permanent_failures():
     from xport_etl.errors import AuthenticationError, ConfigError, FatalError
     from xport_etl.extract.landing import ManifestError
-    from xport_etl.load.publish import WarehouseError
+    from xport_etl.load.connect import WarehouseError
 
     return [
         AuthenticationError("envelope code 401: bad signature; check XPORT_ACCESS_SECRET", code=401),
@@ -552,7 +552,7 @@ def _permanent_failures():
 
 def _transient_failures():
     from xport_etl.errors import MalformedBodyError, RateLimitedError, RateLimiterUnavailableError, RetriableError
-    from xport_etl.load.publish import CheckFailedError
+    from xport_etl.load.checks import CheckFailedError
 
     return [
         RetriableError("HTTP 503 from the server or gateway", http_status=503, attempts=5),

@@ -444,12 +444,11 @@ def test_shown_defaults_are_the_pipelines_own():
 
 
 def test_one_report_time_zone_default():
-    from xport_etl.load import publish
-    from xport_etl.report import docs
+    from xport_etl.report import docs, views
     from xport_etl.settings import DEFAULT_REPORT_TZ
 
     assert Settings().report_tz == DEFAULT_REPORT_TZ
-    assert publish.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ and docs.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ
+    assert views.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ and docs.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ
     package = Path(__file__).resolve().parent.parent / "xport_etl"
     spelled = sorted(
         str(p.relative_to(package)) for p in package.rglob("*.py") if f'"{DEFAULT_REPORT_TZ}"' in p.read_text()

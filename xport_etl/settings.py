@@ -52,7 +52,6 @@ from xport_etl.errors import ConfigError
 from xport_etl.extract.endpoints import ASSUMED, ASSUMPTIONS_ENV_VAR, ApiAssumptions, load_assumptions
 from xport_etl.extract.storage import check_url, normalize, redact
 from xport_etl.layout import DataLayout
-from xport_etl.load.checks import parse_overrides
 from xport_etl.settings_schema import Setting, declarations, markdown, setting
 
 if TYPE_CHECKING:
@@ -203,6 +202,12 @@ def _sign_recipes() -> tuple[str, ...]:
     from xport_etl.extract.auth import SIGN_RECIPES  # httpx is not needed to read settings
 
     return tuple(SIGN_RECIPES)
+
+
+def _check_overrides(value: Any) -> dict[str, dict[str, Any]]:
+    from xport_etl.load.checks import parse_overrides  # the checks' own parser: settings import no step
+
+    return parse_overrides(value)
 
 
 def _optional_text(value: Any) -> str | None:
@@ -386,7 +391,7 @@ class Settings:
     check_overrides: Mapping[str, Mapping[str, Any]] = setting(
         {},
         "a data check's severity or threshold without editing SQL",
-        coerce=parse_overrides,
+        coerce=_check_overrides,
         example='{"chk_fct_orders__amount_equals_lines": {"severity": "error"}}',
         accepts='a JSON object: check name → `{"severity": "error"|"warn", "threshold": n}`',
         doc="See docs/data-checks.md.",

@@ -26,7 +26,7 @@ from tests.helpers import serve
 from tests.upgrade.build_fixture import at_root
 from xport_etl.cli import main
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import connect_reader
+from xport_etl.load.connect import connect_reader
 from xport_etl.report.dashboard import collect
 
 FIXTURE = Path(__file__).resolve().parent / "released.tar.gz"
@@ -63,7 +63,9 @@ def test_a_released_data_directory_is_read_then_resumed_and_republished_in_place
         # read as it is: the released warehouse holds the world at its first clock
         assert_warehouse_equals_truth(data_dir, world)
         # the dashboard in the warehouse's zone (the views) and in another (their macros)
-        orders = {tz: sum(r["orders"] for r in collect(data_dir, report_tz=tz).spend) for tz in ("Asia/Shanghai", "UTC")}
+        orders = {
+            tz: sum(r["orders"] for r in collect(data_dir, report_tz=tz).spend) for tz in ("Asia/Shanghai", "UTC")
+        }
         assert orders["UTC"] == orders["Asia/Shanghai"] > 0
         assert main(["report", "spend", "--data-dir", str(data_dir), "--format", "csv", "-q"]) == 0
         assert main(["status", "--data-dir", str(data_dir)]) == 0

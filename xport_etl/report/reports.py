@@ -18,7 +18,8 @@ from typing import Any
 from rich.cells import cell_len
 
 from xport_etl.errors import UsageError
-from xport_etl.load.publish import connect_reader, sql_objects
+from xport_etl.load.connect import connect_reader
+from xport_etl.resources import sql_objects
 from xport_etl.schemas import VIEW_COLUMNS
 
 FORMATS = ("table", "csv", "json")

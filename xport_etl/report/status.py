@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from xport_etl.errors import XportError
-from xport_etl.layout import DataLayout, Where
+from xport_etl.layout import Where
 from xport_etl.ledger import read_runs
 from xport_etl.load.checks import read_check_results
-from xport_etl.load.publish import connect_reader
+from xport_etl.load.connect import connect_reader
+from xport_etl.load.published import PublishedWarehouse
 from xport_etl.schemas import FACTS, FCT_ORDERS, FCT_PARCELS
 from xport_etl.streams.graph import feeds
 from xport_etl.tables import FACT_TABLES
@@ -60,7 +61,7 @@ def last_checks(data_dir: Where) -> tuple[str | None, list[dict[str, Any]]]:
 
 def freshness(data_dir: Where) -> list[dict[str, Any]]:
     """Per fact table: rows, when its newest state was read from the API, and how long ago."""
-    if not DataLayout.of(data_dir).warehouse.exists():
+    if not PublishedWarehouse(data_dir).exists():
         return []
     con = connect_reader(data_dir)
     now = datetime.now(UTC).replace(tzinfo=None)
