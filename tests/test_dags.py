@@ -500,6 +500,19 @@ def test_hook_test_connection_says_which_recipe_to_set(airflow_env, monkeypatch,
     assert DEFAULT_ACCESS_SECRET not in message
 
 
+def test_hook_test_connection_leaves_the_umask_alone(airflow_env, monkeypatch):
+    # "Test connection" runs in Airflow's API server: only a task's own process takes XPORT_UMASK
+    import os
+
+    before = os.umask(0o022)
+    try:
+        ok, _ = _hook_with(monkeypatch, _connection(host="http://127.0.0.1:9")).test_connection()
+        after = os.umask(0o022)
+    finally:
+        os.umask(before)
+    assert ok is False and after == 0o022
+
+
 def test_hook_test_connection_reports_bad_configuration(airflow_env, monkeypatch):
     extra = {"user_id": "1000042", "sign_recipe": "sha1"}
     ok, message = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).test_connection()

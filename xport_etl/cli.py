@@ -439,7 +439,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from xport_etl.extract.check import check_connection, format_json
+    from xport_etl.extract.diagnose import check_connection
+    from xport_etl.extract.diagnosis import format_json
 
     report = check_connection(_settings(args))
     if args.format == "json":
