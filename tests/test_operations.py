@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 import pytest
 
 from xport_etl.errors import MalformedBodyError, RetriableError
-from xport_etl.extract.client import RetryPolicy, XportClient, classify
+from xport_etl.extract.client import RetryPolicy, XportClient
 from xport_etl.extract.endpoints import ENDPOINTS
 from xport_etl.extract.ratelimit import RateLimiter
+from xport_etl.extract.responses import classify
 from xport_etl.settings import Settings
 
 ORDERS = ENDPOINTS["taobao_orders"]

@@ -27,7 +27,6 @@ import httpx
 from xport_etl import __version__, jsonutil
 from xport_etl.errors import RetriableError, XportError
 from xport_etl.extract.auth import SIGN_RECIPES, SignRecipe, XportAuth, now_ms
-from xport_etl.extract.client import ACCEPT_ENCODING, classify, parse_retry_after, request_capped, tls_context
 from xport_etl.extract.diagnosis import (
     STEP_NAMES,
     Diagnosis,
@@ -43,6 +42,8 @@ from xport_etl.extract.diagnosis import (
 )
 from xport_etl.extract.endpoints import endpoints_for
 from xport_etl.extract.ratelimit import Limiter, RateLimiter
+from xport_etl.extract.responses import classify, parse_retry_after
+from xport_etl.extract.transport import ACCEPT_ENCODING, request_capped, tls_context
 from xport_etl.settings import Settings
 from xport_etl.streams.spec import EndpointSpec
 

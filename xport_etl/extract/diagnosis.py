@@ -35,7 +35,7 @@ import httpx
 
 from xport_etl.errors import AuthenticationError, RetriableError, XportError
 from xport_etl.extract.auth import SignRecipe
-from xport_etl.extract.client import ApiResponse, loads_json, parse_retry_after, shown
+from xport_etl.extract.responses import ApiResponse, loads_json, parse_retry_after, shown
 from xport_etl.numbers import ascii_int
 from xport_etl.settings import Settings
 from xport_etl.streams.spec import EndpointSpec

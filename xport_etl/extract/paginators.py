@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 
 from xport_etl.errors import BadPageError, PaginationError
-from xport_etl.extract.client import ApiResponse, XportClient, inexact, shown
+from xport_etl.extract.client import XportClient
 from xport_etl.extract.endpoints import ASSUMED
+from xport_etl.extract.responses import ApiResponse, inexact, shown
 from xport_etl.numbers import ascii_int
 from xport_etl.streams.spec import EndpointSpec
 
