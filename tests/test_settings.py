@@ -248,7 +248,8 @@ def test_stage_memory_and_workers_settings_reach_the_shared_staging(tmp_path, mo
 
 
 def test_workers_flag_reaches_settings(monkeypatch):
-    from xport_etl.cli import _settings, build_parser
+    from xport_etl.cli import build_parser
+    from xport_etl.cliutil import pipeline_settings as _settings
 
     monkeypatch.delenv("XPORT_WORKERS", raising=False)
     assert _settings(build_parser().parse_args(["load", "--workers", "1"])).workers == 1
