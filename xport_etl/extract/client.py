@@ -31,13 +31,13 @@ from typing import Any
 import httpx
 import tenacity
 
-from xport_etl import __version__, jsonutil
+from xport_etl import jsonutil
 from xport_etl.errors import FatalError, MalformedBodyError, RetriableError, XportError
 from xport_etl.extract.auth import XportAuth
 from xport_etl.extract.endpoints import ApiAssumptions
 from xport_etl.extract.ratelimit import Limiter, limiter_for_settings
 from xport_etl.extract.responses import ApiResponse, classify, request_url
-from xport_etl.extract.transport import ACCEPT_ENCODING, Deadline, bound_requests, request_capped, tls_context
+from xport_etl.extract.transport import Deadline, bound_requests, http_client, request_capped
 from xport_etl.settings import Settings
 from xport_etl.streams.spec import EndpointSpec
 
@@ -169,19 +169,11 @@ class XportClient:
         self.limiter: Limiter = limiter if limiter is not None else limiter_for_settings(settings)
         self._sleep = sleep
         self.stats = ClientStats()
-        self._http = httpx.Client(
-            base_url=settings.base_url,
-            verify=tls_context(),
+        self._http = http_client(
+            settings,
+            transport=transport,
             auth=auth
             or XportAuth(settings.access_key, settings.access_secret, settings.user_id, recipe=settings.signer),
-            timeout=httpx.Timeout(settings.timeout),
-            transport=transport,
-            headers={
-                "Accept": "application/json",
-                "Accept-Encoding": ACCEPT_ENCODING,
-                "User-Agent": f"xport-etl/{__version__}",
-            },
-            follow_redirects=False,
         )
         self._deadline = Deadline()
         bound_requests(self._http, self._deadline)

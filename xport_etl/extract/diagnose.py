@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from xport_etl import __version__, jsonutil
+from xport_etl import jsonutil
 from xport_etl.errors import RetriableError, XportError
 from xport_etl.extract.auth import SIGN_RECIPES, SignRecipe, XportAuth, now_ms
 from xport_etl.extract.diagnosis import (
@@ -43,7 +43,7 @@ from xport_etl.extract.diagnosis import (
 from xport_etl.extract.endpoints import endpoints_for
 from xport_etl.extract.ratelimit import Limiter, RateLimiter
 from xport_etl.extract.responses import classify, parse_retry_after
-from xport_etl.extract.transport import ACCEPT_ENCODING, request_capped, tls_context
+from xport_etl.extract.transport import http_client, request_capped
 from xport_etl.settings import Settings
 from xport_etl.streams.spec import EndpointSpec
 
@@ -69,18 +69,7 @@ class _Prober:
         self.endpoint = endpoint
         self.limiter = limiter
         self.sent = 0
-        self._http = httpx.Client(
-            base_url=settings.base_url,
-            verify=tls_context(),
-            timeout=httpx.Timeout(settings.timeout),
-            transport=transport,
-            headers={
-                "Accept": "application/json",
-                "Accept-Encoding": ACCEPT_ENCODING,
-                "User-Agent": f"xport-etl/{__version__} check",
-            },
-            follow_redirects=False,
-        )
+        self._http = http_client(settings, transport=transport, agent="check")
 
     def send(self, recipe: SignRecipe, clock: Callable[[], int]) -> Probe:
         s = self.settings

@@ -7,7 +7,8 @@
   :func:`request_capped`): a body over it is a :class:`~xport_etl.errors.ResponseTooLargeError`
   (never retried; refused before the rest is read), one that does not decode a
   :class:`~xport_etl.errors.MalformedBodyError` (retriable).
-- One TLS context per process (:func:`tls_context`).
+- One TLS context per process (:func:`tls_context`), and one way to build the client every exchange
+  goes through (:func:`http_client`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,28 @@ import ssl
 import threading
 import time
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
 
+from xport_etl import __version__
 from xport_etl.errors import MalformedBodyError, ResponseTooLargeError
 from xport_etl.extract.responses import one_line, request_url
 from xport_etl.numbers import ascii_int
 
-__all__ = ["ACCEPT_ENCODING", "Deadline", "bound_requests", "read_capped", "request_capped", "tls_context"]
+if TYPE_CHECKING:
+    from xport_etl.settings import Settings
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "Deadline",
+    "bound_requests",
+    "http_client",
+    "read_capped",
+    "request_capped",
+    "tls_context",
+]
 
 
 class Deadline(threading.local):
@@ -115,6 +128,37 @@ def tls_context() -> ssl.SSLContext:
     ``SSL_CERT_DIR``), built once per process. Building it loads the CA bundle, which costs more than
     a request's own work, and ``run`` makes a client per window."""
     return httpx.create_ssl_context()
+
+
+def http_client(
+    settings: Settings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    auth: httpx.Auth | None = None,
+    agent: str = "",
+) -> httpx.Client:
+    """The httpx client an exchange with the API goes through: the settings' base URL and timeout,
+    the shared TLS context, JSON asked for in the codings :func:`read_capped` decodes, redirects
+    not followed (the API does not move), ``User-Agent: xport-etl/<version>`` and ``agent`` after it.
+
+    Args:
+        transport: an httpx transport (``httpx.MockTransport`` in tests).
+        auth: signs each request (:class:`~xport_etl.extract.auth.XportAuth`), or None.
+        agent: what the user agent adds (``check`` for ``xport-etl check``).
+    """
+    return httpx.Client(
+        base_url=settings.base_url,
+        verify=tls_context(),
+        auth=auth,
+        timeout=httpx.Timeout(settings.timeout),
+        transport=transport,
+        headers={
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            "User-Agent": f"xport-etl/{__version__}" + (f" {agent}" if agent else ""),
+        },
+        follow_redirects=False,
+    )
 
 
 # what the client asks to be compressed with: the codings read_capped decodes, and no other (an
