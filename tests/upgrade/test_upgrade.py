@@ -49,7 +49,7 @@ def _history(data_dir: Path) -> tuple[set, set]:
     return runs, checks
 
 
-@pytest.mark.slow  # about 16 s: a resumed run of 7 bounded runs, then a reload of every window
+@pytest.mark.slow  # 10-20 s: a resumed run of 7 bounded runs, then a reload of every window
 def test_a_released_data_directory_is_read_then_resumed_and_republished_in_place(capsys):
     with tarfile.open(FIXTURE) as tar:
         fixture = json.load(tar.extractfile("fixture.json"))
