@@ -1,10 +1,14 @@
 """(b) normalise + load from pages already on disk: ours vs the plain-DuckDB reference vs dlt.
 
-    python bench/bench_load.py --orders 70000 [--seed 7] [--plain] [--skip-dlt-default] [--profile] [--repeat 3]
+    python bench/bench_load.py --orders 70000 [--seed 7] [--mix varied|plain|odd2|odd5] [--one-window]
+                               [--skip-dlt-default] [--profile] [--repeat 3]
 
-The pages come from the sandbox's default world, which carries the variety
-docs/api-contract.md#3-data-conventions allows (``WorldConfig.variety``); ``--plain`` measures the
-plain world instead (result ``load_<N>_plain``).
+The pages come from a sandbox world (``--mix``): by default the varied one, which carries the
+variety docs/api-contract.md#3-data-conventions allows (``WorldConfig.variety``: ~0.4% of the
+records served carry a warning or a reject); ``odd2`` and ``odd5`` the same forms with ~2% and ~5%
+(``WorldConfig.mix``), ``plain`` none of them. They are landed in 31-day windows, or with
+``--one-window`` as one window over the whole history (what ``xport-etl extract --start … --end …``
+lands for a period). Result: ``bench/results/load_<N>_<mix>[_one].json``.
 
 Every system reads the SAME landed Taobao order pages (``raw/taobao_orders/*/pages.jsonl.gz``,
 landed once by our extractor and cached under bench/.cache/) in its own fresh process:
@@ -36,14 +40,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.world import RESULTS, fresh_dir, landed_cache, page_files, run_child, table, write_result
+from bench.world import (
+    RESULTS,
+    add_world_options,
+    fresh_dir,
+    landed_cache,
+    page_files,
+    run_child,
+    table,
+    write_result,
+)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=70000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--plain", action="store_true", help="the plain world (WorldConfig(variety=False))")
+    add_world_options(ap)
+    ap.add_argument(
+        "--one-window", action="store_true", help="the whole history landed as one window (default: 31-day windows)"
+    )
     ap.add_argument("--skip-dlt-default", action="store_true", help="dlt default is slow (~1,300 lines/s)")
     ap.add_argument("--profile", action="store_true", help="also profile ours with pyinstrument (a 2nd run)")
     ap.add_argument(
@@ -56,7 +72,7 @@ def main() -> int:
     )
     a = ap.parse_args()
 
-    meta = landed_cache(a.orders, seed=a.seed, plain=a.plain)
+    meta = landed_cache(a.orders, seed=a.seed, mix=a.mix, one_window=a.one_window)
     summary = meta["summary"]["taobao_orders"]
     files = page_files(meta)
     manifests = meta["manifests"]["taobao_orders"]
@@ -172,11 +188,12 @@ def main() -> int:
         print(f"\npyinstrument profile of ours ({r['seconds']:.1f} s under the profiler): {prof_path}")
 
     path = write_result(
-        f"load_{a.orders}{'_plain' if a.plain else ''}",
+        f"load_{a.orders}_{a.mix}{'_one' if a.one_window else ''}",
         {
             "orders": a.orders,
             "seed": a.seed,
-            "world": "plain" if a.plain else "varied",
+            "world": a.mix,
+            "windows": summary["windows"],
             "fast_share": ours.get("fast_share"),
             "fast_records": ours.get("fast_records"),
             "repeat": max(1, a.repeat),

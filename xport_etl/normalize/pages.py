@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 
 from xport_etl import jsonutil
@@ -54,6 +55,17 @@ def first_wins(pairs: list[tuple[str, Any]]) -> dict:
     return obj
 
 
+def loads_exact(text: str | bytes) -> Any:
+    """JSON as the normalisers read it: numbers with a fraction or an exponent as Decimals, the
+    first of a repeated member name (:func:`first_wins`).
+
+    Raises:
+        ValueError: not JSON (or an integer beyond ``int()``'s digit limit).
+        RecursionError: absurd nesting.
+    """
+    return json.loads(text, parse_float=Decimal, object_pairs_hook=first_wins)
+
+
 def parse_envelope(body: bytes) -> tuple[dict, bool]:
     """A landed body → its ``data`` object, and whether every string in it is valid Unicode.
 
@@ -74,7 +86,7 @@ def parse_envelope(body: bytes) -> tuple[dict, bool]:
         clean = False
     try:
         try:
-            envelope = json.loads(text, parse_float=Decimal, object_pairs_hook=first_wins)
+            envelope = loads_exact(text)
         except ValueError:  # perhaps an integer beyond int()'s digit limit: try once more
             envelope = json.loads(text, parse_float=Decimal, parse_int=_big_int, object_pairs_hook=first_wins)
     except (ValueError, RecursionError) as exc:
@@ -104,6 +116,44 @@ def parse_page(body: bytes) -> tuple[list, bool]:
     if not isinstance(records, list):
         raise PageError(f"page records is not a list: {type(records).__name__}")
     return records, clean
+
+
+class _Records(msgspec.Struct):
+    records: list[msgspec.Raw]
+
+
+class _ListPage(msgspec.Struct):
+    data: _Records
+
+
+_LIST_PAGE = msgspec.json.Decoder(_ListPage)
+# a run of digits this long may be an integer beyond int()'s limit, after which parse_envelope
+# reads the whole page again with other integer rules (_big_int)
+_LONG_DIGITS = b"0" * (_MAX_INT_DIGITS + 1)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def record_texts(body: bytes) -> list[msgspec.Raw] | None:
+    """The exact text of each record of a list page (``data.records``), without parsing them; or
+    None when :func:`loads_exact` of one record's text is not certain to give that record as
+    :func:`parse_page` of the whole page would.
+
+    The texts are slices of ``body`` found by msgspec, which checks the JSON but builds no value
+    (~10x faster than parsing the page). Each text read with :func:`loads_exact` is then the
+    record :func:`parse_page` gives, provided the page is as :func:`parse_page` reads it: strict
+    JSON (msgspec refuses ``NaN``, trailing commas, control characters: None), one ``data`` and
+    one ``records`` member (msgspec keeps the last of a repeated name, ``parse_page`` the first:
+    a page naming either twice anywhere gives None, as does any ``\\u`` escape, which could spell
+    one), clean (no escape, so no lone surrogate; the bytes are UTF-8 by then) and with no
+    integer long enough to make ``parse_envelope`` read the page again with other rules."""
+    if body.count(b'"data"') != 1 or body.count(b'"records"') != 1 or b"\\u" in body:
+        return None
+    if _LONG_DIGITS in body.translate(_DIGITS_AS_ZERO):
+        return None
+    try:
+        return _LIST_PAGE.decode(body).data.records
+    except (msgspec.DecodeError, RecursionError):  # (a ValidationError is a DecodeError)
+        return None
 
 
 def has_surrogates(record: Any) -> bool:

@@ -15,11 +15,18 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
    repeats a member name keeps the first, in DuckDB as in the reference: ``normalize.pages.first_wins``);
 3. plain records are typed in SQL; every other record goes **alone** to the Python reference,
    with its page number and its position in the page (so its rejects, warnings and place in
-   the version order are the reference's), while the rest of its page stays in SQL. A plain
-   record never produces a reject or a warning: every value that would warn (a ``receiver``
-   that does not decode to an object, a ``closeReason`` that is not text, a line
-   ``status``/``logisticCompanyName``/``logisticNumber`` of the wrong type) is outside the plain
-   shapes, so the reference reads that record;
+   the version order are the reference's), while the rest of its page stays in SQL. The
+   reference reads such a record from its own exact text, cut out of the page without parsing
+   the rest (:func:`xport_etl.normalize.pages.record_texts`): a record costs about its own size,
+   not its page's (the page is parsed whole only where the cut might read differently: see
+   :class:`_PageRecords`);
+   **lenient fields** (``taobao_orders.ORDER_LENIENT``/``LINE_LENIENT``: ``receiver``,
+   ``closeReason``, a line's ``status``/``logisticCompanyName``/``logisticNumber``) do not make a
+   record odd: a value outside their plain shape is handed, alone, to the reference's own reader
+   of that field (:meth:`TaobaoOrdersSql._lenient`); if it refuses the value, the record stays
+   in SQL with that column null and the reader's warning, exactly as the reference would write
+   it (an undecodable ``receiver`` costs one ``json.loads`` of that string); if it reads the
+   value (a column SQL could not fill), the record goes to the reference;
 4. the latest version of each order wins across the window in one SQL window function (the
    reference's rule: later ``updateTime`` wins, ties go to the first seen, nulls are oldest),
    and the winners stream to Parquet a record batch at a time.
@@ -34,8 +41,8 @@ Why a record goes to the reference although it may be fine, and what it costs (i
 
 - a number literal with three or more decimals or an exponent anywhere in it (DuckDB parses JSON
   numbers to binary doubles: for money the path must be sure the double is the literal). A
-  cheap scan of the page's text finds the pages that may hold one; only those pages are parsed
-  in Python (:func:`_suspect_records`) to find the records that do. Longer literals need no
+  cheap scan of the page's text finds the pages that may hold one; only those pages' records
+  are scanned in Python (:meth:`_PageRecords.suspects`) to find the records that do. Longer literals need no
   check of their own: a double keeps a literal's magnitude, and the shapes allow at most 13
   digits before the point (money), 9 (integers) or an integer of 19 (ids), so a literal that a
   double cannot hold never passes as one it can;
@@ -48,7 +55,8 @@ Why a record goes to the reference although it may be fine, and what it costs (i
 
 A page goes whole to the reference only when it is not a page of records (not JSON to DuckDB,
 an error envelope, ``records`` not a list: the reference says which, or fails the window),
-when its bytes are not UTF-8, or when a record the reference reads has the same order id as a
+when its bytes are not UTF-8, when it may hold a comma before a closing bracket (DuckDB reads
+that, the reference does not: the window fails in both), or when a record the reference reads has the same order id as a
 record typed in SQL (an id such as ``" 91001 "`` that the shapes do not accept but the reference
 reads as ``91001``): the same id twice in one page makes the older copy a reject, a page matter.
 """
@@ -57,7 +65,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -68,9 +76,15 @@ import pyarrow as pa
 
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.extract.landing import open_pages
-from xport_etl.normalize.pages import first_wins
-from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS, taobao_window
-from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, PageError
+from xport_etl.normalize.pages import WindowRows, first_wins, loads_exact, parse_page, record_texts
+from xport_etl.normalize.taobao_orders import (
+    LINE_LENIENT,
+    ORDER_LENIENT,
+    TAOBAO_ORDER_STATUS,
+    read_records,
+    taobao_window,
+)
+from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, Lenient, PageError
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
 
 ENDPOINTS = ("taobao_orders", "taobao_orders_legacy")
@@ -131,6 +145,18 @@ UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
 # page reasons that do not send the page to the reference: only its records that hold such a
 # literal or escape go (found by :func:`_suspect_records`)
 SUSPECT = ("escape", "number")
+# a comma before a closing bracket: DuckDB's JSON reader allows it, the reference does not (the
+# page is not JSON to it: the window fails), so such a page goes whole to the reference. Inside a
+# string it is harmless, and the reference then reads the page as SQL would have.
+TRAILING_COMMA = r""",\s*[\]}]"""
+
+# the lenient fields (``taobao_orders.ORDER_LENIENT`` / ``LINE_LENIENT``) by the shape that keeps a
+# value on the fast path unasked; any other value is read by the reference's own reader of that
+# field, alone: a value it refuses is a warning (the column is null, the record stays in SQL), a
+# value it reads sends the record to the reference (only a ``receiver`` has no column to fill).
+ORDER_WARN = {"receiver": "receiver_ok", "closeReason": "text_ok"}
+LINE_WARN = {"status": "int_ok", "logisticCompanyName": "text_ok", "logisticNumber": "id_ok"}
+assert set(ORDER_WARN) == set(ORDER_LENIENT) and set(LINE_WARN) == set(LINE_LENIENT)
 
 # SQL shapes, each narrower than the Python rule of the same name in normalize/values.py. Values
 # are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
@@ -175,11 +201,22 @@ create or replace temp macro ts_ok(x) as coalesce(x is null or x::varchar = '""'
 create or replace temp macro ts_val(x, offset_s) as
     try_strptime(nullif(bare(x), ''), '%Y-%m-%d %H:%M:%S') - to_seconds(offset_s);
 
--- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{')
+-- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{',
+-- with no token DuckDB reads and Python does not: nan, inf in any case; a trailing comma sends
+-- the whole page to the reference anyway)
 create or replace temp macro receiver_ok(x) as coalesce(x is null or left(x::varchar, 1) = '{'
     or (left(x::varchar, 1) = '"' and (x::varchar = '""' or (strlen(text_val(x)) < 2000
-        and left(text_val(x), 1) = '{' and json_valid(text_val(x))))), false);
+        and left(text_val(x), 1) = '{' and json_valid(text_val(x))
+        and not regexp_matches(text_val(x), '(?i)[:,\[]\s*-?(nan|inf)')))), false);
 """
+
+
+def _warn_cols(alias: str, shapes: dict[str, str]) -> str:
+    """Per lenient field, its raw JSON text where its value is not of the plain shape (else null)."""
+    return ", ".join(
+        f"(case when not {shape}({alias}.{name}) then {alias}.{name}::varchar end) as w_{name}"
+        for name, shape in shapes.items()
+    )
 
 
 def _case(mapping: dict, column: str, other: str) -> str:
@@ -198,6 +235,9 @@ class SqlStats:
     records: int = 0
     fast_records: int = 0  # records typed in SQL
     python_records: int = 0  # records the reference read (alone, or with their whole page)
+    # pages Python parsed whole for the records it reads or looks at (a record alone is parsed
+    # from its own text where the page allows: :class:`_PageRecords`)
+    parsed_pages: int = 0
     # why records (``record``, ``number``, ``escape``: one each) or whole pages (the other
     # reasons: one a page) went to the reference
     reasons: dict[str, int] = field(default_factory=dict)
@@ -254,7 +294,8 @@ class TaobaoOrdersSql:
             money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
             coalesce(len(r.subOrderVOS), 0)::integer as line_count,
             ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
-            ts_val(r.updateTime, {o}) as updated_at, text_val(r.closeReason) as close_reason,
+            ts_val(r.updateTime, {o}) as updated_at,
+            (case when text_ok(r.closeReason) then text_val(r.closeReason) end) as close_reason,
             seq, idx"""
 
     def _line_cols(self) -> str:
@@ -267,8 +308,10 @@ class TaobaoOrdersSql:
             text_val(l.purchaseCurrency) as currency,
             (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
             id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
-            int_val(l.status)::varchar as line_status, int_val(l.refundStatus)::varchar as platform_refund_status,
-            text_val(l.logisticCompanyName) as carrier, id_val(l.logisticNumber) as tracking_number,
+            (case when int_ok(l.status) then int_val(l.status)::varchar end) as line_status,
+            int_val(l.refundStatus)::varchar as platform_refund_status,
+            (case when text_ok(l.logisticCompanyName) then text_val(l.logisticCompanyName) end) as carrier,
+            (case when id_ok(l.logisticNumber) then id_val(l.logisticNumber) end) as tracking_number,
             null::varchar as refund_id, seq, idx"""
 
     # ---- feeding pages
@@ -279,11 +322,7 @@ class TaobaoOrdersSql:
         table = pa.table({"seq": pa.array(seqs, pa.int64()), "body": bodies})
         chunk = pa.Table.from_batches(table.to_batches(max_chunksize=PAGES_PER_BATCH))
         con = self.con
-        by_seq = dict(zip(table.column("seq").to_pylist(), range(len(table)), strict=True))
-
-        def body(seq: int) -> bytes:
-            return bodies[by_seq[seq]].as_py().rstrip("\n").encode("utf-8")
-
+        body = _bodies(seqs, bodies)
         con.register("chunk", chunk)
         try:
             try:
@@ -299,12 +338,19 @@ class TaobaoOrdersSql:
         finally:
             con.unregister("chunk")
         self._count("record", self.con.execute("select count(*) from py_recs").fetchall()[0][0])
+        whole = dict(python_pages)  # page → reason: the reference reads the whole page
+        pages: dict[int, _PageRecords] = {}  # the pages whose records the reference reads one by one
+
+        def page(seq: int) -> _PageRecords:
+            if seq not in pages:
+                pages[seq] = _PageRecords(body(seq), self.stats)
+            return pages[seq]
+
         # pages with a number literal or an escape that DuckDB may not read as Python does: the
         # records that hold one join the records for the reference, the others stay typed in SQL
-        whole = dict(python_pages)  # page → reason: the reference reads the whole page
         extra: list[tuple[int, int]] = []
         for seq, reason in suspects:
-            found = _suspect_records(body(seq))
+            found = page(seq).suspects()
             if found is None:
                 whole[seq] = reason
                 continue
@@ -312,11 +358,14 @@ class TaobaoOrdersSql:
             self._count(reason, len(found))
         if extra:
             self._add_python_records(extra)
-        records, more = self._python_records(body, skip=whole)
+        warnings = self._lenient(whole)
+        records, more = self._python_records(page, skip=whole)
         whole.update(more)
         self._insert_fast(seqs, whole)
-        for seq, page in records.items():
-            self._add_rows(seq, page)
+        python = set(self.con.execute("select seq, idx from py_recs").fetchall())
+        self.rejects.extend(w for key, ws in warnings.items() if key not in python for w in ws)
+        for seq, rows in records.items():
+            self._add_rows(seq, rows)
         for seq in sorted(whole):
             self._count(whole[seq])
             self._python_page(seq, body(seq))
@@ -360,7 +409,8 @@ class TaobaoOrdersSql:
                 -- (CASEs, not ANDs: DuckDB evaluates both sides of an AND for every row)
                 case when contains(body, '\u') then regexp_matches(body, '{UNSAFE_ESCAPE}') else false end as escape,
                 case when regexp_matches(body, '{MAYBE_INEXACT[0]}') or regexp_matches(body, '{MAYBE_INEXACT[1]}')
-                     then regexp_matches(body, '{INEXACT_NUMBER}') else false end as number
+                     then regexp_matches(body, '{INEXACT_NUMBER}') else false end as number,
+                regexp_matches(body, '{TRAILING_COMMA}') as comma
             from chunk {"where seq not in (select seq from bad_json)" if skip_bad_json else ""}
         """)
         con.execute("""
@@ -371,6 +421,7 @@ class TaobaoOrdersSql:
                   when e.no_data then 'envelope'
                   when e.code is not null and e.code not in ('200', '"200"') then 'envelope'
                   when e.no_records then 'no records'  -- null, or not a list: Python tells which
+                  when b.comma then 'trailing comma'
                   when b.escape then 'escape'
                   when b.number then 'number'
                 end as reason
@@ -388,9 +439,9 @@ class TaobaoOrdersSql:
                    coalesce(l.subOrderId is not null and id_ok(l.subOrderId) and id_val(l.subOrderId) is not null
                        and id_ok(l.itemId) and id_ok(l.skuId) and text_ok(l.title) and qty_ok(l.quantity)
                        and money_ok(l.purchaseAmount) and money_ok(l.domesticPostFee)
-                       and text_ok(l.purchaseCurrency) and int_ok(l.status) and int_ok(l.refundStatus)
-                       and id_ok(l.taobaoPurchaseId) and id_ok(l.taobaoSubPurchaseId)
-                       and text_ok(l.logisticCompanyName) and id_ok(l.logisticNumber), false) as ok
+                       and text_ok(l.purchaseCurrency) and int_ok(l.refundStatus)
+                       and id_ok(l.taobaoPurchaseId) and id_ok(l.taobaoSubPurchaseId), false) as ok,
+                   {_warn_cols("l", LINE_WARN)}
             from (select seq, idx, r.id as oid, unnest(r.subOrderVOS) as l,
                          generate_subscripts(r.subOrderVOS, 1) - 1 as li from recs)
         """)
@@ -401,9 +452,9 @@ class TaobaoOrdersSql:
                     and id_ok(r.orderNo) and int_ok(r.status) and text_ok(r.orderSource)
                     and text_ok(r.sellerOrderNumber) and money_ok(r.purchaseAmount)
                     and text_ok(r.purchaseCurrency) and money_ok(r.domesticPostFee)
-                    and receiver_ok(r.receiver) and text_ok(r.closeReason)
                     and ts_ok(r.createTime) and ts_ok(r.payTime) and ts_ok(r.updateTime), false) as ok,
-                   r.subOrderVOS is null and r is not null as no_subs
+                   r.subOrderVOS is null and r is not null as no_subs,
+                   {_warn_cols("r", ORDER_WARN)}
             from recs
         """)
         # the records the reference reads, one by one (their pages stay on the fast path): a
@@ -447,8 +498,76 @@ class TaobaoOrdersSql:
         finally:
             self.con.unregister("more_py_recs")
 
-    def _python_records(self, body, skip: dict[int, str]) -> tuple[dict[int, Any], dict[int, str]]:
-        """The reference on the records of ``py_recs``, page by page (not the pages in ``skip``).
+    def _lenient(self, whole: dict[int, str]) -> dict[tuple[int, int], list[dict]]:
+        """The lenient values outside their plain shape of the typed records (not those of the
+        ``whole`` pages, nor those already for the reference), each read by the reference's reader
+        of that field: the warnings it gives, by record (they join the rejects if the record stays
+        in SQL); a record with a value the reader reads (or one this path cannot show exactly)
+        joins the records for the reference."""
+        con = self.con
+        skip = f"and seq not in ({', '.join(map(str, whole))})" if whole else ""
+        fields = [*ORDER_WARN, *(f"line {name}" for name in LINE_WARN)]
+        any_warn = " or ".join(f"w_{name} is not null" for name in ORDER_WARN)
+        any_line_warn = " or ".join(f"w_{name} is not null" for name in LINE_WARN)
+        found = con.execute(f"""
+            select seq, idx, order_id, null::integer as li, null::varchar as line_id,
+                   {", ".join(f"w_{n}" for n in ORDER_WARN)}, {", ".join("null::varchar" for _ in LINE_WARN)}
+            from typed_orders anti join py_recs using (seq, idx) where ({any_warn}) {skip}
+            union all
+            select seq, idx, order_id, line_index, line_id,
+                   {", ".join("null::varchar" for _ in ORDER_WARN)}, {", ".join(f"w_{n}" for n in LINE_WARN)}
+            from typed_lines anti join py_recs using (seq, idx) where ({any_line_warn}) {skip}
+            order by seq, idx, li nulls first
+        """).fetchall()
+        if not found:
+            return {}
+        out: dict[tuple[int, int], list[dict]] = {}
+        reference: set[tuple[int, int]] = set()
+        for seq, idx, order_id, li, line_id, *texts in found:
+            if (seq, idx) in reference:
+                continue
+            lenient = Lenient()
+            for field_name, text in zip(fields, texts, strict=True):
+                if text is None:
+                    continue
+                name = field_name.removeprefix("line ")
+                reader = LINE_LENIENT[name] if li is not None else ORDER_LENIENT[name]
+                read = len(lenient.found)
+                # a number DuckDB re-wrote is not the literal served (a string is exact): the
+                # reference reads the record
+                if (text[0] != '"' and _INEXACT_TEXT.search(text)) or (
+                    lenient(reader, loads_exact(text), name) is not None
+                    and len(lenient.found) == read
+                    and name != "receiver"  # a value the reader reads fills a column (the receiver has none)
+                ):
+                    reference.add((seq, idx))
+                    break
+            if (seq, idx) in reference or not lenient.found:
+                continue
+            if li is None:
+                warned = lenient.warnings(self.endpoint, order_id, seq)
+            else:
+                warned = lenient.warnings(
+                    self.endpoint,
+                    f"{order_id}/{line_id}",
+                    seq,
+                    prefix=f"subOrderVOS[{li}].",
+                    reason_prefix="sub-order: ",
+                )
+            rows = WindowRows(self.endpoint, self.window_id, self.rejected_at)
+            for r in warned:
+                rows.reject(r.record_id, r.reason, r.raw, seq, severity=r.severity, field=r.field)
+            out.setdefault((seq, idx), []).extend(rows.rejects)
+        if reference:
+            self._add_python_records(sorted(reference))
+            self._count("lenient", len(reference))
+        return {key: ws for key, ws in out.items() if key not in reference}
+
+    def _python_records(
+        self, page: Callable[[int], _PageRecords], skip: dict[int, str]
+    ) -> tuple[dict[int, WindowRows], dict[int, str]]:
+        """The reference on the records of ``py_recs``, page by page (not the pages in ``skip``),
+        each record parsed alone where its page allows (:class:`_PageRecords`).
 
         Returns the reference's result per page, and the pages that must go whole to the
         reference after all: one whose records, as the reference reads them, share an order id
@@ -457,28 +576,29 @@ class TaobaoOrdersSql:
         read (it raises in page order, with the whole pages)."""
         con = self.con
         by_page = con.execute("select seq, list(idx order by idx) from py_recs group by seq order by seq").fetchall()
-        pages: dict[int, Any] = {}
+        pages: dict[int, WindowRows] = {}
         more: dict[int, str] = {}
         keys_seq, keys_id = [], []
         for seq, idxs in by_page:
             if seq in skip:
                 continue
             try:
-                page = taobao_window(
-                    [(seq, body(seq), None)],
+                records, clean = page(seq).records(idxs)
+                rows = read_records(
+                    WindowRows(self.endpoint, self.window_id, self.rejected_at),
+                    seq,
+                    records,
+                    clean,
                     endpoint=self.endpoint,
-                    window_id=self.window_id,
-                    rejected_at=self.rejected_at,
                     assumptions=self.assumptions,
-                    only={seq: idxs},
                 )
             except (PageError, IndexError):
                 more[seq] = "page error"
                 continue
-            pages[seq] = page
-            for rows in page.winners():
+            pages[seq] = rows
+            for winner in rows.winners():
                 keys_seq.append(seq)
-                keys_id.append(rows.key[-1])
+                keys_id.append(winner.key[-1])
         if keys_seq:
             con.register(
                 "py_keys", pa.table({"seq": pa.array(keys_seq, pa.int64()), "order_id": pa.array(keys_id, pa.string())})
@@ -531,6 +651,7 @@ class TaobaoOrdersSql:
             PageError: as with the reference: the window fails.
         """
         self.stats.python_pages += 1
+        self.stats.parsed_pages += 1
         page = taobao_window(
             [(seq, body, None)],
             endpoint=self.endpoint,
@@ -570,11 +691,15 @@ class TaobaoOrdersSql:
     def finish(self) -> None:
         """Keep the latest version of each order (ties: first seen; nulls oldest) and its lines."""
         con = self.con
+        warn_orders = ", ".join(f"w_{name}" for name in ORDER_WARN)
+        warn_lines = ", ".join(f"w_{name}" for name in LINE_WARN)
         orders = " union all by name ".join(
-            [f"select * exclude (ok, no_subs) from {o}" for o, _ in self._fast_tables] + ["select * from cand_orders"]
+            [f"select * exclude (ok, no_subs, {warn_orders}) from {o}" for o, _ in self._fast_tables]
+            + ["select * from cand_orders"]
         )
         lines = " union all by name ".join(
-            [f"select * exclude (ok) from {ln}" for _, ln in self._fast_tables] + ["select * from cand_lines"]
+            [f"select * exclude (ok, {warn_lines}) from {ln}" for _, ln in self._fast_tables]
+            + ["select * from cand_lines"]
         )
         con.execute(f"""
             create or replace temp table out_orders as
@@ -594,7 +719,7 @@ class TaobaoOrdersSql:
         self._fast_tables = []
 
 
-# ---- the records of a suspect page that the reference reads
+# ---- the records the reference reads
 
 
 class _Inexact(Decimal):
@@ -603,16 +728,72 @@ class _Inexact(Decimal):
 
 _INEXACT_LITERAL = re.compile(r"\.[0-9]{3}|[eE]")
 _UNSAFE_CHAR = re.compile("[\x00\ud800-\udfff]")
+_INEXACT_RECORD = re.compile(INEXACT_NUMBER.encode())
+# a number with a fraction or an exponent (or NaN, Infinity) in DuckDB's text of a value: DuckDB
+# re-wrote it from a double (12.50 → 12.5), so the text is not the literal served (strings may
+# match too: those records just go to the reference)
+_INEXACT_TEXT = re.compile(r"[0-9][.eE]|NaN|Infinity")
 
 
 def _number(text: str) -> Decimal:
     return _Inexact(text) if _INEXACT_LITERAL.search(text) else Decimal(text)
 
 
+def _bodies(seqs: np.ndarray, bodies: pa.Array) -> Callable[[int], bytes]:
+    """Page number → that page's text as bytes, sliced from the chunk's Arrow buffers (no
+    decoding to a Python str and back)."""
+    offsets = np.frombuffer(bodies.buffers()[1], np.int64)[bodies.offset : bodies.offset + len(bodies) + 1]
+    data = bodies.buffers()[2]
+    where = {seq: k for k, seq in enumerate(seqs.tolist())}
+
+    def body(seq: int) -> bytes:
+        k = where[seq]
+        return data.slice(int(offsets[k]), int(offsets[k + 1] - offsets[k])).to_pybytes().rstrip(b"\n")
+
+    return body
+
+
+class _PageRecords:
+    """The records of one page that the reference reads: each parsed alone from its exact text
+    (:func:`xport_etl.normalize.pages.record_texts`), so that a record costs about its own size;
+    or, when that is not certain to read as the whole page does, the page parsed whole (once)."""
+
+    def __init__(self, body: bytes, stats: SqlStats) -> None:
+        self.body, self.stats = body, stats
+        self.texts = record_texts(body)
+
+    def records(self, idxs: list[int]) -> tuple[list[tuple[int, Any]], bool]:
+        """``(position, record)`` of the records at ``idxs`` (in page order), and whether the
+        page is clean (:func:`xport_etl.normalize.pages.parse_envelope`).
+
+        Raises:
+            PageError: the reference cannot read the page.
+            IndexError: a position beyond the page's records.
+        """
+        if self.texts is not None and idxs[-1] < len(self.texts):
+            return [(i, loads_exact(bytes(self.texts[i]))) for i in idxs], True
+        self.stats.parsed_pages += 1
+        records, clean = parse_page(self.body)
+        return [(i, records[i]) for i in idxs], clean
+
+    def suspects(self) -> list[int] | None:
+        """The positions of the page's records that hold a number literal a double may not hold,
+        a NUL or a lone surrogate (in a value or a member name); None when Python cannot read
+        the page's records (the reference then reads the page whole, and says why)."""
+        if self.texts is None:
+            self.stats.parsed_pages += 1
+            return _suspect_records(self.body)
+        # no escape in the page (record_texts): no NUL, no surrogate; only a number can be one
+        return [
+            idx
+            for idx, text in enumerate(self.texts)
+            if _INEXACT_RECORD.search(bytes(text))
+            and _suspect(json.loads(bytes(text), parse_float=_number, object_pairs_hook=first_wins))
+        ]
+
+
 def _suspect_records(body: bytes) -> list[int] | None:
-    """The positions of a page's records that hold a number literal a double may not hold, a
-    NUL or a lone surrogate (in a value or a member name); None when Python cannot read the
-    page's records (the reference then reads the page whole, and says why)."""
+    """:meth:`_PageRecords.suspects` of a page parsed whole."""
     try:
         data = json.loads(body.decode("utf-8"), parse_float=_number, object_pairs_hook=first_wins)["data"]["records"]
     except (ValueError, RecursionError, TypeError, KeyError):
