@@ -65,6 +65,7 @@ class Sql:
         self.norm.finish()
 
     def table(self, source: str, spec) -> pa.Table:
+        source = {"out_orders": self.norm.out_orders, "out_lines": self.norm.out_lines}[source]
         schema = _schema(spec)
         return _sorted(
             self.con.sql(f"select {', '.join(schema.names)} from {source}").to_arrow_table().cast(schema), spec
@@ -500,6 +501,82 @@ def test_chunks_split_anywhere_give_the_same_window(tmp_path):
         for source, spec in (("out_orders", FCT_ORDERS), ("out_lines", FCT_ORDER_LINES)):
             assert split.table(source, spec).equals(whole.table(source, spec)), chunk_bytes
         assert split.norm.stats.pages == 7
+
+
+def _landed(path: Path, pages) -> Path:
+    import gzip
+
+    with gzip.open(path / "pages.jsonl.gz", "wb") as f:
+        for _, body, _ctx in pages:
+            f.write(body + b"\n")
+    return path
+
+
+def _on_threads(path: Path, data_dir: Path, chunk_bytes: int, workers: int = 3):
+    """The window fed on ``workers`` threads at once (``SharedStaging.run``): its tables, rejects, counts."""
+    from xport_etl.load.staging import SharedStaging
+
+    with SharedStaging(data_dir, workers=workers) as shared:
+        con = shared.cursor()
+        norm = TaobaoOrdersSql(con, endpoint=ENDPOINT, window_id="w1", rejected_at=NOW)
+        try:
+            feed_window(norm, path, chunk_bytes=chunk_bytes, run=shared.run)
+            norm.finish()
+            tables = {
+                source: _sorted(
+                    con.sql(f"select {', '.join(_schema(spec).names)} from {name}")
+                    .to_arrow_table()
+                    .cast(_schema(spec)),
+                    spec,
+                )
+                for source, name, spec in (
+                    ("out_orders", norm.out_orders, FCT_ORDERS),
+                    ("out_lines", norm.out_lines, FCT_ORDER_LINES),
+                )
+            }
+            return tables, norm.rejects, norm.stats
+        finally:
+            norm.drop()
+            con.close()
+
+
+def test_a_window_fed_on_several_threads_is_the_window_fed_in_order(tmp_path):
+    """One window's chunks typed on three threads at once (a year landed as one window is staged
+    on every core): the same rows, rejects (in the same order), warnings and counts as the chunks
+    fed one after another, which equal the reference; versions of an order in different chunks
+    still give the latest, and a page that is not UTF-8 still goes to Python in its place."""
+    from xport_sandbox.server import dumps
+    from xport_sandbox.world import World, WorldConfig
+
+    world = World(WorldConfig(seed=20, orders=1500, mix="odd5"))
+    t = "2026-03-0{} 08:00:00".format
+    pages = [(n, dumps({"code": 200, "data": {"records": world.taobao_page(n, 40)[1]}}), None) for n in range(1, 9)]
+    pages.append((9, page([order("1", updateTime=t(2)), order("2", updateTime=t(5))]), None))
+    pages.append((10, page([order("3", closeReason="MARK")]).replace(b"MARK", b"\xff\xfe"), None))
+    pages.append((11, page([order("1", updateTime=t(4), status=4), order("2", updateTime=t(3))]), None))
+    path = _landed(tmp_path, pages)
+    sequential = assert_same(pages)
+    in_order = Sql(None, path=path, chunk_bytes=60_000)
+    tables, rejects, stats = _on_threads(path, tmp_path / "data", chunk_bytes=60_000)
+    assert stats.pages == 11 and stats.python_pages == 1 and stats.fast_records > 300
+    assert stats == in_order.norm.stats
+    assert rejects == in_order.norm.rejects and _rejects(rejects) == _rejects(sequential.norm.rejects)
+    for source, spec in (("out_orders", FCT_ORDERS), ("out_lines", FCT_ORDER_LINES)):
+        assert tables[source].equals(sequential.table(source, spec))
+        assert tables[source].equals(in_order.table(source, spec))
+
+
+def test_a_window_fed_on_several_threads_fails_with_the_first_failing_page_as_in_order(tmp_path):
+    pages = [(n, page([order(f"9{n}")]), None) for n in range(1, 9)]
+    pages[2] = (3, page([order("93")], code=500), None)
+    pages[5] = (6, b'{"code": 200, "data": {"records": [', None)
+    path = _landed(tmp_path, pages)
+    with pytest.raises(PageError) as want:
+        normalize_taobao_pages(iter(pages), endpoint=ENDPOINT, window_id="w1", rejected_at=NOW)
+    for _ in range(3):  # whichever thread gets which chunk first
+        with pytest.raises(PageError) as got:
+            _on_threads(path, tmp_path / "data", chunk_bytes=100)
+        assert str(got.value) == str(want.value) and "envelope code 500" in str(got.value)
 
 
 @pytest.mark.parametrize("read_bytes", [1, 7, 4096])

@@ -18,14 +18,18 @@ order, the latest state across overlapping windows.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,6 +43,7 @@ from xport_etl.normalize.pages import count_warned, to_table
 from xport_etl.normalize.values import REJECTED
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
 
+T = TypeVar("T")
 UNKNOWN_DATE = "unknown"
 REJECTS = "rejects"
 WARNINGS = "warnings"  # in Batch.counts next to REJECTS: not a table, records loaded with a warning
@@ -268,28 +273,64 @@ def _alive(pid: int) -> bool:
 
 
 class SharedStaging:
-    """One DuckDB for the windows the DuckDB normaliser stages at once, each on its own cursor
-    (its own temp tables) and thread.
+    """One DuckDB for the windows the DuckDB normaliser stages, and ``workers`` threads that do
+    their work: the chunks of each window's pages, then its output months.
 
     One database means one memory budget (``memory_limit``: ``Settings.stage_memory``) for all of
     them: windows staged at once peak lower under one shared budget than under a budget each (see
-    bench/NOTES.md). ``threads=1``: each query runs on the thread that
-    issued it, so windows, not statements, spread over the cores (a window's statements work on
-    small tables anyway). Use as a context manager; the spill directory goes with it.
+    bench/NOTES.md). ``threads=1``: each query runs on the thread that issued it, so chunks, not
+    statements, spread over the cores (a chunk's statements work on small tables anyway); each
+    worker thread has a cursor of its own (its own temporary tables), and the windows' tables,
+    in a schema per window, are visible to all of them. A window is cut into chunks whatever
+    period it covers, so a year landed as one window is staged on every core, as twelve monthly
+    windows are (:meth:`run`). Use as a context manager; the spill directory goes with it.
     """
 
-    def __init__(self, data_dir: Path, memory_limit: str | None = None) -> None:
+    def __init__(self, data_dir: Path, memory_limit: str | None = None, workers: int | None = None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         tmp = parquet_root(data_dir).parent / "tmp"
         for old in tmp.glob("stage-shared-*"):  # spill files of a killed process
             if not _alive(int(old.name.split("-")[2])):
                 shutil.rmtree(old, ignore_errors=True)
         self.tmp = tmp / f"stage-shared-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.con = stage_connection(self.tmp, threads=1, memory_limit=memory_limit)
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="stage-chunk")
+        self._local = threading.local()
+        self._cursors: list = []
+        self._lock = threading.Lock()
 
     def cursor(self):
         return self.con.cursor()
 
+    def _thread_cursor(self):
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self.con.cursor()
+            with self._lock:
+                self._cursors.append(cur)
+        return cur
+
+    def run(self, work: Callable[[Any], None]) -> None:
+        """``work(cursor)`` once on each worker thread, with that thread's cursor; returns when
+        every call has (and raises the first error, in submission order)."""
+        futures = [self._pool.submit(self._call, work) for _ in range(self.workers)]
+        for f in futures:
+            f.result()
+
+    def map(self, tasks: Sequence[Callable[[Any], T]]) -> list[T]:
+        """Each task called with a worker thread's cursor, at once; their results in order."""
+        futures = [self._pool.submit(self._call, task) for task in tasks]
+        return [f.result() for f in futures]
+
+    def _call(self, task: Callable[[Any], T]) -> T:
+        return task(self._thread_cursor())
+
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for cur in self._cursors:
+            cur.close()
         self.con.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -312,7 +353,9 @@ def _stage_sql(
     shared: SharedStaging | None = None,
     memory_limit: str | None = None,
 ) -> list[dict]:
-    """The DuckDB normaliser (:mod:`xport_etl.normalize.taobao_orders_sql`): pages stream through, never a window in memory."""
+    """The DuckDB normaliser (:mod:`xport_etl.normalize.taobao_orders_sql`): pages stream through,
+    never a window in memory; with ``shared``, a window's chunks and then its output months are
+    spread over the shared workers (:meth:`SharedStaging.run`)."""
     from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_window
 
     tmp = root.parent / "tmp" / f"stage-{name}"
@@ -320,7 +363,8 @@ def _stage_sql(
         shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this window left behind
         con = stage_connection(tmp, threads, memory_limit)
     else:
-        con = shared.cursor()  # closing it drops the window's temp tables
+        con = shared.cursor()
+    norm = None
     try:
         norm = TaobaoOrdersSql(
             con,
@@ -329,43 +373,54 @@ def _stage_sql(
             rejected_at=rejected_at,
             assumptions=assumptions,
         )
-        feed_window(norm, manifest.directory)
+        feed_window(norm, manifest.directory, run=shared.run if shared is not None else None)
         norm.finish()
         batch.records = norm.stats.records
         batch.fast_records = norm.stats.fast_records
-        for table, source in (("orders", "out_orders"), ("order_lines", "out_lines")):
+        for table, source in (("orders", norm.out_orders), ("order_lines", norm.out_lines)):
             schema = STAGED_TABLES[table].spec.arrow_schema(lineage=True)
-            batch.files[table], batch.counts[table] = _copy_months(
-                con, source, root / table, name, schema, {"_batch_id": batch.batch_id, "extracted_at": extracted_at}
-            )
+            constants = {"_batch_id": batch.batch_id, "extracted_at": extracted_at}
+            months = [m for (m,) in con.execute(f"select distinct created_month from {source} order by 1").fetchall()]
+            copies = [
+                functools.partial(
+                    _copy_month,
+                    source=source,
+                    month=m,
+                    path=root / table / f"created_month={m}" / f"{name}.parquet",
+                    schema=schema,
+                    constants=constants,
+                )
+                for m in months
+            ]
+            counts = shared.map(copies) if shared is not None else [copy(con) for copy in copies]
+            batch.files[table] = [str(root / table / f"created_month={m}" / f"{name}.parquet") for m in months]
+            batch.counts[table] = sum(counts)
             crashpoint("stage.table")
         return norm.rejects
     finally:
+        if norm is not None:
+            norm.drop()
         con.close()
         if shared is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _copy_months(
-    con, source: str, table_dir: Path, name: str, schema: pa.Schema, constants: dict
-) -> tuple[list[str], int]:
-    """``source`` → one Parquet file per ``created_month``, streamed a record batch at a time."""
+def _copy_month(con, *, source: str, month: str, path: Path, schema: pa.Schema, constants: dict) -> int:
+    """``source``'s rows of one ``created_month`` → one Parquet file, streamed a record batch at a
+    time; returns the rows written."""
     select = ", ".join("?" if c in constants else c for c in schema.names)
     params = [constants[c] for c in schema.names if c in constants]
-    paths, count = [], 0
-    for (month,) in con.execute(f"select distinct created_month from {source} order by 1").fetchall():
-        path = table_dir / f"created_month={month}" / f"{name}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        reader = con.sql(
-            f"select {select} from {source} where created_month = ?", params=[*params, month]
-        ).to_arrow_reader(COPY_ROWS)
-        with pq.ParquetWriter(path, schema, use_dictionary=[c for c in schema.names if c not in UNIQUE_ISH]) as writer:
-            for chunk in reader:
-                table = pa.Table.from_batches([chunk])
-                writer.write_table(table.rename_columns(schema.names).cast(schema))
-                count += chunk.num_rows
-        paths.append(str(path))
-    return paths, count
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    reader = con.sql(f"select {select} from {source} where created_month = ?", params=[*params, month]).to_arrow_reader(
+        COPY_ROWS
+    )
+    with pq.ParquetWriter(path, schema, use_dictionary=[c for c in schema.names if c not in UNIQUE_ISH]) as writer:
+        for chunk in reader:
+            table = pa.Table.from_batches([chunk])
+            writer.write_table(table.rename_columns(schema.names).cast(schema))
+            count += chunk.num_rows
+    return count
 
 
 def _write_days(table_dir: Path, name: str, by_day: dict[str, list[dict]], schema) -> list[str]:

@@ -65,6 +65,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -242,6 +245,21 @@ class SqlStats:
     # reasons: one a page) went to the reference
     reasons: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: SqlStats) -> None:
+        """Count ``other``'s pages, records and reasons in this one."""
+        for name in (
+            "pages",
+            "fast_pages",
+            "python_pages",
+            "records",
+            "fast_records",
+            "python_records",
+            "parsed_pages",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
     @property
     def fast_share(self) -> float:
         """Share of the records typed in SQL (1.0 for a window without records)."""
@@ -249,10 +267,13 @@ class SqlStats:
 
 
 class TaobaoOrdersSql:
-    """Normalise one window of Taobao order pages in a DuckDB connection.
+    """Normalise one window of Taobao order pages in a DuckDB database.
 
-    ``feed`` pages (in landing order), then ``finish``; the winners are then in the temp tables
-    ``out_orders`` and ``out_lines`` (with ``created_month``), the rejects in :attr:`rejects`.
+    ``feed`` chunks of pages, from one connection or several at once (``feed(..., con=)``: each a
+    cursor of the same database, on its own thread), then ``finish``; the winners are then in the
+    tables :attr:`out_orders` and :attr:`out_lines` (with ``created_month``), readable from any
+    cursor of the database, and the rejects in :attr:`rejects`. The window's tables live in a
+    schema of their own; :meth:`drop` removes them.
     """
 
     def __init__(
@@ -264,60 +285,171 @@ class TaobaoOrdersSql:
         self.rejected_at, self.assumptions = rejected_at, assumptions
         self.offset_s = int(assumptions.source_tz.utcoffset(None).total_seconds())
         self.ceiling = rejected_at + FUTURE_TOLERANCE
-        self.rejects: list[dict] = []  # all from the reference: a plain record has none
-        self.stats = SqlStats()
-        self._orders: list[dict] = []  # the reference's rows, until the chunk is done
-        self._lines: list[dict] = []
-        self._fast_tables: list[tuple[str, str]] = []  # each chunk's typed (orders, lines)
-        con.execute(_MACROS)
+        self.schema = f"taobao_orders_{uuid.uuid4().hex[:16]}"
+        self.out_orders, self.out_lines = f"{self.schema}.out_orders", f"{self.schema}.out_lines"
+        self._chunks: list[_Chunk] = []  # done, each with its tables, rejects and counts
+        self._lock = threading.Lock()
+        _macros(con)
+        con.execute(f"create schema {self.schema}")
+        # the reference's rows (appended by every chunk: appends never conflict in DuckDB)
         con.execute(
-            f"create or replace temp table cand_orders as select {self._order_cols()} from "
+            f"create table {self.schema}.ref_orders as select {_order_cols(self.offset_s)} from "
             "(select null::json as r, 0::bigint as seq, 0::integer as idx) where false"
         )
         con.execute(
-            f"create or replace temp table cand_lines as select {self._line_cols()} from "
+            f"create table {self.schema}.ref_lines as select {_line_cols()} from "
             "(select null::json as oid, null::json as l, 0::bigint as seq, 0::integer as idx, "
             "0::integer as li) where false"
         )
 
-    # ---- the typed columns, from a record ``r`` and a line ``l``
+    def feed(self, seqs: np.ndarray, bodies: pa.Array, con=None) -> None:
+        """One chunk of pages: ``seqs`` their page numbers, ``bodies`` the JSON texts (UTF-8);
+        on ``con`` (a cursor of the window's database), else on the window's connection.
 
-    def _order_cols(self) -> str:
-        o = self.offset_s
-        status = _case(TAOBAO_ORDER_STATUS, "int_val(r.status)", "'other'")
-        return f"""
-            'taobao' as platform, id_val(r.id) as order_id, id_val(r.orderNo) as order_no,
-            {status} as status, int_val(r.status)::varchar as platform_status,
-            text_val(r.orderSource) as order_source, text_val(r.sellerOrderNumber) as seller_order_number,
-            null::varchar as seller, text_val(r.purchaseCurrency) as currency,
-            money_val(r.purchaseAmount) as goods_amount, money_val(r.domesticPostFee) as shipping_amount,
-            money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
-            coalesce(len(r.subOrderVOS), 0)::integer as line_count,
-            ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
-            ts_val(r.updateTime, {o}) as updated_at,
-            (case when text_ok(r.closeReason) then text_val(r.closeReason) end) as close_reason,
-            seq, idx"""
+        Raises:
+            PageError: as with the reference: the window fails.
+        """
+        self._done(_Chunk(self, con or self.con, int(seqs[0])).feed(seqs, bodies))
 
-    def _line_cols(self) -> str:
-        refund = _case(TAOBAO_REFUND_STATUS, "int_val(l.refundStatus)", "null")
-        return f"""
-            'taobao' as platform, id_val(oid) as order_id, id_val(l.subOrderId) as line_id,
-            li::integer as line_index, id_val(l.itemId) as item_id, id_val(l.skuId) as sku_id,
-            text_val(l.title) as title, int_val(l.quantity) as quantity,
-            money_val(l.purchaseAmount) as amount, money_val(l.domesticPostFee) as shipping_amount,
-            text_val(l.purchaseCurrency) as currency,
-            (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
-            id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
-            (case when int_ok(l.status) then int_val(l.status)::varchar end) as line_status,
-            int_val(l.refundStatus)::varchar as platform_refund_status,
-            (case when text_ok(l.logisticCompanyName) then text_val(l.logisticCompanyName) end) as carrier,
-            (case when id_ok(l.logisticNumber) then id_val(l.logisticNumber) end) as tracking_number,
-            null::varchar as refund_id, seq, idx"""
+    def feed_python(self, seq: int, body: bytes, reason: str, con=None) -> None:
+        """A page that cannot even reach DuckDB (its bytes are not UTF-8)."""
+        self._done(_Chunk(self, con or self.con, seq).feed_python(seq, body, reason))
+
+    def _done(self, chunk: _Chunk) -> None:
+        with self._lock:
+            self._chunks.append(chunk)
+
+    @property
+    def rejects(self) -> list[dict]:
+        """The window's rejects and warnings, in page order of the chunks (all from the
+        reference's code: a plain record has none)."""
+        return [r for c in sorted(self._chunks, key=lambda c: c.first) for r in c.rejects]
+
+    @property
+    def stats(self) -> SqlStats:
+        total = SqlStats()
+        for c in self._chunks:
+            total.add(c.stats)
+        return total
+
+    def finish(self) -> None:
+        """Keep the latest version of each order (ties: first seen; nulls oldest) and its lines.
+
+        The versions are ranked on their keys alone (order id, update time, place), not on whole
+        rows: a year landed as one window ranks a million orders within the staging budget."""
+        con = self.con
+        warn_orders = ", ".join(f"w_{name}" for name in ORDER_WARN)
+        warn_lines = ", ".join(f"w_{name}" for name in LINE_WARN)
+        orders = " union all by name ".join(
+            [f"select * exclude (ok, no_subs, {warn_orders}) from {c.orders}" for c in self._tables()]
+            + [f"select * from {self.schema}.ref_orders"]
+        )
+        lines = " union all by name ".join(
+            [f"select * exclude (ok, {warn_lines}) from {c.lines}" for c in self._tables()]
+            + [f"select * from {self.schema}.ref_lines"]
+        )
+        keys = " union all ".join(
+            [f"select order_id, updated_at, created_at, seq, idx from {c.orders}" for c in self._tables()]
+            + [f"select order_id, updated_at, created_at, seq, idx from {self.schema}.ref_orders"]
+        )
+        con.execute(f"""
+            create table {self.schema}.winners as
+            select seq, idx, coalesce(strftime(created_at, '%Y-%m'), 'unknown') as created_month
+            from ({keys})
+            qualify row_number() over (partition by order_id order by updated_at desc nulls last, seq, idx) = 1
+        """)
+        con.execute(
+            f"create table {self.out_orders} as select * from ({orders}) join {self.schema}.winners using (seq, idx)"
+        )
+        con.execute(
+            f"create table {self.out_lines} as select * from ({lines}) join {self.schema}.winners using (seq, idx)"
+        )
+        for c in self._tables():
+            con.execute(f"drop table {c.orders}")
+            con.execute(f"drop table {c.lines}")
+        con.execute(f"drop table {self.schema}.winners")
+
+    def _tables(self) -> list[_Chunk]:
+        return [c for c in self._chunks if c.orders is not None]
+
+    def drop(self) -> None:
+        """Remove the window's tables (its schema)."""
+        self.con.execute(f"drop schema if exists {self.schema} cascade")
+
+
+# the connections (cursors) that have the shape macros: they are temporary, one set a connection
+_WITH_MACROS: weakref.WeakSet = weakref.WeakSet()
+_MACROS_LOCK = threading.Lock()
+
+
+def _macros(con) -> None:
+    with _MACROS_LOCK:
+        if con in _WITH_MACROS:
+            return
+        _WITH_MACROS.add(con)
+    con.execute(_MACROS)
+
+
+# ---- the typed columns, from a record ``r`` and a line ``l``
+
+
+def _order_cols(offset_s: int) -> str:
+    o = offset_s
+    status = _case(TAOBAO_ORDER_STATUS, "int_val(r.status)", "'other'")
+    return f"""
+        'taobao' as platform, id_val(r.id) as order_id, id_val(r.orderNo) as order_no,
+        {status} as status, int_val(r.status)::varchar as platform_status,
+        text_val(r.orderSource) as order_source, text_val(r.sellerOrderNumber) as seller_order_number,
+        null::varchar as seller, text_val(r.purchaseCurrency) as currency,
+        money_val(r.purchaseAmount) as goods_amount, money_val(r.domesticPostFee) as shipping_amount,
+        money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
+        coalesce(len(r.subOrderVOS), 0)::integer as line_count,
+        ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
+        ts_val(r.updateTime, {o}) as updated_at,
+        (case when text_ok(r.closeReason) then text_val(r.closeReason) end) as close_reason,
+        seq, idx"""
+
+
+def _line_cols() -> str:
+    refund = _case(TAOBAO_REFUND_STATUS, "int_val(l.refundStatus)", "null")
+    return f"""
+        'taobao' as platform, id_val(oid) as order_id, id_val(l.subOrderId) as line_id,
+        li::integer as line_index, id_val(l.itemId) as item_id, id_val(l.skuId) as sku_id,
+        text_val(l.title) as title, int_val(l.quantity) as quantity,
+        money_val(l.purchaseAmount) as amount, money_val(l.domesticPostFee) as shipping_amount,
+        text_val(l.purchaseCurrency) as currency,
+        (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
+        id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
+        (case when int_ok(l.status) then int_val(l.status)::varchar end) as line_status,
+        int_val(l.refundStatus)::varchar as platform_refund_status,
+        (case when text_ok(l.logisticCompanyName) then text_val(l.logisticCompanyName) end) as carrier,
+        (case when id_ok(l.logisticNumber) then id_val(l.logisticNumber) end) as tracking_number,
+        null::varchar as refund_id, seq, idx"""
+
+
+class _Chunk:
+    """One chunk of a window's pages, on one connection: its records typed in SQL into tables of
+    the window's schema (:attr:`orders`, :attr:`lines`), the reference's records appended to the
+    window's ``ref_*`` tables, its rejects and counts kept for the window."""
+
+    def __init__(self, window: TaobaoOrdersSql, con, first: int) -> None:
+        self.window, self.con, self.first = window, con, first
+        self.endpoint, self.window_id, self.rejected_at = window.endpoint, window.window_id, window.rejected_at
+        self.assumptions = window.assumptions
+        self.orders: str | None = None  # the chunk's typed tables, less the reference's records
+        self.lines: str | None = None
+        self.rejects: list[dict] = []
+        self.stats = SqlStats()
+        self._orders: list[dict] = []  # the reference's rows, until the chunk is done
+        self._lines: list[dict] = []
+        _macros(con)
 
     # ---- feeding pages
 
-    def feed(self, seqs: np.ndarray, bodies: pa.Array) -> None:
-        """One chunk of pages: ``seqs`` their page numbers, ``bodies`` the JSON texts (UTF-8)."""
+    def feed(self, seqs: np.ndarray, bodies: pa.Array) -> _Chunk:
+        """Type the chunk's pages (``seqs`` their page numbers, ``bodies`` the JSON texts)."""
+        self.orders = f"{self.window.schema}.orders_{self.first}"
+        self.lines = f"{self.window.schema}.lines_{self.first}"
         self.stats.pages += len(bodies)
         table = pa.table({"seq": pa.array(seqs, pa.int64()), "body": bodies})
         chunk = pa.Table.from_batches(table.to_batches(max_chunksize=PAGES_PER_BATCH))
@@ -370,13 +502,15 @@ class TaobaoOrdersSql:
             self._count(whole[seq])
             self._python_page(seq, body(seq))
         self._flush()
+        return self
 
-    def feed_python(self, seq: int, body: bytes, reason: str) -> None:
+    def feed_python(self, seq: int, body: bytes, reason: str) -> _Chunk:
         """A page that cannot even reach DuckDB (its bytes are not UTF-8)."""
         self.stats.pages += 1
         self._count(reason)
         self._python_page(seq, body)
         self._flush()
+        return self
 
     def _count(self, reason: str, n: int = 1) -> None:
         if n:
@@ -434,8 +568,8 @@ class TaobaoOrdersSql:
             from pages p semi join page_flags f on p.seq = f.seq and (f.reason is null or f.reason in {SUSPECT})
         """)
         con.execute(f"""
-            create or replace temp table typed_lines as
-            select {self._line_cols()},
+            create table {self.lines} as
+            select {_line_cols()},
                    coalesce(l.subOrderId is not null and id_ok(l.subOrderId) and id_val(l.subOrderId) is not null
                        and id_ok(l.itemId) and id_ok(l.skuId) and text_ok(l.title) and qty_ok(l.quantity)
                        and money_ok(l.purchaseAmount) and money_ok(l.domesticPostFee)
@@ -446,8 +580,8 @@ class TaobaoOrdersSql:
                          generate_subscripts(r.subOrderVOS, 1) - 1 as li from recs)
         """)
         con.execute(f"""
-            create or replace temp table typed_orders as
-            select {self._order_cols()},
+            create table {self.orders} as
+            select {_order_cols(self.window.offset_s)},
                    coalesce(r.id is not null and id_ok(r.id) and id_val(r.id) is not null
                     and id_ok(r.orderNo) and int_ok(r.status) and text_ok(r.orderSource)
                     and text_ok(r.sellerOrderNumber) and money_ok(r.purchaseAmount)
@@ -463,11 +597,11 @@ class TaobaoOrdersSql:
         # winner). A null subOrderVOS may be a real null or something the transform could not
         # read as a list: the reference tells which.
         con.execute(
-            """
+            f"""
             create or replace temp table py_recs as
             with lines as (
                 select seq, idx, bool_and(ok) as ok, count(*) <> count(distinct line_id) as dup
-                from typed_lines group by all
+                from {self.lines} group by all
             )
             select seq, idx from (
                 select o.seq, o.idx,
@@ -475,10 +609,10 @@ class TaobaoOrdersSql:
                        and coalesce(o.created_at <= $ceiling, true) and coalesce(o.paid_at <= $ceiling, true)
                        and coalesce(o.updated_at <= $ceiling, true)
                        and count(*) over (partition by o.seq, o.order_id) = 1 as ok
-                from typed_orders o left join lines l using (seq, idx))
+                from {self.orders} o left join lines l using (seq, idx))
             where not ok
         """,
-            {"ceiling": self.ceiling},
+            {"ceiling": self.window.ceiling},
         )
         flags = con.execute("select seq, reason from page_flags where reason is not null order by seq").fetchall()
         return (
@@ -512,11 +646,11 @@ class TaobaoOrdersSql:
         found = con.execute(f"""
             select seq, idx, order_id, null::integer as li, null::varchar as line_id,
                    {", ".join(f"w_{n}" for n in ORDER_WARN)}, {", ".join("null::varchar" for _ in LINE_WARN)}
-            from typed_orders anti join py_recs using (seq, idx) where ({any_warn}) {skip}
+            from {self.orders} anti join py_recs using (seq, idx) where ({any_warn}) {skip}
             union all
             select seq, idx, order_id, line_index, line_id,
                    {", ".join("null::varchar" for _ in ORDER_WARN)}, {", ".join(f"w_{n}" for n in LINE_WARN)}
-            from typed_lines anti join py_recs using (seq, idx) where ({any_line_warn}) {skip}
+            from {self.lines} anti join py_recs using (seq, idx) where ({any_line_warn}) {skip}
             order by seq, idx, li nulls first
         """).fetchall()
         if not found:
@@ -604,9 +738,9 @@ class TaobaoOrdersSql:
                 "py_keys", pa.table({"seq": pa.array(keys_seq, pa.int64()), "order_id": pa.array(keys_id, pa.string())})
             )
             try:
-                for (seq,) in con.execute("""
+                for (seq,) in con.execute(f"""
                     select distinct k.seq from py_keys k
-                    join (select seq, order_id from typed_orders anti join py_recs using (seq, idx)) t
+                    join (select seq, order_id from {self.orders} anti join py_recs using (seq, idx)) t
                       on t.seq = k.seq and t.order_id = k.order_id
                 """).fetchall():
                     more[seq] = "id collision"
@@ -616,22 +750,18 @@ class TaobaoOrdersSql:
         return pages, more
 
     def _insert_fast(self, seqs: np.ndarray, whole: dict[int, str]) -> None:
-        """Every typed record that the reference does not read goes to the candidates."""
+        """Every typed record that the reference does not read stays in the chunk's tables."""
         con = self.con
         if whole:
             con.execute(
-                f"insert into py_recs select seq, idx from typed_orders where seq in ({', '.join(map(str, whole))})"
+                f"insert into py_recs select seq, idx from {self.orders} where seq in ({', '.join(map(str, whole))})"
                 " except select seq, idx from py_recs"
             )
         # the chunk's typed tables are kept as they are, less the reference's records (a delete
         # only marks rows): copying them into one table a chunk cost ~20% of staging at 1M
-        con.execute("delete from typed_orders t using py_recs p where t.seq = p.seq and t.idx = p.idx")
-        con.execute("delete from typed_lines t using py_recs p where t.seq = p.seq and t.idx = p.idx")
-        (records,) = con.execute("select count(*) from typed_orders").fetchall()[0]
-        chunk = len(self._fast_tables)
-        con.execute(f"alter table typed_orders rename to fast_orders_{chunk}")
-        con.execute(f"alter table typed_lines rename to fast_lines_{chunk}")
-        self._fast_tables.append((f"fast_orders_{chunk}", f"fast_lines_{chunk}"))
+        con.execute(f"delete from {self.orders} t using py_recs p where t.seq = p.seq and t.idx = p.idx")
+        con.execute(f"delete from {self.lines} t using py_recs p where t.seq = p.seq and t.idx = p.idx")
+        (records,) = con.execute(f"select count(*) from {self.orders}").fetchall()[0]
         touched = {seq for (seq,) in con.execute("select distinct seq from py_recs").fetchall()} | set(whole)
         self.stats.records += records
         self.stats.fast_records += records
@@ -670,9 +800,9 @@ class TaobaoOrdersSql:
         """The reference's rows of a chunk join the candidates, one insert a table (an insert
         has a fixed cost however few its rows)."""
         if self._orders:
-            self._append("cand_orders", self._orders, FCT_ORDERS.arrow_schema())
+            self._append(f"{self.window.schema}.ref_orders", self._orders, FCT_ORDERS.arrow_schema())
         if self._lines:
-            self._append("cand_lines", self._lines, FCT_ORDER_LINES.arrow_schema())
+            self._append(f"{self.window.schema}.ref_lines", self._lines, FCT_ORDER_LINES.arrow_schema())
         self._orders, self._lines = [], []
 
     def _append(self, table: str, rows: list[dict], schema: pa.Schema) -> None:
@@ -685,38 +815,6 @@ class TaobaoOrdersSql:
             self.con.execute(f"insert into {table} by name select * from python_rows")
         finally:
             self.con.unregister("python_rows")
-
-    # ---- the window
-
-    def finish(self) -> None:
-        """Keep the latest version of each order (ties: first seen; nulls oldest) and its lines."""
-        con = self.con
-        warn_orders = ", ".join(f"w_{name}" for name in ORDER_WARN)
-        warn_lines = ", ".join(f"w_{name}" for name in LINE_WARN)
-        orders = " union all by name ".join(
-            [f"select * exclude (ok, no_subs, {warn_orders}) from {o}" for o, _ in self._fast_tables]
-            + ["select * from cand_orders"]
-        )
-        lines = " union all by name ".join(
-            [f"select * exclude (ok, {warn_lines}) from {ln}" for _, ln in self._fast_tables]
-            + ["select * from cand_lines"]
-        )
-        con.execute(f"""
-            create or replace temp table out_orders as
-            select * exclude (rn),
-                   coalesce(strftime(created_at, '%Y-%m'), 'unknown') as created_month
-            from (select *, row_number() over (partition by order_id
-                                               order by updated_at desc nulls last, seq, idx) as rn
-                  from ({orders}))
-            where rn = 1
-        """)
-        con.execute(f"""
-            create or replace temp table out_lines as
-            select l.*, o.created_month from ({lines}) l join out_orders o using (seq, idx)
-        """)
-        for table in (*(t for pair in self._fast_tables for t in pair), "cand_orders", "cand_lines"):
-            con.execute(f"drop table {table}")
-        self._fast_tables = []
 
 
 # ---- the records the reference reads
@@ -822,37 +920,83 @@ def _suspect(value: Any) -> bool:
 # ---- reading landed pages in bounded chunks
 
 
-def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, memoryview]]:
-    """Yield ``(first page number, whole lines)`` from a landed window's pages (a local
-    directory or a storage URL: see :func:`xport_etl.extract.landing.open_pages`).
+class ChunkReader:
+    """Whole lines of a landed window's pages (a local directory or a storage URL: see
+    :func:`xport_etl.extract.landing.open_pages`), in chunks, for one reader or several at once.
 
-    The pages are decompressed 1 MB at a time into one buffer of ``chunk_bytes``, which is reused:
-    each chunk is a view of it, valid until the next chunk is asked for (``feed_window`` is done
-    with a chunk by then: DuckDB has parsed it into its own tables). So a window holds one chunk
-    of text, not two: a single large ``read`` of a gzip file holds several times what it returns,
-    and joining read blocks into a chunk would hold it twice. A line longer than the buffer grows it."""
-    first, buf, pos, eof = 1, bytearray(chunk_bytes), 0, False
-    with open_pages(directory) as f:
-        while not eof:
-            while pos < len(buf):
-                n = f.readinto(memoryview(buf)[pos : pos + READ_BYTES])
-                if not n:
-                    eof = True
+    Each caller reads into a buffer of its own (:meth:`read`), which it reuses: the pages are
+    decompressed 1 MB at a time straight into it, and the chunk is a view of it, valid until the
+    caller reads again (the normaliser is done with a chunk by then: DuckDB has parsed it into
+    its own tables). So a reader holds one chunk of text, not two: a single large ``read`` of a
+    gzip file holds several times what it returns, and joining read blocks into a chunk would hold
+    it twice. Reading is serial (a lock); what the readers do with their chunks is not."""
+
+    def __init__(self, directory) -> None:
+        self._file = open_pages(directory).__enter__()
+        self._lock = threading.Lock()
+        self._tail = b""  # the start of a line the last chunk cut off
+        self._first = 1  # the page number of the next line
+        self._eof = self._stopped = False
+
+    def read(self, buf: bytearray) -> tuple[int, memoryview] | None:
+        """The next chunk into ``buf`` (grown for a line longer than it): ``(first page number,
+        whole lines)``; None when every line was read (or :meth:`stop` was called)."""
+        with self._lock:
+            if self._stopped or (self._eof and not self._tail):
+                return None
+            pos = len(self._tail)
+            while pos > len(buf):
+                buf += bytes(len(buf))
+            buf[:pos] = self._tail
+            while True:
+                while not self._eof and pos < len(buf):
+                    n = self._file.readinto(memoryview(buf)[pos : pos + READ_BYTES])
+                    if not n:
+                        self._eof = True
+                        break
+                    pos += n
+                cut = buf.rfind(b"\n", 0, pos) + 1
+                if cut or self._eof:
                     break
-                pos += n
-            cut = buf.rfind(b"\n", 0, pos) + 1
-            if not cut:
-                if not eof:
-                    buf += bytes(len(buf))  # no whole line in the buffer yet: a longer one
-                continue
-            whole = memoryview(buf)[:cut]
+                buf += bytes(len(buf))  # no whole line in the buffer yet: a longer one
+            if not cut:  # the last line, without its newline (or nothing at all)
+                if not pos:
+                    return None
+                if pos == len(buf):
+                    buf += b"\n"
+                else:
+                    buf[pos : pos + 1] = b"\n"
+                pos += 1
+                cut = pos
+            self._tail = bytes(buf[cut:pos])
+            first = self._first
+            self._first += buf.count(b"\n", 0, cut)
+            return first, memoryview(buf)[:cut]
+
+    def stop(self) -> None:
+        """No more chunks for anyone (a reader failed: the window fails)."""
+        with self._lock:
+            self._stopped = True
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ChunkReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, memoryview]]:
+    """Yield ``(first page number, whole lines)`` from a landed window's pages, one reused buffer
+    of ``chunk_bytes`` (:class:`ChunkReader`): each chunk is released when the next is asked for."""
+    buf = bytearray(chunk_bytes)
+    with ChunkReader(directory) as reader:
+        while (got := reader.read(buf)) is not None:
+            first, whole = got
             yield first, whole
-            first += buf.count(b"\n", 0, cut)
             whole.release()
-            buf[: pos - cut] = buf[cut:pos]  # the partial line to the front (same size: no realloc)
-            pos -= cut
-    if pos:
-        yield first, memoryview(bytes(buf[:pos]) + b"\n")
 
 
 def split_lines(first: int, data: bytes | memoryview) -> tuple[np.ndarray, pa.Array]:
@@ -866,21 +1010,55 @@ def split_lines(first: int, data: bytes | memoryview) -> tuple[np.ndarray, pa.Ar
     return np.arange(first, first + len(ends), dtype=np.int64), lines
 
 
-def feed_window(norm: TaobaoOrdersSql, directory, chunk_bytes: int = CHUNK_BYTES) -> None:
-    """Every page of a landed window, in bounded chunks."""
-    for first, data in iter_chunks(directory, chunk_bytes):
-        feed_bytes(norm, first, data)
+def feed_window(
+    norm: TaobaoOrdersSql,
+    directory,
+    chunk_bytes: int = CHUNK_BYTES,
+    run: Callable[[Callable[[Any], None]], None] | None = None,
+) -> None:
+    """Every page of a landed window, in bounded chunks.
+
+    ``run``: chunks on several threads at once. ``run(work)`` calls ``work(con)`` once on each of
+    its threads, ``con`` a cursor of the window's database that thread owns, and returns when
+    every call has: the calls share the window's chunks, each in a buffer of its own (so a window
+    holds one chunk of text a thread). Without it, the chunks are fed one after another on the
+    window's connection. Either way the window's result is the same: its chunks are independent
+    until :meth:`TaobaoOrdersSql.finish`, and an error is the one the first failing chunk (in
+    page order) raises, as when the chunks are fed in order.
+    """
+    if run is None:
+        for first, data in iter_chunks(directory, chunk_bytes):
+            feed_bytes(norm, first, data)
+        return
+    failed: list[tuple[int, BaseException]] = []
+    with ChunkReader(directory) as reader:
+
+        def work(con) -> None:
+            buf = bytearray(chunk_bytes)
+            while (got := reader.read(buf)) is not None:
+                first, data = got
+                try:
+                    feed_bytes(norm, first, data, con=con)
+                except BaseException as exc:  # noqa: BLE001 - raised below, the first in page order
+                    failed.append((first, exc))
+                    reader.stop()  # later chunks do not matter: the window fails
+                    return  # (the error's traceback still holds views of the buffer: no release)
+                data.release()
+
+        run(work)
+    if failed:
+        raise min(failed, key=lambda f: f[0])[1]
 
 
-def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes | memoryview) -> None:
+def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes | memoryview, con=None) -> None:
     seqs, lines = split_lines(first, data)
-    feed_lines(norm, seqs, lines)
+    feed_lines(norm, seqs, lines, con=con)
 
 
-def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None:
+def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array, con=None) -> None:
     """Pages as a binary array (each ending in a newline); those that are not UTF-8 go to Python."""
     try:
-        norm.feed(seqs, lines.cast(pa.large_string()))
+        norm.feed(seqs, lines.cast(pa.large_string()), con=con)
         return
     except pa.ArrowInvalid:  # bytes that are not UTF-8 somewhere: find the pages
         pass
@@ -891,6 +1069,7 @@ def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None
             norm.feed(
                 np.array([s for s, _ in run], np.int64),
                 pa.array([b for _, b in run], pa.large_binary()).cast(pa.large_string()),
+                con=con,
             )
             run.clear()
 
@@ -899,7 +1078,7 @@ def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None
             line.decode("utf-8")
         except UnicodeDecodeError:
             flush()
-            norm.feed_python(seq, line.rstrip(b"\n"), "not utf-8")
+            norm.feed_python(seq, line.rstrip(b"\n"), "not utf-8", con=con)
         else:
             run.append((seq, line))
     flush()
