@@ -107,6 +107,12 @@ def _ours_counts(data_dir: Path) -> dict:
                 "and severity = 'rejected' and reason not like 'sub-order:%' and record_id not in "
                 "(select order_id from fct_orders where platform = 'taobao')"
             ),
+            # every rejected order row (a corrupt copy whose twin loaded too): with the warnings,
+            # the records the world served odd
+            "order_reject_rows": q(
+                "select count(*) from etl_rejects where endpoint = 'taobao_orders' "
+                "and severity = 'rejected' and reason not like 'sub-order:%'"
+            ),
             "line_rejects": q(
                 "select count(*) from etl_rejects where endpoint = 'taobao_orders' "
                 "and severity = 'rejected' and reason like 'sub-order:%'"
@@ -158,8 +164,10 @@ def ours_run(args: dict) -> dict:
 
     settings = _settings(args)
     start, end = _bounds(args)
+    # one window: the whole history as one window and one run (``extract --start … --end …``)
+    whole = {"chunk": end - start, "span": end - start} if args.get("one_window") else {}
     t0 = time.perf_counter()
-    result = run_window(settings, start, end, endpoints=args["endpoints"])
+    result = run_window(settings, start, end, endpoints=args["endpoints"], **whole)
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,

@@ -7,6 +7,7 @@ under test does not share a GIL with the server, and its memory is not counted.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -184,15 +185,40 @@ def fresh_dir(name: str) -> Path:
 MIXES = ("plain", "varied", "odd2", "odd5")
 
 
-def add_world_options(parser) -> None:
-    """``--mix`` (and ``--plain``, its old spelling for ``--mix plain``) for a benchmark's parser."""
+def _names(allowed: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)} (comma-separated), not {text!r}")
+        return names
+
+    return parse
+
+
+def add_world_options(parser, *, windows: bool = False) -> None:
+    """``--mix`` (comma-separated: each world is measured in turn, a result each; ``--plain`` is the
+    old spelling of ``--mix plain``) and, with ``windows``, ``--windows many,one`` (``--one-window``:
+    ``--windows one``) for a benchmark's parser."""
     parser.add_argument(
         "--mix",
-        choices=MIXES,
-        default="varied",
-        help="the sandbox world: plain, varied (the default world, ~0.4%% odd records), odd2 (~2%%), odd5 (~5%%)",
+        type=_names(MIXES),
+        default=["varied"],
+        help="the sandbox world(s), comma-separated: plain, varied (the default world, ~0.4%% odd records), "
+        "odd2 (~2%%), odd5 (~5%%); e.g. --mix plain,varied,odd2,odd5",
     )
-    parser.add_argument("--plain", action="store_const", const="plain", dest="mix", help="the same as --mix plain")
+    parser.add_argument("--plain", action="store_const", const=["plain"], dest="mix", help="the same as --mix plain")
+    if windows:
+        parser.add_argument(
+            "--windows",
+            type=_names(("many", "one")),
+            default=["many"],
+            help="the history landed in 31-day windows (many) or as one window (one), comma-separated; "
+            "e.g. --windows many,one",
+        )
+        parser.add_argument(
+            "--one-window", action="store_const", const=["one"], dest="windows", help="the same as --windows one"
+        )
 
 
 def landed_cache(
