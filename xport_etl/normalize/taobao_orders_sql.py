@@ -471,12 +471,16 @@ class _Chunk:
             con.unregister("chunk")
         self._count("record", self.con.execute("select count(*) from py_recs").fetchall()[0][0])
         whole = dict(python_pages)  # page → reason: the reference reads the whole page
-        pages: dict[int, _PageRecords] = {}  # the pages whose records the reference reads one by one
+        # the pages cut into records to find suspect ones, kept until their records are read
+        pages: dict[int, _PageRecords] = {}
 
         def page(seq: int) -> _PageRecords:
             if seq not in pages:
                 pages[seq] = _PageRecords(body(seq), self.stats)
             return pages[seq]
+
+        def take(seq: int) -> _PageRecords:  # (a page's text is held no longer than needed)
+            return pages.pop(seq, None) or _PageRecords(body(seq), self.stats)
 
         # pages with a number literal or an escape that DuckDB may not read as Python does: the
         # records that hold one join the records for the reference, the others stay typed in SQL
@@ -491,7 +495,7 @@ class _Chunk:
         if extra:
             self._add_python_records(extra)
         warnings = self._lenient(whole)
-        records, more = self._python_records(page, skip=whole)
+        records, more = self._python_records(take, skip=whole)
         whole.update(more)
         self._insert_fast(seqs, whole)
         python = set(self.con.execute("select seq, idx from py_recs").fetchall())
@@ -931,7 +935,8 @@ class ChunkReader:
     gzip file holds several times what it returns, and joining read blocks into a chunk would hold
     it twice. Reading is serial (a lock); what the readers do with their chunks is not."""
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.chunk_bytes = chunk_bytes
         self._file = open_pages(directory).__enter__()
         self._lock = threading.Lock()
         self._tail = b""  # the start of a line the last chunk cut off
@@ -939,11 +944,14 @@ class ChunkReader:
         self._eof = self._stopped = False
 
     def read(self, buf: bytearray) -> tuple[int, memoryview] | None:
-        """The next chunk into ``buf`` (grown for a line longer than it): ``(first page number,
-        whole lines)``; None when every line was read (or :meth:`stop` was called)."""
+        """The next chunk into ``buf`` (grown to ``chunk_bytes`` when smaller, so a reader that
+        finds nothing left allocates nothing, and for a line longer than it): ``(first page
+        number, whole lines)``; None when every line was read (or :meth:`stop` was called)."""
         with self._lock:
             if self._stopped or (self._eof and not self._tail):
                 return None
+            if len(buf) < self.chunk_bytes:
+                buf += bytes(self.chunk_bytes - len(buf))
             pos = len(self._tail)
             while pos > len(buf):
                 buf += bytes(len(buf))
@@ -991,8 +999,8 @@ class ChunkReader:
 def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, memoryview]]:
     """Yield ``(first page number, whole lines)`` from a landed window's pages, one reused buffer
     of ``chunk_bytes`` (:class:`ChunkReader`): each chunk is released when the next is asked for."""
-    buf = bytearray(chunk_bytes)
-    with ChunkReader(directory) as reader:
+    buf = bytearray()
+    with ChunkReader(directory, chunk_bytes) as reader:
         while (got := reader.read(buf)) is not None:
             first, whole = got
             yield first, whole
@@ -1031,10 +1039,10 @@ def feed_window(
             feed_bytes(norm, first, data)
         return
     failed: list[tuple[int, BaseException]] = []
-    with ChunkReader(directory) as reader:
+    with ChunkReader(directory, chunk_bytes) as reader:
 
         def work(con) -> None:
-            buf = bytearray(chunk_bytes)
+            buf = bytearray()
             while (got := reader.read(buf)) is not None:
                 first, data = got
                 try:
