@@ -153,12 +153,14 @@ def stage_window(
         )
     rejects_path = root / REJECTS / f"{name}.parquet"
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_table(rejects, ETL_REJECTS.arrow_schema()), rejects_path)
+    if isinstance(rejects, list):
+        rejects = to_table(rejects, ETL_REJECTS.arrow_schema())
+    pq.write_table(rejects, rejects_path)
     batch.files[REJECTS] = [str(rejects_path)]
     # the rejects file holds both severities: REJECTS counts the rejected rows, WARNINGS the
     # records that loaded with a warning
-    batch.counts[REJECTS] = sum(1 for r in rejects if r["severity"] == REJECTED)
-    batch.counts[WARNINGS] = count_warned(rejects)
+    batch.counts[REJECTS] = rejects.column("severity").to_pylist().count(REJECTED)
+    batch.counts[WARNINGS] = count_warned(rejects.select(["endpoint", "record_id", "severity"]).to_pylist())
     crashpoint("stage.marker")
     write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
     return batch
@@ -396,7 +398,7 @@ def _stage_sql(
             batch.files[table] = [str(root / table / f"created_month={m}" / f"{name}.parquet") for m in months]
             batch.counts[table] = sum(counts)
             crashpoint("stage.table")
-        return norm.rejects
+        return norm.rejects_table()
     finally:
         if norm is not None:
             norm.drop()

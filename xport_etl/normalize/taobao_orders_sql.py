@@ -79,7 +79,7 @@ import pyarrow as pa
 
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.extract.landing import open_pages
-from xport_etl.normalize.pages import WindowRows, first_wins, loads_exact, parse_page, record_texts
+from xport_etl.normalize.pages import WindowRows, first_wins, loads_exact, parse_page, record_texts, to_table
 from xport_etl.normalize.taobao_orders import (
     LINE_LENIENT,
     ORDER_LENIENT,
@@ -88,7 +88,7 @@ from xport_etl.normalize.taobao_orders import (
     taobao_window,
 )
 from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, Lenient, PageError
-from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
+from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
 ENDPOINTS = ("taobao_orders", "taobao_orders_legacy")
 # decompressed JSON handed to DuckDB at a time (24 MB): bigger chunks cost less CPU a page and more
@@ -316,14 +316,23 @@ class TaobaoOrdersSql:
         self._done(_Chunk(self, con or self.con, seq).feed_python(seq, body, reason))
 
     def _done(self, chunk: _Chunk) -> None:
+        # a chunk's rejects as Arrow: a year in one window may hold tens of thousands of warnings
+        # until it is staged, each a Python dict several times its size
+        chunk.rejects_arrow = to_table(chunk.rejects, ETL_REJECTS.arrow_schema())
+        chunk.rejects = []
         with self._lock:
             self._chunks.append(chunk)
 
+    def rejects_table(self) -> pa.Table:
+        """The window's rejects and warnings (``etl_rejects`` rows), in page order of the chunks
+        (all from the reference's code: a plain record has none)."""
+        tables = [c.rejects_arrow for c in sorted(self._chunks, key=lambda c: c.first)]
+        return pa.concat_tables(tables) if tables else to_table([], ETL_REJECTS.arrow_schema())
+
     @property
     def rejects(self) -> list[dict]:
-        """The window's rejects and warnings, in page order of the chunks (all from the
-        reference's code: a plain record has none)."""
-        return [r for c in sorted(self._chunks, key=lambda c: c.first) for r in c.rejects]
+        """:meth:`rejects_table` as ``etl_rejects`` row dicts."""
+        return self.rejects_table().to_pylist()
 
     @property
     def stats(self) -> SqlStats:
@@ -439,6 +448,7 @@ class _Chunk:
         self.orders: str | None = None  # the chunk's typed tables, less the reference's records
         self.lines: str | None = None
         self.rejects: list[dict] = []
+        self.rejects_arrow: pa.Table | None = None  # the same, once the chunk is done
         self.stats = SqlStats()
         self._orders: list[dict] = []  # the reference's rows, until the chunk is done
         self._lines: list[dict] = []
