@@ -24,13 +24,47 @@ def _largest(prefix: str) -> dict | None:
     return json.loads(found[-1].read_text()) if found else None
 
 
-def pf(ok: bool | None) -> str:
-    return "not measured" if ok is None else ("**pass**" if ok else "**MISS**")
+def pf(ok: bool | None, r: dict | None = None) -> str:
+    """pass / MISS; provisional when other work shared the 2 cores during the result's run."""
+    text = "not measured" if ok is None else ("**pass**" if ok else "**MISS**")
+    busy = _busiest(r) if r else 0.0
+    return f"{text} (load avg up to {busy:.1f}: provisional)" if busy > 2 else text
+
+
+def _busiest(r: dict) -> float:
+    """The highest 1-minute load average recorded around any system of a result."""
+    return max((v for x in r.get("systems", {}).values() for v in x.get("loadavg_1m") or []), default=0.0)
+
+
+MIX_ORDER = {"plain": 0, "varied": 1, "odd2": 2, "odd5": 3}
+MIX_NOTE = {
+    "plain": "plain: no odd form",
+    "varied": "varied: ~0.4% odd records (the default world)",
+    "odd2": "odd2: ~2% odd records",
+    "odd5": "odd5: ~5% odd records",
+}
 
 
 def world(r: dict) -> str:
-    """Which sandbox world a load result measured (results from before WorldConfig.variety: plain)."""
-    return r.get("world") or "plain, before WorldConfig.variety"
+    """Which sandbox world (mix) a result measured: load results record it; a whole-run result
+    from before ``--mix`` ran on the default (varied) world; load results from before
+    WorldConfig.variety on the plain one."""
+    if r.get("world"):
+        return r["world"]
+    if r.get("benchmark", "").startswith("extract_"):
+        return "default (of its date)"
+    return "varied" if r.get("benchmark", "").startswith("run_") else "plain, before WorldConfig.variety"
+
+
+def windows(r: dict) -> str:
+    """How the landed history was split: one window, or its number of 31-day windows."""
+    n = r.get("landed", {}).get("windows")
+    return "one window" if r.get("one_window") else (f"{n} windows" if n else "31-day windows")
+
+
+def label(r: dict) -> str:
+    """The world and split of a load result, as its rows name it."""
+    return f"{world(r)} world, {windows(r)}"
 
 
 def share(r: dict) -> str:
@@ -44,7 +78,7 @@ def load_section(r: dict) -> list[str]:
     s = r["systems"]
     lines = r["lines_on_pages"]
     out = [
-        f"### (b) normalise + load from landed pages — {r['orders']:,}-order world, {world(r)}",
+        f"### (b) normalise + load from landed pages — {r['orders']:,}-order {label(r)}",
         "",
         f"Records typed in SQL by our fast path: {share(r)}; the rest went to the Python reference.",
         "",
@@ -79,15 +113,73 @@ def load_section(r: dict) -> list[str]:
     return out
 
 
+def mix_tables(loads: list[dict], runs: list[dict]) -> list[str]:
+    """The issue-24 comparison: every world (mix) and split side by side, each row one command's run."""
+    out = [
+        "## Normalise + load over the mix, one window or many",
+        "",
+        "Each row: one run of `bench/bench_load.py` on the landed Taobao order pages of that world and",
+        "split (all systems read the same pages; ratios measured in the same run). *Odd on the pages*:",
+        "records our load warned about or rejected, of the records on the pages; *fast path*: records",
+        "typed in SQL (the rest went, one by one, to the Python reference).",
+        "",
+        "| orders | world | landed as | odd on the pages | fast path | ours s | CPU s | dlt best s | speed-up | "
+        "`read_json` ref s | ours / ref | text ref s | peak RSS MB | load avg |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in loads:
+        s = r["systems"]
+        o = s["ours"]
+        odd = o.get("warnings", 0) + o.get("order_reject_rows", o.get("order_rejects", 0))
+        records = r["landed"]["records"]
+        fast = f"{100 * o['fast_share']:.2f}%" if o.get("fast_share") is not None else "—"
+        out.append(
+            f"| {r['orders']:,} | {world(r)} | {windows(r)} | {odd:,} ({100 * odd / records:.2f}%) | {fast} | "
+            f"{o['seconds']:.2f} | {o.get('cpu_s', float('nan')):.1f} | {s['dlt_best']['seconds']:.2f} | "
+            f"{s['dlt_best']['seconds'] / o['seconds']:.2f}× | {s['duckdb_ref']['seconds']:.2f} | "
+            f"{o['seconds'] / s['duckdb_ref']['seconds']:.2f} | {s['duckdb_ref_text']['seconds']:.2f} | "
+            f"{o['peak_rss_mb']:,.0f} | {o.get('loadavg_1m', '')} |"
+        )
+    out += [
+        "",
+        "*Odd on the pages* counts warnings (a field of a loaded record read as null) and rejected",
+        "order records (results from before issue 24: only rejected orders that did not load at all).",
+        "",
+    ]
+    if runs:
+        out += [
+            "## Whole run over the mix",
+            "",
+            "| orders | world | ours (31-day windows) s | ours (one window) s | dlt best s | speed-up | requests (ours / one window / dlt) | load avg |",
+            "|---:|---|---:|---:|---:|---|---|---|",
+        ]
+        for r in runs:
+            s = r["systems"]
+            d = s["dlt_best"]
+            many, one = s.get("ours"), s.get("ours_one_window")
+            speed = ", ".join(f"{d['seconds'] / x['seconds']:.2f}×" for x in (many, one) if x)
+            out.append(
+                f"| {r['orders']:,} | {world(r)} | {many['seconds']:.2f} | "
+                f"{one['seconds'] if one else float('nan'):.2f} | {d['seconds']:.2f} | {speed} | "
+                f"{many['requests'] if many else '—'} / {one['requests'] if one else '—'} / {d['requests']} | "
+                f"{(many or one).get('loadavg_1m', '')} |"
+            )
+        out.append("")
+    return out
+
+
 def main() -> int:
     m = None
     md = ["# Benchmarks", ""]
     load = _largest("load")
     loads = sorted(
         (json.loads(p.read_text()) for p in RESULTS.glob("load_*.json")),
-        key=lambda r: (r["orders"], world(r) != "varied"),
+        key=lambda r: (r["orders"], bool(r.get("one_window")), MIX_ORDER.get(world(r), 9)),
     )
-    runs = sorted((json.loads(p.read_text()) for p in RESULTS.glob("run_*.json")), key=lambda r: r["orders"])
+    runs = sorted(
+        (json.loads(p.read_text()) for p in RESULTS.glob("run_*.json")),
+        key=lambda r: (r["orders"], MIX_ORDER.get(world(r), 9)),
+    )
     ext = {p.stem: json.loads(p.read_text()) for p in RESULTS.glob("extract_*.json")}
     reps = sorted((json.loads(p.read_text()) for p in RESULTS.glob("reports_*.json")), key=lambda r: r["orders"])
     dag = _load("dag_import")
@@ -105,51 +197,75 @@ def main() -> int:
         "How to read: *our time / its time* < 1 means we are faster; speed-up = 1 / that. Peak RSS is the",
         "client process tree's (polled every 50 ms, or `ru_maxrss` if larger); the sandbox runs in its own",
         "process and is not counted. *load avg* is the machine's 1-minute load before/after the",
-        "measurement: on 2 cores, a value above ~2 means other work shared the CPU during it.",
+        "measurement: on 2 cores, a value above ~2 means other work shared the CPU during it, and a",
+        "target decided by such a run is marked *provisional*.",
+        "",
+    ]
+
+    md += [
+        "**Which figures depend on the mix.** The sandbox world a figure was measured on is named in",
+        "its row: `plain` (no odd form), `varied` (the default world: the contract's variety, ~0.4% of",
+        "the records with a warning or a reject), `odd2` (~2%), `odd5` (~5%; see",
+        "`xport_sandbox/world.py: MIXES`), and for the loads how the history was landed: in 31-day",
+        "windows or as one window. *Depend on the mix*: normalise + load (b) and the whole run (c),",
+        "whose Taobao order pages the mix is about (and the paging passes of the whole run: a world",
+        "with null ids, odd2 and odd5, looked like moving data to paging before issue 24 item 0), and",
+        "weakly the incremental run (its hour of pages, on the default world). *Do not*: the",
+        "extraction rate tests (requests and answers; default world), the report views (a warehouse",
+        "built from the sandbox's ground truth) and the DAG imports.",
         "",
     ]
 
     # ---- targets
-    md += ["## Targets", "", "| target | measured | dlt ratio | result | command |", "|---|---|---|---|---|"]
+    md += [
+        "## Targets",
+        "",
+        "| target | world | measured | dlt ratio | result | command |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in loads:
         s = r["systems"]
-        fastest = min(("duckdb_ref", "duckdb_ref_text"), key=lambda n: s[n]["seconds"])
         sp = s["dlt_best"]["seconds"] / s["ours"]["seconds"]
-        md.append(
-            f"| normalise + load ≥ 5× dlt best ({r['orders']:,} orders, {world(r)} world; "
-            f"fast path {share(r)}) | ours {s['ours']['seconds']:.2f} s "
-            f"({r['lines_on_pages'] / s['ours']['seconds']:,.0f} lines/s), dlt best {s['dlt_best']['seconds']:.2f} s | "
-            f"ours/dlt_best {s['ours']['seconds'] / s['dlt_best']['seconds']:.3f} (speed-up {sp:.2f}×) | "
-            f"{pf(sp >= 5)} | `{r['command']}` |"
-        )
-        # the issue's reference is one read_json + unnest query (duckdb_ref); duckdb_ref_text, the
-        # same rows through read_csv + a JSON cast, is our own stricter bar: both are listed
         ref = s["duckdb_ref"]
         md.append(
-            f"| normalise + load ≥ plain-DuckDB reference: one `read_json` + `unnest` query ({r['orders']:,}, {world(r)}) | "
-            f"ours {s['ours']['seconds']:.2f} s, duckdb_ref {ref['seconds']:.2f} s | "
-            f"ours/duckdb_ref {s['ours']['seconds'] / ref['seconds']:.3f} | "
-            f"{pf(s['ours']['seconds'] <= ref['seconds'])} | same |"
+            f"| normalise + load ≥ 5× dlt best ({r['orders']:,} orders; fast path {share(r)}) | {label(r)} | "
+            f"ours {s['ours']['seconds']:.2f} s ({r['lines_on_pages'] / s['ours']['seconds']:,.0f} lines/s), "
+            f"dlt best {s['dlt_best']['seconds']:.2f} s | "
+            f"ours/dlt_best {s['ours']['seconds'] / s['dlt_best']['seconds']:.3f} (speed-up {sp:.2f}×) | "
+            f"{pf(sp >= 5, r)} | `{r['command']}` |"
         )
+        # the issue's reference is one read_json + unnest query (duckdb_ref); duckdb_ref_text, the
+        # same rows through read_csv + a JSON cast, is listed in the details and the mix table
         md.append(
-            f"| (stricter, ours) ≥ the fastest plain-DuckDB variant ({r['orders']:,}, {world(r)}) | ours {s['ours']['seconds']:.2f} s, "
-            f"{fastest} {s[fastest]['seconds']:.2f} s | ours/{fastest} {s['ours']['seconds'] / s[fastest]['seconds']:.3f} | "
-            f"{pf(s['ours']['seconds'] <= s[fastest]['seconds'])} | same |"
+            f"| normalise + load within 1.5× of one plain `read_json` + `unnest` query ({r['orders']:,}) | "
+            f"{label(r)} | ours {s['ours']['seconds']:.2f} s, duckdb_ref {ref['seconds']:.2f} s | "
+            f"ours/duckdb_ref {s['ours']['seconds'] / ref['seconds']:.3f} | "
+            f"{pf(s['ours']['seconds'] <= 1.5 * ref['seconds'], r)} | same |"
         )
+        if r["orders"] >= 1_000_000:
+            md.append(
+                f"| peak RSS < 500 MB, 1,000,000-order full load | {label(r)} | ours "
+                f"{s['ours']['peak_rss_mb']:,.0f} MB (normalise + load of the Taobao order pages) | — | "
+                f"{pf(s['ours']['peak_rss_mb'] < 500, r)} | same |"
+            )
     for r in runs:
         s = r["systems"]
-        sp = s["dlt_best"]["seconds"] / s["ours"]["seconds"]
-        md.append(
-            f"| whole run ≥ 3× dlt best, no rate limit ({r['orders']:,}) | ours {s['ours']['seconds']:.2f} s, "
-            f"dlt best {s['dlt_best']['seconds']:.2f} s | ours/dlt_best {1 / sp:.3f} (speed-up {sp:.2f}×) | "
-            f"{pf(sp >= 3)} | `{r['command']}` |"
-        )
+        for name in ("ours", "ours_one_window"):
+            if name not in s:
+                continue
+            sp = s["dlt_best"]["seconds"] / s[name]["seconds"]
+            how = "31-day windows and runs" if name == "ours" else "one window, one run"
+            md.append(
+                f"| whole run ≥ 3× dlt best, no rate limit ({r['orders']:,}) | {world(r)} world, {how} | "
+                f"ours {s[name]['seconds']:.2f} s, dlt best {s['dlt_best']['seconds']:.2f} s | "
+                f"ours/dlt_best {1 / sp:.3f} (speed-up {sp:.2f}×) | {pf(sp >= 3, r)} | `{r['command']}` |"
+            )
     for _name, r in sorted(ext.items()):
         c = r.get("concurrent")
         if c:
             md.append(
                 f"| extraction at {r['rate_limit']:g} req/s: sustained ≥ 95% of limit, < 1% 429 "
-                f"({r['orders']:,}-order world, all 6 endpoints together, {c['seconds']:.0f} s) | "
+                f"({r['orders']:,}-order world, all 6 endpoints together, {c['seconds']:.0f} s) | {world(r)} world | "
                 f"{c['sustained_rate']:.2f} req/s = {100 * c['rate_share']:.1f}%; 429s "
                 f"{c['server']['throttled']}/{c['server']['requests']} = {100 * c['http_429_share']:.2f}% | — | "
                 f"{pf(c['targets']['rate>=95%'] and c['targets']['429<1%'])} | `{r['command']}` |"
@@ -159,38 +275,20 @@ def main() -> int:
         for name, x in r["layouts"].items():
             md.append(
                 f"| each window paged once: requests = ceil(total / pageSize) + 1 catch-up per window "
-                f"({r['orders']:,} orders, {100 * r['null_id_copies']:g}% null-id records, {name}) | "
+                f"({r['orders']:,} orders, {name}) | {100 * r['null_id_copies']:g}% null-id records | "
                 f"{x['requests']:,} requests, minimum {x['minimum']:,} + {x['catch_up']} catch-up, "
                 f"{x['drift_repages']} re-pages | — | {pf(x['extra'] == 0)} | `{r['command']}` |"
             )
-    big = [r for r in loads if r["orders"] >= 1_000_000]
-    if big:
-        x = big[-1]["systems"]["ours"]
-        one = big[-1]["systems"].get("ours_1worker")
-        if one:
-            md.append(
-                f"| peak RSS < 500 MB, 1,000,000-order full load | `XPORT_WORKERS=1`: {one['peak_rss_mb']:,.0f} MB "
-                f"in {one['seconds']:.1f} s; default (2 windows at once): {x['peak_rss_mb']:,.0f} MB in "
-                f"{x['seconds']:.1f} s (normalise + load of the Taobao order pages) | — | "
-                f"{pf(one['peak_rss_mb'] < 500)} (`XPORT_WORKERS=1`), {pf(x['peak_rss_mb'] < 500)} (default) | "
-                f"`{big[-1]['command']}` |"
-            )
-        else:
-            md.append(
-                f"| peak RSS < 500 MB, 1,000,000-order full load | ours {x['peak_rss_mb']:,.0f} MB "
-                f"(normalise + load of the Taobao order pages) | — | {pf(x['peak_rss_mb'] < 500)} | "
-                f"`{big[-1]['command']}` |"
-            )
-    else:
+    if not any(r["orders"] >= 1_000_000 for r in loads):
         md.append(
-            "| peak RSS < 500 MB, 1,000,000-order full load | — | — | not measured | "
+            "| peak RSS < 500 MB, 1,000,000-order full load | — | — | — | not measured | "
             "`python bench/bench_load.py --orders 1000000 --skip-dlt-default` |"
         )
     incs = sorted((json.loads(p.read_text()) for p in RESULTS.glob("incremental_*.json")), key=lambda r: r["orders"])
     for r in incs:
         x = r["runs"][f"{r['base']}:run"]
         md.append(
-            f"| incremental hourly run, {r['orders']:,}-order history, 0.1% changed, < 60 s non-API | "
+            f"| incremental hourly run, {r['orders']:,}-order history, 0.1% changed, < 60 s non-API | varied world | "
             f"non-API {x['non_api_s']:.2f} s (wall {x['seconds']:.2f} s − API wait {x['api_wait_s']:.2f} s); "
             f"{sum(r['changed_orders'].values()):,} of {r['total_orders']:,} orders changed "
             f"({100 * r['changed_share']:.2f}%) in {r['hours']:g} h, {x['requests']:,} requests, "
@@ -199,28 +297,30 @@ def main() -> int:
         )
     if not any(r["orders"] >= 1_000_000 for r in incs):
         md.append(
-            "| incremental hourly run, 1,000,000-order history, 0.1% changed, < 60 s non-API | — | — | "
+            "| incremental hourly run, 1,000,000-order history, 0.1% changed, < 60 s non-API | — | — | — | "
             "not measured | `python bench/bench_incremental.py --orders 1000000` |"
         )
     for r in reps:
         worst = max(v["cold_s"] for v in r["views"].values())
         worst = max(worst, *(max(v["warm_s"]) for v in r["views"].values()))
         md.append(
-            f"| every rpt_* view < 1 s ({r['orders']:,} orders) | slowest {worst:.3f} s | — | "
+            f"| every rpt_* view < 1 s ({r['orders']:,} orders) | ground truth (no mix) | slowest {worst:.3f} s | — | "
             f"{pf(all(v['pass'] for v in r['views'].values()))} | `{r['command']}` |"
         )
     if not any(r["orders"] >= 1_000_000 for r in reps):
         md.append(
-            "| every rpt_* view < 1 s (1,000,000 orders) | — | — | not measured | "
+            "| every rpt_* view < 1 s (1,000,000 orders) | — | — | — | not measured | "
             "`python bench/bench_reports.py --orders 1000000` |"
         )
     if dag:
         worst = max(max(v["dag_s"]) for v in dag["files"].values())
         md.append(
-            f"| DAG files import < 0.5 s each | slowest {worst:.3f} s | — | "
+            f"| DAG files import < 0.5 s each | — (no data) | slowest {worst:.3f} s | — | "
             f"{pf(all(v['pass'] for v in dag['files'].values()))} | `{dag['command']}` |"
         )
     md.append("")
+
+    md += mix_tables(loads, runs)
 
     # ---- details
     md += ["## Details", ""]
@@ -229,7 +329,7 @@ def main() -> int:
     for r in runs:
         s = r["systems"]
         md += [
-            f"### (c) whole run against the sandbox, no rate limit — {r['orders']:,} orders",
+            f"### (c) whole run against the sandbox, no rate limit — {r['orders']:,} orders, {world(r)} world",
             "",
             f"`{r['command']}` ({r['machine']['date']})",
             "",

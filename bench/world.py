@@ -7,6 +7,7 @@ under test does not share a GIL with the server, and its memory is not counted.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -54,10 +55,10 @@ class Sandbox:
     """
 
     def __init__(
-        self, orders: int, *, seed: int = 7, rate_limit: float = 0.0, warm: bool = False, plain: bool = False
+        self, orders: int, *, seed: int = 7, rate_limit: float = 0.0, warm: bool = False, mix: str = "varied"
     ) -> None:
         self.orders, self.seed, self.rate_limit, self.warm = orders, seed, rate_limit, warm
-        self.plain = plain
+        self.mix = mix
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -80,7 +81,7 @@ class Sandbox:
                 "--rate-limit",
                 str(self.rate_limit),
                 *(["--warm"] if self.warm else []),
-                *(["--plain"] if self.plain else []),
+                *(["--plain"] if self.mix == "plain" else ["--mix", self.mix]),
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -179,23 +180,70 @@ def fresh_dir(name: str) -> Path:
 # ---- the landed-pages cache
 
 
+# the sandbox worlds a benchmark can run on (``--mix``): "plain" is ``WorldConfig(variety=False)``,
+# the others ``WorldConfig(mix=...)`` (xport_sandbox/world.py: MIXES); "varied" is the default world
+MIXES = ("plain", "varied", "odd2", "odd5")
+
+
+def _names(allowed: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)} (comma-separated), not {text!r}")
+        return names
+
+    return parse
+
+
+def add_world_options(parser, *, windows: bool = False) -> None:
+    """``--mix`` (comma-separated: each world is measured in turn, a result each; ``--plain`` is the
+    old spelling of ``--mix plain``) and, with ``windows``, ``--windows many,one`` (``--one-window``:
+    ``--windows one``) for a benchmark's parser."""
+    parser.add_argument(
+        "--mix",
+        type=_names(MIXES),
+        default=["varied"],
+        help="the sandbox world(s), comma-separated: plain, varied (the default world, ~0.4%% odd records), "
+        "odd2 (~2%%), odd5 (~5%%); e.g. --mix plain,varied,odd2,odd5",
+    )
+    parser.add_argument("--plain", action="store_const", const=["plain"], dest="mix", help="the same as --mix plain")
+    if windows:
+        parser.add_argument(
+            "--windows",
+            type=_names(("many", "one")),
+            default=["many"],
+            help="the history landed in 31-day windows (many) or as one window (one), comma-separated; "
+            "e.g. --windows many,one",
+        )
+        parser.add_argument(
+            "--one-window", action="store_const", const=["one"], dest="windows", help="the same as --windows one"
+        )
+
+
 def landed_cache(
-    orders: int, *, seed: int = 7, endpoints: tuple[str, ...] = ("taobao_orders",), plain: bool = False
+    orders: int,
+    *,
+    seed: int = 7,
+    endpoints: tuple[str, ...] = ("taobao_orders",),
+    mix: str = "varied",
+    one_window: bool = False,
 ) -> dict:
     """Land the whole history of ``endpoints`` once with our pipeline (no rate limit) and reuse it.
 
     Returns ``{"data_dir", "manifests": {endpoint: [paths]}, "pages", "records", "bytes"}``.
-    The cache lives in ``bench/.cache/seed<seed>_orders<orders>_<varied|plain>/`` (keyed by seed,
-    size and world: the default world is varied, ``plain`` is ``WorldConfig(variety=False)``).
+    The cache lives in ``bench/.cache/seed<seed>_orders<orders>_<mix>[_one]/`` (keyed by seed,
+    size, world and split: 31-day windows, or with ``one_window`` the whole history as one window,
+    as ``xport-etl extract --start … --end …`` lands a period).
     """
-    root = CACHE / f"seed{seed}_orders{orders}_{'plain' if plain else 'varied'}"
+    root = CACHE / f"seed{seed}_orders{orders}_{mix}{'_one' if one_window else ''}"
     meta_path = root / "cache.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"manifests": {}}
     missing = [e for e in endpoints if e not in meta["manifests"]]
     if missing:
         data_dir = root / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
-        with Sandbox(orders, seed=seed, rate_limit=0, plain=plain) as sb:
+        with Sandbox(orders, seed=seed, rate_limit=0, mix=mix) as sb:
             print(
                 f"[cache] landing {missing} for seed={seed} orders={orders} "
                 f"(sandbox started in {sb.startup_s:.1f} s) ...",
@@ -209,6 +257,8 @@ def landed_cache(
                     "rate_limit": 0,
                     "endpoints": missing,
                     "workdir": str(root),
+                    "one_window": one_window,
+                    "one_pass": True,
                 },
             )
         for e in missing:

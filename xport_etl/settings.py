@@ -365,14 +365,15 @@ class Settings:
     )
     workers: int | None = setting(
         None,
-        "windows normalised at once",
+        "threads (or processes) that normalise windows",
         low=1,
         high=1024,
         unit="workers",
         flag="--workers",
         shown="every core; 1 uses the least memory",
-        doc="Threads for the DuckDB normaliser (one DuckDB thread each, all sharing `XPORT_STAGE_MEMORY`), "
-        "processes for the Python ones (only for loads over 8 MB of pages); see BENCHMARKS.md.",
+        doc="Threads of the DuckDB normaliser: each types chunks of the windows being normalised (one "
+        "window's or several's) with one DuckDB thread, all sharing `XPORT_STAGE_MEMORY`, as many windows at "
+        "once; processes for the Python ones (only for loads over 8 MB of pages); see BENCHMARKS.md.",
     )
     extract_workers: int | None = setting(
         None,

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_HOST, DEFAULT_PORT
 from xport_sandbox.faults import PROFILES
-from xport_sandbox.world import WorldConfig
+from xport_sandbox.world import MIX_NAMES, WorldConfig
 
 log = logging.getLogger("xport_sandbox")
 
@@ -67,6 +67,13 @@ def _add_world_options(parser: argparse.ArgumentParser) -> None:
         help="serve the plain Taobao order list (no WorldConfig.variety: no odd-but-allowed "
         "forms beyond the awkward share, no undecodable receiver, no corrupt copy)",
     )
+    parser.add_argument(
+        "--mix",
+        choices=MIX_NAMES,
+        default=_DEFAULTS.mix,
+        help=f"rates of the varied forms (WorldConfig.mix; default {_DEFAULTS.mix}): ~0.4%% / ~2%% / ~5%% "
+        "of the records served carry a warning or a reject (or are a corrupt copy's twin), e.g. --mix odd2",
+    )
 
 
 def _config(args: argparse.Namespace) -> WorldConfig:
@@ -76,6 +83,7 @@ def _config(args: argparse.Namespace) -> WorldConfig:
         start=args.start,
         clock=args.clock,
         variety=not getattr(args, "plain", False),
+        mix=getattr(args, "mix", _DEFAULTS.mix),
     )
     if getattr(args, "warm", False):
         # every order of the world, plus room for a few months of orders created later

@@ -17,6 +17,7 @@ CST_OFFSET_S = 8 * 3600
 CST_FORMAT = "%Y-%m-%d %H:%M:%S"
 _CST_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 DAY_MS = 86_400_000
+MIX_NAMES = ("varied", "odd2", "odd5")  # WorldConfig.mix: the keys of xport_sandbox.world.MIXES
 
 # mybatis-plus / twitter snowflake epoch: ids from it look like the documented 19-digit ids
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
@@ -67,6 +68,10 @@ class WorldConfig:
             copies the copy is served beyond ``total`` and rejected while its twin loads, so the
             ground truth does not change. 0 (the default) serves none and draws nothing: every
             other world is unchanged. Drawn per order and page request from the seed.
+        mix: the rates of that variety, by name (:data:`xport_sandbox.world.MIXES`): ``varied``
+            (the default: ~0.4% of the records served carry a warning or a reject or are the
+            good twin of a corrupt copy), ``odd2`` (~2%) and ``odd5`` (~5%), whose corrupt copies
+            include null ids. The benchmarks run on each (``--mix``); only with ``variety``.
     """
 
     seed: int = 7
@@ -83,6 +88,7 @@ class WorldConfig:
     compact_time_share_1688: float = 0.5
     variety: bool = True
     null_id_copies: float = 0.0
+    mix: str = "varied"
 
     @property
     def n_orders_1688(self) -> int:
@@ -100,6 +106,8 @@ class WorldConfig:
             raise ValueError("WorldConfig.awkward must be within [0, 1]")
         if self.orders_1688 is not None and self.orders_1688 < 0:
             raise ValueError("WorldConfig.orders_1688 must be >= 0")
+        if self.mix not in MIX_NAMES:
+            raise ValueError(f"WorldConfig.mix must be one of {', '.join(MIX_NAMES)}, not {self.mix!r}")
         for name in (
             "refund_rate",
             "refund_rate_1688",

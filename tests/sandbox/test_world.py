@@ -235,3 +235,33 @@ def test_the_varied_world_serves_every_allowed_form_and_the_same_values() -> Non
         "corrupt copy",
     } <= set(forms)
     assert varied.taobao_page(3, 100) == varied.taobao_page(3, 100)  # deterministic
+
+
+@pytest.mark.parametrize(("mix", "low", "high"), [("odd2", 0.012, 0.03), ("odd5", 0.035, 0.07)])
+def test_each_mix_serves_its_share_of_odd_records_and_the_same_values(mix, low, high) -> None:
+    """WorldConfig.mix: the benchmarks' odd worlds (the default one, "varied", is the test above).
+    The share of records served with a warning or a reject (or beside a corrupt copy of theirs) is
+    the mix's, null ids are among the corrupt copies, and the good records are the plain world's
+    (the truth does not change)."""
+    world = World(WorldConfig(seed=20, orders=1500, mix=mix))  # seed 20: null ids show in both
+    plain = World(WorldConfig(seed=20, orders=1500, variety=False))
+    served = odd = null_ids = 0
+    for page_no in range(1, 16):
+        _, records = world.taobao_page(page_no, 100)
+        _, want = plain.taobao_page(page_no, 100)
+        good = []
+        for k, r in enumerate(records):
+            if k and (r["id"] is None or str(r["id"]) == str(records[k - 1]["id"])):
+                odd += 1 if r["id"] is None else 2
+                null_ids += r["id"] is None
+                continue
+            good.append(r)
+            if isinstance(r["receiver"], str) and r["receiver"]:
+                try:
+                    json.loads(r["receiver"])
+                except ValueError:
+                    odd += 1
+        served += len(records)
+        assert [str(r["id"]) for r in good] == [str(r["id"]) for r in want]
+    assert low <= odd / served <= high, (mix, odd, served)
+    assert null_ids

@@ -18,15 +18,18 @@ order, the latest state across overlapping windows.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,6 +45,7 @@ from xport_etl.normalize.values import REJECTED
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
 from xport_etl.streams.graph import STREAMS
 
+T = TypeVar("T")
 UNKNOWN_DATE = "unknown"
 REJECTS = "rejects"
 WARNINGS = "warnings"  # in Batch.counts next to REJECTS: not a table, records loaded with a warning
@@ -159,12 +163,14 @@ def stage_window(
         )
     rejects_path = root / REJECTS / f"{name}.parquet"
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_table(rejects, ETL_REJECTS.arrow_schema()), rejects_path)
+    if isinstance(rejects, list):
+        rejects = to_table(rejects, ETL_REJECTS.arrow_schema())
+    pq.write_table(rejects, rejects_path)
     batch.files[REJECTS] = [str(rejects_path)]
     # the rejects file holds both severities: REJECTS counts the rejected rows, WARNINGS the
     # records that loaded with a warning
-    batch.counts[REJECTS] = sum(1 for r in rejects if r["severity"] == REJECTED)
-    batch.counts[WARNINGS] = count_warned(rejects)
+    batch.counts[REJECTS] = rejects.column("severity").to_pylist().count(REJECTED)
+    batch.counts[WARNINGS] = count_warned(rejects.select(["endpoint", "record_id", "severity"]).to_pylist())
     crashpoint("stage.marker")
     write_atomic(marker, json.dumps(asdict(batch), indent=2).encode())
     return batch
@@ -282,28 +288,64 @@ def _alive(pid: int) -> bool:
 
 
 class SharedStaging:
-    """One DuckDB for the windows the DuckDB normaliser stages at once, each on its own cursor
-    (its own temp tables) and thread.
+    """One DuckDB for the windows the DuckDB normaliser stages, and ``workers`` threads that do
+    their work: the chunks of each window's pages, then its output months.
 
     One database means one memory budget (``memory_limit``: ``Settings.stage_memory``) for all of
     them: windows staged at once peak lower under one shared budget than under a budget each (see
-    bench/NOTES.md). ``threads=1``: each query runs on the thread that
-    issued it, so windows, not statements, spread over the cores (a window's statements work on
-    small tables anyway). Use as a context manager; the spill directory goes with it.
+    bench/NOTES.md). ``threads=1``: each query runs on the thread that issued it, so chunks, not
+    statements, spread over the cores (a chunk's statements work on small tables anyway); each
+    worker thread has a cursor of its own (its own temporary tables), and the windows' tables,
+    in a schema per window, are visible to all of them. A window is cut into chunks whatever
+    period it covers, so a year landed as one window is staged on every core, as twelve monthly
+    windows are (:meth:`run`). Use as a context manager; the spill directory goes with it.
     """
 
-    def __init__(self, data_dir: Where, memory_limit: str | None = None) -> None:
+    def __init__(self, data_dir: Where, memory_limit: str | None = None, workers: int | None = None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         tmp = DataLayout.of(data_dir).tmp
         for old in tmp.glob("stage-shared-*"):  # spill files of a killed process
             if not _alive(int(old.name.split("-")[2])):
                 shutil.rmtree(old, ignore_errors=True)
         self.tmp = tmp / f"stage-shared-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.con = stage_connection(self.tmp, threads=1, memory_limit=memory_limit)
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="stage-chunk")
+        self._local = threading.local()
+        self._cursors: list = []
+        self._lock = threading.Lock()
 
     def cursor(self):
         return self.con.cursor()
 
+    def _thread_cursor(self):
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self.con.cursor()
+            with self._lock:
+                self._cursors.append(cur)
+        return cur
+
+    def run(self, work: Callable[[Any], None]) -> None:
+        """``work(cursor)`` once on each worker thread, with that thread's cursor; returns when
+        every call has (and raises the first error, in submission order)."""
+        futures = [self._pool.submit(self._call, work) for _ in range(self.workers)]
+        for f in futures:
+            f.result()
+
+    def map(self, tasks: Sequence[Callable[[Any], T]]) -> list[T]:
+        """Each task called with a worker thread's cursor, at once; their results in order."""
+        futures = [self._pool.submit(self._call, task) for task in tasks]
+        return [f.result() for f in futures]
+
+    def _call(self, task: Callable[[Any], T]) -> T:
+        return task(self._thread_cursor())
+
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for cur in self._cursors:
+            cur.close()
         self.con.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -336,7 +378,8 @@ def _stage_sql(
         shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this window left behind
         con = stage_connection(tmp, threads, memory_limit)
     else:
-        con = shared.cursor()  # closing it drops the window's temp tables
+        con = shared.cursor()
+    norm = None
     try:
         norm = TaobaoOrdersSql(
             con,
@@ -345,43 +388,54 @@ def _stage_sql(
             rejected_at=rejected_at,
             assumptions=assumptions,
         )
-        feed_window(norm, manifest.directory)
+        feed_window(norm, manifest.directory, run=shared.run if shared is not None else None)
         norm.finish()
         batch.records = norm.stats.records
         batch.fast_records = norm.stats.fast_records
-        for table, source in (("orders", "out_orders"), ("order_lines", "out_lines")):
+        for table, source in (("orders", norm.out_orders), ("order_lines", norm.out_lines)):
             schema = STAGED_TABLES[table].spec.arrow_schema(lineage=True)
-            batch.files[table], batch.counts[table] = _copy_months(
-                con, source, root / table, name, schema, {"_batch_id": batch.batch_id, "extracted_at": extracted_at}
-            )
+            constants = {"_batch_id": batch.batch_id, "extracted_at": extracted_at}
+            months = [m for (m,) in con.execute(f"select distinct created_month from {source} order by 1").fetchall()]
+            copies = [
+                functools.partial(
+                    _copy_month,
+                    source=source,
+                    month=m,
+                    path=root / table / f"created_month={m}" / f"{name}.parquet",
+                    schema=schema,
+                    constants=constants,
+                )
+                for m in months
+            ]
+            counts = shared.map(copies) if shared is not None else [copy(con) for copy in copies]
+            batch.files[table] = [str(root / table / f"created_month={m}" / f"{name}.parquet") for m in months]
+            batch.counts[table] = sum(counts)
             crashpoint("stage.table")
-        return norm.rejects
+        return norm.rejects_table()
     finally:
+        if norm is not None:
+            norm.drop()
         con.close()
         if shared is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _copy_months(
-    con, source: str, table_dir: Path, name: str, schema: pa.Schema, constants: dict
-) -> tuple[list[str], int]:
-    """``source`` → one Parquet file per ``created_month``, streamed a record batch at a time."""
+def _copy_month(con, *, source: str, month: str, path: Path, schema: pa.Schema, constants: dict) -> int:
+    """``source``'s rows of one ``created_month`` → one Parquet file, streamed a record batch at a
+    time; returns the rows written."""
     select = ", ".join("?" if c in constants else c for c in schema.names)
     params = [constants[c] for c in schema.names if c in constants]
-    paths, count = [], 0
-    for (month,) in con.execute(f"select distinct created_month from {source} order by 1").fetchall():
-        path = table_dir / f"created_month={month}" / f"{name}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        reader = con.sql(
-            f"select {select} from {source} where created_month = ?", params=[*params, month]
-        ).to_arrow_reader(COPY_ROWS)
-        with pq.ParquetWriter(path, schema, use_dictionary=[c for c in schema.names if c not in UNIQUE_ISH]) as writer:
-            for chunk in reader:
-                table = pa.Table.from_batches([chunk])
-                writer.write_table(table.rename_columns(schema.names).cast(schema))
-                count += chunk.num_rows
-        paths.append(str(path))
-    return paths, count
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    reader = con.sql(f"select {select} from {source} where created_month = ?", params=[*params, month]).to_arrow_reader(
+        COPY_ROWS
+    )
+    with pq.ParquetWriter(path, schema, use_dictionary=[c for c in schema.names if c not in UNIQUE_ISH]) as writer:
+        for chunk in reader:
+            table = pa.Table.from_batches([chunk])
+            writer.write_table(table.rename_columns(schema.names).cast(schema))
+            count += chunk.num_rows
+    return count
 
 
 def _write_days(table_dir: Path, name: str, by_day: dict[str, list[dict]], schema) -> list[str]:

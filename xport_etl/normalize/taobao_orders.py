@@ -47,6 +47,13 @@ TAOBAO_ORDER_STATUS = {
     9: "other",
 }
 
+# the fields no public column is defined from, or whose column is only informative: a value their
+# reader refuses is read as null and recorded as a WARNING (``Lenient``), the record loads. The
+# DuckDB normaliser keeps records whose only odd values are here on its fast path (see
+# ``taobao_orders_sql``): it asks these same readers about such a value.
+ORDER_LENIENT = {"receiver": to_json_object, "closeReason": to_text}
+LINE_LENIENT = {"status": status_code, "logisticCompanyName": to_text, "logisticNumber": to_id}
+
 
 def normalize_taobao_order(
     rec: Any, *, endpoint: str = "taobao_orders", page: int = 0, assumptions: ApiAssumptions = ASSUMED
@@ -63,7 +70,7 @@ def normalize_taobao_order(
     if subs is not None and not isinstance(subs, list):
         raise RejectError(f"subOrderVOS is not a list: {type(subs).__name__}")
     lenient = Lenient()
-    lenient(to_json_object, rec.get("receiver"), "receiver")  # no column: read only to check it
+    lenient(ORDER_LENIENT["receiver"], rec.get("receiver"), "receiver")  # no column: read only to check it
 
     code = status_code(rec.get("status"), "status")
     goods = to_money(rec.get("purchaseAmount"), "purchaseAmount")
@@ -88,7 +95,7 @@ def normalize_taobao_order(
         "created_at": to_cst_time(rec.get("createTime"), "createTime", assumptions),
         "paid_at": to_cst_time(rec.get("payTime"), "payTime", assumptions),
         "updated_at": to_cst_time(rec.get("updateTime"), "updateTime", assumptions),
-        "close_reason": lenient(to_text, rec.get("closeReason"), "closeReason"),
+        "close_reason": lenient(ORDER_LENIENT["closeReason"], rec.get("closeReason"), "closeReason"),
     }
     lines: list[dict] = []
     rows = Rows("orders", order, ("taobao", order_id), order["updated_at"], {"order_lines": lines}, raw=rec)
@@ -124,7 +131,7 @@ def _taobao_line(sub: Any, order_id: str, index: int, lenient: Lenient) -> dict:
     if not isinstance(sub, dict):
         raise RejectError(f"sub-order is not an object: {type(sub).__name__}")
     refund = status_code(sub.get("refundStatus"), "refundStatus")
-    line_code = lenient(status_code, sub.get("status"), "status")
+    line_code = lenient(LINE_LENIENT["status"], sub.get("status"), "status")
     return {
         "platform": "taobao",
         "order_id": order_id,
@@ -142,8 +149,8 @@ def _taobao_line(sub: Any, order_id: str, index: int, lenient: Lenient) -> dict:
         "purchase_line_id": to_id(sub.get("taobaoSubPurchaseId"), "taobaoSubPurchaseId"),
         "line_status": None if line_code is None else str(line_code),
         "platform_refund_status": None if refund is None else str(refund),
-        "carrier": lenient(to_text, sub.get("logisticCompanyName"), "logisticCompanyName"),
-        "tracking_number": lenient(to_id, sub.get("logisticNumber"), "logisticNumber"),
+        "carrier": lenient(LINE_LENIENT["logisticCompanyName"], sub.get("logisticCompanyName"), "logisticCompanyName"),
+        "tracking_number": lenient(LINE_LENIENT["logisticNumber"], sub.get("logisticNumber"), "logisticNumber"),
     }
 
 
@@ -180,15 +187,31 @@ def taobao_window(
     for page_no, body, _ctx in pages:
         records, clean = parse_page(body)
         chosen = enumerate(records) if only is None else ((i, records[i]) for i in only[page_no])
-        for index, rec in chosen:
-            out.records += 1
-            if not out.readable(rec, clean, page_no, "id"):
-                continue
-            try:
-                rows = normalize_taobao_order(rec, endpoint=endpoint, page=page_no, assumptions=assumptions)
-            except RejectError as exc:
-                out.reject(_record_id(rec, "id"), str(exc), rec, page_no)
-                continue
-            rows.index = index
-            out.keep(rows, page_no)
+        read_records(out, page_no, chosen, clean, endpoint=endpoint, assumptions=assumptions)
+    return out
+
+
+def read_records(
+    out: WindowRows,
+    page_no: int,
+    records: Iterable[tuple[int, Any]],
+    clean: bool,
+    *,
+    endpoint: str,
+    assumptions: ApiAssumptions = ASSUMED,
+) -> WindowRows:
+    """Records of one page, each ``(position in the page, record as parsed)`` in page order, into
+    ``out`` (``clean``: see :func:`xport_etl.normalize.pages.parse_envelope`). The DuckDB
+    normaliser calls it with the few records it does not type itself, each parsed alone."""
+    for index, rec in records:
+        out.records += 1
+        if not out.readable(rec, clean, page_no, "id"):
+            continue
+        try:
+            rows = normalize_taobao_order(rec, endpoint=endpoint, page=page_no, assumptions=assumptions)
+        except RejectError as exc:
+            out.reject(_record_id(rec, "id"), str(exc), rec, page_no)
+            continue
+        rows.index = index
+        out.keep(rows, page_no)
     return out

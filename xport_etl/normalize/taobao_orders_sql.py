@@ -15,11 +15,18 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
    repeats a member name keeps the first, in DuckDB as in the reference: ``normalize.pages.first_wins``);
 3. plain records are typed in SQL; every other record goes **alone** to the Python reference,
    with its page number and its position in the page (so its rejects, warnings and place in
-   the version order are the reference's), while the rest of its page stays in SQL. A plain
-   record never produces a reject or a warning: every value that would warn (a ``receiver``
-   that does not decode to an object, a ``closeReason`` that is not text, a line
-   ``status``/``logisticCompanyName``/``logisticNumber`` of the wrong type) is outside the plain
-   shapes, so the reference reads that record;
+   the version order are the reference's), while the rest of its page stays in SQL. The
+   reference reads such a record from its own exact text, cut out of the page without parsing
+   the rest (:func:`xport_etl.normalize.pages.record_texts`): a record costs about its own size,
+   not its page's (the page is parsed whole only where the cut might read differently: see
+   :class:`_PageRecords`);
+   **lenient fields** (``taobao_orders.ORDER_LENIENT``/``LINE_LENIENT``: ``receiver``,
+   ``closeReason``, a line's ``status``/``logisticCompanyName``/``logisticNumber``) do not make a
+   record odd: a value outside their plain shape is handed, alone, to the reference's own reader
+   of that field (:meth:`TaobaoOrdersSql._lenient`); if it refuses the value, the record stays
+   in SQL with that column null and the reader's warning, exactly as the reference would write
+   it (an undecodable ``receiver`` costs one ``json.loads`` of that string); if it reads the
+   value (a column SQL could not fill), the record goes to the reference;
 4. the latest version of each order wins across the window in one SQL window function (the
    reference's rule: later ``updateTime`` wins, ties go to the first seen, nulls are oldest),
    and the winners stream to Parquet a record batch at a time.
@@ -34,8 +41,8 @@ Why a record goes to the reference although it may be fine, and what it costs (i
 
 - a number literal with three or more decimals or an exponent anywhere in it (DuckDB parses JSON
   numbers to binary doubles: for money the path must be sure the double is the literal). A
-  cheap scan of the page's text finds the pages that may hold one; only those pages are parsed
-  in Python (:func:`_suspect_records`) to find the records that do. Longer literals need no
+  cheap scan of the page's text finds the pages that may hold one; only those pages' records
+  are scanned in Python (:meth:`_PageRecords.suspects`) to find the records that do. Longer literals need no
   check of their own: a double keeps a literal's magnitude, and the shapes allow at most 13
   digits before the point (money), 9 (integers) or an integer of 19 (ids), so a literal that a
   double cannot hold never passes as one it can;
@@ -48,7 +55,8 @@ Why a record goes to the reference although it may be fine, and what it costs (i
 
 A page goes whole to the reference only when it is not a page of records (not JSON to DuckDB,
 an error envelope, ``records`` not a list: the reference says which, or fails the window),
-when its bytes are not UTF-8, or when a record the reference reads has the same order id as a
+when its bytes are not UTF-8, when it may hold a comma before a closing bracket (DuckDB reads
+that, the reference does not: the window fails in both), or when a record the reference reads has the same order id as a
 record typed in SQL (an id such as ``" 91001 "`` that the shapes do not accept but the reference
 reads as ``91001``): the same id twice in one page makes the older copy a reject, a page matter.
 """
@@ -57,7 +65,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -68,10 +79,16 @@ import pyarrow as pa
 
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.extract.landing import open_pages
-from xport_etl.normalize.pages import first_wins
-from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS, taobao_window
-from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, PageError
-from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS
+from xport_etl.normalize.pages import WindowRows, first_wins, loads_exact, parse_page, record_texts, to_table
+from xport_etl.normalize.taobao_orders import (
+    LINE_LENIENT,
+    ORDER_LENIENT,
+    TAOBAO_ORDER_STATUS,
+    read_records,
+    taobao_window,
+)
+from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, Lenient, PageError
+from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
 # decompressed JSON handed to DuckDB at a time (24 MB): bigger chunks cost less CPU a page and more
 # memory, and beyond 24 MB the CPU saved is small; see bench/NOTES.md
@@ -130,6 +147,18 @@ UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
 # page reasons that do not send the page to the reference: only its records that hold such a
 # literal or escape go (found by :func:`_suspect_records`)
 SUSPECT = ("escape", "number")
+# a comma before a closing bracket: DuckDB's JSON reader allows it, the reference does not (the
+# page is not JSON to it: the window fails), so such a page goes whole to the reference. Inside a
+# string it is harmless, and the reference then reads the page as SQL would have.
+TRAILING_COMMA = r""",\s*[\]}]"""
+
+# the lenient fields (``taobao_orders.ORDER_LENIENT`` / ``LINE_LENIENT``) by the shape that keeps a
+# value on the fast path unasked; any other value is read by the reference's own reader of that
+# field, alone: a value it refuses is a warning (the column is null, the record stays in SQL), a
+# value it reads sends the record to the reference (only a ``receiver`` has no column to fill).
+ORDER_WARN = {"receiver": "receiver_ok", "closeReason": "text_ok"}
+LINE_WARN = {"status": "int_ok", "logisticCompanyName": "text_ok", "logisticNumber": "id_ok"}
+assert set(ORDER_WARN) == set(ORDER_LENIENT) and set(LINE_WARN) == set(LINE_LENIENT)
 
 # SQL shapes, each narrower than the Python rule of the same name in normalize/values.py. Values
 # are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
@@ -174,11 +203,22 @@ create or replace temp macro ts_ok(x) as coalesce(x is null or x::varchar = '""'
 create or replace temp macro ts_val(x, offset_s) as
     try_strptime(nullif(bare(x), ''), '%Y-%m-%d %H:%M:%S') - to_seconds(offset_s);
 
--- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{')
+-- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{',
+-- with no token DuckDB reads and Python does not: nan, inf in any case; a trailing comma sends
+-- the whole page to the reference anyway)
 create or replace temp macro receiver_ok(x) as coalesce(x is null or left(x::varchar, 1) = '{'
     or (left(x::varchar, 1) = '"' and (x::varchar = '""' or (strlen(text_val(x)) < 2000
-        and left(text_val(x), 1) = '{' and json_valid(text_val(x))))), false);
+        and left(text_val(x), 1) = '{' and json_valid(text_val(x))
+        and not regexp_matches(text_val(x), '(?i)[:,\[]\s*-?(nan|inf)')))), false);
 """
+
+
+def _warn_cols(alias: str, shapes: dict[str, str]) -> str:
+    """Per lenient field, its raw JSON text where its value is not of the plain shape (else null)."""
+    return ", ".join(
+        f"(case when not {shape}({alias}.{name}) then {alias}.{name}::varchar end) as w_{name}"
+        for name, shape in shapes.items()
+    )
 
 
 def _case(mapping: dict, column: str, other: str) -> str:
@@ -197,9 +237,27 @@ class SqlStats:
     records: int = 0
     fast_records: int = 0  # records typed in SQL
     python_records: int = 0  # records the reference read (alone, or with their whole page)
+    # pages Python parsed whole for the records it reads or looks at (a record alone is parsed
+    # from its own text where the page allows: :class:`_PageRecords`)
+    parsed_pages: int = 0
     # why records (``record``, ``number``, ``escape``: one each) or whole pages (the other
     # reasons: one a page) went to the reference
     reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: SqlStats) -> None:
+        """Count ``other``'s pages, records and reasons in this one."""
+        for name in (
+            "pages",
+            "fast_pages",
+            "python_pages",
+            "records",
+            "fast_records",
+            "python_records",
+            "parsed_pages",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
 
     @property
     def fast_share(self) -> float:
@@ -208,10 +266,13 @@ class SqlStats:
 
 
 class TaobaoOrdersSql:
-    """Normalise one window of Taobao order pages in a DuckDB connection.
+    """Normalise one window of Taobao order pages in a DuckDB database.
 
-    ``feed`` pages (in landing order), then ``finish``; the winners are then in the temp tables
-    ``out_orders`` and ``out_lines`` (with ``created_month``), the rejects in :attr:`rejects`.
+    ``feed`` chunks of pages, from one connection or several at once (``feed(..., con=)``: each a
+    cursor of the same database, on its own thread), then ``finish``; the winners are then in the
+    tables :attr:`out_orders` and :attr:`out_lines` (with ``created_month``), readable from any
+    cursor of the database, and the rejects in :attr:`rejects`. The window's tables live in a
+    schema of their own; :meth:`drop` removes them.
     """
 
     def __init__(
@@ -223,66 +284,186 @@ class TaobaoOrdersSql:
         self.rejected_at, self.assumptions = rejected_at, assumptions
         self.offset_s = int(assumptions.source_tz.utcoffset(None).total_seconds())
         self.ceiling = rejected_at + FUTURE_TOLERANCE
-        self.rejects: list[dict] = []  # all from the reference: a plain record has none
-        self.stats = SqlStats()
-        self._orders: list[dict] = []  # the reference's rows, until the chunk is done
-        self._lines: list[dict] = []
-        self._fast_tables: list[tuple[str, str]] = []  # each chunk's typed (orders, lines)
-        con.execute(_MACROS)
+        self.schema = f"taobao_orders_{uuid.uuid4().hex[:16]}"
+        self.out_orders, self.out_lines = f"{self.schema}.out_orders", f"{self.schema}.out_lines"
+        self._chunks: list[_Chunk] = []  # done, each with its tables, rejects and counts
+        self._lock = threading.Lock()
+        _macros(con)
+        con.execute(f"create schema {self.schema}")
+        # the reference's rows (appended by every chunk: appends never conflict in DuckDB)
         con.execute(
-            f"create or replace temp table cand_orders as select {self._order_cols()} from "
+            f"create table {self.schema}.ref_orders as select {_order_cols(self.offset_s)} from "
             "(select null::json as r, 0::bigint as seq, 0::integer as idx) where false"
         )
         con.execute(
-            f"create or replace temp table cand_lines as select {self._line_cols()} from "
+            f"create table {self.schema}.ref_lines as select {_line_cols()} from "
             "(select null::json as oid, null::json as l, 0::bigint as seq, 0::integer as idx, "
             "0::integer as li) where false"
         )
 
-    # ---- the typed columns, from a record ``r`` and a line ``l``
+    def feed(self, seqs: np.ndarray, bodies: pa.Array, con=None) -> None:
+        """One chunk of pages: ``seqs`` their page numbers, ``bodies`` the JSON texts (UTF-8);
+        on ``con`` (a cursor of the window's database), else on the window's connection.
 
-    def _order_cols(self) -> str:
-        o = self.offset_s
-        status = _case(TAOBAO_ORDER_STATUS, "int_val(r.status)", "'other'")
-        return f"""
-            'taobao' as platform, id_val(r.id) as order_id, id_val(r.orderNo) as order_no,
-            {status} as status, int_val(r.status)::varchar as platform_status,
-            text_val(r.orderSource) as order_source, text_val(r.sellerOrderNumber) as seller_order_number,
-            null::varchar as seller, text_val(r.purchaseCurrency) as currency,
-            money_val(r.purchaseAmount) as goods_amount, money_val(r.domesticPostFee) as shipping_amount,
-            money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
-            coalesce(len(r.subOrderVOS), 0)::integer as line_count,
-            ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
-            ts_val(r.updateTime, {o}) as updated_at, text_val(r.closeReason) as close_reason,
-            seq, idx"""
+        Raises:
+            PageError: as with the reference: the window fails.
+        """
+        self._done(_Chunk(self, con or self.con, int(seqs[0])).feed(seqs, bodies))
 
-    def _line_cols(self) -> str:
-        refund = _case(TAOBAO_REFUND_STATUS, "int_val(l.refundStatus)", "null")
-        return f"""
-            'taobao' as platform, id_val(oid) as order_id, id_val(l.subOrderId) as line_id,
-            li::integer as line_index, id_val(l.itemId) as item_id, id_val(l.skuId) as sku_id,
-            text_val(l.title) as title, int_val(l.quantity) as quantity,
-            money_val(l.purchaseAmount) as amount, money_val(l.domesticPostFee) as shipping_amount,
-            text_val(l.purchaseCurrency) as currency,
-            (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
-            id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
-            int_val(l.status)::varchar as line_status, int_val(l.refundStatus)::varchar as platform_refund_status,
-            text_val(l.logisticCompanyName) as carrier, id_val(l.logisticNumber) as tracking_number,
-            null::varchar as refund_id, seq, idx"""
+    def feed_python(self, seq: int, body: bytes, reason: str, con=None) -> None:
+        """A page that cannot even reach DuckDB (its bytes are not UTF-8)."""
+        self._done(_Chunk(self, con or self.con, seq).feed_python(seq, body, reason))
+
+    def _done(self, chunk: _Chunk) -> None:
+        # a chunk's rejects as Arrow: a year in one window may hold tens of thousands of warnings
+        # until it is staged, each a Python dict several times its size
+        chunk.rejects_arrow = to_table(chunk.rejects, ETL_REJECTS.arrow_schema())
+        chunk.rejects = []
+        with self._lock:
+            self._chunks.append(chunk)
+
+    def rejects_table(self) -> pa.Table:
+        """The window's rejects and warnings (``etl_rejects`` rows), in page order of the chunks
+        (all from the reference's code: a plain record has none)."""
+        tables = [c.rejects_arrow for c in sorted(self._chunks, key=lambda c: c.first)]
+        return pa.concat_tables(tables) if tables else to_table([], ETL_REJECTS.arrow_schema())
+
+    @property
+    def rejects(self) -> list[dict]:
+        """:meth:`rejects_table` as ``etl_rejects`` row dicts."""
+        return self.rejects_table().to_pylist()
+
+    @property
+    def stats(self) -> SqlStats:
+        total = SqlStats()
+        for c in self._chunks:
+            total.add(c.stats)
+        return total
+
+    def finish(self) -> None:
+        """Keep the latest version of each order (ties: first seen; nulls oldest) and its lines.
+
+        The versions are ranked on their keys alone (order id, update time, place), not on whole
+        rows: a year landed as one window ranks a million orders within the staging budget."""
+        con = self.con
+        warn_orders = ", ".join(f"w_{name}" for name in ORDER_WARN)
+        warn_lines = ", ".join(f"w_{name}" for name in LINE_WARN)
+        orders = " union all by name ".join(
+            [f"select * exclude (ok, no_subs, {warn_orders}) from {c.orders}" for c in self._tables()]
+            + [f"select * from {self.schema}.ref_orders"]
+        )
+        lines = " union all by name ".join(
+            [f"select * exclude (ok, {warn_lines}) from {c.lines}" for c in self._tables()]
+            + [f"select * from {self.schema}.ref_lines"]
+        )
+        keys = " union all ".join(
+            [f"select order_id, updated_at, created_at, seq, idx from {c.orders}" for c in self._tables()]
+            + [f"select order_id, updated_at, created_at, seq, idx from {self.schema}.ref_orders"]
+        )
+        con.execute(f"""
+            create table {self.schema}.winners as
+            select seq, idx, coalesce(strftime(created_at, '%Y-%m'), 'unknown') as created_month
+            from ({keys})
+            qualify row_number() over (partition by order_id order by updated_at desc nulls last, seq, idx) = 1
+        """)
+        con.execute(
+            f"create table {self.out_orders} as select * from ({orders}) join {self.schema}.winners using (seq, idx)"
+        )
+        con.execute(
+            f"create table {self.out_lines} as select * from ({lines}) join {self.schema}.winners using (seq, idx)"
+        )
+        for c in self._tables():
+            con.execute(f"drop table {c.orders}")
+            con.execute(f"drop table {c.lines}")
+        con.execute(f"drop table {self.schema}.winners")
+
+    def _tables(self) -> list[_Chunk]:
+        return [c for c in self._chunks if c.orders is not None]
+
+    def drop(self) -> None:
+        """Remove the window's tables (its schema)."""
+        self.con.execute(f"drop schema if exists {self.schema} cascade")
+
+
+# the connections (cursors) that have the shape macros: they are temporary, one set a connection
+_WITH_MACROS: weakref.WeakSet = weakref.WeakSet()
+_MACROS_LOCK = threading.Lock()
+
+
+def _macros(con) -> None:
+    with _MACROS_LOCK:
+        if con in _WITH_MACROS:
+            return
+        _WITH_MACROS.add(con)
+    con.execute(_MACROS)
+
+
+# ---- the typed columns, from a record ``r`` and a line ``l``
+
+
+def _order_cols(offset_s: int) -> str:
+    o = offset_s
+    status = _case(TAOBAO_ORDER_STATUS, "int_val(r.status)", "'other'")
+    return f"""
+        'taobao' as platform, id_val(r.id) as order_id, id_val(r.orderNo) as order_no,
+        {status} as status, int_val(r.status)::varchar as platform_status,
+        text_val(r.orderSource) as order_source, text_val(r.sellerOrderNumber) as seller_order_number,
+        null::varchar as seller, text_val(r.purchaseCurrency) as currency,
+        money_val(r.purchaseAmount) as goods_amount, money_val(r.domesticPostFee) as shipping_amount,
+        money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
+        coalesce(len(r.subOrderVOS), 0)::integer as line_count,
+        ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
+        ts_val(r.updateTime, {o}) as updated_at,
+        (case when text_ok(r.closeReason) then text_val(r.closeReason) end) as close_reason,
+        seq, idx"""
+
+
+def _line_cols() -> str:
+    refund = _case(TAOBAO_REFUND_STATUS, "int_val(l.refundStatus)", "null")
+    return f"""
+        'taobao' as platform, id_val(oid) as order_id, id_val(l.subOrderId) as line_id,
+        li::integer as line_index, id_val(l.itemId) as item_id, id_val(l.skuId) as sku_id,
+        text_val(l.title) as title, int_val(l.quantity) as quantity,
+        money_val(l.purchaseAmount) as amount, money_val(l.domesticPostFee) as shipping_amount,
+        text_val(l.purchaseCurrency) as currency,
+        (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
+        id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
+        (case when int_ok(l.status) then int_val(l.status)::varchar end) as line_status,
+        int_val(l.refundStatus)::varchar as platform_refund_status,
+        (case when text_ok(l.logisticCompanyName) then text_val(l.logisticCompanyName) end) as carrier,
+        (case when id_ok(l.logisticNumber) then id_val(l.logisticNumber) end) as tracking_number,
+        null::varchar as refund_id, seq, idx"""
+
+
+class _Chunk:
+    """One chunk of a window's pages, on one connection: its records typed in SQL into tables of
+    the window's schema (:attr:`orders`, :attr:`lines`), the reference's records appended to the
+    window's ``ref_*`` tables, its rejects and counts kept for the window."""
+
+    def __init__(self, window: TaobaoOrdersSql, con, first: int) -> None:
+        self.window, self.con, self.first = window, con, first
+        self.endpoint, self.window_id, self.rejected_at = window.endpoint, window.window_id, window.rejected_at
+        self.assumptions = window.assumptions
+        self.orders: str | None = None  # the chunk's typed tables, less the reference's records
+        self.lines: str | None = None
+        self.rejects: list[dict] = []
+        self.rejects_arrow: pa.Table | None = None  # the same, once the chunk is done
+        self.stats = SqlStats()
+        self._orders: list[dict] = []  # the reference's rows, until the chunk is done
+        self._lines: list[dict] = []
+        _macros(con)
 
     # ---- feeding pages
 
-    def feed(self, seqs: np.ndarray, bodies: pa.Array) -> None:
-        """One chunk of pages: ``seqs`` their page numbers, ``bodies`` the JSON texts (UTF-8)."""
+    def feed(self, seqs: np.ndarray, bodies: pa.Array) -> _Chunk:
+        """Type the chunk's pages (``seqs`` their page numbers, ``bodies`` the JSON texts)."""
+        self.orders = f"{self.window.schema}.orders_{self.first}"
+        self.lines = f"{self.window.schema}.lines_{self.first}"
         self.stats.pages += len(bodies)
         table = pa.table({"seq": pa.array(seqs, pa.int64()), "body": bodies})
         chunk = pa.Table.from_batches(table.to_batches(max_chunksize=PAGES_PER_BATCH))
         con = self.con
-        by_seq = dict(zip(table.column("seq").to_pylist(), range(len(table)), strict=True))
-
-        def body(seq: int) -> bytes:
-            return bodies[by_seq[seq]].as_py().rstrip("\n").encode("utf-8")
-
+        body = _bodies(seqs, bodies)
         con.register("chunk", chunk)
         try:
             try:
@@ -298,12 +479,23 @@ class TaobaoOrdersSql:
         finally:
             con.unregister("chunk")
         self._count("record", self.con.execute("select count(*) from py_recs").fetchall()[0][0])
+        whole = dict(python_pages)  # page → reason: the reference reads the whole page
+        # the pages cut into records to find suspect ones, kept until their records are read
+        pages: dict[int, _PageRecords] = {}
+
+        def page(seq: int) -> _PageRecords:
+            if seq not in pages:
+                pages[seq] = _PageRecords(body(seq), self.stats)
+            return pages[seq]
+
+        def take(seq: int) -> _PageRecords:  # (a page's text is held no longer than needed)
+            return pages.pop(seq, None) or _PageRecords(body(seq), self.stats)
+
         # pages with a number literal or an escape that DuckDB may not read as Python does: the
         # records that hold one join the records for the reference, the others stay typed in SQL
-        whole = dict(python_pages)  # page → reason: the reference reads the whole page
         extra: list[tuple[int, int]] = []
         for seq, reason in suspects:
-            found = _suspect_records(body(seq))
+            found = page(seq).suspects()
             if found is None:
                 whole[seq] = reason
                 continue
@@ -311,22 +503,27 @@ class TaobaoOrdersSql:
             self._count(reason, len(found))
         if extra:
             self._add_python_records(extra)
-        records, more = self._python_records(body, skip=whole)
+        warnings = self._lenient(whole)
+        records, more = self._python_records(take, skip=whole)
         whole.update(more)
         self._insert_fast(seqs, whole)
-        for seq, page in records.items():
-            self._add_rows(seq, page)
+        python = set(self.con.execute("select seq, idx from py_recs").fetchall())
+        self.rejects.extend(w for key, ws in warnings.items() if key not in python for w in ws)
+        for seq, rows in records.items():
+            self._add_rows(seq, rows)
         for seq in sorted(whole):
             self._count(whole[seq])
             self._python_page(seq, body(seq))
         self._flush()
+        return self
 
-    def feed_python(self, seq: int, body: bytes, reason: str) -> None:
+    def feed_python(self, seq: int, body: bytes, reason: str) -> _Chunk:
         """A page that cannot even reach DuckDB (its bytes are not UTF-8)."""
         self.stats.pages += 1
         self._count(reason)
         self._python_page(seq, body)
         self._flush()
+        return self
 
     def _count(self, reason: str, n: int = 1) -> None:
         if n:
@@ -359,7 +556,8 @@ class TaobaoOrdersSql:
                 -- (CASEs, not ANDs: DuckDB evaluates both sides of an AND for every row)
                 case when contains(body, '\u') then regexp_matches(body, '{UNSAFE_ESCAPE}') else false end as escape,
                 case when regexp_matches(body, '{MAYBE_INEXACT[0]}') or regexp_matches(body, '{MAYBE_INEXACT[1]}')
-                     then regexp_matches(body, '{INEXACT_NUMBER}') else false end as number
+                     then regexp_matches(body, '{INEXACT_NUMBER}') else false end as number,
+                regexp_matches(body, '{TRAILING_COMMA}') as comma
             from chunk {"where seq not in (select seq from bad_json)" if skip_bad_json else ""}
         """)
         con.execute("""
@@ -370,6 +568,7 @@ class TaobaoOrdersSql:
                   when e.no_data then 'envelope'
                   when e.code is not null and e.code not in ('200', '"200"') then 'envelope'
                   when e.no_records then 'no records'  -- null, or not a list: Python tells which
+                  when b.comma then 'trailing comma'
                   when b.escape then 'escape'
                   when b.number then 'number'
                 end as reason
@@ -382,27 +581,27 @@ class TaobaoOrdersSql:
             from pages p semi join page_flags f on p.seq = f.seq and (f.reason is null or f.reason in {SUSPECT})
         """)
         con.execute(f"""
-            create or replace temp table typed_lines as
-            select {self._line_cols()},
+            create table {self.lines} as
+            select {_line_cols()},
                    coalesce(l.subOrderId is not null and id_ok(l.subOrderId) and id_val(l.subOrderId) is not null
                        and id_ok(l.itemId) and id_ok(l.skuId) and text_ok(l.title) and qty_ok(l.quantity)
                        and money_ok(l.purchaseAmount) and money_ok(l.domesticPostFee)
-                       and text_ok(l.purchaseCurrency) and int_ok(l.status) and int_ok(l.refundStatus)
-                       and id_ok(l.taobaoPurchaseId) and id_ok(l.taobaoSubPurchaseId)
-                       and text_ok(l.logisticCompanyName) and id_ok(l.logisticNumber), false) as ok
+                       and text_ok(l.purchaseCurrency) and int_ok(l.refundStatus)
+                       and id_ok(l.taobaoPurchaseId) and id_ok(l.taobaoSubPurchaseId), false) as ok,
+                   {_warn_cols("l", LINE_WARN)}
             from (select seq, idx, r.id as oid, unnest(r.subOrderVOS) as l,
                          generate_subscripts(r.subOrderVOS, 1) - 1 as li from recs)
         """)
         con.execute(f"""
-            create or replace temp table typed_orders as
-            select {self._order_cols()},
+            create table {self.orders} as
+            select {_order_cols(self.window.offset_s)},
                    coalesce(r.id is not null and id_ok(r.id) and id_val(r.id) is not null
                     and id_ok(r.orderNo) and int_ok(r.status) and text_ok(r.orderSource)
                     and text_ok(r.sellerOrderNumber) and money_ok(r.purchaseAmount)
                     and text_ok(r.purchaseCurrency) and money_ok(r.domesticPostFee)
-                    and receiver_ok(r.receiver) and text_ok(r.closeReason)
                     and ts_ok(r.createTime) and ts_ok(r.payTime) and ts_ok(r.updateTime), false) as ok,
-                   r.subOrderVOS is null and r is not null as no_subs
+                   r.subOrderVOS is null and r is not null as no_subs,
+                   {_warn_cols("r", ORDER_WARN)}
             from recs
         """)
         # the records the reference reads, one by one (their pages stay on the fast path): a
@@ -411,11 +610,11 @@ class TaobaoOrdersSql:
         # winner). A null subOrderVOS may be a real null or something the transform could not
         # read as a list: the reference tells which.
         con.execute(
-            """
+            f"""
             create or replace temp table py_recs as
             with lines as (
                 select seq, idx, bool_and(ok) as ok, count(*) <> count(distinct line_id) as dup
-                from typed_lines group by all
+                from {self.lines} group by all
             )
             select seq, idx from (
                 select o.seq, o.idx,
@@ -423,10 +622,10 @@ class TaobaoOrdersSql:
                        and coalesce(o.created_at <= $ceiling, true) and coalesce(o.paid_at <= $ceiling, true)
                        and coalesce(o.updated_at <= $ceiling, true)
                        and count(*) over (partition by o.seq, o.order_id) = 1 as ok
-                from typed_orders o left join lines l using (seq, idx))
+                from {self.orders} o left join lines l using (seq, idx))
             where not ok
         """,
-            {"ceiling": self.ceiling},
+            {"ceiling": self.window.ceiling},
         )
         flags = con.execute("select seq, reason from page_flags where reason is not null order by seq").fetchall()
         return (
@@ -446,8 +645,76 @@ class TaobaoOrdersSql:
         finally:
             self.con.unregister("more_py_recs")
 
-    def _python_records(self, body, skip: dict[int, str]) -> tuple[dict[int, Any], dict[int, str]]:
-        """The reference on the records of ``py_recs``, page by page (not the pages in ``skip``).
+    def _lenient(self, whole: dict[int, str]) -> dict[tuple[int, int], list[dict]]:
+        """The lenient values outside their plain shape of the typed records (not those of the
+        ``whole`` pages, nor those already for the reference), each read by the reference's reader
+        of that field: the warnings it gives, by record (they join the rejects if the record stays
+        in SQL); a record with a value the reader reads (or one this path cannot show exactly)
+        joins the records for the reference."""
+        con = self.con
+        skip = f"and seq not in ({', '.join(map(str, whole))})" if whole else ""
+        fields = [*ORDER_WARN, *(f"line {name}" for name in LINE_WARN)]
+        any_warn = " or ".join(f"w_{name} is not null" for name in ORDER_WARN)
+        any_line_warn = " or ".join(f"w_{name} is not null" for name in LINE_WARN)
+        found = con.execute(f"""
+            select seq, idx, order_id, null::integer as li, null::varchar as line_id,
+                   {", ".join(f"w_{n}" for n in ORDER_WARN)}, {", ".join("null::varchar" for _ in LINE_WARN)}
+            from {self.orders} anti join py_recs using (seq, idx) where ({any_warn}) {skip}
+            union all
+            select seq, idx, order_id, line_index, line_id,
+                   {", ".join("null::varchar" for _ in ORDER_WARN)}, {", ".join(f"w_{n}" for n in LINE_WARN)}
+            from {self.lines} anti join py_recs using (seq, idx) where ({any_line_warn}) {skip}
+            order by seq, idx, li nulls first
+        """).fetchall()
+        if not found:
+            return {}
+        out: dict[tuple[int, int], list[dict]] = {}
+        reference: set[tuple[int, int]] = set()
+        for seq, idx, order_id, li, line_id, *texts in found:
+            if (seq, idx) in reference:
+                continue
+            lenient = Lenient()
+            for field_name, text in zip(fields, texts, strict=True):
+                if text is None:
+                    continue
+                name = field_name.removeprefix("line ")
+                reader = LINE_LENIENT[name] if li is not None else ORDER_LENIENT[name]
+                read = len(lenient.found)
+                # a number DuckDB re-wrote is not the literal served (a string is exact): the
+                # reference reads the record
+                if (text[0] != '"' and _INEXACT_TEXT.search(text)) or (
+                    lenient(reader, loads_exact(text), name) is not None
+                    and len(lenient.found) == read
+                    and name != "receiver"  # a value the reader reads fills a column (the receiver has none)
+                ):
+                    reference.add((seq, idx))
+                    break
+            if (seq, idx) in reference or not lenient.found:
+                continue
+            if li is None:
+                warned = lenient.warnings(self.endpoint, order_id, seq)
+            else:
+                warned = lenient.warnings(
+                    self.endpoint,
+                    f"{order_id}/{line_id}",
+                    seq,
+                    prefix=f"subOrderVOS[{li}].",
+                    reason_prefix="sub-order: ",
+                )
+            rows = WindowRows(self.endpoint, self.window_id, self.rejected_at)
+            for r in warned:
+                rows.reject(r.record_id, r.reason, r.raw, seq, severity=r.severity, field=r.field)
+            out.setdefault((seq, idx), []).extend(rows.rejects)
+        if reference:
+            self._add_python_records(sorted(reference))
+            self._count("lenient", len(reference))
+        return {key: ws for key, ws in out.items() if key not in reference}
+
+    def _python_records(
+        self, page: Callable[[int], _PageRecords], skip: dict[int, str]
+    ) -> tuple[dict[int, WindowRows], dict[int, str]]:
+        """The reference on the records of ``py_recs``, page by page (not the pages in ``skip``),
+        each record parsed alone where its page allows (:class:`_PageRecords`).
 
         Returns the reference's result per page, and the pages that must go whole to the
         reference after all: one whose records, as the reference reads them, share an order id
@@ -456,36 +723,37 @@ class TaobaoOrdersSql:
         read (it raises in page order, with the whole pages)."""
         con = self.con
         by_page = con.execute("select seq, list(idx order by idx) from py_recs group by seq order by seq").fetchall()
-        pages: dict[int, Any] = {}
+        pages: dict[int, WindowRows] = {}
         more: dict[int, str] = {}
         keys_seq, keys_id = [], []
         for seq, idxs in by_page:
             if seq in skip:
                 continue
             try:
-                page = taobao_window(
-                    [(seq, body(seq), None)],
+                records, clean = page(seq).records(idxs)
+                rows = read_records(
+                    WindowRows(self.endpoint, self.window_id, self.rejected_at),
+                    seq,
+                    records,
+                    clean,
                     endpoint=self.endpoint,
-                    window_id=self.window_id,
-                    rejected_at=self.rejected_at,
                     assumptions=self.assumptions,
-                    only={seq: idxs},
                 )
             except (PageError, IndexError):
                 more[seq] = "page error"
                 continue
-            pages[seq] = page
-            for rows in page.winners():
+            pages[seq] = rows
+            for winner in rows.winners():
                 keys_seq.append(seq)
-                keys_id.append(rows.key[-1])
+                keys_id.append(winner.key[-1])
         if keys_seq:
             con.register(
                 "py_keys", pa.table({"seq": pa.array(keys_seq, pa.int64()), "order_id": pa.array(keys_id, pa.string())})
             )
             try:
-                for (seq,) in con.execute("""
+                for (seq,) in con.execute(f"""
                     select distinct k.seq from py_keys k
-                    join (select seq, order_id from typed_orders anti join py_recs using (seq, idx)) t
+                    join (select seq, order_id from {self.orders} anti join py_recs using (seq, idx)) t
                       on t.seq = k.seq and t.order_id = k.order_id
                 """).fetchall():
                     more[seq] = "id collision"
@@ -495,22 +763,18 @@ class TaobaoOrdersSql:
         return pages, more
 
     def _insert_fast(self, seqs: np.ndarray, whole: dict[int, str]) -> None:
-        """Every typed record that the reference does not read goes to the candidates."""
+        """Every typed record that the reference does not read stays in the chunk's tables."""
         con = self.con
         if whole:
             con.execute(
-                f"insert into py_recs select seq, idx from typed_orders where seq in ({', '.join(map(str, whole))})"
+                f"insert into py_recs select seq, idx from {self.orders} where seq in ({', '.join(map(str, whole))})"
                 " except select seq, idx from py_recs"
             )
         # the chunk's typed tables are kept as they are, less the reference's records (a delete
         # only marks rows): copying them into one table a chunk cost ~20% of staging at 1M
-        con.execute("delete from typed_orders t using py_recs p where t.seq = p.seq and t.idx = p.idx")
-        con.execute("delete from typed_lines t using py_recs p where t.seq = p.seq and t.idx = p.idx")
-        (records,) = con.execute("select count(*) from typed_orders").fetchall()[0]
-        chunk = len(self._fast_tables)
-        con.execute(f"alter table typed_orders rename to fast_orders_{chunk}")
-        con.execute(f"alter table typed_lines rename to fast_lines_{chunk}")
-        self._fast_tables.append((f"fast_orders_{chunk}", f"fast_lines_{chunk}"))
+        con.execute(f"delete from {self.orders} t using py_recs p where t.seq = p.seq and t.idx = p.idx")
+        con.execute(f"delete from {self.lines} t using py_recs p where t.seq = p.seq and t.idx = p.idx")
+        (records,) = con.execute(f"select count(*) from {self.orders}").fetchall()[0]
         touched = {seq for (seq,) in con.execute("select distinct seq from py_recs").fetchall()} | set(whole)
         self.stats.records += records
         self.stats.fast_records += records
@@ -530,6 +794,7 @@ class TaobaoOrdersSql:
             PageError: as with the reference: the window fails.
         """
         self.stats.python_pages += 1
+        self.stats.parsed_pages += 1
         page = taobao_window(
             [(seq, body, None)],
             endpoint=self.endpoint,
@@ -548,9 +813,9 @@ class TaobaoOrdersSql:
         """The reference's rows of a chunk join the candidates, one insert a table (an insert
         has a fixed cost however few its rows)."""
         if self._orders:
-            self._append("cand_orders", self._orders, FCT_ORDERS.arrow_schema())
+            self._append(f"{self.window.schema}.ref_orders", self._orders, FCT_ORDERS.arrow_schema())
         if self._lines:
-            self._append("cand_lines", self._lines, FCT_ORDER_LINES.arrow_schema())
+            self._append(f"{self.window.schema}.ref_lines", self._lines, FCT_ORDER_LINES.arrow_schema())
         self._orders, self._lines = [], []
 
     def _append(self, table: str, rows: list[dict], schema: pa.Schema) -> None:
@@ -564,36 +829,8 @@ class TaobaoOrdersSql:
         finally:
             self.con.unregister("python_rows")
 
-    # ---- the window
 
-    def finish(self) -> None:
-        """Keep the latest version of each order (ties: first seen; nulls oldest) and its lines."""
-        con = self.con
-        orders = " union all by name ".join(
-            [f"select * exclude (ok, no_subs) from {o}" for o, _ in self._fast_tables] + ["select * from cand_orders"]
-        )
-        lines = " union all by name ".join(
-            [f"select * exclude (ok) from {ln}" for _, ln in self._fast_tables] + ["select * from cand_lines"]
-        )
-        con.execute(f"""
-            create or replace temp table out_orders as
-            select * exclude (rn),
-                   coalesce(strftime(created_at, '%Y-%m'), 'unknown') as created_month
-            from (select *, row_number() over (partition by order_id
-                                               order by updated_at desc nulls last, seq, idx) as rn
-                  from ({orders}))
-            where rn = 1
-        """)
-        con.execute(f"""
-            create or replace temp table out_lines as
-            select l.*, o.created_month from ({lines}) l join out_orders o using (seq, idx)
-        """)
-        for table in (*(t for pair in self._fast_tables for t in pair), "cand_orders", "cand_lines"):
-            con.execute(f"drop table {table}")
-        self._fast_tables = []
-
-
-# ---- the records of a suspect page that the reference reads
+# ---- the records the reference reads
 
 
 class _Inexact(Decimal):
@@ -602,16 +839,72 @@ class _Inexact(Decimal):
 
 _INEXACT_LITERAL = re.compile(r"\.[0-9]{3}|[eE]")
 _UNSAFE_CHAR = re.compile("[\x00\ud800-\udfff]")
+_INEXACT_RECORD = re.compile(INEXACT_NUMBER.encode())
+# a number with a fraction or an exponent (or NaN, Infinity) in DuckDB's text of a value: DuckDB
+# re-wrote it from a double (12.50 → 12.5), so the text is not the literal served (strings may
+# match too: those records just go to the reference)
+_INEXACT_TEXT = re.compile(r"[0-9][.eE]|NaN|Infinity")
 
 
 def _number(text: str) -> Decimal:
     return _Inexact(text) if _INEXACT_LITERAL.search(text) else Decimal(text)
 
 
+def _bodies(seqs: np.ndarray, bodies: pa.Array) -> Callable[[int], bytes]:
+    """Page number → that page's text as bytes, sliced from the chunk's Arrow buffers (no
+    decoding to a Python str and back)."""
+    offsets = np.frombuffer(bodies.buffers()[1], np.int64)[bodies.offset : bodies.offset + len(bodies) + 1]
+    data = bodies.buffers()[2]
+    where = {seq: k for k, seq in enumerate(seqs.tolist())}
+
+    def body(seq: int) -> bytes:
+        k = where[seq]
+        return data.slice(int(offsets[k]), int(offsets[k + 1] - offsets[k])).to_pybytes().rstrip(b"\n")
+
+    return body
+
+
+class _PageRecords:
+    """The records of one page that the reference reads: each parsed alone from its exact text
+    (:func:`xport_etl.normalize.pages.record_texts`), so that a record costs about its own size;
+    or, when that is not certain to read as the whole page does, the page parsed whole (once)."""
+
+    def __init__(self, body: bytes, stats: SqlStats) -> None:
+        self.body, self.stats = body, stats
+        self.texts = record_texts(body)
+
+    def records(self, idxs: list[int]) -> tuple[list[tuple[int, Any]], bool]:
+        """``(position, record)`` of the records at ``idxs`` (in page order), and whether the
+        page is clean (:func:`xport_etl.normalize.pages.parse_envelope`).
+
+        Raises:
+            PageError: the reference cannot read the page.
+            IndexError: a position beyond the page's records.
+        """
+        if self.texts is not None and idxs[-1] < len(self.texts):
+            return [(i, loads_exact(bytes(self.texts[i]))) for i in idxs], True
+        self.stats.parsed_pages += 1
+        records, clean = parse_page(self.body)
+        return [(i, records[i]) for i in idxs], clean
+
+    def suspects(self) -> list[int] | None:
+        """The positions of the page's records that hold a number literal a double may not hold,
+        a NUL or a lone surrogate (in a value or a member name); None when Python cannot read
+        the page's records (the reference then reads the page whole, and says why)."""
+        if self.texts is None:
+            self.stats.parsed_pages += 1
+            return _suspect_records(self.body)
+        # no escape in the page (record_texts): no NUL, no surrogate; only a number can be one
+        return [
+            idx
+            for idx, text in enumerate(self.texts)
+            if _INEXACT_RECORD.search(bytes(text))
+            and _suspect(json.loads(bytes(text), parse_float=_number, object_pairs_hook=first_wins))
+        ]
+
+
 def _suspect_records(body: bytes) -> list[int] | None:
-    """The positions of a page's records that hold a number literal a double may not hold, a
-    NUL or a lone surrogate (in a value or a member name); None when Python cannot read the
-    page's records (the reference then reads the page whole, and says why)."""
+    """:meth:`_PageRecords.suspects` of a page parsed whole."""
     try:
         data = json.loads(body.decode("utf-8"), parse_float=_number, object_pairs_hook=first_wins)["data"]["records"]
     except (ValueError, RecursionError, TypeError, KeyError):
@@ -640,37 +933,87 @@ def _suspect(value: Any) -> bool:
 # ---- reading landed pages in bounded chunks
 
 
-def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, memoryview]]:
-    """Yield ``(first page number, whole lines)`` from a landed window's pages (a local
-    directory or a storage URL: see :func:`xport_etl.extract.landing.open_pages`).
+class ChunkReader:
+    """Whole lines of a landed window's pages (a local directory or a storage URL: see
+    :func:`xport_etl.extract.landing.open_pages`), in chunks, for one reader or several at once.
 
-    The pages are decompressed 1 MB at a time into one buffer of ``chunk_bytes``, which is reused:
-    each chunk is a view of it, valid until the next chunk is asked for (``feed_window`` is done
-    with a chunk by then: DuckDB has parsed it into its own tables). So a window holds one chunk
-    of text, not two: a single large ``read`` of a gzip file holds several times what it returns,
-    and joining read blocks into a chunk would hold it twice. A line longer than the buffer grows it."""
-    first, buf, pos, eof = 1, bytearray(chunk_bytes), 0, False
-    with open_pages(directory) as f:
-        while not eof:
-            while pos < len(buf):
-                n = f.readinto(memoryview(buf)[pos : pos + READ_BYTES])
-                if not n:
-                    eof = True
+    Each caller reads into a buffer of its own (:meth:`read`), which it reuses: the pages are
+    decompressed 1 MB at a time straight into it, and the chunk is a view of it, valid until the
+    caller reads again (the normaliser is done with a chunk by then: DuckDB has parsed it into
+    its own tables). So a reader holds one chunk of text, not two: a single large ``read`` of a
+    gzip file holds several times what it returns, and joining read blocks into a chunk would hold
+    it twice. Reading is serial (a lock); what the readers do with their chunks is not."""
+
+    def __init__(self, directory, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.chunk_bytes = chunk_bytes
+        self._file = open_pages(directory).__enter__()
+        self._lock = threading.Lock()
+        self._tail = b""  # the start of a line the last chunk cut off
+        self._first = 1  # the page number of the next line
+        self._eof = self._stopped = False
+
+    def read(self, buf: bytearray) -> tuple[int, memoryview] | None:
+        """The next chunk into ``buf`` (grown to ``chunk_bytes`` when smaller, so a reader that
+        finds nothing left allocates nothing, and for a line longer than it): ``(first page
+        number, whole lines)``; None when every line was read (or :meth:`stop` was called)."""
+        with self._lock:
+            if self._stopped or (self._eof and not self._tail):
+                return None
+            if len(buf) < self.chunk_bytes:
+                buf += bytes(self.chunk_bytes - len(buf))
+            pos = len(self._tail)
+            while pos > len(buf):
+                buf += bytes(len(buf))
+            buf[:pos] = self._tail
+            while True:
+                while not self._eof and pos < len(buf):
+                    n = self._file.readinto(memoryview(buf)[pos : pos + READ_BYTES])
+                    if not n:
+                        self._eof = True
+                        break
+                    pos += n
+                cut = buf.rfind(b"\n", 0, pos) + 1
+                if cut or self._eof:
                     break
-                pos += n
-            cut = buf.rfind(b"\n", 0, pos) + 1
-            if not cut:
-                if not eof:
-                    buf += bytes(len(buf))  # no whole line in the buffer yet: a longer one
-                continue
-            whole = memoryview(buf)[:cut]
+                buf += bytes(len(buf))  # no whole line in the buffer yet: a longer one
+            if not cut:  # the last line, without its newline (or nothing at all)
+                if not pos:
+                    return None
+                if pos == len(buf):
+                    buf += b"\n"
+                else:
+                    buf[pos : pos + 1] = b"\n"
+                pos += 1
+                cut = pos
+            self._tail = bytes(buf[cut:pos])
+            first = self._first
+            self._first += buf.count(b"\n", 0, cut)
+            return first, memoryview(buf)[:cut]
+
+    def stop(self) -> None:
+        """No more chunks for anyone (a reader failed: the window fails)."""
+        with self._lock:
+            self._stopped = True
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ChunkReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, memoryview]]:
+    """Yield ``(first page number, whole lines)`` from a landed window's pages, one reused buffer
+    of ``chunk_bytes`` (:class:`ChunkReader`): each chunk is released when the next is asked for."""
+    buf = bytearray()
+    with ChunkReader(directory, chunk_bytes) as reader:
+        while (got := reader.read(buf)) is not None:
+            first, whole = got
             yield first, whole
-            first += buf.count(b"\n", 0, cut)
             whole.release()
-            buf[: pos - cut] = buf[cut:pos]  # the partial line to the front (same size: no realloc)
-            pos -= cut
-    if pos:
-        yield first, memoryview(bytes(buf[:pos]) + b"\n")
 
 
 def split_lines(first: int, data: bytes | memoryview) -> tuple[np.ndarray, pa.Array]:
@@ -684,21 +1027,55 @@ def split_lines(first: int, data: bytes | memoryview) -> tuple[np.ndarray, pa.Ar
     return np.arange(first, first + len(ends), dtype=np.int64), lines
 
 
-def feed_window(norm: TaobaoOrdersSql, directory, chunk_bytes: int = CHUNK_BYTES) -> None:
-    """Every page of a landed window, in bounded chunks."""
-    for first, data in iter_chunks(directory, chunk_bytes):
-        feed_bytes(norm, first, data)
+def feed_window(
+    norm: TaobaoOrdersSql,
+    directory,
+    chunk_bytes: int = CHUNK_BYTES,
+    run: Callable[[Callable[[Any], None]], None] | None = None,
+) -> None:
+    """Every page of a landed window, in bounded chunks.
+
+    ``run``: chunks on several threads at once. ``run(work)`` calls ``work(con)`` once on each of
+    its threads, ``con`` a cursor of the window's database that thread owns, and returns when
+    every call has: the calls share the window's chunks, each in a buffer of its own (so a window
+    holds one chunk of text a thread). Without it, the chunks are fed one after another on the
+    window's connection. Either way the window's result is the same: its chunks are independent
+    until :meth:`TaobaoOrdersSql.finish`, and an error is the one the first failing chunk (in
+    page order) raises, as when the chunks are fed in order.
+    """
+    if run is None:
+        for first, data in iter_chunks(directory, chunk_bytes):
+            feed_bytes(norm, first, data)
+        return
+    failed: list[tuple[int, BaseException]] = []
+    with ChunkReader(directory, chunk_bytes) as reader:
+
+        def work(con) -> None:
+            buf = bytearray()
+            while (got := reader.read(buf)) is not None:
+                first, data = got
+                try:
+                    feed_bytes(norm, first, data, con=con)
+                except BaseException as exc:  # noqa: BLE001 - raised below, the first in page order
+                    failed.append((first, exc))
+                    reader.stop()  # later chunks do not matter: the window fails
+                    return  # (the error's traceback still holds views of the buffer: no release)
+                data.release()
+
+        run(work)
+    if failed:
+        raise min(failed, key=lambda f: f[0])[1]
 
 
-def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes | memoryview) -> None:
+def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes | memoryview, con=None) -> None:
     seqs, lines = split_lines(first, data)
-    feed_lines(norm, seqs, lines)
+    feed_lines(norm, seqs, lines, con=con)
 
 
-def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None:
+def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array, con=None) -> None:
     """Pages as a binary array (each ending in a newline); those that are not UTF-8 go to Python."""
     try:
-        norm.feed(seqs, lines.cast(pa.large_string()))
+        norm.feed(seqs, lines.cast(pa.large_string()), con=con)
         return
     except pa.ArrowInvalid:  # bytes that are not UTF-8 somewhere: find the pages
         pass
@@ -709,6 +1086,7 @@ def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None
             norm.feed(
                 np.array([s for s, _ in run], np.int64),
                 pa.array([b for _, b in run], pa.large_binary()).cast(pa.large_string()),
+                con=con,
             )
             run.clear()
 
@@ -717,7 +1095,7 @@ def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array) -> None
             line.decode("utf-8")
         except UnicodeDecodeError:
             flush()
-            norm.feed_python(seq, line.rstrip(b"\n"), "not utf-8")
+            norm.feed_python(seq, line.rstrip(b"\n"), "not utf-8", con=con)
         else:
             run.append((seq, line))
     flush()

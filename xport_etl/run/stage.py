@@ -89,10 +89,12 @@ class SqlStager:
     """Stages the DuckDB normaliser's windows on threads, as they are submitted: the windows of a
     load, or (``run``) each window as soon as it lands while the next ones are paged.
 
-    One window's statements run on small tables (a chunk of pages), which DuckDB scans on one
-    thread; so windows, not statements, are what spreads over the cores (``Settings.workers`` of
-    them, default every core). They share one DuckDB (:class:`xport_etl.load.staging.SharedStaging`:
-    one memory budget, a cursor and a thread each); DuckDB releases the GIL while it works, so
+    A window's statements run on small tables (a chunk of pages), which DuckDB scans on one
+    thread; so chunks, not statements, are what spreads over the cores: ``Settings.workers``
+    threads (default every core) type the chunks of the windows being staged (of one window
+    alone, when a period was landed as one window), then write their months
+    (:class:`xport_etl.load.staging.SharedStaging`: one DuckDB, one memory budget, a cursor a
+    thread); up to as many windows are staged at once. DuckDB releases the GIL while it works, so
     threads do what worker processes would, as fast (see bench/NOTES.md), in one process's
     memory. Staging is
     idempotent per window, so a window staged by a run that fails later is simply staged again
@@ -103,16 +105,15 @@ class SqlStager:
         from concurrent.futures import ThreadPoolExecutor
 
         self.settings = settings
-        self._pool = ThreadPoolExecutor(
-            worker_count(settings.workers, os.cpu_count() or 1, os.cpu_count() or 1), thread_name_prefix="stage"
-        )
+        self.workers = worker_count(settings.workers, os.cpu_count() or 1, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="stage")
         self._futures: dict[Any, Any] = {}
         self._shared: SharedStaging | None = None
 
     def submit(self, key: Any, manifest: Manifest) -> None:
         from xport_etl.load.staging import SharedStaging, stage_window
 
-        self._shared = self._shared or SharedStaging(self.settings.data_dir, self.settings.stage_memory)
+        self._shared = self._shared or SharedStaging(self.settings.data_dir, self.settings.stage_memory, self.workers)
         self._futures[key] = self._pool.submit(
             stage_window,
             self.settings.data_dir,
