@@ -164,6 +164,7 @@ def _overlap(xs, ys) -> float:
 def child_incremental(args: dict) -> dict:
     import shutil as shutil_mod
 
+    import xport_etl.load.migrate as migrate
     import xport_etl.load.publish as load
     import xport_etl.load.staging as staging
     from xport_etl.run import engine, fanout, lander, state
@@ -185,7 +186,6 @@ def child_incremental(args: dict) -> dict:
         (load, "replace_runs", "publish.ledger"),
         (state, "read_runs", "publish.read_ledger"),
         (load, "refresh_views", "publish.views"),
-        (load, "run_checks", "publish.checks"),
         (load, "evaluate_checks", "publish.checks"),
         (load, "mirror_check_results", "publish.check_results"),
         (load, "ensure_schema", "publish.schema"),
@@ -194,7 +194,7 @@ def child_incremental(args: dict) -> dict:
         if hasattr(mod, name):
             tl.wrap(mod, name, stage)
     # the copy-aside of the published file (if the publish path makes one)
-    if hasattr(load, "shutil"):
+    if hasattr(migrate, "shutil"):
         tl.wrap(shutil_mod, "copyfile", "publish.copy_aside")
 
     settings = _settings(args)
@@ -263,7 +263,8 @@ def child_base_lists(args: dict) -> dict:
     (report views + every data check) so that the base is a state our publish accepts."""
     from xport_etl.layout import DataLayout
     from xport_etl.ledger import append_run, read_runs
-    from xport_etl.load.publish import connect_writer, publish
+    from xport_etl.load.connect import connect_writer
+    from xport_etl.load.publish import publish
     from xport_etl.run.state import load_windows
 
     settings = _settings(args)

@@ -31,7 +31,9 @@ from pathlib import Path
 import duckdb
 from xport_sandbox.world import World, WorldConfig
 from xport_sandbox.truth import write_truth
-from xport_etl.load.publish import connect_writer, ensure_schema, refresh_views, set_settings
+from xport_etl.load.connect import connect_writer
+from xport_etl.load.migrate import ensure_schema, set_settings
+from xport_etl.report.views import refresh_views
 seed, orders, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 t0 = time.perf_counter()
 paths = write_truth(World(WorldConfig(seed=seed, orders=orders)), out / "truth")

@@ -93,7 +93,7 @@ def ours_extract(args: dict) -> dict:
 
 
 def _ours_counts(data_dir: Path) -> dict:
-    from xport_etl.load.publish import connect_reader
+    from xport_etl.load.connect import connect_reader
 
     con = connect_reader(data_dir)
     try:

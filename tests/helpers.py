@@ -33,7 +33,7 @@ ZONE_OF_THE_MACRO = """report_zone as (
 def as_published_before_the_report_macros(con: Any) -> None:
     """Make a warehouse (a writable DuckDB connection to it) what the version before the report
     macros published: every monthly view its own ``select`` reading ``etl_settings``, no macro."""
-    from xport_etl.load.publish import reports
+    from xport_etl.report.views import reports
 
     zoned = {r.macro: r.name for r in reports() if r.macro}
     for report in reports():
@@ -57,7 +57,9 @@ def truth_warehouse(data_dir: Any, *, seed: int, orders: int) -> dict:
     views, macros and comments a publish gives it. Returns the truth tables (pyarrow)."""
     from pathlib import Path
 
-    from xport_etl.load.publish import connect_writer, describe_objects, ensure_schema, refresh_views, set_settings
+    from xport_etl.load.connect import connect_writer
+    from xport_etl.load.migrate import ensure_schema, set_settings
+    from xport_etl.report.views import describe_objects, refresh_views
     from xport_sandbox.truth import truth_tables
     from xport_sandbox.world import World, WorldConfig
 

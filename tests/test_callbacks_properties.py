@@ -25,8 +25,8 @@ from xport_etl.callbacks.messages import is_known, message_platform, names
 from xport_etl.callbacks.receiver import CALLBACK_PATH, create_receiver, sign_body
 from xport_etl.callbacks.refresh import refresh_from_callbacks
 from xport_etl.errors import FatalError
-from xport_etl.extract.client import ApiResponse
 from xport_etl.extract.endpoints import endpoints_for
+from xport_etl.extract.responses import ApiResponse
 from xport_etl.run import fanout as fanout_run
 from xport_etl.run import paging as paging_run
 from xport_etl.run import state as state_run

@@ -17,10 +17,11 @@ import ssl
 import httpx
 import pytest
 
-import xport_etl.extract.check as check_module
+import xport_etl.extract.diagnose as check_module
 from xport_etl.cli import main
 from xport_etl.extract.auth import now_ms
-from xport_etl.extract.check import STEP_NAMES, check_connection
+from xport_etl.extract.diagnose import check_connection
+from xport_etl.extract.diagnosis import STEP_NAMES
 from xport_etl.settings import Settings
 from xport_sandbox import DEFAULT_ACCESS_SECRET
 from xport_sandbox.testing import SandboxServer

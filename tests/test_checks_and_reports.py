@@ -8,16 +8,10 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from xport_etl.load.publish import (
-    CheckFailedError,
-    ensure_schema,
-    evaluate_checks,
-    refresh_views,
-    reports,
-    run_checks,
-    set_settings,
-    sql_objects,
-)
+from xport_etl.load.checks import CheckFailedError, evaluate_checks, run_checks
+from xport_etl.load.migrate import ensure_schema, set_settings
+from xport_etl.report.views import refresh_views, reports
+from xport_etl.resources import sql_objects
 
 
 @pytest.fixture
@@ -269,7 +263,7 @@ def test_monthly_views_are_table_macros_at_the_warehouse_zone(con):
 
 
 def test_a_report_macro_takes_the_zone_only(monkeypatch):
-    from xport_etl.load import publish
+    from xport_etl.report import views as publish
 
     body = "-- a report\n\n-- macro: rpt_x_at(zone)\nselect zone"
     monkeypatch.setattr(publish, "sql_objects", lambda folder: [("rpt_x", body)])

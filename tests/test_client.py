@@ -26,16 +26,10 @@ from xport_etl.errors import (
     redact_url,
 )
 from xport_etl.extract.auth import sign
-from xport_etl.extract.client import (
-    ApiResponse,
-    RetryPolicy,
-    XportClient,
-    classify,
-    parse_retry_after,
-    should_retry,
-)
+from xport_etl.extract.client import RetryPolicy, XportClient, should_retry
 from xport_etl.extract.endpoints import ENDPOINTS
 from xport_etl.extract.ratelimit import RateLimiter, limiter_for, reset_limiters
+from xport_etl.extract.responses import ApiResponse, classify, parse_retry_after
 from xport_etl.settings import Settings, overrides_from_extras
 
 SECRET = "top-secret-value-do-not-leak"
@@ -431,7 +425,7 @@ def _approx(value):
 
 @pytest.mark.parametrize(("raw", "refused"), OUTLINE_TEXTS)
 def test_the_outline_is_the_exact_parse_but_for_numbers_that_are_floats(raw, refused):
-    from xport_etl.extract.client import loads_json, loads_outline
+    from xport_etl.extract.responses import loads_json, loads_outline
 
     if refused is None:
         with pytest.raises(ValueError) as exact_error:
@@ -519,7 +513,7 @@ def test_a_request_deadline_is_always_bounded(timeout):
 
 
 def test_the_exact_parser_keeps_long_integers_and_refuses_absurd_nesting_with_a_value_error():
-    from xport_etl.extract.client import loads_json
+    from xport_etl.extract.responses import loads_json
 
     assert loads_json(b'{"a": ' + b"9" * 5000 + b"}")["a"] == Decimal("9" * 5000)
     assert loads_json(b'{"a": 1.10, "b": 7}') == {"a": Decimal("1.10"), "b": 7}

@@ -1,7 +1,7 @@
 """Property tests of the API client: no answer can hang or flood it (issue 22 item 5).
 
 Generated answers are served to the real client, which pages a window and lands it
-(:func:`xport_etl.run.extract_window`): envelopes whose ``code``, ``msg`` and ``requestId`` are any
+(:func:`xport_etl.run.paging.extract_window`): envelopes whose ``code``, ``msg`` and ``requestId`` are any
 JSON; paging fields (``total``, ``pages``, ``current``, ``size``) and records holding huge numbers
 (``1e9999999``, 5,000 digits), NaN and Infinity, Unicode digits (``"²"``, ``"٣"``), nesting around
 the parsers' limits, wrong types, bytes that are not UTF-8; bodies cut off, over the size cap,

@@ -500,6 +500,19 @@ def test_hook_test_connection_says_which_recipe_to_set(airflow_env, monkeypatch,
     assert DEFAULT_ACCESS_SECRET not in message
 
 
+def test_hook_test_connection_leaves_the_umask_alone(airflow_env, monkeypatch):
+    # "Test connection" runs in Airflow's API server: only a task's own process takes XPORT_UMASK
+    import os
+
+    before = os.umask(0o022)
+    try:
+        ok, _ = _hook_with(monkeypatch, _connection(host="http://127.0.0.1:9")).test_connection()
+        after = os.umask(0o022)
+    finally:
+        os.umask(before)
+    assert ok is False and after == 0o022
+
+
 def test_hook_test_connection_reports_bad_configuration(airflow_env, monkeypatch):
     extra = {"user_id": "1000042", "sign_recipe": "sha1"}
     ok, message = _hook_with(monkeypatch, _connection(extra=json.dumps(extra))).test_connection()
@@ -538,7 +551,7 @@ def _call_task(dag, task):
 def _permanent_failures():
     from xport_etl.errors import AuthenticationError, ConfigError, FatalError
     from xport_etl.extract.landing import ManifestError
-    from xport_etl.load.publish import WarehouseError
+    from xport_etl.load.connect import WarehouseError
 
     return [
         AuthenticationError("envelope code 401: bad signature; check XPORT_ACCESS_SECRET", code=401),
@@ -552,7 +565,7 @@ def _permanent_failures():
 
 def _transient_failures():
     from xport_etl.errors import MalformedBodyError, RateLimitedError, RateLimiterUnavailableError, RetriableError
-    from xport_etl.load.publish import CheckFailedError
+    from xport_etl.load.checks import CheckFailedError
 
     return [
         RetriableError("HTTP 503 from the server or gateway", http_status=503, attempts=5),

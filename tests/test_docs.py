@@ -15,8 +15,9 @@ import pytest
 
 from tests.helpers import serve
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import SQL_DIR, reports
 from xport_etl.report import docs
+from xport_etl.report.views import reports
+from xport_etl.resources import SQL_DIR
 from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
@@ -272,7 +273,7 @@ def _strip_comments(path: Path) -> None:
 
 
 def warehouse_comments_of(con) -> dict:
-    from xport_etl.load.publish import current_comments
+    from xport_etl.report.views import current_comments
 
     return current_comments(con)
 
@@ -305,7 +306,7 @@ def test_a_warehouse_published_before_the_comments_gains_them_on_its_next_publis
 
 
 def test_comments_are_sql_string_literals_whatever_they_hold():
-    from xport_etl.load.publish import sql_string
+    from xport_etl.report.views import sql_string
 
     con = duckdb.connect()
     try:

@@ -3,7 +3,7 @@
 The pipeline writes with DuckDB 2.0.1, but the warehouse's readers bring their own DuckDB: the
 DuckDB CLI from the package index (1.5.6), BI drivers and language bindings built on 1.x. The
 warehouse is therefore written in the storage version ``v1.0.0``
-(``XPORT_WAREHOUSE_STORAGE_VERSION``, :func:`xport_etl.load.publish.create_state_file`), and a
+(``XPORT_WAREHOUSE_STORAGE_VERSION``, :func:`xport_etl.load.migrate.create_state_file`), and a
 warehouse written in DuckDB 2.x's own format (everything published before that setting) is
 rewritten in it on its next publish.
 
@@ -31,8 +31,9 @@ from tests.conftest import OLDEST_READER_PIN, READER_PINS
 from tests.helpers import serve
 from xport_etl.errors import ConfigError
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import create_state_file, reports
+from xport_etl.load.migrate import create_state_file
 from xport_etl.report import docs
+from xport_etl.report.views import reports
 from xport_etl.run.engine import run_window
 from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION, Settings
@@ -223,7 +224,7 @@ def test_a_warehouse_in_duckdb_2x_format_migrates_on_its_next_publish(
     )
     assert failed.returncode != 0 and "version number" in failed.stderr  # the reported failure
 
-    with caplog.at_level(logging.INFO, logger="xport_etl.load.publish"):
+    with caplog.at_level(logging.INFO, logger="xport_etl.load.migrate"):
         refresh_warehouse(Settings(data_dir=data_dir))
     assert storage_version(path) == "v1.0.0+"
     assert caplog.text.count("rewriting it in v1.0.0+") == 1, caplog.text
@@ -234,7 +235,7 @@ def test_a_warehouse_in_duckdb_2x_format_migrates_on_its_next_publish(
     }
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="xport_etl.load.publish"):
+    with caplog.at_level(logging.INFO, logger="xport_etl.load.migrate"):
         refresh_warehouse(Settings(data_dir=data_dir))
     assert "rewriting" not in caplog.text and storage_version(path) == "v1.0.0+"
 

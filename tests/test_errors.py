@@ -144,7 +144,7 @@ def test_what_was_a_key_error_or_a_missing_file_is_named_at_its_source(tmp_path,
 
 
 def test_no_warehouse_is_still_a_file_not_found_error(tmp_path):
-    from xport_etl.load.publish import connect_reader
+    from xport_etl.load.connect import connect_reader
 
     with pytest.raises(FileNotFoundError, match="no warehouse at"):
         connect_reader(tmp_path)
@@ -174,7 +174,8 @@ def test_what_a_retry_cannot_fix_is_permanent():
 
     from xport_etl.extract.landing import ManifestError
     from xport_etl.extract.storage import PathOutsideError
-    from xport_etl.load.publish import CheckFailedError, WarehouseError
+    from xport_etl.load.checks import CheckFailedError
+    from xport_etl.load.connect import WarehouseError
 
     permanent = (errors.AuthenticationError, errors.ConfigError, errors.FatalError, ManifestError, PathOutsideError)
     assert all(is_permanent(cls("x")) for cls in (*permanent, WarehouseError, errors.UsageError))

@@ -17,9 +17,17 @@ from tests.test_normalize import order as served_order
 from tests.test_normalize import page
 from xport_etl.errors import ConfigError
 from xport_etl.layout import DataLayout
-from xport_etl.load.checks import parse_check, parse_overrides
-from xport_etl.load.publish import CheckFailedError, evaluate_checks, publish, record_checks, run_checks, sql_objects
+from xport_etl.load.checks import (
+    CheckFailedError,
+    evaluate_checks,
+    parse_check,
+    parse_overrides,
+    record_checks,
+    run_checks,
+)
+from xport_etl.load.publish import publish
 from xport_etl.load.staging import stage_window
+from xport_etl.resources import sql_objects
 from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import Settings
 

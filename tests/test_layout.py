@@ -28,7 +28,11 @@ LATER = {
     "normalize": ("load", "report", "callbacks", "run", "cli"),
     "load": ("report", "callbacks", "run", "cli"),
     "report": ("callbacks", "run", "cli"),
+    # the report views' model (sql/reports as views, macros and comments): what a publish creates
+    "views": ("extract", "normalize", "load", "report", "callbacks", "run", "cli"),
 }
+# modules of a later step that every step may read: declarations that import no step
+SHARED = {"xport_etl.report.views": "views"}
 FORBIDDEN = ("airflow", "xport_sandbox", "xport_sandbox")
 
 
@@ -80,6 +84,8 @@ def _graph(*, typing: bool = False) -> tuple[dict[str, set[str]], dict[str, set[
 
 
 def _step(module: str) -> str | None:
+    if module in SHARED:
+        return SHARED[module]
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else None
 
@@ -164,13 +170,8 @@ def test_imports_follow_the_steps():
 
 
 MAX_LINES = 700
-# over the bar, each to be split by its own change (issue 25 item 2); no module joins this list
+# over the bar, to be split by its own change; no module joins this list
 OVERSIZE = {
-    "xport_etl.cli",
-    "xport_etl.load.publish",
-    "xport_etl.extract.check",
-    "xport_etl.extract.client",
-    "xport_etl.settings",
     "xport_etl.normalize.taobao_orders_sql",
 }
 

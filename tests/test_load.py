@@ -12,7 +12,8 @@ import pytest
 from tests.test_normalize import order, page, sub
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import CheckFailedError, publish
+from xport_etl.load.checks import CheckFailedError
+from xport_etl.load.publish import publish
 from xport_etl.load.staging import stage_window
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
@@ -132,7 +133,7 @@ def test_a_merge_beyond_the_memory_limit_is_retried_once_without_it(tmp_path, mo
 
 
 def test_merge_groups_cut_batches_in_order_by_staged_rows():
-    from xport_etl.load.publish import merge_groups
+    from xport_etl.load.merge import merge_groups
     from xport_etl.load.staging import Batch
 
     batches = [
@@ -148,7 +149,7 @@ def test_merge_groups_cut_batches_in_order_by_staged_rows():
 def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
     """Versions of the same orders spread over several batches: merged one batch at a time (a
     group each) or all at once, the latest version of each order wins with its own lines."""
-    from xport_etl.load import publish as load
+    from xport_etl.load import merge as load
 
     def versions(day: int, status: int, amount: str) -> bytes:
         return page(
@@ -182,7 +183,7 @@ def test_merging_in_groups_equals_one_merge(tmp_path, monkeypatch):
     assert {"only2", "only3", "only4"} <= set(orders)
 
 
-# ---- rejects and warnings: what etl_runs counts, and warehouses written before warnings existed
+# ---- rejects and warnings: what etl_runs counts
 
 
 def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apart(tmp_path):
@@ -209,42 +210,5 @@ def test_etl_runs_counts_rejected_records_and_records_loaded_with_a_warning_apar
         assert con.sql(
             "select severity, count(*), count(distinct record_id) from etl_rejects group by 1 order by 1"
         ).fetchall() == [("rejected", 2, 1), ("warning", 3, 2)]  # a missing id is a null record_id
-    finally:
-        con.close()
-
-
-def test_an_old_warehouse_migrates_in_place_and_its_rejects_are_rejections(tmp_path):
-    import pyarrow.parquet as pq
-
-    old = duckdb.connect(str(DataLayout.of(tmp_path).warehouse))
-    # etl_rejects and etl_runs as the code before warnings wrote them
-    old.execute(
-        "create table etl_rejects (endpoint varchar, record_id varchar, reason varchar, raw_json varchar, "
-        "window_id varchar, page integer, rejected_at timestamp)"
-    )
-    old.execute(
-        "insert into etl_rejects values ('taobao_orders', '9', 'missing id', '{}', 'w-old', 1, "
-        "timestamp '2026-01-01 00:00:00')"
-    )
-    old.execute("create table etl_runs (run_id varchar, endpoint varchar, window_id varchar, rejected integer)")
-    old.close()
-
-    m = land(tmp_path, [page([order(id="1", receiver=5), order(id=None)])])
-    batch = stage_window(tmp_path, m)
-    # and a batch staged by that code: its rejects file has no severity nor field
-    (path,) = batch.files["rejects"]
-    table = pq.read_table(path)
-    assert table.num_rows == 2
-    old_rows = table.filter([s == "rejected" for s in table.column("severity").to_pylist()])
-    pq.write_table(old_rows.drop_columns(["severity", "field"]), path)
-    publish(tmp_path, [batch])
-    con = duckdb.connect(str(DataLayout.of(tmp_path).warehouse), read_only=True)
-    try:
-        assert con.sql("select window_id, record_id, severity, field from etl_rejects order by 1").fetchall() == [
-            (m.window_id, None, "rejected", None),
-            ("w-old", "9", "rejected", None),
-        ]
-        columns = {r[0] for r in con.sql("describe etl_runs").fetchall()}
-        assert {"warnings", "rejected"} <= columns
     finally:
         con.close()

@@ -11,7 +11,8 @@ import pytest
 from tests.test_load import T0, facts, land
 from tests.test_normalize import order, page, sub
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import CheckFailedError, NextState, publish
+from xport_etl.load.checks import CheckFailedError
+from xport_etl.load.publish import NextState, publish
 from xport_etl.load.staging import stage_window
 from xport_etl.run.fanout import fanout_keys
 from xport_etl.run.state import publish_state

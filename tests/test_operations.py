@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 import pytest
 
 from xport_etl.errors import MalformedBodyError, RetriableError
-from xport_etl.extract.client import RetryPolicy, XportClient, classify
+from xport_etl.extract.client import RetryPolicy, XportClient
 from xport_etl.extract.endpoints import ENDPOINTS
 from xport_etl.extract.ratelimit import RateLimiter
+from xport_etl.extract.responses import classify
 from xport_etl.settings import Settings
 
 ORDERS = ENDPOINTS["taobao_orders"]
@@ -232,7 +233,8 @@ def test_contained_follows_symlinks(tmp_path):
 def test_a_new_reader_sees_a_newer_publish_while_an_old_reader_is_open(tmp_path):
     from tests.test_load import land
     from tests.test_normalize import order, page
-    from xport_etl.load.publish import connect_reader, publish
+    from xport_etl.load.connect import connect_reader
+    from xport_etl.load.publish import publish
     from xport_etl.load.staging import stage_window
 
     publish(tmp_path, [stage_window(tmp_path, land(tmp_path, [page([order(id="1")])]))])
@@ -399,7 +401,7 @@ def test_disk_full_while_publishing(tmp_path, capsys, monkeypatch, fault):
     from tests.test_load import land
     from tests.test_normalize import order, page
     from xport_etl.cli import main
-    from xport_etl.load import publish as load
+    from xport_etl.load import published as load
 
     land(tmp_path, [page([order(id="1")])])
     assert main(["load", "--quiet", "--data-dir", str(tmp_path)]) == 0

@@ -12,8 +12,10 @@ from tests.test_checks_and_reports import PLANTED, con, valid_world  # noqa: F40
 from tests.test_load import T0, land
 from tests.test_normalize import order, page
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import CheckFailedError, publish, record_checks, run_checks, sql_objects
+from xport_etl.load.checks import CheckFailedError, record_checks, run_checks
+from xport_etl.load.publish import publish
 from xport_etl.load.staging import stage_window
+from xport_etl.resources import sql_objects
 
 
 def test_a_check_is_skipped_only_when_its_tables_are_unchanged_and_it_passed_this_text(con):  # noqa: F811

@@ -1,6 +1,6 @@
 """Least privilege for readers, and no user-supplied value spliced into SQL text.
 
-- A reader's connection (:func:`xport_etl.load.publish.connect_reader`, what analysts, reports and the
+- A reader's connection (:func:`xport_etl.load.connect.connect_reader`, what analysts, reports and the
   fan-out queries use) cannot change the warehouse, nor write files into the data directory.
 - Every ``execute``/``sql``/``executemany`` call in ``xport_etl/`` whose SQL is an f-string (or
   built with ``%``/``.format``/``+``) splices only reviewed expressions: table, column and view
@@ -23,7 +23,8 @@ from tests.test_load import land
 from tests.test_normalize import order, page
 from xport_etl.cli import main
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import connect_reader, publish
+from xport_etl.load.connect import connect_reader
+from xport_etl.load.publish import publish
 from xport_etl.load.staging import stage_window
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xport_etl"
@@ -145,38 +146,38 @@ REVIEWED_SPLICES = {
     ("staging.py", "source"): "TaobaoOrdersSql.out_orders / out_lines: the window's own table names",
     ("staging.py", "select"): "column names of a schemas.py TableSpec, or '?' for a parameter",
     ("publish.py", "spec.name"): "TableSpec names in schemas.py",
-    ("publish.py", "select"): "ETL_REJECTS column names in schemas.py, or constant literals for a missing column",
-    ("refresh.py", "severity"): "a constant clause, or empty on a warehouse without the column",
-    ("publish.py", "col.name"): "Column names in schemas.py",
-    ("publish.py", "col.duckdb_type"): "types mapped in schemas.py",
-    ("publish.py", "report.name"): "view name: a sql/reports/*.sql file stem",
-    ("publish.py", "report.select"): "a sql/reports file, or `select * from <its macro>(WAREHOUSE_TZ_SQL)`",
-    ("publish.py", "query"): "a sql/checks file, or it wrapped in CTEs of STAGED_TABLES names and keys (_scoped)",
-    ("publish.py", "SAMPLE_ROWS"): "an int constant in checks.py",
-    ("publish.py", "', '.join(key)"): "TableSpec.key in schemas.py",
-    ("publish.py", "version"): "StagedTable.version in schemas.py",
-    ("publish.py", "on"): "join condition built from TableSpec.key",
-    ("publish.py", "where"): "join condition built from TableSpec.key",
-    ("publish.py", "key[-1]"): "TableSpec.key in schemas.py",
-    ("publish.py", "', '.join((f'n.{k}' for k in key))"): "TableSpec.key in schemas.py",
-    ("publish.py", "by_key"): "join condition built from TableSpec.key",
-    ("publish.py", "_cols(spec, 'p.')"): "column names in schemas.py",
-    ("publish.py", "_cols(spec)"): "column names in schemas.py",
-    ("publish.py", "cspec.name"): "TableSpec names in schemas.py",
-    ("publish.py", "_cols(cspec, 'c.')"): "column names in schemas.py",
-    ("publish.py", "_cols(cspec)"): "column names in schemas.py",
-    ("publish.py", "link"): "join condition built from StagedTable.parent_key",
-    ("publish.py", "_cols(ETL_REJECTS)"): "column names in schemas.py",
-    ("publish.py", "', '.join(cols)"): "ETL_RUNS and ETL_CHECK_RESULTS column names in schemas.py",
-    ("publish.py", "', '.join(('?' for _ in cols))"): "placeholders only",
-    ("publish.py", "target"): "describe_objects: TableSpec/Column names in schemas.py, sql/reports file stems, "
+    ("merge.py", "spec.name"): "TableSpec names in schemas.py",
+    ("migrate.py", "spec.name"): "TableSpec names in schemas.py",
+    ("ledger.py", "spec.name"): "TableSpec names in schemas.py (ETL_RUNS, ETL_CHECK_RESULTS)",
+    ("migrate.py", "col.name"): "Column names in schemas.py",
+    ("migrate.py", "col.duckdb_type"): "types mapped in schemas.py",
+    ("views.py", "report.name"): "view name: a sql/reports/*.sql file stem",
+    ("views.py", "report.select"): "a sql/reports file, or `select * from <its macro>(WAREHOUSE_TZ_SQL)`",
+    ("checks.py", "query"): "a sql/checks file, or it wrapped in CTEs of STAGED_TABLES names and keys (_scoped)",
+    ("checks.py", "SAMPLE_ROWS"): "an int constant in checks.py",
+    ("merge.py", "', '.join(key)"): "TableSpec.key in schemas.py",
+    ("merge.py", "version"): "StagedTable.version in schemas.py",
+    ("merge.py", "on"): "join condition built from TableSpec.key",
+    ("merge.py", "key[-1]"): "TableSpec.key in schemas.py",
+    ("merge.py", "', '.join((f'n.{k}' for k in key))"): "TableSpec.key in schemas.py",
+    ("merge.py", "by_key"): "join condition built from TableSpec.key",
+    ("merge.py", "_cols(spec, 'p.')"): "column names in schemas.py",
+    ("merge.py", "_cols(spec)"): "column names in schemas.py",
+    ("merge.py", "cspec.name"): "TableSpec names in schemas.py",
+    ("merge.py", "_cols(cspec, 'c.')"): "column names in schemas.py",
+    ("merge.py", "_cols(cspec)"): "column names in schemas.py",
+    ("merge.py", "link"): "join condition built from StagedTable.parent_key",
+    ("merge.py", "_cols(ETL_REJECTS)"): "column names in schemas.py",
+    ("ledger.py", "', '.join(cols)"): "ETL_RUNS and ETL_CHECK_RESULTS column names in schemas.py",
+    ("ledger.py", "', '.join(('?' for _ in cols))"): "placeholders only",
+    ("views.py", "target"): "describe_objects: TableSpec/Column names in schemas.py, sql/reports file stems, "
     "their view columns and `-- macro:` names",
-    ("publish.py", "sql_string(text)"): "a schemas.py or sql/reports doc text, quoted as a SQL string literal",
+    ("views.py", "sql_string(text)"): "a schemas.py or sql/reports doc text, quoted as a SQL string literal",
     ("reports.py", "view"): "resolve(): only sql/reports/*.sql file stems",
     ("reports.py", "where"): "filter_clause(): FILTER_COLUMNS names, fixed operators and ? placeholders",
-    ("dashboard.py", "view"): "checked against MONTHLY_REPORTS keys first",
-    ("dashboard.py", "macro"): "MONTHLY_REPORTS value: a sql/reports file's `-- macro:` name",
-    ("dashboard.py", "WAREHOUSE_TZ_SQL"): "a constant expression in publish.py",
+    ("dashboard.py", "view"): "checked against monthly_reports() keys first",
+    ("dashboard.py", "macro"): "a monthly_reports() value: a sql/reports file's `-- macro:` name",
+    ("dashboard.py", "WAREHOUSE_TZ_SQL"): "a constant expression in report/views.py",
     ("dashboard.py", "t"): "COUNTED_TABLES constant (FACT_TABLES and etl_rejects)",
     ("demo.py", "t"): "FACT_TABLES constant",
     ("status.py", "spec.name"): "TableSpec names in schemas.py",

@@ -10,13 +10,13 @@ from pathlib import Path
 from xport_etl import resources
 from xport_etl.cli import main
 from xport_etl.load import checks
-from xport_etl.load import publish as load
+from xport_etl.report import docs
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 def test_sql_and_dags_come_from_the_checkout():
-    assert resources.SQL_DIR == PROJECT_DIR / "sql" == load.SQL_DIR
+    assert resources.SQL_DIR == PROJECT_DIR / "sql" == docs.SQL_DIR
     assert checks.CHECKS_DIR == PROJECT_DIR / "sql" / "checks"
     assert resources.dag_files() == sorted((PROJECT_DIR / "dags").glob("*.py"))
 

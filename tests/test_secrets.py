@@ -173,7 +173,7 @@ def test_settings_and_client_never_show_the_secret(tmp_path):
 def test_check_never_shows_the_secret(sandbox, tmp_path, debug_log, capsys, monkeypatch):
     from xport_etl.cli import main
     from xport_etl.extract.auth import now_ms
-    from xport_etl.extract.check import check_connection
+    from xport_etl.extract.diagnose import check_connection
 
     base = dict(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
     shown = []

@@ -248,7 +248,8 @@ def test_stage_memory_and_workers_settings_reach_the_shared_staging(tmp_path, mo
 
 
 def test_workers_flag_reaches_settings(monkeypatch):
-    from xport_etl.cli import _settings, build_parser
+    from xport_etl.cli import build_parser
+    from xport_etl.cliutil import pipeline_settings as _settings
 
     monkeypatch.delenv("XPORT_WORKERS", raising=False)
     assert _settings(build_parser().parse_args(["load", "--workers", "1"])).workers == 1
@@ -444,12 +445,11 @@ def test_shown_defaults_are_the_pipelines_own():
 
 
 def test_one_report_time_zone_default():
-    from xport_etl.load import publish
-    from xport_etl.report import docs
+    from xport_etl.report import docs, views
     from xport_etl.settings import DEFAULT_REPORT_TZ
 
     assert Settings().report_tz == DEFAULT_REPORT_TZ
-    assert publish.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ and docs.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ
+    assert views.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ and docs.DEFAULT_REPORT_TZ is DEFAULT_REPORT_TZ
     package = Path(__file__).resolve().parent.parent / "xport_etl"
     spelled = sorted(
         str(p.relative_to(package)) for p in package.rglob("*.py") if f'"{DEFAULT_REPORT_TZ}"' in p.read_text()

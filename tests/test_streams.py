@@ -189,7 +189,7 @@ def test_readme_draws_the_graph_as_it_is():
 def test_the_streams_other_steps_name_are_declared():
     # the callbacks re-read what a message names through these streams; check asks the order list
     from xport_etl.callbacks import refresh
-    from xport_etl.extract import check
+    from xport_etl.extract import diagnose as check
 
     named = {endpoint for endpoint, _ in refresh.FETCH.values()} | set(refresh._REJECTED)
     named |= {refresh.ALIBABA_ORDERS, check.ENDPOINT}

@@ -14,7 +14,8 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from xport_etl.load.publish import ensure_schema, refresh_views, set_settings
+from xport_etl.load.migrate import ensure_schema, set_settings
+from xport_etl.report.views import refresh_views
 
 AS_OF = datetime(2026, 6, 30, 12, 0, 0)
 H = timedelta(hours=1)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from xport_etl.cliutil import UsageError, _fail, add_setting_flags, int_arg, number_arg, run_command, settings_from_args
+from xport_etl.cliutil import UsageError, _fail, add_setting_flags, int_arg, pipeline_settings, run_command
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -78,15 +78,6 @@ def _parse_time(text: str, tz: str) -> datetime:
 
 # the settings every pipeline command takes as a flag (their declarations in xport_etl.settings)
 COMMON_SETTINGS = ("base_url", "access_key", "user_id", "data_dir", "rate_limit", "report_tz", "sign_recipe", "workers")
-
-
-def _settings(args):
-    settings = settings_from_args(args)
-    if settings.data_dir.exists() and not settings.data_dir.is_dir():
-        raise UsageError(
-            f"the data directory {settings.data_dir} is a file: give --data-dir / XPORT_DATA_DIR a directory"
-        )
-    return settings
 
 
 def _window(args, s) -> tuple[datetime, datetime]:
@@ -306,7 +297,7 @@ def format_result(result: dict) -> str:
 def cmd_extract(args) -> int:
     from xport_etl.run.paging import extract_window
 
-    s = _settings(args)
+    s = pipeline_settings(args)
     start, end = _window(args, s)
     with _PageProgress(args.quiet, s.report_tz) as progress:
         path = extract_window(s, args.endpoint, start, end, mode=args.mode, progress=progress)
@@ -318,7 +309,7 @@ def cmd_load(args) -> int:
     from xport_etl.extract.landing import complete_windows
     from xport_etl.run.state import load_windows
 
-    s = _settings(args)
+    s = pipeline_settings(args)
     manifests = args.manifest or [str(m.directory / "manifest.json") for m in complete_windows(s.layout)]
     if not manifests:  # nothing to do is not a failure (cron runs `load` on an empty night too)
         where = s.layout.raw_shown
@@ -337,7 +328,7 @@ def cmd_run(args) -> int:
 
     from xport_etl.run.engine import run_window
 
-    s = _settings(args)
+    s = pipeline_settings(args)
     start, end = _window(args, s)
     with _PageProgress(args.quiet, s.report_tz) as progress:
         result = run_window(
@@ -360,88 +351,11 @@ def cmd_backfill(args) -> int:
     return cmd_run(args)
 
 
-STATUS_SECTIONS = ("runs", "freshness", "checks")
-
-
-def cmd_status(args) -> int:
-    import json
-
-    from xport_etl.report.reports import format_rows, plain, wrap_words
-    from xport_etl.report.status import (
-        CHECK_COLUMNS,
-        RUN_COLUMNS,
-        check_freshness,
-        freshness,
-        freshness_warning,
-        last_checks,
-        last_runs,
-    )
-
-    s = _settings(args)
-    if args.warn_freshness is not None and args.check_freshness is None:
-        raise UsageError("--warn-freshness goes with --check-freshness HOURS (the error level)")
-    if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale, a warning when late
-        warn = args.warn_freshness if args.warn_freshness is not None else s.freshness_warn_hours
-        if warn is not None and warn > args.check_freshness:
-            raise UsageError(
-                f"the freshness warning level {warn:g} h (--warn-freshness or XPORT_FRESHNESS_WARN_HOURS) "
-                f"is above the error level --check-freshness {args.check_freshness:g}"
-            )
-        rows = check_freshness(s.data_dir, args.check_freshness, warn_hours=warn)
-        print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
-        warning = freshness_warning(rows)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-        return 0
-    # CSV holds one table: one section per call (runs unless --section says otherwise)
-    wanted = [args.section] if args.section else (["runs"] if args.format == "csv" else list(STATUS_SECTIONS))
-    run_id, checks = last_checks(s.data_dir) if "checks" in wanted else (None, [])
-    sections = {
-        "runs": last_runs(s.data_dir, args.limit) if "runs" in wanted else [],
-        "freshness": freshness(s.data_dir) if "freshness" in wanted else [],
-        "checks": checks,
-    }
-    if args.format == "json":  # one document, one key per section
-        doc: dict = {"data_dir": str(s.data_dir)}
-        for name in wanted:
-            doc[name] = {"publish_id": run_id, "violations": sections[name]} if name == "checks" else sections[name]
-        print(json.dumps(doc, ensure_ascii=False, indent=2, default=plain))
-        return 0
-    empty = {
-        "runs": RUN_COLUMNS,
-        "freshness": ("table", "rows", "last_extracted_at", "age_hours"),
-        "checks": CHECK_COLUMNS,
-    }
-    titles = {
-        "runs": "last runs",
-        "freshness": "freshness",
-        "checks": f"checks with violations in the last publish ({run_id})" if run_id else "checks",
-    }
-    for name in wanted:
-        rows = sections[name]
-        if not rows and args.format == "table":
-            if name == "checks":
-                print(wrap_words(f"{titles[name]}: none" if run_id else f"checks: no publish yet under {s.data_dir}"))
-            else:
-                print(wrap_words(f"{titles[name]}: none yet under {s.data_dir}"))
-            continue
-        columns = list(rows[0]) if rows else list(empty[name])
-        print(format_rows(titles[name], columns, [tuple(r[c] for c in columns) for r in rows], args.format))
-    return 0
-
-
-def cmd_report(args) -> int:
-    from xport_etl.report.reports import FILTER_COLUMNS, render_report
-
-    filters = {option: getattr(args, option) for option in FILTER_COLUMNS}
-    print(render_report(_settings(args), args.name, args.format, filters))
-    return 0
-
-
 def cmd_check(args) -> int:
-    from xport_etl.extract.check import check_connection, format_json
+    from xport_etl.extract.diagnose import check_connection
+    from xport_etl.extract.diagnosis import format_json
 
-    report = check_connection(_settings(args))
+    report = check_connection(pipeline_settings(args))
     if args.format == "json":
         print(format_json(report))
     else:
@@ -473,13 +387,6 @@ def cmd_airflow_install_dags(args) -> int:
     return 0
 
 
-def _report_names() -> tuple[str, ...]:
-    """The short report names (``spend``); ``report`` also takes a view's own name."""
-    from xport_etl.report.reports import report_views
-
-    return tuple(sorted(name for name in report_views() if not name.startswith("rpt_")))
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors as every other failure: one ``error:`` line and one
     ``hint:`` line naming the command's ``--help``, exit 2 (not the whole usage block)."""
@@ -493,15 +400,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``xport-etl`` parser, the library's only one: every user command is a subcommand here.
 
     The pipeline's commands are defined below; those that live beside their step (``callbacks``,
-    ``dashboard``, ``docs``) come from their module's ``register(subparsers)``, which adds the
+    ``dashboard``, ``docs``, and ``status`` and ``report``, which take the pipeline's shared
+    flags as ``parents``) come from their module's ``register(subparsers)``, which adds the
     command to this parser's sub-parser set and sets ``func`` (run through
     :func:`~xport_etl.cliutil.run_command`). No other module builds an ``ArgumentParser``
     (tests/test_cli_help.py checks it). An option or positional that takes one of a fixed set of
     values declares ``choices`` (or a metavar listing them), so that ``--help`` lists them.
     """
     from xport_etl.callbacks import cli as callbacks_cli
-    from xport_etl.report import dashboard, docs
-    from xport_etl.report.reports import parse_month
+    from xport_etl.report import dashboard, docs, reports, status
     from xport_etl.streams import graph
 
     parser = _Parser(
@@ -602,69 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.set_defaults(func=cmd_backfill)
 
-    p = sub.add_parser(
-        "status",
-        parents=[common],
-        help="the last runs and how fresh each table is",
-        description="Show the last runs from the run ledger and each fact table's freshness.\n"
-        "example: xport-etl status --limit 5",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--limit", type=int_arg(1, 100_000), default=15, help="how many runs to show (default 15)")
-    p.add_argument(
-        "--check-freshness",
-        type=number_arg(0, 366 * 24, above=True),
-        metavar="HOURS",
-        help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26",
-    )
-    p.add_argument(
-        "--warn-freshness",
-        type=number_arg(0, 366 * 24, above=True),
-        metavar="HOURS",
-        help="with --check-freshness: print a warning (exit 0) for a table older than HOURS but not the "
-        "error level (default: XPORT_FRESHNESS_WARN_HOURS, else an hour less than --check-freshness), e.g. 25",
-    )
-    p.add_argument(
-        "--format",
-        default="table",
-        choices=("table", "csv", "json"),
-        help="output format (default table); json is one object with a key per section; csv is one "
-        "section (--section, default runs)",
-    )
-    p.add_argument(
-        "--section",
-        choices=STATUS_SECTIONS,
-        help="show only this section (default: all; csv: runs), e.g. --section freshness",
-    )
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser(
-        "report",
-        parents=[common],
-        help="print a report",
-        description="Print a report view from the published warehouse.\nexample: xport-etl report spend --format csv",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    # a metavar, not choices: the view's own name (rpt_spend_monthly) works too, and an unknown
-    # name is the one-line "unknown report" error of render_report
-    p.add_argument(
-        "name",
-        metavar="{" + ",".join(_report_names()) + "}",
-        help="report name, e.g. spend (= rpt_spend_monthly; a view's own name works too)",
-    )
-    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
-    f = p.add_argument_group(
-        "filters", "each applies to the reports with its column; another report refuses it, naming those it takes"
-    )
-    f.add_argument("--platform", choices=("taobao", "1688"), help="one platform's rows")
-    f.add_argument("--start", type=parse_month, metavar="MONTH", help="monthly reports: first month, e.g. 2026-01")
-    f.add_argument(
-        "--end", type=parse_month, metavar="MONTH", help="monthly reports: the month after the last, e.g. 2026-07"
-    )
-    f.add_argument("--currency", metavar="CODE", help="one currency's rows, e.g. CNY")
-    f.add_argument("--carrier", metavar="NAME", help="one carrier's rows (carrier_performance, stuck_orders)")
-    f.add_argument("--channel", metavar="NAME", help="one sales channel's rows (spend_by_channel), e.g. lazada")
-    p.set_defaults(func=cmd_report)
+    # beside their step, with the pipeline's shared flags
+    status.register(sub, parents=[common])
+    reports.register(sub, parents=[common])
 
     p = sub.add_parser(
         "check",
@@ -704,6 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in (callbacks_cli.register, dashboard.register, docs.register):
         register(sub)
+
     return parser
 
 

@@ -2,8 +2,9 @@
 codes, one ``error:`` and one ``hint:`` line per expected failure (see :mod:`xport_etl.cli`), and
 the flags that set settings, made from their declarations (:mod:`xport_etl.settings`).
 
-The subcommands that live beside their step (``callbacks``, ``dashboard``, ``docs``) are added to
-the one ``xport-etl`` parser by their module's ``register(subparsers)`` and run through
+The subcommands that live beside their step (``callbacks``, ``dashboard``, ``docs``, ``status``,
+``report``) are added to the one ``xport-etl`` parser by their module's ``register(subparsers)``
+(``status`` and ``report`` also take the pipeline commands' shared flags as ``parents``) and run through
 :func:`run_command` too; those modules never import :mod:`xport_etl.cli`, so that nothing imports
 the CLI back.
 """
@@ -19,7 +20,15 @@ from typing import Any
 
 from xport_etl.errors import UsageError, XportError
 
-__all__ = ["UsageError", "add_setting_flags", "int_arg", "number_arg", "run_command", "settings_from_args"]
+__all__ = [
+    "UsageError",
+    "add_setting_flags",
+    "int_arg",
+    "number_arg",
+    "pipeline_settings",
+    "run_command",
+    "settings_from_args",
+]
 
 
 def run_command(args) -> int:
@@ -121,6 +130,17 @@ def settings_from_args(args, **overrides: Any):
         if value is not None:
             given[s.name], flags[s.name] = value, s.flag
     return Settings.from_env(given_as=flags, **{**given, **overrides})
+
+
+def pipeline_settings(args):
+    """:func:`settings_from_args` for a command that reads or writes the data directory: a data
+    directory that is a file is a usage error."""
+    settings = settings_from_args(args)
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise UsageError(
+            f"the data directory {settings.data_dir} is a file: give --data-dir / XPORT_DATA_DIR a directory"
+        )
+    return settings
 
 
 # the optional packages and the extra that installs each (pyproject.toml's optional-dependencies)

@@ -37,14 +37,14 @@ Hierarchy (exit code; ``*`` permanent; where a class is defined if not here)::
     ├── UsageError                    2* bad arguments
     ├── ConfigError                   2* invalid settings or assumptions (also a ValueError)
     ├── NotFoundError                 2  what the command was pointed at does not exist (also a FileNotFoundError)
-    ├── CheckFailedError              4  an error data check failed; nothing published (load.publish)
+    ├── CheckFailedError              4  an error data check failed; nothing published (load.checks)
     ├── BadInputError                 5  bad input data stopped a window
     │   ├── PageError                 5  a landed page that is not a page (normalize.values)
     │   ├── PagesUnreadableError      5  a pages.jsonl.gz cut short or corrupt (extract.landing)
     │   ├── ManifestError             5* a manifest xport-etl did not write (extract.landing)
     │   └── PathOutsideError          5* a path from data that leads outside its root (extract.storage)
     ├── StaleDataError                6  a fact table older than its freshness (report.status)
-    ├── WarehouseError                7* the published warehouse is not a readable DuckDB file (load.publish)
+    ├── WarehouseError                7* the published warehouse is not a readable DuckDB file (load.connect)
     └── RunInProgressError            8  another run holds the data directory (``--no-wait``)
 
 ``normalize.values.RejectError`` is not in the tree on purpose: it is the normalisers' control flow

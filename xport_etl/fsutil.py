@@ -1,10 +1,13 @@
-"""Durable writes on the local file system: write a temporary file, fsync, rename, fsync the folder."""
+"""Durable writes on the local file system (write a temporary file, fsync, rename, fsync the
+folder) and the exclusive file lock."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 PRIVATE = 0o600  # raw pages, manifests, ledgers and state: for the pipeline's user only
@@ -45,3 +48,17 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int | None = 
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing, its folder too), held for the block;
+    waits for the holder. The kernel releases it when the process dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,19 +1,103 @@
-"""The run ledger: one JSON line per (run, endpoint, window) and outcome, appended with an fsync
-(the layout's ``runs``, ``state/runs.jsonl``); the last line for a key wins. ``etl_runs`` and
-``xport-etl status`` are read from it."""
+"""The ledgers: append-only records of JSON lines that outlive every warehouse state, and the
+warehouse tables that mirror them.
+
+:class:`JsonLines` is what a ledger is made of (each append fsynced; a reader skips a torn line, what
+a crash mid-append leaves) and the one place that knows where a ledger's lines are kept: today a file
+of the data directory, the seam for keeping them elsewhere. Two ledgers use it: the **run ledger**
+here (one line per (run, endpoint, window) and outcome, the layout's ``runs``,
+``state/runs.jsonl``; the last line for a key wins; ``etl_runs`` and ``xport-etl status`` are read
+from it) and the **check ledger** (:mod:`xport_etl.load.checks`, ``etl_check_results``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from xport_etl.extract.landing import Manifest
 from xport_etl.layout import DataLayout, Where
 
-__all__ = ["append_run", "read_runs"]
+if TYPE_CHECKING:
+    import duckdb
+
+    from xport_etl.schemas import TableSpec
+
+__all__ = ["JsonLines", "append_run", "insert_rows", "naive_utc", "read_runs", "replace_runs"]
+
+
+class JsonLines:
+    """An append-only ledger of JSON objects, one a line.
+
+    Args:
+        path: where its lines are kept (a kind of the :class:`~xport_etl.layout.DataLayout`).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append ``rows`` in one write, on disk when this returns."""
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The rows from byte ``offset`` on, and the offset after the last whole line.
+
+        An offset beyond the end (a ledger replaced by a shorter one) reads from the start; a line
+        that is not JSON (a crash mid-append) is skipped."""
+        if not self.path.exists():
+            return [], 0
+        with open(self.path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if offset > f.tell():
+                offset = 0
+            f.seek(offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        rows = []
+        for line in data[:end].splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        return rows, offset + end
+
+
+def naive_utc(text: str) -> datetime:
+    """An ISO time from a ledger line as the warehouse holds times: naive UTC."""
+    return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ledger rows into ``spec``'s table in one Arrow insert (``executemany`` pays a fixed
+    cost per row, and a ledger grows with every run); a value Arrow will not cast is left to DuckDB."""
+    import pyarrow as pa
+
+    cols = spec.column_names
+    try:
+        table = spec.arrow_rows(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        con.executemany(
+            f"insert into {spec.name} ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
+            [[r.get(c) for c in cols] for r in rows],
+        )
+        return
+    con.register("_ledger", table)
+    try:
+        con.execute(f"insert into {spec.name} ({', '.join(cols)}) select {', '.join(cols)} from _ledger")
+    finally:
+        con.unregister("_ledger")
+
+
+# ---- the run ledger
 
 
 def _run_row(
@@ -53,30 +137,27 @@ def _run_row(
 
 def append_run(data_dir: Where, row: dict[str, Any]) -> None:
     """Append ``row`` to the run ledger of ``data_dir`` (a data directory or its :class:`DataLayout`)."""
-    path = DataLayout.of(data_dir).runs
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    JsonLines(DataLayout.of(data_dir).runs).append([row])
 
 
 def read_runs(data_dir: Where, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The ledger (plus ``pending`` rows not yet appended), one row per (run, endpoint, window):
     the last word on each wins. Times come back as naive UTC datetimes."""
-    path = DataLayout.of(data_dir).runs
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    lines, _ = JsonLines(DataLayout.of(data_dir).runs).read()
     rows: dict[tuple, dict] = {}
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a torn last line after a crash
+    for row in [*lines, *(dict(r) for r in pending)]:
         rows[(row["run_id"], row["endpoint"], row["window_id"])] = row
-    for row in pending:
-        rows[(row["run_id"], row["endpoint"], row["window_id"])] = dict(row)
     for row in rows.values():
         for k in ("window_start", "window_end", "started_at", "finished_at"):
             if row.get(k):
-                row[k] = datetime.fromisoformat(row[k]).astimezone(UTC).replace(tzinfo=None)
+                row[k] = naive_utc(row[k])
     return list(rows.values())
+
+
+def replace_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[dict]) -> None:
+    """``etl_runs`` mirrors the run ledger (which also keeps failed runs that published nothing)."""
+    from xport_etl.schemas import ETL_RUNS
+
+    con.execute("delete from etl_runs")
+    if runs:
+        insert_rows(con, ETL_RUNS, runs)

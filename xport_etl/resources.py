@@ -16,7 +16,7 @@ from pathlib import Path
 
 from xport_etl.fsutil import write_atomic
 
-__all__ = ["DAGS_DIR", "SQL_DIR", "dag_files", "install_dags"]
+__all__ = ["DAGS_DIR", "SQL_DIR", "dag_files", "install_dags", "sql_objects"]
 
 # DAG files are code, not data: the DAG processor (often another user than the one who installs
 # them) must read them, whatever the umask (XPORT_UMASK keeps the pipeline's data private)
@@ -36,6 +36,12 @@ def _resource_dir(packaged: str, checkout: str) -> Path:
 
 SQL_DIR = _resource_dir("sql", "sql")
 DAGS_DIR = _resource_dir("airflow_dags", "dags")
+
+
+def sql_objects(folder: str) -> list[tuple[str, str]]:
+    """``(name, text)`` for each ``sql/<folder>/*.sql`` file, in name order: the checks
+    (``checks``), the report views (``reports``), the fan-outs' key queries (``fanout``)."""
+    return [(p.stem, p.read_text()) for p in sorted((SQL_DIR / folder).glob("*.sql"))]
 
 
 def dag_files() -> list[Path]:

@@ -11,7 +11,9 @@ Parquet files carry the normalised rows plus a lineage column (``_batch_id``); t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -70,6 +72,16 @@ class TableSpec:
     def ddl(self) -> str:
         cols = ",\n    ".join(f"{c.name} {c.duckdb_type}" for c in self.columns)
         return f"create table if not exists {self.name} (\n    {cols}\n)"
+
+    def arrow_rows(self, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+        """``rows`` (by column name; a missing one is null) as an Arrow table of this table's
+        columns, times as naive UTC timestamps, as the warehouse stores them.
+
+        Raises:
+            pyarrow.ArrowInvalid, pyarrow.ArrowTypeError: a value Arrow will not cast.
+        """
+        types = {c.name: pa.timestamp("us") if pa.types.is_timestamp(c.type) else c.type for c in self.columns}
+        return pa.table({c: pa.array([r.get(c) for r in rows], type=types[c]) for c in self.column_names})
 
 
 def _c(name: str, type_: pa.DataType, doc: str, public: bool = True) -> Column:

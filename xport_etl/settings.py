@@ -2,7 +2,7 @@
 
 Each setting is declared **once**, as a field of :class:`Settings` written with :func:`setting`:
 its name and type (the field), default, environment variable (``XPORT_<NAME>`` unless told),
-bounds or check, help text, whether it is secret, its Airflow Connection field or extra, its CLI
+bounds or check (the checks beyond bounds: :mod:`xport_etl.settings_checks`), help text, whether it is secret, its Airflow Connection field or extra, its CLI
 flag and its label on the Airflow connection form. Everything else is generated from those
 declarations (:data:`SETTINGS`):
 
@@ -45,14 +45,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xport_etl.errors import ConfigError
 from xport_etl.extract.endpoints import ASSUMED, ASSUMPTIONS_ENV_VAR, ApiAssumptions, load_assumptions
-from xport_etl.extract.storage import check_url, normalize, redact
+from xport_etl.extract.storage import normalize, redact
 from xport_etl.layout import DataLayout
-from xport_etl.load.checks import parse_overrides
+from xport_etl.settings_checks import (
+    check_base_url,
+    check_freshness_warn,
+    check_memory,
+    check_page_size,
+    check_rate_limit_url,
+    check_raw_url,
+    check_storage_version,
+    check_umask,
+    is_sandbox_url,
+    optional_text,
+    parse_check_overrides,
+    parse_umask,
+    sign_recipes,
+)
 from xport_etl.settings_schema import Setting, declarations, markdown, setting
 
 if TYPE_CHECKING:
@@ -93,24 +106,7 @@ ARROW_POOL_VAR = "ARROW_DEFAULT_MEMORY_POOL"  # read by pyarrow when it is first
 _SECONDS, _DAY = "seconds", 86_400
 
 
-# ---- the checks that are more than bounds: each names the label it is given
-
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
-
-
-def _is_sandbox_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def _check_base_url(value: str, label: str, settings: Settings) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{label} must be an http(s) URL, got {value!r}")
-    if parts.username or parts.password or parts.query:
-        raise ConfigError(
-            f"{label} must not contain credentials or a query string; set XPORT_ACCESS_KEY / XPORT_ACCESS_SECRET instead"
-        )
+# ---- the checks that are more than bounds (the rest are in settings_checks)
 
 
 def _check_zone(value: str, label: str, settings: Settings) -> None:
@@ -118,95 +114,6 @@ def _check_zone(value: str, label: str, settings: Settings) -> None:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise ConfigError(f"{label}: unknown time zone {value!r} (try {DEFAULT_REPORT_TZ!r})") from None
-
-
-def _check_raw_url(value: str, label: str, settings: Settings) -> None:
-    check_url(value, name=label)
-
-
-RATE_LIMIT_URL_SCHEMES = ("redis", "rediss", "unix")
-
-
-def check_rate_limit_url(url: str, label: str = "XPORT_RATE_LIMIT_URL", settings: Settings | None = None) -> None:
-    """Refuse a ``XPORT_RATE_LIMIT_URL`` that is not a Redis URL.
-
-    Raises:
-        ConfigError: naming ``label``, with any password removed from the URL shown.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in RATE_LIMIT_URL_SCHEMES or not (parts.hostname or parts.path):
-        raise ConfigError(
-            f"{label} must be a Redis URL (redis://host:6379/0, rediss://…, unix:///path), got {redact(url)!r}"
-        )
-
-
-def _check_page_size(value: int, label: str, settings: Settings) -> None:
-    if not 1 <= value <= settings.assumptions.max_page_size:
-        raise ConfigError(f"{label} must be an integer in 1..{settings.assumptions.max_page_size}, got {value!r}")
-
-
-# a DuckDB memory limit: a number with a unit (DuckDB's own spelling), or a share of the RAM
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|m|g|t)(i?b)?$|^(\d+(?:\.\d+)?)\s*%$", re.I)
-_MIN_MEMORY = 16 * 10**6  # below this DuckDB cannot even hold its buffers
-
-
-def _check_memory(value: str, label: str, settings: Settings) -> None:
-    """A DuckDB memory limit (``192MB``, ``1.5GiB``, ``50%``), or ConfigError naming ``label``."""
-    m = _MEMORY.match(str(value).strip())
-    if not m:
-        raise ConfigError(f"{label} must be a size such as 192MB, 1GB or 50%, got {value!r}")
-    if m.group(4) is not None:
-        if not 0 < float(m.group(4)) <= 100:
-            raise ConfigError(f"{label} must be a share of the memory in (0, 100]%, got {value!r}")
-        return
-    scale = 1024 if (m.group(3) or "").lower() == "ib" else 1000
-    size = float(m.group(1)) * scale ** "kmgt".index(m.group(2).lower()) * scale
-    if size < _MIN_MEMORY:
-        raise ConfigError(f"{label} must be at least 16MB, got {value!r}")
-
-
-_STORAGE_VERSION = re.compile(r"v\d{1,3}\.\d{1,3}\.\d{1,3}|latest")
-
-
-def _check_storage_version(value: Any, label: str, settings: Settings) -> None:
-    if not (isinstance(value, str) and _STORAGE_VERSION.fullmatch(value)):
-        raise ConfigError(
-            f"{label} must be a DuckDB release such as v1.0.0 (the default: DuckDB "
-            f"1.0 and later can read the warehouse) or latest, got {value!r}"
-        )
-
-
-def _check_freshness_warn(value: float, label: str, settings: Settings) -> None:
-    if not value <= settings.freshness_hours:
-        raise ConfigError(
-            f"{label} must be at most XPORT_FRESHNESS_HOURS ({settings.freshness_hours:g} hours), got {value!r}"
-        )
-
-
-def _parse_umask(raw: str, label: str) -> int:
-    if not re.fullmatch(r"0?o?[0-7]{1,3}", raw):
-        raise ConfigError(f"{label} must be an octal umask such as 077 or 027, got {raw!r}")
-    return int(raw.replace("o", ""), 8)
-
-
-def _check_umask(value: int, label: str, settings: Settings | None = None) -> None:
-    if not 0 <= value <= 0o777:
-        raise ConfigError(f"{label} must be an octal umask such as 077 or 027, got {value!r}")
-    if value & 0o007 != 0o007:
-        raise ConfigError(
-            f"{label}={value:03o} would let every user of the machine read personal data; "
-            "use 077 (owner only) or 027 (owner and the data directory's group)"
-        )
-
-
-def _sign_recipes() -> tuple[str, ...]:
-    from xport_etl.extract.auth import SIGN_RECIPES  # httpx is not needed to read settings
-
-    return tuple(SIGN_RECIPES)
-
-
-def _optional_text(value: Any) -> str | None:
-    return str(value).strip() or None if value is not None else None
 
 
 # ---- the settings
@@ -224,7 +131,7 @@ class Settings:
         DEFAULT_BASE_URL,
         "API base URL",
         coerce=lambda v: str(v).strip().rstrip("/"),
-        check=_check_base_url,
+        check=check_base_url,
         connection="host",
         label="Base URL",
         flag="--base-url",
@@ -261,7 +168,7 @@ class Settings:
     sign_recipe: str = setting(
         "query",
         "the signing recipe; `xport-etl check` says which one the API accepts",
-        choices=_sign_recipes,
+        choices=sign_recipes,
         flag="--sign-recipe",
         label="Signing recipe",
         example="concat",
@@ -293,7 +200,7 @@ class Settings:
         None,
         "where raw pages land: a path or an fsspec URL shared by every worker",
         coerce=lambda v: (normalize(str(v)) or None) if v is not None else None,
-        check=_check_raw_url,
+        check=check_raw_url,
         display=lambda v: redact(v) or None,
         label="Raw landing URL",
         shown="<data_dir>/raw",
@@ -325,7 +232,7 @@ class Settings:
     rate_limit_url: str | None = setting(
         None,
         "share the rate-limit budget across machines through Redis",
-        coerce=_optional_text,
+        coerce=optional_text,
         check=check_rate_limit_url,
         display=lambda v: redact(v) or None,
         label="Shared rate-limit store",
@@ -337,7 +244,7 @@ class Settings:
     page_size: int = setting(
         100,
         "records per page",
-        check=_check_page_size,
+        check=check_page_size,
         accepts="1 to the API's `max_page_size` (100)",
     )
     timeout: float = setting(30.0, "seconds a whole request may take", low=0, above=True, high=3600, unit=_SECONDS)
@@ -386,7 +293,7 @@ class Settings:
     check_overrides: Mapping[str, Mapping[str, Any]] = setting(
         {},
         "a data check's severity or threshold without editing SQL",
-        coerce=parse_overrides,
+        coerce=parse_check_overrides,
         example='{"chk_fct_orders__amount_equals_lines": {"severity": "error"}}',
         accepts='a JSON object: check name → `{"severity": "error"|"warn", "threshold": n}`',
         doc="See docs/data-checks.md.",
@@ -480,7 +387,7 @@ class Settings:
     stage_memory: str | None = setting(
         None,
         "DuckDB memory limit of the normaliser, shared by the windows normalised at once",
-        check=_check_memory,
+        check=check_memory,
         shown="160MB",
         example="256MB",
         accepts="a DuckDB size of at least 16MB (`192MB`, `1.5GiB`) or a share of the memory (`50%`)",
@@ -489,7 +396,7 @@ class Settings:
     load_memory: str | None = setting(
         None,
         "DuckDB memory limit of the publishing connection",
-        check=_check_memory,
+        check=check_memory,
         shown="192MB",
         example="300MB",
         accepts="a DuckDB size of at least 16MB (`192MB`, `1.5GiB`) or a share of the memory (`50%`)",
@@ -498,7 +405,7 @@ class Settings:
     warehouse_storage_version: str = setting(
         DEFAULT_WAREHOUSE_STORAGE_VERSION,
         "the DuckDB storage version warehouse.duckdb is written in",
-        check=_check_storage_version,
+        check=check_storage_version,
         example="latest",
         accepts="a DuckDB release (`v1.0.0`) or `latest`",
         doc="`v1.0.0` opens in every DuckDB from 1.0 on (CLI, BI drivers, other bindings); `latest` is this "
@@ -526,7 +433,7 @@ class Settings:
         above=True,
         high=366 * 24,
         unit="hours",
-        check=_check_freshness_warn,
+        check=check_freshness_warn,
         example="20",
         shown="an hour less than XPORT_FRESHNESS_HOURS",
         accepts="above 0, at most XPORT_FRESHNESS_HOURS",
@@ -546,8 +453,8 @@ class Settings:
     umask: int = setting(
         0o077,
         "the umask files are created under (the CLI and the Airflow tasks)",
-        parse=_parse_umask,
-        check=_check_umask,
+        parse=parse_umask,
+        check=check_umask,
         shown="077: files 0600, directories 0700",
         example="027",
         accepts="an octal umask that keeps other users out: `077`, or `027` with a readers' group",
@@ -566,7 +473,7 @@ class Settings:
         """What no single setting can check alone."""
         if not self.access_key or not self.access_secret or not self.user_id:
             raise ConfigError("XPORT_ACCESS_KEY, XPORT_ACCESS_SECRET and XPORT_USER_ID must not be empty")
-        if not _is_sandbox_url(self.base_url):
+        if not is_sandbox_url(self.base_url):
             defaults = [
                 var
                 for var, value, default in (
@@ -719,7 +626,7 @@ def umask_from_env(environ: Mapping[str, str] | None = None) -> int:
     if not raw:
         return int(s.default)
     value = s.parse_text(raw, s.named)
-    _check_umask(value, s.named)
+    check_umask(value, s.named)
     return value
 
 

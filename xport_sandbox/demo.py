@@ -374,7 +374,7 @@ def _lines(stream: IO[str] | None, log: IO[str]):
 
 
 def _print_reports(base_url: str, data_dir: Path, rate_limit: float) -> None:
-    from xport_etl.load.publish import connect_reader
+    from xport_etl.load.connect import connect_reader
     from xport_etl.report.reports import render_report
     from xport_etl.settings import Settings
     from xport_etl.tables import FACT_TABLES

@@ -79,11 +79,20 @@ class XportHook(BaseHook):
         self.xport_conn_id = xport_conn_id
 
     def get_settings(self) -> Settings:
-        """Map the Connection onto :class:`~xport_etl.settings.Settings`.
+        """Map the Connection onto :class:`~xport_etl.settings.Settings`, for a task's own process:
+        the process's umask becomes the settings' (``XPORT_UMASK``, 077), since what the task
+        writes (raw pages, Parquet, the ledger, the warehouse) holds receivers' personal data.
 
         Fields the Connection leaves empty are ``None`` overrides, so the ``XPORT_*`` environment
-        variables and the library's defaults still apply to them.
+        variables and the library's defaults still apply to them. Importing this module or
+        building the hook changes nothing; :meth:`test_connection` (run by the API server, not a
+        task) reads the settings without touching the umask.
         """
+        settings = self._settings()
+        os.umask(settings.umask)
+        return settings
+
+    def _settings(self) -> Settings:
         from xport_etl.settings import settings_from_connection
 
         conn = self.get_connection(self.xport_conn_id)
@@ -93,13 +102,7 @@ class XportHook(BaseHook):
 
             mask_secret(conn.password, name="access_secret")
         # host, login and password, then every other setting by its name (user_id, rate_limit, ...)
-        settings = settings_from_connection(
-            base_url_from_connection(conn), conn.login, conn.password, conn.extra_dejson
-        )
-        # this is a task's own process: what it writes (raw pages, Parquet, the ledger, the
-        # warehouse) holds receivers' personal data, so it gets the settings' umask (077)
-        os.umask(settings.umask)
-        return settings
+        return settings_from_connection(base_url_from_connection(conn), conn.login, conn.password, conn.extra_dejson)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap signed request, diagnosed (``xport-etl check``): ``(ok, message)``.
@@ -108,10 +111,10 @@ class XportHook(BaseHook):
         and the extra that selects it, the user-id, the clock, ...), or what was checked.
         """
         from xport_etl.errors import ConfigError
-        from xport_etl.extract.check import check_connection
+        from xport_etl.extract.diagnose import check_connection
 
         try:
-            settings = self.get_settings()
+            settings = self._settings()
         except (ConfigError, ValueError) as exc:
             return False, f"the Connection's settings are invalid: {exc}"
         report = check_connection(settings)

@@ -1,7 +1,7 @@
 -- every line belongs to an order that is in fct_orders
 -- a broken key breaks every join and count downstream: it blocks the publish
 -- severity: error
--- a violation lies within one merge key (see load.evaluate_checks): a load re-checks the keys it merged
+-- a violation lies within one merge key (see load/checks.py): a load re-checks the keys it merged
 -- scope: fct_order_lines
 select l.platform, l.order_id, l.line_id
 from fct_order_lines as l

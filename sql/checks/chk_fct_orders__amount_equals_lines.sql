@@ -4,7 +4,7 @@
 -- source disagreeing with itself, which the warehouse shows as served and reports here rather than
 -- withholding the whole load. XPORT_CHECK_OVERRIDES can make it blocking.
 -- severity: warn
--- a violation lies within one merge key (see load.evaluate_checks): made an error check with no
+-- a violation lies within one merge key (see load/checks.py): made an error check with no
 -- threshold, a load re-checks the keys it merged (a warn check always runs in full)
 -- scope: fct_orders, fct_order_lines
 with

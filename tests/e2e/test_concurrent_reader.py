@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import serve
 from xport_etl.layout import DataLayout
-from xport_etl.load.publish import sql_objects
+from xport_etl.resources import sql_objects
 from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 

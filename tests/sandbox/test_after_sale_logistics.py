@@ -17,7 +17,7 @@ from tests.sandbox.conftest import Api
 from xport_sandbox.testing import SandboxServer
 from xport_sandbox.world import CST, World, WorldConfig
 
-EXAMPLES = Path(__file__).parent / "doc_examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "recorded" / "doc-examples"  # the API documentation's examples
 REFUND_LIST = "/open/order/refund/queryList"
 REFUND_DETAIL = "/v2/taobao/order/refund/query"
 LOGISTICS = "/v2/taobao/order/logistics/detail/get"

@@ -285,9 +285,10 @@ class _Tracker:
 
 def _warehouse(settings, sql: str, ids: list[str]) -> list[tuple]:
     """Rows of ``sql`` (``$1``: the list of ids) from the published warehouse, if any."""
-    from xport_etl.load.publish import connect_reader
+    from xport_etl.load.connect import connect_reader
+    from xport_etl.load.published import PublishedWarehouse
 
-    if not ids or not settings.layout.warehouse.exists():
+    if not ids or not PublishedWarehouse(settings).exists():
         return []
     con = connect_reader(settings.layout)
     try:
@@ -463,22 +464,21 @@ def _rejected_keys(settings, manifests: list[str]) -> dict[Name, str]:
     """The orders and refunds the publish rejected (``etl_rejects`` rows of the windows just
     landed whose severity is 'rejected'), with the reason."""
     from xport_etl.extract.landing import read_manifest
-    from xport_etl.load.publish import connect_reader
+    from xport_etl.load.connect import connect_reader
+    from xport_etl.load.published import PublishedWarehouse
 
     windows = []
     for path in manifests:
         m = read_manifest(path)
         if m.endpoint in _REJECTED:
             windows.append(m.window_id)
-    if not windows or not settings.layout.warehouse.exists():
+    if not windows or not PublishedWarehouse(settings).exists():
         return {}
     con = connect_reader(settings.layout)
     try:
-        columns = {r[0] for r in con.execute("describe etl_rejects").fetchall()}
-        severity = "and severity = 'rejected'" if "severity" in columns else ""
         rows = con.execute(
             "select endpoint, record_id, reason from etl_rejects "
-            f"where window_id in (select unnest($1::varchar[])) {severity}",
+            "where window_id in (select unnest($1::varchar[])) and severity = 'rejected'",
             [windows],
         ).fetchall()
     finally:

@@ -1,8 +1,12 @@
-"""Paging, one small class per paging style (after dlt's ``PageNumberPaginator``).
+"""Paging (after dlt's paginators): :func:`paginate` runs the loop, a paginator makes its decisions.
 
-A paginator is configuration plus pure decisions (which parameters to send, whether a page is the
-last, whether the server misbehaves); :func:`paginate` runs the loop, so one paginator can serve
-several concurrent runs.
+The API has one paging style, page numbers (MyBatis-Plus pages, docs/api-contract.md#4-paging),
+with the page parameters in the JSON body (``page_number_body`` endpoints) or in the query string
+(``page_number_query``): both are :class:`PageNumberPaginator`, told where by the endpoint. A
+paginator is configuration plus pure decisions (which parameters to send, whether a page is the
+last, whether the server misbehaves: the :class:`Paginator` protocol), so one paginator can serve
+several concurrent runs. Another style (a cursor, an offset) would be one more class with those
+decisions, and :func:`paginate` choosing it by the endpoint's ``paging``.
 """
 
 from __future__ import annotations
@@ -11,17 +15,18 @@ import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from xport_etl.errors import BadPageError, PaginationError
-from xport_etl.extract.client import ApiResponse, XportClient, inexact, shown
+from xport_etl.extract.client import XportClient
 from xport_etl.extract.endpoints import ASSUMED
+from xport_etl.extract.responses import ApiResponse, inexact, shown
 from xport_etl.numbers import ascii_int
 from xport_etl.streams.spec import EndpointSpec
 
-__all__ = ["KEYED", "UNKEYED", "Page", "PageNumberPaginator", "paginate", "record_identities"]
+__all__ = ["KEYED", "UNKEYED", "Page", "PageNumberPaginator", "Paginator", "paginate", "record_identities"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,18 @@ def _opt_int(value: Any, name: str, page_no: int) -> int | None:
     if number is None:
         raise BadPageError(f"page {page_no}: '{name}' is not a count: {shown(value)}")
     return number
+
+
+class Paginator(Protocol):
+    """What :func:`paginate` asks of a paging style."""
+
+    in_body: bool | None  # page parameters in the JSON body (True), the query (False), as declared (None)
+    max_pages: int | None  # the most pages to fetch
+
+    def page_params(self, page_no: int) -> dict[str, int]: ...
+    def parse(self, response: ApiResponse, page_no: int, records_path: Sequence[str] = ...) -> Page: ...
+    def more_by_server(self, page: Page) -> bool | None: ...
+    def is_last(self, page: Page) -> bool: ...
 
 
 class PageNumberPaginator:
@@ -277,7 +294,7 @@ def paginate(
     endpoint: EndpointSpec,
     filters: Mapping[str, Any] | None = None,
     *,
-    paginator: PageNumberPaginator | None = None,
+    paginator: Paginator | None = None,
 ) -> Iterator[Page]:
     """Fetch every page of ``endpoint``, lazily, page by page.
 

@@ -1,38 +1,53 @@
-"""Data checks: what each ``sql/checks/*.sql`` declares, how its outcome is graded, and the ledger
-of every publish's outcomes.
+"""Data checks, in one place: what each ``sql/checks/*.sql`` declares, how a publish runs and
+grades it, and the ledger of every publish's outcomes.
 
 A check is a select that returns the rows that break a rule. Its header comment may declare:
 
 - ``-- severity: error`` (the default) or ``-- severity: warn``. Above its threshold an error
-  check blocks the publish; a warn check is recorded and the state is published anyway.
+  check blocks the publish (:class:`CheckFailedError`); a warn check is recorded and the state is
+  published anyway.
 - ``-- threshold: N`` (default 0): the check fails only with more than N violations.
-- ``-- scope: t1, t2``: where its violations can lie (see :func:`xport_etl.load.publish.run_checks`).
+- ``-- scope: t1, t2``: where its violations can lie (see :func:`evaluate_checks`).
 
 An operator changes a check's severity or threshold without editing SQL with
 ``Settings.check_overrides`` (``XPORT_CHECK_OVERRIDES``, JSON such as
 ``{"chk_fct_orders__amount_equals_lines": {"severity": "error", "threshold": 0}}``).
 
-Every publish appends each check's outcome to ``state/check_results.jsonl`` under the data
-directory (appended and fsynced, before a blocked publish raises), and each successful publish
-mirrors the ledger into ``etl_check_results``: the outcomes of a blocked publish, which cannot be
-in the warehouse it failed to build, appear there at the next successful one.
+A publish (:mod:`xport_etl.load.publish`) runs :func:`evaluate_checks` on its next state. It runs
+an error check with no threshold only where the run changed a table the check reads: the rest of
+the state passed it, which ``etl_settings`` records per check text (:func:`record_checks`; a new
+or edited check runs on the next publish). Warn and thresholded checks always run in full (their
+count is the whole state's), and a publish without batches (the reports DAG's refresh) or a
+rebuild runs every check.
+
+Every publish appends each check's outcome to the check ledger (the layout's ``check_results``,
+``state/check_results.jsonl``; appended and fsynced before a blocked publish raises), and each
+successful publish mirrors the ledger into ``etl_check_results`` (:func:`mirror_check_results`):
+the outcomes of a blocked publish, which cannot be in the warehouse it failed to build, appear
+there at the next successful one.
+
+Nothing here imports DuckDB or Arrow at import time: the settings read :func:`parse_overrides`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from xport_etl.errors import ConfigError
+from xport_etl.errors import ConfigError, XportError
 from xport_etl.layout import DataLayout, Where
-from xport_etl.resources import SQL_DIR
+from xport_etl.ledger import JsonLines, insert_rows, naive_utc
+from xport_etl.resources import SQL_DIR, sql_objects
+
+if TYPE_CHECKING:
+    import duckdb
 
 CHECKS_DIR = SQL_DIR / "checks"
 SEVERITIES = ("error", "warn")
@@ -192,7 +207,7 @@ class CheckResult:
 
 
 def failure_message(results: Sequence[CheckResult]) -> str:
-    """What :class:`~xport_etl.load.publish.CheckFailedError` says: each failing check, its count, samples."""
+    """What :class:`CheckFailedError` says: each failing check, its count, samples."""
     parts = []
     for r in results:
         if r.outcome == "error":
@@ -202,18 +217,170 @@ def failure_message(results: Sequence[CheckResult]) -> str:
     return "data checks failed, warehouse not published: " + "; ".join(parts)
 
 
+class CheckFailedError(XportError):
+    """An error check found more violations than its threshold: the load is not published.
+
+    ``results`` holds every check's outcome of the attempt. Not permanent: the next try checks
+    again, after a callbacks refresh may have published what the check missed, or an operator
+    set ``XPORT_CHECK_OVERRIDES``."""
+
+    exit_code = 4
+    hint = (
+        "the published warehouse is unchanged; see sql/checks/ for what each check means "
+        "and docs/data-checks.md for XPORT_CHECK_OVERRIDES"
+    )
+
+    def __init__(self, message: str, results: Sequence[CheckResult] = ()):
+        super().__init__(message)
+        self.results = list(results)
+
+
+# ---- running the checks on a state
+
+
+_CHECK_PASSED = "check_passed:"  # etl_settings key prefix: the digest of a check's SQL this state passed
+_TABLE_NAME = re.compile(r"\b((?:fct|etl|rpt)_[a-z0-9_]+)\b")
+_SCOPE = re.compile(r"^--\s*scope:\s*([a-z0-9_, ]+)$", re.M)
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def _scoped(con: duckdb.DuckDBPyConnection, body: str) -> str | None:
+    """The check restricted to the keys this publish merged, if it declares ``-- scope: t1, t2``.
+
+    The declaration says: every violation of the check lies within one key of the listed tables'
+    merge parent (a parent's own key; a child's ``parent_key``), so on a state that passed it,
+    only rows of the keys a merge replaced can make a new one (a merge deletes and re-inserts the
+    winning keys and their children, and deletes nothing else). Each listed table is shadowed by a
+    CTE of its rows of those keys; the other tables are read whole."""
+    match = _SCOPE.search(body)
+    if not match:
+        return None
+    from xport_etl.schemas import STAGED_TABLES
+
+    by_spec = {t.spec.name: t for t in STAGED_TABLES.values()}
+    merged_tables = {
+        r[0]
+        for r in con.execute(
+            "select table_name from duckdb_tables() where starts_with(table_name, '_merged_')"
+        ).fetchall()
+    }
+    ctes = []
+    for table in (t.strip() for t in match.group(1).split(",")):
+        staged = by_spec.get(table)
+        if staged is None:
+            return None
+        parent = STAGED_TABLES[staged.parent].spec if staged.parent else staged.spec
+        merged = f"_merged_{parent.name}"
+        if merged not in merged_tables:
+            ctes.append(f"{table} as (select * from main.{table} where false)")
+            continue
+        on = " and ".join(f"t.{k} = m.{k}" for k in parent.key)
+        ctes.append(f"{table} as (select t.* from main.{table} as t semi join {merged} as m on {on})")
+    return f"with {', '.join(ctes)}\nselect * from (\n{body}\n)"
+
+
+def evaluate_checks(
+    con: duckdb.DuckDBPyConnection, changed: set[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> list[CheckResult]:
+    """Run every ``sql/checks/*.sql`` and grade it (severity, threshold: see the module's docstring).
+
+    Args:
+        changed: the tables this load wrote. Given, an error check with no threshold that this
+            warehouse state already passed with the same text (recorded in ``etl_settings`` by
+            :func:`record_checks`) is skipped when it reads none of them (the rows it reads are
+            the rows it passed), and runs on the keys this publish merged only when it declares
+            ``-- scope:`` (see :func:`_scoped`): on a state with no violation, every new one lies
+            there, so that count is the full count. A check that reads a view or names no table,
+            a warn check and a thresholded check run in full (their count is the whole state's).
+            None: run every check in full.
+        overrides: the operator's ``{check: {"severity": ..., "threshold": ...}}``.
+
+    Raises:
+        ConfigError: an override names an unknown check or holds a bad value.
+    """
+    passed = {}
+    if changed is not None:
+        passed = dict(
+            con.execute("select key, value from etl_settings where starts_with(key, ?)", [_CHECK_PASSED]).fetchall()
+        )
+    specs = apply_overrides([parse_check(name, body) for name, body in sql_objects("checks")], overrides)
+    results = []
+    for spec in specs:
+        tables = set(_TABLE_NAME.findall(spec.body))
+        incremental = (
+            spec.must_pass
+            and changed is not None
+            and tables
+            and not any(t.startswith("rpt_") for t in tables)
+            and passed.get(_CHECK_PASSED + spec.name) == _digest(spec.body)
+        )
+        if incremental and changed is not None and not tables & changed:
+            results.append(CheckResult(spec.name, spec.severity, spec.threshold, None, [], "skipped", "skipped"))
+            continue
+        query = _scoped(con, spec.body) if incremental else None
+        how = "ran" if query is None else "ran on the merged keys"
+        query = query or spec.body
+        violations = con.execute(f"select count(*) from (\n{query}\n)").fetchall()[0][0]
+        samples = []
+        if violations:  # the common case, none, reads the check once
+            samples = [
+                jsonable(list(r)) for r in con.execute(f"select * from (\n{query}\n) limit {SAMPLE_ROWS}").fetchall()
+            ]
+        results.append(
+            CheckResult(
+                spec.name,
+                spec.severity,
+                spec.threshold,
+                violations,
+                samples,
+                grade(violations, spec.severity, spec.threshold),
+                how,
+            )
+        )
+    return results
+
+
+def run_checks(
+    con: duckdb.DuckDBPyConnection, changed: set[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """:func:`evaluate_checks`, raising if an error check failed.
+
+    Returns:
+        ``{check name: "ran" | "ran on the merged keys" | "skipped"}``.
+
+    Raises:
+        CheckFailedError: an error check has more violations than its threshold; the message names
+            each, its count and a few sample rows.
+    """
+    results = evaluate_checks(con, changed, overrides)
+    if any(r.outcome == "error" for r in results):
+        raise CheckFailedError(failure_message(results), results)
+    return {r.name: r.how for r in results}
+
+
+def record_checks(con: duckdb.DuckDBPyConnection, results: Sequence[CheckResult] | None = None) -> None:
+    """Record the checks this state passes with no violation at all (with ``results``: those that
+    found none, or were skipped as passed before; without: every current check, as after a
+    :func:`run_checks` that found nothing). A warn check with violations is not recorded: made
+    an error check later, it runs in full."""
+    clean = None if results is None else {r.name for r in results if r.violations == 0 or r.how == "skipped"}
+    con.execute("delete from etl_settings where starts_with(key, ?)", [_CHECK_PASSED])
+    rows = [
+        (_CHECK_PASSED + name, _digest(body)) for name, body in sql_objects("checks") if clean is None or name in clean
+    ]
+    if rows:
+        con.executemany("insert into etl_settings values (?, ?)", rows)
+
+
 # ---- the ledger
 
 
 def append_check_results(data_dir: Where, run_id: str, results: Sequence[CheckResult]) -> None:
     """Append one publish's outcomes to the ledger, fsynced (a blocked publish's included)."""
-    path = DataLayout.of(data_dir).check_results
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r.row(run_id), ensure_ascii=False) + "\n" for r in results)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    JsonLines(DataLayout.of(data_dir).check_results).append(r.row(run_id) for r in results)
 
 
 def read_check_results(data_dir: Where, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -221,22 +388,34 @@ def read_check_results(data_dir: Where, offset: int = 0) -> tuple[list[dict[str,
 
     An offset beyond the file (a ledger replaced by a shorter one) reads it from the start. Times
     come back as naive UTC datetimes; a torn line (a crash mid-append) is skipped."""
-    path = DataLayout.of(data_dir).check_results
-    if not path.exists():
-        return [], 0
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if offset > f.tell():
-            offset = 0
-        f.seek(offset)
-        data = f.read()
-    end = data.rfind(b"\n") + 1
-    rows = []
-    for line in data[:end].splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        row["checked_at"] = datetime.fromisoformat(row["checked_at"]).astimezone(UTC).replace(tzinfo=None)
-        rows.append(row)
-    return rows, offset + end
+    rows, end = JsonLines(DataLayout.of(data_dir).check_results).read(offset)
+    for row in rows:
+        row["checked_at"] = naive_utc(row["checked_at"])
+    return rows, end
+
+
+_MIRRORED = "check_results_offset"  # etl_settings: how far into the check ledger etl_check_results holds
+
+
+def mirror_check_results(con: duckdb.DuckDBPyConnection, data_dir: Where) -> int:
+    """Add the check ledger's rows this warehouse does not hold yet to ``etl_check_results``.
+
+    The ledger only grows, so the rows past the offset recorded at the last publish are the new
+    ones (a blocked publish's among them); a row already there (same run and check) is replaced.
+    Returns the rows added."""
+    from xport_etl.schemas import ETL_CHECK_RESULTS
+
+    got = con.execute("select value from etl_settings where key = ?", [_MIRRORED]).fetchall()
+    offset = int(got[0][0]) if got and got[0][0] and got[0][0].isdigit() else 0
+    rows, end = read_check_results(data_dir, offset)
+    # one row per run and check (a publish retried without the memory limit appended twice)
+    rows = list({(r["run_id"], r["check_name"]): r for r in rows}.values())
+    if rows:
+        con.executemany(
+            "delete from etl_check_results where run_id = ? and check_name = ?",
+            [[r["run_id"], r["check_name"]] for r in rows],
+        )
+        insert_rows(con, ETL_CHECK_RESULTS, rows)
+    con.execute("delete from etl_settings where key = ?", [_MIRRORED])
+    con.execute("insert into etl_settings values (?, ?)", [_MIRRORED, str(end)])
+    return len(rows)

@@ -86,7 +86,7 @@ def batch_marker(data_dir: Where, endpoint: str, wid: str) -> Path:
     return DataLayout.of(data_dir).parquet / "_batches" / f"{batch_name(endpoint, wid)}.json"
 
 
-def _day(ts: datetime | None) -> str:
+def _month(ts: datetime | None) -> str:
     # monthly partitions of the business date: a window writes a handful of files, not hundreds
     return UNKNOWN_DATE if ts is None else f"{ts:%Y-%m}"
 
@@ -207,7 +207,7 @@ def _stage_python(
             if staged.parent is None:
                 row["extracted_at"] = extracted_at
                 row["data_clock"] = data_clock
-                day = _day(row.get(staged.partition_by))
+                day = _month(row.get(staged.partition_by))
                 day_of[(table, tuple(row[k] for k in staged.spec.key))] = day
             else:
                 day = day_of.get((staged.parent, tuple(row[k] for k in staged.parent_key)), UNKNOWN_DATE)

@@ -319,7 +319,7 @@ def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 def parse_detail(body: bytes) -> tuple[dict, bool]:
     """A landed detail page body → its ``data`` object, and whether it is clean.
 
-    As :func:`xport_etl.normalize.values.parse_page`: invalid UTF-8 (or a lone surrogate escape) does not
+    As :func:`parse_page`: invalid UTF-8 (or a lone surrogate escape) does not
     fail the page, the caller rejects the records holding it; anything that is not a code-200
     envelope with an object ``data`` fails the page.
 

@@ -46,14 +46,11 @@ import duckdb
 
 from xport_etl.cliutil import add_setting_flags, settings_from_args
 from xport_etl.fsutil import write_atomic
-from xport_etl.layout import DataLayout
-from xport_etl.load.publish import (
-    DEFAULT_REPORT_TZ,
-    WAREHOUSE_TZ_SQL,
-    connect_reader,
-    reports,
-)
+from xport_etl.load.connect import connect_reader
+from xport_etl.load.published import PublishedWarehouse
 from xport_etl.report.reports import parse_month
+from xport_etl.report.views import WAREHOUSE_TZ_SQL, reports
+from xport_etl.settings import DEFAULT_REPORT_TZ
 from xport_etl.tables import FACT_TABLES
 
 DEFAULT_TZ = DEFAULT_REPORT_TZ  # the warehouse's default reporting time zone
@@ -75,7 +72,12 @@ FONT = (
 # taking the zone (rpt_spend_monthly_at(tz), ...) and the view is that macro at the warehouse's zone.
 # The dashboard calls the macro with its own zone bound as a parameter.
 
-MONTHLY_REPORTS: dict[str, str] = {r.name: r.macro for r in reports() if r.macro}  # view → its macro
+
+def monthly_reports() -> dict[str, str]:
+    """The monthly reports: each view of ``sql/reports`` that is a table macro at the warehouse's
+    zone, and its macro (``rpt_spend_monthly`` → ``rpt_spend_monthly_at``)."""
+    return {r.name: r.macro for r in reports() if r.macro}
+
 
 # The one query of the dashboard's own: refunds requested and succeeded per refund-creation month,
 # for the refunds chart. No report has these counts (rpt_spend_monthly sums succeeded refunds'
@@ -105,7 +107,7 @@ recent as (
 ),
 fields as (
     select endpoint, regexp_replace(field, '\\[[0-9]+\\]', '[]', 'g') as field, count(*) as n
-    from {rejects}
+    from etl_rejects
     where severity = 'warning'
       and rejected_at >= (select max(finished_at) from etl_runs) - to_days(?::integer)
     group by all
@@ -118,7 +120,7 @@ top_fields as (
 ),
 final as (
     select r.endpoint, count(*) as runs, sum(r.records) as records, sum(r.rejected) as rejected,
-           sum({warnings}) as warnings, max(r.finished_at) as last_run, any_value(t.fields) as warned_fields
+           sum(r.warnings) as warnings, max(r.finished_at) as last_run, any_value(t.fields) as warned_fields
     from recent as r
     left join top_fields as t using (endpoint)
     group by r.endpoint
@@ -130,24 +132,7 @@ select * from final order by endpoint
 def load_quality(con: duckdb.DuckDBPyConnection, days: int = QUALITY_DAYS) -> list[dict]:
     """Per endpoint, its successful runs in the ``days`` before the latest run: records, rejected
     records, records loaded with a warning, and the fields that warned most."""
-    have = {
-        (r[0], r[1])
-        for r in con.execute(
-            "select table_name, column_name from information_schema.columns "
-            "where table_name in ('etl_runs', 'etl_rejects')"
-        ).fetchall()
-    }
-    # a warehouse not yet published by a version that keeps warnings has neither column
-    sql = _QUALITY_SQL.replace(
-        "{warnings}", "r.warnings" if ("etl_runs", "warnings") in have else "null::integer"
-    ).replace(
-        "{rejects}",
-        "etl_rejects"
-        if ("etl_rejects", "severity") in have
-        else "(select null::varchar as endpoint, null::varchar as field, null::varchar as severity, "
-        "null::timestamp as rejected_at where false)",
-    )
-    return _records(con.execute(sql, [days, days]))
+    return _records(con.execute(_QUALITY_SQL, [days, days]))
 
 
 def check_tz(tz: str) -> str:
@@ -170,37 +155,18 @@ def warehouse_tz(con: duckdb.DuckDBPyConnection) -> str:
     return con.execute(f"select {WAREHOUSE_TZ_SQL}").fetchall()[0][0]
 
 
-def define_missing_macros(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Define, for this connection only, the report macros the warehouse lacks: one published by a
-    version before them, until its next publish adds them. Temporary macros, from the same
-    ``sql/reports`` files the publish creates them from (nothing is written to the warehouse).
-    Returns the macros defined."""
-    have = {
-        r[0]
-        for r in con.execute(
-            "select function_name from duckdb_functions() where function_type = 'table_macro'"
-        ).fetchall()
-    }
-    defined = []
-    for report in reports():
-        if report.macro and report.macro not in have:
-            con.execute(report.create_macro(temp=True))
-            defined.append(report.macro)
-    return defined
-
-
 def monthly_report(con: duckdb.DuckDBPyConnection, view: str, tz: str, *, use_view: bool | None = None) -> list[dict]:
     """Rows of a monthly report in zone ``tz``: from the view when it already uses ``tz``, else from
     the view's table macro (``rpt_spend_monthly_at(tz)``, the same SQL) with ``tz`` bound as a
     parameter (never spliced into the SQL text)."""
-    if view not in MONTHLY_REPORTS:
+    monthly = monthly_reports()
+    if view not in monthly:
         raise KeyError(f"not a monthly report: {view!r}")
     if use_view is None:
         use_view = tz == warehouse_tz(con)
     if use_view:
-        return _records(con.execute(f"select * from {view}"))  # view name from MONTHLY_REPORTS only
-    define_missing_macros(con)
-    macro = MONTHLY_REPORTS[view]  # a `-- macro:` name of a sql/reports file
+        return _records(con.execute(f"select * from {view}"))  # view name from monthly_reports() only
+    macro = monthly[view]  # a `-- macro:` name of a sql/reports file
     return _records(con.execute(f"select * from {macro}(?)", [tz]))
 
 
@@ -289,7 +255,7 @@ def collect(
             "select greatest((select max(updated_at) from fct_orders), (select max(event_at) from fct_parcel_events))"
         ).fetchall()[0][0]
         return DashboardData(
-            warehouse=DataLayout.of(data_dir).warehouse.resolve(),
+            warehouse=PublishedWarehouse(data_dir).path.resolve(),
             report_tz=report_tz,
             warehouse_tz=wh_tz,
             start=start,

@@ -14,7 +14,7 @@ Sources, so the dictionary cannot drift from what the pipeline builds:
 ``xport-etl docs`` (:func:`register` adds the command to the ``xport-etl`` parser) writes
 ``sql/DATA_DICTIONARY.md`` and ``sql/data_dictionary.html``; ``tests/test_docs.py`` fails when the
 committed Markdown differs from what this module generates. The same texts are the warehouse's own
-comments (``COMMENT ON``, :func:`xport_etl.load.publish.describe_objects`), which BI tools show.
+comments (``COMMENT ON``, :func:`xport_etl.report.views.describe_objects`), which BI tools show.
 """
 
 from __future__ import annotations
@@ -28,18 +28,13 @@ from pathlib import Path
 import duckdb
 
 from xport_etl.fsutil import write_atomic
-from xport_etl.load.publish import (
-    SQL_DIR,
-    UNDOCUMENTED,
-    ensure_schema,
-    refresh_views,
-    reports,
-    set_settings,
-)
+from xport_etl.load.migrate import ensure_schema, set_settings
 from xport_etl.normalize.alibaba_orders import ALIBABA_ORDER_STATUS
 from xport_etl.normalize.refunds import ALIBABA_REFUND_STATUS
 from xport_etl.normalize.taobao_orders import TAOBAO_ORDER_STATUS
 from xport_etl.normalize.values import TAOBAO_REFUND_STATUS
+from xport_etl.report.views import UNDOCUMENTED, refresh_views, reports
+from xport_etl.resources import SQL_DIR
 from xport_etl.schemas import (
     ETL_CHECK_RESULTS,
     ETL_REJECTS,

@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,8 +17,10 @@ from typing import Any
 
 from rich.cells import cell_len
 
+from xport_etl.cliutil import pipeline_settings
 from xport_etl.errors import UsageError
-from xport_etl.load.publish import connect_reader, sql_objects
+from xport_etl.load.connect import connect_reader
+from xport_etl.resources import sql_objects
 from xport_etl.schemas import VIEW_COLUMNS
 
 FORMATS = ("table", "csv", "json")
@@ -285,3 +287,51 @@ def render_report(settings, name: str, fmt: str = "table", filters: Mapping[str,
     (:func:`filter_clause`)."""
     columns, rows = query_report(settings.data_dir, name, filters)
     return format_rows(resolve(name), columns, rows, fmt)
+
+
+# ---- the command
+
+
+def cmd_report(args) -> int:
+    filters = {option: getattr(args, option) for option in FILTER_COLUMNS}
+    print(render_report(pipeline_settings(args), args.name, args.format, filters))
+    return 0
+
+
+def _report_names() -> tuple[str, ...]:
+    """The short report names (``spend``); ``report`` also takes a view's own name."""
+    return tuple(sorted(name for name in report_views() if not name.startswith("rpt_")))
+
+
+def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
+    """Add the ``report`` command to the ``xport-etl`` sub-parser set (``parents``: the pipeline
+    commands' shared flags); it sets ``func``."""
+    p = subparsers.add_parser(
+        "report",
+        parents=list(parents),
+        help="print a report",
+        description="Print a report view from the published warehouse.\nexample: xport-etl report spend --format csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # a metavar, not choices: the view's own name (rpt_spend_monthly) works too, and an unknown
+    # name is the one-line "unknown report" error of render_report
+    p.add_argument(
+        "name",
+        metavar="{" + ",".join(_report_names()) + "}",
+        help="report name, e.g. spend (= rpt_spend_monthly; a view's own name works too)",
+    )
+    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format (default table)")
+    f = p.add_argument_group(
+        "filters", "each applies to the reports with its column; another report refuses it, naming those it takes"
+    )
+    f.add_argument("--platform", choices=("taobao", "1688"), help="one platform's rows")
+    f.add_argument("--start", type=parse_month, metavar="MONTH", help="monthly reports: first month, e.g. 2026-01")
+    f.add_argument(
+        "--end", type=parse_month, metavar="MONTH", help="monthly reports: the month after the last, e.g. 2026-07"
+    )
+    f.add_argument("--currency", metavar="CODE", help="one currency's rows, e.g. CNY")
+    f.add_argument("--carrier", metavar="NAME", help="one carrier's rows (carrier_performance, stuck_orders)")
+    f.add_argument("--channel", metavar="NAME", help="one sales channel's rows (spend_by_channel), e.g. lazada")
+    p.set_defaults(func=cmd_report)
+
+    return p

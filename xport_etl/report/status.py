@@ -3,15 +3,20 @@ checks that found violations in the last publish (from the check ledger)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from xport_etl.cliutil import UsageError, int_arg, number_arg, pipeline_settings
 from xport_etl.errors import XportError
-from xport_etl.layout import DataLayout, Where
+from xport_etl.layout import Where
 from xport_etl.ledger import read_runs
 from xport_etl.load.checks import read_check_results
-from xport_etl.load.publish import connect_reader
+from xport_etl.load.connect import connect_reader
+from xport_etl.load.published import PublishedWarehouse
 from xport_etl.schemas import FACTS, FCT_ORDERS, FCT_PARCELS
 from xport_etl.streams.graph import feeds
 from xport_etl.tables import FACT_TABLES
@@ -60,7 +65,7 @@ def last_checks(data_dir: Where) -> tuple[str | None, list[dict[str, Any]]]:
 
 def freshness(data_dir: Where) -> list[dict[str, Any]]:
     """Per fact table: rows, when its newest state was read from the API, and how long ago."""
-    if not DataLayout.of(data_dir).warehouse.exists():
+    if not PublishedWarehouse(data_dir).exists():
         return []
     con = connect_reader(data_dir)
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -161,3 +166,106 @@ def freshness_warning(rows: list[dict[str, Any]]) -> str | None:
         f"(the error level is {late[0]['max_age_hours']:g} h): "
         + "; ".join(f"{r['table']} ({r['age_hours']} h old; endpoints {', '.join(feeds(r['table']))})" for r in late)
     )
+
+
+# ---- the command
+
+STATUS_SECTIONS = ("runs", "freshness", "checks")
+
+
+def cmd_status(args) -> int:
+    from xport_etl.report.reports import format_rows, plain, wrap_words
+
+    s = pipeline_settings(args)
+    if args.warn_freshness is not None and args.check_freshness is None:
+        raise UsageError("--warn-freshness goes with --check-freshness HOURS (the error level)")
+    if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale, a warning when late
+        warn = args.warn_freshness if args.warn_freshness is not None else s.freshness_warn_hours
+        if warn is not None and warn > args.check_freshness:
+            raise UsageError(
+                f"the freshness warning level {warn:g} h (--warn-freshness or XPORT_FRESHNESS_WARN_HOURS) "
+                f"is above the error level --check-freshness {args.check_freshness:g}"
+            )
+        rows = check_freshness(s.data_dir, args.check_freshness, warn_hours=warn)
+        print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
+        warning = freshness_warning(rows)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        return 0
+    # CSV holds one table: one section per call (runs unless --section says otherwise)
+    wanted = [args.section] if args.section else (["runs"] if args.format == "csv" else list(STATUS_SECTIONS))
+    run_id, checks = last_checks(s.data_dir) if "checks" in wanted else (None, [])
+    sections = {
+        "runs": last_runs(s.data_dir, args.limit) if "runs" in wanted else [],
+        "freshness": freshness(s.data_dir) if "freshness" in wanted else [],
+        "checks": checks,
+    }
+    if args.format == "json":  # one document, one key per section
+        doc: dict = {"data_dir": str(s.data_dir)}
+        for name in wanted:
+            doc[name] = {"publish_id": run_id, "violations": sections[name]} if name == "checks" else sections[name]
+        print(json.dumps(doc, ensure_ascii=False, indent=2, default=plain))
+        return 0
+    empty = {
+        "runs": RUN_COLUMNS,
+        "freshness": ("table", "rows", "last_extracted_at", "age_hours"),
+        "checks": CHECK_COLUMNS,
+    }
+    titles = {
+        "runs": "last runs",
+        "freshness": "freshness",
+        "checks": f"checks with violations in the last publish ({run_id})" if run_id else "checks",
+    }
+    for name in wanted:
+        rows = sections[name]
+        if not rows and args.format == "table":
+            if name == "checks":
+                print(wrap_words(f"{titles[name]}: none" if run_id else f"checks: no publish yet under {s.data_dir}"))
+            else:
+                print(wrap_words(f"{titles[name]}: none yet under {s.data_dir}"))
+            continue
+        columns = list(rows[0]) if rows else list(empty[name])
+        print(format_rows(titles[name], columns, [tuple(r[c] for c in columns) for r in rows], args.format))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
+    """Add the ``status`` command to the ``xport-etl`` sub-parser set (``parents``: the pipeline
+    commands' shared flags); it sets ``func``."""
+    p = subparsers.add_parser(
+        "status",
+        parents=list(parents),
+        help="the last runs and how fresh each table is",
+        description="Show the last runs from the run ledger and each fact table's freshness.\n"
+        "example: xport-etl status --limit 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--limit", type=int_arg(1, 100_000), default=15, help="how many runs to show (default 15)")
+    p.add_argument(
+        "--check-freshness",
+        type=number_arg(0, 366 * 24, above=True),
+        metavar="HOURS",
+        help="exit 6 if a fact table's feeding endpoints have not succeeded within HOURS, e.g. 26",
+    )
+    p.add_argument(
+        "--warn-freshness",
+        type=number_arg(0, 366 * 24, above=True),
+        metavar="HOURS",
+        help="with --check-freshness: print a warning (exit 0) for a table older than HOURS but not the "
+        "error level (default: XPORT_FRESHNESS_WARN_HOURS, else an hour less than --check-freshness), e.g. 25",
+    )
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=("table", "csv", "json"),
+        help="output format (default table); json is one object with a key per section; csv is one "
+        "section (--section, default runs)",
+    )
+    p.add_argument(
+        "--section",
+        choices=STATUS_SECTIONS,
+        help="show only this section (default: all; csv: runs), e.g. --section freshness",
+    )
+    p.set_defaults(func=cmd_status)
+
+    return p

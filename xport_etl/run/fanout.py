@@ -43,11 +43,13 @@ def fanout_keys(settings: Settings, endpoint: str, state=None) -> tuple[list[dic
     Returns:
         The key rows, and the API clock they were chosen at (None for an empty warehouse).
     """
-    from xport_etl.load.publish import SQL_DIR, connect_reader
+    from xport_etl.load.connect import connect_reader
+    from xport_etl.load.published import PublishedWarehouse
+    from xport_etl.resources import SQL_DIR
 
     if state is not None and state.exists():
         con = state.connect_reader()
-    elif settings.layout.warehouse.exists():
+    elif PublishedWarehouse(settings).exists():
         con = connect_reader(settings.layout)
     else:
         return [], None

@@ -1,10 +1,6 @@
-"""First contact with the API, diagnosed: what ``xport-etl check`` and the hook's
-``test_connection`` run.
-
-One cheap signed request — page 1 of the Taobao order list with ``pageSize=1`` — answers most of
-what can go wrong the first time the pipeline meets the real API. :func:`check_connection` sends
-it and returns a :class:`CheckReport`: one :class:`CheckStep` per question, each with a status
-(``ok``, ``warn``, ``fail`` or ``skip``), what was seen and a hint saying what to change.
+"""What ``xport-etl check``'s answers say: each step of the diagnosis read from the requests it
+sent (:class:`Probe`), and the report (:class:`Diagnosis`) the command prints and the Airflow
+hook's "Test connection" shows. :mod:`xport_etl.extract.diagnose` decides which requests to send.
 
 ==================  ===============================================================================
 step                what it looks at
@@ -22,50 +18,29 @@ paging              integers that agree with each other and with the one-record 
 rate-limit headers  ``X-RateLimit-*``, ``RateLimit-*`` and ``Retry-After`` if the server sends any
 ==================  ===============================================================================
 
-It is bounded: one request, one more after a pause if the gateway answers 429/5xx, one more with
-the clock corrected when the clock is the reason for a refusal, and one per other shipped recipe
-when the signature is refused — a handful at most, never the client's retry loop. It paces itself
-with ``XPORT_RATE_LIMIT`` in-process and writes nothing. The secret is only an input to the
-signer: no step, detail, hint or log line holds it.
+No step, detail, hint or log line holds the secret: it is only an input to the signer.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import logging
 import socket
 import ssl
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from xport_etl import __version__, jsonutil
 from xport_etl.errors import AuthenticationError, RetriableError, XportError
-from xport_etl.extract.auth import SIGN_RECIPES, SignRecipe, XportAuth, now_ms
-from xport_etl.extract.client import (
-    ACCEPT_ENCODING,
-    ApiResponse,
-    classify,
-    loads_json,
-    parse_retry_after,
-    request_capped,
-    shown,
-    tls_context,
-)
-from xport_etl.extract.endpoints import endpoints_for
-from xport_etl.extract.ratelimit import Limiter, RateLimiter
+from xport_etl.extract.auth import SignRecipe
+from xport_etl.extract.responses import ApiResponse, loads_json, parse_retry_after, shown
 from xport_etl.numbers import ascii_int
 from xport_etl.settings import Settings
 from xport_etl.streams.spec import EndpointSpec
 
-__all__ = ["SKEW_WARN_S", "STEP_NAMES", "CheckReport", "CheckStep", "check_connection"]
-
-log = logging.getLogger(__name__)
+__all__ = ["SKEW_WARN_S", "STEP_NAMES", "Diagnosis", "DiagnosisStep", "Probe", "format_json"]
 
 STEP_NAMES = (
     "reachable",
@@ -77,14 +52,12 @@ STEP_NAMES = (
 )
 STATUSES = ("ok", "warn", "fail", "skip")
 SKEW_WARN_S = 60.0  # beyond this the clock is worth fixing before it drifts out of the window
-RETRY_PAUSE_CAP_S = 5.0  # the longest the check waits before its one retry of a 429/5xx
-ENDPOINT = "taobao_orders"  # the cheapest signed request: one record of the order list
 SYMBOLS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "–"}
 ASCII_SYMBOLS = {"ok": "+", "warn": "!", "fail": "x", "skip": "-"}
 
 
 @dataclass(frozen=True)
-class CheckStep:
+class DiagnosisStep:
     """One question of the check and its answer.
 
     Attributes:
@@ -111,7 +84,7 @@ class CheckStep:
 
 
 @dataclass
-class CheckReport:
+class Diagnosis:
     """What :func:`check_connection` found.
 
     Attributes:
@@ -119,7 +92,7 @@ class CheckReport:
         access_key: the AccessKey, shortened for display.
         user_id: the ``user-id`` sent.
         recipe: the configured signing recipe's name.
-        steps: one :class:`CheckStep` per name of :data:`STEP_NAMES`, in that order.
+        steps: one :class:`DiagnosisStep` per name of :data:`STEP_NAMES`, in that order.
         working_recipe: the shipped recipe the server accepted when the configured one was
             refused, else None.
         skew_s: server clock minus this machine's clock in seconds, if the server sent ``Date``.
@@ -130,7 +103,7 @@ class CheckReport:
     access_key: str
     user_id: str
     recipe: str
-    steps: list[CheckStep] = field(default_factory=list)
+    steps: list[DiagnosisStep] = field(default_factory=list)
     working_recipe: str | None = None
     skew_s: float | None = None
     requests: int = 0
@@ -146,10 +119,10 @@ class CheckReport:
         return 0 if self.ok else 3
 
     @property
-    def failed(self) -> list[CheckStep]:
+    def failed(self) -> list[DiagnosisStep]:
         return [step for step in self.steps if step.status == "fail"]
 
-    def step(self, name: str) -> CheckStep:
+    def step(self, name: str) -> DiagnosisStep:
         """The step called ``name``."""
         for step in self.steps:
             if step.name == name:
@@ -205,7 +178,7 @@ class CheckReport:
 
 
 @dataclass
-class _Probe:
+class Probe:
     """One request of the check and what came back."""
 
     recipe: SignRecipe
@@ -253,194 +226,13 @@ class _Probe:
         return max(0, self.received_ms - self.sent_ms)
 
 
-class _Prober:
-    """Sends the check's one request, signed with a given recipe and clock; counts requests."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        endpoint: EndpointSpec,
-        transport: httpx.BaseTransport | None,
-        limiter: Limiter,
-    ) -> None:
-        self.settings = settings
-        self.endpoint = endpoint
-        self.limiter = limiter
-        self.sent = 0
-        self._http = httpx.Client(
-            base_url=settings.base_url,
-            verify=tls_context(),
-            timeout=httpx.Timeout(settings.timeout),
-            transport=transport,
-            headers={
-                "Accept": "application/json",
-                "Accept-Encoding": ACCEPT_ENCODING,
-                "User-Agent": f"xport-etl/{__version__} check",
-            },
-            follow_redirects=False,
-        )
-
-    def send(self, recipe: SignRecipe, clock: Callable[[], int]) -> _Probe:
-        s = self.settings
-        auth = XportAuth(s.access_key, s.access_secret, s.user_id, clock=clock, recipe=recipe)
-        paging = {"pageNo": 1, "pageSize": 1}
-        kwargs: dict[str, Any] = {"auth": auth}
-        if self.endpoint.pages_in_body:
-            kwargs.update(content=jsonutil.dumps(paging).encode("utf-8"), headers={"Content-Type": "application/json"})
-        else:
-            kwargs["params"] = paging
-        self.limiter.acquire()
-        self.sent += 1
-        probe = _Probe(recipe, sent_ms=int(clock()))
-        try:
-            response = request_capped(
-                self._http, self.settings.max_response_bytes, self.endpoint.method, self.endpoint.path, **kwargs
-            )
-        except XportError as exc:  # reached, but refused (too large, undecodable): a body saying so
-            probe.received_ms = int(clock())
-            request = self._http.build_request(self.endpoint.method, self.endpoint.path)
-            probe.response = httpx.Response(exc.http_status or 200, content=str(exc).encode(), request=request)
-            probe.outcome = exc
-            return probe
-        except httpx.HTTPError as exc:
-            probe.error = exc
-            probe.received_ms = int(clock())
-            log.info("check: %s with recipe %s: %s", self.endpoint.path, recipe.name, type(exc).__name__)
-            return probe
-        probe.received_ms = int(clock())
-        probe.response = response
-        probe.outcome = classify(response, self.endpoint.name, assumptions=s.assumptions)
-        log.info(
-            "check: %s with recipe %s: HTTP %s, %s",
-            self.endpoint.path,
-            recipe.name,
-            response.status_code,
-            probe.kind,
-        )
-        return probe
-
-    def close(self) -> None:
-        self._http.close()
+# ---- each step, read from the answers
 
 
-def check_connection(
-    settings: Settings,
-    *,
-    transport: httpx.BaseTransport | None = None,
-    clock: Callable[[], int] | None = None,
-    limiter: Limiter | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> CheckReport:
-    """Send the check's request and say, step by step, what works and what to change.
-
-    Args:
-        settings: the settings to check (base URL, credentials, user-id, signing recipe).
-        transport: an httpx transport (``httpx.MockTransport`` in tests).
-        clock: this machine's clock in epoch milliseconds, used both to sign and to measure the
-            skew against the server's ``Date``; injectable to simulate a wrong clock.
-        limiter: paces the requests; default an in-process limiter at ``settings.rate_limit``.
-        sleep: how to wait before the one retry of a 429/5xx (injectable for tests).
-
-    Returns:
-        The report; it never raises for what the API answers (or fails to answer).
-    """
-    clock = clock or (lambda: now_ms())  # late-bound: tests may replace this module's now_ms
-    endpoint = endpoints_for(settings.assumptions)[ENDPOINT]
-    configured = settings.signer
-    report = CheckReport(
-        base_url=settings.base_url,
-        access_key=_short(settings.access_key),
-        user_id=settings.user_id,
-        recipe=configured.name,
-    )
-    prober = _Prober(settings, endpoint, transport, limiter or RateLimiter(settings.rate_limit or None))
-    try:
-        steps = _diagnose(settings, configured, prober, clock, sleep, report)
-    finally:
-        prober.close()
-        report.requests = prober.sent
-    report.steps = [steps.get(name) or CheckStep(name, "skip", "not checked") for name in STEP_NAMES]
-    return report
-
-
-def _diagnose(
-    settings: Settings,
-    configured: SignRecipe,
-    prober: _Prober,
-    clock: Callable[[], int],
-    sleep: Callable[[float], None],
-    report: CheckReport,
-) -> dict[str, CheckStep]:
-    """Send the first request (and the few the answers call for); the steps by name."""
-    endpoint = prober.endpoint
-    steps: dict[str, CheckStep] = {}
-    first = prober.send(configured, clock)
-    probes = [first]
-    if first.kind in ("http", "malformed", "envelope") and isinstance(first.outcome, RetriableError):
-        # a busy or failing gateway: one more try after a pause, not the client's retry loop
-        assert first.response is not None
-        retry_after = parse_retry_after(first.response.headers.get("retry-after"))
-        sleep(min(RETRY_PAUSE_CAP_S, retry_after if retry_after is not None else 1.0))
-        first = prober.send(configured, clock)
-        probes.append(first)
-
-    if first.response is None:
-        assert first.error is not None
-        steps["reachable"] = _unreachable(first.error, settings)
-        return _skip_rest(steps, "not checked: the API was not reached")
-    steps["reachable"] = _reachable(first, settings)
-    window_s = settings.assumptions.timestamp_window_s
-    steps["clock skew"], report.skew_s = _skew(first, window_s)
-    if not steps["reachable"].ok:
-        steps["rate-limit headers"] = _rate_limit_headers(probes, settings)
-        return _skip_rest(steps, "not checked: the answer was not the API's")
-
-    effective = first
-    if first.kind == "refused":
-        search_clock = clock
-        clock_off = steps["clock skew"].status == "fail" and report.skew_s is not None
-        if clock_off:
-            assert report.skew_s is not None  # clock_off says so
-            offset_ms = int(round(report.skew_s * 1000))
-            search_clock = lambda: clock() + offset_ms  # noqa: E731
-            again = prober.send(configured, search_clock)
-            probes.append(again)
-            if again.kind != "refused":
-                effective = again
-                steps["signature accepted"] = CheckStep(
-                    "signature accepted",
-                    "fail",
-                    f"refused ({first.server_msg or 'code 401'}); with the clock corrected by "
-                    f"{report.skew_s:+.0f} s recipe {configured.name!r} is accepted",
-                    "fix this machine's clock (see the clock skew step): the recipe and the credentials are right",
-                )
-        if "signature accepted" not in steps:
-            steps["signature accepted"], working = _search_recipes(
-                first, configured, prober, search_clock, probes, clock_off
-            )
-            if working is not None:
-                report.working_recipe = working.recipe.name
-                effective = working
-    elif first.kind in ("accepted", "forbidden", "envelope"):
-        passed = "" if first.kind != "envelope" else " (the request got past authentication)"
-        steps["signature accepted"] = CheckStep(
-            "signature accepted", "ok", f"recipe {configured.name!r} accepted{passed}"
-        )
-
-    steps["user-id accepted"] = _user_id(effective, settings)
-    steps["envelope and paging"] = _shape(effective, endpoint)
-    steps["rate-limit headers"] = _rate_limit_headers(probes, settings)
-    return steps
-
-
-def _skip_rest(steps: dict[str, CheckStep], why: str) -> dict[str, CheckStep]:
+def skip_rest(steps: dict[str, DiagnosisStep], why: str) -> dict[str, DiagnosisStep]:
     for name in STEP_NAMES:
-        steps.setdefault(name, CheckStep(name, "skip", why))
+        steps.setdefault(name, DiagnosisStep(name, "skip", why))
     return steps
-
-
-def _short(access_key: str) -> str:
-    return access_key if len(access_key) <= 10 else f"{access_key[:4]}…{access_key[-4:]}"
 
 
 def _where(settings: Settings) -> tuple[str, int]:
@@ -457,7 +249,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return out
 
 
-def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
+def read_unreachable(exc: httpx.HTTPError, settings: Settings) -> DiagnosisStep:
     host, port = _where(settings)
     chain = _causes(exc)
 
@@ -465,7 +257,7 @@ def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
         return next((c for c in chain if isinstance(c, kind)), None)
 
     if (gai := find(socket.gaierror)) is not None:
-        return CheckStep(
+        return DiagnosisStep(
             "reachable",
             "fail",
             f"DNS: cannot resolve {host} ({gai})",
@@ -473,7 +265,7 @@ def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
         )
     if (cert := find(ssl.SSLCertVerificationError)) is not None:
         reason = getattr(cert, "verify_message", None) or str(cert)
-        return CheckStep(
+        return DiagnosisStep(
             "reachable",
             "fail",
             f"TLS: the certificate of {host} is not trusted ({reason})",
@@ -481,14 +273,14 @@ def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
             "system's CA certificates and this machine's date",
         )
     if (tls := find(ssl.SSLError)) is not None:
-        return CheckStep(
+        return DiagnosisStep(
             "reachable",
             "fail",
             f"TLS: the handshake with {host}:{port} failed ({tls})",
             "does that port speak TLS? check http:// against https:// in XPORT_BASE_URL",
         )
     if find(ConnectionRefusedError) is not None:
-        return CheckStep(
+        return DiagnosisStep(
             "reachable",
             "fail",
             f"connect: {host}:{port} refused the connection",
@@ -496,7 +288,7 @@ def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
             "(`xport-sandbox serve` serves a local API on 127.0.0.1:8765)",
         )
     if isinstance(exc, httpx.ConnectTimeout):
-        return CheckStep(
+        return DiagnosisStep(
             "reachable",
             "fail",
             f"connect: no answer from {host}:{port} within {settings.timeout:g} s (timed out)",
@@ -504,20 +296,20 @@ def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
             "port (HTTPS_PROXY if this machine needs a proxy)",
         )
     if isinstance(exc, httpx.TimeoutException):
-        return CheckStep(
+        return DiagnosisStep(
             "reachable",
             "fail",
             f"connected to {host}:{port}, but no answer within {settings.timeout:g} s (timed out)",
             "the API is slow or stuck: try again later, or raise XPORT_TIMEOUT",
         )
     if isinstance(exc, httpx.ConnectError | httpx.NetworkError):
-        return CheckStep(
+        return DiagnosisStep(
             "reachable",
             "fail",
             f"connect: {host}:{port}: {exc}",
             "check the host and port in XPORT_BASE_URL and this machine's network access",
         )
-    return CheckStep(
+    return DiagnosisStep(
         "reachable",
         "fail",
         f"{type(exc).__name__} talking to {host}:{port}: {exc}",
@@ -525,7 +317,7 @@ def _unreachable(exc: httpx.HTTPError, settings: Settings) -> CheckStep:
     )
 
 
-def _reachable(probe: _Probe, settings: Settings) -> CheckStep:
+def read_reachable(probe: Probe, settings: Settings) -> DiagnosisStep:
     assert probe.response is not None
     host, port = _where(settings)
     status = probe.response.status_code
@@ -533,10 +325,10 @@ def _reachable(probe: _Probe, settings: Settings) -> CheckStep:
     seen = f"connected to {host}:{port}{over}; HTTP {status} in {probe.elapsed_ms} ms"
     kind = probe.kind
     if kind in ("accepted", "refused", "forbidden", "envelope"):
-        return CheckStep("reachable", "ok", seen)
+        return DiagnosisStep("reachable", "ok", seen)
     body = " ".join(probe.response.content[:120].decode("utf-8", "replace").split())
     if kind == "malformed":
-        return CheckStep(
+        return DiagnosisStep(
             "reachable",
             "fail",
             f"{seen}, but the body is not the API's JSON envelope: {body!r}",
@@ -556,15 +348,15 @@ def _reachable(probe: _Probe, settings: Settings) -> CheckStep:
         hint = "the API or a gateway in front of it is busy or failing: run the check again later"
     else:
         hint = "check XPORT_BASE_URL"
-    return CheckStep("reachable", "fail", f"{seen} from the server or a gateway: {body!r}", hint)
+    return DiagnosisStep("reachable", "fail", f"{seen} from the server or a gateway: {body!r}", hint)
 
 
-def _probe_path(probe: _Probe) -> str:
+def _probe_path(probe: Probe) -> str:
     response = probe.response
     return response.request.url.path if response is not None else ""
 
 
-def _skew(probe: _Probe, window_s: int) -> tuple[CheckStep, float | None]:
+def read_skew(probe: Probe, window_s: int) -> tuple[DiagnosisStep, float | None]:
     assert probe.response is not None
     date = probe.response.headers.get("date")
     when = None
@@ -574,27 +366,27 @@ def _skew(probe: _Probe, window_s: int) -> tuple[CheckStep, float | None]:
         except (TypeError, ValueError):
             when = None
     if when is None or when.tzinfo is None:
-        return CheckStep("clock skew", "skip", "not measured: the server sent no usable Date header"), None
+        return DiagnosisStep("clock skew", "skip", "not measured: the server sent no usable Date header"), None
     # Date has whole seconds: the server's time was somewhere in [Date, Date + 1 s)
     server_ms = when.timestamp() * 1000 + 500
     local_ms = (probe.sent_ms + probe.received_ms) / 2
     skew = (server_ms - local_ms) / 1000
     size = abs(skew)
     if size < 2:
-        return CheckStep("clock skew", "ok", "in step with the server (within about 1 s, by its Date header)"), skew
+        return DiagnosisStep("clock skew", "ok", "in step with the server (within about 1 s, by its Date header)"), skew
     direction = "behind" if skew > 0 else "ahead of"
     detail = f"this machine's clock is {size:.0f} s {direction} the server's (by its Date header)"
     fix = "sync this machine's clock (NTP, e.g. `timedatectl set-ntp true` or chrony)"
     if size <= SKEW_WARN_S:
-        return CheckStep("clock skew", "ok", detail), skew
+        return DiagnosisStep("clock skew", "ok", detail), skew
     if size <= window_s:
-        return CheckStep(
+        return DiagnosisStep(
             "clock skew",
             "warn",
             detail,
             f"{fix}: the API refuses a timestamp more than {window_s} s off",
         ), skew
-    return CheckStep(
+    return DiagnosisStep(
         "clock skew",
         "fail",
         detail,
@@ -602,64 +394,10 @@ def _skew(probe: _Probe, window_s: int) -> tuple[CheckStep, float | None]:
     ), skew
 
 
-_UNIT_NAMES = {"ms": "epoch-millisecond", "s": "epoch-second"}
-
-
-def _recipe_setting(name: str) -> str:
-    return f'set XPORT_SIGN_RECIPE={name} (Airflow Connection extra {{"sign_recipe": "{name}"}})'
-
-
-def _search_recipes(
-    first: _Probe,
-    configured: SignRecipe,
-    prober: _Prober,
-    clock: Callable[[], int],
-    probes: list[_Probe],
-    clock_corrected: bool,
-) -> tuple[CheckStep, _Probe | None]:
-    refused = f"recipe {configured.name!r} refused ({first.server_msg or 'code 401'})"
-    tried = [f"{configured.name} ({first.server_msg or 'code 401'})"]
-    for recipe in SIGN_RECIPES.values():
-        if recipe == configured:
-            continue
-        probe = prober.send(recipe, clock)
-        probes.append(probe)
-        tried.append(f"{recipe.name} ({probe.server_msg or probe.kind})")
-        if probe.kind in ("accepted", "forbidden", "envelope"):
-            unset = (
-                "; unset XPORT_SIGN_TEMPLATE and XPORT_TIMESTAMP_UNIT (Connection extras sign_template, timestamp_unit)"
-                if configured.name not in SIGN_RECIPES or configured != SIGN_RECIPES[configured.name]
-                else ""
-            )
-            clock_note = " (with the clock corrected)" if clock_corrected else ""
-            return CheckStep(
-                "signature accepted",
-                "fail",
-                f"{refused}; recipe {recipe.name!r} ({_UNIT_NAMES[recipe.timestamp_unit]} timestamps) "
-                f"accepted{clock_note}",
-                _recipe_setting(recipe.name) + unset,
-            ), probe
-        if probe.response is None:
-            break  # the API went away mid-check: say what is known
-    if clock_corrected:
-        hint = (
-            "fix this machine's clock first, then run the check again; if it still fails, "
-            "check XPORT_ACCESS_SECRET (and XPORT_ACCESS_KEY)"
-        )
-    else:
-        hint = "check XPORT_ACCESS_SECRET (and XPORT_ACCESS_KEY): with a wrong secret every recipe is refused"
-    return CheckStep(
-        "signature accepted",
-        "fail",
-        f"refused with every shipped recipe: {', '.join(tried)}",
-        hint,
-    ), None
-
-
-def _user_id(probe: _Probe, settings: Settings) -> CheckStep:
+def read_user_id(probe: Probe, settings: Settings) -> DiagnosisStep:
     kind = probe.kind
     if kind == "forbidden":
-        return CheckStep(
+        return DiagnosisStep(
             "user-id accepted",
             "fail",
             f"user-id {settings.user_id} refused ({probe.server_msg or 'code 403'})",
@@ -667,15 +405,15 @@ def _user_id(probe: _Probe, settings: Settings) -> CheckStep:
             "that this access key may act for",
         )
     if kind in ("accepted", "envelope"):
-        return CheckStep("user-id accepted", "ok", f"user-id {settings.user_id} may list Taobao orders")
-    return CheckStep("user-id accepted", "skip", "not checked: the signature was refused")
+        return DiagnosisStep("user-id accepted", "ok", f"user-id {settings.user_id} may list Taobao orders")
+    return DiagnosisStep("user-id accepted", "skip", "not checked: the signature was refused")
 
 
-def _shape(probe: _Probe, endpoint: EndpointSpec) -> CheckStep:
+def read_shape(probe: Probe, endpoint: EndpointSpec) -> DiagnosisStep:
     kind = probe.kind
     name = "envelope and paging"
     if kind == "forbidden":
-        return CheckStep(name, "skip", "not checked: the user-id was refused")
+        return DiagnosisStep(name, "skip", "not checked: the user-id was refused")
     if kind == "envelope":
         answer = probe.envelope or {}
         code = answer.get("code")
@@ -689,26 +427,26 @@ def _shape(probe: _Probe, endpoint: EndpointSpec) -> CheckStep:
             hint = "the API is busy or failing: run the check again later"
         else:
             hint = "an envelope code the pipeline does not expect for a list request"
-        return CheckStep(name, "fail", f"envelope code {code}: {msg}", hint)
+        return DiagnosisStep(name, "fail", f"envelope code {code}: {msg}", hint)
     if kind == "refused":
-        return CheckStep(name, "skip", "not checked: the signature was refused")
+        return DiagnosisStep(name, "skip", "not checked: the signature was refused")
     if kind != "accepted":
-        return CheckStep(name, "skip", "not checked: no accepted answer")
+        return DiagnosisStep(name, "skip", "not checked: no accepted answer")
     envelope = probe.envelope
     if envelope is None:  # classify accepted it, so this cannot happen; say so if it does
-        return CheckStep(name, "fail", "the accepted answer could not be parsed again")
+        return DiagnosisStep(name, "fail", "the accepted answer could not be parsed again")
     problems, notes = _shape_problems(envelope, endpoint)
     hint = (
         "the page shape differs from the one the pipeline assumes "
         "(data.records, total, size, current, pages): see docs/signing-and-first-contact.md"
     )
     if problems:
-        return CheckStep(name, "fail", "; ".join(problems), hint)
+        return DiagnosisStep(name, "fail", "; ".join(problems), hint)
     # no problems: data is an object (_shape_problems reports any other data as a problem)
     seen = _shape_seen(envelope, envelope["data"], endpoint)
     if notes:
-        return CheckStep(name, "warn", f"{seen}; " + "; ".join(notes), "")
-    return CheckStep(name, "ok", seen)
+        return DiagnosisStep(name, "warn", f"{seen}; " + "; ".join(notes), "")
+    return DiagnosisStep(name, "ok", seen)
 
 
 def _shape_seen(envelope: dict, data: dict, endpoint: EndpointSpec) -> str:
@@ -780,11 +518,11 @@ def _shape_problems(envelope: dict, endpoint: EndpointSpec) -> tuple[list[str], 
     return problems, notes
 
 
-def _rate_limit_headers(probes: list[_Probe], settings: Settings) -> CheckStep:
+def read_rate_limit_headers(probes: list[Probe], settings: Settings) -> DiagnosisStep:
     name = "rate-limit headers"
     answered = [p for p in probes if p.response is not None]
     if not answered:
-        return CheckStep(name, "skip", "not checked: no answer")
+        return DiagnosisStep(name, "skip", "not checked: no answer")
     seen: dict[str, str] = {}
     throttled = False
     for probe in answered:
@@ -801,7 +539,7 @@ def _rate_limit_headers(probes: list[_Probe], settings: Settings) -> CheckStep:
     if throttled:
         retry_after = next((parse_retry_after(v) for k, v in seen.items() if k.lower() == "retry-after"), None)
         wait = f", Retry-After {retry_after:g} s" if retry_after is not None else ""
-        return CheckStep(
+        return DiagnosisStep(
             name,
             "warn",
             f"the check itself was throttled (429{wait}){'; ' + shown if shown else ''}",
@@ -809,10 +547,10 @@ def _rate_limit_headers(probes: list[_Probe], settings: Settings) -> CheckStep:
             "is shared by every caller of the key",
         )
     if seen:
-        return CheckStep(name, "ok", shown)
-    return CheckStep(name, "ok", f"none sent; the client paces itself at XPORT_RATE_LIMIT = {pace}")
+        return DiagnosisStep(name, "ok", shown)
+    return DiagnosisStep(name, "ok", f"none sent; the client paces itself at XPORT_RATE_LIMIT = {pace}")
 
 
-def format_json(report: CheckReport) -> str:
+def format_json(report: Diagnosis) -> str:
     """The report as indented JSON (``--format json``)."""
     return json.dumps(report.as_dict(), ensure_ascii=False, indent=2)
