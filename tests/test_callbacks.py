@@ -216,7 +216,9 @@ def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(r
     assert isinstance(json.loads(rows[1]["body"])["messageBody"], str)
 
     calls = record_fanouts(monkeypatch)
-    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 3}, "rejects": 0})
+    monkeypatch.setattr(
+        state_run, "load_windows", lambda s, paths, **_: {"rows_written": {"fct_orders": 3}, "rejects": 0}
+    )
     result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=object())
     assert result["messages"] == 5 and result["bad"] == 1 and result["unknown"] == {}
     assert calls == [
@@ -232,7 +234,7 @@ def record_fanouts(monkeypatch) -> list:
 
     calls: list = []
 
-    def fanout(s, endpoint, *, keys, by=None, client=None):
+    def fanout(s, endpoint, *, keys, by=None, client=None, **_):
         calls.append((endpoint, by, keys))
         return [f"{endpoint}.json"]
 
@@ -635,14 +637,16 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
     store.close()
     calls = record_fanouts(monkeypatch)
 
-    def failing_load(s, paths):
+    def failing_load(s, paths, **_):
         raise RuntimeError("publish failed")
 
     monkeypatch.setattr(state_run, "load_windows", failing_load)
     with pytest.raises(RuntimeError):
         refresh_from_callbacks(settings, client=object())
     assert not (tmp_path / "callbacks" / "offset.json").exists()
-    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 2}, "rejects": 0})
+    monkeypatch.setattr(
+        state_run, "load_windows", lambda s, paths, **_: {"rows_written": {"fct_orders": 2}, "rejects": 0}
+    )
     result = refresh_from_callbacks(settings, client=object())
     assert result["messages"] == 2 and result["orders"] == 2 and result["refunds"] == 0
     assert calls[-1] == (

@@ -54,7 +54,7 @@ def run(endpoint, pages):
 def assert_columns(out):
     """Every row has exactly its staged table's columns, minus what the stager adds."""
     for table, rows in out.tables.items():
-        expected = set(STAGED_TABLES[table].spec.column_names) - {"extracted_at", "data_clock"}
+        expected = set(STAGED_TABLES[table].spec.staged_columns) - {"extracted_at", "data_clock"}
         for row in rows:
             assert set(row) == expected, table
         to_table(rows, STAGED_TABLES[table].spec.arrow_schema())  # the declared types fit

@@ -22,6 +22,11 @@ reads it, so the rows are the same, every column (docs/api-contract.md#6-message
 One run makes one call per Taobao order or refund, one 1688 window, one call per 1688 refund, and
 one publish. Nothing a message says is trusted beyond the ids: the API is asked for the state.
 
+A consume with messages to act on is a run (:mod:`xport_etl.run.steps`): its fan-outs, window,
+publish and rows carry its id (the CLI makes one; the DAG passes its DAG run's), and its ``run``
+step says how many messages it read and dead-lettered. A consume that finds no new message does
+nothing and records nothing (the DAG asks every five minutes).
+
 Failures: a key that fails for good (an error that is not retriable, a list with no record for it,
 an answer of the wrong shape, a record the publish rejects) dead-letters the messages naming it;
 so does a message that cannot be read at all (any exception while reading it). A transient
@@ -342,7 +347,7 @@ def _window_1688(settings, stamps: list[float]) -> tuple[datetime, datetime]:
     return lo - age, hi + age + timedelta(seconds=1)
 
 
-def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[list[str], _Tracker]:
+def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any], run_id: str) -> tuple[list[str], _Tracker]:
     """Ask the API for everything ``wanted`` names; the landed manifests and what was learnt."""
     from xport_etl.errors import BadPageError, FatalError, PaginationError
     from xport_etl.extract.endpoints import endpoints_for
@@ -360,13 +365,15 @@ def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[l
     def fanout(platform: str, kind: str, keys: list[dict[str, Any]]) -> None:
         if keys:
             endpoint, by = FETCH[(platform, kind)]
-            paths.extend(fanouts.extract_fanout(settings, endpoint, keys=keys, by=by, client=tracked))
+            paths.extend(fanouts.extract_fanout(settings, endpoint, keys=keys, by=by, client=tracked, run_id=run_id))
 
     def window_1688(start: datetime, end: datetime, mode: str) -> str | None:
         """Land a window of the 1688 list; None (and what it showed forgotten) if refused for good."""
         seen = dict(tracked.orders_1688)
         try:
-            paths.append(paging.extract_window(settings, ALIBABA_ORDERS, start, end, mode=mode, client=tracked))
+            paths.append(
+                paging.extract_window(settings, ALIBABA_ORDERS, start, end, mode=mode, client=tracked, run_id=run_id)
+            )
         except (FatalError, BadPageError, PaginationError) as exc:
             tracked.orders_1688 = seen  # nothing of it lands: nothing of it was found
             return f"the 1688 order list refused the window: {str(exc)[:200]}"
@@ -532,7 +539,9 @@ def _letter(entry: InboxEntry, reason: str, now: str) -> dict:
     }
 
 
-def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
+def refresh_from_callbacks(
+    settings, *, client=None, run_id: str | None = None, command: str = "xport-etl callbacks consume"
+) -> dict[str, Any]:
     """Refresh the orders and refunds named by the messages received since the last run.
 
     Reads the inbox (the data layout's ``callbacks``, every segment) from the stored position, re-reads
@@ -547,24 +556,37 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
     retries, authentication) stops the batch: nothing is published, dead-lettered or skipped, and
     the position stays.
 
+    With messages to act on, the consume is run ``run_id`` (default: a new id; ``command`` names it
+    in its ``run`` step).
+
     Returns:
         Small counts: ``messages``, ``corrupt`` (unreadable lines), ``bad`` (known type, unusable
         body), ``unknown`` (per message type), ``orders`` and ``refunds`` (distinct ones re-read),
         ``rows_written``, ``rejects``, ``dead_lettered``, ``segment``, ``offset`` (and
-        ``window_1688``, the 1688 order list window asked, when there was one).
+        ``window_1688``, the 1688 order list window asked, when there was one), ``run_id`` (None
+        when there was no message).
     """
+    from contextlib import ExitStack
+
     from xport_etl.faults import crashpoint
     from xport_etl.run import paging
     from xport_etl.run import state as run_state
+    from xport_etl.run.steps import new_run_id, step
 
     cdir = settings.layout.callbacks
     cdir.mkdir(parents=True, exist_ok=True)
     offset_path = cdir / OFFSET_FILE
-    with open(cdir / "consume.lock", "w") as lock:
+    with open(cdir / "consume.lock", "w") as lock, ExitStack() as recording:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = _read_offset(offset_path)
         batch = read_segments(cdir, int(state["segment"]), int(state.get("offset", 0)))
         entries = batch.entries
+        run: dict[str, Any] = {}
+        if entries or batch.corrupt:  # a run: recorded when this block ends, failed if it raises
+            run_id = run_id or new_run_id()
+            run = recording.enter_context(step(settings.layout, run_id, "run", command=command))
+        else:
+            run_id = None
         wanted = collect(entries, settings.callback_max_age)
         named = {n for found in wanted.names.values() for n in found}
         result: dict[str, Any] = {
@@ -579,16 +601,18 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
             "dead_lettered": 0,
             "segment": batch.segment,
             "offset": batch.offset,
+            "run_id": run_id,
         }
         failed: dict[Name, str] = {}
         implied: dict[Name, list[Name]] = {}
         if named:
+            assert run_id is not None  # (named ⊆ entries)
             with paging.client_for(settings, client) as client:
-                paths, tracked = _fetch(settings, wanted, client, result)
+                paths, tracked = _fetch(settings, wanted, client, result, run_id)
             failed.update(tracked.failed)
             implied = tracked.implied
             if paths:
-                loaded = run_state.load_windows(settings, paths)
+                loaded = run_state.load_windows(settings, paths, run_id=run_id)
                 result["rows_written"], result["rejects"] = loaded["rows_written"], loaded["rejects"]
                 if loaded["rejects"]:
                     failed.update(_rejected_keys(settings, paths))
@@ -630,6 +654,9 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
             )
         _remove_consumed_segments(
             cdir, batch.segment, id_horizon(settings.callback_dedup_horizon, settings.callback_max_age)
+        )
+        run.update(
+            messages=len(entries), dead_lettered=len(letters), orders=result["orders"], refunds=result["refunds"]
         )
     log.info("callbacks consumed: %s", result)
     return result
