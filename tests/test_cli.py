@@ -212,7 +212,7 @@ def test_status_shows_rejected_and_warnings_per_run(tmp_path, capsys):
     code, out, _ = run(capsys, "status", "--format", "json", "--data-dir", str(tmp_path))
     assert code == 0
     runs = json.loads(out)["runs"]  # one document: runs, freshness, checks
-    assert [(r["endpoint"], r["rejected"], r["warnings"]) for r in runs] == [("taobao_orders", 1, 2)]
+    assert [(r["endpoints"], r["rejected"], r["warnings"]) for r in runs] == [("taobao_orders", 1, 2)]
     code, out, _ = run(capsys, "status", "--data-dir", str(tmp_path))
     header = next(line for line in out.splitlines() if "rejected" in line)
     assert "warnings" in header

@@ -479,7 +479,7 @@ def test_status_json_is_one_document(loaded, capsys):
     assert main(["status", "--format", "json", "--data-dir", str(loaded)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {"data_dir", "runs", "freshness", "checks"}
-    assert doc["runs"][0]["endpoint"] == "taobao_orders" and doc["freshness"][0]["table"] == "fct_orders"
+    assert doc["runs"][0]["endpoints"] == "taobao_orders" and doc["freshness"][0]["table"] == "fct_orders"
     assert set(doc["checks"]) == {"publish_id", "violations"}
     assert main(["status", "--format", "json", "--section", "freshness", "--data-dir", str(loaded)]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"data_dir", "freshness"}
@@ -494,7 +494,7 @@ def test_status_csv_is_one_section(loaded, capsys):
     assert main(["status", "--format", "csv", "--data-dir", str(loaded)]) == 0
     out = capsys.readouterr().out
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [r["endpoint"] for r in rows] == ["taobao_orders"] and not out.endswith("\n\n")
+    assert [r["endpoints"] for r in rows] == ["taobao_orders"] and not out.endswith("\n\n")
     assert main(["status", "--format", "csv", "--section", "freshness", "--data-dir", str(loaded)]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["table"] for r in rows} >= {"fct_orders", "fct_order_lines"}
