@@ -57,7 +57,7 @@ WINDOW_COLUMNS = (
     "error",
 )
 TABLE_COLUMNS = ("table", "rows_written")
-REJECT_COLUMNS = ("endpoint", "severity", "field", "reason", "records")
+REJECT_COLUMNS = ("endpoint", "severity", "field", "reason", "rows")
 CHECK_COLUMNS = ("check_name", "severity", "outcome", "publishes", "violations", "sample_keys")
 TRACE_SECTIONS: dict[str, tuple[str, ...]] = {
     "run": RUN_COLUMNS,
@@ -289,8 +289,8 @@ def _reject_rows(data_dir: Where, run_id: str) -> list[dict[str, Any]]:
         if not has:  # published before runs had ids
             return []
         found = con.execute(
-            "select endpoint, severity, field, reason, count(distinct coalesce(record_id, raw_json)) as records "
-            "from etl_rejects where run_id = ? group by all order by records desc, endpoint, severity, field, reason limit ?",
+            "select endpoint, severity, field, reason, count(*) as rows from etl_rejects where run_id = ? "
+            "group by all order by rows desc, endpoint, severity, field, reason limit ?",
             [run_id, MAX_REJECT_GROUPS],
         ).fetchall()
     finally:
