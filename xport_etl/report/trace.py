@@ -95,7 +95,8 @@ def _rows_written(publishes: Sequence[dict[str, Any]]) -> dict[str, int]:
 
 
 def _summary(run_id: str, windows: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """One run's row: when, what, how it ended, what it did.
+    """One run's row: when (its command's start, else its first window's extraction or step, to
+    its last record), what, how it ended, what it did.
 
     Its outcome and error are its own ``run`` step's (the last one: a resumed run has one per
     command that worked on it) when it has one (a CLI command, a callbacks consume), else its last
@@ -105,6 +106,8 @@ def _summary(run_id: str, windows: list[dict[str, Any]], steps: list[dict[str, A
     publishes = [s for s in steps if s["step"] == "publish"]
     times = [t for r in [*windows, *steps] for t in (r.get("started_at"), r.get("finished_at")) if t]
     started, finished = (min(times), max(times)) if times else (None, None)
+    if runs:  # the command's own start (a `load` loads windows landed before it)
+        started = min(r["started_at"] for r in runs)
     last = runs[-1] if runs else publishes[-1] if publishes else None
     failed = [w for w in windows if w.get("outcome") == "failed"]
     if last is not None:
@@ -197,9 +200,7 @@ def _what(s: dict[str, Any]) -> str:
         return _count(s.get("windows") or 0, "window") + (f" ({early:,} staged while landing)" if early else "")
     if name == "merge":
         rows = sum((s.get("rows_written") or {}).values())
-        return (
-            f"{_count(s.get('windows') or 0, 'window')} of {', '.join(s.get('endpoints') or [])}: {_count(rows, 'row')}"
-        )
+        return f"{_count(s.get('windows') or 0, 'window')}, {_count(rows, 'row')}"
     if name == "fanout":
         parts = [_count(s.get(k) or 0, k.rstrip("s")) for k in ("keys", "windows", "requests", "records")]
         missing = s.get("not_found") or 0
@@ -214,12 +215,15 @@ def _what(s: dict[str, Any]) -> str:
     return ""
 
 
-def _extract_steps(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The run's list windows as ``extract`` steps, one per publish that carried them (and one for
-    the windows whose extraction failed): from the first extraction's start to the last landing."""
+def _extract_steps(windows: list[dict[str, Any]], fanouts: set[str]) -> list[dict[str, Any]]:
+    """The run's windows as ``extract`` steps, one per publish that carried them (and one for the
+    windows whose extraction failed): from the first extraction's start to the last landing. The
+    windows of a fan-out the run called (``fanouts``) are its ``fanout`` steps instead. A window
+    an earlier command landed (``load`` loads what ``extract`` or a run landed) starts before
+    the run does."""
     groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for w in windows:
-        if w.get("mode") != "keys":  # fan-out windows are their fanout steps
+        if w.get("mode") != "keys" or w["endpoint"] not in fanouts:
             groups[w.get("publish_id")].append(w)
     out = []
     for rows in groups.values():
@@ -324,7 +328,8 @@ def run_trace(data_dir: Where, run_id: str) -> dict[str, list[dict[str, Any]]]:
         for s in steps
         if s["step"] != "run"
     ]
-    lines = sorted([*_extract_steps(windows), *lines], key=lambda s: s["started_at"] or datetime.min)
+    fanouts = {str(s.get("endpoint")) for s in steps if s["step"] == "fanout"}
+    lines = sorted([*_extract_steps(windows, fanouts), *lines], key=lambda s: s["started_at"] or datetime.min)
     for line in lines:  # seconds after the run started: the run's row says when that was
         line["offset_s"] = _seconds(summary["started_at"], line.pop("started_at"))
     publishes = [s for s in steps if s["step"] == "publish"]
