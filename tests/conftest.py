@@ -1,16 +1,23 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules (the builders they use are in ``tests/factories/``).
+
+Kept light to import: a module's fixtures import what they build when they build it, so that
+running one small test file does not pay for the sandbox, DuckDB or Airflow.
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import serve
+# every test collected in this session, selected or not (tests/test_suite.py reads their marks)
+COLLECTED = pytest.StashKey[list[pytest.Item]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[COLLECTED] = list(items)
 
 
 @pytest.fixture(scope="module")
@@ -18,47 +25,45 @@ def sandbox(request: pytest.FixtureRequest):
     """A served world for the module, described by the module's `SANDBOX` dict.
 
     `SANDBOX = {"seed": 5, "orders": 300}` (plus any `SandboxServer` keyword, e.g.
-    `"access_secret"`) is passed to `tests.helpers.serve`. tests/sandbox/ has its own fixture.
+    `"access_secret"`) is passed to `tests.factories.sandbox.serve`. tests/sandbox/ has its own
+    fixture.
     """
+    from tests.factories.sandbox import serve
+
     with serve(**request.module.SANDBOX) as server:
         yield server
 
 
-# ---- readers on DuckDB 1.x (tests/test_duckdb1_readers.py, tests/e2e/test_wheel_install.py)
+@pytest.fixture
+def con():
+    """An in-memory warehouse: every table (empty), view and macro; fill it with the row builders
+    of ``tests/factories/warehouse.py``."""
+    from tests.factories.warehouse import memory_warehouse
 
-# what a reader outside this project runs: the newest DuckDB 1.x with its CLI, and a BI tool's
-# SQLAlchemy driver with the newest SQLAlchemy whose column reflection works (duckdb_engine#1391)
-READER_PINS = ("duckdb==1.5.6", "duckdb-cli==1.5.6", "duckdb-engine==0.17.0", "SQLAlchemy==2.0.44")
-# the oldest DuckDB that opens the warehouse (the storage version v1.0.0 it is written in)
-OLDEST_READER_PIN = "duckdb==1.0.0"
+    c = memory_warehouse()
+    yield c
+    c.close()
 
 
-@dataclass(frozen=True)
-class DuckDB1Readers:
-    """A virtual environment of :data:`READER_PINS`, and :data:`OLDEST_READER_PIN` installed apart."""
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clients the pipeline builds record their retry waits here instead of sleeping (a test of
+    a failure that is retried takes no time; a test of one that must not be can assert none)."""
+    from xport_etl.extract.client import XportClient
+    from xport_etl.run import paging
 
-    python: Path  # the venv's interpreter: duckdb 1.5.6, duckdb_engine, SQLAlchemy
-    bin: Path  # the venv's scripts: the DuckDB CLI `duckdb`
-    oldest: Path  # a folder to put first on PYTHONPATH: duckdb 1.0.0
-
-    def run(self, script: str, *args: str, oldest: bool = False, timeout: float = 120) -> str:
-        """Run ``script`` with the venv's Python (duckdb 1.0.0 first on the path when ``oldest``);
-        its stdout, or a failed test naming what it printed."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        if oldest:
-            env["PYTHONPATH"] = str(self.oldest)
-        out = subprocess.run(
-            [str(self.python), "-c", script, *args], env=env, capture_output=True, text=True, timeout=timeout
-        )
-        if out.returncode != 0:
-            pytest.fail(f"the DuckDB 1.x reader failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-        return out.stdout
+    sleeps: list[float] = []
+    monkeypatch.setattr(paging, "_make_client", lambda s: XportClient(s, sleep=sleeps.append))
+    return sleeps
 
 
 @pytest.fixture(scope="session")
-def duckdb1_readers(tmp_path_factory: pytest.TempPathFactory) -> DuckDB1Readers:
-    """Readers on DuckDB 1.x, installed from the package index once per test session (a few
-    seconds with pip's cache): a venv without pip of its own, filled by this pip (``--python``)."""
+def duckdb1_readers(tmp_path_factory: pytest.TempPathFactory):
+    """Readers on DuckDB 1.x (:class:`tests.factories.readers.DuckDB1Readers`), installed from the
+    package index once per test session (a few seconds with pip's cache): a venv without pip of
+    its own, filled by this pip (``--python``)."""
+    from tests.factories.readers import OLDEST_READER_PIN, READER_PINS, DuckDB1Readers
+
     root = tmp_path_factory.mktemp("duckdb1")
     venv, oldest = root / "venv", root / "oldest"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -72,3 +77,9 @@ def duckdb1_readers(tmp_path_factory: pytest.TempPathFactory) -> DuckDB1Readers:
         if out.returncode != 0:
             pytest.fail(f"$ {' '.join(cmd)}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     return DuckDB1Readers(python=python, bin=venv / "bin", oldest=oldest)
+
+
+@pytest.fixture
+def collected(request: pytest.FixtureRequest) -> list[pytest.Item]:
+    """Every test collected in this session, the deselected ones included (``-m "not slow"``)."""
+    return request.config.stash.get(COLLECTED, [])

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine, exc, inspect, text
 from sqlalchemy.pool import NullPool
 
-from tests.helpers import serve
+from tests.factories.sandbox import serve
 from xport_etl.layout import DataLayout
 from xport_etl.report import docs
 from xport_etl.run.engine import run_window

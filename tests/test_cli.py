@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.test_load import land
-from tests.test_normalize import order, page
+from tests.factories.landed import land
+from tests.factories.served import order, page
 from xport_etl.cli import build_parser, main
 from xport_etl.ledger import append_run
 from xport_etl.load.publish import publish
@@ -199,7 +199,7 @@ def test_status_check_freshness_warns_and_exits_0_or_errs_and_exits_6(tmp_path, 
 
 
 def test_status_shows_rejected_and_warnings_per_run(tmp_path, capsys):
-    from tests.test_normalize import sub
+    from tests.factories.served import sub
 
     records = [
         order(id="1", receiver="{not json"),

@@ -45,8 +45,8 @@ def warehouses(sandbox, tmp_path_factory):
     """Two data directories built once: ``full`` (the sandbox's 150 orders, a window whose
     amounts disagree so that a check warns, a failed run with a long two-line error) and
     ``empty`` (a run of a quiet night: a warehouse with every table empty)."""
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.ledger import append_run
     from xport_etl.run.engine import run_window
     from xport_etl.settings import Settings
@@ -309,7 +309,8 @@ def _in_pty(argv: list[str], columns: int) -> str:
             break
         chunks.append(data)
     os.close(master)
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    with proc:  # closes its stderr pipe
+        err = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.wait(timeout=60) == 0, err
     return b"".join(chunks).decode().replace("\r\n", "\n")
 

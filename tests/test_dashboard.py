@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import as_published_before_the_report_macros, serve
+from tests.factories.sandbox import serve
+from tests.factories.warehouse import as_published_before_the_report_macros
 from xport_etl.load.publish import connect_reader, reports
 from xport_etl.report import dashboard
 from xport_etl.report.dashboard import (
@@ -293,8 +294,8 @@ def test_load_quality_lists_every_endpoint_of_the_recent_runs(data_dir):
 
 
 def test_load_quality_shows_rejected_and_warnings_and_the_fields_that_warned(tmp_path):
-    from tests.test_load import land
-    from tests.test_normalize import order, page, sub
+    from tests.factories.landed import land
+    from tests.factories.served import order, page, sub
     from xport_etl.run.state import load_windows
 
     records = [

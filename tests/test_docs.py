@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.helpers import serve
+from tests.factories.sandbox import serve
 from xport_etl.layout import DataLayout
 from xport_etl.load.publish import SQL_DIR, reports
 from xport_etl.report import docs

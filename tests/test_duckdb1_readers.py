@@ -27,8 +27,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import OLDEST_READER_PIN, READER_PINS
-from tests.helpers import serve
+from tests.factories.readers import OLDEST_READER_PIN, READER_PINS
+from tests.factories.sandbox import serve
 from xport_etl.errors import ConfigError
 from xport_etl.layout import DataLayout
 from xport_etl.load.publish import create_state_file, reports

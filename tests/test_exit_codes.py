@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_load import land
-from tests.test_normalize import order, page
+from tests.factories.landed import land
+from tests.factories.served import order, page
 from xport_etl.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent

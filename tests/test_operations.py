@@ -151,8 +151,8 @@ def _hostile_window(data_dir, wid: str):
     could hold)."""
     import shutil
 
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
 
     m = land(data_dir, [page([order(id="1")])])
     hostile = m.directory.parent / "w_hostile"
@@ -230,8 +230,8 @@ def test_contained_follows_symlinks(tmp_path):
 
 
 def test_a_new_reader_sees_a_newer_publish_while_an_old_reader_is_open(tmp_path):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.load.publish import connect_reader, publish
     from xport_etl.load.staging import stage_window
 
@@ -271,8 +271,8 @@ def _mode(path) -> int:
 
 
 def test_landed_windows_are_private_whatever_the_umask(tmp_path):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
 
     old = os.umask(0o022)  # a typical login shell's
     try:
@@ -284,8 +284,8 @@ def test_landed_windows_are_private_whatever_the_umask(tmp_path):
 
 
 def test_what_the_cli_creates_is_private(tmp_path, capsys):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
 
     data_dir = tmp_path / "data"
@@ -305,8 +305,8 @@ def test_what_the_cli_creates_is_private(tmp_path, capsys):
 
 
 def test_a_group_for_readers_is_a_documented_choice(tmp_path, capsys, monkeypatch):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
 
     data_dir = tmp_path / "data"
@@ -375,8 +375,8 @@ def _read_only(monkeypatch, path):
 
 
 def test_a_read_only_data_directory(tmp_path, capsys, monkeypatch):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
 
     data_dir = tmp_path / "data"
@@ -396,8 +396,8 @@ def test_a_read_only_data_directory(tmp_path, capsys, monkeypatch):
 def test_disk_full_while_publishing(tmp_path, capsys, monkeypatch, fault):
     import duckdb
 
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
     from xport_etl.load import publish as load
 
@@ -461,8 +461,8 @@ def test_an_empty_window_is_refused(tmp_path, capsys, command, start, end):
 
 @pytest.fixture
 def loaded(tmp_path, capsys):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
 
     land(tmp_path, [page([order(id="1")])])

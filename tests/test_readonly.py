@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.test_load import land
-from tests.test_normalize import order, page
+from tests.factories.landed import land
+from tests.factories.served import order, page
 from xport_etl.cli import main
 from xport_etl.layout import DataLayout
 from xport_etl.load.publish import connect_reader, publish

@@ -12,7 +12,6 @@ import gzip
 import json
 import logging
 import os
-import socket
 import traceback
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ import duckdb
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from tests.helpers import assert_warehouse_equals_truth, free_port
 from xport_etl.errors import ConfigError
 from xport_etl.extract import storage
 from xport_etl.extract.landing import (
@@ -55,16 +54,10 @@ AWS_SECRET = "S3cr3t-AWS-key-0f-the-test/never+logged"
 AWS_KEY = "AKIAXPORTTESTKEY0001"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint():
     """An S3-compatible server (moto in server mode) on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -14,7 +14,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
+from tests.helpers import TABLES, assert_warehouse_equals_truth
 from xport_etl.layout import DataLayout
 
 # (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load

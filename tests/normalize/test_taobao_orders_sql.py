@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_bad_input import CASES
-from tests.test_bad_input import pages as corpus_pages
-from tests.test_normalize_properties import PROFILE, garbage_tb_order, valid_tb_order
+from tests.factories.corpus import CASES
+from tests.factories.corpus import pages as corpus_pages
+from tests.factories.strategies import PROFILE, garbage_tb_order, valid_tb_order
 from xport_etl import jsonutil
 from xport_etl.extract.landing import read_manifest, read_pages
 from xport_etl.normalize.pages import to_table
