@@ -6,8 +6,10 @@ running one small test file does not pay for the sandbox, DuckDB or Airflow.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +45,40 @@ def con():
     c = memory_warehouse()
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data directory of a small sandbox world (``PUBLISHED_WORLD`` of
+    ``tests/factories/sandbox.py``) loaded by the pipeline over real HTTP and published; built once
+    per session, never changed: a test that changes it copies it first."""
+    from tests.factories.sandbox import PUBLISHED_WORLD, publish_world
+
+    data_dir = tmp_path_factory.mktemp("sandbox_warehouse")
+    publish_world(data_dir, **PUBLISHED_WORLD)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def published_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with one landed window of two Taobao orders (created in February and in
+    March), loaded and published by ``xport-etl load``; built once per session, never changed:
+    a test that changes it takes ``published``."""
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
+    from xport_etl.cli import main
+
+    data_dir = tmp_path_factory.mktemp("published")
+    land(data_dir, [page([order(id="1"), order(id="2", createTime="2026-03-05 10:00:00")])])
+    assert main(["load", "--quiet", "--data-dir", str(data_dir)]) == 0
+    return data_dir
+
+
+@pytest.fixture
+def published(published_once: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
+    """A copy of ``published_once`` of the test's own (a copy costs far less than a publish)."""
+    capsys.readouterr()
+    return Path(shutil.copytree(published_once, tmp_path / "published"))
 
 
 @pytest.fixture

@@ -148,6 +148,7 @@ def _key(table: str, row: dict) -> tuple:
     return tuple(row[k] for k in STAGED_TABLES[table].spec.key if k in row)
 
 
+@pytest.mark.slow  # stages and publishes every corpus case
 def test_end_to_end_rejects_land_with_reason_and_raw_json_and_good_records_load(tmp_path):
     manifests = [(case, _land(tmp_path, case, n)) for n, case in enumerate(RECORD_CASES)]
     batches = [stage_window(tmp_path, m) for _c, m in manifests]

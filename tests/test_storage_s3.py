@@ -204,6 +204,7 @@ def test_local_raw_url_and_file_url(tmp_path):
 # ---- S3: the pipeline end to end
 
 
+@pytest.mark.slow  # the pipeline end to end against the sandbox, raw pages on S3
 def test_pages_on_s3_load_equal_truth_from_any_writer(sandbox, s3, tmp_path, monkeypatch):
     raw_url = f"s3://{BUCKET}/raw"
     writer = tmp_path / "writer"
@@ -254,6 +255,7 @@ def test_pages_on_s3_load_equal_truth_from_any_writer(sandbox, s3, tmp_path, mon
     assert assert_warehouse_equals_truth(other, world) == counts
 
 
+@pytest.mark.slow  # extract, load and a resumed run against the sandbox
 def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path, monkeypatch):
     """Two extract workers with their own disks land to the bucket; the writer loads their
     manifest URLs (what the DAG's XCom carries); a crashed run resumes without re-fetching."""

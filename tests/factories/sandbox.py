@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,25 @@ def serve(seed: int, orders: int, **server: Any):
     `sign_recipe`, ...) go to `SandboxServer` as they are.
     """
     return SandboxServer(WorldConfig(seed=seed, orders=orders), **{"rate_limit": None, **server})
+
+
+# the world of the ``sandbox_warehouse`` fixture (tests/conftest.py): both platforms, refunds,
+# parcels, stuck orders; every endpoint read in one window (fewer requests, the same data)
+PUBLISHED_WORLD = {"seed": 21, "orders": 120}
+ONE_WINDOW = timedelta(days=400)
+
+
+def publish_world(data_dir: Path, *, seed: int, orders: int) -> WorldConfig:
+    """Serve the world ``(seed, orders)``, run the pipeline over its whole history into ``data_dir``
+    (every endpoint, one window each) and stop serving it; returns the world's config."""
+    from xport_etl.run.engine import run_window
+    from xport_etl.settings import Settings
+
+    with serve(seed=seed, orders=orders) as sandbox:
+        world = sandbox.world
+        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
+        run_window(settings, world.config.start, world.clock + timedelta(days=30), chunk=ONE_WINDOW)
+    return world.config
 
 
 # the plain wire forms: these tests check the server's paging and filters value by value (the
