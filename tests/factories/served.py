@@ -75,6 +75,8 @@ def sub(**over: Any) -> dict:
 
 
 def taobao_refund(**over):
+    """A record of the Taobao refund list: a refund of order line ``1031992847890383165``, 12.50
+    CNY, succeeded (100), its times epoch milliseconds as a number and as a string."""
     base = {
         "refundId": "300000000001",
         "orderId": "1031992847890383164",
@@ -99,6 +101,8 @@ def taobao_refund(**over):
 
 
 def taobao_refund_detail(**refund_over):
+    """A Taobao refund detail answer (the public documentation's nesting), its ``refundOrder``
+    fields replaced by ``refund_over``: 19.90 CNY, agreed (20), the line's money in fen."""
     refund_order = {
         "refundFee": Decimal("19.9"),
         "payOrderId": "",
@@ -152,10 +156,12 @@ def taobao_refund_detail(**refund_over):
 
 
 def logistics(parcels, line_id="200027842448"):
+    """A Taobao logistics detail answer of one purchase line holding ``parcels`` (:func:`parcel`)."""
     return {"purchaseOrderOuterId": line_id, "pnmLogisticsDetails": parcels}
 
 
 def parcel(mail_no, traces, company="中通快递"):
+    """A Taobao parcel ``mail_no`` of ``company`` with its ``traces`` (:func:`trace`)."""
     return {
         "mailNo": mail_no,
         "logisticsTraces": traces,
@@ -174,6 +180,7 @@ def parcel(mail_no, traces, company="中通快递"):
 
 
 def trace(time, status, desc="", city="杭州市"):
+    """One trace of a Taobao parcel: at ``time`` (CST text), ``status`` (ACCEPT, TRANSPORT, SIGN...)."""
     return {
         "statusDesc": desc,
         "province": "浙江省",
@@ -193,6 +200,8 @@ def trace(time, status, desc="", city="杭州市"):
 
 
 def alibaba_order(**over):
+    """A 1688 order in the flat shape, dashed CST times, one item (:func:`item`): 38.00 in all,
+    8 of shipping, waiting for the seller to send."""
     base = {
         "orderId": "3012345678901234567",
         "webSite": "1688",
@@ -215,6 +224,7 @@ def alibaba_order(**over):
 
 
 def item(**over):
+    """A 1688 order item (``productItems[i]``): 3 × 10.00, no refund."""
     base = {
         "subItemId": "3012345678901234568",
         "productId": 612345678901,
@@ -235,6 +245,7 @@ def item(**over):
 
 
 def alibaba_refund(**over):
+    """A 1688 refund answer of the item of :func:`alibaba_order`: 19.99 (in fen), succeeded."""
     base = {
         "id": 99001,
         "refundId": "TQ25987654321",
@@ -255,6 +266,7 @@ def alibaba_refund(**over):
 
 
 def alibaba_trace(bill_no, steps, company="圆通速递"):
+    """One parcel ``bill_no`` of a 1688 logistics trace answer, with its ``steps`` (like :data:`STEPS`)."""
     return {
         "logisticsId": "LP001",
         "logisticsBillNo": bill_no,
@@ -263,6 +275,7 @@ def alibaba_trace(bill_no, steps, company="圆通速递"):
     }
 
 
+# three steps of a 1688 parcel, collected to signed, in the API's order
 STEPS = [
     {"acceptTime": "2026-03-02 10:00:00", "remark": "已揽件"},
     {"acceptTime": "2026-03-03 18:30:00", "remark": "派送中"},
@@ -299,4 +312,5 @@ def nested(rec, *, times=()):
 
 
 def with_compact_times(rec, times=ORDER_TIMES_1688):
+    """The flat record with the ``times`` named written compact (:func:`compact`)."""
     return {k: (compact(v) if k in times else v) for k, v in rec.items()}

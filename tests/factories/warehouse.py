@@ -34,7 +34,7 @@ def memory_warehouse() -> duckdb.DuckDBPyConnection:
     return c
 
 
-# ---- rows placed by hand (fct_* inserts with the columns the checks and reports read)
+# ---- rows placed by hand: one fct_* row each, with the columns the checks and reports read
 
 
 def order(
@@ -90,6 +90,8 @@ def event(con, tn, index, at, platform="taobao"):
 
 
 def valid_world(con):
+    """An order with one line, a refund within it and a delivered parcel with two events: every
+    data check passes."""
     order(con, "1", datetime(2026, 1, 10))
     line(con, "1", "11")
     refund(con, "r1", "1", "11", "5.00", datetime(2026, 1, 20))
@@ -98,6 +100,7 @@ def valid_world(con):
     event(con, "P1", 1, datetime(2026, 1, 13))
 
 
+# each data check (sql/checks/) and a row that violates it, on top of valid_world
 PLANTED = {
     "chk_fct_orders__unique_key": lambda c: order(c, "1", datetime(2026, 1, 10)),
     "chk_fct_orders__not_null_key": lambda c: order(c, None, datetime(2026, 1, 10), line_count=0),
