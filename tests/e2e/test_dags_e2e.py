@@ -18,62 +18,25 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 import xport_sandbox as sandbox_defaults
+from tests.helpers import TABLES, assert_warehouse_equals_truth
 from xport_etl.callbacks.inbox import InboxStore
-from xport_etl.layout import DataLayout
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
-    FCT_PARCEL_EVENTS,
-    FCT_PARCELS,
     FCT_REFUNDS,
 )
 from xport_sandbox.demo import dags_test
 from xport_sandbox.push import CallbackPusher, message_bytes
 from xport_sandbox.testing import SandboxServer
-from xport_sandbox.truth import truth_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
 LOOKBACK_DAYS = 400  # the world starts on 2026-01-01: every run re-reads the whole history
 RUN_TIMEOUT = 240.0
-
-
-def assert_warehouse_equals_truth(data_dir: Path, world, tables=TABLES) -> dict[str, int]:
-    """Every public column of every fact table (of ``tables``) equals the truth; returns the row
-    counts.
-
-    (As in ``test_pipeline_e2e.py``.)
-    """
-    truth = truth_tables(world)
-    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
-    counts = {}
-    try:
-        for spec in tables:
-            assert spec.name in truth, f"the sandbox truth has no {spec.name}"
-            cols = ", ".join(spec.public_columns)
-            con.register(f"truth_{spec.name}", truth[spec.name])
-            missing = con.sql(
-                f"select {cols} from truth_{spec.name} except all select {cols} from {spec.name}"
-            ).fetchall()
-            extra = con.sql(
-                f"select {cols} from {spec.name} except all select {cols} from truth_{spec.name}"
-            ).fetchall()
-            assert not missing and not extra, (
-                f"{spec.name}: {len(missing)} truth rows missing or different,"
-                f" {len(extra)} unexpected rows; e.g. missing {missing[:2]},"
-                f" unexpected {extra[:2]}"
-            )
-            counts[spec.name] = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
-            assert counts[spec.name] == truth[spec.name].num_rows
-    finally:
-        con.close()
-    return counts
 
 
 def next_logical_date(clock: datetime) -> str:

@@ -11,11 +11,9 @@ import subprocess
 import sys
 from datetime import timedelta
 
-import duckdb
 import pytest
 
-from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
-from xport_etl.layout import DataLayout
+from tests.helpers import assert_no_duplicates, assert_warehouse_equals_truth
 
 # (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load
 FAST_POINTS = [
@@ -82,19 +80,6 @@ def run_cli(sandbox, data_dir, crash_at=None, workers="1"):
         text=True,
         timeout=300,
     )
-
-
-def assert_no_duplicates(data_dir):
-    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
-    try:
-        for spec in TABLES:
-            keys = ", ".join(spec.key)
-            dupes = con.execute(
-                f"select count(*) from (select {keys} from {spec.name} group by all having count(*) > 1)"
-            ).fetchall()[0][0]
-            assert dupes == 0, spec.name
-    finally:
-        con.close()
 
 
 def kill_then_resume(sandbox, data_dir, point):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.sandbox.conftest import SMALL, signed_headers
+from tests.factories.sandbox import SMALL, signed_headers
 from xport_etl.errors import MalformedBodyError, RateLimitedError, RetriableError
 from xport_etl.extract.client import RetryPolicy, XportClient
 from xport_etl.extract.endpoints import ENDPOINTS
