@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.test_callbacks import NOW, SECRET, lines, message, post, serve_app
+from tests.factories.callbacks import NOW, SECRET, lines, message, post, serve_app
 from xport_etl import cli
 from xport_etl.callbacks import inbox as callbacks_inbox
 from xport_etl.callbacks import receiver as callbacks_receiver
@@ -267,15 +267,15 @@ def test_idle_and_dribbling_connections_are_closed_within_the_read_timeout(tmp_p
             with httpx.Client(base_url=f"http://{addr[0]}:{addr[1]}") as client:
                 for oid in ("1", "2", "3"):
                     assert post(client, body_for(oid)).status_code == 200
-            kept = socket.create_connection(addr, timeout=3)
-            req = body_for("4")
-            kept.sendall(
-                b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                + callbacks_receiver.sign_body(SECRET, req).encode()
-                + b"\r\nContent-Length: %d\r\n\r\n" % len(req)
-                + req
-            )
-            took = closed_within(kept, 4.0)
+            with socket.create_connection(addr, timeout=3) as kept:
+                req = body_for("4")
+                kept.sendall(
+                    b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                    + callbacks_receiver.sign_body(SECRET, req).encode()
+                    + b"\r\nContent-Length: %d\r\n\r\n" % len(req)
+                    + req
+                )
+                took = closed_within(kept, 4.0)
             assert took is not None and took < 2.5, took
         finally:
             for conn in [*idle, body_slow, dribbler]:

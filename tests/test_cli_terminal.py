@@ -22,19 +22,21 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
 import termios
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from xport_etl.cli import main
 from xport_etl.report.reports import format_rows, report_views, shown
 
-SANDBOX = {"seed": 5, "orders": 150}
+SANDBOX = {"seed": 5, "orders": 20}  # serves the quiet night of the `empty` warehouse
 WIDTHS = (60, 80, 120, 200)
 REPORTS = sorted(name for name in report_views() if not name.startswith("rpt_"))
 STATUS_SECTIONS = ("runs", "freshness", "checks")
@@ -51,21 +53,21 @@ LONG_ERROR = "the API answered 500 three times in a row\nsecond line of the erro
 
 
 @pytest.fixture(scope="module")
-def warehouses(sandbox, tmp_path_factory):
-    """Two data directories built once: ``full`` (the sandbox's 150 orders, a window whose
-    amounts disagree so that a check warns and a record is rejected, a failed run with a long
-    two-line error) and ``empty`` (a run of a quiet night: a warehouse with every table empty)."""
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+def warehouses(sandbox, sandbox_warehouse, tmp_path_factory):
+    """Two data directories built once: ``full`` (the session's published sandbox world, plus a
+    window whose amounts disagree so that a check warns and a record is rejected, a failed run with a long two-line
+    error) and ``empty`` (a run of a quiet night: a warehouse with every table empty)."""
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.ledger import append_run
     from xport_etl.run.engine import run_window
     from xport_etl.settings import Settings
 
-    full, empty = tmp_path_factory.mktemp("full"), tmp_path_factory.mktemp("empty")
-    for data_dir, start, end in ((full, "2025-11-01", "2026-07-01"), (empty, "2025-01-01", "2025-01-02")):
-        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
-        start_at, end_at = (datetime.fromisoformat(f"{t}T00:00:00+08:00") for t in (start, end))
-        run_window(settings, start_at, end_at, chunk=timedelta(days=400), span=timedelta(days=400))  # one run
+    full = Path(shutil.copytree(sandbox_warehouse, tmp_path_factory.mktemp("full") / "data"))
+    empty = tmp_path_factory.mktemp("empty")
+    settings = Settings(base_url=sandbox.base_url, data_dir=empty, rate_limit=0)
+    start_at, end_at = (datetime.fromisoformat(f"{t}T00:00:00+08:00") for t in ("2025-01-01", "2025-01-02"))
+    run_window(settings, start_at, end_at, chunk=timedelta(days=400), span=timedelta(days=400))  # one run
     # lines sum to 12.50: the amount check warns; an order without an id is rejected
     land(full, [page([order(id="9", purchaseAmount="99.00"), order(id=None)])])
     assert main(["load", "--quiet", "--data-dir", str(full)]) == 0
@@ -364,7 +366,8 @@ def _in_pty(argv: list[str], columns: int) -> str:
             break
         chunks.append(data)
     os.close(master)
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    with proc:  # closes its stderr pipe
+        err = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.wait(timeout=60) == 0, err
     return b"".join(chunks).decode().replace("\r\n", "\n")
 

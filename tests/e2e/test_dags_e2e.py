@@ -21,32 +21,28 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 import xport_sandbox as sandbox_defaults
+from tests.helpers import TABLES, assert_warehouse_equals_truth
 from xport_etl.callbacks.inbox import InboxStore
-from xport_etl.layout import DataLayout
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
-    FCT_PARCEL_EVENTS,
-    FCT_PARCELS,
     FCT_REFUNDS,
 )
 from xport_sandbox.demo import dags_test
 from xport_sandbox.push import CallbackPusher, message_bytes
 from xport_sandbox.testing import SandboxServer
-from xport_sandbox.truth import truth_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
 LOOKBACK_DAYS = 400  # the world starts on 2026-01-01: every run re-reads the whole history
 RUN_TIMEOUT = 240.0
 
 
+<<<<<<< HEAD
 def assert_warehouse_equals_truth(data_dir: Path, world, tables=TABLES) -> dict[str, int]:
     """Every public column of every fact table (of ``tables``) equals the truth; returns the row
     counts.
@@ -111,6 +107,8 @@ def traced(data_dir: Path, run_id: str) -> dict:
     return json.loads(out.stdout)
 
 
+=======
+>>>>>>> main
 def next_logical_date(clock: datetime) -> str:
     """The `dags test` date whose data interval (the UTC day that ends there) holds `clock`."""
     day = clock.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

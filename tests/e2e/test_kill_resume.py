@@ -13,12 +13,15 @@ import subprocess
 import sys
 from datetime import timedelta
 
-import duckdb
 import pytest
 
+<<<<<<< HEAD
 from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
 from xport_etl.layout import DataLayout
 from xport_etl.ledger import read_runs, read_steps
+=======
+from tests.helpers import assert_no_duplicates, assert_warehouse_equals_truth
+>>>>>>> main
 
 # (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load
 FAST_POINTS = [
@@ -87,6 +90,7 @@ def run_cli(sandbox, data_dir, crash_at=None, workers="1"):
     )
 
 
+<<<<<<< HEAD
 def assert_no_duplicates(data_dir):
     con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
@@ -113,6 +117,8 @@ def assert_one_run(data_dir, printed: str) -> None:
         con.close()
 
 
+=======
+>>>>>>> main
 def kill_then_resume(sandbox, data_dir, point):
     crashed = run_cli(sandbox, data_dir, crash_at=point)
     assert crashed.returncode == -signal.SIGKILL, (point, crashed.returncode, crashed.stderr[-2000:])

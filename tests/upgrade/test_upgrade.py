@@ -26,9 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_kill_resume import assert_no_duplicates
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from tests.helpers import serve
+from tests.factories.sandbox import serve
+from tests.helpers import assert_no_duplicates, assert_warehouse_equals_truth
 from tests.upgrade.build_fixture import at_root
 from xport_etl.cli import main
 from xport_etl.layout import DataLayout
