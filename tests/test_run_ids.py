@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from tests.test_load import T0, land
-from tests.test_normalize import order, page, sub
+from tests.factories.landed import T0, land
+from tests.factories.served import order, page, sub
+from tests.helpers import assert_warehouse_equals_truth
 from xport_etl.layout import DataLayout
 from xport_etl.ledger import read_runs, read_steps
 from xport_etl.load.checks import CheckFailedError, read_check_results

@@ -21,11 +21,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import xport_sandbox as sandbox_defaults
 from tests.helpers import TABLES, assert_warehouse_equals_truth
 from xport_etl.callbacks.inbox import InboxStore
+from xport_etl.layout import DataLayout
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
@@ -40,39 +42,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOOKBACK_DAYS = 400  # the world starts on 2026-01-01: every run re-reads the whole history
 RUN_TIMEOUT = 240.0
-
-
-<<<<<<< HEAD
-def assert_warehouse_equals_truth(data_dir: Path, world, tables=TABLES) -> dict[str, int]:
-    """Every public column of every fact table (of ``tables``) equals the truth; returns the row
-    counts.
-
-    (As in ``test_pipeline_e2e.py``.)
-    """
-    truth = truth_tables(world)
-    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
-    counts = {}
-    try:
-        for spec in tables:
-            assert spec.name in truth, f"the sandbox truth has no {spec.name}"
-            cols = ", ".join(spec.public_columns)
-            con.register(f"truth_{spec.name}", truth[spec.name])
-            missing = con.sql(
-                f"select {cols} from truth_{spec.name} except all select {cols} from {spec.name}"
-            ).fetchall()
-            extra = con.sql(
-                f"select {cols} from {spec.name} except all select {cols} from truth_{spec.name}"
-            ).fetchall()
-            assert not missing and not extra, (
-                f"{spec.name}: {len(missing)} truth rows missing or different,"
-                f" {len(extra)} unexpected rows; e.g. missing {missing[:2]},"
-                f" unexpected {extra[:2]}"
-            )
-            counts[spec.name] = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
-            assert counts[spec.name] == truth[spec.name].num_rows
-    finally:
-        con.close()
-    return counts
 
 
 def run_ids(data_dir: Path, table: str) -> set:
@@ -107,8 +76,6 @@ def traced(data_dir: Path, run_id: str) -> dict:
     return json.loads(out.stdout)
 
 
-=======
->>>>>>> main
 def next_logical_date(clock: datetime) -> str:
     """The `dags test` date whose data interval (the UTC day that ends there) holds `clock`."""
     day = clock.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

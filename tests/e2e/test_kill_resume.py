@@ -13,15 +13,12 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import duckdb
 import pytest
 
-<<<<<<< HEAD
-from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
+from tests.helpers import TABLES, assert_no_duplicates, assert_warehouse_equals_truth
 from xport_etl.layout import DataLayout
 from xport_etl.ledger import read_runs, read_steps
-=======
-from tests.helpers import assert_no_duplicates, assert_warehouse_equals_truth
->>>>>>> main
 
 # (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load
 FAST_POINTS = [
@@ -90,20 +87,6 @@ def run_cli(sandbox, data_dir, crash_at=None, workers="1"):
     )
 
 
-<<<<<<< HEAD
-def assert_no_duplicates(data_dir):
-    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
-    try:
-        for spec in TABLES:
-            keys = ", ".join(spec.key)
-            dupes = con.execute(
-                f"select count(*) from (select {keys} from {spec.name} group by all having count(*) > 1)"
-            ).fetchall()[0][0]
-            assert dupes == 0, spec.name
-    finally:
-        con.close()
-
-
 def assert_one_run(data_dir, printed: str) -> None:
     """The killed command and the one that resumed it are one run: the id the resumed command
     printed is on every ledger line (the killed attempt's steps too) and every fact row."""
@@ -117,8 +100,6 @@ def assert_one_run(data_dir, printed: str) -> None:
         con.close()
 
 
-=======
->>>>>>> main
 def kill_then_resume(sandbox, data_dir, point):
     crashed = run_cli(sandbox, data_dir, crash_at=point)
     assert crashed.returncode == -signal.SIGKILL, (point, crashed.returncode, crashed.stderr[-2000:])

@@ -115,9 +115,7 @@ def test_drop_reads_a_late_body_first_so_the_close_is_clean_not_a_reset(server) 
     body = json.dumps(BODY).encode()
     head = (
         f"POST {PAGE} HTTP/1.1\r\nhost: sandbox\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n"
-        + "".join(f"{k}: {v}\r\n" for k, v in signed_headers().items())
-        + "\r\n"
+        f"content-length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in signed_headers().items()) + "\r\n"
     ).encode()
     host, port = server.base_url.split("//")[1].split(":")
     try:
