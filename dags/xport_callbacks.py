@@ -51,7 +51,7 @@ def xport_callbacks() -> None:
         from xport_airflow_provider.hooks import XportHook
 
         from xport_etl.callbacks.refresh import refresh_from_callbacks
-        from xport_etl.run.steps import dag_run_id
+        from xport_etl.run_ids import dag_run_id
 
         dag_id = context["dag"].dag_id
         run_id = dag_run_id(dag_id, context["run_id"])  # a run only when there are messages

@@ -154,7 +154,7 @@ def _run_key(context: dict[str, Any]) -> str:
 def _run_id(context: dict[str, Any]) -> str:
     """This DAG run's id in the warehouse (`xport_ingest/<Airflow run id>`): on every window, check
     result, reject and fact row the run writes, whichever task and retry writes it."""
-    from xport_etl.run.steps import dag_run_id
+    from xport_etl.run_ids import dag_run_id
 
     return dag_run_id(context["dag"].dag_id, context["run_id"])
 

@@ -587,7 +587,7 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
     monkeypatch.setattr(
         fanout_run,
         "extract_fanout",
-        lambda s, endpoint, *, keys, by=None, client=None: calls.append([k["key"] for k in keys]) or ["p"],
+        lambda s, endpoint, *, keys, by=None, client=None, **_: calls.append([k["key"] for k in keys]) or ["p"],
     )
     monkeypatch.setattr(state_run, "load_windows", lambda s, p, **_: {"rows_written": {}, "rejects": 0})
     keep = Settings(data_dir=tmp_path, rate_limit=0)

@@ -215,7 +215,7 @@ class FakeApi:
         pass
 
 
-def fake_fanout(settings, endpoint, *, keys, by=None, client=None):
+def fake_fanout(settings, endpoint, *, keys, by=None, client=None, **_):
     """``xport_etl.run.fanout.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
     fails the whole call (the consumer's tracker turns a permanent one into a 404)."""
     spec = endpoints_for()[endpoint]

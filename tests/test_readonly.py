@@ -156,6 +156,12 @@ REVIEWED_SPLICES = {
     ("merge.py", "_cols(cspec)"): "column names in schemas.py",
     ("merge.py", "link"): "join condition built from StagedTable.parent_key",
     ("merge.py", "_cols(ETL_REJECTS)"): "column names in schemas.py",
+    ("merge.py", "_insert_cols(spec)"): "column names in schemas.py (the lineage column's value a parameter)",
+    ("merge.py", "_insert_cols(cspec)"): "column names in schemas.py (the lineage column's value a parameter)",
+    ("merge.py", "_insert_cols(ETL_REJECTS)"): "column names in schemas.py (the lineage column's value a parameter)",
+    ("publish.py", "merged"): "'_merged_' and a TableSpec name in schemas.py",
+    ("publish.py", "', '.join(key)"): "TableSpec.key or StagedTable.parent_key in schemas.py",
+    ("publish.py", "on"): "join condition built from TableSpec.key or StagedTable.parent_key",
     ("ledger.py", "', '.join(cols)"): "ETL_RUNS and ETL_CHECK_RESULTS column names in schemas.py",
     ("ledger.py", "', '.join(('?' for _ in cols))"): "placeholders only",
     ("views.py", "target"): "describe_objects: TableSpec/Column names in schemas.py, sql/reports file stems, "

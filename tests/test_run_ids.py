@@ -20,7 +20,7 @@ from xport_etl.load.checks import CheckFailedError, read_check_results
 from xport_etl.load.publish import NextState
 from xport_etl.load.staging import stage_window
 from xport_etl.run.state import merge_windows, next_state, publish_state
-from xport_etl.run.steps import check_run_id, dag_run_id, new_run_id
+from xport_etl.run_ids import check_run_id, dag_run_id, new_run_id
 from xport_etl.settings import Settings
 from xport_etl.tables import FACT_TABLES
 

@@ -303,7 +303,7 @@ def _run_line(result: dict) -> list[str]:
 
 def cmd_extract(args) -> int:
     from xport_etl.run.paging import extract_window
-    from xport_etl.run.steps import new_run_id
+    from xport_etl.run_ids import new_run_id
 
     s = pipeline_settings(args)
     start, end = _window(args, s)
@@ -316,7 +316,8 @@ def cmd_extract(args) -> int:
 def cmd_load(args) -> int:
     from xport_etl.extract.landing import complete_windows
     from xport_etl.run.state import load_windows
-    from xport_etl.run.steps import new_run_id, step
+    from xport_etl.run.steps import step
+    from xport_etl.run_ids import new_run_id
 
     s = pipeline_settings(args)
     manifests = args.manifest or [str(m.directory / "manifest.json") for m in complete_windows(s.layout)]
@@ -337,7 +338,7 @@ def cmd_run(args) -> int:
     from datetime import timedelta
 
     from xport_etl.run.engine import run_window
-    from xport_etl.run.steps import new_run_id
+    from xport_etl.run_ids import new_run_id
 
     s = pipeline_settings(args)
     start, end = _window(args, s)

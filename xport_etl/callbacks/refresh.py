@@ -571,7 +571,8 @@ def refresh_from_callbacks(
     from xport_etl.faults import crashpoint
     from xport_etl.run import paging
     from xport_etl.run import state as run_state
-    from xport_etl.run.steps import new_run_id, step
+    from xport_etl.run.steps import step
+    from xport_etl.run_ids import new_run_id
 
     cdir = settings.layout.callbacks
     cdir.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ from xport_etl.load.published import PublishedWarehouse
 from xport_etl.load.staging import Batch
 from xport_etl.report.views import describe_objects, refresh_views
 from xport_etl.resources import sql_objects
-from xport_etl.run.steps import new_publish_id, new_run_id
+from xport_etl.run_ids import new_publish_id, new_run_id
 from xport_etl.schemas import STAGED_TABLES, WAREHOUSE_TABLES
 from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION
 

@@ -26,8 +26,9 @@ from xport_etl.run.lander import ListLander
 from xport_etl.run.paging import client_for
 from xport_etl.run.plan import RunPlan, run_lock
 from xport_etl.run.state import merge_windows, next_state, nothing_published, publish_state
-from xport_etl.run.steps import new_run_id, step
+from xport_etl.run.steps import step
 from xport_etl.run.windows import DEFAULT_CHUNK, DEFAULT_RUN, Window, bounded_runs
+from xport_etl.run_ids import new_run_id
 from xport_etl.settings import Settings
 from xport_etl.streams import graph
 

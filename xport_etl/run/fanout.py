@@ -15,7 +15,8 @@ from xport_etl.faults import crashpoint
 from xport_etl.ledger import _run_row, append_run
 from xport_etl.run import Progress
 from xport_etl.run.paging import client_for, count_requests
-from xport_etl.run.steps import new_run_id, step
+from xport_etl.run.steps import step
+from xport_etl.run_ids import new_run_id
 from xport_etl.settings import Settings
 from xport_etl.streams import graph
 

@@ -23,8 +23,8 @@ from xport_etl.extract.landing import Manifest, PageWriter, utc_now_iso, window_
 from xport_etl.faults import crashpoint
 from xport_etl.ledger import _run_row, append_run
 from xport_etl.run import Progress
-from xport_etl.run.steps import new_run_id
 from xport_etl.run.windows import utc
+from xport_etl.run_ids import new_run_id
 from xport_etl.settings import Settings
 from xport_etl.streams import graph
 from xport_etl.streams.spec import WindowSpec

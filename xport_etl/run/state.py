@@ -16,7 +16,8 @@ from xport_etl.extract.landing import Manifest
 from xport_etl.ledger import _run_row, append_run, read_runs
 from xport_etl.run import Progress
 from xport_etl.run.stage import stage_windows
-from xport_etl.run.steps import new_publish_id, new_run_id, step
+from xport_etl.run.steps import step
+from xport_etl.run_ids import new_publish_id, new_run_id
 from xport_etl.settings import Settings
 
 if TYPE_CHECKING:

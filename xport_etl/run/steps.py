@@ -5,9 +5,9 @@ one Airflow DAG run. It has one id, shared by every window it loads (``etl_runs`
 check results (``etl_check_results``), the rejects and warnings of its windows (``etl_rejects``) and
 every fact row it writes (their lineage column ``run_id``):
 
-- a CLI command makes one (:func:`new_run_id`): its UTC start time and 8 random hex digits,
+- a CLI command makes one (:func:`xport_etl.run_ids.new_run_id`): its UTC start time and 8 random hex digits,
   ``20260714T101500Z-3f9a2c7d``, so ids sort by time and read as one;
-- a DAG run's is Airflow's, prefixed with the DAG's id (:func:`dag_run_id`):
+- a DAG run's is Airflow's, prefixed with the DAG's id (:func:`xport_etl.run_ids.dag_run_id`):
   ``xport_ingest/scheduled__2026-07-14T00:00:00+00:00``; every task of the run passes it to the
   library (:mod:`xport_etl.run.tasks`), so its windows, however many processes load them, share it;
 - a ``run``/``backfill`` that resumes after a crash is the same run finishing: it keeps the id of
@@ -25,8 +25,6 @@ extraction times); ``etl_runs`` mirrors only the window rows.
 from __future__ import annotations
 
 import contextlib
-import re
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -34,42 +32,9 @@ from typing import Any
 from xport_etl.layout import Where
 from xport_etl.ledger import append_run
 
-__all__ = ["STEPS", "check_run_id", "dag_run_id", "new_publish_id", "new_run_id", "step"]
+__all__ = ["STEPS", "step"]
 
 STEPS = ("run", "stage", "merge", "fanout", "publish")
-
-MAX_LENGTH = 300  # an Airflow run id is at most 250 characters, and the DAG id comes before it
-_BAD = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """A new run's id: ``20260714T101500Z-3f9a2c7d`` (UTC start, 32 random bits)."""
-    return f"{(now or datetime.now(UTC)).astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-
-
-def new_publish_id(now: datetime | None = None) -> str:
-    """A new publish's id (``etl_check_results.publish_id``): ``publish-`` and a new id's form."""
-    return f"publish-{new_run_id(now)}"
-
-
-def dag_run_id(dag_id: str, run_id: str) -> str:
-    """A DAG run's id: ``<dag_id>/<Airflow run_id>`` (two DAGs' runs may share an Airflow run id,
-    ``scheduled__2026-07-14T00:00:00+00:00``; with the DAG's id they never do)."""
-    return check_run_id(f"{dag_id}/{run_id}")
-
-
-def check_run_id(value: object) -> str:
-    """``value`` if it can be a run id: text of 1 to :data:`MAX_LENGTH` characters, without spaces
-    or control characters (it is shown in tables and typed back as ``status --run ID``).
-
-    Raises:
-        ValueError: naming what is wrong.
-    """
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_LENGTH:
-        raise ValueError(f"a run id is text of 1 to {MAX_LENGTH} characters, not {str(value)[:60]!r}")
-    if _BAD.search(value):
-        raise ValueError(f"a run id has no spaces or control characters: {value[:60]!r}")
-    return value
 
 
 @contextlib.contextmanager

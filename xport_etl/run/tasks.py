@@ -18,8 +18,8 @@ from xport_etl.run import Progress
 from xport_etl.run.fanout import extract_fanout
 from xport_etl.run.paging import extract_window
 from xport_etl.run.state import merge_windows, next_state, nothing_published, publish_state
-from xport_etl.run.steps import new_run_id
 from xport_etl.run.windows import DEFAULT_CHUNK, interval_window, split_window
+from xport_etl.run_ids import new_run_id
 from xport_etl.settings import Settings
 
 
