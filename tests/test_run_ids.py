@@ -188,3 +188,24 @@ def test_the_dag_tasks_put_the_dag_runs_id_on_everything(sandbox, tmp_path, caps
     assert main(["status", "--run", "xport_ingest/manual", "--format", "json", "--data-dir", str(tmp_path)]) == 0
     trace = json.loads(capsys.readouterr().out)
     assert trace["run"]["run_id"] == run_id and trace["run"]["windows"] == len(read_runs(tmp_path))
+
+
+def test_status_run_takes_an_id_or_the_unique_start_of_one(tmp_path):
+    """``status --run`` finds a run by its id or the start of exactly one; several starting so are
+    named, not guessed between; none is a one-line error pointing at ``status``."""
+    from xport_etl.errors import NotFoundError
+    from xport_etl.ledger import append_run
+    from xport_etl.report.trace import find_run
+
+    ids = ["xport_ingest/manual__2026-07-14T00:00:00+00:00", "xport_ingest/scheduled__2026-07-14T00:00:00+00:00"]
+    for run_id in ids:
+        append_run(tmp_path, {"run_id": run_id, "endpoint": "taobao_orders", "window_id": "w", "outcome": "success"})
+    append_run(tmp_path, {"step": "run", "run_id": "xport_reports/manual__1", "outcome": "success"})
+    assert find_run(tmp_path, ids[1]) == ids[1]
+    assert find_run(tmp_path, "xport_ingest/manual__") == ids[0]
+    assert find_run(tmp_path, "xport_reports/") == "xport_reports/manual__1"  # a run known by its steps only
+    with pytest.raises(NotFoundError, match="2 runs start with 'xport_ingest/'") as several:
+        find_run(tmp_path, "xport_ingest/")
+    assert several.value.hint == "give more of the id"
+    with pytest.raises(NotFoundError, match="no run 'nope'"):
+        find_run(tmp_path, "nope")
