@@ -190,3 +190,12 @@ def test_errors_is_at_the_bottom_and_light():
     source = (REPO / "xport_etl" / "errors.py").read_text()
     assert not re.search(r"^\s*(from|import) xport_etl", source, re.M)
     assert set(re.findall(r"^(?:from|import) (\w+)", source, re.M)) <= {"__future__", "re", "urllib"}
+
+
+def test_ctrl_c_is_exit_130_and_one_line_without_a_traceback(capsys, monkeypatch):
+    """Ctrl-C (README's exit codes): 130, the conventional 128 + SIGINT, and the two lines every
+    expected failure prints; an interrupted run resumes with the same command."""
+    monkeypatch.delenv("XPORT_UMASK", raising=False)
+    code, lines = _run(capsys, KeyboardInterrupt())
+    assert code == 130
+    assert lines == ["error: interrupted", "hint: re-run the same command: windows are replaced, never duplicated"]
