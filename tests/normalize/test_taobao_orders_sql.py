@@ -28,7 +28,8 @@ from xport_etl import jsonutil
 from xport_etl.extract.landing import read_manifest, read_pages
 from xport_etl.normalize.pages import to_table
 from xport_etl.normalize.taobao_orders import normalize_taobao_pages
-from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_pages, feed_window
+from xport_etl.normalize.taobao_orders_chunks import feed_pages, feed_window
+from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql
 from xport_etl.normalize.values import PageError
 from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
@@ -587,14 +588,14 @@ def test_chunks_hold_whole_lines_in_order_numbered_from_one(
 ):
     import gzip
 
-    from xport_etl.normalize import taobao_orders_sql as normalize_sql
+    from xport_etl.normalize import taobao_orders_chunks as chunks_module
 
-    monkeypatch.setattr(normalize_sql, "READ_BYTES", read_bytes)
+    monkeypatch.setattr(chunks_module, "READ_BYTES", read_bytes)
     lines = [b"a", b"", b"x" * 100, b"bc", b"d" * 31]  # one line longer than a chunk, one empty
     body = b"\n".join(lines) + (b"\n" if final_newline else b"")
     with gzip.open(tmp_path / "pages.jsonl.gz", "wb") as f:
         f.write(body)
-    chunks = [(first, bytes(data)) for first, data in normalize_sql.iter_chunks(tmp_path, chunk_bytes)]
+    chunks = [(first, bytes(data)) for first, data in chunks_module.iter_chunks(tmp_path, chunk_bytes)]
     assert b"".join(data for _, data in chunks) == b"\n".join(lines) + b"\n"
     expected_first = 1
     for first, data in chunks:
@@ -608,7 +609,7 @@ def test_a_chunk_is_a_view_released_when_the_next_is_read(tmp_path):
     the next chunk's bytes."""
     import gzip
 
-    from xport_etl.normalize.taobao_orders_sql import iter_chunks
+    from xport_etl.normalize.taobao_orders_chunks import iter_chunks
 
     with gzip.open(tmp_path / "pages.jsonl.gz", "wb") as f:
         f.write(b"".join(b"page %d\n" % i for i in range(20)))

@@ -371,7 +371,8 @@ def _stage_sql(
 ) -> list[dict]:
     """The DuckDB normaliser (:mod:`xport_etl.normalize.taobao_orders_sql`): pages stream through, never a window in memory.
     A connection of the window's own spills under ``tmp_root`` (the layout's ``tmp``)."""
-    from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql, feed_window
+    from xport_etl.normalize.taobao_orders_chunks import feed_window
+    from xport_etl.normalize.taobao_orders_sql import TaobaoOrdersSql
 
     tmp = tmp_root / f"stage-{name}"
     if shared is None:

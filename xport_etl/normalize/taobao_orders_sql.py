@@ -4,7 +4,7 @@
 rejects, duplicates) in Python, one record at a time. At a million orders that costs minutes of
 per-record Python, so the order pages (by far the largest endpoint) take this path instead:
 
-1. pages are decompressed in bounded chunks (``CHUNK_BYTES`` of JSON at a time: memory does not
+1. pages are decompressed in bounded chunks (``taobao_orders_chunks.CHUNK_BYTES`` of JSON at a time: memory does not
    grow with the window) and handed to DuckDB as Arrow, zero-copy;
 2. one ``json_transform`` per page types every field as raw JSON, and SQL predicates decide,
    **record by record**, whether a record is **plain**: every value has a shape whose typed
@@ -19,7 +19,7 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
    reference reads such a record from its own exact text, cut out of the page without parsing
    the rest (:func:`xport_etl.normalize.pages.record_texts`): a record costs about its own size,
    not its page's (the page is parsed whole only where the cut might read differently: see
-   :class:`_PageRecords`);
+   :class:`~xport_etl.normalize.taobao_orders_suspects.PageRecords`);
    **lenient fields** (``taobao_orders.ORDER_LENIENT``/``LINE_LENIENT``: ``receiver``,
    ``closeReason``, a line's ``status``/``logisticCompanyName``/``logisticNumber``) do not make a
    record odd: a value outside their plain shape is handed, alone, to the reference's own reader
@@ -42,7 +42,7 @@ Why a record goes to the reference although it may be fine, and what it costs (i
 - a number literal with three or more decimals or an exponent anywhere in it (DuckDB parses JSON
   numbers to binary doubles: for money the path must be sure the double is the literal). A
   cheap scan of the page's text finds the pages that may hold one; only those pages' records
-  are scanned in Python (:meth:`_PageRecords.suspects`) to find the records that do. Longer literals need no
+  are scanned in Python (:meth:`~xport_etl.normalize.taobao_orders_suspects.PageRecords.suspects`) to find the records that do. Longer literals need no
   check of their own: a double keeps a literal's magnitude, and the shapes allow at most 13
   digits before the point (money), 9 (integers) or an integer of 19 (ids), so a literal that a
   double cannot hold never passes as one it can;
@@ -63,168 +63,43 @@ reads as ``91001``): the same id twice in one page makes the older copy a reject
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 import uuid
-import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
-from xport_etl.extract.landing import open_pages
-from xport_etl.normalize.pages import WindowRows, first_wins, loads_exact, parse_page, record_texts, to_table
+from xport_etl.normalize.pages import WindowRows, loads_exact, to_table
 from xport_etl.normalize.taobao_orders import (
     LINE_LENIENT,
     ORDER_LENIENT,
-    TAOBAO_ORDER_STATUS,
     read_records,
     taobao_window,
 )
-from xport_etl.normalize.values import FUTURE_TOLERANCE, TAOBAO_REFUND_STATUS, Lenient, PageError
+from xport_etl.normalize.taobao_orders_shapes import (
+    INEXACT_NUMBER,
+    LINE_WARN,
+    MAYBE_INEXACT,
+    ORDER_WARN,
+    STRUCTURE,
+    SUSPECT,
+    TRAILING_COMMA,
+    UNSAFE_ESCAPE,
+    install_macros,
+    line_cols,
+    order_cols,
+    warn_cols,
+)
+from xport_etl.normalize.taobao_orders_suspects import INEXACT_TEXT, PageRecords, page_bodies
+from xport_etl.normalize.values import FUTURE_TOLERANCE, Lenient, PageError
 from xport_etl.schemas import ETL_REJECTS, FCT_ORDER_LINES, FCT_ORDERS
 
-# decompressed JSON handed to DuckDB at a time (24 MB): bigger chunks cost less CPU a page and more
-# memory, and beyond 24 MB the CPU saved is small; see bench/NOTES.md
-CHUNK_BYTES = 24 * 2**20
-READ_BYTES = 2**20
 PAGES_PER_BATCH = 8  # Arrow record batch size in pages: DuckDB scans batches in parallel
 DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-ORDER_FIELDS = (
-    "id",
-    "orderNo",
-    "status",
-    "orderSource",
-    "sellerOrderNumber",
-    "purchaseAmount",
-    "purchaseCurrency",
-    "domesticPostFee",
-    "receiver",
-    "closeReason",
-    "createTime",
-    "payTime",
-    "updateTime",
-)
-LINE_FIELDS = (
-    "subOrderId",
-    "itemId",
-    "skuId",
-    "title",
-    "quantity",
-    "purchaseAmount",
-    "purchaseCurrency",
-    "domesticPostFee",
-    "status",
-    "refundStatus",
-    "taobaoPurchaseId",
-    "taobaoSubPurchaseId",
-    "logisticCompanyName",
-    "logisticNumber",
-)
-# every field as raw JSON: the SQL sees each value's JSON text, so it can tell "12" from 12
-STRUCTURE = json.dumps(
-    {
-        "code": "JSON",
-        "data": {"records": [{**{f: "JSON" for f in ORDER_FIELDS}, "subOrderVOS": [{f: "JSON" for f in LINE_FIELDS}]}]},
-    }
-)
-
-# number literals DuckDB might not hold exactly as a double (see the module docstring)
-INEXACT_NUMBER = r"""[:,\[]\s*-?[0-9]+\.[0-9]{3}|[:,\[]\s*-?[0-9]+(\.[0-9]+)?[eE]"""
-# a necessary condition of each alternative, tried first (INEXACT_NUMBER runs only on the pages
-# that have one): RE2 scans a page for these several times faster than for INEXACT_NUMBER (which
-# opens with a character as frequent as ':' or ','). An exponent literal is followed by its
-# digits, then whitespace or , } ] (the page is valid JSON by then)
-MAYBE_INEXACT = (r"""\.[0-9]{3}""", r"""[eE][-+]?[0-9]+\s*[,}\]]""")
-UNSAFE_ESCAPE = r"""\\u(0000|[dD][89a-fA-F])"""
-# page reasons that do not send the page to the reference: only its records that hold such a
-# literal or escape go (found by :func:`_suspect_records`)
-SUSPECT = ("escape", "number")
-# a comma before a closing bracket: DuckDB's JSON reader allows it, the reference does not (the
-# page is not JSON to it: the window fails), so such a page goes whole to the reference. Inside a
-# string it is harmless, and the reference then reads the page as SQL would have.
-TRAILING_COMMA = r""",\s*[\]}]"""
-
-# the lenient fields (``taobao_orders.ORDER_LENIENT`` / ``LINE_LENIENT``) by the shape that keeps a
-# value on the fast path unasked; any other value is read by the reference's own reader of that
-# field, alone: a value it refuses is a warning (the column is null, the record stays in SQL), a
-# value it reads sends the record to the reference (only a ``receiver`` has no column to fill).
-ORDER_WARN = {"receiver": "receiver_ok", "closeReason": "text_ok"}
-LINE_WARN = {"status": "int_ok", "logisticCompanyName": "text_ok", "logisticNumber": "id_ok"}
-assert set(ORDER_WARN) == set(ORDER_LENIENT) and set(LINE_WARN) == set(LINE_LENIENT)
-
-# SQL shapes, each narrower than the Python rule of the same name in normalize/values.py. Values
-# are computed for every record, plain or not, hence try_cast: only plain records' values are kept.
-_MACROS = r"""
--- to_text's value: what a JSON string says, or an integer's digits (read only where text_ok holds)
-create or replace temp macro text_val(x) as x->>'$';
--- the text of a plain scalar: its raw JSON without the quotes (the shapes below that use it
--- admit no quote or escape inside, so this is the value; replace is ~2x cheaper than trim)
-create or replace temp macro bare(x) as replace(x::varchar, '"', '');
-
--- Each shape is one regular expression over the value's raw JSON text: a string of the shape
--- (with no escape: a string with one goes to Python) or a number of it.
-
--- to_id: null, "" (null), a string that starts and ends with printable ASCII (so Python's
--- strip() leaves it as it is), or a JSON integer
-create or replace temp macro id_ok(x) as coalesce(x is null
-    or regexp_full_match(x::varchar, '""|"[!-\[\]-~]([^"\\]*[!-\[\]-~])?"|0|[1-9][0-9]{0,18}'), false);
-create or replace temp macro id_val(x) as nullif(bare(x), '');
-
--- to_text: null, a JSON string, or a JSON integer of up to 18 digits (kept as written: a
--- re-serialised integer is its literal; a fraction is not, and goes to the reference)
-create or replace temp macro text_ok(x) as coalesce(x is null or left(x::varchar, 1) = '"'
-    or regexp_full_match(x::varchar, '0|-?[1-9][0-9]{0,17}'), false);
-
--- to_money: null, "" (null), or up to 13 digits and 2 decimals, as a string or a number
-create or replace temp macro money_ok(x) as coalesce(x is null
-    or regexp_full_match(x::varchar, '""|"[0-9]{1,13}(\.[0-9]{1,2})?"|[0-9]{1,13}(\.[0-9]{1,2})?'), false);
-create or replace temp macro money_val(x) as try_cast(nullif(bare(x), '') as decimal(18, 2));
-
--- to_int / to_quantity: null, or up to 9 digits as a string or a number
-create or replace temp macro int_ok(x) as coalesce(x is null
-    or regexp_full_match(x::varchar, '"-?[0-9]{1,9}"|-?[0-9]{1,9}'), false);
-create or replace temp macro qty_ok(x) as coalesce(x is null
-    or regexp_full_match(x::varchar, '"[0-9]{1,9}"|[0-9]{1,9}'), false);
-create or replace temp macro int_val(x) as try_cast(bare(x) as integer);
-
--- to_cst_time: null, "" (null), or a real yyyy-MM-dd HH:mm:ss in years 1900..9998
-create or replace temp macro ts_ok(x) as coalesce(x is null or x::varchar = '""'
-    or (regexp_full_match(x::varchar,
-            '"(19|[2-9][0-9])[0-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"')
-        and x::varchar < '"9999' and try_strptime(bare(x), '%Y-%m-%d %H:%M:%S') is not null), false);
-create or replace temp macro ts_val(x, offset_s) as
-    try_strptime(nullif(bare(x), ''), '%Y-%m-%d %H:%M:%S') - to_seconds(offset_s);
-
--- receiver: null, an object, "" or a short JSON-object string (valid JSON that opens with '{',
--- with no token DuckDB reads and Python does not: nan, inf in any case; a trailing comma sends
--- the whole page to the reference anyway)
-create or replace temp macro receiver_ok(x) as coalesce(x is null or left(x::varchar, 1) = '{'
-    or (left(x::varchar, 1) = '"' and (x::varchar = '""' or (strlen(text_val(x)) < 2000
-        and left(text_val(x), 1) = '{' and json_valid(text_val(x))
-        and not regexp_matches(text_val(x), '(?i)[:,\[]\s*-?(nan|inf)')))), false);
-"""
-
-
-def _warn_cols(alias: str, shapes: dict[str, str]) -> str:
-    """Per lenient field, its raw JSON text where its value is not of the plain shape (else null)."""
-    return ", ".join(
-        f"(case when not {shape}({alias}.{name}) then {alias}.{name}::varchar end) as w_{name}"
-        for name, shape in shapes.items()
-    )
-
-
-def _case(mapping: dict, column: str, other: str) -> str:
-    """``mapping[column]``, ``other`` for an unknown code, null for a null code."""
-    whens = " ".join(f"when {code} then '{name}'" for code, name in mapping.items())
-    return f"(case when {column} is null then null else (case {column} {whens} else {other} end) end)"
 
 
 @dataclass
@@ -238,7 +113,7 @@ class SqlStats:
     fast_records: int = 0  # records typed in SQL
     python_records: int = 0  # records the reference read (alone, or with their whole page)
     # pages Python parsed whole for the records it reads or looks at (a record alone is parsed
-    # from its own text where the page allows: :class:`_PageRecords`)
+    # from its own text where the page allows: :class:`PageRecords`)
     parsed_pages: int = 0
     # why records (``record``, ``number``, ``escape``: one each) or whole pages (the other
     # reasons: one a page) went to the reference
@@ -288,15 +163,15 @@ class TaobaoOrdersSql:
         self.out_orders, self.out_lines = f"{self.schema}.out_orders", f"{self.schema}.out_lines"
         self._chunks: list[_Chunk] = []  # done, each with its tables, rejects and counts
         self._lock = threading.Lock()
-        _macros(con)
+        install_macros(con)
         con.execute(f"create schema {self.schema}")
         # the reference's rows (appended by every chunk: appends never conflict in DuckDB)
         con.execute(
-            f"create table {self.schema}.ref_orders as select {_order_cols(self.offset_s)} from "
+            f"create table {self.schema}.ref_orders as select {order_cols(self.offset_s)} from "
             "(select null::json as r, 0::bigint as seq, 0::integer as idx) where false"
         )
         con.execute(
-            f"create table {self.schema}.ref_lines as select {_line_cols()} from "
+            f"create table {self.schema}.ref_lines as select {line_cols()} from "
             "(select null::json as oid, null::json as l, 0::bigint as seq, 0::integer as idx, "
             "0::integer as li) where false"
         )
@@ -385,56 +260,6 @@ class TaobaoOrdersSql:
         self.con.execute(f"drop schema if exists {self.schema} cascade")
 
 
-# the connections (cursors) that have the shape macros: they are temporary, one set a connection
-_WITH_MACROS: weakref.WeakSet = weakref.WeakSet()
-_MACROS_LOCK = threading.Lock()
-
-
-def _macros(con) -> None:
-    with _MACROS_LOCK:
-        if con in _WITH_MACROS:
-            return
-        _WITH_MACROS.add(con)
-    con.execute(_MACROS)
-
-
-# ---- the typed columns, from a record ``r`` and a line ``l``
-
-
-def _order_cols(offset_s: int) -> str:
-    o = offset_s
-    status = _case(TAOBAO_ORDER_STATUS, "int_val(r.status)", "'other'")
-    return f"""
-        'taobao' as platform, id_val(r.id) as order_id, id_val(r.orderNo) as order_no,
-        {status} as status, int_val(r.status)::varchar as platform_status,
-        text_val(r.orderSource) as order_source, text_val(r.sellerOrderNumber) as seller_order_number,
-        null::varchar as seller, text_val(r.purchaseCurrency) as currency,
-        money_val(r.purchaseAmount) as goods_amount, money_val(r.domesticPostFee) as shipping_amount,
-        money_val(r.purchaseAmount) + money_val(r.domesticPostFee) as total_amount,
-        coalesce(len(r.subOrderVOS), 0)::integer as line_count,
-        ts_val(r.createTime, {o}) as created_at, ts_val(r.payTime, {o}) as paid_at,
-        ts_val(r.updateTime, {o}) as updated_at,
-        (case when text_ok(r.closeReason) then text_val(r.closeReason) end) as close_reason,
-        seq, idx"""
-
-
-def _line_cols() -> str:
-    refund = _case(TAOBAO_REFUND_STATUS, "int_val(l.refundStatus)", "null")
-    return f"""
-        'taobao' as platform, id_val(oid) as order_id, id_val(l.subOrderId) as line_id,
-        li::integer as line_index, id_val(l.itemId) as item_id, id_val(l.skuId) as sku_id,
-        text_val(l.title) as title, int_val(l.quantity) as quantity,
-        money_val(l.purchaseAmount) as amount, money_val(l.domesticPostFee) as shipping_amount,
-        text_val(l.purchaseCurrency) as currency,
-        (case when l.refundStatus is null then 'none' else {refund} end) as refund_status,
-        id_val(l.taobaoPurchaseId) as purchase_id, id_val(l.taobaoSubPurchaseId) as purchase_line_id,
-        (case when int_ok(l.status) then int_val(l.status)::varchar end) as line_status,
-        int_val(l.refundStatus)::varchar as platform_refund_status,
-        (case when text_ok(l.logisticCompanyName) then text_val(l.logisticCompanyName) end) as carrier,
-        (case when id_ok(l.logisticNumber) then id_val(l.logisticNumber) end) as tracking_number,
-        null::varchar as refund_id, seq, idx"""
-
-
 class _Chunk:
     """One chunk of a window's pages, on one connection: its records typed in SQL into tables of
     the window's schema (:attr:`orders`, :attr:`lines`), the reference's records appended to the
@@ -451,7 +276,7 @@ class _Chunk:
         self.stats = SqlStats()
         self._orders: list[dict] = []  # the reference's rows, until the chunk is done
         self._lines: list[dict] = []
-        _macros(con)
+        install_macros(con)
 
     # ---- feeding pages
 
@@ -463,7 +288,7 @@ class _Chunk:
         table = pa.table({"seq": pa.array(seqs, pa.int64()), "body": bodies})
         chunk = pa.Table.from_batches(table.to_batches(max_chunksize=PAGES_PER_BATCH))
         con = self.con
-        body = _bodies(seqs, bodies)
+        body = page_bodies(seqs, bodies)
         con.register("chunk", chunk)
         try:
             try:
@@ -481,15 +306,15 @@ class _Chunk:
         self._count("record", self.con.execute("select count(*) from py_recs").fetchall()[0][0])
         whole = dict(python_pages)  # page → reason: the reference reads the whole page
         # the pages cut into records to find suspect ones, kept until their records are read
-        pages: dict[int, _PageRecords] = {}
+        pages: dict[int, PageRecords] = {}
 
-        def page(seq: int) -> _PageRecords:
+        def page(seq: int) -> PageRecords:
             if seq not in pages:
-                pages[seq] = _PageRecords(body(seq), self.stats)
+                pages[seq] = PageRecords(body(seq), self.stats)
             return pages[seq]
 
-        def take(seq: int) -> _PageRecords:  # (a page's text is held no longer than needed)
-            return pages.pop(seq, None) or _PageRecords(body(seq), self.stats)
+        def take(seq: int) -> PageRecords:  # (a page's text is held no longer than needed)
+            return pages.pop(seq, None) or PageRecords(body(seq), self.stats)
 
         # pages with a number literal or an escape that DuckDB may not read as Python does: the
         # records that hold one join the records for the reference, the others stay typed in SQL
@@ -582,26 +407,26 @@ class _Chunk:
         """)
         con.execute(f"""
             create table {self.lines} as
-            select {_line_cols()},
+            select {line_cols()},
                    coalesce(l.subOrderId is not null and id_ok(l.subOrderId) and id_val(l.subOrderId) is not null
                        and id_ok(l.itemId) and id_ok(l.skuId) and text_ok(l.title) and qty_ok(l.quantity)
                        and money_ok(l.purchaseAmount) and money_ok(l.domesticPostFee)
                        and text_ok(l.purchaseCurrency) and int_ok(l.refundStatus)
                        and id_ok(l.taobaoPurchaseId) and id_ok(l.taobaoSubPurchaseId), false) as ok,
-                   {_warn_cols("l", LINE_WARN)}
+                   {warn_cols("l", LINE_WARN)}
             from (select seq, idx, r.id as oid, unnest(r.subOrderVOS) as l,
                          generate_subscripts(r.subOrderVOS, 1) - 1 as li from recs)
         """)
         con.execute(f"""
             create table {self.orders} as
-            select {_order_cols(self.window.offset_s)},
+            select {order_cols(self.window.offset_s)},
                    coalesce(r.id is not null and id_ok(r.id) and id_val(r.id) is not null
                     and id_ok(r.orderNo) and int_ok(r.status) and text_ok(r.orderSource)
                     and text_ok(r.sellerOrderNumber) and money_ok(r.purchaseAmount)
                     and text_ok(r.purchaseCurrency) and money_ok(r.domesticPostFee)
                     and ts_ok(r.createTime) and ts_ok(r.payTime) and ts_ok(r.updateTime), false) as ok,
                    r.subOrderVOS is null and r is not null as no_subs,
-                   {_warn_cols("r", ORDER_WARN)}
+                   {warn_cols("r", ORDER_WARN)}
             from recs
         """)
         # the records the reference reads, one by one (their pages stay on the fast path): a
@@ -682,7 +507,7 @@ class _Chunk:
                 read = len(lenient.found)
                 # a number DuckDB re-wrote is not the literal served (a string is exact): the
                 # reference reads the record
-                if (text[0] != '"' and _INEXACT_TEXT.search(text)) or (
+                if (text[0] != '"' and INEXACT_TEXT.search(text)) or (
                     lenient(reader, loads_exact(text), name) is not None
                     and len(lenient.found) == read
                     and name != "receiver"  # a value the reader reads fills a column (the receiver has none)
@@ -711,10 +536,10 @@ class _Chunk:
         return {key: ws for key, ws in out.items() if key not in reference}
 
     def _python_records(
-        self, page: Callable[[int], _PageRecords], skip: dict[int, str]
+        self, page: Callable[[int], PageRecords], skip: dict[int, str]
     ) -> tuple[dict[int, WindowRows], dict[int, str]]:
         """The reference on the records of ``py_recs``, page by page (not the pages in ``skip``),
-        each record parsed alone where its page allows (:class:`_PageRecords`).
+        each record parsed alone where its page allows (:class:`PageRecords`).
 
         Returns the reference's result per page, and the pages that must go whole to the
         reference after all: one whose records, as the reference reads them, share an order id
@@ -828,284 +653,3 @@ class _Chunk:
             self.con.execute(f"insert into {table} by name select * from python_rows")
         finally:
             self.con.unregister("python_rows")
-
-
-# ---- the records the reference reads
-
-
-class _Inexact(Decimal):
-    """A number literal a double may not hold exactly (three or more decimals, an exponent)."""
-
-
-_INEXACT_LITERAL = re.compile(r"\.[0-9]{3}|[eE]")
-_UNSAFE_CHAR = re.compile("[\x00\ud800-\udfff]")
-_INEXACT_RECORD = re.compile(INEXACT_NUMBER.encode())
-# a number with a fraction or an exponent (or NaN, Infinity) in DuckDB's text of a value: DuckDB
-# re-wrote it from a double (12.50 → 12.5), so the text is not the literal served (strings may
-# match too: those records just go to the reference)
-_INEXACT_TEXT = re.compile(r"[0-9][.eE]|NaN|Infinity")
-
-
-def _number(text: str) -> Decimal:
-    return _Inexact(text) if _INEXACT_LITERAL.search(text) else Decimal(text)
-
-
-def _bodies(seqs: np.ndarray, bodies: pa.Array) -> Callable[[int], bytes]:
-    """Page number → that page's text as bytes, sliced from the chunk's Arrow buffers (no
-    decoding to a Python str and back)."""
-    offsets = np.frombuffer(bodies.buffers()[1], np.int64)[bodies.offset : bodies.offset + len(bodies) + 1]
-    data = bodies.buffers()[2]
-    where = {seq: k for k, seq in enumerate(seqs.tolist())}
-
-    def body(seq: int) -> bytes:
-        k = where[seq]
-        return data.slice(int(offsets[k]), int(offsets[k + 1] - offsets[k])).to_pybytes().rstrip(b"\n")
-
-    return body
-
-
-class _PageRecords:
-    """The records of one page that the reference reads: each parsed alone from its exact text
-    (:func:`xport_etl.normalize.pages.record_texts`), so that a record costs about its own size;
-    or, when that is not certain to read as the whole page does, the page parsed whole (once)."""
-
-    def __init__(self, body: bytes, stats: SqlStats) -> None:
-        self.body, self.stats = body, stats
-        self.texts = record_texts(body)
-
-    def records(self, idxs: list[int]) -> tuple[list[tuple[int, Any]], bool]:
-        """``(position, record)`` of the records at ``idxs`` (in page order), and whether the
-        page is clean (:func:`xport_etl.normalize.pages.parse_envelope`).
-
-        Raises:
-            PageError: the reference cannot read the page.
-            IndexError: a position beyond the page's records.
-        """
-        if self.texts is not None and idxs[-1] < len(self.texts):
-            return [(i, loads_exact(bytes(self.texts[i]))) for i in idxs], True
-        self.stats.parsed_pages += 1
-        records, clean = parse_page(self.body)
-        return [(i, records[i]) for i in idxs], clean
-
-    def suspects(self) -> list[int] | None:
-        """The positions of the page's records that hold a number literal a double may not hold,
-        a NUL or a lone surrogate (in a value or a member name); None when Python cannot read
-        the page's records (the reference then reads the page whole, and says why)."""
-        if self.texts is None:
-            self.stats.parsed_pages += 1
-            return _suspect_records(self.body)
-        # no escape in the page (record_texts): no NUL, no surrogate; only a number can be one
-        return [
-            idx
-            for idx, text in enumerate(self.texts)
-            if _INEXACT_RECORD.search(bytes(text))
-            and _suspect(json.loads(bytes(text), parse_float=_number, object_pairs_hook=first_wins))
-        ]
-
-
-def _suspect_records(body: bytes) -> list[int] | None:
-    """:meth:`_PageRecords.suspects` of a page parsed whole."""
-    try:
-        data = json.loads(body.decode("utf-8"), parse_float=_number, object_pairs_hook=first_wins)["data"]["records"]
-    except (ValueError, RecursionError, TypeError, KeyError):
-        return None
-    if not isinstance(data, list):
-        return None
-    return [idx for idx, rec in enumerate(data) if _suspect(rec)]
-
-
-def _suspect(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            for key, item in v.items():
-                if _UNSAFE_CHAR.search(key):
-                    return True
-                stack.append(item)
-        elif isinstance(v, list):
-            stack.extend(v)
-        elif isinstance(v, _Inexact) or (isinstance(v, str) and _UNSAFE_CHAR.search(v)):
-            return True
-    return False
-
-
-# ---- reading landed pages in bounded chunks
-
-
-class ChunkReader:
-    """Whole lines of a landed window's pages (a local directory or a storage URL: see
-    :func:`xport_etl.extract.landing.open_pages`), in chunks, for one reader or several at once.
-
-    Each caller reads into a buffer of its own (:meth:`read`), which it reuses: the pages are
-    decompressed 1 MB at a time straight into it, and the chunk is a view of it, valid until the
-    caller reads again (the normaliser is done with a chunk by then: DuckDB has parsed it into
-    its own tables). So a reader holds one chunk of text, not two: a single large ``read`` of a
-    gzip file holds several times what it returns, and joining read blocks into a chunk would hold
-    it twice. Reading is serial (a lock); what the readers do with their chunks is not."""
-
-    def __init__(self, directory, chunk_bytes: int = CHUNK_BYTES) -> None:
-        self.chunk_bytes = chunk_bytes
-        self._file = open_pages(directory).__enter__()
-        self._lock = threading.Lock()
-        self._tail = b""  # the start of a line the last chunk cut off
-        self._first = 1  # the page number of the next line
-        self._eof = self._stopped = False
-
-    def read(self, buf: bytearray) -> tuple[int, memoryview] | None:
-        """The next chunk into ``buf`` (grown to ``chunk_bytes`` when smaller, so a reader that
-        finds nothing left allocates nothing, and for a line longer than it): ``(first page
-        number, whole lines)``; None when every line was read (or :meth:`stop` was called)."""
-        with self._lock:
-            if self._stopped or (self._eof and not self._tail):
-                return None
-            if len(buf) < self.chunk_bytes:
-                buf += bytes(self.chunk_bytes - len(buf))
-            pos = len(self._tail)
-            while pos > len(buf):
-                buf += bytes(len(buf))
-            buf[:pos] = self._tail
-            while True:
-                while not self._eof and pos < len(buf):
-                    n = self._file.readinto(memoryview(buf)[pos : pos + READ_BYTES])
-                    if not n:
-                        self._eof = True
-                        break
-                    pos += n
-                cut = buf.rfind(b"\n", 0, pos) + 1
-                if cut or self._eof:
-                    break
-                buf += bytes(len(buf))  # no whole line in the buffer yet: a longer one
-            if not cut:  # the last line, without its newline (or nothing at all)
-                if not pos:
-                    return None
-                if pos == len(buf):
-                    buf += b"\n"
-                else:
-                    buf[pos : pos + 1] = b"\n"
-                pos += 1
-                cut = pos
-            self._tail = bytes(buf[cut:pos])
-            first = self._first
-            self._first += buf.count(b"\n", 0, cut)
-            return first, memoryview(buf)[:cut]
-
-    def stop(self) -> None:
-        """No more chunks for anyone (a reader failed: the window fails)."""
-        with self._lock:
-            self._stopped = True
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> ChunkReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def iter_chunks(directory, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, memoryview]]:
-    """Yield ``(first page number, whole lines)`` from a landed window's pages, one reused buffer
-    of ``chunk_bytes`` (:class:`ChunkReader`): each chunk is released when the next is asked for."""
-    buf = bytearray()
-    with ChunkReader(directory, chunk_bytes) as reader:
-        while (got := reader.read(buf)) is not None:
-            first, whole = got
-            yield first, whole
-            whole.release()
-
-
-def split_lines(first: int, data: bytes | memoryview) -> tuple[np.ndarray, pa.Array]:
-    """Whole lines → (page numbers, a zero-copy Arrow binary array of the lines)."""
-    buf = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(buf == 10) + 1
-    offsets = np.concatenate([[0], ends]).astype(np.int64)
-    lines = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
-    )
-    return np.arange(first, first + len(ends), dtype=np.int64), lines
-
-
-def feed_window(
-    norm: TaobaoOrdersSql,
-    directory,
-    chunk_bytes: int = CHUNK_BYTES,
-    run: Callable[[Callable[[Any], None]], None] | None = None,
-) -> None:
-    """Every page of a landed window, in bounded chunks.
-
-    ``run``: chunks on several threads at once. ``run(work)`` calls ``work(con)`` once on each of
-    its threads, ``con`` a cursor of the window's database that thread owns, and returns when
-    every call has: the calls share the window's chunks, each in a buffer of its own (so a window
-    holds one chunk of text a thread). Without it, the chunks are fed one after another on the
-    window's connection. Either way the window's result is the same: its chunks are independent
-    until :meth:`TaobaoOrdersSql.finish`, and an error is the one the first failing chunk (in
-    page order) raises, as when the chunks are fed in order.
-    """
-    if run is None:
-        for first, data in iter_chunks(directory, chunk_bytes):
-            feed_bytes(norm, first, data)
-        return
-    failed: list[tuple[int, BaseException]] = []
-    with ChunkReader(directory, chunk_bytes) as reader:
-
-        def work(con) -> None:
-            buf = bytearray()
-            while (got := reader.read(buf)) is not None:
-                first, data = got
-                try:
-                    feed_bytes(norm, first, data, con=con)
-                except BaseException as exc:  # noqa: BLE001 - raised below, the first in page order
-                    failed.append((first, exc))
-                    reader.stop()  # later chunks do not matter: the window fails
-                    return  # (the error's traceback still holds views of the buffer: no release)
-                data.release()
-
-        run(work)
-    if failed:
-        raise min(failed, key=lambda f: f[0])[1]
-
-
-def feed_bytes(norm: TaobaoOrdersSql, first: int, data: bytes | memoryview, con=None) -> None:
-    seqs, lines = split_lines(first, data)
-    feed_lines(norm, seqs, lines, con=con)
-
-
-def feed_lines(norm: TaobaoOrdersSql, seqs: np.ndarray, lines: pa.Array, con=None) -> None:
-    """Pages as a binary array (each ending in a newline); those that are not UTF-8 go to Python."""
-    try:
-        norm.feed(seqs, lines.cast(pa.large_string()), con=con)
-        return
-    except pa.ArrowInvalid:  # bytes that are not UTF-8 somewhere: find the pages
-        pass
-    run: list[tuple[int, bytes]] = []  # UTF-8 pages in a row; the others go to Python in order
-
-    def flush() -> None:
-        if run:
-            norm.feed(
-                np.array([s for s, _ in run], np.int64),
-                pa.array([b for _, b in run], pa.large_binary()).cast(pa.large_string()),
-                con=con,
-            )
-            run.clear()
-
-    for seq, line in zip(seqs.tolist(), lines.to_pylist(), strict=True):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            flush()
-            norm.feed_python(seq, line.rstrip(b"\n"), "not utf-8", con=con)
-        else:
-            run.append((seq, line))
-    flush()
-
-
-def feed_pages(norm: TaobaoOrdersSql, pages: Iterable[tuple[int, bytes, Any]]) -> None:
-    """Landed ``(page, body, context)`` triples held in memory (tests; small windows)."""
-    seqs, lines = [], []
-    for page_no, body, _ctx in pages:
-        seqs.append(page_no)
-        lines.append(body.replace(b"\n", b" ") + b"\n")
-    if lines:
-        feed_lines(norm, np.array(seqs, np.int64), pa.array(lines, pa.large_binary()))
