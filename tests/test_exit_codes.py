@@ -170,6 +170,29 @@ def test_load_over_a_damaged_pages_file_is_one_line_naming_the_file_the_window_a
     assert not (tmp_path / "warehouse.duckdb").exists()  # nothing was published
 
 
+@pytest.mark.parametrize("sql", ["1", "0"], ids=["sql normaliser", "python normaliser"])
+@pytest.mark.parametrize("swap", ["shorter", "longer"])
+def test_a_valid_pages_file_that_is_not_the_windows_is_refused_not_loaded_in_part(
+    tmp_path, capsys, monkeypatch, swap, sql
+):
+    """A window's file replaced by a valid one with fewer or more pages (another window's, an older
+    copy restored over it) is refused like a damaged one: loading what it holds would lose the
+    rest without a word. The manifest counts the pages its writer wrote."""
+    monkeypatch.setenv("XPORT_SQL_NORMALIZER", sql)
+    m = land(tmp_path, [page([order(id=str(p * 10 + i)) for i in range(3)]) for p in range(3)])
+    assert m.pages == 3
+    other = land(tmp_path / "elsewhere", [page([order(id="99")])] * (1 if swap == "shorter" else 5))
+    pages = m.directory / "pages.jsonl.gz"
+    pages.write_bytes((other.directory / "pages.jsonl.gz").read_bytes())
+    code, _, err = _run(capsys, "load", "--quiet", "--data-dir", str(tmp_path))
+    assert code == 5, err
+    error, hint = _one_line(err)
+    held = 1 if swap == "shorter" else 5
+    assert f"it holds {held} pages where its manifest counted 3" in error and str(pages) in error
+    assert f"taobao_orders window {m.window_id}" in error and "`xport-etl extract " in hint
+    assert not (tmp_path / "warehouse.duckdb").exists()  # nothing was published
+
+
 def test_a_damaged_fan_out_window_says_to_move_it_aside(tmp_path):
     from xport_etl.extract.landing import PagesUnreadableError
 

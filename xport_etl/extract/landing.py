@@ -219,6 +219,7 @@ class PageWriter:
     def commit(self):
         """Make the window visible; returns its manifest's path (``Path`` or ``UPath``)."""
         self._file.close()
+        self.manifest.pages = self._count  # the file's page count: what the load checks it against
         if self.remote:
             return self._commit_remote()
         with open(self._partial, "rb+") as f:
@@ -429,6 +430,26 @@ def open_pages(directory) -> igzip.GzipFile:
         pages.close()
         raise pages._damaged(EOFError())
     return pages
+
+
+def check_page_count(manifest: Manifest, read: int) -> None:
+    """Refuse a window whose ``pages.jsonl.gz`` holds other than the pages its manifest counted
+    (:meth:`PageWriter.commit` writes the count): a valid file that is not this window's (a copy
+    of another window's, an older or shorter one restored over it) would otherwise load what it
+    holds and lose the rest without a word. A manifest without a count (0) is not checked.
+
+    Raises:
+        PagesUnreadableError: naming the file, the window, both counts and how to land it again.
+    """
+    if manifest.pages and read != manifest.pages:
+        d = manifest.directory
+        where = str(storage.local_path(d)) if storage.is_local(d) else storage.redact(d)
+        raise PagesUnreadableError(
+            f"{where}/{PAGES_FILE}",
+            manifest.endpoint,
+            manifest.window_id,
+            f"it holds {read:,} pages where its manifest counted {manifest.pages:,}",
+        )
 
 
 def _read_contexts(directory) -> dict[int, Any]:

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
-from xport_etl.extract.landing import Manifest, check_window, read_pages
+from xport_etl.extract.landing import Manifest, check_page_count, check_window, read_pages
 from xport_etl.extract.storage import contained
 from xport_etl.faults import crashpoint
 from xport_etl.fsutil import write_atomic
@@ -188,13 +188,22 @@ def _stage_python(
     assumptions: ApiAssumptions,
 ) -> list[dict]:
     """The reference normalisers: a window's rows as Python dicts, then Parquet per month."""
+    read = 0
+
+    def counted():
+        nonlocal read
+        for page in read_pages(manifest.directory):
+            read += 1
+            yield page
+
     rows = normalize(
-        read_pages(manifest.directory),
+        counted(),
         endpoint=manifest.endpoint,
         window_id=manifest.window_id,
         rejected_at=rejected_at,
         assumptions=assumptions,
     )
+    check_page_count(manifest, read)
     batch.records = rows.records
     # parents by their business date; children in their parent's partition
     day_of: dict[tuple[str, tuple], str] = {}
@@ -390,6 +399,7 @@ def _stage_sql(
             assumptions=assumptions,
         )
         feed_window(norm, manifest.directory, run=shared.run if shared is not None else None)
+        check_page_count(manifest, norm.stats.pages)
         norm.finish()
         batch.records = norm.stats.records
         batch.fast_records = norm.stats.fast_records
