@@ -187,8 +187,8 @@ def test_a_valid_pages_file_that_is_not_the_windows_is_refused_not_loaded_in_par
     code, _, err = _run(capsys, "load", "--quiet", "--data-dir", str(tmp_path))
     assert code == 5, err
     error, hint = _one_line(err)
-    held = 1 if swap == "shorter" else 5
-    assert f"it holds {held} pages where its manifest counted 3" in error and str(pages) in error
+    held = "1 page" if swap == "shorter" else "5 pages"
+    assert f"it holds {held} where its manifest counted 3" in error and str(pages) in error
     assert f"taobao_orders window {m.window_id}" in error and "`xport-etl extract " in hint
     assert not (tmp_path / "warehouse.duckdb").exists()  # nothing was published
 

@@ -448,7 +448,7 @@ def check_page_count(manifest: Manifest, read: int) -> None:
             f"{where}/{PAGES_FILE}",
             manifest.endpoint,
             manifest.window_id,
-            f"it holds {read:,} pages where its manifest counted {manifest.pages:,}",
+            f"it holds {read:,} page{'' if read == 1 else 's'} where its manifest counted {manifest.pages:,}",
         )
 
 
