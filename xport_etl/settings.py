@@ -406,6 +406,7 @@ class Settings:
         DEFAULT_WAREHOUSE_STORAGE_VERSION,
         "the DuckDB storage version warehouse.duckdb is written in",
         check=check_storage_version,
+        label="Warehouse storage version",
         example="latest",
         accepts="a DuckDB release (`v1.0.0`) or `latest`",
         doc="`v1.0.0` opens in every DuckDB from 1.0 on (CLI, BI drivers, other bindings); `latest` is this "
