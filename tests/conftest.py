@@ -72,3 +72,72 @@ def duckdb1_readers(tmp_path_factory: pytest.TempPathFactory) -> DuckDB1Readers:
         if out.returncode != 0:
             pytest.fail(f"$ {' '.join(cmd)}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     return DuckDB1Readers(python=python, bin=venv / "bin", oldest=oldest)
+
+
+# ---- an S3-compatible server (moto's server mode over real HTTP on loopback)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's S3 server on a free loopback port, for the session (each test takes its own bucket)."""
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+# the AWS variables a test's processes get: moto's server, throwaway keys (a test may grep for the secret)
+MOTO_SECRET = "moto-Secret-key/of+the-storage-tests"
+
+
+@pytest.fixture
+def s3_url(moto_endpoint, monkeypatch, request) -> str:
+    """A fresh bucket on the moto server, the standard AWS variables pointing at it (this process
+    and its children); its ``s3://`` URL with a prefix. Emptied and removed afterwards."""
+    import re
+    import uuid
+
+    import boto3
+    import s3fs
+
+    for var in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIAXPORTSTORAGETEST",
+        "AWS_SECRET_ACCESS_KEY": MOTO_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    s3fs.S3FileSystem.clear_instance_cache()  # a cached instance would keep an old endpoint
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    try:
+        yield f"s3://{bucket}/xport"
+    finally:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=obj["Key"])
+        client.delete_bucket(Bucket=bucket)
+        s3fs.S3FileSystem.clear_instance_cache()

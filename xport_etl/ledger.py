@@ -2,8 +2,9 @@
 warehouse tables that mirror them.
 
 :class:`JsonLines` is what a ledger is made of (each append fsynced; a reader skips a torn line, what
-a crash mid-append leaves) and the one place that knows where a ledger's lines are kept: today a file
-of the data directory, the seam for keeping them elsewhere. Two ledgers use it: the **run ledger**
+a crash mid-append leaves): a file of the data directory; under a storage URL the same API is
+:class:`xport_etl.stored_lines.StoredLines` (one numbered object per append), and
+:func:`ledger_of` is the one place that chooses. Two ledgers use it: the **run ledger**
 here (one line per (run, endpoint, window) and outcome, the layout's ``runs``,
 ``state/runs.jsonl``; the last line for a key wins; ``etl_runs`` and ``xport-etl status`` are read
 from it) and the **check ledger** (:mod:`xport_etl.load.checks`, ``etl_check_results``).
@@ -25,8 +26,18 @@ if TYPE_CHECKING:
     import duckdb
 
     from xport_etl.schemas import TableSpec
+    from xport_etl.stored_lines import StoredLines
 
-__all__ = ["JsonLines", "append_run", "insert_rows", "naive_utc", "read_runs", "replace_runs"]
+__all__ = [
+    "JsonLines",
+    "append_run",
+    "append_runs",
+    "insert_rows",
+    "ledger_of",
+    "naive_utc",
+    "read_runs",
+    "replace_runs",
+]
 
 
 class JsonLines:
@@ -69,6 +80,17 @@ class JsonLines:
             except ValueError:
                 continue
         return rows, offset + end
+
+
+def ledger_of(where: Where, kind: str) -> JsonLines | StoredLines:
+    """The ledger ``kind`` (``"runs"``, ``"check_results"``) of a data directory: its file, or its
+    objects under the storage URL (:class:`xport_etl.stored_lines.StoredLines`, the same API)."""
+    layout = DataLayout.of(where)
+    if layout.stored:
+        from xport_etl.stored_lines import StoredLines
+
+        return StoredLines(layout.store(kind))
+    return JsonLines(getattr(layout, kind))
 
 
 def naive_utc(text: str) -> datetime:
@@ -137,13 +159,19 @@ def _run_row(
 
 def append_run(data_dir: Where, row: dict[str, Any]) -> None:
     """Append ``row`` to the run ledger of ``data_dir`` (a data directory or its :class:`DataLayout`)."""
-    JsonLines(DataLayout.of(data_dir).runs).append([row])
+    append_runs(data_dir, [row])
+
+
+def append_runs(data_dir: Where, rows: Sequence[dict[str, Any]]) -> None:
+    """Append ``rows`` to the run ledger in one write (one object under a storage URL)."""
+    if rows:
+        ledger_of(data_dir, "runs").append(rows)
 
 
 def read_runs(data_dir: Where, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The ledger (plus ``pending`` rows not yet appended), one row per (run, endpoint, window):
     the last word on each wins. Times come back as naive UTC datetimes."""
-    lines, _ = JsonLines(DataLayout.of(data_dir).runs).read()
+    lines, _ = ledger_of(data_dir, "runs").read()
     rows: dict[tuple, dict] = {}
     for row in [*lines, *(dict(r) for r in pending)]:
         rows[(row["run_id"], row["endpoint"], row["window_id"])] = row

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xport_etl.extract.landing import Manifest
-from xport_etl.ledger import _run_row, append_run, read_runs
+from xport_etl.ledger import _run_row, append_runs, read_runs
 from xport_etl.run import Progress
 from xport_etl.run.stage import stage_windows
 from xport_etl.settings import Settings
@@ -90,11 +90,9 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
             check_overrides=settings.check_overrides,
         )
     except Exception as exc:
-        for row in pending:
-            append_run(settings.layout, {**row, "outcome": "failed", "error": str(exc)})
+        append_runs(settings.layout, [{**row, "outcome": "failed", "error": str(exc)} for row in pending])
         raise
-    for row in pending:
-        append_run(settings.layout, row)
+    append_runs(settings.layout, pending)
     log.info("published %d batches in %.1f s: %s", result.batches, time.time() - started, result.rows_written)
     if progress:
         progress(
