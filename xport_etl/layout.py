@@ -239,6 +239,12 @@ class DataLayout:
         return self._at("warehouse")
 
     @property
+    def warehouse_version(self) -> Path:
+        """Under a storage URL: which version this host's copy of the warehouse is (beside it)."""
+        path = self.warehouse
+        return path.with_name(path.name + ".version")
+
+    @property
     def plans(self) -> Path:
         return self._at("plans")
 

@@ -164,6 +164,16 @@ class Store:
         """
         raise NotImplementedError
 
+    def upload_many(self, files: dict[str, Path]) -> None:
+        """:meth:`upload` each local file to its key (at once where the store allows)."""
+        for key, path in files.items():
+            self.upload(path, key)
+
+    def download_many(self, files: dict[str, Path]) -> None:
+        """:meth:`download` each key to its local file (at once where the store allows)."""
+        for key, path in files.items():
+            self.download(key, path)
+
 
 # ---- a local directory
 
@@ -266,6 +276,14 @@ class LocalStore(Store):
             path = self._path(key)
             path.unlink(missing_ok=True)
             path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
+            # folders left empty go too (an object store has no folders to leave behind)
+            for parent in path.parents:
+                if parent == self.root or self.root not in parent.parents:
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
 
     def upload(self, path: Path, key: str) -> None:
         target = self._path(key)
@@ -442,6 +460,25 @@ class S3Store(Store):
             self.fs.put_file(str(path), self._path(key))
         except OSError as exc:
             raise self._failed(exc, key, "cannot upload to") from exc
+
+    def upload_many(self, files: dict[str, Path]) -> None:
+        if files:
+            try:
+                self.fs.put([str(p) for p in files.values()], [self._path(k) for k in files])
+            except OSError as exc:
+                raise self._failed(exc, "", "cannot upload to") from exc
+
+    def download_many(self, files: dict[str, Path]) -> None:
+        """The files are new (a fresh folder): written in place, not through a temporary name."""
+        for path in files.values():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if files:
+            try:
+                self.fs.get([self._path(k) for k in files], [str(p) for p in files.values()])
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                raise self._failed(exc, "", "cannot download from") from exc
 
     def download(self, key: str, path: Path) -> None:
         try:

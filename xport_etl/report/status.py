@@ -186,7 +186,7 @@ def cmd_status(args) -> int:
                 f"the freshness warning level {warn:g} h (--warn-freshness or XPORT_FRESHNESS_WARN_HOURS) "
                 f"is above the error level --check-freshness {args.check_freshness:g}"
             )
-        rows = check_freshness(s.data_dir, args.check_freshness, warn_hours=warn)
+        rows = check_freshness(s.layout, args.check_freshness, warn_hours=warn)
         print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
         warning = freshness_warning(rows)
         if warning:
@@ -194,10 +194,10 @@ def cmd_status(args) -> int:
         return 0
     # CSV holds one table: one section per call (runs unless --section says otherwise)
     wanted = [args.section] if args.section else (["runs"] if args.format == "csv" else list(STATUS_SECTIONS))
-    run_id, checks = last_checks(s.data_dir) if "checks" in wanted else (None, [])
+    run_id, checks = last_checks(s.layout) if "checks" in wanted else (None, [])
     sections = {
-        "runs": last_runs(s.data_dir, args.limit) if "runs" in wanted else [],
-        "freshness": freshness(s.data_dir) if "freshness" in wanted else [],
+        "runs": last_runs(s.layout, args.limit) if "runs" in wanted else [],
+        "freshness": freshness(s.layout) if "freshness" in wanted else [],
         "checks": checks,
     }
     if args.format == "json":  # one document, one key per section
@@ -220,9 +220,13 @@ def cmd_status(args) -> int:
         rows = sections[name]
         if not rows and args.format == "table":
             if name == "checks":
-                print(wrap_words(f"{titles[name]}: none" if run_id else f"checks: no publish yet under {s.data_dir}"))
+                print(
+                    wrap_words(
+                        f"{titles[name]}: none" if run_id else f"checks: no publish yet under {s.layout.storage_shown}"
+                    )
+                )
             else:
-                print(wrap_words(f"{titles[name]}: none yet under {s.data_dir}"))
+                print(wrap_words(f"{titles[name]}: none yet under {s.layout.storage_shown}"))
             continue
         columns = list(rows[0]) if rows else list(empty[name])
         print(format_rows(titles[name], columns, [tuple(r[c] for c in columns) for r in rows], args.format))

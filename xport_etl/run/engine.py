@@ -66,7 +66,7 @@ def run_window(
         wait: when another command is running on the same data directory, wait for it to finish
             (logged); ``False``: raise :class:`~xport_etl.errors.RunInProgressError` at once.
     """
-    with run_lock(settings.layout, wait=wait, progress=progress):
+    with run_lock(settings.layout, wait=wait, progress=progress, lease_s=settings.run_lease) as guard:
         return _run_window(
             settings,
             start,
@@ -78,11 +78,23 @@ def run_window(
             span=span,
             client=client,
             progress=progress,
+            guard=guard,
         )
 
 
 def _run_window(
-    settings: Settings, start: datetime, end: datetime, *, endpoints, mode, incremental, chunk, span, client, progress
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    *,
+    endpoints,
+    mode,
+    incremental,
+    chunk,
+    span,
+    client,
+    progress,
+    guard=None,
 ) -> dict[str, Any]:
     endpoints = list(graph.run_order() if endpoints is None else endpoints)
     lists, fanouts = graph.lists(endpoints), graph.fanouts(endpoints)
@@ -94,10 +106,11 @@ def _run_window(
             "runs": [[(e, m, a.isoformat(), b.isoformat()) for e, m, a, b in w] for w in runs],
         },
     )
+    plan.guard = guard  # the run lease's check, under a storage URL
     if plan.resumed:
-        log.warning("resuming an unfinished run from %s", plan.path)
+        log.warning("resuming an unfinished run from %s", plan.shown)
         if progress:
-            progress({"event": "resume", "plan": str(plan.path)})
+            progress({"event": "resume", "plan": plan.shown})
     results: dict[str, Any] = {**nothing_published(), "resumed": plan.resumed, "runs": len(runs)}
     lists_client = client  # the caller's client, or None: each list window opens its own
     todo = [w for i, run in enumerate(runs) if i not in plan.published for w in run]
@@ -149,7 +162,7 @@ def _run_once(
     crashpoint("run.fanout")
 
     def landed(path: str) -> None:
-        plan.fanout_pending.append(path)
+        plan.fanout_pending.append(plan.named(path))
         plan.save()
 
     for e in fanouts:
@@ -170,7 +183,7 @@ def _run_once(
 
 def _merge_pending(settings: Settings, plan: RunPlan, state, progress: Progress | None) -> None:
     if plan.fanout_pending:
-        merge_windows(settings, state, plan.fanout_pending, progress=progress)
+        merge_windows(settings, state, [plan.manifest(p) for p in plan.fanout_pending], progress=progress)
     plan.fanout_pending = []
     plan.save()
 

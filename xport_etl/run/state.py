@@ -24,7 +24,13 @@ log = logging.getLogger(__name__)
 
 
 def next_state(settings: Settings, key: str) -> NextState:
-    """Run ``key``'s next state of the warehouse, with the settings' memory limit and storage version."""
+    """Run ``key``'s next state of the warehouse, with the settings' memory limit and storage version:
+    a file of the data directory, or under a storage URL what any host rebuilds it from
+    (:class:`xport_etl.load.stored_state.StoredNextState`)."""
+    if settings.layout.stored:
+        from xport_etl.load.stored_state import StoredNextState
+
+        return StoredNextState(settings.layout, key, settings.load_memory, settings.warehouse_storage_version)
     from xport_etl.load.publish import NextState
 
     return NextState(settings.layout, key, settings.load_memory, settings.warehouse_storage_version)

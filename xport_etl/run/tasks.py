@@ -3,6 +3,7 @@ one call for its data interval, returning small values (manifest paths, counts).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -61,17 +62,19 @@ def refresh_warehouse(settings: Settings) -> dict[str, Any]:
     """Re-create the report views and re-run every data check, publishing atomically.
 
     What the reports DAG runs after the loads: a new state is published unless an error check
-    fails (``CheckFailedError``), with the reporting time zone from ``settings``.
+    fails (``CheckFailedError``), with the reporting time zone from ``settings``. Returns where
+    the published warehouse is (a path, or a version's URL under a storage URL).
     """
-    from xport_etl.load.publish import publish, view_settings
+    from xport_etl.load.publish import view_settings
 
-    result = publish(
-        settings.layout,
-        [],
-        runs=read_runs(settings.layout),
-        settings=view_settings(settings),
-        check_overrides=settings.check_overrides,
-        memory_limit=settings.load_memory,
-        storage_version=settings.warehouse_storage_version,
-    )
+    state = next_state(settings, f"publish-{uuid.uuid4().hex}")
+    try:
+        result = state.publish(
+            runs=read_runs(settings.layout),
+            settings=view_settings(settings),
+            check_overrides=settings.check_overrides,
+        )
+    finally:
+        state.discard()
+        state.forget()
     return {"warehouse": result.warehouse}
