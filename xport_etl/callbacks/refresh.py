@@ -35,6 +35,7 @@ import fcntl
 import json
 import os
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from contextlib import suppress
@@ -492,14 +493,12 @@ def _rejected_keys(settings, manifests: list[str]) -> dict[Name, str]:
     return out
 
 
-def _dead_letter(path: Path, rows: list[dict], entries: dict[str, InboxEntry]) -> None:
-    """Append ``rows`` to the dead letters and fsync (before the offset moves past them).
+def _dead_letter_lines(rows: list[dict], entries: dict[str, InboxEntry]) -> bytes:
+    """The dead letters as ASCII JSON lines.
 
     A message that cannot be written as JSON (nested past the encoder's reach) is written with
     its raw body text instead, so a dead letter is never lost to its own content.
     """
-    if not rows:
-        return
     lines = []
     for row in rows:
         try:
@@ -510,10 +509,17 @@ def _dead_letter(path: Path, rows: list[dict], entries: dict[str, InboxEntry]) -
             entry = entries.get(row.get("id", ""))
             row = {**row, "message": None, "body": entry.body if entry is not None else None}
             lines.append(jsonutil.dumps(row, floats="allow", ascii=True))
+    return "".join(line + "\n" for line in lines).encode("ascii")
+
+
+def _dead_letter(path: Path, rows: list[dict], entries: dict[str, InboxEntry]) -> None:
+    """Append ``rows`` to the dead letters and fsync (before the offset moves past them)."""
+    if not rows:
+        return
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        _write_all(fd, "".join(line + "\n" for line in lines).encode("ascii"))
+        _write_all(fd, _dead_letter_lines(rows, entries))
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -553,10 +559,8 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         ``rows_written``, ``rejects``, ``dead_lettered``, ``segment``, ``offset`` (and
         ``window_1688``, the 1688 order list window asked, when there was one).
     """
-    from xport_etl.faults import crashpoint
-    from xport_etl.run import paging
-    from xport_etl.run import state as run_state
-
+    if settings.layout.stored:
+        return _refresh_stored(settings, client)
     cdir = settings.layout.callbacks
     cdir.mkdir(parents=True, exist_ok=True)
     offset_path = cdir / OFFSET_FILE
@@ -565,58 +569,9 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         state = _read_offset(offset_path)
         batch = read_segments(cdir, int(state["segment"]), int(state.get("offset", 0)))
         entries = batch.entries
-        wanted = collect(entries, settings.callback_max_age)
-        named = {n for found in wanted.names.values() for n in found}
-        result: dict[str, Any] = {
-            "messages": len(entries),
-            "corrupt": len(batch.corrupt),
-            "bad": wanted.bad,
-            "unknown": dict(wanted.unknown),
-            "orders": 0,
-            "refunds": 0,
-            "rows_written": {},
-            "rejects": 0,
-            "dead_lettered": 0,
-            "segment": batch.segment,
-            "offset": batch.offset,
-        }
-        failed: dict[Name, str] = {}
-        implied: dict[Name, list[Name]] = {}
-        if named:
-            with paging.client_for(settings, client) as client:
-                paths, tracked = _fetch(settings, wanted, client, result)
-            failed.update(tracked.failed)
-            implied = tracked.implied
-            if paths:
-                loaded = run_state.load_windows(settings, paths)
-                result["rows_written"], result["rejects"] = loaded["rows_written"], loaded["rejects"]
-                if loaded["rejects"]:
-                    failed.update(_rejected_keys(settings, paths))
-        crashpoint("callbacks.published")
-        now = datetime.now(UTC).isoformat()
-        letters = [
-            {
-                "dead_at": now,
-                "reason": "unreadable inbox line (torn by a crash, or not a message)",
-                "line": line.decode("utf-8", "backslashreplace"),
-            }
-            for line in batch.corrupt
-        ]
-        letters += [_letter(e, reason, now) for e, reason in wanted.dead]
-        dead_ids = {e.id for e, _reason in wanted.dead}
-        for e in entries:
-            if e.id in dead_ids:
-                continue
-            reasons = []
-            for n in wanted.names.get(e.id, ()):
-                for m in (n, *implied.get(n, ())):
-                    if m in failed and failed[m] not in reasons:
-                        reasons.append(failed[m])
-            if reasons:
-                letters.append(_letter(e, "; ".join(reasons), now))
-                dead_ids.add(e.id)
+        position = {"segment": batch.segment, "offset": batch.offset}
+        result, letters, now = _refresh(settings, entries, batch.corrupt, client, position)
         _dead_letter(cdir / DEAD_LETTER_FILE, letters, {e.id: e for e in entries})
-        result["dead_lettered"] = len(letters)
         if (batch.segment, batch.offset) != (state["segment"], state.get("offset", 0)):
             _write_offset(
                 offset_path,
@@ -631,6 +586,95 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         _remove_consumed_segments(
             cdir, batch.segment, id_horizon(settings.callback_dedup_horizon, settings.callback_max_age)
         )
+    log.info("callbacks consumed: %s", result)
+    return result
+
+
+def _refresh(
+    settings, entries: list[InboxEntry], corrupt: list[bytes], client, position: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict], str]:
+    """Refresh what ``entries`` name and publish it. Returns the result (the counts, then
+    ``position``), the dead letters to write (what can never be used, and the unreadable lines
+    ``corrupt``) and the time they are dated."""
+    from xport_etl.faults import crashpoint
+    from xport_etl.run import paging
+    from xport_etl.run import state as run_state
+
+    wanted = collect(entries, settings.callback_max_age)
+    named = {n for found in wanted.names.values() for n in found}
+    result: dict[str, Any] = {
+        "messages": len(entries),
+        "corrupt": len(corrupt),
+        "bad": wanted.bad,
+        "unknown": dict(wanted.unknown),
+        "orders": 0,
+        "refunds": 0,
+        "rows_written": {},
+        "rejects": 0,
+        "dead_lettered": 0,
+        **position,
+    }
+    failed: dict[Name, str] = {}
+    implied: dict[Name, list[Name]] = {}
+    if named:
+        with paging.client_for(settings, client) as client:
+            paths, tracked = _fetch(settings, wanted, client, result)
+        failed.update(tracked.failed)
+        implied = tracked.implied
+        if paths:
+            loaded = run_state.load_windows(settings, paths)
+            result["rows_written"], result["rejects"] = loaded["rows_written"], loaded["rejects"]
+            if loaded["rejects"]:
+                failed.update(_rejected_keys(settings, paths))
+    crashpoint("callbacks.published")
+    now = datetime.now(UTC).isoformat()
+    letters = [
+        {
+            "dead_at": now,
+            "reason": "unreadable inbox line (torn by a crash, or not a message)",
+            "line": line.decode("utf-8", "backslashreplace"),
+        }
+        for line in corrupt
+    ]
+    letters += [_letter(e, reason, now) for e, reason in wanted.dead]
+    dead_ids = {e.id for e, _reason in wanted.dead}
+    for e in entries:
+        if e.id in dead_ids:
+            continue
+        reasons = []
+        for n in wanted.names.get(e.id, ()):
+            for m in (n, *implied.get(n, ())):
+                if m in failed and failed[m] not in reasons:
+                    reasons.append(failed[m])
+        if reasons:
+            letters.append(_letter(e, "; ".join(reasons), now))
+            dead_ids.add(e.id)
+    result["dead_lettered"] = len(letters)
+    return result, letters, now
+
+
+def _refresh_stored(settings, client) -> dict[str, Any]:
+    """:func:`refresh_from_callbacks` under a storage URL: the messages in the store's ``inbox/``,
+    consumed by one host at a time (a lease), moved to ``consumed/`` once published."""
+    from xport_etl.callbacks.inbox import DEAD_LETTER_PREFIX, ObjectInbox
+    from xport_etl.run.lease import Lease
+
+    store = settings.layout.store("callbacks")
+    inbox = ObjectInbox(store)
+    lease = Lease(store.child("consumer"), settings.run_lease, store.where("consumer"))
+    lease.acquire(wait=True)
+    try:
+        entries, corrupt, keys = inbox.pending()
+        result, letters, now = _refresh(settings, entries, corrupt, client, {"segment": None, "offset": None})
+        lease.check()  # another consumer took over: it consumes these too, nothing is moved twice
+        if letters:
+            text = _dead_letter_lines(letters, {e.id: e for e in entries})
+            store.put(f"{DEAD_LETTER_PREFIX}/{now.replace(':', '')}-{uuid.uuid4().hex[:8]}.jsonl", text)
+        inbox.consumed(keys)
+        result["pending"] = len(store.keys("inbox"))
+        inbox.forget_consumed(id_horizon(settings.callback_dedup_horizon, settings.callback_max_age))
+    finally:
+        lease.release()
     log.info("callbacks consumed: %s", result)
     return result
 

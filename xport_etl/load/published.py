@@ -99,6 +99,19 @@ class PublishedWarehouse:
         of): here, a link to the published file (a swap replaces the name, not the file)."""
         os.link(self.path, into)
 
+    def pull(self, to: Path) -> str:
+        """Write the published warehouse to the local file ``to`` (atomically: a reader of ``to``
+        sees the old file or the new one); what was written, in words.
+
+        Raises:
+            NotFoundError: nothing is published.
+        """
+        if not self.exists():
+            raise _nothing_published(self.shown)
+        with open(self.path, "rb") as src:  # a swap replaces the name: this file stays whole
+            _write_copy(Path(to), lambda tmp: _copy_file(src, tmp))
+        return f"copied the published warehouse {self.shown} to {to}"
+
     def lock(self) -> AbstractContextManager[None]:
         """The publish lock: held while a next state is checked and swapped in (waits for others)."""
         return file_lock(self.layout.warehouse_lock)
@@ -112,6 +125,34 @@ class PublishedWarehouse:
         crashpoint("publish.replace")
         os.replace(state, self.path)
         fsync_dir(self.path.parent)
+
+
+def _nothing_published(where: str):
+    from xport_etl.errors import NotFoundError
+
+    return NotFoundError(f"nothing is published under {where}: run `xport-etl run` first")
+
+
+def _copy_file(src, path: Path) -> None:
+    import shutil
+
+    with open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst, 16 << 20)
+
+
+def _write_copy(to: Path, fill) -> None:
+    """``fill(tmp)`` writes a temporary file beside ``to`` (created as the umask says), which is
+    fsynced and then takes its place."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = to.with_name(f".{to.name}.{os.getpid()}.part")
+    try:
+        fill(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, to)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(to.parent)
 
 
 # ---- under a storage URL
@@ -225,6 +266,34 @@ class StoredWarehouse(PublishedWarehouse):
         if commit is None:
             raise FileNotFoundError(f"no commit {seq} under {self.store.shown}")
         self.store.download(commit["file"], into)
+
+    def pull(self, to: Path) -> str:
+        """Write the newest version to ``to`` and which version it is to ``<to>.version``;
+        nothing when ``to`` already holds it (a scheduled pull downloads only what is new).
+
+        Raises:
+            NotFoundError: nothing is published.
+        """
+        to = Path(to)
+        commit = self.latest()
+        if commit is None:
+            raise _nothing_published(self.shown)
+        stamp = to.with_name(to.name + ".version")
+        try:
+            held = json.loads(stamp.read_text())["seq"] if to.exists() else None
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            held = None
+        said = f"version {commit['seq']} (published {commit['published_at']} by {commit['host']})"
+        if held == commit["seq"]:
+            return f"{to} already holds {said}"
+        stamp.unlink(missing_ok=True)
+        if self.local_seq() == commit["seq"]:  # this host has it: a local copy, no download
+            with open(self.path, "rb") as src:
+                _write_copy(to, lambda tmp: _copy_file(src, tmp))
+        else:
+            _write_copy(to, lambda tmp: self.store.download(commit["file"], tmp))
+        write_atomic(stamp, json.dumps(commit).encode(), mode=None)
+        return f"pulled {said} to {to}"
 
     # ---- publishing
 
