@@ -37,7 +37,7 @@ demo: venv
 test: venv
 	$(PY) -m pytest
 
-## the suite without the slow tests
+## the inner loop: the suite without the tests marked slow (README, Tests: what is slow and why)
 test-fast: venv
 	$(PY) -m pytest -m "not slow"
 

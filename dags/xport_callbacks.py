@@ -47,12 +47,15 @@ def xport_callbacks() -> None:
         doc_md="Refresh the orders and refunds named by the callbacks stored since the last run.",
     )
     @fail_fast
-    def consume() -> dict[str, Any]:
+    def consume(**context: Any) -> dict[str, Any]:
         from xport_airflow_provider.hooks import XportHook
 
         from xport_etl.callbacks.refresh import refresh_from_callbacks
+        from xport_etl.run_ids import dag_run_id
 
-        return refresh_from_callbacks(XportHook().get_settings())
+        dag_id = context["dag"].dag_id
+        run_id = dag_run_id(dag_id, context["run_id"])  # a run only when there are messages
+        return refresh_from_callbacks(XportHook().get_settings(), run_id=run_id, command=f"dag {dag_id}")
 
     consume()
 

@@ -74,6 +74,11 @@ scheduled on them.
 password = AccessSecret, extra `{"user_id": "…", "rate_limit": 10}`; the type comes from the provider
 `xport-airflow-provider` (`xport_airflow_provider.hooks.XportHook`).
 
+**Run id.** The DAG run is one run of the warehouse's lineage: `xport_ingest/<Airflow run id>`
+(e.g. `xport_ingest/scheduled__2026-07-14T00:00:00+00:00`) is on every `etl_runs` row, check result,
+reject and fact row it writes; `xport-etl status --run 'xport_ingest/scheduled__2026-07-14T00:00:00+00:00'`
+shows its steps.
+
 Every task is a thin call into `xport_etl.run.tasks` and returns small values (manifest paths,
 row counts); paging, retries and parsing live in the library.
 """
@@ -146,6 +151,14 @@ def _run_key(context: dict[str, Any]) -> str:
     return run_key(context["dag"].dag_id, context["run_id"])
 
 
+def _run_id(context: dict[str, Any]) -> str:
+    """This DAG run's id in the warehouse (`xport_ingest/<Airflow run id>`): on every window, check
+    result, reject and fact row the run writes, whichever task and retry writes it."""
+    from xport_etl.run_ids import dag_run_id
+
+    return dag_run_id(context["dag"].dag_id, context["run_id"])
+
+
 # three generic tasks; the DAG names each use of them (task id, docs, outlets) with `.override`
 
 
@@ -161,7 +174,7 @@ def extract_list(endpoint: str, **context: Any) -> list[str]:
         int(context["params"]["lookback_days"]),
         run_after=context["dag_run"].run_after,
     )
-    return extract_interval(_settings(), endpoint, start, end, chunk=LIST_CHUNK)
+    return extract_interval(_settings(), endpoint, start, end, chunk=LIST_CHUNK, run_id=_run_id(context))
 
 
 @task(pool=API_POOL, execution_timeout=FANOUT_TIMEOUT, trigger_rule="none_failed")
@@ -173,7 +186,7 @@ def extract_fanout(endpoint: str, **context: Any) -> list[str]:
     refunds of earlier orders still move, and the keys then come from the published state."""
     from xport_etl.run.tasks import extract_fanout_for_run
 
-    return extract_fanout_for_run(_settings(), endpoint, _run_key(context))
+    return extract_fanout_for_run(_settings(), endpoint, _run_key(context), _run_id(context))
 
 
 @task
@@ -186,7 +199,7 @@ def load(manifests: list[str], **context: Any) -> dict[str, Any]:
         raise AirflowSkipException("nothing was landed: nothing to load")
     from xport_etl.run.tasks import load_into_run
 
-    return {"rows_written": load_into_run(_settings(), manifests, _run_key(context))}
+    return {"rows_written": load_into_run(_settings(), manifests, _run_key(context), _run_id(context))}
 
 
 @task(
@@ -202,8 +215,8 @@ def publish(**context: Any) -> dict[str, Any]:
     """Publish the run's next state (what every load merged), once."""
     from xport_etl.run.tasks import publish_run
 
-    result = publish_run(_settings(), _run_key(context))
-    return {"rows_written": result["rows_written"], "rejects": result["rejects"]}
+    result = publish_run(_settings(), _run_key(context), _run_id(context))
+    return {"rows_written": result["rows_written"], "rejects": result["rejects"], "run_id": result["run_id"]}
 
 
 def _extract_list_doc(endpoint: str) -> str:

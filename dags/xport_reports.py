@@ -58,12 +58,14 @@ def xport_reports() -> None:
         )
     )
     @fail_fast
-    def refresh() -> dict[str, Any]:
+    def refresh(**context: Any) -> dict[str, Any]:
         from xport_airflow_provider.hooks import XportHook
 
         from xport_etl.run.tasks import refresh_warehouse
+        from xport_etl.run_ids import dag_run_id
 
-        return refresh_warehouse(XportHook().get_settings())
+        run_id = dag_run_id(context["dag"].dag_id, context["run_id"])  # on its check results
+        return refresh_warehouse(XportHook().get_settings(), run_id=run_id)
 
     refresh()
 

@@ -1,16 +1,25 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules (the builders they use are in ``tests/factories/``).
+
+Kept light to import: a module's fixtures import what they build when they build it, so that
+running one small test file does not pay for the sandbox, DuckDB or Airflow.
+"""
 
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import serve
+# every test collected in this session, selected or not (tests/test_suite.py reads their marks)
+COLLECTED = pytest.StashKey[list[pytest.Item]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[COLLECTED] = list(items)
 
 
 @pytest.fixture(scope="module")
@@ -18,47 +27,79 @@ def sandbox(request: pytest.FixtureRequest):
     """A served world for the module, described by the module's `SANDBOX` dict.
 
     `SANDBOX = {"seed": 5, "orders": 300}` (plus any `SandboxServer` keyword, e.g.
-    `"access_secret"`) is passed to `tests.helpers.serve`. tests/sandbox/ has its own fixture.
+    `"access_secret"`) is passed to `tests.factories.sandbox.serve`. tests/sandbox/ has its own
+    fixture.
     """
+    from tests.factories.sandbox import serve
+
     with serve(**request.module.SANDBOX) as server:
         yield server
 
 
-# ---- readers on DuckDB 1.x (tests/test_duckdb1_readers.py, tests/e2e/test_wheel_install.py)
+@pytest.fixture
+def con():
+    """An in-memory warehouse: every table (empty), view and macro; fill it with the row builders
+    of ``tests/factories/warehouse.py``."""
+    from tests.factories.warehouse import memory_warehouse
 
-# what a reader outside this project runs: the newest DuckDB 1.x with its CLI, and a BI tool's
-# SQLAlchemy driver with the newest SQLAlchemy whose column reflection works (duckdb_engine#1391)
-READER_PINS = ("duckdb==1.5.6", "duckdb-cli==1.5.6", "duckdb-engine==0.17.0", "SQLAlchemy==2.0.44")
-# the oldest DuckDB that opens the warehouse (the storage version v1.0.0 it is written in)
-OLDEST_READER_PIN = "duckdb==1.0.0"
-
-
-@dataclass(frozen=True)
-class DuckDB1Readers:
-    """A virtual environment of :data:`READER_PINS`, and :data:`OLDEST_READER_PIN` installed apart."""
-
-    python: Path  # the venv's interpreter: duckdb 1.5.6, duckdb_engine, SQLAlchemy
-    bin: Path  # the venv's scripts: the DuckDB CLI `duckdb`
-    oldest: Path  # a folder to put first on PYTHONPATH: duckdb 1.0.0
-
-    def run(self, script: str, *args: str, oldest: bool = False, timeout: float = 120) -> str:
-        """Run ``script`` with the venv's Python (duckdb 1.0.0 first on the path when ``oldest``);
-        its stdout, or a failed test naming what it printed."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        if oldest:
-            env["PYTHONPATH"] = str(self.oldest)
-        out = subprocess.run(
-            [str(self.python), "-c", script, *args], env=env, capture_output=True, text=True, timeout=timeout
-        )
-        if out.returncode != 0:
-            pytest.fail(f"the DuckDB 1.x reader failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-        return out.stdout
+    c = memory_warehouse()
+    yield c
+    c.close()
 
 
 @pytest.fixture(scope="session")
-def duckdb1_readers(tmp_path_factory: pytest.TempPathFactory) -> DuckDB1Readers:
-    """Readers on DuckDB 1.x, installed from the package index once per test session (a few
-    seconds with pip's cache): a venv without pip of its own, filled by this pip (``--python``)."""
+def sandbox_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data directory of a small sandbox world (``PUBLISHED_WORLD`` of
+    ``tests/factories/sandbox.py``) loaded by the pipeline over real HTTP and published; built once
+    per session, never changed: a test that changes it copies it first."""
+    from tests.factories.sandbox import PUBLISHED_WORLD, publish_world
+
+    data_dir = tmp_path_factory.mktemp("sandbox_warehouse")
+    publish_world(data_dir, **PUBLISHED_WORLD)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def published_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with one landed window of two Taobao orders (created in February and in
+    March), loaded and published by ``xport-etl load``; built once per session, never changed:
+    a test that changes it takes ``published``."""
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
+    from xport_etl.cli import main
+
+    data_dir = tmp_path_factory.mktemp("published")
+    land(data_dir, [page([order(id="1"), order(id="2", createTime="2026-03-05 10:00:00")])])
+    assert main(["load", "--quiet", "--data-dir", str(data_dir)]) == 0
+    return data_dir
+
+
+@pytest.fixture
+def published(published_once: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
+    """A copy of ``published_once`` of the test's own (a copy costs far less than a publish)."""
+    capsys.readouterr()
+    return Path(shutil.copytree(published_once, tmp_path / "published"))
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clients the pipeline builds record their retry waits here instead of sleeping (a test of
+    a failure that is retried takes no time; a test of one that must not be can assert none)."""
+    from xport_etl.extract.client import XportClient
+    from xport_etl.run import paging
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(paging, "_make_client", lambda s: XportClient(s, sleep=sleeps.append))
+    return sleeps
+
+
+@pytest.fixture(scope="session")
+def duckdb1_readers(tmp_path_factory: pytest.TempPathFactory):
+    """Readers on DuckDB 1.x (:class:`tests.factories.readers.DuckDB1Readers`), installed from the
+    package index once per test session (a few seconds with pip's cache): a venv without pip of
+    its own, filled by this pip (``--python``)."""
+    from tests.factories.readers import OLDEST_READER_PIN, READER_PINS, DuckDB1Readers
+
     root = tmp_path_factory.mktemp("duckdb1")
     venv, oldest = root / "venv", root / "oldest"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -72,6 +113,12 @@ def duckdb1_readers(tmp_path_factory: pytest.TempPathFactory) -> DuckDB1Readers:
         if out.returncode != 0:
             pytest.fail(f"$ {' '.join(cmd)}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     return DuckDB1Readers(python=python, bin=venv / "bin", oldest=oldest)
+
+
+@pytest.fixture
+def collected(request: pytest.FixtureRequest) -> list[pytest.Item]:
+    """Every test collected in this session, the deselected ones included (``-m "not slow"``)."""
+    return request.config.stash.get(COLLECTED, [])
 
 
 # ---- an S3-compatible server (moto's server mode over real HTTP on loopback)

@@ -1,81 +1,102 @@
-"""Helpers shared by test modules (import them from here, not from another test module)."""
+"""Assertions and plumbing shared by test modules (import them from here, never from another test
+module; the builders of test data are in ``tests/factories/``)."""
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from xport_etl.layout import DataLayout
+from xport_etl.normalize.pages import to_table
+from xport_etl.normalize.registry import NORMALIZERS
+from xport_etl.schemas import (
+    ETL_REJECTS,
+    FCT_ORDER_LINES,
+    FCT_ORDERS,
+    FCT_PARCEL_EVENTS,
+    FCT_PARCELS,
+    FCT_REFUNDS,
+    STAGED_TABLES,
+)
+from xport_sandbox.truth import truth_tables
+
+# the five fact tables the sandbox's ground truth holds
+TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
 
 
-def serve(seed: int, orders: int, **server: Any):
-    """A `SandboxServer` (a context manager) on `WorldConfig(seed=seed, orders=orders)`.
-
-    Without a rate limit unless `server` sets one; other `server` keywords (`access_secret`,
-    `sign_recipe`, ...) go to `SandboxServer` as they are.
-    """
-    from xport_sandbox.testing import SandboxServer
-    from xport_sandbox.world import WorldConfig
-
-    return SandboxServer(WorldConfig(seed=seed, orders=orders), **{"rate_limit": None, **server})
-
-
-# The monthly reports' zone CTE before they were table macros (issue 16): each view read
-# etl_settings.report_tz itself; the rest of each file is unchanged.
-ZONE_BEFORE_MACROS = """report_zone as (
-    select coalesce(max(value) filter (where key = 'report_tz'), 'Asia/Shanghai') as tz
-    from etl_settings
-),
-"""
-ZONE_OF_THE_MACRO = """report_zone as (
-    select tz::varchar as tz  -- the macro's argument
-),
-"""
-
-
-def as_published_before_the_report_macros(con: Any) -> None:
-    """Make a warehouse (a writable DuckDB connection to it) what the version before the report
-    macros published: every monthly view its own ``select`` reading ``etl_settings``, no macro."""
-    from xport_etl.report.views import reports
-
-    zoned = {r.macro: r.name for r in reports() if r.macro}
-    for report in reports():
-        if report.macro:
-            # a macro over another one (rpt_spend_monthly_at over the by-channel one) reads its view
-            old = report.body
-            for macro, view in zoned.items():
-                if macro != report.macro:
-                    old = old.replace(f"from {macro}(tz)", f"from {view}")
-            if old == report.body:
-                assert report.body.count(ZONE_OF_THE_MACRO) == 1, report.name
-                old = report.body.replace(ZONE_OF_THE_MACRO, ZONE_BEFORE_MACROS)
-            con.execute(f"create or replace view {report.name} as\n{old}")
-    for macro in zoned:
-        con.execute(f"drop macro table {macro}")
-
-
-def truth_warehouse(data_dir: Any, *, seed: int, orders: int) -> dict:
-    """A published-like ``warehouse.duckdb`` under ``data_dir`` holding the sandbox's ground truth of
-    a world (``xport_sandbox.truth``: the rows a full load produces, without the HTTP), with the
-    views, macros and comments a publish gives it. Returns the truth tables (pyarrow)."""
-    from pathlib import Path
-
-    from xport_etl.load.connect import connect_writer
-    from xport_etl.load.migrate import ensure_schema, set_settings
-    from xport_etl.report.views import describe_objects, refresh_views
-    from xport_sandbox.truth import truth_tables
-    from xport_sandbox.world import World, WorldConfig
-
-    tables = truth_tables(World(WorldConfig(seed=seed, orders=orders)))
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    con = connect_writer(Path(data_dir) / "warehouse.duckdb")
+def assert_warehouse_equals_truth(data_dir: Path, world, tables=TABLES) -> dict[str, int]:
+    """Every public column of every fact table (of ``tables``) in ``data_dir``'s published warehouse
+    equals the sandbox's ground truth of ``world``, both ways, row for row; returns the row counts."""
+    truth = truth_tables(world)
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
+    counts = {}
     try:
-        ensure_schema(con)
-        set_settings(con, {"report_tz": "Asia/Shanghai"})
-        for name, table in tables.items():
-            con.register("truth", table)
-            con.execute(f"insert into {name} by name select * from truth")
-            con.unregister("truth")
-        refresh_views(con)
-        describe_objects(con)
-        con.execute("checkpoint")
+        for spec in tables:
+            assert spec.name in truth, f"the sandbox truth has no {spec.name}"
+            cols = ", ".join(spec.public_columns)
+            con.register(f"truth_{spec.name}", truth[spec.name])
+            missing = con.sql(
+                f"select {cols} from truth_{spec.name} except all select {cols} from {spec.name}"
+            ).fetchall()
+            extra = con.sql(
+                f"select {cols} from {spec.name} except all select {cols} from truth_{spec.name}"
+            ).fetchall()
+            assert not missing and not extra, (
+                f"{spec.name}: {len(missing)} truth rows missing or different,"
+                f" {len(extra)} unexpected rows; e.g. missing {missing[:2]},"
+                f" unexpected {extra[:2]}"
+            )
+            counts[spec.name] = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
+            assert counts[spec.name] == truth[spec.name].num_rows
     finally:
         con.close()
-    return tables
+    return counts
+
+
+def assert_no_duplicates(data_dir: Path, tables=TABLES) -> None:
+    """No key of a fact table (of ``tables``) appears twice in ``data_dir``'s published warehouse."""
+    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
+    try:
+        for spec in tables:
+            keys = ", ".join(spec.key)
+            dupes = con.execute(
+                f"select count(*) from (select {keys} from {spec.name} group by all having count(*) > 1)"
+            ).fetchall()[0][0]
+            assert dupes == 0, spec.name
+    finally:
+        con.close()
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (at the moment of asking)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the normalisers (tests/normalize/)
+
+NOW = datetime(2026, 7, 1)  # the normalisers' clock (``rejected_at``) in these tests
+
+
+def run_normalizer(endpoint: str, pages, rejected_at: datetime = NOW):
+    """Run ``endpoint``'s normaliser (the registry's) over ``[(body, context), ...]``, numbered
+    from 1, as window ``w1``."""
+    numbered = [(n, body, ctx) for n, (body, ctx) in enumerate(pages, start=1)]
+    return NORMALIZERS[endpoint](numbered, endpoint=endpoint, window_id="w1", rejected_at=rejected_at)
+
+
+def assert_fits_schemas(out, *, every_column: bool = True) -> None:
+    """A normaliser's output fits what staging writes: every row has its staged table's columns
+    (all of them, minus the two the stager adds; with ``every_column=False`` some may be left for
+    ``to_table`` to fill with null, as the Taobao order normalisers leave ``refund_id``) in the
+    declared Arrow types, and so do the rejects."""
+    for table, rows in out.tables.items():
+        expected = set(STAGED_TABLES[table].spec.staged_columns) - {"extracted_at", "data_clock"}
+        for row in rows:
+            assert set(row) == expected if every_column else set(row) <= expected, (table, set(row) ^ expected)
+        to_table(rows, STAGED_TABLES[table].spec.arrow_schema())
+    to_table(out.rejects, ETL_REJECTS.arrow_schema())

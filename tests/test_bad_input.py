@@ -11,11 +11,7 @@ Each corpus case is a window of landed pages for one endpoint and what must come
 - ``level: page`` — the window raises ``PageError`` whose message contains ``page_error``.
 
 The rule deciding which is which is in the :mod:`xport_etl.normalize.values` module docstring.
-
-Page bodies are built from a case's page: ``records`` (a list page envelope), ``data`` (an
-envelope around it), ``envelope`` (serialised as is) or ``raw`` (text as is). Then ``nest``
-markers become that many nested ``[``/``]``, ``replace_text`` markers are replaced in the text,
-and ``bad_bytes`` markers are replaced by raw (hex) bytes, e.g. invalid UTF-8.
+How a case's page bodies are built: ``tests/factories/corpus.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from xport_etl import jsonutil
+from tests.factories.corpus import CASES, PAGE_CASES, RECORD_CASES, pages
 from xport_etl.extract.landing import Manifest, PageWriter, read_manifest, window_id
 from xport_etl.layout import DataLayout
 from xport_etl.load.publish import publish
@@ -38,52 +34,11 @@ from xport_etl.normalize.values import PageError
 from xport_etl.schemas import ETL_REJECTS, STAGED_TABLES
 from xport_etl.streams.graph import STREAMS
 
-CORPUS = Path(__file__).parent / "corpus"
 NOW = datetime(2026, 7, 1)
-
-
-def _cases() -> list[dict]:
-    cases = []
-    for path in sorted(CORPUS.glob("*.json")):
-        for case in json.loads(path.read_text(), parse_float=Decimal)["cases"]:
-            case["file"] = path.stem
-            cases.append(case)
-    return cases
-
-
-CASES = _cases()
-RECORD_CASES = [c for c in CASES if c["level"] == "record"]
-PAGE_CASES = [c for c in CASES if c["level"] == "page"]
 
 
 def _id(case: dict) -> str:
     return f"{case['file']}:{case['name']}"
-
-
-def body(case: dict, page: dict) -> bytes:
-    if "records" in page:
-        data = {"records": page["records"], "total": len(page["records"]), "size": 100, "current": 1, "pages": 1}
-        text = jsonutil.dumps({"requestId": "r", "code": 200, "msg": "成功", "data": data}, floats="allow")
-    elif "data" in page:
-        text = jsonutil.dumps({"requestId": "r", "code": 200, "msg": "成功", "data": page["data"]}, floats="allow")
-    elif "envelope" in page:
-        text = jsonutil.dumps(page["envelope"], floats="allow")
-    else:
-        text = page["raw"]
-    for marker, depth in case.get("nest", {}).items():
-        text = text.replace(marker, "[" * depth + "]" * depth)
-    for marker, replacement in case.get("replace_text", {}).items():
-        assert marker in text, marker
-        text = text.replace(marker, replacement)
-    raw = text.encode("utf-8")
-    for marker, hex_bytes in case.get("bad_bytes", {}).items():
-        assert marker.encode() in raw, marker
-        raw = raw.replace(marker.encode(), bytes.fromhex(hex_bytes))
-    return raw
-
-
-def pages(case: dict) -> list[tuple[int, bytes, dict | None]]:
-    return [(n, body(case, p), p.get("context")) for n, p in enumerate(case["pages"], start=1)]
 
 
 def normalize(case: dict, rejected_at: datetime = NOW):
@@ -193,6 +148,7 @@ def _key(table: str, row: dict) -> tuple:
     return tuple(row[k] for k in STAGED_TABLES[table].spec.key if k in row)
 
 
+@pytest.mark.slow  # stages and publishes every corpus case
 def test_end_to_end_rejects_land_with_reason_and_raw_json_and_good_records_load(tmp_path):
     manifests = [(case, _land(tmp_path, case, n)) for n, case in enumerate(RECORD_CASES)]
     batches = [stage_window(tmp_path, m) for _c, m in manifests]

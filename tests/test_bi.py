@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,14 +24,12 @@ import pytest
 from sqlalchemy import create_engine, exc, inspect, text
 from sqlalchemy.pool import NullPool
 
-from tests.helpers import serve
+from tests.factories.sandbox import ONE_WINDOW, PUBLISHED_WORLD, serve
 from xport_etl.layout import DataLayout
 from xport_etl.report import docs
 from xport_etl.run.engine import run_window
 from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import Settings
-
-CHUNK = timedelta(days=400)  # one window per endpoint: fewer requests, same data
 
 
 def bi_url(path: Path) -> str:
@@ -49,13 +48,18 @@ def dictionary_objects() -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    """A sandbox and a warehouse loaded from it; the sandbox stays up for further loads."""
-    data_dir = tmp_path_factory.mktemp("bi_wh")
-    with serve(seed=21, orders=120) as sandbox:
-        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
-        run_window(settings, sandbox.world.config.start, sandbox.world.clock + timedelta(days=30), chunk=CHUNK)
-        yield sandbox, settings
+def loaded(sandbox_warehouse):
+    """No sandbox, and the session's published sandbox world (read it only)."""
+    return None, Settings(data_dir=sandbox_warehouse, rate_limit=0)
+
+
+@pytest.fixture
+def loading(sandbox_warehouse, tmp_path):
+    """The world of the session's published warehouse served again, and a copy of that warehouse
+    of the test's own to load further into."""
+    data_dir = Path(shutil.copytree(sandbox_warehouse, tmp_path / "data"))
+    with serve(**PUBLISHED_WORLD) as sandbox:
+        yield sandbox, Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
 
 
 def test_url_is_absolute_with_four_slashes(tmp_path):
@@ -166,10 +170,10 @@ READER = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_a_bi_reader_never_fails_while_the_pipeline_publishes(loaded, tmp_path):
+def test_a_bi_reader_never_fails_while_the_pipeline_publishes(loading, tmp_path):
     """A BI reader in its own process loops connect → inspect → count every object while real
     loads (the sandbox clock moving: new orders, statuses, events) and refreshes publish."""
-    sandbox, settings = loaded
+    sandbox, settings = loading
     tables, views = dictionary_objects()
     path = DataLayout.of(settings.data_dir).warehouse
     stop = tmp_path / "stop"
@@ -186,7 +190,7 @@ def test_a_bi_reader_never_fails_while_the_pipeline_publishes(loaded, tmp_path):
         publishes = 0
         for _ in range(3):
             sandbox.advance(2 * 24 * 3600)
-            run_window(settings, sandbox.world.config.start, sandbox.world.clock + timedelta(days=30), chunk=CHUNK)
+            run_window(settings, sandbox.world.config.start, sandbox.world.clock + timedelta(days=30), chunk=ONE_WINDOW)
             refresh_warehouse(settings)
             publishes += 3  # list endpoints, fan-out endpoints, refresh
         stop.touch()

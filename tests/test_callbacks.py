@@ -4,12 +4,10 @@ parsing and offset."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,12 +15,12 @@ import time
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
+from tests.factories.callbacks import NOW, SECRET, lines, message, post, serve_app
+from tests.helpers import free_port
 from xport_etl import jsonutil
 from xport_etl.callbacks import cli as callbacks_cli
 from xport_etl.callbacks import messages as callbacks_messages
@@ -38,28 +36,6 @@ from xport_etl.normalize.callback_details import normalize_taobao_order_detail_p
 from xport_etl.settings import Settings
 from xport_sandbox.world import World, WorldConfig
 
-SECRET = "callback-test-secret"
-NOW = 1_790_000_000.0  # a fixed receiver clock (epoch s)
-
-
-def message(mtype="TAOBAO_ORDER_STATUS_MODIFY", body=None, ts=None, platform=0) -> bytes:
-    msg = {
-        "messageType": mtype,
-        "messageBody": body if body is not None else {"orderId": "1031992847890383164", "status": 11},
-        "messagePlatform": platform,
-        "timestamp": str(int((NOW if ts is None else ts) * 1000)),
-    }
-    return json.dumps(msg, ensure_ascii=False).encode()
-
-
-def post(client, body: bytes, secret: str | None = SECRET, auth: str | None = None):
-    headers = {"Content-Type": "application/json"}
-    if auth is not None:
-        headers["Authorization"] = auth
-    elif secret is not None:
-        headers["Authorization"] = sign_body(secret, body)
-    return client.post(CALLBACK_PATH, content=body, headers=headers)
-
 
 @pytest.fixture
 def receiver(tmp_path):
@@ -67,10 +43,6 @@ def receiver(tmp_path):
     with serve_app(app) as url, httpx.Client(base_url=url) as client:
         yield app, client, tmp_path / "callbacks" / "inbox.jsonl"
     app.state.store.close()
-
-
-def lines(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 # ---- receiving
@@ -216,7 +188,9 @@ def test_string_message_body_is_stored_as_received_and_consumed_like_an_object(r
     assert isinstance(json.loads(rows[1]["body"])["messageBody"], str)
 
     calls = record_fanouts(monkeypatch)
-    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 3}, "rejects": 0})
+    monkeypatch.setattr(
+        state_run, "load_windows", lambda s, paths, **_: {"rows_written": {"fct_orders": 3}, "rejects": 0}
+    )
     result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=object())
     assert result["messages"] == 5 and result["bad"] == 1 and result["unknown"] == {}
     assert calls == [
@@ -232,7 +206,7 @@ def record_fanouts(monkeypatch) -> list:
 
     calls: list = []
 
-    def fanout(s, endpoint, *, keys, by=None, client=None):
+    def fanout(s, endpoint, *, keys, by=None, client=None, **_):
         calls.append((endpoint, by, keys))
         return [f"{endpoint}.json"]
 
@@ -299,34 +273,6 @@ def test_store_is_safe_under_concurrent_appends(tmp_path):
 
 
 # ---- a receiver over real HTTP
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve_app(app):
-    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "receiver did not start"
-        time.sleep(0.01)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def test_answers_within_the_1000_ms_budget_over_real_http(tmp_path):
@@ -635,14 +581,16 @@ def test_offset_advances_only_after_a_successful_publish(tmp_path, monkeypatch):
     store.close()
     calls = record_fanouts(monkeypatch)
 
-    def failing_load(s, paths):
+    def failing_load(s, paths, **_):
         raise RuntimeError("publish failed")
 
     monkeypatch.setattr(state_run, "load_windows", failing_load)
     with pytest.raises(RuntimeError):
         refresh_from_callbacks(settings, client=object())
     assert not (tmp_path / "callbacks" / "offset.json").exists()
-    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: {"rows_written": {"fct_orders": 2}, "rejects": 0})
+    monkeypatch.setattr(
+        state_run, "load_windows", lambda s, paths, **_: {"rows_written": {"fct_orders": 2}, "rejects": 0}
+    )
     result = refresh_from_callbacks(settings, client=object())
     assert result["messages"] == 2 and result["orders"] == 2 and result["refunds"] == 0
     assert calls[-1] == (

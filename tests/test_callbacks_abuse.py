@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.test_callbacks import NOW, SECRET, lines, message, post, serve_app
+from tests.factories.callbacks import NOW, SECRET, lines, message, post, serve_app
 from xport_etl import cli
 from xport_etl.callbacks import inbox as callbacks_inbox
 from xport_etl.callbacks import receiver as callbacks_receiver
@@ -267,15 +267,15 @@ def test_idle_and_dribbling_connections_are_closed_within_the_read_timeout(tmp_p
             with httpx.Client(base_url=f"http://{addr[0]}:{addr[1]}") as client:
                 for oid in ("1", "2", "3"):
                     assert post(client, body_for(oid)).status_code == 200
-            kept = socket.create_connection(addr, timeout=3)
-            req = body_for("4")
-            kept.sendall(
-                b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                + callbacks_receiver.sign_body(SECRET, req).encode()
-                + b"\r\nContent-Length: %d\r\n\r\n" % len(req)
-                + req
-            )
-            took = closed_within(kept, 4.0)
+            with socket.create_connection(addr, timeout=3) as kept:
+                req = body_for("4")
+                kept.sendall(
+                    b"POST /callbacks HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                    + callbacks_receiver.sign_body(SECRET, req).encode()
+                    + b"\r\nContent-Length: %d\r\n\r\n" % len(req)
+                    + req
+                )
+                took = closed_within(kept, 4.0)
             assert took is not None and took < 2.5, took
         finally:
             for conn in [*idle, body_slow, dribbler]:
@@ -401,7 +401,7 @@ def test_messages_that_cannot_be_copied_are_stored_safely_not_500(tmp_path, monk
     from xport_etl.run import state as state_run
 
     monkeypatch.setattr(fanout_run, "extract_fanout", fake_fanout)
-    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0})
+    monkeypatch.setattr(state_run, "load_windows", lambda s, paths, **_: {"rows_written": {}, "rejects": 0})
     app = create_receiver(SECRET, tmp_path / "callbacks", clock=lambda: NOW)
     surrogate = message().replace(b'"TAOBAO_ORDER_STATUS_MODIFY"', b'"\\ud800"')
     deep = json.loads(message())
@@ -451,7 +451,7 @@ class FakeAnswer:
         self.outline = self.data = {"id": key}
 
 
-def fake_fanout(settings, endpoint, *, keys, by=None, client=None):
+def fake_fanout(settings, endpoint, *, keys, by=None, client=None, **_):
     """``xport_etl.run.fanout.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
     fails the whole call."""
     from xport_etl.extract.endpoints import endpoints_for
@@ -502,7 +502,7 @@ def test_poison_and_permanently_failing_messages_are_dead_lettered_and_the_offse
     monkeypatch.setattr(
         state_run,
         "load_windows",
-        lambda s, paths: published.append(paths) or {"rows_written": {"fct_orders": 1}, "rejects": 1},
+        lambda s, paths, **_: published.append(paths) or {"rows_written": {"fct_orders": 1}, "rejects": 1},
     )
     monkeypatch.setattr(
         callbacks_refresh, "_rejected_keys", lambda s, paths: {Name("taobao", "order", "11"): "rejected: missing id"}
@@ -553,7 +553,7 @@ def test_transient_failure_stops_the_batch_and_keeps_the_offset(tmp_path, monkey
     settings = Settings(data_dir=tmp_path, rate_limit=0)
     fill_inbox(tmp_path, [body_for("11"), body_for("15")])
     monkeypatch.setattr(fanout_run, "extract_fanout", fake_fanout)
-    monkeypatch.setattr(state_run, "load_windows", lambda s, paths: pytest.fail("published"))
+    monkeypatch.setattr(state_run, "load_windows", lambda s, paths, **_: pytest.fail("published"))
     client = FakeDetail({"15": RetriableError("HTTP 503", code=503)})
     with pytest.raises(RetriableError):
         refresh_from_callbacks(settings, client=client)
@@ -587,9 +587,9 @@ def test_inbox_rotates_by_size_and_the_consumer_reads_every_segment(tmp_path, mo
     monkeypatch.setattr(
         fanout_run,
         "extract_fanout",
-        lambda s, endpoint, *, keys, by=None, client=None: calls.append([k["key"] for k in keys]) or ["p"],
+        lambda s, endpoint, *, keys, by=None, client=None, **_: calls.append([k["key"] for k in keys]) or ["p"],
     )
-    monkeypatch.setattr(state_run, "load_windows", lambda s, p: {"rows_written": {}, "rejects": 0})
+    monkeypatch.setattr(state_run, "load_windows", lambda s, p, **_: {"rows_written": {}, "rejects": 0})
     keep = Settings(data_dir=tmp_path, rate_limit=0)
     assert refresh_from_callbacks(keep, client=object())["messages"] == 20
     assert rotated_segments(cdir) == segments  # within the dedup horizon: kept

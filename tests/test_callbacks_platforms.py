@@ -62,6 +62,7 @@ def sandbox():
         yield server
 
 
+@pytest.mark.slow  # the pipeline against the sandbox, then the callbacks
 def test_each_message_re_reads_what_it_names(tmp_path, sandbox):
     world = sandbox.world
     settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)

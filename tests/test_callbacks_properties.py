@@ -215,7 +215,7 @@ class FakeApi:
         pass
 
 
-def fake_fanout(settings, endpoint, *, keys, by=None, client=None):
+def fake_fanout(settings, endpoint, *, keys, by=None, client=None, **_):
     """``xport_etl.run.fanout.extract_fanout``'s contract: one call a key, a 404 skipped, any other error
     fails the whole call (the consumer's tracker turns a permanent one into a 404)."""
     spec = endpoints_for()[endpoint]
@@ -231,7 +231,7 @@ def fake_fanout(settings, endpoint, *, keys, by=None, client=None):
     return [f"{endpoint}.json"]
 
 
-def fake_window(settings, endpoint, start, end, *, mode, client=None):
+def fake_window(settings, endpoint, start, end, *, mode, client=None, **_):
     from xport_etl.extract.paginators import PageNumberPaginator
 
     spec = endpoints_for()[endpoint]
@@ -270,7 +270,7 @@ def test_the_consumer_uses_or_dead_letters_every_message_and_always_moves_on(raw
         with (
             mock.patch.object(fanout_run, "extract_fanout", fake_fanout),
             mock.patch.object(paging_run, "extract_window", fake_window),
-            mock.patch.object(state_run, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
+            mock.patch.object(state_run, "load_windows", lambda s, paths, **_: {"rows_written": {}, "rejects": 0}),
         ):
             result = refresh_from_callbacks(Settings(data_dir=data, rate_limit=0), client=api)
             again = refresh_from_callbacks(Settings(data_dir=data, rate_limit=0), client=api)
@@ -302,7 +302,7 @@ def test_a_list_that_ignores_the_filter_is_no_answer_for_the_key(tmp_path):
     api = FakeApi(lambda key: "other" if key == "6" else "found")
     with (
         mock.patch.object(fanout_run, "extract_fanout", fake_fanout),
-        mock.patch.object(state_run, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
+        mock.patch.object(state_run, "load_windows", lambda s, paths, **_: {"rows_written": {}, "rejects": 0}),
     ):
         result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=api)
     [letter] = [json.loads(x) for x in (tmp_path / "callbacks" / DEAD_LETTER_FILE).read_text().splitlines()]
@@ -322,7 +322,7 @@ def test_a_1688_window_refused_for_good_dead_letters_the_1688_messages_only(tmp_
     with (
         mock.patch.object(fanout_run, "extract_fanout", fake_fanout),
         mock.patch.object(paging_run, "extract_window", fake_window),
-        mock.patch.object(state_run, "load_windows", lambda s, paths: {"rows_written": {}, "rejects": 0}),
+        mock.patch.object(state_run, "load_windows", lambda s, paths, **_: {"rows_written": {}, "rejects": 0}),
     ):
         result = refresh_from_callbacks(Settings(data_dir=tmp_path, rate_limit=0), client=api)
     [letter] = [json.loads(x) for x in (tmp_path / "callbacks" / DEAD_LETTER_FILE).read_text().splitlines()]

@@ -5,110 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import duckdb
 import pytest
 
+from tests.factories.warehouse import PLANTED, line, order, refund, valid_world
 from xport_etl.load.checks import CheckFailedError, evaluate_checks, run_checks
-from xport_etl.load.migrate import ensure_schema, set_settings
-from xport_etl.report.views import refresh_views, reports
+from xport_etl.load.migrate import set_settings
+from xport_etl.report.views import reports
 from xport_etl.resources import sql_objects
-
-
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    c.execute("set TimeZone = 'UTC'")
-    ensure_schema(c)
-    set_settings(c, {"report_tz": "Asia/Shanghai"})
-    refresh_views(c)
-    yield c
-    c.close()
-
-
-def order(
-    con, oid, created, *, platform="taobao", status="paid", goods="10.00", shipping="2.00", line_count=1, paid=None
-):
-    con.execute(
-        "insert into fct_orders (platform, order_id, status, currency, goods_amount, shipping_amount, total_amount, "
-        "line_count, created_at, paid_at, updated_at) values (?, ?, ?, 'CNY', ?, ?, ?, ?, ?, ?, ?)",
-        [
-            platform,
-            oid,
-            status,
-            Decimal(goods),
-            Decimal(shipping),
-            Decimal(goods) + Decimal(shipping),
-            line_count,
-            created,
-            paid,
-            created,
-        ],
-    )
-
-
-def line(con, oid, lid, amount="10.00", platform="taobao", index=0):
-    con.execute(
-        "insert into fct_order_lines (platform, order_id, line_id, line_index, amount, currency, refund_status) "
-        "values (?, ?, ?, ?, ?, 'CNY', 'none')",
-        [platform, oid, lid, index, Decimal(amount)],
-    )
-
-
-def refund(con, rid, oid, lid, amount, created, status="succeeded", platform="taobao"):
-    con.execute(
-        "insert into fct_refunds (platform, refund_id, order_id, line_id, status, refund_amount, currency, "
-        "created_at, updated_at) values (?, ?, ?, ?, ?, ?, 'CNY', ?, ?)",
-        [platform, rid, oid, lid, status, Decimal(amount), created, created],
-    )
-
-
-def parcel(con, tn, oid, first, last, delivered=None, events=1, platform="taobao"):
-    con.execute(
-        "insert into fct_parcels (platform, tracking_number, order_id, first_event_at, last_event_at, "
-        "delivered_at, event_count, carrier) values (?, ?, ?, ?, ?, ?, ?, '中通快递')",
-        [platform, tn, oid, first, last, delivered, events],
-    )
-
-
-def event(con, tn, index, at, platform="taobao"):
-    con.execute(
-        "insert into fct_parcel_events (platform, tracking_number, event_index, event_at) values (?, ?, ?, ?)",
-        [platform, tn, index, at],
-    )
-
-
-def valid_world(con):
-    order(con, "1", datetime(2026, 1, 10))
-    line(con, "1", "11")
-    refund(con, "r1", "1", "11", "5.00", datetime(2026, 1, 20))
-    parcel(con, "P1", "1", datetime(2026, 1, 11), datetime(2026, 1, 13), datetime(2026, 1, 13), events=2)
-    event(con, "P1", 0, datetime(2026, 1, 11))
-    event(con, "P1", 1, datetime(2026, 1, 13))
-
-
-PLANTED = {
-    "chk_fct_orders__unique_key": lambda c: order(c, "1", datetime(2026, 1, 10)),
-    "chk_fct_orders__not_null_key": lambda c: order(c, None, datetime(2026, 1, 10), line_count=0),
-    "chk_fct_order_lines__unique_key": lambda c: line(c, "1", "11"),
-    "chk_fct_order_lines__not_null_key": lambda c: (
-        order(c, "2", datetime(2026, 1, 10), line_count=0),
-        line(c, "2", None),
-    ),
-    "chk_fct_order_lines__has_order": lambda c: line(c, "missing", "m1"),
-    "chk_fct_orders__amount_equals_lines": lambda c: (
-        order(c, "3", datetime(2026, 1, 10), goods="99.00"),
-        line(c, "3", "31", "10.00"),
-    ),
-    "chk_fct_refunds__unique_key": lambda c: refund(c, "r1", "1", "11", "1.00", datetime(2026, 1, 20)),
-    "chk_fct_refunds__not_null_key": lambda c: refund(c, None, "1", "11", "1.00", datetime(2026, 1, 20)),
-    "chk_fct_refunds__amount_within_line": lambda c: refund(c, "r2", "1", "11", "12.01", datetime(2026, 1, 21)),
-    "chk_fct_parcels__unique_key": lambda c: parcel(c, "P1", "1", datetime(2026, 1, 11), datetime(2026, 1, 12)),
-    "chk_fct_parcels__not_null_key": lambda c: parcel(c, None, "1", datetime(2026, 1, 11), datetime(2026, 1, 12)),
-    "chk_fct_parcel_events__unique_key": lambda c: event(c, "P1", 1, datetime(2026, 1, 14)),
-    "chk_fct_parcel_events__not_null_key": lambda c: event(c, "P1", None, datetime(2026, 1, 14)),
-    "chk_fct_parcel_events__has_parcel": lambda c: event(c, "NOPARCEL", 0, datetime(2026, 1, 14)),
-    "chk_all__no_future_timestamps": lambda c: event(c, "P1", 2, datetime(2099, 1, 1)),
-}
 
 
 def test_every_check_is_covered_by_a_planted_violation():

@@ -10,20 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.test_load import land
-from tests.test_normalize import order, page
+from tests.factories.landed import land
+from tests.factories.served import order, page
 from xport_etl.cli import build_parser, main
 from xport_etl.ledger import append_run
-from xport_etl.load.publish import publish
-from xport_etl.load.staging import stage_window
 from xport_etl.report.status import StaleDataError, check_freshness
-
-
-@pytest.fixture
-def warehouse(tmp_path):
-    m = land(tmp_path, [page([order(id="1"), order(id="2", createTime="2026-03-05 10:00:00")])])
-    publish(tmp_path, [stage_window(tmp_path, m)])
-    return tmp_path
 
 
 def run(capsys, *argv):
@@ -32,16 +23,16 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_report_as_table_csv_and_json(warehouse, capsys):
-    code, out, _ = run(capsys, "report", "spend", "--data-dir", str(warehouse))
+def test_report_as_table_csv_and_json(published, capsys):
+    code, out, _ = run(capsys, "report", "spend", "--data-dir", str(published))
     assert code == 0 and "rpt_spend_monthly" in out and "net_spend" in out
-    code, out, _ = run(capsys, "report", "spend", "--format", "csv", "--data-dir", str(warehouse))
+    code, out, _ = run(capsys, "report", "spend", "--format", "csv", "--data-dir", str(published))
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [(r["month"], r["orders"], r["goods_amount"]) for r in rows] == [
         ("2026-02-01", "1", "12.50"),
         ("2026-03-01", "1", "12.50"),
     ]
-    code, out, _ = run(capsys, "report", "rpt_spend_monthly", "--format", "json", "--data-dir", str(warehouse))
+    code, out, _ = run(capsys, "report", "rpt_spend_monthly", "--format", "json", "--data-dir", str(published))
     data = json.loads(out)
     assert code == 0 and data[0]["net_spend"] == "15.50" and data[0]["month"] == "2026-02-01"
 
@@ -72,7 +63,10 @@ def test_report_as_table_csv_and_json(warehouse, capsys):
         (["extract", "--endpoint", "taobao_orders", "--start", "2026-01-02", "--end", "2026-01-01"], 2, "is not after"),
     ],
 )
-def test_expected_failures_are_one_line_with_a_hint_and_an_exit_code(tmp_path, capsys, monkeypatch, argv, code, needle):
+def test_expected_failures_are_one_line_with_a_hint_and_an_exit_code(
+    tmp_path, capsys, monkeypatch, no_sleep, argv, code, needle
+):
+    # (no_sleep: the unreachable API is retried without waiting between tries)
     monkeypatch.setenv("XPORT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("XPORT_TIMEOUT", "2")
     got, _, err = run(capsys, *argv, "--quiet") if argv[0] == "run" else run(capsys, *argv)
@@ -199,7 +193,7 @@ def test_status_check_freshness_warns_and_exits_0_or_errs_and_exits_6(tmp_path, 
 
 
 def test_status_shows_rejected_and_warnings_per_run(tmp_path, capsys):
-    from tests.test_normalize import sub
+    from tests.factories.served import sub
 
     records = [
         order(id="1", receiver="{not json"),
@@ -212,7 +206,7 @@ def test_status_shows_rejected_and_warnings_per_run(tmp_path, capsys):
     code, out, _ = run(capsys, "status", "--format", "json", "--data-dir", str(tmp_path))
     assert code == 0
     runs = json.loads(out)["runs"]  # one document: runs, freshness, checks
-    assert [(r["endpoint"], r["rejected"], r["warnings"]) for r in runs] == [("taobao_orders", 1, 2)]
+    assert [(r["endpoints"], r["rejected"], r["warnings"]) for r in runs] == [("taobao_orders", 1, 2)]
     code, out, _ = run(capsys, "status", "--data-dir", str(tmp_path))
     header = next(line for line in out.splitlines() if "rejected" in line)
     assert "warnings" in header

@@ -117,7 +117,10 @@ def test_fixed_sets_of_values_are_declared():
         assert set(_action(commands[name], "format").choices) == formats
     for name in ("extract", "run", "backfill"):
         assert set(_action(commands[name], "mode").choices) == {"create", "update"}
-    assert set(_action(commands["status"], "section").choices) == {"runs", "freshness", "checks"}
+    assert set(_action(commands["status"], "section").choices) == {
+        *("runs", "freshness", "checks"),  # status
+        *("run", "steps", "windows", "tables", "rejects"),  # status --run ID (and its checks)
+    }
     assert set(_subparsers(commands["airflow"])[0].choices) == {"install-dags"}
     assert set(_subparsers(commands["callbacks"])[0].choices) == {"serve", "consume"}
     # the report name is a metavar listing the short names (a view's own name is taken too)

@@ -9,8 +9,9 @@ command family also runs once in a real pseudo-terminal sized with ``TIOCSWINSZ`
 runs it, and once piped.
 
 The commands that print tables: ``report NAME`` for every report, ``status`` (its three
-sections), ``status --section …`` and ``status --check-freshness``. (``check`` prints one line a
-step, ``run``/``load`` a few summary lines: no tables.)
+sections), ``status --section …``, ``status --check-freshness`` and ``status --run ID`` (a run's
+trace: six sections, each alone with ``--section``). (``check`` prints one line a step,
+``run``/``load`` a few summary lines: no tables.)
 """
 
 from __future__ import annotations
@@ -18,45 +19,57 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
+import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
 import termios
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from xport_etl.cli import main
 from xport_etl.report.reports import format_rows, report_views, shown
 
-SANDBOX = {"seed": 5, "orders": 150}
+SANDBOX = {"seed": 5, "orders": 20}  # serves the quiet night of the `empty` warehouse
 WIDTHS = (60, 80, 120, 200)
 REPORTS = sorted(name for name in report_views() if not name.startswith("rpt_"))
 STATUS_SECTIONS = ("runs", "freshness", "checks")
 TITLES = {"runs": "last runs", "freshness": "freshness", "checks": "checks with violations"}
+TRACE_SECTIONS = ("run", "steps", "windows", "tables", "rejects", "checks")
+TRACE_TITLES = {
+    "steps": "steps",
+    "windows": "windows (etl_runs)",
+    "tables": "rows written per table",
+    "rejects": "rejects and warnings",
+    "checks": "checks of its publishes",
+}
 LONG_ERROR = "the API answered 500 three times in a row\nsecond line of the error " + "x" * 150
 
 
 @pytest.fixture(scope="module")
-def warehouses(sandbox, tmp_path_factory):
-    """Two data directories built once: ``full`` (the sandbox's 150 orders, a window whose
-    amounts disagree so that a check warns, a failed run with a long two-line error) and
-    ``empty`` (a run of a quiet night: a warehouse with every table empty)."""
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+def warehouses(sandbox, sandbox_warehouse, tmp_path_factory):
+    """Two data directories built once: ``full`` (the session's published sandbox world, plus a
+    window whose amounts disagree so that a check warns and a record is rejected, a failed run with a long two-line
+    error) and ``empty`` (a run of a quiet night: a warehouse with every table empty)."""
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.ledger import append_run
     from xport_etl.run.engine import run_window
     from xport_etl.settings import Settings
 
-    full, empty = tmp_path_factory.mktemp("full"), tmp_path_factory.mktemp("empty")
-    for data_dir, start, end in ((full, "2025-11-01", "2026-07-01"), (empty, "2025-01-01", "2025-01-02")):
-        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
-        start_at, end_at = (datetime.fromisoformat(f"{t}T00:00:00+08:00") for t in (start, end))
-        run_window(settings, start_at, end_at, chunk=timedelta(days=400), span=timedelta(days=400))  # one run
-    land(full, [page([order(id="9", purchaseAmount="99.00")])])  # lines sum to 12.50: the amount check warns
+    full = Path(shutil.copytree(sandbox_warehouse, tmp_path_factory.mktemp("full") / "data"))
+    empty = tmp_path_factory.mktemp("empty")
+    settings = Settings(base_url=sandbox.base_url, data_dir=empty, rate_limit=0)
+    start_at, end_at = (datetime.fromisoformat(f"{t}T00:00:00+08:00") for t in ("2025-01-01", "2025-01-02"))
+    run_window(settings, start_at, end_at, chunk=timedelta(days=400), span=timedelta(days=400))  # one run
+    # lines sum to 12.50: the amount check warns; an order without an id is rejected
+    land(full, [page([order(id="9", purchaseAmount="99.00"), order(id=None)])])
     assert main(["load", "--quiet", "--data-dir", str(full)]) == 0
     append_run(
         full,
@@ -234,6 +247,50 @@ def test_status_before_any_publish_says_so_without_none(tmp_path, capsys, monkey
     ]
 
 
+def _run_ids(capsys, monkeypatch, data: list[str]) -> list[str]:
+    _, out = _cli(capsys, monkeypatch, None, "status", "--format", "json", "--section", "runs", *data)
+    return [r["run_id"] for r in json.loads(out)["runs"]]
+
+
+def _trace_csvs(capsys, monkeypatch, run_id: str, data: list[str]) -> list[tuple[str, str]]:
+    """``(title, CSV)`` of each section of ``status --run run_id`` that has rows."""
+    out = []
+    for section in TRACE_SECTIONS:
+        argv = ("status", "--run", run_id, "--format", "csv", "--section", section, *data)
+        text = _cli(capsys, monkeypatch, None, *argv)[1]
+        if _has_rows(text):
+            out.append((f"run {run_id}" if section == "run" else TRACE_TITLES[section], text))
+    return out
+
+
+@pytest.mark.parametrize("which", ["full", "empty"])
+def test_every_runs_trace_is_whole_at_every_width(warehouses, capsys, monkeypatch, which):
+    """``status --run ID`` for every run (a `run` with fan-outs, a `load` whose check warns and whose
+    record is rejected, a failed window with a long error; a quiet night's run), every section."""
+    data = ["--data-dir", str(warehouses[which])]
+    seen: set[str] = set()
+    for run_id in _run_ids(capsys, monkeypatch, data):
+        titled = _trace_csvs(capsys, monkeypatch, run_id, data)
+        seen |= {title for title, _ in titled}
+        for width in (*WIDTHS, None):
+            _, screen = _cli(capsys, monkeypatch, width, "status", "--run", run_id, *data)
+            assert "(None)" not in screen
+            assert_whole(screen, width, *titled)
+        _, alone = _cli(capsys, monkeypatch, 80, "status", "--run", run_id, "--section", "windows", *data)
+        assert_whole(alone, 80, *[(t, c) for t, c in titled if t == TRACE_TITLES["windows"]])
+    if which == "full":
+        assert set(TRACE_TITLES.values()) <= seen, seen  # every section had rows in some run
+        _, screen = _cli(capsys, monkeypatch, 120, "status", "--run", "r", *data)
+        assert LONG_ERROR.split("\n")[1] in screen  # the failed window's error, escaped onto one line
+
+
+def test_a_trace_in_a_real_terminal(warehouses, capsys, monkeypatch):
+    data = ["--data-dir", str(warehouses["full"])]
+    for run_id in [r for r in _run_ids(capsys, monkeypatch, data) if r != "r"]:  # the load, the run
+        screen = _in_pty(["status", "--run", run_id, *data], 80)
+        assert_whole(screen, 80, *_trace_csvs(capsys, monkeypatch, run_id, data))
+
+
 # ---- the rendering itself, with hostile and large values
 
 
@@ -309,7 +366,8 @@ def _in_pty(argv: list[str], columns: int) -> str:
             break
         chunks.append(data)
     os.close(master)
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    with proc:  # closes its stderr pipe
+        err = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.wait(timeout=60) == 0, err
     return b"".join(chunks).decode().replace("\r\n", "\n")
 

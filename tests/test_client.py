@@ -370,10 +370,11 @@ def test_limiter_for_is_shared_per_key():
     reset_limiters()
 
 
-def test_threads_share_the_budget_over_real_time(sleeps):
+def test_threads_share_the_budget_over_real_time(sleeps, tmp_path):
     reset_limiters()
     rate, n = 50.0, 8
-    settings = Settings(access_key="c" * 32, access_secret=SECRET, user_id="7", rate_limit=rate)
+    # (the limiter's state under tmp_path: the default data directory is ./data, the checkout)
+    settings = Settings(access_key="c" * 32, access_secret=SECRET, user_id="7", rate_limit=rate, data_dir=tmp_path)
     times = []
     lock = threading.Lock()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import as_published_before_the_report_macros, serve
+from tests.factories.warehouse import as_published_before_the_report_macros
 from xport_etl.load.connect import connect_reader
 from xport_etl.report import dashboard
 from xport_etl.report.dashboard import (
@@ -34,7 +34,6 @@ from xport_etl.report.dashboard import (
     warehouse_tz,
 )
 from xport_etl.report.views import reports
-from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -66,17 +65,10 @@ CHROMIUM_FLAGS = (
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A published warehouse from a small world: both platforms, refunds, parcels, stuck orders."""
-    directory = tmp_path_factory.mktemp("dashboard-data")
-    with serve(seed=11, orders=300) as server:
-        world = server.world
-        run_window(
-            Settings(base_url=server.base_url, data_dir=directory, rate_limit=0),
-            world.config.start,
-            world.clock + timedelta(days=30),
-        )
-    return directory
+def data_dir(sandbox_warehouse):
+    """A published warehouse from a small world: both platforms, refunds, parcels, stuck orders
+    (the session's: copy it to change it)."""
+    return sandbox_warehouse
 
 
 @pytest.fixture(scope="module")
@@ -281,8 +273,8 @@ def test_load_quality_lists_every_endpoint_of_the_recent_runs(data_dir):
 
 
 def test_load_quality_shows_rejected_and_warnings_and_the_fields_that_warned(tmp_path):
-    from tests.test_load import land
-    from tests.test_normalize import order, page, sub
+    from tests.factories.landed import land
+    from tests.factories.served import order, page, sub
     from xport_etl.run.state import load_windows
 
     records = [
@@ -449,6 +441,7 @@ def _dom(tmp_path: Path, page: Path) -> _DomSummary:
     return summary
 
 
+@pytest.mark.slow  # a real browser (chromium)
 def test_every_chart_draws_in_a_real_browser_with_the_network_off(built, tmp_path):
     t0 = time.perf_counter()
     dom = _dom(tmp_path, built)
@@ -466,6 +459,7 @@ def test_every_chart_draws_in_a_real_browser_with_the_network_off(built, tmp_pat
     assert dom.stuck_rows <= dashboard.STUCK_LIMIT
 
 
+@pytest.mark.slow  # a real browser (chromium)
 def test_a_script_error_is_visible_in_the_dom(built, tmp_path):
     """The harness above would notice: a page with a failing script and a chart that cannot draw."""
     broken = tmp_path / "broken.html"
@@ -477,6 +471,7 @@ def test_a_script_error_is_visible_in_the_dom(built, tmp_path):
     assert "boom from test" in dom.errors_text
 
 
+@pytest.mark.slow  # a real browser (chromium)
 def test_screenshot_at_1280_px(built, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
@@ -791,6 +786,7 @@ def _assert_page_equals_views(shown: dict, want: dict, f: dict) -> None:
     )
 
 
+@pytest.mark.slow  # a real browser (chromium)
 def test_the_filters_in_the_page_equal_the_views_filtered_the_same_way(mixed_dir, tmp_path):
     """Issue 27.3: period, platform, currency and carrier chosen in the page, in a real browser with
     the network off; every KPI, chart trace and stuck row equals the report views filtered the same
@@ -834,6 +830,7 @@ def test_the_filters_in_the_page_equal_the_views_filtered_the_same_way(mixed_dir
         con.close()
 
 
+@pytest.mark.slow  # a real browser (chromium)
 def test_an_empty_warehouse_draws_without_errors(tmp_path):
     """No months, no currency, no carrier: the controls are empty and every chart says so."""
     from xport_etl.run.tasks import refresh_warehouse

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.helpers import serve
 from xport_etl.layout import DataLayout
 from xport_etl.report import docs
 from xport_etl.report.views import reports
 from xport_etl.resources import SQL_DIR
-from xport_etl.run.engine import run_window
 from xport_etl.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,14 +51,10 @@ def markdown() -> str:
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> Path:
-    """A warehouse from a small sandbox run over real HTTP (every endpoint, both platforms)."""
-    data_dir = tmp_path_factory.mktemp("docs_wh")
-    with serve(seed=3, orders=80) as sandbox:
-        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
-        world = sandbox.world
-        run_window(settings, world.config.start, world.clock + timedelta(days=30), chunk=timedelta(days=400))
-    return DataLayout.of(data_dir).warehouse
+def warehouse(sandbox_warehouse) -> Path:
+    """A warehouse from a small sandbox run over real HTTP (every endpoint, both platforms; the
+    session's: copy it to change it)."""
+    return DataLayout.of(sandbox_warehouse).warehouse
 
 
 def test_committed_dictionary_is_current(markdown):

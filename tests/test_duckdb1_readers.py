@@ -21,24 +21,19 @@ import logging
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import OLDEST_READER_PIN, READER_PINS
-from tests.helpers import serve
+from tests.factories.readers import OLDEST_READER_PIN, READER_PINS
 from xport_etl.errors import ConfigError
 from xport_etl.layout import DataLayout
 from xport_etl.load.migrate import create_state_file
 from xport_etl.report import docs
 from xport_etl.report.views import reports
-from xport_etl.run.engine import run_window
 from xport_etl.run.tasks import refresh_warehouse
 from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION, Settings
-
-CHUNK = timedelta(days=400)  # one window per endpoint: fewer requests, same data
 
 # every table, view and table macro, each read whole (in a fixed order) and printed as JSON: the
 # same script runs on DuckDB 2.x (the writer's) and on each 1.x reader, and their outputs are compared
@@ -132,13 +127,10 @@ def storage_version(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    """A warehouse published from the sandbox with the default settings."""
-    data_dir = tmp_path_factory.mktemp("duckdb1_wh")
-    with serve(seed=21, orders=120) as sandbox:
-        settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0)
-        run_window(settings, sandbox.world.config.start, sandbox.world.clock + timedelta(days=30), chunk=CHUNK)
-    return settings
+def loaded(sandbox_warehouse):
+    """A warehouse published from the sandbox with the default settings (the session's: copy it to
+    change it)."""
+    return Settings(data_dir=sandbox_warehouse, rate_limit=0)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +149,7 @@ def test_the_warehouse_is_published_in_the_oldest_storage_version(loaded, writte
     assert all(written["views"][v] for v in views)
 
 
+@pytest.mark.slow  # the duckdb1_readers fixture installs DuckDB 1.x from the package index
 @pytest.mark.parametrize("oldest", [False, True], ids=[READER_PINS[0], OLDEST_READER_PIN])
 def test_duckdb_1x_reads_every_table_view_and_macro(loaded, written, duckdb1_readers, oldest):
     read = read_everything(DataLayout.of(loaded.data_dir).warehouse, duckdb1_readers, oldest=oldest)
@@ -170,6 +163,7 @@ def test_duckdb_1x_reads_every_table_view_and_macro(loaded, written, duckdb1_rea
     assert read["comments"] == written["comments"]
 
 
+@pytest.mark.slow  # the duckdb1_readers fixture installs DuckDB 1.x from the package index
 def test_the_duckdb_cli_runs_the_guides_query(loaded, duckdb1_readers):
     """docs/deploy-airflow.md, "Reading the run ledger", with the DuckDB CLI from the package index."""
     cli = duckdb1_readers.bin / "duckdb"
@@ -184,6 +178,7 @@ def test_the_duckdb_cli_runs_the_guides_query(loaded, duckdb1_readers):
         assert out.returncode == 0 and out.stdout.count("\n") >= 2, (sql, out.stdout, out.stderr)
 
 
+@pytest.mark.slow  # the duckdb1_readers fixture installs DuckDB 1.x from the package index
 def test_a_bi_tool_on_duckdb_1x_lists_reflects_and_queries(loaded, duckdb1_readers):
     """duckdb-engine 0.17.0 + SQLAlchemy 2.0.44 on DuckDB 1.5.6: column reflection works there
     (it fails from SQLAlchemy 2.0.45 on: tests/test_bi.py's xfail)."""
@@ -195,6 +190,7 @@ def test_a_bi_tool_on_duckdb_1x_lists_reflects_and_queries(loaded, duckdb1_reade
     assert got["orders_utc"] == got["orders_view"] > 0
 
 
+@pytest.mark.slow  # the duckdb1_readers fixture installs DuckDB 1.x from the package index
 def test_a_warehouse_in_duckdb_2x_format_migrates_on_its_next_publish(
     loaded, written, duckdb1_readers, tmp_path, caplog
 ):

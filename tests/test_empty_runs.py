@@ -51,7 +51,9 @@ def test_a_run_that_finds_nothing_exits_0_and_says_so(cli, tmp_path, argv, windo
     assert code == 0, err
     lines = _summary(out)
     assert lines[0] == f"published {tmp_path / 'warehouse.duckdb'}: 0 records in {windows} windows", out
-    assert lines[1:] == ["  nothing new: no rows changed", "  rejected records             0"]
+    assert lines[1:3] == ["  nothing new: no rows changed", "  rejected records             0"]
+    run_id = lines[3].split()[1]  # the run's id, and how to see it
+    assert lines[3:] == [f"run {run_id} (`xport-etl status --run {run_id}` shows its steps)"]
     # the warehouse it published is readable, every report empty
     code, out, err = cli("report", "spend", "--format", "csv")
     assert (code, out) == (0, "month,platform,currency,orders,goods_amount,shipping_amount,refund_amount,net_spend\n")

@@ -10,15 +10,14 @@ import gzip
 import pickle
 import re
 import shlex
-import shutil
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.test_load import land
-from tests.test_normalize import order, page
+from tests.factories.landed import land
+from tests.factories.served import order, page
 from xport_etl.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,22 +39,6 @@ def _one_line(err: str) -> tuple[str, str]:
     assert "Traceback" not in err and len(lines) == 2, err
     assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), err
     return lines[0], lines[1]
-
-
-@pytest.fixture(scope="module")
-def published_once(tmp_path_factory):
-    """A data directory with one landed window of two orders, published (built once)."""
-    data_dir = tmp_path_factory.mktemp("published")
-    land(data_dir, [page([order(id="1"), order(id="2", createTime="2026-03-05 10:00:00")])])
-    assert main(["load", "--quiet", "--data-dir", str(data_dir)]) == 0
-    return data_dir
-
-
-@pytest.fixture
-def published(published_once, tmp_path, capsys):
-    """A copy of ``published_once`` of the test's own."""
-    capsys.readouterr()
-    return Path(shutil.copytree(published_once, tmp_path / "published"))
 
 
 # ---- every documented exit code

@@ -14,7 +14,6 @@ from xport_etl.extract.auth import XportAuth, now_ms
 from xport_etl.extract.client import XportClient
 from xport_etl.extract.endpoints import ENDPOINTS
 from xport_etl.run import engine as engine_run
-from xport_etl.run import paging as paging_run
 from xport_etl.settings import Settings
 from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
 from xport_sandbox.testing import SandboxServer
@@ -22,14 +21,6 @@ from xport_sandbox.world import WorldConfig
 
 WORLD = WorldConfig(seed=5, orders=100)
 SKEW_MS = 700_000  # beyond the 600 s window
-
-
-@pytest.fixture
-def no_sleep(monkeypatch):
-    """Clients the pipeline builds record their sleeps instead of sleeping: none may happen."""
-    sleeps: list[float] = []
-    monkeypatch.setattr(paging_run, "_make_client", lambda s: XportClient(s, sleep=sleeps.append))
-    return sleeps
 
 
 def run(sandbox: SandboxServer, data_dir, **settings) -> None:

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from tests.test_checks_and_reports import con, line, order, valid_world  # noqa: F401  (con: fixture)
-from tests.test_load import T0, land
-from tests.test_normalize import order as served_order
-from tests.test_normalize import page
+from tests.factories.landed import T0, land
+from tests.factories.served import order as served_order
+from tests.factories.served import page
+from tests.factories.warehouse import line, order, valid_world
 from xport_etl.errors import ConfigError
 from xport_etl.layout import DataLayout
 from xport_etl.load.checks import (

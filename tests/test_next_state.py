@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.test_load import T0, facts, land
-from tests.test_normalize import order, page, sub
+from tests.factories.landed import T0, facts, land
+from tests.factories.served import order, page, sub
 from xport_etl.layout import DataLayout
 from xport_etl.load.checks import CheckFailedError
 from xport_etl.load.publish import NextState, publish

@@ -152,8 +152,8 @@ def _hostile_window(data_dir, wid: str):
     could hold)."""
     import shutil
 
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
 
     m = land(data_dir, [page([order(id="1")])])
     hostile = m.directory.parent / "w_hostile"
@@ -231,8 +231,8 @@ def test_contained_follows_symlinks(tmp_path):
 
 
 def test_a_new_reader_sees_a_newer_publish_while_an_old_reader_is_open(tmp_path):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.load.connect import connect_reader
     from xport_etl.load.publish import publish
     from xport_etl.load.staging import stage_window
@@ -273,8 +273,8 @@ def _mode(path) -> int:
 
 
 def test_landed_windows_are_private_whatever_the_umask(tmp_path):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
 
     old = os.umask(0o022)  # a typical login shell's
     try:
@@ -286,8 +286,8 @@ def test_landed_windows_are_private_whatever_the_umask(tmp_path):
 
 
 def test_what_the_cli_creates_is_private(tmp_path, capsys):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
 
     data_dir = tmp_path / "data"
@@ -307,8 +307,8 @@ def test_what_the_cli_creates_is_private(tmp_path, capsys):
 
 
 def test_a_group_for_readers_is_a_documented_choice(tmp_path, capsys, monkeypatch):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
 
     data_dir = tmp_path / "data"
@@ -377,8 +377,8 @@ def _read_only(monkeypatch, path):
 
 
 def test_a_read_only_data_directory(tmp_path, capsys, monkeypatch):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
 
     data_dir = tmp_path / "data"
@@ -398,8 +398,8 @@ def test_a_read_only_data_directory(tmp_path, capsys, monkeypatch):
 def test_disk_full_while_publishing(tmp_path, capsys, monkeypatch, fault):
     import duckdb
 
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
     from xport_etl.load import published as load
 
@@ -463,8 +463,8 @@ def test_an_empty_window_is_refused(tmp_path, capsys, command, start, end):
 
 @pytest.fixture
 def loaded(tmp_path, capsys):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
     from xport_etl.cli import main
 
     land(tmp_path, [page([order(id="1")])])
@@ -479,7 +479,7 @@ def test_status_json_is_one_document(loaded, capsys):
     assert main(["status", "--format", "json", "--data-dir", str(loaded)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {"data_dir", "runs", "freshness", "checks"}
-    assert doc["runs"][0]["endpoint"] == "taobao_orders" and doc["freshness"][0]["table"] == "fct_orders"
+    assert doc["runs"][0]["endpoints"] == "taobao_orders" and doc["freshness"][0]["table"] == "fct_orders"
     assert set(doc["checks"]) == {"publish_id", "violations"}
     assert main(["status", "--format", "json", "--section", "freshness", "--data-dir", str(loaded)]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"data_dir", "freshness"}
@@ -494,7 +494,7 @@ def test_status_csv_is_one_section(loaded, capsys):
     assert main(["status", "--format", "csv", "--data-dir", str(loaded)]) == 0
     out = capsys.readouterr().out
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [r["endpoint"] for r in rows] == ["taobao_orders"] and not out.endswith("\n\n")
+    assert [r["endpoints"] for r in rows] == ["taobao_orders"] and not out.endswith("\n\n")
     assert main(["status", "--format", "csv", "--section", "freshness", "--data-dir", str(loaded)]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["table"] for r in rows} >= {"fct_orders", "fct_order_lines"}

@@ -8,9 +8,9 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from tests.test_checks_and_reports import PLANTED, con, valid_world  # noqa: F401  (con: fixture)
-from tests.test_load import T0, land
-from tests.test_normalize import order, page
+from tests.factories.landed import T0, land
+from tests.factories.served import order, page
+from tests.factories.warehouse import PLANTED, valid_world
 from xport_etl.layout import DataLayout
 from xport_etl.load.checks import CheckFailedError, record_checks, run_checks
 from xport_etl.load.publish import publish

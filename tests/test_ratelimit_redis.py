@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
 from xport_etl.errors import ConfigError, RateLimiterUnavailableError
 from xport_etl.extract.ratelimit import (
     FileRateLimiter,
@@ -32,17 +33,11 @@ needs_redis = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RedisServer:
     """A throwaway ``redis-server`` on loopback: no persistence, files under ``tmp``."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         tmp.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
@@ -89,6 +84,8 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 @pytest.fixture
@@ -137,7 +134,7 @@ def test_rate_limit_url_is_checked_and_redacted(monkeypatch, tmp_path):
 
 
 def test_unreachable_redis_refuses_at_start():
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(RateLimiterUnavailableError, match="unreachable") as info:
         RedisRateLimiter(f"redis://:hunter2@127.0.0.1:{port}/0", "k", 10, timeout=1)
     assert "hunter2" not in str(info.value)
@@ -154,13 +151,13 @@ def test_redis_lost_mid_run_stops_the_run(redis_server):
 
 def test_cli_exits_3_when_redis_is_unreachable(tmp_path):
     """A run configured for Redis that cannot reach it stops before any request, exit code 3."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("XPORT_")}
     env.update(
         {
             "XPORT_DATA_DIR": str(tmp_path / "data"),
             "XPORT_RATE_LIMIT_URL": f"redis://:hunter2@127.0.0.1:{port}/0",
-            "XPORT_BASE_URL": f"http://127.0.0.1:{_free_port()}",  # never reached
+            "XPORT_BASE_URL": f"http://127.0.0.1:{free_port()}",  # never reached
         }
     )
     out = subprocess.run(

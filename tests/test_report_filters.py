@@ -13,7 +13,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from tests.helpers import truth_warehouse
+from tests.factories.warehouse import truth_warehouse
 from xport_etl.cli import main
 from xport_etl.layout import DataLayout
 from xport_etl.report.reports import FILTER_COLUMNS, report_filters, report_views

@@ -114,6 +114,7 @@ def _fails(settings: Settings, monkeypatch) -> str:
     return "\n".join(chain)
 
 
+@pytest.mark.slow  # the pipeline end to end against the sandbox
 def test_the_secret_is_nowhere_on_disk_in_logs_or_errors(sandbox, tmp_path, debug_log, monkeypatch):
     data_dir = tmp_path / "data"
     settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, rate_limit=0, access_secret=SECRET)

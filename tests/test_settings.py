@@ -182,8 +182,8 @@ def test_load_memory_setting_reaches_the_publishing_connection(tmp_path, monkeyp
 
 
 def _taobao_window(data_dir):
-    from tests.test_load import land
-    from tests.test_normalize import order, page
+    from tests.factories.landed import land
+    from tests.factories.served import order, page
 
     return land(data_dir, [page([order(id="1"), order(id="2")])])
 

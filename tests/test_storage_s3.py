@@ -12,7 +12,6 @@ import gzip
 import json
 import logging
 import os
-import socket
 import traceback
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ import duckdb
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from tests.helpers import assert_warehouse_equals_truth, free_port
 from xport_etl.errors import ConfigError
 from xport_etl.extract import storage
 from xport_etl.extract.landing import (
@@ -55,16 +54,10 @@ AWS_SECRET = "S3cr3t-AWS-key-0f-the-test/never+logged"
 AWS_KEY = "AKIAXPORTTESTKEY0001"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint():
     """An S3-compatible server (moto in server mode) on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -211,6 +204,7 @@ def test_local_raw_url_and_file_url(tmp_path):
 # ---- S3: the pipeline end to end
 
 
+@pytest.mark.slow  # the pipeline end to end against the sandbox, raw pages on S3
 def test_pages_on_s3_load_equal_truth_from_any_writer(sandbox, s3, tmp_path, monkeypatch):
     raw_url = f"s3://{BUCKET}/raw"
     writer = tmp_path / "writer"
@@ -261,6 +255,7 @@ def test_pages_on_s3_load_equal_truth_from_any_writer(sandbox, s3, tmp_path, mon
     assert assert_warehouse_equals_truth(other, world) == counts
 
 
+@pytest.mark.slow  # extract, load and a resumed run against the sandbox
 def test_extract_on_workers_load_on_the_writer_and_resume(sandbox, s3, tmp_path, monkeypatch):
     """Two extract workers with their own disks land to the bucket; the writer loads their
     manifest URLs (what the DAG's XCom carries); a crashed run resumes without re-fetching."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from tests.helpers import assert_warehouse_equals_truth
 from xport_etl.cli import main
 from xport_etl.errors import LeaseLostError, RunInProgressError
 from xport_etl.layout import DataLayout

@@ -241,7 +241,8 @@ class _PageProgress:
             self._say(summary)
 
     def _on_resume(self, event: dict) -> None:
-        self._say(f"resuming an unfinished run (plan {event.get('plan')})")
+        run = f" {event['run_id']}" if event.get("run_id") else ""
+        self._say(f"resuming an unfinished run{run} (plan {event.get('plan')})")
 
     def _on_run(self, event: dict) -> None:
         if event.get("message"):
@@ -275,7 +276,7 @@ def format_result(result: dict) -> str:
         lines.append("resumed an unfinished run")
     if not result.get("warehouse"):
         lines.append("nothing was published: no window was landed")
-        return "\n".join(lines)
+        return "\n".join(lines + _run_line(result))
     batches = result.get("batches") or 0
     records = result.get("records")
     landed = (
@@ -291,16 +292,23 @@ def format_result(result: dict) -> str:
     else:
         lines.append("  nothing new: no rows changed" if not records else "  no rows changed")
     lines.append(f"  {'rejected records':<{width}}  {result.get('rejects', 0):>12,}")
-    return "\n".join(lines)
+    return "\n".join(lines + _run_line(result))
+
+
+def _run_line(result: dict) -> list[str]:
+    """The run's id and how to see its trace, when the result names it."""
+    run_id = result.get("run_id")
+    return [f"run {run_id} (`xport-etl status --run {run_id}` shows its steps)"] if run_id else []
 
 
 def cmd_extract(args) -> int:
     from xport_etl.run.paging import extract_window
+    from xport_etl.run_ids import new_run_id
 
     s = pipeline_settings(args)
     start, end = _window(args, s)
-    with _PageProgress(args.quiet, s.report_tz) as progress:
-        path = extract_window(s, args.endpoint, start, end, mode=args.mode, progress=progress)
+    with _PageProgress(args.quiet, s.report_tz) as progress:  # its run is on record if it fails
+        path = extract_window(s, args.endpoint, start, end, mode=args.mode, progress=progress, run_id=new_run_id())
     print(path)
     return 0
 
@@ -308,6 +316,8 @@ def cmd_extract(args) -> int:
 def cmd_load(args) -> int:
     from xport_etl.extract.landing import complete_windows
     from xport_etl.run.state import load_windows
+    from xport_etl.run.steps import step
+    from xport_etl.run_ids import new_run_id
 
     s = pipeline_settings(args)
     manifests = args.manifest or [str(m.directory / "manifest.json") for m in complete_windows(s.layout)]
@@ -317,8 +327,9 @@ def cmd_load(args) -> int:
             raise UsageError(f"no data directory {s.data_dir}: check --data-dir / XPORT_DATA_DIR")
         print(f"nothing to load: 0 windows landed under {where} (`xport-etl run` or `extract` lands them)")
         return 0
-    with _PageProgress(args.quiet, s.report_tz) as progress:
-        result = load_windows(s, manifests, progress=progress)
+    run_id = new_run_id()
+    with _PageProgress(args.quiet, s.report_tz) as progress, step(s.layout, run_id, "run", command="xport-etl load"):
+        result = load_windows(s, manifests, progress=progress, run_id=run_id)
     print(format_result(result))
     return 0
 
@@ -335,6 +346,7 @@ def cmd_run(args) -> int:
     from datetime import timedelta
 
     from xport_etl.run.engine import run_window
+    from xport_etl.run_ids import new_run_id
 
     s = pipeline_settings(args)
     start, end = _window(args, s)
@@ -349,6 +361,8 @@ def cmd_run(args) -> int:
             span=timedelta(days=args.run_days),
             wait=not args.no_wait,
             progress=progress,
+            run_id=new_run_id(),
+            command=f"xport-etl {args.command}",
         )
     print(format_result(result))
     return 0

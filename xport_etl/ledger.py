@@ -7,7 +7,8 @@ a crash mid-append leaves): a file of the data directory; under a storage URL th
 :func:`ledger_of` is the one place that chooses. Two ledgers use it: the **run ledger**
 here (one line per (run, endpoint, window) and outcome, the layout's ``runs``,
 ``state/runs.jsonl``; the last line for a key wins; ``etl_runs`` and ``xport-etl status`` are read
-from it) and the **check ledger** (:mod:`xport_etl.load.checks`, ``etl_check_results``).
+from it; and the runs' step lines, :mod:`xport_etl.run.steps`, which have a ``step`` key) and the
+**check ledger** (:mod:`xport_etl.load.checks`, ``etl_check_results``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "ledger_of",
     "naive_utc",
     "read_runs",
+    "read_steps",
     "replace_runs",
 ]
 
@@ -125,16 +127,19 @@ def insert_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: Sequence[
 def _run_row(
     m: Manifest,
     *,
+    run_id: str,
     outcome: str,
     error: str | None = None,
     rejected: int = 0,
     warnings: int = 0,
     rows_written: str | None = None,
 ) -> dict[str, Any]:
+    """The run ledger's row for window ``m`` loaded (or not) by run ``run_id``: ``etl_runs``'s
+    columns; ``publish_id`` is added when a publish carries it."""
     started = datetime.fromisoformat(m.extracted_at)
     finished = datetime.now(UTC)
     return {
-        "run_id": m.run_id,
+        "run_id": run_id,
         "endpoint": m.endpoint,
         "window_id": m.window_id,
         "mode": m.mode,
@@ -154,6 +159,8 @@ def _run_row(
         "duration_s": round((finished - started).total_seconds(), 3),
         "outcome": outcome,
         "error": error,
+        "extraction_id": m.run_id,
+        "landed_at": m.finished_at or None,
     }
 
 
@@ -168,18 +175,33 @@ def append_runs(data_dir: Where, rows: Sequence[dict[str, Any]]) -> None:
         ledger_of(data_dir, "runs").append(rows)
 
 
+_TIMES = ("window_start", "window_end", "started_at", "finished_at", "landed_at")
+
+
+def _times(row: dict[str, Any]) -> dict[str, Any]:
+    for k in _TIMES:
+        if row.get(k):
+            row[k] = naive_utc(row[k])
+    return row
+
+
 def read_runs(data_dir: Where, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    """The ledger (plus ``pending`` rows not yet appended), one row per (run, endpoint, window):
-    the last word on each wins. Times come back as naive UTC datetimes."""
+    """The ledger's window rows (plus ``pending`` rows not yet appended), one row per (run,
+    endpoint, window): the last word on each wins; step lines are not among them
+    (:func:`read_steps`). Times come back as naive UTC datetimes."""
     lines, _ = ledger_of(data_dir, "runs").read()
     rows: dict[tuple, dict] = {}
     for row in [*lines, *(dict(r) for r in pending)]:
-        rows[(row["run_id"], row["endpoint"], row["window_id"])] = row
-    for row in rows.values():
-        for k in ("window_start", "window_end", "started_at", "finished_at"):
-            if row.get(k):
-                row[k] = naive_utc(row[k])
-    return list(rows.values())
+        if "step" not in row:
+            rows[(row["run_id"], row["endpoint"], row["window_id"])] = row
+    return [_times(row) for row in rows.values()]
+
+
+def read_steps(data_dir: Where) -> list[dict[str, Any]]:
+    """The ledger's step lines (:mod:`xport_etl.run.steps`), in the order they were appended;
+    times as naive UTC datetimes."""
+    lines, _ = ledger_of(data_dir, "runs").read()
+    return [_times(row) for row in lines if "step" in row]
 
 
 def replace_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[dict]) -> None:

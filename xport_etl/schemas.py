@@ -5,7 +5,10 @@ after the public ones are additions (allowed by the warehouse contract) and are 
 ``public=False`` when they are plumbing rather than facts.
 
 Parquet files carry the normalised rows plus a lineage column (``_batch_id``); together with
-``updated_at`` and ``extracted_at`` the loader uses it to decide which version of a record wins. Timestamps are UTC everywhere:
+``updated_at`` and ``extracted_at`` the loader uses it to decide which version of a record wins.
+The warehouse's fact tables and ``etl_rejects`` carry one more lineage column, ``run_id`` (the run
+that last wrote the row), which the merge writes and the normalisers never see
+(:attr:`Column.lineage`). Timestamps are UTC everywhere:
 ``timestamp[us, tz=UTC]`` in Parquet, ``TIMESTAMP`` (naive, UTC by convention) in DuckDB.
 """
 
@@ -36,10 +39,15 @@ _DUCKDB_TYPES = {
 
 @dataclass(frozen=True)
 class Column:
+    """A column: its name, Arrow type and meaning; ``public``: named by the warehouse contract
+    (else an addition); ``lineage``: written by the merge into the warehouse (the run that wrote
+    the row), not by a normaliser, so it is in no staged Parquet file."""
+
     name: str
     type: pa.DataType
     doc: str
     public: bool = True
+    lineage: bool = False
 
     @property
     def duckdb_type(self) -> str:
@@ -63,8 +71,14 @@ class TableSpec:
     def public_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.public]
 
+    @property
+    def staged_columns(self) -> list[str]:
+        """The columns a normaliser writes (staged Parquet's, in order): all but the lineage ones."""
+        return [c.name for c in self.columns if not c.lineage]
+
     def arrow_schema(self, lineage: bool = False) -> pa.Schema:
-        fields = [pa.field(c.name, c.type) for c in self.columns]
+        """The staged Parquet schema (:attr:`staged_columns`), plus ``_batch_id`` with ``lineage``."""
+        fields = [pa.field(c.name, c.type) for c in self.columns if not c.lineage]
         if lineage:
             fields += [pa.field(c.name, c.type) for c in LINEAGE]
         return pa.schema(fields)
@@ -94,6 +108,17 @@ S, I32, TS = pa.string(), pa.int32(), UTC_TS
 # an order's lines from the same batch as the order version that wins
 LINEAGE = (_c("_batch_id", S, "the landed window this row was normalised from", public=False),)
 
+# in the warehouse only: the run that last wrote the row (etl_runs.run_id), stamped by the merge
+RUN_ID = Column(
+    "run_id",
+    S,
+    "the run that last wrote this row (`etl_runs.run_id`; `xport-etl status --run ID` shows it): the "
+    "latest run whose version of the record won the merge, a re-read of an unchanged record included; "
+    "null for rows written before runs had ids",
+    public=False,
+    lineage=True,
+)
+
 FCT_ORDERS = TableSpec(
     name="fct_orders",
     doc="One row per purchase order, latest known state.",
@@ -117,6 +142,7 @@ FCT_ORDERS = TableSpec(
         _c("updated_at", TS, "last change of the order at the source, UTC"),
         _c("close_reason", S, "why the order was closed, as the platform says", public=False),
         _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
+        RUN_ID,
     ),
 )
 
@@ -144,6 +170,7 @@ FCT_ORDER_LINES = TableSpec(
         _c("carrier", S, "carrier of the line's first parcel, once shipped", public=False),
         _c("tracking_number", S, "tracking number of the line's first parcel", public=False),
         _c("refund_id", S, "1688 `refundId` of the item's after-sale order, if any", public=False),
+        RUN_ID,
     ),
 )
 
@@ -165,6 +192,7 @@ FCT_REFUNDS = TableSpec(
         _c("updated_at", TS, "refund last changed, UTC"),
         _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
         _c("data_clock", TS, "fan-out fetches: the API's clock then (latest order update seen)", public=False),
+        RUN_ID,
     ),
 )
 
@@ -187,6 +215,7 @@ FCT_PARCELS = TableSpec(
         _c("goods_quantity", I32, "Taobao: units the parcel carries (sum of logisticsGoods quantities)", public=False),
         _c("extracted_at", TS, "when the pipeline read this state from the API, UTC", public=False),
         _c("data_clock", TS, "the API's clock when fetched (latest order update seen)", public=False),
+        RUN_ID,
     ),
 )
 
@@ -202,6 +231,7 @@ FCT_PARCEL_EVENTS = TableSpec(
         _c("status", S, "Taobao trace `status`; null for 1688"),
         _c("description", S, "Taobao `statusDesc`; 1688 `remark`"),
         _c("city", S, "Taobao `city`; null for 1688"),
+        RUN_ID,
     ),
 )
 
@@ -233,15 +263,31 @@ ETL_REJECTS = TableSpec(
             "warning: the field that could not be read, as a path (subOrderVOS[2].logisticNumber)",
             public=False,
         ),
+        Column(
+            "run_id",
+            S,
+            "the run that last loaded the window this row came from (`etl_runs.run_id`); null for rows "
+            "written before runs had ids",
+            public=False,
+            lineage=True,
+        ),
     ),
 )
 
 ETL_RUNS = TableSpec(
     name="etl_runs",
-    doc="One row per pipeline run and endpoint.",
+    doc="One row per window a run loaded (or failed to): a run is one CLI command or one Airflow DAG run, "
+    "all its windows under one run_id.",
     key=("run_id", "endpoint", "window_id"),
     columns=(
-        _c("run_id", S, "the run (one extraction of one window)"),
+        _c(
+            "run_id",
+            S,
+            "the run: one id for a whole CLI command (`20260714T101500Z-3f9a2c7d`) or Airflow DAG run "
+            "(`xport_ingest/scheduled__2026-07-14T00:00:00+00:00`), shared by its windows, its check results, "
+            "its rejects and the fact rows it wrote; rows from before runs had ids carry the id of their "
+            "extraction (extraction_id null)",
+        ),
         _c("endpoint", S, "endpoint name"),
         _c("window_id", S, "the landed window", public=False),
         _c("mode", S, "window mode: create or update time", public=False),
@@ -261,11 +307,31 @@ ETL_RUNS = TableSpec(
             public=False,
         ),
         _c("drift_repages", I32, "times the window was paged again because the data moved", public=False),
-        _c("started_at", TS, "UTC"),
-        _c("finished_at", TS, "UTC"),
-        _c("duration_s", pa.float64(), "seconds", public=False),
+        _c("started_at", TS, "when the window's extraction started, UTC"),
+        _c("finished_at", TS, "when the row was recorded (its load merged, or its failure), UTC"),
+        _c("duration_s", pa.float64(), "seconds from started_at to finished_at", public=False),
         _c("outcome", S, "success or failed"),
         _c("error", S, "the error message of a failed run", public=False),
+        _c(
+            "extraction_id",
+            S,
+            "the window's extraction (the `run_id` of its landed manifest): several runs may load one "
+            "extraction; null before runs had ids",
+            public=False,
+        ),
+        _c(
+            "landed_at",
+            TS,
+            "when the window's extraction ended (its pages landed), UTC; null before runs had ids",
+            public=False,
+        ),
+        _c(
+            "publish_id",
+            S,
+            "the publish (attempt) that carried the window: a `run` publishes once per bounded run "
+            "(etl_check_results.publish_id); null for a window whose extraction failed, and before runs had ids",
+            public=False,
+        ),
     ),
 )
 
@@ -273,10 +339,16 @@ ETL_CHECK_RESULTS = TableSpec(
     name="etl_check_results",
     doc="One row per publish and data check (`sql/checks/`): what it found and what that meant. "
     "A blocked publish's rows appear from the next successful publish on.",
-    key=("run_id", "check_name"),
+    key=("publish_id", "check_name"),
     # an addition to the warehouse contract, which does not list it (yet)
     columns=(
-        _c("run_id", S, "the publish (one attempt to publish the warehouse)", public=False),
+        _c(
+            "run_id",
+            S,
+            "the run that published (`etl_runs.run_id`); rows from before runs had ids hold the publish's "
+            "id here (publish_id null)",
+            public=False,
+        ),
         _c("check_name", S, "the check: `sql/checks/<check_name>.sql`", public=False),
         _c("severity", S, "error (blocks the publish above its threshold) or warn (recorded only)", public=False),
         _c("threshold", I32, "violations allowed before the check counts as failed", public=False),
@@ -296,6 +368,13 @@ ETL_CHECK_RESULTS = TableSpec(
             public=False,
         ),
         _c("checked_at", TS, "when the check ran, UTC", public=False),
+        _c(
+            "publish_id",
+            S,
+            "the publish (one attempt to publish the warehouse; a run may publish several times, "
+            "`run` once per bounded run); null before runs had ids",
+            public=False,
+        ),
     ),
 )
 

@@ -354,6 +354,8 @@ def dags_test(
                     pass
                 killer.cancel()
             rc = proc.wait()
+            if proc.stdout is not None:  # the pipe `_lines` read: closed, not left to the collector
+                proc.stdout.close()
     elapsed = time.monotonic() - t0
     if failed_task is not None:
         why = f": {error_line}" if error_line else ""

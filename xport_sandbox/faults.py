@@ -276,7 +276,7 @@ class FaultInjector:
                 [(b"retry-after", str(p.retry_after_s).encode())],
             )
         elif kind == "drop":
-            await _drop(send)
+            await _drop(receive, send)
         elif kind == "cutoff":
             await _cutoff(app, scope, receive, send)
         elif kind == "slow":
@@ -306,7 +306,10 @@ class ConnectionDropped(Exception):
     """Raised where the connection cannot be closed directly: the server then cuts it."""
 
 
-async def _drop(send: Send) -> None:
+async def _drop(receive: Receive, send: Send) -> None:
+    # read the whole request first: closing a socket with unread bytes in it sends a TCP reset
+    # (the client sees "Connection reset by peer", not a connection closed without a response)
+    await _buffered(receive)
     # uvicorn hands the application its RequestResponseCycle.send: close that cycle's transport
     # and nothing at all is written (the client sees "Server disconnected without sending a
     # response"); once the protocol has seen the connection go, uvicorn stays quiet about a

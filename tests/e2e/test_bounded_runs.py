@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import duckdb
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from tests.helpers import serve
+from tests.factories.sandbox import serve
+from tests.helpers import assert_warehouse_equals_truth
 from xport_etl.layout import DataLayout
 from xport_etl.run import engine as engine_run
 from xport_etl.run import windows as windows_run

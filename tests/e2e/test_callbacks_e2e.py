@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from tests.test_callbacks import serve_app
+from tests.factories.callbacks import serve_app
 from xport_etl.callbacks.receiver import CALLBACK_PATH, create_receiver
 from xport_etl.callbacks.refresh import refresh_from_callbacks
 from xport_etl.layout import DataLayout

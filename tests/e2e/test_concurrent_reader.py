@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.helpers import serve
+from tests.factories.sandbox import serve
 from xport_etl.layout import DataLayout
 from xport_etl.resources import sql_objects
 from xport_etl.run.engine import run_window

@@ -5,6 +5,9 @@ up, compared again.
 
 Airflow runs as subprocesses with a throwaway ``AIRFLOW_HOME`` (SQLite), configured only through
 the environment, exactly as the demo drives it; the sandbox runs in this process.
+
+Each DAG run is one run of the warehouse's lineage (issue 27.2): its windows, check results and
+the fact rows it wrote carry ``<dag_id>/<Airflow run id>``, and ``status --run`` traces it.
 """
 
 from __future__ import annotations
@@ -22,58 +25,55 @@ import duckdb
 import pytest
 
 import xport_sandbox as sandbox_defaults
+from tests.helpers import TABLES, assert_warehouse_equals_truth
 from xport_etl.callbacks.inbox import InboxStore
 from xport_etl.layout import DataLayout
 from xport_etl.schemas import (
     FCT_ORDER_LINES,
     FCT_ORDERS,
-    FCT_PARCEL_EVENTS,
-    FCT_PARCELS,
     FCT_REFUNDS,
 )
 from xport_sandbox.demo import dags_test
 from xport_sandbox.push import CallbackPusher, message_bytes
 from xport_sandbox.testing import SandboxServer
-from xport_sandbox.truth import truth_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
 LOOKBACK_DAYS = 400  # the world starts on 2026-01-01: every run re-reads the whole history
 RUN_TIMEOUT = 240.0
 
 
-def assert_warehouse_equals_truth(data_dir: Path, world, tables=TABLES) -> dict[str, int]:
-    """Every public column of every fact table (of ``tables``) equals the truth; returns the row
-    counts.
-
-    (As in ``test_pipeline_e2e.py``.)
-    """
-    truth = truth_tables(world)
+def run_ids(data_dir: Path, table: str) -> set:
+    """The distinct run ids of a published table."""
     con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
-    counts = {}
     try:
-        for spec in tables:
-            assert spec.name in truth, f"the sandbox truth has no {spec.name}"
-            cols = ", ".join(spec.public_columns)
-            con.register(f"truth_{spec.name}", truth[spec.name])
-            missing = con.sql(
-                f"select {cols} from truth_{spec.name} except all select {cols} from {spec.name}"
-            ).fetchall()
-            extra = con.sql(
-                f"select {cols} from {spec.name} except all select {cols} from truth_{spec.name}"
-            ).fetchall()
-            assert not missing and not extra, (
-                f"{spec.name}: {len(missing)} truth rows missing or different,"
-                f" {len(extra)} unexpected rows; e.g. missing {missing[:2]},"
-                f" unexpected {extra[:2]}"
-            )
-            counts[spec.name] = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
-            assert counts[spec.name] == truth[spec.name].num_rows
+        return {r for (r,) in con.execute(f"select distinct run_id from {table}").fetchall()}
     finally:
         con.close()
-    return counts
+
+
+def traced(data_dir: Path, run_id: str) -> dict:
+    """``xport-etl status --run run_id --format json`` of ``data_dir``."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xport_etl.cli",
+            "status",
+            "--run",
+            run_id,
+            "--format",
+            "json",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 def next_logical_date(clock: datetime) -> str:
@@ -157,6 +157,20 @@ def test_dags_end_to_end_equal_truth_then_clock_moves(sandbox, airflow, tmp_path
     assert first["fct_orders"] > 300 and first["fct_order_lines"] > first["fct_orders"]
     assert first["fct_refunds"] > 0 and first["fct_parcel_events"] > first["fct_parcels"] > 0
 
+    # the ingest run is one run: its id, from Airflow's run, on every window and every fact row
+    data = tmp_path / "data"
+    (ingest,) = run_ids(data, "etl_runs")
+    assert ingest.startswith("xport_ingest/manual__")  # (`dags test` names its run manual__<now>)
+    for spec in TABLES:
+        assert run_ids(data, spec.name) == {ingest}, spec.name
+    checked = run_ids(data, "etl_check_results")  # the ingest's publish, then the reports run's
+    (reports,) = checked - {ingest}
+    assert ingest in checked and reports.startswith("xport_reports/")
+    trace = traced(data, ingest)
+    assert trace["run"]["command"] == "dag xport_ingest" and trace["run"]["outcome"] == "success"
+    assert trace["run"]["publishes"] == 1 and trace["run"]["windows"] == len(trace["windows"]) > 0
+    assert {"extract", "stage", "merge", "fanout", "publish"} <= {s["step"] for s in trace["steps"]}
+
     # a day of changes arrives as message callbacks only, and the xport_callbacks DAG applies
     # them: orders, lines and refunds of both platforms equal the truth (parcels wait for the
     # next run: callbacks do not name them)
@@ -177,6 +191,11 @@ def test_dags_end_to_end_equal_truth_then_clock_moves(sandbox, airflow, tmp_path
     consumed = ast.literal_eval(run_dag(airflow, "xport_callbacks", first_date)["consume"])
     assert consumed["messages"] == len(messages) and consumed["dead_lettered"] == 0, consumed
     assert_warehouse_equals_truth(tmp_path / "data", world, [t for t in TABLES if t.name in stale])
+    # the orders it refreshed carry its id; the others keep the ingest run's
+    callbacks = consumed["run_id"]
+    assert callbacks.startswith("xport_callbacks/") and run_ids(data, "fct_orders") == {ingest, callbacks}
+    trace = traced(data, callbacks)
+    assert (trace["run"]["command"], trace["run"]["outcome"]) == ("dag xport_callbacks", "success")
 
     # the world moves on: new orders, statuses changed, parcels moved; the next day's run
     # (with the same lookback) catches up

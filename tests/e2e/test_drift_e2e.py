@@ -9,7 +9,7 @@ import dataclasses
 import json
 from datetime import datetime, timedelta
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from tests.helpers import assert_warehouse_equals_truth
 from xport_etl.extract.landing import read_pages
 from xport_etl.run.engine import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS

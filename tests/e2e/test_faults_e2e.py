@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
+from tests.helpers import assert_warehouse_equals_truth
 from xport_etl.errors import RetriableError
 from xport_etl.extract.client import RetryPolicy, XportClient
 from xport_etl.run import engine as engine_run

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from tests.helpers import serve
+from tests.factories.sandbox import serve
+from tests.helpers import assert_warehouse_equals_truth
 from xport_etl.layout import DataLayout
 from xport_etl.run.engine import run_window
 from xport_etl.schemas import FCT_ORDER_LINES, FCT_ORDERS, FCT_PARCELS, FCT_REFUNDS

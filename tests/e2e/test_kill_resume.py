@@ -1,11 +1,13 @@
 """Kill test: the pipeline process is SIGKILLed at many points (page landed, window committing,
 fan-out call landed, Parquet table written, batch marker, merge done, swap about to happen…),
 then the same command is run again. The resumed run must continue from what was landed and end
-with every fact table equal to the sandbox truth, with no duplicates."""
+with every fact table equal to the sandbox truth, with no duplicates, and be the same run as the
+killed one: one run id on everything either wrote."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +16,9 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
+from tests.helpers import TABLES, assert_no_duplicates, assert_warehouse_equals_truth
 from xport_etl.layout import DataLayout
+from xport_etl.ledger import read_runs, read_steps
 
 # (crash point, n-th time it is reached): spread over extract, fan-out, normalise and load
 FAST_POINTS = [
@@ -84,15 +87,15 @@ def run_cli(sandbox, data_dir, crash_at=None, workers="1"):
     )
 
 
-def assert_no_duplicates(data_dir):
+def assert_one_run(data_dir, printed: str) -> None:
+    """The killed command and the one that resumed it are one run: the id the resumed command
+    printed is on every ledger line (the killed attempt's steps too) and every fact row."""
+    run_id = re.search(r"^run (\S+) ", printed, re.M)[1]
+    assert {r["run_id"] for r in [*read_runs(data_dir), *read_steps(data_dir)]} == {run_id}
     con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
     try:
         for spec in TABLES:
-            keys = ", ".join(spec.key)
-            dupes = con.execute(
-                f"select count(*) from (select {keys} from {spec.name} group by all having count(*) > 1)"
-            ).fetchall()[0][0]
-            assert dupes == 0, spec.name
+            assert con.execute(f"select distinct run_id from {spec.name}").fetchall() == [(run_id,)], spec.name
     finally:
         con.close()
 
@@ -104,6 +107,7 @@ def kill_then_resume(sandbox, data_dir, point):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_warehouse_equals_truth(data_dir, sandbox.world)
     assert_no_duplicates(data_dir)
+    assert_one_run(data_dir, resumed.stdout)
     return resumed
 
 
@@ -121,6 +125,7 @@ def test_sigkill_in_a_staging_worker_takes_the_run_down_and_resumes(sandbox, tmp
     assert "resuming an unfinished run" in resumed.stderr
     assert_warehouse_equals_truth(tmp_path, sandbox.world)
     assert_no_duplicates(tmp_path)
+    assert_one_run(tmp_path, resumed.stdout)
 
 
 @pytest.mark.slow

@@ -7,49 +7,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import duckdb
 import pyarrow.compute as pc
 
-from xport_etl.layout import DataLayout
+from tests.helpers import assert_warehouse_equals_truth
 from xport_etl.run.engine import run_window
-from xport_etl.schemas import (
-    FCT_ORDER_LINES,
-    FCT_ORDERS,
-    FCT_PARCEL_EVENTS,
-    FCT_PARCELS,
-    FCT_REFUNDS,
-)
 from xport_etl.settings import Settings
 from xport_sandbox.truth import truth_tables
-
-TABLES = (FCT_ORDERS, FCT_ORDER_LINES, FCT_REFUNDS, FCT_PARCELS, FCT_PARCEL_EVENTS)
-
-
-def assert_warehouse_equals_truth(data_dir, world, tables=TABLES) -> dict[str, int]:
-    """Every public column of every fact table equals the truth; returns the row counts."""
-    truth = truth_tables(world)
-    con = duckdb.connect(str(DataLayout.of(data_dir).warehouse), read_only=True)
-    counts = {}
-    try:
-        for spec in tables:
-            cols = ", ".join(spec.public_columns)
-            con.register(f"truth_{spec.name}", truth[spec.name])
-            missing = con.sql(
-                f"select {cols} from truth_{spec.name} except all select {cols} from {spec.name}"
-            ).fetchall()
-            extra = con.sql(
-                f"select {cols} from {spec.name} except all select {cols} from truth_{spec.name}"
-            ).fetchall()
-            assert not missing and not extra, (
-                f"{spec.name}: {len(missing)} truth rows missing or different, {len(extra)} unexpected rows; "
-                f"e.g. missing {missing[:2]}, unexpected {extra[:2]}"
-            )
-            counts[spec.name] = con.execute(f"select count(*) from {spec.name}").fetchall()[0][0]
-            assert counts[spec.name] == truth[spec.name].num_rows
-    finally:
-        con.close()
-    return counts
-
 
 # the served world of the `sandbox` fixture (tests/conftest.py)
 SANDBOX = {"seed": 11, "orders": 1200}

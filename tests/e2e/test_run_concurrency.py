@@ -14,7 +14,7 @@ from datetime import timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.test_pipeline_e2e import TABLES, assert_warehouse_equals_truth
+from tests.helpers import TABLES, assert_warehouse_equals_truth
 from xport_etl.extract.landing import read_manifest
 from xport_etl.layout import DataLayout
 from xport_etl.load.staging import SharedStaging, stage_window

@@ -12,8 +12,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from tests.e2e.test_pipeline_e2e import assert_warehouse_equals_truth
-from tests.helpers import serve
+from tests.factories.sandbox import serve
+from tests.helpers import assert_warehouse_equals_truth
 from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
 
 

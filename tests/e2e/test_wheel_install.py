@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 import xport_sandbox as sandbox_defaults
+from tests.helpers import assert_warehouse_equals_truth, free_port
 from xport_sandbox import demo
 from xport_sandbox.world import World, WorldConfig
 
@@ -74,12 +75,6 @@ def guide_commands(text: str) -> list[str]:
             if line and not line.startswith("#"):
                 commands.append(line)
     return commands
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
@@ -169,7 +164,7 @@ def test_the_guide_lists_the_deployment_in_order():
 def test_deploy_by_the_guide(checkout, duckdb1_readers, monkeypatch):
     root, venv, tmp = checkout["root"], checkout["venv"], checkout["tmp"]
     bin_dir = venv / "bin"
-    home, data, port = tmp / "airflow", tmp / "data", _free_port()
+    home, data, port = tmp / "airflow", tmp / "data", free_port()
     env = _clean_env(
         PATH=os.pathsep.join([str(bin_dir), str(duckdb1_readers.bin), os.environ.get("PATH", "")]),
         VIRTUAL_ENV=str(venv),
@@ -227,8 +222,6 @@ def test_deploy_by_the_guide(checkout, duckdb1_readers, monkeypatch):
     print("\n" + "\n".join(f"{s:6.1f} s  {c}" for s, c in timings))
 
     # the run loaded the sandbox's world exactly
-    from tests.e2e.test_dags_e2e import assert_warehouse_equals_truth
-
     assert len(results["xport_ingest"]) == 13, sorted(results["xport_ingest"])  # 12 extracts and loads, a publish
     counts = assert_warehouse_equals_truth(data, World(WORLD))
     assert counts["fct_orders"] > 100 and counts["fct_parcel_events"] > 0

@@ -1,63 +1,14 @@
-"""Fixtures for the sandbox tests: a small served world and a signer written from the contract."""
+"""Fixtures for the sandbox tests: a small served world and a signed caller of it (the builders are
+in ``tests/factories/sandbox.py``)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 
-import httpx
 import pytest
 
-from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
+from tests.factories.sandbox import SMALL, Api
 from xport_sandbox.testing import SandboxServer
-from xport_sandbox.world import WorldConfig
-
-# the plain wire forms: these tests check the server's paging and filters value by value (the
-# varied forms of the default world are checked in test_world.py and by the normaliser tests)
-SMALL = WorldConfig(orders=600, variety=False)
-
-
-def signed_headers(
-    *,
-    access_key: str = DEFAULT_ACCESS_KEY,
-    secret: str = DEFAULT_ACCESS_SECRET,
-    user_id: str = DEFAULT_USER_ID,
-    timestamp: str | None = None,
-    nonce: str | None = None,
-) -> dict[str, str]:
-    """The five headers of docs/api-contract.md#1-transport-and-authentication, signed with md5 as
-    the contract assumes."""
-    ts = timestamp or str(int(time.time() * 1000))
-    nonce = nonce or secrets.token_hex(16)
-    base = f"access-key={access_key}&nonce-str={nonce}&timestamp={ts}&secret={secret}"
-    return {
-        "access-key": access_key,
-        "timestamp": ts,
-        "nonce-str": nonce,
-        "user-id": user_id,
-        "signature": hashlib.md5(base.encode()).hexdigest().upper(),
-    }
-
-
-class Api:
-    """A tiny signed caller for tests (the real client lives elsewhere)."""
-
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=10)
-
-    def post(self, path: str, body: dict, **header_kwargs: str) -> httpx.Response:
-        return self.http.post(path, json=body, headers=signed_headers(**header_kwargs))
-
-    def get(self, path: str, params: dict, **header_kwargs: str) -> httpx.Response:
-        return self.http.get(path, params=params, headers=signed_headers(**header_kwargs))
-
-    def page(self, body: dict) -> dict:
-        envelope = self.post("/open/purchase/page", body).json()
-        assert envelope["code"] == 200, envelope
-        return envelope["data"]
 
 
 @pytest.fixture(scope="session")
@@ -72,26 +23,3 @@ def api(sandbox: SandboxServer) -> Iterator[Api]:
     caller = Api(sandbox.base_url)
     yield caller
     caller.http.close()
-
-
-def cst_1688(value: str | None) -> str | None:
-    """A served 1688 time as ``yyyy-MM-dd HH:mm:ss`` CST, whichever of its two formats it is in
-    (``yyyyMMddHHmmssSSS±hhmm`` is converted through its own offset, milliseconds dropped)."""
-    if value is None or value[4] == "-":
-        return value
-    at = datetime.strptime(value[:14], "%Y%m%d%H%M%S")
-    sign = 1 if value[17] == "+" else -1
-    offset = timedelta(hours=int(value[18:20]), minutes=int(value[20:22]))
-    return (at - sign * offset + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-ORDER_TIMES_1688 = ("createTime", "payTime", "allDeliveredTime", "completeTime", "modifyTime")
-
-
-def flat_1688(record: dict) -> dict:
-    """A served 1688 order record in the flat shape with CST times, whichever shape it came in."""
-    flat = dict(record.get("baseInfo") or record)
-    flat["productItems"] = record["productItems"]
-    for key in ORDER_TIMES_1688:
-        flat[key] = cst_1688(flat[key])
-    return flat

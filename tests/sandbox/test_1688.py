@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.sandbox.conftest import ORDER_TIMES_1688, Api, cst_1688, flat_1688
+from tests.factories.sandbox import Api, cst_1688, flat_1688
+from tests.factories.served import ORDER_TIMES_1688
 from xport_sandbox.testing import SandboxServer
 from xport_sandbox.world import World, WorldConfig
 

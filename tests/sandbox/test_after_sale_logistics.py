@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox.conftest import Api
+from tests.factories.sandbox import Api
 from xport_sandbox.testing import SandboxServer
 from xport_sandbox.world import CST, World, WorldConfig
 

@@ -5,6 +5,7 @@ deterministically per seed; the client sorts every kind as retriable."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.sandbox.conftest import SMALL, signed_headers
+from tests.factories.sandbox import SMALL, signed_headers
 from xport_etl.errors import MalformedBodyError, RateLimitedError, RetriableError
 from xport_etl.extract.client import RetryPolicy, XportClient
 from xport_etl.extract.endpoints import ENDPOINTS
@@ -104,6 +105,31 @@ def test_drop_closes_the_connection_without_a_response(server, http) -> None:
     assert delta(before, server.stats()) == (1, {"drop": 1})
     server.set_faults("none")
     assert page(http).json()["code"] == 200  # the client's pool recovers on a new connection
+
+
+def test_drop_reads_a_late_body_first_so_the_close_is_clean_not_a_reset(server) -> None:
+    """A body that arrives after the headers is read before the close: the client sees the
+    connection end (EOF, httpx's RemoteProtocolError), never a TCP reset (ReadError), which
+    is what a close over unread bytes sends."""
+    server.set_faults(always("drop"))
+    body = json.dumps(BODY).encode()
+    head = (
+        f"POST {PAGE} HTTP/1.1\r\nhost: sandbox\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in signed_headers().items()) + "\r\n"
+    ).encode()
+    host, port = server.base_url.split("//")[1].split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(head)
+            time.sleep(0.3)  # the app has the headers and decides to drop
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):  # still open: it waits for the body
+                sock.recv(1024)
+            sock.setblocking(True)
+            sock.sendall(body)
+            assert sock.recv(1024) == b""  # then EOF, nothing written
+    finally:
+        server.set_faults("none")
 
 
 def test_cutoff_sends_half_the_json_with_a_matching_content_length(server, http) -> None:

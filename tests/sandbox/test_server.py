@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.sandbox.conftest import SMALL, Api, signed_headers
+from tests.factories.sandbox import SMALL, Api, signed_headers
 from xport_sandbox.testing import SandboxServer
 
 PAGE = "/open/purchase/page"

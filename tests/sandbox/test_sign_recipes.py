@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.sandbox.conftest import signed_headers
+from tests.factories.sandbox import signed_headers
 from xport_sandbox import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_USER_ID
 from xport_sandbox.testing import SandboxServer
 from xport_sandbox.world import WorldConfig

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.sandbox.conftest import Api, flat_1688
+from tests.factories.sandbox import Api, flat_1688
 from xport_sandbox.cli import main
 from xport_sandbox.testing import SandboxServer
 from xport_sandbox.truth import truth_tables, write_truth

@@ -61,7 +61,7 @@ def at_root() -> Iterator[Path]:
 
 def build(checkout: Path, out: Path) -> None:
     sys.path.insert(0, str(HERE.parent.parent))
-    from tests.helpers import serve
+    from tests.factories.sandbox import serve
 
     commit = subprocess.run(
         ["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, check=True

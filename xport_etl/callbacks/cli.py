@@ -77,7 +77,7 @@ def cmd_consume(args) -> int:
 
 def consume_summary(result: dict) -> str:
     """One line for people about a ``callbacks consume``: how many new messages, what they
-    refreshed, what was dead-lettered; an empty inbox says so (it is not a failure)."""
+    refreshed, what was dead-lettered, its run id; an empty inbox says so (it is not a failure)."""
     n = result.get("messages", 0)
     if not n and not result.get("corrupt"):
         return "callbacks: 0 new messages: nothing to refresh"
@@ -87,6 +87,8 @@ def consume_summary(result: dict) -> str:
     dead = result.get("dead_lettered", 0)
     if dead:
         line += f"; {dead:,} dead-lettered (see {DEAD_LETTER_FILE} under the callbacks folder)"
+    if result.get("run_id"):
+        line += f"; run {result['run_id']}"
     return line
 
 

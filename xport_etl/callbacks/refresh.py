@@ -22,6 +22,11 @@ reads it, so the rows are the same, every column (docs/api-contract.md#6-message
 One run makes one call per Taobao order or refund, one 1688 window, one call per 1688 refund, and
 one publish. Nothing a message says is trusted beyond the ids: the API is asked for the state.
 
+A consume with messages to act on is a run (:mod:`xport_etl.run.steps`): its fan-outs, window,
+publish and rows carry its id (the CLI makes one; the DAG passes its DAG run's), and its ``run``
+step says how many messages it read and dead-lettered. A consume that finds no new message does
+nothing and records nothing (the DAG asks every five minutes).
+
 Failures: a key that fails for good (an error that is not retriable, a list with no record for it,
 an answer of the wrong shape, a record the publish rejects) dead-letters the messages naming it;
 so does a message that cannot be read at all (any exception while reading it). A transient
@@ -38,7 +43,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -343,7 +348,7 @@ def _window_1688(settings, stamps: list[float]) -> tuple[datetime, datetime]:
     return lo - age, hi + age + timedelta(seconds=1)
 
 
-def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[list[str], _Tracker]:
+def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any], run_id: str) -> tuple[list[str], _Tracker]:
     """Ask the API for everything ``wanted`` names; the landed manifests and what was learnt."""
     from xport_etl.errors import BadPageError, FatalError, PaginationError
     from xport_etl.extract.endpoints import endpoints_for
@@ -361,13 +366,15 @@ def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any]) -> tuple[l
     def fanout(platform: str, kind: str, keys: list[dict[str, Any]]) -> None:
         if keys:
             endpoint, by = FETCH[(platform, kind)]
-            paths.extend(fanouts.extract_fanout(settings, endpoint, keys=keys, by=by, client=tracked))
+            paths.extend(fanouts.extract_fanout(settings, endpoint, keys=keys, by=by, client=tracked, run_id=run_id))
 
     def window_1688(start: datetime, end: datetime, mode: str) -> str | None:
         """Land a window of the 1688 list; None (and what it showed forgotten) if refused for good."""
         seen = dict(tracked.orders_1688)
         try:
-            paths.append(paging.extract_window(settings, ALIBABA_ORDERS, start, end, mode=mode, client=tracked))
+            paths.append(
+                paging.extract_window(settings, ALIBABA_ORDERS, start, end, mode=mode, client=tracked, run_id=run_id)
+            )
         except (FatalError, BadPageError, PaginationError) as exc:
             tracked.orders_1688 = seen  # nothing of it lands: nothing of it was found
             return f"the 1688 order list refused the window: {str(exc)[:200]}"
@@ -538,7 +545,9 @@ def _letter(entry: InboxEntry, reason: str, now: str) -> dict:
     }
 
 
-def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
+def refresh_from_callbacks(
+    settings, *, client=None, run_id: str | None = None, command: str = "xport-etl callbacks consume"
+) -> dict[str, Any]:
     """Refresh the orders and refunds named by the messages received since the last run.
 
     Reads the inbox (the data layout's ``callbacks``, every segment) from the stored position, re-reads
@@ -553,24 +562,29 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
     retries, authentication) stops the batch: nothing is published, dead-lettered or skipped, and
     the position stays.
 
+    With messages to act on, the consume is run ``run_id`` (default: a new id; ``command`` names it
+    in its ``run`` step).
+
     Returns:
         Small counts: ``messages``, ``corrupt`` (unreadable lines), ``bad`` (known type, unusable
         body), ``unknown`` (per message type), ``orders`` and ``refunds`` (distinct ones re-read),
         ``rows_written``, ``rejects``, ``dead_lettered``, ``segment``, ``offset`` (and
-        ``window_1688``, the 1688 order list window asked, when there was one).
+        ``window_1688``, the 1688 order list window asked, when there was one), ``run_id`` (None
+        when there was no message).
     """
     if settings.layout.stored:
-        return _refresh_stored(settings, client)
+        return _refresh_stored(settings, client, run_id, command)
     cdir = settings.layout.callbacks
     cdir.mkdir(parents=True, exist_ok=True)
     offset_path = cdir / OFFSET_FILE
-    with open(cdir / "consume.lock", "w") as lock:
+    with open(cdir / "consume.lock", "w") as lock, ExitStack() as recording:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = _read_offset(offset_path)
         batch = read_segments(cdir, int(state["segment"]), int(state.get("offset", 0)))
         entries = batch.entries
+        run, run_id = _as_run(recording, settings, bool(entries or batch.corrupt), run_id, command)
         position = {"segment": batch.segment, "offset": batch.offset}
-        result, letters, now = _refresh(settings, entries, batch.corrupt, client, position)
+        result, letters, now = _refresh(settings, entries, batch.corrupt, client, position, run_id)
         _dead_letter(cdir / DEAD_LETTER_FILE, letters, {e.id: e for e in entries})
         if (batch.segment, batch.offset) != (state["segment"], state.get("offset", 0)):
             _write_offset(
@@ -586,16 +600,34 @@ def refresh_from_callbacks(settings, *, client=None) -> dict[str, Any]:
         _remove_consumed_segments(
             cdir, batch.segment, id_horizon(settings.callback_dedup_horizon, settings.callback_max_age)
         )
+        run.update(
+            messages=len(entries), dead_lettered=len(letters), orders=result["orders"], refunds=result["refunds"]
+        )
     log.info("callbacks consumed: %s", result)
     return result
 
 
+def _as_run(
+    recording, settings, any_message: bool, run_id: str | None, command: str
+) -> tuple[dict[str, Any], str | None]:
+    """A consume with messages is a run: its ``run`` step entered on ``recording`` (an ExitStack:
+    recorded when the consume ends, failed if it raises) and its id (``run_id``, else a new one);
+    a consume without is none (an empty step info, None)."""
+    from xport_etl.run.steps import step
+    from xport_etl.run_ids import new_run_id
+
+    if not any_message:
+        return {}, None
+    run_id = run_id or new_run_id()
+    return recording.enter_context(step(settings.layout, run_id, "run", command=command)), run_id
+
+
 def _refresh(
-    settings, entries: list[InboxEntry], corrupt: list[bytes], client, position: dict[str, Any]
+    settings, entries: list[InboxEntry], corrupt: list[bytes], client, position: dict[str, Any], run_id: str | None
 ) -> tuple[dict[str, Any], list[dict], str]:
-    """Refresh what ``entries`` name and publish it. Returns the result (the counts, then
-    ``position``), the dead letters to write (what can never be used, and the unreadable lines
-    ``corrupt``) and the time they are dated."""
+    """Refresh what ``entries`` name and publish it, as run ``run_id``. Returns the result (the
+    counts, then ``position``), the dead letters to write (what can never be used, and the
+    unreadable lines ``corrupt``) and the time they are dated."""
     from xport_etl.faults import crashpoint
     from xport_etl.run import paging
     from xport_etl.run import state as run_state
@@ -613,16 +645,18 @@ def _refresh(
         "rejects": 0,
         "dead_lettered": 0,
         **position,
+        "run_id": run_id,
     }
     failed: dict[Name, str] = {}
     implied: dict[Name, list[Name]] = {}
     if named:
+        assert run_id is not None  # (named ⊆ entries)
         with paging.client_for(settings, client) as client:
-            paths, tracked = _fetch(settings, wanted, client, result)
+            paths, tracked = _fetch(settings, wanted, client, result, run_id)
         failed.update(tracked.failed)
         implied = tracked.implied
         if paths:
-            loaded = run_state.load_windows(settings, paths)
+            loaded = run_state.load_windows(settings, paths, run_id=run_id)
             result["rows_written"], result["rejects"] = loaded["rows_written"], loaded["rejects"]
             if loaded["rejects"]:
                 failed.update(_rejected_keys(settings, paths))
@@ -653,9 +687,10 @@ def _refresh(
     return result, letters, now
 
 
-def _refresh_stored(settings, client) -> dict[str, Any]:
+def _refresh_stored(settings, client, run_id: str | None, command: str) -> dict[str, Any]:
     """:func:`refresh_from_callbacks` under a storage URL: the messages in the store's ``inbox/``,
-    consumed by one host at a time (a lease), moved to ``consumed/`` once published."""
+    consumed by one host at a time (a lease), moved to ``consumed/`` once published; a run as on
+    one disk."""
     from xport_etl.callbacks.inbox import DEAD_LETTER_PREFIX, ObjectInbox
     from xport_etl.run.lease import Lease
 
@@ -664,15 +699,21 @@ def _refresh_stored(settings, client) -> dict[str, Any]:
     lease = Lease(store.child("consumer"), settings.run_lease, store.where("consumer"))
     lease.acquire(wait=True)
     try:
-        entries, corrupt, keys = inbox.pending()
-        result, letters, now = _refresh(settings, entries, corrupt, client, {"segment": None, "offset": None})
-        lease.check()  # another consumer took over: it consumes these too, nothing is moved twice
-        if letters:
-            text = _dead_letter_lines(letters, {e.id: e for e in entries})
-            store.put(f"{DEAD_LETTER_PREFIX}/{now.replace(':', '')}-{uuid.uuid4().hex[:8]}.jsonl", text)
-        inbox.consumed(keys)
-        result["pending"] = len(store.keys("inbox"))
-        inbox.forget_consumed(id_horizon(settings.callback_dedup_horizon, settings.callback_max_age))
+        with ExitStack() as recording:
+            entries, corrupt, keys = inbox.pending()
+            run, run_id = _as_run(recording, settings, bool(entries or corrupt), run_id, command)
+            position = {"segment": None, "offset": None}
+            result, letters, now = _refresh(settings, entries, corrupt, client, position, run_id)
+            lease.check()  # another consumer took over: it consumes these too, nothing is moved twice
+            if letters:
+                text = _dead_letter_lines(letters, {e.id: e for e in entries})
+                store.put(f"{DEAD_LETTER_PREFIX}/{now.replace(':', '')}-{uuid.uuid4().hex[:8]}.jsonl", text)
+            inbox.consumed(keys)
+            result["pending"] = len(store.keys("inbox"))
+            inbox.forget_consumed(id_horizon(settings.callback_dedup_horizon, settings.callback_max_age))
+            run.update(
+                messages=len(entries), dead_lettered=len(letters), orders=result["orders"], refunds=result["refunds"]
+            )
     finally:
         lease.release()
     log.info("callbacks consumed: %s", result)

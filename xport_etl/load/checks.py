@@ -192,10 +192,11 @@ class CheckResult:
     how: str
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def row(self, run_id: str) -> dict[str, Any]:
-        """The ledger's row (and ``etl_check_results``'s)."""
+    def row(self, run_id: str, publish_id: str | None = None) -> dict[str, Any]:
+        """The ledger's row (and ``etl_check_results``'s): run ``run_id``'s publish ``publish_id``."""
         return {
             "run_id": run_id,
+            "publish_id": publish_id,
             "check_name": self.name,
             "severity": self.severity,
             "threshold": self.threshold,
@@ -204,6 +205,12 @@ class CheckResult:
             "outcome": self.outcome,
             "checked_at": self.checked_at.isoformat(),
         }
+
+
+def count_outcomes(results: Sequence[CheckResult] | None) -> dict[str, int]:
+    """How many checks had each outcome: ``{"pass": 14, "warn": 1}`` (a publish step's ``checks``)."""
+    outcomes = [r.outcome for r in results or ()]
+    return {o: outcomes.count(o) for o in sorted(set(outcomes))}
 
 
 def failure_message(results: Sequence[CheckResult]) -> str:
@@ -378,9 +385,18 @@ def record_checks(con: duckdb.DuckDBPyConnection, results: Sequence[CheckResult]
 # ---- the ledger
 
 
-def append_check_results(data_dir: Where, run_id: str, results: Sequence[CheckResult]) -> None:
-    """Append one publish's outcomes to the ledger, fsynced (a blocked publish's included)."""
-    ledger_of(data_dir, "check_results").append([r.row(run_id) for r in results])
+def append_check_results(
+    data_dir: Where, run_id: str, results: Sequence[CheckResult], *, publish_id: str | None = None
+) -> None:
+    """Append the outcomes of run ``run_id``'s publish ``publish_id`` to the ledger, fsynced (a
+    blocked publish's included)."""
+    ledger_of(data_dir, "check_results").append([r.row(run_id, publish_id) for r in results])
+
+
+def publish_of(row: dict[str, Any]) -> str:
+    """The publish a check ledger row belongs to: its ``publish_id``, or for a row from before
+    runs had ids (whose ``run_id`` named the publish), its ``run_id``."""
+    return row.get("publish_id") or row["run_id"]
 
 
 def read_check_results(data_dir: Where, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -401,19 +417,19 @@ def mirror_check_results(con: duckdb.DuckDBPyConnection, data_dir: Where) -> int
     """Add the check ledger's rows this warehouse does not hold yet to ``etl_check_results``.
 
     The ledger only grows, so the rows past the offset recorded at the last publish are the new
-    ones (a blocked publish's among them); a row already there (same run and check) is replaced.
+    ones (a blocked publish's among them); a row already there (same publish and check) is replaced.
     Returns the rows added."""
     from xport_etl.schemas import ETL_CHECK_RESULTS
 
     got = con.execute("select value from etl_settings where key = ?", [_MIRRORED]).fetchall()
     offset = int(got[0][0]) if got and got[0][0] and got[0][0].isdigit() else 0
     rows, end = read_check_results(data_dir, offset)
-    # one row per run and check (a publish retried without the memory limit appended twice)
-    rows = list({(r["run_id"], r["check_name"]): r for r in rows}.values())
+    # one row per publish and check (a publish retried without the memory limit appended twice)
+    rows = list({(publish_of(r), r["check_name"]): r for r in rows}.values())
     if rows:
         con.executemany(
-            "delete from etl_check_results where run_id = ? and check_name = ?",
-            [[r["run_id"], r["check_name"]] for r in rows],
+            "delete from etl_check_results where coalesce(publish_id, run_id) = ? and check_name = ?",
+            [[publish_of(r), r["check_name"]] for r in rows],
         )
         insert_rows(con, ETL_CHECK_RESULTS, rows)
     con.execute("delete from etl_settings where key = ?", [_MIRRORED])

@@ -6,6 +6,10 @@ on a tie, the later extraction wins. A parent's children (an order's lines, a pa
 are replaced by the children from the winning version's batch. Each batch's rejects and warnings
 replace the ones its window had. Columns that depend on other tables are derived again after
 every merge.
+
+Every row the merge writes (a winning version, its children, a rewritten reject, a parcel whose
+derived column changed) gets the merging run's id in its lineage column ``run_id``
+(:data:`~xport_etl.schemas.RUN_ID`): the table's latest writer.
 """
 
 from __future__ import annotations
@@ -21,28 +25,39 @@ __all__ = ["MERGE_ROWS", "merge_groups", "merge_rejects", "merge_staged"]
 
 
 def _cols(spec, prefix: str = "") -> str:
-    return ", ".join(prefix + c for c in spec.column_names)
+    """The staged columns of ``spec`` (what a Parquet batch holds), comma-separated."""
+    return ", ".join(prefix + c for c in spec.staged_columns)
+
+
+def _insert_cols(spec) -> str:
+    """The columns a merge inserts: the staged ones, then the lineage column ``run_id``."""
+    return f"{_cols(spec)}, run_id"
 
 
 def merge_staged(
-    con: duckdb.DuckDBPyConnection, batches: Sequence[Batch], changed: set[str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    batches: Sequence[Batch],
+    changed: set[str] | None = None,
+    *,
+    run_id: str | None = None,
 ) -> dict[str, int]:
     """Merge every staged parent table (and its children) of the batches; rows written per table.
 
     ``changed``, if given, receives the names of the tables whose rows changed (a parent with
-    winning versions, and its children, which are replaced; a table ``_derive`` updated)."""
+    winning versions, and its children, which are replaced; a table ``_derive`` updated).
+    ``run_id``: the merging run's id, written on every row written (None: left null)."""
     written: dict[str, int] = {}
     changed = set() if changed is None else changed
     for staged in STAGED_TABLES.values():
         if staged.parent is None:
             children = [c for c in STAGED_TABLES.values() if c.parent == staged.name]
             for group in merge_groups(batches, staged.name):
-                rows = _merge_parent(con, group, staged, children)
+                rows = _merge_parent(con, group, staged, children, run_id)
                 for table, n in rows.items():
                     written[table] = written.get(table, 0) + n
                 if rows.get(staged.spec.name):
                     changed.update([staged.spec.name, *(c.spec.name for c in children)])
-    if _derive(con):
+    if _derive(con, run_id):
         changed.add(FCT_PARCELS.name)
     return written
 
@@ -74,7 +89,7 @@ def merge_groups(batches: Sequence[Batch], table: str, limit: int | None = None)
     return groups
 
 
-def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) -> dict[str, int]:
+def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children, run_id: str | None) -> dict[str, int]:
     """Merge one parent table's staged rows (and their children) of ``batches``.
 
     The versions are ranked on the keys alone (key, batch, version, extraction time); the rows
@@ -120,11 +135,11 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
     by_key = " and ".join(f"p.{k} = n.{k}" for k in key)
     con.execute(
         f"""
-        insert into {spec.name} ({_cols(spec)})
-        select {_cols(spec, "p.")} from read_parquet(?, union_by_name = true) as p
+        insert into {spec.name} ({_insert_cols(spec)})
+        select {_cols(spec, "p.")}, ?::varchar from read_parquet(?, union_by_name = true) as p
         semi join winners as n on {by_key} and p._batch_id = n._batch_id
         """,
-        [files],
+        [run_id, files],
     )
     written = {spec.name: con.execute("select count(*) from winners").fetchall()[0][0]}
     for child in children:
@@ -137,46 +152,50 @@ def _merge_parent(con, batches: Sequence[Batch], staged: StagedTable, children) 
             # the winners' children were all deleted above, so the rows inserted are the rows written
             (written[cspec.name],) = con.execute(
                 f"""
-                insert into {cspec.name} ({_cols(cspec)})
-                select {_cols(cspec, "c.")}
+                insert into {cspec.name} ({_insert_cols(cspec)})
+                select {_cols(cspec, "c.")}, ?::varchar
                 from read_parquet(?, union_by_name = true) as c
                 semi join winners as n on {link} and c._batch_id = n._batch_id
                 """,
-                [child_files],
+                [run_id, child_files],
             ).fetchall()[0]
     return written
 
 
-def _derive(con: duckdb.DuckDBPyConnection) -> int:
+def _derive(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> int:
     """Columns that depend on other tables, recomputed after every merge.
 
     1688 parcels are delivered once their order is confirm_goods/success (their steps carry no
-    status): ``delivered_at`` is then the time of the parcel's last step. Returns the rows updated.
+    status): ``delivered_at`` is then the time of the parcel's last step. A parcel updated is
+    written by the run (``run_id``). Returns the rows updated.
     """
     return con.execute(
         """
         update fct_parcels as p
         set delivered_at = case when o.platform_status in ('confirm_goods', 'success')
-                                then p.last_event_at end
+                                then p.last_event_at end,
+            run_id = ?::varchar
         from fct_orders as o
         where p.platform = '1688' and o.platform = '1688' and o.order_id = p.order_id
           and p.delivered_at is distinct from
               (case when o.platform_status in ('confirm_goods', 'success') then p.last_event_at end)
-        """
+        """,
+        [run_id],
     ).fetchall()[0][0]
 
 
-def merge_rejects(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> int:
-    """Replace each batch's rejects and warnings: re-normalising a window never duplicates them.
-    Returns the rejected records (rows of severity 'rejected')."""
+def merge_rejects(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch], *, run_id: str | None = None) -> int:
+    """Replace each batch's rejects and warnings: re-normalising a window never duplicates them;
+    each row written carries ``run_id``. Returns the rejected records (rows of severity 'rejected')."""
     total = 0
     for b in batches:
         con.execute("delete from etl_rejects where endpoint = ? and window_id = ?", [b.endpoint, b.window_id])
         files = b.files.get("rejects", [])
         if files:
             con.execute(
-                f"insert into etl_rejects ({_cols(ETL_REJECTS)}) select {_cols(ETL_REJECTS)} from read_parquet(?)",
-                [files],
+                f"insert into etl_rejects ({_insert_cols(ETL_REJECTS)}) "
+                f"select {_cols(ETL_REJECTS)}, ?::varchar from read_parquet(?)",
+                [run_id, files],
             )
         total += b.counts.get("rejects", 0)
     return total

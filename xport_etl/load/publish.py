@@ -45,6 +45,7 @@ from xport_etl.load.checks import (
     CheckFailedError,
     append_check_results,
     apply_overrides,
+    count_outcomes,
     evaluate_checks,
     failure_message,
     mirror_check_results,
@@ -58,7 +59,8 @@ from xport_etl.load.published import PublishedWarehouse
 from xport_etl.load.staging import Batch
 from xport_etl.report.views import describe_objects, refresh_views
 from xport_etl.resources import sql_objects
-from xport_etl.schemas import WAREHOUSE_TABLES
+from xport_etl.run_ids import new_publish_id, new_run_id
+from xport_etl.schemas import STAGED_TABLES, WAREHOUSE_TABLES
 from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION
 
 __all__ = ["LoadResult", "NextState", "publish", "rows_json", "view_settings"]
@@ -72,6 +74,9 @@ class LoadResult:
     batches: int = 0
     rows_written: dict[str, int] = field(default_factory=dict)
     rejects: int = 0
+    run_id: str | None = None
+    publish_id: str | None = None
+    checks: dict[str, int] = field(default_factory=dict)  # outcome → checks with it
 
 
 def view_settings(settings: Any) -> dict[str, str]:
@@ -103,10 +108,16 @@ class NextState:
             default :data:`~xport_etl.load.connect.LOAD_MEMORY`). A step that does not fit runs once more without it.
         storage_version: the DuckDB storage version the state is written in
             (``Settings.warehouse_storage_version``; see :func:`~xport_etl.load.migrate.create_state_file`).
+        run_id: the run's id (default: the one the sidecar holds, else a new one at the first merge).
     """
 
     def __init__(
-        self, data_dir: Where, key: str, memory_limit: str | None = None, storage_version: str | None = None
+        self,
+        data_dir: Where,
+        key: str,
+        memory_limit: str | None = None,
+        storage_version: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", key):
             raise ValueError(f"next-state key {key!r} is not [A-Za-z0-9_-]")
@@ -117,6 +128,8 @@ class NextState:
         self.key = key
         self.memory_limit = memory_limit or LOAD_MEMORY
         self.storage_version = storage_version or DEFAULT_WAREHOUSE_STORAGE_VERSION
+        self.run_id = run_id
+        self._checked: dict[str, int] = {}  # the last publish's check outcomes, counted
         folder = self.layout.next_states
         self.path = folder / f"{key}.duckdb"
         self.meta_path = folder / f"{key}.json"
@@ -150,6 +163,21 @@ class NextState:
     def exists(self) -> bool:
         return self.meta() is not None
 
+    def resolved_run_id(self) -> str:
+        """The run's id: the one given, else the sidecar's, else a new one (kept from here on)."""
+        if self.run_id is None:
+            meta = self.meta()
+            self.run_id = (meta or {}).get("run_id") or new_run_id()
+        return self.run_id
+
+    def _own(self, meta: dict) -> dict:
+        """``meta`` with this run's id; a sidecar a version before run ids wrote (no ``run_id``)
+        is marked ``unstamped``: what it merged carries no id yet (see :meth:`_stamp_unstamped`)."""
+        if "run_id" not in meta and meta.get("batches"):
+            meta["unstamped"] = True
+        meta["run_id"] = self.resolved_run_id()
+        return meta
+
     # ---- building it
 
     def _start(self, *, rebuild: bool = False) -> dict:
@@ -166,6 +194,7 @@ class NextState:
         finally:
             con.close()
         return {
+            "run_id": self.resolved_run_id(),
             "base": base,
             "rebuild": rebuild,
             "batches": [],
@@ -183,7 +212,7 @@ class NextState:
             rebuild: start from an empty warehouse instead of the published one (first use only).
         """
         with file_lock(self._lock_path):
-            meta = self.meta() or self._start(rebuild=rebuild)
+            meta = self._own(self.meta() or self._start(rebuild=rebuild))
             written, rejects, changed = self._merge_into(batches)
             meta["batches"] += [_batch_dict(b) for b in batches]
             meta["rows"] += [dict(r) for r in rows]
@@ -212,10 +241,12 @@ class NextState:
     def _merge_once(self, batches, memory_limit) -> tuple[dict[str, int], int, set[str]]:
         con = connect_writer(self.path, memory_limit)
         try:
+            ensure_schema(con)  # a next state an older version started lacks the lineage columns
             con.execute("begin")
             changed: set[str] = set()
-            written = merge_staged(con, batches, changed)
-            rejects = merge_rejects(con, batches)
+            run_id = self.resolved_run_id()
+            written = merge_staged(con, batches, changed, run_id=run_id)
+            rejects = merge_rejects(con, batches, run_id=run_id)
             con.execute("commit")
             con.execute("checkpoint")
         finally:
@@ -235,6 +266,7 @@ class NextState:
         settings: dict[str, str] | None = None,
         run_id: str | None = None,
         check_overrides: Mapping[str, Any] | None = None,
+        publish_id: str | None = None,
     ) -> LoadResult:
         """Check the next state and swap it in for the published warehouse, atomically.
 
@@ -246,7 +278,8 @@ class NextState:
         Args:
             runs: the full run ledger to mirror into ``etl_runs`` (``pending_rows`` included).
             settings: values for ``etl_settings`` (e.g. ``report_tz``) that the views read.
-            run_id: this publish's id in ``etl_check_results`` (default: a new one).
+            run_id: the run's id (default: the next state's, :meth:`resolved_run_id`), in
+                ``etl_check_results`` with this publish's ``publish_id`` (default: a new one).
             check_overrides: the operator's check severities and thresholds
                 (``Settings.check_overrides``).
 
@@ -256,7 +289,10 @@ class NextState:
                 successful publish on).
             ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
         """
-        run_id = run_id or uuid.uuid4().hex
+        if run_id is not None:
+            self.run_id = run_id
+        run_id = self.resolved_run_id()
+        publish_id = publish_id or new_publish_id()
         apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)  # fail early
         with self.published.lock(), file_lock(self._lock_path):
             meta = self.meta()
@@ -272,9 +308,11 @@ class NextState:
                 meta = {**self._start(), "rows": meta["rows"], "batches": meta["batches"]}
                 _, _, merged = self._merge_into(batches)
                 meta["changed"] = sorted(merged)
+            meta = self._own(meta)
             full = not meta["batches"] or meta.get("rebuild")
             changed = None if full else set(meta["changed"])
-            args = (runs, settings, changed, run_id, check_overrides)
+            stamp = meta["batches"] if meta.get("unstamped") else None
+            args = (runs, settings, changed, (run_id, publish_id), check_overrides, stamp)
             try:
                 self._finish(*args, self.memory_limit)
             except duckdb.OutOfMemoryException as exc:
@@ -286,23 +324,35 @@ class NextState:
                 self._finish(*args, None)
             self.published.replace(self.path)
             self.meta_path.unlink(missing_ok=True)
-        return LoadResult(str(self.published.path), len(meta["batches"]), dict(meta["rows_written"]), meta["rejects"])
+        return LoadResult(
+            str(self.published.path),
+            len(meta["batches"]),
+            dict(meta["rows_written"]),
+            meta["rejects"],
+            run_id,
+            publish_id,
+            self._checked,
+        )
 
     def _finish(
         self,
         runs,
         settings,
         changed: set[str] | None,
-        run_id: str,
+        ids: tuple[str, str],
         check_overrides: Mapping[str, Any] | None,
+        stamp: list[dict] | None,
         memory_limit,
     ) -> None:
+        run_id, publish_id = ids
         con = connect_writer(self.path, memory_limit)
         try:
             ensure_schema(con)
             set_settings(con, settings or {})
             con.execute("begin")
             replace_runs(con, runs)
+            if stamp is not None:
+                _stamp_unstamped(con, run_id, stamp)
             con.execute("commit")
             refresh_views(con)
             describe_objects(con)
@@ -310,8 +360,9 @@ class NextState:
             # state passed them when it was published); a rebuild or a publish with no batches
             # (the reports DAG's refresh) runs every check
             results = evaluate_checks(con, changed, check_overrides)
+            self._checked = count_outcomes(results)
             # the ledger first: a blocked publish's outcomes outlive the state it does not publish
-            append_check_results(self.layout, run_id, results)
+            append_check_results(self.layout, run_id, results, publish_id=publish_id)
             for r in results:
                 if r.outcome == "warn":
                     log.warning(
@@ -338,6 +389,34 @@ class NextState:
     def forget(self) -> None:
         """Remove the lock file too: for a one-off key that no other process can be waiting on."""
         self._lock_path.unlink(missing_ok=True)
+
+
+def _stamp_unstamped(con: duckdb.DuckDBPyConnection, run_id: str, batches: Sequence[dict]) -> None:
+    """Give ``run_id`` to the rows a version before run ids merged into this next state (its run
+    killed then, resumed now): the keys each fact table had merged (its ``_merged_`` table), their
+    children, and the rejects of the batches' windows, where the lineage column is still null."""
+    for staged in STAGED_TABLES.values():
+        if staged.parent is not None:
+            continue
+        merged = f"_merged_{staged.spec.name}"
+        if not con.execute("select 1 from duckdb_tables() where table_name = ?", [merged]).fetchall():
+            continue
+        for spec, key in [
+            (staged.spec, staged.spec.key),
+            *((c.spec, c.parent_key) for c in STAGED_TABLES.values() if c.parent == staged.name),
+        ]:
+            on = " and ".join(f"t.{k} = m.{k}" for k in key)
+            con.execute(
+                f"update {spec.name} as t set run_id = ? from (select distinct {', '.join(key)} from {merged}) as m "
+                f"where t.run_id is null and {on}",
+                [run_id],
+            )
+    windows = [[b["endpoint"], b["window_id"]] for b in batches]
+    if windows:
+        con.executemany(
+            "update etl_rejects set run_id = ? where run_id is null and endpoint = ? and window_id = ?",
+            [[run_id, *w] for w in windows],
+        )
 
 
 ABANDONED_AFTER_S = 7 * 24 * 3600  # a next state untouched this long belongs to a run nobody resumes
@@ -372,6 +451,7 @@ def publish(
     check_overrides: Mapping[str, Any] | None = None,
     memory_limit: str | None = None,
     storage_version: str | None = None,
+    publish_id: str | None = None,
 ) -> LoadResult:
     """Merge batches into a next state of the warehouse, check it, and swap it in atomically.
 
@@ -384,7 +464,8 @@ def publish(
         runs: the full run ledger to mirror into ``etl_runs``.
         settings: values for ``etl_settings`` (e.g. ``report_tz``) that the views read.
         rebuild: start from an empty warehouse instead of the published one.
-        run_id: this publish's id in ``etl_check_results`` (default: a new one).
+        run_id: the run's id, on the rows merged and in ``etl_check_results`` (default: a new one),
+            with ``publish_id`` (default: a new one).
         check_overrides: the operator's check severities and thresholds
             (``Settings.check_overrides``).
         memory_limit: DuckDB's memory limit while publishing (``Settings.load_memory``; default
@@ -397,10 +478,12 @@ def publish(
             check ledger, and in ``etl_check_results`` from the next successful publish on).
         ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
     """
-    state = NextState(data_dir, f"publish-{uuid.uuid4().hex}", memory_limit, storage_version)
+    state = NextState(data_dir, f"publish-{uuid.uuid4().hex}", memory_limit, storage_version, run_id)
     try:
         state.merge(batches, rebuild=rebuild)
-        return state.publish(runs=runs, settings=settings, run_id=run_id, check_overrides=check_overrides)
+        return state.publish(
+            runs=runs, settings=settings, run_id=run_id, check_overrides=check_overrides, publish_id=publish_id
+        )
     finally:
         state.discard()
         state.forget()

@@ -65,8 +65,16 @@ class StoredNextState(NextState):
 
     published: StoredWarehouse
 
-    def __init__(self, data_dir, key: str, memory_limit: str | None = None, storage_version: str | None = None) -> None:
-        super().__init__(data_dir, key, memory_limit, storage_version)
+    def __init__(
+        self,
+        data_dir,
+        key: str,
+        memory_limit: str | None = None,
+        storage_version: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(data_dir, key, memory_limit, storage_version, run_id)
+        self._given = run_id is not None  # else the run's id is the one its base names
         self.store = self.layout.store("next_states").child(key)
         self.parquet = self.layout.store("parquet")
         self.copy_path = self.path.with_name(f"{key}.copy.json")
@@ -190,9 +198,12 @@ class StoredNextState(NextState):
         with file_lock(self._lock_path):
             if self._base() is None:
                 base = None if rebuild else self.published.version()
-                self.store.create(_BASE, json.dumps({"base": base, "rebuild": rebuild}).encode())
+                started = {"base": base, "rebuild": rebuild, "run_id": self.resolved_run_id()}
+                self.store.create(_BASE, json.dumps(started).encode())
             info = self._base()
             assert info is not None
+            if not self._given and info.get("run_id"):  # another host started the run first: its id
+                self.run_id = info["run_id"]
             copy = self._materialise(info["base"], self._merge_names())
             described = [self._relative(b) for b in batches]
             uploads = {k: p for _d, files in described for k, p in files.items()}
@@ -225,11 +236,16 @@ class StoredNextState(NextState):
         settings: dict[str, str] | None = None,
         run_id: str | None = None,
         check_overrides: Mapping[str, Any] | None = None,
+        publish_id: str | None = None,
     ) -> LoadResult:
         from xport_etl.load.checks import apply_overrides, parse_check
         from xport_etl.resources import sql_objects
+        from xport_etl.run_ids import new_publish_id
 
-        run_id = run_id or uuid.uuid4().hex
+        if run_id is not None:
+            self.run_id = run_id
+        run_id = self.resolved_run_id()
+        publish_id = publish_id or new_publish_id()
         apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)  # fail early
         with file_lock(self._lock_path):
             for _attempt in range(COMMIT_ATTEMPTS):
@@ -252,7 +268,7 @@ class StoredNextState(NextState):
                 full = not meta["batches"] or info["rebuild"]
                 changed = None if full else set(copy["changed"])
                 self._save_copy({**copy, "clean": False})  # finishing changes the file: never merged into again
-                args = (runs, settings, changed, run_id, check_overrides)
+                args = (runs, settings, changed, (run_id, publish_id), check_overrides, None)
                 try:
                     self._finish(*args, self.memory_limit)
                 except duckdb.OutOfMemoryException as exc:
@@ -277,7 +293,13 @@ class StoredNextState(NextState):
             self._drop_copy()
             _remove_abandoned(self)
         return LoadResult(
-            self.published.where(commit), len(meta["batches"]), dict(meta["rows_written"]), meta["rejects"]
+            self.published.where(commit),
+            len(meta["batches"]),
+            dict(meta["rows_written"]),
+            meta["rejects"],
+            run_id,
+            publish_id,
+            self._checked,
         )
 
     def discard(self) -> None:

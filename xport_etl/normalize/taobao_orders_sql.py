@@ -32,7 +32,7 @@ per-record Python, so the order pages (by far the largest endpoint) take this pa
    and the winners stream to Parquet a record batch at a time.
 
 So every SQL predicate is *narrower* than the Python rule it shadows: when in doubt, a record
-goes to Python, which costs time but never correctness. ``tests/test_normalize_sql.py`` runs
+goes to Python, which costs time but never correctness. ``tests/normalize/test_taobao_orders_sql.py`` runs
 both paths on the bad-input corpus, on generated pages and on sandbox pages (the varied world
 and the plain one) and requires identical tables, rejects and warnings, and checks the share of
 records that took the fast path.

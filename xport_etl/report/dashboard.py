@@ -97,7 +97,8 @@ order by month, platform
 
 
 QUALITY_DAYS = 7
-# successful runs in the QUALITY_DAYS before the latest run, per endpoint, and the fields that
+# successful runs (distinct run ids: a run loads many windows) in the QUALITY_DAYS before the latest
+# run, per endpoint, and the fields that
 # warned most (list positions folded: subOrderVOS[3].logisticNumber counts as subOrderVOS[].logisticNumber)
 _QUALITY_SQL = """
 with
@@ -120,7 +121,7 @@ top_fields as (
     group by endpoint
 ),
 final as (
-    select r.endpoint, count(*) as runs, sum(r.records) as records, sum(r.rejected) as rejected,
+    select r.endpoint, count(distinct r.run_id) as runs, sum(r.records) as records, sum(r.rejected) as rejected,
            sum(r.warnings) as warnings, max(r.finished_at) as last_run, any_value(t.fields) as warned_fields
     from recent as r
     left join top_fields as t using (endpoint)

@@ -1,12 +1,13 @@
-"""``xport-etl status``: the last runs from the run ledger, how fresh each table is, and the data
-checks that found violations in the last publish (from the check ledger)."""
+"""``xport-etl status``: the last runs from the run ledger (one row a run), how fresh each table is,
+and the data checks that found violations in the last publish (from the check ledger); ``status
+--run ID``: one run as a trace (:mod:`xport_etl.report.trace`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,35 +15,13 @@ from xport_etl.cliutil import UsageError, int_arg, number_arg, pipeline_settings
 from xport_etl.errors import XportError
 from xport_etl.layout import Where
 from xport_etl.ledger import read_runs
-from xport_etl.load.checks import read_check_results
+from xport_etl.load.checks import publish_of, read_check_results
 from xport_etl.load.connect import connect_reader
 from xport_etl.load.published import PublishedWarehouse
+from xport_etl.report.trace import RUN_COLUMNS, TRACE_SECTIONS, recent_runs, run_trace
 from xport_etl.schemas import FACTS, FCT_ORDERS, FCT_PARCELS
 from xport_etl.streams.graph import feeds
 from xport_etl.tables import FACT_TABLES
-
-RUN_COLUMNS = (
-    "finished_at",
-    "endpoint",
-    "window_id",
-    "outcome",
-    "pages",
-    "requests",
-    "retries",
-    "http_429",
-    "records",
-    "rejected",
-    "warnings",
-    "drift_repages",
-    "duration_s",
-    "error",
-)
-
-
-def last_runs(data_dir: Where, limit: int = 15) -> list[dict[str, Any]]:
-    runs = sorted(read_runs(data_dir), key=lambda r: r.get("finished_at") or datetime.min, reverse=True)
-    return [{c: r.get(c) for c in RUN_COLUMNS} for r in runs[:limit]]
-
 
 CHECK_COLUMNS = ("checked_at", "check_name", "severity", "threshold", "violations", "outcome", "sample_keys")
 
@@ -53,8 +32,8 @@ def last_checks(data_dir: Where) -> tuple[str | None, list[dict[str, Any]]]:
     rows, _ = read_check_results(data_dir)
     if not rows:
         return None, []
-    run_id = rows[-1]["run_id"]
-    last = {r["check_name"]: r for r in rows if r["run_id"] == run_id}  # a retried publish appends twice
+    run_id = publish_of(rows[-1])
+    last = {r["check_name"]: r for r in rows if publish_of(r) == run_id}  # a retried publish appends twice
     found = [r for r in last.values() if r.get("violations")]
     found.sort(key=lambda r: ({"error": 0, "warn": 1}.get(r["outcome"], 2), r["check_name"]))
     out = [{c: r.get(c) for c in CHECK_COLUMNS} for r in found]
@@ -171,12 +150,64 @@ def freshness_warning(rows: list[dict[str, Any]]) -> str | None:
 # ---- the command
 
 STATUS_SECTIONS = ("runs", "freshness", "checks")
+TRACE_TITLES = {
+    "steps": "steps",
+    "windows": "windows (etl_runs)",
+    "tables": "rows written per table",
+    "rejects": "rejects and warnings still in the warehouse (etl_rejects)",
+    "checks": "checks of its publishes (etl_check_results)",
+}
+
+
+def _print_sections(
+    sections: Mapping[str, list[dict[str, Any]]],
+    titles: Mapping[str, str],
+    columns: Mapping[str, Sequence[str]],
+    fmt: str,
+    empty: Mapping[str, str] | None = None,
+) -> None:
+    """Each section as a table, CSV or JSON array (:func:`~xport_etl.report.reports.format_rows`);
+    an empty one in a table is one line, ``empty[name]`` (default ``<title>: none``)."""
+    from xport_etl.report.reports import format_rows, wrap_words
+
+    for name, rows in sections.items():
+        if not rows and fmt == "table":
+            print(wrap_words((empty or {}).get(name) or f"{titles[name]}: none"))
+            continue
+        cols = list(columns[name])
+        print(format_rows(titles[name], cols, [tuple(r.get(c) for c in cols) for r in rows], fmt))
+
+
+def cmd_trace(args, s) -> int:
+    """``status --run ID``: one run as a trace (:func:`~xport_etl.report.trace.run_trace`)."""
+    from xport_etl.report.reports import plain
+
+    if args.section is not None and args.section not in TRACE_SECTIONS:
+        raise UsageError(f"--run shows the sections {', '.join(TRACE_SECTIONS)}, not {args.section}")
+    trace = run_trace(s.layout, args.run)
+    run = trace["run"][0]
+    # CSV holds one table: one section per call (steps unless --section says otherwise)
+    wanted = [args.section] if args.section else (["steps"] if args.format == "csv" else list(TRACE_SECTIONS))
+    if args.format == "json":  # one document: the run, then a key per section
+        doc: dict[str, Any] = {"data_dir": str(s.data_dir)}
+        doc.update({name: run if name == "run" else trace[name] for name in wanted})
+        print(json.dumps(doc, ensure_ascii=False, indent=2, default=plain))
+        return 0
+    titles = {"run": f"run {run['run_id']}", **TRACE_TITLES}
+    _print_sections({name: trace[name] for name in wanted}, titles, TRACE_SECTIONS, args.format)
+    return 0
 
 
 def cmd_status(args) -> int:
-    from xport_etl.report.reports import format_rows, plain, wrap_words
+    from xport_etl.report.reports import format_rows, plain
 
     s = pipeline_settings(args)
+    if args.run is not None:
+        if args.check_freshness is not None or args.warn_freshness is not None:
+            raise UsageError("--run shows one run; --check-freshness is a command of its own")
+        return cmd_trace(args, s)
+    if args.section is not None and args.section not in STATUS_SECTIONS:
+        raise UsageError(f"--section {args.section} goes with --run ID; status shows {', '.join(STATUS_SECTIONS)}")
     if args.warn_freshness is not None and args.check_freshness is None:
         raise UsageError("--warn-freshness goes with --check-freshness HOURS (the error level)")
     if args.check_freshness is not None:  # for cron / monitoring: exit 6 when stale, a warning when late
@@ -196,7 +227,7 @@ def cmd_status(args) -> int:
     wanted = [args.section] if args.section else (["runs"] if args.format == "csv" else list(STATUS_SECTIONS))
     run_id, checks = last_checks(s.layout) if "checks" in wanted else (None, [])
     sections = {
-        "runs": last_runs(s.layout, args.limit) if "runs" in wanted else [],
+        "runs": recent_runs(s.layout, args.limit) if "runs" in wanted else [],
         "freshness": freshness(s.layout) if "freshness" in wanted else [],
         "checks": checks,
     }
@@ -206,7 +237,7 @@ def cmd_status(args) -> int:
             doc[name] = {"publish_id": run_id, "violations": sections[name]} if name == "checks" else sections[name]
         print(json.dumps(doc, ensure_ascii=False, indent=2, default=plain))
         return 0
-    empty = {
+    columns = {
         "runs": RUN_COLUMNS,
         "freshness": ("table", "rows", "last_extracted_at", "age_hours"),
         "checks": CHECK_COLUMNS,
@@ -216,20 +247,12 @@ def cmd_status(args) -> int:
         "freshness": "freshness",
         "checks": f"checks with violations in the last publish ({run_id})" if run_id else "checks",
     }
-    for name in wanted:
-        rows = sections[name]
-        if not rows and args.format == "table":
-            if name == "checks":
-                print(
-                    wrap_words(
-                        f"{titles[name]}: none" if run_id else f"checks: no publish yet under {s.layout.storage_shown}"
-                    )
-                )
-            else:
-                print(wrap_words(f"{titles[name]}: none yet under {s.layout.storage_shown}"))
-            continue
-        columns = list(rows[0]) if rows else list(empty[name])
-        print(format_rows(titles[name], columns, [tuple(r[c] for c in columns) for r in rows], args.format))
+    empty = {
+        "runs": f"last runs: none yet under {s.layout.storage_shown}",
+        "freshness": f"freshness: none yet under {s.layout.storage_shown}",
+        "checks": f"{titles['checks']}: none" if run_id else f"checks: no publish yet under {s.layout.storage_shown}",
+    }
+    _print_sections({name: sections[name] for name in wanted}, titles, columns, args.format, empty)
     return 0
 
 
@@ -239,12 +262,21 @@ def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.
     p = subparsers.add_parser(
         "status",
         parents=list(parents),
-        help="the last runs and how fresh each table is",
-        description="Show the last runs from the run ledger and each fact table's freshness.\n"
-        "example: xport-etl status --limit 5",
+        help="the last runs and how fresh each table is; one run's trace",
+        description="Show the last runs from the run ledger (one row a run, by run id), each fact table's "
+        "freshness and the last publish's checks with violations; with --run ID, that run as a trace: its "
+        "steps with timings, its windows, the rows it wrote per table, its rejects and warnings, its checks.\n"
+        "example: xport-etl status --limit 5\n"
+        "example: xport-etl status --run 20260714T101500Z-3f9a2c7d",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--limit", type=int_arg(1, 100_000), default=15, help="how many runs to show (default 15)")
+    p.add_argument(
+        "--run",
+        metavar="ID",
+        help="show this run as a trace: a run id from `xport-etl status`, `etl_runs.run_id` or a fact row's "
+        "run_id, or the start of exactly one (e.g. 20260714T1015)",
+    )
     p.add_argument(
         "--check-freshness",
         type=number_arg(0, 366 * 24, above=True),
@@ -263,12 +295,13 @@ def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.
         default="table",
         choices=("table", "csv", "json"),
         help="output format (default table); json is one object with a key per section; csv is one "
-        "section (--section, default runs)",
+        "section (--section, default runs; with --run, steps)",
     )
     p.add_argument(
         "--section",
-        choices=STATUS_SECTIONS,
-        help="show only this section (default: all; csv: runs), e.g. --section freshness",
+        choices=tuple(dict.fromkeys([*STATUS_SECTIONS, *TRACE_SECTIONS])),
+        help="show only this section (default: all; csv: runs): runs, freshness or checks; with --run: "
+        f"{', '.join(TRACE_SECTIONS)} (csv: steps), e.g. --section freshness",
     )
     p.set_defaults(func=cmd_status)
 

@@ -16,9 +16,12 @@
 - :mod:`~xport_etl.run.engine`: ``xport-etl run``/``backfill``: bounded runs, each lists → merge →
   fan-outs in the graph's order → merge → publish.
 - :mod:`~xport_etl.run.tasks`: the steps the Airflow tasks call, one DAG run in several processes.
+- :mod:`~xport_etl.run.steps`: a run's id (one per CLI command or DAG run) and the steps it
+  records.
 
-Every window is recorded in the run ledger (the data layout's ``runs``), which ``etl_runs``
-mirrors at each publish: a failed run that published nothing is still on record. Importing this
+Every window is recorded in the run ledger (the data layout's ``runs``) under its run's id, with
+the run's steps; ``etl_runs`` mirrors the windows at each publish: a failed run that published
+nothing is still on record. Importing this
 package imports nothing else.
 """
 

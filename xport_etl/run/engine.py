@@ -5,7 +5,9 @@ A bounded run lands its list streams' windows (:mod:`~xport_etl.run.lander`), me
 the run's next state, then runs each fan-out stream in the graph's order (its keys chosen from
 that next state, so what the run loaded is fetched before anyone can see it) and merges it too,
 and publishes. Resumable after a crash (:class:`~xport_etl.run.plan.RunPlan`); one command at a
-time per data directory (:func:`~xport_etl.run.plan.run_lock`).
+time per data directory (:func:`~xport_etl.run.plan.run_lock`). The command is one run
+(:mod:`xport_etl.run.steps`): its bounded runs' windows, publishes and rows share its id, which a
+resumed command keeps.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from xport_etl.run.lander import ListLander
 from xport_etl.run.paging import client_for
 from xport_etl.run.plan import RunPlan, run_lock
 from xport_etl.run.state import merge_windows, next_state, nothing_published, publish_state
+from xport_etl.run.steps import step
 from xport_etl.run.windows import DEFAULT_CHUNK, DEFAULT_RUN, Window, bounded_runs
+from xport_etl.run_ids import new_run_id
 from xport_etl.settings import Settings
 from xport_etl.streams import graph
 
@@ -44,6 +48,8 @@ def run_window(
     wait: bool = True,
     client=None,
     progress: Progress | None = None,
+    run_id: str | None = None,
+    command: str = "xport-etl run",
 ) -> dict[str, Any]:
     """Load ``[start, end)`` as a sequence of bounded runs, each published once.
 
@@ -65,8 +71,15 @@ def run_window(
             :func:`~xport_etl.run.windows.interval_window`), as the hourly DAG does: one run.
         wait: when another command is running on the same data directory, wait for it to finish
             (logged); ``False``: raise :class:`~xport_etl.errors.RunInProgressError` at once.
+        run_id: the command's run id (default: a new one); a resumed plan keeps the id of the
+            command that started it (the result's ``run_id`` says which).
+        command: what the run's ``run`` step calls the command (``xport-etl run``, ``xport-etl backfill``).
     """
-    with run_lock(settings.layout, wait=wait, progress=progress, lease_s=settings.run_lease) as guard:
+    run_id = run_id or new_run_id()
+    with (
+        run_lock(settings.layout, wait=wait, progress=progress, lease_s=settings.run_lease) as guard,
+        step(settings.layout, run_id, "run", command=command) as info,
+    ):
         return _run_window(
             settings,
             start,
@@ -79,6 +92,8 @@ def run_window(
             client=client,
             progress=progress,
             guard=guard,
+            run_id=run_id,
+            info=info,
         )
 
 
@@ -94,7 +109,9 @@ def _run_window(
     span,
     client,
     progress,
-    guard=None,
+    guard,
+    run_id: str,
+    info: dict[str, Any],
 ) -> dict[str, Any]:
     endpoints = list(graph.run_order() if endpoints is None else endpoints)
     lists, fanouts = graph.lists(endpoints), graph.fanouts(endpoints)
@@ -107,11 +124,16 @@ def _run_window(
         },
     )
     plan.guard = guard  # the run lease's check, under a storage URL
+    if plan.run_id is None:  # a new plan, or one an older version started: this command's id
+        plan.run_id = run_id
+        plan.save()
+    run_id = info["run_id"] = plan.run_id
+    info.update(resumed=plan.resumed, runs=len(runs))
     if plan.resumed:
-        log.warning("resuming an unfinished run from %s", plan.shown)
+        log.warning("resuming an unfinished run %s from %s", run_id, plan.shown)
         if progress:
-            progress({"event": "resume", "plan": plan.shown})
-    results: dict[str, Any] = {**nothing_published(), "resumed": plan.resumed, "runs": len(runs)}
+            progress({"event": "resume", "plan": plan.shown, "run_id": run_id})
+    results: dict[str, Any] = {**nothing_published(run_id), "resumed": plan.resumed, "runs": len(runs)}
     lists_client = client  # the caller's client, or None: each list window opens its own
     todo = [w for i, run in enumerate(runs) if i not in plan.published for w in run]
     lander = ListLander(settings, plan, todo, client=lists_client, progress=progress)
@@ -132,6 +154,7 @@ def _run_window(
                 )
             one = _run_once(settings, plan, i, windows, fanouts, client=client, lander=lander, progress=progress)
             _add_result(results, one)
+            info["published"] = info.get("published", 0) + (one["warehouse"] is not None)
             plan.published.append(i)
             plan.next_run()
             plan.save()
@@ -152,7 +175,7 @@ def _run_once(
     progress: Progress | None,
 ) -> dict[str, Any]:
     """One bounded run of :func:`run_window`: lists, fan-outs, one publish."""
-    state = next_state(settings, f"plan-{plan.digest}-{index:04d}")
+    state = next_state(settings, f"plan-{plan.digest}-{index:04d}", plan.run_id)
     if not plan.lists_merged:
         manifests, staged = lander.wait(windows)
         if manifests:
@@ -172,12 +195,12 @@ def _run_once(
         # (the keys are chosen from the next state, so what they answered is not asked again)
         if plan.fanout_pending:
             _merge_pending(settings, plan, state, progress)
-        extract_fanout(settings, e, state=state, client=client, progress=progress, on_landed=landed)
+        extract_fanout(settings, e, state=state, client=client, progress=progress, on_landed=landed, run_id=plan.run_id)
         _merge_pending(settings, plan, state, progress)
         plan.fanout_done.append(e)
         plan.save()
     if not state.exists():  # nothing landed at all: nothing to publish
-        return nothing_published()
+        return nothing_published(plan.run_id)
     return publish_state(settings, state, progress=progress)
 
 

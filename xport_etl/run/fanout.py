@@ -15,6 +15,8 @@ from xport_etl.faults import crashpoint
 from xport_etl.ledger import _run_row, append_run
 from xport_etl.run import Progress
 from xport_etl.run.paging import client_for, count_requests
+from xport_etl.run.steps import step
+from xport_etl.run_ids import new_run_id
 from xport_etl.settings import Settings
 from xport_etl.streams import graph
 
@@ -74,6 +76,7 @@ def extract_fanout(
     client=None,
     progress: Progress | None = None,
     on_landed: Callable[[str], None] | None = None,
+    run_id: str | None = None,
 ) -> list[str]:
     """Call a detail endpoint once per key and land the answers, ``FANOUT_BATCH`` keys a window.
 
@@ -85,9 +88,18 @@ def extract_fanout(
     A key the server does not know (code 404) is skipped and counted; any other failure fails
     the window, and windows already landed stay landed.
 
+    The call is a ``fanout`` step of run ``run_id`` (default: a new id) in the run ledger
+    (:func:`~xport_etl.run.steps.step`): the keys, windows, requests and records, and a failure.
+
     Returns:
         The manifest paths of the landed windows (possibly none).
     """
+    run_id = run_id or new_run_id()
+    with step(settings.layout, run_id, "fanout", endpoint=endpoint) as info:
+        return _extract_fanout(settings, endpoint, keys, by, state, client, progress, on_landed, run_id, info)
+
+
+def _extract_fanout(settings, endpoint, keys, by, state, client, progress, on_landed, run_id, info) -> list[str]:
     from concurrent.futures import ThreadPoolExecutor
 
     from xport_etl.errors import FatalError
@@ -97,6 +109,7 @@ def extract_fanout(
     if keys is None:
         keys, data_now = fanout_keys(settings, endpoint, state)
     keys = list(keys)
+    info.update(keys=len(keys), windows=0, requests=0, records=0, not_found=0)
     if not keys:
         return []
     stamp = datetime.now(UTC)
@@ -121,6 +134,7 @@ def extract_fanout(
             raise
 
     with client_for(settings, client) as client, ThreadPoolExecutor(max_workers=FANOUT_WORKERS) as pool:
+        first = client.stats.as_dict()
         for n, lo in enumerate(range(0, len(keys), FANOUT_BATCH)):
             chunk = keys[lo : lo + FANOUT_BATCH]
             wid = f"keys_{stamp:%Y%m%dT%H%M%S%fZ}_{n:04d}"
@@ -166,6 +180,11 @@ def extract_fanout(
                     if on_landed:
                         on_landed(paths[-1])
             except Exception as exc:
-                append_run(settings.layout, _run_row(manifest, outcome="failed", error=str(exc)))
+                append_run(settings.layout, _run_row(manifest, run_id=run_id, outcome="failed", error=str(exc)))
+                info["requests"] = int(client.stats.as_dict()["requests"] - first["requests"])
                 raise
+            info["windows"] += 1
+            info["records"] += manifest.records
+            info["not_found"] += manifest.extra.get("not_found", 0)
+        info["requests"] = int(client.stats.as_dict()["requests"] - first["requests"])
     return paths

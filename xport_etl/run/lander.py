@@ -88,7 +88,9 @@ class ListLander:
             return None
         e, m, lo, hi = window
         try:
-            path = extract_window(self.settings, e, lo, hi, mode=m, client=self.client, progress=self._paged)
+            path = extract_window(
+                self.settings, e, lo, hi, mode=m, client=self.client, progress=self._paged, run_id=self.plan.run_id
+            )
         except BaseException as exc:
             if self._failure is None:
                 self._failure = exc
@@ -126,7 +128,16 @@ class ListLander:
                 path = self._landed(w)
                 if path is None:  # landed before, gone since: land it again
                     e, m, lo, hi = w
-                    path = extract_window(self.settings, e, lo, hi, mode=m, client=self.client, progress=self._paged)
+                    path = extract_window(
+                        self.settings,
+                        e,
+                        lo,
+                        hi,
+                        mode=m,
+                        client=self.client,
+                        progress=self._paged,
+                        run_id=self.plan.run_id,
+                    )
                     self.plan.record_landed(self._key(w), path)
                 self._stage(path)
             else:

@@ -24,6 +24,7 @@ from xport_etl.faults import crashpoint
 from xport_etl.ledger import _run_row, append_run
 from xport_etl.run import Progress
 from xport_etl.run.windows import utc
+from xport_etl.run_ids import new_run_id
 from xport_etl.settings import Settings
 from xport_etl.streams import graph
 from xport_etl.streams.spec import WindowSpec
@@ -61,8 +62,13 @@ def extract_window(
     mode: str = "create",
     client=None,
     progress: Progress | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Page ``endpoint`` for records whose ``mode`` time is in ``[start, end)`` and land the pages.
+
+    ``run_id``: the run this extraction is part of (:mod:`xport_etl.run.steps`), which a failure's
+    row in the run ledger names (default: a new id). The manifest's own ``run_id`` names this
+    extraction alone (``etl_runs.extraction_id``).
 
     Returns:
         The path of the landed window's manifest (a small string, fit for XCom).
@@ -119,7 +125,8 @@ def extract_window(
                 crashpoint("extract.commit")
                 path = writer.commit()
         except Exception as exc:
-            append_run(settings.layout, _run_row(manifest, outcome="failed", error=str(exc)))
+            row = _run_row(manifest, run_id=run_id or new_run_id(), outcome="failed", error=str(exc))
+            append_run(settings.layout, row)
             raise
     log.info("landed %s %s: %d pages, %d records", endpoint, wid, manifest.pages, manifest.records)
     return str(path)

@@ -55,6 +55,7 @@ class RunPlan:
     fanout_pending: list[str] = field(default_factory=list)
     fanout_done: list[str] = field(default_factory=list)
     status: str = "running"
+    run_id: str | None = None
     resumed: bool = False
     store: Store | None = None
     raw_root: str | None = None

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_bad_input import CASES
-from tests.test_bad_input import pages as corpus_pages
-from tests.test_normalize_properties import PROFILE, garbage_tb_order, valid_tb_order
+from tests.factories.corpus import CASES
+from tests.factories.corpus import pages as corpus_pages
+from tests.factories.strategies import PROFILE, garbage_tb_order, valid_tb_order
 from xport_etl import jsonutil
 from xport_etl.extract.landing import read_manifest, read_pages
 from xport_etl.normalize.pages import to_table
@@ -623,6 +623,7 @@ def test_a_chunk_is_a_view_released_when_the_next_is_read(tmp_path):
 # ---- generated windows
 
 
+@pytest.mark.slow  # hypothesis: a DuckDB normaliser per generated window
 @PROFILE
 @given(st.lists(st.lists(valid_tb_order | garbage_tb_order, max_size=6), min_size=1, max_size=4), st.booleans())
 def test_generated_windows_match_the_reference(window, ascii_):
@@ -650,6 +651,7 @@ def test_generated_windows_match_the_reference(window, ascii_):
     assert_same(pages)
 
 
+@pytest.mark.slow  # hypothesis: a DuckDB normaliser per generated window
 @settings(PROFILE, max_examples=40)
 @given(st.lists(valid_tb_order, min_size=1, max_size=8))
 def test_generated_valid_orders_mostly_take_the_fast_path(records):

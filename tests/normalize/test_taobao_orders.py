@@ -9,64 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from xport_etl import jsonutil
-from xport_etl.normalize.pages import parse_page
+from tests.factories.served import order, page, sub
+from tests.helpers import NOW
 from xport_etl.normalize.taobao_orders import normalize_taobao_order, normalize_taobao_pages
-from xport_etl.normalize.values import RejectError, to_money
-
-NOW = datetime(2026, 7, 1)
-
-
-def sub(**over):
-    base = {
-        "subOrderId": "1031992847890383165",
-        "orderNo": "88001",
-        "itemId": "6512345",
-        "skuId": "4970432383383",
-        "title": "2026新款 纯棉 短袖T恤",
-        "quantity": 2,
-        "purchaseAmount": "12.50",
-        "purchaseCurrency": "CNY",
-        "domesticPostFee": 0,
-        "status": 10,
-        "refundStatus": 0,
-        "taobaoPurchaseId": "200027842447",
-        "taobaoSubPurchaseId": "200027842448",
-    }
-    base.update(over)
-    return base
-
-
-def order(**over):
-    base = {
-        "id": "1031992847890383164",
-        "orderNo": "88001",
-        "status": 10,
-        "orderSource": "lazada",
-        "sellerOrderNumber": "LZ-1",
-        "purchaseAmount": "12.50",
-        "purchaseCurrency": "CNY",
-        "domesticPostFee": Decimal("3.00"),
-        "receiver": json.dumps({"name": "张三", "country": "MY"}, ensure_ascii=False),
-        "createTime": "2026-02-01 07:59:59",
-        "payTime": None,
-        "updateTime": "2026-02-01 08:00:00",
-        "subOrderVOS": [sub()],
-    }
-    base.update(over)
-    return base
-
-
-def page(records, code=200):
-    return jsonutil.dumps(
-        {
-            "requestId": "r",
-            "code": code,
-            "msg": "成功",
-            "data": {"records": records, "total": len(records), "size": 100, "current": 1, "pages": 1},
-        },
-        floats="allow",
-    ).encode()
+from xport_etl.normalize.values import RejectError
 
 
 def test_cst_times_become_utc_across_the_date_line():
@@ -88,21 +34,6 @@ def test_money_as_strings_and_numbers_is_exact_decimal():
     assert rows.row["goods_amount"] == Decimal("0.10")
     assert rows.row["total_amount"] == Decimal("0.30")  # never 0.30000000000000004
     assert rows.children["order_lines"][0]["amount"] == Decimal("12.50")
-
-
-@pytest.mark.parametrize(
-    "value,reason",
-    [
-        ("12.345", "more than two decimals"),
-        ("abc", "not an amount"),
-        (True, "not an amount"),
-        ("1e400", "not an amount"),
-        (Decimal("1e17"), "out of range"),
-    ],
-)
-def test_bad_money_is_rejected_with_a_reason(value, reason):
-    with pytest.raises(RejectError, match=reason):
-        to_money(value, "purchaseAmount")
 
 
 def test_status_mapping_and_platform_status_text():
@@ -293,15 +224,6 @@ def test_non_utf8_bytes_reject_only_the_record_that_has_them():
     assert rows.rejects[0]["record_id"] == "1" and "UTF-8" in rows.rejects[0]["reason"]
 
 
-def test_page_level_problems_raise():
-    from xport_etl.normalize.values import PageError
-
-    with pytest.raises(PageError):
-        parse_page(b"<html>503</html>")
-    with pytest.raises(PageError):
-        parse_page(json.dumps({"code": 200, "data": {"records": {"a": 1}}}).encode())
-
-
 def test_assumed_source_offset_is_configurable_through_settings(tmp_path):
     from xport_etl.settings import Settings
 
@@ -310,11 +232,3 @@ def test_assumed_source_offset_is_configurable_through_settings(tmp_path):
     settings = Settings.from_env({"XPORT_API_ASSUMPTIONS": str(path)})
     rows = normalize_taobao_order(order(), assumptions=settings.assumptions)
     assert rows.row["created_at"] == datetime(2026, 1, 31, 22, 59, 59)
-
-
-def test_a_repeated_member_name_keeps_its_first_occurrence_at_every_level():
-    from xport_etl.normalize.pages import parse_page
-
-    body = b'{"code": 200, "code": 500, "data": {"records": [{"id": "1", "id": "2", "x": {"a": 1, "a": 2}}]}}'
-    records, clean = parse_page(body)
-    assert records == [{"id": "1", "x": {"a": 1}}] and clean
