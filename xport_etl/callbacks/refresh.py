@@ -37,28 +37,27 @@ batch: nothing is published or dead-lettered and the position stays for the next
 from __future__ import annotations
 
 import fcntl
-import json
-import os
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from xport_etl import jsonutil
+from xport_etl.callbacks.consumed import (
+    dead_letter,
+    dead_letter_lines,
+    read_offset,
+    remove_consumed_segments,
+    write_offset,
+)
 from xport_etl.callbacks.inbox import (
     DEAD_LETTER_FILE,
     OFFSET_FILE,
     InboxEntry,
     _epoch,
-    _write_all,
     read_segments,
-    rotated_segments,
-    segment_path,
 )
 from xport_etl.callbacks.messages import (
     ALIBABA,
@@ -74,7 +73,6 @@ from xport_etl.callbacks.messages import (
     required_members,
 )
 from xport_etl.callbacks.receiver import DEFAULT_MAX_AGE_S, id_horizon, log
-from xport_etl.fsutil import fsync_dir, write_atomic
 
 # how each name is re-read: the endpoint, and the list filter it is asked by (None: a detail
 # endpoint, asked by its own parameter)
@@ -442,22 +440,6 @@ def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any], run_id: st
     return paths, tracked
 
 
-# ---- the state of the consumer
-
-
-def _read_offset(path: Path) -> dict:
-    if not path.exists():
-        return {"segment": 1, "offset": 0, "consumed": 0}
-    state = json.loads(path.read_text(encoding="utf-8"))
-    # an offset written before the inbox rotated is an offset into its first segment
-    state.setdefault("segment", 1)
-    return state
-
-
-def _write_offset(path: Path, state: dict) -> None:
-    write_atomic(path, json.dumps(state, indent=2), mode=None)
-
-
 # the endpoints whose rejected records are what a message names: (platform, kind)
 _REJECTED = {
     "taobao_order_detail": ("taobao", ORDER),
@@ -498,40 +480,6 @@ def _rejected_keys(settings, manifests: list[str]) -> dict[Name, str]:
             # a line's record id is 'order/line': the order is what a message names
             out[Name(platform, kind, str(record_id).split("/")[0])] = f"rejected: {reason}"
     return out
-
-
-def _dead_letter_lines(rows: list[dict], entries: dict[str, InboxEntry]) -> bytes:
-    """The dead letters as ASCII JSON lines.
-
-    A message that cannot be written as JSON (nested past the encoder's reach) is written with
-    its raw body text instead, so a dead letter is never lost to its own content.
-    """
-    lines = []
-    for row in rows:
-        try:
-            # ascii: an unreadable line's bytes and lone surrogates survive as escapes; a message's
-            # numbers stay numbers, exact, so a dead letter can be replayed as it came
-            lines.append(jsonutil.dumps(row, floats="allow", ascii=True))
-        except (ValueError, TypeError, RecursionError):
-            entry = entries.get(row.get("id", ""))
-            row = {**row, "message": None, "body": entry.body if entry is not None else None}
-            lines.append(jsonutil.dumps(row, floats="allow", ascii=True))
-    return "".join(line + "\n" for line in lines).encode("ascii")
-
-
-def _dead_letter(path: Path, rows: list[dict], entries: dict[str, InboxEntry]) -> None:
-    """Append ``rows`` to the dead letters and fsync (before the offset moves past them)."""
-    if not rows:
-        return
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        _write_all(fd, _dead_letter_lines(rows, entries))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if created:
-        fsync_dir(path.parent)
 
 
 def _letter(entry: InboxEntry, reason: str, now: str) -> dict:
@@ -579,15 +527,15 @@ def refresh_from_callbacks(
     offset_path = cdir / OFFSET_FILE
     with open(cdir / "consume.lock", "w") as lock, ExitStack() as recording:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = _read_offset(offset_path)
+        state = read_offset(offset_path)
         batch = read_segments(cdir, int(state["segment"]), int(state.get("offset", 0)))
         entries = batch.entries
         run, run_id = _as_run(recording, settings, bool(entries or batch.corrupt), run_id, command)
         position = {"segment": batch.segment, "offset": batch.offset}
         result, letters, now = _refresh(settings, entries, batch.corrupt, client, position, run_id)
-        _dead_letter(cdir / DEAD_LETTER_FILE, letters, {e.id: e for e in entries})
+        dead_letter(cdir / DEAD_LETTER_FILE, letters, {e.id: e for e in entries})
         if (batch.segment, batch.offset) != (state["segment"], state.get("offset", 0)):
-            _write_offset(
+            write_offset(
                 offset_path,
                 {
                     "segment": batch.segment,
@@ -597,7 +545,7 @@ def refresh_from_callbacks(
                     "updated_at": now,
                 },
             )
-        _remove_consumed_segments(
+        remove_consumed_segments(
             cdir, batch.segment, id_horizon(settings.callback_dedup_horizon, settings.callback_max_age)
         )
         run.update(
@@ -706,7 +654,7 @@ def _refresh_stored(settings, client, run_id: str | None, command: str) -> dict[
             result, letters, now = _refresh(settings, entries, corrupt, client, position, run_id)
             lease.check()  # another consumer took over: it consumes these too, nothing is moved twice
             if letters:
-                text = _dead_letter_lines(letters, {e.id: e for e in entries})
+                text = dead_letter_lines(letters, {e.id: e for e in entries})
                 store.put(f"{DEAD_LETTER_PREFIX}/{now.replace(':', '')}-{uuid.uuid4().hex[:8]}.jsonl", text)
             inbox.consumed(keys)
             result["pending"] = len(store.keys("inbox"))
@@ -718,16 +666,3 @@ def _refresh_stored(settings, client, run_id: str | None, command: str) -> dict[
         lease.release()
     log.info("callbacks consumed: %s", result)
     return result
-
-
-def _remove_consumed_segments(cdir: Path, segment: int, horizon_s: float) -> None:
-    """Remove the rotated segments before ``segment`` (consumed) last written more than
-    ``horizon_s`` ago: until then a restarted receiver reads its ids to answer redeliveries."""
-    cutoff = time.time() - horizon_s
-    for seg in rotated_segments(cdir):
-        path = segment_path(cdir, seg)
-        if seg < segment:
-            with suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    log.info("removed consumed inbox segment %s", path.name)
