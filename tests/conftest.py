@@ -188,3 +188,16 @@ def s3_url(moto_endpoint, monkeypatch, request) -> str:
                 client.delete_object(Bucket=bucket, Key=obj["Key"])
         client.delete_bucket(Bucket=bucket)
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A throwaway ``redis-server`` for the test (:class:`tests.helpers.RedisServer`); skips when the
+    binary is missing."""
+    from tests.helpers import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    server.stop()
