@@ -128,13 +128,12 @@ def collected(request: pytest.FixtureRequest) -> list[pytest.Item]:
 def moto_endpoint():
     """moto's S3 server on a free loopback port, for the session (each test takes its own bucket)."""
     import logging
-    import socket
 
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from tests.helpers import free_port
+
+    port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
