@@ -10,8 +10,9 @@ called per key) and a `load_<stream>` task; a fan-out's extract after its parent
 load that no fan-out waits on before `publish`. The graph, as this DAG draws it, ends this page.
 
 **One published state per run.** The `load_*` tasks normalise what their extract landed and
-merge it into this DAG run's *next state* of the warehouse (`<data_dir>/state/next/`), which no
-reader sees; the final `publish` task checks it and swaps it in atomically, once, and emits the
+merge it into this DAG run's *next state* of the warehouse (`<data_dir>/state/next/`; under
+`XPORT_STORAGE_URL`, objects in the bucket that whichever worker runs the next task rebuilds it
+from, so the tasks need no shared disk), which no reader sees; the final `publish` task checks it and swaps it in atomically, once, and emits the
 fact Assets. A reader sees the warehouse before the run or after it, never a run's orders
 without its parcels and refunds, and `rpt_stuck_orders` raises no false alarm mid-run. A failed
 task leaves the published warehouse as it was; clearing it (or a retry) merges again into the

@@ -119,3 +119,84 @@ def duckdb1_readers(tmp_path_factory: pytest.TempPathFactory):
 def collected(request: pytest.FixtureRequest) -> list[pytest.Item]:
     """Every test collected in this session, the deselected ones included (``-m "not slow"``)."""
     return request.config.stash.get(COLLECTED, [])
+
+
+# ---- an S3-compatible server (moto's server mode over real HTTP on loopback)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's S3 server on a free loopback port, for the session (each test takes its own bucket)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+# the AWS variables a test's processes get: moto's server, throwaway keys (a test may grep for the secret)
+MOTO_SECRET = "moto-Secret-key/of+the-storage-tests"
+
+
+@pytest.fixture
+def s3_url(moto_endpoint, monkeypatch, request) -> str:
+    """A fresh bucket on the moto server, the standard AWS variables pointing at it (this process
+    and its children); its ``s3://`` URL with a prefix. Emptied and removed afterwards."""
+    import re
+    import uuid
+
+    import boto3
+    import s3fs
+
+    for var in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIAXPORTSTORAGETEST",
+        "AWS_SECRET_ACCESS_KEY": MOTO_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    s3fs.S3FileSystem.clear_instance_cache()  # a cached instance would keep an old endpoint
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    try:
+        yield f"s3://{bucket}/xport"
+    finally:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=obj["Key"])
+        client.delete_bucket(Bucket=bucket)
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A throwaway ``redis-server`` for the test (:class:`tests.helpers.RedisServer`); skips when the
+    binary is missing."""
+    from tests.helpers import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    server.stop()

@@ -97,6 +97,7 @@ def test_the_commands_are_the_documented_ones():
         "callbacks consume",
         "dashboard",
         "docs",
+        "pull",
     }
     assert set(_commands(build_sandbox_parser)) == {"serve", "truth", "demo"}
 

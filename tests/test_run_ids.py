@@ -18,6 +18,7 @@ from xport_etl.layout import DataLayout
 from xport_etl.ledger import read_runs, read_steps
 from xport_etl.load.checks import CheckFailedError, read_check_results
 from xport_etl.load.publish import NextState
+from xport_etl.load.published import PublishedWarehouse
 from xport_etl.load.staging import stage_window
 from xport_etl.run.state import merge_windows, next_state, publish_state
 from xport_etl.run_ids import check_run_id, dag_run_id, new_run_id
@@ -150,15 +151,21 @@ def test_a_next_state_an_older_version_started_is_finished_under_the_resuming_ru
     assert rows[m.window_id]["extraction_id"] == m.run_id  # the old row's id was its extraction's
 
 
-def test_the_dag_tasks_put_the_dag_runs_id_on_everything(sandbox, tmp_path, capsys):
+@pytest.mark.parametrize("stored", [False, True], ids=["data-dir", "storage-url"])
+def test_the_dag_tasks_put_the_dag_runs_id_on_everything(sandbox, tmp_path, capsys, monkeypatch, stored):
     """The ingest DAG's tasks, called as its task functions call them (each its own next state
-    object, as each task is its own process), with the DAG run's id: one id on everything."""
+    object, as each task is its own process), with the DAG run's id: one id on everything. Under
+    a storage URL the same ledger lines, read from its objects."""
     from xport_etl.cli import main
     from xport_etl.run.state import run_key
     from xport_etl.run.tasks import extract_fanout_for_run, extract_interval, load_into_run, publish_run
     from xport_etl.streams import graph
 
-    settings = Settings(base_url=sandbox.base_url, data_dir=tmp_path, rate_limit=0)
+    data_dir, storage_url = tmp_path / "data", str(tmp_path / "bucket") if stored else None
+    if stored:
+        monkeypatch.setenv("XPORT_STORAGE_URL", str(storage_url))  # for the CLI's settings
+    settings = Settings(base_url=sandbox.base_url, data_dir=data_dir, storage_url=storage_url, rate_limit=0)
+    where = settings.layout
     airflow = "manual__2026-07-01T00:00:00+00:00"
     run_id, key = dag_run_id("xport_ingest", airflow), run_key("xport_ingest", airflow)
     world = sandbox.world
@@ -171,23 +178,26 @@ def test_the_dag_tasks_put_the_dag_runs_id_on_everything(sandbox, tmp_path, caps
         if paths:
             load_into_run(settings, paths, key, run_id)
     assert publish_run(settings, key, run_id)["run_id"] == run_id
-    assert_warehouse_equals_truth(tmp_path, world)
+    assert PublishedWarehouse(where).exists()  # (this host's copy is the newest)
+    assert_warehouse_equals_truth(data_dir, world)
 
     for table in FACT_TABLES:
-        assert set(_lineage(tmp_path, table, "platform").values()) == {run_id}, table
-    assert {r["run_id"] for r in read_runs(tmp_path)} == {run_id}
-    assert {r["run_id"] for r in read_check_results(tmp_path)[0]} == {run_id}
-    steps = read_steps(tmp_path)
+        assert set(_lineage(data_dir, table, "platform").values()) == {run_id}, table
+    assert {r["run_id"] for r in read_runs(where)} == {run_id}
+    assert {r["run_id"] for r in read_check_results(where)[0]} == {run_id}
+    steps = read_steps(where)
     assert {s["run_id"] for s in steps} == {run_id}
     assert {s["step"] for s in steps} == {"stage", "merge", "fanout", "publish"}
+    if stored:  # the ledgers are the storage URL's objects, none of them on the host
+        assert not DataLayout.of(data_dir).runs.exists() and not DataLayout.of(data_dir).check_results.exists()
 
     # the run as `status` shows it: by its id, or the start of it
-    assert main(["status", "--format", "json", "--data-dir", str(tmp_path)]) == 0
+    assert main(["status", "--format", "json", "--data-dir", str(data_dir)]) == 0
     (listed,) = json.loads(capsys.readouterr().out)["runs"]
     assert (listed["run_id"], listed["command"], listed["outcome"]) == (run_id, "dag xport_ingest", "success")
-    assert main(["status", "--run", "xport_ingest/manual", "--format", "json", "--data-dir", str(tmp_path)]) == 0
+    assert main(["status", "--run", "xport_ingest/manual", "--format", "json", "--data-dir", str(data_dir)]) == 0
     trace = json.loads(capsys.readouterr().out)
-    assert trace["run"]["run_id"] == run_id and trace["run"]["windows"] == len(read_runs(tmp_path))
+    assert trace["run"]["run_id"] == run_id and trace["run"]["windows"] == len(read_runs(where))
 
 
 def test_status_run_takes_an_id_or_the_unique_start_of_one(tmp_path):

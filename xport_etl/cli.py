@@ -323,7 +323,7 @@ def cmd_load(args) -> int:
     manifests = args.manifest or [str(m.directory / "manifest.json") for m in complete_windows(s.layout)]
     if not manifests:  # nothing to do is not a failure (cron runs `load` on an empty night too)
         where = s.layout.raw_shown
-        if s.raw_url is None and not s.data_dir.is_dir():  # a typo in --data-dir is, though
+        if s.raw_url is None and s.storage_url is None and not s.data_dir.is_dir():  # a typo in --data-dir is, though
             raise UsageError(f"no data directory {s.data_dir}: check --data-dir / XPORT_DATA_DIR")
         print(f"nothing to load: 0 windows landed under {where} (`xport-etl run` or `extract` lands them)")
         return 0
@@ -331,6 +331,14 @@ def cmd_load(args) -> int:
     with _PageProgress(args.quiet, s.report_tz) as progress, step(s.layout, run_id, "run", command="xport-etl load"):
         result = load_windows(s, manifests, progress=progress, run_id=run_id)
     print(format_result(result))
+    return 0
+
+
+def cmd_pull(args) -> int:
+    from xport_etl.load.published import PublishedWarehouse
+
+    s = pipeline_settings(args)
+    print(PublishedWarehouse(s.layout).pull(Path(args.to)))
     return 0
 
 
@@ -522,6 +530,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-days", type=DAYS, default=31, help=run_days)
     p.add_argument("--no-wait", action="store_true", help=no_wait)
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser(
+        "pull",
+        parents=[common],
+        help="write the published warehouse to a local file",
+        description="Write the published warehouse to FILE, atomically: what an analyst or a BI "
+        "server opens read-only. Under a storage URL (XPORT_STORAGE_URL) it downloads the newest "
+        "version, and does nothing when FILE already holds it (FILE.version says which it holds), "
+        "so a scheduled pull only downloads what is new.\n"
+        "example: XPORT_STORAGE_URL=s3://bucket/xport xport-etl pull --to /srv/bi/warehouse.duckdb",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--to", required=True, metavar="FILE", help="the local file to write, e.g. --to warehouse.duckdb")
+    p.set_defaults(func=cmd_pull)
 
     # beside their step, with the pipeline's shared flags
     status.register(sub, parents=[common])

@@ -46,6 +46,7 @@ Hierarchy (exit code; ``*`` permanent; where a class is defined if not here)::
     ├── StaleDataError                6  a fact table older than its freshness (report.status)
     ├── WarehouseError                7* the published warehouse is not a readable DuckDB file (load.connect)
     └── RunInProgressError            8  another run holds the data directory (``--no-wait``)
+        └── LeaseLostError            8  another host took over this run's lease (a storage URL)
 
 ``normalize.values.RejectError`` is not in the tree on purpose: it is the normalisers' control flow
 (one record cannot be typed: a row in ``etl_rejects``), caught around each record, never seen by a
@@ -72,6 +73,7 @@ __all__ = [
     "ResponseTooLargeError",
     "ResponseTooLargeError",
     "RetriableError",
+    "LeaseLostError",
     "RunInProgressError",
     "UsageError",
     "XportError",
@@ -304,4 +306,15 @@ class RunInProgressError(XportError):
     hint = (
         "wait for it (run again without --no-wait), or stop it; a killed run resumes "
         "from its checkpoints when the same command runs again"
+    )
+
+
+class LeaseLostError(RunInProgressError):
+    """Under a storage URL, another host took over this run's lease (this one stopped renewing it in
+    time: frozen, or cut off from the store); the run stops before it writes a plan the other
+    host now owns."""
+
+    hint = (
+        "the other host goes on with the run; check `xport-etl status`, and raise XPORT_RUN_LEASE if "
+        "this host's pauses (or the store's) can last that long"
     )

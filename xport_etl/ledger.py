@@ -2,8 +2,9 @@
 warehouse tables that mirror them.
 
 :class:`JsonLines` is what a ledger is made of (each append fsynced; a reader skips a torn line, what
-a crash mid-append leaves) and the one place that knows where a ledger's lines are kept: today a file
-of the data directory, the seam for keeping them elsewhere. Two ledgers use it: the **run ledger**
+a crash mid-append leaves): a file of the data directory; under a storage URL the same API is
+:class:`xport_etl.stored_lines.StoredLines` (one numbered object per append), and
+:func:`ledger_of` is the one place that chooses. Two ledgers use it: the **run ledger**
 here (one line per (run, endpoint, window) and outcome, the layout's ``runs``,
 ``state/runs.jsonl``; the last line for a key wins; ``etl_runs`` and ``xport-etl status`` are read
 from it; and the runs' step lines, :mod:`xport_etl.run.steps`, which have a ``step`` key) and the
@@ -26,8 +27,19 @@ if TYPE_CHECKING:
     import duckdb
 
     from xport_etl.schemas import TableSpec
+    from xport_etl.stored_lines import StoredLines
 
-__all__ = ["JsonLines", "append_run", "insert_rows", "naive_utc", "read_runs", "read_steps", "replace_runs"]
+__all__ = [
+    "JsonLines",
+    "append_run",
+    "append_runs",
+    "insert_rows",
+    "ledger_of",
+    "naive_utc",
+    "read_runs",
+    "read_steps",
+    "replace_runs",
+]
 
 
 class JsonLines:
@@ -70,6 +82,17 @@ class JsonLines:
             except ValueError:
                 continue
         return rows, offset + end
+
+
+def ledger_of(where: Where, kind: str) -> JsonLines | StoredLines:
+    """The ledger ``kind`` (``"runs"``, ``"check_results"``) of a data directory: its file, or its
+    objects under the storage URL (:class:`xport_etl.stored_lines.StoredLines`, the same API)."""
+    layout = DataLayout.of(where)
+    if layout.stored:
+        from xport_etl.stored_lines import StoredLines
+
+        return StoredLines(layout.store(kind))
+    return JsonLines(getattr(layout, kind))
 
 
 def naive_utc(text: str) -> datetime:
@@ -143,7 +166,13 @@ def _run_row(
 
 def append_run(data_dir: Where, row: dict[str, Any]) -> None:
     """Append ``row`` to the run ledger of ``data_dir`` (a data directory or its :class:`DataLayout`)."""
-    JsonLines(DataLayout.of(data_dir).runs).append([row])
+    append_runs(data_dir, [row])
+
+
+def append_runs(data_dir: Where, rows: Sequence[dict[str, Any]]) -> None:
+    """Append ``rows`` to the run ledger in one write (one object under a storage URL)."""
+    if rows:
+        ledger_of(data_dir, "runs").append(rows)
 
 
 _TIMES = ("window_start", "window_end", "started_at", "finished_at", "landed_at")
@@ -160,7 +189,7 @@ def read_runs(data_dir: Where, pending: Sequence[dict[str, Any]] = ()) -> list[d
     """The ledger's window rows (plus ``pending`` rows not yet appended), one row per (run,
     endpoint, window): the last word on each wins; step lines are not among them
     (:func:`read_steps`). Times come back as naive UTC datetimes."""
-    lines, _ = JsonLines(DataLayout.of(data_dir).runs).read()
+    lines, _ = ledger_of(data_dir, "runs").read()
     rows: dict[tuple, dict] = {}
     for row in [*lines, *(dict(r) for r in pending)]:
         if "step" not in row:
@@ -171,7 +200,7 @@ def read_runs(data_dir: Where, pending: Sequence[dict[str, Any]] = ()) -> list[d
 def read_steps(data_dir: Where) -> list[dict[str, Any]]:
     """The ledger's step lines (:mod:`xport_etl.run.steps`), in the order they were appended;
     times as naive UTC datetimes."""
-    lines, _ = JsonLines(DataLayout.of(data_dir).runs).read()
+    lines, _ = ledger_of(data_dir, "runs").read()
     return [_times(row) for row in lines if "step" in row]
 
 

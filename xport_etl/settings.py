@@ -58,6 +58,7 @@ from xport_etl.settings_checks import (
     check_page_size,
     check_rate_limit_url,
     check_raw_url,
+    check_storage_url,
     check_storage_version,
     check_umask,
     is_sandbox_url,
@@ -207,6 +208,31 @@ class Settings:
         example="s3://bucket/raw",
         accepts="a path or a URL without credentials (they come from the storage's own environment, `AWS_*`)",
         doc="See README, *Scaling out*.",
+    )
+    # every durable kind of state in object storage; None = all of it under data_dir (one machine)
+    storage_url: str | None = setting(
+        None,
+        "where every durable state lives (raw pages, Parquet, the published warehouse, plans, ledgers, "
+        "callbacks): an S3 (or S3-compatible) URL every host shares; the data directory is then one "
+        "host's scratch and cache",
+        coerce=lambda v: (normalize(str(v)) or None) if v is not None else None,
+        check=check_storage_url,
+        display=lambda v: redact(v) or None,
+        label="Storage URL",
+        shown="none: everything under the data directory",
+        example="s3://bucket/xport",
+        accepts="`s3://bucket/prefix` or a local directory, without credentials (they come from the "
+        "storage's own environment, `AWS_*`)",
+        doc="See README, *Scaling out*.",
+    )
+    # how long a run's lease (the run lock under a storage URL) lasts without its holder renewing it
+    run_lease: float = setting(
+        60.0,
+        "how long a run's lease on the storage URL outlives a holder that stopped renewing it (a host "
+        "that died); renewed every third of it",
+        low=1,
+        high=_DAY,
+        unit=_SECONDS,
     )
     report_tz: str = setting(
         DEFAULT_REPORT_TZ,
@@ -531,8 +557,9 @@ class Settings:
 
     @property
     def layout(self) -> DataLayout:
-        """Where each kind of state lives: under ``data_dir``, raw pages at ``raw_url`` if set."""
-        return DataLayout(self.data_dir, self.raw_url)
+        """Where each kind of state lives: under ``data_dir``, raw pages at ``raw_url`` if set, the
+        durable kinds under ``storage_url`` if set."""
+        return DataLayout(self.data_dir, self.raw_url, self.storage_url)
 
     @property
     def signer(self) -> SignRecipe:

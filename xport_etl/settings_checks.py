@@ -54,6 +54,12 @@ def check_raw_url(value: str, label: str, settings: Any) -> None:
     check_url(value, name=label)
 
 
+def check_storage_url(value: str, label: str, settings: Any) -> None:
+    from xport_etl.store import check_storage_url as check
+
+    check(value, name=label)
+
+
 RATE_LIMIT_URL_SCHEMES = ("redis", "rediss", "unix")
 
 

@@ -11,6 +11,8 @@ import sys
 from xport_etl.callbacks.inbox import (
     DEAD_LETTER_FILE,
     INBOX_FILE,
+    INBOX_PREFIX,
+    ObjectInbox,
 )
 from xport_etl.callbacks.receiver import (
     CALLBACK_PATH,
@@ -43,7 +45,9 @@ def cmd_serve(args) -> int:
         )
     if settings.access_secret == DEFAULT_ACCESS_SECRET:
         log.warning("XPORT_ACCESS_SECRET is not set: verifying callbacks with the sandbox's secret")
-    inbox_dir = settings.layout.callbacks
+    layout = settings.layout
+    inbox_dir = layout.callbacks
+    inbox = ObjectInbox(layout.store("callbacks")) if layout.stored else None
     app = create_receiver(
         settings.access_secret,
         inbox_dir,
@@ -52,9 +56,11 @@ def cmd_serve(args) -> int:
         max_body=settings.callback_max_body,
         rotate_bytes=settings.inbox_rotate_bytes,
         seen_horizon_s=settings.callback_dedup_horizon,
+        inbox=inbox,
     )
+    into = inbox.store.where(INBOX_PREFIX) if inbox is not None else inbox_dir / INBOX_FILE
     print(
-        f"receiving callbacks on http://{args.host}:{args.port}{CALLBACK_PATH} into {inbox_dir / INBOX_FILE}",
+        f"receiving callbacks on http://{args.host}:{args.port}{CALLBACK_PATH} into {into}",
         file=sys.stderr,
         flush=True,
     )

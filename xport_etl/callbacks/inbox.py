@@ -1,6 +1,14 @@
 """The callback inbox: every accepted message appended as one JSON line (fsync'd) to rotating
 segments in the data layout's ``callbacks`` folder (``<data_dir>/callbacks/``), read back from an offset; duplicates recognised by
 content id.
+
+Under a storage URL (:class:`ObjectInbox`) each message is one object instead,
+``callbacks/inbox/<content id>.json`` holding the same line, created only if there is none of that
+id (a conditional create: a redelivery is recognised by the store itself, whichever receiver
+host takes it). The consumer, on any host, reads what is in ``inbox/`` and, once it has published
+what the messages name, moves each to ``consumed/<id>.json``: what is left in ``inbox/`` is its
+position. A redelivery of a consumed message finds it there and is answered ``duplicate``; consumed
+messages are kept for the dedup horizon, then deleted.
 """
 
 from __future__ import annotations
@@ -251,6 +259,79 @@ class InboxStore:
             os.close(self._fd)
             self._fd = -1
         os.close(self._lock_fd)
+
+
+INBOX_PREFIX, CONSUMED_PREFIX, DEAD_LETTER_PREFIX = "inbox", "consumed", "dead-letter"
+
+
+def message_key(prefix: str, mid: str) -> str:
+    """The object of message ``mid`` (a content id) under ``prefix`` of the callbacks' store."""
+    return f"{prefix}/{mid}.json"
+
+
+class ObjectInbox:
+    """The inbox under a storage URL: each message one object, created once (see the module's
+    docstring). The receiver answers 200 only once the object is in the store.
+
+    Args:
+        store: the layout's ``callbacks`` under the storage URL.
+        clock: epoch seconds (the line's ``received_at``).
+    """
+
+    def __init__(self, store, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._clock = clock
+        # ids this receiver stored (for its health page; the dedup memory is the store's)
+        self.seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def append(self, raw: bytes, message: dict) -> tuple[str, bool]:
+        """Store one message unless already stored or consumed; ``(content id, stored now)``.
+
+        Raises:
+            OSError: the store could not take it (the receiver answers 500: Xportcn retries).
+        """
+        mid = content_id(raw)
+        data = _inbox_line(mid, raw, message, self._clock())
+        key = message_key(INBOX_PREFIX, mid)
+        if self.store.create(key, data) is None:
+            return mid, False
+        if self.store.exists(message_key(CONSUMED_PREFIX, mid)):  # a redelivery of a consumed message
+            self.store.delete([key])
+            return mid, False
+        with self._lock:
+            self.seen[mid] = self._clock()
+            while len(self.seen) > SEEN_MAX:
+                self.seen.popitem(last=False)
+        return mid, True
+
+    def pending(self) -> tuple[list[InboxEntry], list[bytes], list[str]]:
+        """The messages waiting to be consumed, oldest received first; the unreadable ones; and
+        every key read (what :meth:`consumed` moves on)."""
+        keys = self.store.keys(INBOX_PREFIX)
+        found = self.store.get_many(keys)
+        entries, bad = _parse_lines(b"\n".join(found[k] for k in keys if k in found))
+        entries.sort(key=lambda e: (e.received_at, e.id))
+        return entries, bad, [k for k in keys if k in found]
+
+    def consumed(self, keys: list[str]) -> None:
+        """Move these inbox objects to ``consumed/`` (a copy, then the delete)."""
+        for key in keys:
+            blob = self.store.get(key)
+            if blob is not None:
+                self.store.put(f"{CONSUMED_PREFIX}/{key.rsplit('/', 1)[-1]}", blob.data)
+        self.store.delete(keys)
+
+    def forget_consumed(self, horizon_s: float) -> int:
+        """Delete the consumed messages older than ``horizon_s`` (no redelivery comes that late);
+        how many."""
+        cutoff = self._clock() - horizon_s
+        old = [k for k, (_size, mtime) in self.store.sizes(CONSUMED_PREFIX).items() if mtime < cutoff]
+        self.store.delete(old)
+        return len(old)
+
+    def close(self) -> None:
+        pass
 
 
 def _clean_scalar(value: Any) -> str | int | None:

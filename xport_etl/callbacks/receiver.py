@@ -102,6 +102,7 @@ def create_receiver(
     rotate_bytes: int = DEFAULT_ROTATE_BYTES,
     seen_horizon_s: float = DEFAULT_SEEN_HORIZON_S,
     max_requests: int | None = None,
+    inbox=None,
 ):
     """The callback receiver as an ASGI app (Starlette): ``POST /callbacks``, ``GET /callbacks/health``.
 
@@ -118,6 +119,9 @@ def create_receiver(
             still accepts is always recognised.
         max_requests: complete requests handled at once; past it, 503 (Xportcn retries). None:
             no limit. :func:`receiver_config` sets it from the settings.
+        inbox: where messages go instead of an :class:`InboxStore` under ``inbox_dir``: an
+            :class:`~xport_etl.callbacks.inbox.ObjectInbox` under a storage URL (a 200 then means
+            the message is in object storage).
 
     The app's ``state.store`` is the :class:`InboxStore`, ``state.stats`` a Counter of outcomes
     plus ``max_ms`` (the slowest answer).
@@ -132,7 +136,7 @@ def create_receiver(
         raise ValueError("the callback receiver needs the access secret")
     key = secret.encode("utf-8")
     horizon = id_horizon(seen_horizon_s, max_age_s, max_future_s)
-    store = InboxStore(inbox_dir, rotate_bytes=rotate_bytes, seen_horizon_s=horizon, clock=clock)
+    store = inbox or InboxStore(inbox_dir, rotate_bytes=rotate_bytes, seen_horizon_s=horizon, clock=clock)
     stats: Counter = Counter()
     active = [0]  # complete requests being handled
 

@@ -37,27 +37,27 @@ batch: nothing is published or dead-lettered and the position stays for the next
 from __future__ import annotations
 
 import fcntl
-import json
-import os
-import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from xport_etl import jsonutil
+from xport_etl.callbacks.consumed import (
+    dead_letter,
+    dead_letter_lines,
+    read_offset,
+    remove_consumed_segments,
+    write_offset,
+)
 from xport_etl.callbacks.inbox import (
     DEAD_LETTER_FILE,
     OFFSET_FILE,
     InboxEntry,
     _epoch,
-    _write_all,
     read_segments,
-    rotated_segments,
-    segment_path,
 )
 from xport_etl.callbacks.messages import (
     ALIBABA,
@@ -73,7 +73,6 @@ from xport_etl.callbacks.messages import (
     required_members,
 )
 from xport_etl.callbacks.receiver import DEFAULT_MAX_AGE_S, id_horizon, log
-from xport_etl.fsutil import fsync_dir, write_atomic
 
 # how each name is re-read: the endpoint, and the list filter it is asked by (None: a detail
 # endpoint, asked by its own parameter)
@@ -441,22 +440,6 @@ def _fetch(settings, wanted: _Wanted, client, result: dict[str, Any], run_id: st
     return paths, tracked
 
 
-# ---- the state of the consumer
-
-
-def _read_offset(path: Path) -> dict:
-    if not path.exists():
-        return {"segment": 1, "offset": 0, "consumed": 0}
-    state = json.loads(path.read_text(encoding="utf-8"))
-    # an offset written before the inbox rotated is an offset into its first segment
-    state.setdefault("segment", 1)
-    return state
-
-
-def _write_offset(path: Path, state: dict) -> None:
-    write_atomic(path, json.dumps(state, indent=2), mode=None)
-
-
 # the endpoints whose rejected records are what a message names: (platform, kind)
 _REJECTED = {
     "taobao_order_detail": ("taobao", ORDER),
@@ -499,35 +482,6 @@ def _rejected_keys(settings, manifests: list[str]) -> dict[Name, str]:
     return out
 
 
-def _dead_letter(path: Path, rows: list[dict], entries: dict[str, InboxEntry]) -> None:
-    """Append ``rows`` to the dead letters and fsync (before the offset moves past them).
-
-    A message that cannot be written as JSON (nested past the encoder's reach) is written with
-    its raw body text instead, so a dead letter is never lost to its own content.
-    """
-    if not rows:
-        return
-    lines = []
-    for row in rows:
-        try:
-            # ascii: an unreadable line's bytes and lone surrogates survive as escapes; a message's
-            # numbers stay numbers, exact, so a dead letter can be replayed as it came
-            lines.append(jsonutil.dumps(row, floats="allow", ascii=True))
-        except (ValueError, TypeError, RecursionError):
-            entry = entries.get(row.get("id", ""))
-            row = {**row, "message": None, "body": entry.body if entry is not None else None}
-            lines.append(jsonutil.dumps(row, floats="allow", ascii=True))
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        _write_all(fd, "".join(line + "\n" for line in lines).encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if created:
-        fsync_dir(path.parent)
-
-
 def _letter(entry: InboxEntry, reason: str, now: str) -> dict:
     return {
         "dead_at": now,
@@ -566,84 +520,22 @@ def refresh_from_callbacks(
         ``window_1688``, the 1688 order list window asked, when there was one), ``run_id`` (None
         when there was no message).
     """
-    from contextlib import ExitStack
-
-    from xport_etl.faults import crashpoint
-    from xport_etl.run import paging
-    from xport_etl.run import state as run_state
-    from xport_etl.run.steps import step
-    from xport_etl.run_ids import new_run_id
-
+    if settings.layout.stored:
+        return _refresh_stored(settings, client, run_id, command)
     cdir = settings.layout.callbacks
     cdir.mkdir(parents=True, exist_ok=True)
     offset_path = cdir / OFFSET_FILE
     with open(cdir / "consume.lock", "w") as lock, ExitStack() as recording:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = _read_offset(offset_path)
+        state = read_offset(offset_path)
         batch = read_segments(cdir, int(state["segment"]), int(state.get("offset", 0)))
         entries = batch.entries
-        run: dict[str, Any] = {}
-        if entries or batch.corrupt:  # a run: recorded when this block ends, failed if it raises
-            run_id = run_id or new_run_id()
-            run = recording.enter_context(step(settings.layout, run_id, "run", command=command))
-        else:
-            run_id = None
-        wanted = collect(entries, settings.callback_max_age)
-        named = {n for found in wanted.names.values() for n in found}
-        result: dict[str, Any] = {
-            "messages": len(entries),
-            "corrupt": len(batch.corrupt),
-            "bad": wanted.bad,
-            "unknown": dict(wanted.unknown),
-            "orders": 0,
-            "refunds": 0,
-            "rows_written": {},
-            "rejects": 0,
-            "dead_lettered": 0,
-            "segment": batch.segment,
-            "offset": batch.offset,
-            "run_id": run_id,
-        }
-        failed: dict[Name, str] = {}
-        implied: dict[Name, list[Name]] = {}
-        if named:
-            assert run_id is not None  # (named ⊆ entries)
-            with paging.client_for(settings, client) as client:
-                paths, tracked = _fetch(settings, wanted, client, result, run_id)
-            failed.update(tracked.failed)
-            implied = tracked.implied
-            if paths:
-                loaded = run_state.load_windows(settings, paths, run_id=run_id)
-                result["rows_written"], result["rejects"] = loaded["rows_written"], loaded["rejects"]
-                if loaded["rejects"]:
-                    failed.update(_rejected_keys(settings, paths))
-        crashpoint("callbacks.published")
-        now = datetime.now(UTC).isoformat()
-        letters = [
-            {
-                "dead_at": now,
-                "reason": "unreadable inbox line (torn by a crash, or not a message)",
-                "line": line.decode("utf-8", "backslashreplace"),
-            }
-            for line in batch.corrupt
-        ]
-        letters += [_letter(e, reason, now) for e, reason in wanted.dead]
-        dead_ids = {e.id for e, _reason in wanted.dead}
-        for e in entries:
-            if e.id in dead_ids:
-                continue
-            reasons = []
-            for n in wanted.names.get(e.id, ()):
-                for m in (n, *implied.get(n, ())):
-                    if m in failed and failed[m] not in reasons:
-                        reasons.append(failed[m])
-            if reasons:
-                letters.append(_letter(e, "; ".join(reasons), now))
-                dead_ids.add(e.id)
-        _dead_letter(cdir / DEAD_LETTER_FILE, letters, {e.id: e for e in entries})
-        result["dead_lettered"] = len(letters)
+        run, run_id = _as_run(recording, settings, bool(entries or batch.corrupt), run_id, command)
+        position = {"segment": batch.segment, "offset": batch.offset}
+        result, letters, now = _refresh(settings, entries, batch.corrupt, client, position, run_id)
+        dead_letter(cdir / DEAD_LETTER_FILE, letters, {e.id: e for e in entries})
         if (batch.segment, batch.offset) != (state["segment"], state.get("offset", 0)):
-            _write_offset(
+            write_offset(
                 offset_path,
                 {
                     "segment": batch.segment,
@@ -653,7 +545,7 @@ def refresh_from_callbacks(
                     "updated_at": now,
                 },
             )
-        _remove_consumed_segments(
+        remove_consumed_segments(
             cdir, batch.segment, id_horizon(settings.callback_dedup_horizon, settings.callback_max_age)
         )
         run.update(
@@ -663,14 +555,114 @@ def refresh_from_callbacks(
     return result
 
 
-def _remove_consumed_segments(cdir: Path, segment: int, horizon_s: float) -> None:
-    """Remove the rotated segments before ``segment`` (consumed) last written more than
-    ``horizon_s`` ago: until then a restarted receiver reads its ids to answer redeliveries."""
-    cutoff = time.time() - horizon_s
-    for seg in rotated_segments(cdir):
-        path = segment_path(cdir, seg)
-        if seg < segment:
-            with suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    log.info("removed consumed inbox segment %s", path.name)
+def _as_run(
+    recording, settings, any_message: bool, run_id: str | None, command: str
+) -> tuple[dict[str, Any], str | None]:
+    """A consume with messages is a run: its ``run`` step entered on ``recording`` (an ExitStack:
+    recorded when the consume ends, failed if it raises) and its id (``run_id``, else a new one);
+    a consume without is none (an empty step info, None)."""
+    from xport_etl.run.steps import step
+    from xport_etl.run_ids import new_run_id
+
+    if not any_message:
+        return {}, None
+    run_id = run_id or new_run_id()
+    return recording.enter_context(step(settings.layout, run_id, "run", command=command)), run_id
+
+
+def _refresh(
+    settings, entries: list[InboxEntry], corrupt: list[bytes], client, position: dict[str, Any], run_id: str | None
+) -> tuple[dict[str, Any], list[dict], str]:
+    """Refresh what ``entries`` name and publish it, as run ``run_id``. Returns the result (the
+    counts, then ``position``), the dead letters to write (what can never be used, and the
+    unreadable lines ``corrupt``) and the time they are dated."""
+    from xport_etl.faults import crashpoint
+    from xport_etl.run import paging
+    from xport_etl.run import state as run_state
+
+    wanted = collect(entries, settings.callback_max_age)
+    named = {n for found in wanted.names.values() for n in found}
+    result: dict[str, Any] = {
+        "messages": len(entries),
+        "corrupt": len(corrupt),
+        "bad": wanted.bad,
+        "unknown": dict(wanted.unknown),
+        "orders": 0,
+        "refunds": 0,
+        "rows_written": {},
+        "rejects": 0,
+        "dead_lettered": 0,
+        **position,
+        "run_id": run_id,
+    }
+    failed: dict[Name, str] = {}
+    implied: dict[Name, list[Name]] = {}
+    if named:
+        assert run_id is not None  # (named ⊆ entries)
+        with paging.client_for(settings, client) as client:
+            paths, tracked = _fetch(settings, wanted, client, result, run_id)
+        failed.update(tracked.failed)
+        implied = tracked.implied
+        if paths:
+            loaded = run_state.load_windows(settings, paths, run_id=run_id)
+            result["rows_written"], result["rejects"] = loaded["rows_written"], loaded["rejects"]
+            if loaded["rejects"]:
+                failed.update(_rejected_keys(settings, paths))
+    crashpoint("callbacks.published")
+    now = datetime.now(UTC).isoformat()
+    letters = [
+        {
+            "dead_at": now,
+            "reason": "unreadable inbox line (torn by a crash, or not a message)",
+            "line": line.decode("utf-8", "backslashreplace"),
+        }
+        for line in corrupt
+    ]
+    letters += [_letter(e, reason, now) for e, reason in wanted.dead]
+    dead_ids = {e.id for e, _reason in wanted.dead}
+    for e in entries:
+        if e.id in dead_ids:
+            continue
+        reasons = []
+        for n in wanted.names.get(e.id, ()):
+            for m in (n, *implied.get(n, ())):
+                if m in failed and failed[m] not in reasons:
+                    reasons.append(failed[m])
+        if reasons:
+            letters.append(_letter(e, "; ".join(reasons), now))
+            dead_ids.add(e.id)
+    result["dead_lettered"] = len(letters)
+    return result, letters, now
+
+
+def _refresh_stored(settings, client, run_id: str | None, command: str) -> dict[str, Any]:
+    """:func:`refresh_from_callbacks` under a storage URL: the messages in the store's ``inbox/``,
+    consumed by one host at a time (a lease), moved to ``consumed/`` once published; a run as on
+    one disk."""
+    from xport_etl.callbacks.inbox import DEAD_LETTER_PREFIX, ObjectInbox
+    from xport_etl.run.lease import Lease
+
+    store = settings.layout.store("callbacks")
+    inbox = ObjectInbox(store)
+    lease = Lease(store.child("consumer"), settings.run_lease, store.where("consumer"))
+    lease.acquire(wait=True)
+    try:
+        with ExitStack() as recording:
+            entries, corrupt, keys = inbox.pending()
+            run, run_id = _as_run(recording, settings, bool(entries or corrupt), run_id, command)
+            position = {"segment": None, "offset": None}
+            result, letters, now = _refresh(settings, entries, corrupt, client, position, run_id)
+            lease.check()  # another consumer took over: it consumes these too, nothing is moved twice
+            if letters:
+                text = dead_letter_lines(letters, {e.id: e for e in entries})
+                store.put(f"{DEAD_LETTER_PREFIX}/{now.replace(':', '')}-{uuid.uuid4().hex[:8]}.jsonl", text)
+            inbox.consumed(keys)
+            result["pending"] = len(store.keys("inbox"))
+            inbox.forget_consumed(id_horizon(settings.callback_dedup_horizon, settings.callback_max_age))
+            run.update(
+                messages=len(entries), dead_lettered=len(letters), orders=result["orders"], refunds=result["refunds"]
+            )
+    finally:
+        lease.release()
+    log.info("callbacks consumed: %s", result)
+    return result

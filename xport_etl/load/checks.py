@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xport_etl.errors import ConfigError, XportError
-from xport_etl.layout import DataLayout, Where
-from xport_etl.ledger import JsonLines, insert_rows, naive_utc
+from xport_etl.layout import Where
+from xport_etl.ledger import insert_rows, ledger_of, naive_utc
 from xport_etl.resources import SQL_DIR, sql_objects
 
 if TYPE_CHECKING:
@@ -390,7 +390,7 @@ def append_check_results(
 ) -> None:
     """Append the outcomes of run ``run_id``'s publish ``publish_id`` to the ledger, fsynced (a
     blocked publish's included)."""
-    JsonLines(DataLayout.of(data_dir).check_results).append(r.row(run_id, publish_id) for r in results)
+    ledger_of(data_dir, "check_results").append([r.row(run_id, publish_id) for r in results])
 
 
 def publish_of(row: dict[str, Any]) -> str:
@@ -404,7 +404,7 @@ def read_check_results(data_dir: Where, offset: int = 0) -> tuple[list[dict[str,
 
     An offset beyond the file (a ledger replaced by a shorter one) reads it from the start. Times
     come back as naive UTC datetimes; a torn line (a crash mid-append) is skipped."""
-    rows, end = JsonLines(DataLayout.of(data_dir).check_results).read(offset)
+    rows, end = ledger_of(data_dir, "check_results").read(offset)
     for row in rows:
         row["checked_at"] = naive_utc(row["checked_at"])
     return rows, end

@@ -122,6 +122,8 @@ class NextState:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", key):
             raise ValueError(f"next-state key {key!r} is not [A-Za-z0-9_-]")
         self.layout = DataLayout.of(data_dir)
+        if self.layout.stored and type(self) is NextState:
+            raise ValueError("under a storage URL a next state is a StoredNextState (xport_etl.run.state.next_state)")
         self.published = PublishedWarehouse(self.layout)
         self.key = key
         self.memory_limit = memory_limit or LOAD_MEMORY

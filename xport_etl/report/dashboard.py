@@ -46,6 +46,7 @@ import duckdb
 
 from xport_etl.cliutil import add_setting_flags, settings_from_args
 from xport_etl.fsutil import write_atomic
+from xport_etl.layout import Where
 from xport_etl.load.connect import connect_reader
 from xport_etl.load.published import PublishedWarehouse
 from xport_etl.report.reports import parse_month
@@ -234,7 +235,7 @@ class DashboardData:
 
 
 def collect(
-    data_dir: Path, *, start: date | None = None, end: date | None = None, report_tz: str = DEFAULT_TZ
+    data_dir: Where, *, start: date | None = None, end: date | None = None, report_tz: str = DEFAULT_TZ
 ) -> DashboardData:
     """Everything the dashboard shows, read from the published warehouse over one read-only
     connection (one consistent state even if a load publishes meanwhile). ``start``/``end`` are
@@ -545,13 +546,13 @@ def render_html(d: DashboardData) -> str:
 
 
 def build_dashboard(
-    data_dir: Path, out_path: Path, *, start: date | None = None, end: date | None = None, report_tz: str = DEFAULT_TZ
+    data_dir: Where, out_path: Path, *, start: date | None = None, end: date | None = None, report_tz: str = DEFAULT_TZ
 ) -> Path:
     """Write the dashboard of the warehouse under ``data_dir`` to ``out_path`` (one HTML file,
     no network needed to open it), months as calendar months in ``report_tz``. It holds every
     month and opens on those whose first day is in ``[start, end)`` (either bound optional); its
     period control widens or narrows that. Returns the path written."""
-    data = collect(Path(data_dir), start=start, end=end, report_tz=report_tz)
+    data = collect(data_dir, start=start, end=end, report_tz=report_tz)
     html = render_html(data)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -577,7 +578,7 @@ def cmd_dashboard(args) -> int:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     settings = settings_from_args(args)
-    data_dir, tz = settings.data_dir, settings.report_tz
+    data_dir, tz = settings.layout, settings.report_tz
     try:
         if args.start and args.end and args.start >= args.end:
             raise ValueError(f"--start {args.start:%Y-%m} must be before --end {args.end:%Y-%m}")

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from rich.cells import cell_len
 
 from xport_etl.cliutil import pipeline_settings
 from xport_etl.errors import UsageError
+from xport_etl.layout import Where
 from xport_etl.load.connect import connect_reader
 from xport_etl.resources import sql_objects
 from xport_etl.schemas import VIEW_COLUMNS
@@ -100,7 +100,7 @@ def parse_month(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a month or date: {text!r} (use 2026-01 or 2026-01-01)") from None
 
 
-def query_report(data_dir: Path, name: str, filters: Mapping[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+def query_report(data_dir: Where, name: str, filters: Mapping[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
     """Column names and rows of a report, read from the published warehouse (read-only), with
     ``filters`` (:func:`filter_clause`) applied as bound parameters."""
     view = resolve(name)  # only names from the sql/ folder ever reach the query text
@@ -283,9 +283,9 @@ def format_blocks(names: list[str], cells: list[list[str]], *, needed: int, widt
 
 
 def render_report(settings, name: str, fmt: str = "table", filters: Mapping[str, Any] | None = None) -> str:
-    """A report as text, from the warehouse under ``settings.data_dir``, filtered by ``filters``
-    (:func:`filter_clause`)."""
-    columns, rows = query_report(settings.data_dir, name, filters)
+    """A report as text, from the published warehouse of ``settings`` (this host's copy of the
+    newest version under a storage URL), filtered by ``filters`` (:func:`filter_clause`)."""
+    columns, rows = query_report(settings.layout, name, filters)
     return format_rows(resolve(name), columns, rows, fmt)
 
 

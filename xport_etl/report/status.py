@@ -184,7 +184,7 @@ def cmd_trace(args, s) -> int:
 
     if args.section is not None and args.section not in TRACE_SECTIONS:
         raise UsageError(f"--run shows the sections {', '.join(TRACE_SECTIONS)}, not {args.section}")
-    trace = run_trace(s.data_dir, args.run)
+    trace = run_trace(s.layout, args.run)
     run = trace["run"][0]
     # CSV holds one table: one section per call (steps unless --section says otherwise)
     wanted = [args.section] if args.section else (["steps"] if args.format == "csv" else list(TRACE_SECTIONS))
@@ -217,7 +217,7 @@ def cmd_status(args) -> int:
                 f"the freshness warning level {warn:g} h (--warn-freshness or XPORT_FRESHNESS_WARN_HOURS) "
                 f"is above the error level --check-freshness {args.check_freshness:g}"
             )
-        rows = check_freshness(s.data_dir, args.check_freshness, warn_hours=warn)
+        rows = check_freshness(s.layout, args.check_freshness, warn_hours=warn)
         print(format_rows("freshness", list(rows[0]), [tuple(r.values()) for r in rows], args.format))
         warning = freshness_warning(rows)
         if warning:
@@ -225,10 +225,10 @@ def cmd_status(args) -> int:
         return 0
     # CSV holds one table: one section per call (runs unless --section says otherwise)
     wanted = [args.section] if args.section else (["runs"] if args.format == "csv" else list(STATUS_SECTIONS))
-    run_id, checks = last_checks(s.data_dir) if "checks" in wanted else (None, [])
+    run_id, checks = last_checks(s.layout) if "checks" in wanted else (None, [])
     sections = {
-        "runs": recent_runs(s.data_dir, args.limit) if "runs" in wanted else [],
-        "freshness": freshness(s.data_dir) if "freshness" in wanted else [],
+        "runs": recent_runs(s.layout, args.limit) if "runs" in wanted else [],
+        "freshness": freshness(s.layout) if "freshness" in wanted else [],
         "checks": checks,
     }
     if args.format == "json":  # one document, one key per section
@@ -248,9 +248,9 @@ def cmd_status(args) -> int:
         "checks": f"checks with violations in the last publish ({run_id})" if run_id else "checks",
     }
     empty = {
-        "runs": f"last runs: none yet under {s.data_dir}",
-        "freshness": f"freshness: none yet under {s.data_dir}",
-        "checks": f"{titles['checks']}: none" if run_id else f"checks: no publish yet under {s.data_dir}",
+        "runs": f"last runs: none yet under {s.layout.storage_shown}",
+        "freshness": f"freshness: none yet under {s.layout.storage_shown}",
+        "checks": f"{titles['checks']}: none" if run_id else f"checks: no publish yet under {s.layout.storage_shown}",
     }
     _print_sections({name: sections[name] for name in wanted}, titles, columns, args.format, empty)
     return 0

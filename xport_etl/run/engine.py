@@ -77,7 +77,7 @@ def run_window(
     """
     run_id = run_id or new_run_id()
     with (
-        run_lock(settings.layout, wait=wait, progress=progress),
+        run_lock(settings.layout, wait=wait, progress=progress, lease_s=settings.run_lease) as guard,
         step(settings.layout, run_id, "run", command=command) as info,
     ):
         return _run_window(
@@ -91,6 +91,7 @@ def run_window(
             span=span,
             client=client,
             progress=progress,
+            guard=guard,
             run_id=run_id,
             info=info,
         )
@@ -108,6 +109,7 @@ def _run_window(
     span,
     client,
     progress,
+    guard,
     run_id: str,
     info: dict[str, Any],
 ) -> dict[str, Any]:
@@ -121,15 +123,16 @@ def _run_window(
             "runs": [[(e, m, a.isoformat(), b.isoformat()) for e, m, a, b in w] for w in runs],
         },
     )
+    plan.guard = guard  # the run lease's check, under a storage URL
     if plan.run_id is None:  # a new plan, or one an older version started: this command's id
         plan.run_id = run_id
         plan.save()
     run_id = info["run_id"] = plan.run_id
     info.update(resumed=plan.resumed, runs=len(runs))
     if plan.resumed:
-        log.warning("resuming an unfinished run %s from %s", run_id, plan.path)
+        log.warning("resuming an unfinished run %s from %s", run_id, plan.shown)
         if progress:
-            progress({"event": "resume", "plan": str(plan.path), "run_id": run_id})
+            progress({"event": "resume", "plan": plan.shown, "run_id": run_id})
     results: dict[str, Any] = {**nothing_published(run_id), "resumed": plan.resumed, "runs": len(runs)}
     lists_client = client  # the caller's client, or None: each list window opens its own
     todo = [w for i, run in enumerate(runs) if i not in plan.published for w in run]
@@ -182,7 +185,7 @@ def _run_once(
     crashpoint("run.fanout")
 
     def landed(path: str) -> None:
-        plan.fanout_pending.append(path)
+        plan.fanout_pending.append(plan.named(path))
         plan.save()
 
     for e in fanouts:
@@ -203,7 +206,7 @@ def _run_once(
 
 def _merge_pending(settings: Settings, plan: RunPlan, state, progress: Progress | None) -> None:
     if plan.fanout_pending:
-        merge_windows(settings, state, plan.fanout_pending, progress=progress)
+        merge_windows(settings, state, [plan.manifest(p) for p in plan.fanout_pending], progress=progress)
     plan.fanout_pending = []
     plan.save()
 

@@ -69,7 +69,8 @@ class ListLander:
         return f"{e}/{window_id(m, lo, hi)}"
 
     def _landed(self, window: tuple) -> str | None:
-        path = self.plan.landed.get(self._key(window))
+        named = self.plan.landed.get(self._key(window))
+        path = None if named is None else self.plan.manifest(named)
         return path if path is not None and storage.exists(path) else None  # a path or a URL
 
     def _paged(self, event: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xport_etl.extract.landing import Manifest
-from xport_etl.ledger import _run_row, append_run, read_runs
+from xport_etl.ledger import _run_row, append_runs, read_runs
 from xport_etl.run import Progress
 from xport_etl.run.stage import stage_windows
 from xport_etl.run.steps import step
@@ -27,8 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def next_state(settings: Settings, key: str, run_id: str | None = None) -> NextState:
-    """Run ``key``'s next state of the warehouse, with the settings' memory limit and storage version;
-    ``run_id``: the run's id (:mod:`xport_etl.run.steps`; default: the one the state holds, else new)."""
+    """Run ``key``'s next state of the warehouse, with the settings' memory limit and storage version:
+    a file of the data directory, or under a storage URL what any host rebuilds it from
+    (:class:`xport_etl.load.stored_state.StoredNextState`); ``run_id``: the run's id
+    (:mod:`xport_etl.run.steps`; default: the one the state holds, else new)."""
+    if settings.layout.stored:
+        from xport_etl.load.stored_state import StoredNextState
+
+        return StoredNextState(settings.layout, key, settings.load_memory, settings.warehouse_storage_version, run_id)
     from xport_etl.load.publish import NextState
 
     return NextState(settings.layout, key, settings.load_memory, settings.warehouse_storage_version, run_id)
@@ -108,12 +114,10 @@ def publish_state(settings: Settings, state, *, progress: Progress | None = None
                 publish_id=publish_id,
             )
         except Exception as exc:
-            for row in pending:
-                append_run(settings.layout, {**row, "outcome": "failed", "error": str(exc)})
+            append_runs(settings.layout, [{**row, "outcome": "failed", "error": str(exc)} for row in pending])
             info["checks"] = count_outcomes(getattr(exc, "results", None))
             raise
-        for row in pending:
-            append_run(settings.layout, row)
+        append_runs(settings.layout, pending)
         info.update(rows_written=result.rows_written, rejects=result.rejects, checks=result.checks)
     log.info("published %d batches in %.1f s: %s", result.batches, time.time() - started, result.rows_written)
     if progress:
