@@ -25,10 +25,10 @@ Numbers are read in ASCII only (``int()`` and ``float()`` also take ``٣``, ``1_
 ``nan``: :mod:`xport_etl.numbers`) and every numeric setting that a person sets has a maximum
 (no ``inf`` timeout, no unbounded buffer).
 
-``raw_url`` moves only the raw landing layer (pages, contexts, manifests) to shared storage so
-that extraction can run on any worker; Parquet, the DuckDB warehouse and run state stay under
-``data_dir`` on the one machine that loads (see :mod:`xport_etl.extract.storage`). Its credentials and
-endpoint come from the storage's own environment (``AWS_*`` for S3), never from the URL.
+``storage_url`` puts every durable state (raw pages, Parquet, the published warehouse, plans, the
+ledgers, callbacks) under one object-store URL and leaves ``data_dir`` a host's scratch and cache;
+``raw_url`` moves only the raw landing layer (:mod:`xport_etl.layout`). Credentials and endpoints
+come from the store's own environment (``AWS_*`` for S3), never from the URL.
 
 ``rate_limit_url`` moves the access key's request budget from a lock file (shared by the processes
 of one machine) to Redis (shared by every machine that names the same Redis): see
