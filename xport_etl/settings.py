@@ -17,9 +17,8 @@ declarations (:data:`SETTINGS`):
 - ``docs/settings.md`` (:func:`settings_markdown`: ``make docs`` writes it, and
   ``tests/test_settings.py`` fails when it is not current).
 
-Nothing here reads the environment at import time. :meth:`Settings.from_env` reads it when
-called, and keyword overrides win over the environment. With no configuration at all the
-settings point at the local sandbox with its (non-secret) defaults.
+Nothing here reads the environment at import time: :meth:`Settings.from_env` reads it when called, and
+keyword overrides win over it. With no configuration the settings point at the local sandbox.
 
 Numbers are read in ASCII only (``int()`` and ``float()`` also take ``٣``, ``1_0``, ``inf`` and
 ``nan``: :mod:`xport_etl.numbers`) and every numeric setting that a person sets has a maximum
