@@ -312,6 +312,20 @@ def main() -> int:
             "| every rpt_* view < 1 s (1,000,000 orders) | — | — | — | not measured | "
             "`python bench/bench_reports.py --orders 1000000` |"
         )
+    stores = sorted((json.loads(p.read_text()) for p in RESULTS.glob("storage_*.json")), key=lambda r: r["orders"])
+    for r in stores:
+        x = next(x for x in r["ratios"] if x["run"] == "hourly incremental")
+        md.append(
+            f"| hourly incremental with every durable state under a storage URL (S3 on moto's server), "
+            f"{r['orders']:,}-order history, < 2 min | default world | {x['storage s']:.2f} s against "
+            f"{x['local s']:.2f} s on one disk ({x['ratio']:.2f}×), {x['uploaded MB']:.1f} MB uploaded | — | "
+            f"{pf(x['storage s'] < 120)} | `{r['command']}` |"
+        )
+    if not any(r["orders"] >= 1_000_000 for r in stores):
+        md.append(
+            "| hourly incremental with a storage URL, 1,000,000-order history, < 2 min non-API | — | — | — | "
+            "not measured | `python bench/bench_storage.py --orders 1000000` |"
+        )
     if dag:
         worst = max(max(v["dag_s"]) for v in dag["files"].values())
         md.append(
@@ -400,6 +414,26 @@ def main() -> int:
         ]
         for v, x in r["views"].items():
             md.append(f"| {v} | {x['rows']:,} | {x['cold_s']:.3f} | {', '.join(f'{t:.3f}' for t in x['warm_s'])} |")
+        md.append("")
+    for r in stores:
+        md += [
+            f"### every durable state under a storage URL — {r['orders']:,}-order world",
+            "",
+            f"`{r['command']}` ({r['machine']['date']}): the same runs with `XPORT_STORAGE_URL` on an S3 "
+            "bucket of moto's server on this machine, and on one local disk; *fresh host*: the incremental "
+            "started with an empty data directory (its cache downloaded first). Each publish uploads the "
+            "whole warehouse file as a new version.",
+            "",
+            "| run | local s | storage s | ratio | publishes | s / publish, local → storage | warehouse MB | "
+            "uploaded MB | objects | peak RSS MB, local / storage |",
+            "|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        ]
+        for x in r["ratios"]:
+            md.append(
+                f"| {x['run']} | {x['local s']:.2f} | {x['storage s']:.2f} | {x['ratio']:.2f} | {x['publishes']} | "
+                f"{x['local s/publish']:.2f} → {x['storage s/publish']:.2f} | {x['warehouse MB']:.1f} | "
+                f"{x['uploaded MB']:.1f} | {x['objects']} | {x['RSS local/storage MB']} |"
+            )
         md.append("")
     if dag:
         md += [
