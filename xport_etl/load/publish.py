@@ -312,16 +312,7 @@ class NextState:
             full = not meta["batches"] or meta.get("rebuild")
             changed = None if full else set(meta["changed"])
             stamp = meta["batches"] if meta.get("unstamped") else None
-            args = (runs, settings, changed, (run_id, publish_id), check_overrides, stamp)
-            try:
-                self._finish(*args, self.memory_limit)
-            except duckdb.OutOfMemoryException as exc:
-                log.warning(
-                    "checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
-                    self.memory_limit,
-                    str(exc).splitlines()[0],
-                )
-                self._finish(*args, None)
+            self._finish_bounded(runs, settings, changed, (run_id, publish_id), check_overrides, stamp)
             self.published.replace(self.path)
             self.meta_path.unlink(missing_ok=True)
         return LoadResult(
@@ -333,6 +324,27 @@ class NextState:
             publish_id,
             self._checked,
         )
+
+    def _finish_bounded(
+        self,
+        runs,
+        settings,
+        changed: set[str] | None,
+        ids: tuple[str, str],
+        check_overrides: Mapping[str, Any] | None,
+        stamp: list[dict] | None,
+    ) -> None:
+        """:meth:`_finish` within ``XPORT_LOAD_MEMORY``, and once more without it if that is too little."""
+        args = (runs, settings, changed, ids, check_overrides, stamp)
+        try:
+            self._finish(*args, self.memory_limit)
+        except duckdb.OutOfMemoryException as exc:
+            log.warning(
+                "checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
+                self.memory_limit,
+                str(exc).splitlines()[0],
+            )
+            self._finish(*args, None)
 
     def _finish(
         self,

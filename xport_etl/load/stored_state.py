@@ -268,16 +268,7 @@ class StoredNextState(NextState):
                 full = not meta["batches"] or info["rebuild"]
                 changed = None if full else set(copy["changed"])
                 self._save_copy({**copy, "clean": False})  # finishing changes the file: never merged into again
-                args = (runs, settings, changed, (run_id, publish_id), check_overrides, None)
-                try:
-                    self._finish(*args, self.memory_limit)
-                except duckdb.OutOfMemoryException as exc:
-                    log.warning(
-                        "checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
-                        self.memory_limit,
-                        str(exc).splitlines()[0],
-                    )
-                    self._finish(*args, None)
+                self._finish_bounded(runs, settings, changed, (run_id, publish_id), check_overrides, None)
                 commit = self.published.commit(self.path, latest)
                 if commit is not None:
                     break
