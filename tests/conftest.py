@@ -127,20 +127,10 @@ def collected(request: pytest.FixtureRequest) -> list[pytest.Item]:
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """moto's S3 server on a free loopback port, for the session (each test takes its own bucket)."""
-    import logging
+    from tests.helpers import moto_server
 
-    from moto.server import ThreadedMotoServer
-
-    from tests.helpers import free_port
-
-    port = free_port()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 # the AWS variables a test's processes get: moto's server, throwaway keys (a test may grep for the secret)

@@ -19,9 +19,8 @@ from pathlib import Path
 import boto3
 import duckdb
 import pytest
-from moto.server import ThreadedMotoServer
 
-from tests.helpers import assert_warehouse_equals_truth, free_port
+from tests.helpers import assert_warehouse_equals_truth, moto_server
 from xport_etl.errors import ConfigError
 from xport_etl.extract import storage
 from xport_etl.extract.landing import (
@@ -56,15 +55,10 @@ AWS_KEY = "AKIAXPORTTESTKEY0001"
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    """An S3-compatible server (moto in server mode) on a free loopback port."""
-    port = free_port()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    """An S3-compatible server (moto in server mode) for this module: its tests share one fixed
+    bucket name, so they keep a server of their own rather than the session's."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
