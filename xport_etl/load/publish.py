@@ -289,11 +289,7 @@ class NextState:
                 successful publish on).
             ConfigError: ``check_overrides`` names an unknown check or holds a bad value.
         """
-        if run_id is not None:
-            self.run_id = run_id
-        run_id = self.resolved_run_id()
-        publish_id = publish_id or new_publish_id()
-        apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)  # fail early
+        run_id, publish_id = self._publish_ids(run_id, publish_id, check_overrides)
         with self.published.lock(), file_lock(self._lock_path):
             meta = self.meta()
             if meta is None:
@@ -324,6 +320,17 @@ class NextState:
             publish_id,
             self._checked,
         )
+
+    def _publish_ids(
+        self, run_id: str | None, publish_id: str | None, check_overrides: Mapping[str, Any] | None
+    ) -> tuple[str, str]:
+        """A publish's run id (given, or the next state's) and publish id (given, or a new one); the
+        operator's check overrides are checked first, before anything is done."""
+        if run_id is not None:
+            self.run_id = run_id
+        ids = self.resolved_run_id(), publish_id or new_publish_id()
+        apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)
+        return ids
 
     def _finish_bounded(
         self,

@@ -238,15 +238,7 @@ class StoredNextState(NextState):
         check_overrides: Mapping[str, Any] | None = None,
         publish_id: str | None = None,
     ) -> LoadResult:
-        from xport_etl.load.checks import apply_overrides, parse_check
-        from xport_etl.resources import sql_objects
-        from xport_etl.run_ids import new_publish_id
-
-        if run_id is not None:
-            self.run_id = run_id
-        run_id = self.resolved_run_id()
-        publish_id = publish_id or new_publish_id()
-        apply_overrides([parse_check(n, b) for n, b in sql_objects("checks")], check_overrides)  # fail early
+        run_id, publish_id = self._publish_ids(run_id, publish_id, check_overrides)
         with file_lock(self._lock_path):
             for _attempt in range(COMMIT_ATTEMPTS):
                 latest = self.published.version()
