@@ -19,10 +19,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.helpers import assert_warehouse_equals_truth
+from tests.helpers import Counted, assert_warehouse_equals_truth
 from xport_etl.cli import main
 from xport_etl.errors import LeaseLostError, RunInProgressError
 from xport_etl.layout import DataLayout
+from xport_etl.ledger import ledger_of, read_runs
 from xport_etl.load import published as published_module
 from xport_etl.load.publish import NextState
 from xport_etl.load.published import GC_AFTER_S, PublishedWarehouse, StoredWarehouse
@@ -171,6 +172,37 @@ def test_a_host_whose_copy_of_a_next_state_was_cut_short_rebuilds_it(hosts, sand
     assert json.loads(state.copy_path.read_text())["clean"]
     with pytest.raises(ValueError, match="StoredNextState"):
         NextState(a.layout, "run-x")  # the one-disk class refuses a storage URL
+
+
+def test_an_hourly_run_reads_back_nothing_it_wrote_and_costs_the_same_after_more_history(hosts, sandbox, monkeypatch):
+    """The requests of an hourly run on the host that ran the last one: its publish reads no merge
+    record this host wrote, and the run ledger costs the same after 200 more lines of history."""
+    from xport_etl import store as store_module
+
+    world = sandbox.world
+    a = hosts.new()
+    run_window(a, *_period(world))
+    counted = Counted(hosts.storage)
+    monkeypatch.setattr(
+        store_module, "open_store", lambda url: counted.child(str(Path(url).relative_to(hosts.storage)))
+    )
+    hour = (world.clock - timedelta(hours=1), world.clock + timedelta(days=1))
+
+    def hourly() -> list[tuple[str, str]]:
+        read_runs(a.layout)  # the same start: this host has read the ledger to its end
+        del counted.log[:]
+        run_window(a, *hour, incremental=True)
+        return list(counted.log)
+
+    first = hourly()
+    ledger = [r for r in first if "/ledger/runs" in r[1]]
+    assert ledger and not [r for r in first if "/merges/" in r[1] and r[0] == "get"]
+    other = hosts.new()  # more history, from another host, then read once here
+    for i in range(200):
+        ledger_of(other.layout, "runs").append([{"step": "x", "run_id": f"old-{i}"}])
+    second = hourly()
+    assert [r[0] for r in second if "/ledger/runs" in r[1]] == [r[0] for r in ledger]
+    assert len(second) == len(first)
 
 
 # ---- publishers on different hosts
