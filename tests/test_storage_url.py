@@ -205,6 +205,49 @@ def test_an_hourly_run_reads_back_nothing_it_wrote_and_costs_the_same_after_more
     assert len(second) == len(first)
 
 
+# ---- a local deployment moved onto a storage URL
+
+
+def test_a_local_data_directory_is_imported_and_runs_on_from_there(hosts, sandbox, tmp_path, capsys):
+    """``storage import``: a deployment that ran on one disk goes on under a storage URL without a
+    rebuild: the next hourly run on a fresh host, then a pull, equal the truth; the ledgers came too."""
+    world = sandbox.world
+    local = Settings(base_url=hosts.base_url, data_dir=tmp_path / "local", rate_limit=0, workers=1)
+    run_window(local, *_period(world))
+    local_runs = read_runs(local.layout)
+    before = {p: p.read_bytes() for p in local.data_dir.rglob("*") if p.is_file() and p.suffix != ".lock"}
+    assert main(["storage", "import", "--from", str(local.data_dir), "--data-dir", str(hosts.new().data_dir)]) == 0
+    assert "as version 1" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in before} == before  # the local directory is not changed
+    # a second import into the same storage URL is refused: one line and a hint, exit 2
+    assert main(["storage", "import", "--from", str(local.data_dir), "--data-dir", str(hosts.new().data_dir)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "already has a published warehouse (version 1" in err[0] and err[1].startswith("hint:")
+    # the next hourly run, on a host with an empty scratch directory
+    b = hosts.new()
+    run_window(b, world.clock - timedelta(hours=1), world.clock + timedelta(days=1), incremental=True)
+    pulled = hosts.pulled()
+    assert_warehouse_equals_truth(pulled, world)
+    assert StoredWarehouse(hosts.new().layout).latest()["seq"] == 2
+    con = duckdb.connect(str(DataLayout.of(pulled).warehouse), read_only=True)
+    try:
+        runs = {r[0] for r in con.execute("select distinct run_id from etl_runs").fetchall()}
+    finally:
+        con.close()
+    assert {r["run_id"] for r in local_runs} < runs  # the local history, and the run after the import
+
+
+def test_an_import_needs_a_storage_url_and_something_published(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("XPORT_STORAGE_URL", raising=False)
+    (tmp_path / "empty").mkdir()
+    assert main(["storage", "import", "--from", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "h")]) == 2
+    assert "none is set" in capsys.readouterr().err
+    monkeypatch.setenv("XPORT_STORAGE_URL", str(tmp_path / "bucket"))
+    assert main(["storage", "import", "--from", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "h")]) == 2
+    assert "nothing is published in" in capsys.readouterr().err
+    assert not (tmp_path / "bucket").exists()
+
+
 # ---- publishers on different hosts
 
 

@@ -136,6 +136,21 @@ class StoredLines:
             self._checkpoint(n, rows)
         return n
 
+    def seed(self, rows: Iterable[dict[str, Any]]) -> bool:
+        """Write ``rows`` as the ledger's first object (a history imported from a local ledger,
+        :mod:`xport_etl.stored_import`): True if written or already there (an import run again),
+        False if the ledger holds anything else."""
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        if not text:
+            return True
+        if self.store.keys(_CHECKPOINT):
+            return False
+        if self.store.create(_seq_key(1), text) is None:
+            blob = self.store.get(_seq_key(1))
+            return blob is not None and blob.data == text
+        self._saw(1)
+        return True
+
     def _checkpoint(self, n: int, rows: list[dict[str, Any]]) -> None:
         older = self.store.keys(_CHECKPOINT)
         start = _number(older[-1]) if older else 0
