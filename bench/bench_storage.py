@@ -99,6 +99,7 @@ def _bucket(client, bucket: str) -> dict[str, int]:
 
 
 def _run(mode: str, data_dir: Path, env: dict[str, str], start: datetime, end: datetime, incremental: bool) -> dict:
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(
         [PY, "-c", CHILD, json.dumps({"start": start.isoformat(), "end": end.isoformat(), "incremental": incremental})],
@@ -111,6 +112,7 @@ def _run(mode: str, data_dir: Path, env: dict[str, str], start: datetime, end: d
         raise RuntimeError(f"{mode} run failed: {proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["process_s"] = time.perf_counter() - t0
+    out["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # the machine is shared
     return out
 
 
