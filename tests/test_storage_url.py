@@ -237,6 +237,29 @@ def test_a_local_data_directory_is_imported_and_runs_on_from_there(hosts, sandbo
     assert {r["run_id"] for r in local_runs} < runs  # the local history, and the run after the import
 
 
+def test_an_import_carries_the_callback_messages_not_yet_consumed_and_the_raw_pages(published, tmp_path):
+    from xport_etl.callbacks.inbox import InboxStore, ObjectInbox
+
+    inbox = InboxStore(DataLayout(published).callbacks, clock=lambda: 1_780_000_000.0)
+    raw = b'{"messageType": "ORDER_STATUS", "messagePlatform": "TAOBAO", "orderId": "1"}'
+    mid, stored = inbox.append(raw, json.loads(raw))
+    inbox.close()
+    assert stored
+    host = Settings(data_dir=tmp_path / "host", storage_url=str(tmp_path / "bucket"))
+    from xport_etl.errors import ConfigError
+    from xport_etl.stored_import import import_data_dir
+
+    result = import_data_dir(host, published, with_raw=True)
+    assert result["callbacks"] == {"messages": 1, "unreadable": 0} and result["raw_files"] >= 2
+    entries, bad, _keys = ObjectInbox(host.layout.store("callbacks")).pending()
+    assert [(e.id, e.body) for e in entries] == [(mid, raw.decode())] and not bad
+    assert entries[0].received_at.startswith("2026-05-28")  # received when it was, not at the import
+    local_raw = {p.relative_to(DataLayout(published).raw).as_posix() for p in DataLayout(published).raw.rglob("*.gz")}
+    assert local_raw and local_raw <= set(host.layout.store("raw").keys())
+    with pytest.raises(ConfigError, match="already has a published warehouse"):
+        import_data_dir(host, published)
+
+
 def test_an_import_needs_a_storage_url_and_something_published(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("XPORT_STORAGE_URL", raising=False)
     (tmp_path / "empty").mkdir()
