@@ -75,6 +75,27 @@ def test_files_go_up_and_come_down(store, tmp_path):
     assert not (tmp_path / "copy" / "x").exists()
 
 
+def test_an_upload_holds_at_most_four_parts_in_memory(s3_url, tmp_path, monkeypatch):
+    from s3fs import S3FileSystem
+
+    store = open_store(s3_url)
+    src = tmp_path / "w.duckdb"
+    src.write_bytes(b"x" * (11 << 20))
+    held = []
+    real = S3FileSystem._upload_file_part_concurrent
+
+    async def parts(self, bucket, key, mpu, f0, chunksize, callback=None, max_concurrency=None):
+        held.append((max_concurrency or self.max_concurrency) * chunksize)
+        return await real(self, bucket, key, mpu, f0, chunksize, max_concurrency=max_concurrency)
+
+    monkeypatch.setattr(S3FileSystem, "_upload_file_part_concurrent", parts)
+    monkeypatch.setattr("s3fs.core.calculate_chunksize", lambda size, chunksize=None: 5 << 20)  # a multipart upload
+    store.upload(src, "warehouse/v/1.duckdb")
+    store.upload_many({"p/1.parquet": src})
+    assert held == [4 * (5 << 20)] * 2  # s3fs's default would hold 10 parts (500 MB of 50 MB parts)
+    assert store.get("warehouse/v/1.duckdb").data == src.read_bytes()
+
+
 def test_two_writers_racing_for_one_key_one_wins(tmp_path):
     store = open_store(str(tmp_path / "bucket"))
     wins = []
