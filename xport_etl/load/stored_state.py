@@ -17,7 +17,8 @@ holds beside it in ``<key>.copy.json``) is that base version plus those merges: 
 merged some of them merges the rest (merges are idempotent and the merge rule orders versions,
 not arrivals), any other host starts from the base version (this host's copy of the warehouse,
 or downloaded) and merges them all. A copy is marked unclean while it is changed, so one a crash
-interrupted is rebuilt, never trusted.
+interrupted is rebuilt, never trusted. The merge records are written once and never changed, so each host
+keeps the ones it wrote or read (``state/next/<key>.merges/``) and downloads each at most once.
 
 Publishing rebuilds the copy on the *newest* published version if another writer published since
 the run began (its batches merged again onto that state, as on one disk), checks it and commits
