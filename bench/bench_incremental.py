@@ -73,9 +73,12 @@ def _child(task: str, args: dict[str, Any], out: Path) -> None:
     import xport_etl.load.staging  # noqa: F401
     import xport_etl.run.engine  # noqa: F401
 
-    result = {"incremental": child_incremental, "base_full": child_base_full, "base_lists": child_base_lists}[task](
-        args
-    )
+    result = {
+        "incremental": child_incremental,
+        "base_full": child_base_full,
+        "base_lists": child_base_lists,
+        "lists_load": child_lists_load,
+    }[task](args)
     ru_s, ru_c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     result.update(
         maxrss_self_kb=ru_s.ru_maxrss,
@@ -167,6 +170,7 @@ def child_incremental(args: dict) -> dict:
     import xport_etl.load.migrate as migrate
     import xport_etl.load.publish as load
     import xport_etl.load.staging as staging
+    from xport_etl.load.stored_state import StoredNextState
     from xport_etl.run import engine, fanout, lander, state
     from xport_etl.run import stage as run_stage
 
@@ -181,6 +185,9 @@ def child_incremental(args: dict) -> dict:
         # a run merges into its next state, then publishes it once (load.NextState)
         (load.NextState, "merge", "publish"),
         (load.NextState, "publish", "publish"),
+        # under a storage URL (bench_storage.py): the same steps, with the uploads and the commit
+        (StoredNextState, "merge", "publish"),
+        (StoredNextState, "publish", "publish"),
         (load, "merge_staged", "publish.merge"),
         (load, "merge_rejects", "publish.rejects"),
         (load, "replace_runs", "publish.ledger"),
@@ -244,6 +251,31 @@ def child_incremental(args: dict) -> dict:
         "rows_written": result["rows_written"],
         "rejects": result["rejects"],
         "breakdown": breakdown,
+    }
+
+
+def child_lists_load(args: dict) -> dict:
+    """The list endpoints' landed windows (``args["manifests"]``: paths, or URLs under a storage
+    URL's ``raw/``) through ``load_windows`` into a fresh data directory: staged, merged and
+    published, as the first load does after landing them (bench_storage.py's first load at 1M)."""
+    from xport_etl.load.publish import NextState
+    from xport_etl.load.stored_state import StoredNextState
+    from xport_etl.run.state import load_windows
+
+    tl = _Timeline()
+    for cls in (NextState, StoredNextState):
+        tl.wrap(cls, "publish", "publish")
+        tl.wrap(cls, "merge", "merge")
+    settings = _settings(args)
+    t0 = time.perf_counter()
+    loaded = load_windows(settings, args["manifests"])
+    wall = time.perf_counter() - t0
+    return {
+        "seconds": wall,
+        "publish_s": _length(_union(tl.stages.get("publish", []))),
+        "merge_s": _length(_union(tl.stages.get("merge", []))),
+        "publishes": len(tl.stages.get("publish", [])),
+        "rows_written": loaded["rows_written"],
     }
 
 

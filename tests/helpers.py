@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from xport_etl.schemas import (
     FCT_REFUNDS,
     STAGED_TABLES,
 )
+from xport_etl.store import LocalStore
 from xport_sandbox.truth import truth_tables
 
 # the five fact tables the sandbox's ground truth holds
@@ -179,3 +181,59 @@ def assert_fits_schemas(out, *, every_column: bool = True) -> None:
             assert set(row) == expected if every_column else set(row) <= expected, (table, set(row) ^ expected)
         to_table(rows, STAGED_TABLES[table].spec.arrow_schema())
     to_table(out.rejects, ETL_REJECTS.arrow_schema())
+
+
+class Counted(LocalStore):
+    """A local store that counts the requests an S3 store makes for each call (a listing is one,
+    ``get_many`` one per key, a delete one batch); ``log`` holds each request and its path."""
+
+    def __init__(self, root, requests: Counter | None = None, log: list | None = None) -> None:
+        super().__init__(root)
+        self.requests = Counter() if requests is None else requests
+        self.log = [] if log is None else log
+
+    def child(self, prefix: str) -> Counted:
+        return Counted(self._path(prefix), self.requests, self.log)
+
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    def _count(self, request: str, key: str = "") -> None:
+        self.requests[request] += 1
+        self.log.append((request, str(self._path(key)) if key else str(self.root)))
+
+    def get(self, key):
+        self._count("get", key)
+        return super().get(key)
+
+    def put(self, key, data):
+        self._count("put", key)
+        return super().put(key, data)
+
+    def create(self, key, data):
+        self._count("create", key)
+        return super().create(key, data)
+
+    def replace(self, key, data, etag):
+        self._count("replace", key)
+        return super().replace(key, data, etag)
+
+    def sizes(self, prefix="", *, after=None):
+        self._count("list", prefix)
+        return super().sizes(prefix, after=after)
+
+    def exists(self, key):
+        self._count("head", key)
+        return super().exists(key)
+
+    def delete(self, keys):
+        self._count("delete")
+        return super().delete(keys)
+
+    def upload(self, path, key):
+        self._count("upload", key)
+        return super().upload(path, key)
+
+    def download(self, key, path):
+        self._count("download", key)
+        return super().download(key, path)

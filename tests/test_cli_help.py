@@ -98,6 +98,8 @@ def test_the_commands_are_the_documented_ones():
         "dashboard",
         "docs",
         "pull",
+        "storage",
+        "storage import",
     }
     assert set(_commands(build_sandbox_parser)) == {"serve", "truth", "demo"}
 

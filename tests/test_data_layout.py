@@ -34,6 +34,7 @@ BEFORE = {
     "ratelimit": "state/ratelimit",
     "spool": "spool",
     "tmp": "tmp",
+    "ledger_cache": "state/ledger-cache",  # new with the storage URL's host cache (never written without one)
 }
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.helpers import assert_warehouse_equals_truth
+from tests.helpers import Counted, assert_warehouse_equals_truth
 from xport_etl.cli import main
 from xport_etl.errors import LeaseLostError, RunInProgressError
 from xport_etl.layout import DataLayout
+from xport_etl.ledger import ledger_of, read_runs
 from xport_etl.load import published as published_module
 from xport_etl.load.publish import NextState
 from xport_etl.load.published import GC_AFTER_S, PublishedWarehouse, StoredWarehouse
@@ -171,6 +172,103 @@ def test_a_host_whose_copy_of_a_next_state_was_cut_short_rebuilds_it(hosts, sand
     assert json.loads(state.copy_path.read_text())["clean"]
     with pytest.raises(ValueError, match="StoredNextState"):
         NextState(a.layout, "run-x")  # the one-disk class refuses a storage URL
+
+
+def test_an_hourly_run_reads_back_nothing_it_wrote_and_costs_the_same_after_more_history(hosts, sandbox, monkeypatch):
+    """The requests of an hourly run on the host that ran the last one: its publish reads no merge
+    record this host wrote, and the run ledger costs the same after 200 more lines of history."""
+    from xport_etl import store as store_module
+
+    world = sandbox.world
+    a = hosts.new()
+    run_window(a, *_period(world))
+    counted = Counted(hosts.storage)
+    monkeypatch.setattr(
+        store_module, "open_store", lambda url: counted.child(str(Path(url).relative_to(hosts.storage)))
+    )
+    hour = (world.clock - timedelta(hours=1), world.clock + timedelta(days=1))
+
+    def hourly() -> list[tuple[str, str]]:
+        read_runs(a.layout)  # the same start: this host has read the ledger to its end
+        del counted.log[:]
+        run_window(a, *hour, incremental=True)
+        return list(counted.log)
+
+    first = hourly()
+    ledger = [r for r in first if "/ledger/runs" in r[1]]
+    assert ledger and not [r for r in first if "/merges/" in r[1] and r[0] == "get"]
+    other = hosts.new()  # more history, from another host, then read once here
+    for i in range(200):
+        ledger_of(other.layout, "runs").append([{"step": "x", "run_id": f"old-{i}"}])
+    second = hourly()
+    assert [r[0] for r in second if "/ledger/runs" in r[1]] == [r[0] for r in ledger]
+    assert len(second) == len(first)
+
+
+# ---- a local deployment moved onto a storage URL
+
+
+def test_a_local_data_directory_is_imported_and_runs_on_from_there(hosts, sandbox, tmp_path, capsys):
+    """``storage import``: a deployment that ran on one disk goes on under a storage URL without a
+    rebuild: the next hourly run on a fresh host, then a pull, equal the truth; the ledgers came too."""
+    world = sandbox.world
+    local = Settings(base_url=hosts.base_url, data_dir=tmp_path / "local", rate_limit=0, workers=1)
+    run_window(local, *_period(world))
+    local_runs = read_runs(local.layout)
+    before = {p: p.read_bytes() for p in local.data_dir.rglob("*") if p.is_file() and p.suffix != ".lock"}
+    assert main(["storage", "import", "--from", str(local.data_dir), "--data-dir", str(hosts.new().data_dir)]) == 0
+    assert "as version 1" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in before} == before  # the local directory is not changed
+    # a second import into the same storage URL is refused: one line and a hint, exit 2
+    assert main(["storage", "import", "--from", str(local.data_dir), "--data-dir", str(hosts.new().data_dir)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "already has a published warehouse (version 1" in err[0] and err[1].startswith("hint:")
+    # the next hourly run, on a host with an empty scratch directory
+    b = hosts.new()
+    run_window(b, world.clock - timedelta(hours=1), world.clock + timedelta(days=1), incremental=True)
+    pulled = hosts.pulled()
+    assert_warehouse_equals_truth(pulled, world)
+    assert StoredWarehouse(hosts.new().layout).latest()["seq"] == 2
+    con = duckdb.connect(str(DataLayout.of(pulled).warehouse), read_only=True)
+    try:
+        runs = {r[0] for r in con.execute("select distinct run_id from etl_runs").fetchall()}
+    finally:
+        con.close()
+    assert {r["run_id"] for r in local_runs} < runs  # the local history, and the run after the import
+
+
+def test_an_import_carries_the_callback_messages_not_yet_consumed_and_the_raw_pages(published, tmp_path):
+    from xport_etl.callbacks.inbox import InboxStore, ObjectInbox
+
+    inbox = InboxStore(DataLayout(published).callbacks, clock=lambda: 1_780_000_000.0)
+    raw = b'{"messageType": "ORDER_STATUS", "messagePlatform": "TAOBAO", "orderId": "1"}'
+    mid, stored = inbox.append(raw, json.loads(raw))
+    inbox.close()
+    assert stored
+    host = Settings(data_dir=tmp_path / "host", storage_url=str(tmp_path / "bucket"))
+    from xport_etl.errors import ConfigError
+    from xport_etl.stored_import import import_data_dir
+
+    result = import_data_dir(host, published, with_raw=True)
+    assert result["callbacks"] == {"messages": 1, "unreadable": 0} and result["raw_files"] >= 2
+    entries, bad, _keys = ObjectInbox(host.layout.store("callbacks")).pending()
+    assert [(e.id, e.body) for e in entries] == [(mid, raw.decode())] and not bad
+    assert entries[0].received_at.startswith("2026-05-28")  # received when it was, not at the import
+    local_raw = {p.relative_to(DataLayout(published).raw).as_posix() for p in DataLayout(published).raw.rglob("*.gz")}
+    assert local_raw and local_raw <= set(host.layout.store("raw").keys())
+    with pytest.raises(ConfigError, match="already has a published warehouse"):
+        import_data_dir(host, published)
+
+
+def test_an_import_needs_a_storage_url_and_something_published(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("XPORT_STORAGE_URL", raising=False)
+    (tmp_path / "empty").mkdir()
+    assert main(["storage", "import", "--from", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "h")]) == 2
+    assert "none is set" in capsys.readouterr().err
+    monkeypatch.setenv("XPORT_STORAGE_URL", str(tmp_path / "bucket"))
+    assert main(["storage", "import", "--from", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "h")]) == 2
+    assert "nothing is published in" in capsys.readouterr().err
+    assert not (tmp_path / "bucket").exists()
 
 
 # ---- publishers on different hosts

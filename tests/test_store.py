@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from tests.helpers import Counted
 from xport_etl import stored_lines
 from xport_etl.errors import ConfigError
 from xport_etl.layout import DataLayout
@@ -74,6 +75,27 @@ def test_files_go_up_and_come_down(store, tmp_path):
     assert not (tmp_path / "copy" / "x").exists()
 
 
+def test_an_upload_holds_at_most_four_parts_in_memory(s3_url, tmp_path, monkeypatch):
+    from s3fs import S3FileSystem
+
+    store = open_store(s3_url)
+    src = tmp_path / "w.duckdb"
+    src.write_bytes(b"x" * (11 << 20))
+    held = []
+    real = S3FileSystem._upload_file_part_concurrent
+
+    async def parts(self, bucket, key, mpu, f0, chunksize, callback=None, max_concurrency=None):
+        held.append((max_concurrency or self.max_concurrency) * chunksize)
+        return await real(self, bucket, key, mpu, f0, chunksize, max_concurrency=max_concurrency)
+
+    monkeypatch.setattr(S3FileSystem, "_upload_file_part_concurrent", parts)
+    monkeypatch.setattr("s3fs.core.calculate_chunksize", lambda size, chunksize=None: 5 << 20)  # a multipart upload
+    store.upload(src, "warehouse/v/1.duckdb")
+    store.upload_many({"p/1.parquet": src})
+    assert held == [4 * (5 << 20)] * 2  # s3fs's default would hold 10 parts (500 MB of 50 MB parts)
+    assert store.get("warehouse/v/1.duckdb").data == src.read_bytes()
+
+
 def test_two_writers_racing_for_one_key_one_wins(tmp_path):
     store = open_store(str(tmp_path / "bucket"))
     wins = []
@@ -136,6 +158,9 @@ def test_a_stored_ledger_reads_what_was_appended_from_a_position(store):
 
 def test_appenders_on_several_hosts_lose_nothing_and_checkpoints_keep_it_all(tmp_path, monkeypatch):
     monkeypatch.setattr(stored_lines, "CHECKPOINT_EVERY", 8)
+    # compacted at once, so no tip is ever trusted (a tip is only safe while objects are kept)
+    monkeypatch.setattr(stored_lines, "DELETE_AFTER_S", 0.0)
+    monkeypatch.setattr(stored_lines, "TIP_FOR_S", -1.0)
     root = tmp_path / "bucket"
     errors = []
 
@@ -166,3 +191,96 @@ def test_appenders_on_several_hosts_lose_nothing_and_checkpoints_keep_it_all(tmp
     assert later == rows[5:]
     ledger.append([{"host": 9, "i": 0}])
     assert ledger.read(end) == ([{"host": 9, "i": 0}], 41)
+
+
+# ---- what the stored ledgers cost in requests
+
+
+@pytest.fixture
+def fresh_process(monkeypatch):
+    """Forget the ledgers' tips (what a new process knows); returns the function that does it."""
+    monkeypatch.setattr(stored_lines, "_tips", {})
+    return lambda: stored_lines._tips.clear()
+
+
+def test_an_append_is_one_request(tmp_path, fresh_process):
+    store = Counted(tmp_path / "bucket")
+    ledger = StoredLines(store)
+    ledger.append([{"n": 0}])
+    fresh_process()
+    store.requests.clear()
+    ledger.append([{"n": 1}])  # a new process: one listing finds the highest number, then the create
+    assert store.requests == {"list": 1, "create": 1}
+    for n in range(2, 20):
+        store.requests.clear()
+        assert ledger.append([{"n": n}]) == n + 1
+        assert store.requests == {"create": 1}, n  # no read-modify-write of a head object
+    # another process appended meanwhile: the refused create, one listing, the create
+    mine = dict(stored_lines._tips)
+    fresh_process()
+    StoredLines(store).append([{"n": "elsewhere"}])
+    stored_lines._tips.update(mine)  # this process's tip: one behind
+    store.requests.clear()
+    assert ledger.append([{"n": 21}]) == 22
+    assert store.requests == {"create": 2, "list": 1}
+    assert [r["n"] for r in ledger.read()[0]] == [*range(20), "elsewhere", 21]
+
+
+def test_objects_a_checkpoint_covers_stay_until_no_tip_can_be_behind_them(tmp_path, fresh_process, monkeypatch):
+    monkeypatch.setattr(stored_lines, "CHECKPOINT_EVERY", 4)
+    store = Counted(tmp_path / "bucket")
+    ledger = StoredLines(store)
+    for n in range(12):
+        ledger.append([{"n": n}])
+    assert len(store.keys("checkpoint")) == 2 and len(store.keys("seq")) == 12  # young: all kept
+    monkeypatch.setattr(stored_lines, "DELETE_AFTER_S", -1.0)  # an hour later
+    for n in range(12, 16):
+        ledger.append([{"n": n}])
+    assert store.keys("seq")[0] == "seq/000000000013.jsonl"  # what the checkpoint before the newest covered went
+    fresh_process()
+    assert [r["n"] for r in StoredLines(store).read()[0]] == list(range(16))
+
+
+def test_a_hosts_read_costs_what_was_appended_since_not_the_history(tmp_path, fresh_process, monkeypatch):
+    monkeypatch.setattr(stored_lines, "CHECKPOINT_EVERY", 8)
+    monkeypatch.setattr(stored_lines, "DELETE_AFTER_S", -1.0)
+    monkeypatch.setattr(stored_lines, "TIP_FOR_S", -1.0)
+    store = Counted(tmp_path / "bucket")
+    writer = StoredLines(store)
+    for n in range(200):
+        writer.append([{"n": n}])
+    host = StoredLines(store, cache=tmp_path / "host" / "runs.jsonl")
+    store.requests.clear()
+    rows, end = host.read()  # the first read on a host: the newest checkpoint and what follows it
+    assert [r["n"] for r in rows] == list(range(200)) and end == 200
+    assert store.requests["get"] <= 1 + 8 and store.requests["list"] == 2
+    total = 200
+    for history in (0, 300):  # the same cost after 300 more appends
+        for n in range(history):
+            writer.append([{"n": total + n}])
+        total += history
+        host.read()
+        for since in (0, 3):
+            for _ in range(since):
+                writer.append([{"n": "new"}])
+            total += since
+            store.requests.clear()
+            rows, end = host.read()
+            assert store.requests == ({"list": 1, "get": since} if since else {"list": 1}), (history, since)
+            assert end == total and len(rows) == total
+    fresh_process()
+    assert StoredLines(store).read() == host.read()  # the cache holds what the store holds
+    assert host.read(end - 2) == ([{"n": "new"}, {"n": "new"}], end)
+
+
+def test_a_host_cache_of_a_ledger_replaced_since_is_dropped(tmp_path, fresh_process):
+    store = Counted(tmp_path / "bucket")
+    host = StoredLines(store, cache=tmp_path / "host" / "runs.jsonl")
+    StoredLines(store).append([{"n": 1}])
+    StoredLines(store).append([{"n": 2}])
+    assert host.read()[0] == [{"n": 1}, {"n": 2}]
+    store.delete(store.keys())  # the ledger restored from an older backup, then appended to
+    fresh_process()
+    StoredLines(store).append([{"v": "restored"}])
+    fresh_process()
+    assert host.read() == ([{"v": "restored"}], 1)

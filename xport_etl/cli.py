@@ -342,6 +342,14 @@ def cmd_pull(args) -> int:
     return 0
 
 
+def cmd_storage_import(args) -> int:
+    from xport_etl.stored_import import describe, import_data_dir
+
+    s = pipeline_settings(args)
+    print(describe(import_data_dir(s, Path(args.source).expanduser(), with_raw=args.with_raw)))
+    return 0
+
+
 def cmd_run(args) -> int:
     from datetime import timedelta
 
@@ -544,6 +552,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--to", required=True, metavar="FILE", help="the local file to write, e.g. --to warehouse.duckdb")
     p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser(
+        "storage",
+        help="move a local deployment onto a storage URL",
+        description="Commands for the storage URL (XPORT_STORAGE_URL).\n"
+        "example: XPORT_STORAGE_URL=s3://bucket/xport xport-etl storage import --from /srv/xport/data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    storage_sub = p.add_subparsers(dest="storage_command", metavar="COMMAND", required=True)
+    q = storage_sub.add_parser(
+        "import",
+        parents=[common],
+        help="publish a local data directory under the storage URL, as its first version",
+        description="Publish a local data directory's warehouse under the storage URL as its first "
+        "version, with its run and check ledgers and its callback messages not yet consumed, so "
+        "that the next run on any host goes on from there (nothing is rebuilt). Refused, with "
+        "nothing written, if the storage URL already has a published version. The local "
+        "directory is not changed.\n"
+        "example: XPORT_STORAGE_URL=s3://bucket/xport xport-etl storage import --from /srv/xport/data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--from", dest="source", required=True, metavar="DIR", help="the local deployment's data directory")
+    q.add_argument(
+        "--with-raw", action="store_true", help="also copy the raw pages (the audit trail; not needed to run on)"
+    )
+    q.set_defaults(func=cmd_storage_import)
 
     # beside their step, with the pipeline's shared flags
     status.register(sub, parents=[common])

@@ -136,6 +136,11 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
         ),
         "spool": Kind("spool", HOST, "pages on their way to a remote raw root"),
         "tmp": Kind("tmp", HOST, "DuckDB's spill files while staging"),
+        "ledger_cache": Kind(
+            "state/ledger-cache",
+            HOST,
+            "with a storage URL: the ledger lines this host has read (objects written once, kept by number)",
+        ),
     }
 )
 
@@ -287,6 +292,10 @@ class DataLayout:
     @property
     def tmp(self) -> Path:
         return self._at("tmp")
+
+    @property
+    def ledger_cache(self) -> Path:
+        return self._at("ledger_cache")
 
 
 def layout_markdown() -> str:

@@ -91,7 +91,7 @@ def ledger_of(where: Where, kind: str) -> JsonLines | StoredLines:
     if layout.stored:
         from xport_etl.stored_lines import StoredLines
 
-        return StoredLines(layout.store(kind))
+        return StoredLines(layout.store(kind), cache=layout.ledger_cache / f"{kind}.jsonl")
     return JsonLines(getattr(layout, kind))
 
 

@@ -183,23 +183,26 @@ class StoredWarehouse(PublishedWarehouse):
         blob = self.store.get(_commit_key(seq))
         return None if blob is None else json.loads(blob.data)
 
-    def latest(self) -> dict[str, Any] | None:
-        """The newest commit (``seq``, ``file``, ``published_at``, ``host``, ``size``), or None."""
+    def latest_seq(self) -> int | None:
+        """The newest commit's number, or None: ``HEAD`` and a step forward while a next commit
+        exists (two requests when ``HEAD`` is current)."""
         head = self.store.get(_HEAD)
         if head is not None and head.data.strip().isdigit():
             seq = int(head.data)
             while self.store.exists(_commit_key(seq + 1)):
                 seq += 1
-        else:
-            keys = self.store.keys(_COMMITS)
-            if not keys:
-                return None
-            seq = int(keys[-1].rsplit("/", 1)[-1].split(".")[0])
-        return self.commit_of(seq)
+            return seq
+        keys = self.store.keys(_COMMITS)
+        return int(keys[-1].rsplit("/", 1)[-1].split(".")[0]) if keys else None
+
+    def latest(self) -> dict[str, Any] | None:
+        """The newest commit (``seq``, ``file``, ``published_at``, ``host``, ``size``), or None."""
+        seq = self.latest_seq()
+        return None if seq is None else self.commit_of(seq)
 
     def version(self) -> Version | None:
-        commit = self.latest()
-        return None if commit is None else [int(commit["seq"])]
+        seq = self.latest_seq()
+        return None if seq is None else [seq]
 
     @property
     def shown(self) -> str:
@@ -318,19 +321,19 @@ class StoredWarehouse(PublishedWarehouse):
         self.store.put(_HEAD, str(seq).encode())
         with self.lock():  # the publisher's host has the new version: it never downloads it
             self._adopt(commit, lambda path: os.replace(state, path))
-        self.collect_garbage()
+        self.collect_garbage(latest=commit)
         return commit
 
-    def collect_garbage(self, now: float | None = None) -> list[str]:
+    def collect_garbage(self, now: float | None = None, latest: dict[str, Any] | None = None) -> list[str]:
         """Delete version files no commit among the newest :data:`KEEP_VERSIONS` names and older
         than :data:`GC_AFTER_S` (a version being downloaded, or uploaded and about to be
-        committed, is younger); the keys deleted."""
-        latest = self.latest()
+        committed, is younger); the keys deleted. ``latest``: the newest commit, if known."""
+        latest = latest or self.latest()
         if latest is None:
             return []
-        keep = {
+        keep = {latest["file"]} | {
             c["file"]
-            for seq in range(int(latest["seq"]), max(int(latest["seq"]) - KEEP_VERSIONS, 0), -1)
+            for seq in range(int(latest["seq"]) - 1, max(int(latest["seq"]) - KEEP_VERSIONS, 0), -1)
             if (c := self.commit_of(seq)) is not None
         }
         cutoff = (time.time() if now is None else now) - GC_AFTER_S

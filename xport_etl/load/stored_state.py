@@ -17,7 +17,8 @@ holds beside it in ``<key>.copy.json``) is that base version plus those merges: 
 merged some of them merges the rest (merges are idempotent and the merge rule orders versions,
 not arrivals), any other host starts from the base version (this host's copy of the warehouse,
 or downloaded) and merges them all. A copy is marked unclean while it is changed, so one a crash
-interrupted is rebuilt, never trusted.
+interrupted is rebuilt, never trusted. The merge records are written once and never changed, so each host
+keeps the ones it wrote or read (``state/next/<key>.merges/``) and downloads each at most once.
 
 Publishing rebuilds the copy on the *newest* published version if another writer published since
 the run began (its batches merged again onto that state, as on one disk), checks it and commits
@@ -28,6 +29,7 @@ never lose each other's rows. The run's objects are deleted once it is published
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -78,6 +80,7 @@ class StoredNextState(NextState):
         self.store = self.layout.store("next_states").child(key)
         self.parquet = self.layout.store("parquet")
         self.copy_path = self.path.with_name(f"{key}.copy.json")
+        self.records_dir = self.path.with_name(f"{key}.merges")  # this host's copies of the merge records
 
     def __repr__(self) -> str:
         return f"StoredNextState({self.store.shown!r})"
@@ -91,12 +94,27 @@ class StoredNextState(NextState):
     def _merge_names(self) -> list[str]:
         return self.store.keys(_MERGES)
 
+    def _record_path(self, name: str) -> Path:
+        return self.records_dir / name.rsplit("/", 1)[-1]
+
     def _records(self, names: Sequence[str]) -> list[dict]:
-        found = self.store.get_many(names)
+        """The merge records ``names``: each downloaded once per host (written once, never changed)."""
+        found: dict[str, bytes] = {}
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                found[name] = self._record_path(name).read_bytes()
+        fetched = self.store.get_many([n for n in names if n not in found])
+        for name, data in fetched.items():
+            self._keep_record(name, data)
+        found.update(fetched)
         missing = [n for n in names if n not in found]
         if missing:
             raise FileNotFoundError(f"the merge records {missing} of {self.store.shown} are gone")
         return [json.loads(found[n]) for n in names]
+
+    def _keep_record(self, name: str, data: bytes) -> None:
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self._record_path(name), data)
 
     def meta(self) -> dict | None:
         """What has been merged (``batches``, ``rows``, ``rows_written``, ``rejects``, ``base``), or
@@ -212,7 +230,9 @@ class StoredNextState(NextState):
             written, rejects, changed = self._merge_into(batches)
             name = f"{_MERGES}/{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.json"
             record = {"batches": [d for d, _f in described], "rows": [dict(r) for r in rows]}
-            self.store.put(name, json.dumps({**record, "written": written, "rejects": rejects}, default=str).encode())
+            data = json.dumps({**record, "written": written, "rejects": rejects}, default=str).encode()
+            self.store.put(name, data)
+            self._keep_record(name, data)
             self._save_copy(
                 {**copy, "merged": [*copy["merged"], name], "changed": sorted(set(copy["changed"]) | changed)}
             )
@@ -274,6 +294,7 @@ class StoredNextState(NextState):
                 )
             self.store.delete([*names, _BASE])
             self._drop_copy()
+            shutil.rmtree(self.records_dir, ignore_errors=True)
             _remove_abandoned(self)
         return LoadResult(
             self.published.where(commit),
@@ -289,6 +310,7 @@ class StoredNextState(NextState):
         """Forget the next state: its objects and this host's copy; the published warehouse is untouched."""
         self.store.delete(self.store.keys())
         self._drop_copy()
+        shutil.rmtree(self.records_dir, ignore_errors=True)
 
 
 def _remove_abandoned(state: StoredNextState) -> None:
