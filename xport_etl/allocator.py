@@ -2,7 +2,7 @@
 
 A load stages windows with DuckDB and Arrow on several threads, then merges them into the next
 state on others (bench/NOTES.md, "Memory"). glibc's malloc gives threads that allocate at once
-arenas of their own (up to eight a core) and keeps what they free for their own reuse, so memory a
+arenas of their own (up to eight a core) and keeps what they free for their reuse, so memory a
 staging thread freed stayed resident while the merge allocated afresh: at 1M orders landed as one
 window, that is what took the peak past 500 MB. Both helpers are no-ops with another C library.
 """
@@ -16,7 +16,9 @@ from typing import Any
 
 from xport_etl.settings import malloc_arenas_chosen
 
-ARENAS = 2  # glibc malloc arenas once staging starts (the main one and one for every other thread)
+# glibc malloc arenas once staging starts: two kept the 1M peak as low but cost ~3% CPU (the
+# staging threads' allocations contended for one arena); four cost none measurable (bench/NOTES.md)
+ARENAS = 4
 _M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 
 
@@ -33,8 +35,7 @@ def bound_arenas() -> bool:
     """Cap glibc's malloc at :data:`ARENAS` arenas for the rest of the process, unless the caller
     chose (``MALLOC_ARENA_MAX``, or ``malloc.arena_max`` in ``GLIBC_TUNABLES``); returns whether
     the cap was set. Called when staging starts, before its threads: glibc counts its arenas once,
-    when a thread first finds none free (a process that already made nine keeps them). Costs no
-    measurable time: the staging threads' queries spend little of it in malloc."""
+    when a thread first finds none free (a process that already made nine keeps them)."""
     mallopt = _libc("mallopt")
     if mallopt is None or malloc_arenas_chosen():
         return False
