@@ -645,8 +645,7 @@ def settings_from_connection(
 
 
 def umask_from_env(environ: Mapping[str, str] | None = None) -> int:
-    """The umask ``XPORT_UMASK`` asks for (default 077), checked as :class:`Settings` checks it;
-    what the CLI runs under, read before any other setting is needed."""
+    """The umask ``XPORT_UMASK`` asks for (default 077, checked as in :class:`Settings`), read before any other."""
     s = SETTING["umask"]
     env = os.environ if environ is None else environ
     raw = (env.get(s.named) or "").strip()
@@ -677,13 +676,11 @@ def crash_at() -> str | None:
 
 def pipeline_pid() -> int | None:
     """The pipeline's process id when this process is one of its staging workers, else None."""
-    pid = os.environ.get(PIPELINE_PID_VAR)
-    return int(pid) if pid else None
+    return int(pid) if (pid := os.environ.get(PIPELINE_PID_VAR)) else None
 
 
 def worker_environ(pipeline: int) -> dict[str, str]:
-    """The environment of a staging worker process of pipeline process ``pipeline``: this one's,
-    plus ``XPORT_PIPELINE_PID`` (so that a crash point reached in the worker kills the pipeline)."""
+    """A staging worker's environment: this one's plus ``XPORT_PIPELINE_PID`` (its crash points kill ``pipeline``)."""
     return {**os.environ, PIPELINE_PID_VAR: str(pipeline)}
 
 
@@ -693,8 +690,11 @@ def terminal_columns() -> str | None:
 
 
 def prefer_system_allocator() -> None:
-    """Make Arrow use the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise.
-    Arrow reads the variable when pyarrow is first imported, so this runs from ``xport_etl``'s
-    ``__init__`` (this module never imports pyarrow). Arrow's default (mimalloc) kept more memory
-    resident while windows were staged at once, at no gain in speed (bench/NOTES.md, "Memory")."""
+    """Make Arrow use the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise: read when pyarrow
+    is first imported, so from ``xport_etl``'s ``__init__``; mimalloc kept more resident (bench/NOTES.md, "Memory")."""
     os.environ.setdefault(ARROW_POOL_VAR, "system")
+
+
+def malloc_arenas_chosen() -> bool:
+    """Whether you chose glibc's arenas (``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``): xport_etl.allocator keeps them."""
+    return "MALLOC_ARENA_MAX" in os.environ or "malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", "")

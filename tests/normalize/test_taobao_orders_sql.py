@@ -391,9 +391,6 @@ def test_a_reference_record_is_parsed_alone_from_its_exact_text():
 # pages whose records, cut out of the page one by one, might not read as the page parsed whole
 # does: the page is parsed whole, and both paths still agree
 WHOLE_PARSE = [
-    ("an escape anywhere in the page", {"sellerOrderNumber": "@@"}, r'"S\u0031"'),
-    ("a member named data in a record", {"data": 1}, None),
-    ("a second records member in a record", {"records": []}, None),
     ("a NaN in a field no column reads", {"warehouseName": "@@"}, "NaN"),
     ("an integer beyond int()'s digits elsewhere in the page", {"warehouseName": "@@"}, "9" * 4400),
 ]
@@ -410,6 +407,64 @@ def test_a_page_that_may_not_cut_into_records_is_parsed_whole_once(case):
         body = body.replace(b'"@@"', raw.encode())
     sql = assert_same([(1, body, None)])
     assert (sql.norm.stats.parsed_pages, sql.norm.stats.python_pages) == (1, 0), sql.norm.stats
+
+
+def _records(amount: str) -> list[dict]:
+    """Three orders, the second one for the reference (its amount is not money)."""
+    return [order("91001"), order("91002", purchaseAmount=amount), order("91003")]
+
+
+# the envelope names data or records twice (msgspec keeps the last, the reference and DuckDB the
+# first), or spells a name with an escape: cut out of the last, the odd record would be another
+ENVELOPE_TWICE = [
+    ("a second data member", lambda other: b',"data":{"records":' + other + b"}}"),
+    ("a second data member spelled with an escape", lambda other: b',"d\\u0061ta":{"records":' + other + b"}}"),
+    ("a second records member in data", None),
+]
+
+
+@pytest.mark.parametrize("case", ENVELOPE_TWICE, ids=[c[0] for c in ENVELOPE_TWICE])
+def test_an_envelope_naming_data_or_records_twice_is_parsed_whole(case):
+    _what, tail = case
+    body = page(_records("12.5O"))
+    other = jsonutil.dumps(_records("99.5O")).encode()
+    if tail is None:
+        body = body.replace(b'"total":', b'"records":' + other + b',"total":', 1)
+    else:
+        body = body[:-1] + tail(other)
+    sql = assert_same([(1, body, None)])
+    assert (sql.norm.stats.parsed_pages, sql.norm.stats.python_records) == (1, 1), sql.norm.stats
+    (reject,) = sql.norm.rejects
+    assert "12.5O" in reject["raw_json"]
+
+
+# what records hold reads the same in a record cut alone as in its page: the page is not parsed
+CUT_ANYWAY = [
+    ("a member named data in a record", {"data": 1}, None),
+    ("a second records member in a record", {"records": []}, None),
+    ("an escape in another record", {"sellerOrderNumber": "@@"}, r'"S\u0031"'),
+    ("a surrogate pair in another record", {"sellerOrderNumber": "@@"}, r'"S\ud83d\ude00"'),
+]
+
+
+@pytest.mark.parametrize("case", CUT_ANYWAY, ids=[c[0] for c in CUT_ANYWAY])
+def test_names_and_escapes_inside_records_do_not_make_the_page_parse_whole(case):
+    _what, fields, raw = case
+    records = _records("12.5O")
+    records[2].update(fields)
+    body = page(records)
+    if raw is not None:
+        body = body.replace(b'"@@"', raw.encode())
+    sql = assert_same([(1, body, None)])
+    assert (sql.norm.stats.parsed_pages, sql.norm.stats.python_records) == (0, 1), sql.norm.stats
+
+
+def test_an_escape_in_the_record_for_the_reference_is_read_from_its_own_text():
+    """A surrogate pair and an escaped character in the odd record itself: read alone, as in its page."""
+    odd = order("91002", purchaseAmount="12.5O", sellerOrderNumber="@@", closeReason="@@2")
+    body = page([order("91001"), odd]).replace(b'"@@"', rb'"\ud83d\ude00"').replace(b'"@@2"', rb'"a\u0062"')
+    sql = assert_same([(1, body, None)])
+    assert (sql.norm.stats.parsed_pages, sql.norm.stats.python_records) == (0, 1), sql.norm.stats
 
 
 def test_bytes_that_are_not_utf8_go_to_python_in_page_order():

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from xport_etl import allocator
 from xport_etl.extract.endpoints import ASSUMED, ApiAssumptions
 from xport_etl.extract.landing import Manifest, check_page_count, check_window, read_pages
 from xport_etl.extract.storage import contained
@@ -313,6 +314,7 @@ class SharedStaging:
     def __init__(self, data_dir: Where, memory_limit: str | None = None, workers: int | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        allocator.bound_arenas()  # before the threads (see its docstring)
         tmp = DataLayout.of(data_dir).tmp
         for old in tmp.glob("stage-shared-*"):  # spill files of a killed process
             if not _alive(int(old.name.split("-")[2])):
@@ -356,6 +358,7 @@ class SharedStaging:
         for cur in self._cursors:
             cur.close()
         self.con.close()
+        allocator.trim()  # what the database took: the merge starts from what is in use
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> SharedStaging:
@@ -427,6 +430,7 @@ def _stage_sql(
         if norm is not None:
             norm.drop()
         con.close()
+        allocator.trim()  # what the window's tables took
         if shared is None:
             shutil.rmtree(tmp, ignore_errors=True)
 

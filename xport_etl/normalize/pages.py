@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from xport_etl import jsonutil
@@ -122,6 +123,40 @@ _LIST_PAGE = msgspec.json.Decoder(_ListPage)
 # reads the whole page again with other integer rules (jsonutil.loads keeps it as a Decimal)
 _LONG_DIGITS = b"0" * (jsonutil.MAX_INT_DIGITS + 1)
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# such a run covers a whole stretch ``body[k * _STRIDE : (k + 1) * _STRIDE + 1]``
+_STRIDE = (jsonutil.MAX_INT_DIGITS + 1) // 2
+_DIGITS = frozenset(b"0123456789")
+
+
+def _long_digits(body: bytes) -> bool:
+    """Whether ``body`` holds a run of more than :data:`~xport_etl.jsonutil.MAX_INT_DIGITS` digits.
+
+    A run that long covers a whole stretch of ``_STRIDE + 1`` bytes starting at a multiple of
+    ``_STRIDE``: only those stretches are looked at (a few bytes each, as ``isdigit`` stops at the
+    first other byte), and the exact scan runs only if one is all digits."""
+    n = len(body)
+    if not any(body[k] in _DIGITS and body[k : k + _STRIDE + 1].isdigit() for k in range(0, n - _STRIDE, _STRIDE)):
+        return False
+    return _LONG_DIGITS in body.translate(_DIGITS_AS_ZERO)
+
+
+def _address(buffer: Any) -> int:
+    return int(np.frombuffer(buffer, np.uint8).ctypes.data)
+
+
+def _envelope(body: bytes, texts: list[msgspec.Raw]) -> bytes | None:
+    """The page's text outside its records (the envelope, and ``data`` less ``records``), from
+    where msgspec found the first and the last record (each a view into ``body``); None if they
+    are not views into it."""
+    start = _address(texts[0]) - _address(body)
+    end = _address(texts[-1]) - _address(body) + len(texts[-1])
+    first, last = bytes(texts[0]), bytes(texts[-1])
+    if not (0 < start <= end <= len(body)) or (body[start : start + len(first)], body[end - len(last) : end]) != (
+        first,
+        last,
+    ):
+        return None
+    return body[:start] + body[end:]
 
 
 def record_texts(body: bytes) -> list[msgspec.Raw] | None:
@@ -134,17 +169,31 @@ def record_texts(body: bytes) -> list[msgspec.Raw] | None:
     record :func:`parse_page` gives, provided the page is as :func:`parse_page` reads it: strict
     JSON (msgspec refuses ``NaN``, trailing commas, control characters: None), one ``data`` and
     one ``records`` member (msgspec keeps the last of a repeated name, ``parse_page`` the first:
-    a page naming either twice anywhere gives None, as does any ``\\u`` escape, which could spell
-    one), clean (no escape, so no lone surrogate; the bytes are UTF-8 by then) and with no
-    integer long enough to make ``parse_envelope`` read the page again with other rules."""
-    if body.count(b'"data"') != 1 or body.count(b'"records"') != 1 or b"\\u" in body:
-        return None
-    if _LONG_DIGITS in body.translate(_DIGITS_AS_ZERO):
-        return None
+    the page's text outside its records naming either twice gives None, as does any ``\\u``
+    escape there, which could spell one), UTF-8 (it is by then) and with no integer long enough to
+    make ``parse_envelope`` read the page again with other rules. A record's own names and
+    escapes read the same alone as in the page; whether the records read are clean (no lone
+    surrogate) is the caller's to say from their own texts (:func:`texts_clean`).
+
+    The checks look at the text outside the records and at a few bytes of the rest, so a page
+    costs about msgspec's scan of it; a page without records (or whose records msgspec did not
+    hand back as views of ``body``) is checked whole."""
     try:
-        return _LIST_PAGE.decode(body).data.records
+        texts = _LIST_PAGE.decode(body).data.records
     except (msgspec.DecodeError, RecursionError):  # (a ValidationError is a DecodeError)
         return None
+    outside = _envelope(body, texts) if texts else None
+    if outside is None:
+        outside = body
+    if outside.count(b'"data"') != 1 or outside.count(b'"records"') != 1 or b"\\u" in outside:
+        return None
+    return None if _long_digits(body) else texts
+
+
+def texts_clean(texts: Iterable[msgspec.Raw | bytes]) -> bool:
+    """Whether records read from these texts are clean as :func:`parse_envelope` says of a page
+    (UTF-8 already: no escape that may be a lone surrogate in any of them)."""
+    return not any(_LONE_SURROGATE.search(t) for t in texts)
 
 
 def has_surrogates(record: Any) -> bool:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from xport_etl.normalize.pages import first_wins, loads_exact, parse_page, record_texts
+from xport_etl.normalize.pages import first_wins, loads_exact, parse_page, record_texts, texts_clean
 from xport_etl.normalize.taobao_orders_shapes import INEXACT_NUMBER
 
 
@@ -74,7 +74,8 @@ class PageRecords:
             IndexError: a position beyond the page's records.
         """
         if self.texts is not None and idxs[-1] < len(self.texts):
-            return [(i, loads_exact(bytes(self.texts[i]))) for i in idxs], True
+            texts = [bytes(self.texts[i]) for i in idxs]
+            return [(i, loads_exact(text)) for i, text in zip(idxs, texts, strict=True)], texts_clean(texts)
         self.stats.parsed_pages += 1
         records, clean = parse_page(self.body)
         return [(i, records[i]) for i in idxs], clean
@@ -86,12 +87,13 @@ class PageRecords:
         if self.texts is None:
             self.stats.parsed_pages += 1
             return suspect_records(self.body)
-        # no escape in the page (record_texts): no NUL, no surrogate; only a number can be one
+        # valid UTF-8 holds no NUL and no surrogate, and a JSON string no raw control character:
+        # only a number or a \\u escape can make a record one
         return [
             idx
-            for idx, text in enumerate(self.texts)
-            if _INEXACT_RECORD.search(bytes(text))
-            and _suspect(json.loads(bytes(text), parse_float=_number, object_pairs_hook=first_wins))
+            for idx, text in enumerate(map(bytes, self.texts))
+            if (_INEXACT_RECORD.search(text) or b"\\u" in text)
+            and _suspect(json.loads(text, parse_float=_number, object_pairs_hook=first_wins))
         ]
 
 
