@@ -23,7 +23,7 @@ import re
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -146,7 +146,8 @@ class Authenticator:
         _, digits, self._unit_ms = SIGN_RECIPES[recipe]
         self._timestamp_re = re.compile(rf"\d{{{digits}}}")
         self._unit_text = "epoch milliseconds (13 digits)" if digits == 13 else "epoch seconds (10 digits)"
-        self._nonces: dict[str, float] = {}
+        self._nonces: dict[str, float] = {}  # nonce -> when it may be used again
+        self._expiry: deque[tuple[float, str]] = deque()  # (expiry, nonce), in the order remembered
         self._lock = threading.Lock()
 
     def check(self, headers: Any) -> tuple[int, str] | None:
@@ -168,15 +169,25 @@ class Authenticator:
         if values["signature"] != expected_signature(ak, nonce, ts, self._secret, self.recipe):
             return 401, "认证失败: bad signature"
         with self._lock:
-            if len(self._nonces) > 10_000:
-                self._nonces = {n: t for n, t in self._nonces.items() if t > now}
+            self._forget_expired(now)
             expires = self._nonces.get(nonce)
             if expires is not None and expires > now:
                 return 401, "认证失败: nonce-str already used"
             self._nonces[nonce] = now + NONCE_TTL_S
+            self._expiry.append((now + NONCE_TTL_S, nonce))
         if values["user-id"] != self.user_id:
             return 403, "无权限: user-id may not see this resource"
         return None
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop the nonces whose time has passed, oldest first: each is looked at once, however many
+        are live (a map rebuilt per request made a busy hour quadratic). A clock moved back only
+        keeps nonces longer."""
+        expiry, nonces = self._expiry, self._nonces
+        while expiry and expiry[0][0] <= now:
+            t, nonce = expiry.popleft()
+            if nonces.get(nonce) == t:
+                del nonces[nonce]
 
 
 class Stats:
