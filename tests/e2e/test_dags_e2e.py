@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -207,3 +208,37 @@ def test_dags_end_to_end_equal_truth_then_clock_moves(sandbox, airflow, tmp_path
     later = assert_warehouse_equals_truth(tmp_path / "data", world)
     assert later["fct_orders"] > first["fct_orders"]
     assert later["fct_parcel_events"] > first["fct_parcel_events"]
+
+
+def test_the_ingest_dag_under_airflow_keeps_everything_durable_in_the_storage_url(s3_url, sandbox, airflow, tmp_path):
+    """Issue 26 through Airflow itself: ``airflow dags test xport_ingest`` with the Connection's
+    ``storage_url`` extra (the provider's path to ``Settings``). Nothing durable stays only on the
+    host's disk: its scratch directory (a cache of the published version, spool, staging) is
+    deleted after the run, and a fresh host's ``xport-etl pull`` equals the sandbox's truth.
+    (Every task in a process and a scratch directory of its own, one killed and retried:
+    ``tests/e2e/test_no_shared_disk.py``.)"""
+    env = {**airflow, **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
+    connection = json.loads(env["AIRFLOW_CONN_XPORT_DEFAULT"])
+    connection["extra"]["storage_url"] = s3_url
+    env["AIRFLOW_CONN_XPORT_DEFAULT"] = json.dumps(connection)
+    results = run_dag(env, "xport_ingest", next_logical_date(sandbox.world.clock), {"lookback_days": LOOKBACK_DAYS})
+    assert len(results) == 13, sorted(results)
+
+    scratch = tmp_path / "data"
+    # the host keeps only a cache of the version it published (``warehouse.duckdb.version`` says
+    # which): delete the whole scratch directory, as a pod's goes with it
+    assert (scratch / "warehouse.duckdb.version").exists()
+    shutil.rmtree(scratch)
+    reader = tmp_path / "reader"
+    pull_env = {k: v for k, v in env.items() if not k.startswith("XPORT_")}
+    pull_env.update(XPORT_STORAGE_URL=s3_url, XPORT_DATA_DIR=str(tmp_path / "reader-scratch"))
+    pulled = subprocess.run(
+        [sys.executable, "-m", "xport_etl.cli", "pull", "--to", str(reader / "warehouse.duckdb"), "-q"],
+        env=pull_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    counts = assert_warehouse_equals_truth(reader, sandbox.world)
+    assert all(counts.values()), counts
