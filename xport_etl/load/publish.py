@@ -30,10 +30,10 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -66,6 +66,7 @@ from xport_etl.settings import DEFAULT_WAREHOUSE_STORAGE_VERSION
 __all__ = ["LoadResult", "NextState", "publish", "rows_json", "view_settings"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -227,16 +228,21 @@ class NextState:
     def _merge_into(self, batches: Sequence[Batch]) -> tuple[dict[str, int], int, set[str]]:
         if not batches:
             return {}, 0, set()
+        return self._bounded("publish", lambda limit: self._merge_once(batches, limit))
+
+    def _bounded(self, doing: str, work: Callable[[str | None], T]) -> T:
+        """``work(XPORT_LOAD_MEMORY)``; if that did not fit (DuckDB rolled it back), once more
+        with DuckDB's own limit."""
         try:
-            return self._merge_once(batches, self.memory_limit)
+            return work(self.memory_limit)
         except duckdb.OutOfMemoryException as exc:
-            # the bounded default did not fit this merge (rolled back): once more with DuckDB's own
             log.warning(
-                "publish needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
+                "%s needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
+                doing,
                 self.memory_limit,
                 str(exc).splitlines()[0],
             )
-            return self._merge_once(batches, None)
+            return work(None)
 
     def _merge_once(self, batches, memory_limit) -> tuple[dict[str, int], int, set[str]]:
         con = connect_writer(self.path, memory_limit)
@@ -343,15 +349,7 @@ class NextState:
     ) -> None:
         """:meth:`_finish` within ``XPORT_LOAD_MEMORY``, and once more without it if that is too little."""
         args = (runs, settings, changed, ids, check_overrides, stamp)
-        try:
-            self._finish(*args, self.memory_limit)
-        except duckdb.OutOfMemoryException as exc:
-            log.warning(
-                "checking the next state needed more than XPORT_LOAD_MEMORY=%s (%s); retrying without the limit",
-                self.memory_limit,
-                str(exc).splitlines()[0],
-            )
-            self._finish(*args, None)
+        self._bounded("checking the next state", lambda limit: self._finish(*args, limit))
 
     def _finish(
         self,
